@@ -1,0 +1,1 @@
+//! Media: RTP sessions, codecs, DTMF, prompts, recording, answering-machine detection, bridging.

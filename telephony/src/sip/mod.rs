@@ -1,0 +1,3 @@
+//! SIP: transport, transactions, dialogs and the call API.
+
+pub mod listener;
