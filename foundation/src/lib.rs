@@ -14,6 +14,7 @@ pub mod clock;
 pub mod db;
 pub mod ids;
 pub mod lifecycle;
+pub mod testing;
 
 pub use clock::{Clock, SharedClock};
 pub use db::{Backend, Db};
