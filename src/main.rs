@@ -1,1 +1,158 @@
-fn main() {}
+//! `dialbridge`: the one binary of the appliance. Command-line parsing and wiring only; every
+//! piece of logic lives in a workspace crate (see ARCHITECTURE.md).
+
+mod config;
+mod serve;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use foundation::accounts::{self, Role};
+use foundation::clock::{Clock, SystemClock};
+
+use crate::config::LogFormat;
+
+#[derive(Parser)]
+#[command(name = "dialbridge", version, about = "Outbound dialer, inbound IVR/ACD and migration bridge in one appliance")]
+struct Cli {
+    /// Configuration file (default: ./dialbridge.toml when it exists, else built-in defaults).
+    #[arg(long, global = true, value_name = "PATH")]
+    config: Option<PathBuf>,
+    /// Overrides `log.format`.
+    #[arg(long, global = true, value_enum)]
+    log_format: Option<LogFormat>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the appliance.
+    Serve,
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Import a CRM contact list.
+    Import {
+        file: PathBuf,
+        #[arg(long)]
+        list: String,
+    },
+    /// Run the pacing simulator.
+    Simulate,
+    /// Inspect the configuration.
+    Config {
+        #[command(subcommand)]
+        action: ConfigAction,
+    },
+    /// Manage API keys.
+    Apikey {
+        #[command(subcommand)]
+        action: ApikeyAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum ConfigAction {
+    /// Validate the configuration; exit non-zero with the offending key on error.
+    Check,
+    /// Print the effective configuration (secrets masked).
+    Show,
+}
+
+#[derive(Subcommand)]
+enum ApikeyAction {
+    /// Create a key and print it once.
+    Create {
+        /// admin, campaign-manager, supervisor, agent or legacy-pbx.
+        #[arg(long)]
+        role: Role,
+        /// Limit the key to one bridge pool.
+        #[arg(long)]
+        pool: Option<String>,
+        /// A label for people (default: the role).
+        #[arg(long)]
+        name: Option<String>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let loaded = match config::load(cli.config.as_deref()) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("dialbridge: {e:#}");
+            return ExitCode::from(2);
+        }
+    };
+    let mut cfg = loaded.config.clone();
+    if let Some(f) = cli.log_format {
+        cfg.log.format = f;
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Serve => {
+                serve::init_logging(&cfg);
+                serve::run(cfg, loaded.file).await
+            }
+            Command::Migrate => {
+                serve::init_logging(&cfg);
+                let db = serve::open_database(&cfg).await?;
+                db.migrate().await?;
+                println!("database {} is at migration {} ({})", foundation::db::redact_url(&cfg.database_url()), db.known_migrations(), db.backend().name());
+                Ok(())
+            }
+            Command::Config { action: ConfigAction::Check } => {
+                println!("configuration OK ({})", source(&loaded));
+                Ok(())
+            }
+            Command::Config { action: ConfigAction::Show } => {
+                println!("# effective configuration ({})", source(&loaded));
+                print!("{}", cfg.to_masked_toml());
+                Ok(())
+            }
+            Command::Apikey { action: ApikeyAction::Create { role, pool, name } } => {
+                let db = serve::open_database(&cfg).await?;
+                db.migrate().await?;
+                let name = name.unwrap_or_else(|| role.to_string());
+                let (key, token) = accounts::create_api_key(&db, SystemClock.now_ms(), &name, role, pool.as_deref(), None).await?;
+                eprintln!("created API key {} (role {}{}); it is shown once:", key.prefix, key.role, pool.map(|p| format!(", pool {p}")).unwrap_or_default());
+                println!("{token}");
+                Ok(())
+            }
+            Command::Import { .. } | Command::Simulate => Err(NotYet.into()),
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.is::<NotYet>() => {
+            eprintln!("dialbridge: {e}");
+            ExitCode::from(3)
+        }
+        Err(e) => {
+            eprintln!("dialbridge: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn source(loaded: &config::Loaded) -> String {
+    let file = loaded.file.as_ref().map(|p| format!("file {}", p.display())).unwrap_or_else(|| "built-in defaults".into());
+    if loaded.env_keys.is_empty() {
+        file
+    } else {
+        format!("{file}; environment sets {}", loaded.env_keys.join(", "))
+    }
+}
+
+#[derive(Debug)]
+struct NotYet;
+
+impl std::fmt::Display for NotYet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("this command is not yet available in this version")
+    }
+}
+
+impl std::error::Error for NotYet {}

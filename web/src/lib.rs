@@ -1,1 +1,87 @@
-//! web
+//! The HTTP face of the appliance, on axum.
+//!
+//! - [`ops`]: `/healthz`, `/readyz`, `/metrics` and the OpenAPI document — no auth.
+//! - [`auth`]: who is calling (API keys by `Authorization: Bearer`), enforced server-side.
+//! - [`error`]: the one error body every API route answers with.
+//!
+//! Every API route is registered through [`utoipa_axum`] so that `/api/openapi.json` always
+//! describes exactly the routes that exist. Handlers stay thin: they parse, authorise and call
+//! the domain crates, which own the logic.
+
+pub mod auth;
+pub mod error;
+pub mod ops;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use foundation::lifecycle::Lifecycle;
+use foundation::{Db, SharedClock};
+use serde::Serialize;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+
+use auth::BearerScheme;
+
+/// The addresses the appliance is bound to, as logged at start and reported by `/readyz`.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Listening {
+    #[schema(value_type = String, example = "127.0.0.1:8080")]
+    pub http: SocketAddr,
+    #[schema(value_type = String)]
+    pub sip_udp: SocketAddr,
+    #[schema(value_type = String)]
+    pub sip_tcp: SocketAddr,
+    /// Inclusive RTP port range, e.g. `10000-20000`.
+    pub rtp_ports: String,
+}
+
+/// What every handler can reach. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub db: Db,
+    pub clock: SharedClock,
+    pub lifecycle: Lifecycle,
+    pub listening: Arc<Listening>,
+    /// Renders the Prometheus text exposition of all metrics.
+    pub render_metrics: Arc<dyn Fn() -> String + Send + Sync>,
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Dialbridge API",
+        description = "Outbound dialer, inbound IVR/ACD and hybrid migration bridge. \
+                       Machine clients authenticate with `Authorization: Bearer <api key>`; \
+                       every error has the body `{\"error\": CODE, \"message\": TEXT}`."
+    ),
+    components(schemas(error::ErrorBody)),
+    modifiers(&BearerScheme)
+)]
+struct ApiDoc;
+
+/// The router and its OpenAPI document, built from the same route list.
+pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(ops::routes())
+        .merge(auth::routes())
+        .split_for_parts()
+}
+
+/// The complete application.
+pub fn app(state: AppState) -> Router {
+    let (router, mut doc) = api();
+    doc.info.version = env!("CARGO_PKG_VERSION").to_owned();
+    let doc = Arc::new(doc);
+    router
+        .route(
+            "/api/openapi.json",
+            axum::routing::get(move || {
+                let doc = doc.clone();
+                async move { axum::Json(doc.as_ref().clone()) }
+            }),
+        )
+        .fallback(|| async { error::ApiError::not_found("no such route") })
+        .with_state(state)
+}

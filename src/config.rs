@@ -1,0 +1,404 @@
+//! The appliance's configuration: one TOML file plus `DIALBRIDGE_*` environment overrides.
+//!
+//! Precedence: built-in defaults < the file (`--config PATH`, else `./dialbridge.toml` when it
+//! exists) < environment variables. An environment variable names a key by its dotted path in
+//! upper case with `_` for `.`: `DIALBRIDGE_DATABASE_URL` sets `database.url`. Unknown keys, in
+//! the file or the environment, and bad values stop the appliance with a message naming the key.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use serde::{Deserialize, Serialize};
+
+/// Environment variables with the prefix that are not configuration keys.
+const NON_CONFIG_ENV: &[&str] = &["DIALBRIDGE_ADMIN_PASSWORD"];
+const ENV_PREFIX: &str = "DIALBRIDGE_";
+const DEFAULT_FILE: &str = "dialbridge.toml";
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Where the embedded database, recordings and uploads live.
+    pub data_dir: PathBuf,
+    pub database: Database,
+    pub http: Http,
+    pub sip: Sip,
+    pub rtp: Rtp,
+    pub log: Log,
+    pub shutdown: Shutdown,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Database {
+    /// Empty: SQLite at `<data_dir>/dialbridge.db`. `postgres://…` for the multi-node mode.
+    pub url: String,
+    pub max_connections: u32,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Http {
+    pub listen: SocketAddr,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Sip {
+    pub udp_listen: SocketAddr,
+    pub tcp_listen: SocketAddr,
+    /// Address for SDP `c=` and Contact when it differs from the bound one (NAT). Empty: bound.
+    pub advertised_address: String,
+    /// Larger messages are answered with 513.
+    pub max_message_bytes: usize,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Rtp {
+    pub port_min: u16,
+    pub port_max: u16,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Log {
+    /// `text` (human-readable) or `json` (one object per line).
+    pub format: LogFormat,
+    /// A tracing filter: `info`, `debug`, `dialbridge=debug,sqlx=warn`, …
+    pub level: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Shutdown {
+    /// Seconds that calls in progress get to finish after SIGTERM before they are ended.
+    pub drain_s: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from("./data"),
+            database: Database::default(),
+            http: Http::default(),
+            sip: Sip::default(),
+            rtp: Rtp::default(),
+            log: Log::default(),
+            shutdown: Shutdown::default(),
+        }
+    }
+}
+
+impl Default for Database {
+    fn default() -> Self {
+        Self { url: String::new(), max_connections: 16 }
+    }
+}
+
+impl Default for Http {
+    fn default() -> Self {
+        Self { listen: "127.0.0.1:8080".parse().expect("valid") }
+    }
+}
+
+impl Default for Sip {
+    fn default() -> Self {
+        Self {
+            udp_listen: "127.0.0.1:5060".parse().expect("valid"),
+            tcp_listen: "127.0.0.1:5060".parse().expect("valid"),
+            advertised_address: String::new(),
+            max_message_bytes: 32 * 1024,
+        }
+    }
+}
+
+impl Default for Rtp {
+    fn default() -> Self {
+        Self { port_min: 10_000, port_max: 20_000 }
+    }
+}
+
+impl Default for Log {
+    fn default() -> Self {
+        Self { format: LogFormat::Text, level: "info".into() }
+    }
+}
+
+impl Default for Shutdown {
+    fn default() -> Self {
+        Self { drain_s: 5 }
+    }
+}
+
+/// Where the configuration came from, for `config show` and the start-up log.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    pub config: Config,
+    pub file: Option<PathBuf>,
+    pub env_keys: Vec<String>,
+}
+
+/// Loads the configuration from `path` (or the default file if present) and the process
+/// environment.
+pub fn load(path: Option<&Path>) -> anyhow::Result<Loaded> {
+    let env: Vec<(String, String)> = std::env::vars().collect();
+    load_from(path, &env)
+}
+
+pub fn load_from(path: Option<&Path>, env: &[(String, String)]) -> anyhow::Result<Loaded> {
+    let file = match path {
+        Some(p) => Some(p.to_path_buf()),
+        None => Path::new(DEFAULT_FILE).exists().then(|| PathBuf::from(DEFAULT_FILE)),
+    };
+    let mut value = match &file {
+        Some(p) => {
+            let text = std::fs::read_to_string(p)
+                .with_context(|| format!("cannot read config file {}", p.display()))?;
+            let table: toml::Table = toml::from_str(&text)
+                .map_err(|e| anyhow::anyhow!("config file {}: {e}", p.display()))?;
+            toml::Value::Table(table)
+        }
+        None => toml::Value::Table(Default::default()),
+    };
+    let env_keys = apply_env(&mut value, env)?;
+    let config: Config = serde_path_to_error::deserialize(value).map_err(|e| {
+        let origin = file.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "environment".into());
+        let path = e.path().to_string();
+        let key = if path == "." { String::new() } else { format!(" at key `{path}`") };
+        anyhow::anyhow!("invalid configuration ({origin}){key}: {}", e.into_inner())
+    })?;
+    config.validate()?;
+    Ok(Loaded { config, file, env_keys })
+}
+
+/// Every dotted key the configuration knows, with its default value (for typing env values).
+fn known_keys() -> Vec<(String, toml::Value)> {
+    fn walk(prefix: &str, v: &toml::Value, out: &mut Vec<(String, toml::Value)>) {
+        match v {
+            toml::Value::Table(t) => {
+                for (k, v) in t {
+                    let key = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
+                    walk(&key, v, out);
+                }
+            }
+            _ => out.push((prefix.to_owned(), v.clone())),
+        }
+    }
+    let defaults = toml::Value::try_from(Config::default()).expect("defaults serialize");
+    let mut out = Vec::new();
+    walk("", &defaults, &mut out);
+    out
+}
+
+fn apply_env(value: &mut toml::Value, env: &[(String, String)]) -> anyhow::Result<Vec<String>> {
+    let known = known_keys();
+    let mut applied = Vec::new();
+    for (name, raw) in env {
+        let Some(rest) = name.strip_prefix(ENV_PREFIX) else { continue };
+        if NON_CONFIG_ENV.contains(&name.as_str()) {
+            continue;
+        }
+        let Some((key, default)) = known
+            .iter()
+            .find(|(k, _)| k.replace('.', "_").eq_ignore_ascii_case(rest))
+        else {
+            bail!("unknown configuration key in environment variable {name}");
+        };
+        let parsed = match default {
+            toml::Value::String(_) => toml::Value::String(raw.clone()),
+            toml::Value::Integer(_) => toml::Value::Integer(raw.trim().parse().map_err(|_| {
+                anyhow::anyhow!("invalid configuration in {name} (key `{key}`): {raw:?} is not an integer")
+            })?),
+            toml::Value::Boolean(_) => toml::Value::Boolean(raw.trim().parse().map_err(|_| {
+                anyhow::anyhow!("invalid configuration in {name} (key `{key}`): {raw:?} is not true or false")
+            })?),
+            _ => toml::from_str::<toml::Table>(&format!("v = {raw}"))
+                .ok()
+                .and_then(|mut t| t.remove("v"))
+                .with_context(|| format!("invalid configuration in {name} (key `{key}`): {raw:?}"))?,
+        };
+        set_path(value, key, parsed);
+        applied.push(key.clone());
+    }
+    Ok(applied)
+}
+
+fn set_path(value: &mut toml::Value, key: &str, new: toml::Value) {
+    let mut cur = value;
+    let parts: Vec<&str> = key.split('.').collect();
+    for part in &parts[..parts.len() - 1] {
+        let table = cur.as_table_mut().expect("config root is a table");
+        cur = table
+            .entry(part.to_string())
+            .or_insert_with(|| toml::Value::Table(Default::default()));
+    }
+    if let Some(t) = cur.as_table_mut() {
+        t.insert(parts[parts.len() - 1].to_owned(), new);
+    }
+}
+
+impl Config {
+    fn validate(&self) -> anyhow::Result<()> {
+        if self.rtp.port_min == 0 || self.rtp.port_min > self.rtp.port_max {
+            bail!(
+                "invalid configuration at key `rtp.port_min`: {} must be ≥ 1 and ≤ rtp.port_max ({})",
+                self.rtp.port_min,
+                self.rtp.port_max
+            );
+        }
+        if self.rtp.port_max - self.rtp.port_min < 1 {
+            bail!("invalid configuration at key `rtp.port_max`: the RTP range needs at least one even/odd port pair");
+        }
+        if !(512..=65_535).contains(&self.sip.max_message_bytes) {
+            bail!("invalid configuration at key `sip.max_message_bytes`: must be between 512 and 65535");
+        }
+        if !self.database.url.is_empty() {
+            foundation::Backend::from_url(&self.database.url)
+                .map_err(|e| anyhow::anyhow!("invalid configuration at key `database.url`: {e}"))?;
+        }
+        if self.database.max_connections == 0 {
+            bail!("invalid configuration at key `database.max_connections`: must be at least 1");
+        }
+        if self.shutdown.drain_s > 3600 {
+            bail!("invalid configuration at key `shutdown.drain_s`: at most 3600 seconds");
+        }
+        tracing_subscriber::EnvFilter::try_new(&self.log.level)
+            .map_err(|e| anyhow::anyhow!("invalid configuration at key `log.level`: {e}"))?;
+        Ok(())
+    }
+
+    /// The database URL in effect (the SQLite default resolved under the data directory).
+    pub fn database_url(&self) -> String {
+        if self.database.url.is_empty() {
+            format!("sqlite://{}", self.data_dir.join("dialbridge.db").display())
+        } else {
+            self.database.url.clone()
+        }
+    }
+
+    /// The effective configuration as TOML with secrets masked.
+    pub fn to_masked_toml(&self) -> String {
+        let mut value = toml::Value::try_from(self).expect("config serializes");
+        mask(&mut value);
+        toml::to_string_pretty(&value).expect("config serializes")
+    }
+
+    pub fn telephony(&self) -> telephony::Config {
+        telephony::Config {
+            udp: self.sip.udp_listen,
+            tcp: self.sip.tcp_listen,
+            advertised_address: Some(self.sip.advertised_address.clone()).filter(|a| !a.is_empty()),
+            rtp_ports: (self.rtp.port_min, self.rtp.port_max),
+            max_message_bytes: self.sip.max_message_bytes,
+        }
+    }
+}
+
+fn mask(v: &mut toml::Value) {
+    if let toml::Value::Table(t) = v {
+        for (k, v) in t.iter_mut() {
+            let secret = ["password", "secret", "token"].iter().any(|s| k.contains(s));
+            match v {
+                toml::Value::String(s) if secret && !s.is_empty() => *s = "***".into(),
+                toml::Value::String(s) if k == "url" => *s = foundation::db::redact_url(s),
+                _ => mask(v),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect()
+    }
+
+    fn file(text: &str) -> tempfile::NamedTempFile {
+        let f = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(f.path(), text).unwrap();
+        f
+    }
+
+    #[test]
+    fn defaults_are_good_enough_to_start() {
+        let c = load_from(None, &[]).unwrap().config;
+        assert_eq!(c.http.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(c.sip.udp_listen.port(), 5060);
+        assert_eq!(c.database_url(), "sqlite://./data/dialbridge.db");
+    }
+
+    #[test]
+    fn the_sample_file_is_valid_and_matches_the_defaults() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/dialbridge.toml");
+        let sample = load_from(Some(&path), &[]).unwrap().config;
+        assert_eq!(
+            toml::to_string(&sample).unwrap(),
+            toml::to_string(&Config::default()).unwrap(),
+            "deploy/dialbridge.toml should document the defaults"
+        );
+    }
+
+    #[test]
+    fn a_misspelled_key_is_named() {
+        let f = file("[http]\nlisten = \"127.0.0.1:1\"\nlistn = \"x\"\n");
+        let err = load_from(Some(f.path()), &[]).unwrap_err().to_string();
+        assert!(err.contains("listn") && err.contains("http"), "{err}");
+        let f = file("[htp]\nlisten = \"127.0.0.1:1\"\n");
+        let err = load_from(Some(f.path()), &[]).unwrap_err().to_string();
+        assert!(err.contains("htp"), "{err}");
+    }
+
+    #[test]
+    fn a_bad_value_is_named() {
+        let f = file("[sip]\nudp_listen = \"not an address\"\n");
+        let err = load_from(Some(f.path()), &[]).unwrap_err().to_string();
+        assert!(err.contains("sip.udp_listen"), "{err}");
+        let f = file("[rtp]\nport_min = 30000\nport_max = 20000\n");
+        let err = load_from(Some(f.path()), &[]).unwrap_err().to_string();
+        assert!(err.contains("rtp.port_min"), "{err}");
+        let err = load_from(None, &env(&[("DIALBRIDGE_RTP_PORT_MIN", "ten")])).unwrap_err().to_string();
+        assert!(err.contains("rtp.port_min") && err.contains("ten"), "{err}");
+        let err = load_from(None, &env(&[("DIALBRIDGE_DATABASE_URL", "mysql://x")])).unwrap_err().to_string();
+        assert!(err.contains("database.url"), "{err}");
+    }
+
+    #[test]
+    fn environment_overrides_the_file_and_unknown_variables_fail() {
+        let f = file("[http]\nlisten = \"127.0.0.1:1111\"\n[shutdown]\ndrain_s = 7\n");
+        let l = load_from(
+            Some(f.path()),
+            &env(&[
+                ("DIALBRIDGE_HTTP_LISTEN", "127.0.0.1:2222"),
+                ("DIALBRIDGE_SIP_ADVERTISED_ADDRESS", "203.0.113.5"),
+                ("DIALBRIDGE_ADMIN_PASSWORD", "not config"),
+                ("OTHER", "ignored"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(l.config.http.listen.port(), 2222);
+        assert_eq!(l.config.shutdown.drain_s, 7);
+        assert_eq!(l.config.sip.advertised_address, "203.0.113.5");
+        assert_eq!(l.env_keys.len(), 2);
+        let err = load_from(None, &env(&[("DIALBRIDGE_HTTP_LISTN", "x")])).unwrap_err().to_string();
+        assert!(err.contains("DIALBRIDGE_HTTP_LISTN"), "{err}");
+    }
+
+    #[test]
+    fn secrets_are_masked_in_show() {
+        let mut c = Config::default();
+        c.database.url = "postgres://dial:hunter2@db/dial".into();
+        let shown = c.to_masked_toml();
+        assert!(!shown.contains("hunter2") && shown.contains("dial:***@db"), "{shown}");
+    }
+}

@@ -1,0 +1,143 @@
+//! `dialbridge serve`: opens the database, binds the listeners, runs until SIGTERM/SIGINT, drains.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use foundation::clock::{DbClock, SystemClock};
+use foundation::lifecycle::{DrainOutcome, Lifecycle};
+use foundation::{Backend, Db, SharedClock, accounts};
+use tracing::{info, warn};
+
+use crate::config::{Config, LogFormat};
+
+/// How long work that was told to stop gets to write its final records.
+const STOP_GRACE: Duration = Duration::from_secs(3);
+const DB_CLOCK_SYNC: Duration = Duration::from_secs(30);
+
+pub fn init_logging(cfg: &Config) {
+    let filter = tracing_subscriber::EnvFilter::try_new(&cfg.log.level).expect("validated with the config");
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match cfg.log.format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+    }
+}
+
+pub async fn open_database(cfg: &Config) -> anyhow::Result<Db> {
+    let url = cfg.database_url();
+    if Backend::from_url(&url)? == Backend::Sqlite {
+        std::fs::create_dir_all(&cfg.data_dir)
+            .with_context(|| format!("cannot create the data directory {}", cfg.data_dir.display()))?;
+    }
+    Db::connect(&url, cfg.database.max_connections).await
+}
+
+pub async fn run(cfg: Config, file: Option<PathBuf>) -> anyhow::Result<()> {
+    let started = std::time::Instant::now();
+    info!(version = env!("CARGO_PKG_VERSION"), config = ?file, "starting dialbridge");
+    let db = open_database(&cfg).await?;
+    db.migrate().await?;
+    let clock = clock_for(&db).await?;
+
+    let admin_password = std::env::var("DIALBRIDGE_ADMIN_PASSWORD").ok().filter(|p| !p.is_empty());
+    if let Some(first) = accounts::ensure_first_admin(&db, clock.now_ms(), admin_password.as_deref()).await? {
+        match first.generated_password {
+            Some(p) => warn!(username = "admin", password = %p, "first run: created the admin user with this generated password; it is shown only once"),
+            None => info!(username = "admin", "first run: created the admin user with the password from DIALBRIDGE_ADMIN_PASSWORD"),
+        }
+    }
+
+    let recorder = metrics_exporter_prometheus::PrometheusBuilder::new()
+        .install_recorder()
+        .context("installing the metrics recorder")?;
+    metrics::gauge!("dialbridge_build_info", "version" => env!("CARGO_PKG_VERSION")).set(1.0);
+    metrics::gauge!("dialbridge_up").set(1.0);
+
+    let lifecycle = Lifecycle::new();
+    let sip = telephony::sip::listener::start(&cfg.telephony(), lifecycle.clone()).await?;
+    let http = tokio::net::TcpListener::bind(cfg.http.listen)
+        .await
+        .with_context(|| format!("cannot bind HTTP on {}", cfg.http.listen))?;
+    let listening = web::Listening {
+        http: http.local_addr()?,
+        sip_udp: sip.udp_addr,
+        sip_tcp: sip.tcp_addr,
+        rtp_ports: format!("{}-{}", cfg.rtp.port_min, cfg.rtp.port_max),
+    };
+    let state = web::AppState {
+        db: db.clone(),
+        clock,
+        lifecycle: lifecycle.clone(),
+        listening: Arc::new(listening.clone()),
+        render_metrics: Arc::new(move || recorder.render()),
+    };
+    let http_stop = tokio_util::sync::CancellationToken::new();
+    let server = tokio::spawn({
+        let stop = http_stop.clone();
+        async move {
+            axum::serve(http, web::app(state))
+                .with_graceful_shutdown(async move { stop.cancelled().await })
+                .await
+        }
+    });
+    info!(
+        event = "listening",
+        http = %listening.http,
+        sip_udp = %listening.sip_udp,
+        sip_tcp = %listening.sip_tcp,
+        rtp_ports = %listening.rtp_ports,
+        backend = db.backend().name(),
+        startup_ms = started.elapsed().as_millis() as u64,
+        "listening"
+    );
+
+    shutdown_signal().await;
+    let drain = Duration::from_secs(cfg.shutdown.drain_s);
+    info!(drain_s = cfg.shutdown.drain_s, "shutting down: refusing new work, draining calls in progress");
+    let outcome = lifecycle.drain(drain, STOP_GRACE).await;
+    if outcome == DrainOutcome::Stopped {
+        warn!("drain time ran out: remaining work was ended and recorded as interrupted");
+    }
+    http_stop.cancel();
+    match tokio::time::timeout(Duration::from_secs(2), server).await {
+        Ok(Ok(Err(e))) => warn!(error = %e, "HTTP server ended with an error"),
+        Err(_) => warn!("HTTP connections still open after shutdown; closing them"),
+        _ => {}
+    }
+    db.close().await;
+    info!("stopped");
+    Ok(())
+}
+
+/// SQLite: the machine's clock. PostgreSQL: the database server's clock, so that nodes agree.
+async fn clock_for(db: &Db) -> anyhow::Result<SharedClock> {
+    match db.backend() {
+        Backend::Sqlite => Ok(Arc::new(SystemClock)),
+        Backend::Postgres => {
+            let clock = Arc::new(DbClock::new());
+            let offset = clock.sync(db).await?;
+            info!(offset_ms = offset, "following the database server's clock");
+            let (c, db) = (clock.clone(), db.clone());
+            tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(DB_CLOCK_SYNC).await;
+                    if let Err(e) = c.sync(&db).await {
+                        warn!(error = %e, "could not read the database clock; keeping the last offset");
+                    }
+                }
+            });
+            Ok(clock)
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    tokio::select! {
+        _ = term.recv() => info!("SIGTERM received"),
+        _ = tokio::signal::ctrl_c() => info!("SIGINT received"),
+    }
+}

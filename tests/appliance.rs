@@ -1,0 +1,157 @@
+//! The appliance end to end: the real binary in a fresh directory with a fresh database.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Appliance, run};
+use foundation::testing::TempPgDatabase;
+
+fn http() -> reqwest::Client {
+    reqwest::Client::builder().timeout(Duration::from_secs(10)).build().unwrap()
+}
+
+#[tokio::test]
+async fn serves_health_readiness_metrics_and_openapi_then_drains_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut app = Appliance::start(dir.path(), &[]);
+    assert!(dir.path().join("data/dialbridge.db").exists(), "SQLite database created in ./data");
+    let c = http();
+
+    let health: serde_json::Value = c.get(app.url("/healthz")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(health["status"], "ok");
+    assert_eq!(health["version"], env!("CARGO_PKG_VERSION"));
+
+    let ready = c.get(app.url("/readyz")).send().await.unwrap();
+    assert_eq!(ready.status(), 200);
+    let ready: serde_json::Value = ready.json().await.unwrap();
+    assert_eq!(ready["database"], "ok");
+    assert_eq!(ready["backend"], "sqlite");
+    assert_eq!(ready["listening"]["sip_udp"], app.sip_udp.as_str());
+    assert_eq!(ready["listening"]["http"], app.http.trim_start_matches("http://"));
+
+    let metrics = c.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("dialbridge_up 1"), "{metrics}");
+
+    let doc: serde_json::Value = c.get(app.url("/api/openapi.json")).send().await.unwrap().json().await.unwrap();
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
+    for path in ["/healthz", "/readyz", "/metrics", "/api/v1/whoami"] {
+        assert!(doc["paths"][path].is_object(), "OpenAPI lacks {path}");
+    }
+
+    let missing = c.get(app.url("/no/such/route")).send().await.unwrap();
+    assert_eq!(missing.status(), 404);
+    let body: serde_json::Value = missing.json().await.unwrap();
+    assert_eq!(body["error"], "not_found");
+
+    // The SIP listener is bound and answers OPTIONS over UDP.
+    let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let local = sock.local_addr().unwrap();
+    let options = format!(
+        "OPTIONS sip:{0} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bK-probe1\r\nMax-Forwards: 70\r\n\
+         From: <sip:probe@{local}>;tag=p1\r\nTo: <sip:{0}>\r\nCall-ID: probe-1@test\r\nCSeq: 1 OPTIONS\r\n\
+         Content-Length: 0\r\n\r\n",
+        app.sip_udp
+    );
+    sock.send_to(options.as_bytes(), &app.sip_udp).unwrap();
+    let mut buf = [0u8; 4096];
+    let (n, _) = sock.recv_from(&mut buf).unwrap();
+    let reply = String::from_utf8_lossy(&buf[..n]);
+    assert!(reply.starts_with("SIP/2.0 200"), "{reply}");
+
+    let (status, took) = app.terminate(Duration::from_secs(10));
+    assert!(status.success(), "exit status {status:?}; log:\n{}", app.log_text());
+    assert!(took < Duration::from_secs(10));
+    assert!(app.log_text().contains("stopped"));
+}
+
+#[tokio::test]
+async fn first_run_creates_one_admin_and_a_restart_keeps_the_data() {
+    let dir = tempfile::tempdir().unwrap();
+    // An API key made before the first serve (the CLI migrates the new database itself).
+    let out = run(dir.path(), &["apikey", "create", "--role", "legacy-pbx", "--pool", "east"], &[]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let token = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    assert!(token.starts_with("dbk_"));
+
+    let mut app = Appliance::start(dir.path(), &[]);
+    let first_log = app.log_text();
+    assert_eq!(first_log.matches("generated password").count(), 1, "{first_log}");
+    let c = http();
+    let who: serde_json::Value = c.get(app.url("/api/v1/whoami")).bearer_auth(&token).send().await.unwrap().json().await.unwrap();
+    assert_eq!((who["role"].as_str(), who["scope"].as_str()), (Some("legacy-pbx"), Some("east")));
+    for bad in [None, Some("dbk_aaaaaaaa_bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"), Some("nonsense")] {
+        let mut req = c.get(app.url("/api/v1/whoami"));
+        if let Some(b) = bad {
+            req = req.bearer_auth(b);
+        }
+        let resp = req.send().await.unwrap();
+        assert_eq!(resp.status(), 401);
+        let body: serde_json::Value = resp.json().await.unwrap();
+        assert_eq!(body["error"], "unauthorized");
+    }
+    assert!(app.terminate(Duration::from_secs(10)).0.success());
+
+    let mut app = Appliance::start(dir.path(), &[]);
+    assert!(!app.log_text().contains("generated password"), "no second admin on restart");
+    let resp = c.get(app.url("/api/v1/whoami")).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(resp.status(), 200, "the key survived the restart");
+    assert!(app.terminate(Duration::from_secs(10)).0.success());
+}
+
+#[tokio::test]
+async fn admin_password_from_the_environment_is_never_logged() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut app = Appliance::start(dir.path(), &[("DIALBRIDGE_ADMIN_PASSWORD", "s3cret-from-env")]);
+    let log = app.log_text();
+    assert!(log.contains("DIALBRIDGE_ADMIN_PASSWORD") && !log.contains("s3cret-from-env"), "{log}");
+    assert!(app.terminate(Duration::from_secs(10)).0.success());
+}
+
+#[test]
+fn a_misspelled_config_key_fails_with_its_name() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("dialbridge.toml"), "[sip]\nudp_lisen = \"127.0.0.1:5060\"\n").unwrap();
+    let out = run(dir.path(), &["serve"], &[]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("udp_lisen"), "{err}");
+    let out = run(dir.path(), &["config", "check"], &[]);
+    assert_eq!(out.status.code(), Some(2));
+
+    std::fs::write(dir.path().join("dialbridge.toml"), "[http]\nlisten = \"127.0.0.1:0\"\n").unwrap();
+    let out = run(dir.path(), &["config", "show"], &[("DIALBRIDGE_DATABASE_URL", "postgres://u:topsecret@db/x")]);
+    assert!(out.status.success());
+    let shown = String::from_utf8_lossy(&out.stdout);
+    assert!(shown.contains("u:***@db") && !shown.contains("topsecret"), "{shown}");
+}
+
+#[test]
+fn commands_of_later_issues_say_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(dir.path(), &["simulate"], &[]);
+    assert_eq!(out.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not yet available"));
+    let out = run(dir.path(), &["--version"], &[]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains(env!("CARGO_PKG_VERSION")));
+}
+
+#[tokio::test]
+async fn migrate_and_serve_on_postgresql() {
+    let Some(pg) = TempPgDatabase::create().await else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let env = [("DIALBRIDGE_DATABASE_URL", pg.url.as_str())];
+    let out = run(dir.path(), &["migrate"], &env);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("postgres"));
+
+    let mut app = Appliance::start(dir.path(), &env);
+    assert!(!dir.path().join("data").exists(), "no SQLite file in PostgreSQL mode");
+    let ready: serde_json::Value = http().get(app.url("/readyz")).send().await.unwrap().json().await.unwrap();
+    assert_eq!((ready["status"].as_str(), ready["backend"].as_str()), (Some("ready"), Some("postgres")));
+    assert!(app.terminate(Duration::from_secs(10)).0.success());
+
+    let app = Appliance::start(dir.path(), &env);
+    assert!(!app.log_text().contains("generated password"), "data kept across restart on PostgreSQL");
+}
