@@ -8,3 +8,7 @@ pub mod framing;
 pub mod listener;
 pub mod message;
 pub mod transaction;
+pub mod digest;
+pub mod outcome;
+pub mod rtp_ports;
+pub mod sdp;
