@@ -11,8 +11,10 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, bail};
 use serde::{Deserialize, Serialize};
 
-/// Environment variables with the prefix that are not configuration keys.
+/// Environment variables with the prefix that are not configuration keys (besides the
+/// `DIALBRIDGE_TEST_*` variables of the test harness).
 const NON_CONFIG_ENV: &[&str] = &["DIALBRIDGE_ADMIN_PASSWORD"];
+const TEST_ENV_PREFIX: &str = "DIALBRIDGE_TEST_";
 const ENV_PREFIX: &str = "DIALBRIDGE_";
 const DEFAULT_FILE: &str = "dialbridge.toml";
 
@@ -204,7 +206,7 @@ fn apply_env(value: &mut toml::Value, env: &[(String, String)]) -> anyhow::Resul
     let mut applied = Vec::new();
     for (name, raw) in env {
         let Some(rest) = name.strip_prefix(ENV_PREFIX) else { continue };
-        if NON_CONFIG_ENV.contains(&name.as_str()) {
+        if NON_CONFIG_ENV.contains(&name.as_str()) || name.starts_with(TEST_ENV_PREFIX) {
             continue;
         }
         let Some((key, default)) = known
@@ -382,6 +384,7 @@ mod tests {
                 ("DIALBRIDGE_HTTP_LISTEN", "127.0.0.1:2222"),
                 ("DIALBRIDGE_SIP_ADVERTISED_ADDRESS", "203.0.113.5"),
                 ("DIALBRIDGE_ADMIN_PASSWORD", "not config"),
+                ("DIALBRIDGE_TEST_PG", "test harness"),
                 ("OTHER", "ignored"),
             ]),
         )

@@ -24,9 +24,22 @@ pub fn require_tool(tool: &str, debian_package: &str) -> bool {
         if on_ci() {
             panic!("{msg}; CI must not skip this test");
         }
-        eprintln!("SKIP: {msg}");
+        report_skip(&msg);
     }
     found
+}
+
+/// Says why a test is skipped: on stderr (shown by `cargo test --nocapture`) and, because the
+/// test harness hides a passing test's output, appended to the file named by
+/// `DIALBRIDGE_TEST_SKIP_LOG` when set (`scripts/test` prints that file at the end).
+pub fn report_skip(why: &str) {
+    eprintln!("SKIP: {why}");
+    if let Ok(path) = std::env::var("DIALBRIDGE_TEST_SKIP_LOG") {
+        use std::io::Write;
+        if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(path) {
+            let _ = writeln!(f, "SKIP: {why}");
+        }
+    }
 }
 
 /// The PostgreSQL server tests use; `DIALBRIDGE_TEST_PG` overrides it.
@@ -58,7 +71,7 @@ impl TempPgDatabase {
                 if on_ci() {
                     panic!("{msg}; CI must not skip the PostgreSQL tests");
                 }
-                eprintln!("SKIP: {msg}");
+                report_skip(&msg);
                 return None;
             }
         };
