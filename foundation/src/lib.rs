@@ -17,4 +17,4 @@ pub mod lifecycle;
 pub mod testing;
 
 pub use clock::{Clock, SharedClock};
-pub use db::{Backend, Db};
+pub use db::{Backend, Db, WriteTx};

@@ -44,7 +44,7 @@ async fn exercise(db: &Db) {
     assert_eq!(log[0].subject.as_deref(), Some(key.prefix.as_str()));
     let mut tx = db.begin_write().await.unwrap();
     audit::record(
-        &mut *tx,
+        tx.conn(),
         now,
         &audit::Entry { actor: "test", action: "test.rollback", subject: None, result: "ok", detail: None },
     )
