@@ -92,6 +92,15 @@ impl RtpSender {
         self.talkspurt = false;
     }
 
+    /// Moves the media clock to `timestamp` (e.g. to the wall-clock grid after a pause) and starts
+    /// a new talkspurt if that is not where the clock already was.
+    pub fn set_timestamp(&mut self, timestamp: u32) {
+        if timestamp != self.timestamp {
+            self.timestamp = timestamp;
+            self.talkspurt = false;
+        }
+    }
+
     /// Marks the next audio packet as the start of a talkspurt without moving the clock (used when
     /// the audio source behind this stream changes, e.g. a switched agent leg).
     pub fn new_talkspurt(&mut self) {
