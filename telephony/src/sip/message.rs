@@ -264,6 +264,12 @@ pub fn value(h: &Headers, name: &str) -> Option<String> {
     h.iter().map(name_value).find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v)
 }
 
+/// Every header line with this name, unsplit (for values such as digest challenges, which contain
+/// commas).
+pub fn raw_values(h: &Headers, name: &str) -> Vec<String> {
+    h.iter().map(name_value).filter(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v).collect()
+}
+
 /// Every value of the named header, comma-separated lists split (outside quotes and <>).
 pub fn values(h: &Headers, name: &str) -> Vec<String> {
     h.iter()

@@ -12,3 +12,6 @@ pub mod digest;
 pub mod outcome;
 pub mod rtp_ports;
 pub mod sdp;
+pub mod dialog;
+pub mod call;
+pub mod endpoint;

@@ -1,0 +1,143 @@
+//! The call API's vocabulary: ids, commands the appliance sends, events it consumes.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use super::digest::Credentials;
+use super::outcome::Outcome;
+use super::sdp::{Direction, Negotiated};
+
+/// One call leg, inbound or outbound.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+pub struct CallId(pub u64);
+
+impl std::fmt::Display for CallId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "call-{}", self.0)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Transport {
+    Udp,
+    Tcp,
+}
+
+impl Transport {
+    pub fn reliable(self) -> bool {
+        self == Transport::Tcp
+    }
+
+    pub fn via_name(self) -> &'static str {
+        match self {
+            Transport::Udp => "UDP",
+            Transport::Tcp => "TCP",
+        }
+    }
+}
+
+/// A trunk (carrier or PBX) calls can be sent to.
+#[derive(Debug, Clone)]
+pub struct Trunk {
+    pub addr: SocketAddr,
+    pub transport: Transport,
+    /// Used when the trunk challenges with 401/407.
+    pub credentials: Option<Credentials>,
+}
+
+/// A request to place a call.
+#[derive(Debug, Clone)]
+pub struct Originate {
+    /// The number or user to call (the user part of the Request-URI).
+    pub to_user: String,
+    /// Our caller id (user part of From).
+    pub from_user: String,
+    /// Tried in order: a congestion (5xx) or unreachable outcome moves to the next one.
+    pub trunks: Vec<Trunk>,
+    /// Without an answer by then the call is cancelled (outcome NoAnswer).
+    pub ring_timeout: Duration,
+}
+
+/// What the appliance asks of the SIP layer.
+#[derive(Debug, Clone)]
+pub enum Command {
+    Originate(CallId, Originate),
+    /// Answer a ringing inbound call (when auto-answer is off).
+    Answer(CallId),
+    /// Refuse a ringing inbound call with this final code.
+    Reject(CallId, u16),
+    /// End a call in any state (BYE, CANCEL, or a 480 for a ringing inbound call).
+    Hangup(CallId),
+    /// Put a call on hold (re-INVITE sendonly) or take it off hold (sendrecv).
+    Hold(CallId, bool),
+    /// End every call (shutdown).
+    HangupAll,
+}
+
+/// Media parameters of a call, for the media layer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MediaInfo {
+    /// Our RTP port (from the configured range).
+    pub local_rtp_port: u16,
+    pub negotiated: Option<Negotiated>,
+}
+
+impl MediaInfo {
+    pub fn direction(&self) -> Direction {
+        self.negotiated.map(|n| n.direction).unwrap_or(Direction::SendRecv)
+    }
+}
+
+/// Why a call ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HangupCause {
+    /// The peer sent BYE.
+    RemoteBye,
+    /// We ended it (BYE, or CANCEL before answer).
+    LocalHangup,
+    /// The caller cancelled before we answered.
+    RemoteCancel,
+    /// A final non-2xx ended the attempt (ours for inbound, theirs for outbound).
+    Rejected,
+    /// Outbound: no answer within the ring timeout.
+    RingTimeout,
+    /// Inbound: our 200 was never acknowledged.
+    AckTimeout,
+    /// Outbound: no response at all from any trunk.
+    Timeout,
+    /// The appliance is stopping.
+    Shutdown,
+}
+
+/// What happened, for the rest of the appliance.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CallEvent {
+    /// A new inbound call (it rings; it is answered automatically if so configured).
+    Incoming { call: CallId, from: String, to: String, request_uri: String },
+    /// Outbound: the callee rings (18x); inbound: we sent 180.
+    Ringing { call: CallId, code: u16 },
+    /// The call is up (inbound: our 200 was acknowledged; outbound: 200 received and ACKed).
+    Answered { call: CallId, media: MediaInfo },
+    /// A re-INVITE changed the media (hold/resume).
+    MediaChanged { call: CallId, media: MediaInfo },
+    /// A digit received by SIP INFO (application/dtmf-relay).
+    Dtmf { call: CallId, digit: char },
+    /// The call is over.
+    Hangup { call: CallId, cause: HangupCause, code: Option<u16>, outcome: Outcome },
+}
+
+impl CallEvent {
+    pub fn call(&self) -> CallId {
+        match self {
+            CallEvent::Incoming { call, .. }
+            | CallEvent::Ringing { call, .. }
+            | CallEvent::Answered { call, .. }
+            | CallEvent::MediaChanged { call, .. }
+            | CallEvent::Dtmf { call, .. }
+            | CallEvent::Hangup { call, .. } => *call,
+        }
+    }
+}

@@ -1,0 +1,504 @@
+//! The sans-IO SIP core: routes parsed messages to transactions, runs the transaction user (the
+//! UAS in [`uas`], the UAC in [`uac`]) and reports what to send, which timers to arm and which
+//! call events happened, as [`Effect`]s. The tokio driver feeds it and carries the effects out;
+//! tests can drive it directly with a virtual `now`.
+
+mod uac;
+mod uas;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use rsip::{Method, Request, Response, SipMessage};
+
+use super::call::{CallEvent, CallId, Command, HangupCause, MediaInfo, Transport};
+use super::dialog::{self, Dialog};
+use super::message;
+use super::outcome::Outcome;
+use super::rtp_ports::RtpPorts;
+use super::sdp;
+use super::transaction::{
+    self, ClientInvite, ClientKey, ClientNonInvite, ServerInvite, ServerKey, ServerNonInvite, TimerConfig, TimerId,
+};
+
+/// Where a message comes from or goes to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Peer {
+    pub transport: Transport,
+    pub addr: SocketAddr,
+    /// The TCP connection it arrived on (replies go back on it while it is open).
+    pub conn: Option<u64>,
+}
+
+/// Timers the core asks for; the driver hands them back through [`Endpoint::on_timer`].
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum TimerKey {
+    Client(ClientKey, TimerId),
+    Server(ServerKey, TimerId),
+    Call(CallId, CallTimer),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CallTimer {
+    /// UAS: retransmit the 2xx until the ACK (RFC 3261 §13.3.1.4).
+    Retransmit2xx,
+    /// UAS: give up on the ACK after 64·T1 and hang up.
+    AckTimeout,
+    /// UAS: auto-answer after the configured ring time.
+    Answer,
+    /// UAC: no answer in time → CANCEL.
+    RingTimeout,
+    /// UAC: the CANCEL got no final response for the INVITE → give up.
+    CancelGuard,
+}
+
+/// What the driver must do.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Effect {
+    Send { peer: Peer, bytes: Vec<u8> },
+    Timer { at: Instant, key: TimerKey },
+    Event(CallEvent),
+}
+
+/// The core's settings.
+#[derive(Debug, Clone)]
+pub struct EndpointConfig {
+    pub udp_addr: SocketAddr,
+    pub tcp_addr: SocketAddr,
+    /// Host written into Via, Contact and SDP.
+    pub advertised: String,
+    pub rtp_ports: (u16, u16),
+    pub timers: TimerConfig,
+    /// `Some(ring)`: inbound calls are answered after ringing this long; `None`: the appliance
+    /// answers with [`Command::Answer`].
+    pub auto_answer: Option<Duration>,
+    pub user_agent: String,
+}
+
+enum ServerTx {
+    Invite(ServerInvite),
+    NonInvite(ServerNonInvite),
+}
+
+struct ServerEntry {
+    tx: ServerTx,
+    peer: Peer,
+}
+
+enum ClientTx {
+    Invite(ClientInvite),
+    NonInvite(ClientNonInvite),
+}
+
+struct ClientEntry {
+    tx: ClientTx,
+    peer: Peer,
+    call: Option<CallId>,
+}
+
+/// Call state shared by inbound and outbound legs.
+pub(crate) struct Call {
+    pub id: CallId,
+    pub inbound: bool,
+    pub peer: Peer,
+    pub dialog: Option<Dialog>,
+    pub rtp_port: u16,
+    pub sdp_version: u64,
+    pub session_id: u64,
+    pub media: Option<sdp::Negotiated>,
+    pub answered: bool,
+    pub confirmed: bool,
+    // Inbound.
+    pub invite_key: Option<ServerKey>,
+    pub invite: Option<Request>,
+    pub local_tag: String,
+    pub pending_2xx: Option<Pending2xx>,
+    pub offer: Option<sdp::Sdp>,
+    /// Our re-INVITE (hold/resume) in progress.
+    pub reinvite: Option<ClientKey>,
+    // Outbound.
+    pub out: Option<uac::Outbound>,
+}
+
+/// A 2xx being retransmitted until its ACK.
+pub(crate) struct Pending2xx {
+    pub response: Response,
+    pub cseq: u32,
+    pub interval: Duration,
+    pub key: ServerKey,
+    pub initial: bool,
+}
+
+/// The SIP core. Not thread-safe by design: one task owns it.
+pub struct Endpoint {
+    cfg: EndpointConfig,
+    server: HashMap<ServerKey, ServerEntry>,
+    client: HashMap<ClientKey, ClientEntry>,
+    calls: HashMap<CallId, Call>,
+    /// (Call-ID, local tag) → call.
+    dialogs: HashMap<(String, String), CallId>,
+    ports: RtpPorts,
+    ids: Arc<AtomicU64>,
+    draining: bool,
+    out: Vec<Effect>,
+    created_inbound: u64,
+}
+
+pub(crate) fn random_hex() -> String {
+    format!("{:016x}", rand::random::<u64>())
+}
+
+impl Endpoint {
+    /// `ids` hands out call ids; share it with whoever issues [`Command::Originate`].
+    pub fn new(cfg: EndpointConfig, ids: Arc<AtomicU64>) -> Self {
+        let ports = RtpPorts::new(cfg.rtp_ports);
+        Self {
+            cfg,
+            server: HashMap::new(),
+            client: HashMap::new(),
+            calls: HashMap::new(),
+            dialogs: HashMap::new(),
+            ports,
+            ids,
+            draining: false,
+            out: Vec::new(),
+            created_inbound: 0,
+        }
+    }
+
+    pub fn set_draining(&mut self, draining: bool) {
+        self.draining = draining;
+    }
+
+    /// Calls in progress.
+    pub fn active_calls(&self) -> usize {
+        self.calls.len()
+    }
+
+    /// Inbound calls created since start (retransmissions never create a second one).
+    pub fn inbound_calls_created(&self) -> u64 {
+        self.created_inbound
+    }
+
+    /// Live transactions (client, server).
+    pub fn transactions(&self) -> (usize, usize) {
+        (self.client.len(), self.server.len())
+    }
+
+    pub fn rtp_ports_available(&self) -> usize {
+        self.ports.available()
+    }
+
+    /// Takes the effects produced so far.
+    pub fn take_effects(&mut self) -> Vec<Effect> {
+        std::mem::take(&mut self.out)
+    }
+
+    pub fn on_message(&mut self, msg: SipMessage, peer: Peer, now: Instant) {
+        match msg {
+            SipMessage::Request(req) => self.on_request(req, peer, now),
+            SipMessage::Response(resp) => self.on_response(resp, now),
+        }
+    }
+
+    pub fn on_command(&mut self, cmd: Command, now: Instant) {
+        match cmd {
+            Command::Originate(id, o) => self.originate(id, o, now),
+            Command::Answer(id) => self.answer(id, now),
+            Command::Reject(id, code) => self.reject(id, code, now),
+            Command::Hangup(id) => self.hangup(id, HangupCause::LocalHangup, now),
+            Command::Hold(id, hold) => self.hold(id, hold, now),
+            Command::HangupAll => {
+                let ids: Vec<CallId> = self.calls.keys().copied().collect();
+                for id in ids {
+                    self.hangup(id, HangupCause::Shutdown, now);
+                }
+            }
+        }
+    }
+
+    pub fn on_timer(&mut self, key: TimerKey, now: Instant) {
+        match key {
+            TimerKey::Client(k, id) => {
+                let outs = match self.client.get_mut(&k) {
+                    Some(ClientEntry { tx: ClientTx::Invite(t), .. }) => t.on_timer(id, now),
+                    Some(ClientEntry { tx: ClientTx::NonInvite(t), .. }) => t.on_timer(id, now),
+                    None => return,
+                };
+                self.client_outputs(&k, outs, now);
+            }
+            TimerKey::Server(k, id) => {
+                let outs = match self.server.get_mut(&k) {
+                    Some(ServerEntry { tx: ServerTx::Invite(t), .. }) => t.on_timer(id, now),
+                    Some(ServerEntry { tx: ServerTx::NonInvite(t), .. }) => t.on_timer(id, now),
+                    None => return,
+                };
+                self.server_outputs(&k, outs);
+            }
+            TimerKey::Call(id, t) => self.call_timer(id, t, now),
+        }
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Requests.
+
+    fn on_request(&mut self, req: Request, peer: Peer, now: Instant) {
+        let Some(key) = ServerKey::of(&req) else { return };
+        if let Some(entry) = self.server.get_mut(&key) {
+            let outs = match &mut entry.tx {
+                ServerTx::Invite(t) => {
+                    if req.method == Method::Ack && t.final_code().is_some_and(|c| c < 300) {
+                        // An ACK for our 2xx that reused the INVITE's branch.
+                        self.ack_2xx(&req, now);
+                        return;
+                    }
+                    t.on_request(&req, now)
+                }
+                ServerTx::NonInvite(t) => t.on_request(&req, now),
+            };
+            self.server_outputs(&key, outs);
+            return;
+        }
+        if req.method == Method::Ack {
+            self.ack_2xx(&req, now);
+            return;
+        }
+        let reliable = peer.transport.reliable();
+        let (tx, outs) = if req.method == Method::Invite {
+            let (t, o) = ServerInvite::start(req.clone(), reliable, self.cfg.timers, now);
+            (ServerTx::Invite(t), o)
+        } else {
+            let (t, o) = ServerNonInvite::start(req.clone(), reliable, self.cfg.timers, now);
+            (ServerTx::NonInvite(t), o)
+        };
+        self.server.insert(key.clone(), ServerEntry { tx, peer: peer.clone() });
+        self.server_outputs(&key, outs);
+        self.on_new_request(key, req, peer, now);
+    }
+
+    /// Sends a response through the server transaction `key`.
+    pub(crate) fn respond(&mut self, key: &ServerKey, resp: Response, now: Instant) {
+        let outs = match self.server.get_mut(key) {
+            Some(ServerEntry { tx: ServerTx::Invite(t), .. }) => t.respond(resp, now),
+            Some(ServerEntry { tx: ServerTx::NonInvite(t), .. }) => t.respond(resp, now),
+            None => return,
+        };
+        self.server_outputs(key, outs);
+    }
+
+    /// A plain response to the request of transaction `key`.
+    pub(crate) fn respond_code(&mut self, key: &ServerKey, req: &Request, code: u16, now: Instant) {
+        let tag = (code >= 200 && message::to_tag(&req.headers).is_none()).then(random_hex);
+        let mut resp = message::response_to(req, code, tag.as_deref());
+        resp.headers.push(message::header("Server", &self.cfg.user_agent));
+        self.respond(key, resp, now);
+    }
+
+    pub(crate) fn server_invite_state(&self, key: &ServerKey) -> Option<transaction::server_invite::State> {
+        match self.server.get(key) {
+            Some(ServerEntry { tx: ServerTx::Invite(t), .. }) => Some(t.state()),
+            _ => None,
+        }
+    }
+
+    fn server_outputs(&mut self, key: &ServerKey, outs: Vec<transaction::Output>) {
+        for o in outs {
+            match o {
+                transaction::Output::Send(m) => {
+                    if let Some(e) = self.server.get(key) {
+                        self.out.push(Effect::Send { peer: e.peer.clone(), bytes: message::to_bytes(&m) });
+                    }
+                }
+                transaction::Output::StartTimer(id, at) => {
+                    self.out.push(Effect::Timer { at, key: TimerKey::Server(key.clone(), id) })
+                }
+                transaction::Output::Terminated => {
+                    self.server.remove(key);
+                }
+                // H (no ACK for a non-2xx) needs nothing more: the call already ended.
+                _ => {}
+            }
+        }
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Responses and client transactions.
+
+    fn on_response(&mut self, resp: Response, now: Instant) {
+        let Some(key) = ClientKey::of(&resp.headers) else { return };
+        let outs = match self.client.get_mut(&key) {
+            Some(ClientEntry { tx: ClientTx::Invite(t), .. }) => t.on_response(resp, now),
+            Some(ClientEntry { tx: ClientTx::NonInvite(t), .. }) => t.on_response(resp, now),
+            None => {
+                // A 2xx retransmission after the transaction ended: ACK it again.
+                if key.method == "INVITE" && (200..300).contains(&resp.status_code.code()) {
+                    self.stray_2xx(&resp, now);
+                }
+                return;
+            }
+        };
+        self.client_outputs(&key, outs, now);
+    }
+
+    /// Starts a client transaction for `req` towards `peer`, owned by `call`.
+    pub(crate) fn send_request(&mut self, req: Request, peer: Peer, call: Option<CallId>, now: Instant) -> Option<ClientKey> {
+        let key = ClientKey::of(&req.headers)?;
+        let reliable = peer.transport.reliable();
+        let (tx, outs) = if req.method == Method::Invite {
+            let (t, o) = ClientInvite::start(req, reliable, self.cfg.timers, now);
+            (ClientTx::Invite(t), o)
+        } else {
+            let (t, o) = ClientNonInvite::start(req, reliable, self.cfg.timers, now);
+            (ClientTx::NonInvite(t), o)
+        };
+        self.client.insert(key.clone(), ClientEntry { tx, peer, call });
+        self.client_outputs(&key, outs, now);
+        Some(key)
+    }
+
+    fn client_outputs(&mut self, key: &ClientKey, outs: Vec<transaction::Output>, now: Instant) {
+        let (peer, call) = match self.client.get(key) {
+            Some(e) => (e.peer.clone(), e.call),
+            None => return,
+        };
+        for o in outs {
+            match o {
+                transaction::Output::Send(m) => {
+                    self.out.push(Effect::Send { peer: peer.clone(), bytes: message::to_bytes(&m) })
+                }
+                transaction::Output::StartTimer(id, at) => {
+                    self.out.push(Effect::Timer { at, key: TimerKey::Client(key.clone(), id) })
+                }
+                transaction::Output::Response(r) => {
+                    if let Some(call) = call {
+                        self.uac_response(call, key, r, now);
+                    }
+                }
+                transaction::Output::Timeout | transaction::Output::TransportError => {
+                    if let Some(call) = call {
+                        self.uac_timeout(call, key, now);
+                    }
+                }
+                transaction::Output::Terminated => {
+                    self.client.remove(key);
+                }
+            }
+        }
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Shared helpers.
+
+    pub(crate) fn emit(&mut self, e: CallEvent) {
+        self.out.push(Effect::Event(e));
+    }
+
+    pub(crate) fn timer(&mut self, at: Instant, call: CallId, t: CallTimer) {
+        self.out.push(Effect::Timer { at, key: TimerKey::Call(call, t) });
+    }
+
+    pub(crate) fn send_raw(&mut self, peer: Peer, msg: &SipMessage) {
+        self.out.push(Effect::Send { peer, bytes: message::to_bytes(msg) });
+    }
+
+    pub(crate) fn local_addr(&self, t: Transport) -> SocketAddr {
+        match t {
+            Transport::Udp => self.cfg.udp_addr,
+            Transport::Tcp => self.cfg.tcp_addr,
+        }
+    }
+
+    pub(crate) fn via(&self, t: Transport) -> String {
+        format!("SIP/2.0/{} {}:{};branch=z9hG4bK{};rport", t.via_name(), self.cfg.advertised, self.local_addr(t).port(), random_hex())
+    }
+
+    pub(crate) fn contact(&self, user: &str, t: Transport) -> String {
+        let tp = if t == Transport::Tcp { ";transport=tcp" } else { "" };
+        format!("<sip:{user}@{}:{}{tp}>", self.cfg.advertised, self.local_addr(t).port())
+    }
+
+    /// Where in-dialog requests of `call` go: the first route or the remote target when its host
+    /// is an IP literal, else back to where the call came from.
+    pub(crate) fn dialog_peer(&self, call: &Call) -> Peer {
+        let hop = call.dialog.as_ref().map(|d| d.next_hop());
+        match hop.as_deref().and_then(dialog::uri_addr) {
+            Some(addr) if addr == call.peer.addr => call.peer.clone(),
+            Some(addr) => Peer { transport: call.peer.transport, addr, conn: None },
+            None => call.peer.clone(),
+        }
+    }
+
+    pub(crate) fn media_info(&self, call: &Call) -> MediaInfo {
+        MediaInfo { local_rtp_port: call.rtp_port, negotiated: call.media }
+    }
+
+    pub(crate) fn local_sdp(&self, call: &Call) -> sdp::Local {
+        sdp::Local {
+            address: self.cfg.advertised.clone(),
+            rtp_port: call.rtp_port,
+            session_id: call.session_id,
+            session_version: call.sdp_version,
+        }
+    }
+
+    pub(crate) fn new_call_id(&self) -> CallId {
+        CallId(self.ids.fetch_add(1, Ordering::Relaxed))
+    }
+
+    /// Sends BYE for a call with a dialog (fire and forget: the call is over for us).
+    pub(crate) fn send_bye(&mut self, id: CallId, now: Instant) {
+        let Some(call) = self.calls.get(&id) else { return };
+        let peer = self.dialog_peer(call);
+        let via = self.via(peer.transport);
+        let contact = self.contact("dialbridge", peer.transport);
+        let Some(call) = self.calls.get_mut(&id) else { return };
+        let Some(d) = call.dialog.as_mut() else { return };
+        let bye = d.request(Method::Bye, &via, &contact);
+        self.send_request(bye, peer, None, now);
+    }
+
+    /// Forgets a call, frees its port and reports the hangup.
+    pub(crate) fn end_call(&mut self, id: CallId, cause: HangupCause, code: Option<u16>, outcome: Outcome) {
+        let Some(call) = self.calls.remove(&id) else { return };
+        if let Some(d) = &call.dialog {
+            self.dialogs.remove(&(d.call_id.clone(), d.local_tag.clone()));
+        }
+        self.ports.release(call.rtp_port);
+        self.emit(CallEvent::Hangup { call: id, cause, code, outcome });
+    }
+
+    pub(crate) fn find_dialog(&self, h: &rsip::Headers, local_tag: Option<String>) -> Option<CallId> {
+        let key = (message::call_id(h)?, local_tag?);
+        self.dialogs.get(&key).copied()
+    }
+
+    fn call_timer(&mut self, id: CallId, t: CallTimer, now: Instant) {
+        match t {
+            CallTimer::Retransmit2xx => self.retransmit_2xx(id, now),
+            CallTimer::AckTimeout => self.ack_timeout(id, now),
+            CallTimer::Answer => self.answer(id, now),
+            CallTimer::RingTimeout => self.ring_timeout(id, now),
+            CallTimer::CancelGuard => self.cancel_guard(id),
+        }
+    }
+
+    fn hangup(&mut self, id: CallId, cause: HangupCause, now: Instant) {
+        let Some(call) = self.calls.get(&id) else { return };
+        if call.inbound {
+            if call.answered {
+                self.send_bye(id, now);
+                self.end_call(id, cause, None, Outcome::Answered);
+            } else {
+                self.reject_with_cause(id, 480, cause, now);
+            }
+        } else {
+            self.uac_hangup(id, cause, now);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

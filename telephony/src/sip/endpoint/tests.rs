@@ -1,0 +1,235 @@
+//! Endpoint tests with a virtual clock: inbound and outbound calls driven message by message.
+
+use super::*;
+use crate::sip::call::{Originate, Trunk};
+
+fn cfg(auto: Option<Duration>) -> EndpointConfig {
+    EndpointConfig {
+        udp_addr: "127.0.0.1:5060".parse().unwrap(),
+        tcp_addr: "127.0.0.1:5060".parse().unwrap(),
+        advertised: "127.0.0.1".into(),
+        rtp_ports: (20000, 20010),
+        timers: TimerConfig::default(),
+        auto_answer: auto,
+        user_agent: "dialbridge-test".into(),
+    }
+}
+
+fn peer() -> Peer {
+    Peer { transport: Transport::Udp, addr: "127.0.0.1:5070".parse().unwrap(), conn: None }
+}
+
+fn parse(s: &str) -> SipMessage {
+    message::parse(s.as_bytes(), 65535).unwrap()
+}
+
+const OFFER: &str = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 6000 RTP/AVP 0 101\r\na=rtpmap:101 telephone-event/8000\r\n";
+
+fn invite(branch: &str) -> String {
+    format!(
+        "INVITE sip:ivr@127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5070;branch={branch}\r\n\
+From: <sip:caller@127.0.0.1:5070>;tag=ct1\r\nTo: <sip:ivr@127.0.0.1:5060>\r\nCall-ID: inbound-1\r\n\
+CSeq: 1 INVITE\r\nContact: <sip:caller@127.0.0.1:5070>\r\nContent-Type: application/sdp\r\n\
+Content-Length: {}\r\n\r\n{OFFER}",
+        OFFER.len()
+    )
+}
+
+fn sent(effects: &[Effect]) -> Vec<SipMessage> {
+    effects
+        .iter()
+        .filter_map(|e| match e {
+            Effect::Send { bytes, .. } => Some(message::parse(bytes, 65535).unwrap()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn codes(effects: &[Effect]) -> Vec<u16> {
+    sent(effects)
+        .into_iter()
+        .filter_map(|m| if let SipMessage::Response(r) = m { Some(r.status_code.code()) } else { None })
+        .collect()
+}
+
+fn events(effects: &[Effect]) -> Vec<CallEvent> {
+    effects.iter().filter_map(|e| if let Effect::Event(ev) = e { Some(ev.clone()) } else { None }).collect()
+}
+
+fn to_tag_of(effects: &[Effect]) -> String {
+    sent(effects)
+        .iter()
+        .find_map(|m| if let SipMessage::Response(r) = m { message::to_tag(&r.headers) } else { None })
+        .unwrap()
+}
+
+fn ep(auto: Option<Duration>) -> Endpoint {
+    Endpoint::new(cfg(auto), Arc::new(AtomicU64::new(1)))
+}
+
+#[test]
+fn inbound_call_answered_retransmitted_until_ack_then_bye() {
+    let mut e = ep(Some(Duration::ZERO));
+    let t0 = Instant::now();
+    e.on_message(parse(&invite("z9hG4bKin1")), peer(), t0);
+    let fx = e.take_effects();
+    assert_eq!(codes(&fx), [100, 180, 200]);
+    let tag = to_tag_of(&fx[1..]);
+    let ok = sent(&fx).pop().unwrap();
+    let body = String::from_utf8(ok.body().clone()).unwrap();
+    assert!(body.contains("m=audio 20000 RTP/AVP 0 101"), "{body}");
+    // A retransmitted INVITE creates nothing new.
+    e.on_message(parse(&invite("z9hG4bKin1")), peer(), t0);
+    assert!(e.take_effects().is_empty());
+    assert_eq!(e.inbound_calls_created(), 1);
+    // The 2xx is retransmitted on T1, 2·T1 … until the ACK.
+    e.on_timer(TimerKey::Call(CallId(1), CallTimer::Retransmit2xx), t0 + Duration::from_millis(500));
+    let fx = e.take_effects();
+    assert_eq!(codes(&fx), [200]);
+    let ack = format!(
+        "ACK sip:ivr@127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bKack\r\n\
+From: <sip:caller@127.0.0.1:5070>;tag=ct1\r\nTo: <sip:ivr@127.0.0.1:5060>;tag={tag}\r\nCall-ID: inbound-1\r\n\
+CSeq: 1 ACK\r\nContent-Length: 0\r\n\r\n"
+    );
+    e.on_message(parse(&ack), peer(), t0 + Duration::from_secs(1));
+    let ev = events(&e.take_effects());
+    assert!(matches!(ev[..], [CallEvent::Answered { .. }]), "{ev:?}");
+    e.on_timer(TimerKey::Call(CallId(1), CallTimer::Retransmit2xx), t0 + Duration::from_millis(1500));
+    assert!(e.take_effects().is_empty(), "no retransmission after the ACK");
+    let bye = ack.replace("ACK sip", "BYE sip").replace("1 ACK", "2 BYE").replace("z9hG4bKack", "z9hG4bKbye");
+    e.on_message(parse(&bye), peer(), t0 + Duration::from_secs(2));
+    let fx = e.take_effects();
+    assert_eq!(codes(&fx), [200]);
+    assert!(matches!(events(&fx)[..], [CallEvent::Hangup { cause: HangupCause::RemoteBye, .. }]));
+    assert_eq!(e.active_calls(), 0);
+    assert_eq!(e.rtp_ports_available(), 5);
+}
+
+#[test]
+fn cancel_before_answer_gives_487() {
+    let mut e = ep(Some(Duration::from_secs(5)));
+    let t0 = Instant::now();
+    e.on_message(parse(&invite("z9hG4bKc1")), peer(), t0);
+    e.take_effects();
+    let cancel = "CANCEL sip:ivr@127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bKc1\r\n\
+From: <sip:caller@127.0.0.1:5070>;tag=ct1\r\nTo: <sip:ivr@127.0.0.1:5060>\r\nCall-ID: inbound-1\r\nCSeq: 1 CANCEL\r\nContent-Length: 0\r\n\r\n";
+    e.on_message(parse(cancel), peer(), t0);
+    let fx = e.take_effects();
+    assert_eq!(codes(&fx), [200, 487]);
+    assert!(matches!(events(&fx)[..], [CallEvent::Hangup { cause: HangupCause::RemoteCancel, code: Some(487), .. }]));
+    // The auto-answer timer firing later does nothing.
+    e.on_timer(TimerKey::Call(CallId(1), CallTimer::Answer), t0 + Duration::from_secs(5));
+    assert!(codes(&e.take_effects()).is_empty());
+    // CANCEL for an unknown transaction: 481.
+    e.on_message(parse(&cancel.replace("z9hG4bKc1", "z9hG4bKnone")), peer(), t0);
+    assert_eq!(codes(&e.take_effects()), [481]);
+}
+
+#[test]
+fn draining_refuses_new_invites_with_503() {
+    let mut e = ep(Some(Duration::ZERO));
+    e.set_draining(true);
+    e.on_message(parse(&invite("z9hG4bKd1")), peer(), Instant::now());
+    assert_eq!(codes(&e.take_effects()), [100, 503]);
+    assert_eq!(e.active_calls(), 0);
+}
+
+#[test]
+fn no_ack_means_bye_after_64_t1() {
+    let mut e = ep(Some(Duration::ZERO));
+    let t0 = Instant::now();
+    e.on_message(parse(&invite("z9hG4bKna")), peer(), t0);
+    e.take_effects();
+    e.on_timer(TimerKey::Call(CallId(1), CallTimer::AckTimeout), t0 + Duration::from_secs(32));
+    let fx = e.take_effects();
+    let bye = sent(&fx);
+    assert!(matches!(&bye[..], [SipMessage::Request(r)] if r.method == Method::Bye));
+    assert!(matches!(events(&fx)[..], [CallEvent::Hangup { cause: HangupCause::AckTimeout, .. }]));
+}
+
+fn trunk(port: u16) -> Trunk {
+    Trunk { addr: format!("127.0.0.1:{port}").parse().unwrap(), transport: Transport::Udp, credentials: None }
+}
+
+fn originate(e: &mut Endpoint, trunks: Vec<Trunk>, now: Instant) -> Request {
+    e.on_command(
+        Command::Originate(
+            CallId(100),
+            Originate { to_user: "15551234".into(), from_user: "dialer".into(), trunks, ring_timeout: Duration::from_secs(30) },
+        ),
+        now,
+    );
+    let fx = e.take_effects();
+    match sent(&fx).pop() {
+        Some(SipMessage::Request(r)) => r,
+        other => panic!("{other:?}"),
+    }
+}
+
+fn reply(req: &Request, code: u16) -> SipMessage {
+    let mut r = message::response_to(req, code, Some("callee"));
+    r.headers.push(message::header("Contact", "<sip:callee@127.0.0.1:5080>"));
+    SipMessage::Response(r)
+}
+
+#[test]
+fn outbound_503_fails_over_then_486_is_busy() {
+    let mut e = ep(None);
+    let t0 = Instant::now();
+    let inv = originate(&mut e, vec![trunk(5080), trunk(5090)], t0);
+    e.on_message(reply(&inv, 503), peer(), t0);
+    let fx = e.take_effects();
+    let msgs = sent(&fx);
+    // ACK for the 503, then a new INVITE to the second trunk.
+    assert!(matches!(&msgs[0], SipMessage::Request(r) if r.method == Method::Ack));
+    let SipMessage::Request(inv2) = &msgs[1] else { panic!() };
+    assert!(inv2.uri.to_string().contains("127.0.0.1:5090"));
+    assert!(events(&fx).is_empty());
+    e.on_message(reply(inv2, 486), peer(), t0);
+    let ev = events(&e.take_effects());
+    assert!(matches!(ev[..], [CallEvent::Hangup { code: Some(486), outcome: Outcome::Busy, .. }]), "{ev:?}");
+}
+
+#[test]
+fn ring_timeout_cancels_and_200_crossing_cancel_is_acked_then_byed() {
+    let mut e = ep(None);
+    let t0 = Instant::now();
+    let inv = originate(&mut e, vec![trunk(5080)], t0);
+    e.on_message(reply(&inv, 180), peer(), t0);
+    assert!(matches!(events(&e.take_effects())[..], [CallEvent::Ringing { code: 180, .. }]));
+    e.on_timer(TimerKey::Call(CallId(100), CallTimer::RingTimeout), t0 + Duration::from_secs(30));
+    let msgs = sent(&e.take_effects());
+    assert!(matches!(&msgs[..], [SipMessage::Request(r)] if r.method == Method::Cancel));
+    // The 200 crosses the CANCEL.
+    e.on_message(reply(&inv, 200), peer(), t0 + Duration::from_secs(30));
+    let fx = e.take_effects();
+    let methods: Vec<Method> =
+        sent(&fx).into_iter().filter_map(|m| if let SipMessage::Request(r) = m { Some(r.method) } else { None }).collect();
+    assert_eq!(methods, [Method::Ack, Method::Bye]);
+    assert!(matches!(
+        events(&fx)[..],
+        [CallEvent::Hangup { cause: HangupCause::RingTimeout, code: Some(200), outcome: Outcome::NoAnswer, .. }]
+    ));
+}
+
+#[test]
+fn digest_challenge_is_answered_once() {
+    let mut e = ep(None);
+    let t0 = Instant::now();
+    let mut t = trunk(5080);
+    t.credentials = Some(crate::sip::digest::Credentials { username: "u".into(), password: "p".into() });
+    let inv = originate(&mut e, vec![t], t0);
+    let mut r = message::response_to(&inv, 407, Some("x"));
+    r.headers.push(message::header("Proxy-Authenticate", "Digest realm=\"r\", nonce=\"n1\", qop=\"auth,auth-int\""));
+    e.on_message(SipMessage::Response(r.clone()), peer(), t0);
+    let msgs = sent(&e.take_effects());
+    let SipMessage::Request(inv2) = &msgs[1] else { panic!() };
+    let auth = message::value(&inv2.headers, "Proxy-Authorization").unwrap();
+    assert!(auth.contains("nc=00000001") && auth.contains("qop=auth,") , "{auth}");
+    assert_eq!(message::cseq(&inv2.headers).unwrap().0, 2);
+    // Same nonce again: wrong password, give up.
+    let mut r2 = message::response_to(inv2, 407, Some("x"));
+    r2.headers.push(message::header("Proxy-Authenticate", "Digest realm=\"r\", nonce=\"n1\", qop=\"auth\""));
+    e.on_message(SipMessage::Response(r2), peer(), t0);
+    assert!(matches!(events(&e.take_effects())[..], [CallEvent::Hangup { code: Some(407), outcome: Outcome::Rejected, .. }]));
+}

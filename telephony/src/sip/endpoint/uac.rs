@@ -1,0 +1,429 @@
+//! The UAC side of the core: placing calls (INVITE, 18x, 200/ACK), digest answers to 401/407,
+//! ring timeout → CANCEL, the 200-crosses-CANCEL race (ACK, then BYE), trunk failover on
+//! congestion, hangup, and our own re-INVITEs for hold/resume.
+
+use std::time::Instant;
+
+use rsip::{Method, Request, Response};
+
+use super::{Call, CallTimer, Endpoint, Peer, random_hex};
+use crate::sip::call::{CallEvent, CallId, HangupCause, Originate, Transport};
+use crate::sip::dialog::{self, Dialog};
+use crate::sip::digest::Challenge;
+use crate::sip::message;
+use crate::sip::outcome::Outcome;
+use crate::sip::sdp;
+use crate::sip::transaction::ClientKey;
+
+/// Outbound-only call state.
+pub(crate) struct Outbound {
+    pub req: Originate,
+    pub trunk: usize,
+    pub invite_key: Option<ClientKey>,
+    pub invite: Option<Request>,
+    pub cseq: u32,
+    pub call_id: String,
+    pub from_tag: String,
+    pub provisional: bool,
+    pub ringing_reported: bool,
+    pub cancel_sent: bool,
+    pub cancel_pending: bool,
+    pub cancel_cause: Option<HangupCause>,
+    pub ack: Option<(Request, Peer)>,
+    pub auth_tries: u32,
+    pub nonce: String,
+    pub nc: u32,
+}
+
+impl Endpoint {
+    pub(super) fn originate(&mut self, id: CallId, req: Originate, now: Instant) {
+        if req.trunks.is_empty() || self.calls.contains_key(&id) {
+            self.emit(CallEvent::Hangup { call: id, cause: HangupCause::Rejected, code: None, outcome: Outcome::Unreachable });
+            return;
+        }
+        let Some(rtp_port) = self.ports.allocate() else {
+            self.emit(CallEvent::Hangup { call: id, cause: HangupCause::Rejected, code: Some(503), outcome: Outcome::Congestion });
+            return;
+        };
+        let trunk = &req.trunks[0];
+        let peer = Peer { transport: trunk.transport, addr: trunk.addr, conn: None };
+        let ring_timeout = req.ring_timeout;
+        let call = Call {
+            id,
+            inbound: false,
+            peer,
+            dialog: None,
+            rtp_port,
+            sdp_version: 1,
+            session_id: rand::random::<u32>() as u64,
+            media: None,
+            answered: false,
+            confirmed: false,
+            invite_key: None,
+            invite: None,
+            local_tag: random_hex(),
+            pending_2xx: None,
+            offer: None,
+            reinvite: None,
+            out: Some(Outbound {
+                req,
+                trunk: 0,
+                invite_key: None,
+                invite: None,
+                cseq: 0,
+                call_id: format!("{}@{}", random_hex(), self.cfg.advertised),
+                from_tag: String::new(),
+                provisional: false,
+                ringing_reported: false,
+                cancel_sent: false,
+                cancel_pending: false,
+                cancel_cause: None,
+                ack: None,
+                auth_tries: 0,
+                nonce: String::new(),
+                nc: 0,
+            }),
+        };
+        self.calls.insert(id, call);
+        self.send_invite(id, None, now);
+        self.timer(now + ring_timeout, id, CallTimer::RingTimeout);
+    }
+
+    /// (Re)sends the INVITE to the current trunk, with an Authorization header if given.
+    fn send_invite(&mut self, id: CallId, auth: Option<(&str, String)>, now: Instant) {
+        let Some(call) = self.calls.get(&id) else { return };
+        let Some(o) = &call.out else { return };
+        let trunk = o.req.trunks[o.trunk].clone();
+        let tp = if trunk.transport == Transport::Tcp { ";transport=tcp" } else { "" };
+        let uri = format!("sip:{}@{}{tp}", o.req.to_user, trunk.addr);
+        let from = format!("<sip:{}@{}>;tag={}", o.req.from_user, self.cfg.advertised, call.local_tag);
+        let contact = self.contact(&o.req.from_user, trunk.transport);
+        let body = sdp::offer(&self.local_sdp(call), sdp::Direction::SendRecv).to_text();
+        let mut h = rsip::Headers::default();
+        h.push(message::header("Via", self.via(trunk.transport)));
+        h.push(message::header("Max-Forwards", "70"));
+        h.push(message::header("From", from));
+        h.push(message::header("To", format!("<{uri}>")));
+        h.push(message::header("Call-ID", &o.call_id));
+        h.push(message::header("CSeq", format!("{} INVITE", o.cseq + 1)));
+        h.push(message::header("Contact", contact));
+        h.push(message::header("Allow", "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO"));
+        h.push(message::header("User-Agent", &self.cfg.user_agent));
+        if let Some((name, value)) = auth {
+            h.push(message::header(name, value));
+        }
+        let mut body_vec = Vec::new();
+        message::set_body(&mut h, &mut body_vec, Some("application/sdp"), body.into_bytes());
+        let Ok(uri) = rsip::Uri::try_from(uri.as_str()) else { return };
+        let invite = Request { method: Method::Invite, uri, version: rsip::Version::V2, headers: h, body: body_vec };
+        let peer = Peer { transport: trunk.transport, addr: trunk.addr, conn: None };
+        let local_tag = self.calls[&id].local_tag.clone();
+        let call = self.calls.get_mut(&id).expect("checked");
+        call.peer = peer.clone();
+        let o = call.out.as_mut().expect("checked");
+        o.cseq += 1;
+        o.from_tag = local_tag;
+        o.invite = Some(invite.clone());
+        o.provisional = false;
+        let key = self.send_request(invite, peer, Some(id), now);
+        if let Some(o) = self.calls.get_mut(&id).and_then(|c| c.out.as_mut()) {
+            o.invite_key = key;
+        }
+    }
+
+    pub(super) fn uac_response(&mut self, id: CallId, key: &ClientKey, resp: Response, now: Instant) {
+        let code = resp.status_code.code();
+        let Some(call) = self.calls.get(&id) else {
+            if key.method == "INVITE" && (200..300).contains(&code) {
+                self.stray_2xx(&resp, now);
+            }
+            return;
+        };
+        if call.reinvite.as_ref() == Some(key) {
+            return self.reinvite_response(id, resp, now);
+        }
+        let Some(o) = &call.out else { return };
+        if o.invite_key.as_ref() != Some(key) {
+            return;
+        }
+        match code {
+            100..=199 => {
+                let report = code > 100 && !o.ringing_reported;
+                let cancel_now = o.cancel_pending && !o.cancel_sent;
+                let o = self.calls.get_mut(&id).and_then(|c| c.out.as_mut()).expect("checked");
+                o.provisional = true;
+                if report {
+                    o.ringing_reported = true;
+                    self.emit(CallEvent::Ringing { call: id, code });
+                }
+                if cancel_now {
+                    self.send_cancel(id, now);
+                }
+            }
+            200..=299 => self.uac_2xx(id, resp, now),
+            401 | 407 if o.auth_tries < 2 && o.req.trunks[o.trunk].credentials.is_some() && !o.cancel_sent => {
+                let (chal_name, auth_name) =
+                    if code == 401 { ("WWW-Authenticate", "Authorization") } else { ("Proxy-Authenticate", "Proxy-Authorization") };
+                let Some(ch) = message::raw_values(&resp.headers, chal_name).iter().find_map(|v| Challenge::parse(v).ok()) else {
+                    return self.uac_final(id, code, now);
+                };
+                let creds = o.req.trunks[o.trunk].credentials.clone().expect("checked");
+                let Some(inv) = o.invite.clone() else { return };
+                let o = self.calls.get_mut(&id).and_then(|c| c.out.as_mut()).expect("checked");
+                // A second challenge with the same nonce means the password is wrong.
+                if o.nonce == ch.nonce && !ch.stale {
+                    return self.uac_final(id, code, now);
+                }
+                o.auth_tries += 1;
+                o.nc = if o.nonce == ch.nonce { o.nc + 1 } else { 1 };
+                o.nonce = ch.nonce.clone();
+                let value = creds.authorize(&ch, "INVITE", &inv.uri.to_string(), &inv.body, o.nc, &random_hex());
+                self.send_invite(id, Some((auth_name, value)), now);
+            }
+            _ => self.uac_final(id, code, now),
+        }
+    }
+
+    fn uac_final(&mut self, id: CallId, code: u16, now: Instant) {
+        let Some(o) = self.calls.get(&id).and_then(|c| c.out.as_ref()) else { return };
+        let cancelled = o.cancel_sent || o.cancel_pending;
+        let mut outcome = Outcome::from_code(code);
+        let mut cause = HangupCause::Rejected;
+        if cancelled {
+            cause = o.cancel_cause.unwrap_or(HangupCause::LocalHangup);
+            outcome = Outcome::NoAnswer;
+        }
+        if !cancelled && outcome.try_next_trunk() && o.trunk + 1 < o.req.trunks.len() {
+            let o = self.calls.get_mut(&id).and_then(|c| c.out.as_mut()).expect("checked");
+            o.trunk += 1;
+            o.auth_tries = 0;
+            o.nonce.clear();
+            return self.send_invite(id, None, now);
+        }
+        self.end_call(id, cause, Some(code), outcome);
+    }
+
+    pub(super) fn uac_timeout(&mut self, id: CallId, key: &ClientKey, now: Instant) {
+        let Some(call) = self.calls.get_mut(&id) else { return };
+        if call.reinvite.as_ref() == Some(key) {
+            call.reinvite = None;
+            return;
+        }
+        let Some(o) = &call.out else { return };
+        if o.invite_key.as_ref() != Some(key) || call.answered {
+            return;
+        }
+        let cancelled = o.cancel_sent || o.cancel_pending;
+        if !cancelled && o.trunk + 1 < o.req.trunks.len() {
+            let o = call.out.as_mut().expect("checked");
+            o.trunk += 1;
+            o.auth_tries = 0;
+            o.nonce.clear();
+            return self.send_invite(id, None, now);
+        }
+        let cause = if cancelled { o.cancel_cause.unwrap_or(HangupCause::LocalHangup) } else { HangupCause::Timeout };
+        let outcome = if cancelled { Outcome::NoAnswer } else { Outcome::Unreachable };
+        self.end_call(id, cause, None, outcome);
+    }
+
+    fn uac_2xx(&mut self, id: CallId, resp: Response, now: Instant) {
+        let Some(call) = self.calls.get(&id) else { return };
+        let o = call.out.as_ref().expect("outbound");
+        if call.answered {
+            // A retransmitted 2xx: the same ACK again.
+            if let Some((ack, peer)) = o.ack.clone() {
+                self.send_raw(peer, &rsip::SipMessage::Request(ack));
+            }
+            return;
+        }
+        let Some(inv) = o.invite.clone() else { return };
+        let Some(d) = Dialog::uac(&inv, &resp) else { return };
+        let cancelled = o.cancel_sent || o.cancel_pending;
+        let cancel_cause = o.cancel_cause;
+        let media = std::str::from_utf8(&resp.body)
+            .ok()
+            .and_then(|t| sdp::Sdp::parse(t).ok())
+            .and_then(|a| sdp::accept_answer(&a).ok());
+        let transport = call.peer.transport;
+        let via = self.via(transport);
+        let contact = self.contact("dialbridge", transport);
+        let ack = d.ack(d.local_seq, &via, &contact);
+        self.dialogs.insert((d.call_id.clone(), d.local_tag.clone()), id);
+        let call = self.calls.get_mut(&id).expect("checked");
+        call.dialog = Some(d);
+        call.answered = true;
+        call.confirmed = true;
+        call.media = media;
+        let peer = self.dialog_peer(&self.calls[&id]);
+        self.send_raw(peer.clone(), &rsip::SipMessage::Request(ack.clone()));
+        if let Some(o) = self.calls.get_mut(&id).and_then(|c| c.out.as_mut()) {
+            o.ack = Some((ack, peer));
+        }
+        if cancelled {
+            // The 200 crossed our CANCEL: ACK it, then BYE (RFC 3261 §9.1).
+            self.send_bye(id, now);
+            let cause = cancel_cause.unwrap_or(HangupCause::LocalHangup);
+            self.end_call(id, cause, Some(200), Outcome::NoAnswer);
+            return;
+        }
+        let media = self.media_info(&self.calls[&id]);
+        self.emit(CallEvent::Answered { call: id, media });
+    }
+
+    pub(super) fn ring_timeout(&mut self, id: CallId, now: Instant) {
+        self.cancel_outbound(id, HangupCause::RingTimeout, now);
+    }
+
+    fn cancel_outbound(&mut self, id: CallId, cause: HangupCause, now: Instant) {
+        let t64 = self.cfg.timers.t64();
+        let Some(call) = self.calls.get_mut(&id) else { return };
+        if call.answered {
+            return;
+        }
+        let Some(o) = call.out.as_mut() else { return };
+        if o.cancel_sent || o.cancel_pending {
+            return;
+        }
+        o.cancel_cause = Some(cause);
+        if o.provisional {
+            self.send_cancel(id, now);
+        } else {
+            // No CANCEL before a provisional response (RFC 3261 §9.1): send it when one comes.
+            o.cancel_pending = true;
+        }
+        self.timer(now + t64, id, CallTimer::CancelGuard);
+    }
+
+    fn send_cancel(&mut self, id: CallId, now: Instant) {
+        let Some(call) = self.calls.get_mut(&id) else { return };
+        let peer = call.peer.clone();
+        let Some(o) = call.out.as_mut() else { return };
+        let Some(inv) = &o.invite else { return };
+        o.cancel_sent = true;
+        let mut h = rsip::Headers::default();
+        if let Some(via) = message::values(&inv.headers, "Via").into_iter().next() {
+            h.push(message::header("Via", via));
+        }
+        for r in message::values(&inv.headers, "Route") {
+            h.push(message::header("Route", r));
+        }
+        for name in ["Max-Forwards", "From", "To", "Call-ID"] {
+            if let Some(v) = message::value(&inv.headers, name) {
+                h.push(message::header(name, v));
+            }
+        }
+        h.push(message::header("CSeq", format!("{} CANCEL", o.cseq)));
+        h.push(rsip::Header::ContentLength(0.into()));
+        let cancel = Request { method: Method::Cancel, uri: inv.uri.clone(), version: rsip::Version::V2, headers: h, body: vec![] };
+        self.send_request(cancel, peer, None, now);
+    }
+
+    pub(super) fn cancel_guard(&mut self, id: CallId) {
+        let Some(call) = self.calls.get(&id) else { return };
+        if call.answered {
+            return;
+        }
+        let cause = call.out.as_ref().and_then(|o| o.cancel_cause).unwrap_or(HangupCause::RingTimeout);
+        self.end_call(id, cause, None, Outcome::NoAnswer);
+    }
+
+    pub(super) fn uac_hangup(&mut self, id: CallId, cause: HangupCause, now: Instant) {
+        let Some(call) = self.calls.get(&id) else { return };
+        if call.answered {
+            self.send_bye(id, now);
+            self.end_call(id, cause, None, Outcome::Answered);
+        } else {
+            self.cancel_outbound(id, cause, now);
+        }
+    }
+
+    /// A 2xx for an INVITE whose call is gone or whose transaction ended.
+    pub(super) fn stray_2xx(&mut self, resp: &Response, now: Instant) {
+        if let Some(id) = self.find_dialog(&resp.headers, message::from_tag(&resp.headers)) {
+            if let Some((ack, peer)) = self.calls.get(&id).and_then(|c| c.out.as_ref()).and_then(|o| o.ack.clone()) {
+                self.send_raw(peer, &rsip::SipMessage::Request(ack));
+            }
+            return;
+        }
+        // Nobody wants this dialog: ACK and BYE it so the far end does not hold a call open.
+        let h = &resp.headers;
+        let (Some(call_id), Some(from), Some(to), Some((seq, _))) =
+            (message::call_id(h), message::value(h, "From"), message::value(h, "To"), message::cseq(h))
+        else {
+            return;
+        };
+        let Some(contact) = message::values(h, "Contact").first().map(|c| message::addr_uri(c)) else { return };
+        let Some(addr) = dialog::uri_addr(&contact) else { return };
+        let mut rr = message::values(h, "Record-Route");
+        rr.reverse();
+        let mut d = Dialog {
+            call_id,
+            local_tag: message::param(&from, "tag").unwrap_or_default(),
+            remote_tag: message::param(&to, "tag").unwrap_or_default(),
+            local_uri: dialog::strip_tag(&from),
+            remote_uri: dialog::strip_tag(&to),
+            local_seq: seq,
+            remote_seq: None,
+            remote_target: contact,
+            route_set: rr,
+        };
+        let transport = if dialog::uri_wants_tcp(&d.remote_target) { Transport::Tcp } else { Transport::Udp };
+        let addr = d.route_set.first().and_then(|r| dialog::uri_addr(&message::addr_uri(r))).unwrap_or(addr);
+        let peer = Peer { transport, addr, conn: None };
+        let via = self.via(transport);
+        let contact = self.contact("dialbridge", transport);
+        let ack = d.ack(seq, &via, &contact);
+        self.send_raw(peer.clone(), &rsip::SipMessage::Request(ack));
+        let via = self.via(transport);
+        let bye = d.request(Method::Bye, &via, &contact);
+        self.send_request(bye, peer, None, now);
+    }
+
+    /// Sends a re-INVITE putting the call on hold (sendonly) or back (sendrecv).
+    pub(super) fn hold(&mut self, id: CallId, hold: bool, now: Instant) {
+        let Some(call) = self.calls.get(&id) else { return };
+        if !call.confirmed || call.reinvite.is_some() || call.pending_2xx.is_some() {
+            return;
+        }
+        let peer = self.dialog_peer(call);
+        let via = self.via(peer.transport);
+        let contact = self.contact("dialbridge", peer.transport);
+        let mut local = self.local_sdp(call);
+        local.session_version += 1;
+        let dir = if hold { sdp::Direction::SendOnly } else { sdp::Direction::SendRecv };
+        let body = sdp::offer(&local, dir).to_text();
+        let call = self.calls.get_mut(&id).expect("checked");
+        call.sdp_version += 1;
+        let Some(d) = call.dialog.as_mut() else { return };
+        let mut req = d.request(Method::Invite, &via, &contact);
+        message::set_body(&mut req.headers, &mut req.body, Some("application/sdp"), body.into_bytes());
+        let key = self.send_request(req, peer, Some(id), now);
+        if let Some(c) = self.calls.get_mut(&id) {
+            c.reinvite = key;
+        }
+    }
+
+    fn reinvite_response(&mut self, id: CallId, resp: Response, _now: Instant) {
+        let code = resp.status_code.code();
+        if code < 200 {
+            return;
+        }
+        let Some(call) = self.calls.get_mut(&id) else { return };
+        call.reinvite = None;
+        if code >= 300 {
+            return;
+        }
+        let Some(seq) = message::cseq(&resp.headers).map(|c| c.0) else { return };
+        if let Some(n) = std::str::from_utf8(&resp.body).ok().and_then(|t| sdp::Sdp::parse(t).ok()).and_then(|a| sdp::accept_answer(&a).ok()) {
+            call.media = Some(n);
+        }
+        let peer = self.dialog_peer(&self.calls[&id]);
+        let via = self.via(peer.transport);
+        let contact = self.contact("dialbridge", peer.transport);
+        let Some(d) = self.calls[&id].dialog.as_ref() else { return };
+        let ack = d.ack(seq, &via, &contact);
+        self.send_raw(peer, &rsip::SipMessage::Request(ack));
+        let media = self.media_info(&self.calls[&id]);
+        self.emit(CallEvent::MediaChanged { call: id, media });
+    }
+}
