@@ -1,5 +1,6 @@
 //! G.711 µ-law (PCMU, RTP payload type 0) and A-law (PCMA, payload type 8) companding, exactly as
-//! ITU-T G.711 specifies (the segment/quantisation rules of the reference `g711.c`).
+//! ITU-T G.711 specifies, bit for bit as the ITU-T G.191 software tools library (`g711.c`)
+//! compresses and expands 16-bit samples (sox does the same; a test checks every value).
 //!
 //! All four directions are table lookups; the tables are computed at compile time from the
 //! reference rules, so there is no per-sample branching at run time.
@@ -65,50 +66,43 @@ impl Codec {
 }
 
 const ULAW_BIAS: i32 = 0x84;
-const ULAW_CLIP: i32 = 8159;
-const SEG_UEND: [i32; 8] = [0x3F, 0x7F, 0xFF, 0x1FF, 0x3FF, 0x7FF, 0xFFF, 0x1FFF];
-const SEG_AEND: [i32; 8] = [0x1F, 0x3F, 0x7F, 0xFF, 0x1FF, 0x3FF, 0x7FF, 0xFFF];
 
-const fn segment(val: i32, table: &[i32; 8]) -> usize {
-    let mut i = 0;
-    while i < 8 {
-        if val <= table[i] {
-            return i;
+/// The ITU-T G.191 (STL `g711.c`) µ-law compressor for one 16-bit sample: negative values are
+/// taken in one's complement, so -1 is "negative zero" (0x7F) as G.711 intends.
+const fn ulaw_encode16(s: i32) -> u8 {
+    let mag = if s < 0 { !s } else { s };
+    let mut absno = (mag >> 2) + 33;
+    if absno > 0x1FFF {
+        absno = 0x1FFF;
+    }
+    let mut i = absno >> 6;
+    let mut segno = 1;
+    while i != 0 {
+        segno += 1;
+        i >>= 1;
+    }
+    let high = 8 - segno;
+    let low = 0xF - ((absno >> segno) & 0xF);
+    let code = (high << 4) | low;
+    (if s >= 0 { code | 0x80 } else { code }) as u8
+}
+
+/// The ITU-T G.191 A-law compressor for one 16-bit sample (12 most significant bits used).
+const fn alaw_encode16(s: i32) -> u8 {
+    let mut ix = if s < 0 { !s } else { s } >> 4;
+    if ix > 15 {
+        let mut iexp = 1;
+        while ix > 16 + 15 {
+            ix >>= 1;
+            iexp += 1;
         }
-        i += 1;
+        ix -= 16;
+        ix += iexp << 4;
     }
-    8
-}
-
-/// The reference µ-law encoder for a 14-bit signed sample (the 16-bit sample shifted right by 2).
-const fn ulaw_encode14(v: i32) -> u8 {
-    let (mut mag, mask) = if v < 0 { (-v, 0x7F) } else { (v, 0xFF) };
-    if mag > ULAW_CLIP {
-        mag = ULAW_CLIP;
+    if s >= 0 {
+        ix |= 0x80;
     }
-    mag += ULAW_BIAS >> 2;
-    let seg = segment(mag, &SEG_UEND);
-    if seg >= 8 {
-        return (0x7F ^ mask) as u8;
-    }
-    let uval = ((seg as i32) << 4) | ((mag >> (seg + 1)) & 0xF);
-    (uval ^ mask) as u8
-}
-
-/// The reference A-law encoder for a 13-bit signed sample (the 16-bit sample shifted right by 3).
-const fn alaw_encode13(v: i32) -> u8 {
-    let (mag, mask) = if v >= 0 { (v, 0xD5) } else { (-v - 1, 0x55) };
-    let seg = segment(mag, &SEG_AEND);
-    if seg >= 8 {
-        return (0x7F ^ mask) as u8;
-    }
-    let mut aval = (seg as i32) << 4;
-    if seg < 2 {
-        aval |= (mag >> 1) & 0xF;
-    } else {
-        aval |= (mag >> seg) & 0xF;
-    }
-    (aval ^ mask) as u8
+    (ix ^ 0x55) as u8
 }
 
 const fn ulaw_decode(u: u8) -> i16 {
@@ -139,7 +133,7 @@ static ULAW_ENCODE: [u8; 16384] = {
     let mut i = 0;
     while i < 16384 {
         let v = if i >= 8192 { i as i32 - 16384 } else { i as i32 };
-        t[i] = ulaw_encode14(v);
+        t[i] = ulaw_encode16(v << 2);
         i += 1;
     }
     t
@@ -151,7 +145,7 @@ static ALAW_ENCODE: [u8; 8192] = {
     let mut i = 0;
     while i < 8192 {
         let v = if i >= 4096 { i as i32 - 8192 } else { i as i32 };
-        t[i] = alaw_encode13(v);
+        t[i] = alaw_encode16(v << 3);
         i += 1;
     }
     t
@@ -227,8 +221,10 @@ mod tests {
         assert_eq!(ulaw_to_linear(0x7E), -8);
         assert_eq!(ulaw_to_linear(0xEF), 132);
         assert_eq!(linear_to_ulaw(0), 0xFF);
-        // The reference encoder maps -1 (14-bit -1, i.e. -4..-1) to the first negative step.
-        assert_eq!(linear_to_ulaw(-1), 0x7E);
+        // One's complement for negatives: -1..-4 are negative zero.
+        assert_eq!(linear_to_ulaw(-1), 0x7F);
+        assert_eq!(linear_to_ulaw(-4), 0x7F);
+        assert_eq!(linear_to_ulaw(-5), 0x7E);
         assert_eq!(linear_to_ulaw(3), 0xFF);
         assert_eq!(linear_to_ulaw(i16::MAX), 0x80);
         assert_eq!(linear_to_ulaw(i16::MIN), 0x00);
