@@ -1,96 +1,67 @@
-//! The SIP listeners the appliance binds at start (UDP and TCP).
+//! The SIP listeners the appliance binds at start (UDP and TCP), and the handle on the call layer.
 //!
-//! This first version only binds, answers OPTIONS and refuses everything else (503 while the
-//! appliance drains, 501 otherwise); the transaction layer replaces the request handling.
+//! [`start`] is what the binary calls; [`start_with`] takes [`SipOptions`] for everything the
+//! appliance configuration does not carry yet (auto-answer, timers).
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use foundation::lifecycle::Lifecycle;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, UdpSocket};
 
+use super::driver::{self, SipHandle};
+use super::endpoint::EndpointConfig;
+use super::transaction::TimerConfig;
 use crate::Config;
 
 /// The bound SIP listeners.
 pub struct SipListeners {
     pub udp_addr: SocketAddr,
     pub tcp_addr: SocketAddr,
+    /// Place and control calls; subscribe to call events.
+    pub handle: SipHandle,
 }
 
-/// Binds UDP and TCP and serves them until the process ends.
+/// Call-layer behaviour not (yet) in [`Config`].
+#[derive(Debug, Clone)]
+pub struct SipOptions {
+    /// `Some(ring)`: inbound calls are answered after ringing this long; `None`: the appliance
+    /// answers through [`SipHandle::answer`] after a `CallEvent::Incoming`.
+    pub auto_answer: Option<Duration>,
+    pub timers: TimerConfig,
+    pub user_agent: String,
+}
+
+impl Default for SipOptions {
+    fn default() -> Self {
+        Self {
+            auto_answer: Some(Duration::ZERO),
+            timers: TimerConfig::default(),
+            user_agent: format!("Dialbridge/{}", env!("CARGO_PKG_VERSION")),
+        }
+    }
+}
+
+/// Binds UDP and TCP and serves them until the process ends; inbound calls are answered at once.
 pub async fn start(config: &Config, lifecycle: Lifecycle) -> anyhow::Result<SipListeners> {
-    let udp = UdpSocket::bind(config.udp)
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot bind SIP UDP on {}: {e}", config.udp))?;
-    let tcp = TcpListener::bind(config.tcp)
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot bind SIP TCP on {}: {e}", config.tcp))?;
-    let out = SipListeners {
-        udp_addr: udp.local_addr()?,
-        tcp_addr: tcp.local_addr()?,
-    };
-    let max = config.max_message_bytes;
-    let lc = lifecycle.clone();
-    tokio::spawn(async move {
-        let mut buf = vec![0u8; 65_535];
-        loop {
-            let Ok((n, peer)) = udp.recv_from(&mut buf).await else { continue };
-            if let Some(reply) = respond(&buf[..n], max, lc.is_draining()) {
-                let _ = udp.send_to(&reply, peer).await;
-            }
-        }
-    });
-    tokio::spawn(async move {
-        loop {
-            let Ok((mut stream, _)) = tcp.accept().await else { continue };
-            let lc = lifecycle.clone();
-            tokio::spawn(async move {
-                let mut buf = vec![0u8; 65_535];
-                while let Ok(n) = stream.read(&mut buf).await {
-                    if n == 0 {
-                        break;
-                    }
-                    if let Some(reply) = respond(&buf[..n], max, lc.is_draining()) {
-                        if stream.write_all(&reply).await.is_err() {
-                            break;
-                        }
-                    }
-                }
-            });
-        }
-    });
-    Ok(out)
+    start_with(config, SipOptions::default(), lifecycle).await
 }
 
-fn respond(bytes: &[u8], max: usize, draining: bool) -> Option<Vec<u8>> {
-    let msg = rsip::SipMessage::try_from(bytes).ok()?;
-    let rsip::SipMessage::Request(req) = msg else { return None };
-    if req.method == rsip::Method::Ack {
-        return None;
-    }
-    let code: u16 = if bytes.len() > max {
-        513
-    } else if draining {
-        503
-    } else if req.method == rsip::Method::Options {
-        200
-    } else {
-        501
+pub async fn start_with(config: &Config, options: SipOptions, lifecycle: Lifecycle) -> anyhow::Result<SipListeners> {
+    let advertised = config
+        .advertised_address
+        .clone()
+        .filter(|a| !a.is_empty())
+        .unwrap_or_else(|| if config.udp.ip().is_unspecified() { "127.0.0.1".to_string() } else { config.udp.ip().to_string() });
+    let cfg = EndpointConfig {
+        udp_addr: config.udp,
+        tcp_addr: config.tcp,
+        advertised,
+        rtp_ports: config.rtp_ports,
+        timers: options.timers,
+        auto_answer: options.auto_answer,
+        user_agent: options.user_agent,
     };
-    let mut headers: rsip::Headers = Default::default();
-    for h in req.headers.iter() {
-        match h {
-            rsip::Header::Via(_) | rsip::Header::From(_) | rsip::Header::To(_)
-            | rsip::Header::CallId(_) | rsip::Header::CSeq(_) => headers.push(h.clone()),
-            _ => {}
-        }
-    }
-    headers.push(rsip::Header::ContentLength(0.into()));
-    let resp = rsip::Response {
-        status_code: code.into(),
-        version: rsip::Version::V2,
-        headers,
-        body: vec![],
-    };
-    Some(resp.to_string().into_bytes())
+    let (udp_addr, tcp_addr, handle) =
+        driver::spawn(config.udp, config.tcp, cfg, config.max_message_bytes, lifecycle).await?;
+    Ok(SipListeners { udp_addr, tcp_addr, handle })
 }

@@ -15,3 +15,4 @@ pub mod sdp;
 pub mod dialog;
 pub mod call;
 pub mod endpoint;
+pub mod driver;

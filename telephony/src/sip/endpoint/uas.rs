@@ -224,9 +224,13 @@ impl Endpoint {
         match self.server_invite_state(&invite_key) {
             None => self.respond_code(&key, &req, 481, now),
             Some(state) => {
-                self.respond_code(&key, &req, 200, now);
+                // The CANCEL's 200 carries the same To tag as the INVITE's responses.
+                let call = self.calls.values().find(|c| c.invite_key.as_ref() == Some(&invite_key)).map(|c| c.id);
+                let tag = call.and_then(|id| self.calls.get(&id)).map(|c| c.local_tag.clone()).unwrap_or_else(random_hex);
+                let mut ok = message::response_to(&req, 200, Some(&tag));
+                ok.headers.push(message::header("Server", &self.cfg.user_agent));
+                self.respond(&key, ok, now);
                 if state == server_invite::State::Proceeding {
-                    let call = self.calls.values().find(|c| c.invite_key.as_ref() == Some(&invite_key)).map(|c| c.id);
                     match call {
                         Some(id) => self.reject_with_cause(id, 487, HangupCause::RemoteCancel, now),
                         None => {

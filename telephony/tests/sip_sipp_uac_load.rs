@@ -1,0 +1,57 @@
+//! sipp as the caller (`-sn uac`) against Dialbridge answering: load, and load with packet loss
+//! forcing retransmissions in both directions.
+
+mod sip_common;
+
+use std::time::Duration;
+
+use sip_common::*;
+use telephony::sip::listener::SipOptions;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sipp_uac_1000_calls_at_100_cps_none_fail() {
+    if !foundation::testing::require_tool("sipp", "sip-tester") {
+        return;
+    }
+    let (sut, _lc) = start(SipOptions::default()).await;
+    let dir = scratch("uac-load");
+    let target = sut.udp_addr.to_string();
+    let port = free_port().to_string();
+    let run = run_sipp(
+        &dir,
+        &["-sn", "uac", &target, "-i", "127.0.0.1", "-mi", "127.0.0.1", "-p", &port, "-r", "100", "-m", "1000", "-l", "300",
+          "-timeout", "60s", "-timeout_error"],
+    )
+    .await;
+    assert_eq!(run.rc, 0, "sipp failed: {run:?}");
+    assert_eq!(run.stat("SuccessfulCall(C)"), 1000, "{run:?}");
+    assert_eq!(run.stat("FailedCall(C)"), 0, "{run:?}");
+    let stats = settle(&sut, Duration::from_secs(5)).await;
+    assert_eq!(stats.inbound_calls_created, 1000);
+    assert_eq!(stats.active_calls, 0, "every call ended with its BYE");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sipp_uac_with_10_percent_loss_retransmits_without_duplicate_calls() {
+    if !foundation::testing::require_tool("sipp", "sip-tester") {
+        return;
+    }
+    let (sut, _lc) = start(SipOptions::default()).await;
+    let dir = scratch("uac-lost");
+    let target = sut.udp_addr.to_string();
+    let port = free_port().to_string();
+    let run = run_sipp(
+        &dir,
+        &["-sn", "uac", &target, "-i", "127.0.0.1", "-mi", "127.0.0.1", "-p", &port, "-r", "50", "-m", "300", "-l", "300",
+          "-lost", "10", "-timeout", "90s", "-timeout_error"],
+    )
+    .await;
+    let created = run.stat("TotalCallCreated");
+    let retrans = run.stat("Retransmissions(C)");
+    assert!(retrans > 0, "loss must have forced retransmissions: {run:?}");
+    assert_eq!(run.rc, 0, "sipp failed: {run:?}");
+    assert_eq!(run.stat("SuccessfulCall(C)"), 300, "{run:?}");
+    let stats = settle(&sut, Duration::from_secs(40)).await;
+    assert_eq!(stats.inbound_calls_created, created, "a retransmitted INVITE must never create a second call");
+    assert_eq!(stats.active_calls, 0);
+}
