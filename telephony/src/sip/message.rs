@@ -170,6 +170,12 @@ pub fn parse(raw: &[u8], max_bytes: usize) -> Result<SipMessage, Rejected> {
         return Err(reject(raw, 513, "Message Too Large", "message over the size limit".into()));
     }
     let mut norm = normalize(raw).map_err(|e| reject(raw, 400, "Bad Request", e))?;
+    // rsip 0.4 knows only the methods it lists: an extension method gets 501, not 400.
+    if let Some(method) = norm.start_line.strip_suffix("SIP/2.0").and_then(|l| l.split(' ').next()) {
+        if !method.is_empty() && method.chars().all(|c| c.is_ascii_uppercase()) && method.parse::<Method>().is_err() {
+            return Err(reject(raw, 501, "Not Implemented", format!("unknown method {method:.20}")));
+        }
+    }
     if let Some(cl) = norm.get("Content-Length") {
         let cl: usize = cl
             .parse()
@@ -502,6 +508,13 @@ From: <sip:a@127.0.0.1>;tag=9\nTo: <sip:x@127.0.0.1>\nCall-ID: c1\nCSeq: 1 OPTIO
         // A malformed ACK never gets a response.
         let raw = "ACK sip:x SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\nFrom: <sip:a@h>;tag=1\r\nTo: <sip:b@h>\r\nCall-ID: 1\r\nCSeq: x ACK\r\n\r\n";
         assert!(parse(raw.as_bytes(), 65535).unwrap_err().response.is_none());
+    }
+
+    #[test]
+    fn unknown_method_is_501() {
+        let raw = COMPACT_INVITE.replace("INVITE", "FROB");
+        let err = parse(raw.as_bytes(), 65535).unwrap_err();
+        assert!(String::from_utf8(err.response.unwrap()).unwrap().starts_with("SIP/2.0 501 "));
     }
 
     #[test]
