@@ -1,0 +1,106 @@
+//! Custom sipp caller scenarios against Dialbridge: CANCEL while ringing (487), CANCEL crossing
+//! a 200 (the call stays up until BYE), and compact header forms over UDP and TCP.
+
+mod sip_common;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use sip_common::*;
+use telephony::sip::call::{CallEvent, HangupCause};
+use telephony::sip::listener::SipOptions;
+
+fn scenario(name: &str) -> String {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/sip_scenarios").join(name).display().to_string()
+}
+
+async fn run(name: &str, sut_addr: std::net::SocketAddr, calls: &str, transport: &str) -> SippRun {
+    let dir = scratch(&format!("{name}-{transport}"));
+    let port = free_port().to_string();
+    run_sipp(
+        &dir,
+        &["-sf", &scenario(name), &sut_addr.to_string(), "-i", "127.0.0.1", "-mi", "127.0.0.1", "-p", &port, "-t", transport,
+          "-m", calls, "-r", "20", "-timeout", "30s", "-timeout_error", "-max_recv_loops", "1000"],
+    )
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancel_while_ringing_gets_487() {
+    if !foundation::testing::require_tool("sipp", "sip-tester") {
+        return;
+    }
+    let (sut, _lc) = start(SipOptions { auto_answer: Some(Duration::from_secs(10)), ..Default::default() }).await;
+    let mut events = sut.handle.subscribe();
+    let r = run("uac_cancel.xml", sut.udp_addr, "5", "u1").await;
+    assert_eq!(r.rc, 0, "{r:?}");
+    assert_eq!(r.stat("SuccessfulCall(C)"), 5, "{r:?}");
+    let ev = collect_events(&mut events, Duration::from_secs(5), |e| {
+        e.iter().filter(|e| matches!(e, CallEvent::Hangup { .. })).count() == 5
+    })
+    .await;
+    let hangups: Vec<_> = ev.iter().filter_map(|e| if let CallEvent::Hangup { cause, code, .. } = e { Some((*cause, *code)) } else { None }).collect();
+    assert_eq!(hangups, vec![(HangupCause::RemoteCancel, Some(487)); 5]);
+    assert!(!ev.iter().any(|e| matches!(e, CallEvent::Answered { .. })));
+    assert_eq!(settle(&sut, Duration::from_secs(2)).await.active_calls, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancel_crossing_200_leaves_the_call_up_until_bye() {
+    if !foundation::testing::require_tool("sipp", "sip-tester") {
+        return;
+    }
+    let (sut, _lc) = start(SipOptions::default()).await;
+    let mut events = sut.handle.subscribe();
+    let r = run("uac_cancel_crossing_200.xml", sut.udp_addr, "5", "u1").await;
+    assert_eq!(r.rc, 0, "{r:?}");
+    assert_eq!(r.stat("SuccessfulCall(C)"), 5, "{r:?}");
+    let ev = collect_events(&mut events, Duration::from_secs(5), |e| {
+        e.iter().filter(|e| matches!(e, CallEvent::Hangup { .. })).count() == 5
+    })
+    .await;
+    let answered: Vec<_> = ev
+        .iter()
+        .filter_map(|e| if let CallEvent::Answered { media, .. } = e { Some(*media) } else { None })
+        .collect();
+    assert_eq!(answered.len(), 5, "{ev:?}");
+    for m in answered {
+        let n = m.negotiated.expect("negotiated media");
+        assert_eq!((n.payload_type, n.telephone_event), (8, Some(96)), "PCMA and the caller's telephone-event PT");
+    }
+    assert!(ev.iter().all(|e| !matches!(e, CallEvent::Hangup { cause, .. } if *cause != HangupCause::RemoteBye)), "{ev:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compact_headers_from_sipp_over_udp_and_tcp() {
+    if !foundation::testing::require_tool("sipp", "sip-tester") {
+        return;
+    }
+    let (sut, _lc) = start(SipOptions::default()).await;
+    let r = run("uac_compact.xml", sut.udp_addr, "20", "u1").await;
+    assert_eq!(r.rc, 0, "{r:?}");
+    assert_eq!(r.stat("SuccessfulCall(C)"), 20, "{r:?}");
+    let r = run("uac_compact.xml", sut.tcp_addr, "20", "t1").await;
+    assert_eq!(r.rc, 0, "{r:?}");
+    assert_eq!(r.stat("SuccessfulCall(C)"), 20, "{r:?}");
+    let s = settle(&sut, Duration::from_secs(3)).await;
+    assert_eq!((s.inbound_calls_created, s.active_calls), (40, 0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sipp_uac_over_tcp() {
+    if !foundation::testing::require_tool("sipp", "sip-tester") {
+        return;
+    }
+    let (sut, _lc) = start(SipOptions::default()).await;
+    let dir = scratch("uac-tcp");
+    let port = free_port().to_string();
+    let r = run_sipp(
+        &dir,
+        &["-sn", "uac", &sut.tcp_addr.to_string(), "-i", "127.0.0.1", "-mi", "127.0.0.1", "-p", &port, "-t", "t1",
+          "-m", "200", "-r", "100", "-timeout", "30s", "-timeout_error"],
+    )
+    .await;
+    assert_eq!(r.rc, 0, "{r:?}");
+    assert_eq!(r.stat("SuccessfulCall(C)"), 200, "{r:?}");
+}
