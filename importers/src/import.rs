@@ -1,0 +1,613 @@
+//! The import pipeline: a blocking reader thread turns rows into leads or outcomes (mapping, E.164,
+//! dedupe, DNC, time zones) and hands batches over a bounded channel to the async writer, which
+//! commits each batch in one transaction together with the job's progress.
+//!
+//! Every row read ends in exactly one outcome, decided in this order: rejected (blank row, no
+//! valid number, unreadable, no candidate time zone) → duplicate (key already seen in this file,
+//! or already in the list under the skip policy) → dnc (CRM do-not-call flag, or every valid number
+//! on a DNC list) → accepted (inserted, or updated under the update policy).
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::Context;
+use foundation::{Clock, Db};
+use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
+
+use crate::dnc::DncIndex;
+use crate::mapping::{Mapping, MappingSpec};
+use crate::phone::Normalizer;
+use crate::reader::{ReadRow, RecordReader};
+use crate::report::{ImportReport, bump};
+use crate::store::{self, Batch, NewLead, NewPhone, RowOutcome};
+use crate::tz::{self, LeadPlace};
+
+/// What to do with a row whose key is already a lead of the list.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DuplicatePolicy {
+    /// Count it as a duplicate and leave the lead alone.
+    #[default]
+    Skip,
+    /// Overwrite the lead's fields and numbers from the row (counted as accepted/updated).
+    Update,
+}
+
+/// How to import one file.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ImportOptions {
+    /// The list's name; created when it does not exist.
+    pub list: String,
+    /// Default region (ISO, e.g. `US`) for numbers without `+CC`. `None`: the list's default
+    /// (a new list gets `US`).
+    pub region: Option<String>,
+    /// An explicit column mapping (see [`MappingSpec::load`] for files); `None` recognises headers.
+    pub mapping: Option<MappingSpec>,
+    /// Extra DNC files to scrub against for this import only (one number a line).
+    pub dnc_files: Vec<PathBuf>,
+    pub duplicate_policy: DuplicatePolicy,
+    /// Priority of leads whose row has no priority column value.
+    pub default_priority: i64,
+    /// Rows per transaction.
+    pub batch_rows: usize,
+    /// Continue a failed job (its public id): rows it committed are skipped.
+    pub resume_job: Option<String>,
+    /// Use this public id for the new job (lets an HTTP handler return the id before the import
+    /// finishes); `None` generates one.
+    pub job_id: Option<String>,
+    /// Audit actor, e.g. `user:alice`.
+    pub actor: String,
+}
+
+impl ImportOptions {
+    pub fn new(list: &str) -> Self {
+        Self {
+            list: list.to_owned(),
+            region: None,
+            mapping: None,
+            dnc_files: Vec::new(),
+            duplicate_policy: DuplicatePolicy::Skip,
+            default_priority: 0,
+            batch_rows: 5_000,
+            resume_job: None,
+            job_id: None,
+            actor: "system".to_owned(),
+        }
+    }
+}
+
+/// Progress, reported after every committed batch.
+#[derive(Debug, Clone, Serialize)]
+pub struct Progress {
+    pub job_id: String,
+    pub rows_committed: u64,
+    pub bytes_read: u64,
+    pub bytes_total: u64,
+    pub accepted: u64,
+    pub rejected: u64,
+    pub duplicates: u64,
+    pub dnc: u64,
+}
+
+/// Imports `path` into the list named in `options`. Returns the final report; on a failure after
+/// the job was created, the job is marked `failed` with the committed prefix (resumable with
+/// `resume_job`) and the error names the job.
+pub async fn import_file(
+    db: &Db,
+    clock: &dyn Clock,
+    path: &Path,
+    options: &ImportOptions,
+    progress: &(dyn Fn(&Progress) + Send + Sync),
+) -> anyhow::Result<ImportReport> {
+    let started = Instant::now();
+    let p = path.to_owned();
+    let reader = tokio::task::spawn_blocking(move || RecordReader::open(&p)).await??;
+    let file_name = path.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
+    let list = store::ensure_list(db, clock, &options.list, options.region.as_deref().unwrap_or("US")).await?;
+    let region = options.region.clone().unwrap_or_else(|| list.default_region.clone());
+    let normalizer = Normalizer::new(&region)?;
+    let mapping = Mapping::resolve(&reader.headers, options.mapping.as_ref())?;
+
+    // The job: new, or the failed one being resumed.
+    let (job_id, public_id, skip_rows, mut report) = match &options.resume_job {
+        Some(resume) => {
+            let job = store::job(db, resume).await?.with_context(|| format!("no import job {resume} to resume"))?;
+            anyhow::ensure!(job.list_id == list.id, "job {resume} belongs to another list");
+            anyhow::ensure!(job.state != "completed", "job {resume} already completed");
+            anyhow::ensure!(job.headers == reader.headers, "job {resume} read a file with other columns");
+            store::set_job_state(db, clock.now_ms(), job.id, "running", None, None).await?;
+            let mut report = job.report;
+            report.resumed_after_row = job.rows_committed;
+            report.error = None;
+            (job.id, job.public_id, job.rows_committed, report)
+        }
+        None => {
+            let public_id = options.job_id.clone().unwrap_or_else(|| foundation::ids::public_id("import", clock.now_ms()));
+            let opts = serde_json::json!({ "options": options, "headers": reader.headers });
+            let id = store::create_job(db, clock.now_ms(), &public_id, list.id, &file_name, reader.file_size, &opts.to_string())
+                .await?;
+            let report = ImportReport {
+                job_id: public_id.clone(),
+                list: list.name.clone(),
+                list_id: list.id,
+                file: file_name.clone(),
+                ..Default::default()
+            };
+            (id, public_id, 0, report)
+        }
+    };
+    report.state = "running".into();
+    report.format = Some(reader.format.clone());
+    report.mapping = mapping.summary();
+
+    let result = run(db, clock, job_id, &public_id, list.id, reader, normalizer, mapping, options, skip_rows, report, progress).await;
+    let now = clock.now_ms();
+    match result {
+        Ok(mut report) => {
+            report.state = "completed".into();
+            report.elapsed_ms = started.elapsed().as_millis() as u64;
+            store::set_job_state(db, now, job_id, "completed", Some(&report), None).await?;
+            foundation::audit::record(
+                db.pool(),
+                now,
+                &foundation::audit::Entry {
+                    actor: &options.actor,
+                    action: "import.completed",
+                    subject: Some(&public_id),
+                    result: "ok",
+                    detail: Some(serde_json::json!({
+                        "list": list.name, "file": file_name, "rows_read": report.rows_read,
+                        "accepted": report.accepted, "rejected": report.rejected,
+                        "duplicates": report.duplicates, "dnc": report.dnc,
+                    })),
+                },
+            )
+            .await?;
+            Ok(report)
+        }
+        Err(e) => {
+            let msg = format!("{e:#}");
+            let _ = store::set_job_state(db, now, job_id, "failed", None, Some(&msg)).await;
+            let committed = store::job(db, &public_id).await.ok().flatten().map(|j| j.rows_committed).unwrap_or(0);
+            Err(e.context(format!(
+                "import job {public_id} failed after committing {committed} rows; resume it with resume_job = {public_id:?}"
+            )))
+        }
+    }
+}
+
+/// Reads a job's report (progress while it runs, the final report when done).
+pub async fn job_report(db: &Db, job_public_id: &str) -> anyhow::Result<Option<ImportReport>> {
+    Ok(store::job(db, job_public_id).await?.map(|j| j.report))
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn run(
+    db: &Db,
+    clock: &dyn Clock,
+    job_id: i64,
+    public_id: &str,
+    list_id: i64,
+    mut reader: RecordReader,
+    normalizer: Normalizer,
+    mapping: Mapping,
+    options: &ImportOptions,
+    skip_rows: u64,
+    mut report: ImportReport,
+    progress: &(dyn Fn(&Progress) + Send + Sync),
+) -> anyhow::Result<ImportReport> {
+    // DNC: stored sources plus this import's files.
+    let mut dnc = DncIndex::load(db).await?;
+    for f in &options.dnc_files {
+        let cc = normalizer.country_code();
+        let p = f.clone();
+        let (set, _, _) = tokio::task::spawn_blocking(move || crate::dnc::read_registry_file(&p, cc)).await??;
+        let name = f.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        dnc.files.push((name, set));
+    }
+    report.dnc_sources.insert("internal".into(), dnc.internal.len() as u64);
+    let now = clock.now_ms();
+    for (info, set) in &dnc.registries {
+        report.dnc_sources.insert(format!("registry:{}", info.name), set.len() as u64);
+        if info.is_stale(now, std::time::Duration::from_secs(31 * 86_400)) {
+            let w = format!(
+                "DNC registry {:?} was downloaded {} days ago: telemarketing campaigns must not dial with a copy older than 31 days",
+                info.name,
+                (now - info.downloaded_at) / 86_400_000
+            );
+            if !report.warnings.contains(&w) {
+                report.warnings.push(w);
+            }
+        }
+    }
+    for (name, set) in &dnc.files {
+        report.dnc_sources.insert(format!("file:{name}"), set.len() as u64);
+    }
+    let keys = store::existing_keys(db, list_id, (skip_rows > 0).then_some(job_id)).await?;
+
+    let mut last = report.clone();
+    let (tx, mut rx) = mpsc::channel::<Batch>(2);
+    let batch_rows = options.batch_rows.max(1);
+    let policy = options.duplicate_policy;
+    let default_priority = options.default_priority;
+    let bytes_total = reader.file_size;
+    let producer = tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
+        let mut p = Processor {
+            mapping,
+            normalizer,
+            dnc,
+            crm_keys: keys.crm.into_iter().map(|(k, (id, mine))| (k, if mine { Seen::InFile } else { Seen::Lead(id) })).collect(),
+            tel_keys: keys.tel.into_iter().map(|(k, (id, mine))| (k, if mine { Seen::InFile } else { Seen::Lead(id) })).collect(),
+            policy,
+            default_priority,
+        };
+        let mut fields: Vec<String> = Vec::new();
+        let mut row_no: u64 = 0;
+        // Skip what an earlier run committed.
+        while row_no < skip_rows {
+            match reader.next_row(&mut fields) {
+                ReadRow::End => anyhow::bail!("the file has only {row_no} rows but the job committed {skip_rows}"),
+                ReadRow::Unreadable(e) if e.starts_with("io:") => anyhow::bail!("reading row {}: {e}", row_no + 1),
+                _ => row_no += 1,
+            }
+        }
+        let mut batch = Batch::default();
+        loop {
+            let read = reader.next_row(&mut fields);
+            match read {
+                ReadRow::End => break,
+                ReadRow::Unreadable(e) if e.starts_with("io:") => {
+                    // Commit what is complete, then fail: the job stays resumable.
+                    flush(&tx, &mut batch, row_no, &report, &reader)?;
+                    anyhow::bail!("reading row {}: {e}", row_no + 1);
+                }
+                ReadRow::Unreadable(e) => {
+                    row_no += 1;
+                    report.rows_read += 1;
+                    report.rejected += 1;
+                    bump(&mut report.rejected_by_reason, "unreadable");
+                    batch.outcomes.push(RowOutcome {
+                        source_row: row_no as i64,
+                        outcome: "rejected",
+                        reason: format!("unreadable: {e}"),
+                        fields_json: "[]".into(),
+                    });
+                }
+                ReadRow::Row => {
+                    row_no += 1;
+                    p.row(&fields, row_no, &mut report, &mut batch);
+                }
+            }
+            if batch.leads.len() + batch.outcomes.len() >= batch_rows {
+                flush(&tx, &mut batch, row_no, &report, &reader)?;
+            }
+        }
+        flush(&tx, &mut batch, row_no, &report, &reader)?;
+        Ok(())
+    });
+
+    let mut write_error = None;
+    while let Some(batch) = rx.recv().await {
+        if let Err(e) = store::write_batch(db, clock.now_ms(), list_id, job_id, &batch).await {
+            write_error = Some(e);
+            break;
+        }
+        last = batch.report;
+        progress(&Progress {
+            job_id: public_id.to_owned(),
+            rows_committed: batch.rows_end,
+            bytes_read: batch.bytes_read,
+            bytes_total,
+            accepted: last.accepted,
+            rejected: last.rejected,
+            duplicates: last.duplicates,
+            dnc: last.dnc,
+        });
+    }
+    drop(rx);
+    let produced = producer.await.context("the reader thread panicked")?;
+    if let Some(e) = write_error {
+        return Err(e);
+    }
+    produced?;
+    Ok(last)
+}
+
+fn flush(
+    tx: &mpsc::Sender<Batch>,
+    batch: &mut Batch,
+    row_no: u64,
+    report: &ImportReport,
+    reader: &RecordReader,
+) -> anyhow::Result<()> {
+    let mut b = std::mem::take(batch);
+    b.rows_end = row_no;
+    b.report = report.clone();
+    b.report.windows_1252_rows = reader.windows_1252_rows;
+    b.bytes_read = reader.bytes_read();
+    tx.blocking_send(b).map_err(|_| anyhow::anyhow!("the database writer stopped"))
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Seen {
+    /// Already a lead of the list (id), not yet met in this file.
+    Lead(i64),
+    /// Met earlier in this file (or committed by the job being resumed).
+    InFile,
+}
+
+struct Processor {
+    mapping: Mapping,
+    normalizer: Normalizer,
+    dnc: DncIndex,
+    crm_keys: HashMap<String, Seen>,
+    tel_keys: HashMap<u64, Seen>,
+    policy: DuplicatePolicy,
+    default_priority: i64,
+}
+
+fn cell<'a>(fields: &'a [String], i: Option<usize>) -> Option<&'a str> {
+    let v = fields.get(i?)?.trim();
+    (!v.is_empty()).then_some(v)
+}
+
+fn truthy(v: &str) -> bool {
+    matches!(v.trim().to_ascii_lowercase().as_str(), "1" | "true" | "yes" | "y" | "x" | "t" | "dnc" | "opted out")
+}
+
+impl Processor {
+    fn row(&mut self, fields: &[String], row_no: u64, report: &mut ImportReport, batch: &mut Batch) {
+        report.rows_read += 1;
+        let outcome = |report: &mut ImportReport, batch: &mut Batch, kind: &'static str, reason: String| {
+            let map = match kind {
+                "rejected" => {
+                    report.rejected += 1;
+                    &mut report.rejected_by_reason
+                }
+                "duplicate" => {
+                    report.duplicates += 1;
+                    &mut report.duplicates_by_reason
+                }
+                _ => {
+                    report.dnc += 1;
+                    &mut report.dnc_by_source
+                }
+            };
+            bump(map, &reason);
+            batch.outcomes.push(RowOutcome {
+                source_row: row_no as i64,
+                outcome: kind,
+                reason,
+                fields_json: serde_json::to_string(fields).expect("strings serialise"),
+            });
+        };
+        if fields.iter().all(|f| f.trim().is_empty()) {
+            return outcome(report, batch, "rejected", "blank_row".into());
+        }
+
+        // Numbers, in column order, each valid number once.
+        let mut valid: Vec<(crate::phone::Phone, usize, &str)> = Vec::new();
+        let mut first_invalid: Option<&'static str> = None;
+        for &col in &self.mapping.phones {
+            let raw = fields.get(col).map(|s| s.trim()).unwrap_or("");
+            if raw.is_empty() {
+                continue;
+            }
+            report.numbers.seen += 1;
+            match self.normalizer.normalize(raw) {
+                Ok(p) => {
+                    if valid.iter().any(|(q, _, _)| q.digits == p.digits) {
+                        report.numbers.repeated_in_row += 1;
+                    } else {
+                        report.numbers.valid += 1;
+                        valid.push((p, col, raw));
+                    }
+                }
+                Err(r) => {
+                    report.numbers.invalid += 1;
+                    bump(&mut report.numbers.invalid_by_reason, r.as_str());
+                    first_invalid.get_or_insert(r.as_str());
+                }
+            }
+        }
+        if valid.is_empty() {
+            let reason = match first_invalid {
+                Some(r) => r.to_owned(),
+                None => "no_phone".to_owned(),
+            };
+            return outcome(report, batch, "rejected", reason);
+        }
+
+        // Dedupe key.
+        let crm_id = cell(fields, self.mapping.crm_id);
+        let seen = match crm_id {
+            Some(id) => match self.crm_keys.get_mut(id) {
+                Some(s) => Some(std::mem::replace(s, Seen::InFile)),
+                None => {
+                    self.crm_keys.insert(id.to_owned(), Seen::InFile);
+                    None
+                }
+            },
+            None => self.tel_keys.insert(valid[0].0.digits, Seen::InFile),
+        };
+        let update_of = match seen {
+            Some(Seen::InFile) => return outcome(report, batch, "duplicate", "duplicate_in_file".into()),
+            Some(Seen::Lead(_)) if self.policy == DuplicatePolicy::Skip => {
+                return outcome(report, batch, "duplicate", "duplicate_in_list".into());
+            }
+            Some(Seen::Lead(id)) => Some(id),
+            None => None,
+        };
+
+        // Do-not-call.
+        if cell(fields, self.mapping.do_not_call).is_some_and(truthy) {
+            return outcome(report, batch, "dnc", "crm_do_not_call".into());
+        }
+        let hits: Vec<Option<String>> = valid.iter().map(|(p, _, _)| self.dnc.check(p.digits).map(|h| h.label())).collect();
+        for h in hits.iter().flatten() {
+            report.numbers.dnc += 1;
+            bump(&mut report.numbers.dnc_by_source, h);
+        }
+        if hits.iter().all(Option::is_some) {
+            let first = hits[0].clone().expect("all hit");
+            return outcome(report, batch, "dnc", first);
+        }
+
+        // Time zones.
+        let explicit = cell(fields, self.mapping.timezone).and_then(tz::parse_explicit);
+        let postal = cell(fields, self.mapping.postal_code);
+        let place = LeadPlace { explicit, postal };
+        let mut phones = Vec::with_capacity(valid.len());
+        let mut dialable_any = false;
+        let mut no_tz = 0;
+        for (pos, ((p, col, raw), hit)) in valid.iter().zip(&hits).enumerate() {
+            let cands = tz::candidates(p, &place);
+            let dialable = hit.is_none() && !cands.is_empty();
+            if hit.is_none() && cands.is_empty() {
+                no_tz += 1;
+            }
+            dialable_any |= dialable;
+            phones.push(NewPhone {
+                position: pos as i64,
+                e164: p.e164.clone(),
+                extension: p.extension.clone(),
+                raw: (*raw).to_owned(),
+                source_column: self.mapping.headers[*col].clone(),
+                kind: p.kind.as_str(),
+                region: p.region,
+                tz_json: cands.to_json(),
+                tz_ambiguous: cands.ambiguous(),
+                dialable,
+                dnc_source: hit.clone(),
+            });
+            if hit.is_none() {
+                if cands.ambiguous() {
+                    report.numbers.timezone_ambiguous += 1;
+                }
+                for c in &cands.zones {
+                    for s in &c.sources {
+                        bump(&mut report.numbers.timezone_by_source, s.as_str());
+                    }
+                }
+            }
+        }
+        report.numbers.no_timezone += no_tz;
+        if !dialable_any {
+            return outcome(report, batch, "rejected", "no_timezone".into());
+        }
+        for ph in &phones {
+            report.numbers.stored += 1;
+            report.numbers.dialable += ph.dialable as u64;
+            report.numbers.with_extension += ph.extension.is_some() as u64;
+        }
+
+        report.accepted += 1;
+        if update_of.is_some() {
+            report.updated += 1;
+        } else {
+            report.inserted += 1;
+        }
+        let dedupe_key = match crm_id {
+            Some(id) => format!("crm:{id}"),
+            None => format!("tel:{}", valid[0].0.e164),
+        };
+        let (consent_at, consent_raw) = match cell(fields, self.mapping.consent_at) {
+            Some(v) => match parse_time_ms(v) {
+                Some(ms) => (Some(ms), None),
+                None => (None, Some(v)),
+            },
+            None => (None, None),
+        };
+        let mut attributes = String::with_capacity(64);
+        attributes.push('{');
+        let mut first = true;
+        let mut attr = |k: &str, v: &str| {
+            if !first {
+                attributes.push(',');
+            }
+            first = false;
+            attributes.push_str(&serde_json::to_string(k).expect("str"));
+            attributes.push(':');
+            attributes.push_str(&serde_json::to_string(v).expect("str"));
+        };
+        for (i, name) in &self.mapping.attributes {
+            if let Some(v) = cell(fields, Some(*i)) {
+                attr(name, v);
+            }
+        }
+        if let Some(v) = consent_raw {
+            attr("consent_at_unparsed", v);
+        }
+        if let Some(v) = cell(fields, self.mapping.timezone).filter(|_| explicit.is_none()) {
+            attr("timezone_unrecognised", v);
+        }
+        if let Some(v) = cell(fields, self.mapping.country) {
+            attr("country", v);
+        }
+        attributes.push('}');
+        let owned = |i: Option<usize>| cell(fields, i).map(str::to_owned);
+        batch.leads.push(NewLead {
+            update_of,
+            dedupe_key,
+            crm_id: crm_id.map(str::to_owned),
+            priority: cell(fields, self.mapping.priority)
+                .and_then(|v| v.parse::<f64>().ok())
+                .map(|v| v as i64)
+                .unwrap_or(self.default_priority),
+            state: "new",
+            first_name: owned(self.mapping.first_name),
+            last_name: owned(self.mapping.last_name),
+            email: owned(self.mapping.email),
+            postal_code: owned(self.mapping.postal_code),
+            subdivision: owned(self.mapping.subdivision),
+            country: valid[0].0.region,
+            attributes,
+            consent_type: owned(self.mapping.consent_type),
+            consent_source: owned(self.mapping.consent_source),
+            consent_at,
+            source_row: row_no as i64,
+            phones,
+        });
+    }
+}
+
+/// Epoch ms from RFC 3339, `YYYY-MM-DD[ HH:MM[:SS]]`, `MM/DD/YYYY[ HH:MM]` or epoch seconds/ms.
+pub fn parse_time_ms(v: &str) -> Option<i64> {
+    use chrono::{DateTime, NaiveDate, NaiveDateTime};
+    let v = v.trim();
+    if let Ok(t) = DateTime::parse_from_rfc3339(v) {
+        return Some(t.timestamp_millis());
+    }
+    for f in ["%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M", "%m/%d/%Y %H:%M:%S", "%m/%d/%Y %H:%M"] {
+        if let Ok(t) = NaiveDateTime::parse_from_str(v, f) {
+            return Some(t.and_utc().timestamp_millis());
+        }
+    }
+    for f in ["%Y-%m-%d", "%m/%d/%Y"] {
+        if let Ok(d) = NaiveDate::parse_from_str(v, f) {
+            return Some(d.and_hms_opt(0, 0, 0)?.and_utc().timestamp_millis());
+        }
+    }
+    match v.parse::<i64>() {
+        Ok(n) if n > 100_000_000_000 => Some(n),
+        Ok(n) if n > 100_000_000 => Some(n * 1000),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn consent_times() {
+        assert_eq!(parse_time_ms("2024-03-01"), Some(1_709_251_200_000));
+        assert_eq!(parse_time_ms("2024-03-01T00:00:00Z"), Some(1_709_251_200_000));
+        assert_eq!(parse_time_ms("03/01/2024"), Some(1_709_251_200_000));
+        assert_eq!(parse_time_ms("1709251200"), Some(1_709_251_200_000));
+        assert_eq!(parse_time_ms("yesterday"), None);
+    }
+}
+

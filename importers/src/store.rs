@@ -1,0 +1,460 @@
+//! Database side of imports: lists, import jobs, and the batched writes of leads, their phones and
+//! the per-row outcomes. All SQL is written once with `$N` placeholders and runs on SQLite and
+//! PostgreSQL through `foundation::Db`.
+//!
+//! One batch = one write transaction that also advances the job's `rows_committed` and stores the
+//! report as of that row, so a crash leaves a committed prefix that [`crate::ImportOptions::resume_job`]
+//! continues from. Inserts are multi-row `INSERT … VALUES (…),(…)` statements of a few hundred rows
+//! (below SQLite's 32,766 bound parameters).
+
+use std::collections::HashMap;
+
+use anyhow::Context;
+use foundation::{Clock, Db};
+use serde::Serialize;
+use sqlx::{AssertSqlSafe, Row};
+
+use crate::report::ImportReport;
+
+/// A contact list.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct LeadList {
+    pub id: i64,
+    pub name: String,
+    pub default_region: String,
+}
+
+/// Finds the list by name, creating it (with `default_region`) if needed.
+pub async fn ensure_list(db: &Db, clock: &dyn Clock, name: &str, default_region: &str) -> anyhow::Result<LeadList> {
+    if let Some(l) = list_by_name(db, name).await? {
+        return Ok(l);
+    }
+    let now = clock.now_ms();
+    sqlx::query(
+        "INSERT INTO lead_lists (name, default_region, created_at, updated_at) VALUES ($1, $2, $3, $3) \
+         ON CONFLICT (name) DO NOTHING",
+    )
+    .bind(name)
+    .bind(default_region.to_ascii_uppercase())
+    .bind(now)
+    .execute(db.pool())
+    .await?;
+    list_by_name(db, name).await?.context("list vanished after creation")
+}
+
+pub async fn list_by_name(db: &Db, name: &str) -> anyhow::Result<Option<LeadList>> {
+    let row = sqlx::query("SELECT id, name, default_region FROM lead_lists WHERE name = $1")
+        .bind(name)
+        .fetch_optional(db.pool())
+        .await?;
+    Ok(row.map(|r| LeadList { id: r.get("id"), name: r.get("name"), default_region: r.get("default_region") }))
+}
+
+/// Number of leads in a list.
+pub async fn lead_count(db: &Db, list_id: i64) -> anyhow::Result<i64> {
+    Ok(sqlx::query_scalar("SELECT COUNT(*) FROM leads WHERE list_id = $1").bind(list_id).fetch_one(db.pool()).await?)
+}
+
+/// One phone to write.
+#[derive(Debug, Clone)]
+pub struct NewPhone {
+    pub position: i64,
+    pub e164: String,
+    pub extension: Option<String>,
+    pub raw: String,
+    pub source_column: String,
+    pub kind: &'static str,
+    pub region: Option<&'static str>,
+    pub tz_json: String,
+    pub tz_ambiguous: bool,
+    pub dialable: bool,
+    pub dnc_source: Option<String>,
+}
+
+/// One lead to insert, or to update when `update_of` is set.
+#[derive(Debug, Clone, Default)]
+pub struct NewLead {
+    pub update_of: Option<i64>,
+    pub dedupe_key: String,
+    pub crm_id: Option<String>,
+    pub priority: i64,
+    pub state: &'static str,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub email: Option<String>,
+    pub postal_code: Option<String>,
+    pub subdivision: Option<String>,
+    pub country: Option<&'static str>,
+    pub attributes: String,
+    pub consent_type: Option<String>,
+    pub consent_source: Option<String>,
+    pub consent_at: Option<i64>,
+    pub source_row: i64,
+    pub phones: Vec<NewPhone>,
+}
+
+/// A row that did not become a lead.
+#[derive(Debug, Clone)]
+pub struct RowOutcome {
+    pub source_row: i64,
+    pub outcome: &'static str,
+    pub reason: String,
+    pub fields_json: String,
+}
+
+/// Rows processed together and committed in one transaction.
+#[derive(Debug, Default)]
+pub struct Batch {
+    /// Data rows read from the file when this batch closed (the job's new `rows_committed`).
+    pub rows_end: u64,
+    /// Bytes of the input read so far (progress).
+    pub bytes_read: u64,
+    pub leads: Vec<NewLead>,
+    pub outcomes: Vec<RowOutcome>,
+    pub report: ImportReport,
+}
+
+fn values_sql(head: &str, cols: usize, rows: usize, tail: &str) -> String {
+    let mut s = String::with_capacity(head.len() + rows * cols * 5 + tail.len());
+    s.push_str(head);
+    s.push_str(" VALUES ");
+    let mut n = 1;
+    for r in 0..rows {
+        if r > 0 {
+            s.push(',');
+        }
+        s.push('(');
+        for c in 0..cols {
+            if c > 0 {
+                s.push(',');
+            }
+            s.push('$');
+            s.push_str(&n.to_string());
+            n += 1;
+        }
+        s.push(')');
+    }
+    s.push_str(tail);
+    s
+}
+
+const LEAD_COLS: usize = 19;
+const LEADS_PER_STMT: usize = 500;
+const PHONE_COLS: usize = 13;
+const PHONES_PER_STMT: usize = 700;
+const OUTCOME_COLS: usize = 5;
+const OUTCOMES_PER_STMT: usize = 1000;
+
+/// Writes one batch and advances the job, atomically.
+pub async fn write_batch(db: &Db, now: i64, list_id: i64, job_id: i64, batch: &Batch) -> anyhow::Result<()> {
+    let mut tx = db.begin_write().await?;
+    let mut ids: HashMap<&str, i64> = HashMap::with_capacity(batch.leads.len());
+    let inserts: Vec<&NewLead> = batch.leads.iter().filter(|l| l.update_of.is_none()).collect();
+    for chunk in inserts.chunks(LEADS_PER_STMT) {
+        let sql = values_sql(
+            "INSERT INTO leads (list_id, dedupe_key, crm_id, priority, state, first_name, last_name, email, \
+             postal_code, subdivision, country, attributes, consent_type, consent_source, consent_at, \
+             import_job_id, source_row, created_at, updated_at)",
+            LEAD_COLS,
+            chunk.len(),
+            " RETURNING id, dedupe_key",
+        );
+        let mut q = sqlx::query(AssertSqlSafe(sql));
+        for l in chunk {
+            q = q
+                .bind(list_id)
+                .bind(l.dedupe_key.as_str())
+                .bind(l.crm_id.as_deref())
+                .bind(l.priority)
+                .bind(l.state)
+                .bind(l.first_name.as_deref())
+                .bind(l.last_name.as_deref())
+                .bind(l.email.as_deref())
+                .bind(l.postal_code.as_deref())
+                .bind(l.subdivision.as_deref())
+                .bind(l.country)
+                .bind(l.attributes.as_str())
+                .bind(l.consent_type.as_deref())
+                .bind(l.consent_source.as_deref())
+                .bind(l.consent_at)
+                .bind(job_id)
+                .bind(l.source_row)
+                .bind(now)
+                .bind(now);
+        }
+        let rows = q.fetch_all(tx.conn()).await.context("inserting leads")?;
+        let by_key: HashMap<String, i64> = rows.iter().map(|r| (r.get::<String, _>(1), r.get::<i64, _>(0))).collect();
+        for l in chunk {
+            let id = *by_key.get(&l.dedupe_key).context("an inserted lead's id was not returned")?;
+            ids.insert(l.dedupe_key.as_str(), id);
+        }
+    }
+    for l in batch.leads.iter().filter(|l| l.update_of.is_some()) {
+        let id = l.update_of.expect("filtered");
+        sqlx::query(
+            "UPDATE leads SET crm_id = $1, priority = $2, first_name = $3, last_name = $4, email = $5, \
+             postal_code = $6, subdivision = $7, country = $8, attributes = $9, consent_type = $10, \
+             consent_source = $11, consent_at = $12, import_job_id = $13, source_row = $14, updated_at = $15 \
+             WHERE id = $16",
+        )
+        .bind(l.crm_id.as_deref())
+        .bind(l.priority)
+        .bind(l.first_name.as_deref())
+        .bind(l.last_name.as_deref())
+        .bind(l.email.as_deref())
+        .bind(l.postal_code.as_deref())
+        .bind(l.subdivision.as_deref())
+        .bind(l.country)
+        .bind(l.attributes.as_str())
+        .bind(l.consent_type.as_deref())
+        .bind(l.consent_source.as_deref())
+        .bind(l.consent_at)
+        .bind(job_id)
+        .bind(l.source_row)
+        .bind(now)
+        .bind(id)
+        .execute(tx.conn())
+        .await
+        .context("updating a lead")?;
+        sqlx::query("DELETE FROM lead_phones WHERE lead_id = $1").bind(id).execute(tx.conn()).await?;
+        ids.insert(l.dedupe_key.as_str(), id);
+    }
+    let phones: Vec<(i64, &NewPhone)> = batch
+        .leads
+        .iter()
+        .flat_map(|l| {
+            let id = ids[l.dedupe_key.as_str()];
+            l.phones.iter().map(move |p| (id, p))
+        })
+        .collect();
+    for chunk in phones.chunks(PHONES_PER_STMT) {
+        let sql = values_sql(
+            "INSERT INTO lead_phones (lead_id, position, e164, extension, raw, source_column, number_type, \
+             region, tz_candidates, tz_ambiguous, dialable, dnc, dnc_source)",
+            PHONE_COLS,
+            chunk.len(),
+            "",
+        );
+        let mut q = sqlx::query(AssertSqlSafe(sql));
+        for (id, p) in chunk {
+            q = q
+                .bind(*id)
+                .bind(p.position)
+                .bind(p.e164.as_str())
+                .bind(p.extension.as_deref())
+                .bind(p.raw.as_str())
+                .bind(p.source_column.as_str())
+                .bind(p.kind)
+                .bind(p.region)
+                .bind(p.tz_json.as_str())
+                .bind(p.tz_ambiguous as i16)
+                .bind(p.dialable as i16)
+                .bind(p.dnc_source.is_some() as i16)
+                .bind(p.dnc_source.as_deref());
+        }
+        q.execute(tx.conn()).await.context("inserting lead phones")?;
+    }
+    for chunk in batch.outcomes.chunks(OUTCOMES_PER_STMT) {
+        let sql = values_sql(
+            "INSERT INTO import_row_outcomes (job_id, source_row, outcome, reason, fields)",
+            OUTCOME_COLS,
+            chunk.len(),
+            "",
+        );
+        let mut q = sqlx::query(AssertSqlSafe(sql));
+        for o in chunk {
+            q = q.bind(job_id).bind(o.source_row).bind(o.outcome).bind(o.reason.as_str()).bind(o.fields_json.as_str());
+        }
+        q.execute(tx.conn()).await.context("inserting row outcomes")?;
+    }
+    advance_job(&mut tx, now, job_id, batch.rows_end, &batch.report).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+async fn advance_job(
+    tx: &mut foundation::db::WriteTx,
+    now: i64,
+    job_id: i64,
+    rows_committed: u64,
+    report: &ImportReport,
+) -> anyhow::Result<()> {
+    sqlx::query("UPDATE import_jobs SET rows_committed = $1, report = $2, updated_at = $3 WHERE id = $4")
+        .bind(rows_committed as i64)
+        .bind(serde_json::to_string(report)?)
+        .bind(now)
+        .bind(job_id)
+        .execute(tx.conn())
+        .await?;
+    Ok(())
+}
+
+/// A stored import job.
+#[derive(Debug, Clone)]
+pub struct Job {
+    pub id: i64,
+    pub public_id: String,
+    pub list_id: i64,
+    pub state: String,
+    pub rows_committed: u64,
+    pub report: ImportReport,
+    pub headers: Vec<String>,
+}
+
+pub async fn create_job(
+    db: &Db,
+    now: i64,
+    public_id: &str,
+    list_id: i64,
+    file_name: &str,
+    file_size: u64,
+    options_json: &str,
+) -> anyhow::Result<i64> {
+    let id: i64 = sqlx::query_scalar(
+        "INSERT INTO import_jobs (public_id, list_id, file_name, file_size, state, options, started_at, updated_at) \
+         VALUES ($1, $2, $3, $4, 'running', $5, $6, $6) RETURNING id",
+    )
+    .bind(public_id)
+    .bind(list_id)
+    .bind(file_name)
+    .bind(file_size as i64)
+    .bind(options_json)
+    .bind(now)
+    .fetch_one(db.pool())
+    .await?;
+    Ok(id)
+}
+
+pub async fn job(db: &Db, public_id: &str) -> anyhow::Result<Option<Job>> {
+    let row = sqlx::query(
+        "SELECT id, public_id, list_id, state, rows_committed, report, options FROM import_jobs WHERE public_id = $1",
+    )
+    .bind(public_id)
+    .fetch_optional(db.pool())
+    .await?;
+    let Some(r) = row else { return Ok(None) };
+    let options: serde_json::Value = serde_json::from_str(&r.get::<String, _>("options")).unwrap_or_default();
+    let headers = options
+        .get("headers")
+        .and_then(|h| serde_json::from_value(h.clone()).ok())
+        .unwrap_or_default();
+    let state: String = r.get("state");
+    let mut report: ImportReport = serde_json::from_str(&r.get::<String, _>("report")).unwrap_or_default();
+    report.state = state.clone();
+    Ok(Some(Job {
+        id: r.get("id"),
+        public_id: r.get("public_id"),
+        list_id: r.get("list_id"),
+        state,
+        rows_committed: r.get::<i64, _>("rows_committed") as u64,
+        report,
+        headers,
+    }))
+}
+
+pub async fn set_job_state(
+    db: &Db,
+    now: i64,
+    job_id: i64,
+    state: &str,
+    report: Option<&ImportReport>,
+    error: Option<&str>,
+) -> anyhow::Result<()> {
+    let finished = (state != "running").then_some(now);
+    match report {
+        Some(report) => {
+            sqlx::query(
+                "UPDATE import_jobs SET state = $1, report = $2, error = $3, updated_at = $4, finished_at = $5 WHERE id = $6",
+            )
+            .bind(state)
+            .bind(serde_json::to_string(report)?)
+            .bind(error)
+            .bind(now)
+            .bind(finished)
+            .bind(job_id)
+            .execute(db.pool())
+            .await?;
+        }
+        None => {
+            sqlx::query("UPDATE import_jobs SET state = $1, error = $2, updated_at = $3, finished_at = $4 WHERE id = $5")
+                .bind(state)
+                .bind(error)
+                .bind(now)
+                .bind(finished)
+                .bind(job_id)
+                .execute(db.pool())
+                .await?;
+        }
+    }
+    Ok(())
+}
+
+/// Existing dedupe keys of a list: `crm:` keys and `tel:` keys (as E.164 digits), each with its lead
+/// id and whether job `job_id` wrote it (resume: such keys count as already seen in this file).
+pub(crate) struct ExistingKeys {
+    pub crm: HashMap<String, (i64, bool)>,
+    pub tel: HashMap<u64, (i64, bool)>,
+}
+
+pub(crate) async fn existing_keys(db: &Db, list_id: i64, job_id: Option<i64>) -> anyhow::Result<ExistingKeys> {
+    let rows = sqlx::query("SELECT id, dedupe_key, COALESCE(import_job_id, 0) AS job FROM leads WHERE list_id = $1")
+        .bind(list_id)
+        .fetch_all(db.pool())
+        .await?;
+    let mut keys = ExistingKeys { crm: HashMap::new(), tel: HashMap::with_capacity(rows.len()) };
+    for r in rows {
+        let id: i64 = r.get(0);
+        let key: String = r.get(1);
+        let mine = job_id == Some(r.get::<i64, _>(2));
+        if let Some(c) = key.strip_prefix("crm:") {
+            keys.crm.insert(c.to_owned(), (id, mine));
+        } else if let Some(t) = key.strip_prefix("tel:+")
+            && let Ok(n) = t.parse()
+        {
+            keys.tel.insert(n, (id, mine));
+        }
+    }
+    Ok(keys)
+}
+
+/// Writes the rows of a job that did not become leads as CSV: the file's header plus `outcome` and
+/// `reason` columns. `outcome` filters (`rejected`, `duplicate`, `dnc`); `None` writes all.
+/// Returns the number of rows written.
+pub async fn write_outcomes_csv<W: std::io::Write>(
+    db: &Db,
+    job_public_id: &str,
+    outcome: Option<&str>,
+    out: W,
+) -> anyhow::Result<u64> {
+    let job = job(db, job_public_id).await?.with_context(|| format!("no import job {job_public_id}"))?;
+    let mut w = csv::WriterBuilder::new().flexible(true).from_writer(out);
+    let mut header = vec!["source_row".to_owned(), "outcome".to_owned(), "reason".to_owned()];
+    header.extend(job.headers.iter().cloned());
+    w.write_record(&header)?;
+    let mut n = 0;
+    let mut after = 0i64;
+    loop {
+        let rows = sqlx::query(
+            "SELECT id, source_row, outcome, reason, fields FROM import_row_outcomes \
+             WHERE job_id = $1 AND id > $2 AND ($3 IS NULL OR outcome = $3) ORDER BY id LIMIT 10000",
+        )
+        .bind(job.id)
+        .bind(after)
+        .bind(outcome)
+        .fetch_all(db.pool())
+        .await?;
+        if rows.is_empty() {
+            break;
+        }
+        for r in &rows {
+            after = r.get(0);
+            let fields: Vec<String> = serde_json::from_str(&r.get::<String, _>(4)).unwrap_or_default();
+            let mut rec = vec![r.get::<i64, _>(1).to_string(), r.get::<String, _>(2), r.get::<String, _>(3)];
+            rec.extend(fields);
+            w.write_record(&rec)?;
+            n += 1;
+        }
+    }
+    w.flush()?;
+    Ok(n)
+}
