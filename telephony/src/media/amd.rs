@@ -1,14 +1,15 @@
 //! Answering-machine detection for a freshly answered outbound call, sans-IO: 20 ms frames and
 //! their times in, [`AmdEvent`]s out.
 //!
-//! - An energy voice-activity detector with an adaptive noise floor turns frames into speech and
-//!   silence; words shorter than `min_word_ms` are ignored (clicks, noise bursts).
+//! - An energy voice-activity detector with an adaptive noise floor (minimum level over the last
+//!   1.5 s) turns frames into speech and silence; words shorter than `min_word_ms` are ignored (clicks, noise bursts).
 //! - Cadence rules: a person answers with a short greeting and then waits, so a greeting followed
 //!   by `after_greeting_silence_ms` of silence is **Human**, declared that long after the greeting
 //!   ends; a recorded greeting keeps talking, so speech still going `max_greeting_ms` after it began
 //!   is **Machine**; whatever is undecided at `decision_deadline_ms` after pick-up is Machine if
-//!   someone is still talking, otherwise **Unknown**; nothing said for `initial_silence_ms` is
-//!   Unknown.
+//!   someone is talking at that moment, **Unknown** if they are in a pause (a person who spoke at
+//!   length may just have finished: calling them a machine would drop a live call); nothing said
+//!   for `initial_silence_ms` is Unknown.
 //! - A beep detector (Goertzel sweep over `beep_min_hz..=beep_max_hz`) looks for a steady pure
 //!   tone and reports [`AmdEvent::Beep`] so a message can be left after it; a beep before any
 //!   verdict also means Machine. It keeps listening after the verdict for `beep_listen_ms`.
@@ -30,6 +31,9 @@ pub struct AmdConfig {
     pub after_greeting_silence_ms: u64,
     /// A greeting still going this long after it began is a recording.
     pub max_greeting_ms: u64,
+    /// Machine rules fire only while someone is talking: at most this much silence so far
+    /// (a gap between words). In a longer pause the speaker may be a person who has finished.
+    pub talking_gap_ms: u64,
     /// Decide by this long after pick-up.
     pub decision_deadline_ms: u64,
     /// No speech at all for this long: Unknown.
@@ -52,9 +56,10 @@ impl Default for AmdConfig {
             speech_margin_db: 12.0,
             min_speech_dbfs: -42.0,
             min_word_ms: 60,
-            after_greeting_silence_ms: 420,
-            max_greeting_ms: 2400,
-            decision_deadline_ms: 3400,
+            after_greeting_silence_ms: 460,
+            max_greeting_ms: 3000,
+            talking_gap_ms: 100,
+            decision_deadline_ms: 3480,
             initial_silence_ms: 3000,
             beep_min_hz: 900.0,
             beep_max_hz: 2100.0,
@@ -104,6 +109,7 @@ pub struct AmdDetector {
     beep_bank: Vec<Goertzel>,
     pickup: Option<Instant>,
     noise_db: f64,
+    levels: std::collections::VecDeque<f64>,
     // Current run of speech-like frames (ms) and when it began.
     run_ms: u64,
     run_start: Duration,
@@ -116,6 +122,8 @@ pub struct AmdDetector {
 }
 
 const FRAME_MS: u64 = 20;
+/// Background level window: 1.5 s.
+const NOISE_WINDOW_FRAMES: usize = 75;
 
 impl AmdDetector {
     /// A detector; pick-up is taken to be the start of the first frame pushed.
@@ -130,7 +138,8 @@ impl AmdDetector {
             config,
             beep_bank: bank,
             pickup: None,
-            noise_db: -70.0,
+            noise_db: -100.0,
+            levels: std::collections::VecDeque::with_capacity(NOISE_WINDOW_FRAMES),
             run_ms: 0,
             run_start: Duration::ZERO,
             greeting_start: None,
@@ -173,21 +182,22 @@ impl AmdDetector {
         if self.verdict.is_some() {
             return out;
         }
+        self.update_noise(level);
         let speech = tone.is_none() && level > (self.noise_db + self.config.speech_margin_db).max(self.config.min_speech_dbfs);
-        self.update_noise(level, speech);
         self.update_vad(speech, t);
         self.rules(t, &mut out);
         out
     }
 
-    fn update_noise(&mut self, level: f64, speech: bool) {
-        if level < self.noise_db {
-            // Fall quickly to quieter frames.
-            self.noise_db = 0.7 * self.noise_db + 0.3 * level;
-        } else if !speech {
-            // Rise slowly with steady background noise.
-            self.noise_db = 0.95 * self.noise_db + 0.05 * level;
+    // Minimum statistics: the background level is the quietest frame of the recent window (speech
+    // has gaps between words that fall to the background; noise never rises above its floor for
+    // long).
+    fn update_noise(&mut self, level: f64) {
+        if self.levels.len() == NOISE_WINDOW_FRAMES {
+            self.levels.pop_front();
         }
+        self.levels.push_back(level);
+        self.noise_db = self.levels.iter().copied().fold(f64::INFINITY, f64::min);
     }
 
     fn update_vad(&mut self, speech: bool, t: Duration) {
@@ -196,6 +206,11 @@ impl AmdDetector {
                 self.run_start = t - Duration::from_millis(FRAME_MS);
             }
             self.run_ms += FRAME_MS;
+            if self.greeting_start.is_some() {
+                // Once a greeting has begun, any voiced frame (even a short burst) means the
+                // speaker has not stopped.
+                self.last_speech_end = Some(t);
+            }
             if self.run_ms >= self.config.min_word_ms {
                 if !self.in_word {
                     self.in_word = true;
@@ -216,14 +231,19 @@ impl AmdDetector {
             (Some(start), Some(end)) => {
                 let silence = ms(t.saturating_sub(end));
                 let greeting = ms(end.saturating_sub(start));
+                let talking = silence <= c.talking_gap_ms;
                 if silence >= c.after_greeting_silence_ms {
                     if greeting < c.max_greeting_ms {
                         self.decide(AmdVerdict::Human, t, "short greeting then silence", out);
                     }
-                } else if ms(t.saturating_sub(start)) >= c.max_greeting_ms {
+                } else if talking && ms(t.saturating_sub(start)) >= c.max_greeting_ms {
                     self.decide(AmdVerdict::Machine, t, "long greeting", out);
                 } else if ms(t) >= c.decision_deadline_ms {
-                    self.decide(AmdVerdict::Machine, t, "still talking at deadline", out);
+                    if talking {
+                        self.decide(AmdVerdict::Machine, t, "still talking at deadline", out);
+                    } else {
+                        self.decide(AmdVerdict::Unknown, t, "pausing at deadline", out);
+                    }
                 }
             }
             _ => {
