@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 /// Environment variables with the prefix that are not configuration keys (besides the
 /// `DIALBRIDGE_TEST_*` variables of the test harness).
-const NON_CONFIG_ENV: &[&str] = &["DIALBRIDGE_ADMIN_PASSWORD"];
+const NON_CONFIG_ENV: &[&str] = &["DIALBRIDGE_ADMIN_PASSWORD", "DIALBRIDGE_BENCH_KEY"];
 const TEST_ENV_PREFIX: &str = "DIALBRIDGE_TEST_";
 const ENV_PREFIX: &str = "DIALBRIDGE_";
 const DEFAULT_FILE: &str = "dialbridge.toml";
@@ -29,6 +29,36 @@ pub struct Config {
     pub rtp: Rtp,
     pub log: Log,
     pub shutdown: Shutdown,
+    pub api: Api,
+    pub bridge: Bridge,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Api {
+    /// Requests per second each API key may make (per node); more get 429.
+    pub rate_limit_per_s: u32,
+    /// Requests a key may make at once above the steady rate.
+    pub rate_limit_burst: u32,
+}
+
+impl Default for Api {
+    fn default() -> Self {
+        Self { rate_limit_per_s: 2000, rate_limit_burst: 4000 }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Bridge {
+    /// Seconds between reaper runs (closing expired leases, wiping data, pool gauges).
+    pub reaper_interval_s: u64,
+}
+
+impl Default for Bridge {
+    fn default() -> Self {
+        Self { reaper_interval_s: 5 }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -96,6 +126,8 @@ impl Default for Config {
             rtp: Rtp::default(),
             log: Log::default(),
             shutdown: Shutdown::default(),
+            api: Api::default(),
+            bridge: Bridge::default(),
         }
     }
 }
@@ -269,6 +301,12 @@ impl Config {
         }
         if self.database.max_connections == 0 {
             bail!("invalid configuration at key `database.max_connections`: must be at least 1");
+        }
+        if self.api.rate_limit_per_s == 0 || self.api.rate_limit_burst == 0 {
+            bail!("invalid configuration at key `api.rate_limit_per_s`: rate and burst must be at least 1");
+        }
+        if !(1..=3600).contains(&self.bridge.reaper_interval_s) {
+            bail!("invalid configuration at key `bridge.reaper_interval_s`: between 1 and 3600 seconds");
         }
         if self.shutdown.drain_s > 3600 {
             bail!("invalid configuration at key `shutdown.drain_s`: at most 3600 seconds");

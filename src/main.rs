@@ -1,6 +1,7 @@
 //! `dialbridge`: the one binary of the appliance. Command-line parsing and wiring only; every
 //! piece of logic lives in a workspace crate (see ARCHITECTURE.md).
 
+mod bench;
 mod config;
 mod serve;
 
@@ -49,6 +50,34 @@ enum Command {
     Apikey {
         #[command(subcommand)]
         action: ApikeyAction,
+    },
+    /// Load generators that print their figures.
+    Bench {
+        #[command(subcommand)]
+        what: BenchWhat,
+    },
+}
+
+#[derive(Subcommand)]
+enum BenchWhat {
+    /// Lease → lookup(consume) storm against running appliances; fails on any double lease.
+    Bridge {
+        /// Base URL of an appliance; repeat for several nodes (clients are spread over them).
+        #[arg(long = "url", required = true)]
+        urls: Vec<String>,
+        /// An admin API key (the bench creates and deletes its own pool).
+        #[arg(long, env = "DIALBRIDGE_BENCH_KEY")]
+        key: String,
+        #[arg(long, default_value_t = 8)]
+        clients: usize,
+        #[arg(long, default_value_t = 10_000)]
+        cycles: usize,
+        #[arg(long, default_value_t = 50)]
+        numbers: usize,
+        #[arg(long, default_value_t = 0)]
+        cooldown_s: u64,
+        #[arg(long, default_value_t = 60)]
+        lease_ttl_s: u64,
     },
 }
 
@@ -119,6 +148,18 @@ fn main() -> ExitCode {
                 let (key, token) = accounts::create_api_key(&db, SystemClock.now_ms(), &name, role, pool.as_deref(), None).await?;
                 eprintln!("created API key {} (role {}{}); it is shown once:", key.prefix, key.role, pool.map(|p| format!(", pool {p}")).unwrap_or_default());
                 println!("{token}");
+                Ok(())
+            }
+            Command::Bench { what: BenchWhat::Bridge { urls, key, clients, cycles, numbers, cooldown_s, lease_ttl_s } } => {
+                let opts = bench::StormOptions {
+                    urls, key, clients, cycles, numbers, cooldown_s, lease_ttl_s,
+                    request_timeout: std::time::Duration::from_secs(10),
+                };
+                let report = bench::bridge_storm(&opts).await?;
+                println!("{}", serde_json::to_string_pretty(&report)?);
+                if report.double_leases > 0 || report.hung > 0 || report.errors > 0 {
+                    anyhow::bail!("bridge storm failed: {} double leases, {} hung, {} errors", report.double_leases, report.hung, report.errors);
+                }
                 Ok(())
             }
             Command::Import { .. } | Command::Simulate => Err(NotYet.into()),

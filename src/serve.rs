@@ -66,9 +66,15 @@ pub async fn run(cfg: Config, file: Option<PathBuf>) -> anyhow::Result<()> {
         sip_tcp: sip.tcp_addr,
         rtp_ports: format!("{}-{}", cfg.rtp.port_min, cfg.rtp.port_max),
     };
+    tokio::spawn(bridge::lease::reaper_loop(
+        db.clone(),
+        clock.clone(),
+        Duration::from_secs(cfg.bridge.reaper_interval_s),
+    ));
     let state = web::AppState {
         db: db.clone(),
         clock,
+        key_limiter: Arc::new(web::auth::key_limiter(cfg.api.rate_limit_per_s, cfg.api.rate_limit_burst)),
         lifecycle: lifecycle.clone(),
         listening: Arc::new(listening.clone()),
         render_metrics: Arc::new(move || recorder.render()),

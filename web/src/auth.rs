@@ -16,6 +16,15 @@ use utoipa_axum::routes;
 use crate::AppState;
 use crate::error::ApiError;
 
+/// Requests per second and burst allowed for each API key (per node).
+pub type KeyLimiter = governor::DefaultKeyedRateLimiter<String>;
+
+pub fn key_limiter(per_second: u32, burst: u32) -> KeyLimiter {
+    let rate = std::num::NonZeroU32::new(per_second.max(1)).expect("non-zero");
+    let burst = std::num::NonZeroU32::new(burst.max(1)).expect("non-zero");
+    governor::RateLimiter::keyed(governor::Quota::per_second(rate).allow_burst(burst))
+}
+
 /// An authenticated caller.
 #[derive(Debug, Clone)]
 pub struct Caller {
@@ -49,10 +58,17 @@ impl FromRequestParts<AppState> for Caller {
             .and_then(|v| v.strip_prefix("Bearer "))
             .map(str::trim)
             .ok_or_else(ApiError::unauthorized)?;
-        match accounts::verify_api_key(&state.db, token).await? {
-            Some(key) => Ok(Caller { key }),
-            None => Err(ApiError::unauthorized()),
+        let Some(key) = accounts::verify_api_key(&state.db, token).await? else {
+            return Err(ApiError::unauthorized());
+        };
+        if state.key_limiter.check_key(&key.prefix).is_err() {
+            return Err(ApiError::new(
+                axum::http::StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                "too many requests for this API key; slow down",
+            ));
         }
+        Ok(Caller { key })
     }
 }
 

@@ -2,14 +2,18 @@
 //!
 //! - [`ops`]: `/healthz`, `/readyz`, `/metrics` and the OpenAPI document — no auth.
 //! - [`auth`]: who is calling (API keys by `Authorization: Bearer`), enforced server-side.
-//! - [`error`]: the one error body every API route answers with.
+//! - [`error`]: the one error body every API route answers with; [`extract`]: JSON and query
+//!   extractors whose rejections use it.
+//! - [`bridge`]: the DNIS pool / lease / lookup API legacy PBXs integrate against.
 //!
 //! Every API route is registered through [`utoipa_axum`] so that `/api/openapi.json` always
 //! describes exactly the routes that exist. Handlers stay thin: they parse, authorise and call
 //! the domain crates, which own the logic.
 
 pub mod auth;
+pub mod bridge;
 pub mod error;
+pub mod extract;
 pub mod ops;
 
 use std::net::SocketAddr;
@@ -46,6 +50,8 @@ pub struct AppState {
     pub listening: Arc<Listening>,
     /// Renders the Prometheus text exposition of all metrics.
     pub render_metrics: Arc<dyn Fn() -> String + Send + Sync>,
+    /// Per-API-key request rate limit.
+    pub key_limiter: Arc<auth::KeyLimiter>,
 }
 
 #[derive(OpenApi)]
@@ -66,6 +72,7 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(ops::routes())
         .merge(auth::routes())
+        .merge(bridge::routes())
         .split_for_parts()
 }
 
