@@ -1,5 +1,6 @@
 //! Custom sipp caller scenarios against Dialbridge: CANCEL while ringing (487), CANCEL crossing
-//! a 200 (the call stays up until BYE), and compact header forms over UDP and TCP.
+//! a 200 (the call stays up until BYE), compact header forms over UDP and TCP, a caller that
+//! withholds the ACK, hold/resume by re-INVITE and SIP INFO digits.
 
 mod sip_common;
 
@@ -9,6 +10,8 @@ use std::time::Duration;
 use sip_common::*;
 use telephony::sip::call::{CallEvent, HangupCause};
 use telephony::sip::listener::SipOptions;
+use telephony::sip::sdp::Direction;
+use telephony::sip::transaction::TimerConfig;
 
 fn scenario(name: &str) -> String {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/sip_scenarios").join(name).display().to_string()
@@ -103,4 +106,53 @@ async fn sipp_uac_over_tcp() {
     .await;
     assert_eq!(r.rc, 0, "{r:?}");
     assert_eq!(r.stat("SuccessfulCall(C)"), 200, "{r:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn withheld_ack_means_200_retransmissions_then_bye() {
+    if !foundation::testing::require_tool("sipp", "sip-tester") {
+        return;
+    }
+    // T1 = 50 ms so that 64*T1 is 3.2 s.
+    let timers = TimerConfig { t1: Duration::from_millis(50), ..Default::default() };
+    let (sut, _lc) = start(SipOptions { timers, ..Default::default() }).await;
+    let mut events = sut.handle.subscribe();
+    let r = run("uac_no_ack.xml", sut.udp_addr, "3", "u1").await;
+    assert_eq!(r.rc, 0, "{r:?}");
+    assert_eq!(r.stat("SuccessfulCall(C)"), 3, "{r:?}");
+    // sipp's screen: "200 <----  messages  retrans ...": our 200 was retransmitted on timers.
+    let retrans: u64 = r
+        .stdout
+        .lines()
+        .find(|l| l.trim_start().starts_with("200 <----"))
+        .and_then(|l| l.split_whitespace().nth(3))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    assert!(retrans >= 3 * 5, "each call's 200 retransmitted several times, got {retrans}: {r:?}");
+    let ev = collect_events(&mut events, Duration::from_secs(5), |e| {
+        e.iter().filter(|e| matches!(e, CallEvent::Hangup { .. })).count() == 3
+    })
+    .await;
+    let causes: Vec<_> = ev.iter().filter_map(|e| if let CallEvent::Hangup { cause, .. } = e { Some(*cause) } else { None }).collect();
+    assert_eq!(causes, vec![HangupCause::AckTimeout; 3]);
+    assert!(!ev.iter().any(|e| matches!(e, CallEvent::Answered { .. })), "never confirmed without an ACK");
+    let s = settle(&sut, Duration::from_secs(2)).await;
+    assert_eq!(s.active_calls, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hold_resume_by_reinvite_and_info_digit() {
+    if !foundation::testing::require_tool("sipp", "sip-tester") {
+        return;
+    }
+    let (sut, _lc) = start(SipOptions::default()).await;
+    let mut events = sut.handle.subscribe();
+    let r = run("uac_hold_info.xml", sut.udp_addr, "1", "u1").await;
+    assert_eq!(r.rc, 0, "{r:?}");
+    let ev = collect_events(&mut events, Duration::from_secs(5), |e| e.iter().any(|e| matches!(e, CallEvent::Hangup { .. }))).await;
+    let dirs: Vec<Direction> =
+        ev.iter().filter_map(|e| if let CallEvent::MediaChanged { media, .. } = e { Some(media.direction()) } else { None }).collect();
+    assert_eq!(dirs, [Direction::RecvOnly, Direction::SendRecv], "{ev:?}");
+    assert!(ev.iter().any(|e| matches!(e, CallEvent::Dtmf { digit: '5', .. })), "{ev:?}");
+    assert!(matches!(ev.last(), Some(CallEvent::Hangup { cause: HangupCause::RemoteBye, .. })));
 }
