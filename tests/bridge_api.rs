@@ -118,8 +118,26 @@ async fn contract_auth_and_bad_input() {
     assert_eq!((s, b["numbers"].as_array().unwrap().len()), (200, 3));
     assert_eq!(send(c.delete(url("/api/v1/bridge/pools/east/numbers/+13125550003")).bearer_auth(&admin)).await.0, 204);
 
+    // The migration router: edited at runtime, followed by the next call.
+    let route = json!({"match_kind": "number", "match_value": "+13125550100", "legacy_percent": 100, "legacy_target": "+13125550199"});
+    assert_eq!(send(c.put(url("/api/v1/bridge/routes")).bearer_auth(&pbx).json(&route)).await.0, 403);
+    let (s, b) = send(c.put(url("/api/v1/bridge/routes")).bearer_auth(&admin).json(&route)).await;
+    assert_eq!(s, 200, "{b}");
+    let decision = || c.get(url("/api/v1/bridge/routes/decision")).query(&[("dialed", "+13125550100"), ("caller", "+15550001")]).bearer_auth(&admin);
+    let (_, d) = send(decision()).await;
+    assert_eq!((d["to"].as_str(), d["target"].as_str()), (Some("legacy"), Some("+13125550199")));
+    let route = json!({"match_kind": "number", "match_value": "+13125550100", "legacy_percent": 0, "local_flow": "main-menu"});
+    assert_eq!(send(c.put(url("/api/v1/bridge/routes")).bearer_auth(&admin).json(&route)).await.0, 200);
+    let (_, d) = send(decision()).await;
+    assert_eq!((d["to"].as_str(), d["flow"].as_str()), (Some("local"), Some("main-menu")));
+    let bad = json!({"match_kind": "number", "match_value": "+1", "legacy_percent": 50, "local_flow": "x"});
+    assert_eq!(send(c.put(url("/api/v1/bridge/routes")).bearer_auth(&admin).json(&bad)).await.0, 400, "a split needs a legacy target");
+    assert_eq!(send(c.delete(url("/api/v1/bridge/routes/number/+13125550100")).bearer_auth(&admin)).await.0, 204);
+    let (_, d) = send(decision()).await;
+    assert_eq!(d["to"], "default");
+
     let doc: Value = c.get(url("/api/openapi.json")).send().await.unwrap().json().await.unwrap();
-    for p in ["/api/v1/bridge/pools", "/api/v1/bridge/pools/{name}", "/api/v1/bridge/leases", "/api/v1/bridge/lookup", "/api/v1/bridge/leases/{lease_id}"] {
+    for p in ["/api/v1/bridge/pools", "/api/v1/bridge/pools/{name}", "/api/v1/bridge/leases", "/api/v1/bridge/lookup", "/api/v1/bridge/leases/{lease_id}", "/api/v1/bridge/routes"] {
         assert!(doc["paths"][p].is_object(), "OpenAPI lacks {p}");
     }
     let metrics = c.get(url("/metrics")).send().await.unwrap().text().await.unwrap();

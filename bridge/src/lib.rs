@@ -6,6 +6,7 @@
 //!
 //! - [`pool`]: pools of numbers, created, changed and emptied at runtime.
 //! - [`lease`]: lease (one atomic claim), lookup (optionally consuming), release, and the reaper.
+//! - [`router`]: the migration router (per number, line of business or site: local, legacy, split).
 //!
 //! Invariants, each covered by tests on SQLite and PostgreSQL:
 //! - No lease state lives in memory. A claim is one compare-and-set in a write transaction
@@ -21,5 +22,6 @@
 pub mod error;
 pub mod lease;
 pub mod pool;
+pub mod router;
 
 pub use error::BridgeError;

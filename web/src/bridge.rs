@@ -11,6 +11,7 @@ use axum::response::IntoResponse;
 use bridge::BridgeError;
 use bridge::lease::{self, LeaseRequest};
 use bridge::pool::{self, Direction, PoolSpec};
+use bridge::router;
 use foundation::accounts::Role;
 use foundation::clock::rfc3339_ms;
 use serde::{Deserialize, Serialize};
@@ -298,5 +299,109 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(create_lease))
         .routes(routes!(lookup))
         .routes(routes!(release))
+        .merge(router_routes())
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RouteBody {
+    /// `number`, `line_of_business` or `site`.
+    #[schema(value_type = String, example = "number")]
+    pub match_kind: router::MatchKind,
+    pub match_value: String,
+    /// Share of calls (0-100) sent to the legacy platform.
+    pub legacy_percent: u8,
+    pub local_flow: Option<String>,
+    pub legacy_target: Option<String>,
+}
+
+impl From<RouteBody> for router::Route {
+    fn from(b: RouteBody) -> Self {
+        router::Route {
+            match_kind: b.match_kind,
+            match_value: b.match_value,
+            legacy_percent: b.legacy_percent,
+            local_flow: b.local_flow,
+            legacy_target: b.legacy_target,
+        }
+    }
+}
+
+impl From<router::Route> for RouteBody {
+    fn from(r: router::Route) -> Self {
+        RouteBody {
+            match_kind: r.match_kind,
+            match_value: r.match_value,
+            legacy_percent: r.legacy_percent,
+            local_flow: r.local_flow,
+            legacy_target: r.legacy_target,
+        }
+    }
+}
+
+/// The migration router's table.
+#[utoipa::path(get, path = "/api/v1/bridge/routes", tag = "bridge", security(("api_key" = [])),
+    responses((status = 200, body = Vec<RouteBody>), (status = 403, body = ErrorBody)))]
+async fn list_routes(State(st): State<AppState>, caller: Caller) -> Result<Json<Vec<RouteBody>>, ApiError> {
+    caller.require(ADMIN)?;
+    Ok(Json(router::list(&st.db).await?.into_iter().map(RouteBody::from).collect()))
+}
+
+/// Creates or replaces a route; the next call follows it (no restart).
+#[utoipa::path(put, path = "/api/v1/bridge/routes", tag = "bridge", security(("api_key" = [])),
+    request_body = RouteBody,
+    responses((status = 200, body = RouteBody), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody)))]
+async fn put_route(State(st): State<AppState>, caller: Caller, ApiJson(b): ApiJson<RouteBody>) -> Result<Json<RouteBody>, ApiError> {
+    caller.require(ADMIN)?;
+    let r: router::Route = b.into();
+    router::put(&st.db, st.clock.now_ms(), &caller.actor(), &r).await?;
+    Ok(Json(r.into()))
+}
+
+/// Deletes a route.
+#[utoipa::path(delete, path = "/api/v1/bridge/routes/{match_kind}/{match_value}", tag = "bridge", security(("api_key" = [])),
+    params(("match_kind" = String, Path), ("match_value" = String, Path)),
+    responses((status = 204), (status = 404, body = ErrorBody)))]
+async fn delete_route(State(st): State<AppState>, caller: Caller, Path((kind, value)): Path<(String, String)>) -> Result<StatusCode, ApiError> {
+    caller.require(ADMIN)?;
+    let kind: router::MatchKind = serde_json::from_value(serde_json::Value::String(kind))
+        .map_err(|_| ApiError::bad_request("match_kind must be number, line_of_business or site"))?;
+    if router::delete(&st.db, st.clock.now_ms(), &caller.actor(), kind, &value).await? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::not_found("no such route"))
+    }
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct DecisionParams {
+    pub dialed: String,
+    pub caller: Option<String>,
+    pub line_of_business: Option<String>,
+    pub site: Option<String>,
+}
+
+/// Where a call with these facts would go now (for checking a cutover before it takes calls).
+#[utoipa::path(get, path = "/api/v1/bridge/routes/decision", tag = "bridge", security(("api_key" = [])),
+    params(DecisionParams),
+    responses((status = 200, description = "`{\"to\": \"default\" | \"local\" | \"legacy\", ...}`")))]
+async fn route_decision(State(st): State<AppState>, caller: Caller, ApiQuery(q): ApiQuery<DecisionParams>) -> Result<Json<router::Decision>, ApiError> {
+    caller.require(ADMIN)?;
+    let facts = router::CallFacts {
+        dialed: &q.dialed,
+        line_of_business: q.line_of_business.as_deref(),
+        site: q.site.as_deref(),
+        caller: q.caller.as_deref(),
+        call_id: "preview",
+    };
+    Ok(Json(router::route(&st.db, &facts).await?))
+}
+
+pub(crate) fn router_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_routes, put_route))
+        .routes(routes!(delete_route))
+        .routes(routes!(route_decision))
 }
