@@ -43,6 +43,9 @@ pub struct SwitchableLeg {
 
 /// Allowed lead of the media clock over wall time before it is pulled back, in frames.
 const MAX_LEAD_FRAMES: i64 = 3;
+/// Allowed lag (a source a little slower than real time, scheduling jitter) before the clock jumps
+/// forward to wall time with a new talkspurt, in frames.
+const MAX_LAG_FRAMES: i64 = 2;
 
 impl SwitchableLeg {
     /// A leg sending `codec` with `payload_type`, telephone-events per `dtmf`.
@@ -105,14 +108,14 @@ impl SwitchableLeg {
         self.dtmf.busy()
     }
 
-    // Puts the media clock on the wall-clock grid: it never runs behind wall time (a pause shows
-    // up as a timestamp gap and a new talkspurt) and never more than a few frames ahead.
+    // Keeps the media clock on the wall-clock grid: a pause shows up as a timestamp gap and a new
+    // talkspurt; small drift either way is tolerated so a steady relay stays one talkspurt.
     fn align(&mut self, now: Instant) {
         let (t0, ts0) = *self.epoch.get_or_insert((now, self.rtp.timestamp()));
         let elapsed = now.saturating_duration_since(t0).as_micros() as i64 * 8 / 1000;
         let grid = ts0.wrapping_add((elapsed / FRAME_SAMPLES as i64 * FRAME_SAMPLES as i64) as u32);
         let lead = self.rtp.timestamp().wrapping_sub(grid) as i32 as i64;
-        if lead < -(FRAME_SAMPLES as i64) || lead > MAX_LEAD_FRAMES * FRAME_SAMPLES as i64 {
+        if lead < -MAX_LAG_FRAMES * FRAME_SAMPLES as i64 || lead > MAX_LEAD_FRAMES * FRAME_SAMPLES as i64 {
             self.rtp.set_timestamp(grid);
         }
     }
