@@ -222,8 +222,16 @@ impl Normalizer {
             // +1 with the wrong length.
             return Err(if digits.len() < 11 { Reject::TooShort } else { Reject::TooLong });
         }
-        let text = if plus { format!("+{digits}") } else { digits };
-        slow(self.default, &text, extension)
+        let text = if plus { format!("+{digits}") } else { digits.clone() };
+        let first = slow(self.default, &text, extension.clone());
+        if plus && first.as_ref().is_err_and(|r| matches!(r, Reject::InvalidNumber | Reject::TooShort)) {
+            // phonenumber 0.3.10 strips a "national prefix" from some +CC numbers (+33 1…,
+            // +353 1… lose their leading 1). Re-read the NSN in its country's national format.
+            if let Some(retry) = retry_national(&digits, extension) {
+                return Ok(retry);
+            }
+        }
+        first
     }
 
     fn nanp(&mut self, national: u64, extension: Option<String>) -> Result<Phone, Reject> {
@@ -299,6 +307,20 @@ fn slow(default: Option<Id>, text: &str, extension: Option<String>) -> Result<Ph
     })
 }
 
+/// `digits` = country code + NSN. Parses `national prefix + NSN` in the code's main region.
+fn retry_national(digits: &str, extension: Option<String>) -> Option<Phone> {
+    for cc_len in 1..=3 {
+        let Ok(cc) = digits.get(..cc_len)?.parse::<u16>() else { continue };
+        let Some(metas) = DATABASE.by_code(&cc) else { continue };
+        let meta = metas.iter().find(|m| m.is_main_country_for_code()).or(metas.first())?;
+        let region: Id = meta.id().parse().ok()?;
+        let prefix = meta.national_prefix().unwrap_or("");
+        let text = format!("{prefix}{}", &digits[cc_len..]);
+        return slow(Some(region), &text, extension).ok().filter(|p| p.country_code == cc);
+    }
+    None
+}
+
 fn classify(n: &phonenumber::PhoneNumber) -> Result<(Kind, Option<&'static str>, &phonenumber::PhoneNumber), Reject> {
     let code = n.code().value();
     let Some(metas) = DATABASE.by_code(&code) else {
@@ -309,7 +331,16 @@ fn classify(n: &phonenumber::PhoneNumber) -> Result<(Kind, Option<&'static str>,
         let len = national_len(n) as u16;
         let lengths: Vec<u16> = metas
             .iter()
-            .flat_map(|m| m.descriptors().general().possible_length().iter().copied())
+            .flat_map(|m| {
+                let d = m.descriptors();
+                [d.general(), d.fixed_line().unwrap_or(d.general()), d.mobile().unwrap_or(d.general()),
+                 d.toll_free().unwrap_or(d.general()), d.premium_rate().unwrap_or(d.general()),
+                 d.shared_cost().unwrap_or(d.general()), d.personal_number().unwrap_or(d.general()),
+                 d.voip().unwrap_or(d.general()), d.uan().unwrap_or(d.general())]
+                    .into_iter()
+                    .flat_map(|x| x.possible_length().iter().copied())
+                    .collect::<Vec<_>>()
+            })
             .collect();
         if let (Some(min), Some(max)) = (lengths.iter().min(), lengths.iter().max()) {
             if len < *min {
