@@ -1,0 +1,138 @@
+//! Throughput figures (ignored by default; run in release):
+//!
+//! ```text
+//! cargo test --release -p telephony --test media_throughput -- --ignored --nocapture
+//! ```
+//!
+//! 1. CPU cost of one 20 ms frame through the sans-IO path (send: encode + packetise + marshal;
+//!    receive: parse + RFC 3550 A.1 + jitter buffer + decode), hence streams per core.
+//! 2. End to end: N `RtpSession`s on one single-threaded runtime (one core) each playing a prompt
+//!    to sipp's `-rtp_echo` and receiving the echo for a few seconds; packets sent, echoed back and
+//!    lost, and the CPU time the runtime used.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use telephony::media::frame::Frame;
+use telephony::media::g711::Codec;
+use telephony::media::jitter::{JitterBuffer, Playout};
+use telephony::media::prompt::Prompt;
+use telephony::media::receiver::{ReceiverConfig, Received, RtpReceiver};
+use telephony::media::sender::RtpSender;
+use telephony::media::session::{RtpSession, SessionConfig};
+use webrtc_util::marshal::Marshal;
+
+const LO: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
+
+fn thread_cpu() -> Duration {
+    // utime + stime of this thread, in clock ticks (100 Hz on Linux).
+    let stat = std::fs::read_to_string("/proc/thread-self/stat").unwrap_or_default();
+    let after = stat.rsplit(')').next().unwrap_or("");
+    let f: Vec<&str> = after.split_whitespace().collect();
+    let ticks: u64 = f.get(11).and_then(|x| x.parse().ok()).unwrap_or(0) + f.get(12).and_then(|x| x.parse().ok()).unwrap_or(0);
+    Duration::from_millis(ticks * 10)
+}
+
+#[test]
+#[ignore]
+fn sans_io_frame_cost() {
+    let pcm: Vec<i16> = (0..160).map(|i| ((i as f64 * 0.2).sin() * 8000.0) as i16).collect();
+    let mut tx = RtpSender::new(1, 0, 0);
+    let mut rx = RtpReceiver::new(ReceiverConfig::default());
+    let mut jb: JitterBuffer<Frame> = JitterBuffer::new(3, 16);
+    let n = 200_000u32;
+    let now = Instant::now();
+    let start = Instant::now();
+    let mut decoded = 0usize;
+    for _ in 0..n {
+        let payload = Codec::Pcmu.encode(&pcm);
+        let wire = tx.audio(0, payload.into()).marshal().unwrap();
+        for r in rx.on_datagram(&wire, now) {
+            if let Received::Audio(a) = r {
+                jb.push(a.seq, a.timestamp, Frame::from_encoded(a.codec, a.payload));
+            }
+        }
+        if let Playout::Frame(f) = jb.pop() {
+            decoded += f.item.pcm.len();
+        }
+    }
+    let per_frame = start.elapsed() / n;
+    assert!(decoded > 0);
+    let streams = Duration::from_millis(20).as_nanos() / per_frame.as_nanos().max(1);
+    println!("sans-IO send+receive of one 20 ms G.711 frame: {per_frame:?} => {streams} full-duplex streams per core (CPU only, no syscalls)");
+}
+
+struct Kill(Child);
+impl Drop for Kill {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_udp_port() -> u16 {
+    std::net::UdpSocket::bind((LO, 0)).unwrap().local_addr().unwrap().port()
+}
+
+#[test]
+#[ignore]
+fn sessions_against_sipp_echo_on_one_core() {
+    if !foundation::testing::require_tool("sipp", "sip-tester") {
+        return;
+    }
+    let counts: Vec<usize> = std::env::var("DIALBRIDGE_MEDIA_STREAMS")
+        .ok()
+        .map(|s| s.split(',').filter_map(|x| x.parse().ok()).collect())
+        .unwrap_or_else(|| vec![250, 500, 1000]);
+    let secs = 5u64;
+    for n in counts {
+        let echo_port = free_udp_port();
+        let _echo = Kill(
+            Command::new("sipp")
+                .args(["-sn", "uas", "-i", "127.0.0.1", "-mi", "127.0.0.1", "-p", &free_udp_port().to_string()])
+                .args(["-mp", &echo_port.to_string(), "-rtp_echo", "-nostdin"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap(),
+        );
+        std::thread::sleep(Duration::from_millis(400));
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let (sent, received, lost, cpu, wall) = rt.block_on(async {
+            let prompt = Prompt::from_pcm((0..8000 * secs as usize).map(|i| ((i as f64 * 0.07).sin() * 6000.0) as i16).collect());
+            let mut sessions = Vec::with_capacity(n);
+            for _ in 0..n {
+                let s = RtpSession::bind(SessionConfig::pcmu(LO), None).await.unwrap();
+                s.set_remote(SocketAddr::new(LO, echo_port));
+                sessions.push(s);
+            }
+            let cpu0 = thread_cpu();
+            let t0 = Instant::now();
+            for s in &sessions {
+                s.play(Box::new(prompt.player()));
+            }
+            tokio::time::sleep(Duration::from_secs(secs) + Duration::from_millis(500)).await;
+            let wall = t0.elapsed();
+            let cpu = thread_cpu() - cpu0;
+            let (mut sent, mut received, mut lost) = (0u64, 0u64, 0u64);
+            for s in &sessions {
+                let st = s.stats().await;
+                sent += st.sent;
+                received += st.receiver.audio;
+                lost += st.jitter.lost;
+            }
+            for s in sessions {
+                s.close().await;
+            }
+            (sent, received, lost, cpu, wall)
+        });
+        let expected = n as u64 * secs * 50;
+        println!(
+            "{n:>5} sessions, {secs} s, one core: sent {sent} of {expected} frames ({:.2} %), echoed back {received} ({:.2} % of sent), jitter-buffer losses {lost}, CPU {:.0} % of one core",
+            100.0 * sent as f64 / expected as f64,
+            100.0 * received as f64 / sent.max(1) as f64,
+            100.0 * cpu.as_secs_f64() / wall.as_secs_f64()
+        );
+    }
+}
