@@ -19,7 +19,7 @@ use super::rfc4733::{DtmfSendConfig, DtmfSender};
 use super::sender::{FRAME_SAMPLES, RtpSender};
 
 /// Identifies a frame producer (a session id, or [`PeerId::LOCAL`] for our own prompts/tones).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct PeerId(pub u64);
 
 impl PeerId {

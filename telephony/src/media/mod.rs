@@ -6,7 +6,8 @@
 //! - [`rfc4733`]: telephone-events in and out; [`goertzel`], [`inband_dtmf`]: in-band keys.
 //! - [`ports`]: the RTP port range.
 //! - [`wav`], [`prompt`], [`tone`], [`recorder`]: files, playback, tones, call recording.
-//! - [`bridge`]: the switchable outgoing leg (relay, transcoding, peer swaps without re-signalling).
+//! - [`bridge`]: the switchable outgoing leg (relay, transcoding, peer swaps without re-signalling);
+//!   [`mixer`]: N-party mixing with listen-only and whisper roles.
 //! - [`amd`]: answering-machine detection; [`pcap`]: reading captures for replay.
 //!
 //! Drivers: [`session::RtpSession`] owns the socket and the 20 ms clock; [`tap`] hands frames to
@@ -19,6 +20,7 @@ pub mod g711;
 pub mod goertzel;
 pub mod inband_dtmf;
 pub mod jitter;
+pub mod mixer;
 pub mod pcap;
 pub mod ports;
 pub mod prompt;
