@@ -47,11 +47,11 @@ fn originate(sut: &SipListeners, trunks: Vec<Trunk>, ring: Duration) -> CallId {
 async fn until_end_or_answer(sut: &SipListeners, rx: &mut tokio::sync::broadcast::Receiver<CallEvent>, id: CallId, secs: u64) -> Vec<CallEvent> {
     let _ = sut;
     collect_events(rx, Duration::from_secs(secs), |e| {
-        e.iter().any(|e| e.call() == id && matches!(e, CallEvent::Hangup { .. } | CallEvent::Answered { .. }))
+        e.iter().any(|e| e.call() == Some(id) && matches!(e, CallEvent::Hangup { .. } | CallEvent::Answered { .. }))
     })
     .await
     .into_iter()
-    .filter(|e| e.call() == id)
+    .filter(|e| e.call() == Some(id))
     .collect()
 }
 

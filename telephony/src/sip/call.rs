@@ -74,6 +74,20 @@ pub enum Command {
     Hold(CallId, bool),
     /// End every call (shutdown).
     HangupAll,
+    /// Register to a trunk (and keep the registration refreshed) under this id.
+    Register(u64, Registration),
+    /// Remove a registration (REGISTER with Expires: 0).
+    Unregister(u64),
+}
+
+/// A registration we keep with a trunk or upstream registrar.
+#[derive(Debug, Clone)]
+pub struct Registration {
+    pub trunk: Trunk,
+    /// The user part of our address-of-record at the trunk.
+    pub user: String,
+    /// Requested lifetime in seconds (refreshed at half of what is granted).
+    pub expires: u32,
 }
 
 /// Media parameters of a call, for the media layer.
@@ -127,17 +141,21 @@ pub enum CallEvent {
     Dtmf { call: CallId, digit: char },
     /// The call is over.
     Hangup { call: CallId, cause: HangupCause, code: Option<u16>, outcome: Outcome },
+    /// A registration of ours changed state (`code` is the final response, if any).
+    Registration { registration: u64, registered: bool, code: Option<u16>, expires: u32 },
 }
 
 impl CallEvent {
-    pub fn call(&self) -> CallId {
+    /// The call the event is about (registration events have none).
+    pub fn call(&self) -> Option<CallId> {
         match self {
             CallEvent::Incoming { call, .. }
             | CallEvent::Ringing { call, .. }
             | CallEvent::Answered { call, .. }
             | CallEvent::MediaChanged { call, .. }
             | CallEvent::Dtmf { call, .. }
-            | CallEvent::Hangup { call, .. } => *call,
+            | CallEvent::Hangup { call, .. } => Some(*call),
+            CallEvent::Registration { .. } => None,
         }
     }
 }

@@ -17,10 +17,11 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::{broadcast, mpsc, oneshot};
 
-use super::call::{CallEvent, CallId, Command, Originate, Transport};
+use super::call::{CallEvent, CallId, Command, Originate, Registration, Transport};
 use super::endpoint::{Effect, Endpoint, EndpointConfig, Peer, TimerKey};
 use super::framing::{Frame, Framer};
 use super::message;
+use super::registrar::Binding;
 
 /// Counters for tests and metrics.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -37,6 +38,7 @@ pub(crate) enum Input {
     Message(SipMessage, Peer),
     Command(Command),
     Stats(oneshot::Sender<Stats>),
+    Bindings(String, oneshot::Sender<Vec<Binding>>),
     TcpOpened { id: u64, addr: SocketAddr, writer: mpsc::UnboundedSender<Vec<u8>> },
     TcpClosed { id: u64, addr: SocketAddr },
 }
@@ -80,6 +82,27 @@ impl SipHandle {
     /// Call events from now on (a slow subscriber loses the oldest events, never blocks calls).
     pub fn subscribe(&self) -> broadcast::Receiver<CallEvent> {
         self.events.subscribe()
+    }
+
+    /// Registers to a trunk and keeps the registration refreshed; state changes arrive as
+    /// `CallEvent::Registration` with the returned id.
+    pub fn register(&self, r: Registration) -> u64 {
+        let id = self.ids.fetch_add(1, Ordering::Relaxed);
+        self.command(Command::Register(id, r));
+        id
+    }
+
+    pub fn unregister(&self, id: u64) {
+        self.command(Command::Unregister(id));
+    }
+
+    /// The contacts an endpoint (agent phone) has registered with us.
+    pub async fn bindings(&self, user: &str) -> Vec<Binding> {
+        let (tx, rx) = oneshot::channel();
+        if self.tx.send(Input::Bindings(user.to_string(), tx)).is_err() {
+            return Vec::new();
+        }
+        rx.await.unwrap_or_default()
     }
 
     pub async fn stats(&self) -> Option<Stats> {
@@ -210,6 +233,9 @@ impl Core {
                     rtp_ports_available: self.ep.rtp_ports_available(),
                     tcp_connections: self.conns.len(),
                 });
+            }
+            Input::Bindings(user, reply) => {
+                let _ = reply.send(self.ep.bindings(&user, now));
             }
             Input::TcpOpened { id, addr, writer } => {
                 for bytes in self.connecting.remove(&addr).unwrap_or_default() {

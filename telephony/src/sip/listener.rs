@@ -10,6 +10,7 @@ use foundation::lifecycle::Lifecycle;
 
 use super::driver::{self, SipHandle};
 use super::endpoint::EndpointConfig;
+use super::registrar::InboundPolicy;
 use super::transaction::TimerConfig;
 use crate::Config;
 
@@ -29,6 +30,9 @@ pub struct SipOptions {
     pub auto_answer: Option<Duration>,
     pub timers: TimerConfig,
     pub user_agent: String,
+    /// Trunk ACL, endpoint authentication and the registrar (`None`: accept every INVITE,
+    /// refuse REGISTER).
+    pub policy: Option<InboundPolicy>,
 }
 
 impl Default for SipOptions {
@@ -37,6 +41,7 @@ impl Default for SipOptions {
             auto_answer: Some(Duration::ZERO),
             timers: TimerConfig::default(),
             user_agent: format!("Dialbridge/{}", env!("CARGO_PKG_VERSION")),
+            policy: None,
         }
     }
 }
@@ -60,6 +65,7 @@ pub async fn start_with(config: &Config, options: SipOptions, lifecycle: Lifecyc
         timers: options.timers,
         auto_answer: options.auto_answer,
         user_agent: options.user_agent,
+        policy: options.policy,
     };
     let (udp_addr, tcp_addr, handle) =
         driver::spawn(config.udp, config.tcp, cfg, config.max_message_bytes, lifecycle).await?;

@@ -16,3 +16,4 @@ pub mod dialog;
 pub mod call;
 pub mod endpoint;
 pub mod driver;
+pub mod registrar;

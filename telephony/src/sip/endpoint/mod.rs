@@ -3,6 +3,8 @@
 //! call events happened, as [`Effect`]s. The tokio driver feeds it and carries the effects out;
 //! tests can drive it directly with a virtual `now`.
 
+mod register;
+mod registrar;
 mod uac;
 mod uas;
 
@@ -18,6 +20,7 @@ use super::call::{CallEvent, CallId, Command, HangupCause, MediaInfo, Transport}
 use super::dialog::{self, Dialog};
 use super::message;
 use super::outcome::Outcome;
+use super::registrar::{Bindings, InboundPolicy, Nonces};
 use super::rtp_ports::RtpPorts;
 use super::sdp;
 use super::transaction::{
@@ -53,7 +56,10 @@ pub enum CallTimer {
     RingTimeout,
     /// UAC: the CANCEL got no final response for the INVITE → give up.
     CancelGuard,
+    /// Our registration (id in the CallId slot) is due for refresh or retry.
+    RegistrationRefresh,
 }
+
 
 /// What the driver must do.
 #[derive(Debug, Clone, PartialEq)]
@@ -76,6 +82,9 @@ pub struct EndpointConfig {
     /// answers with [`Command::Answer`].
     pub auto_answer: Option<Duration>,
     pub user_agent: String,
+    /// Trunk ACL, endpoint authentication and the registrar; `None`: every INVITE is accepted and
+    /// REGISTER is refused with 501.
+    pub policy: Option<InboundPolicy>,
 }
 
 enum ServerTx {
@@ -96,7 +105,14 @@ enum ClientTx {
 struct ClientEntry {
     tx: ClientTx,
     peer: Peer,
-    call: Option<CallId>,
+    owner: Option<Owner>,
+}
+
+/// Who gets a client transaction's responses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Owner {
+    Call(CallId),
+    Registration(u64),
 }
 
 /// Call state shared by inbound and outbound legs.
@@ -145,6 +161,9 @@ pub struct Endpoint {
     draining: bool,
     out: Vec<Effect>,
     created_inbound: u64,
+    nonces: Nonces,
+    bindings: Bindings,
+    registrations: HashMap<u64, register::RegClient>,
 }
 
 pub(crate) fn random_hex() -> String {
@@ -166,6 +185,9 @@ impl Endpoint {
             draining: false,
             out: Vec::new(),
             created_inbound: 0,
+            nonces: Nonces::new(Instant::now()),
+            bindings: Bindings::default(),
+            registrations: HashMap::new(),
         }
     }
 
@@ -186,6 +208,11 @@ impl Endpoint {
     /// Live transactions (client, server).
     pub fn transactions(&self) -> (usize, usize) {
         (self.client.len(), self.server.len())
+    }
+
+    /// Live contacts registered by `user`.
+    pub fn bindings(&self, user: &str, now: Instant) -> Vec<super::registrar::Binding> {
+        self.bindings.lookup(user, now)
     }
 
     pub fn rtp_ports_available(&self) -> usize {
@@ -211,6 +238,8 @@ impl Endpoint {
             Command::Reject(id, code) => self.reject(id, code, now),
             Command::Hangup(id) => self.hangup(id, HangupCause::LocalHangup, now),
             Command::Hold(id, hold) => self.hold(id, hold, now),
+            Command::Register(id, r) => self.register(id, r, now),
+            Command::Unregister(id) => self.unregister(id, now),
             Command::HangupAll => {
                 let ids: Vec<CallId> = self.calls.keys().copied().collect();
                 for id in ids {
@@ -344,7 +373,7 @@ impl Endpoint {
     }
 
     /// Starts a client transaction for `req` towards `peer`, owned by `call`.
-    pub(crate) fn send_request(&mut self, req: Request, peer: Peer, call: Option<CallId>, now: Instant) -> Option<ClientKey> {
+    pub(crate) fn send_request(&mut self, req: Request, peer: Peer, owner: Option<Owner>, now: Instant) -> Option<ClientKey> {
         let key = ClientKey::of(&req.headers)?;
         let reliable = peer.transport.reliable();
         let (tx, outs) = if req.method == Method::Invite {
@@ -354,14 +383,14 @@ impl Endpoint {
             let (t, o) = ClientNonInvite::start(req, reliable, self.cfg.timers, now);
             (ClientTx::NonInvite(t), o)
         };
-        self.client.insert(key.clone(), ClientEntry { tx, peer, call });
+        self.client.insert(key.clone(), ClientEntry { tx, peer, owner });
         self.client_outputs(&key, outs, now);
         Some(key)
     }
 
     fn client_outputs(&mut self, key: &ClientKey, outs: Vec<transaction::Output>, now: Instant) {
-        let (peer, call) = match self.client.get(key) {
-            Some(e) => (e.peer.clone(), e.call),
+        let (peer, owner) = match self.client.get(key) {
+            Some(e) => (e.peer.clone(), e.owner),
             None => return,
         };
         for o in outs {
@@ -372,16 +401,16 @@ impl Endpoint {
                 transaction::Output::StartTimer(id, at) => {
                     self.out.push(Effect::Timer { at, key: TimerKey::Client(key.clone(), id) })
                 }
-                transaction::Output::Response(r) => {
-                    if let Some(call) = call {
-                        self.uac_response(call, key, r, now);
-                    }
-                }
-                transaction::Output::Timeout | transaction::Output::TransportError => {
-                    if let Some(call) = call {
-                        self.uac_timeout(call, key, now);
-                    }
-                }
+                transaction::Output::Response(r) => match owner {
+                    Some(Owner::Call(call)) => self.uac_response(call, key, r, now),
+                    Some(Owner::Registration(reg)) => self.register_response(reg, r, now),
+                    None => {}
+                },
+                transaction::Output::Timeout | transaction::Output::TransportError => match owner {
+                    Some(Owner::Call(call)) => self.uac_timeout(call, key, now),
+                    Some(Owner::Registration(reg)) => self.register_failed(reg, None, now),
+                    None => {}
+                },
                 transaction::Output::Terminated => {
                     self.client.remove(key);
                 }
@@ -482,6 +511,7 @@ impl Endpoint {
             CallTimer::Answer => self.answer(id, now),
             CallTimer::RingTimeout => self.ring_timeout(id, now),
             CallTimer::CancelGuard => self.cancel_guard(id),
+            CallTimer::RegistrationRefresh => self.register_refresh(id.0, now),
         }
     }
 

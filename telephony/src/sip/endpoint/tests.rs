@@ -12,6 +12,7 @@ fn cfg(auto: Option<Duration>) -> EndpointConfig {
         timers: TimerConfig::default(),
         auto_answer: auto,
         user_agent: "dialbridge-test".into(),
+        policy: None,
     }
 }
 

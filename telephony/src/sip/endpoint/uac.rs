@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use rsip::{Method, Request, Response};
 
-use super::{Call, CallTimer, Endpoint, Peer, random_hex};
+use super::{Call, CallTimer, Endpoint, Owner, Peer, random_hex};
 use crate::sip::call::{CallEvent, CallId, HangupCause, Originate, Transport};
 use crate::sip::dialog::{self, Dialog};
 use crate::sip::digest::Challenge;
@@ -125,7 +125,7 @@ impl Endpoint {
         o.from_tag = local_tag;
         o.invite = Some(invite.clone());
         o.provisional = false;
-        let key = self.send_request(invite, peer, Some(id), now);
+        let key = self.send_request(invite, peer, Some(Owner::Call(id)), now);
         if let Some(o) = self.calls.get_mut(&id).and_then(|c| c.out.as_mut()) {
             o.invite_key = key;
         }
@@ -397,7 +397,7 @@ impl Endpoint {
         let Some(d) = call.dialog.as_mut() else { return };
         let mut req = d.request(Method::Invite, &via, &contact);
         message::set_body(&mut req.headers, &mut req.body, Some("application/sdp"), body.into_bytes());
-        let key = self.send_request(req, peer, Some(id), now);
+        let key = self.send_request(req, peer, Some(Owner::Call(id)), now);
         if let Some(c) = self.calls.get_mut(&id) {
             c.reinvite = key;
         }

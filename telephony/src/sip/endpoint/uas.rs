@@ -13,7 +13,7 @@ use crate::sip::outcome::Outcome;
 use crate::sip::sdp;
 use crate::sip::transaction::{ServerKey, server_invite};
 
-const ALLOW: &str = "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO";
+const ALLOW: &str = "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO, REGISTER";
 
 fn sdp_body(req: &Request) -> Option<Result<sdp::Sdp, String>> {
     if req.body.is_empty() {
@@ -43,7 +43,8 @@ impl Endpoint {
                 self.respond(&key, resp, now);
             }
             Method::Bye | Method::Info => self.respond_code(&key, &req, 481, now),
-            Method::Register | Method::Subscribe | Method::Notify | Method::Refer | Method::Message => {
+            Method::Register => self.registrar(key, req, peer, now),
+            Method::Subscribe | Method::Notify | Method::Refer | Method::Message => {
                 self.respond_code(&key, &req, 501, now)
             }
             _ => self.respond_code(&key, &req, 405, now),
@@ -53,6 +54,9 @@ impl Endpoint {
     fn new_invite(&mut self, key: ServerKey, req: Request, peer: Peer, now: Instant) {
         if self.draining {
             return self.respond_code(&key, &req, 503, now);
+        }
+        if !self.admit(&key, &req, &peer, now) {
+            return;
         }
         let offer = match sdp_body(&req) {
             None => None,
