@@ -18,7 +18,11 @@ const DB_CLOCK_SYNC: Duration = Duration::from_secs(30);
 
 pub fn init_logging(cfg: &Config) {
     let filter = tracing_subscriber::EnvFilter::try_new(&cfg.log.level).expect("validated with the config");
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    use std::io::IsTerminal;
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal());
     match cfg.log.format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().flatten_event(true).init(),
@@ -74,7 +78,7 @@ pub async fn run(cfg: Config, file: Option<PathBuf>) -> anyhow::Result<()> {
     let state = web::AppState {
         db: db.clone(),
         clock,
-        key_limiter: Arc::new(web::auth::key_limiter(cfg.api.rate_limit_per_s, cfg.api.rate_limit_burst)),
+        keys: Arc::new(web::auth::KeyGate::new(cfg.api.rate_limit_per_s, cfg.api.rate_limit_burst)),
         lifecycle: lifecycle.clone(),
         listening: Arc::new(listening.clone()),
         render_metrics: Arc::new(move || recorder.render()),

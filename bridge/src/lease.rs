@@ -6,12 +6,13 @@
 //! `free_since + cooldown <= now`, which covers released, consumed *and* expired-but-not-reaped
 //! numbers, and ordering by it reuses the least recently released number first.
 //!
-//! Every function takes `now_ms` from the caller's clock and does all its work in one write
-//! transaction, audit record included.
+//! Every function does all its work in one write transaction, audit record included, and reads
+//! the clock only once that transaction has begun: a request that queued for the write lock must
+//! not act on the time it arrived (a number freed meanwhile would look as if still cooling down).
 
 use std::time::Duration;
 
-use foundation::{Db, WriteTx, audit, ids};
+use foundation::{Clock, Db, WriteTx, audit, ids};
 use serde::Serialize;
 use serde_json::Value;
 
@@ -88,7 +89,7 @@ fn same_ani(a: &str, b: &str) -> bool {
 }
 
 /// Claims the least recently released available number of the pool for `req`.
-pub async fn lease(db: &Db, now_ms: i64, actor: &str, scope: Option<&str>, req: &LeaseRequest) -> Result<Lease> {
+pub async fn lease(db: &Db, clock: &dyn Clock, actor: &str, scope: Option<&str>, req: &LeaseRequest) -> Result<Lease> {
     let data = validate(req)?;
     if scope.is_some_and(|s| s != req.pool) {
         return Err(BridgeError::Forbidden(format!("this key may not lease from pool {:?}", req.pool)));
@@ -96,7 +97,7 @@ pub async fn lease(db: &Db, now_ms: i64, actor: &str, scope: Option<&str>, req: 
     // One retry: on PostgreSQL two concurrent requests with one idempotency key both miss the
     // lookup and one insert fails on the unique key; the retry then finds the winner's lease.
     for attempt in 0.. {
-        match try_lease(db, now_ms, actor, req, &data).await {
+        match try_lease(db, clock, actor, req, &data).await {
             Err(BridgeError::Internal(e)) if attempt == 0 && Db::is_unique_violation(&e) => continue,
             other => {
                 let result = match &other {
@@ -112,8 +113,9 @@ pub async fn lease(db: &Db, now_ms: i64, actor: &str, scope: Option<&str>, req: 
     unreachable!()
 }
 
-async fn try_lease(db: &Db, now_ms: i64, actor: &str, req: &LeaseRequest, data: &str) -> Result<Lease> {
+async fn try_lease(db: &Db, clock: &dyn Clock, actor: &str, req: &LeaseRequest, data: &str) -> Result<Lease> {
     let mut tx = db.begin_write().await?;
+    let now_ms = clock.now_ms();
     let pool: Option<(i64, i64, i64)> =
         sqlx::query_as("SELECT id, lease_ttl_ms, cooldown_ms FROM bridge_pools WHERE name = $1")
             .bind(&req.pool)
@@ -250,7 +252,7 @@ type NumberRow = (i64, String, Option<String>, Option<String>, Option<String>, O
 /// lessee's call can receive this data, and a retried lookup during the cooldown gets it again.
 pub async fn lookup(
     db: &Db,
-    now_ms: i64,
+    clock: &dyn Clock,
     actor: &str,
     scope: Option<&str>,
     dnis: &str,
@@ -258,6 +260,7 @@ pub async fn lookup(
     consume: bool,
 ) -> Result<Found> {
     let mut tx = db.begin_write().await?;
+    let now_ms = clock.now_ms();
     let row: Option<NumberRow> = sqlx::query_as(
         "SELECT n.id, n.state, n.lease_id, n.data, n.ani, n.leased_at, n.expires_at, n.free_since, \
          p.cooldown_ms, p.name FROM bridge_numbers n JOIN bridge_pools p ON p.id = n.pool_id WHERE n.dnis = $1",
@@ -381,8 +384,9 @@ async fn expire_number(tx: &mut WriteTx, now_ms: i64, number_id: i64, lease_id: 
 }
 
 /// Ends a lease early and wipes its data. Releasing an ended lease again is a no-op.
-pub async fn release(db: &Db, now_ms: i64, actor: &str, scope: Option<&str>, lease_id: &str) -> Result<()> {
+pub async fn release(db: &Db, clock: &dyn Clock, actor: &str, scope: Option<&str>, lease_id: &str) -> Result<()> {
     let mut tx = db.begin_write().await?;
+    let now_ms = clock.now_ms();
     let row: Option<(i64, Option<i64>, String, i64)> = sqlx::query_as(
         "SELECT number_id, ended_at, pool_name, expires_at FROM bridge_leases WHERE lease_id = $1",
     )
@@ -429,9 +433,10 @@ pub struct ReapReport {
 /// Housekeeping, never needed for correctness: closes expired leases (final record + audit),
 /// wipes the data of consumed leases whose cooldown is over, deletes removed numbers once idle,
 /// and refreshes the pool gauges.
-pub async fn reap(db: &Db, now_ms: i64) -> Result<ReapReport> {
+pub async fn reap(db: &Db, clock: &dyn Clock) -> Result<ReapReport> {
     let mut report = ReapReport::default();
     let mut tx = db.begin_write().await?;
+    let now_ms = clock.now_ms();
     let expired: Vec<(i64, String)> = sqlx::query_as(
         "SELECT id, lease_id FROM bridge_numbers WHERE state = 'leased' AND expires_at <= $1 ORDER BY expires_at LIMIT $2",
     )
@@ -477,7 +482,7 @@ pub async fn reap(db: &Db, now_ms: i64) -> Result<ReapReport> {
 pub async fn reaper_loop(db: Db, clock: foundation::SharedClock, every: Duration) {
     loop {
         tokio::time::sleep(every).await;
-        match reap(&db, clock.now_ms()).await {
+        match reap(&db, clock.as_ref()).await {
             Ok(r) if r.expired + r.wiped + r.deleted_numbers > 0 => tracing::debug!(?r, "bridge reaper"),
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "bridge reaper failed; will retry"),

@@ -1,14 +1,19 @@
 //! Who is calling, and what they may do.
 //!
 //! Machine clients (legacy PBXs, scripts) send `Authorization: Bearer <api key>`. The key is
-//! checked against its SHA-256 hash on every request; a missing, malformed, unknown or revoked key
-//! is answered 401 with no hint which. Roles are checked in the handlers with [`Caller::require`].
+//! checked against its SHA-256 hash (then trusted for a few seconds, see [`KeyGate`]); a missing,
+//! malformed, unknown or revoked key is answered 401 with no hint which. Roles are checked in the handlers with [`Caller::require`].
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::Json;
 use foundation::accounts::{self, ApiKey, Role};
 use serde::Serialize;
+use sha2::{Digest, Sha256};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -16,13 +21,46 @@ use utoipa_axum::routes;
 use crate::AppState;
 use crate::error::ApiError;
 
-/// Requests per second and burst allowed for each API key (per node).
-pub type KeyLimiter = governor::DefaultKeyedRateLimiter<String>;
+/// How long a verified key is trusted without asking the database again. A revoked key stops
+/// working within this time on every node.
+const KEY_CACHE_TTL: Duration = Duration::from_secs(5);
+const KEY_CACHE_MAX: usize = 10_000;
 
-pub fn key_limiter(per_second: u32, burst: u32) -> KeyLimiter {
-    let rate = std::num::NonZeroU32::new(per_second.max(1)).expect("non-zero");
-    let burst = std::num::NonZeroU32::new(burst.max(1)).expect("non-zero");
-    governor::RateLimiter::keyed(governor::Quota::per_second(rate).allow_burst(burst))
+/// Checks API keys for every request: a short cache of verified keys (so a busy PBX costs no
+/// database read per request) and a per-key rate limit (per node).
+pub struct KeyGate {
+    limiter: governor::DefaultKeyedRateLimiter<String>,
+    /// SHA-256 of the token → the key and when it was verified.
+    verified: Mutex<HashMap<[u8; 32], (ApiKey, Instant)>>,
+}
+
+impl KeyGate {
+    pub fn new(per_second: u32, burst: u32) -> Self {
+        let rate = std::num::NonZeroU32::new(per_second.max(1)).expect("non-zero");
+        let burst = std::num::NonZeroU32::new(burst.max(1)).expect("non-zero");
+        Self {
+            limiter: governor::RateLimiter::keyed(governor::Quota::per_second(rate).allow_burst(burst)),
+            verified: Mutex::new(HashMap::new()),
+        }
+    }
+
+    async fn verify(&self, db: &foundation::Db, token: &str) -> Result<Option<ApiKey>, ApiError> {
+        let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        if let Some((key, at)) = self.verified.lock().expect("key cache").get(&digest) {
+            if at.elapsed() < KEY_CACHE_TTL {
+                return Ok(Some(key.clone()));
+            }
+        }
+        let key = accounts::verify_api_key(db, token).await?;
+        if let Some(k) = &key {
+            let mut cache = self.verified.lock().expect("key cache");
+            if cache.len() >= KEY_CACHE_MAX {
+                cache.retain(|_, (_, at)| at.elapsed() < KEY_CACHE_TTL);
+            }
+            cache.insert(digest, (k.clone(), Instant::now()));
+        }
+        Ok(key)
+    }
 }
 
 /// An authenticated caller.
@@ -58,10 +96,10 @@ impl FromRequestParts<AppState> for Caller {
             .and_then(|v| v.strip_prefix("Bearer "))
             .map(str::trim)
             .ok_or_else(ApiError::unauthorized)?;
-        let Some(key) = accounts::verify_api_key(&state.db, token).await? else {
+        let Some(key) = state.keys.verify(&state.db, token).await? else {
             return Err(ApiError::unauthorized());
         };
-        if state.key_limiter.check_key(&key.prefix).is_err() {
+        if state.keys.limiter.check_key(&key.prefix).is_err() {
             return Err(ApiError::new(
                 axum::http::StatusCode::TOO_MANY_REQUESTS,
                 "rate_limited",

@@ -50,8 +50,8 @@ pub struct AppState {
     pub listening: Arc<Listening>,
     /// Renders the Prometheus text exposition of all metrics.
     pub render_metrics: Arc<dyn Fn() -> String + Send + Sync>,
-    /// Per-API-key request rate limit.
-    pub key_limiter: Arc<auth::KeyLimiter>,
+    /// API key verification cache and per-key rate limit.
+    pub keys: Arc<auth::KeyGate>,
 }
 
 #[derive(OpenApi)]
