@@ -63,6 +63,29 @@ fn sans_io_frame_cost() {
     println!("sans-IO send+receive of one 20 ms G.711 frame: {per_frame:?} => {streams} full-duplex streams per core (CPU only, no syscalls)");
 }
 
+/// `RcvbufErrors` from /proc/net/snmp (datagrams the kernel dropped because a socket was full).
+fn udp_receive_buffer_errors() -> u64 {
+    let snmp = std::fs::read_to_string("/proc/net/snmp").unwrap_or_default();
+    let udp: Vec<&str> = snmp.lines().filter(|l| l.starts_with("Udp:")).collect();
+    if udp.len() < 2 {
+        return 0;
+    }
+    let names: Vec<&str> = udp[0].split_whitespace().collect();
+    let values: Vec<&str> = udp[1].split_whitespace().collect();
+    names.iter().position(|n| *n == "RcvbufErrors").and_then(|i| values.get(i)?.parse().ok()).unwrap_or(0)
+}
+
+/// The `drops` counter of the UDP socket bound to 127.0.0.1:`port` (from /proc/net/udp).
+fn socket_drops(port: u16) -> u64 {
+    let table = std::fs::read_to_string("/proc/net/udp").unwrap_or_default();
+    let local = format!("0100007F:{port:04X}");
+    table
+        .lines()
+        .filter(|l| l.split_whitespace().nth(1) == Some(local.as_str()))
+        .filter_map(|l| l.split_whitespace().last()?.parse::<u64>().ok())
+        .sum()
+}
+
 struct Kill(Child);
 impl Drop for Kill {
     fn drop(&mut self) {
@@ -98,11 +121,17 @@ fn sessions_against_sipp_echo_on_one_core() {
                 .unwrap(),
         );
         std::thread::sleep(Duration::from_millis(400));
+        let drops0 = udp_receive_buffer_errors();
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         let (sent, received, lost, cpu, wall) = rt.block_on(async {
             let prompt = Prompt::from_pcm((0..8000 * secs as usize).map(|i| ((i as f64 * 0.07).sin() * 6000.0) as i16).collect());
             let mut sessions = Vec::with_capacity(n);
-            for _ in 0..n {
+            for i in 0..n {
+                // Calls start at different moments: spread the sessions' 20 ms clocks over one frame
+                // (all in phase, every frame would be one burst of n packets at the echo socket).
+                if i % (n / 20).max(1) == 0 {
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                }
                 let s = RtpSession::bind(SessionConfig::pcmu(LO), None).await.unwrap();
                 s.set_remote(SocketAddr::new(LO, echo_port));
                 sessions.push(s);
@@ -128,8 +157,10 @@ fn sessions_against_sipp_echo_on_one_core() {
             (sent, received, lost, cpu, wall)
         });
         let expected = n as u64 * secs * 50;
+        let drops = udp_receive_buffer_errors().saturating_sub(drops0);
+        let at_echo = socket_drops(echo_port);
         println!(
-            "{n:>5} sessions, {secs} s, one core: sent {sent} of {expected} frames ({:.2} %), echoed back {received} ({:.2} % of sent), jitter-buffer losses {lost}, CPU {:.0} % of one core",
+            "{n:>5} sessions, {secs} s, one core: sent {sent} of {expected} frames ({:.2} %), echoed back {received} ({:.2} % of sent), jitter-buffer losses {lost}, kernel UDP receive-buffer drops {drops} (at sipp's echo socket {at_echo}), CPU {:.0} % of one core",
             100.0 * sent as f64 / expected as f64,
             100.0 * received as f64 / sent.max(1) as f64,
             100.0 * cpu.as_secs_f64() / wall.as_secs_f64()

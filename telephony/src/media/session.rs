@@ -44,7 +44,8 @@ pub struct SessionConfig {
     pub receive: ReceiverConfig,
     /// Telephone-events we send.
     pub dtmf: DtmfSendConfig,
-    /// Also look for DTMF tones in the audio.
+    /// Also look for DTMF tones in the audio (switched off for the rest of the session as soon as
+    /// an RFC 4733 event arrives, so keys are not reported twice).
     pub inband_dtmf: bool,
     /// Report [`MediaEvent::Inactive`] after this long without RTP.
     pub inactivity_timeout: Option<Duration>,
@@ -436,7 +437,12 @@ impl Driver {
                     }
                     self.jitter.push(a.seq, a.timestamp, frame);
                 }
-                Received::Dtmf(d) => self.emit(MediaEvent::Dtmf { digit: d.digit, inband: false }),
+                Received::Dtmf(d) => {
+                    // A peer that sends telephone-events may also leave the tones in the audio:
+                    // from now on trust the events only, so no key is reported twice.
+                    self.inband = None;
+                    self.emit(MediaEvent::Dtmf { digit: d.digit, inband: false });
+                }
                 Received::SourceChanged { ssrc } => {
                     self.jitter.reset();
                     self.emit(MediaEvent::SourceChanged { ssrc });
