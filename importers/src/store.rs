@@ -5,12 +5,13 @@
 //! One batch = one write transaction that also advances the job's `rows_committed` and stores the
 //! report as of that row, so a crash leaves a committed prefix that [`crate::ImportOptions::resume_job`]
 //! continues from. Inserts are multi-row `INSERT … VALUES (…),(…)` statements of a few hundred rows
-//! (below SQLite's 32,766 bound parameters).
+//! (below SQLite's 32,766 bound parameters), the one place where the SQL text differs by dialect
+//! (placeholder style, see `values_sql`).
 
 use std::collections::HashMap;
 
 use anyhow::Context;
-use foundation::{Clock, Db};
+use foundation::{Backend, Clock, Db};
 use serde::Serialize;
 use sqlx::{AssertSqlSafe, Row};
 
@@ -114,7 +115,10 @@ pub struct Batch {
     pub report: ImportReport,
 }
 
-fn values_sql(head: &str, cols: usize, rows: usize, tail: &str) -> String {
+/// `INSERT … VALUES (…),(…)` for `rows` rows of `cols` parameters. PostgreSQL gets `$N`; SQLite
+/// gets anonymous `?`: sqlx-sqlite looks every `$N` up by name, and SQLite's name lookup is a linear
+/// scan, so a statement with thousands of `$N` costs O(n²) (70% of the import time when measured).
+fn values_sql(backend: Backend, head: &str, cols: usize, rows: usize, tail: &str) -> String {
     let mut s = String::with_capacity(head.len() + rows * cols * 5 + tail.len());
     s.push_str(head);
     s.push_str(" VALUES ");
@@ -128,9 +132,13 @@ fn values_sql(head: &str, cols: usize, rows: usize, tail: &str) -> String {
             if c > 0 {
                 s.push(',');
             }
-            s.push('$');
-            s.push_str(&n.to_string());
-            n += 1;
+            if backend == Backend::Sqlite {
+                s.push('?');
+            } else {
+                s.push('$');
+                s.push_str(&n.to_string());
+                n += 1;
+            }
         }
         s.push(')');
     }
@@ -152,6 +160,7 @@ pub async fn write_batch(db: &Db, now: i64, list_id: i64, job_id: i64, batch: &B
     let inserts: Vec<&NewLead> = batch.leads.iter().filter(|l| l.update_of.is_none()).collect();
     for chunk in inserts.chunks(LEADS_PER_STMT) {
         let sql = values_sql(
+            db.backend(),
             "INSERT INTO leads (list_id, dedupe_key, crm_id, priority, state, first_name, last_name, email, \
              postal_code, subdivision, country, attributes, consent_type, consent_source, consent_at, \
              import_job_id, source_row, created_at, updated_at)",
@@ -229,6 +238,7 @@ pub async fn write_batch(db: &Db, now: i64, list_id: i64, job_id: i64, batch: &B
         .collect();
     for chunk in phones.chunks(PHONES_PER_STMT) {
         let sql = values_sql(
+            db.backend(),
             "INSERT INTO lead_phones (lead_id, position, e164, extension, raw, source_column, number_type, \
              region, tz_candidates, tz_ambiguous, dialable, dnc, dnc_source)",
             PHONE_COLS,
@@ -256,6 +266,7 @@ pub async fn write_batch(db: &Db, now: i64, list_id: i64, job_id: i64, batch: &B
     }
     for chunk in batch.outcomes.chunks(OUTCOMES_PER_STMT) {
         let sql = values_sql(
+            db.backend(),
             "INSERT INTO import_row_outcomes (job_id, source_row, outcome, reason, fields)",
             OUTCOME_COLS,
             chunk.len(),
