@@ -3,6 +3,8 @@
 //! ([`hours`]) and the ACD ([`acd`]). Drivers (SIP/media, web) feed these state machines inputs
 //! and the current time and carry out the effects they return.
 
+pub mod acd;
 pub mod contact;
 pub mod flow;
+pub mod hours;
 pub mod interpreter;
