@@ -41,7 +41,7 @@ fn trunk(port: u16, transport: Transport) -> Trunk {
 }
 
 fn originate(sut: &SipListeners, trunks: Vec<Trunk>, ring: Duration) -> CallId {
-    sut.handle.originate(Originate { to_user: "15551234".into(), from_user: "dialer".into(), trunks, ring_timeout: ring })
+    sut.handle.originate(Originate { to_user: "15551234".into(), from_user: "dialer".into(), trunks, ring_timeout: ring, ..Default::default() })
 }
 
 async fn until_end_or_answer(sut: &SipListeners, rx: &mut tokio::sync::broadcast::Receiver<CallEvent>, id: CallId, secs: u64) -> Vec<CallEvent> {

@@ -50,6 +50,8 @@ pub struct Trunk {
 /// A request to place a call.
 #[derive(Debug, Clone)]
 pub struct Originate {
+    /// A full Request-URI (e.g. a registered agent's contact); `None`: `sip:{to_user}@{trunk}`.
+    pub request_uri: Option<String>,
     /// The number or user to call (the user part of the Request-URI).
     pub to_user: String,
     /// Our caller id (user part of From).
@@ -58,6 +60,18 @@ pub struct Originate {
     pub trunks: Vec<Trunk>,
     /// Without an answer by then the call is cancelled (outcome NoAnswer).
     pub ring_timeout: Duration,
+}
+
+impl Default for Originate {
+    fn default() -> Self {
+        Self {
+            request_uri: None,
+            to_user: String::new(),
+            from_user: "dialbridge".into(),
+            trunks: Vec::new(),
+            ring_timeout: Duration::from_secs(30),
+        }
+    }
 }
 
 /// What the appliance asks of the SIP layer.
@@ -74,6 +88,11 @@ pub enum Command {
     Hold(CallId, bool),
     /// End every call (shutdown).
     HangupAll,
+    /// Blind transfer: send REFER asking the peer to call this URI; progress arrives as
+    /// `CallEvent::TransferProgress`.
+    Transfer(CallId, String),
+    /// Report progress of a transfer the peer asked of us (NOTIFY with a sipfrag status line).
+    TransferNotify(CallId, u16),
     /// Register to a trunk (and keep the registration refreshed) under this id.
     Register(u64, Registration),
     /// Remove a registration (REGISTER with Expires: 0).
@@ -137,6 +156,11 @@ pub enum CallEvent {
     Answered { call: CallId, media: MediaInfo },
     /// A re-INVITE changed the media (hold/resume).
     MediaChanged { call: CallId, media: MediaInfo },
+    /// The peer asked us (REFER, answered 202) to transfer the call to `target`; report
+    /// progress with `Command::TransferNotify`.
+    TransferRequested { call: CallId, target: String },
+    /// Our REFER's progress: the REFER's own rejection, or a status line from the peer's NOTIFY.
+    TransferProgress { call: CallId, code: u16 },
     /// A digit received by SIP INFO (application/dtmf-relay).
     Dtmf { call: CallId, digit: char },
     /// The call is over.
@@ -154,6 +178,8 @@ impl CallEvent {
             | CallEvent::Answered { call, .. }
             | CallEvent::MediaChanged { call, .. }
             | CallEvent::Dtmf { call, .. }
+            | CallEvent::TransferRequested { call, .. }
+            | CallEvent::TransferProgress { call, .. }
             | CallEvent::Hangup { call, .. } => Some(*call),
             CallEvent::Registration { .. } => None,
         }

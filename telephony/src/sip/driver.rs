@@ -75,6 +75,16 @@ impl SipHandle {
         self.command(Command::Hangup(id));
     }
 
+    /// Blind transfer of the peer to `target` (a SIP URI) by REFER.
+    pub fn transfer(&self, id: CallId, target: &str) {
+        self.command(Command::Transfer(id, target.to_string()));
+    }
+
+    /// Progress of a transfer the peer requested (`CallEvent::TransferRequested`).
+    pub fn transfer_notify(&self, id: CallId, code: u16) {
+        self.command(Command::TransferNotify(id, code));
+    }
+
     pub fn hold(&self, id: CallId, hold: bool) {
         self.command(Command::Hold(id, hold));
     }

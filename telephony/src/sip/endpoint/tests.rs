@@ -156,7 +156,7 @@ fn originate(e: &mut Endpoint, trunks: Vec<Trunk>, now: Instant) -> Request {
     e.on_command(
         Command::Originate(
             CallId(100),
-            Originate { to_user: "15551234".into(), from_user: "dialer".into(), trunks, ring_timeout: Duration::from_secs(30) },
+            Originate { to_user: "15551234".into(), from_user: "dialer".into(), trunks, ring_timeout: Duration::from_secs(30), ..Default::default() },
         ),
         now,
     );

@@ -95,7 +95,7 @@ impl Endpoint {
         let Some(o) = &call.out else { return };
         let trunk = o.req.trunks[o.trunk].clone();
         let tp = if trunk.transport == Transport::Tcp { ";transport=tcp" } else { "" };
-        let uri = format!("sip:{}@{}{tp}", o.req.to_user, trunk.addr);
+        let uri = o.req.request_uri.clone().unwrap_or_else(|| format!("sip:{}@{}{tp}", o.req.to_user, trunk.addr));
         let from = format!("<sip:{}@{}>;tag={}", o.req.from_user, self.cfg.advertised, call.local_tag);
         let contact = self.contact(&o.req.from_user, trunk.transport);
         let body = sdp::offer(&self.local_sdp(call), sdp::Direction::SendRecv).to_text();
@@ -141,6 +141,12 @@ impl Endpoint {
         };
         if call.reinvite.as_ref() == Some(key) {
             return self.reinvite_response(id, resp, now);
+        }
+        if key.method == "REFER" {
+            if code >= 300 {
+                self.emit(CallEvent::TransferProgress { call: id, code });
+            }
+            return;
         }
         let Some(o) = &call.out else { return };
         if o.invite_key.as_ref() != Some(key) {
@@ -425,5 +431,55 @@ impl Endpoint {
         self.send_raw(peer, &rsip::SipMessage::Request(ack));
         let media = self.media_info(&self.calls[&id]);
         self.emit(CallEvent::MediaChanged { call: id, media });
+    }
+}
+
+impl Endpoint {
+    /// Sends an in-dialog request built by `fill` (REFER, NOTIFY), owned by the call.
+    fn in_dialog_request(&mut self, id: CallId, method: Method, fill: impl FnOnce(&mut Request), now: Instant) {
+        let Some(call) = self.calls.get(&id) else { return };
+        if !call.answered {
+            return;
+        }
+        let peer = self.dialog_peer(call);
+        let via = self.via(peer.transport);
+        let contact = self.contact("dialbridge", peer.transport);
+        let Some(d) = self.calls.get_mut(&id).and_then(|c| c.dialog.as_mut()) else { return };
+        let mut req = d.request(method, &via, &contact);
+        fill(&mut req);
+        self.send_request(req, peer, Some(Owner::Call(id)), now);
+    }
+
+    /// Blind transfer (RFC 3515): REFER the peer to `target`.
+    pub(super) fn transfer(&mut self, id: CallId, target: String, now: Instant) {
+        let referred_by = self.calls.get(&id).and_then(|c| c.dialog.as_ref()).map(|d| d.local_uri.clone());
+        self.in_dialog_request(
+            id,
+            Method::Refer,
+            |req| {
+                req.headers.push(message::header("Refer-To", format!("<{target}>")));
+                if let Some(rb) = referred_by {
+                    req.headers.push(message::header("Referred-By", rb));
+                }
+            },
+            now,
+        );
+    }
+
+    /// NOTIFY (RFC 3515 §2.4.4) with a sipfrag status line for a REFER we accepted.
+    pub(super) fn transfer_notify(&mut self, id: CallId, code: u16, now: Instant) {
+        let reason = rsip::StatusCode::from(code).to_string();
+        let body = format!("SIP/2.0 {reason}\r\n");
+        let state = if code >= 200 { "terminated;reason=noresource" } else { "active;expires=60" };
+        self.in_dialog_request(
+            id,
+            Method::Notify,
+            |req| {
+                req.headers.push(message::header("Event", "refer"));
+                req.headers.push(message::header("Subscription-State", state));
+                message::set_body(&mut req.headers, &mut req.body, Some("message/sipfrag;version=2.0"), body.into_bytes());
+            },
+            now,
+        );
     }
 }

@@ -13,7 +13,7 @@ use crate::sip::outcome::Outcome;
 use crate::sip::sdp;
 use crate::sip::transaction::{ServerKey, server_invite};
 
-const ALLOW: &str = "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO, REGISTER";
+const ALLOW: &str = "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO, REGISTER, REFER, NOTIFY";
 
 fn sdp_body(req: &Request) -> Option<Result<sdp::Sdp, String>> {
     if req.body.is_empty() {
@@ -42,9 +42,9 @@ impl Endpoint {
                 resp.headers.push(message::header("Server", &self.cfg.user_agent));
                 self.respond(&key, resp, now);
             }
-            Method::Bye | Method::Info => self.respond_code(&key, &req, 481, now),
+            Method::Bye | Method::Info | Method::Refer | Method::Notify => self.respond_code(&key, &req, 481, now),
             Method::Register => self.registrar(key, req, peer, now),
-            Method::Subscribe | Method::Notify | Method::Refer | Method::Message => {
+            Method::Subscribe | Method::Message => {
                 self.respond_code(&key, &req, 501, now)
             }
             _ => self.respond_code(&key, &req, 405, now),
@@ -284,6 +284,26 @@ impl Endpoint {
                 }
             }
             Method::Options => self.respond_code(&key, &req, 200, now),
+            Method::Refer => {
+                let Some(target) = message::value(&req.headers, "Refer-To").map(|v| message::addr_uri(&v)) else {
+                    return self.respond_code(&key, &req, 400, now);
+                };
+                self.respond_code(&key, &req, 202, now);
+                self.emit(CallEvent::TransferRequested { call: id, target });
+            }
+            Method::Notify => {
+                self.respond_code(&key, &req, 200, now);
+                let is_refer = message::value(&req.headers, "Event").is_some_and(|e| e.to_ascii_lowercase().starts_with("refer"));
+                let code = std::str::from_utf8(&req.body)
+                    .ok()
+                    .and_then(|b| b.lines().next())
+                    .and_then(|l| l.strip_prefix("SIP/2.0 "))
+                    .and_then(|l| l.split_whitespace().next())
+                    .and_then(|c| c.parse::<u16>().ok());
+                if let (true, Some(code)) = (is_refer, code) {
+                    self.emit(CallEvent::TransferProgress { call: id, code });
+                }
+            }
             _ => self.respond_code(&key, &req, 501, now),
         }
     }
