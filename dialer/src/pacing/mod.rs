@@ -1,0 +1,586 @@
+//! Sans-IO pacing state machine (str0m style).
+//!
+//! The driver (the campaign runner in production, [`crate::sim`] in virtual time) feeds timestamped
+//! [`Input`]s about calls and agents, calls [`Pacer::tick`] periodically (every second) and
+//! [`Pacer::handle_timeout`] at [`Pacer::poll_timeout`], and drains [`Output`]s with
+//! [`Pacer::poll_output`]: place N more calls, connect a live answer to an agent, abandon a live
+//! answer that found no agent within the window. No clock, no I/O, no randomness inside: the same
+//! inputs give the same outputs.
+//!
+//! Modes ([`Mode`]): progressive (fixed lines per idle agent), fixed ratio (VICIdial RATIO),
+//! VICIdial adaptive, and predictive (see [`predictive`]), which learns everything it needs online
+//! ([`estimate`]) and holds the abandonment rate under the cap in the trailing window ([`ledger`]).
+
+pub mod estimate;
+pub mod ledger;
+pub mod predictive;
+pub mod stats;
+pub mod vicidial;
+
+use std::collections::{BTreeMap, VecDeque};
+
+use serde::{Deserialize, Serialize};
+
+use estimate::{AnswerModel, LogNormalFit, RingOutcome};
+use ledger::AbandonLedger;
+use predictive::{DELAY_POINTS, Margin, ThresholdLoop, WRAP_POINTS};
+use vicidial::AdaptiveLevel;
+
+/// Milliseconds on the driver's clock (e.g. `foundation::clock::Clock::now_ms`).
+pub type Ms = i64;
+pub type CallId = u64;
+pub type AgentId = u32;
+
+/// How the pacer decides how many calls to place.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "mode", rename_all = "snake_case")]
+pub enum Mode {
+    /// Keep `lines_per_agent` × idle agents calls ringing (1.0 = classic progressive: never
+    /// abandons).
+    Progressive { lines_per_agent: f64 },
+    /// VICIdial RATIO: calls ringing + waiting + connected = round(level × (ready + talking)).
+    Ratio { level: f64 },
+    /// VICIdial ADAPT_HARD_LIMIT: RATIO with the level adapted every 15 s.
+    Vicidial,
+    /// Model-based predictive pacing under the abandonment cap.
+    Predictive,
+}
+
+/// Pacer settings. Defaults: predictive, 3% cap, 2 s abandonment window, 1 h compliance window.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PacerConfig {
+    pub mode: Mode,
+    /// Maximum abandonment rate (abandoned / live answers).
+    pub abandon_cap: f64,
+    /// A live answer not connected within this is abandoned.
+    pub abandon_window_ms: Ms,
+    /// Trailing window over which the cap is held (in addition to the campaign to date).
+    pub compliance_window_ms: Ms,
+    /// Share of the cap the predictive loop aims at on average (the rest is safety margin).
+    pub target_fraction: f64,
+    /// Maximum calls ringing or waiting at once (trunk limit); `None` = unlimited.
+    pub max_lines: Option<u32>,
+    /// Observations before predictive dialing starts (before that it dials progressively).
+    pub warmup_answers: u64,
+    pub warmup_handled: u64,
+}
+
+impl Default for PacerConfig {
+    fn default() -> Self {
+        Self {
+            mode: Mode::Predictive,
+            abandon_cap: 0.03,
+            abandon_window_ms: 2_000,
+            compliance_window_ms: 3_600_000,
+            target_fraction: 0.85,
+            max_lines: None,
+            warmup_answers: 10,
+            warmup_handled: 10,
+        }
+    }
+}
+
+/// Something that happened, reported by the driver.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Input {
+    /// A dial requested by [`Output::Dial`] was placed (ringing starts now).
+    CallPlaced { call: CallId },
+    /// A live person answered (end of greeting); the pacer connects or queues it.
+    CallAnsweredHuman { call: CallId },
+    /// Answering machine detected; the call no longer needs an agent.
+    CallAnsweredMachine { call: CallId },
+    /// Busy, invalid number, SIT, network failure.
+    CallFailed { call: CallId },
+    /// Rang out without an answer.
+    CallNoAnswer { call: CallId },
+    /// The conversation of a connected call ended; its agent starts wrap-up.
+    CallEnded { call: CallId },
+    /// The agent finished wrap-up and is free.
+    WrapUpEnded { agent: AgentId },
+    AgentLoggedIn { agent: AgentId },
+    AgentLoggedOut { agent: AgentId },
+    /// The agent will log out after the current call (takes no new call).
+    AgentLogoutRequested { agent: AgentId },
+    /// The agent became available for outbound calls (e.g. unpaused).
+    AgentReady { agent: AgentId },
+    /// The agent became unavailable (paused, manual call).
+    AgentBusy { agent: AgentId },
+    /// Exact time the agent will be free (only a simulator's oracle knows this).
+    AgentFreeAt { agent: AgentId, at: Ms },
+}
+
+/// What the driver must do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "action", rename_all = "snake_case")]
+pub enum Output {
+    /// Place this many more calls now (report each with [`Input::CallPlaced`]).
+    Dial { count: u32 },
+    /// Bridge this live answer to this agent now.
+    Connect { call: CallId, agent: AgentId },
+    /// No agent within the window: play the safe-harbor message and release; counted as abandoned.
+    Abandon { call: CallId },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum AgentState {
+    Ready { since: Ms },
+    Talking { since: Ms, call: CallId },
+    Wrap { since: Ms },
+    Away,
+}
+
+#[derive(Debug, Clone)]
+struct Agent {
+    state: AgentState,
+    leaving: bool,
+    free_at: Option<Ms>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum CallState {
+    Ringing,
+    Waiting { deadline: Ms },
+    Connected { agent: AgentId, since: Ms },
+}
+
+#[derive(Debug, Clone)]
+struct Call {
+    placed_at: Ms,
+    state: CallState,
+    predicted_abandon: f64,
+}
+
+/// Observable state and estimates, for dashboards and the simulator report.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Snapshot {
+    pub agents_ready: u32,
+    pub agents_talking: u32,
+    pub agents_wrap: u32,
+    pub agents_away: u32,
+    pub calls_ringing: u32,
+    pub calls_waiting: u32,
+    pub predictive_active: bool,
+    pub p_human: f64,
+    pub talk_mean_s: f64,
+    pub wrap_mean_s: f64,
+    pub theta: f64,
+    pub expected_abandon_rate: f64,
+    pub calibration: f64,
+    pub window_answers: u64,
+    pub window_abandons: u64,
+    pub total_answers: u64,
+    pub total_abandons: u64,
+    pub dial_level: f64,
+    pub last_dial: u32,
+}
+
+/// The pacing state machine.
+#[derive(Debug, Clone)]
+pub struct Pacer {
+    cfg: PacerConfig,
+    agents: BTreeMap<AgentId, Agent>,
+    calls: BTreeMap<CallId, Call>,
+    waiting: VecDeque<CallId>,
+    outputs: VecDeque<Output>,
+    answer: AnswerModel,
+    talk: LogNormalFit,
+    wrap: LogNormalFit,
+    ledger: AbandonLedger,
+    threshold: ThresholdLoop,
+    adaptive: AdaptiveLevel,
+    /// predicted abandonment probabilities of requested but not yet placed dials
+    pending: VecDeque<f64>,
+    dials: VecDeque<Ms>,
+    predictive_active: bool,
+    last_dial: u32,
+}
+
+impl Pacer {
+    pub fn new(cfg: PacerConfig) -> Self {
+        Self {
+            answer: AnswerModel::new(500.0),
+            talk: LogNormalFit::new(300.0),
+            wrap: LogNormalFit::new(300.0),
+            ledger: AbandonLedger::new(cfg.compliance_window_ms),
+            threshold: ThresholdLoop::new(cfg.abandon_cap, cfg.target_fraction),
+            adaptive: AdaptiveLevel::new(),
+            cfg,
+            agents: BTreeMap::new(),
+            calls: BTreeMap::new(),
+            waiting: VecDeque::new(),
+            outputs: VecDeque::new(),
+            pending: VecDeque::new(),
+            dials: VecDeque::new(),
+            predictive_active: false,
+            last_dial: 0,
+        }
+    }
+
+    pub fn config(&self) -> &PacerConfig {
+        &self.cfg
+    }
+
+    /// Switches mode at runtime; learnt estimates are kept.
+    pub fn set_mode(&mut self, mode: Mode) {
+        self.cfg.mode = mode;
+    }
+
+    pub fn poll_output(&mut self) -> Option<Output> {
+        self.outputs.pop_front()
+    }
+
+    /// The earliest abandonment deadline of a waiting live answer.
+    pub fn poll_timeout(&self) -> Option<Ms> {
+        self.waiting.iter().filter_map(|c| match self.calls.get(c)?.state {
+            CallState::Waiting { deadline } => Some(deadline),
+            _ => None,
+        }).min()
+    }
+
+    /// Abandons waiting live answers whose window has passed.
+    pub fn handle_timeout(&mut self, now: Ms) {
+        while let Some(&c) = self.waiting.front() {
+            let Some(call) = self.calls.get(&c) else {
+                self.waiting.pop_front();
+                continue;
+            };
+            match call.state {
+                CallState::Waiting { deadline } if deadline <= now => {
+                    self.waiting.pop_front();
+                    self.calls.remove(&c);
+                    self.ledger.record_abandon(now);
+                    self.threshold.on_abandon();
+                    self.outputs.push_back(Output::Abandon { call: c });
+                }
+                CallState::Waiting { .. } => break,
+                _ => {
+                    self.waiting.pop_front();
+                }
+            }
+        }
+    }
+
+    pub fn handle_input(&mut self, now: Ms, input: Input) {
+        match input {
+            Input::CallPlaced { call } => {
+                let predicted = self.pending.pop_front().unwrap_or(0.0);
+                self.threshold.on_dial(predicted);
+                self.dials.push_back(now);
+                self.calls.insert(call, Call { placed_at: now, state: CallState::Ringing, predicted_abandon: predicted });
+            }
+            Input::CallAnsweredHuman { call } => {
+                let Some(c) = self.calls.get_mut(&call) else { return };
+                if c.state != CallState::Ringing {
+                    return;
+                }
+                self.answer.observe(RingOutcome::Human, now - c.placed_at);
+                self.threshold.on_live_answer(c.predicted_abandon);
+                self.ledger.record_answer(now);
+                c.state = CallState::Waiting { deadline: now + self.cfg.abandon_window_ms };
+                self.waiting.push_back(call);
+                self.route(now);
+            }
+            Input::CallAnsweredMachine { call } | Input::CallFailed { call } | Input::CallNoAnswer { call } => {
+                if let Some(c) = self.calls.get(&call) {
+                    if c.state == CallState::Ringing {
+                        self.answer.observe(RingOutcome::Other, now - c.placed_at);
+                        self.calls.remove(&call);
+                    }
+                }
+            }
+            Input::CallEnded { call } => {
+                let Some(c) = self.calls.remove(&call) else { return };
+                if let CallState::Connected { agent, since } = c.state {
+                    self.talk.observe(now - since);
+                    if let Some(a) = self.agents.get_mut(&agent) {
+                        if a.state == (AgentState::Talking { since, call }) {
+                            a.state = AgentState::Wrap { since: now };
+                        }
+                    }
+                }
+            }
+            Input::WrapUpEnded { agent } => {
+                if let Some(a) = self.agents.get_mut(&agent) {
+                    if let AgentState::Wrap { since } = a.state {
+                        self.wrap.observe(now - since);
+                    }
+                    a.free_at = None;
+                    a.state = if a.leaving { AgentState::Away } else { AgentState::Ready { since: now } };
+                }
+                self.route(now);
+            }
+            Input::AgentLoggedIn { agent } => {
+                self.agents.insert(agent, Agent { state: AgentState::Ready { since: now }, leaving: false, free_at: None });
+                self.route(now);
+            }
+            Input::AgentLoggedOut { agent } => {
+                self.agents.remove(&agent);
+            }
+            Input::AgentLogoutRequested { agent } => {
+                if let Some(a) = self.agents.get_mut(&agent) {
+                    a.leaving = true;
+                    if matches!(a.state, AgentState::Ready { .. }) {
+                        a.state = AgentState::Away;
+                    }
+                }
+            }
+            Input::AgentReady { agent } => {
+                if let Some(a) = self.agents.get_mut(&agent) {
+                    if a.state == AgentState::Away && !a.leaving {
+                        a.state = AgentState::Ready { since: now };
+                    }
+                }
+                self.route(now);
+            }
+            Input::AgentBusy { agent } => {
+                if let Some(a) = self.agents.get_mut(&agent) {
+                    if matches!(a.state, AgentState::Ready { .. }) {
+                        a.state = AgentState::Away;
+                    }
+                }
+            }
+            Input::AgentFreeAt { agent, at } => {
+                if let Some(a) = self.agents.get_mut(&agent) {
+                    a.free_at = Some(at);
+                }
+            }
+        }
+    }
+
+    /// Connects waiting live answers (oldest first) to ready agents (longest idle first).
+    fn route(&mut self, now: Ms) {
+        while let Some(&call) = self.waiting.front() {
+            let live = matches!(self.calls.get(&call).map(|c| c.state), Some(CallState::Waiting { .. }));
+            if !live {
+                self.waiting.pop_front();
+                continue;
+            }
+            let agent = self
+                .agents
+                .iter()
+                .filter_map(|(&id, a)| match a.state {
+                    AgentState::Ready { since } if !a.leaving => Some((since, id)),
+                    _ => None,
+                })
+                .min();
+            let Some((_, agent)) = agent else { break };
+            self.waiting.pop_front();
+            if let Some(c) = self.calls.get_mut(&call) {
+                c.state = CallState::Connected { agent, since: now };
+            }
+            if let Some(a) = self.agents.get_mut(&agent) {
+                a.state = AgentState::Talking { since: now, call };
+            }
+            self.outputs.push_back(Output::Connect { call, agent });
+        }
+    }
+
+    /// The periodic pacing decision (every second).
+    pub fn tick(&mut self, now: Ms) {
+        self.handle_timeout(now);
+        self.answer.refresh();
+        self.pending.clear();
+        while self.dials.front().is_some_and(|&t| t <= now - 60_000) {
+            self.dials.pop_front();
+        }
+        let counts = self.counts();
+        let mut predicted = Vec::new();
+        let n = match self.cfg.mode {
+            Mode::Progressive { lines_per_agent } => {
+                self.predictive_active = false;
+                let goal = (lines_per_agent * counts.ready as f64).round() as i64;
+                goal - counts.ringing as i64
+            }
+            Mode::Ratio { level } => {
+                self.predictive_active = false;
+                ratio_make(level, &counts)
+            }
+            Mode::Vicidial => {
+                self.predictive_active = false;
+                self.adaptive.sample(counts.ready, counts.waiting, counts.ready + counts.talking);
+                let today = self.ledger.totals();
+                let minute = self.ledger.recent_counts(now, 60_000);
+                self.adaptive.adjust(now, self.cfg.abandon_cap, today, minute, self.dials.len() as u64);
+                ratio_make(self.adaptive.level, &counts)
+            }
+            Mode::Predictive => {
+                let ready_to_predict = self.answer.human_count() >= self.cfg.warmup_answers
+                    && self.talk.count() >= self.cfg.warmup_handled
+                    && self.wrap.count() >= self.cfg.warmup_handled;
+                self.predictive_active = ready_to_predict;
+                let floor = counts.ready as i64 - counts.ringing as i64 - counts.waiting as i64;
+                if ready_to_predict {
+                    let slack = self.ledger.slack(now, self.cfg.abandon_cap);
+                    if predictive::guard_factor(slack) >= 1.0 {
+                        self.threshold.update();
+                    }
+                    let theta = self.threshold.effective(slack);
+                    predicted = self.predictive_batch(now, theta, counts.ready + counts.talking + counts.wrap);
+                    (predicted.len() as i64).max(floor)
+                } else {
+                    floor
+                }
+            }
+        };
+        let mut n = n.max(0) as u32;
+        if let Some(max) = self.cfg.max_lines {
+            n = n.min(max.saturating_sub(counts.ringing + counts.waiting));
+        }
+        self.last_dial = n;
+        if n > 0 {
+            predicted.resize(n as usize, 0.0);
+            self.pending.extend(predicted);
+            self.outputs.push_back(Output::Dial { count: n });
+        }
+    }
+
+    fn counts(&self) -> Counts {
+        let mut c = Counts::default();
+        for a in self.agents.values() {
+            match a.state {
+                AgentState::Ready { .. } if !a.leaving => c.ready += 1,
+                AgentState::Talking { .. } => c.talking += 1,
+                AgentState::Wrap { .. } => c.wrap += 1,
+                _ => c.away += 1,
+            }
+        }
+        for call in self.calls.values() {
+            match call.state {
+                CallState::Ringing => c.ringing += 1,
+                CallState::Waiting { .. } => c.waiting += 1,
+                CallState::Connected { .. } => c.connected += 1,
+            }
+        }
+        c
+    }
+
+    /// Predicted abandonment probabilities of the dials to place now (one per dial).
+    fn predictive_batch(&self, now: Ms, theta: f64, agents: u32) -> Vec<f64> {
+        let margin = self.margin(now);
+        let mut out = Vec::new();
+        // never more than a few lines per agent in one decision
+        let max = 4 * agents.max(1) + 4;
+        for k in 1..=max {
+            let p = margin.abandon_probability(k);
+            if p > theta {
+                break;
+            }
+            out.push(p);
+        }
+        out
+    }
+
+    fn margin(&self, now: Ms) -> Margin {
+        let tau = self.answer.human_delay_points(DELAY_POINTS);
+        let mut m = Margin::new(tau);
+        let n = m.tau_ms.len();
+        let window = self.cfg.abandon_window_ms as f64;
+        let wrap_pts = self.wrap.points(WRAP_POINTS);
+        let mut ready = 0.0;
+        for a in self.agents.values() {
+            let busy_since = match a.state {
+                AgentState::Ready { .. } if !a.leaving => {
+                    ready += 1.0;
+                    continue;
+                }
+                _ if a.leaving => continue,
+                AgentState::Talking { since, .. } => Some((true, since)),
+                AgentState::Wrap { since } => Some((false, since)),
+                _ => None,
+            };
+            let Some((talking, since)) = busy_since else { continue };
+            for i in 0..n {
+                let horizon_ms = m.tau_ms[i] + window;
+                let q = match a.free_at {
+                    Some(at) => ((at as f64) <= now as f64 + horizon_ms) as u8 as f64,
+                    None => {
+                        let e = (now - since) as f64 / 1000.0;
+                        let x = horizon_ms / 1000.0;
+                        if talking {
+                            let s0 = self.talk.sf(e);
+                            if s0 < 1e-300 {
+                                1.0
+                            } else {
+                                wrap_pts.iter().map(|w| (s0 - self.talk.sf(e + x - w)).max(0.0)).sum::<f64>()
+                                    / (WRAP_POINTS as f64 * s0)
+                            }
+                        } else {
+                            let s0 = self.wrap.sf(e);
+                            if s0 < 1e-300 { 1.0 } else { ((s0 - self.wrap.sf(e + x)) / s0).max(0.0) }
+                        }
+                    }
+                };
+                m.supply_mean[i] += q;
+                m.supply_var[i] += q * (1.0 - q);
+            }
+        }
+        let waiting = self.waiting.len() as f64;
+        for i in 0..n {
+            m.supply_mean[i] += ready;
+            m.demand_mean[i] += waiting;
+            m.batch_before[i] = self.answer.human_by(m.tau_ms[i]);
+        }
+        for c in self.calls.values() {
+            if c.state != CallState::Ringing {
+                continue;
+            }
+            let e = (now - c.placed_at) as f64;
+            for i in 0..n {
+                let r = self.answer.human_within(e, m.tau_ms[i]);
+                m.demand_mean[i] += r;
+                m.demand_var[i] += r * (1.0 - r);
+            }
+        }
+        m
+    }
+
+    /// Calls ringing or waiting for an agent (lines in flight).
+    pub fn snapshot_lines(&self) -> u32 {
+        let c = self.counts();
+        c.ringing + c.waiting
+    }
+
+    pub fn snapshot(&mut self, now: Ms) -> Snapshot {
+        let c = self.counts();
+        let (wa, wb) = self.ledger.window_counts(now);
+        let (ta, tb) = self.ledger.totals();
+        Snapshot {
+            agents_ready: c.ready,
+            agents_talking: c.talking,
+            agents_wrap: c.wrap,
+            agents_away: c.away,
+            calls_ringing: c.ringing,
+            calls_waiting: c.waiting,
+            predictive_active: self.predictive_active,
+            p_human: self.answer.p_human(),
+            talk_mean_s: self.talk.mean_s(),
+            wrap_mean_s: self.wrap.mean_s(),
+            theta: self.threshold.theta,
+            expected_abandon_rate: self.threshold.expected_rate(),
+            calibration: self.threshold.calibration(),
+            window_answers: wa,
+            window_abandons: wb,
+            total_answers: ta,
+            total_abandons: tb,
+            dial_level: self.adaptive.level,
+            last_dial: self.last_dial,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+struct Counts {
+    ready: u32,
+    talking: u32,
+    wrap: u32,
+    away: u32,
+    ringing: u32,
+    waiting: u32,
+    connected: u32,
+}
+
+fn ratio_make(level: f64, c: &Counts) -> i64 {
+    let goal = (level * (c.ready + c.talking) as f64).round() as i64;
+    goal - (c.ringing + c.waiting + c.connected) as i64
+}

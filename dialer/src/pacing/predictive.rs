@@ -1,0 +1,194 @@
+//! The predictive decision: how many extra dials keep the abandonment probability of the marginal
+//! call under a threshold, and the online loop that sets that threshold from the cap.
+//!
+//! Model (no offline parameters): a dial placed now is answered by a live person with probability
+//! p after a delay drawn from the learnt answer-delay law. If it is answered at time τ it is
+//! abandoned when the agents free by τ + window (idle agents now, plus each busy agent with the
+//! probability of finishing talk + wrap by then given the time already spent, from the learnt
+//! lognormal laws) do not outnumber the live answers that precede it (calls already waiting, each
+//! ringing call with its conditional probability of a live answer by τ given how long it has rung,
+//! and the other dials of this batch). The margin is a sum of independent Bernoulli terms; its law
+//! is taken as normal. Averaged over τ this gives the probability that the k-th extra call of the
+//! batch is abandoned; the pacer places calls while that stays under θ.
+//!
+//! θ is set online: the mean predicted abandonment probability of recent dials, calibrated by the
+//! ratio of observed to predicted abandons, is steered to a target below the cap; and θ is cut back
+//! as the abandonment budget of the trailing compliance window is consumed, down to progressive
+//! dialing when one more abandon would breach the cap.
+
+use super::stats::phi;
+
+/// Number of quadrature points over the answer delay of the new call.
+pub const DELAY_POINTS: usize = 8;
+/// Number of quadrature points over the wrap-up duration of a talking agent.
+pub const WRAP_POINTS: usize = 5;
+
+/// Means and variances of agent supply and live-answer demand at each delay point.
+#[derive(Debug, Clone, Default)]
+pub struct Margin {
+    /// answer delay of the new call at each point (ms)
+    pub tau_ms: Vec<f64>,
+    pub supply_mean: Vec<f64>,
+    pub supply_var: Vec<f64>,
+    pub demand_mean: Vec<f64>,
+    pub demand_var: Vec<f64>,
+    /// P(another dial of this batch is answered by a person before the point)
+    pub batch_before: Vec<f64>,
+}
+
+impl Margin {
+    pub fn new(tau_ms: Vec<f64>) -> Self {
+        let n = tau_ms.len();
+        Self {
+            tau_ms,
+            supply_mean: vec![0.0; n],
+            supply_var: vec![0.0; n],
+            demand_mean: vec![0.0; n],
+            demand_var: vec![0.0; n],
+            batch_before: vec![0.0; n],
+        }
+    }
+
+    /// Probability that the `k`-th dial (1-based) of a batch placed now is abandoned if a person
+    /// answers it.
+    pub fn abandon_probability(&self, k: u32) -> f64 {
+        let n = self.tau_ms.len();
+        if n == 0 {
+            return 1.0;
+        }
+        let others = (k - 1) as f64;
+        let mut sum = 0.0;
+        for i in 0..n {
+            let g = self.batch_before[i];
+            let mean = self.supply_mean[i] - self.demand_mean[i] - others * g;
+            let var = self.supply_var[i] + self.demand_var[i] + others * g * (1.0 - g) + 1e-9;
+            // P(margin ≤ 0) with a continuity correction
+            sum += phi((0.5 - mean) / var.sqrt());
+        }
+        sum / n as f64
+    }
+}
+
+/// Online setting of the marginal-abandonment threshold θ.
+#[derive(Debug, Clone)]
+pub struct ThresholdLoop {
+    pub theta: f64,
+    cap: f64,
+    target: f64,
+    // recent dials: EW mean of predicted abandonment probability
+    dial_decay: f64,
+    pred_w: f64,
+    pred_s: f64,
+    // calibration: predicted vs observed abandons among live answers
+    cal_decay: f64,
+    cal_pred: f64,
+    cal_obs: f64,
+}
+
+/// Pseudo-count (abandons) pulling the calibration ratio towards 1 while evidence is thin.
+const CAL_PRIOR: f64 = 3.0;
+/// Per-tick gain of the θ loop (log scale).
+const GAIN: f64 = 0.02;
+
+impl ThresholdLoop {
+    pub fn new(cap: f64, target_fraction: f64) -> Self {
+        Self {
+            theta: cap,
+            cap,
+            target: cap * target_fraction,
+            dial_decay: 0.5f64.powf(1.0 / 200.0),
+            pred_w: 0.0,
+            pred_s: 0.0,
+            cal_decay: 0.5f64.powf(1.0 / 1000.0),
+            cal_pred: 0.0,
+            cal_obs: 0.0,
+        }
+    }
+
+    pub fn on_dial(&mut self, predicted: f64) {
+        self.pred_w = self.pred_w * self.dial_decay + 1.0;
+        self.pred_s = self.pred_s * self.dial_decay + predicted;
+    }
+
+    pub fn on_live_answer(&mut self, predicted: f64) {
+        self.cal_pred = self.cal_pred * self.cal_decay + predicted;
+        self.cal_obs *= self.cal_decay;
+    }
+
+    pub fn on_abandon(&mut self) {
+        self.cal_obs += 1.0;
+    }
+
+    /// Observed / predicted abandons, shrunk towards 1.
+    pub fn calibration(&self) -> f64 {
+        (self.cal_obs + CAL_PRIOR) / (self.cal_pred + CAL_PRIOR)
+    }
+
+    /// Calibrated abandonment rate the recent dials are expected to produce.
+    pub fn expected_rate(&self) -> f64 {
+        if self.pred_w <= 0.0 { 0.0 } else { self.calibration() * self.pred_s / self.pred_w }
+    }
+
+    /// One loop step (per pacing tick while predictive dialing is unconstrained).
+    pub fn update(&mut self) {
+        if self.pred_w < 20.0 {
+            return;
+        }
+        let rate = self.expected_rate().max(self.target * 1e-3);
+        let err = (self.target / rate).ln().clamp(-1.0, 1.0);
+        self.theta = (self.theta * (GAIN * err).exp()).clamp(self.cap * 0.05, 0.5);
+    }
+
+    /// θ after the compliance-window guard: full when at least two abandons of budget remain in
+    /// the trailing window, zero (progressive only) when less than one does.
+    pub fn effective(&self, slack: f64) -> f64 {
+        self.theta * guard_factor(slack)
+    }
+}
+
+/// Share of θ usable with `slack` abandons of budget left in the trailing window.
+pub fn guard_factor(slack: f64) -> f64 {
+    (slack - 1.0).clamp(0.0, 1.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn abandon_probability_grows_with_batch_position_and_demand() {
+        let mut m = Margin::new(vec![10_000.0; 2]);
+        m.supply_mean = vec![3.0; 2];
+        m.supply_var = vec![0.5; 2];
+        m.demand_mean = vec![1.0; 2];
+        m.demand_var = vec![0.2; 2];
+        m.batch_before = vec![0.1; 2];
+        let p1 = m.abandon_probability(1);
+        let p10 = m.abandon_probability(10);
+        let p30 = m.abandon_probability(30);
+        assert!(p1 < 0.01, "{p1}");
+        assert!(p1 < p10 && p10 < p30, "{p1} {p10} {p30}");
+        m.demand_mean = vec![4.0; 2];
+        assert!(m.abandon_probability(1) > 0.5);
+    }
+
+    #[test]
+    fn threshold_loop_tightens_when_abandons_exceed_prediction() {
+        let mut l = ThresholdLoop::new(0.03, 0.9);
+        let t0 = l.theta;
+        for _ in 0..500 {
+            l.on_dial(0.02);
+            l.on_live_answer(0.02);
+        }
+        for _ in 0..30 {
+            l.on_abandon();
+        }
+        for _ in 0..100 {
+            l.update();
+        }
+        assert!(l.calibration() > 2.0);
+        assert!(l.theta < t0);
+        assert_eq!(l.effective(0.5), 0.0);
+        assert_eq!(l.effective(5.0), l.theta);
+    }
+}
