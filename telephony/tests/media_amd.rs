@@ -91,13 +91,23 @@ const MACHINE_LONG: [&str; 7] = [
     "Hi, it's Robert. I'm out of the office until Monday with limited access to email and voice mail. For urgent matters, please call my assistant.",
 ];
 
-const VOICES: [&str; 6] = ["en-us", "en-gb", "en-us+f3", "en+m3", "en-gb-x-rp", "en-us+f2"];
+const VOICES: [&str; 6] = [
+    "en-us",
+    "en-gb",
+    "en-us+f3",
+    "en+m3",
+    "en-gb-x-rp",
+    "en-us+f2",
+];
 
 struct Rng(u64);
 
 impl Rng {
     fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         self.0 >> 33
     }
     fn range(&mut self, lo: u32, hi: u32) -> u32 {
@@ -107,12 +117,21 @@ impl Rng {
 
 fn corpus() -> Vec<Call> {
     // DIALBRIDGE_AMD_SEED picks other voices/speeds/timings (a held-out check of the thresholds).
-    let seed = std::env::var("DIALBRIDGE_AMD_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(20261124);
+    let seed = std::env::var("DIALBRIDGE_AMD_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(20261124);
     let mut rng = Rng(seed);
     let mut calls = Vec::new();
     let mut add = |kind: Kind, text: &'static str, i: usize, rng: &mut Rng, beep: bool| {
         let noise = (i % 3 == 1).then(|| [0.01, 0.02, 0.03][rng.range(0, 2) as usize]);
-        let beep = beep.then(|| (rng.range(250, 700), [1000, 1400, 1800, 1200][rng.range(0, 3) as usize], rng.range(400, 1000)));
+        let beep = beep.then(|| {
+            (
+                rng.range(250, 700),
+                [1000, 1400, 1800, 1200][rng.range(0, 3) as usize],
+                rng.range(400, 1000),
+            )
+        });
         calls.push(Call {
             name: format!("{kind:?}-{i}"),
             kind,
@@ -125,16 +144,28 @@ fn corpus() -> Vec<Call> {
             noise,
         });
     };
-    for (i, t) in HUMAN_SHORT.iter().chain(HUMAN_SHORT[..6].iter()).enumerate() {
+    for (i, t) in HUMAN_SHORT
+        .iter()
+        .chain(HUMAN_SHORT[..6].iter())
+        .enumerate()
+    {
         add(Kind::HumanShort, t, i, &mut rng, false);
     }
     for (i, t) in HUMAN_LONG.iter().enumerate() {
         add(Kind::HumanLong, t, i, &mut rng, false);
     }
-    for (i, t) in MACHINE_SHORT.iter().chain(MACHINE_SHORT[..5].iter()).enumerate() {
+    for (i, t) in MACHINE_SHORT
+        .iter()
+        .chain(MACHINE_SHORT[..5].iter())
+        .enumerate()
+    {
         add(Kind::MachineShort, t, i, &mut rng, i % 2 == 0);
     }
-    for (i, t) in MACHINE_LONG.iter().chain(MACHINE_LONG[..5].iter()).enumerate() {
+    for (i, t) in MACHINE_LONG
+        .iter()
+        .chain(MACHINE_LONG[..5].iter())
+        .enumerate()
+    {
         add(Kind::MachineLong, t, i, &mut rng, i % 2 == 0);
     }
     calls
@@ -154,10 +185,48 @@ fn rms(x: &[i16]) -> f64 {
 fn render(call: &Call, dir: &Scratch, idx: usize) -> Audio {
     let raw = dir.path(&format!("{idx}-raw.wav"));
     let speech = dir.path(&format!("{idx}-speech.wav"));
-    run("espeak-ng", &["-v", call.voice, "-s", &call.speed.to_string(), "-p", &call.pitch.to_string(), "-w", raw.to_str().unwrap(), call.text]);
+    run(
+        "espeak-ng",
+        &[
+            "-v",
+            call.voice,
+            "-s",
+            &call.speed.to_string(),
+            "-p",
+            &call.pitch.to_string(),
+            "-w",
+            raw.to_str().unwrap(),
+            call.text,
+        ],
+    );
     // Telephone band, 8 kHz, leading/trailing silence trimmed so the speech end is known exactly.
-    run("sox", &[raw.to_str().unwrap(), "-r", "8000", "-c", "1", "-e", "signed", "-b", "16", speech.to_str().unwrap(),
-        "sinc", "300-3400", "silence", "1", "0.02", "0.5%", "reverse", "silence", "1", "0.02", "0.5%", "reverse"]);
+    run(
+        "sox",
+        &[
+            raw.to_str().unwrap(),
+            "-r",
+            "8000",
+            "-c",
+            "1",
+            "-e",
+            "signed",
+            "-b",
+            "16",
+            speech.to_str().unwrap(),
+            "sinc",
+            "300-3400",
+            "silence",
+            "1",
+            "0.02",
+            "0.5%",
+            "reverse",
+            "silence",
+            "1",
+            "0.02",
+            "0.5%",
+            "reverse",
+        ],
+    );
     let voice = Wav::read(&speech).unwrap().pcm;
     let ms = |n: u32| vec![0i16; n as usize * 8];
     let mut pcm = ms(call.pickup_ms);
@@ -168,8 +237,31 @@ fn render(call: &Call, dir: &Scratch, idx: usize) -> Audio {
         pcm.extend(ms(gap));
         beep_at_ms = Some((pcm.len() / 8) as u32);
         let beep = dir.path(&format!("{idx}-beep.wav"));
-        run("sox", &["-n", "-r", "8000", "-c", "1", "-e", "signed", "-b", "16", beep.to_str().unwrap(),
-            "synth", &format!("{}", len as f64 / 1000.0), "sine", &freq.to_string(), "vol", "0.3", "fade", "0.01", "0", "0.01"]);
+        run(
+            "sox",
+            &[
+                "-n",
+                "-r",
+                "8000",
+                "-c",
+                "1",
+                "-e",
+                "signed",
+                "-b",
+                "16",
+                beep.to_str().unwrap(),
+                "synth",
+                &format!("{}", len as f64 / 1000.0),
+                "sine",
+                &freq.to_string(),
+                "vol",
+                "0.3",
+                "fade",
+                "0.01",
+                "0",
+                "0.01",
+            ],
+        );
         pcm.extend(Wav::read(&beep).unwrap().pcm);
     }
     pcm.extend(ms(if call.kind.human() { 4000 } else { 2500 }));
@@ -178,8 +270,27 @@ fn render(call: &Call, dir: &Scratch, idx: usize) -> Audio {
         let noise = dir.path(&format!("{idx}-noise.wav"));
         let secs = format!("{}", pcm.len() as f64 / 8000.0 + 0.1);
         // -R: repeatable noise.
-        run("sox", &["-R", "-n", "-r", "8000", "-c", "1", "-e", "signed", "-b", "16", noise.to_str().unwrap(),
-            "synth", &secs, "pinknoise", "vol", &amp.to_string()]);
+        run(
+            "sox",
+            &[
+                "-R",
+                "-n",
+                "-r",
+                "8000",
+                "-c",
+                "1",
+                "-e",
+                "signed",
+                "-b",
+                "16",
+                noise.to_str().unwrap(),
+                "synth",
+                &secs,
+                "pinknoise",
+                "vol",
+                &amp.to_string(),
+            ],
+        );
         let n = Wav::read(&noise).unwrap().pcm;
         snr_db = Some(20.0 * (rms(&voice) / rms(&n)).log10());
         for (s, v) in pcm.iter_mut().zip(n) {
@@ -187,18 +298,32 @@ fn render(call: &Call, dir: &Scratch, idx: usize) -> Audio {
         }
     }
     // Through the PCMU channel.
-    let pcm = pcm.into_iter().map(|s| ulaw_to_linear(linear_to_ulaw(s))).collect();
-    Audio { pcm, speech_end_ms, beep_at_ms, snr_db }
+    let pcm = pcm
+        .into_iter()
+        .map(|s| ulaw_to_linear(linear_to_ulaw(s)))
+        .collect();
+    Audio {
+        pcm,
+        speech_end_ms,
+        beep_at_ms,
+        snr_db,
+    }
 }
 
-fn classify(pcm: &[i16]) -> (Option<(AmdVerdict, u32, &'static str)>, Option<(u32, f64)>) {
+type Outcome = (Option<(AmdVerdict, u32, &'static str)>, Option<(u32, f64)>);
+
+fn classify(pcm: &[i16]) -> Outcome {
     let mut det = AmdDetector::new(AmdConfig::default());
     let t0 = Instant::now();
     let (mut verdict, mut beep) = (None, None);
     for (i, f) in pcm.chunks(160).enumerate() {
         for e in det.push(f, t0 + Duration::from_millis(20 * (i as u64 + 1))) {
             match e {
-                AmdEvent::Verdict { verdict: v, at, reason } => verdict = Some((v, at.as_millis() as u32, reason)),
+                AmdEvent::Verdict {
+                    verdict: v,
+                    at,
+                    reason,
+                } => verdict = Some((v, at.as_millis() as u32, reason)),
                 AmdEvent::Beep { at, freq } => beep = Some((at.as_millis() as u32, freq)),
             }
         }
@@ -208,7 +333,9 @@ fn classify(pcm: &[i16]) -> (Option<(AmdVerdict, u32, &'static str)>, Option<(u3
 
 #[test]
 fn amd_on_generated_calls() {
-    if !foundation::testing::require_tool("espeak-ng", "espeak-ng") || !foundation::testing::require_tool("sox", "sox") {
+    if !foundation::testing::require_tool("espeak-ng", "espeak-ng")
+        || !foundation::testing::require_tool("sox", "sox")
+    {
         return;
     }
     let dir = Scratch::new("amd");
@@ -221,7 +348,13 @@ fn amd_on_generated_calls() {
             .enumerate()
             .map(|(h, chunk)| {
                 let dir = &dir;
-                s.spawn(move || chunk.iter().enumerate().map(|(i, c)| render(c, dir, h * 1000 + i)).collect::<Vec<_>>())
+                s.spawn(move || {
+                    chunk
+                        .iter()
+                        .enumerate()
+                        .map(|(i, c)| render(c, dir, h * 1000 + i))
+                        .collect::<Vec<_>>()
+                })
             })
             .collect();
         halves.into_iter().flat_map(|h| h.join().unwrap()).collect()
@@ -233,22 +366,36 @@ fn amd_on_generated_calls() {
     let mut worst_human_latency = 0i64;
     for (call, audio) in calls.iter().zip(&rendered) {
         let (verdict, beep) = classify(&audio.pcm);
-        let actual = if call.kind.human() { "human" } else { "machine" };
+        let actual = if call.kind.human() {
+            "human"
+        } else {
+            "machine"
+        };
         let (said, at, reason) = match verdict {
             Some((AmdVerdict::Human, at, r)) => ("Human", at, r),
             Some((AmdVerdict::Machine, at, r)) => ("Machine", at, r),
             Some((AmdVerdict::Unknown, at, r)) => ("Unknown", at, r),
             None => ("none", 0, "-"),
         };
-        let in_time = if call.kind.human() { at <= audio.speech_end_ms + 500 } else { at <= 3500 };
-        let ok = in_time && ((call.kind.human() && said == "Human") || (!call.kind.human() && said == "Machine"));
+        let in_time = if call.kind.human() {
+            at <= audio.speech_end_ms + 500
+        } else {
+            at <= 3500
+        };
+        let ok = in_time
+            && ((call.kind.human() && said == "Human")
+                || (!call.kind.human() && said == "Machine"));
         if call.kind.human() && said == "Machine" {
             human_as_machine += 1;
         }
         if call.kind.human() && said == "Human" {
             worst_human_latency = worst_human_latency.max(at as i64 - audio.speech_end_ms as i64);
         }
-        let col = if !in_time && (said == "Human" || said == "Machine") { "late" } else { said };
+        let col = if !in_time && (said == "Human" || said == "Machine") {
+            "late"
+        } else {
+            said
+        };
         *matrix.entry((actual, col)).or_default() += 1;
         correct += ok as u32;
         let beep_ok = match (audio.beep_at_ms, beep) {
@@ -275,7 +422,10 @@ fn amd_on_generated_calls() {
             call.pickup_ms,
             audio.speech_end_ms,
             audio.beep_at_ms,
-            audio.snr_db.map(|s| format!("{s:.0}dB")).unwrap_or_default(),
+            audio
+                .snr_db
+                .map(|s| format!("{s:.0}dB"))
+                .unwrap_or_default(),
             said,
             at,
             reason,
@@ -286,18 +436,40 @@ fn amd_on_generated_calls() {
         );
     }
     let total = calls.len() as u32;
-    println!("\nAMD confusion matrix ({total} calls; rows = truth, columns = verdict; late = right verdict too late):");
-    println!("{:<9}{:>7}{:>9}{:>9}{:>6}{:>6}", "", "Human", "Machine", "Unknown", "late", "none");
+    println!(
+        "\nAMD confusion matrix ({total} calls; rows = truth, columns = verdict; late = right verdict too late):"
+    );
+    println!(
+        "{:<9}{:>7}{:>9}{:>9}{:>6}{:>6}",
+        "", "Human", "Machine", "Unknown", "late", "none"
+    );
     for actual in ["human", "machine"] {
         let g = |c: &str| matrix.get(&(actual, c)).copied().unwrap_or(0);
-        println!("{:<9}{:>7}{:>9}{:>9}{:>6}{:>6}", actual, g("Human"), g("Machine"), g("Unknown"), g("late"), g("none"));
+        println!(
+            "{:<9}{:>7}{:>9}{:>9}{:>6}{:>6}",
+            actual,
+            g("Human"),
+            g("Machine"),
+            g("Unknown"),
+            g("late"),
+            g("none")
+        );
     }
     println!(
         "correct {correct}/{total} ({:.1} %), humans taken for machines {human_as_machine}, worst human latency after greeting {worst_human_latency} ms, beeps {beeps_found}/{beeps_expected}, false beeps {beep_false}",
         100.0 * correct as f64 / total as f64
     );
-    assert!(correct as f64 >= 0.9 * total as f64, "accuracy {correct}/{total}");
-    assert!(human_as_machine <= 1, "{human_as_machine} humans classified as machines");
-    assert!(beeps_found as f64 >= 0.9 * beeps_expected as f64, "beeps {beeps_found}/{beeps_expected}");
+    assert!(
+        correct as f64 >= 0.9 * total as f64,
+        "accuracy {correct}/{total}"
+    );
+    assert!(
+        human_as_machine <= 1,
+        "{human_as_machine} humans classified as machines"
+    );
+    assert!(
+        beeps_found as f64 >= 0.9 * beeps_expected as f64,
+        "beeps {beeps_found}/{beeps_expected}"
+    );
     assert_eq!(beep_false, 0, "beeps reported where there were none");
 }

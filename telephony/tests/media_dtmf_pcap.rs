@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use telephony::media::g711::Codec;
 use telephony::media::pcap::udp_datagrams;
-use telephony::media::receiver::{ReceiverConfig, Received, RtpReceiver};
+use telephony::media::receiver::{Received, ReceiverConfig, RtpReceiver};
 
 const FILES: [(&str, char); 12] = [
     ("0", '0'),
@@ -28,7 +28,10 @@ fn capture(name: &str) -> Option<Vec<u8>> {
         Ok(b) => Some(b),
         Err(_) => {
             // Shipped by the sip-tester package; the helper skips (or fails on CI) without it.
-            assert!(!foundation::testing::require_tool("sipp", "sip-tester"), "sipp installed but {path} missing");
+            assert!(
+                !foundation::testing::require_tool("sipp", "sip-tester"),
+                "sipp installed but {path} missing"
+            );
             None
         }
     }
@@ -37,7 +40,10 @@ fn capture(name: &str) -> Option<Vec<u8>> {
 fn receive(rx: &mut RtpReceiver, file: &[u8], t0: Instant) -> String {
     let mut digits = String::new();
     for d in udp_datagrams(file).expect("pcap parses") {
-        for r in rx.on_datagram(&d.payload, t0 + Duration::from_millis(d.time.as_millis() as u64 % 100_000)) {
+        for r in rx.on_datagram(
+            &d.payload,
+            t0 + Duration::from_millis(d.time.as_millis() as u64 % 100_000),
+        ) {
             if let Received::Dtmf(x) = r {
                 digits.push(x.digit);
             }
@@ -47,7 +53,10 @@ fn receive(rx: &mut RtpReceiver, file: &[u8], t0: Instant) -> String {
 }
 
 fn receiver() -> RtpReceiver {
-    RtpReceiver::new(ReceiverConfig { audio: vec![(8, Codec::Pcma)], telephone_event: vec![101] })
+    RtpReceiver::new(ReceiverConfig {
+        audio: vec![(8, Codec::Pcma)],
+        telephone_event: vec![101],
+    })
 }
 
 #[test]
@@ -81,7 +90,10 @@ fn all_captures_in_one_stream() {
 fn wrong_event_payload_type_is_ignored() {
     let Some(file) = capture("5") else { return };
     // Negotiated telephone-event as 96: PT 101 is then an unknown type.
-    let mut rx = RtpReceiver::new(ReceiverConfig { audio: vec![(0, Codec::Pcmu)], telephone_event: vec![96] });
+    let mut rx = RtpReceiver::new(ReceiverConfig {
+        audio: vec![(0, Codec::Pcmu)],
+        telephone_event: vec![96],
+    });
     assert_eq!(receive(&mut rx, &file, Instant::now()), "");
     assert_eq!(rx.stats().unknown_payload_type, 10);
 }

@@ -29,7 +29,22 @@ fn encoders_match_sox_except_at_rounding_boundaries() {
     ] {
         let out = dir.path(&format!("all.{law}"));
         // -D: no dither, so sox's encoder sees exactly our input.
-        run("sox", &["-D", "-t", "s16", "-r", "8000", "-c", "1", inp, "-t", law, out.to_str().unwrap()]);
+        run(
+            "sox",
+            &[
+                "-D",
+                "-t",
+                "s16",
+                "-r",
+                "8000",
+                "-c",
+                "1",
+                inp,
+                "-t",
+                law,
+                out.to_str().unwrap(),
+            ],
+        );
         let theirs = std::fs::read(&out).unwrap();
         assert_eq!(theirs.len(), all.len());
         let mut boundary = 0;
@@ -39,19 +54,36 @@ fn encoders_match_sox_except_at_rounding_boundaries() {
                 continue;
             }
             // A-law toggles the even bits on the wire; adjacent levels are adjacent once untoggled.
-            let key = |c: u8| if law == "al" { (c ^ 0x55) as i32 } else { c as i32 };
+            let key = |c: u8| {
+                if law == "al" {
+                    (c ^ 0x55) as i32
+                } else {
+                    c as i32
+                }
+            };
             let neighbours = (key(o) - key(*t)).abs() == 1 || dec(o) == dec(*t)
                 // A-law has no zero: the two smallest levels (±8) straddle it.
                 || (dec(o) == -dec(*t) && dec(o).abs() == 8);
-            assert!(neighbours, "{law}: sample {s}: ours {o:#04x} ({}), sox {t:#04x} ({})", dec(o), dec(*t));
+            assert!(
+                neighbours,
+                "{law}: sample {s}: ours {o:#04x} ({}), sox {t:#04x} ({})",
+                dec(o),
+                dec(*t)
+            );
             // sox's code must be ours for a sample within rounding distance (half a 14-/13-bit unit,
             // plus the one's-complement offset): the sample sits on a decision boundary.
             let reach = if law == "ul" { 4 } else { 8 };
-            let near = (-reach..=reach).any(|d| (*s as i32 + d).clamp(-32768, 32767) as i16 != *s && enc((*s as i32 + d).clamp(-32768, 32767) as i16) == *t);
+            let near = (-reach..=reach).any(|d| {
+                (*s as i32 + d).clamp(-32768, 32767) as i16 != *s
+                    && enc((*s as i32 + d).clamp(-32768, 32767) as i16) == *t
+            });
             assert!(near, "{law}: sample {s} is not at a decision boundary");
             boundary += 1;
         }
-        assert!(boundary <= max_boundary, "{law}: {boundary} differing samples");
+        assert!(
+            boundary <= max_boundary,
+            "{law}: {boundary} differing samples"
+        );
     }
 }
 
@@ -62,11 +94,29 @@ fn decoders_match_sox_for_every_code() {
     }
     let dir = Scratch::new("g711dec");
     let codes: Vec<u8> = (0..=255).collect();
-    for (law, ours) in [("ul", ulaw_to_linear as fn(u8) -> i16), ("al", alaw_to_linear as fn(u8) -> i16)] {
+    for (law, ours) in [
+        ("ul", ulaw_to_linear as fn(u8) -> i16),
+        ("al", alaw_to_linear as fn(u8) -> i16),
+    ] {
         let input = dir.path(&format!("codes.{law}"));
         std::fs::write(&input, &codes).unwrap();
         let out = dir.path(&format!("codes-{law}.s16"));
-        run("sox", &["-D", "-t", law, "-r", "8000", "-c", "1", input.to_str().unwrap(), "-t", "s16", out.to_str().unwrap()]);
+        run(
+            "sox",
+            &[
+                "-D",
+                "-t",
+                law,
+                "-r",
+                "8000",
+                "-c",
+                "1",
+                input.to_str().unwrap(),
+                "-t",
+                "s16",
+                out.to_str().unwrap(),
+            ],
+        );
         let theirs = read_s16(&out);
         let ours: Vec<i16> = codes.iter().map(|c| ours(*c)).collect();
         assert_eq!(ours, theirs, "{law}");

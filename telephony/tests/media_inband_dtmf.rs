@@ -31,8 +31,34 @@ fn sox_generated_keys_are_detected_once_each() {
         let (r, c) = freqs(k);
         let tone = dir.path(&format!("k{i}.wav"));
         // 100 ms key (the minimum a phone sends), then 80 ms of silence.
-        run("sox", &["-n", "-r", "8000", "-c", "1", "-e", "signed", "-b", "16", tone.to_str().unwrap(),
-            "synth", "0.1", "sine", &r.to_string(), "sine", &c.to_string(), "remix", "1,2", "vol", "0.4", "pad", "0", "0.08"]);
+        run(
+            "sox",
+            &[
+                "-n",
+                "-r",
+                "8000",
+                "-c",
+                "1",
+                "-e",
+                "signed",
+                "-b",
+                "16",
+                tone.to_str().unwrap(),
+                "synth",
+                "0.1",
+                "sine",
+                &r.to_string(),
+                "sine",
+                &c.to_string(),
+                "remix",
+                "1,2",
+                "vol",
+                "0.4",
+                "pad",
+                "0",
+                "0.08",
+            ],
+        );
         parts.push(tone.to_str().unwrap().to_owned());
     }
     let all = dir.path("all.wav");
@@ -48,15 +74,41 @@ fn sox_generated_keys_are_detected_once_each() {
 
 #[test]
 fn speech_is_not_taken_for_keys() {
-    if !foundation::testing::require_tool("espeak-ng", "espeak-ng") || !foundation::testing::require_tool("sox", "sox") {
+    if !foundation::testing::require_tool("espeak-ng", "espeak-ng")
+        || !foundation::testing::require_tool("sox", "sox")
+    {
         return;
     }
     let dir = Scratch::new("talkoff");
     let raw = dir.path("raw.wav");
     let out = dir.path("speech.wav");
-    run("espeak-ng", &["-v", "en-us", "-s", "160", "-w", raw.to_str().unwrap(),
-        "Thank you for calling. Press one for sales, two for support, or stay on the line for the operator."]);
-    run("sox", &[raw.to_str().unwrap(), "-r", "8000", "-c", "1", "-e", "signed", "-b", "16", out.to_str().unwrap()]);
+    run(
+        "espeak-ng",
+        &[
+            "-v",
+            "en-us",
+            "-s",
+            "160",
+            "-w",
+            raw.to_str().unwrap(),
+            "Thank you for calling. Press one for sales, two for support, or stay on the line for the operator.",
+        ],
+    );
+    run(
+        "sox",
+        &[
+            raw.to_str().unwrap(),
+            "-r",
+            "8000",
+            "-c",
+            "1",
+            "-e",
+            "signed",
+            "-b",
+            "16",
+            out.to_str().unwrap(),
+        ],
+    );
     let wav = Wav::read(&out).unwrap();
     let mut det = InbandDtmfDetector::new(InbandDtmfConfig::default());
     let got: String = wav.pcm.chunks(160).filter_map(|f| det.push(f)).collect();

@@ -22,7 +22,11 @@ use tokio::time::timeout;
 const LO: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
 
 fn free_udp_port() -> u16 {
-    std::net::UdpSocket::bind((LO, 0)).unwrap().local_addr().unwrap().port()
+    std::net::UdpSocket::bind((LO, 0))
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 struct Kill(Child);
@@ -130,7 +134,11 @@ Content-Length: 0
 "#;
 
 fn is_root() -> bool {
-    Command::new("id").arg("-u").output().map(|o| o.stdout.starts_with(b"0\n")).unwrap_or(false)
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| o.stdout.starts_with(b"0\n"))
+        .unwrap_or(false)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -146,15 +154,41 @@ async fn sipp_play_dtmf_digits_arrive_exactly_once() {
     std::fs::write(dir.path("uas.xml"), UAS).unwrap();
     std::fs::write(dir.path("uac.xml"), UAC).unwrap();
     let mut cfg = SessionConfig::pcmu(LO);
-    cfg.receive = ReceiverConfig { audio: vec![(0, Codec::Pcmu)], telephone_event: vec![96] };
+    cfg.receive = ReceiverConfig {
+        audio: vec![(0, Codec::Pcmu)],
+        telephone_event: vec![96],
+    };
     let mut session = RtpSession::bind(cfg, None).await.unwrap();
     let rtp_port = session.local_addr().port().to_string();
-    let (uas_port, uas_mp, uac_port, uac_mp) = (free_udp_port(), free_udp_port(), free_udp_port(), free_udp_port());
+    let (uas_port, uas_mp, uac_port, uac_mp) = (
+        free_udp_port(),
+        free_udp_port(),
+        free_udp_port(),
+        free_udp_port(),
+    );
     let uas = Kill(
         Command::new("sipp")
             .current_dir(&dir.0)
-            .args(["-sf", "uas.xml", "-i", "127.0.0.1", "-mi", "127.0.0.1", "-p", &uas_port.to_string()])
-            .args(["-mp", &uas_mp.to_string(), "-key", "rtpport", &rtp_port, "-nostdin", "-m", "1"])
+            .args([
+                "-sf",
+                "uas.xml",
+                "-i",
+                "127.0.0.1",
+                "-mi",
+                "127.0.0.1",
+                "-p",
+                &uas_port.to_string(),
+            ])
+            .args([
+                "-mp",
+                &uas_mp.to_string(),
+                "-key",
+                "rtpport",
+                &rtp_port,
+                "-nostdin",
+                "-m",
+                "1",
+            ])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -166,8 +200,24 @@ async fn sipp_play_dtmf_digits_arrive_exactly_once() {
     let uac = tokio::task::spawn_blocking(move || {
         Command::new("sipp")
             .current_dir(&d)
-            .args(["-sf", "uac.xml", &format!("127.0.0.1:{uas_port}"), "-i", "127.0.0.1", "-mi", "127.0.0.1"])
-            .args(["-p", &uac_port.to_string(), "-mp", &uac_mp.to_string(), "-key", "digits", digits])
+            .args([
+                "-sf",
+                "uac.xml",
+                &format!("127.0.0.1:{uas_port}"),
+                "-i",
+                "127.0.0.1",
+                "-mi",
+                "127.0.0.1",
+            ])
+            .args([
+                "-p",
+                &uac_port.to_string(),
+                "-mp",
+                &uac_mp.to_string(),
+                "-key",
+                "digits",
+                digits,
+            ])
             .args(["-m", "1", "-nostdin", "-timeout", "20s", "-timeout_error"])
             .output()
             .unwrap()
@@ -183,11 +233,23 @@ async fn sipp_play_dtmf_digits_arrive_exactly_once() {
     };
     let _ = timeout(Duration::from_secs(6), collect).await;
     let out = uac.await.unwrap();
-    assert!(out.status.success(), "sipp uac failed: {}", String::from_utf8_lossy(&out.stdout).lines().rev().take(15).collect::<Vec<_>>().join("\n"));
+    assert!(
+        out.status.success(),
+        "sipp uac failed: {}",
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .rev()
+            .take(15)
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
     drop(uas);
     assert_eq!(got, digits);
     let st = session.stats().await;
-    assert!(st.receiver.unknown_payload_type >= 1, "sipp's PT 97 filler was not seen: {st:?}");
+    assert!(
+        st.receiver.unknown_payload_type >= 1,
+        "sipp's PT 97 filler was not seen: {st:?}"
+    );
     session.close().await;
 }
 
@@ -200,7 +262,16 @@ async fn prompt_echoed_by_sipp_comes_back_bit_exact() {
     let sip_port = free_udp_port();
     let _echo = Kill(
         Command::new("sipp")
-            .args(["-sn", "uas", "-i", "127.0.0.1", "-mi", "127.0.0.1", "-p", &sip_port.to_string()])
+            .args([
+                "-sn",
+                "uas",
+                "-i",
+                "127.0.0.1",
+                "-mi",
+                "127.0.0.1",
+                "-p",
+                &sip_port.to_string(),
+            ])
             .args(["-mp", &echo_port.to_string(), "-rtp_echo", "-nostdin"])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -210,9 +281,14 @@ async fn prompt_echoed_by_sipp_comes_back_bit_exact() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     // Two seconds of µ-law covering every code except 0x7F (which decodes like 0xFF and so cannot
     // be told apart after the tap's decoding).
-    let raw: Vec<u8> = (0..16000u32).map(|i| (i * 29 % 255) as u8).map(|b| if b == 0x7F { 0xFF } else { b }).collect();
+    let raw: Vec<u8> = (0..16000u32)
+        .map(|i| (i * 29 % 255) as u8)
+        .map(|b| if b == 0x7F { 0xFF } else { b })
+        .collect();
     let prompt = Prompt::from_wav(Wav::parse(&wav_from_raw(WavEncoding::Ulaw, 1, &raw)).unwrap());
-    let mut s = RtpSession::bind(SessionConfig::pcmu(LO), None).await.unwrap();
+    let mut s = RtpSession::bind(SessionConfig::pcmu(LO), None)
+        .await
+        .unwrap();
     s.set_remote(SocketAddr::new(LO, echo_port));
     let mut tap = s.tap(1000);
     s.play(Box::new(prompt.player()));

@@ -18,7 +18,7 @@ use telephony::media::frame::Frame;
 use telephony::media::g711::Codec;
 use telephony::media::jitter::{JitterBuffer, Playout};
 use telephony::media::prompt::Prompt;
-use telephony::media::receiver::{ReceiverConfig, Received, RtpReceiver};
+use telephony::media::receiver::{Received, ReceiverConfig, RtpReceiver};
 use telephony::media::sender::RtpSender;
 use telephony::media::session::{RtpSession, SessionConfig};
 use webrtc_util::marshal::Marshal;
@@ -30,14 +30,17 @@ fn thread_cpu() -> Duration {
     let stat = std::fs::read_to_string("/proc/thread-self/stat").unwrap_or_default();
     let after = stat.rsplit(')').next().unwrap_or("");
     let f: Vec<&str> = after.split_whitespace().collect();
-    let ticks: u64 = f.get(11).and_then(|x| x.parse().ok()).unwrap_or(0) + f.get(12).and_then(|x| x.parse().ok()).unwrap_or(0);
+    let ticks: u64 = f.get(11).and_then(|x| x.parse().ok()).unwrap_or(0)
+        + f.get(12).and_then(|x| x.parse().ok()).unwrap_or(0);
     Duration::from_millis(ticks * 10)
 }
 
 #[test]
 #[ignore]
 fn sans_io_frame_cost() {
-    let pcm: Vec<i16> = (0..160).map(|i| ((i as f64 * 0.2).sin() * 8000.0) as i16).collect();
+    let pcm: Vec<i16> = (0..160)
+        .map(|i| ((i as f64 * 0.2).sin() * 8000.0) as i16)
+        .collect();
     let mut tx = RtpSender::new(1, 0, 0);
     let mut rx = RtpReceiver::new(ReceiverConfig::default());
     let mut jb: JitterBuffer<Frame> = JitterBuffer::new(3, 16);
@@ -60,7 +63,9 @@ fn sans_io_frame_cost() {
     let per_frame = start.elapsed() / n;
     assert!(decoded > 0);
     let streams = Duration::from_millis(20).as_nanos() / per_frame.as_nanos().max(1);
-    println!("sans-IO send+receive of one 20 ms G.711 frame: {per_frame:?} => {streams} full-duplex streams per core (CPU only, no syscalls)");
+    println!(
+        "sans-IO send+receive of one 20 ms G.711 frame: {per_frame:?} => {streams} full-duplex streams per core (CPU only, no syscalls)"
+    );
 }
 
 /// `RcvbufErrors` from /proc/net/snmp (datagrams the kernel dropped because a socket was full).
@@ -72,7 +77,11 @@ fn udp_receive_buffer_errors() -> u64 {
     }
     let names: Vec<&str> = udp[0].split_whitespace().collect();
     let values: Vec<&str> = udp[1].split_whitespace().collect();
-    names.iter().position(|n| *n == "RcvbufErrors").and_then(|i| values.get(i)?.parse().ok()).unwrap_or(0)
+    names
+        .iter()
+        .position(|n| *n == "RcvbufErrors")
+        .and_then(|i| values.get(i)?.parse().ok())
+        .unwrap_or(0)
 }
 
 /// The `drops` counter of the UDP socket bound to 127.0.0.1:`port` (from /proc/net/udp).
@@ -95,7 +104,11 @@ impl Drop for Kill {
 }
 
 fn free_udp_port() -> u16 {
-    std::net::UdpSocket::bind((LO, 0)).unwrap().local_addr().unwrap().port()
+    std::net::UdpSocket::bind((LO, 0))
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 #[test]
@@ -113,7 +126,16 @@ fn sessions_against_sipp_echo_on_one_core() {
         let echo_port = free_udp_port();
         let _echo = Kill(
             Command::new("sipp")
-                .args(["-sn", "uas", "-i", "127.0.0.1", "-mi", "127.0.0.1", "-p", &free_udp_port().to_string()])
+                .args([
+                    "-sn",
+                    "uas",
+                    "-i",
+                    "127.0.0.1",
+                    "-mi",
+                    "127.0.0.1",
+                    "-p",
+                    &free_udp_port().to_string(),
+                ])
                 .args(["-mp", &echo_port.to_string(), "-rtp_echo", "-nostdin"])
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
@@ -122,9 +144,16 @@ fn sessions_against_sipp_echo_on_one_core() {
         );
         std::thread::sleep(Duration::from_millis(400));
         let drops0 = udp_receive_buffer_errors();
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
         let (sent, received, lost, cpu, wall) = rt.block_on(async {
-            let prompt = Prompt::from_pcm((0..8000 * secs as usize).map(|i| ((i as f64 * 0.07).sin() * 6000.0) as i16).collect());
+            let prompt = Prompt::from_pcm(
+                (0..8000 * secs as usize)
+                    .map(|i| ((i as f64 * 0.07).sin() * 6000.0) as i16)
+                    .collect(),
+            );
             let mut sessions = Vec::with_capacity(n);
             for i in 0..n {
                 // Calls start at different moments: spread the sessions' 20 ms clocks over one frame
@@ -132,7 +161,9 @@ fn sessions_against_sipp_echo_on_one_core() {
                 if i % (n / 20).max(1) == 0 {
                     tokio::time::sleep(Duration::from_millis(1)).await;
                 }
-                let s = RtpSession::bind(SessionConfig::pcmu(LO), None).await.unwrap();
+                let s = RtpSession::bind(SessionConfig::pcmu(LO), None)
+                    .await
+                    .unwrap();
                 s.set_remote(SocketAddr::new(LO, echo_port));
                 sessions.push(s);
             }

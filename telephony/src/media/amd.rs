@@ -160,12 +160,16 @@ impl AmdDetector {
     pub fn finished(&self, now: Instant) -> bool {
         self.verdict.is_some()
             && (self.beep_reported
-                || self.pickup.is_some_and(|p| now.duration_since(p) >= Duration::from_millis(self.config.beep_listen_ms)))
+                || self.pickup.is_some_and(|p| {
+                    now.duration_since(p) >= Duration::from_millis(self.config.beep_listen_ms)
+                }))
     }
 
     /// Feeds one 20 ms frame that ends at `now`.
     pub fn push(&mut self, pcm: &[i16], now: Instant) -> Vec<AmdEvent> {
-        let pickup = *self.pickup.get_or_insert(now - Duration::from_millis(FRAME_MS));
+        let pickup = *self
+            .pickup
+            .get_or_insert(now - Duration::from_millis(FRAME_MS));
         let t = now.saturating_duration_since(pickup);
         let mut out = Vec::new();
         if self.finished(now) {
@@ -174,7 +178,10 @@ impl AmdDetector {
         let level = dbfs(pcm);
         let tone = self.tone(pcm, level);
         if let Some(beep_at) = self.track_beep(tone, t) {
-            out.push(AmdEvent::Beep { at: beep_at.0, freq: beep_at.1 });
+            out.push(AmdEvent::Beep {
+                at: beep_at.0,
+                freq: beep_at.1,
+            });
             if self.verdict.is_none() {
                 self.decide(AmdVerdict::Machine, t, "beep", &mut out);
             }
@@ -183,7 +190,9 @@ impl AmdDetector {
             return out;
         }
         self.update_noise(level);
-        let speech = tone.is_none() && level > (self.noise_db + self.config.speech_margin_db).max(self.config.min_speech_dbfs);
+        let speech = tone.is_none()
+            && level
+                > (self.noise_db + self.config.speech_margin_db).max(self.config.min_speech_dbfs);
         self.update_vad(speech, t);
         self.rules(t, &mut out);
         out
@@ -257,10 +266,20 @@ impl AmdDetector {
         }
     }
 
-    fn decide(&mut self, verdict: AmdVerdict, at: Duration, reason: &'static str, out: &mut Vec<AmdEvent>) {
+    fn decide(
+        &mut self,
+        verdict: AmdVerdict,
+        at: Duration,
+        reason: &'static str,
+        out: &mut Vec<AmdEvent>,
+    ) {
         if self.verdict.is_none() {
             self.verdict = Some(verdict);
-            out.push(AmdEvent::Verdict { verdict, at, reason });
+            out.push(AmdEvent::Verdict {
+                verdict,
+                at,
+                reason,
+            });
         }
     }
 
@@ -322,7 +341,9 @@ mod tests {
             .map(|i| {
                 let t = i as f64 / 8000.0;
                 let env = 0.55 + 0.45 * (2.0 * std::f64::consts::PI * 4.0 * t).sin();
-                let v: f64 = (1..12).map(|h| (2.0 * std::f64::consts::PI * 200.0 * h as f64 * t).sin() / h as f64).sum();
+                let v: f64 = (1..12)
+                    .map(|h| (2.0 * std::f64::consts::PI * 200.0 * h as f64 * t).sin() / h as f64)
+                    .sum();
                 (v * env * 4000.0) as i16
             })
             .collect()
@@ -346,12 +367,19 @@ mod tests {
         let audio = [silence(400), babble(700), silence(3000)].concat();
         let (v, at) = verdict(&run(&audio));
         assert_eq!(v, AmdVerdict::Human);
-        assert!(at <= 1100 + 500 && at >= 1100, "{at}");
+        assert!((1100..=1600).contains(&at), "{at}");
     }
 
     #[test]
     fn long_greeting_is_machine_within_3500_ms_and_beep_is_found() {
-        let audio = [silence(300), babble(4000), silence(300), dual_tone(1000.0, 1000.0, 8000, 0.2, 600), silence(1000)].concat();
+        let audio = [
+            silence(300),
+            babble(4000),
+            silence(300),
+            dual_tone(1000.0, 1000.0, 8000, 0.2, 600),
+            silence(1000),
+        ]
+        .concat();
         let ev = run(&audio);
         let (v, at) = verdict(&ev);
         assert_eq!(v, AmdVerdict::Machine);

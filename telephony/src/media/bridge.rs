@@ -115,7 +115,9 @@ impl SwitchableLeg {
         let elapsed = now.saturating_duration_since(t0).as_micros() as i64 * 8 / 1000;
         let grid = ts0.wrapping_add((elapsed / FRAME_SAMPLES as i64 * FRAME_SAMPLES as i64) as u32);
         let lead = self.rtp.timestamp().wrapping_sub(grid) as i32 as i64;
-        if lead < -MAX_LAG_FRAMES * FRAME_SAMPLES as i64 || lead > MAX_LEAD_FRAMES * FRAME_SAMPLES as i64 {
+        if lead < -MAX_LAG_FRAMES * FRAME_SAMPLES as i64
+            || lead > MAX_LEAD_FRAMES * FRAME_SAMPLES as i64
+        {
             self.rtp.set_timestamp(grid);
         }
     }
@@ -160,7 +162,12 @@ mod tests {
     use std::time::Duration;
 
     fn leg() -> SwitchableLeg {
-        SwitchableLeg::new(Codec::Pcmu, 0, RtpSender::new(77, 1000, 50_000), DtmfSendConfig::default())
+        SwitchableLeg::new(
+            Codec::Pcmu,
+            0,
+            RtpSender::new(77, 1000, 50_000),
+            DtmfSendConfig::default(),
+        )
     }
 
     #[test]
@@ -186,14 +193,24 @@ mod tests {
         assert_eq!(seqs, (1000..1010).collect::<Vec<u16>>());
         let ts: Vec<u32> = out.iter().map(|p| p.header.timestamp).collect();
         assert_eq!(ts, (0..10).map(|i| 50_000 + 160 * i).collect::<Vec<u32>>());
-        let markers: Vec<usize> = out.iter().enumerate().filter(|(_, p)| p.header.marker).map(|(i, _)| i).collect();
+        let markers: Vec<usize> = out
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| p.header.marker)
+            .map(|(i, _)| i)
+            .collect();
         assert_eq!(markers, [0, 5]);
         assert_eq!(l.stale_frames(), 1);
     }
 
     #[test]
     fn transcodes_to_the_leg_codec_and_passes_same_codec_bytes_through() {
-        let mut l = SwitchableLeg::new(Codec::Pcma, 8, RtpSender::new(1, 0, 0), DtmfSendConfig::default());
+        let mut l = SwitchableLeg::new(
+            Codec::Pcma,
+            8,
+            RtpSender::new(1, 0, 0),
+            DtmfSendConfig::default(),
+        );
         let now = Instant::now();
         let u = Frame::from_encoded(Codec::Pcmu, bytes::Bytes::from(vec![0x7Fu8; 160]));
         let p = l.send_local(&u, now).unwrap();
@@ -213,7 +230,10 @@ mod tests {
         let p1 = l.send_local(&f, t0 + Duration::from_millis(1000)).unwrap();
         assert_eq!(p1.header.timestamp.wrapping_sub(p0.header.timestamp), 8000);
         assert!(p1.header.marker);
-        assert_eq!(p1.header.sequence_number, p0.header.sequence_number.wrapping_add(1));
+        assert_eq!(
+            p1.header.sequence_number,
+            p0.header.sequence_number.wrapping_add(1)
+        );
     }
 
     #[test]
@@ -230,7 +250,10 @@ mod tests {
                 assert!(l.send_local(&Frame::silence(), now).is_none());
             }
             events += ev.len();
-            assert!(ev.iter().all(|p| p.header.ssrc == 77 && p.header.payload_type == 101));
+            assert!(
+                ev.iter()
+                    .all(|p| p.header.ssrc == 77 && p.header.payload_type == 101)
+            );
             i += 1;
         }
         assert_eq!(events, 7 + 3); // 160 ms: 8 packets, the last sent 3 times

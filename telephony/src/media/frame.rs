@@ -24,7 +24,10 @@ impl Frame {
 
     /// A frame from G.711 bytes (kept, and decoded).
     pub fn from_encoded(codec: Codec, bytes: Bytes) -> Self {
-        Frame { pcm: codec.decode(&bytes), encoded: Some((codec, bytes)) }
+        Frame {
+            pcm: codec.decode(&bytes),
+            encoded: Some((codec, bytes)),
+        }
     }
 
     /// 20 ms of digital silence.
@@ -56,7 +59,9 @@ pub struct Sequence {
 impl Sequence {
     /// Sources played in order.
     pub fn new(parts: Vec<Box<dyn FrameSource>>) -> Self {
-        Sequence { parts: parts.into() }
+        Sequence {
+            parts: parts.into(),
+        }
     }
 }
 
@@ -83,6 +88,9 @@ mod tests {
         let f = Frame::from_encoded(Codec::Pcmu, raw.clone());
         assert_eq!(f.payload(Codec::Pcmu), raw);
         assert_eq!(f.payload(Codec::Pcma), Bytes::from(vec![0xD5u8; 160]));
-        assert_eq!(Frame::silence().payload(Codec::Pcmu), Bytes::from(vec![0xFFu8; 160]));
+        assert_eq!(
+            Frame::silence().payload(Codec::Pcmu),
+            Bytes::from(vec![0xFFu8; 160])
+        );
     }
 }

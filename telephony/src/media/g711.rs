@@ -109,7 +109,11 @@ const fn ulaw_decode(u: u8) -> i16 {
     let u = !u as i32;
     let mut t = ((u & 0x0F) << 3) + ULAW_BIAS;
     t <<= (u & 0x70) >> 4;
-    (if u & 0x80 != 0 { ULAW_BIAS - t } else { t - ULAW_BIAS }) as i16
+    (if u & 0x80 != 0 {
+        ULAW_BIAS - t
+    } else {
+        t - ULAW_BIAS
+    }) as i16
 }
 
 const fn alaw_decode(a: u8) -> i16 {
@@ -132,7 +136,11 @@ static ULAW_ENCODE: [u8; 16384] = {
     let mut t = [0u8; 16384];
     let mut i = 0;
     while i < 16384 {
-        let v = if i >= 8192 { i as i32 - 16384 } else { i as i32 };
+        let v = if i >= 8192 {
+            i as i32 - 16384
+        } else {
+            i as i32
+        };
         t[i] = ulaw_encode16(v << 2);
         i += 1;
     }
@@ -198,12 +206,18 @@ pub fn alaw_to_linear(a: u8) -> i16 {
 /// Converts µ-law bytes to A-law directly (through the linear value; the result is the A-law code
 /// nearest to the µ-law level).
 pub fn ulaw_to_alaw(bytes: &[u8]) -> Vec<u8> {
-    bytes.iter().map(|&b| linear_to_alaw(ulaw_to_linear(b))).collect()
+    bytes
+        .iter()
+        .map(|&b| linear_to_alaw(ulaw_to_linear(b)))
+        .collect()
 }
 
 /// Converts A-law bytes to µ-law directly.
 pub fn alaw_to_ulaw(bytes: &[u8]) -> Vec<u8> {
-    bytes.iter().map(|&b| linear_to_ulaw(alaw_to_linear(b))).collect()
+    bytes
+        .iter()
+        .map(|&b| linear_to_ulaw(alaw_to_linear(b)))
+        .collect()
 }
 
 #[cfg(test)]
@@ -253,7 +267,11 @@ mod tests {
             // 0x7F is µ-law "negative zero": it decodes to 0, which encodes as 0xFF.
             let want = if code == 0x7F { 0xFF } else { code };
             assert_eq!(back, want, "µ-law code {code:#04x}");
-            assert_eq!(linear_to_alaw(alaw_to_linear(code)), code, "A-law code {code:#04x}");
+            assert_eq!(
+                linear_to_alaw(alaw_to_linear(code)),
+                code,
+                "A-law code {code:#04x}"
+            );
         }
     }
 
@@ -274,8 +292,16 @@ mod tests {
             let a = alaw_to_linear(linear_to_alaw(s)) as i32;
             let mag = (s as i32).abs();
             // A segment's step is between 1/16 and 1/8 of the levels it covers (16 at the bottom).
-            let ustep = if mag > 32124 { 2 * (mag - 32124) + 1100 } else { (mag / 8).max(16) };
-            let astep = if mag > 32256 { 2 * (mag - 32256) + 1100 } else { (mag / 8).max(16) };
+            let ustep = if mag > 32124 {
+                2 * (mag - 32124) + 1100
+            } else {
+                (mag / 8).max(16)
+            };
+            let astep = if mag > 32256 {
+                2 * (mag - 32256) + 1100
+            } else {
+                (mag / 8).max(16)
+            };
             assert!((u - s as i32).abs() <= ustep, "µ-law {s} -> {u}");
             assert!((a - s as i32).abs() <= astep, "A-law {s} -> {a}");
         }

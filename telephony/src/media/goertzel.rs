@@ -12,7 +12,10 @@ pub struct Goertzel {
 impl Goertzel {
     /// A detector for `freq` Hz at `rate` samples/s.
     pub fn new(freq: f64, rate: f64) -> Self {
-        Goertzel { coeff: 2.0 * (2.0 * std::f64::consts::PI * freq / rate).cos(), freq }
+        Goertzel {
+            coeff: 2.0 * (2.0 * std::f64::consts::PI * freq / rate).cos(),
+            freq,
+        }
     }
 
     /// |X(f)|² over the block.
@@ -59,7 +62,9 @@ mod tests {
     use super::*;
 
     fn tone(freq: f64, amp: f64, n: usize) -> Vec<i16> {
-        (0..n).map(|i| (amp * (2.0 * std::f64::consts::PI * freq * i as f64 / 8000.0).sin()) as i16).collect()
+        (0..n)
+            .map(|i| (amp * (2.0 * std::f64::consts::PI * freq * i as f64 / 8000.0).sin()) as i16)
+            .collect()
     }
 
     #[test]

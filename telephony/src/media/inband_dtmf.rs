@@ -7,7 +7,12 @@ use super::goertzel::{Goertzel, energy};
 
 const ROWS: [f64; 4] = [697.0, 770.0, 852.0, 941.0];
 const COLS: [f64; 4] = [1209.0, 1336.0, 1477.0, 1633.0];
-const KEYS: [[char; 4]; 4] = [['1', '2', '3', 'A'], ['4', '5', '6', 'B'], ['7', '8', '9', 'C'], ['*', '0', '#', 'D']];
+const KEYS: [[char; 4]; 4] = [
+    ['1', '2', '3', 'A'],
+    ['4', '5', '6', 'B'],
+    ['7', '8', '9', 'C'],
+    ['*', '0', '#', 'D'],
+];
 
 /// Detection thresholds.
 #[derive(Debug, Clone, Copy)]
@@ -28,7 +33,14 @@ pub struct InbandDtmfConfig {
 
 impl Default for InbandDtmfConfig {
     fn default() -> Self {
-        InbandDtmfConfig { min_rms: 150.0, min_purity: 0.7, max_twist: 6.3, max_runner_up: 0.25, on_frames: 2, off_frames: 2 }
+        InbandDtmfConfig {
+            min_rms: 150.0,
+            min_purity: 0.7,
+            max_twist: 6.3,
+            max_runner_up: 0.25,
+            on_frames: 2,
+            off_frames: 2,
+        }
     }
 }
 
@@ -64,8 +76,16 @@ impl InbandDtmfDetector {
         if frame.is_empty() || (e / frame.len() as f64).sqrt() < self.config.min_rms {
             return None;
         }
-        let r: Vec<f64> = self.rows.iter().map(|g| g.relative_power(frame, e)).collect();
-        let c: Vec<f64> = self.cols.iter().map(|g| g.relative_power(frame, e)).collect();
+        let r: Vec<f64> = self
+            .rows
+            .iter()
+            .map(|g| g.relative_power(frame, e))
+            .collect();
+        let c: Vec<f64> = self
+            .cols
+            .iter()
+            .map(|g| g.relative_power(frame, e))
+            .collect();
         let (ri, rp, r2) = best_two(&r);
         let (ci, cp, c2) = best_two(&c);
         let cfg = &self.config;
@@ -117,7 +137,12 @@ fn best_two(p: &[f64]) -> (usize, f64, f64) {
             idx = i;
         }
     }
-    let second = p.iter().enumerate().filter(|(i, _)| *i != idx).map(|(_, v)| *v).fold(0.0, f64::max);
+    let second = p
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i != idx)
+        .map(|(_, v)| *v)
+        .fold(0.0, f64::max);
     (idx, p[idx], second)
 }
 

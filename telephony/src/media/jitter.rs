@@ -56,23 +56,38 @@ pub struct JitterBuffer<T> {
 impl<T> JitterBuffer<T> {
     /// A buffer that delays playout by `depth` frames and never holds more than `max`.
     pub fn new(depth: usize, max: usize) -> Self {
-        assert!(depth >= 1 && max >= depth, "jitter buffer depth {depth} max {max}");
-        JitterBuffer { depth, max, frames: BTreeMap::new(), next: None, primed: false, stats: JitterStats::default() }
+        assert!(
+            depth >= 1 && max >= depth,
+            "jitter buffer depth {depth} max {max}"
+        );
+        JitterBuffer {
+            depth,
+            max,
+            frames: BTreeMap::new(),
+            next: None,
+            primed: false,
+            stats: JitterStats::default(),
+        }
     }
 
     /// Buffers one frame.
     pub fn push(&mut self, seq: u64, timestamp: u32, item: T) {
-        if let Some(next) = self.next {
-            if seq < next {
-                self.stats.late += 1;
-                return;
-            }
+        if self.next.is_some_and(|next| seq < next) {
+            self.stats.late += 1;
+            return;
         }
         if self.frames.contains_key(&seq) {
             self.stats.duplicate += 1;
             return;
         }
-        self.frames.insert(seq, Buffered { seq, timestamp, item });
+        self.frames.insert(
+            seq,
+            Buffered {
+                seq,
+                timestamp,
+                item,
+            },
+        );
         while self.frames.len() > self.max {
             // Too far behind: skip the oldest.
             let (&first, _) = self.frames.iter().next().expect("non-empty");

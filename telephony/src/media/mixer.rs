@@ -76,7 +76,12 @@ impl Mixer {
                         }
                     }
                 }
-                (hearer, acc.iter().map(|&v| v.clamp(i16::MIN as i32, i16::MAX as i32) as i16).collect())
+                (
+                    hearer,
+                    acc.iter()
+                        .map(|&v| v.clamp(i16::MIN as i32, i16::MAX as i32) as i16)
+                        .collect(),
+                )
             })
             .collect()
     }
@@ -87,7 +92,9 @@ mod tests {
     use super::*;
 
     fn frames(v: &[(u64, i16)]) -> BTreeMap<PeerId, Vec<i16>> {
-        v.iter().map(|(p, x)| (PeerId(*p), vec![*x; FRAME_SAMPLES])).collect()
+        v.iter()
+            .map(|(p, x)| (PeerId(*p), vec![*x; FRAME_SAMPLES]))
+            .collect()
     }
 
     #[test]
@@ -111,10 +118,16 @@ mod tests {
         m.set(supervisor, Role::Listener);
         let f = frames(&[(1, 1000), (2, 200), (3, 30)]);
         let out = m.mix(&f);
-        assert_eq!((out[&customer][0], out[&agent][0], out[&supervisor][0]), (200, 1000, 1200));
+        assert_eq!(
+            (out[&customer][0], out[&agent][0], out[&supervisor][0]),
+            (200, 1000, 1200)
+        );
         m.set(supervisor, Role::Whisper(vec![agent]));
         let out = m.mix(&f);
-        assert_eq!((out[&customer][0], out[&agent][0], out[&supervisor][0]), (200, 1030, 1200));
+        assert_eq!(
+            (out[&customer][0], out[&agent][0], out[&supervisor][0]),
+            (200, 1030, 1200)
+        );
     }
 
     #[test]

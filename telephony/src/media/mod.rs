@@ -12,6 +12,21 @@
 //!
 //! Drivers: [`session::RtpSession`] owns the socket and the 20 ms clock; [`tap`] hands frames to
 //! consumers over a channel.
+//!
+//! # Attaching media to a call (for the SIP layer)
+//!
+//! 1. Before sending an offer or answer: `RtpSession::bind(config, Some(&ports))` (or
+//!    `bind_on(config, port)` with a port from your own allocator) and put `local_addr()` in the
+//!    SDP. `SessionConfig::negotiated(ip, payload_type, telephone_event)` builds the config from the
+//!    offer/answer result; `set_codec` applies a re-INVITE's.
+//! 2. When the remote SDP is known: `set_remote(addr)`; hold: `set_direction(send, receive)`
+//!    (`sendonly` = `(true, false)`, `inactive` = `(false, false)`).
+//! 3. Use it: `play(Box::new(prompt.player()))`, `send_dtmf("12#")`, `start_recording` /
+//!    `stop_recording`, `tap(n)`, `start_amd(AmdConfig::default())`, `session::bridge(&a, &b)`
+//!    (calling it again with another leg switches an agent's leg without re-signalling).
+//! 4. Read `next_event()`: `Dtmf`, `PlaybackFinished`, `Amd(..)`, `Inactive` (the RTP inactivity
+//!    timeout: end the call), `SourceChanged`.
+//! 5. At hang-up: `close().await` (the leased port returns to the pool).
 
 pub mod amd;
 pub mod bridge;

@@ -48,7 +48,11 @@ pub fn udp_datagrams(file: &[u8]) -> Result<Vec<UdpDatagram>, PcapError> {
     };
     let u32at = |b: &[u8], at: usize| {
         let x: [u8; 4] = b[at..at + 4].try_into().expect("4 bytes");
-        if le { u32::from_le_bytes(x) } else { u32::from_be_bytes(x) }
+        if le {
+            u32::from_le_bytes(x)
+        } else {
+            u32::from_be_bytes(x)
+        }
     };
     let link = u32at(file, 20) & 0x0FFF_FFFF;
     if ![0, 1, 101, 113, 276, 228].contains(&link) {
@@ -67,7 +71,12 @@ pub fn udp_datagrams(file: &[u8]) -> Result<Vec<UdpDatagram>, PcapError> {
         if body + incl > file.len() {
             return Err(PcapError::Truncated);
         }
-        let time = Duration::from_secs(sec) + if nanos { Duration::from_nanos(frac) } else { Duration::from_micros(frac) };
+        let time = Duration::from_secs(sec)
+            + if nanos {
+                Duration::from_nanos(frac)
+            } else {
+                Duration::from_micros(frac)
+            };
         if let Some(d) = parse_frame(link, &file[body..body + incl], time) {
             out.push(d);
         }
@@ -112,7 +121,11 @@ fn parse_frame(link: u32, f: &[u8], time: Duration) -> Option<UdpDatagram> {
             }
             let s: [u8; 16] = ip.get(8..24)?.try_into().ok()?;
             let d: [u8; 16] = ip.get(24..40)?.try_into().ok()?;
-            (IpAddr::V6(Ipv6Addr::from(s)), IpAddr::V6(Ipv6Addr::from(d)), ip.get(40..)?)
+            (
+                IpAddr::V6(Ipv6Addr::from(s)),
+                IpAddr::V6(Ipv6Addr::from(d)),
+                ip.get(40..)?,
+            )
         }
         _ => return None,
     };
@@ -120,7 +133,12 @@ fn parse_frame(link: u32, f: &[u8], time: Duration) -> Option<UdpDatagram> {
     let dport = be16(udp, 2)?;
     let len = be16(udp, 4)? as usize;
     let payload = udp.get(8..len.max(8).min(udp.len()))?.to_vec();
-    Some(UdpDatagram { time, src: SocketAddr::new(src_ip, sport), dst: SocketAddr::new(dst_ip, dport), payload })
+    Some(UdpDatagram {
+        time,
+        src: SocketAddr::new(src_ip, sport),
+        dst: SocketAddr::new(dst_ip, dport),
+        payload,
+    })
 }
 
 #[cfg(test)]
@@ -150,7 +168,28 @@ mod tests {
         let mut f = vec![0u8; 12];
         f.extend_from_slice(&[0x08, 0x00]);
         let total = 20 + 8 + payload.len();
-        f.extend_from_slice(&[0x45, 0, (total >> 8) as u8, total as u8, 0, 0, 0, 0, 64, 17, 0, 0, 127, 0, 0, 1, 127, 0, 0, 2]);
+        f.extend_from_slice(&[
+            0x45,
+            0,
+            (total >> 8) as u8,
+            total as u8,
+            0,
+            0,
+            0,
+            0,
+            64,
+            17,
+            0,
+            0,
+            127,
+            0,
+            0,
+            1,
+            127,
+            0,
+            0,
+            2,
+        ]);
         let ulen = 8 + payload.len();
         f.extend_from_slice(&[0x17, 0x70, 0x3e, 0x80, (ulen >> 8) as u8, ulen as u8, 0, 0]);
         f.extend_from_slice(payload);
@@ -176,6 +215,9 @@ mod tests {
         let mut cap = capture(1, &[eth_udp(b"hello")]);
         cap.truncate(cap.len() - 3);
         assert_eq!(udp_datagrams(&cap), Err(PcapError::Truncated));
-        assert_eq!(udp_datagrams(&capture(147, &[])), Err(PcapError::LinkType(147)));
+        assert_eq!(
+            udp_datagrams(&capture(147, &[])),
+            Err(PcapError::LinkType(147))
+        );
     }
 }

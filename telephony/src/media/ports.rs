@@ -27,9 +27,16 @@ impl PortAllocator {
     pub fn new(low: u16, high: u16) -> Result<Self, PortRangeError> {
         let low = low.max(1);
         let first = low.checked_add(low % 2).filter(|f| *f <= high);
-        let Some(first) = first else { return Err(PortRangeError::NoEvenPort(low, high)) };
+        let Some(first) = first else {
+            return Err(PortRangeError::NoEvenPort(low, high));
+        };
         let last = high - high % 2;
-        Ok(PortAllocator { first, last, next: first, in_use: BTreeSet::new() })
+        Ok(PortAllocator {
+            first,
+            last,
+            next: first,
+            in_use: BTreeSet::new(),
+        })
     }
 
     /// Number of even ports in the range.
@@ -75,7 +82,10 @@ impl SharedPorts {
     /// Takes a port; it returns to the pool when the lease is dropped.
     pub fn lease(&self) -> Option<PortLease> {
         let port = self.0.lock().expect("port allocator poisoned").allocate()?;
-        Some(PortLease { port, pool: self.clone() })
+        Some(PortLease {
+            port,
+            pool: self.clone(),
+        })
     }
 
     /// Ports in use.
@@ -140,7 +150,10 @@ mod tests {
 
     #[test]
     fn bad_ranges() {
-        assert_eq!(PortAllocator::new(5001, 5001).unwrap_err(), PortRangeError::NoEvenPort(5001, 5001));
+        assert_eq!(
+            PortAllocator::new(5001, 5001).unwrap_err(),
+            PortRangeError::NoEvenPort(5001, 5001)
+        );
         assert!(PortAllocator::new(0, 0).is_err());
         assert_eq!(PortAllocator::new(65534, 65535).unwrap().capacity(), 1);
     }

@@ -28,12 +28,18 @@ impl Prompt {
     /// From a parsed WAV.
     pub fn from_wav(w: Wav) -> Prompt {
         let encoded = w.encoding.codec().map(|c| (c, Arc::new(w.raw)));
-        Prompt { pcm: Arc::new(w.pcm), encoded }
+        Prompt {
+            pcm: Arc::new(w.pcm),
+            encoded,
+        }
     }
 
     /// From linear samples.
     pub fn from_pcm(pcm: Vec<i16>) -> Prompt {
-        Prompt { pcm: Arc::new(pcm), encoded: None }
+        Prompt {
+            pcm: Arc::new(pcm),
+            encoded: None,
+        }
     }
 
     /// Length in samples.
@@ -48,12 +54,20 @@ impl Prompt {
 
     /// A player positioned at the start.
     pub fn player(&self) -> PromptPlayer {
-        PromptPlayer { prompt: self.clone(), pos: 0, loops_left: 1 }
+        PromptPlayer {
+            prompt: self.clone(),
+            pos: 0,
+            loops_left: 1,
+        }
     }
 
     /// A player that repeats the prompt `times` times (e.g. hold music).
     pub fn player_looped(&self, times: u32) -> PromptPlayer {
-        PromptPlayer { prompt: self.clone(), pos: 0, loops_left: times }
+        PromptPlayer {
+            prompt: self.clone(),
+            pos: 0,
+            loops_left: times,
+        }
     }
 }
 
@@ -100,7 +114,10 @@ mod tests {
         let mut p = Prompt::from_wav(w).player();
         let frames: Vec<Frame> = std::iter::from_fn(|| p.next_frame()).collect();
         assert_eq!(frames.len(), 3);
-        let sent: Vec<u8> = frames.iter().flat_map(|f| f.payload(Codec::Pcmu).to_vec()).collect();
+        let sent: Vec<u8> = frames
+            .iter()
+            .flat_map(|f| f.payload(Codec::Pcmu).to_vec())
+            .collect();
         assert_eq!(&sent[..400], &raw[..]);
         assert!(sent[400..].iter().all(|&b| b == 0xFF));
         assert!(frames[2].pcm[80..].iter().all(|&s| s == 0));

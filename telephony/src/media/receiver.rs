@@ -26,7 +26,10 @@ pub struct ReceiverConfig {
 
 impl Default for ReceiverConfig {
     fn default() -> Self {
-        ReceiverConfig { audio: vec![(0, Codec::Pcmu), (8, Codec::Pcma)], telephone_event: vec![101] }
+        ReceiverConfig {
+            audio: vec![(0, Codec::Pcmu), (8, Codec::Pcma)],
+            telephone_event: vec![101],
+        }
     }
 }
 
@@ -149,9 +152,20 @@ impl RtpReceiver {
             self.stats.events += 1;
             self.last_packet = Some(now);
             let h = &packet.header;
-            return self.dtmf.on_packet(h.ssrc, h.timestamp, &packet.payload, now).map(Received::Dtmf).into_iter().collect();
+            return self
+                .dtmf
+                .on_packet(h.ssrc, h.timestamp, &packet.payload, now)
+                .map(Received::Dtmf)
+                .into_iter()
+                .collect();
         }
-        let Some(codec) = self.config.audio.iter().find(|(p, _)| *p == pt).map(|(_, c)| *c) else {
+        let Some(codec) = self
+            .config
+            .audio
+            .iter()
+            .find(|(p, _)| *p == pt)
+            .map(|(_, c)| *c)
+        else {
             self.stats.unknown_payload_type += 1;
             return Vec::new();
         };
@@ -181,8 +195,11 @@ impl RtpReceiver {
                     let _ = old;
                     self.stats.rejected_sequence += 1;
                 }
-                self.candidate =
-                    Some(Track { ssrc, state: SourceState::new(packet.header.sequence_number), held: None });
+                self.candidate = Some(Track {
+                    ssrc,
+                    state: SourceState::new(packet.header.sequence_number),
+                    held: None,
+                });
             }
             let track = self.candidate.as_mut().expect("just set");
             match track.state.update(packet.header.sequence_number) {
@@ -204,12 +221,19 @@ impl RtpReceiver {
                 }
             }
         }
-        self.stats.audio += out.iter().filter(|r| matches!(r, Received::Audio(_))).count() as u64;
+        self.stats.audio += out
+            .iter()
+            .filter(|r| matches!(r, Received::Audio(_)))
+            .count() as u64;
         out
     }
 
     fn codec_of(&self, pt: u8) -> Option<Codec> {
-        self.config.audio.iter().find(|(p, _)| *p == pt).map(|(_, c)| *c)
+        self.config
+            .audio
+            .iter()
+            .find(|(p, _)| *p == pt)
+            .map(|(_, c)| *c)
     }
 }
 
@@ -256,14 +280,19 @@ mod tests {
         assert_eq!(out[0], Received::SourceChanged { ssrc: 42 });
         assert_eq!(seqs(&out), [10, 11]);
         match &out[1] {
-            Received::Audio(a) => assert_eq!((a.codec, a.payload[0], a.marker), (Codec::Pcmu, 1, true)),
+            Received::Audio(a) => {
+                assert_eq!((a.codec, a.payload[0], a.marker), (Codec::Pcmu, 1, true))
+            }
             r => panic!("{r:?}"),
         }
     }
 
     #[test]
     fn unknown_payload_types_and_garbage_are_ignored() {
-        let mut rx = RtpReceiver::new(ReceiverConfig { audio: vec![(0, Codec::Pcmu)], telephone_event: vec![96] });
+        let mut rx = RtpReceiver::new(ReceiverConfig {
+            audio: vec![(0, Codec::Pcmu)],
+            telephone_event: vec![96],
+        });
         let mut filler = RtpSender::new(0x01020305, 0, 0);
         let now = Instant::now();
         for _ in 0..5 {
@@ -271,14 +300,20 @@ mod tests {
             assert!(rx.on_datagram(&wire(&p), now).is_empty());
         }
         assert!(rx.on_datagram(b"not rtp", now).is_empty());
-        assert!(rx.on_datagram(&[0x40, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0], now).is_empty()); // version 1
+        assert!(
+            rx.on_datagram(&[0x40, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0], now)
+                .is_empty()
+        ); // version 1
         let st = rx.stats();
         assert_eq!((st.unknown_payload_type, st.malformed), (5, 2));
     }
 
     #[test]
     fn events_on_their_own_ssrc_do_not_disturb_audio() {
-        let mut rx = RtpReceiver::new(ReceiverConfig { audio: vec![(0, Codec::Pcmu)], telephone_event: vec![96] });
+        let mut rx = RtpReceiver::new(ReceiverConfig {
+            audio: vec![(0, Codec::Pcmu)],
+            telephone_event: vec![96],
+        });
         let mut audio_tx = RtpSender::new(1, 100, 0);
         let mut ev_tx = RtpSender::new(2, 7, 999);
         let now = Instant::now();
@@ -288,7 +323,12 @@ mod tests {
             let a = audio_tx.audio(0, Bytes::from(vec![0xFF; 160]));
             audio_seqs.extend(seqs(&rx.on_datagram(&wire(&a), now)));
             let end = i >= 4;
-            let pl = EventPayload { event: 9, end, volume: 10, duration: 160 * (i.min(4) + 1) };
+            let pl = EventPayload {
+                event: 9,
+                end,
+                volume: 10,
+                duration: 160 * (i.min(4) + 1),
+            };
             let e = ev_tx.packet(96, i == 0, 999, Bytes::copy_from_slice(&pl.to_bytes()));
             for r in rx.on_datagram(&wire(&e), now) {
                 if let Received::Dtmf(d) = r {
@@ -311,14 +351,23 @@ mod tests {
             rx.on_datagram(&wire(&a.audio(0, Bytes::from(vec![0; 160]))), now);
         }
         // One stray packet from another SSRC: held, not delivered.
-        assert!(rx.on_datagram(&wire(&b.audio(8, Bytes::from(vec![0; 160]))), now).is_empty());
+        assert!(
+            rx.on_datagram(&wire(&b.audio(8, Bytes::from(vec![0; 160]))), now)
+                .is_empty()
+        );
         // The current source keeps flowing.
-        assert_eq!(seqs(&rx.on_datagram(&wire(&a.audio(0, Bytes::from(vec![0; 160]))), now)), [3]);
+        assert_eq!(
+            seqs(&rx.on_datagram(&wire(&a.audio(0, Bytes::from(vec![0; 160]))), now)),
+            [3]
+        );
         let out = rx.on_datagram(&wire(&b.audio(8, Bytes::from(vec![0; 160]))), now);
         assert_eq!(out[0], Received::SourceChanged { ssrc: 2 });
         assert_eq!(seqs(&out), [5000, 5001]);
         // Now the old one is the stranger.
-        assert!(rx.on_datagram(&wire(&a.audio(0, Bytes::from(vec![0; 160]))), now).is_empty());
+        assert!(
+            rx.on_datagram(&wire(&a.audio(0, Bytes::from(vec![0; 160]))), now)
+                .is_empty()
+        );
     }
 
     #[test]
@@ -330,7 +379,10 @@ mod tests {
             rx.on_datagram(&wire(&a.audio(0, Bytes::from(vec![0; 160]))), now);
         }
         let mut restarted = RtpSender::new(1, 40000, 0);
-        assert!(rx.on_datagram(&wire(&restarted.audio(0, Bytes::from(vec![0; 160]))), now).is_empty());
+        assert!(
+            rx.on_datagram(&wire(&restarted.audio(0, Bytes::from(vec![0; 160]))), now)
+                .is_empty()
+        );
         let out = rx.on_datagram(&wire(&restarted.audio(0, Bytes::from(vec![0; 160]))), now);
         assert_eq!(out[0], Received::SourceChanged { ssrc: 1 });
         assert_eq!(seqs(&out), [40001]);

@@ -35,7 +35,11 @@ pub struct CallRecorder {
 impl CallRecorder {
     /// Recording starts at `now`.
     pub fn new(now: Instant) -> Self {
-        CallRecorder { start: now, inbound: Vec::new(), outbound: Vec::new() }
+        CallRecorder {
+            start: now,
+            inbound: Vec::new(),
+            outbound: Vec::new(),
+        }
     }
 
     /// Adds one frame heard or sent at `now`.
@@ -46,7 +50,8 @@ impl CallRecorder {
         };
         // Where this frame belongs (its start), at 8 samples/ms; frames that arrive in a burst are
         // appended back to back rather than overlapped.
-        let at = (now.saturating_duration_since(self.start).as_micros() as usize * 8 / 1000).saturating_sub(pcm.len());
+        let at = (now.saturating_duration_since(self.start).as_micros() as usize * 8 / 1000)
+            .saturating_sub(pcm.len());
         if at > track.len() + pcm.len() {
             track.resize(at, 0);
         }
@@ -69,11 +74,20 @@ impl CallRecorder {
         let get = |t: &Vec<i16>, i: usize| t.get(i).copied().unwrap_or(0);
         let samples: Vec<i16> = match layout {
             RecordingLayout::Mono => (0..n)
-                .map(|i| (get(&self.inbound, i) as i32 + get(&self.outbound, i) as i32).clamp(-32768, 32767) as i16)
+                .map(|i| {
+                    (get(&self.inbound, i) as i32 + get(&self.outbound, i) as i32)
+                        .clamp(-32768, 32767) as i16
+                })
                 .collect(),
-            RecordingLayout::Stereo => (0..n).flat_map(|i| [get(&self.inbound, i), get(&self.outbound, i)]).collect(),
+            RecordingLayout::Stereo => (0..n)
+                .flat_map(|i| [get(&self.inbound, i), get(&self.outbound, i)])
+                .collect(),
         };
-        let channels = if layout == RecordingLayout::Stereo { 2 } else { 1 };
+        let channels = if layout == RecordingLayout::Stereo {
+            2
+        } else {
+            1
+        };
         let raw: Vec<u8> = match encoding {
             WavEncoding::Pcm16 => samples.iter().flat_map(|s| s.to_le_bytes()).collect(),
             WavEncoding::Ulaw => super::g711::Codec::Pcmu.encode(&samples),
@@ -94,11 +108,19 @@ mod tests {
         let t0 = Instant::now();
         let mut r = CallRecorder::new(t0);
         for i in 1..=5u64 {
-            r.push(Direction::Inbound, &[100; 160], t0 + Duration::from_millis(20 * i));
+            r.push(
+                Direction::Inbound,
+                &[100; 160],
+                t0 + Duration::from_millis(20 * i),
+            );
         }
         // Outbound starts 60 ms later.
         for i in 4..=5u64 {
-            r.push(Direction::Outbound, &[7; 160], t0 + Duration::from_millis(20 * i));
+            r.push(
+                Direction::Outbound,
+                &[7; 160],
+                t0 + Duration::from_millis(20 * i),
+            );
         }
         let w = Wav::parse(&r.finish(RecordingLayout::Mono, WavEncoding::Pcm16)).unwrap();
         assert_eq!(w.pcm.len(), 800);
@@ -114,8 +136,16 @@ mod tests {
     fn a_silent_stretch_is_kept_as_silence() {
         let t0 = Instant::now();
         let mut r = CallRecorder::new(t0);
-        r.push(Direction::Inbound, &[5; 160], t0 + Duration::from_millis(20));
-        r.push(Direction::Inbound, &[5; 160], t0 + Duration::from_millis(1020));
+        r.push(
+            Direction::Inbound,
+            &[5; 160],
+            t0 + Duration::from_millis(20),
+        );
+        r.push(
+            Direction::Inbound,
+            &[5; 160],
+            t0 + Duration::from_millis(1020),
+        );
         assert_eq!(r.len(), 8160);
         let w = Wav::parse(&r.finish(RecordingLayout::Mono, WavEncoding::Ulaw)).unwrap();
         assert_eq!(w.pcm[4000], 0);

@@ -42,7 +42,12 @@ impl EventPayload {
     /// The wire form.
     pub fn to_bytes(self) -> [u8; 4] {
         let d = self.duration.to_be_bytes();
-        [self.event, (if self.end { 0x80 } else { 0 }) | (self.volume & 0x3F), d[0], d[1]]
+        [
+            self.event,
+            (if self.end { 0x80 } else { 0 }) | (self.volume & 0x3F),
+            d[0],
+            d[1],
+        ]
     }
 }
 
@@ -98,7 +103,13 @@ impl DtmfReceiver {
     }
 
     /// Feeds one telephone-event packet (already known to carry the negotiated event PT).
-    pub fn on_packet(&mut self, ssrc: u32, timestamp: u32, payload: &[u8], now: Instant) -> Option<DtmfDigit> {
+    pub fn on_packet(
+        &mut self,
+        ssrc: u32,
+        timestamp: u32,
+        payload: &[u8],
+        now: Instant,
+    ) -> Option<DtmfDigit> {
         let Some(ev) = EventPayload::parse(payload) else {
             self.ignored += 1;
             return None;
@@ -119,7 +130,12 @@ impl DtmfReceiver {
             self.seen.pop_front();
         }
         self.seen.push_back((ssrc, timestamp, ev.event, ev.end));
-        Some(DtmfDigit { digit, ssrc, timestamp, at: now })
+        Some(DtmfDigit {
+            digit,
+            ssrc,
+            timestamp,
+            at: now,
+        })
     }
 
     /// Packets that were not DTMF events (too short, or flash and other non-keypad events).
@@ -148,15 +164,27 @@ pub struct DtmfSendConfig {
 
 impl Default for DtmfSendConfig {
     fn default() -> Self {
-        DtmfSendConfig { payload_type: 101, duration_ms: 160, gap_ms: 80, volume: 10 }
+        DtmfSendConfig {
+            payload_type: 101,
+            duration_ms: 160,
+            gap_ms: 80,
+            volume: 10,
+        }
     }
 }
 
 #[derive(Debug)]
 enum SendState {
     Idle,
-    Event { event: u8, start_ts: u32, elapsed: u32, target: u32 },
-    Gap { ticks: u32 },
+    Event {
+        event: u8,
+        start_ts: u32,
+        elapsed: u32,
+        target: u32,
+    },
+    Gap {
+        ticks: u32,
+    },
 }
 
 /// Turns queued digits into RFC 4733 packets, one call to [`DtmfSender::tick`] per 20 ms.
@@ -170,12 +198,19 @@ pub struct DtmfSender {
 impl DtmfSender {
     /// An idle sender.
     pub fn new(config: DtmfSendConfig) -> Self {
-        DtmfSender { config, queue: VecDeque::new(), state: SendState::Idle }
+        DtmfSender {
+            config,
+            queue: VecDeque::new(),
+            state: SendState::Idle,
+        }
     }
 
     /// Queues digits; characters that are not keypad keys are rejected.
     pub fn queue(&mut self, digits: &str) -> Result<(), char> {
-        let codes: Vec<u8> = digits.chars().map(|c| digit_to_event(c).ok_or(c)).collect::<Result<_, _>>()?;
+        let codes: Vec<u8> = digits
+            .chars()
+            .map(|c| digit_to_event(c).ok_or(c))
+            .collect::<Result<_, _>>()?;
         self.queue.extend(codes);
         Ok(())
     }
@@ -192,9 +227,18 @@ impl DtmfSender {
         loop {
             match self.state {
                 SendState::Idle => {
-                    let Some(event) = self.queue.pop_front() else { return Vec::new() };
-                    let target = (self.config.duration_ms * 8).max(frame).min(u16::MAX as u32);
-                    self.state = SendState::Event { event, start_ts: rtp.timestamp(), elapsed: 0, target };
+                    let Some(event) = self.queue.pop_front() else {
+                        return Vec::new();
+                    };
+                    let target = (self.config.duration_ms * 8)
+                        .max(frame)
+                        .min(u16::MAX as u32);
+                    self.state = SendState::Event {
+                        event,
+                        start_ts: rtp.timestamp(),
+                        elapsed: 0,
+                        target,
+                    };
                 }
                 SendState::Gap { ticks } => {
                     if ticks == 0 {
@@ -204,11 +248,21 @@ impl DtmfSender {
                     self.state = SendState::Gap { ticks: ticks - 1 };
                     return Vec::new();
                 }
-                SendState::Event { event, start_ts, elapsed, target } => {
+                SendState::Event {
+                    event,
+                    start_ts,
+                    elapsed,
+                    target,
+                } => {
                     let elapsed = elapsed + frame;
                     rtp.skip(frame);
                     let end = elapsed >= target;
-                    let payload = EventPayload { event, end, volume: self.config.volume, duration: elapsed as u16 };
+                    let payload = EventPayload {
+                        event,
+                        end,
+                        volume: self.config.volume,
+                        duration: elapsed as u16,
+                    };
                     let bytes = Bytes::copy_from_slice(&payload.to_bytes());
                     let pt = self.config.payload_type;
                     let out = if end {
@@ -216,9 +270,16 @@ impl DtmfSender {
                         // space, so each copy takes its own sequence number.
                         let gap = self.config.gap_ms.div_ceil(20);
                         self.state = SendState::Gap { ticks: gap };
-                        (0..3).map(|_| rtp.packet(pt, false, start_ts, bytes.clone())).collect()
+                        (0..3)
+                            .map(|_| rtp.packet(pt, false, start_ts, bytes.clone()))
+                            .collect()
                     } else {
-                        self.state = SendState::Event { event, start_ts, elapsed, target };
+                        self.state = SendState::Event {
+                            event,
+                            start_ts,
+                            elapsed,
+                            target,
+                        };
                         vec![rtp.packet(pt, elapsed == frame, start_ts, bytes)]
                     };
                     return out;
@@ -234,7 +295,12 @@ mod tests {
 
     #[test]
     fn payload_round_trip() {
-        let p = EventPayload { event: 11, end: true, volume: 10, duration: 1280 };
+        let p = EventPayload {
+            event: 11,
+            end: true,
+            volume: 10,
+            duration: 1280,
+        };
         assert_eq!(p.to_bytes(), [11, 0x8A, 0x05, 0x00]);
         assert_eq!(EventPayload::parse(&p.to_bytes()), Some(p));
         assert_eq!(EventPayload::parse(&[1, 2, 3]), None);
@@ -246,7 +312,12 @@ mod tests {
     #[test]
     fn sender_output_received_once_per_digit_including_repeats() {
         let mut rtp = RtpSender::new(7, 100, 5000);
-        let mut tx = DtmfSender::new(DtmfSendConfig { payload_type: 96, duration_ms: 100, gap_ms: 40, volume: 10 });
+        let mut tx = DtmfSender::new(DtmfSendConfig {
+            payload_type: 96,
+            duration_ms: 100,
+            gap_ms: 40,
+            volume: 10,
+        });
         tx.queue("1223#").unwrap();
         let mut rx = DtmfReceiver::new();
         let now = Instant::now();
@@ -276,7 +347,10 @@ mod tests {
     #[test]
     fn first_packet_has_marker_and_timestamps_identify_events() {
         let mut rtp = RtpSender::new(7, 0, 0);
-        let mut tx = DtmfSender::new(DtmfSendConfig { duration_ms: 60, ..Default::default() });
+        let mut tx = DtmfSender::new(DtmfSendConfig {
+            duration_ms: 60,
+            ..Default::default()
+        });
         tx.queue("5").unwrap();
         let first = tx.tick(&mut rtp);
         assert!(first[0].header.marker);
@@ -298,7 +372,13 @@ mod tests {
         assert_eq!(rx.on_packet(1, 0, &[1, 0], now), None);
         assert_eq!(rx.ignored(), 2);
         // An event seen only through its end packets is still reported, once.
-        let end = EventPayload { event: 3, end: true, volume: 10, duration: 800 }.to_bytes();
+        let end = EventPayload {
+            event: 3,
+            end: true,
+            volume: 10,
+            duration: 800,
+        }
+        .to_bytes();
         assert_eq!(rx.on_packet(1, 160, &end, now).map(|d| d.digit), Some('3'));
         assert_eq!(rx.on_packet(1, 160, &end, now), None);
         // Same timestamp on another SSRC is another event.

@@ -27,7 +27,14 @@ impl RtpSender {
     /// A stream with the given SSRC, first sequence number and first timestamp (RFC 3550 wants the
     /// last two random; see [`RtpSender::random`]).
     pub fn new(ssrc: u32, first_seq: u16, first_timestamp: u32) -> Self {
-        RtpSender { ssrc, seq: first_seq, timestamp: first_timestamp, talkspurt: false, sent_packets: 0, sent_octets: 0 }
+        RtpSender {
+            ssrc,
+            seq: first_seq,
+            timestamp: first_timestamp,
+            talkspurt: false,
+            sent_packets: 0,
+            sent_octets: 0,
+        }
     }
 
     /// A stream with random SSRC, sequence and timestamp.
@@ -58,7 +65,13 @@ impl RtpSender {
 
     /// Builds a packet with explicit fields, taking the next sequence number. The media clock is
     /// not advanced.
-    pub fn packet(&mut self, payload_type: u8, marker: bool, timestamp: u32, payload: Bytes) -> Packet {
+    pub fn packet(
+        &mut self,
+        payload_type: u8,
+        marker: bool,
+        timestamp: u32,
+        payload: Bytes,
+    ) -> Packet {
         let header = Header {
             version: 2,
             marker,
@@ -130,11 +143,32 @@ mod tests {
         let mut s = RtpSender::new(0xABCD, 65535, 1000);
         let p1 = s.audio(0, Bytes::from(vec![0xFF; 160]));
         let p2 = s.audio(0, Bytes::from(vec![0xFF; 160]));
-        assert_eq!((p1.header.sequence_number, p1.header.timestamp, p1.header.marker), (65535, 1000, true));
-        assert_eq!((p2.header.sequence_number, p2.header.timestamp, p2.header.marker), (0, 1160, false));
+        assert_eq!(
+            (
+                p1.header.sequence_number,
+                p1.header.timestamp,
+                p1.header.marker
+            ),
+            (65535, 1000, true)
+        );
+        assert_eq!(
+            (
+                p2.header.sequence_number,
+                p2.header.timestamp,
+                p2.header.marker
+            ),
+            (0, 1160, false)
+        );
         s.skip(320);
         let p3 = s.audio(8, Bytes::from(vec![0xD5; 160]));
-        assert_eq!((p3.header.sequence_number, p3.header.timestamp, p3.header.marker), (1, 1640, true));
+        assert_eq!(
+            (
+                p3.header.sequence_number,
+                p3.header.timestamp,
+                p3.header.marker
+            ),
+            (1, 1640, true)
+        );
         assert_eq!(p3.header.ssrc, 0xABCD);
         assert_eq!(p3.header.payload_type, 8);
         assert_eq!(s.counters(), (3, 480));

@@ -24,7 +24,7 @@ use super::g711::Codec;
 use super::inband_dtmf::{InbandDtmfConfig, InbandDtmfDetector};
 use super::jitter::{JitterBuffer, JitterStats, Playout};
 use super::ports::{PortLease, SharedPorts};
-use super::receiver::{ReceiverConfig, ReceiverStats, Received, RtpReceiver};
+use super::receiver::{Received, ReceiverConfig, ReceiverStats, RtpReceiver};
 use super::recorder::{CallRecorder, Direction, RecordingLayout};
 use super::rfc4733::DtmfSendConfig;
 use super::sender::{PTIME_MS, RtpSender};
@@ -69,6 +69,23 @@ impl SessionConfig {
             jitter_depth: 3,
             latch_remote: true,
         }
+    }
+
+    /// From an SDP negotiation: the audio payload type chosen (0 or 8; `None` otherwise) and the
+    /// peer's telephone-event payload type, if it offered one. We send what was chosen and accept
+    /// both G.711 laws.
+    pub fn negotiated(
+        bind_ip: IpAddr,
+        payload_type: u8,
+        telephone_event: Option<u8>,
+    ) -> Option<Self> {
+        let codec = Codec::from_payload_type(payload_type)?;
+        let mut c = SessionConfig::pcmu(bind_ip).with_codec(codec);
+        c.receive.telephone_event = telephone_event.into_iter().collect();
+        if let Some(pt) = telephone_event {
+            c.dtmf.payload_type = pt;
+        }
+        Some(c)
     }
 
     /// The same with another codec sent.
@@ -131,6 +148,7 @@ enum Command {
     StopRecording(RecordingLayout, WavEncoding, oneshot::Sender<Vec<u8>>),
     StartAmd(AmdConfig),
     SetCodec(Codec, u8, ReceiverConfig),
+    Direction { send: bool, receive: bool },
     Stats(oneshot::Sender<SessionStats>),
 }
 
@@ -149,13 +167,19 @@ pub struct RtpSession {
 
 impl std::fmt::Debug for RtpSession {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RtpSession").field("id", &self.id).field("local", &self.local).finish()
+        f.debug_struct("RtpSession")
+            .field("id", &self.id)
+            .field("local", &self.local)
+            .finish()
     }
 }
 
 impl RtpSession {
     /// Binds a socket (on an even port from `ports`, or any port when `None`) and starts the driver.
-    pub async fn bind(config: SessionConfig, ports: Option<&SharedPorts>) -> std::io::Result<RtpSession> {
+    pub async fn bind(
+        config: SessionConfig,
+        ports: Option<&SharedPorts>,
+    ) -> std::io::Result<RtpSession> {
         let (socket, lease) = match ports {
             None => (UdpSocket::bind((config.bind_ip, 0)).await?, None),
             Some(pool) => {
@@ -172,10 +196,29 @@ impl RtpSession {
                     }
                 }
                 found.ok_or_else(|| {
-                    last_err.unwrap_or_else(|| std::io::Error::new(std::io::ErrorKind::AddrNotAvailable, "RTP port range exhausted"))
+                    last_err.unwrap_or_else(|| {
+                        std::io::Error::new(
+                            std::io::ErrorKind::AddrNotAvailable,
+                            "RTP port range exhausted",
+                        )
+                    })
                 })?
             }
         };
+        RtpSession::start(config, socket, lease)
+    }
+
+    /// Binds a port chosen by the caller (e.g. from the SIP layer's own allocator; 0 = any).
+    pub async fn bind_on(config: SessionConfig, port: u16) -> std::io::Result<RtpSession> {
+        let socket = UdpSocket::bind((config.bind_ip, port)).await?;
+        RtpSession::start(config, socket, None)
+    }
+
+    fn start(
+        config: SessionConfig,
+        socket: UdpSocket,
+        lease: Option<PortLease>,
+    ) -> std::io::Result<RtpSession> {
         let local = socket.local_addr()?;
         let id = PeerId(NEXT_ID.fetch_add(1, Ordering::Relaxed));
         let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
@@ -183,7 +226,21 @@ impl RtpSession {
         let (ev_tx, ev_rx) = mpsc::unbounded_channel();
         let driver = Driver::new(config, id, ev_tx);
         let task = tokio::spawn(driver.run(socket, cmd_rx, relay_rx));
-        Ok(RtpSession { id, local, cmd: cmd_tx, relay: relay_tx, events: ev_rx, task, _lease: lease })
+        Ok(RtpSession {
+            id,
+            local,
+            cmd: cmd_tx,
+            relay: relay_tx,
+            events: ev_rx,
+            task,
+            _lease: lease,
+        })
+    }
+
+    /// Media direction from SDP (hold: `sendonly` = send only, e.g. music on hold; `inactive` =
+    /// neither). While not receiving, incoming RTP is ignored and no inactivity is reported.
+    pub fn set_direction(&self, send: bool, receive: bool) {
+        self.send(Command::Direction { send, receive });
     }
 
     /// This leg's identity as a relay peer.
@@ -306,16 +363,28 @@ struct Driver {
     started: Instant,
     inactive_reported: bool,
     last_frame: Option<Vec<i16>>,
+    sending: bool,
+    receiving: bool,
     stats: SessionStats,
 }
 
 impl Driver {
     fn new(config: SessionConfig, id: PeerId, events: mpsc::UnboundedSender<MediaEvent>) -> Self {
-        let leg = SwitchableLeg::new(config.codec, config.payload_type, RtpSender::random(), config.dtmf);
+        let leg = SwitchableLeg::new(
+            config.codec,
+            config.payload_type,
+            RtpSender::random(),
+            config.dtmf,
+        );
         Driver {
             receiver: RtpReceiver::new(config.receive.clone()),
-            jitter: JitterBuffer::new(config.jitter_depth.max(1), config.jitter_depth.max(1) * 4 + 4),
-            inband: config.inband_dtmf.then(|| InbandDtmfDetector::new(InbandDtmfConfig::default())),
+            jitter: JitterBuffer::new(
+                config.jitter_depth.max(1),
+                config.jitter_depth.max(1) * 4 + 4,
+            ),
+            inband: config
+                .inband_dtmf
+                .then(|| InbandDtmfDetector::new(InbandDtmfConfig::default())),
             leg,
             id,
             events,
@@ -328,6 +397,8 @@ impl Driver {
             started: Instant::now(),
             inactive_reported: false,
             last_frame: None,
+            sending: true,
+            receiving: true,
             stats: SessionStats::default(),
             config,
         }
@@ -371,7 +442,9 @@ impl Driver {
     }
 
     async fn transmit(&mut self, socket: &UdpSocket, packets: Vec<rtp::packet::Packet>) {
-        let Some(remote) = self.remote else { return };
+        let Some(remote) = self.remote.filter(|_| self.sending) else {
+            return;
+        };
         for p in packets {
             match p.marshal() {
                 Ok(bytes) => match socket.send_to(&bytes, remote).await {
@@ -394,7 +467,10 @@ impl Driver {
             Command::StopPlayback => self.player = None,
             Command::Dtmf(d) => {
                 // Invalid characters are skipped; the rest are sent.
-                let valid: String = d.chars().filter(|c| super::rfc4733::digit_to_event(*c).is_some()).collect();
+                let valid: String = d
+                    .chars()
+                    .filter(|c| super::rfc4733::digit_to_event(*c).is_some())
+                    .collect();
                 let _ = self.leg.queue_dtmf(&valid);
             }
             Command::Tap(t) => self.taps.push(t),
@@ -402,13 +478,26 @@ impl Driver {
             Command::Peer(p) => self.leg.connect(p),
             Command::StartRecording => self.recorder = Some(CallRecorder::new(Instant::now())),
             Command::StopRecording(layout, enc, reply) => {
-                let wav = self.recorder.take().map(|r| r.finish(layout, enc)).unwrap_or_default();
+                let wav = self
+                    .recorder
+                    .take()
+                    .map(|r| r.finish(layout, enc))
+                    .unwrap_or_default();
                 let _ = reply.send(wav);
             }
             Command::StartAmd(cfg) => self.amd = Some(AmdDetector::new(cfg)),
             Command::SetCodec(codec, pt, rx) => {
                 self.leg.set_codec(codec, pt);
                 self.receiver.set_config(rx);
+            }
+            Command::Direction { send, receive } => {
+                self.sending = send;
+                if receive && !self.receiving {
+                    // Resuming: the inactivity clock restarts now.
+                    self.started = Instant::now();
+                    self.inactive_reported = false;
+                }
+                self.receiving = receive;
             }
             Command::Stats(reply) => {
                 let mut s = self.stats;
@@ -420,8 +509,14 @@ impl Driver {
     }
 
     fn on_datagram(&mut self, bytes: &[u8], from: SocketAddr, now: Instant) {
+        if !self.receiving {
+            return;
+        }
         let out = self.receiver.on_datagram(bytes, now);
-        if self.remote.is_none() && self.config.latch_remote && self.receiver.last_packet() == Some(now) {
+        if self.remote.is_none()
+            && self.config.latch_remote
+            && self.receiver.last_packet() == Some(now)
+        {
             self.remote = Some(from);
         }
         for r in out {
@@ -431,7 +526,9 @@ impl Driver {
                     if let Some(fwd) = &self.forward {
                         match fwd.try_send((self.id, frame.clone())) {
                             Ok(()) => self.stats.relayed += 1,
-                            Err(mpsc::error::TrySendError::Full(_)) => self.stats.relay_dropped += 1,
+                            Err(mpsc::error::TrySendError::Full(_)) => {
+                                self.stats.relay_dropped += 1
+                            }
                             Err(mpsc::error::TrySendError::Closed(_)) => self.forward = None,
                         }
                     }
@@ -441,7 +538,10 @@ impl Driver {
                     // A peer that sends telephone-events may also leave the tones in the audio:
                     // from now on trust the events only, so no key is reported twice.
                     self.inband = None;
-                    self.emit(MediaEvent::Dtmf { digit: d.digit, inband: false });
+                    self.emit(MediaEvent::Dtmf {
+                        digit: d.digit,
+                        inband: false,
+                    });
                 }
                 Received::SourceChanged { ssrc } => {
                     self.jitter.reset();
@@ -456,7 +556,12 @@ impl Driver {
         let pcm = match self.jitter.pop() {
             Playout::Frame(f) => Some(f.item.pcm),
             // Conceal one lost frame by repeating the previous one at half level.
-            Playout::Lost(_) => Some(self.last_frame.as_ref().map(|p| p.iter().map(|s| s / 2).collect()).unwrap_or_else(|| vec![0; 160])),
+            Playout::Lost(_) => Some(
+                self.last_frame
+                    .as_ref()
+                    .map(|p| p.iter().map(|s| s / 2).collect())
+                    .unwrap_or_else(|| vec![0; 160]),
+            ),
             Playout::Empty => None,
         };
         if let Some(pcm) = pcm {
@@ -470,8 +575,12 @@ impl Driver {
             }
         }
         // Inactivity.
-        if let Some(limit) = self.config.inactivity_timeout {
-            let last = self.receiver.last_packet().unwrap_or(self.started);
+        if let Some(limit) = self.config.inactivity_timeout.filter(|_| self.receiving) {
+            let last = self
+                .receiver
+                .last_packet()
+                .unwrap_or(self.started)
+                .max(self.started);
             if now.duration_since(last) >= limit {
                 if !self.inactive_reported {
                     self.inactive_reported = true;
@@ -504,15 +613,17 @@ impl Driver {
     }
 
     fn inbound(&mut self, pcm: &[i16], now: Instant) {
-        if let Some(det) = &mut self.inband {
-            if let Some(digit) = det.push(pcm) {
-                self.emit(MediaEvent::Dtmf { digit, inband: true });
-            }
+        if let Some(digit) = self.inband.as_mut().and_then(|det| det.push(pcm)) {
+            self.emit(MediaEvent::Dtmf {
+                digit,
+                inband: true,
+            });
         }
         if let Some(r) = &mut self.recorder {
             r.push(Direction::Inbound, pcm, now);
         }
-        self.taps.retain_mut(|t| t.offer(Direction::Inbound, pcm, now));
+        self.taps
+            .retain_mut(|t| t.offer(Direction::Inbound, pcm, now));
         if let Some(amd) = &mut self.amd {
             let evs = amd.push(pcm, now);
             for e in evs {
@@ -525,6 +636,7 @@ impl Driver {
         if let Some(r) = &mut self.recorder {
             r.push(Direction::Outbound, &frame.pcm, now);
         }
-        self.taps.retain_mut(|t| t.offer(Direction::Outbound, &frame.pcm, now));
+        self.taps
+            .retain_mut(|t| t.offer(Direction::Outbound, &frame.pcm, now));
     }
 }

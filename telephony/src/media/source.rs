@@ -103,7 +103,10 @@ impl SourceState {
                     }
                     self.received = 2;
                     let this = self.ext(seq);
-                    return SeqVerdict::Validated { previous: this - 1, this };
+                    return SeqVerdict::Validated {
+                        previous: this - 1,
+                        this,
+                    };
                 }
             } else {
                 self.probation = MIN_SEQUENTIAL - 1;
@@ -189,7 +192,10 @@ mod tests {
     fn validated(start: u16) -> SourceState {
         let mut s = SourceState::new(start);
         assert_eq!(s.update(start), SeqVerdict::Probation);
-        assert!(matches!(s.update(start.wrapping_add(1)), SeqVerdict::Validated { .. }));
+        assert!(matches!(
+            s.update(start.wrapping_add(1)),
+            SeqVerdict::Validated { .. }
+        ));
         s
     }
 
@@ -198,7 +204,13 @@ mod tests {
         let mut s = SourceState::new(100);
         assert_eq!(s.update(100), SeqVerdict::Probation);
         assert!(!s.is_valid());
-        assert_eq!(s.update(101), SeqVerdict::Validated { previous: 65636, this: 65637 });
+        assert_eq!(
+            s.update(101),
+            SeqVerdict::Validated {
+                previous: 65636,
+                this: 65637
+            }
+        );
         assert!(s.is_valid());
         assert_eq!(s.update(102), SeqVerdict::Accept(65638));
         assert_eq!(s.expected(), 3);
@@ -210,7 +222,13 @@ mod tests {
         let mut s = SourceState::new(10);
         assert_eq!(s.update(10), SeqVerdict::Probation);
         assert_eq!(s.update(50), SeqVerdict::Probation);
-        assert!(matches!(s.update(51), SeqVerdict::Validated { previous: _, this: _ }));
+        assert!(matches!(
+            s.update(51),
+            SeqVerdict::Validated {
+                previous: _,
+                this: _
+            }
+        ));
     }
 
     #[test]
@@ -239,7 +257,7 @@ mod tests {
         }
         assert_eq!(s.expected(), 6);
         assert_eq!(s.lost(), 1);
-        assert_eq!(s.fraction_lost_since_last(), (1 * 256 / 6) as u8);
+        assert_eq!(s.fraction_lost_since_last(), (256 / 6) as u8);
         assert_eq!(s.fraction_lost_since_last(), 0);
     }
 

@@ -35,7 +35,11 @@ impl MediaTap {
 
     /// Offers a frame; false once the consumer has gone away (the tap can be removed).
     pub fn offer(&mut self, direction: Direction, pcm: &[i16], at: Instant) -> bool {
-        match self.tx.try_send(TapFrame { direction, at, pcm: pcm.to_vec() }) {
+        match self.tx.try_send(TapFrame {
+            direction,
+            at,
+            pcm: pcm.to_vec(),
+        }) {
             Ok(()) => true,
             Err(mpsc::error::TrySendError::Full(_)) => {
                 self.dropped += 1;

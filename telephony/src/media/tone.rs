@@ -7,12 +7,17 @@ use super::sender::FRAME_SAMPLES;
 /// `ms` of the sum of two sines, each at `amplitude` × full scale.
 pub fn dual_tone(f1: f64, f2: f64, rate: u32, amplitude: f64, ms: u32) -> Vec<i16> {
     let n = (rate as u64 * ms as u64 / 1000) as usize;
-    (0..n).map(|i| sample(&[f1, f2], amplitude, i as u64, rate)).collect()
+    (0..n)
+        .map(|i| sample(&[f1, f2], amplitude, i as u64, rate))
+        .collect()
 }
 
 fn sample(freqs: &[f64], amplitude: f64, i: u64, rate: u32) -> i16 {
     let t = i as f64 / rate as f64;
-    let v: f64 = freqs.iter().map(|f| (2.0 * std::f64::consts::PI * f * t).sin()).sum();
+    let v: f64 = freqs
+        .iter()
+        .map(|f| (2.0 * std::f64::consts::PI * f * t).sin())
+        .sum();
     (v * amplitude * 32767.0).round().clamp(-32768.0, 32767.0) as i16
 }
 
@@ -34,17 +39,35 @@ pub struct ToneSpec {
 impl ToneSpec {
     /// North-American ringback: 440+480 Hz, 2 s on, 4 s off.
     pub fn ringback() -> Self {
-        ToneSpec { freqs: vec![440.0, 480.0], amplitude: 0.1, cadence: vec![(2000, 4000)], repeat: true, total_ms: None }
+        ToneSpec {
+            freqs: vec![440.0, 480.0],
+            amplitude: 0.1,
+            cadence: vec![(2000, 4000)],
+            repeat: true,
+            total_ms: None,
+        }
     }
 
     /// Busy: 480+620 Hz, 0.5 s on, 0.5 s off.
     pub fn busy() -> Self {
-        ToneSpec { freqs: vec![480.0, 620.0], amplitude: 0.1, cadence: vec![(500, 500)], repeat: true, total_ms: None }
+        ToneSpec {
+            freqs: vec![480.0, 620.0],
+            amplitude: 0.1,
+            cadence: vec![(500, 500)],
+            repeat: true,
+            total_ms: None,
+        }
     }
 
     /// A single beep.
     pub fn beep(freq: f64, ms: u32) -> Self {
-        ToneSpec { freqs: vec![freq], amplitude: 0.3, cadence: vec![(ms, 0)], repeat: false, total_ms: None }
+        ToneSpec {
+            freqs: vec![freq],
+            amplitude: 0.3,
+            cadence: vec![(ms, 0)],
+            repeat: false,
+            total_ms: None,
+        }
     }
 
     /// In-band DTMF key (for peers that cannot take RFC 4733).
@@ -68,7 +91,13 @@ impl ToneSpec {
             'D' => (941.0, 1633.0),
             _ => return None,
         };
-        Some(ToneSpec { freqs: vec![r, c], amplitude: 0.2, cadence: vec![(ms, 60)], repeat: false, total_ms: None })
+        Some(ToneSpec {
+            freqs: vec![r, c],
+            amplitude: 0.2,
+            cadence: vec![(ms, 60)],
+            repeat: false,
+            total_ms: None,
+        })
     }
 }
 
@@ -87,16 +116,25 @@ impl ToneGenerator {
 
     fn is_on(&self, i: u64) -> Option<bool> {
         let ms = i / 8;
-        if let Some(total) = self.spec.total_ms {
-            if ms >= total as u64 {
-                return None;
-            }
+        if self.spec.total_ms.is_some_and(|total| ms >= total as u64) {
+            return None;
         }
-        let period: u64 = self.spec.cadence.iter().map(|(a, b)| (*a + *b) as u64).sum();
+        let period: u64 = self
+            .spec
+            .cadence
+            .iter()
+            .map(|(a, b)| (*a + *b) as u64)
+            .sum();
         if period == 0 {
             return None;
         }
-        let mut pos = if self.spec.repeat { ms % period } else if ms >= period { return None } else { ms };
+        let mut pos = if self.spec.repeat {
+            ms % period
+        } else if ms >= period {
+            return None;
+        } else {
+            ms
+        };
         for (on, off) in &self.spec.cadence {
             if pos < *on as u64 {
                 return Some(true);
@@ -134,11 +172,18 @@ mod tests {
 
     #[test]
     fn busy_cadence_and_frequencies() {
-        let mut g = ToneGenerator::new(ToneSpec { total_ms: Some(2000), ..ToneSpec::busy() });
+        let mut g = ToneGenerator::new(ToneSpec {
+            total_ms: Some(2000),
+            ..ToneSpec::busy()
+        });
         let frames: Vec<Frame> = std::iter::from_fn(|| g.next_frame()).collect();
         assert_eq!(frames.len(), 100);
         let on: Vec<bool> = frames.iter().map(|f| energy(&f.pcm) > 0.0).collect();
-        assert!(on[..25].iter().all(|x| *x) && on[25..50].iter().all(|x| !*x) && on[50..75].iter().all(|x| *x));
+        assert!(
+            on[..25].iter().all(|x| *x)
+                && on[25..50].iter().all(|x| !*x)
+                && on[50..75].iter().all(|x| *x)
+        );
         let f = &frames[3].pcm;
         let e = energy(f);
         let p480 = Goertzel::new(480.0, 8000.0).relative_power(f, e);

@@ -50,13 +50,17 @@ pub enum WavError {
     #[error("not a WAV file: {0}")]
     Malformed(&'static str),
     /// A rate other than 8000 Hz.
-    #[error("WAV sample rate is {0} Hz; only 8000 Hz is supported (convert with: sox in.wav -r 8000 -c 1 out.wav)")]
+    #[error(
+        "WAV sample rate is {0} Hz; only 8000 Hz is supported (convert with: sox in.wav -r 8000 -c 1 out.wav)"
+    )]
     UnsupportedRate(u32),
     /// More than one channel.
     #[error("WAV has {0} channels; only mono is supported (convert with: sox in.wav -c 1 out.wav)")]
     UnsupportedChannels(u16),
     /// An encoding other than PCM16/µ-law/A-law.
-    #[error("WAV format tag {format:#06x} with {bits} bits per sample is not supported (use PCM16, µ-law or A-law)")]
+    #[error(
+        "WAV format tag {format:#06x} with {bits} bits per sample is not supported (use PCM16, µ-law or A-law)"
+    )]
     UnsupportedFormat {
         /// The WAVE format tag.
         format: u16,
@@ -121,7 +125,10 @@ impl Wav {
                     let end = body + (end - body) / width * width;
                     let raw = b[body..end].to_vec();
                     let pcm = match encoding {
-                        WavEncoding::Pcm16 => raw.chunks_exact(2).map(|c| i16::from_le_bytes([c[0], c[1]])).collect(),
+                        WavEncoding::Pcm16 => raw
+                            .chunks_exact(2)
+                            .map(|c| i16::from_le_bytes([c[0], c[1]]))
+                            .collect(),
                         WavEncoding::Ulaw => raw.iter().map(|&x| ulaw_to_linear(x)).collect(),
                         WavEncoding::Alaw => raw.iter().map(|&x| alaw_to_linear(x)).collect(),
                     };
@@ -203,7 +210,9 @@ mod tests {
 
     #[test]
     fn round_trip_all_encodings() {
-        let pcm: Vec<i16> = (0..801).map(|i| ((i as f64 * 0.05).sin() * 9000.0) as i16).collect();
+        let pcm: Vec<i16> = (0..801)
+            .map(|i| ((i as f64 * 0.05).sin() * 9000.0) as i16)
+            .collect();
         for enc in [WavEncoding::Pcm16, WavEncoding::Ulaw, WavEncoding::Alaw] {
             let w = Wav::parse(&encode_wav(enc, &pcm)).unwrap();
             assert_eq!(w.encoding, enc);
@@ -223,8 +232,14 @@ mod tests {
         assert!(matches!(e, WavError::UnsupportedRate(16000)));
         assert!(e.to_string().contains("only 8000 Hz"));
         let st = wav_from_raw(WavEncoding::Pcm16, 2, &[0; 8]);
-        assert!(matches!(Wav::parse(&st), Err(WavError::UnsupportedChannels(2))));
-        assert!(matches!(Wav::parse(b"RIFF\0\0\0\0WAVEjunk"), Err(WavError::Malformed(_))));
+        assert!(matches!(
+            Wav::parse(&st),
+            Err(WavError::UnsupportedChannels(2))
+        ));
+        assert!(matches!(
+            Wav::parse(b"RIFF\0\0\0\0WAVEjunk"),
+            Err(WavError::Malformed(_))
+        ));
         assert!(matches!(Wav::parse(b"hello"), Err(WavError::Malformed(_))));
     }
 }

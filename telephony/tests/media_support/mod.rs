@@ -9,7 +9,8 @@ pub struct Scratch(pub PathBuf);
 
 impl Scratch {
     pub fn new(name: &str) -> Scratch {
-        let p = std::env::temp_dir().join(format!("dialbridge-media-{name}-{}", std::process::id()));
+        let p =
+            std::env::temp_dir().join(format!("dialbridge-media-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&p);
         std::fs::create_dir_all(&p).expect("scratch dir");
         Scratch(p)
@@ -28,18 +29,35 @@ impl Drop for Scratch {
 
 /// Runs a command and panics with its stderr if it fails.
 pub fn run(program: &str, args: &[&str]) {
-    let out = Command::new(program).args(args).output().unwrap_or_else(|e| panic!("{program}: {e}"));
-    assert!(out.status.success(), "{program} {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new(program)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("{program}: {e}"));
+    assert!(
+        out.status.success(),
+        "{program} {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// Reads a file as 16-bit LE raw samples.
 pub fn read_s16(path: &Path) -> Vec<i16> {
-    std::fs::read(path).expect("read").chunks_exact(2).map(|c| i16::from_le_bytes([c[0], c[1]])).collect()
+    std::fs::read(path)
+        .expect("read")
+        .chunks_exact(2)
+        .map(|c| i16::from_le_bytes([c[0], c[1]]))
+        .collect()
 }
 
 /// Writes 16-bit LE raw samples.
 pub fn write_s16(path: &Path, pcm: &[i16]) {
-    std::fs::write(path, pcm.iter().flat_map(|s| s.to_le_bytes()).collect::<Vec<u8>>()).expect("write");
+    std::fs::write(
+        path,
+        pcm.iter()
+            .flat_map(|s| s.to_le_bytes())
+            .collect::<Vec<u8>>(),
+    )
+    .expect("write");
 }
 
 /// Normalised cross-correlation at lag 0.
@@ -52,5 +70,9 @@ pub fn correlation(a: &[i16], b: &[i16]) -> f64 {
         aa += x * x;
         bb += y * y;
     }
-    if aa == 0.0 || bb == 0.0 { 0.0 } else { ab / (aa * bb).sqrt() }
+    if aa == 0.0 || bb == 0.0 {
+        0.0
+    } else {
+        ab / (aa * bb).sqrt()
+    }
 }
