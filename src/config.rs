@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 /// Environment variables with the prefix that are not configuration keys (besides the
 /// `DIALBRIDGE_TEST_*` variables of the test harness).
-const NON_CONFIG_ENV: &[&str] = &["DIALBRIDGE_ADMIN_PASSWORD", "DIALBRIDGE_BENCH_KEY"];
+const NON_CONFIG_ENV: &[&str] = &["DIALBRIDGE_ADMIN_PASSWORD", "DIALBRIDGE_USER_PASSWORD", "DIALBRIDGE_BENCH_KEY"];
 const TEST_ENV_PREFIX: &str = "DIALBRIDGE_TEST_";
 const ENV_PREFIX: &str = "DIALBRIDGE_";
 const DEFAULT_FILE: &str = "dialbridge.toml";

@@ -51,10 +51,27 @@ enum Command {
         #[command(subcommand)]
         action: ApikeyAction,
     },
+    /// Manage console users.
+    User {
+        #[command(subcommand)]
+        action: UserAction,
+    },
     /// Load generators that print their figures.
     Bench {
         #[command(subcommand)]
         what: BenchWhat,
+    },
+}
+
+#[derive(Subcommand)]
+enum UserAction {
+    /// Create a user; the password comes from DIALBRIDGE_USER_PASSWORD or is generated and printed once.
+    Create {
+        #[arg(long)]
+        username: String,
+        /// admin, campaign-manager, supervisor or agent.
+        #[arg(long)]
+        role: Role,
     },
 }
 
@@ -148,6 +165,19 @@ fn main() -> ExitCode {
                 let (key, token) = accounts::create_api_key(&db, SystemClock.now_ms(), &name, role, pool.as_deref(), None).await?;
                 eprintln!("created API key {} (role {}{}); it is shown once:", key.prefix, key.role, pool.map(|p| format!(", pool {p}")).unwrap_or_default());
                 println!("{token}");
+                Ok(())
+            }
+            Command::User { action: UserAction::Create { username, role } } => {
+                let db = serve::open_database(&cfg).await?;
+                db.migrate().await?;
+                let given = std::env::var("DIALBRIDGE_USER_PASSWORD").ok().filter(|p| !p.is_empty());
+                let password = given.clone().unwrap_or_else(|| foundation::ids::random_base64url(18));
+                accounts::create_user(&db, SystemClock.now_ms(), &username, role, &password).await?;
+                eprintln!("created user {username} (role {role})");
+                if given.is_none() {
+                    eprintln!("its generated password is shown once:");
+                    println!("{password}");
+                }
                 Ok(())
             }
             Command::Bench { what: BenchWhat::Bridge { urls, key, clients, cycles, numbers, cooldown_s, lease_ttl_s } } => {

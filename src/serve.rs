@@ -87,7 +87,7 @@ pub async fn run(cfg: Config, file: Option<PathBuf>) -> anyhow::Result<()> {
     let server = tokio::spawn({
         let stop = http_stop.clone();
         async move {
-            axum::serve(http, web::app(state))
+            axum::serve(http, web::app(state).into_make_service_with_connect_info::<std::net::SocketAddr>())
                 .with_graceful_shutdown(async move { stop.cancelled().await })
                 .await
         }

@@ -155,3 +155,59 @@ async fn migrate_and_serve_on_postgresql() {
     let app = Appliance::start(dir.path(), &env);
     assert!(!app.log_text().contains("generated password"), "data kept across restart on PostgreSQL");
 }
+
+#[tokio::test]
+async fn people_log_in_with_a_session_cookie_and_csrf_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(dir.path(), &["user", "create", "--username", "bob", "--role", "agent"], &[("DIALBRIDGE_USER_PASSWORD", "bob-password-1")]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let app = Appliance::start(dir.path(), &[("DIALBRIDGE_ADMIN_PASSWORD", "admin-password-1")]);
+    let c = http();
+    let login = |u: &str, p: &str| c.post(app.url("/api/v1/auth/login")).json(&serde_json::json!({"username": u, "password": p}));
+
+    let resp = login("admin", "wrong-password").send().await.unwrap();
+    assert_eq!(resp.status(), 401);
+    assert!(resp.headers().get("set-cookie").is_none());
+    let resp = login("admin", "admin-password-1").send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let cookie = resp.headers()["set-cookie"].to_str().unwrap().to_owned();
+    assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"), "{cookie}");
+    let session = cookie.split(';').next().unwrap().to_owned();
+    let me: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!((me["kind"].as_str(), me["role"].as_str()), (Some("user"), Some("admin")));
+    let csrf = me["csrf_token"].as_str().unwrap().to_owned();
+
+    let pool = serde_json::json!({"name": "p", "numbers": ["+13125550001"], "direction": "to_legacy"});
+    let resp = c.post(app.url("/api/v1/bridge/pools")).header("cookie", &session).json(&pool).send().await.unwrap();
+    assert_eq!(resp.status(), 403, "a cookie without the CSRF token may not change state");
+    let resp = c.post(app.url("/api/v1/bridge/pools")).header("cookie", &session).header("x-csrf-token", &csrf).json(&pool).send().await.unwrap();
+    assert_eq!(resp.status(), 201);
+    let resp = c.get(app.url("/api/v1/bridge/pools")).header("cookie", &session).send().await.unwrap();
+    assert_eq!(resp.status(), 200, "reads need no CSRF token");
+
+    // An agent may not use admin APIs.
+    let resp = login("bob", "bob-password-1").send().await.unwrap();
+    let agent_cookie = resp.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_owned();
+    let agent: serde_json::Value = resp.json().await.unwrap();
+    let resp = c.get(app.url("/api/v1/bridge/pools")).header("cookie", &agent_cookie).send().await.unwrap();
+    assert_eq!(resp.status(), 403);
+    let resp = c
+        .post(app.url("/api/v1/bridge/pools"))
+        .header("cookie", &agent_cookie)
+        .header("x-csrf-token", agent["csrf_token"].as_str().unwrap())
+        .json(&pool)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 403);
+
+    // Logout ends the session; repeated wrong passwords lock the account.
+    let resp = c.post(app.url("/api/v1/auth/logout")).header("cookie", &session).header("x-csrf-token", &csrf).send().await.unwrap();
+    assert_eq!(resp.status(), 204);
+    let resp = c.get(app.url("/api/v1/whoami")).header("cookie", &session).send().await.unwrap();
+    assert_eq!(resp.status(), 401);
+    for _ in 0..5 {
+        assert_eq!(login("bob", "nope-nope").send().await.unwrap().status(), 401);
+    }
+    assert_eq!(login("bob", "bob-password-1").send().await.unwrap().status(), 401, "locked after 5 failures");
+}

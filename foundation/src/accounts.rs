@@ -147,18 +147,19 @@ pub async fn create_user(
     id.with_context(|| format!("user {username:?} already exists"))
 }
 
-/// On an empty database, creates the `admin` user. The password is `given` or, when none is
-/// given, a random one that is returned so the caller can print it once. Returns `None` when users
-/// already exist (nothing is created; no default password ever exists).
+/// When no admin exists (a new database, or one seeded with other users first), creates the
+/// `admin` user. The password is `given` or, when none is given, a random one that is returned so
+/// the caller can print it once. Returns `None` when an admin already exists (nothing is created;
+/// no default password ever exists).
 pub async fn ensure_first_admin(
     db: &Db,
     now_ms: i64,
     given: Option<&str>,
 ) -> anyhow::Result<Option<FirstAdmin>> {
-    let users: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users")
+    let admins: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users WHERE role = 'admin'")
         .fetch_one(db.pool())
         .await?;
-    if users > 0 {
+    if admins > 0 {
         return Ok(None);
     }
     let (password, generated) = match given {
@@ -245,6 +246,16 @@ pub async fn user_by_name(db: &Db, username: &str) -> anyhow::Result<Option<User
         "SELECT id, username, display_name, role, password_hash, disabled FROM users WHERE username = $1",
     )
     .bind(username)
+    .fetch_optional(db.pool())
+    .await?;
+    row.map(|r| user_from_row(r).map(|(u, _)| u)).transpose()
+}
+
+pub async fn user_by_id(db: &Db, id: i64) -> anyhow::Result<Option<User>> {
+    let row: Option<UserRow> = sqlx::query_as(
+        "SELECT id, username, display_name, role, password_hash, disabled FROM users WHERE id = $1",
+    )
+    .bind(id)
     .fetch_optional(db.pool())
     .await?;
     row.map(|r| user_from_row(r).map(|(u, _)| u)).transpose()

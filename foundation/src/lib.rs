@@ -6,6 +6,7 @@
 //! - [`ids`]: time-ordered public ids and random tokens.
 //! - [`accounts`]: users with roles, passwords (argon2) and API keys (SHA-256).
 //! - [`audit`]: the append-only audit log every domain writes to.
+//! - [`sessions`]: console sessions for people (cookie + CSRF token) and login lockout.
 //! - [`lifecycle`]: running vs draining, shared by every listener for graceful shutdown.
 
 pub mod accounts;
@@ -14,6 +15,7 @@ pub mod clock;
 pub mod db;
 pub mod ids;
 pub mod lifecycle;
+pub mod sessions;
 pub mod testing;
 
 pub use clock::{Clock, SharedClock};

@@ -78,3 +78,48 @@ async fn postgres_backend() {
     assert!(clock.sync(&db).await.unwrap().abs() < 5_000);
     db.close().await;
 }
+
+async fn sessions_and_lockout(db: &Db) {
+    use foundation::sessions::{self, Login};
+    let now = 1_700_000_000_000;
+    accounts::create_user(db, now, "carol", Role::Supervisor, "carol-pass-1").await.unwrap();
+    let Login::Ok { token, session } = sessions::login(db, now, "carol", "carol-pass-1", 3_600_000, "test").await.unwrap() else {
+        panic!("login failed")
+    };
+    assert_eq!(session.user.role, Role::Supervisor);
+    let found = sessions::lookup(db, now + 1000, &token).await.unwrap().unwrap();
+    assert_eq!(found.csrf_token, session.csrf_token);
+    assert!(sessions::lookup(db, now + 3_600_001, &token).await.unwrap().is_none(), "expired");
+    sessions::logout(db, &token).await.unwrap();
+    assert!(sessions::lookup(db, now + 1000, &token).await.unwrap().is_none(), "logged out");
+
+    for _ in 0..sessions::MAX_FAILURES {
+        assert!(matches!(sessions::login(db, now, "carol", "wrong", 1000, "test").await.unwrap(), Login::Denied));
+    }
+    assert!(
+        matches!(sessions::login(db, now + 1, "carol", "carol-pass-1", 1000, "test").await.unwrap(), Login::Locked { .. }),
+        "locked even with the right password"
+    );
+    assert!(matches!(
+        sessions::login(db, now + sessions::LOCKOUT_MS + 1, "carol", "carol-pass-1", 1000, "test").await.unwrap(),
+        Login::Ok { .. }
+    ));
+    assert!(matches!(sessions::login(db, now, "nobody", "x", 1000, "test").await.unwrap(), Login::Denied));
+}
+
+#[tokio::test]
+async fn sqlite_sessions() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::connect(&format!("sqlite://{}/s.db", dir.path().display()), 2).await.unwrap();
+    db.migrate().await.unwrap();
+    sessions_and_lockout(&db).await;
+}
+
+#[tokio::test]
+async fn postgres_sessions() {
+    let Some(pg) = TempPgDatabase::create().await else { return };
+    let db = Db::connect(&pg.url, 2).await.unwrap();
+    db.migrate().await.unwrap();
+    sessions_and_lockout(&db).await;
+    db.close().await;
+}

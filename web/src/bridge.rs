@@ -140,14 +140,14 @@ async fn list_pools(State(st): State<AppState>, caller: Caller) -> Result<Json<V
     Ok(Json(
         pools
             .into_iter()
-            .filter(|p| caller.key.scope.as_ref().is_none_or(|s| *s == p.pool.name))
+            .filter(|p| caller.scope.as_ref().is_none_or(|s| *s == p.pool.name))
             .map(PoolOut::from)
             .collect(),
     ))
 }
 
 fn scoped(caller: &Caller, pool: &str) -> Result<(), ApiError> {
-    match &caller.key.scope {
+    match &caller.scope {
         Some(s) if s != pool => Err(BridgeError::UnknownPool(pool.to_owned()).into()),
         _ => Ok(()),
     }
@@ -239,7 +239,7 @@ pub struct LeaseOut {
 async fn create_lease(State(st): State<AppState>, caller: Caller, ApiJson(b): ApiJson<LeaseBody>) -> Result<impl IntoResponse, ApiError> {
     caller.require(LEASE_ROLES)?;
     let req = LeaseRequest { pool: b.pool, data: b.data, ani: b.ani, ttl_s: b.ttl_s, idempotency_key: b.idempotency_key };
-    let l = lease::lease(&st.db, st.clock.as_ref(), &caller.actor(), caller.key.scope.as_deref(), &req).await?;
+    let l = lease::lease(&st.db, st.clock.as_ref(), &caller.actor(), caller.scope.as_deref(), &req).await?;
     Ok((
         StatusCode::CREATED,
         Json(LeaseOut { lease_id: l.lease_id, dnis: l.dnis, pool: l.pool, expires_at: rfc3339_ms(l.expires_at_ms) }),
@@ -276,7 +276,7 @@ pub struct LookupOut {
               (status = 410, body = ErrorBody, description = "expired")))]
 async fn lookup(State(st): State<AppState>, caller: Caller, ApiQuery(q): ApiQuery<LookupParams>) -> Result<Json<LookupOut>, ApiError> {
     caller.require(LEASE_ROLES)?;
-    let f = lease::lookup(&st.db, st.clock.as_ref(), &caller.actor(), caller.key.scope.as_deref(), &q.dnis, q.ani.as_deref(), q.consume).await?;
+    let f = lease::lookup(&st.db, st.clock.as_ref(), &caller.actor(), caller.scope.as_deref(), &q.dnis, q.ani.as_deref(), q.consume).await?;
     Ok(Json(LookupOut { lease_id: f.lease_id, data: f.data, leased_at: rfc3339_ms(f.leased_at_ms), dnis: f.dnis, pool: f.pool }))
 }
 
@@ -286,7 +286,7 @@ async fn lookup(State(st): State<AppState>, caller: Caller, ApiQuery(q): ApiQuer
     responses((status = 204), (status = 404, body = ErrorBody)))]
 async fn release(State(st): State<AppState>, caller: Caller, Path(lease_id): Path<String>) -> Result<StatusCode, ApiError> {
     caller.require(LEASE_ROLES)?;
-    lease::release(&st.db, st.clock.as_ref(), &caller.actor(), caller.key.scope.as_deref(), &lease_id).await?;
+    lease::release(&st.db, st.clock.as_ref(), &caller.actor(), caller.scope.as_deref(), &lease_id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -1,7 +1,8 @@
 //! The HTTP face of the appliance, on axum.
 //!
 //! - [`ops`]: `/healthz`, `/readyz`, `/metrics` and the OpenAPI document — no auth.
-//! - [`auth`]: who is calling (API keys by `Authorization: Bearer`), enforced server-side.
+//! - [`auth`]: who is calling (API keys by `Authorization: Bearer`, people by session cookie
+//!   with a CSRF token), roles enforced server-side.
 //! - [`error`]: the one error body every API route answers with; [`extract`]: JSON and query
 //!   extractors whose rejections use it.
 //! - [`bridge`]: the DNIS pool / lease / lookup API legacy PBXs integrate against.
@@ -26,7 +27,7 @@ use serde::Serialize;
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 
-use auth::BearerScheme;
+use auth::SecuritySchemes;
 
 /// The addresses the appliance is bound to, as logged at start and reported by `/readyz`.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -63,7 +64,7 @@ pub struct AppState {
                        every error has the body `{\"error\": CODE, \"message\": TEXT}`."
     ),
     components(schemas(error::ErrorBody)),
-    modifiers(&BearerScheme)
+    modifiers(&SecuritySchemes)
 )]
 struct ApiDoc;
 
