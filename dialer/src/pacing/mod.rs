@@ -21,7 +21,7 @@ use std::collections::{BTreeMap, VecDeque};
 
 use serde::{Deserialize, Serialize};
 
-use estimate::{AnswerModel, LogNormalFit, RingOutcome};
+use estimate::{AnswerModel, CensoredLogNormal, RingOutcome};
 use ledger::AbandonLedger;
 use predictive::{DELAY_POINTS, Margin, ThresholdLoop, WRAP_POINTS};
 use vicidial::AdaptiveLevel;
@@ -75,7 +75,7 @@ impl Default for PacerConfig {
             target_fraction: 0.85,
             max_lines: None,
             warmup_answers: 10,
-            warmup_handled: 10,
+            warmup_handled: 30,
         }
     }
 }
@@ -184,8 +184,8 @@ pub struct Pacer {
     waiting: VecDeque<CallId>,
     outputs: VecDeque<Output>,
     answer: AnswerModel,
-    talk: LogNormalFit,
-    wrap: LogNormalFit,
+    talk: CensoredLogNormal,
+    wrap: CensoredLogNormal,
     ledger: AbandonLedger,
     threshold: ThresholdLoop,
     adaptive: AdaptiveLevel,
@@ -200,8 +200,8 @@ impl Pacer {
     pub fn new(cfg: PacerConfig) -> Self {
         Self {
             answer: AnswerModel::new(500.0),
-            talk: LogNormalFit::new(300.0),
-            wrap: LogNormalFit::new(300.0),
+            talk: CensoredLogNormal::new(400),
+            wrap: CensoredLogNormal::new(200),
             ledger: AbandonLedger::new(cfg.compliance_window_ms),
             threshold: ThresholdLoop::new(cfg.abandon_cap, cfg.target_fraction),
             adaptive: AdaptiveLevel::new(),
@@ -292,7 +292,8 @@ impl Pacer {
             Input::CallEnded { call } => {
                 let Some(c) = self.calls.remove(&call) else { return };
                 if let CallState::Connected { agent, since } = c.state {
-                    self.talk.observe(now - since);
+                    self.talk.finish(call, now);
+                    self.wrap.start(agent as u64, now);
                     if let Some(a) = self.agents.get_mut(&agent) {
                         if a.state == (AgentState::Talking { since, call }) {
                             a.state = AgentState::Wrap { since: now };
@@ -302,8 +303,8 @@ impl Pacer {
             }
             Input::WrapUpEnded { agent } => {
                 if let Some(a) = self.agents.get_mut(&agent) {
-                    if let AgentState::Wrap { since } = a.state {
-                        self.wrap.observe(now - since);
+                    if let AgentState::Wrap { .. } = a.state {
+                        self.wrap.finish(agent as u64, now);
                     }
                     a.free_at = None;
                     a.state = if a.leaving { AgentState::Away } else { AgentState::Ready { since: now } };
@@ -315,7 +316,11 @@ impl Pacer {
                 self.route(now);
             }
             Input::AgentLoggedOut { agent } => {
-                self.agents.remove(&agent);
+                match self.agents.remove(&agent).map(|a| a.state) {
+                    Some(AgentState::Talking { call, .. }) => self.talk.forget(call),
+                    Some(AgentState::Wrap { .. }) => self.wrap.forget(agent as u64),
+                    _ => {}
+                }
             }
             Input::AgentLogoutRequested { agent } => {
                 if let Some(a) = self.agents.get_mut(&agent) {
@@ -372,6 +377,7 @@ impl Pacer {
             if let Some(a) = self.agents.get_mut(&agent) {
                 a.state = AgentState::Talking { since: now, call };
             }
+            self.talk.start(call, now);
             self.outputs.push_back(Output::Connect { call, agent });
         }
     }
@@ -405,9 +411,11 @@ impl Pacer {
                 ratio_make(self.adaptive.level, &counts)
             }
             Mode::Predictive => {
+                self.talk.refit(now, 10_000);
+                self.wrap.refit(now, 10_000);
                 let ready_to_predict = self.answer.human_count() >= self.cfg.warmup_answers
-                    && self.talk.count() >= self.cfg.warmup_handled
-                    && self.wrap.count() >= self.cfg.warmup_handled;
+                    && self.talk.finished() >= self.cfg.warmup_handled
+                    && self.wrap.finished() >= self.cfg.warmup_handled;
                 self.predictive_active = ready_to_predict;
                 let floor = counts.ready as i64 - counts.ringing as i64 - counts.waiting as i64;
                 if ready_to_predict {
@@ -476,7 +484,9 @@ impl Pacer {
         let mut m = Margin::new(tau);
         let n = m.tau_ms.len();
         let window = self.cfg.abandon_window_ms as f64;
-        let wrap_pts = self.wrap.points(WRAP_POINTS);
+        let talk = self.talk.law();
+        let wrap = self.wrap.law();
+        let wrap_pts = wrap.points(WRAP_POINTS);
         let mut ready = 0.0;
         for a in self.agents.values() {
             let busy_since = match a.state {
@@ -498,16 +508,16 @@ impl Pacer {
                         let e = (now - since) as f64 / 1000.0;
                         let x = horizon_ms / 1000.0;
                         if talking {
-                            let s0 = self.talk.sf(e);
+                            let s0 = talk.sf(e);
                             if s0 < 1e-300 {
                                 1.0
                             } else {
-                                wrap_pts.iter().map(|w| (s0 - self.talk.sf(e + x - w)).max(0.0)).sum::<f64>()
+                                wrap_pts.iter().map(|w| (s0 - talk.sf(e + x - w)).max(0.0)).sum::<f64>()
                                     / (WRAP_POINTS as f64 * s0)
                             }
                         } else {
-                            let s0 = self.wrap.sf(e);
-                            if s0 < 1e-300 { 1.0 } else { ((s0 - self.wrap.sf(e + x)) / s0).max(0.0) }
+                            let s0 = wrap.sf(e);
+                            if s0 < 1e-300 { 1.0 } else { ((s0 - wrap.sf(e + x)) / s0).max(0.0) }
                         }
                     }
                 };
@@ -516,10 +526,19 @@ impl Pacer {
             }
         }
         let waiting = self.waiting.len() as f64;
+        // Dials of the coming ticks that a person answers before the new call compete for the same
+        // agents: at the recent dial rate λ, λ·∫₀^τ P(live answer within u) du of them (Poisson).
+        let rate_per_ms = self.dials.len() as f64 / 60_000.0;
         for i in 0..n {
             m.supply_mean[i] += ready;
             m.demand_mean[i] += waiting;
             m.batch_before[i] = self.answer.human_by(m.tau_ms[i]);
+            let steps = (m.tau_ms[i] / 250.0).ceil().max(1.0) as usize;
+            let du = m.tau_ms[i] / steps as f64;
+            let integral: f64 = (0..steps).map(|j| self.answer.human_by((j as f64 + 0.5) * du) * du).sum();
+            let future = rate_per_ms * integral;
+            m.demand_mean[i] += future;
+            m.demand_var[i] += future;
         }
         for c in self.calls.values() {
             if c.state != CallState::Ringing {
@@ -554,8 +573,8 @@ impl Pacer {
             calls_waiting: c.waiting,
             predictive_active: self.predictive_active,
             p_human: self.answer.p_human(),
-            talk_mean_s: self.talk.mean_s(),
-            wrap_mean_s: self.wrap.mean_s(),
+            talk_mean_s: self.talk.law().mean_s(),
+            wrap_mean_s: self.wrap.law().mean_s(),
             theta: self.threshold.theta,
             expected_abandon_rate: self.threshold.expected_rate(),
             calibration: self.threshold.calibration(),

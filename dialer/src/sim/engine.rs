@@ -61,6 +61,7 @@ pub struct Engine {
     answered_at: BTreeMap<CallId, Ms>,
     wrap_next: Vec<Ms>,
     detect_ms: Ms,
+    trace: bool,
     rec: Recorder,
 }
 
@@ -99,6 +100,7 @@ impl Engine {
             agents: vec![SimAgent { phase: AgentPhase::Out, leaving: false, logged_since: 0 }; max_agents as usize],
             answered_at: BTreeMap::new(),
             wrap_next: vec![0; max_agents as usize],
+            trace: std::env::var_os("DIALER_SIM_TRACE").is_some(),
             detect_ms: (cfg.model.machine_detect_s * 1000.0).round() as Ms,
             rec: Recorder::new(end, window_ms, bounds),
             cfg: cfg.clone(),
@@ -257,6 +259,10 @@ impl Engine {
                     self.pacer.tick(now);
                     self.drain();
                     self.rec.sample_lines(now, self.pacer.snapshot_lines(), self.logged_in());
+                    if self.trace && now % 600_000 == 0 {
+                        let snap = self.pacer.snapshot(now);
+                        eprintln!("{:>6}s {}", now / 1000, serde_json::to_string(&snap).unwrap_or_default());
+                    }
                     self.at(now + TICK_MS, Ev::Tick);
                 }
                 Ev::Human(call) => {
