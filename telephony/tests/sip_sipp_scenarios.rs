@@ -156,3 +156,22 @@ async fn hold_resume_by_reinvite_and_info_digit() {
     assert!(ev.iter().any(|e| matches!(e, CallEvent::Dtmf { digit: '5', .. })), "{ev:?}");
     assert!(matches!(ev.last(), Some(CallEvent::Hangup { cause: HangupCause::RemoteBye, .. })));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn session_timer_refresh_and_expiry() {
+    if !foundation::testing::require_tool("sipp", "sip-tester") {
+        return;
+    }
+    let (sut, _lc) = start(SipOptions { min_se: 1, ..Default::default() }).await;
+    let mut events = sut.handle.subscribe();
+    // We refresh: sipp receives our re-INVITE, then hangs up itself.
+    let r = run("uac_session_refresh.xml", sut.udp_addr, "1", "u1").await;
+    assert_eq!(r.rc, 0, "{r:?}");
+    let ev = collect_events(&mut events, Duration::from_secs(3), |e| e.iter().any(|e| matches!(e, CallEvent::Hangup { .. }))).await;
+    assert!(matches!(ev.last(), Some(CallEvent::Hangup { cause: HangupCause::RemoteBye, .. })), "{ev:?}");
+    // sipp should refresh and does not: we end the call.
+    let r = run("uac_session_expiry.xml", sut.udp_addr, "1", "u1").await;
+    assert_eq!(r.rc, 0, "{r:?}");
+    let ev = collect_events(&mut events, Duration::from_secs(3), |e| e.iter().any(|e| matches!(e, CallEvent::Hangup { .. }))).await;
+    assert!(matches!(ev.last(), Some(CallEvent::Hangup { cause: HangupCause::SessionExpired, .. })), "{ev:?}");
+}

@@ -143,6 +143,8 @@ pub enum HangupCause {
     Timeout,
     /// The appliance is stopping.
     Shutdown,
+    /// The session timer (RFC 4028) ran out without a refresh.
+    SessionExpired,
 }
 
 /// What happened, for the rest of the appliance.

@@ -33,6 +33,10 @@ pub struct SipOptions {
     /// Trunk ACL, endpoint authentication and the registrar (`None`: accept every INVITE,
     /// refuse REGISTER).
     pub policy: Option<InboundPolicy>,
+    /// RFC 4028: the smallest session interval accepted (422 below) and the one we ask for on
+    /// our INVITEs (0: none).
+    pub min_se: u32,
+    pub session_interval: u32,
 }
 
 impl Default for SipOptions {
@@ -42,6 +46,8 @@ impl Default for SipOptions {
             timers: TimerConfig::default(),
             user_agent: format!("Dialbridge/{}", env!("CARGO_PKG_VERSION")),
             policy: None,
+            min_se: crate::sip::session_timer::DEFAULT_MIN_SE,
+            session_interval: crate::sip::session_timer::DEFAULT_INTERVAL,
         }
     }
 }
@@ -66,6 +72,8 @@ pub async fn start_with(config: &Config, options: SipOptions, lifecycle: Lifecyc
         auto_answer: options.auto_answer,
         user_agent: options.user_agent,
         policy: options.policy,
+        min_se: options.min_se,
+        session_interval: options.session_interval,
     };
     let (udp_addr, tcp_addr, handle) =
         driver::spawn(config.udp, config.tcp, cfg, config.max_message_bytes, lifecycle).await?;

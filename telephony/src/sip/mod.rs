@@ -17,3 +17,4 @@ pub mod call;
 pub mod endpoint;
 pub mod driver;
 pub mod registrar;
+pub mod session_timer;

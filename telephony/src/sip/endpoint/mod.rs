@@ -4,6 +4,7 @@
 //! tests can drive it directly with a virtual `now`.
 
 mod register;
+mod session;
 mod registrar;
 mod uac;
 mod uas;
@@ -58,6 +59,8 @@ pub enum CallTimer {
     CancelGuard,
     /// Our registration (id in the CallId slot) is due for refresh or retry.
     RegistrationRefresh,
+    /// Session timer: refresh (we are the refresher) or expiry check.
+    Session,
 }
 
 
@@ -82,6 +85,10 @@ pub struct EndpointConfig {
     /// answers with [`Command::Answer`].
     pub auto_answer: Option<Duration>,
     pub user_agent: String,
+    /// Smallest session interval we accept (RFC 4028 Min-SE); 422 below it.
+    pub min_se: u32,
+    /// Session interval we ask for on our INVITEs (0: no session timer).
+    pub session_interval: u32,
     /// Trunk ACL, endpoint authentication and the registrar; `None`: every INVITE is accepted and
     /// REGISTER is refused with 501.
     pub policy: Option<InboundPolicy>,
@@ -133,8 +140,13 @@ pub(crate) struct Call {
     pub local_tag: String,
     pub pending_2xx: Option<Pending2xx>,
     pub offer: Option<sdp::Sdp>,
-    /// Our re-INVITE (hold/resume) in progress.
+    /// Our re-INVITE (hold/resume/refresh) in progress.
     pub reinvite: Option<ClientKey>,
+    /// RFC 4028 session timer, and when the next refresh or expiry is due.
+    pub session: Option<super::session_timer::SessionTimer>,
+    pub session_due: Option<Instant>,
+    /// Whether we hold the call (for refreshes, which keep the direction).
+    pub held: bool,
     // Outbound.
     pub out: Option<uac::Outbound>,
 }
@@ -514,6 +526,7 @@ impl Endpoint {
             CallTimer::RingTimeout => self.ring_timeout(id, now),
             CallTimer::CancelGuard => self.cancel_guard(id),
             CallTimer::RegistrationRefresh => self.register_refresh(id.0, now),
+            CallTimer::Session => self.session_timer_fired(id, now),
         }
     }
 

@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::sip::call::{Originate, Trunk};
+use rsip::message::HasHeaders;
 
 fn cfg(auto: Option<Duration>) -> EndpointConfig {
     EndpointConfig {
@@ -13,6 +14,8 @@ fn cfg(auto: Option<Duration>) -> EndpointConfig {
         auto_answer: auto,
         user_agent: "dialbridge-test".into(),
         policy: None,
+        min_se: 90,
+        session_interval: 1800,
     }
 }
 
@@ -233,4 +236,58 @@ fn digest_challenge_is_answered_once() {
     r2.headers.push(message::header("Proxy-Authenticate", "Digest realm=\"r\", nonce=\"n1\", qop=\"auth\""));
     e.on_message(SipMessage::Response(r2), peer(), t0);
     assert!(matches!(events(&e.take_effects())[..], [CallEvent::Hangup { code: Some(407), outcome: Outcome::Rejected, .. }]));
+}
+
+#[test]
+fn session_timer_expiry_hangs_up_a_silent_peer_and_refresh_resets_it() {
+    let mut e = ep(Some(Duration::ZERO));
+    let t0 = Instant::now();
+    let inv = invite("z9hG4bKst1").replace("CSeq: 1 INVITE\r\n", "CSeq: 1 INVITE\r\nSupported: timer\r\nx: 90;refresher=uac\r\n");
+    e.on_message(parse(&inv), peer(), t0);
+    let fx = e.take_effects();
+    let ok = sent(&fx).pop().unwrap();
+    assert_eq!(message::value(ok.headers(), "Session-Expires").as_deref(), Some("90;refresher=uac"));
+    assert_eq!(message::value(ok.headers(), "Require").as_deref(), Some("timer"));
+    // The peer refreshes: expiry pushed out; the old timer firing does nothing.
+    let expiry = t0 + Duration::from_secs(60);
+    e.on_timer(TimerKey::Call(CallId(1), CallTimer::Session), expiry - Duration::from_secs(1));
+    assert!(sent(&e.take_effects()).is_empty());
+    e.on_timer(TimerKey::Call(CallId(1), CallTimer::Session), expiry);
+    let fx = e.take_effects();
+    assert!(matches!(&sent(&fx)[..], [SipMessage::Request(r)] if r.method == Method::Bye));
+    assert!(matches!(events(&fx)[..], [CallEvent::Hangup { cause: HangupCause::SessionExpired, .. }]));
+}
+
+#[test]
+fn too_small_session_interval_gets_422() {
+    let mut e = ep(Some(Duration::ZERO));
+    let inv = invite("z9hG4bKst2").replace("CSeq: 1 INVITE\r\n", "CSeq: 1 INVITE\r\nSession-Expires: 30\r\n");
+    e.on_message(parse(&inv), peer(), Instant::now());
+    let fx = e.take_effects();
+    assert_eq!(codes(&fx), [100, 422]);
+    let r = sent(&fx).pop().unwrap();
+    assert_eq!(message::value(r.headers(), "Min-SE").as_deref(), Some("90"));
+}
+
+#[test]
+fn we_refresh_when_we_are_the_refresher() {
+    let mut e = ep(Some(Duration::ZERO));
+    let t0 = Instant::now();
+    let inv = invite("z9hG4bKst3").replace("CSeq: 1 INVITE\r\n", "CSeq: 1 INVITE\r\nSession-Expires: 120;refresher=uas\r\n");
+    e.on_message(parse(&inv), peer(), t0);
+    let fx = e.take_effects();
+    let tag = to_tag_of(&fx[1..]);
+    let ack = format!(
+        "ACK sip:ivr@127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bKack3\r\n\
+From: <sip:caller@127.0.0.1:5070>;tag=ct1\r\nTo: <sip:ivr@127.0.0.1:5060>;tag={tag}\r\nCall-ID: inbound-1\r\n\
+CSeq: 1 ACK\r\nContent-Length: 0\r\n\r\n"
+    );
+    e.on_message(parse(&ack), peer(), t0);
+    e.take_effects();
+    e.on_timer(TimerKey::Call(CallId(1), CallTimer::Session), t0 + Duration::from_secs(60));
+    let msgs = sent(&e.take_effects());
+    let [SipMessage::Request(re)] = &msgs[..] else { panic!("{msgs:?}") };
+    assert_eq!(re.method, Method::Invite);
+    assert_eq!(message::value(&re.headers, "Session-Expires").as_deref(), Some("120;refresher=uac"));
+    assert_eq!(message::cseq(&re.headers).unwrap().0, 1, "our first request in the dialog");
 }

@@ -13,6 +13,7 @@ use crate::sip::digest::Challenge;
 use crate::sip::message;
 use crate::sip::outcome::Outcome;
 use crate::sip::sdp;
+use crate::sip::session_timer;
 use crate::sip::transaction::ClientKey;
 
 /// Outbound-only call state.
@@ -65,6 +66,9 @@ impl Endpoint {
             pending_2xx: None,
             offer: None,
             reinvite: None,
+            session: None,
+            session_due: None,
+            held: false,
             out: Some(Outbound {
                 req,
                 trunk: 0,
@@ -111,6 +115,11 @@ impl Endpoint {
         h.push(message::header("User-Agent", &self.cfg.user_agent));
         if let Some((name, value)) = auth {
             h.push(message::header(name, value));
+        }
+        if self.cfg.session_interval > 0 {
+            for (n, v) in session_timer::request_headers(self.cfg.session_interval, true) {
+                h.push(message::header(n, v));
+            }
         }
         let mut body_vec = Vec::new();
         message::set_body(&mut h, &mut body_vec, Some("application/sdp"), body.into_bytes());
@@ -274,6 +283,7 @@ impl Endpoint {
         }
         let media = self.media_info(&self.calls[&id]);
         self.emit(CallEvent::Answered { call: id, media });
+        self.session_start(id, session_timer::uac_accept(&resp.headers), now);
     }
 
     pub(super) fn ring_timeout(&mut self, id: CallId, now: Instant) {
@@ -385,10 +395,18 @@ impl Endpoint {
         self.send_request(bye, peer, None, now);
     }
 
-    /// Sends a re-INVITE putting the call on hold (sendonly) or back (sendrecv).
+    /// Puts the call on hold (re-INVITE sendonly) or back (sendrecv).
     pub(super) fn hold(&mut self, id: CallId, hold: bool, now: Instant) {
+        if let Some(c) = self.calls.get_mut(&id) {
+            c.held = hold;
+        }
+        self.send_reinvite(id, hold, false, now);
+    }
+
+    /// Sends a re-INVITE with a new offer (hold direction kept), carrying the session timer.
+    pub(super) fn send_reinvite(&mut self, id: CallId, hold: bool, _refresh: bool, now: Instant) {
         let Some(call) = self.calls.get(&id) else { return };
-        if !call.confirmed || call.reinvite.is_some() || call.pending_2xx.is_some() {
+        if !call.answered || call.reinvite.is_some() || call.pending_2xx.is_some() {
             return;
         }
         let peer = self.dialog_peer(call);
@@ -398,10 +416,14 @@ impl Endpoint {
         local.session_version += 1;
         let dir = if hold { sdp::Direction::SendOnly } else { sdp::Direction::SendRecv };
         let body = sdp::offer(&local, dir).to_text();
+        let st = call.session.map(|t| session_timer::request_headers(t.interval, t.we_refresh)).unwrap_or_default();
         let call = self.calls.get_mut(&id).expect("checked");
         call.sdp_version += 1;
         let Some(d) = call.dialog.as_mut() else { return };
         let mut req = d.request(Method::Invite, &via, &contact);
+        for (n, v) in st {
+            req.headers.push(message::header(n, v));
+        }
         message::set_body(&mut req.headers, &mut req.body, Some("application/sdp"), body.into_bytes());
         let key = self.send_request(req, peer, Some(Owner::Call(id)), now);
         if let Some(c) = self.calls.get_mut(&id) {
@@ -409,7 +431,7 @@ impl Endpoint {
         }
     }
 
-    fn reinvite_response(&mut self, id: CallId, resp: Response, _now: Instant) {
+    fn reinvite_response(&mut self, id: CallId, resp: Response, now: Instant) {
         let code = resp.status_code.code();
         if code < 200 {
             return;
@@ -431,6 +453,7 @@ impl Endpoint {
         self.send_raw(peer, &rsip::SipMessage::Request(ack));
         let media = self.media_info(&self.calls[&id]);
         self.emit(CallEvent::MediaChanged { call: id, media });
+        self.session_start(id, session_timer::uac_accept(&resp.headers), now);
     }
 }
 

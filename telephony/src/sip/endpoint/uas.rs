@@ -11,6 +11,7 @@ use crate::sip::dialog::Dialog;
 use crate::sip::message;
 use crate::sip::outcome::Outcome;
 use crate::sip::sdp;
+use crate::sip::session_timer;
 use crate::sip::transaction::{ServerKey, server_invite};
 
 const ALLOW: &str = "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO, REGISTER, REFER, NOTIFY";
@@ -58,6 +59,11 @@ impl Endpoint {
         if !self.admit(&key, &req, &peer, now) {
             return;
         }
+        if let Err(min) = session_timer::uas_negotiate(&req.headers, self.cfg.min_se) {
+            let mut resp = message::response_to(&req, 422, Some(&random_hex()));
+            resp.headers.push(message::header("Min-SE", min.to_string()));
+            return self.respond(&key, resp, now);
+        }
         let offer = match sdp_body(&req) {
             None => None,
             Some(Ok(o)) => Some(o),
@@ -90,6 +96,9 @@ impl Endpoint {
             pending_2xx: None,
             offer,
             reinvite: None,
+            session: None,
+            session_due: None,
+            held: false,
             out: None,
         };
         // Check the offer can be answered before ringing.
@@ -137,6 +146,12 @@ impl Endpoint {
         let mut ok = message::response_to(&req, 200, Some(&call.local_tag));
         ok.headers.push(message::header("Contact", self.contact("dialbridge", key_transport(call))));
         ok.headers.push(message::header("Allow", ALLOW));
+        let session = session_timer::uas_negotiate(&req.headers, self.cfg.min_se).ok().flatten();
+        if let Some((_, add)) = &session {
+            for (n, v) in add {
+                ok.headers.push(message::header(n, v));
+            }
+        }
         message::set_body(&mut ok.headers, &mut ok.body, Some("application/sdp"), body.into_bytes());
         let cseq = message::cseq(&req.headers).map(|c| c.0).unwrap_or(0);
         let reliable = call.peer.transport.reliable();
@@ -150,6 +165,9 @@ impl Endpoint {
             self.timer(now + t1, id, CallTimer::Retransmit2xx);
         }
         self.timer(now + self.cfg.timers.t64(), id, CallTimer::AckTimeout);
+        if let Some((t, _)) = session {
+            self.session_start(id, Some(t), now);
+        }
     }
 
     pub(super) fn reject(&mut self, id: CallId, code: u16, now: Instant) {
@@ -324,8 +342,21 @@ impl Endpoint {
         let Ok((answer, neg)) = sdp::answer(&offer, &local) else {
             return self.respond_code(&key, &req, 488, now);
         };
+        let session = match session_timer::uas_negotiate(&req.headers, self.cfg.min_se) {
+            Ok(s) => s,
+            Err(min) => {
+                let mut resp = message::response_to(&req, 422, None);
+                resp.headers.push(message::header("Min-SE", min.to_string()));
+                return self.respond(&key, resp, now);
+            }
+        };
         let mut ok = message::response_to(&req, 200, None);
         ok.headers.push(message::header("Contact", self.contact("dialbridge", key_transport(call))));
+        if let Some((_, add)) = &session {
+            for (n, v) in add {
+                ok.headers.push(message::header(n, v));
+            }
+        }
         message::set_body(&mut ok.headers, &mut ok.body, Some("application/sdp"), answer.to_text().into_bytes());
         let reliable = call.peer.transport.reliable();
         let t1 = self.cfg.timers.t1;
@@ -341,6 +372,8 @@ impl Endpoint {
         self.timer(now + self.cfg.timers.t64(), id, CallTimer::AckTimeout);
         let media = self.media_info(&self.calls[&id]);
         self.emit(CallEvent::MediaChanged { call: id, media });
+        // Any re-INVITE refreshes the session (RFC 4028 §10).
+        self.session_start(id, session.map(|(t, _)| t), now);
     }
 }
 
