@@ -165,6 +165,7 @@ pub struct Snapshot {
     pub talk_mean_s: f64,
     pub wrap_mean_s: f64,
     pub theta: f64,
+    pub target_abandon_rate: f64,
     pub expected_abandon_rate: f64,
     pub calibration: f64,
     pub window_answers: u64,
@@ -194,6 +195,7 @@ pub struct Pacer {
     dials: VecDeque<Ms>,
     predictive_active: bool,
     last_dial: u32,
+    started_at: Option<Ms>,
 }
 
 impl Pacer {
@@ -214,6 +216,7 @@ impl Pacer {
             dials: VecDeque::new(),
             predictive_active: false,
             last_dial: 0,
+            started_at: None,
         }
     }
 
@@ -384,6 +387,7 @@ impl Pacer {
 
     /// The periodic pacing decision (every second).
     pub fn tick(&mut self, now: Ms) {
+        let started = *self.started_at.get_or_insert(now);
         self.handle_timeout(now);
         self.answer.refresh();
         self.pending.clear();
@@ -419,7 +423,17 @@ impl Pacer {
                 self.predictive_active = ready_to_predict;
                 let floor = counts.ready as i64 - counts.ringing as i64 - counts.waiting as i64;
                 if ready_to_predict {
-                    let slack = self.ledger.slack(now, self.cfg.abandon_cap);
+                    let (answers, _) = self.ledger.window_counts(now);
+                    let window = self.cfg.compliance_window_ms;
+                    let covered = (now - started).clamp(1, window) as f64;
+                    let full_window_answers = answers as f64 * window as f64 / covered.max(window as f64 / 12.0);
+                    self.threshold.set_target(predictive::window_target(
+                        self.cfg.abandon_cap,
+                        full_window_answers,
+                        self.cfg.target_fraction,
+                    ));
+                    let pipe = self.pipeline_abandons(now);
+                    let slack = self.ledger.slack(now, self.cfg.abandon_cap) - pipe - predictive::WINDOW_Z * pipe.sqrt();
                     if predictive::guard_factor(slack) >= 1.0 {
                         self.threshold.update();
                     }
@@ -441,6 +455,17 @@ impl Pacer {
             self.pending.extend(predicted);
             self.outputs.push_back(Output::Dial { count: n });
         }
+    }
+
+    /// Abandons expected from the calls ringing now (their predicted abandonment probability,
+    /// calibrated, times their chance of still reaching a person).
+    fn pipeline_abandons(&self, now: Ms) -> f64 {
+        let cal = self.threshold.calibration();
+        self.calls
+            .values()
+            .filter(|c| c.state == CallState::Ringing && c.predicted_abandon > 0.0)
+            .map(|c| c.predicted_abandon * cal * self.answer.human_within((now - c.placed_at) as f64, 1e9))
+            .sum()
     }
 
     fn counts(&self) -> Counts {
@@ -576,6 +601,7 @@ impl Pacer {
             talk_mean_s: self.talk.law().mean_s(),
             wrap_mean_s: self.wrap.law().mean_s(),
             theta: self.threshold.theta,
+            target_abandon_rate: self.threshold.target(),
             expected_abandon_rate: self.threshold.expected_rate(),
             calibration: self.threshold.calibration(),
             window_answers: wa,

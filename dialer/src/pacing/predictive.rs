@@ -105,6 +105,15 @@ impl ThresholdLoop {
         }
     }
 
+    /// Sets the average abandonment rate the loop steers to.
+    pub fn set_target(&mut self, rate: f64) {
+        self.target = rate;
+    }
+
+    pub fn target(&self) -> f64 {
+        self.target
+    }
+
     pub fn on_dial(&mut self, predicted: f64) {
         self.pred_w = self.pred_w * self.dial_decay + 1.0;
         self.pred_s = self.pred_s * self.dial_decay + predicted;
@@ -146,9 +155,26 @@ impl ThresholdLoop {
     }
 }
 
-/// Share of θ usable with `slack` abandons of budget left in the trailing window.
+/// Share of θ usable with `slack` abandons of budget left in the trailing window (after the
+/// abandons expected from calls already ringing): all of it from two abandons of budget, none
+/// (progressive only) below one.
 pub fn guard_factor(slack: f64) -> f64 {
     (slack - 1.0).clamp(0.0, 1.0)
+}
+
+/// z-score of the safety margin against the Poisson noise of abandons in a window.
+pub const WINDOW_Z: f64 = 2.0;
+
+/// Average abandonment rate to aim at so that a window with `answers` live answers stays under
+/// `cap` with margin: the largest mean count x with x + z·√x ≤ cap·answers, as a rate. Small
+/// windows (small teams, low answer rates) get a larger relative margin.
+pub fn window_target(cap: f64, answers: f64, ceiling: f64) -> f64 {
+    if answers <= 0.0 {
+        return 0.0;
+    }
+    let budget = cap * answers;
+    let root = (-WINDOW_Z + (WINDOW_Z * WINDOW_Z + 4.0 * budget).sqrt()) / 2.0;
+    (root * root / answers).min(cap * ceiling)
 }
 
 #[cfg(test)]
@@ -189,6 +215,11 @@ mod tests {
         assert!(l.calibration() > 2.0);
         assert!(l.theta < t0);
         assert_eq!(l.effective(0.5), 0.0);
+        // a small window gets a larger relative margin than a big one
+        let small = window_target(0.03, 100.0, 0.85);
+        let big = window_target(0.03, 2000.0, 0.85);
+        assert!(small < big && big <= 0.03 * 0.85 + 1e-12, "{small} {big}");
+        assert!(small > 0.0);
         assert_eq!(l.effective(5.0), l.theta);
     }
 }
