@@ -8,7 +8,8 @@
 //! - [`wav`], [`prompt`], [`tone`], [`recorder`]: files, playback, tones, call recording.
 //! - [`bridge`]: the switchable outgoing leg (relay, transcoding, peer swaps without re-signalling);
 //!   [`mixer`]: N-party mixing with listen-only and whisper roles.
-//! - [`amd`]: answering-machine detection; [`pcap`]: reading captures for replay.
+//! - [`amd`]: answering-machine detection; [`progress`]: call-progress tones (SIT, busy, reorder,
+//!   ringback) in early media; [`pcap`]: reading captures for replay.
 //!
 //! Drivers: [`session::RtpSession`] owns the socket and the 20 ms clock; [`tap`] hands frames to
 //! consumers over a channel.
@@ -22,9 +23,10 @@
 //! 2. When the remote SDP is known: `set_remote(addr)`; hold: `set_direction(send, receive)`
 //!    (`sendonly` = `(true, false)`, `inactive` = `(false, false)`).
 //! 3. Use it: `play(Box::new(prompt.player()))`, `send_dtmf("12#")`, `start_recording` /
-//!    `stop_recording`, `tap(n)`, `start_amd(AmdConfig::default())`, `session::bridge(&a, &b)`
+//!    `stop_recording`, `tap(n)`, `start_amd(AmdConfig::default())`, `detect_progress_tones()`
+//!    (early media: SIT/busy/reorder/ringback), `session::bridge(&a, &b)`
 //!    (calling it again with another leg switches an agent's leg without re-signalling).
-//! 4. Read `next_event()`: `Dtmf`, `PlaybackFinished`, `Amd(..)`, `Inactive` (the RTP inactivity
+//! 4. Read `next_event()`: `Dtmf`, `PlaybackFinished`, `Amd(..)`, `Progress(..)`, `Inactive` (the RTP inactivity
 //!    timeout: end the call), `SourceChanged`.
 //! 5. At hang-up: `close().await` (the leased port returns to the pool).
 
@@ -38,6 +40,7 @@ pub mod jitter;
 pub mod mixer;
 pub mod pcap;
 pub mod ports;
+pub mod progress;
 pub mod prompt;
 pub mod receiver;
 pub mod recorder;

@@ -24,6 +24,7 @@ use super::g711::Codec;
 use super::inband_dtmf::{InbandDtmfConfig, InbandDtmfDetector};
 use super::jitter::{JitterBuffer, JitterStats, Playout};
 use super::ports::{PortLease, SharedPorts};
+use super::progress::{ProgressDetector, ProgressEvent};
 use super::receiver::{Received, ReceiverConfig, ReceiverStats, RtpReceiver};
 use super::recorder::{CallRecorder, Direction, RecordingLayout};
 use super::rfc4733::DtmfSendConfig;
@@ -117,6 +118,8 @@ pub enum MediaEvent {
     },
     /// Answering-machine detection output.
     Amd(AmdEvent),
+    /// A call-progress tone was recognised (see [`RtpSession::detect_progress_tones`]).
+    Progress(ProgressEvent),
 }
 
 /// Counters of a session.
@@ -147,6 +150,7 @@ enum Command {
     StartRecording,
     StopRecording(RecordingLayout, WavEncoding, oneshot::Sender<Vec<u8>>),
     StartAmd(AmdConfig),
+    StartProgress,
     SetCodec(Codec, u8, ReceiverConfig),
     Direction { send: bool, receive: bool },
     Stats(oneshot::Sender<SessionStats>),
@@ -306,6 +310,12 @@ impl RtpSession {
         self.send(Command::StartAmd(config));
     }
 
+    /// Starts looking for call-progress tones (SIT, busy, reorder, ringback) in what this leg
+    /// receives, e.g. in early media before answer; each kind is reported once.
+    pub fn detect_progress_tones(&self) {
+        self.send(Command::StartProgress);
+    }
+
     /// Sends the audio this leg receives to `other`, and makes `other` send it (its outgoing
     /// stream switches to this leg as its peer). One direction; see [`bridge`].
     pub fn connect_to(&self, other: &RtpSession) {
@@ -360,6 +370,7 @@ struct Driver {
     recorder: Option<CallRecorder>,
     inband: Option<InbandDtmfDetector>,
     amd: Option<AmdDetector>,
+    progress: Option<ProgressDetector>,
     started: Instant,
     inactive_reported: bool,
     last_frame: Option<Vec<i16>>,
@@ -394,6 +405,7 @@ impl Driver {
             taps: Vec::new(),
             recorder: None,
             amd: None,
+            progress: None,
             started: Instant::now(),
             inactive_reported: false,
             last_frame: None,
@@ -486,6 +498,7 @@ impl Driver {
                 let _ = reply.send(wav);
             }
             Command::StartAmd(cfg) => self.amd = Some(AmdDetector::new(cfg)),
+            Command::StartProgress => self.progress = Some(ProgressDetector::new()),
             Command::SetCodec(codec, pt, rx) => {
                 self.leg.set_codec(codec, pt);
                 self.receiver.set_config(rx);
@@ -618,6 +631,9 @@ impl Driver {
                 digit,
                 inband: true,
             });
+        }
+        if let Some(e) = self.progress.as_mut().and_then(|d| d.push(pcm, now)) {
+            self.emit(MediaEvent::Progress(e));
         }
         if let Some(r) = &mut self.recorder {
             r.push(Direction::Inbound, pcm, now);
