@@ -220,7 +220,8 @@ fn storm_on_sqlite_never_double_leases() {
     let admin = key(dir.path(), &["--role", "admin"], &[]);
     let app = Appliance::start(dir.path(), &[]);
     let urls = [app.http.clone()];
-    storm(&urls, &admin, 50, 0, 300);
+    let r = storm(&urls, &admin, 50, 0, 300);
+    assert_eq!(r["exhausted"], 0, "8 clients never hold more than 8 of 50 numbers");
     // 10 numbers, each cooling down 1 s after use: the 8 clients exhaust the pool.
     let r = storm(&urls, &admin, 10, 1, 150);
     assert!(r["exhausted"].as_u64().unwrap() > 0, "{r}");
@@ -236,7 +237,8 @@ async fn storm_on_two_postgres_nodes_never_double_leases() {
     let a = Appliance::start(dir_a.path(), &env);
     let b = Appliance::start(dir_b.path(), &env);
     let urls = [a.http.clone(), b.http.clone()];
-    storm(&urls, &admin, 50, 0, 300);
+    let r = storm(&urls, &admin, 50, 0, 300);
+    assert_eq!(r["exhausted"], 0, "8 clients never hold more than 8 of 50 numbers");
     let r = storm(&urls, &admin, 10, 1, 150);
     assert!(r["exhausted"].as_u64().unwrap() > 0, "{r}");
     drop((a, b));

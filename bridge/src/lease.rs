@@ -89,6 +89,10 @@ fn same_ani(a: &str, b: &str) -> bool {
 }
 
 /// Claims the least recently released available number of the pool for `req`.
+///
+/// With a zero cooldown a number that is not leased is free whatever its `free_since`: another
+/// node may have freed it at a `now` a little later than ours (our statement ran after a stall),
+/// and that must not make a pool with idle numbers answer "exhausted".
 pub async fn lease(db: &Db, clock: &dyn Clock, actor: &str, scope: Option<&str>, req: &LeaseRequest) -> Result<Lease> {
     let data = validate(req)?;
     if scope.is_some_and(|s| s != req.pool) {
@@ -139,7 +143,8 @@ async fn try_lease(db: &Db, clock: &dyn Clock, actor: &str, req: &LeaseRequest, 
 
     let candidate: Option<(i64, String, String, Option<String>, Option<i64>)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT id, dnis, state, lease_id, expires_at FROM bridge_numbers \
-         WHERE pool_id = $1 AND removed = 0 AND free_since + $2 <= $3 \
+         WHERE pool_id = $1 AND removed = 0 \
+           AND (free_since + $2 <= $3 OR ($2 = 0 AND state <> 'leased')) \
          ORDER BY free_since, id LIMIT 1{}",
         db.claim_lock_suffix()
     )))
@@ -433,29 +438,47 @@ pub struct ReapReport {
 /// Housekeeping, never needed for correctness: closes expired leases (final record + audit),
 /// wipes the data of consumed leases whose cooldown is over, deletes removed numbers once idle,
 /// and refreshes the pool gauges.
+///
+/// It changes one number per short transaction. A claim skips rows locked by others
+/// (`SKIP LOCKED`), so a reaper that locked every finished number in one statement would make a
+/// busy pool look exhausted for the length of that statement.
 pub async fn reap(db: &Db, clock: &dyn Clock) -> Result<ReapReport> {
     let mut report = ReapReport::default();
-    let mut tx = db.begin_write().await?;
     let now_ms = clock.now_ms();
     let expired: Vec<(i64, String)> = sqlx::query_as(
         "SELECT id, lease_id FROM bridge_numbers WHERE state = 'leased' AND expires_at <= $1 ORDER BY expires_at LIMIT $2",
     )
     .bind(now_ms)
     .bind(REAP_BATCH)
-    .fetch_all(tx.conn())
+    .fetch_all(db.pool())
     .await?;
     for (number_id, lease_id) in &expired {
+        let mut tx = db.begin_write().await?;
+        let now_ms = clock.now_ms();
         expire_number(&mut tx, now_ms, *number_id, lease_id).await?;
+        tx.commit().await?;
     }
     report.expired = expired.len() as u64;
-    report.wiped = sqlx::query(
-        "UPDATE bridge_numbers SET state = 'free', data = NULL, ani = NULL \
-         WHERE state = 'consumed' AND free_since + (SELECT cooldown_ms FROM bridge_pools p WHERE p.id = pool_id) <= $1",
+    let cooled: Vec<i64> = sqlx::query_scalar(
+        "SELECT n.id FROM bridge_numbers n JOIN bridge_pools p ON p.id = n.pool_id \
+         WHERE n.state = 'consumed' AND n.free_since + p.cooldown_ms <= $1 LIMIT $2",
     )
     .bind(now_ms)
-    .execute(tx.conn())
-    .await?
-    .rows_affected();
+    .bind(REAP_BATCH)
+    .fetch_all(db.pool())
+    .await?;
+    for number_id in cooled {
+        let mut tx = db.begin_write().await?;
+        report.wiped += sqlx::query(
+            "UPDATE bridge_numbers SET state = 'free', data = NULL, ani = NULL WHERE id = $1 AND state = 'consumed'",
+        )
+        .bind(number_id)
+        .execute(tx.conn())
+        .await?
+        .rows_affected();
+        tx.commit().await?;
+    }
+    let mut tx = db.begin_write().await?;
     report.deleted_numbers = sqlx::query("DELETE FROM bridge_numbers WHERE removed = 1 AND state NOT IN ('leased', 'consumed')")
         .execute(tx.conn())
         .await?

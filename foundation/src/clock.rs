@@ -69,6 +69,8 @@ impl Clock for VirtualClock {
 /// Reading the database on every `now()` would put a round trip in every hot path, so the offset is
 /// measured by [`DbClock::sync`] (the driver calls it periodically) and applied locally. The error
 /// is half the round-trip time of the last sync, typically well under a millisecond on a LAN.
+const SYNC_SAMPLES: usize = 7;
+
 #[derive(Debug, Default)]
 pub struct DbClock {
     offset_ms: AtomicI64,
@@ -80,14 +82,25 @@ impl DbClock {
     }
 
     /// Measures the offset between the database's clock and ours; returns it in milliseconds.
+    ///
+    /// Takes several samples and keeps the one with the shortest round trip (as NTP does): a
+    /// sample delayed by a busy server or a queue for a connection would otherwise shift the
+    /// offset by half its delay, and nodes would disagree on expiry by that much.
     pub async fn sync(&self, db: &crate::Db) -> anyhow::Result<i64> {
-        let before = Utc::now().timestamp_millis();
-        let server = db.server_time_ms().await?;
-        let after = Utc::now().timestamp_millis();
-        let offset = match server {
-            Some(server) => server - (before + after) / 2,
-            None => 0,
-        };
+        let mut best: Option<(i64, i64)> = None; // (round trip µs, offset ms)
+        for _ in 0..SYNC_SAMPLES {
+            let before = Utc::now().timestamp_micros();
+            let Some(server_ms) = db.server_time_ms().await? else {
+                return Ok(0);
+            };
+            let after = Utc::now().timestamp_micros();
+            let rtt = after - before;
+            let offset = server_ms - (before + after) / 2 / 1000;
+            if best.is_none_or(|(r, _)| rtt < r) {
+                best = Some((rtt, offset));
+            }
+        }
+        let offset = best.map(|(_, o)| o).unwrap_or(0);
         self.offset_ms.store(offset, Ordering::Relaxed);
         Ok(offset)
     }
