@@ -193,36 +193,35 @@ impl ProgressDetector {
         let runs = self.cleaned();
         let n = runs.len();
         // SIT: the last three runs are the three tones, the third at least 200 ms so far.
-        if n >= 3 {
-            if let (Class::Sit(a), Class::Sit(b), Class::Sit(4)) =
+        if n >= 3
+            && let (Class::Sit(a), Class::Sit(b), Class::Sit(4)) =
                 (runs[n - 3].class, runs[n - 2].class, runs[n - 1].class)
+        {
+            let ok_len = |ms: u64| (200..=460).contains(&ms);
+            if a <= 1
+                && (2..=3).contains(&b)
+                && ok_len(runs[n - 3].ms)
+                && ok_len(runs[n - 2].ms)
+                && runs[n - 1].ms >= 200
             {
-                let ok_len = |ms: u64| (200..=460).contains(&ms);
-                if a <= 1
-                    && (2..=3).contains(&b)
-                    && ok_len(runs[n - 3].ms)
-                    && ok_len(runs[n - 2].ms)
-                    && runs[n - 1].ms >= 200
-                {
-                    let long1 = runs[n - 3].ms >= 327;
-                    let long2 = runs[n - 2].ms >= 327;
-                    let kind = match (a, long1, b, long2) {
-                        (0, false, 2, false) => SitKind::Intercept,
-                        (1, true, 2, false) => SitKind::VacantCode,
-                        (1, true, 3, true) => SitKind::NoCircuit,
-                        (0, false, 3, true) => SitKind::Reorder,
-                        _ => SitKind::Other {
-                            first_hz: SIT_FREQS[a],
-                            first_long: long1,
-                            second_hz: SIT_FREQS[b],
-                            second_long: long2,
-                        },
-                    };
-                    return Some(ProgressEvent {
-                        tone: ProgressTone::Sit(kind),
-                        at: runs[n - 3].start,
-                    });
-                }
+                let long1 = runs[n - 3].ms >= 327;
+                let long2 = runs[n - 2].ms >= 327;
+                let kind = match (a, long1, b, long2) {
+                    (0, false, 2, false) => SitKind::Intercept,
+                    (1, true, 2, false) => SitKind::VacantCode,
+                    (1, true, 3, true) => SitKind::NoCircuit,
+                    (0, false, 3, true) => SitKind::Reorder,
+                    _ => SitKind::Other {
+                        first_hz: SIT_FREQS[a],
+                        first_long: long1,
+                        second_hz: SIT_FREQS[b],
+                        second_long: long2,
+                    },
+                };
+                return Some(ProgressEvent {
+                    tone: ProgressTone::Sit(kind),
+                    at: runs[n - 3].start,
+                });
             }
         }
         // Busy / reorder: on, off, on (the last on at least as long as the cadence's on time).
@@ -238,7 +237,8 @@ impl ProgressDetector {
                     at: runs[n - 3].start,
                 });
             }
-            if (180..=320).contains(&on) && (180..=320).contains(&off) && on2 >= 180 && on2 <= 320 {
+            if (180..=320).contains(&on) && (180..=320).contains(&off) && (180..=320).contains(&on2)
+            {
                 return Some(ProgressEvent {
                     tone: ProgressTone::Reorder,
                     at: runs[n - 3].start,
