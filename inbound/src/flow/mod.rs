@@ -1,14 +1,16 @@
 //! Flow documents in the Amazon Connect flow language: the serde model ([`document`]), parameter
-//! values and JSONPath references ([`value`]), typed actions ([`action`]) and the validator that
-//! compiles a document for the interpreter ([`validate`]).
+//! values and JSONPath references ([`value`]), typed actions ([`action`]), the validator that
+//! compiles a document for the interpreter ([`validate`]) and the import report ([`import`]).
 
 pub mod action;
 pub mod document;
+pub mod import;
 pub mod validate;
 pub mod value;
 
 pub use action::{Kind, Operator, ParamError, Prompt, ResponseType, TRANSFER_TO_LEGACY};
 pub use document::{ActionDoc, ConditionDoc, ConditionExpr, ErrorDoc, FLOW_LANGUAGE_VERSION, FlowDocument, TransitionsDoc};
+pub use import::{ImportReport, import};
 pub use validate::{CompiledAction, CompiledFlow, CondBranch, FlowError, Mode, compile};
 pub use value::{DataPath, Dyn, Lookup};
 
