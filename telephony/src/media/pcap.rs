@@ -108,7 +108,7 @@ fn parse_frame(link: u32, f: &[u8], time: Duration) -> Option<UdpDatagram> {
     let (src_ip, dst_ip, udp) = match ethertype {
         0x0800 => {
             let ihl = ((ip.first()? & 0x0F) as usize) * 4;
-            if *ip.get(9)? != 17 {
+            if ip.len() < 20 || ihl < 20 || ip[9] != 17 {
                 return None;
             }
             let s = Ipv4Addr::new(ip[12], ip[13], ip[14], ip[15]);
