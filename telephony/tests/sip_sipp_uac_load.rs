@@ -55,3 +55,43 @@ async fn sipp_uac_with_10_percent_loss_retransmits_without_duplicate_calls() {
     assert_eq!(stats.inbound_calls_created, created, "a retransmitted INVITE must never create a second call");
     assert_eq!(stats.active_calls, 0);
 }
+
+/// Benchmark (run with `--release -- --ignored --nocapture`): the highest sipp call rate at which
+/// every call of a 5-second run is answered, BYE'd and counted successful.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore]
+async fn benchmark_max_answered_calls_per_second() {
+    if !foundation::testing::require_tool("sipp", "sip-tester") {
+        return;
+    }
+    let mut best = 0;
+    for rate in [200u32, 500, 1000, 1500, 2000, 3000, 4000] {
+        let (sut, _lc) = start(SipOptions::default()).await;
+        let dir = scratch(&format!("bench-{rate}"));
+        let target = sut.udp_addr.to_string();
+        let port = free_port().to_string();
+        let (r, m) = (rate.to_string(), (rate * 5).to_string());
+        let t0 = std::time::Instant::now();
+        let run = run_sipp(
+            &dir,
+            &["-sn", "uac", &target, "-i", "127.0.0.1", "-mi", "127.0.0.1", "-p", &port, "-r", &r, "-m", &m, "-l", "5000",
+              "-timeout", "60s", "-timeout_error"],
+        )
+        .await;
+        let ok = run.stats.get("SuccessfulCall(C)").and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+        let failed = run.stats.get("FailedCall(C)").and_then(|v| v.parse::<u64>().ok()).unwrap_or(u64::MAX);
+        let retrans = run.stats.get("Retransmissions(C)").cloned().unwrap_or_default();
+        let achieved = run.stats.get("CallRate(C)").cloned().unwrap_or_default();
+        eprintln!(
+            "BENCH rate={rate} rc={} successful={ok} failed={failed} retransmissions={retrans} sipp-cps={achieved} wall={:?}",
+            run.rc,
+            t0.elapsed()
+        );
+        if run.rc != 0 || failed != 0 || ok != rate as u64 * 5 {
+            break;
+        }
+        best = rate;
+    }
+    eprintln!("BENCH max answered calls/s with 0 failures: {best}");
+    assert!(best >= 200, "could not sustain even 200 cps");
+}
