@@ -158,3 +158,40 @@ async fn tcp_malformed_gets_400_and_the_listener_survives() {
     let r = read_responses(&mut s, 1).await;
     assert!(r.len() == 1 && r[0].starts_with("SIP/2.0 200 "), "{r:?}");
 }
+
+#[tokio::test]
+async fn draining_answers_new_invites_503_and_stop_hangs_up_calls() {
+    let (sut, lc) = start(SipOptions::default()).await;
+    let mut rx = sut.handle.subscribe();
+    let sock = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let me = sock.local_addr().unwrap();
+    let invite = |branch: &str, call: &str| {
+        format!(
+            "INVITE sip:ivr@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bK{branch}\r\n\
+From: <sip:c@127.0.0.1>;tag=f{branch}\r\nTo: <sip:ivr@127.0.0.1>\r\nCall-ID: {call}\r\nCSeq: 1 INVITE\r\n\
+Contact: <sip:c@{me}>\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+        )
+    };
+    // One call up before draining (late offer: no SDP in the INVITE).
+    sock.send_to(invite("d1", "drain-1").as_bytes(), sut.udp_addr).await.unwrap();
+    let ev = sip_common::collect_events(&mut rx, Duration::from_secs(2), |e| e.iter().any(|e| matches!(e, telephony::sip::call::CallEvent::Incoming { .. }))).await;
+    assert!(!ev.is_empty());
+    lc.start_draining();
+    let mut buf = vec![0u8; 65535];
+    // Drain the first call's responses, then check the new INVITE gets 503.
+    while let Ok(Ok(_)) = tokio::time::timeout(Duration::from_millis(300), sock.recv_from(&mut buf)).await {}
+    sock.send_to(invite("d2", "drain-2").as_bytes(), sut.udp_addr).await.unwrap();
+    let mut got = Vec::new();
+    while let Ok(Ok((n, _))) = tokio::time::timeout(Duration::from_millis(500), sock.recv_from(&mut buf)).await {
+        got.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+    }
+    assert!(got.iter().any(|m| m.starts_with("SIP/2.0 503 ") && m.contains("Call-ID: drain-2")), "{got:?}");
+    // The drain time runs out: the call in progress is ended with a BYE.
+    let outcome = lc.drain(Duration::from_millis(100), Duration::from_secs(2)).await;
+    assert_eq!(outcome, foundation::lifecycle::DrainOutcome::Stopped);
+    let mut saw_bye = false;
+    while let Ok(Ok((n, _))) = tokio::time::timeout(Duration::from_millis(500), sock.recv_from(&mut buf)).await {
+        saw_bye |= buf[..n].starts_with(b"BYE ");
+    }
+    assert!(saw_bye, "the answered call got a BYE at shutdown");
+}

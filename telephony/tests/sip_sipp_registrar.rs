@@ -23,9 +23,10 @@ fn policy(trusted: &[&str]) -> InboundPolicy {
     InboundPolicy::with_users(trusted.iter().map(|a| a.parse().unwrap()).collect(), "dialbridge", users)
 }
 
-fn register_scenario(password: &str, fin: u16) -> String {
+fn register_scenario(password: &str, fin: u16, contact_port: u16) -> String {
     let text = std::fs::read_to_string(scenario("uac_register.xml"))
         .unwrap()
+        .replace("@CONTACT_PORT@", &contact_port.to_string())
         .replace("@PASSWORD@", password)
         .replace("@FINAL@", &fin.to_string());
     let path = scratch("register-scenario").join("uac_register.xml");
@@ -42,7 +43,7 @@ async fn phones_register_with_digest_and_wrong_passwords_get_403() {
     let dir = scratch("register-ok");
     let port = free_port();
     let p = port.to_string();
-    let sf = register_scenario("pw1", 200);
+    let sf = register_scenario("pw1", 200, port);
     let r = run_sipp(&dir, &["-sf", &sf, &sut.udp_addr.to_string(), "-s", "agent1", "-i", "127.0.0.1", "-p", &p, "-m", "1", "-timeout", "10s", "-timeout_error"]).await;
     assert_eq!(r.rc, 0, "{r:?}");
     let b = sut.handle.bindings("agent1").await;
@@ -50,8 +51,9 @@ async fn phones_register_with_digest_and_wrong_passwords_get_403() {
     assert_eq!(b[0].contact, format!("sip:agent1@127.0.0.1:{port}"));
 
     let dir = scratch("register-bad");
-    let p2 = free_port().to_string();
-    let sf = register_scenario("not-the-password", 403);
+    let p2n = free_port();
+    let p2 = p2n.to_string();
+    let sf = register_scenario("not-the-password", 403, p2n);
     let r = run_sipp(&dir, &["-sf", &sf, &sut.udp_addr.to_string(), "-s", "agent1", "-i", "127.0.0.1", "-p", &p2, "-m", "1", "-timeout", "10s", "-timeout_error"]).await;
     assert_eq!(r.rc, 0, "{r:?}");
     assert_eq!(sut.handle.bindings("agent1").await.len(), 1, "a refused REGISTER adds nothing");
@@ -116,4 +118,30 @@ async fn we_register_to_a_trunk_with_digest_then_unregister() {
     assert!(matches!(ev.last(), Some(CallEvent::Registration { registered: false, code: Some(200), .. })), "{ev:?}");
     let r = wait_sipp(&dir, child).await;
     assert_eq!(r.rc, 0, "{r:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_registered_phone_is_called_at_its_contact() {
+    if !foundation::testing::require_tool("sipp", "sip-tester") {
+        return;
+    }
+    let (sut, _lc) = start(SipOptions { policy: Some(policy(&[])), ..Default::default() }).await;
+    let mut rx = sut.handle.subscribe();
+    // The phone: a sipp callee on one port, registered from another.
+    let phone_dir = scratch("phone-uas");
+    let phone_port = free_port();
+    let pp = phone_port.to_string();
+    let phone = spawn_sipp(&phone_dir, &["-sn", "uas", "-i", "127.0.0.1", "-mi", "127.0.0.1", "-p", &pp, "-m", "1", "-timeout", "15s", "-timeout_error"]);
+    let dir = scratch("phone-register");
+    let p = free_port().to_string();
+    let sf = register_scenario("pw1", 200, phone_port);
+    let r = run_sipp(&dir, &["-sf", &sf, &sut.udp_addr.to_string(), "-s", "agent1", "-i", "127.0.0.1", "-p", &p, "-m", "1", "-timeout", "10s", "-timeout_error"]).await;
+    assert_eq!(r.rc, 0, "{r:?}");
+    assert!(sut.handle.originate_registered("nobody", "ivr", Duration::from_secs(5)).await.is_none());
+    let id = sut.handle.originate_registered("agent1", "ivr", Duration::from_secs(5)).await.expect("agent1 is registered");
+    let ev = collect_events(&mut rx, Duration::from_secs(5), |e| e.iter().any(|e| e.call() == Some(id) && matches!(e, CallEvent::Answered { .. } | CallEvent::Hangup { .. }))).await;
+    assert!(matches!(ev.last(), Some(CallEvent::Answered { .. })), "{ev:?}");
+    sut.handle.hangup(id);
+    let r = wait_sipp(&phone_dir, phone).await;
+    assert_eq!((r.rc, r.stat("SuccessfulCall(C)")), (0, 1), "{r:?}");
 }

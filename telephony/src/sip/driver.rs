@@ -106,6 +106,22 @@ impl SipHandle {
         self.command(Command::Unregister(id));
     }
 
+    /// Calls an endpoint registered with us (an agent's phone) at its most recent contact; `None`
+    /// when it has no live registration.
+    pub async fn originate_registered(&self, user: &str, from_user: &str, ring_timeout: std::time::Duration) -> Option<CallId> {
+        let b = self.bindings(user).await.into_iter().max_by_key(|b| b.expires_at)?;
+        // The Contact's own address when it is an IP literal, else where the REGISTER came from.
+        let addr = super::dialog::uri_addr(&b.contact).unwrap_or(b.source);
+        let transport = if b.tcp || super::dialog::uri_wants_tcp(&b.contact) { Transport::Tcp } else { Transport::Udp };
+        Some(self.originate(Originate {
+            request_uri: Some(b.contact.clone()),
+            to_user: user.to_string(),
+            from_user: from_user.to_string(),
+            trunks: vec![super::call::Trunk { addr, transport, credentials: None }],
+            ring_timeout,
+        }))
+    }
+
     /// The contacts an endpoint (agent phone) has registered with us.
     pub async fn bindings(&self, user: &str) -> Vec<Binding> {
         let (tx, rx) = oneshot::channel();
