@@ -1,9 +1,12 @@
 //! Media against a real third-party peer, sipp (Debian package `sip-tester`):
 //! - `play_dtmf` (telephone-event PT 96, PT 97 filler packets, its own SSRC) into an `RtpSession`:
 //!   every digit, repeated ones included, arrives exactly once;
+//! - `play_pcap_audio` of the shipped `dtmf_2833_*.pcap` captures (PT 101) in one call: each digit
+//!   once;
 //! - a µ-law prompt played by an `RtpSession` to sipp's `-rtp_echo` comes back bit-exact.
 //!
-//! sipp's `play_dtmf` uses raw sockets (root or CAP_NET_RAW); the DTMF test skips without them.
+//! sipp's `play_dtmf` and `play_pcap_audio` use raw sockets (root or CAP_NET_RAW); those tests
+//! skip without them.
 
 mod media_support;
 
@@ -77,6 +80,9 @@ Content-Length: 0
 </scenario>
 "#;
 
+const PLAY_DTMF: &str = r#"  <nop><action><exec play_dtmf="[digits],120"/></action></nop>
+  <pause milliseconds="3000"/>"#;
+
 const UAC: &str = r#"<?xml version="1.0" encoding="ISO-8859-1" ?>
 <scenario name="UAC sending DTMF with play_dtmf">
   <send retrans="500"><![CDATA[
@@ -115,8 +121,7 @@ Max-Forwards: 70
 Content-Length: 0
 
 ]]></send>
-  <nop><action><exec play_dtmf="[digits],120"/></action></nop>
-  <pause milliseconds="3000"/>
+MEDIA_ACTIONS
   <send retrans="500"><![CDATA[
 BYE sip:ivr@[remote_ip]:[remote_port] SIP/2.0
 Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
@@ -141,22 +146,25 @@ fn is_root() -> bool {
         .unwrap_or(false)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sipp_play_dtmf_digits_arrive_exactly_once() {
-    if !foundation::testing::require_tool("sipp", "sip-tester") {
-        return;
-    }
-    if !is_root() {
-        eprintln!("SKIP: sipp play_dtmf needs raw sockets (root or CAP_NET_RAW)");
-        return;
-    }
-    let dir = Scratch::new("sipp-dtmf");
+/// Runs a sipp UAS (answering with the session's RTP port) and a sipp UAC whose scenario sends
+/// `media_actions` after the ACK; returns the digits the session reported and its counters.
+async fn call_from_sipp(
+    name: &str,
+    telephone_event: u8,
+    media_actions: &str,
+    digits_key: &str,
+) -> (String, telephony::media::session::SessionStats) {
+    let dir = Scratch::new(name);
     std::fs::write(dir.path("uas.xml"), UAS).unwrap();
-    std::fs::write(dir.path("uac.xml"), UAC).unwrap();
+    std::fs::write(
+        dir.path("uac.xml"),
+        UAC.replace("MEDIA_ACTIONS", media_actions),
+    )
+    .unwrap();
     let mut cfg = SessionConfig::pcmu(LO);
     cfg.receive = ReceiverConfig {
         audio: vec![(0, Codec::Pcmu)],
-        telephone_event: vec![96],
+        telephone_event: vec![telephone_event],
     };
     let mut session = RtpSession::bind(cfg, None).await.unwrap();
     let rtp_port = session.local_addr().port().to_string();
@@ -169,55 +177,24 @@ async fn sipp_play_dtmf_digits_arrive_exactly_once() {
     let uas = Kill(
         Command::new("sipp")
             .current_dir(&dir.0)
-            .args([
-                "-sf",
-                "uas.xml",
-                "-i",
-                "127.0.0.1",
-                "-mi",
-                "127.0.0.1",
-                "-p",
-                &uas_port.to_string(),
-            ])
-            .args([
-                "-mp",
-                &uas_mp.to_string(),
-                "-key",
-                "rtpport",
-                &rtp_port,
-                "-nostdin",
-                "-m",
-                "1",
-            ])
+            .args(["-sf", "uas.xml", "-i", "127.0.0.1", "-mi", "127.0.0.1"])
+            .args(["-p", &uas_port.to_string(), "-mp", &uas_mp.to_string()])
+            .args(["-key", "rtpport", &rtp_port, "-nostdin", "-m", "1"])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .unwrap(),
     );
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let digits = "1223#0";
     let d = dir.0.clone();
+    let key = digits_key.to_owned();
     let uac = tokio::task::spawn_blocking(move || {
         Command::new("sipp")
             .current_dir(&d)
-            .args([
-                "-sf",
-                "uac.xml",
-                &format!("127.0.0.1:{uas_port}"),
-                "-i",
-                "127.0.0.1",
-                "-mi",
-                "127.0.0.1",
-            ])
-            .args([
-                "-p",
-                &uac_port.to_string(),
-                "-mp",
-                &uac_mp.to_string(),
-                "-key",
-                "digits",
-                digits,
-            ])
+            .args(["-sf", "uac.xml", &format!("127.0.0.1:{uas_port}")])
+            .args(["-i", "127.0.0.1", "-mi", "127.0.0.1"])
+            .args(["-p", &uac_port.to_string(), "-mp", &uac_mp.to_string()])
+            .args(["-key", "digits", &key])
             .args(["-m", "1", "-nostdin", "-timeout", "20s", "-timeout_error"])
             .output()
             .unwrap()
@@ -244,13 +221,50 @@ async fn sipp_play_dtmf_digits_arrive_exactly_once() {
             .join("\n")
     );
     drop(uas);
-    assert_eq!(got, digits);
     let st = session.stats().await;
+    session.close().await;
+    (got, st)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sipp_play_dtmf_digits_arrive_exactly_once() {
+    if !foundation::testing::require_tool("sipp", "sip-tester") {
+        return;
+    }
+    if !is_root() {
+        eprintln!("SKIP: sipp play_dtmf needs raw sockets (root or CAP_NET_RAW)");
+        return;
+    }
+    let digits = "1223#0";
+    let (got, st) = call_from_sipp("sipp-dtmf", 96, PLAY_DTMF, digits).await;
+    assert_eq!(got, digits);
     assert!(
         st.receiver.unknown_payload_type >= 1,
         "sipp's PT 97 filler was not seen: {st:?}"
     );
-    session.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sipp_replaying_the_dtmf_captures_gives_each_digit_once() {
+    if !foundation::testing::require_tool("sipp", "sip-tester") {
+        return;
+    }
+    if !is_root() {
+        eprintln!("SKIP: sipp play_pcap_audio needs raw sockets (root or CAP_NET_RAW)");
+        return;
+    }
+    // One capture per distinct digit (they share SSRC, sequence numbers and timestamps).
+    let actions: String = ["5", "9", "pound", "star"]
+        .iter()
+        .map(|d| {
+            format!(
+                "  <nop><action><exec play_pcap_audio=\"/usr/share/sip-tester/dtmf_2833_{d}.pcap\"/></action></nop>\n  <pause milliseconds=\"600\"/>\n"
+            )
+        })
+        .collect();
+    let (got, st) = call_from_sipp("sipp-pcap", 101, &actions, "-").await;
+    assert_eq!(got, "59#*");
+    assert_eq!(st.receiver.events, 40);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
