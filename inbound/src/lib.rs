@@ -8,3 +8,4 @@ pub mod contact;
 pub mod flow;
 pub mod hours;
 pub mod interpreter;
+pub mod store;
