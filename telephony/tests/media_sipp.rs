@@ -3,6 +3,7 @@
 //!   every digit, repeated ones included, arrives exactly once;
 //! - `play_pcap_audio` of the shipped `dtmf_2833_*.pcap` captures (PT 101) in one call: each digit
 //!   once;
+//! - sipp replaying its `g711a.pcap` (PCMA, 30 ms packets) is heard bit-exact;
 //! - a µ-law prompt played by an `RtpSession` to sipp's `-rtp_echo` comes back bit-exact.
 //!
 //! sipp's `play_dtmf` and `play_pcap_audio` use raw sockets (root or CAP_NET_RAW); those tests
@@ -153,7 +154,7 @@ async fn call_from_sipp(
     telephone_event: u8,
     media_actions: &str,
     digits_key: &str,
-) -> (String, telephony::media::session::SessionStats) {
+) -> (String, telephony::media::session::SessionStats, Vec<u8>) {
     let dir = Scratch::new(name);
     std::fs::write(dir.path("uas.xml"), UAS).unwrap();
     std::fs::write(
@@ -163,10 +164,11 @@ async fn call_from_sipp(
     .unwrap();
     let mut cfg = SessionConfig::pcmu(LO);
     cfg.receive = ReceiverConfig {
-        audio: vec![(0, Codec::Pcmu)],
+        audio: vec![(0, Codec::Pcmu), (8, Codec::Pcma)],
         telephone_event: vec![telephone_event],
     };
     let mut session = RtpSession::bind(cfg, None).await.unwrap();
+    let mut tap = session.tap(10_000);
     let rtp_port = session.local_addr().port().to_string();
     let (uas_port, uas_mp, uac_port, uac_mp) = (
         free_udp_port(),
@@ -200,16 +202,20 @@ async fn call_from_sipp(
             .unwrap()
     });
     let mut got = String::new();
-    let collect = async {
-        while let Some(e) = session.next_event().await {
-            if let MediaEvent::Dtmf { digit, inband } = e {
-                assert!(!inband);
-                got.push(digit);
+    let mut uac = uac;
+    let out = loop {
+        tokio::select! {
+            out = &mut uac => break out.unwrap(),
+            Some(e) = session.next_event() => {
+                if let MediaEvent::Dtmf { digit, inband } = e {
+                    assert!(!inband);
+                    got.push(digit);
+                }
             }
         }
     };
-    let _ = timeout(Duration::from_secs(6), collect).await;
-    let out = uac.await.unwrap();
+    // Let the jitter buffer play out what is left.
+    tokio::time::sleep(Duration::from_millis(200)).await;
     assert!(
         out.status.success(),
         "sipp uac failed: {}",
@@ -223,7 +229,18 @@ async fn call_from_sipp(
     drop(uas);
     let st = session.stats().await;
     session.close().await;
-    (got, st)
+    // What the session heard, as A-law (lossless for A-law input).
+    let mut heard = Vec::new();
+    while let Ok(f) = tap.try_recv() {
+        if f.direction == telephony::media::recorder::Direction::Inbound {
+            heard.extend(
+                f.pcm
+                    .iter()
+                    .map(|&x| telephony::media::g711::linear_to_alaw(x)),
+            );
+        }
+    }
+    (got, st, heard)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -236,7 +253,7 @@ async fn sipp_play_dtmf_digits_arrive_exactly_once() {
         return;
     }
     let digits = "1223#0";
-    let (got, st) = call_from_sipp("sipp-dtmf", 96, PLAY_DTMF, digits).await;
+    let (got, st, _) = call_from_sipp("sipp-dtmf", 96, PLAY_DTMF, digits).await;
     assert_eq!(got, digits);
     assert!(
         st.receiver.unknown_payload_type >= 1,
@@ -262,9 +279,41 @@ async fn sipp_replaying_the_dtmf_captures_gives_each_digit_once() {
             )
         })
         .collect();
-    let (got, st) = call_from_sipp("sipp-pcap", 101, &actions, "-").await;
+    let (got, st, _) = call_from_sipp("sipp-pcap", 101, &actions, "-").await;
     assert_eq!(got, "59#*");
     assert_eq!(st.receiver.events, 40);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sipp_pcma_capture_is_heard_bit_exact() {
+    if !foundation::testing::require_tool("sipp", "sip-tester") {
+        return;
+    }
+    if !is_root() {
+        eprintln!("SKIP: sipp play_pcap_audio needs raw sockets (root or CAP_NET_RAW)");
+        return;
+    }
+    // sipp's g711a.pcap: PCMA with 30 ms packets (240 bytes), about 7 s.
+    let path = "/usr/share/sip-tester/g711a.pcap";
+    let want: Vec<u8> = telephony::media::pcap::udp_datagrams(&std::fs::read(path).unwrap())
+        .unwrap()
+        .iter()
+        .filter_map(|d| {
+            let mut b = &d.payload[..];
+            let p =
+                <rtp::packet::Packet as webrtc_util::marshal::Unmarshal>::unmarshal(&mut b).ok()?;
+            (p.header.payload_type == 8).then(|| p.payload.to_vec())
+        })
+        .flatten()
+        .collect();
+    assert!(want.len() > 50_000);
+    let actions = format!(
+        "  <nop><action><exec play_pcap_audio=\"{path}\"/></action></nop>\n  <pause milliseconds=\"7800\"/>\n"
+    );
+    let (_, st, heard) = call_from_sipp("sipp-pcma", 101, &actions, "-").await;
+    assert_eq!(st.receiver.audio, 236, "{st:?}");
+    assert_eq!(heard.len(), want.len());
+    assert!(heard == want, "A-law audio altered");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -3,7 +3,8 @@
 //! Packets are pushed as they arrive (any order, duplicates allowed); the playout clock calls
 //! [`JitterBuffer::pop`] once per frame interval. Playout starts once `depth` frames are buffered,
 //! a missing frame is reported as [`Playout::Lost`] (the caller conceals it) when a later one is
-//! already there, late frames are dropped, and an empty buffer re-primes.
+//! already there, late frames are dropped, and an empty buffer re-primes (a tail shorter than the
+//! depth still plays after `depth` intervals).
 
 use std::collections::BTreeMap;
 
@@ -50,6 +51,7 @@ pub struct JitterBuffer<T> {
     frames: BTreeMap<u64, Buffered<T>>,
     next: Option<u64>,
     primed: bool,
+    waited: usize,
     stats: JitterStats,
 }
 
@@ -66,6 +68,7 @@ impl<T> JitterBuffer<T> {
             frames: BTreeMap::new(),
             next: None,
             primed: false,
+            waited: 0,
             stats: JitterStats::default(),
         }
     }
@@ -97,17 +100,29 @@ impl<T> JitterBuffer<T> {
         }
         if !self.primed && self.frames.len() >= self.depth {
             self.primed = true;
+            self.waited = 0;
         }
     }
 
     /// The frame for the next playout interval.
     pub fn pop(&mut self) -> Playout<T> {
         if !self.primed {
-            return Playout::Empty;
+            // Not enough buffered yet; but don't hold a stream's last frames forever: after
+            // `depth` intervals of waiting, play what is there.
+            if self.frames.is_empty() {
+                self.waited = 0;
+                return Playout::Empty;
+            }
+            self.waited += 1;
+            if self.waited < self.depth {
+                return Playout::Empty;
+            }
+            self.primed = true;
         }
         let Some((&first, _)) = self.frames.iter().next() else {
             // Ran dry: wait for `depth` frames again before resuming.
             self.primed = false;
+            self.waited = 0;
             return Playout::Empty;
         };
         let next = self.next.unwrap_or(first);
@@ -138,6 +153,7 @@ impl<T> JitterBuffer<T> {
         self.frames.clear();
         self.next = None;
         self.primed = false;
+        self.waited = 0;
     }
 
     /// The counters.
@@ -183,6 +199,13 @@ mod tests {
         assert_eq!(seqs(&mut jb, 3), ["4", "5", "empty"]);
         let st = jb.stats();
         assert_eq!((st.late, st.duplicate, st.lost), (1, 1, 1));
+    }
+
+    #[test]
+    fn a_stream_tail_shorter_than_the_depth_still_plays() {
+        let mut jb = JitterBuffer::new(3, 10);
+        jb.push(7, 0, 0);
+        assert_eq!(seqs(&mut jb, 4), ["empty", "empty", "7", "empty"]);
     }
 
     #[test]
