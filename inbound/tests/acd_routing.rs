@@ -72,7 +72,7 @@ fn handle(acd: &mut Acd, contact: &str, at: i64, talk_ms: i64) -> String {
 fn longest_idle_agent_gets_the_contact() {
     let mut acd = single(Strategy::LongestIdle, &["a", "b", "c"]);
     available(&mut acd, "b", 0);
-    available(&mut acd, "c", 1 * S);
+    available(&mut acd, "c", S);
     available(&mut acd, "a", 2 * S);
     let ds = enqueue(&mut acd, ContactRequest::new("k1", "q"), 10 * S);
     assert_eq!(offers(&ds), vec![("k1".into(), "b".into())]);
@@ -348,4 +348,51 @@ fn configuration_errors_name_the_culprit() {
     .err()
     .unwrap();
     assert_eq!(err.to_string(), "routing profile \"p\" refers to unknown queue \"nope\"");
+}
+
+#[test]
+fn a_break_chosen_during_a_contact_applies_after_it() {
+    let mut acd = Acd::new(&AcdConfig {
+        queues: vec![queue("q", Strategy::LongestIdle)],
+        profiles: vec![profile("p", &[("q", 1, 0)], 10)],
+        agents: vec![agent("a", "p", &[])],
+    })
+    .unwrap();
+    available(&mut acd, "a", 0);
+    enqueue(&mut acd, ContactRequest::new("k1", "q"), S);
+    acd.step(Event::Accept { contact: "k1".into(), agent: "a".into() }, S);
+    acd.step(Event::SetStatus { agent: "a".into(), status: AgentStatus::NotRoutable("Lunch".into()) }, 5 * S);
+    assert_eq!(acd.agent_state("a"), Some(AgentState::OnContact("k1".into())));
+    enqueue(&mut acd, ContactRequest::new("k2", "q"), 6 * S);
+    acd.step(Event::ContactEnded { agent: "a".into() }, 30 * S);
+    let ds = acd.step(Event::Tick, 40 * S);
+    assert_eq!(ds, vec![Decision::AcwEnded { agent: "a".into() }], "no offer: the agent is on lunch");
+    assert_eq!(acd.agent_state("a"), Some(AgentState::NotRoutable("Lunch".into())));
+    assert_eq!(offers(&available(&mut acd, "a", 50 * S)), vec![("k2".into(), "a".into())]);
+}
+
+#[test]
+fn ring_all_keeps_ringing_the_others_when_one_declines() {
+    let mut acd = single(Strategy::RingAll, &["a", "b"]);
+    available(&mut acd, "a", 0);
+    available(&mut acd, "b", 0);
+    enqueue(&mut acd, ContactRequest::new("k", "q"), S);
+    let ds = acd.step(Event::Reject { contact: "k".into(), agent: "a".into() }, 2 * S);
+    assert_eq!(ds, vec![Decision::Missed { contact: "k".into(), agent: "a".into() }]);
+    assert!(acd.waiting("q").is_empty(), "still offered to b");
+    // b does not answer either: the contact returns to the queue's head.
+    let ds = acd.step(Event::Tick, 21 * S);
+    assert_eq!(ds, vec![Decision::Missed { contact: "k".into(), agent: "b".into() }]);
+    assert_eq!(acd.waiting("q"), ["k"]);
+}
+
+#[test]
+fn agents_can_join_at_run_time() {
+    let mut acd = single(Strategy::LongestIdle, &[]);
+    enqueue(&mut acd, ContactRequest::new("k", "q"), 0);
+    acd.add_agent(&agent("late", "p", &[])).unwrap();
+    assert_eq!(acd.agent_state("late"), Some(AgentState::Offline));
+    assert_eq!(offers(&available(&mut acd, "late", S)), vec![("k".into(), "late".into())]);
+    assert!(acd.add_agent(&agent("late", "p", &[])).is_err());
+    assert!(acd.add_agent(&agent("x", "missing", &[])).is_err());
 }

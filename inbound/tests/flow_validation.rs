@@ -156,3 +156,16 @@ fn menu_conditions_must_be_single_keys() {
     assert_eq!(errs.len(), 2, "{errs:?}");
     assert!(errs.iter().all(|e| matches!(e, FlowError::BadCondition { .. })));
 }
+
+#[test]
+fn orphan_blocks_only_warn_on_import() {
+    let d = doc("hello", json!([
+        {"Identifier": "hello", "Type": "MessageParticipant", "Parameters": {"Text": "Hi"}, "Transitions": {"NextAction": "bye"}},
+        {"Identifier": "orphan", "Type": "MessageParticipant", "Parameters": {"Text": "left on the canvas"}, "Transitions": {"NextAction": "bye"}},
+        bye()
+    ]));
+    assert_eq!(errors(&d), vec![FlowError::Unreachable("orphan".into())]);
+    let report = inbound::flow::import::import_document(&d);
+    assert!(report.errors.is_empty() && report.runnable.is_some());
+    assert!(report.warnings.contains(&"action \"orphan\" cannot be reached from the StartAction".to_string()));
+}

@@ -50,6 +50,9 @@ struct WaitKey {
 
 type IdleKey = (i64, u32);
 
+/// A routing-criteria step: (skill, minimum proficiency) pairs, and how long it holds (ms).
+type Step = (Vec<(u16, u8)>, Option<i64>);
+
 struct Queue {
     name: String,
     max_contacts: Option<usize>,
@@ -113,7 +116,7 @@ struct Contact {
     /// an earlier contact in the same slot) carry another epoch and are dropped.
     queue_epoch: u64,
     offer_epoch: u64,
-    steps: Vec<(Vec<(u16, u8)>, Option<i64>)>,
+    steps: Vec<Step>,
     state: CState,
 }
 
@@ -139,6 +142,7 @@ pub struct Acd {
     queues: Vec<Queue>,
     queue_ix: HashMap<String, u32>,
     profiles: Vec<Profile>,
+    profile_ix: HashMap<String, u32>,
     agents: Vec<Agent>,
     agent_ix: HashMap<String, u32>,
     /// Queue to the agents whose profile holds it.
@@ -157,6 +161,7 @@ impl Acd {
             queues: Vec::new(),
             queue_ix: HashMap::new(),
             profiles: Vec::new(),
+            profile_ix: HashMap::new(),
             agents: Vec::new(),
             agent_ix: HashMap::new(),
             staffed_by: Vec::new(),
@@ -213,11 +218,9 @@ impl Acd {
             profile_ix.insert(p.name.clone(), acd.profiles.len() as u32);
             acd.profiles.push(Profile { queues, acw_ms: p.acw_s * 1000 });
         }
+        acd.profile_ix = profile_ix;
         for a in &cfg.agents {
-            let profile = *profile_ix
-                .get(&a.profile)
-                .ok_or_else(|| ConfigError::UnknownProfile { agent: a.id.clone(), profile: a.profile.clone() })?;
-            acd.add_agent(a, profile)?;
+            acd.add_agent(a)?;
         }
         Ok(acd)
     }
@@ -231,7 +234,17 @@ impl Acd {
         *self.skills.entry(name.to_string()).or_insert(next)
     }
 
-    fn add_agent(&mut self, a: &AgentConfig, profile: u32) -> Result<(), ConfigError> {
+    /// Adds an agent at run time (Offline until it sets a status).
+    pub fn add_agent(&mut self, a: &AgentConfig) -> Result<(), ConfigError> {
+        let profile = self
+            .profile_ix
+            .get(&a.profile)
+            .copied()
+            .ok_or_else(|| ConfigError::UnknownProfile { agent: a.id.clone(), profile: a.profile.clone() })?;
+        self.insert_agent(a, profile)
+    }
+
+    fn insert_agent(&mut self, a: &AgentConfig, profile: u32) -> Result<(), ConfigError> {
         let ix = self.agents.len() as u32;
         if self.agent_ix.insert(a.id.clone(), ix).is_some() {
             return Err(ConfigError::DuplicateAgent(a.id.clone()));
@@ -586,10 +599,10 @@ impl Acd {
                 let c = self.contact(k.slot).expect("waiting contacts are live");
                 c.state == CState::Waiting && self.eligible(a, c, now)
             });
-            if let Some(k) = found {
-                if best.is_none_or(|(_, b)| k < b) {
-                    best = Some((prio, k));
-                }
+            if let Some(k) = found
+                && best.is_none_or(|(_, b)| k < b)
+            {
+                best = Some((prio, k));
             }
         }
         if let Some((_, key)) = best {

@@ -248,10 +248,10 @@ pub fn parse(action_type: &str, p: &P) -> Result<Option<Kind>, ParamError> {
         }
         "UpdateContactAttributes" => {
             let attrs = object(p, "Attributes")?.ok_or(ParamError::Missing("Attributes"))?;
-            if let Some(t) = text(p, "TargetContact")? {
-                if t != "Current" {
-                    return Err(invalid("TargetContact", format!("{t:?}: only Current is supported")));
-                }
+            if let Some(t) = text(p, "TargetContact")?
+                && t != "Current"
+            {
+                return Err(invalid("TargetContact", format!("{t:?}: only Current is supported")));
             }
             Kind::UpdateContactAttributes { attributes: dyn_map(attrs, "Attributes")? }
         }
@@ -299,16 +299,16 @@ pub fn parse(action_type: &str, p: &P) -> Result<Option<Kind>, ParamError> {
         "TransferContactToQueue" => Kind::TransferContactToQueue,
         "TransferParticipantToThirdParty" => {
             let number = dyn_value(p, "ThirdPartyPhoneNumber")?.ok_or(ParamError::Missing("ThirdPartyPhoneNumber"))?;
-            if let Dyn::Static(n) = &number {
-                if !is_e164(n) {
-                    return Err(invalid("ThirdPartyPhoneNumber", format!("{n:?} is not E.164")));
-                }
+            if let Dyn::Static(n) = &number
+                && !is_e164(n)
+            {
+                return Err(invalid("ThirdPartyPhoneNumber", format!("{n:?} is not E.164")));
             }
             let dtmf = text(p, "ThirdPartyDTMFDigits")?;
-            if let Some(d) = &dtmf {
-                if d.len() > 50 || !d.chars().all(|c| c.is_ascii_digit() || matches!(c, ',' | '*' | '#')) {
-                    return Err(invalid("ThirdPartyDTMFDigits", "at most 50 of 0-9 , * #"));
-                }
+            if let Some(d) = &dtmf
+                && (d.len() > 50 || !d.chars().all(|c| c.is_ascii_digit() || matches!(c, ',' | '*' | '#')))
+            {
+                return Err(invalid("ThirdPartyDTMFDigits", "at most 50 of 0-9 , * #"));
             }
             let caller_id_number = match object(p, "CallerId")? {
                 Some(c) => dyn_value(c, "Number")?,

@@ -206,7 +206,7 @@ pub fn compile(doc: &FlowDocument, mode: Mode) -> Result<CompiledFlow, Vec<FlowE
             check_branches(a, doc_action.transitions.conditions.len(), &mut errors, &mut warnings);
         }
         if let Some(start) = start {
-            check_graph(&actions, start, &mut errors);
+            check_graph(&actions, start, mode, &mut errors, &mut warnings);
         }
     }
     match (errors.is_empty(), start) {
@@ -322,7 +322,9 @@ fn targets(a: &CompiledAction) -> impl Iterator<Item = usize> + '_ {
     a.next.into_iter().chain(a.conditions.iter().map(|c| c.target)).chain(a.errors.iter().map(|e| e.1))
 }
 
-fn check_graph(actions: &[CompiledAction], start: usize, errors: &mut Vec<FlowError>) {
+/// Reachability and exits. Unreachable actions are errors when saving; an imported flow may
+/// carry orphan blocks left on the designer canvas, so there they are only warnings.
+fn check_graph(actions: &[CompiledAction], start: usize, mode: Mode, errors: &mut Vec<FlowError>, warnings: &mut Vec<String>) {
     let n = actions.len();
     let mut reachable = vec![false; n];
     let mut stack = vec![start];
@@ -334,7 +336,10 @@ fn check_graph(actions: &[CompiledAction], start: usize, errors: &mut Vec<FlowEr
     }
     for (i, a) in actions.iter().enumerate() {
         if !reachable[i] {
-            errors.push(FlowError::Unreachable(a.id.clone()));
+            match mode {
+                Mode::Strict => errors.push(FlowError::Unreachable(a.id.clone())),
+                Mode::Lenient => warnings.push(FlowError::Unreachable(a.id.clone()).to_string()),
+            }
         }
     }
     // Which actions can still reach an exit (an action whose success ends the flow)?

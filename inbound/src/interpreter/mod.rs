@@ -216,10 +216,10 @@ impl Interpreter {
     }
 
     fn finish_path(&mut self, result: &str) {
-        if let Some(step) = self.record.path.last_mut() {
-            if step.result.is_empty() {
-                step.result = result.to_string();
-            }
+        if let Some(step) = self.record.path.last_mut()
+            && step.result.is_empty()
+        {
+            step.result = result.to_string();
         }
     }
 
