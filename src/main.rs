@@ -3,6 +3,7 @@
 
 mod bench;
 mod config;
+mod progress;
 mod serve;
 
 use std::path::PathBuf;
@@ -33,11 +34,30 @@ enum Command {
     Serve,
     /// Apply database migrations and exit.
     Migrate,
-    /// Import a CRM contact list.
+    /// Import a CRM contact list (CSV/TSV, gzip, XLSX) into a lead list.
     Import {
         file: PathBuf,
+        /// The list to import into (created when it does not exist).
         #[arg(long)]
         list: String,
+        /// Default region for numbers without a country code (ISO, e.g. US, GB).
+        #[arg(long)]
+        region: Option<String>,
+        /// An explicit column mapping file (TOML or JSON).
+        #[arg(long)]
+        mapping: Option<PathBuf>,
+        /// A do-not-call file to scrub against for this import (repeatable).
+        #[arg(long)]
+        dnc: Vec<PathBuf>,
+        /// Update leads that already exist (default: count them as duplicates).
+        #[arg(long)]
+        update: bool,
+        /// Continue a failed import job.
+        #[arg(long, value_name = "JOB")]
+        resume: Option<String>,
+        /// Print the report as one JSON object on stdout.
+        #[arg(long)]
+        json: bool,
     },
     /// Run the pacing simulator.
     Simulate,
@@ -192,7 +212,29 @@ fn main() -> ExitCode {
                 }
                 Ok(())
             }
-            Command::Import { .. } | Command::Simulate => Err(NotYet.into()),
+            Command::Import { file, list, region, mapping, dnc, update, resume, json } => {
+                let db = serve::open_database(&cfg).await?;
+                db.migrate().await?;
+                let mut opts = importers::ImportOptions::new(&list);
+                opts.region = region;
+                opts.mapping = mapping.as_deref().map(importers::MappingSpec::load).transpose()?;
+                opts.dnc_files = dnc;
+                opts.resume_job = resume;
+                opts.actor = "cli".into();
+                if update {
+                    opts.duplicate_policy = importers::DuplicatePolicy::Update;
+                }
+                let report = importers::import_file(&db, &SystemClock, &file, &opts, &progress::print).await;
+                progress::done();
+                let report = report?;
+                if json {
+                    println!("{}", serde_json::to_string(&report)?);
+                } else {
+                    print!("{}", progress::summary(&report));
+                }
+                Ok(())
+            }
+            Command::Simulate => Err(NotYet.into()),
         }
     });
     match result {

@@ -78,6 +78,7 @@ pub async fn run(cfg: Config, file: Option<PathBuf>) -> anyhow::Result<()> {
     let state = web::AppState {
         db: db.clone(),
         clock,
+        uploads_dir: cfg.data_dir.join("uploads"),
         keys: Arc::new(web::auth::KeyGate::new(cfg.api.rate_limit_per_s, cfg.api.rate_limit_burst)),
         lifecycle: lifecycle.clone(),
         listening: Arc::new(listening.clone()),

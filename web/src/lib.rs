@@ -6,6 +6,7 @@
 //! - [`error`]: the one error body every API route answers with; [`extract`]: JSON and query
 //!   extractors whose rejections use it.
 //! - [`bridge`]: the DNIS pool / lease / lookup API legacy PBXs integrate against.
+//! - [`imports`]: CRM list uploads, import progress and reports.
 //!
 //! Every API route is registered through [`utoipa_axum`] so that `/api/openapi.json` always
 //! describes exactly the routes that exist. Handlers stay thin: they parse, authorise and call
@@ -15,6 +16,7 @@ pub mod auth;
 pub mod bridge;
 pub mod error;
 pub mod extract;
+pub mod imports;
 pub mod ops;
 
 use std::net::SocketAddr;
@@ -51,6 +53,8 @@ pub struct AppState {
     pub listening: Arc<Listening>,
     /// Renders the Prometheus text exposition of all metrics.
     pub render_metrics: Arc<dyn Fn() -> String + Send + Sync>,
+    /// Where uploaded files are kept while they are imported.
+    pub uploads_dir: std::path::PathBuf,
     /// API key verification cache and per-key rate limit.
     pub keys: Arc<auth::KeyGate>,
 }
@@ -74,6 +78,7 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(ops::routes())
         .merge(auth::routes())
         .merge(bridge::routes())
+        .merge(imports::routes())
         .split_for_parts()
 }
 

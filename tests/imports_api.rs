@@ -1,0 +1,115 @@
+//! List upload over HTTP: streamed multipart, progress by job id, exact report, rejected rows CSV.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Appliance, run};
+use importers::generate::{CsvStyle, GenOptions, Generator, write_csv};
+use serde_json::Value;
+
+#[tokio::test]
+async fn upload_watch_and_download_rejected_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = |role: &str| {
+        let out = run(dir.path(), &["apikey", "create", "--role", role], &[]);
+        String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    };
+    let (manager, agent) = (key("campaign-manager"), key("agent"));
+    let app = Appliance::start(dir.path(), &[]);
+    let c = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap();
+
+    let mut csv = Vec::new();
+    let mut gen_opts = GenOptions::new(3000, 7);
+    gen_opts.dnc_share = 0.0; // no DNC file rides along with an upload
+    let (expected, _) = write_csv(Generator::new(gen_opts, true), &CsvStyle { delimiter: b';', bom: true }, &mut csv).unwrap();
+    let form = || {
+        reqwest::multipart::Form::new()
+            .part("file", reqwest::multipart::Part::bytes(csv.clone()).file_name("export.csv"))
+            .text("region", "US")
+    };
+
+    let resp = c.post(app.url("/api/v1/lists/spring/imports")).bearer_auth(&agent).multipart(form()).send().await.unwrap();
+    assert_eq!(resp.status(), 403);
+    let resp = c.post(app.url("/api/v1/lists/spring/imports")).bearer_auth(&manager).multipart(form()).send().await.unwrap();
+    assert_eq!(resp.status(), 202);
+    let started: Value = resp.json().await.unwrap();
+    let status_url = app.url(started["status_url"].as_str().unwrap());
+
+    let mut report = Value::Null;
+    for _ in 0..300 {
+        report = c.get(&status_url).bearer_auth(&manager).send().await.unwrap().json().await.unwrap();
+        if report["state"] != "running" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(report["state"], "completed", "{report}");
+    let n = |k: &str| report[k].as_u64().unwrap();
+    assert_eq!(n("rows_read"), expected.rows);
+    assert_eq!((n("accepted"), n("rejected"), n("duplicates"), n("dnc")), (expected.accepted, expected.rejected(), expected.duplicates, expected.dnc_rows));
+    assert_eq!(n("rows_read"), n("accepted") + n("rejected") + n("duplicates") + n("dnc"));
+
+    let resp = c.get(format!("{status_url}/rejected.csv")).bearer_auth(&manager).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    assert!(resp.headers()["content-type"].to_str().unwrap().starts_with("text/csv"));
+    let text = resp.text().await.unwrap();
+    let mut rows = csv::ReaderBuilder::new().flexible(true).from_reader(text.as_bytes());
+    assert_eq!(rows.headers().unwrap().iter().take(3).collect::<Vec<_>>(), ["source_row", "outcome", "reason"]);
+    assert_eq!(rows.records().count() as u64, n("rejected") + n("duplicates") + n("dnc"), "every row not imported is accounted for");
+
+    // The same file again creates no duplicates.
+    let resp = c.post(app.url("/api/v1/lists/spring/imports")).bearer_auth(&manager).multipart(form()).send().await.unwrap();
+    let again: Value = resp.json().await.unwrap();
+    let url = app.url(again["status_url"].as_str().unwrap());
+    let mut report = Value::Null;
+    for _ in 0..300 {
+        report = c.get(&url).bearer_auth(&manager).send().await.unwrap().json().await.unwrap();
+        if report["state"] != "running" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(report["accepted"], 0, "{report}");
+
+    // Bad uploads: no file field, an unreadable file, an unknown job.
+    let resp = c
+        .post(app.url("/api/v1/lists/spring/imports"))
+        .bearer_auth(&manager)
+        .multipart(reqwest::multipart::Form::new().text("region", "US"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 400);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["error"], "bad_request");
+    let resp = c
+        .post(app.url("/api/v1/lists/spring/imports"))
+        .bearer_auth(&manager)
+        .multipart(reqwest::multipart::Form::new().part("file", reqwest::multipart::Part::bytes(b"PK\x03\x04garbage".to_vec()).file_name("x.xlsx")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 400, "{}", resp.text().await.unwrap());
+    let resp = c.get(app.url("/api/v1/lists/spring/imports/import_nope")).bearer_auth(&manager).send().await.unwrap();
+    assert_eq!(resp.status(), 404);
+}
+
+#[test]
+fn cli_import_prints_an_exact_json_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("crm.csv");
+    let (expected, dnc) = write_csv(Generator::new(GenOptions::new(1500, 3), false), &CsvStyle { delimiter: b',', bom: false }, std::fs::File::create(&file).unwrap()).unwrap();
+    let dnc_file = dir.path().join("dnc.txt");
+    importers::generate::write_dnc_file(&dnc, 1000, 5, std::fs::File::create(&dnc_file).unwrap()).unwrap();
+    assert!(expected.dnc_rows > 0);
+    let out = run(dir.path(), &["import", file.to_str().unwrap(), "--list", "l1", "--dnc", dnc_file.to_str().unwrap(), "--json"], &[]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let n = |k: &str| report[k].as_u64().unwrap();
+    assert_eq!((n("rows_read"), n("accepted"), n("rejected"), n("duplicates"), n("dnc")), (expected.rows, expected.accepted, expected.rejected(), expected.duplicates, expected.dnc_rows));
+    assert!(report["rejected_by_reason"].is_object());
+    let out = run(dir.path(), &["import", "/nonexistent.csv", "--list", "l1"], &[]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("nonexistent.csv"));
+}

@@ -1,0 +1,170 @@
+//! List uploads: a CRM export streamed to disk, imported in the background, watched by job id.
+//!
+//! `POST /api/v1/lists/{list}/imports` streams the multipart `file` field to the uploads directory
+//! (never held whole in memory), starts the import as tracked work (a shutdown lets it finish or
+//! records where it stopped; it is resumable), and answers `202 {job_id}` as soon as the job
+//! exists — or `400` at once when the file cannot be read. Progress and the final report come from
+//! `GET …/imports/{job}`; the rows that did not become leads, with their reasons, from
+//! `GET …/imports/{job}/rejected.csv`.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::{DefaultBodyLimit, Multipart, Path, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use foundation::accounts::Role;
+use serde::Serialize;
+use tokio::io::AsyncWriteExt;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::AppState;
+use crate::auth::Caller;
+use crate::error::{ApiError, ErrorBody};
+
+const ROLES: &[Role] = &[Role::Admin, Role::CampaignManager];
+/// Largest upload accepted (a million-row export is ~100 MB).
+const MAX_UPLOAD: u64 = 2 * 1024 * 1024 * 1024;
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ImportStarted {
+    pub job_id: String,
+    /// Where to watch progress and read the report.
+    pub status_url: String,
+}
+
+fn safe_name(name: &str) -> String {
+    let base = name.rsplit(['/', '\\']).next().unwrap_or("upload");
+    let cleaned: String = base
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || ".-_".contains(c) { c } else { '_' })
+        .take(80)
+        .collect();
+    if cleaned.is_empty() { "upload.csv".into() } else { cleaned }
+}
+
+/// Uploads a CRM export and starts importing it into the list (created when new).
+///
+/// Multipart fields: `file` (required; CSV/TSV, gzip or XLSX), `region` (ISO default region),
+/// `duplicate_policy` (`skip` or `update`).
+#[utoipa::path(post, path = "/api/v1/lists/{list}/imports", tag = "lists", security(("api_key" = []), ("session" = [])),
+    params(("list" = String, Path)),
+    request_body(content_type = "multipart/form-data", description = "fields: file, region, duplicate_policy"),
+    responses((status = 202, body = ImportStarted), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody),
+              (status = 413, body = ErrorBody)))]
+async fn upload(State(st): State<AppState>, caller: Caller, Path(list): Path<String>, mut form: Multipart) -> Result<Response, ApiError> {
+    caller.require(ROLES)?;
+    let job_id = foundation::ids::public_id("import", st.clock.now_ms());
+    let mut opts = importers::ImportOptions::new(&list);
+    opts.job_id = Some(job_id.clone());
+    opts.actor = caller.actor();
+    let mut path: Option<PathBuf> = None;
+    while let Some(mut field) = form.next_field().await.map_err(|e| ApiError::bad_request(format!("malformed upload: {e}")))? {
+        match field.name().unwrap_or("") {
+            "file" => {
+                tokio::fs::create_dir_all(&st.uploads_dir).await.map_err(anyhow::Error::from)?;
+                let p = st.uploads_dir.join(format!("{job_id}-{}", safe_name(field.file_name().unwrap_or("upload.csv"))));
+                let mut out = tokio::fs::File::create(&p).await.map_err(anyhow::Error::from)?;
+                let mut size = 0u64;
+                while let Some(chunk) = field.chunk().await.map_err(|e| ApiError::bad_request(format!("upload interrupted: {e}")))? {
+                    size += chunk.len() as u64;
+                    if size > MAX_UPLOAD {
+                        drop(out);
+                        let _ = tokio::fs::remove_file(&p).await;
+                        return Err(ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", "uploads are limited to 2 GiB"));
+                    }
+                    out.write_all(&chunk).await.map_err(anyhow::Error::from)?;
+                }
+                out.flush().await.map_err(anyhow::Error::from)?;
+                path = Some(p);
+            }
+            "region" => opts.region = Some(field.text().await.unwrap_or_default()).filter(|r| !r.is_empty()),
+            "duplicate_policy" => {
+                opts.duplicate_policy = match field.text().await.unwrap_or_default().as_str() {
+                    "update" => importers::DuplicatePolicy::Update,
+                    "skip" | "" => importers::DuplicatePolicy::Skip,
+                    other => return Err(ApiError::bad_request(format!("duplicate_policy {other:?}: use skip or update"))),
+                }
+            }
+            other => return Err(ApiError::bad_request(format!("unknown form field {other:?}"))),
+        }
+    }
+    let path = path.ok_or_else(|| ApiError::bad_request("the form has no `file` field"))?;
+
+    let (db, clock) = (st.db.clone(), st.clock.clone());
+    let task = st.lifecycle.tracker().spawn(async move {
+        let r = importers::import_file(&db, clock.as_ref(), &path, &opts, &|_| {}).await;
+        if let Err(e) = &r {
+            tracing::warn!(error = %format!("{e:#}"), "import failed");
+        }
+        r
+    });
+    // Answer once the job exists (so its status URL works at once), or with the error when the
+    // file could not even be opened.
+    let status_url = format!("/api/v1/lists/{list}/imports/{job_id}");
+    loop {
+        if task.is_finished() {
+            return match task.await.map_err(anyhow::Error::from)? {
+                Ok(_) => Ok((StatusCode::ACCEPTED, Json(ImportStarted { job_id, status_url })).into_response()),
+                Err(e) if importers::job_report(&st.db, &job_id).await?.is_some() => {
+                    tracing::debug!(error = %e, "import failed after its job was created");
+                    Ok((StatusCode::ACCEPTED, Json(ImportStarted { job_id, status_url })).into_response())
+                }
+                Err(e) => Err(ApiError::bad_request(format!("{e:#}"))),
+            };
+        }
+        if importers::job_report(&st.db, &job_id).await?.is_some() {
+            return Ok((StatusCode::ACCEPTED, Json(ImportStarted { job_id, status_url })).into_response());
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn report_of(st: &AppState, list: &str, job: &str) -> Result<importers::ImportReport, ApiError> {
+    let list_id = importers::store::list_by_name(&st.db, list).await?.map(|l| l.id);
+    match importers::store::job(&st.db, job).await? {
+        Some(j) if Some(j.list_id) == list_id => Ok(j.report),
+        _ => Err(ApiError::not_found("no such import job for this list")),
+    }
+}
+
+/// Progress while the import runs, the full report when it is done (`state`: running, completed,
+/// failed).
+#[utoipa::path(get, path = "/api/v1/lists/{list}/imports/{job}", tag = "lists", security(("api_key" = []), ("session" = [])),
+    params(("list" = String, Path), ("job" = String, Path)),
+    responses((status = 200, description = "the import report: rows_read = accepted + rejected + duplicates + dnc"),
+              (status = 404, body = ErrorBody)))]
+async fn status(State(st): State<AppState>, caller: Caller, Path((list, job)): Path<(String, String)>) -> Result<Json<importers::ImportReport>, ApiError> {
+    caller.require(ROLES)?;
+    Ok(Json(report_of(&st, &list, &job).await?))
+}
+
+/// The rows that did not become leads (rejected, duplicate, DNC) with their reasons, as CSV.
+#[utoipa::path(get, path = "/api/v1/lists/{list}/imports/{job}/rejected.csv", tag = "lists", security(("api_key" = []), ("session" = [])),
+    params(("list" = String, Path), ("job" = String, Path)),
+    responses((status = 200, content_type = "text/csv", body = String), (status = 404, body = ErrorBody)))]
+async fn rejected_csv(State(st): State<AppState>, caller: Caller, Path((list, job)): Path<(String, String)>) -> Result<Response, ApiError> {
+    caller.require(ROLES)?;
+    report_of(&st, &list, &job).await?;
+    let mut buf = Vec::new();
+    importers::write_outcomes_csv(&st.db, &job, None, &mut buf).await?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()),
+            (header::CONTENT_DISPOSITION, format!("attachment; filename=\"{job}-rejected.csv\"")),
+        ],
+        buf,
+    )
+        .into_response())
+}
+
+pub(crate) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(upload))
+        .routes(routes!(status))
+        .routes(routes!(rejected_csv))
+        .layer(DefaultBodyLimit::disable())
+}
