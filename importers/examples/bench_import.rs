@@ -11,6 +11,30 @@ use foundation::Db;
 use foundation::clock::SystemClock;
 use importers::generate::{CsvStyle, GenOptions, Generator, write_csv, write_dnc_file};
 
+/// CPU seconds (user + system) used by this process so far, from /proc (the machine is shared, so
+/// wall time alone overstates the cost).
+fn cpu_secs() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let after = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let f: Vec<&str> = after.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+/// CPU seconds per thread name (threads that exited are not listed).
+fn cpu_by_thread() -> std::collections::BTreeMap<String, f64> {
+    let mut out = std::collections::BTreeMap::new();
+    for t in std::fs::read_dir("/proc/self/task").into_iter().flatten().flatten() {
+        let stat = std::fs::read_to_string(t.path().join("stat")).unwrap_or_default();
+        let name = stat.split_once('(').and_then(|(_, r)| r.rsplit_once(')')).map(|(n, _)| n.to_owned()).unwrap_or_default();
+        let after = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+        let f: Vec<&str> = after.split_whitespace().collect();
+        let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+        *out.entry(name).or_insert(0.0) += (ticks(11) + ticks(12)) / 100.0;
+    }
+    out
+}
+
 fn peak_rss_mib() -> f64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
@@ -80,8 +104,10 @@ async fn main() -> anyhow::Result<()> {
     println!("DNC registry: {} numbers stored in {:.2?}", load.registry.entries, t.elapsed());
 
     let mut o = importers::ImportOptions::new("bench");
-    o.batch_rows = 10_000;
+    o.batch_rows = 50_000;
     let t = Instant::now();
+    let cpu0 = cpu_secs();
+    let threads0 = cpu_by_thread();
     let verbose = args.iter().any(|a| a == "--verbose");
     let report = importers::import_file(&db, &clock, &csv_path, &o, &|p| {
         if verbose {
@@ -90,12 +116,20 @@ async fn main() -> anyhow::Result<()> {
     })
     .await?;
     let secs = t.elapsed().as_secs_f64();
+    let cpu = cpu_secs() - cpu0;
+    let threads: Vec<String> = cpu_by_thread()
+        .into_iter()
+        .map(|(k, v)| format!("{k} {:.2}", v - threads0.get(&k).copied().unwrap_or(0.0)))
+        .collect();
+    println!("CPU by thread during the import: {}", threads.join(", "));
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     println!(
-        "IMPORT ({}): {} rows in {secs:.2} s ({:.0} rows/s); peak RSS {:.0} MiB",
+        "IMPORT ({}): {} rows in {secs:.2} s wall ({:.0} rows/s), {cpu:.2} s CPU; peak RSS {:.0} MiB; loadavg {}",
         db.backend().name(),
         report.rows_read,
         report.rows_read as f64 / secs,
-        peak_rss_mib()
+        peak_rss_mib(),
+        load.split_whitespace().take(3).collect::<Vec<_>>().join(" ")
     );
     println!(
         "accepted {} rejected {} duplicates {} dnc {} | numbers valid {} invalid {} dnc {}",

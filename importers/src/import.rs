@@ -70,7 +70,7 @@ impl ImportOptions {
             dnc_files: Vec::new(),
             duplicate_policy: DuplicatePolicy::Skip,
             default_priority: 0,
-            batch_rows: 5_000,
+            batch_rows: 20_000,
             resume_job: None,
             job_id: None,
             actor: "system".to_owned(),

@@ -57,8 +57,9 @@ CREATE TABLE leads (
 );
 CREATE INDEX leads_hopper ON leads (list_id, state, priority, id);
 
+-- A number is identified by (lead_id, position): the table is clustered on that key (no separate
+-- id column).
 CREATE TABLE lead_phones (
-    id            INTEGER PRIMARY KEY AUTOINCREMENT,
     lead_id       BIGINT  NOT NULL REFERENCES leads (id) ON DELETE CASCADE,
     position      BIGINT   NOT NULL,                 -- 0 = try first
     e164          TEXT    NOT NULL,
@@ -67,14 +68,14 @@ CREATE TABLE lead_phones (
     source_column TEXT    NOT NULL,
     number_type   TEXT    NOT NULL,                  -- fixed_line | mobile | fixed_line_or_mobile | toll_free | voip | …
     region        TEXT,                              -- ISO region of the number
-    tz_candidates TEXT    NOT NULL DEFAULT '[]',     -- JSON [{"tz":"America/Chicago","source":"postal_code"}, …]
+    tz_candidates TEXT    NOT NULL DEFAULT '[]',     -- JSON [{"tz":"America/Chicago","sources":["postal_code","area_code"]}, …]
     tz_ambiguous  SMALLINT NOT NULL DEFAULT 0,       -- 1: candidates disagree or the area code spans zones
     dialable      SMALLINT NOT NULL DEFAULT 1,       -- 0: no candidate zone, or on a DNC list
     dnc           SMALLINT NOT NULL DEFAULT 0,
     dnc_source    TEXT,                              -- 'internal' or 'registry:<name>'
     attempts      BIGINT  NOT NULL DEFAULT 0,
     last_result   TEXT,
-    UNIQUE (lead_id, position)
+    PRIMARY KEY (lead_id, position)
 );
 CREATE INDEX lead_phones_e164 ON lead_phones (e164);
 
