@@ -111,6 +111,16 @@ impl AnswerModel {
         if t <= 0.0 { 0.0 } else { self.hcum[BINS] / t }
     }
 
+    /// Mean time (ms) from placing a dial to the end of its ringing phase, any outcome.
+    pub fn mean_ring_ms(&self) -> f64 {
+        let t = self.total();
+        if t <= 0.0 {
+            return 0.0;
+        }
+        let s: f64 = (0..BINS).map(|b| (self.human[b] + self.other[b]) * (b as f64 + 0.5) * BIN_MS as f64).sum();
+        s / t
+    }
+
     /// P(a dial placed now is answered by a person within `h_ms`).
     pub fn human_by(&self, h_ms: f64) -> f64 {
         let t = self.total();

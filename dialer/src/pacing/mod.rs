@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 
 use estimate::{AnswerModel, CensoredLogNormal, RingOutcome};
 use ledger::AbandonLedger;
-use predictive::{DELAY_POINTS, Margin, ThresholdLoop, WRAP_POINTS};
+use predictive::{DELAY_POINTS, Dispersion, Margin, ThresholdLoop, WRAP_POINTS};
 use vicidial::AdaptiveLevel;
 
 /// Milliseconds on the driver's clock (e.g. `foundation::clock::Clock::now_ms`).
@@ -168,6 +168,7 @@ pub struct Snapshot {
     pub target_abandon_rate: f64,
     pub expected_abandon_rate: f64,
     pub calibration: f64,
+    pub abandon_dispersion: f64,
     pub window_answers: u64,
     pub window_abandons: u64,
     pub total_answers: u64,
@@ -189,6 +190,7 @@ pub struct Pacer {
     wrap: CensoredLogNormal,
     ledger: AbandonLedger,
     threshold: ThresholdLoop,
+    dispersion: Dispersion,
     adaptive: AdaptiveLevel,
     /// predicted abandonment probabilities of requested but not yet placed dials
     pending: VecDeque<f64>,
@@ -207,6 +209,7 @@ impl Pacer {
             ledger: AbandonLedger::new(cfg.compliance_window_ms),
             threshold: ThresholdLoop::new(cfg.abandon_cap, cfg.target_fraction),
             adaptive: AdaptiveLevel::new(),
+            dispersion: Dispersion::new(),
             cfg,
             agents: BTreeMap::new(),
             calls: BTreeMap::new(),
@@ -254,6 +257,7 @@ impl Pacer {
                     self.calls.remove(&c);
                     self.ledger.record_abandon(now);
                     self.threshold.on_abandon();
+                    self.dispersion.on_abandon(now);
                     self.outputs.push_back(Output::Abandon { call: c });
                 }
                 CallState::Waiting { .. } => break,
@@ -388,6 +392,7 @@ impl Pacer {
     /// The periodic pacing decision (every second).
     pub fn tick(&mut self, now: Ms) {
         let started = *self.started_at.get_or_insert(now);
+        self.dispersion.tick(now);
         self.handle_timeout(now);
         self.answer.refresh();
         self.pending.clear();
@@ -431,9 +436,20 @@ impl Pacer {
                         self.cfg.abandon_cap,
                         full_window_answers,
                         self.cfg.target_fraction,
+                        self.dispersion.factor(),
                     ));
                     let pipe = self.pipeline_abandons(now);
-                    let slack = self.ledger.slack(now, self.cfg.abandon_cap) - pipe - predictive::WINDOW_Z * pipe.sqrt();
+                    // The guard must leave a budget that survives falling back to progressive
+                    // dialing: new live answers are assumed at the rate progressive dialing would
+                    // give (each available agent: talk + wrap + the dials to reach a person).
+                    let available = counts.ready + counts.talking + counts.wrap;
+                    let p = self.answer.p_human().max(1e-3);
+                    let cycle_ms = 1000.0 * (self.talk.law().mean_s() + self.wrap.law().mean_s())
+                        + self.answer.mean_ring_ms() / p;
+                    let rate = available as f64 / cycle_ms.max(1.0);
+                    let slack = self.ledger.projected_slack(now, self.cfg.abandon_cap, rate)
+                        - pipe
+                        - predictive::WINDOW_Z * pipe.sqrt();
                     if predictive::guard_factor(slack) >= 1.0 {
                         self.threshold.update();
                     }
@@ -604,6 +620,7 @@ impl Pacer {
             target_abandon_rate: self.threshold.target(),
             expected_abandon_rate: self.threshold.expected_rate(),
             calibration: self.threshold.calibration(),
+            abandon_dispersion: self.dispersion.factor(),
             window_answers: wa,
             window_abandons: wb,
             total_answers: ta,

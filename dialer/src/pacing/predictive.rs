@@ -148,33 +148,96 @@ impl ThresholdLoop {
         self.theta = (self.theta * (GAIN * err).exp()).clamp(self.cap * 0.05, 0.5);
     }
 
-    /// θ after the compliance-window guard: full when at least two abandons of budget remain in
-    /// the trailing window, zero (progressive only) when less than one does.
+    /// θ after the compliance-window guard (see [`guard_factor`]).
     pub fn effective(&self, slack: f64) -> f64 {
         self.theta * guard_factor(slack)
     }
 }
 
 /// Share of θ usable with `slack` abandons of budget left in the trailing window (after the
-/// abandons expected from calls already ringing): all of it from two abandons of budget, none
-/// (progressive only) below one.
+/// abandons expected from calls already ringing): all of it from [`GUARD_FULL`] abandons of
+/// budget, tapering linearly to none (progressive only) at one.
 pub fn guard_factor(slack: f64) -> f64 {
-    (slack - 1.0).clamp(0.0, 1.0)
+    ((slack - 1.0) / (GUARD_FULL - 1.0)).clamp(0.0, 1.0)
 }
 
-/// z-score of the safety margin against the Poisson noise of abandons in a window.
+/// Budget (abandons) from which the guard leaves θ untouched.
+pub const GUARD_FULL: f64 = 4.0;
+
+/// z-score of the safety margin against the noise of abandons in a window.
 pub const WINDOW_Z: f64 = 2.0;
 
 /// Average abandonment rate to aim at so that a window with `answers` live answers stays under
-/// `cap` with margin: the largest mean count x with x + z·√x ≤ cap·answers, as a rate. Small
-/// windows (small teams, low answer rates) get a larger relative margin.
-pub fn window_target(cap: f64, answers: f64, ceiling: f64) -> f64 {
+/// `cap` with margin: the largest mean count x with x + z·√(D·x) ≤ cap·answers, as a rate, where D
+/// is the overdispersion of abandons (variance / mean of their count; 1 for Poisson). Small windows
+/// (small teams, low answer rates) and bursty abandons get a larger relative margin.
+pub fn window_target(cap: f64, answers: f64, ceiling: f64, dispersion: f64) -> f64 {
     if answers <= 0.0 {
         return 0.0;
     }
     let budget = cap * answers;
-    let root = (-WINDOW_Z + (WINDOW_Z * WINDOW_Z + 4.0 * budget).sqrt()) / 2.0;
+    let zd = WINDOW_Z * dispersion.max(1.0).sqrt();
+    let root = (-zd + (zd * zd + 4.0 * budget).sqrt()) / 2.0;
     (root * root / answers).min(cap * ceiling)
+}
+
+/// Online estimate of the overdispersion of abandons: variance / mean of the number of abandons
+/// per 5-minute bin, exponentially weighted, shrunk towards 1 while there are few bins.
+#[derive(Debug, Clone)]
+pub struct Dispersion {
+    bin_ms: i64,
+    bin_start: Option<i64>,
+    count: f64,
+    decay: f64,
+    w: f64,
+    s1: f64,
+    s2: f64,
+}
+
+impl Dispersion {
+    pub fn new() -> Self {
+        Self { bin_ms: 300_000, bin_start: None, count: 0.0, decay: 0.5f64.powf(1.0 / 24.0), w: 0.0, s1: 0.0, s2: 0.0 }
+    }
+
+    fn roll(&mut self, now: i64) {
+        let start = *self.bin_start.get_or_insert(now);
+        let mut start = start;
+        while now - start >= self.bin_ms {
+            self.w = self.w * self.decay + 1.0;
+            self.s1 = self.s1 * self.decay + self.count;
+            self.s2 = self.s2 * self.decay + self.count * self.count;
+            self.count = 0.0;
+            start += self.bin_ms;
+        }
+        self.bin_start = Some(start);
+    }
+
+    pub fn on_abandon(&mut self, now: i64) {
+        self.roll(now);
+        self.count += 1.0;
+    }
+
+    pub fn tick(&mut self, now: i64) {
+        self.roll(now);
+    }
+
+    /// Variance / mean of abandons per bin (≥ 1).
+    pub fn factor(&self) -> f64 {
+        if self.w <= 0.0 || self.s1 <= 0.0 {
+            return 1.0;
+        }
+        let mean = self.s1 / self.w;
+        let var = (self.s2 / self.w - mean * mean).max(0.0) * self.w / (self.w - 1.0).max(1.0);
+        let raw = (var / mean).max(1.0);
+        // two pseudo-bins of Poisson behaviour
+        (raw * self.w + 2.0) / (self.w + 2.0)
+    }
+}
+
+impl Default for Dispersion {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 #[cfg(test)]
@@ -199,6 +262,27 @@ mod tests {
     }
 
     #[test]
+    fn dispersion_is_one_for_regular_and_large_for_bursty_abandons() {
+        let mut regular = Dispersion::new();
+        let mut bursty = Dispersion::new();
+        for bin in 0..48i64 {
+            let t = bin * 300_000 + 1;
+            for _ in 0..3 {
+                regular.on_abandon(t);
+            }
+            if bin % 4 == 0 {
+                for _ in 0..12 {
+                    bursty.on_abandon(t);
+                }
+            }
+        }
+        regular.tick(48 * 300_000 + 1);
+        bursty.tick(48 * 300_000 + 1);
+        assert!(regular.factor() < 1.1, "{}", regular.factor());
+        assert!(bursty.factor() > 5.0, "{}", bursty.factor());
+    }
+
+    #[test]
     fn threshold_loop_tightens_when_abandons_exceed_prediction() {
         let mut l = ThresholdLoop::new(0.03, 0.9);
         let t0 = l.theta;
@@ -216,10 +300,11 @@ mod tests {
         assert!(l.theta < t0);
         assert_eq!(l.effective(0.5), 0.0);
         // a small window gets a larger relative margin than a big one
-        let small = window_target(0.03, 100.0, 0.85);
-        let big = window_target(0.03, 2000.0, 0.85);
+        let small = window_target(0.03, 100.0, 0.85, 1.0);
+        let big = window_target(0.03, 2000.0, 0.85, 1.0);
+        assert!(window_target(0.03, 2000.0, 0.85, 4.0) < big);
         assert!(small < big && big <= 0.03 * 0.85 + 1e-12, "{small} {big}");
         assert!(small > 0.0);
-        assert_eq!(l.effective(5.0), l.theta);
+        assert_eq!(l.effective(GUARD_FULL + 1.0), l.theta);
     }
 }

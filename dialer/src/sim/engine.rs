@@ -259,7 +259,7 @@ impl Engine {
                     self.pacer.tick(now);
                     self.drain();
                     self.rec.sample_lines(now, self.pacer.snapshot_lines(), self.logged_in());
-                    if self.trace && now % 600_000 == 0 {
+                    if self.trace && now % 300_000 == 0 {
                         let snap = self.pacer.snapshot(now);
                         eprintln!("{:>6}s {}", now / 1000, serde_json::to_string(&snap).unwrap_or_default());
                     }
