@@ -9,3 +9,4 @@ pub mod flow;
 pub mod hours;
 pub mod interpreter;
 pub mod store;
+pub mod webhook;
