@@ -154,6 +154,9 @@ pub enum CallEvent {
     Incoming { call: CallId, from: String, to: String, request_uri: String },
     /// Outbound: the callee rings (18x); inbound: we sent 180.
     Ringing { call: CallId, code: u16 },
+    /// Outbound: a provisional response with SDP (183 Session Progress): early media (ringback,
+    /// announcements, special-information tones) arrives from `media.negotiated.remote_rtp`.
+    EarlyMedia { call: CallId, code: u16, media: MediaInfo },
     /// The call is up (inbound: our 200 was acknowledged; outbound: 200 received and ACKed).
     Answered { call: CallId, media: MediaInfo },
     /// A re-INVITE changed the media (hold/resume).
@@ -177,6 +180,7 @@ impl CallEvent {
         match self {
             CallEvent::Incoming { call, .. }
             | CallEvent::Ringing { call, .. }
+            | CallEvent::EarlyMedia { call, .. }
             | CallEvent::Answered { call, .. }
             | CallEvent::MediaChanged { call, .. }
             | CallEvent::Dtmf { call, .. }

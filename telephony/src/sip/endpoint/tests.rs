@@ -291,3 +291,22 @@ CSeq: 1 ACK\r\nContent-Length: 0\r\n\r\n"
     assert_eq!(message::value(&re.headers, "Session-Expires").as_deref(), Some("120;refresher=uac"));
     assert_eq!(message::cseq(&re.headers).unwrap().0, 1, "our first request in the dialog");
 }
+
+#[test]
+fn early_media_183_with_sdp_is_reported_and_kept_for_the_answer() {
+    let mut e = ep(None);
+    let t0 = Instant::now();
+    let inv = originate(&mut e, vec![trunk(5080)], t0);
+    let SipMessage::Response(mut r183) = reply(&inv, 183) else { unreachable!() };
+    let sdp = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 7000 RTP/AVP 8\r\n";
+    message::set_body(&mut r183.headers, &mut r183.body, Some("application/sdp"), sdp.as_bytes().to_vec());
+    e.on_message(SipMessage::Response(r183), peer(), t0);
+    let ev = events(&e.take_effects());
+    let early = ev.iter().find_map(|e| if let CallEvent::EarlyMedia { media, code: 183, .. } = e { Some(*media) } else { None }).expect("early media");
+    let n = early.negotiated.unwrap();
+    assert_eq!((n.payload_type, n.remote_rtp), (8, Some("127.0.0.1:7000".parse().unwrap())));
+    // A 200 without SDP keeps the early-media negotiation.
+    e.on_message(reply(&inv, 200), peer(), t0);
+    let ev = events(&e.take_effects());
+    assert!(matches!(ev[..], [CallEvent::Answered { media, .. }] if media.negotiated == Some(n)), "{ev:?}");
+}

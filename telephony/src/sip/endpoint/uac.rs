@@ -174,6 +174,19 @@ impl Endpoint {
                 if cancel_now {
                     self.send_cancel(id, now);
                 }
+                // Early media (183 + SDP): where the far end's tones/announcements come from.
+                let early = (code > 100 && !resp.body.is_empty())
+                    .then(|| std::str::from_utf8(&resp.body).ok().and_then(|t| sdp::Sdp::parse(t).ok()))
+                    .flatten()
+                    .and_then(|a| sdp::accept_answer(&a).ok());
+                if let Some(n) = early {
+                    let call = self.calls.get_mut(&id).expect("checked");
+                    if call.media.is_none() {
+                        call.media = Some(n);
+                        let media = self.media_info(&self.calls[&id]);
+                        self.emit(CallEvent::EarlyMedia { call: id, code, media });
+                    }
+                }
             }
             200..=299 => self.uac_2xx(id, resp, now),
             401 | 407 if o.auth_tries < 2 && o.req.trunks[o.trunk].credentials.is_some() && !o.cancel_sent => {
@@ -268,7 +281,9 @@ impl Endpoint {
         call.dialog = Some(d);
         call.answered = true;
         call.confirmed = true;
-        call.media = media;
+        if media.is_some() {
+            call.media = media;
+        }
         let peer = self.dialog_peer(&self.calls[&id]);
         self.send_raw(peer.clone(), &rsip::SipMessage::Request(ack.clone()));
         if let Some(o) = self.calls.get_mut(&id).and_then(|c| c.out.as_mut()) {
