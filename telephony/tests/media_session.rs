@@ -570,6 +570,49 @@ async fn hold_directions_gate_sending_receiving_and_inactivity() {
 }
 
 #[tokio::test]
+async fn strict_source_drops_rtp_from_other_addresses() {
+    let (peer, peer_addr) = phone().await;
+    let (intruder, _) = phone().await;
+    let mut cfg = SessionConfig::pcmu(LO);
+    cfg.strict_source = true;
+    let mut s = RtpSession::bind(cfg, None).await.unwrap();
+    s.set_remote(peer_addr);
+    let mut good = RtpSender::new(1, 0, 0);
+    let mut bad = RtpSender::new(2, 0, 0);
+    let pl = EventPayload {
+        event: 1,
+        end: true,
+        volume: 10,
+        duration: 800,
+    };
+    let e = bad.packet(101, true, 0, Bytes::copy_from_slice(&pl.to_bytes()));
+    intruder
+        .send_to(&e.marshal().unwrap(), s.local_addr())
+        .await
+        .unwrap();
+    for _ in 0..3 {
+        let p = good.audio(0, Bytes::from(vec![0xFFu8; 160]));
+        peer.send_to(&p.marshal().unwrap(), s.local_addr())
+            .await
+            .unwrap();
+        let p = bad.audio(0, Bytes::from(vec![0x00u8; 160]));
+        intruder
+            .send_to(&p.marshal().unwrap(), s.local_addr())
+            .await
+            .unwrap();
+    }
+    let mut digits = 0;
+    while let Some(e) = next_event(&mut s, Duration::from_millis(200)).await {
+        digits += matches!(e, MediaEvent::Dtmf { .. }) as u32;
+    }
+    assert_eq!(digits, 0, "intruder's digit accepted");
+    let st = s.stats().await;
+    assert_eq!((st.foreign_dropped, st.receiver.audio), (4, 3));
+    assert_eq!(s.stats().await.receiver.rejected_sequence, 0);
+    s.close().await;
+}
+
+#[tokio::test]
 async fn sessions_lease_even_ports_from_the_range_and_give_them_back() {
     let pool = SharedPorts::new(PortAllocator::new(31000, 31005).unwrap());
     let a = RtpSession::bind(SessionConfig::pcmu(LO), Some(&pool))

@@ -54,6 +54,10 @@ pub struct SessionConfig {
     pub jitter_depth: usize,
     /// With no remote address set, send to wherever RTP comes from (symmetric RTP).
     pub latch_remote: bool,
+    /// Once the remote address is known, drop RTP from any other address (stray or injected
+    /// streams, late packets of a previous call on a reused port). Off by default: peers behind
+    /// NAT send from an address other than the one in their SDP.
+    pub strict_source: bool,
 }
 
 impl SessionConfig {
@@ -69,6 +73,7 @@ impl SessionConfig {
             inactivity_timeout: None,
             jitter_depth: 3,
             latch_remote: true,
+            strict_source: false,
         }
     }
 
@@ -137,6 +142,9 @@ pub struct SessionStats {
     pub relay_dropped: u64,
     /// Send errors (e.g. ICMP unreachable surfaced by the OS).
     pub send_errors: u64,
+    /// Datagrams dropped because they came from an address other than the remote one
+    /// (`strict_source`).
+    pub foreign_dropped: u64,
 }
 
 enum Command {
@@ -427,6 +435,17 @@ impl Driver {
         tick.set_missed_tick_behavior(MissedTickBehavior::Skip);
         loop {
             tokio::select! {
+                // Commands first: anything the caller asked before a packet arrived (a remote
+                // address, a hold) applies to that packet. Then the clock, so pacing holds.
+                biased;
+                c = cmd_rx.recv() => match c {
+                    None => break,
+                    Some(c) => self.on_command(c),
+                },
+                _ = tick.tick() => {
+                    let packets = self.on_tick(Instant::now());
+                    self.transmit(&socket, packets).await;
+                }
                 r = socket.recv_from(&mut buf) => {
                     match r {
                         Ok((n, from)) => self.on_datagram(&buf[..n], from, Instant::now()),
@@ -434,20 +453,12 @@ impl Driver {
                         Err(_) => continue,
                     }
                 }
-                c = cmd_rx.recv() => match c {
-                    None => break,
-                    Some(c) => self.on_command(c),
-                },
                 Some((from, frame)) = relay_rx.recv() => {
                     let now = Instant::now();
                     if let Some(p) = self.leg.relay(from, &frame, now) {
                         self.outbound(&frame, now);
                         self.transmit(&socket, vec![p]).await;
                     }
-                }
-                _ = tick.tick() => {
-                    let packets = self.on_tick(Instant::now());
-                    self.transmit(&socket, packets).await;
                 }
             }
         }
@@ -523,6 +534,10 @@ impl Driver {
 
     fn on_datagram(&mut self, bytes: &[u8], from: SocketAddr, now: Instant) {
         if !self.receiving {
+            return;
+        }
+        if self.config.strict_source && self.remote.is_some_and(|r| r != from) {
+            self.stats.foreign_dropped += 1;
             return;
         }
         let out = self.receiver.on_datagram(bytes, now);
