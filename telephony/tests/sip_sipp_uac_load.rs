@@ -95,3 +95,44 @@ async fn benchmark_max_answered_calls_per_second() {
     eprintln!("BENCH max answered calls/s with 0 failures: {best}");
     assert!(best >= 200, "could not sustain even 200 cps");
 }
+
+fn rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)?.parse().ok()))
+        .unwrap_or(0)
+}
+
+/// Benchmark (run with `--release -- --ignored --nocapture`): signalling memory per established
+/// call, with 5,000 concurrent 15-second calls from sipp.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore]
+async fn benchmark_memory_per_call() {
+    if !foundation::testing::require_tool("sipp", "sip-tester") {
+        return;
+    }
+    let (sut, _lc) = start(SipOptions::default()).await;
+    let dir = scratch("bench-mem");
+    let target = sut.udp_addr.to_string();
+    let port = free_port().to_string();
+    // Warm up allocator pools with a few calls first.
+    let _ = run_sipp(&dir, &["-sn", "uac", &target, "-i", "127.0.0.1", "-mi", "127.0.0.1", "-p", &port, "-r", "100", "-m", "200", "-timeout", "30s"]).await;
+    settle(&sut, Duration::from_secs(5)).await;
+    let base = rss_kib();
+    let child = spawn_sipp(
+        &dir,
+        &["-sn", "uac", &target, "-i", "127.0.0.1", "-mi", "127.0.0.1", "-p", &port, "-r", "500", "-m", "5000", "-l", "6000",
+          "-d", "15000", "-timeout", "60s", "-timeout_error"],
+    );
+    tokio::time::sleep(Duration::from_secs(11)).await;
+    let peak = rss_kib();
+    let active = sut.handle.stats().await.unwrap().active_calls;
+    let run = wait_sipp(&dir, child).await;
+    eprintln!(
+        "BENCH memory: base {base} KiB, with {active} established calls {peak} KiB → {:.1} KiB per call (sipp rc {})",
+        (peak.saturating_sub(base)) as f64 / active.max(1) as f64,
+        run.rc
+    );
+    assert!(active > 1000, "calls were established concurrently");
+    assert_eq!(run.rc, 0, "{run:?}");
+}
