@@ -396,3 +396,25 @@ fn agents_can_join_at_run_time() {
     assert!(acd.add_agent(&agent("late", "p", &[])).is_err());
     assert!(acd.add_agent(&agent("x", "missing", &[])).is_err());
 }
+
+#[test]
+fn queue_statistics_count_answers_service_level_and_handle_time() {
+    let mut acd = single(Strategy::LongestIdle, &["a"]);
+    available(&mut acd, "a", 0);
+    // k1 answered after 5 s (in service level), talk 60 s.
+    enqueue(&mut acd, ContactRequest::new("k1", "q"), 0);
+    acd.step(Event::Accept { contact: "k1".into(), agent: "a".into() }, 5 * S);
+    // k2 waits 65 s behind k1 (out of service level), talk 20 s; k3 abandons.
+    enqueue(&mut acd, ContactRequest::new("k2", "q"), 10 * S);
+    enqueue(&mut acd, ContactRequest::new("k3", "q"), 11 * S);
+    acd.step(Event::Abandon { contact: "k3".into() }, 12 * S);
+    acd.step(Event::ContactEnded { agent: "a".into() }, 65 * S);
+    acd.step(Event::Accept { contact: "k2".into(), agent: "a".into() }, 75 * S);
+    acd.step(Event::ContactEnded { agent: "a".into() }, 95 * S);
+    let s = acd.queue_stats("q", 130 * S).unwrap();
+    assert_eq!((s.counters.answered, s.counters.answered_within_sl, s.counters.abandoned), (2, 1, 1));
+    assert_eq!(s.asa_ms, (5 + 65) * S / 2);
+    assert_eq!(s.aht_ms, (60 + 20) * S / 2);
+    assert!((s.service_level - 0.5).abs() < 1e-9);
+    assert_eq!((s.waiting, s.agents_available, s.agents_staffed), (0, 1, 1));
+}

@@ -45,6 +45,15 @@ pub struct QueueConfig {
     /// Priority escalation: after waiting `after_s`, the contact's priority becomes at most `priority`.
     #[serde(default)]
     pub escalation: Vec<Escalation>,
+    /// Service-level threshold: answered within this many seconds counts as in service level.
+    #[serde(default = "default_sl_s")]
+    pub service_level_s: i64,
+}
+
+pub const DEFAULT_SERVICE_LEVEL_S: i64 = 20;
+
+fn default_sl_s() -> i64 {
+    DEFAULT_SERVICE_LEVEL_S
 }
 
 fn default_ring_s() -> i64 {
@@ -67,6 +76,7 @@ impl QueueConfig {
             strategy: Strategy::default(),
             ring_timeout_s: default_ring_s(),
             escalation: Vec::new(),
+            service_level_s: DEFAULT_SERVICE_LEVEL_S,
         }
     }
 }

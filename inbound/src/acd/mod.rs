@@ -15,6 +15,7 @@ use std::cmp::Reverse;
 use std::collections::{BTreeSet, BinaryHeap, HashMap};
 
 pub use config::{
+    DEFAULT_SERVICE_LEVEL_S,
     AcdConfig, AgentConfig, AgentState, AgentStatus, ContactRequest, CriteriaStep, Decision, Escalation, Event,
     ProfileQueue, QueueConfig, RoutingProfileConfig, Strategy,
 };
@@ -68,6 +69,21 @@ struct Queue {
     rr_last: Option<i64>,
     /// Exponentially weighted average handle time, for estimated wait.
     aht_ms: f64,
+    sl_threshold_ms: i64,
+    counters: Counters,
+}
+
+/// Running totals of a queue since the ACD started (the driver snapshots them for reports).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counters {
+    pub answered: u64,
+    pub answered_within_sl: u64,
+    pub abandoned: u64,
+    pub timed_out: u64,
+    pub overflowed_out: u64,
+    pub answer_wait_ms_total: i64,
+    pub handled: u64,
+    pub handle_ms_total: i64,
 }
 
 struct Profile {
@@ -129,12 +145,19 @@ enum Timer {
 }
 
 /// Queue figures for dashboards and announcements.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct QueueStats {
     pub waiting: usize,
     pub oldest_wait_ms: i64,
     pub agents_available: usize,
     pub agents_staffed: usize,
+    pub counters: Counters,
+    /// Average speed of answer, ms (0 before the first answer).
+    pub asa_ms: i64,
+    /// Average handle time (talk + after-contact work), ms (0 before the first contact ends).
+    pub aht_ms: i64,
+    /// Share of answered contacts answered within the service-level threshold (1.0 when none).
+    pub service_level: f64,
 }
 
 /// The ACD.
@@ -191,6 +214,8 @@ impl Acd {
                 idle: BTreeSet::new(),
                 rr_last: None,
                 aht_ms: 180_000.0,
+                sl_threshold_ms: q.service_level_s * 1000,
+                counters: Counters::default(),
             });
             acd.staffed_by.push(Vec::new());
         }
@@ -289,6 +314,8 @@ impl Acd {
             Event::Enqueue(req) => self.enqueue(req, now, &mut out),
             Event::Abandon { contact } => match self.contact_ix.get(&contact).copied() {
                 Some(slot) => {
+                    let q = self.contact(slot).expect("live").queue as usize;
+                    self.queues[q].counters.abandoned += 1;
                     self.retract_all(slot, now, &mut out);
                     self.remove_contact(slot);
                 }
@@ -494,6 +521,7 @@ impl Acd {
         let target = self.queues[q as usize].overflow.and_then(|t| self.with_room(t));
         match target {
             Some(t) => {
+                self.queues[q as usize].counters.overflowed_out += 1;
                 out.push(Decision::Overflow {
                     contact: id,
                     from: self.queues[q as usize].name.clone(),
@@ -502,6 +530,7 @@ impl Acd {
                 self.enter_queue(slot, t, now, out);
             }
             None => {
+                self.queues[q as usize].counters.timed_out += 1;
                 out.push(Decision::Timeout { contact: id, queue: self.queues[q as usize].name.clone() });
                 self.remove_contact(slot);
             }
@@ -651,7 +680,14 @@ impl Acd {
             CState::Offered { agents, .. } => agents.iter().copied().filter(|&o| o != a).collect(),
             CState::Waiting => Vec::new(),
         };
-        let q = self.contact(slot).expect("live").queue;
+        let (q, waited) = {
+            let c = self.contact(slot).expect("live");
+            (c.queue, now - c.entered)
+        };
+        let queue = &mut self.queues[q as usize];
+        queue.counters.answered += 1;
+        queue.counters.answer_wait_ms_total += waited;
+        queue.counters.answered_within_sl += u64::from(waited <= queue.sl_threshold_ms);
         self.remove_contact(slot);
         let ag = &mut self.agents[a as usize];
         ag.activity = Activity::OnContact { queue: q, since: now };
@@ -794,6 +830,8 @@ impl Acd {
         let acw = self.profiles[self.agents[a as usize].profile as usize].acw_ms;
         let queue = &mut self.queues[q as usize];
         queue.aht_ms = 0.8 * queue.aht_ms + 0.2 * (talk + acw) as f64;
+        queue.counters.handled += 1;
+        queue.counters.handle_ms_total += talk + acw;
         let ag = &mut self.agents[a as usize];
         ag.talk_ms += talk;
         ag.handling = None;
@@ -866,8 +904,20 @@ impl Acd {
                 .iter()
                 .filter(|&&a| self.agents[a as usize].status != AgentStatus::Offline)
                 .count(),
+            counters: queue.counters,
+            asa_ms: ratio(queue.counters.answer_wait_ms_total, queue.counters.answered),
+            aht_ms: ratio(queue.counters.handle_ms_total, queue.counters.handled),
+            service_level: if queue.counters.answered == 0 {
+                1.0
+            } else {
+                queue.counters.answered_within_sl as f64 / queue.counters.answered as f64
+            },
         })
     }
+}
+
+fn ratio(total: i64, n: u64) -> i64 {
+    if n == 0 { 0 } else { total / n as i64 }
 }
 
 fn ignored(reason: String) -> Decision {
