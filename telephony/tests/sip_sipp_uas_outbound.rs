@@ -164,3 +164,21 @@ async fn digest_auth_on_401_is_accepted_by_sipp_verifyauth() {
         assert_eq!(run.rc, 0, "{run:?}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tcp_trunk_that_refuses_connections_fails_over_at_once() {
+    if !foundation::testing::require_tool("sipp", "sip-tester") {
+        return;
+    }
+    let (sut, _lc) = start(SipOptions::default()).await;
+    let mut rx = sut.handle.subscribe();
+    let dead = free_port(); // nothing listens there
+    let (child, port, dir) = callee("uas-after-dead-tcp", &["-sn", "uas"], "t1").await;
+    let t0 = std::time::Instant::now();
+    let id = originate(&sut, vec![trunk(dead, Transport::Tcp), trunk(port, Transport::Tcp)], Duration::from_secs(10));
+    let ev = until_end_or_answer(&sut, &mut rx, id, 10).await;
+    assert!(matches!(ev.last(), Some(CallEvent::Answered { .. })), "{ev:?}");
+    assert!(t0.elapsed() < Duration::from_secs(3), "failover must not wait for Timer B: {:?}", t0.elapsed());
+    sut.handle.hangup(id);
+    assert_eq!(finish(&dir, child).await.rc, 0);
+}

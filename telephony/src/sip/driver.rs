@@ -41,6 +41,7 @@ pub(crate) enum Input {
     Bindings(String, oneshot::Sender<Vec<Binding>>),
     TcpOpened { id: u64, addr: SocketAddr, writer: mpsc::UnboundedSender<Vec<u8>> },
     TcpClosed { id: u64, addr: SocketAddr },
+    TcpConnectFailed(SocketAddr),
 }
 
 /// The appliance's handle on the SIP layer: place and control calls, watch call events.
@@ -270,6 +271,10 @@ impl Core {
                 self.conns.insert(id, (addr, writer));
                 self.conn_by_addr.insert(addr, id);
             }
+            Input::TcpConnectFailed(addr) => {
+                self.connecting.remove(&addr);
+                self.ep.on_transport_error(&Peer { transport: Transport::Tcp, addr, conn: None }, now);
+            }
             Input::TcpClosed { id, addr } => {
                 self.conns.remove(&id);
                 if self.conn_by_addr.get(&addr) == Some(&id) {
@@ -342,7 +347,7 @@ impl Core {
                             Ok(s) => tcp_connection(s, addr, tx, max, ids.fetch_add(1, Ordering::Relaxed)).await,
                             Err(e) => {
                                 tracing::debug!(%addr, error = %e, "SIP TCP connect failed");
-                                let _ = tx.send(Input::TcpClosed { id: 0, addr });
+                                let _ = tx.send(Input::TcpConnectFailed(addr));
                             }
                         }
                     });

@@ -243,6 +243,25 @@ impl Endpoint {
         }
     }
 
+    /// The transport could not reach `peer` (a TCP connect failed): its client transactions fail
+    /// at once instead of waiting for Timer B/F.
+    pub fn on_transport_error(&mut self, peer: &Peer, now: Instant) {
+        let keys: Vec<ClientKey> = self
+            .client
+            .iter()
+            .filter(|(_, e)| e.peer.addr == peer.addr && e.peer.transport == peer.transport)
+            .map(|(k, _)| k.clone())
+            .collect();
+        for k in keys {
+            let outs = match self.client.get_mut(&k) {
+                Some(ClientEntry { tx: ClientTx::Invite(t), .. }) => t.on_transport_error(),
+                Some(ClientEntry { tx: ClientTx::NonInvite(t), .. }) => t.on_transport_error(),
+                None => continue,
+            };
+            self.client_outputs(&k, outs, now);
+        }
+    }
+
     pub fn on_command(&mut self, cmd: Command, now: Instant) {
         match cmd {
             Command::Originate(id, o) => self.originate(id, o, now),
