@@ -1,6 +1,7 @@
 //! `dialbridge`: the one binary of the appliance. Command-line parsing and wiring only; every
 //! piece of logic lives in a workspace crate (see ARCHITECTURE.md).
 
+mod backup;
 mod bench;
 mod config;
 mod progress;
@@ -76,6 +77,10 @@ enum Command {
         #[command(subcommand)]
         action: UserAction,
     },
+    /// Write a consistent copy of the embedded database (safe while serving).
+    Backup { file: PathBuf },
+    /// Replace the embedded database with a backup (the appliance must be stopped).
+    Restore { file: PathBuf },
     /// Load generators that print their figures.
     Bench {
         #[command(subcommand)]
@@ -200,6 +205,8 @@ fn main() -> ExitCode {
                 }
                 Ok(())
             }
+            Command::Backup { file } => backup::backup(&cfg, &file).await,
+            Command::Restore { file } => backup::restore(&cfg, &file).await,
             Command::Bench { what: BenchWhat::Bridge { urls, key, clients, cycles, numbers, cooldown_s, lease_ttl_s } } => {
                 let opts = bench::StormOptions {
                     urls, key, clients, cycles, numbers, cooldown_s, lease_ttl_s,

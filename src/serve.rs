@@ -41,6 +41,7 @@ pub async fn open_database(cfg: &Config) -> anyhow::Result<Db> {
 pub async fn run(cfg: Config, file: Option<PathBuf>) -> anyhow::Result<()> {
     let started = std::time::Instant::now();
     info!(version = env!("CARGO_PKG_VERSION"), config = ?file, "starting dialbridge");
+    let _data_dir_lock = crate::backup::lock_data_dir(&cfg)?;
     let db = open_database(&cfg).await?;
     db.migrate().await?;
     let clock = clock_for(&db).await?;

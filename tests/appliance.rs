@@ -211,3 +211,42 @@ async fn people_log_in_with_a_session_cookie_and_csrf_token() {
     }
     assert_eq!(login("bob", "bob-password-1").send().await.unwrap().status(), 401, "locked after 5 failures");
 }
+
+#[tokio::test]
+async fn backup_wipe_restore_gives_the_data_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let token = String::from_utf8(run(dir.path(), &["apikey", "create", "--role", "admin"], &[]).stdout).unwrap().trim().to_owned();
+    let out = run(dir.path(), &["user", "create", "--username", "dora", "--role", "supervisor"], &[("DIALBRIDGE_USER_PASSWORD", "dora-password")]);
+    assert!(out.status.success());
+    let csv = dir.path().join("l.csv");
+    std::fs::write(&csv, "First Name,Phone\nAda,(312) 555-0100\nBob,+44 20 7946 0958\n").unwrap();
+    assert!(run(dir.path(), &["import", csv.to_str().unwrap(), "--list", "l1"], &[]).status.success());
+
+    let mut app = Appliance::start(dir.path(), &[]);
+    let c = http();
+    let pool = serde_json::json!({"name": "p", "numbers": ["+13125550001"], "direction": "to_legacy"});
+    assert_eq!(c.post(app.url("/api/v1/bridge/pools")).bearer_auth(&token).json(&pool).send().await.unwrap().status(), 201);
+    // A second appliance on the same data directory is refused; so is a restore while serving.
+    let second = run(dir.path(), &["serve"], &[]);
+    assert!(!second.status.success());
+    assert!(String::from_utf8_lossy(&second.stderr).contains("another dialbridge process"));
+    let backup = dir.path().join("backup.db");
+    let out = run(dir.path(), &["backup", backup.to_str().unwrap()], &[]);
+    assert!(out.status.success(), "backup while serving: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(!run(dir.path(), &["restore", backup.to_str().unwrap()], &[]).status.success());
+    assert!(app.terminate(Duration::from_secs(10)).0.success());
+
+    // Wipe, restore, serve: users, keys, pools and leads are back.
+    std::fs::remove_dir_all(dir.path().join("data")).unwrap();
+    let out = run(dir.path(), &["restore", backup.to_str().unwrap()], &[]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let app = Appliance::start(dir.path(), &[]);
+    assert!(!app.log_text().contains("generated password"), "the restored admin is used");
+    let pools: serde_json::Value = c.get(app.url("/api/v1/bridge/pools")).bearer_auth(&token).send().await.unwrap().json().await.unwrap();
+    assert_eq!(pools[0]["name"], "p");
+    let login = c.post(app.url("/api/v1/auth/login")).json(&serde_json::json!({"username": "dora", "password": "dora-password"})).send().await.unwrap();
+    assert_eq!(login.status(), 200);
+    let db = foundation::Db::connect(&format!("sqlite://{}/data/dialbridge.db", dir.path().display()), 1).await.unwrap();
+    let leads: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM leads").fetch_one(db.pool()).await.unwrap();
+    assert_eq!(leads, 2);
+}

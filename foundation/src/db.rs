@@ -158,6 +158,11 @@ impl Db {
         }
     }
 
+    /// How many migrations this database has applied (fails on a database that is not ours).
+    pub async fn applied_migrations(&self) -> anyhow::Result<i64> {
+        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM _sqlx_migrations").fetch_one(&self.pool).await?)
+    }
+
     /// A cheap round trip, for readiness checks.
     pub async fn ping(&self) -> anyhow::Result<()> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
@@ -209,6 +214,28 @@ impl Db {
                 .await?;
                 Ok(Some(ms))
             }
+        }
+    }
+
+    /// Writes a consistent copy of the whole database to `path` while it is in use (SQLite's
+    /// `VACUUM INTO`). PostgreSQL has its own tools for this; the error says which.
+    pub async fn backup_to(&self, path: &std::path::Path) -> anyhow::Result<()> {
+        match self.backend {
+            Backend::Sqlite => {
+                if path.exists() {
+                    bail!("{} exists; choose a new file name", path.display());
+                }
+                sqlx::query("VACUUM INTO $1")
+                    .bind(path.to_string_lossy().into_owned())
+                    .execute(&self.pool)
+                    .await
+                    .with_context(|| format!("backing up to {}", path.display()))?;
+                Ok(())
+            }
+            Backend::Postgres => bail!(
+                "on PostgreSQL, back up with `pg_dump -Fc -f FILE DBNAME` and restore with \
+                 `pg_restore --clean -d DBNAME FILE` (see deploy/README.md)"
+            ),
         }
     }
 
