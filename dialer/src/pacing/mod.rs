@@ -447,14 +447,30 @@ impl Pacer {
                     let cycle_ms = 1000.0 * (self.talk.law().mean_s() + self.wrap.law().mean_s())
                         + self.answer.mean_ring_ms() / p;
                     let rate = available as f64 / cycle_ms.max(1.0);
-                    let slack = self.ledger.projected_slack(now, self.cfg.abandon_cap, rate)
-                        - pipe
-                        - predictive::WINDOW_Z * pipe.sqrt();
-                    if predictive::guard_factor(slack) >= 1.0 {
+                    let raw_slack = self.ledger.projected_slack(now, self.cfg.abandon_cap, rate);
+                    let slack = raw_slack - pipe - predictive::WINDOW_Z * pipe.sqrt();
+                    let full = predictive::guard_full(self.cfg.abandon_cap * full_window_answers);
+                    if predictive::guard_factor(slack, full) >= 1.0 {
                         self.threshold.update();
                     }
-                    let theta = self.threshold.effective(slack);
+                    let theta = self.threshold.effective(slack, full);
                     predicted = self.predictive_batch(now, theta, counts.ready + counts.talking + counts.wrap);
+                    if raw_slack < full {
+                        // bad case: live answers from the lines in flight (mean + 3 sd) beyond
+                        // the ready agents, none of the busy agents finishing in time
+                        let coming = self.pipeline_answers(now) + counts.waiting as f64;
+                        let p = self.answer.p_human();
+                        let ready = counts.ready as f64;
+                        let bad = |n: usize| {
+                            let d = coming + n as f64 * p;
+                            d + 3.0 * d.sqrt() - ready
+                        };
+                        let mut keep = predicted.len();
+                        while keep > 0 && (keep as i64) > floor && bad(keep) > raw_slack.max(0.0) {
+                            keep -= 1;
+                        }
+                        predicted.truncate(keep);
+                    }
                     (predicted.len() as i64).max(floor)
                 } else {
                     floor
@@ -481,6 +497,15 @@ impl Pacer {
             .values()
             .filter(|c| c.state == CallState::Ringing && c.predicted_abandon > 0.0)
             .map(|c| c.predicted_abandon * cal * self.answer.human_within((now - c.placed_at) as f64, 1e9))
+            .sum()
+    }
+
+    /// Expected live answers still to come from the calls ringing now.
+    fn pipeline_answers(&self, now: Ms) -> f64 {
+        self.calls
+            .values()
+            .filter(|c| c.state == CallState::Ringing)
+            .map(|c| self.answer.human_within((now - c.placed_at) as f64, 1e9))
             .sum()
     }
 

@@ -149,20 +149,27 @@ impl ThresholdLoop {
     }
 
     /// θ after the compliance-window guard (see [`guard_factor`]).
-    pub fn effective(&self, slack: f64) -> f64 {
-        self.theta * guard_factor(slack)
+    pub fn effective(&self, slack: f64, full: f64) -> f64 {
+        self.theta * guard_factor(slack, full)
     }
 }
 
 /// Share of θ usable with `slack` abandons of budget left in the trailing window (after the
-/// abandons expected from calls already ringing): all of it from [`GUARD_FULL`] abandons of
-/// budget, tapering linearly to none (progressive only) at one.
-pub fn guard_factor(slack: f64) -> f64 {
-    ((slack - 1.0) / (GUARD_FULL - 1.0)).clamp(0.0, 1.0)
+/// abandons expected from calls already ringing, see [`guard_full`]): all of it from `full`
+/// abandons of budget, tapering linearly to none (progressive only) at one.
+pub fn guard_factor(slack: f64, full: f64) -> f64 {
+    ((slack - 1.0) / (full - 1.0).max(1e-9)).clamp(0.0, 1.0)
 }
 
-/// Budget (abandons) from which the guard leaves θ untouched.
-pub const GUARD_FULL: f64 = 4.0;
+/// Budget (abandons) from which the guard leaves θ untouched, for a window whose whole budget is
+/// `budget` abandons: bursts of abandons grow with the team, so the taper starts at
+/// 2 + √budget (≥ 3). Inside the taper the pacer also bounds a bad case: the live answers the
+/// lines in flight will bring (mean + 3 sd, from the ringing calls' conditional answer
+/// probabilities) beyond the ready agents must fit in the remaining budget, as if no busy agent
+/// were to finish in time.
+pub fn guard_full(budget: f64) -> f64 {
+    (2.0 + budget.max(0.0).sqrt()).max(3.0)
+}
 
 /// z-score of the safety margin against the noise of abandons in a window.
 pub const WINDOW_Z: f64 = 2.0;
@@ -298,13 +305,14 @@ mod tests {
         }
         assert!(l.calibration() > 2.0);
         assert!(l.theta < t0);
-        assert_eq!(l.effective(0.5), 0.0);
+        assert_eq!(l.effective(0.5, 4.0), 0.0);
         // a small window gets a larger relative margin than a big one
         let small = window_target(0.03, 100.0, 0.85, 1.0);
         let big = window_target(0.03, 2000.0, 0.85, 1.0);
         assert!(window_target(0.03, 2000.0, 0.85, 4.0) < big);
         assert!(small < big && big <= 0.03 * 0.85 + 1e-12, "{small} {big}");
         assert!(small > 0.0);
-        assert_eq!(l.effective(GUARD_FULL + 1.0), l.theta);
+        assert_eq!(l.effective(5.0, 4.0), l.theta);
+        assert!(guard_full(100.0) > guard_full(4.0));
     }
 }
