@@ -3,6 +3,8 @@
 //! follow daylight-saving changes. A range whose end is not after its start runs past midnight
 //! into the next day; `24:00` ends at midnight.
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, Datelike, Duration, NaiveDate, NaiveTime, Timelike, Utc, Weekday};
 use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
@@ -141,6 +143,37 @@ impl Hours {
         let start = from.with_second(0)?.with_nanosecond(0)?;
         let steps = horizon.num_minutes();
         (1..=steps).map(|m| start + Duration::minutes(m)).find(|t| self.is_open(*t) != now_open)
+    }
+}
+
+/// The schedules a driver knows, and which schedule each queue uses: answers the interpreter's
+/// `CheckHours { hours_id, queue }` effect (an explicit id wins; otherwise the queue's hours).
+#[derive(Debug, Clone, Default)]
+pub struct HoursBook {
+    hours: HashMap<String, Hours>,
+    queue_hours: HashMap<String, String>,
+}
+
+impl HoursBook {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn insert(&mut self, hours: Hours) {
+        self.hours.insert(hours.id.clone(), hours);
+    }
+
+    pub fn set_queue_hours(&mut self, queue: &str, hours_id: &str) {
+        self.queue_hours.insert(queue.to_string(), hours_id.to_string());
+    }
+
+    /// `Some(open)`, or `None` when no schedule applies (the flow then takes its error branch).
+    pub fn check(&self, hours_id: Option<&str>, queue: Option<&str>, now_ms: i64) -> Option<bool> {
+        let id = match hours_id {
+            Some(id) => id,
+            None => self.queue_hours.get(queue?)?.as_str(),
+        };
+        Some(self.hours.get(id)?.is_open_ms(now_ms))
     }
 }
 

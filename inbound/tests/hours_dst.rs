@@ -100,3 +100,18 @@ fn next_change_finds_closing_time() {
     // Closed from Friday evening: the next change is Saturday 22:00 EST = Sunday 03:00 UTC.
     assert_eq!(h.next_change(utc(2026, 3, 6, 22, 0), Duration::days(2)), Some(utc(2026, 3, 8, 3, 0)));
 }
+
+#[test]
+fn the_hours_book_answers_by_id_or_by_queue() {
+    use inbound::hours::HoursBook;
+    let mut book = HoursBook::new();
+    book.insert(new_york());
+    book.set_queue_hours("sales", "ny");
+    let monday_morning = utc(2026, 3, 9, 13, 30).timestamp_millis();
+    let monday_night = utc(2026, 3, 10, 2, 0).timestamp_millis();
+    assert_eq!(book.check(None, Some("sales"), monday_morning), Some(true));
+    assert_eq!(book.check(None, Some("sales"), monday_night), Some(false));
+    assert_eq!(book.check(Some("ny"), None, monday_morning), Some(true));
+    assert_eq!(book.check(None, Some("support"), monday_morning), None);
+    assert_eq!(book.check(Some("missing"), Some("sales"), monday_morning), None);
+}

@@ -1,6 +1,6 @@
 //! Flow documents in the Amazon Connect flow language: the serde model ([`document`]), parameter
 //! values and JSONPath references ([`value`]), typed actions ([`action`]), the validator that
-//! compiles a document for the interpreter ([`validate`]) and the import report ([`import`]).
+//! compiles a document for the interpreter ([`validate`]) and the import report ([`mod@import`]).
 
 pub mod action;
 pub mod document;
