@@ -164,7 +164,7 @@ pub async fn write_batch(db: &Db, now: i64, list_id: i64, job_id: i64, batch: &B
     // lead_ids[i] is the id of batch.leads[i].
     let mut lead_ids = vec![0i64; batch.leads.len()];
     let inserts: Vec<usize> = (0..batch.leads.len()).filter(|&i| batch.leads[i].update_of.is_none()).collect();
-    for chunk in inserts.chunks(LEADS_PER_STMT) {
+    let build_leads = |chunk: &[usize]| {
         let sql = values_sql(
             db.backend(),
             "INSERT INTO leads (list_id, dedupe_key, crm_id, priority, state, first_name, last_name, email, \
@@ -198,7 +198,17 @@ pub async fn write_batch(db: &Db, now: i64, list_id: i64, job_id: i64, batch: &B
                 .bind(now)
                 .bind(now);
         }
-        let rows = q.fetch_all(tx.conn()).await.context("inserting leads")?;
+        q
+    };
+    // Pipelined: the next statement's arguments are built while the database runs this one.
+    let lead_chunks: Vec<&[usize]> = inserts.chunks(LEADS_PER_STMT).collect();
+    let mut next = lead_chunks.first().map(|c| build_leads(c));
+    for k in 0..lead_chunks.len() {
+        let chunk = lead_chunks[k];
+        let q = next.take().expect("built");
+        let (rows, built) = tokio::join!(q.fetch_all(tx.conn()), async { lead_chunks.get(k + 1).map(|c| build_leads(c)) });
+        next = built;
+        let rows = rows.context("inserting leads")?;
         anyhow::ensure!(rows.len() == chunk.len(), "{} ids returned for {} leads", rows.len(), chunk.len());
         if sqlite {
             // Within one INSERT under the write lock, AUTOINCREMENT hands out ascending rowids in
@@ -255,7 +265,7 @@ pub async fn write_batch(db: &Db, now: i64, list_id: i64, job_id: i64, batch: &B
         .zip(&lead_ids)
         .flat_map(|(l, &id)| l.phones.iter().map(move |p| (id, p)))
         .collect();
-    for chunk in phones.chunks(PHONES_PER_STMT) {
+    let build_phones = |chunk: &[(i64, &NewPhone)]| {
         let sql = values_sql(
             db.backend(),
             "INSERT INTO lead_phones (lead_id, position, e164, extension, raw, source_column, number_type, \
@@ -281,7 +291,15 @@ pub async fn write_batch(db: &Db, now: i64, list_id: i64, job_id: i64, batch: &B
                 .bind(p.dnc_source.is_some() as i16)
                 .bind(p.dnc_source.as_deref());
         }
-        q.execute(tx.conn()).await.context("inserting lead phones")?;
+        q
+    };
+    let phone_chunks: Vec<&[(i64, &NewPhone)]> = phones.chunks(PHONES_PER_STMT).collect();
+    let mut next = phone_chunks.first().map(|c| build_phones(c));
+    for k in 0..phone_chunks.len() {
+        let q = next.take().expect("built");
+        let (done, built) = tokio::join!(q.execute(tx.conn()), async { phone_chunks.get(k + 1).map(|c| build_phones(c)) });
+        next = built;
+        done.context("inserting lead phones")?;
     }
     for chunk in batch.outcomes.chunks(OUTCOMES_PER_STMT) {
         let sql = values_sql(
