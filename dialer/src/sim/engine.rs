@@ -258,7 +258,7 @@ impl Engine {
                 Ev::Tick => {
                     self.pacer.tick(now);
                     self.drain();
-                    self.rec.sample_lines(now, self.pacer.snapshot_lines(), self.logged_in());
+                    self.rec.sample_lines(now, self.pacer.snapshot_lines(), self.available());
                     if self.trace && now % 300_000 == 0 {
                         let snap = self.pacer.snapshot(now);
                         eprintln!("{:>6}s {}", now / 1000, serde_json::to_string(&snap).unwrap_or_default());
@@ -320,7 +320,8 @@ impl Engine {
         self.rec.report(&self.cfg)
     }
 
-    fn logged_in(&self) -> u32 {
-        self.agents.iter().filter(|a| a.phase != AgentPhase::Out).count() as u32
+    /// Logged-in agents not on their way out.
+    fn available(&self) -> u32 {
+        self.agents.iter().filter(|a| a.phase != AgentPhase::Out && !a.leaving).count() as u32
     }
 }

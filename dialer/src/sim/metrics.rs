@@ -167,29 +167,29 @@ pub fn window_rates(answers: &[u32], abandons: &[u32], w: usize) -> Vec<(usize, 
         .collect()
 }
 
-/// Seconds from the start of a segment until the lines in flight per agent settle: the first
-/// 60-s bin from which three consecutive bins are within 25% of the segment's steady level (the
-/// mean after its first 10 minutes).
+/// Seconds from the start of a segment until the lines in flight per available agent first come
+/// within 25% of the segment's steady level (the median of its 10-s bins after the first 10
+/// minutes), in 10-s bins.
 pub fn settle_time(lines_per_agent: &[f64]) -> f64 {
     let bins: Vec<f64> = lines_per_agent
-        .chunks(60)
+        .chunks(10)
         .map(|c| {
             let v: Vec<f64> = c.iter().copied().filter(|x| x.is_finite()).collect();
             if v.is_empty() { f64::NAN } else { v.iter().sum::<f64>() / v.len() as f64 }
         })
         .collect();
-    if bins.len() < 13 {
+    if bins.len() < 61 {
         return f64::NAN;
     }
-    let steady: Vec<f64> = bins[10..].iter().copied().filter(|x| x.is_finite()).collect();
-    let level = steady.iter().sum::<f64>() / steady.len().max(1) as f64;
-    let ok = |x: f64| (x - level).abs() <= 0.25 * level.max(1e-9);
-    for i in 0..bins.len() - 2 {
-        if ok(bins[i]) && ok(bins[i + 1]) && ok(bins[i + 2]) {
-            return (i * 60) as f64;
-        }
+    let mut steady: Vec<f64> = bins[60..].iter().copied().filter(|x| x.is_finite()).collect();
+    if steady.is_empty() {
+        return f64::NAN;
     }
-    f64::NAN
+    steady.sort_by(f64::total_cmp);
+    let level = steady[steady.len() / 2];
+    bins.iter()
+        .position(|&x| (x - level).abs() <= 0.25 * level.max(1e-9))
+        .map_or(f64::NAN, |i| (i * 10) as f64)
 }
 
 /// Mean of per-seed reports (worst windows: mean of each seed's worst, and the worst of all).
@@ -257,5 +257,6 @@ mod tests {
         let mut v = vec![3.0; 120];
         v.extend(vec![1.0; 1200]);
         assert_eq!(settle_time(&v), 120.0);
+        assert!(settle_time(&[1.0; 100]).is_nan());
     }
 }

@@ -114,8 +114,8 @@ pub struct SegmentReport {
     pub abandon_rate: f64,
     /// Worst rolling-window abandonment rate among full windows ending in this segment.
     pub max_window_abandon_rate: f64,
-    /// Seconds after the start of the segment until the lines per agent settle (see
-    /// [`metrics::settle_time`]); 0 for the first segment.
+    /// Seconds after the start of the segment until the lines in flight per available agent reach
+    /// the segment's steady level (see [`metrics::settle_time`]); 0 for the first segment.
     pub settle_s: f64,
 }
 
