@@ -71,6 +71,7 @@ pub async fn run(cfg: Config, file: Option<PathBuf>) -> anyhow::Result<()> {
         sip_tcp: sip.tcp_addr,
         rtp_ports: format!("{}-{}", cfg.rtp.port_min, cfg.rtp.port_max),
     };
+    tokio::spawn(bridge::calls::arrivals_loop(db.clone(), clock.clone(), sip.handle.clone()));
     tokio::spawn(bridge::lease::reaper_loop(
         db.clone(),
         clock.clone(),

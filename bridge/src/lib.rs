@@ -6,6 +6,7 @@
 //!
 //! - [`pool`]: pools of numbers, created, changed and emptied at runtime.
 //! - [`lease`]: lease (one atomic claim), lookup (optionally consuming), release, and the reaper.
+//! - [`calls`]: the bridge on the call path (calls from the legacy platform pick up their data).
 //! - [`router`]: the migration router (per number, line of business or site: local, legacy, split).
 //!
 //! Invariants, each covered by tests on SQLite and PostgreSQL:
@@ -19,6 +20,7 @@
 //! - Every lease ends with a final record (`bridge_leases.ended_at`, `end_reason`) and every lease,
 //!   lookup, release and expiry is in the audit log.
 
+pub mod calls;
 pub mod error;
 pub mod lease;
 pub mod pool;

@@ -184,6 +184,17 @@ async fn insert_numbers(tx: &mut foundation::WriteTx, pool_id: i64, numbers: &[S
     Ok(())
 }
 
+/// The pool a number belongs to, with its direction.
+pub async fn owner_of(db: &Db, dnis: &str) -> Result<Option<(String, Direction)>> {
+    let row: Option<(String, String)> = sqlx::query_as(
+        "SELECT p.name, p.direction FROM bridge_numbers n JOIN bridge_pools p ON p.id = n.pool_id WHERE n.dnis = $1",
+    )
+    .bind(dnis)
+    .fetch_optional(db.pool())
+    .await?;
+    row.map(|(name, d)| Direction::parse(&d).map(|d| (name, d))).transpose()
+}
+
 pub async fn get(db: &Db, name: &str) -> Result<Pool> {
     let row: Option<PoolRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT {POOL_COLUMNS} FROM bridge_pools WHERE name = $1"

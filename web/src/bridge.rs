@@ -404,4 +404,23 @@ pub(crate) fn router_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(list_routes, put_route))
         .routes(routes!(delete_route))
         .routes(routes!(route_decision))
+        .routes(routes!(arrivals))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct ArrivalParams {
+    pub dnis: Option<String>,
+    /// At most this many, newest first (default 50, at most 1000).
+    pub limit: Option<i64>,
+}
+
+/// Calls that arrived from the legacy platform on a `from_legacy` number, with the data attached.
+#[utoipa::path(get, path = "/api/v1/bridge/arrivals", tag = "bridge", security(("api_key" = []), ("session" = [])),
+    params(ArrivalParams),
+    responses((status = 200, description = "`[{call_ref, dnis, ani, pool, result, lease_id, data, arrived_at_ms}]`")))]
+async fn arrivals(State(st): State<AppState>, caller: Caller, ApiQuery(q): ApiQuery<ArrivalParams>) -> Result<Json<Vec<bridge::calls::Arrival>>, ApiError> {
+    caller.require(&[Role::Admin, Role::Supervisor])?;
+    let limit = q.limit.unwrap_or(50).clamp(1, 1000);
+    Ok(Json(bridge::calls::recent(&st.db, q.dnis.as_deref(), limit).await?))
 }

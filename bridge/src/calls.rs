@@ -1,0 +1,146 @@
+//! The bridge on the call path: calls arriving from the legacy platform pick up their data.
+//!
+//! A call to a number of a `from_legacy` pool is looked up (consuming the lease) as it arrives; the
+//! data is attached to the call as an arrival record that the contact, the agent's screen pop and
+//! the API read. An unknown or expired lease routes the call on without data, and is audited like
+//! every lookup. [`on_arrival`] is the decision and its record (no I/O beyond the database);
+//! [`arrivals_loop`] is the thin driver that feeds it SIP call events.
+
+use foundation::{Clock, Db, SharedClock, ids};
+use serde::Serialize;
+use serde_json::Value;
+use telephony::sip::call::CallEvent;
+use telephony::sip::driver::SipHandle;
+
+use crate::error::{BridgeError, Result};
+use crate::lease;
+use crate::pool::{self, Direction};
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Arrival {
+    pub call_ref: String,
+    pub dnis: String,
+    pub ani: Option<String>,
+    pub pool: String,
+    /// `consumed` (data attached), `unknown` or `expired` (routed without data).
+    pub result: String,
+    pub lease_id: Option<String>,
+    pub data: Option<Value>,
+    pub arrived_at_ms: i64,
+}
+
+/// The user part of a SIP URI or name-addr: `"Bob" <sip:+1312@host;x=y>` → `+1312`.
+pub fn uri_user(uri: &str) -> Option<String> {
+    let s = uri.split_once('<').map(|(_, r)| r).unwrap_or(uri);
+    let s = s.split_once(':').map(|(_, r)| r)?;
+    let user = s.split(['@', '>', ';']).next()?;
+    (!user.is_empty()).then(|| user.to_owned())
+}
+
+/// Handles a call arriving on `dialed` from `caller`. `None` when `dialed` is not a `from_legacy`
+/// pool number (the call is none of the bridge's business).
+pub async fn on_arrival(db: &Db, clock: &dyn Clock, call_ref: &str, dialed: &str, caller: Option<&str>) -> Result<Option<Arrival>> {
+    let Some((pool_name, direction)) = pool::owner_of(db, dialed).await? else { return Ok(None) };
+    if direction != Direction::FromLegacy {
+        return Ok(None);
+    }
+    // A caller id without digits (anonymous, a name) is no ANI to check against.
+    let ani = caller.filter(|c| c.chars().any(|ch| ch.is_ascii_digit()));
+    let (result, found) = match lease::lookup(db, clock, "sip", None, dialed, ani, true).await {
+        Ok(f) => ("consumed", Some(f)),
+        Err(BridgeError::Unknown) => ("unknown", None),
+        Err(BridgeError::Expired) => ("expired", None),
+        Err(e) => return Err(e),
+    };
+    let arrival = Arrival {
+        call_ref: call_ref.to_owned(),
+        dnis: dialed.to_owned(),
+        ani: ani.map(str::to_owned),
+        pool: pool_name,
+        result: result.to_owned(),
+        lease_id: found.as_ref().map(|f| f.lease_id.clone()),
+        data: found.map(|f| f.data),
+        arrived_at_ms: clock.now_ms(),
+    };
+    sqlx::query(
+        "INSERT INTO bridge_arrivals (call_ref, dnis, ani, pool_name, result, lease_id, data, arrived_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+    )
+    .bind(&arrival.call_ref)
+    .bind(&arrival.dnis)
+    .bind(&arrival.ani)
+    .bind(&arrival.pool)
+    .bind(&arrival.result)
+    .bind(&arrival.lease_id)
+    .bind(arrival.data.as_ref().map(|d| d.to_string()))
+    .bind(arrival.arrived_at_ms)
+    .execute(db.pool())
+    .await?;
+    metrics::counter!("dialbridge_bridge_arrivals_total", "pool" => arrival.pool.clone(), "result" => result).increment(1);
+    Ok(Some(arrival))
+}
+
+type ArrivalRow = (String, String, Option<String>, String, String, Option<String>, Option<String>, i64);
+
+/// The newest arrivals first, optionally for one number.
+pub async fn recent(db: &Db, dnis: Option<&str>, limit: i64) -> Result<Vec<Arrival>> {
+    let rows: Vec<ArrivalRow> = sqlx::query_as(
+        "SELECT call_ref, dnis, ani, pool_name, result, lease_id, data, arrived_at FROM bridge_arrivals \
+         WHERE ($1 IS NULL OR dnis = $1) ORDER BY id DESC LIMIT $2",
+    )
+    .bind(dnis)
+    .bind(limit)
+    .fetch_all(db.pool())
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(call_ref, dnis, ani, pool, result, lease_id, data, at)| Arrival {
+            call_ref,
+            dnis,
+            ani,
+            pool,
+            result,
+            lease_id,
+            data: data.and_then(|d| serde_json::from_str(&d).ok()),
+            arrived_at_ms: at,
+        })
+        .collect())
+}
+
+/// Watches SIP call events and runs [`on_arrival`] for every new inbound call.
+pub async fn arrivals_loop(db: Db, clock: SharedClock, sip: SipHandle) {
+    let mut events = sip.subscribe();
+    loop {
+        match events.recv().await {
+            Ok(CallEvent::Incoming { call, from, to, request_uri }) => {
+                let dialed = uri_user(&request_uri).or_else(|| uri_user(&to)).unwrap_or_default();
+                let caller = uri_user(&from);
+                let call_ref = ids::public_id("call", clock.now_ms()) + &format!("-{}", call.0);
+                match on_arrival(&db, clock.as_ref(), &call_ref, &dialed, caller.as_deref()).await {
+                    Ok(Some(a)) => tracing::info!(dnis = %a.dnis, result = %a.result, call = %a.call_ref, "call from the legacy platform"),
+                    Ok(None) => {}
+                    Err(e) => tracing::warn!(error = %e, dnis = %dialed, "bridge lookup for an arriving call failed; routing without data"),
+                }
+            }
+            Ok(_) => {}
+            Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                tracing::warn!(missed = n, "bridge arrival watcher fell behind SIP events");
+            }
+            Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uri_users() {
+        assert_eq!(uri_user("sip:+13125550001@127.0.0.1:5060").as_deref(), Some("+13125550001"));
+        assert_eq!(uri_user("\"Bob\" <sip:bob@example.com>;tag=1").as_deref(), Some("bob"));
+        assert_eq!(uri_user("<sip:2125550100@h;user=phone>").as_deref(), Some("2125550100"));
+        assert_eq!(uri_user("sip:host.only"), Some("host.only".to_owned()));
+        assert_eq!(uri_user("garbage"), None);
+    }
+}
