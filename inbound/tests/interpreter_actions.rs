@@ -192,3 +192,29 @@ fn asynchronous_webhook_does_not_wait_and_attribute_limit_takes_the_error_branch
     assert!(i.record().attributes.contains_key("a"));
     assert!(!i.record().attributes.contains_key("b"), "all or nothing");
 }
+
+#[test]
+fn percentage_remainder_takes_no_matching_condition_and_empty_next_action_reads_as_none() {
+    // The shape Connect exports: "NextAction": "" and the remainder on NoMatchingCondition.
+    let flow = json!([
+        {"Identifier": "split", "Type": "DistributeByPercentage", "Parameters": {},
+         "Transitions": {"NextAction": "",
+                         "Conditions": [{"NextAction": "a", "Condition": {"Operator": "NumberLessThan", "Operands": ["20"]}},
+                                        {"NextAction": "b", "Condition": {"Operator": "NumberLessThan", "Operands": ["60"]}}],
+                         "Errors": [{"NextAction": "rest", "ErrorType": "NoMatchingCondition"}]}},
+        {"Identifier": "a", "Type": "MessageParticipant", "Parameters": {"Text": "A"}, "Transitions": {"NextAction": "bye"}},
+        {"Identifier": "b", "Type": "MessageParticipant", "Parameters": {"Text": "B"}, "Transitions": {"NextAction": "bye"}},
+        {"Identifier": "rest", "Type": "MessageParticipant", "Parameters": {"Text": "rest"}, "Transitions": {"NextAction": "bye"}},
+        bye()
+    ]);
+    let mut seen = std::collections::HashMap::new();
+    for n in 0..1000 {
+        let id = format!("k{n}");
+        let mut i = interp("split", flow.clone(), 3);
+        let roll = percent_roll(3, &id, "split");
+        let expected = if roll < 20 { "A" } else if roll < 60 { "B" } else { "rest" };
+        assert_eq!(started(&mut i, &id), vec![text(expected)]);
+        *seen.entry(expected).or_insert(0) += 1;
+    }
+    assert!(seen["A"] > 150 && seen["B"] > 350 && seen["rest"] > 350, "{seen:?}");
+}

@@ -443,7 +443,11 @@ impl Kind {
         !self.success_exits()
             && !matches!(
                 self.condition_rule(),
-                ConditionRule::Digit | ConditionRule::Any | ConditionRule::HoursBool | ConditionRule::Loop
+                ConditionRule::Digit
+                    | ConditionRule::Any
+                    | ConditionRule::HoursBool
+                    | ConditionRule::Loop
+                    | ConditionRule::Percent
             )
     }
 

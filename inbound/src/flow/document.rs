@@ -38,7 +38,8 @@ pub struct ActionDoc {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct TransitionsDoc {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Exports sometimes write `"NextAction": ""` for "none"; that reads as absent.
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "empty_as_none")]
     pub next_action: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<ConditionDoc>,
@@ -68,6 +69,10 @@ pub struct ConditionExpr {
 pub struct ErrorDoc {
     pub next_action: String,
     pub error_type: String,
+}
+
+fn empty_as_none<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    Ok(Option::<String>::deserialize(d)?.filter(|s| !s.is_empty()))
 }
 
 fn operands_as_text<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {

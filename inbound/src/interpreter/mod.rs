@@ -371,7 +371,8 @@ impl Interpreter {
                     let hit = action.conditions.iter().find(|c| c.operand.parse::<u32>().is_ok_and(|p| roll < p));
                     match hit {
                         Some(c) => Branch::Condition(c.target, &c.operand),
-                        None if action.next.is_some() => Branch::Next,
+                        // The remainder: Connect's default branch is NoMatchingCondition.
+                        None if action.error_target("NoMatchingCondition").is_none() && action.next.is_some() => Branch::Next,
                         None => Branch::Error("NoMatchingCondition"),
                     }
                 }
