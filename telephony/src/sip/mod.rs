@@ -1,8 +1,12 @@
 //! SIP: transport, transactions, dialogs and the call API.
 //!
 //! Layers, bottom up: [`message`] and [`framing`] (what rsip 0.4 lacks), [`transaction`] (sans-IO
-//! RFC 3261/6026 machines), [`dialog`], [`sdp`], [`digest`], [`outcome`]; [`endpoint`] is the
-//! sans-IO core that routes messages to transactions and runs calls; [`driver`] owns the sockets.
+//! RFC 3261/6026 machines), [`dialog`], [`sdp`], [`digest`], [`session_timer`], [`registrar`]
+//! (bindings, nonces, inbound policy), [`outcome`] (the shared outcome table), [`rtp_ports`];
+//! [`endpoint`] is the sans-IO core that routes messages to transactions and runs calls (UAS, UAC,
+//! registrar, REGISTER client, transfer); [`driver`] owns the sockets and timers and hands out a
+//! [`driver::SipHandle`]; [`listener`] is what the binary starts. [`call`] holds the call API's
+//! commands and events.
 
 pub mod framing;
 pub mod listener;

@@ -368,3 +368,43 @@ fn mutated_message_storm_never_panics() {
     assert!(parsed > 1000, "most mutations stay parseable ({parsed})");
     assert!(e.active_calls() as u64 <= e.inbound_calls_created());
 }
+
+#[test]
+fn unsupported_require_gets_420_and_max_forwards_zero_483() {
+    let mut e = ep(Some(Duration::ZERO));
+    let inv = invite("z9hG4bKrq").replace("CSeq: 1 INVITE\r\n", "CSeq: 1 INVITE\r\nRequire: 100rel, timer\r\n");
+    e.on_message(parse(&inv), peer(), Instant::now());
+    let fx = e.take_effects();
+    assert_eq!(codes(&fx), [100, 420]);
+    assert_eq!(message::value(sent(&fx)[1].headers(), "Unsupported").as_deref(), Some("100rel"));
+    let inv = invite("z9hG4bKmf").replace("CSeq: 1 INVITE\r\n", "CSeq: 1 INVITE\r\nMax-Forwards: 0\r\n");
+    e.on_message(parse(&inv), peer(), Instant::now());
+    assert_eq!(codes(&e.take_effects()), [100, 483]);
+    assert_eq!(e.active_calls(), 0);
+}
+
+#[test]
+fn our_hold_sends_sendonly_reinvite_and_reports_the_answer() {
+    let mut e = ep(None);
+    let t0 = Instant::now();
+    let inv = originate(&mut e, vec![trunk(5080)], t0);
+    let SipMessage::Response(mut ok) = reply(&inv, 200) else { unreachable!() };
+    let answer = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 7000 RTP/AVP 0\r\n";
+    message::set_body(&mut ok.headers, &mut ok.body, Some("application/sdp"), answer.as_bytes().to_vec());
+    e.on_message(SipMessage::Response(ok), peer(), t0);
+    e.take_effects();
+    e.on_command(Command::Hold(CallId(100), true), t0);
+    let msgs = sent(&e.take_effects());
+    let [SipMessage::Request(re)] = &msgs[..] else { panic!("{msgs:?}") };
+    assert_eq!(re.method, Method::Invite);
+    assert!(String::from_utf8_lossy(&re.body).contains("a=sendonly"));
+    assert_eq!(message::to_tag(&re.headers).as_deref(), Some("callee"));
+    assert_eq!(message::cseq(&re.headers).unwrap().0, 2);
+    let SipMessage::Response(mut ok2) = reply(re, 200) else { unreachable!() };
+    let held = answer.replace("RTP/AVP 0\r\n", "RTP/AVP 0\r\na=recvonly\r\n");
+    message::set_body(&mut ok2.headers, &mut ok2.body, Some("application/sdp"), held.into_bytes());
+    e.on_message(SipMessage::Response(ok2), peer(), t0);
+    let fx = e.take_effects();
+    assert!(matches!(&sent(&fx)[..], [SipMessage::Request(a)] if a.method == Method::Ack));
+    assert!(matches!(events(&fx)[..], [CallEvent::MediaChanged { media, .. }] if media.direction() == crate::sip::sdp::Direction::SendOnly), "{:?}", events(&fx));
+}

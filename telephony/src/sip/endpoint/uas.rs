@@ -29,6 +29,20 @@ fn sdp_body(req: &Request) -> Option<Result<sdp::Sdp, String>> {
 
 impl Endpoint {
     pub(super) fn on_new_request(&mut self, key: ServerKey, req: Request, peer: Peer, now: Instant) {
+        // RFC 3261 §16.3/§8.2.2.3: exhausted Max-Forwards, and extensions we do not support.
+        if message::value(&req.headers, "Max-Forwards").is_some_and(|m| m.trim() == "0") && req.method != Method::Options {
+            return self.respond_code(&key, &req, 483, now);
+        }
+        let unsupported: Vec<String> = message::values(&req.headers, "Require")
+            .into_iter()
+            .filter(|r| !r.eq_ignore_ascii_case("timer"))
+            .collect();
+        if !unsupported.is_empty() && req.method != Method::Cancel {
+            let tag = message::to_tag(&req.headers).is_none().then(random_hex);
+            let mut resp = message::response_to(&req, 420, tag.as_deref());
+            resp.headers.push(message::header("Unsupported", unsupported.join(", ")));
+            return self.respond(&key, resp, now);
+        }
         let to_tag = message::to_tag(&req.headers);
         if to_tag.is_some() {
             return self.in_dialog(key, req, now);
