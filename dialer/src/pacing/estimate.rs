@@ -383,12 +383,12 @@ mod tests {
         }
         m.refresh();
         assert!((m.p_human() - 0.2).abs() < 1e-9);
-        assert!(m.human_by(5_000) < 1e-9);
-        assert!((m.human_by(11_000) - 0.2).abs() < 1e-9);
+        assert!(m.human_by(5_000.0) < 1e-9);
+        assert!((m.human_by(11_000.0) - 0.2).abs() < 1e-9);
         // still ringing at 12 s: no human answer can come any more
-        assert!(m.human_within(12_000, 20_000) < 1e-9);
+        assert!(m.human_within(12_000.0, 20_000.0) < 1e-9);
         // at 2 s nothing is resolved yet: conditional = unconditional
-        assert!((m.human_within(2_000, 10_000) - 0.2).abs() < 1e-9);
+        assert!((m.human_within(2_000.0, 10_000.0) - 0.2).abs() < 1e-9);
         let pts = m.human_delay_points(4);
         assert!(pts.iter().all(|&t| (10_000.0..10_250.0).contains(&t)), "{pts:?}");
     }

@@ -671,3 +671,6 @@ fn ratio_make(level: f64, c: &Counts) -> i64 {
     let goal = (level * (c.ready + c.talking) as f64).round() as i64;
     goal - (c.ringing + c.waiting + c.connected) as i64
 }
+
+#[cfg(test)]
+mod tests;
