@@ -613,6 +613,70 @@ async fn strict_source_drops_rtp_from_other_addresses() {
 }
 
 #[tokio::test]
+async fn long_recording_streams_to_a_wav_file() {
+    let dir = media_support::Scratch::new("record-file");
+    let path = dir.path("call.wav");
+    let (ph, addr) = phone().await;
+    let s = RtpSession::bind(SessionConfig::pcmu(LO), None)
+        .await
+        .unwrap();
+    s.set_remote(addr);
+    s.record_to_file(path.clone(), RecordingLayout::Stereo, WavEncoding::Pcm16)
+        .await
+        .unwrap();
+    // 2.6 s of a constant level from the phone while we play a tone back.
+    s.play(Box::new(ToneGenerator::new(ToneSpec {
+        total_ms: Some(2600),
+        ..ToneSpec::beep(1000.0, 2600)
+    })));
+    let mut tx = RtpSender::new(8, 0, 0);
+    let mut pace = tokio::time::interval(Duration::from_millis(20));
+    for _ in 0..130 {
+        pace.tick().await;
+        let p = tx.audio(0, Bytes::from(vec![0xA0u8; 160]));
+        ph.send_to(&p.marshal().unwrap(), s.local_addr())
+            .await
+            .unwrap();
+    }
+    // Written as the call goes: the file already holds audio before the end.
+    let partial = std::fs::metadata(&path).unwrap().len();
+    assert!(
+        partial > 44 + 8000 * 4,
+        "only {partial} bytes written so far"
+    );
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let bytes = s.finish_recording_file().await.unwrap();
+    let wav_bytes = std::fs::read(&path).unwrap();
+    assert_eq!(wav_bytes.len() as u64, 44 + bytes);
+    assert_eq!(u16::from_le_bytes([wav_bytes[22], wav_bytes[23]]), 2);
+    // Read the stereo PCM by hand (the WAV reader takes mono only).
+    let frames: Vec<(i16, i16)> = wav_bytes[44..]
+        .chunks_exact(4)
+        .map(|c| {
+            (
+                i16::from_le_bytes([c[0], c[1]]),
+                i16::from_le_bytes([c[2], c[3]]),
+            )
+        })
+        .collect();
+    let secs = frames.len() as f64 / 8000.0;
+    assert!((2.5..3.2).contains(&secs), "{secs} s recorded");
+    let level = telephony::media::g711::ulaw_to_linear(0xA0);
+    let left_ok = frames.iter().filter(|(l, _)| *l == level).count();
+    assert!(
+        left_ok as f64 > 0.9 * 2.6 * 8000.0,
+        "inbound samples {left_ok}"
+    );
+    let right: Vec<i16> = frames.iter().map(|(_, r)| *r).collect();
+    let loud = right.iter().filter(|r| r.abs() > 3000).count();
+    assert!(
+        loud as f64 > 0.4 * 2.6 * 8000.0,
+        "outbound tone samples {loud}"
+    );
+    s.close().await;
+}
+
+#[tokio::test]
 async fn sessions_lease_even_ports_from_the_range_and_give_them_back() {
     let pool = SharedPorts::new(PortAllocator::new(31000, 31005).unwrap());
     let a = RtpSession::bind(SessionConfig::pcmu(LO), Some(&pool))

@@ -22,12 +22,13 @@
 //!    offer/answer result; `set_codec` applies a re-INVITE's.
 //! 2. When the remote SDP is known: `set_remote(addr)`; hold: `set_direction(send, receive)`
 //!    (`sendonly` = `(true, false)`, `inactive` = `(false, false)`).
-//! 3. Use it: `play(Box::new(prompt.player()))`, `send_dtmf("12#")`, `start_recording` /
-//!    `stop_recording`, `tap(n)`, `start_amd(AmdConfig::default())`, `detect_progress_tones()`
-//!    (early media: SIT/busy/reorder/ringback), `session::bridge(&a, &b)`
-//!    (calling it again with another leg switches an agent's leg without re-signalling).
-//! 4. Read `next_event()`: `Dtmf`, `PlaybackFinished`, `Amd(..)`, `Progress(..)`, `Inactive` (the RTP inactivity
-//!    timeout: end the call), `SourceChanged`.
+//! 3. Use it: `play(Box::new(prompt.player()))`, `send_dtmf("12#")`, `record_to_file` /
+//!    `finish_recording_file` (or in memory: `start_recording` / `stop_recording`), `tap(n)`,
+//!    `start_amd(AmdConfig::default())`, `detect_progress_tones()` (early media: SIT, busy,
+//!    reorder, ringback), `session::bridge(&a, &b)` (calling it again with another leg switches an
+//!    agent's leg without re-signalling).
+//! 4. Read `next_event()`: `Dtmf`, `PlaybackFinished`, `Amd(..)`, `Progress(..)`, `Inactive` (the
+//!    RTP inactivity timeout: end the call), `SourceChanged`.
 //! 5. At hang-up: `close().await` (the leased port returns to the pool).
 
 pub mod amd;

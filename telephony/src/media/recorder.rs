@@ -1,10 +1,11 @@
 //! Call recording: both directions captured on a common time line (frames placed by arrival
 //! time, gaps filled with silence) and written as a WAV file, mono mix or stereo (left = what the
-//! remote party said, right = what we sent).
+//! remote party said, right = what we sent). Long calls can be drained to a file as they go
+//! (`drain`), so memory holds only a short lag.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use super::wav::{WavEncoding, wav_from_raw};
+use super::wav::{WavEncoding, encode_samples, wav_from_raw};
 
 /// Which way a frame went.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -24,10 +25,14 @@ pub enum RecordingLayout {
     Stereo,
 }
 
-/// Accumulates a call's audio.
+/// Accumulates a call's audio. For long calls, [`CallRecorder::drain`] hands out the aligned
+/// samples older than a small lag so they can be written to a file as the call goes, keeping only
+/// that lag in memory.
 #[derive(Debug)]
 pub struct CallRecorder {
     start: Instant,
+    // Samples already drained (both tracks start at this position).
+    base: usize,
     inbound: Vec<i16>,
     outbound: Vec<i16>,
 }
@@ -37,30 +42,37 @@ impl CallRecorder {
     pub fn new(now: Instant) -> Self {
         CallRecorder {
             start: now,
+            base: 0,
             inbound: Vec::new(),
             outbound: Vec::new(),
         }
     }
 
+    fn position(&self, t: Instant) -> usize {
+        t.saturating_duration_since(self.start).as_micros() as usize * 8 / 1000
+    }
+
     /// Adds one frame heard or sent at `now`.
     pub fn push(&mut self, direction: Direction, pcm: &[i16], now: Instant) {
+        // Where this frame belongs (its start), at 8 samples/ms; frames that arrive in a burst are
+        // appended back to back rather than overlapped.
+        let at = self
+            .position(now)
+            .saturating_sub(pcm.len())
+            .saturating_sub(self.base);
         let track = match direction {
             Direction::Inbound => &mut self.inbound,
             Direction::Outbound => &mut self.outbound,
         };
-        // Where this frame belongs (its start), at 8 samples/ms; frames that arrive in a burst are
-        // appended back to back rather than overlapped.
-        let at = (now.saturating_duration_since(self.start).as_micros() as usize * 8 / 1000)
-            .saturating_sub(pcm.len());
         if at > track.len() + pcm.len() {
             track.resize(at, 0);
         }
         track.extend_from_slice(pcm);
     }
 
-    /// Recorded length in samples (the longer direction).
+    /// Samples recorded so far (the longer direction), drained ones included.
     pub fn len(&self) -> usize {
-        self.inbound.len().max(self.outbound.len())
+        self.base + self.inbound.len().max(self.outbound.len())
     }
 
     /// True if nothing was recorded.
@@ -68,32 +80,56 @@ impl CallRecorder {
         self.len() == 0
     }
 
-    /// The WAV file.
-    pub fn finish(&self, layout: RecordingLayout, encoding: WavEncoding) -> Vec<u8> {
-        let n = self.len();
-        let get = |t: &Vec<i16>, i: usize| t.get(i).copied().unwrap_or(0);
-        let samples: Vec<i16> = match layout {
-            RecordingLayout::Mono => (0..n)
-                .map(|i| {
-                    (get(&self.inbound, i) as i32 + get(&self.outbound, i) as i32)
-                        .clamp(-32768, 32767) as i16
-                })
+    /// Removes and returns the samples up to `lag` before `now` (a direction with nothing there is
+    /// silence), mixed or interleaved per `layout`.
+    pub fn drain(&mut self, now: Instant, lag: Duration, layout: RecordingLayout) -> Vec<i16> {
+        let cut = self
+            .position(now.checked_sub(lag).unwrap_or(self.start))
+            .saturating_sub(self.base);
+        self.take(cut, layout)
+    }
+
+    fn take(&mut self, n: usize, layout: RecordingLayout) -> Vec<i16> {
+        for t in [&mut self.inbound, &mut self.outbound] {
+            if t.len() < n {
+                t.resize(n, 0);
+            }
+        }
+        let a: Vec<i16> = self.inbound.drain(..n).collect();
+        let b: Vec<i16> = self.outbound.drain(..n).collect();
+        self.base += n;
+        match layout {
+            RecordingLayout::Mono => a
+                .iter()
+                .zip(&b)
+                .map(|(x, y)| (*x as i32 + *y as i32).clamp(-32768, 32767) as i16)
                 .collect(),
-            RecordingLayout::Stereo => (0..n)
-                .flat_map(|i| [get(&self.inbound, i), get(&self.outbound, i)])
-                .collect(),
-        };
-        let channels = if layout == RecordingLayout::Stereo {
-            2
-        } else {
-            1
-        };
-        let raw: Vec<u8> = match encoding {
-            WavEncoding::Pcm16 => samples.iter().flat_map(|s| s.to_le_bytes()).collect(),
-            WavEncoding::Ulaw => super::g711::Codec::Pcmu.encode(&samples),
-            WavEncoding::Alaw => super::g711::Codec::Pcma.encode(&samples),
-        };
-        wav_from_raw(encoding, channels, &raw)
+            RecordingLayout::Stereo => a.iter().zip(&b).flat_map(|(x, y)| [*x, *y]).collect(),
+        }
+    }
+
+    /// Removes and returns everything not yet drained.
+    pub fn drain_all(&mut self, layout: RecordingLayout) -> Vec<i16> {
+        let n = self.inbound.len().max(self.outbound.len());
+        self.take(n, layout)
+    }
+
+    /// The whole recording (what has not been drained) as a WAV file.
+    pub fn finish(mut self, layout: RecordingLayout, encoding: WavEncoding) -> Vec<u8> {
+        let samples = self.drain_all(layout);
+        wav_from_raw(
+            encoding,
+            channels(layout),
+            &encode_samples(encoding, &samples),
+        )
+    }
+}
+
+/// Channels in a file of this layout.
+pub fn channels(layout: RecordingLayout) -> u16 {
+    match layout {
+        RecordingLayout::Mono => 1,
+        RecordingLayout::Stereo => 2,
     }
 }
 
@@ -122,14 +158,56 @@ mod tests {
                 t0 + Duration::from_millis(20 * i),
             );
         }
+        let st = {
+            let mut copy = CallRecorder::new(t0);
+            copy.inbound = r.inbound.clone();
+            copy.outbound = r.outbound.clone();
+            copy.finish(RecordingLayout::Stereo, WavEncoding::Pcm16)
+        };
         let w = Wav::parse(&r.finish(RecordingLayout::Mono, WavEncoding::Pcm16)).unwrap();
         assert_eq!(w.pcm.len(), 800);
         assert_eq!(w.pcm[0], 100);
         assert_eq!(w.pcm[479], 100);
         assert_eq!(w.pcm[480], 107);
-        let st = r.finish(RecordingLayout::Stereo, WavEncoding::Pcm16);
         assert_eq!(u16::from_le_bytes([st[22], st[23]]), 2);
         assert_eq!(st.len(), 44 + 800 * 2 * 2);
+    }
+
+    #[test]
+    fn draining_as_the_call_goes_gives_the_same_audio() {
+        let t0 = Instant::now();
+        let mut whole = CallRecorder::new(t0);
+        let mut streamed = CallRecorder::new(t0);
+        let mut out = Vec::new();
+        for i in 1..=200u64 {
+            let now = t0 + Duration::from_millis(20 * i);
+            let a = vec![i as i16; 160];
+            let b = vec![-(i as i16) * 2; 160];
+            for r in [&mut whole, &mut streamed] {
+                r.push(Direction::Inbound, &a, now);
+                if i % 7 != 0 {
+                    r.push(Direction::Outbound, &b, now); // some outbound frames missing
+                }
+            }
+            if i % 10 == 0 {
+                out.extend(streamed.drain(
+                    now,
+                    Duration::from_millis(100),
+                    RecordingLayout::Stereo,
+                ));
+                // Only the lag stays in memory.
+                assert!(
+                    streamed.inbound.len() <= 800 + 160,
+                    "{}",
+                    streamed.inbound.len()
+                );
+            }
+        }
+        out.extend(streamed.drain_all(RecordingLayout::Stereo));
+        let want = whole.drain_all(RecordingLayout::Stereo);
+        assert_eq!(out.len(), want.len());
+        assert!(out == want);
+        assert_eq!(streamed.len(), 200 * 160);
     }
 
     #[test]

@@ -7,7 +7,9 @@
 //! The SIP layer creates one `RtpSession` per call leg, puts `local_addr()` in its SDP, calls
 //! `set_remote` with the peer's `c=`/`m=` address, and reads [`MediaEvent`]s.
 
+use std::io::{Seek, SeekFrom, Write};
 use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -30,7 +32,7 @@ use super::recorder::{CallRecorder, Direction, RecordingLayout};
 use super::rfc4733::DtmfSendConfig;
 use super::sender::{PTIME_MS, RtpSender};
 use super::tap::{MediaTap, TapFrame};
-use super::wav::WavEncoding;
+use super::wav::{WavEncoding, encode_samples, wav_header};
 
 /// How a session is set up (from configuration plus the SDP negotiation).
 #[derive(Debug, Clone)]
@@ -157,10 +159,20 @@ enum Command {
     Peer(Option<PeerId>),
     StartRecording,
     StopRecording(RecordingLayout, WavEncoding, oneshot::Sender<Vec<u8>>),
+    RecordTo(
+        PathBuf,
+        RecordingLayout,
+        WavEncoding,
+        oneshot::Sender<std::io::Result<()>>,
+    ),
+    FinishFile(oneshot::Sender<std::io::Result<u64>>),
     StartAmd(AmdConfig),
     StartProgress,
     SetCodec(Codec, u8, ReceiverConfig),
-    Direction { send: bool, receive: bool },
+    Direction {
+        send: bool,
+        receive: bool,
+    },
     Stats(oneshot::Sender<SessionStats>),
 }
 
@@ -313,6 +325,29 @@ impl RtpSession {
         rx.await.unwrap_or_default()
     }
 
+    /// Starts recording both directions straight to a WAV file (written every second, so a long
+    /// call holds only about a second of audio in memory). Finish with
+    /// [`RtpSession::finish_recording_file`]; closing the session also finishes it.
+    pub async fn record_to_file(
+        &self,
+        path: PathBuf,
+        layout: RecordingLayout,
+        encoding: WavEncoding,
+    ) -> std::io::Result<()> {
+        let (tx, rx) = oneshot::channel();
+        self.send(Command::RecordTo(path, layout, encoding, tx));
+        rx.await
+            .unwrap_or_else(|_| Err(std::io::Error::other("media session ended")))
+    }
+
+    /// Writes the rest of the file recording and its final header; returns the audio bytes written.
+    pub async fn finish_recording_file(&self) -> std::io::Result<u64> {
+        let (tx, rx) = oneshot::channel();
+        self.send(Command::FinishFile(tx));
+        rx.await
+            .unwrap_or_else(|_| Err(std::io::Error::other("media session ended")))
+    }
+
     /// Starts answering-machine detection from now (the moment of answer).
     pub fn start_amd(&self, config: AmdConfig) {
         self.send(Command::StartAmd(config));
@@ -376,6 +411,8 @@ struct Driver {
     forward: Option<mpsc::Sender<(PeerId, Frame)>>,
     taps: Vec<MediaTap>,
     recorder: Option<CallRecorder>,
+    file: Option<FileRecording>,
+    ticks: u64,
     inband: Option<InbandDtmfDetector>,
     amd: Option<AmdDetector>,
     progress: Option<ProgressDetector>,
@@ -412,6 +449,8 @@ impl Driver {
             forward: None,
             taps: Vec::new(),
             recorder: None,
+            file: None,
+            ticks: 0,
             amd: None,
             progress: None,
             started: Instant::now(),
@@ -462,6 +501,9 @@ impl Driver {
                 }
             }
         }
+        if self.file.is_some() {
+            let _ = self.finish_file();
+        }
     }
 
     async fn transmit(&mut self, socket: &UdpSocket, packets: Vec<rtp::packet::Packet>) {
@@ -501,12 +543,37 @@ impl Driver {
             Command::Peer(p) => self.leg.connect(p),
             Command::StartRecording => self.recorder = Some(CallRecorder::new(Instant::now())),
             Command::StopRecording(layout, enc, reply) => {
+                if self.file.is_some() {
+                    let _ = self.finish_file();
+                    let _ = reply.send(Vec::new());
+                    return;
+                }
                 let wav = self
                     .recorder
                     .take()
                     .map(|r| r.finish(layout, enc))
                     .unwrap_or_default();
                 let _ = reply.send(wav);
+            }
+            Command::RecordTo(path, layout, encoding, reply) => {
+                let opened = std::fs::File::create(&path).and_then(|mut f| {
+                    f.write_all(&wav_header(encoding, super::recorder::channels(layout), 0))?;
+                    Ok(f)
+                });
+                let result = opened.map(|file| {
+                    self.recorder = Some(CallRecorder::new(Instant::now()));
+                    self.file = Some(FileRecording {
+                        file,
+                        layout,
+                        encoding,
+                        data_len: 0,
+                        error: None,
+                    });
+                });
+                let _ = reply.send(result);
+            }
+            Command::FinishFile(reply) => {
+                let _ = reply.send(self.finish_file());
             }
             Command::StartAmd(cfg) => self.amd = Some(AmdDetector::new(cfg)),
             Command::StartProgress => self.progress = Some(ProgressDetector::new()),
@@ -580,6 +647,10 @@ impl Driver {
     }
 
     fn on_tick(&mut self, now: Instant) -> Vec<rtp::packet::Packet> {
+        self.ticks += 1;
+        if self.ticks % 50 == 0 {
+            self.write_file(now);
+        }
         // Inbound playout to local consumers.
         let pcm = match self.jitter.pop() {
             Playout::Frame(f) => Some(f.item.pcm),
@@ -640,6 +711,26 @@ impl Driver {
         Vec::new()
     }
 
+    // Appends what the recorder holds up to 300 ms ago to the file.
+    fn write_file(&mut self, now: Instant) {
+        let (Some(rec), Some(f)) = (&mut self.recorder, &mut self.file) else {
+            return;
+        };
+        let samples = rec.drain(now, Duration::from_millis(300), f.layout);
+        f.append(&samples);
+    }
+
+    fn finish_file(&mut self) -> std::io::Result<u64> {
+        let Some(mut f) = self.file.take() else {
+            return Err(std::io::Error::other("no file recording in progress"));
+        };
+        if let Some(mut rec) = self.recorder.take() {
+            let rest = rec.drain_all(f.layout);
+            f.append(&rest);
+        }
+        f.finish()
+    }
+
     fn inbound(&mut self, pcm: &[i16], now: Instant) {
         if let Some(digit) = self.inband.as_mut().and_then(|det| det.push(pcm)) {
             self.emit(MediaEvent::Dtmf {
@@ -669,5 +760,45 @@ impl Driver {
         }
         self.taps
             .retain_mut(|t| t.offer(Direction::Outbound, &frame.pcm, now));
+    }
+}
+
+/// A recording being written to a WAV file as the call goes.
+struct FileRecording {
+    file: std::fs::File,
+    layout: RecordingLayout,
+    encoding: WavEncoding,
+    data_len: u64,
+    error: Option<std::io::Error>,
+}
+
+impl FileRecording {
+    fn append(&mut self, samples: &[i16]) {
+        if samples.is_empty() || self.error.is_some() {
+            return;
+        }
+        let bytes = encode_samples(self.encoding, samples);
+        match self.file.write_all(&bytes) {
+            Ok(()) => self.data_len += bytes.len() as u64,
+            Err(e) => self.error = Some(e),
+        }
+    }
+
+    fn finish(mut self) -> std::io::Result<u64> {
+        if let Some(e) = self.error.take() {
+            return Err(e);
+        }
+        if self.data_len % 2 == 1 {
+            self.file.write_all(&[0])?;
+        }
+        let header = wav_header(
+            self.encoding,
+            super::recorder::channels(self.layout),
+            self.data_len as usize,
+        );
+        self.file.seek(SeekFrom::Start(0))?;
+        self.file.write_all(&header)?;
+        self.file.flush()?;
+        Ok(self.data_len)
     }
 }

@@ -154,16 +154,21 @@ impl Wav {
 
 /// Builds a mono 8 kHz WAV file from linear samples in the given encoding.
 pub fn encode_wav(encoding: WavEncoding, pcm: &[i16]) -> Vec<u8> {
-    let data: Vec<u8> = match encoding {
+    wav_from_raw(encoding, 1, &encode_samples(encoding, pcm))
+}
+
+/// Encodes linear samples as stored in a WAV file of `encoding` (PCM16 little-endian, or G.711).
+pub fn encode_samples(encoding: WavEncoding, pcm: &[i16]) -> Vec<u8> {
+    match encoding {
         WavEncoding::Pcm16 => pcm.iter().flat_map(|s| s.to_le_bytes()).collect(),
         WavEncoding::Ulaw => Codec::Pcmu.encode(pcm),
         WavEncoding::Alaw => Codec::Pcma.encode(pcm),
-    };
-    wav_from_raw(encoding, 1, &data)
+    }
 }
 
-/// Builds an 8 kHz WAV file around already-encoded sample bytes (interleaved if `channels` > 1).
-pub fn wav_from_raw(encoding: WavEncoding, channels: u16, data: &[u8]) -> Vec<u8> {
+/// The header of an 8 kHz WAV file whose data chunk holds `data_len` bytes (write it first with
+/// 0 and again at the end when streaming to a file: it has a fixed length for a given encoding).
+pub fn wav_header(encoding: WavEncoding, channels: u16, data_len: usize) -> Vec<u8> {
     let (tag, bits): (u16, u16) = match encoding {
         WavEncoding::Pcm16 => (1, 16),
         WavEncoding::Ulaw => (7, 8),
@@ -175,9 +180,9 @@ pub fn wav_from_raw(encoding: WavEncoding, channels: u16, data: &[u8]) -> Vec<u8
     // Non-PCM formats carry cbSize in fmt and a fact chunk (sample frames), as sox writes them.
     let fmt_size: u32 = if companded { 18 } else { 16 };
     let fact_len: u32 = if companded { 12 } else { 0 };
-    let pad = data.len() & 1;
-    let riff_size = 4 + (8 + fmt_size) + fact_len + 8 + data.len() as u32 + pad as u32;
-    let mut out = Vec::with_capacity(riff_size as usize + 8);
+    let pad = data_len & 1;
+    let riff_size = 4 + (8 + fmt_size) + fact_len + 8 + data_len as u32 + pad as u32;
+    let mut out = Vec::with_capacity(60);
     out.extend_from_slice(b"RIFF");
     out.extend_from_slice(&riff_size.to_le_bytes());
     out.extend_from_slice(b"WAVE");
@@ -193,12 +198,18 @@ pub fn wav_from_raw(encoding: WavEncoding, channels: u16, data: &[u8]) -> Vec<u8
         out.extend_from_slice(&0u16.to_le_bytes());
         out.extend_from_slice(b"fact");
         out.extend_from_slice(&4u32.to_le_bytes());
-        out.extend_from_slice(&((data.len() / block_align as usize) as u32).to_le_bytes());
+        out.extend_from_slice(&((data_len / block_align as usize) as u32).to_le_bytes());
     }
     out.extend_from_slice(b"data");
-    out.extend_from_slice(&(data.len() as u32).to_le_bytes());
+    out.extend_from_slice(&(data_len as u32).to_le_bytes());
+    out
+}
+
+/// Builds an 8 kHz WAV file around already-encoded sample bytes (interleaved if `channels` > 1).
+pub fn wav_from_raw(encoding: WavEncoding, channels: u16, data: &[u8]) -> Vec<u8> {
+    let mut out = wav_header(encoding, channels, data.len());
     out.extend_from_slice(data);
-    if pad == 1 {
+    if data.len() & 1 == 1 {
         out.push(0);
     }
     out
