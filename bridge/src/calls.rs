@@ -144,3 +144,78 @@ mod tests {
         assert_eq!(uri_user("garbage"), None);
     }
 }
+
+/// How the legacy platform takes calls from us.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LegacyTransferMode {
+    /// A new INVITE to the legacy trunk, dialling the leased number (the B2BUA keeps both legs).
+    Invite,
+    /// REFER the caller to `sip:<dnis>@<legacy host>` (the caller's side places the new call).
+    Refer,
+}
+
+/// The legacy platform's trunk as the bridge uses it.
+#[derive(Debug, Clone)]
+pub struct LegacyTrunk {
+    pub trunk: telephony::sip::call::Trunk,
+    pub mode: LegacyTransferMode,
+    pub ring_timeout: std::time::Duration,
+}
+
+/// A transfer under way: the lease that carries the data, and the new leg (INVITE mode).
+#[derive(Debug, Clone)]
+pub struct LegacyTransfer {
+    pub lease: lease::Lease,
+    pub leg: Option<telephony::sip::call::CallId>,
+}
+
+/// Transfers `call` to the legacy platform with `data`: leases a `to_legacy` number, stores the
+/// data against it, and sends the call to that number (new INVITE or REFER). The legacy side looks
+/// the data up by the number it was called on. If the transfer then fails (the leg's `Hangup`
+/// before `Answered`, or a REFER rejected), call [`abandon_transfer`] so the number is free again
+/// and the flow can take its error branch.
+#[allow(clippy::too_many_arguments)]
+pub async fn transfer_to_legacy(
+    db: &Db,
+    clock: &dyn Clock,
+    sip: &SipHandle,
+    call: telephony::sip::call::CallId,
+    caller_ani: Option<&str>,
+    pool: &str,
+    data: Value,
+    legacy: &LegacyTrunk,
+) -> Result<LegacyTransfer> {
+    let req = lease::LeaseRequest {
+        pool: pool.to_owned(),
+        data,
+        ani: caller_ani.filter(|a| a.chars().any(|c| c.is_ascii_digit())).map(str::to_owned),
+        ttl_s: None,
+        idempotency_key: Some(format!("call-{}", call.0)),
+    };
+    let lease = lease::lease(db, clock, "sip", None, &req).await?;
+    let leg = match legacy.mode {
+        LegacyTransferMode::Invite => Some(sip.originate(telephony::sip::call::Originate {
+            to_user: lease.dnis.clone(),
+            from_user: caller_ani.unwrap_or("dialbridge").to_owned(),
+            trunks: vec![legacy.trunk.clone()],
+            ring_timeout: legacy.ring_timeout,
+            ..Default::default()
+        })),
+        LegacyTransferMode::Refer => {
+            sip.command(telephony::sip::call::Command::Transfer(call, format!("sip:{}@{}", lease.dnis, legacy.trunk.addr)));
+            None
+        }
+    };
+    metrics::counter!("dialbridge_bridge_transfers_total", "pool" => pool.to_owned(), "mode" => match legacy.mode {
+        LegacyTransferMode::Invite => "invite",
+        LegacyTransferMode::Refer => "refer",
+    })
+    .increment(1);
+    Ok(LegacyTransfer { lease, leg })
+}
+
+/// Frees the number of a transfer that did not reach the legacy platform.
+pub async fn abandon_transfer(db: &Db, clock: &dyn Clock, t: &LegacyTransfer) -> Result<()> {
+    lease::release(db, clock, "sip", None, &t.lease.lease_id).await
+}
