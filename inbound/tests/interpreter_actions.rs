@@ -218,3 +218,30 @@ fn percentage_remainder_takes_no_matching_condition_and_empty_next_action_reads_
     }
     assert!(seen["A"] > 150 && seen["B"] > 350 && seen["rest"] > 350, "{seen:?}");
 }
+
+#[test]
+fn transfer_to_flow_carries_the_contact_into_the_next_flow() {
+    let mut i = interp("set", json!([
+        {"Identifier": "set", "Type": "UpdateContactAttributes", "Parameters": {"Attributes": {"lang": "fr"}}, "Transitions": {"NextAction": "go"}},
+        {"Identifier": "go", "Type": "TransferToFlow", "Parameters": {"ContactFlowId": "flow-$.Attributes.lang"},
+         "Transitions": {"Errors": [{"NextAction": "bye", "ErrorType": "NoMatchingError"}]}},
+        bye()
+    ]), 0);
+    assert_eq!(started(&mut i, "c"), vec![Effect::TransferToFlow { flow: "flow-$.Attributes.lang".into() }], "ContactFlowId is a value, not a template");
+    let next: FlowDocument = serde_json::from_value(json!({"Version": "2019-10-30", "StartAction": "hello", "Actions": [
+        {"Identifier": "hello", "Type": "MessageParticipant", "Parameters": {"Text": "Bonjour ($.Attributes.lang)"}, "Transitions": {"NextAction": "bye"}},
+        bye()
+    ]})).unwrap();
+    let fx = i.continue_in(Arc::new(compile(&next, Mode::Strict).unwrap()), 5);
+    assert_eq!(fx, vec![text("Bonjour (fr)")]);
+    assert_eq!(i.record().path_ids(), ["set", "go", "hello"]);
+
+    let mut i = interp("set", json!([
+        {"Identifier": "set", "Type": "UpdateContactAttributes", "Parameters": {"Attributes": {"lang": "fr"}}, "Transitions": {"NextAction": "go"}},
+        {"Identifier": "go", "Type": "TransferToFlow", "Parameters": {"ContactFlowId": "$.Attributes.lang"},
+         "Transitions": {"Errors": [{"NextAction": "bye", "ErrorType": "NoMatchingError"}]}},
+        bye()
+    ]), 0);
+    assert_eq!(started(&mut i, "c"), vec![Effect::TransferToFlow { flow: "fr".into() }]);
+    assert_eq!(i.step(Input::FlowNotFound, 1), vec![Effect::Disconnect, Effect::Ended(FlowOutcome::Disconnected)]);
+}

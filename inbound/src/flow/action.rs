@@ -18,7 +18,7 @@ pub const KNOWN_UNSUPPORTED: &[&str] = &[
     "DequeueContactAndTransferToQueue", "EndFlowExecution", "EndFlowModuleExecution", "GetCase",
     "GetMetricData", "InvokeExternalResource", "InvokeFlowModule", "MessageParticipantIteratively",
     "ResumeContact", "ShowView", "StartOutboundChatContact", "StartVoiceIdStream", "TagContact",
-    "TransferContactToAgent", "TransferToFlow", "UnTagContact", "UpdateCase", "UpdateContactData",
+    "TransferContactToAgent", "UnTagContact", "UpdateCase", "UpdateContactData",
     "UpdateContactEventHooks", "UpdateContactMediaProcessing", "UpdateContactMediaStreamingBehavior",
     "UpdateContactRecordingAndAnalyticsBehavior", "UpdateFlowAttributes",
     "UpdatePreviousContactParticipantState", "UpdateRoutingCriteria", "Wait",
@@ -77,6 +77,8 @@ pub enum Kind {
         caller_id_number: Option<Dyn>,
     },
     TransferToLegacy { pool: String, data: Vec<(String, Dyn)> },
+    /// Continue the contact in another flow (by id or name).
+    TransferToFlow { flow: Dyn },
     DistributeByPercentage,
     Loop { count: u32 },
     UpdateContactRecordingBehavior { agent: bool, customer: bool },
@@ -333,6 +335,7 @@ pub fn parse(action_type: &str, p: &P) -> Result<Option<Kind>, ParamError> {
             };
             Kind::TransferToLegacy { pool, data }
         }
+        "TransferToFlow" => Kind::TransferToFlow { flow: dyn_value(p, "ContactFlowId")?.ok_or(ParamError::Missing("ContactFlowId"))? },
         "DistributeByPercentage" => Kind::DistributeByPercentage,
         "Loop" => Kind::Loop { count: static_int(p, "LoopCount", 0, 100)?.ok_or(ParamError::Missing("LoopCount"))? as u32 },
         "UpdateContactRecordingBehavior" => {
@@ -432,6 +435,7 @@ impl Kind {
             Kind::DisconnectParticipant
             | Kind::TransferContactToQueue
             | Kind::TransferToLegacy { .. }
+            | Kind::TransferToFlow { .. }
             | Kind::Unsupported { .. } => true,
             Kind::TransferParticipantToThirdParty { continue_flow, .. } => !continue_flow,
             _ => false,

@@ -28,6 +28,9 @@ pub enum Input {
     QueueResult(QueueResult),
     TransferResult(TransferResult),
     CallbackResult { ok: bool },
+    /// The flow named by `Effect::TransferToFlow` does not exist (when it does, the driver calls
+    /// `Interpreter::continue_in` instead).
+    FlowNotFound,
     /// The caller hung up.
     Hangup,
 }
@@ -90,6 +93,8 @@ pub enum Effect {
     TransferToLegacy { pool: String, data: BTreeMap<String, String> },
     ScheduleCallback { number: String, queue: String, delay_s: i64, attempts: i64, retry_delay_s: i64 },
     SetRecording { agent: bool, customer: bool },
+    /// Load flow `flow` and call `Interpreter::continue_in` with it (or report `FlowNotFound`).
+    TransferToFlow { flow: String },
     Disconnect,
     /// The flow is done with the contact (always the last effect of a contact).
     Ended(FlowOutcome),
@@ -106,7 +111,8 @@ impl Effect {
             | Effect::EnqueueContact { .. }
             | Effect::TransferToNumber { .. }
             | Effect::TransferToLegacy { .. }
-            | Effect::ScheduleCallback { .. } => true,
+            | Effect::ScheduleCallback { .. }
+            | Effect::TransferToFlow { .. } => true,
             Effect::SetRecording { .. } | Effect::Disconnect | Effect::Ended(_) => false,
         }
     }

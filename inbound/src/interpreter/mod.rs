@@ -30,6 +30,7 @@ pub enum Waiting {
     Queue,
     Transfer,
     Callback,
+    Flow,
     Done,
 }
 
@@ -168,6 +169,7 @@ impl Interpreter {
                     TransferResult::NoNumberAvailable => Branch::Error("NoNumberAvailable"),
                 }
             }
+            (Waiting::Flow, Input::FlowNotFound, _) => Branch::Error("NoMatchingError"),
             (Waiting::Callback, Input::CallbackResult { ok }, _) => {
                 if ok { Branch::Next } else { Branch::Error("NoMatchingError") }
             }
@@ -177,6 +179,21 @@ impl Interpreter {
         if let Some(next) = target {
             self.run(next, now, &mut out);
         }
+        out
+    }
+
+    /// Continues the contact in `flow` after `Effect::TransferToFlow`: the record (attributes,
+    /// path, routing choices) carries over; loop counters start afresh.
+    pub fn continue_in(&mut self, flow: Arc<CompiledFlow>, now: i64) -> Vec<Effect> {
+        let mut out = Vec::new();
+        if self.waiting != Waiting::Flow {
+            return out;
+        }
+        self.finish_path("Success");
+        self.loops.clear();
+        self.current = flow.start;
+        self.flow = flow;
+        self.run(self.current, now, &mut out);
         out
     }
 
@@ -364,6 +381,11 @@ impl Interpreter {
                 Kind::TransferToLegacy { pool, data } => {
                     out.push(Effect::TransferToLegacy { pool: pool.clone(), data: self.resolve_map(data) });
                     self.waiting = Waiting::Transfer;
+                    return;
+                }
+                Kind::TransferToFlow { flow } => {
+                    out.push(Effect::TransferToFlow { flow: flow.resolve(&self.record) });
+                    self.waiting = Waiting::Flow;
                     return;
                 }
                 Kind::DistributeByPercentage => {
