@@ -648,7 +648,7 @@ impl Driver {
 
     fn on_tick(&mut self, now: Instant) -> Vec<rtp::packet::Packet> {
         self.ticks += 1;
-        if self.ticks % 50 == 0 {
+        if self.ticks.is_multiple_of(50) {
             self.write_file(now);
         }
         // Inbound playout to local consumers.
@@ -788,7 +788,7 @@ impl FileRecording {
         if let Some(e) = self.error.take() {
             return Err(e);
         }
-        if self.data_len % 2 == 1 {
+        if !self.data_len.is_multiple_of(2) {
             self.file.write_all(&[0])?;
         }
         let header = wav_header(
