@@ -160,7 +160,7 @@ pub fn registry_line_digits(line: &str, country_code: u16) -> Option<u64> {
         return None;
     }
     let cc_len = country_code.to_string().len() as u32;
-    Some(country_code as u64 * 10u64.pow(len as u32) + digits).filter(|_| len + cc_len <= 15)
+    Some(country_code as u64 * 10u64.pow(len) + digits).filter(|_| len + cc_len <= 15)
 }
 
 /// One stored registry.

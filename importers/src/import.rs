@@ -348,7 +348,7 @@ struct Processor {
     default_priority: i64,
 }
 
-fn cell<'a>(fields: &'a [String], i: Option<usize>) -> Option<&'a str> {
+fn cell(fields: &[String], i: Option<usize>) -> Option<&str> {
     let v = fields.get(i?)?.trim();
     (!v.is_empty()).then_some(v)
 }
