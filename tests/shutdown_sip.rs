@@ -1,0 +1,65 @@
+//! Graceful shutdown with a call in progress: new calls get 503 at once, the call in progress
+//! gets the drain time, then it is ended, and the appliance exits 0 well within 10 s.
+
+mod common;
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::Appliance;
+
+fn sipp_call(dir: &std::path::Path, target: &str, pause_ms: u32) -> std::process::Child {
+    Command::new("sipp")
+        .current_dir(dir)
+        .args(["-sn", "uac", "-s", "1000", "-m", "1", "-i", "127.0.0.1", "-p", "0", "-nostdin", "-timeout", "30s", "-d"])
+        .arg(pause_ms.to_string())
+        .args(["-trace_err", "-error_file", "errors.log", "-trace_msg", "-message_file", "msgs.log"])
+        .arg(target)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn sigterm_drains_calls_then_exits_zero() {
+    if !foundation::testing::require_tool("sipp", "sip-tester") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut app = Appliance::start(dir.path(), &[("DIALBRIDGE_SHUTDOWN_DRAIN_S", "2")]);
+    let long = dir.path().join("long");
+    let late = dir.path().join("late");
+    std::fs::create_dir_all(&long).unwrap();
+    std::fs::create_dir_all(&late).unwrap();
+
+    // A call that would last 20 s is up when SIGTERM arrives.
+    let mut in_progress = sipp_call(&long, &app.sip_udp, 20_000);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let pid = app.child.id().to_string();
+    let t0 = Instant::now();
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    // A new call during the drain is refused with 503.
+    let mut refused = sipp_call(&late, &app.sip_udp, 100);
+    let refused_status = refused.wait().unwrap();
+    assert!(!refused_status.success(), "a call placed while draining must fail");
+    let msgs = std::fs::read_to_string(late.join("msgs.log")).unwrap_or_default();
+    assert!(msgs.contains("SIP/2.0 503"), "refused with 503:\n{msgs}");
+
+    // The appliance ends the remaining call after the drain time and exits 0.
+    let status = loop {
+        if let Some(s) = app.child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(10), "no exit within 10 s of SIGTERM");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let took = t0.elapsed();
+    assert!(status.success(), "exit status {status:?}\n{}", app.log_text());
+    assert!(took >= Duration::from_secs(2), "the call in progress got its drain time ({took:?})");
+    let _ = in_progress.wait();
+    let msgs = std::fs::read_to_string(long.join("msgs.log")).unwrap_or_default();
+    assert!(msgs.contains("BYE sip:"), "the call in progress was ended with a BYE:\n{msgs}");
+}
