@@ -171,10 +171,12 @@ pub fn parse(raw: &[u8], max_bytes: usize) -> Result<SipMessage, Rejected> {
     }
     let mut norm = normalize(raw).map_err(|e| reject(raw, 400, "Bad Request", e))?;
     // rsip 0.4 knows only the methods it lists: an extension method gets 501, not 400.
-    if let Some(method) = norm.start_line.strip_suffix("SIP/2.0").and_then(|l| l.split(' ').next()) {
-        if !method.is_empty() && method.chars().all(|c| c.is_ascii_uppercase()) && method.parse::<Method>().is_err() {
-            return Err(reject(raw, 501, "Not Implemented", format!("unknown method {method:.20}")));
-        }
+    if let Some(method) = norm.start_line.strip_suffix("SIP/2.0").and_then(|l| l.split(' ').next())
+        && !method.is_empty()
+        && method.chars().all(|c| c.is_ascii_uppercase())
+        && method.parse::<Method>().is_err()
+    {
+        return Err(reject(raw, 501, "Not Implemented", format!("unknown method {method:.20}")));
     }
     if let Some(cl) = norm.get("Content-Length") {
         let cl: usize = cl

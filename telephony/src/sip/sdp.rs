@@ -155,10 +155,10 @@ impl Sdp {
                             }
                         }
                         ("fmtp", Some(m)) => {
-                            if let Some((pt, p)) = val.split_once(' ') {
-                                if let Ok(pt) = pt.parse() {
-                                    m.fmtps.push((pt, p.trim().to_string()));
-                                }
+                            if let Some((pt, p)) = val.split_once(' ')
+                                && let Ok(pt) = pt.parse()
+                            {
+                                m.fmtps.push((pt, p.trim().to_string()));
                             }
                         }
                         ("ptime", Some(m)) => m.ptime = val.trim().parse().ok(),

@@ -69,7 +69,10 @@ fn supports_timer(h: &rsip::Headers) -> bool {
 
 /// UAS side of an INVITE (initial or refresh). `Ok(None)`: no session timer asked for;
 /// `Ok(Some((timer, headers)))`: headers to add to the 2xx; `Err(min_se)`: answer 422 with Min-SE.
-pub fn uas_negotiate(req: &rsip::Headers, min_se: u32) -> Result<Option<(SessionTimer, Vec<(&'static str, String)>)>, u32> {
+/// Headers to add to a message: (name, value).
+pub type ExtraHeaders = Vec<(&'static str, String)>;
+
+pub fn uas_negotiate(req: &rsip::Headers, min_se: u32) -> Result<Option<(SessionTimer, ExtraHeaders)>, u32> {
     let Some((interval, refresher)) = message::value(req, "Session-Expires").and_then(|v| parse(&v)) else {
         return Ok(None);
     };

@@ -81,7 +81,7 @@ pub async fn wait_sipp(dir: &Path, child: tokio::process::Child) -> SippRun {
     let csv = std::fs::read_to_string(dir.join("stat.csv")).unwrap_or_default();
     let mut lines = csv.lines().filter(|l| !l.trim().is_empty());
     let header: Vec<&str> = lines.next().map(|h| h.split(';').collect()).unwrap_or_default();
-    let last: Vec<&str> = lines.last().map(|l| l.split(';').collect()).unwrap_or_default();
+    let last: Vec<&str> = lines.next_back().map(|l| l.split(';').collect()).unwrap_or_default();
     let stats = header.iter().zip(last.iter()).map(|(k, v)| (k.to_string(), v.to_string())).collect();
     SippRun {
         rc: out.status.code().unwrap_or(-1),

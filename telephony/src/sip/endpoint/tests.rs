@@ -357,10 +357,10 @@ fn mutated_message_storm_never_panics() {
         }
         // Fire whatever timers are due, as the driver would.
         for fx in e.take_effects() {
-            if let Effect::Timer { at, key } = fx {
-                if at <= now + Duration::from_secs(1) {
-                    e.on_timer(key, now + Duration::from_secs(1));
-                }
+            if let Effect::Timer { at, key } = fx
+                && at <= now + Duration::from_secs(1)
+            {
+                e.on_timer(key, now + Duration::from_secs(1));
             }
         }
         let _ = e.take_effects();

@@ -116,11 +116,11 @@ impl Endpoint {
             out: None,
         };
         // Check the offer can be answered before ringing.
-        if let Some(o) = &call.offer {
-            if sdp::answer(o, &self.local_sdp(&call)).is_err() {
-                self.ports.release(rtp_port);
-                return self.respond_code(&key, &req, 488, now);
-            }
+        if let Some(o) = &call.offer
+            && sdp::answer(o, &self.local_sdp(&call)).is_err()
+        {
+            self.ports.release(rtp_port);
+            return self.respond_code(&key, &req, 488, now);
         }
         self.dialogs.insert((dialog.call_id.clone(), local_tag.clone()), id);
         self.calls.insert(id, call);
