@@ -73,13 +73,17 @@ async fn untrusted_callers_must_authenticate_trusted_trunks_need_not() {
     assert_eq!(r.stat("SuccessfulCall(C)"), 0);
     assert_eq!(sut.handle.stats().await.unwrap().inbound_calls_created, 0);
 
-    // The same caller with digest credentials gets through.
+    // The same caller with digest credentials gets through, and the call says who it is.
+    let mut events = sut.handle.subscribe();
     let dir = scratch("acl-auth");
     let p = free_port().to_string();
     let r = run_sipp(&dir, &["-sf", &scenario("uac_auth_invite.xml"), &sut.udp_addr.to_string(), "-i", "127.0.0.1", "-mi", "127.0.0.1", "-p", &p, "-m", "3", "-r", "10", "-timeout", "10s", "-timeout_error"]).await;
     assert_eq!(r.rc, 0, "{r:?}");
     assert_eq!(r.stat("SuccessfulCall(C)"), 3);
     assert_eq!(sut.handle.stats().await.unwrap().inbound_calls_created, 3);
+    let ev = collect_events(&mut events, Duration::from_secs(2), |e| e.iter().filter(|e| matches!(e, CallEvent::Incoming { .. })).count() == 3).await;
+    let users: Vec<_> = ev.iter().filter_map(|e| if let CallEvent::Incoming { user, .. } = e { Some(user.clone()) } else { None }).collect();
+    assert_eq!(users, vec![Some("agent1".to_string()); 3]);
 
     // With 127.0.0.1 as a trusted trunk, plain calls are accepted.
     let (sut, _lc) = start(SipOptions { policy: Some(policy(&["127.0.0.1"])), ..Default::default() }).await;

@@ -175,3 +175,25 @@ async fn session_timer_refresh_and_expiry() {
     let ev = collect_events(&mut events, Duration::from_secs(3), |e| e.iter().any(|e| matches!(e, CallEvent::Hangup { .. }))).await;
     assert!(matches!(ev.last(), Some(CallEvent::Hangup { cause: HangupCause::SessionExpired, .. })), "{ev:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn manual_answer_after_the_incoming_event() {
+    if !foundation::testing::require_tool("sipp", "sip-tester") {
+        return;
+    }
+    let (sut, _lc) = start(SipOptions { auto_answer: None, ..Default::default() }).await;
+    let mut events = sut.handle.subscribe();
+    let dir = scratch("manual-answer");
+    let p = free_port().to_string();
+    let child = spawn_sipp(&dir, &["-sn", "uac", &sut.udp_addr.to_string(), "-i", "127.0.0.1", "-mi", "127.0.0.1", "-p", &p, "-m", "1", "-timeout", "10s", "-timeout_error"]);
+    let ev = collect_events(&mut events, Duration::from_secs(5), |e| e.iter().any(|e| matches!(e, CallEvent::Incoming { .. }))).await;
+    let Some(CallEvent::Incoming { call, source, user, .. }) = ev.last().cloned() else { panic!("{ev:?}") };
+    assert_eq!(source.ip().to_string(), "127.0.0.1");
+    assert_eq!(user, None, "no policy: nobody authenticated");
+    tokio::time::sleep(Duration::from_millis(300)).await; // it rings meanwhile
+    sut.handle.answer(call);
+    let r = wait_sipp(&dir, child).await;
+    assert_eq!(r.rc, 0, "{r:?}");
+    let ev = collect_events(&mut events, Duration::from_secs(3), |e| e.iter().any(|e| matches!(e, CallEvent::Hangup { .. }))).await;
+    assert!(ev.iter().any(|e| matches!(e, CallEvent::Answered { .. })), "{ev:?}");
+}

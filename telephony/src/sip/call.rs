@@ -93,6 +93,8 @@ pub enum Command {
     Transfer(CallId, String),
     /// Report progress of a transfer the peer asked of us (NOTIFY with a sipfrag status line).
     TransferNotify(CallId, u16),
+    /// Send a digit by SIP INFO (application/dtmf-relay), for peers that want DTMF that way.
+    SendDtmfInfo(CallId, char),
     /// Register to a trunk (and keep the registration refreshed) under this id.
     Register(u64, Registration),
     /// Remove a registration (REGISTER with Expires: 0).
@@ -151,7 +153,9 @@ pub enum HangupCause {
 #[derive(Debug, Clone, PartialEq)]
 pub enum CallEvent {
     /// A new inbound call (it rings; it is answered automatically if so configured).
-    Incoming { call: CallId, from: String, to: String, request_uri: String },
+    /// `user` is the endpoint's digest username when it authenticated (calls from trusted trunks
+    /// have none); `source` is where the INVITE came from.
+    Incoming { call: CallId, from: String, to: String, request_uri: String, user: Option<String>, source: std::net::SocketAddr },
     /// Outbound: the callee rings (18x); inbound: we sent 180.
     Ringing { call: CallId, code: u16 },
     /// Outbound: a provisional response with SDP (183 Session Progress): early media (ringback,

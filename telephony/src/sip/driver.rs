@@ -86,6 +86,11 @@ impl SipHandle {
         self.command(Command::TransferNotify(id, code));
     }
 
+    /// Sends a digit by SIP INFO (RFC 4733 telephone-events are the media layer's job).
+    pub fn send_dtmf_info(&self, id: CallId, digit: char) {
+        self.command(Command::SendDtmfInfo(id, digit));
+    }
+
     pub fn hold(&self, id: CallId, hold: bool) {
         self.command(Command::Hold(id, hold));
     }

@@ -271,6 +271,7 @@ impl Endpoint {
             Command::Reject(id, code) => self.reject(id, code, now),
             Command::Hangup(id) => self.hangup(id, HangupCause::LocalHangup, now),
             Command::Hold(id, hold) => self.hold(id, hold, now),
+            Command::SendDtmfInfo(id, digit) => self.send_dtmf_info(id, digit, now),
             Command::Transfer(id, target) => self.transfer(id, target, now),
             Command::TransferNotify(id, code) => self.transfer_notify(id, code, now),
             Command::Register(id, r) => self.register(id, r, now),

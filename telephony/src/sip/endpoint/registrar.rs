@@ -60,25 +60,26 @@ impl Endpoint {
         self.respond(key, resp, now);
     }
 
-    /// Whether a new INVITE may proceed; when not, the response (401/403) has been sent.
-    pub(super) fn admit(&mut self, key: &ServerKey, req: &Request, peer: &Peer, now: Instant) -> bool {
-        let Some(p) = &self.cfg.policy else { return true };
+    /// Whether a new INVITE may proceed (`Some(user)`, the user `None` for trusted trunks or
+    /// without a policy); when not, the response (401/403) has been sent.
+    pub(super) fn admit(&mut self, key: &ServerKey, req: &Request, peer: &Peer, now: Instant) -> Option<Option<String>> {
+        let Some(p) = &self.cfg.policy else { return Some(None) };
         if p.trusted.contains(&peer.addr.ip()) {
-            return true;
+            return Some(None);
         }
         match self.check_auth(req, now) {
-            Auth::Ok(_) => true,
+            Auth::Ok(user) => Some(Some(user)),
             Auth::Stale => {
                 self.challenge(key, req, true, now);
-                false
+                None
             }
             Auth::Missing => {
                 self.challenge(key, req, false, now);
-                false
+                None
             }
             Auth::Bad => {
                 self.respond_code(key, req, 403, now);
-                false
+                None
             }
         }
     }

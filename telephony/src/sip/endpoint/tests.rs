@@ -408,3 +408,20 @@ fn our_hold_sends_sendonly_reinvite_and_reports_the_answer() {
     assert!(matches!(&sent(&fx)[..], [SipMessage::Request(a)] if a.method == Method::Ack));
     assert!(matches!(events(&fx)[..], [CallEvent::MediaChanged { media, .. }] if media.direction() == crate::sip::sdp::Direction::SendOnly), "{:?}", events(&fx));
 }
+
+#[test]
+fn info_dtmf_goes_out_in_dialog() {
+    let mut e = ep(None);
+    let t0 = Instant::now();
+    let inv = originate(&mut e, vec![trunk(5080)], t0);
+    e.on_message(reply(&inv, 200), peer(), t0);
+    e.take_effects();
+    e.on_command(Command::SendDtmfInfo(CallId(100), '#'), t0);
+    let msgs = sent(&e.take_effects());
+    let [SipMessage::Request(info)] = &msgs[..] else { panic!("{msgs:?}") };
+    assert_eq!(info.method, Method::Info);
+    assert_eq!(String::from_utf8_lossy(&info.body), "Signal=#\r\nDuration=160\r\n");
+    assert_eq!(message::value(&info.headers, "Content-Type").as_deref(), Some("application/dtmf-relay"));
+    e.on_command(Command::SendDtmfInfo(CallId(100), 'x'), t0);
+    assert!(sent(&e.take_effects()).is_empty(), "not a DTMF key");
+}

@@ -504,6 +504,20 @@ impl Endpoint {
         );
     }
 
+    /// A digit by SIP INFO (application/dtmf-relay, 160 ms).
+    pub(super) fn send_dtmf_info(&mut self, id: CallId, digit: char, now: Instant) {
+        if !(digit.is_ascii_digit() || "*#ABCD".contains(digit.to_ascii_uppercase())) {
+            return;
+        }
+        let body = format!("Signal={}\r\nDuration=160\r\n", digit.to_ascii_uppercase());
+        self.in_dialog_request(
+            id,
+            Method::Info,
+            |req| message::set_body(&mut req.headers, &mut req.body, Some("application/dtmf-relay"), body.into_bytes()),
+            now,
+        );
+    }
+
     /// NOTIFY (RFC 3515 §2.4.4) with a sipfrag status line for a REFER we accepted.
     pub(super) fn transfer_notify(&mut self, id: CallId, code: u16, now: Instant) {
         let reason = rsip::StatusCode::from(code).to_string();

@@ -70,9 +70,9 @@ impl Endpoint {
         if self.draining {
             return self.respond_code(&key, &req, 503, now);
         }
-        if !self.admit(&key, &req, &peer, now) {
+        let Some(user) = self.admit(&key, &req, &peer, now) else {
             return;
-        }
+        };
         if let Err(min) = session_timer::uas_negotiate(&req.headers, self.cfg.min_se) {
             let mut resp = message::response_to(&req, 422, Some(&random_hex()));
             resp.headers.push(message::header("Min-SE", min.to_string()));
@@ -93,6 +93,7 @@ impl Endpoint {
         };
         let id = self.new_call_id();
         self.created_inbound += 1;
+        let source = peer.addr;
         let call = Call {
             id,
             inbound: true,
@@ -132,6 +133,8 @@ impl Endpoint {
             from: message::value(&req.headers, "From").unwrap_or_default(),
             to: message::value(&req.headers, "To").unwrap_or_default(),
             request_uri: req.uri.to_string(),
+            user,
+            source,
         });
         self.emit(CallEvent::Ringing { call: id, code: 180 });
         match self.cfg.auto_answer {
