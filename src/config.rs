@@ -84,6 +84,11 @@ pub struct Sip {
     pub advertised_address: String,
     /// Larger messages are answered with 513.
     pub max_message_bytes: usize,
+    /// Addresses (trunks, the legacy PBX) whose calls are accepted without authentication. Calls
+    /// from anywhere else must authenticate as a registered endpoint, or are refused.
+    pub trusted_addresses: Vec<std::net::IpAddr>,
+    /// Digest realm for endpoints (desk phones, softphones).
+    pub realm: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -151,6 +156,8 @@ impl Default for Sip {
             tcp_listen: "127.0.0.1:5060".parse().expect("valid"),
             advertised_address: String::new(),
             max_message_bytes: 32 * 1024,
+            trusted_addresses: vec!["127.0.0.1".parse().expect("valid")],
+            realm: "dialbridge".into(),
         }
     }
 }

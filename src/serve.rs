@@ -61,7 +61,13 @@ pub async fn run(cfg: Config, file: Option<PathBuf>) -> anyhow::Result<()> {
     metrics::gauge!("dialbridge_up").set(1.0);
 
     let lifecycle = Lifecycle::new();
-    let sip = telephony::sip::listener::start(&cfg.telephony(), lifecycle.clone()).await?;
+    let policy = telephony::sip::registrar::InboundPolicy::with_users(
+        cfg.sip.trusted_addresses.clone(),
+        &cfg.sip.realm,
+        Default::default(),
+    );
+    let sip_options = telephony::sip::listener::SipOptions { policy: Some(policy), ..Default::default() };
+    let sip = telephony::sip::listener::start_with(&cfg.telephony(), sip_options, lifecycle.clone()).await?;
     let http = tokio::net::TcpListener::bind(cfg.http.listen)
         .await
         .with_context(|| format!("cannot bind HTTP on {}", cfg.http.listen))?;

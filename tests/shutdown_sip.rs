@@ -63,3 +63,30 @@ async fn sigterm_drains_calls_then_exits_zero() {
     let msgs = std::fs::read_to_string(long.join("msgs.log")).unwrap_or_default();
     assert!(msgs.contains("BYE sip:"), "the call in progress was ended with a BYE:\n{msgs}");
 }
+
+#[tokio::test]
+async fn calls_from_outside_the_trusted_addresses_are_refused() {
+    if !foundation::testing::require_tool("sipp", "sip-tester") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let app = Appliance::start(dir.path(), &[]);
+    for (source, should_pass) in [("127.0.0.1", true), ("127.0.0.2", false)] {
+        let work = dir.path().join(source);
+        std::fs::create_dir_all(&work).unwrap();
+        let status = Command::new("sipp")
+            .current_dir(&work)
+            .args(["-sn", "uac", "-s", "1000", "-m", "1", "-i", source, "-p", "0", "-nostdin", "-timeout", "15s", "-d", "100"])
+            .args(["-trace_msg", "-message_file", "msgs.log"])
+            .arg(&app.sip_udp)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .unwrap();
+        assert_eq!(status.success(), should_pass, "call from {source}");
+        if !should_pass {
+            let msgs = std::fs::read_to_string(work.join("msgs.log")).unwrap_or_default();
+            assert!(msgs.contains("SIP/2.0 403") || msgs.contains("SIP/2.0 401") || msgs.contains("SIP/2.0 407"), "{msgs}");
+        }
+    }
+}

@@ -112,7 +112,7 @@ pub async fn arrivals_loop(db: Db, clock: SharedClock, sip: SipHandle) {
     let mut events = sip.subscribe();
     loop {
         match events.recv().await {
-            Ok(CallEvent::Incoming { call, from, to, request_uri }) => {
+            Ok(CallEvent::Incoming { call, from, to, request_uri, .. }) => {
                 let dialed = uri_user(&request_uri).or_else(|| uri_user(&to)).unwrap_or_default();
                 let caller = uri_user(&from);
                 let call_ref = ids::public_id("call", clock.now_ms()) + &format!("-{}", call.0);
