@@ -197,3 +197,25 @@ async fn manual_answer_after_the_incoming_event() {
     let ev = collect_events(&mut events, Duration::from_secs(3), |e| e.iter().any(|e| matches!(e, CallEvent::Hangup { .. }))).await;
     assert!(ev.iter().any(|e| matches!(e, CallEvent::Answered { .. })), "{ev:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn manual_reject_sends_the_chosen_code() {
+    if !foundation::testing::require_tool("sipp", "sip-tester") {
+        return;
+    }
+    let (sut, _lc) = start(SipOptions { auto_answer: None, ..Default::default() }).await;
+    let mut events = sut.handle.subscribe();
+    let dir = scratch("manual-reject");
+    let sf = dir.join("uac_expect_refusal.xml");
+    std::fs::write(&sf, std::fs::read_to_string(scenario("uac_expect_refusal.xml")).unwrap().replace("@FINAL@", "486")).unwrap();
+    let p = free_port().to_string();
+    let child = spawn_sipp(&dir, &["-sf", &sf.display().to_string(), &sut.udp_addr.to_string(), "-i", "127.0.0.1", "-mi", "127.0.0.1", "-p", &p, "-m", "1", "-timeout", "10s", "-timeout_error"]);
+    let ev = collect_events(&mut events, Duration::from_secs(5), |e| e.iter().any(|e| matches!(e, CallEvent::Incoming { .. }))).await;
+    let Some(CallEvent::Incoming { call, .. }) = ev.last().cloned() else { panic!("{ev:?}") };
+    sut.handle.reject(call, 486);
+    let r = wait_sipp(&dir, child).await;
+    assert_eq!(r.rc, 0, "{r:?}");
+    let ev = collect_events(&mut events, Duration::from_secs(3), |e| e.iter().any(|e| matches!(e, CallEvent::Hangup { .. }))).await;
+    assert!(matches!(ev.last(), Some(CallEvent::Hangup { cause: HangupCause::Rejected, code: Some(486), .. })), "{ev:?}");
+    assert_eq!(settle(&sut, Duration::from_secs(2)).await.active_calls, 0);
+}
