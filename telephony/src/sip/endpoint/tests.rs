@@ -425,3 +425,28 @@ fn info_dtmf_goes_out_in_dialog() {
     e.on_command(Command::SendDtmfInfo(CallId(100), 'x'), t0);
     assert!(sent(&e.take_effects()).is_empty(), "not a DTMF key");
 }
+
+#[test]
+fn a_forked_second_200_is_acked_and_byed_without_touching_the_call() {
+    let mut e = ep(None);
+    let t0 = Instant::now();
+    let inv = originate(&mut e, vec![trunk(5080)], t0);
+    e.on_message(reply(&inv, 200), peer(), t0);
+    assert!(matches!(events(&e.take_effects())[..], [CallEvent::Answered { .. }]));
+    // The same 200 again: the same ACK.
+    e.on_message(reply(&inv, 200), peer(), t0);
+    let m: Vec<Method> = sent(&e.take_effects()).into_iter().filter_map(|m| if let SipMessage::Request(r) = m { Some(r.method) } else { None }).collect();
+    assert_eq!(m, [Method::Ack]);
+    // Another branch of a fork answers too (different To tag, its own Contact).
+    let mut r2 = message::response_to(&inv, 200, Some("other-fork"));
+    r2.headers.push(message::header("Contact", "<sip:fork2@127.0.0.1:5082>"));
+    e.on_message(SipMessage::Response(r2), peer(), t0);
+    let fx = e.take_effects();
+    let reqs: Vec<(Method, Option<String>)> = sent(&fx)
+        .into_iter()
+        .filter_map(|m| if let SipMessage::Request(r) = m { Some((r.method, message::to_tag(&r.headers))) } else { None })
+        .collect();
+    assert_eq!(reqs, [(Method::Ack, Some("other-fork".into())), (Method::Bye, Some("other-fork".into()))]);
+    assert!(events(&fx).is_empty(), "the established call is untouched");
+    assert_eq!(e.active_calls(), 1);
+}

@@ -258,9 +258,15 @@ impl Endpoint {
         let Some(call) = self.calls.get(&id) else { return };
         let o = call.out.as_ref().expect("outbound");
         if call.answered {
-            // A retransmitted 2xx: the same ACK again.
-            if let Some((ack, peer)) = o.ack.clone() {
-                self.send_raw(peer, &rsip::SipMessage::Request(ack));
+            let same_dialog = call.dialog.as_ref().map(|d| d.remote_tag.clone()) == message::to_tag(&resp.headers);
+            if same_dialog {
+                // A retransmitted 2xx: the same ACK again.
+                if let Some((ack, peer)) = o.ack.clone() {
+                    self.send_raw(peer, &rsip::SipMessage::Request(ack));
+                }
+            } else {
+                // A forked second answer (another To tag): ACK it and end that dialog.
+                self.ack_and_bye(&resp, now);
             }
             return;
         }
@@ -376,7 +382,11 @@ impl Endpoint {
             }
             return;
         }
-        // Nobody wants this dialog: ACK and BYE it so the far end does not hold a call open.
+        self.ack_and_bye(resp, now);
+    }
+
+    /// ACKs a 2xx nobody wants and BYEs its dialog, so the far end does not hold a call open.
+    fn ack_and_bye(&mut self, resp: &Response, now: Instant) {
         let h = &resp.headers;
         let (Some(call_id), Some(from), Some(to), Some((seq, _))) =
             (message::call_id(h), message::value(h, "From"), message::value(h, "To"), message::cseq(h))
