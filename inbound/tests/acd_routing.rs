@@ -418,3 +418,21 @@ fn queue_statistics_count_answers_service_level_and_handle_time() {
     assert!((s.service_level - 0.5).abs() < 1e-9);
     assert_eq!((s.waiting, s.agents_available, s.agents_staffed), (0, 1, 1));
 }
+
+#[test]
+fn an_imported_flows_queue_arn_routes_through_an_alias() {
+    let arn = "arn:aws:connect:us-east-1:111122223333:instance/i/queue/q-1";
+    let mut q = queue("billing", Strategy::LongestIdle);
+    q.aliases = vec![arn.into()];
+    let mut acd = Acd::new(&AcdConfig {
+        queues: vec![q],
+        profiles: vec![profile("p", &[("billing", 1, 0)], 0)],
+        agents: vec![agent("a", "p", &[])],
+    })
+    .unwrap();
+    available(&mut acd, "a", 0);
+    let ds = enqueue(&mut acd, ContactRequest::new("k", arn), S);
+    assert_eq!(ds[0], Decision::Queued { contact: "k".into(), queue: "billing".into() });
+    assert_eq!(offers(&ds), vec![("k".into(), "a".into())]);
+    assert_eq!(acd.queue_stats(arn, S).unwrap().counters.overflowed_out, 0);
+}

@@ -48,6 +48,10 @@ pub struct QueueConfig {
     /// Service-level threshold: answered within this many seconds counts as in service level.
     #[serde(default = "default_sl_s")]
     pub service_level_s: i64,
+    /// Other names flows may use for this queue, e.g. the Amazon Connect queue ARN or id found
+    /// in an imported flow's `QueueId`.
+    #[serde(default)]
+    pub aliases: Vec<String>,
 }
 
 pub const DEFAULT_SERVICE_LEVEL_S: i64 = 20;
@@ -77,6 +81,7 @@ impl QueueConfig {
             ring_timeout_s: default_ring_s(),
             escalation: Vec::new(),
             service_level_s: DEFAULT_SERVICE_LEVEL_S,
+            aliases: Vec::new(),
         }
     }
 }

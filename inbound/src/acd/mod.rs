@@ -196,8 +196,10 @@ impl Acd {
             seq: 0,
         };
         for q in &cfg.queues {
-            if acd.queue_ix.insert(q.name.clone(), acd.queues.len() as u32).is_some() {
-                return Err(ConfigError::DuplicateQueue(q.name.clone()));
+            for name in std::iter::once(&q.name).chain(&q.aliases) {
+                if acd.queue_ix.insert(name.clone(), acd.queues.len() as u32).is_some() {
+                    return Err(ConfigError::DuplicateQueue(name.clone()));
+                }
             }
             let mut escalation: Vec<(i64, i64)> = q.escalation.iter().map(|e| (e.after_s * 1000, e.priority)).collect();
             escalation.sort();
@@ -414,8 +416,9 @@ impl Acd {
             out.push(ignored(format!("enqueue: contact {:?} is already queued", req.contact_id)));
             return;
         }
+        let asked = q;
         let Some(q) = self.with_room(q) else {
-            out.push(Decision::AtCapacity { contact: req.contact_id, queue: req.queue });
+            out.push(Decision::AtCapacity { contact: req.contact_id, queue: self.queues[asked as usize].name.clone() });
             return;
         };
         let steps = req
@@ -445,8 +448,13 @@ impl Acd {
             state: CState::Waiting,
         });
         self.contact_ix.insert(req.contact_id.clone(), slot);
-        if self.queues[q as usize].name != req.queue {
-            out.push(Decision::Overflow { contact: req.contact_id.clone(), from: req.queue, to: self.queues[q as usize].name.clone() });
+        if q != asked {
+            self.queues[asked as usize].counters.overflowed_out += 1;
+            out.push(Decision::Overflow {
+                contact: req.contact_id.clone(),
+                from: self.queues[asked as usize].name.clone(),
+                to: self.queues[q as usize].name.clone(),
+            });
         }
         self.enter_queue(slot, q, now, out);
     }
