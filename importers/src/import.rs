@@ -577,6 +577,12 @@ impl Processor {
 pub fn parse_time_ms(v: &str) -> Option<i64> {
     use chrono::{DateTime, NaiveDate, NaiveDateTime};
     let v = v.trim();
+    // The common spreadsheet case first.
+    if v.len() == 10
+        && let Ok(d) = NaiveDate::parse_from_str(v, "%Y-%m-%d")
+    {
+        return Some(d.and_hms_opt(0, 0, 0)?.and_utc().timestamp_millis());
+    }
     if let Ok(t) = DateTime::parse_from_rfc3339(v) {
         return Some(t.timestamp_millis());
     }
