@@ -80,6 +80,8 @@ pub enum Command {
     Originate(CallId, Originate),
     /// Answer a ringing inbound call (when auto-answer is off).
     Answer(CallId),
+    /// Early media on a ringing inbound call: 183 Session Progress with our SDP answer.
+    Progress(CallId),
     /// Refuse a ringing inbound call with this final code.
     Reject(CallId, u16),
     /// End a call in any state (BYE, CANCEL, or a 480 for a ringing inbound call).
@@ -160,6 +162,7 @@ pub enum CallEvent {
     Ringing { call: CallId, code: u16 },
     /// Outbound: a provisional response with SDP (183 Session Progress): early media (ringback,
     /// announcements, special-information tones) arrives from `media.negotiated.remote_rtp`.
+    /// Inbound: we sent 183 (`Command::Progress`): prompts may be played before answering.
     EarlyMedia { call: CallId, code: u16, media: MediaInfo },
     /// The call is up (inbound: our 200 was acknowledged; outbound: 200 received and ACKed).
     Answered { call: CallId, media: MediaInfo },

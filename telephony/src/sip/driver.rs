@@ -68,6 +68,11 @@ impl SipHandle {
         self.command(Command::Answer(id));
     }
 
+    /// 183 with SDP on a ringing inbound call (early media before answering).
+    pub fn progress(&self, id: CallId) {
+        self.command(Command::Progress(id));
+    }
+
     pub fn reject(&self, id: CallId, code: u16) {
         self.command(Command::Reject(id, code));
     }

@@ -268,6 +268,7 @@ impl Endpoint {
         match cmd {
             Command::Originate(id, o) => self.originate(id, o, now),
             Command::Answer(id) => self.answer(id, now),
+            Command::Progress(id) => self.progress(id, now),
             Command::Reject(id, code) => self.reject(id, code, now),
             Command::Hangup(id) => self.hangup(id, HangupCause::LocalHangup, now),
             Command::Hold(id, hold) => self.hold(id, hold, now),

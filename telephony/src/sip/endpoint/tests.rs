@@ -450,3 +450,43 @@ fn a_forked_second_200_is_acked_and_byed_without_touching_the_call() {
     assert!(events(&fx).is_empty(), "the established call is untouched");
     assert_eq!(e.active_calls(), 1);
 }
+
+#[test]
+fn update_refreshes_the_session_and_can_change_media() {
+    let mut e = ep(Some(Duration::ZERO));
+    let t0 = Instant::now();
+    let inv = invite("z9hG4bKup").replace("CSeq: 1 INVITE\r\n", "CSeq: 1 INVITE\r\nSession-Expires: 90;refresher=uac\r\n");
+    e.on_message(parse(&inv), peer(), t0);
+    let fx = e.take_effects();
+    let tag = to_tag_of(&fx[1..]);
+    let update = format!(
+        "UPDATE sip:ivr@127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bKupd\r\n\
+From: <sip:caller@127.0.0.1:5070>;tag=ct1\r\nTo: <sip:ivr@127.0.0.1:5060>;tag={tag}\r\nCall-ID: inbound-1\r\n\
+CSeq: 2 UPDATE\r\nSession-Expires: 90;refresher=uac\r\nContent-Length: 0\r\n\r\n"
+    );
+    let t1 = t0 + Duration::from_secs(50);
+    e.on_message(parse(&update), peer(), t1);
+    let fx = e.take_effects();
+    assert_eq!(codes(&fx), [200]);
+    assert!(events(&fx).is_empty(), "no media change without an offer");
+    // The original expiry (t0 + 60 s) no longer ends the call; the refreshed one (t1 + 60 s) does.
+    e.on_timer(TimerKey::Call(CallId(1), CallTimer::Session), t0 + Duration::from_secs(60));
+    assert!(events(&e.take_effects()).is_empty());
+    e.on_timer(TimerKey::Call(CallId(1), CallTimer::Session), t1 + Duration::from_secs(60));
+    assert!(matches!(events(&e.take_effects())[..], [CallEvent::Hangup { cause: HangupCause::SessionExpired, .. }]));
+}
+
+#[test]
+fn progress_sends_183_with_sdp_before_answer() {
+    let mut e = ep(None);
+    let t0 = Instant::now();
+    e.on_message(parse(&invite("z9hG4bKpr")), peer(), t0);
+    e.take_effects();
+    e.on_command(Command::Progress(CallId(1)), t0);
+    let fx = e.take_effects();
+    assert_eq!(codes(&fx), [183]);
+    assert!(String::from_utf8_lossy(sent(&fx)[0].body()).contains("m=audio 20000 RTP/AVP 0 101"));
+    assert!(matches!(events(&fx)[..], [CallEvent::EarlyMedia { code: 183, .. }]));
+    e.on_command(Command::Answer(CallId(1)), t0);
+    assert_eq!(codes(&e.take_effects()), [200]);
+}

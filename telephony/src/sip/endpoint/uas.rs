@@ -14,7 +14,7 @@ use crate::sip::sdp;
 use crate::sip::session_timer;
 use crate::sip::transaction::{ServerKey, server_invite};
 
-const ALLOW: &str = "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO, REGISTER, REFER, NOTIFY";
+const ALLOW: &str = "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO, REGISTER, REFER, NOTIFY, UPDATE";
 
 fn sdp_body(req: &Request) -> Option<Result<sdp::Sdp, String>> {
     if req.body.is_empty() {
@@ -57,7 +57,9 @@ impl Endpoint {
                 resp.headers.push(message::header("Server", &self.cfg.user_agent));
                 self.respond(&key, resp, now);
             }
-            Method::Bye | Method::Info | Method::Refer | Method::Notify => self.respond_code(&key, &req, 481, now),
+            Method::Bye | Method::Info | Method::Refer | Method::Notify | Method::Update => {
+                self.respond_code(&key, &req, 481, now)
+            }
             Method::Register => self.registrar(key, req, peer, now),
             Method::Subscribe | Method::Message => {
                 self.respond_code(&key, &req, 501, now)
@@ -319,6 +321,7 @@ impl Endpoint {
                 }
             }
             Method::Options => self.respond_code(&key, &req, 200, now),
+            Method::Update => self.update(id, key, req, now),
             Method::Refer => {
                 let Some(target) = message::value(&req.headers, "Refer-To").map(|v| message::addr_uri(&v)) else {
                     return self.respond_code(&key, &req, 400, now);
@@ -341,6 +344,70 @@ impl Endpoint {
             }
             _ => self.respond_code(&key, &req, 501, now),
         }
+    }
+
+    /// UPDATE (RFC 3311): a session refresh (RFC 4028), with or without a new offer.
+    fn update(&mut self, id: CallId, key: ServerKey, req: Request, now: Instant) {
+        let Some(call) = self.calls.get(&id) else { return };
+        let session = match session_timer::uas_negotiate(&req.headers, self.cfg.min_se) {
+            Ok(s) => s,
+            Err(min) => {
+                let mut resp = message::response_to(&req, 422, None);
+                resp.headers.push(message::header("Min-SE", min.to_string()));
+                return self.respond(&key, resp, now);
+            }
+        };
+        let mut ok = message::response_to(&req, 200, None);
+        ok.headers.push(message::header("Contact", self.contact("dialbridge", key_transport(call))));
+        if let Some((_, add)) = &session {
+            for (n, v) in add {
+                ok.headers.push(message::header(n, v));
+            }
+        }
+        let mut changed = None;
+        match sdp_body(&req) {
+            None => {}
+            Some(Err(_)) => return self.respond_code(&key, &req, 488, now),
+            Some(Ok(offer)) => {
+                let mut local = self.local_sdp(call);
+                local.session_version += 1;
+                let Ok((answer, neg)) = sdp::answer(&offer, &local) else {
+                    return self.respond_code(&key, &req, 488, now);
+                };
+                message::set_body(&mut ok.headers, &mut ok.body, Some("application/sdp"), answer.to_text().into_bytes());
+                changed = Some(neg);
+            }
+        }
+        self.respond(&key, ok, now);
+        if let Some(neg) = changed {
+            let call = self.calls.get_mut(&id).expect("checked");
+            call.sdp_version += 1;
+            call.media = Some(neg);
+            let media = self.media_info(&self.calls[&id]);
+            self.emit(CallEvent::MediaChanged { call: id, media });
+        }
+        self.session_start(id, session.map(|(t, _)| t), now);
+    }
+
+    /// Sends 183 Session Progress with our SDP answer on a ringing inbound call, so prompts can
+    /// be played before (or instead of) answering.
+    pub(super) fn progress(&mut self, id: CallId, now: Instant) {
+        let Some(call) = self.calls.get(&id) else { return };
+        if !call.inbound || call.answered {
+            return;
+        }
+        let (Some(key), Some(req), Some(offer)) = (call.invite_key.clone(), call.invite.clone(), call.offer.clone()) else {
+            return;
+        };
+        let Ok((answer, neg)) = sdp::answer(&offer, &self.local_sdp(call)) else { return };
+        let mut p = message::response_to(&req, 183, Some(&call.local_tag));
+        p.headers.push(message::header("Contact", self.contact("dialbridge", key_transport(call))));
+        message::set_body(&mut p.headers, &mut p.body, Some("application/sdp"), answer.to_text().into_bytes());
+        self.respond(&key, p, now);
+        let call = self.calls.get_mut(&id).expect("checked");
+        call.media = Some(neg);
+        let media = self.media_info(&self.calls[&id]);
+        self.emit(CallEvent::EarlyMedia { call: id, code: 183, media });
     }
 
     fn reinvite(&mut self, id: CallId, key: ServerKey, req: Request, now: Instant) {
