@@ -54,22 +54,21 @@ pub async fn save_flow(db: &Db, name: &str, doc: &FlowDocument, now_ms: i64, act
     compile(doc, Mode::Strict).map_err(StoreError::Invalid)?;
     let text = serde_json::to_string(doc).expect("a flow document serializes");
     let mut tx = db.begin_write().await?;
-    let existing: Option<i64> = sqlx::query_scalar("SELECT id FROM inbound_flows WHERE name = $1")
+    // Create the flow row if needed, then update it: the update holds the row lock (PostgreSQL)
+    // until commit, so concurrent saves of one flow number their versions one after the other.
+    sqlx::query(
+        "INSERT INTO inbound_flows (name, current_version, created_at, updated_at) VALUES ($1, 0, $2, $2) \
+         ON CONFLICT (name) DO NOTHING",
+    )
+    .bind(name)
+    .bind(now_ms)
+    .execute(tx.conn())
+    .await?;
+    let flow_id: i64 = sqlx::query_scalar("UPDATE inbound_flows SET updated_at = $2 WHERE name = $1 RETURNING id")
         .bind(name)
-        .fetch_optional(tx.conn())
+        .bind(now_ms)
+        .fetch_one(tx.conn())
         .await?;
-    let flow_id = match existing {
-        Some(id) => id,
-        None => {
-            sqlx::query_scalar(
-                "INSERT INTO inbound_flows (name, current_version, created_at, updated_at) VALUES ($1, 0, $2, $2) RETURNING id",
-            )
-            .bind(name)
-            .bind(now_ms)
-            .fetch_one(tx.conn())
-            .await?
-        }
-    };
     let version: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(version), 0) + 1 FROM inbound_flow_versions WHERE flow_id = $1")
         .bind(flow_id)
         .fetch_one(tx.conn())

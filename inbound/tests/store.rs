@@ -99,3 +99,22 @@ async fn flows_numbers_and_contacts_on_postgres() {
     exercise(&db).await;
     db.close().await;
 }
+
+#[tokio::test]
+async fn concurrent_saves_number_versions_in_turn_on_postgres() {
+    let Some(pg) = TempPgDatabase::create().await else { return };
+    let db = Db::connect(&pg.url, 8).await.unwrap();
+    db.migrate().await.unwrap();
+    let saves = (0..6).map(|i| {
+        let db = db.clone();
+        tokio::spawn(async move { store::import_flow(&db, "busy", MENU, i, "user:ops").await.unwrap() })
+    });
+    let mut versions = Vec::new();
+    for s in saves {
+        versions.push(s.await.unwrap());
+    }
+    versions.sort_unstable();
+    assert_eq!(versions, [1, 2, 3, 4, 5, 6]);
+    assert_eq!(store::load_flow(&db, "busy", None).await.unwrap().version, 6);
+    db.close().await;
+}
