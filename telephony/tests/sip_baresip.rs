@@ -12,6 +12,7 @@ use sip_common::*;
 use telephony::sip::call::{CallEvent, HangupCause};
 use telephony::sip::listener::SipOptions;
 use telephony::sip::registrar::InboundPolicy;
+use telephony::sip::sdp::Direction;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// baresip in the background; SIGTERM (twice if needed) when dropped.
@@ -145,4 +146,25 @@ async fn baresip_registers_is_called_and_calls_in() {
     ctrl(ctrl_port, "hangup", "").await;
     let ev = collect_events(&mut rx, Duration::from_secs(5), |e| e.iter().any(|e| matches!(e, CallEvent::Hangup { .. }))).await;
     assert!(matches!(ev.last(), Some(CallEvent::Hangup { cause: HangupCause::RemoteBye, .. })), "{ev:?}\n{}", log());
+
+    // 4. Hold and resume by re-INVITE, then a blind transfer: the phone is REFERred back to us
+    //    (sip:queue@…), calls that target, and reports success by NOTIFY.
+    let id = sut.handle.originate_registered("agent1", "ivr", Duration::from_secs(10)).await.unwrap();
+    let ev = collect_events(&mut rx, Duration::from_secs(10), |e| e.iter().any(|e| e.call() == Some(id) && matches!(e, CallEvent::Answered { .. } | CallEvent::Hangup { .. }))).await;
+    assert!(matches!(ev.last(), Some(CallEvent::Answered { .. })), "{ev:?}\n{}", log());
+    sut.handle.hold(id, true);
+    let ev = collect_events(&mut rx, Duration::from_secs(5), |e| e.iter().any(|e| matches!(e, CallEvent::MediaChanged { .. }))).await;
+    assert!(matches!(ev.last(), Some(CallEvent::MediaChanged { media, .. }) if media.direction() == Direction::SendOnly), "{ev:?}\n{}", log());
+    sut.handle.hold(id, false);
+    let ev = collect_events(&mut rx, Duration::from_secs(5), |e| e.iter().any(|e| matches!(e, CallEvent::MediaChanged { .. }))).await;
+    assert!(matches!(ev.last(), Some(CallEvent::MediaChanged { media, .. }) if media.direction() == Direction::SendRecv), "{ev:?}\n{}", log());
+    sut.handle.transfer(id, &format!("sip:queue@127.0.0.1:{}", sut.udp_addr.port()));
+    let ev = collect_events(&mut rx, Duration::from_secs(10), |e| {
+        e.iter().any(|e| matches!(e, CallEvent::TransferProgress { code: 200.., .. }))
+            && e.iter().any(|e| matches!(e, CallEvent::Incoming { .. }))
+    })
+    .await;
+    let transferred = ev.iter().find_map(|e| if let CallEvent::Incoming { request_uri, user, .. } = e { Some((request_uri.clone(), user.clone())) } else { None });
+    assert!(matches!(&transferred, Some((uri, Some(u))) if uri.contains("queue@") && u == "agent1"), "{ev:?}\n{}", log());
+    assert!(ev.iter().any(|e| matches!(e, CallEvent::TransferProgress { call, code: 200 } if *call == id)), "{ev:?}\n{}", log());
 }
