@@ -7,6 +7,8 @@
 //!   extractors whose rejections use it.
 //! - [`bridge`]: the DNIS pool / lease / lookup API legacy PBXs integrate against.
 //! - [`imports`]: CRM list uploads, import progress and reports.
+//! - [`console`]: the web console's pages and embedded assets (outside the OpenAPI router; pages
+//!   redirect to `/login` without a session and answer 403 to roles that may not see them).
 //!
 //! Every API route is registered through [`utoipa_axum`] so that `/api/openapi.json` always
 //! describes exactly the routes that exist. Handlers stay thin: they parse, authorise and call
@@ -14,6 +16,7 @@
 
 pub mod auth;
 pub mod bridge;
+pub mod console;
 pub mod error;
 pub mod extract;
 pub mod imports;
@@ -79,6 +82,7 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(auth::routes())
         .merge(bridge::routes())
         .merge(imports::routes())
+        .merge(console::api_routes())
         .split_for_parts()
 }
 
@@ -95,6 +99,7 @@ pub fn app(state: AppState) -> Router {
                 async move { axum::Json(doc.as_ref().clone()) }
             }),
         )
+        .merge(console::pages())
         .fallback(|| async { error::ApiError::not_found("no such route") })
         .with_state(state)
 }

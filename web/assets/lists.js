@@ -1,0 +1,287 @@
+// The list upload page: pick or drop a CRM export, preview its first rows with the column mapping
+// the importer detects (POST /api/v1/imports/mapping-preview), then upload it with a progress bar
+// (XHR upload progress), follow the import (GET …/imports/{job} while `state` is running) and show
+// the report with the rejected-rows download.
+import { api, csrfToken, el } from '/assets/shell.js';
+
+const SAMPLE_BYTES = 64 * 1024;
+const PREVIEW_ROWS = 10;
+const POLL_MS = 400;
+const DELIMITERS = [[',', 'comma'], [';', 'semicolon'], ['\t', 'tab'], ['|', 'pipe']];
+
+const $ = (id) => document.getElementById(id);
+const form = $('upload-form');
+const drop = $('drop-zone');
+const fileInput = $('file-input');
+const uploadError = $('upload-error');
+const preview = $('preview');
+const progressPanel = $('progress-panel');
+const progress = $('progress');
+const progressLabel = $('progress-label');
+const report = $('report');
+
+let chosen = null; // { file, sample }
+
+function showError(node, text) {
+  node.textContent = text;
+  node.hidden = !text;
+}
+
+function fmtBytes(n) {
+  if (n < 1024) return `${n} B`;
+  if (n < 1024 * 1024) return `${(n / 1024).toFixed(1)} KiB`;
+  return `${(n / 1024 / 1024).toFixed(1)} MiB`;
+}
+
+const fmt = (n) => Number(n).toLocaleString('en-US');
+
+/// RFC 4180 parsing of a text sample: quoted fields, doubled quotes, CRLF or LF.
+export function parseDelimited(text, delim) {
+  const rows = [];
+  let row = [], field = '', quoted = false, i = 0;
+  while (i < text.length) {
+    const c = text[i];
+    if (quoted) {
+      if (c === '"') {
+        if (text[i + 1] === '"') { field += '"'; i += 2; continue; }
+        quoted = false;
+      } else field += c;
+      i++;
+      continue;
+    }
+    if (c === '"' && field === '') quoted = true;
+    else if (c === delim) { row.push(field); field = ''; }
+    else if (c === '\n' || c === '\r') {
+      row.push(field); rows.push(row); row = []; field = '';
+      if (c === '\r' && text[i + 1] === '\n') i++;
+    } else field += c;
+    i++;
+  }
+  if (field !== '' || row.length) { row.push(field); rows.push(row); }
+  return rows;
+}
+
+/// The delimiter whose split gives the header's width (more than one column) on most lines.
+export function detectDelimiter(text) {
+  const head = text.split(/\r?\n/).slice(0, 30).join('\n');
+  let best = { delim: ',', score: -1, width: 0 };
+  for (const [d] of DELIMITERS) {
+    const rows = parseDelimited(head, d).filter((r) => r.some((f) => f.trim() !== ''));
+    if (!rows.length || rows[0].length < 2) continue;
+    const width = rows[0].length;
+    const score = rows.filter((r) => r.length === width).length;
+    if (score > best.score || (score === best.score && width > best.width)) best = { delim: d, score, width };
+  }
+  return best.delim;
+}
+
+async function readPrefix(file) {
+  const head = new Uint8Array(await file.slice(0, 4).arrayBuffer());
+  const isZip = head[0] === 0x50 && head[1] === 0x4b;
+  if (isZip || /\.xlsx$/i.test(file.name)) return { kind: 'xlsx' };
+  const gz = head[0] === 0x1f && head[1] === 0x8b;
+  let bytes, truncated;
+  if (gz) {
+    const reader = file.stream().pipeThrough(new DecompressionStream('gzip')).getReader();
+    const parts = [];
+    let n = 0;
+    while (n < SAMPLE_BYTES) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      parts.push(value);
+      n += value.length;
+    }
+    truncated = n >= SAMPLE_BYTES;
+    reader.cancel().catch(() => {});
+    bytes = new Uint8Array(n);
+    let at = 0;
+    for (const p of parts) { bytes.set(p, at); at += p.length; }
+    bytes = bytes.subarray(0, SAMPLE_BYTES);
+  } else {
+    bytes = new Uint8Array(await file.slice(0, SAMPLE_BYTES).arrayBuffer());
+    truncated = file.size > SAMPLE_BYTES;
+  }
+  let text;
+  try {
+    text = new TextDecoder('utf-8', { fatal: !truncated }).decode(bytes);
+  } catch (_) {
+    text = new TextDecoder('windows-1252').decode(bytes);
+  }
+  if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
+  if (truncated) text = text.slice(0, Math.max(0, text.lastIndexOf('\n')));
+  return { kind: gz ? 'gzip' : 'text', text, sampleBytes: bytes.length, truncated };
+}
+
+async function choose(file) {
+  showError(uploadError, '');
+  report.hidden = true;
+  progressPanel.hidden = true;
+  if (!$('list-name').value) $('list-name').value = file.name.replace(/(\.(csv|tsv|txt|gz|xlsx))+$/i, '').replace(/[^A-Za-z0-9._-]+/g, '-').slice(0, 80);
+  const sample = await readPrefix(file);
+  chosen = { file, sample };
+  const table = $('preview-table');
+  table.replaceChildren();
+  showError($('mapping-error'), '');
+  $('confirm-upload').disabled = false;
+  if (sample.kind === 'xlsx') {
+    $('preview-summary').textContent = `${file.name} · ${fmtBytes(file.size)} · XLSX workbook: the appliance reads it on upload (no preview in the browser).`;
+    preview.hidden = false;
+    return;
+  }
+  const delim = detectDelimiter(sample.text);
+  const rows = parseDelimited(sample.text, delim).filter((r) => r.some((f) => f.trim() !== ''));
+  if (!rows.length) {
+    showError(uploadError, 'The file is empty.');
+    preview.hidden = true;
+    return;
+  }
+  const headers = rows[0];
+  const body = rows.slice(1);
+  // Rows in the whole file, estimated from the sample's bytes per row (plain files only).
+  sample.estimatedRows = sample.kind === 'text'
+    ? (sample.truncated ? Math.round(file.size / (sample.sampleBytes / Math.max(1, rows.length))) : body.length)
+    : null;
+  sample.delimiter = delim;
+  const delimName = DELIMITERS.find(([d]) => d === delim)[1];
+  const estimate = sample.estimatedRows === null ? '' : sample.truncated ? ` · about ${fmt(sample.estimatedRows)} rows` : ` · ${fmt(body.length)} rows`;
+  $('preview-summary').replaceChildren(
+    el('strong', {}, file.name), ` · ${fmtBytes(file.size)}${sample.kind === 'gzip' ? ' (gzip)' : ''} · delimiter `,
+    el('strong', { id: 'detected-delimiter' }, delimName), ` · ${headers.length} columns${estimate}`);
+
+  let mapping;
+  try {
+    mapping = await api('POST', '/api/v1/imports/mapping-preview', { headers });
+  } catch (e) {
+    showError($('mapping-error'), `Could not check the column mapping: ${e.message}`);
+    mapping = { columns: headers.map((h) => ({ header: h, role: 'attribute' })), error: null };
+  }
+  if (mapping.error) {
+    showError($('mapping-error'), mapping.error);
+    $('confirm-upload').disabled = true;
+  }
+  const roleLabel = (c) => c.role === 'phone' ? `phone ${c.phone_order}` : c.role.replace(/_/g, ' ');
+  table.append(
+    el('thead', {},
+      el('tr', {}, ...headers.map((h) => el('th', { scope: 'col' }, h))),
+      el('tr', { class: 'roles' }, ...mapping.columns.map((c) =>
+        el('td', {}, el('span', { class: `badge ${c.role === 'attribute' ? 'plain' : c.role === 'phone' ? 'phone' : ''}`, dataset: { role: c.role } }, roleLabel(c)))))),
+    el('tbody', {}, ...body.slice(0, PREVIEW_ROWS).map((r) =>
+      el('tr', {}, ...headers.map((_, i) => el('td', {}, r[i] ?? ''))))));
+  preview.hidden = false;
+}
+
+function setProgress(phase, value, label) {
+  progress.dataset.phase = phase;
+  if (value === null) progress.removeAttribute('value');
+  else progress.value = value;
+  progressLabel.textContent = label;
+}
+
+function upload(list) {
+  return new Promise(async (resolve, reject) => {
+    const data = new FormData();
+    data.append('file', chosen.file, chosen.file.name);
+    const region = $('region').value.trim().toUpperCase();
+    if (region) data.append('region', region);
+    data.append('duplicate_policy', $('duplicate-policy').value);
+    const xhr = new XMLHttpRequest();
+    xhr.open('POST', `/api/v1/lists/${encodeURIComponent(list)}/imports`);
+    xhr.setRequestHeader('X-CSRF-Token', await csrfToken());
+    xhr.responseType = 'json';
+    xhr.upload.onprogress = (ev) => {
+      if (!ev.lengthComputable) return;
+      const pct = Math.round((ev.loaded / ev.total) * 100);
+      setProgress('uploading', pct, `Uploading… ${pct}% (${fmtBytes(ev.loaded)} of ${fmtBytes(ev.total)})`);
+    };
+    xhr.onload = () => {
+      if (xhr.status === 202) resolve(xhr.response);
+      else reject(new Error(xhr.response?.message ?? `upload failed (HTTP ${xhr.status})`));
+    };
+    xhr.onerror = () => reject(new Error('the upload was interrupted; check the connection and try again'));
+    xhr.send(data);
+  });
+}
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+async function follow(statusUrl) {
+  const est = chosen.sample.estimatedRows;
+  for (;;) {
+    const r = await api('GET', statusUrl);
+    if (r.state !== 'running') return r;
+    const pct = est ? Math.min(99, Math.round((r.rows_read / est) * 100)) : null;
+    setProgress('importing', pct, `Importing… ${fmt(r.rows_read)} rows read${est ? ` of about ${fmt(est)}` : ''}`);
+    await sleep(POLL_MS);
+  }
+}
+
+function showReport(r, statusUrl) {
+  for (const k of ['rows_read', 'accepted', 'rejected', 'duplicates', 'dnc']) $(`r-${k}`).textContent = fmt(r[k] ?? 0);
+  const state = $('report-state');
+  state.className = r.state === 'completed' ? 'ok' : 'error';
+  state.textContent = r.state === 'completed'
+    ? `Completed in ${(r.elapsed_ms / 1000).toFixed(1)} s: list “${r.list}”, ${fmt(r.inserted)} new and ${fmt(r.updated)} updated leads.`
+    : `The import ${r.state}: ${r.error ?? 'see the appliance log'}.`;
+  const rows = [];
+  const add = (outcome, map) => Object.entries(map ?? {}).sort((a, b) => b[1] - a[1])
+    .forEach(([reason, n]) => rows.push(el('tr', {}, el('td', {}, outcome), el('td', {}, reason), el('td', { class: 'num' }, fmt(n)))));
+  add('rejected', r.rejected_by_reason);
+  add('duplicate', r.duplicates_by_reason);
+  add('dnc', r.dnc_by_source);
+  $('reasons').replaceChildren(
+    el('thead', {}, el('tr', {}, el('th', { scope: 'col' }, 'Outcome'), el('th', { scope: 'col' }, 'Reason'), el('th', { scope: 'col', class: 'num' }, 'Rows'))),
+    el('tbody', {}, ...(rows.length ? rows : [el('tr', {}, el('td', { colspan: 3 }, 'Every row was imported.'))])));
+  $('report-warnings').replaceChildren(...(r.warnings ?? []).map((w) => el('li', {}, w)));
+  const link = $('rejected-link');
+  link.href = `${statusUrl}/rejected.csv`;
+  link.hidden = (r.rejected + r.duplicates + r.dnc) === 0;
+  report.hidden = false;
+}
+
+$('confirm-upload').addEventListener('click', async () => {
+  const list = $('list-name').value.trim();
+  if (!/^[A-Za-z0-9._-]{1,80}$/.test(list)) {
+    showError(uploadError, 'Name the list with letters, digits, dots, dashes or underscores.');
+    $('list-name').focus();
+    return;
+  }
+  showError(uploadError, '');
+  $('confirm-upload').disabled = true;
+  preview.hidden = true;
+  progressPanel.hidden = false;
+  setProgress('uploading', 0, 'Uploading…');
+  try {
+    const started = await upload(list);
+    setProgress('importing', chosen.sample.estimatedRows ? 0 : null, 'Importing…');
+    const r = await follow(started.status_url);
+    setProgress('done', 100, r.state === 'completed' ? 'Done.' : `Stopped: ${r.state}.`);
+    showReport(r, started.status_url);
+  } catch (e) {
+    progressPanel.hidden = true;
+    preview.hidden = false;
+    $('confirm-upload').disabled = false;
+    showError(uploadError, e.message);
+  }
+});
+
+function reset() {
+  chosen = null;
+  fileInput.value = '';
+  preview.hidden = true;
+  report.hidden = true;
+  progressPanel.hidden = true;
+  setProgress('idle', 0, '');
+  drop.focus();
+}
+
+$('cancel-upload').addEventListener('click', reset);
+$('another').addEventListener('click', reset);
+fileInput.addEventListener('change', () => { if (fileInput.files[0]) choose(fileInput.files[0]).catch((e) => showError(uploadError, e.message)); });
+form.addEventListener('submit', (ev) => ev.preventDefault());
+for (const t of ['dragenter', 'dragover']) drop.addEventListener(t, (ev) => { ev.preventDefault(); drop.classList.add('over'); });
+for (const t of ['dragleave', 'drop']) drop.addEventListener(t, () => drop.classList.remove('over'));
+drop.addEventListener('drop', (ev) => {
+  ev.preventDefault();
+  const f = ev.dataTransfer?.files?.[0];
+  if (f) choose(f).catch((e) => showError(uploadError, e.message));
+});
