@@ -195,3 +195,23 @@ Contact: <sip:c@{me}>\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
     }
     assert!(saw_bye, "the answered call got a BYE at shutdown");
 }
+
+#[tokio::test]
+async fn trunk_ping_reports_alive_and_dead_trunks() {
+    use telephony::sip::call::{CallEvent, Transport, Trunk};
+    use telephony::sip::transaction::TimerConfig;
+    // T1 = 50 ms: a dead trunk is declared after 64*T1 = 3.2 s.
+    let timers = TimerConfig { t1: Duration::from_millis(50), ..Default::default() };
+    let (a, _la) = start(SipOptions { timers, ..Default::default() }).await;
+    let (b, _lb) = start(SipOptions::default()).await;
+    let mut rx = a.handle.subscribe();
+    for (addr, transport) in [(b.udp_addr, Transport::Udp), (b.tcp_addr, Transport::Tcp)] {
+        let id = a.handle.ping(Trunk { addr, transport, credentials: None });
+        let ev = sip_common::collect_events(&mut rx, Duration::from_secs(3), |e| e.iter().any(|e| matches!(e, CallEvent::TrunkStatus { .. }))).await;
+        assert!(matches!(ev.last(), Some(CallEvent::TrunkStatus { ping, code: Some(200), .. }) if *ping == id), "{transport:?}: {ev:?}");
+    }
+    let dead: std::net::SocketAddr = format!("127.0.0.1:{}", sip_common::free_port()).parse().unwrap();
+    let id = a.handle.ping(Trunk { addr: dead, transport: Transport::Udp, credentials: None });
+    let ev = sip_common::collect_events(&mut rx, Duration::from_secs(6), |e| e.iter().any(|e| matches!(e, CallEvent::TrunkStatus { .. }))).await;
+    assert!(matches!(ev.last(), Some(CallEvent::TrunkStatus { ping, code: None, .. }) if *ping == id), "{ev:?}");
+}

@@ -97,6 +97,8 @@ pub enum Command {
     TransferNotify(CallId, u16),
     /// Send a digit by SIP INFO (application/dtmf-relay), for peers that want DTMF that way.
     SendDtmfInfo(CallId, char),
+    /// Probe a trunk with OPTIONS (health check); the result arrives as `CallEvent::TrunkStatus`.
+    Ping(u64, Trunk),
     /// Register to a trunk (and keep the registration refreshed) under this id.
     Register(u64, Registration),
     /// Remove a registration (REGISTER with Expires: 0).
@@ -177,6 +179,9 @@ pub enum CallEvent {
     Dtmf { call: CallId, digit: char },
     /// The call is over.
     Hangup { call: CallId, cause: HangupCause, code: Option<u16>, outcome: Outcome },
+    /// A trunk probe's result: the response code (any response means the trunk is alive),
+    /// or `None` when nothing answered; `rtt_ms` is the round trip.
+    TrunkStatus { ping: u64, trunk: std::net::SocketAddr, code: Option<u16>, rtt_ms: u64 },
     /// A registration of ours changed state (`code` is the final response, if any).
     Registration { registration: u64, registered: bool, code: Option<u16>, expires: u32 },
 }
@@ -194,7 +199,7 @@ impl CallEvent {
             | CallEvent::TransferRequested { call, .. }
             | CallEvent::TransferProgress { call, .. }
             | CallEvent::Hangup { call, .. } => Some(*call),
-            CallEvent::Registration { .. } => None,
+            CallEvent::Registration { .. } | CallEvent::TrunkStatus { .. } => None,
         }
     }
 }

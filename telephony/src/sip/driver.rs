@@ -105,6 +105,13 @@ impl SipHandle {
         self.events.subscribe()
     }
 
+    /// Probes a trunk with OPTIONS; the answer arrives as `CallEvent::TrunkStatus` with this id.
+    pub fn ping(&self, trunk: super::call::Trunk) -> u64 {
+        let id = self.ids.fetch_add(1, Ordering::Relaxed);
+        self.command(Command::Ping(id, trunk));
+        id
+    }
+
     /// Registers to a trunk and keeps the registration refreshed; state changes arrive as
     /// `CallEvent::Registration` with the returned id.
     pub fn register(&self, r: Registration) -> u64 {

@@ -122,6 +122,7 @@ struct ClientEntry {
 pub(crate) enum Owner {
     Call(CallId),
     Registration(u64),
+    Ping(u64),
 }
 
 /// Call state shared by inbound and outbound legs.
@@ -178,6 +179,8 @@ pub struct Endpoint {
     nonces: Nonces,
     bindings: Bindings,
     registrations: HashMap<u64, register::RegClient>,
+    /// Trunk probes in flight: id → (trunk, sent at).
+    pings: HashMap<u64, (SocketAddr, Instant)>,
 }
 
 pub(crate) fn random_hex() -> String {
@@ -202,6 +205,7 @@ impl Endpoint {
             nonces: Nonces::new(Instant::now()),
             bindings: Bindings::default(),
             registrations: HashMap::new(),
+            pings: HashMap::new(),
         }
     }
 
@@ -275,6 +279,7 @@ impl Endpoint {
             Command::SendDtmfInfo(id, digit) => self.send_dtmf_info(id, digit, now),
             Command::Transfer(id, target) => self.transfer(id, target, now),
             Command::TransferNotify(id, code) => self.transfer_notify(id, code, now),
+            Command::Ping(id, trunk) => self.ping(id, trunk, now),
             Command::Register(id, r) => self.register(id, r, now),
             Command::Unregister(id) => self.unregister(id, now),
             Command::HangupAll => {
@@ -441,11 +446,13 @@ impl Endpoint {
                 transaction::Output::Response(r) => match owner {
                     Some(Owner::Call(call)) => self.uac_response(call, key, r, now),
                     Some(Owner::Registration(reg)) => self.register_response(reg, r, now),
+                    Some(Owner::Ping(p)) => self.ping_result(p, Some(r.status_code.code()), now),
                     None => {}
                 },
                 transaction::Output::Timeout | transaction::Output::TransportError => match owner {
                     Some(Owner::Call(call)) => self.uac_timeout(call, key, now),
                     Some(Owner::Registration(reg)) => self.register_failed(reg, None, now),
+                    Some(Owner::Ping(p)) => self.ping_result(p, None, now),
                     None => {}
                 },
                 transaction::Output::Terminated => {

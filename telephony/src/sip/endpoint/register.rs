@@ -25,6 +25,35 @@ pub(crate) struct RegClient {
 }
 
 impl Endpoint {
+    /// OPTIONS to a trunk (out of dialog) as a health probe.
+    pub(super) fn ping(&mut self, id: u64, trunk: crate::sip::call::Trunk, now: Instant) {
+        let t = trunk.transport;
+        let tp = if t == Transport::Tcp { ";transport=tcp" } else { "" };
+        let Ok(uri) = rsip::Uri::try_from(format!("sip:{}{tp}", trunk.addr).as_str()) else { return };
+        let mut h = rsip::Headers::default();
+        h.push(message::header("Via", self.via(t)));
+        h.push(message::header("Max-Forwards", "70"));
+        h.push(message::header("From", format!("<sip:dialbridge@{}>;tag={}", self.cfg.advertised, random_hex())));
+        h.push(message::header("To", format!("<sip:{}>", trunk.addr)));
+        h.push(message::header("Call-ID", format!("{}@{}", random_hex(), self.cfg.advertised)));
+        h.push(message::header("CSeq", "1 OPTIONS"));
+        h.push(message::header("User-Agent", &self.cfg.user_agent));
+        h.push(rsip::Header::ContentLength(0.into()));
+        let req = Request { method: Method::Options, uri, version: rsip::Version::V2, headers: h, body: vec![] };
+        self.pings.insert(id, (trunk.addr, now));
+        let peer = Peer { transport: t, addr: trunk.addr, conn: None };
+        self.send_request(req, peer, Some(Owner::Ping(id)), now);
+    }
+
+    pub(super) fn ping_result(&mut self, id: u64, code: Option<u16>, now: Instant) {
+        if code.is_some_and(|c| c < 200) {
+            return;
+        }
+        let Some((trunk, sent)) = self.pings.remove(&id) else { return };
+        let rtt_ms = now.saturating_duration_since(sent).as_millis() as u64;
+        self.emit(CallEvent::TrunkStatus { ping: id, trunk, code, rtt_ms });
+    }
+
     pub(super) fn register(&mut self, id: u64, reg: Registration, now: Instant) {
         let c = RegClient {
             reg,
