@@ -490,3 +490,21 @@ fn progress_sends_183_with_sdp_before_answer() {
     e.on_command(Command::Answer(CallId(1)), t0);
     assert_eq!(codes(&e.take_effects()), [200]);
 }
+
+#[test]
+fn shutdown_ends_ringing_outbound_calls_at_once() {
+    let mut e = ep(None);
+    let t0 = Instant::now();
+    let inv = originate(&mut e, vec![trunk(5080)], t0);
+    e.on_message(reply(&inv, 180), peer(), t0);
+    e.take_effects();
+    e.on_command(Command::HangupAll, t0);
+    let fx = e.take_effects();
+    assert!(matches!(&sent(&fx)[..], [SipMessage::Request(r)] if r.method == Method::Cancel));
+    assert!(matches!(events(&fx)[..], [CallEvent::Hangup { cause: HangupCause::Shutdown, .. }]));
+    assert_eq!(e.active_calls(), 0);
+    // The 200 that crosses the CANCEL is ACKed and BYEd.
+    e.on_message(reply(&inv, 200), peer(), t0);
+    let m: Vec<Method> = sent(&e.take_effects()).into_iter().filter_map(|m| if let SipMessage::Request(r) = m { Some(r.method) } else { None }).collect();
+    assert_eq!(m, [Method::Ack, Method::Bye]);
+}

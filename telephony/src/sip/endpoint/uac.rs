@@ -371,6 +371,11 @@ impl Endpoint {
             self.end_call(id, cause, None, Outcome::Answered);
         } else {
             self.cancel_outbound(id, cause, now);
+            if cause == HangupCause::Shutdown {
+                // Do not hold the shutdown for the 487: the CANCEL is out, the call is over for us
+                // (a 200 crossing it is still ACKed and BYEd as a stray).
+                self.end_call(id, cause, None, Outcome::NoAnswer);
+            }
         }
     }
 
