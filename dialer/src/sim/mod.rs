@@ -4,6 +4,11 @@
 //!
 //! This is the library behind `dialbridge simulate`: build a [`SimConfig`], call [`run_seeds`] and
 //! print the [`SimReport`] (serde-serialisable; the field names are the CLI's JSON keys).
+//! Flag mapping: `--agents` → [`SimConfig::agents`], `--answer-rate` → [`SimConfig::answer_rate`],
+//! `--mode` → [`SimMode::parse`] (`predictive | progressive | oracle | vicidial | ratio[:L]`),
+//! `--hours` → [`SimConfig::hours`], `--seed` → [`SimConfig::seed`] (first seed),
+//! `--seeds` (default 10) → the `seeds` argument of [`run_seeds`], `--abandon-cap` →
+//! [`SimConfig::abandon_cap`]; `--json` prints `serde_json::to_string(&report)` per mode.
 
 pub mod drift;
 mod engine;
