@@ -65,6 +65,9 @@ pub struct ContactRecord {
     pub target_queue: Option<String>,
     pub queue_priority: Option<i64>,
     pub queue_time_adjustment_s: Option<i64>,
+    /// Skills routing set by `UpdateRoutingCriteria`, handed to the ACD with the contact.
+    #[serde(default)]
+    pub routing_criteria: Vec<crate::acd::CriteriaStep>,
     pub callback_number: Option<String>,
     pub recording: Recording,
     pub voice: Option<String>,

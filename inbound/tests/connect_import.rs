@@ -67,7 +67,7 @@ fn supported_actions_run_with_the_lookup_succeeding() {
         prompt: PromptSpec::Ssml("<speak>Hello Grace. You called about a missed payment on account <say-as interpret-as=\"digits\">4471</say-as>.</speak>".into()),
         voice: Some("Joanna".into()),
     }]);
-    assert_eq!(i.step(Input::PromptFinished, 6000), vec![Effect::EnqueueContact { queue: QUEUE_ARN.into(), priority: None, time_adjustment_s: None }]);
+    assert_eq!(i.step(Input::PromptFinished, 6000), vec![Effect::EnqueueContact { queue: QUEUE_ARN.into(), priority: None, time_adjustment_s: None, criteria: vec![] }]);
     assert_eq!(i.step(Input::QueueResult(QueueResult::Queued), 6010), vec![Effect::Ended(FlowOutcome::Queued { queue: QUEUE_ARN.into() })]);
     let r = i.record();
     assert_eq!(r.attributes.get("lname").map(String::as_str), Some("Hopper"));

@@ -245,3 +245,53 @@ fn transfer_to_flow_carries_the_contact_into_the_next_flow() {
     assert_eq!(started(&mut i, "c"), vec![Effect::TransferToFlow { flow: "fr".into() }]);
     assert_eq!(i.step(Input::FlowNotFound, 1), vec![Effect::Disconnect, Effect::Ended(FlowOutcome::Disconnected)]);
 }
+
+#[test]
+fn routing_criteria_from_the_flow_reach_the_acd_request() {
+    use inbound::acd::{Acd, AcdConfig, AgentConfig, AgentStatus, ContactRequest, Decision, Event, ProfileQueue, QueueConfig, RoutingProfileConfig};
+    let mut i = interp("criteria", json!([
+        {"Identifier": "criteria", "Type": "UpdateRoutingCriteria",
+         "Parameters": {"RoutingCriteria": {"Steps": [
+             {"Expression": {"AndExpression": [
+                 {"AttributeCondition": {"Name": "Language", "Value": "French", "ProficiencyLevel": 4, "ComparisonOperator": "NumberGreaterOrEqualTo"}},
+                 {"AttributeCondition": {"Name": "Product", "Value": "Billing", "ProficiencyLevel": 2, "ComparisonOperator": "NumberGreaterOrEqualTo"}}]},
+              "Expiry": {"DurationInSeconds": 30}},
+             {"Expression": {"AttributeCondition": {"Name": "Language", "Value": "French", "ProficiencyLevel": 1, "ComparisonOperator": "NumberGreaterOrEqualTo"}}}
+         ]}},
+         "Transitions": {"NextAction": "queue", "Errors": [{"NextAction": "bye", "ErrorType": "NoMatchingError"}]}},
+        {"Identifier": "queue", "Type": "UpdateContactTargetQueue", "Parameters": {"QueueId": "fr"}, "Transitions": {"NextAction": "xfer"}},
+        {"Identifier": "xfer", "Type": "TransferContactToQueue", "Parameters": {},
+         "Transitions": {"Errors": [{"NextAction": "bye", "ErrorType": "QueueAtCapacity"}]}},
+        bye()
+    ]), 0);
+    let fx = started(&mut i, "c");
+    let Effect::EnqueueContact { queue, criteria, .. } = &fx[0] else { panic!("{fx:?}") };
+    assert_eq!(criteria[0].skills, BTreeMap::from([("Language:French".to_string(), 4), ("Product:Billing".to_string(), 2)]));
+    assert_eq!((criteria[0].expiry_s, criteria[1].expiry_s), (Some(30), None));
+
+    // The ACD honours them: the fluent agent first; after 30 s anyone speaking French.
+    let mut acd = Acd::new(&AcdConfig {
+        queues: vec![QueueConfig::new("fr")],
+        profiles: vec![RoutingProfileConfig { name: "p".into(), queues: vec![ProfileQueue { queue: "fr".into(), priority: 1, delay_s: 0 }], acw_s: 0 }],
+        agents: vec![
+            AgentConfig { id: "learner".into(), profile: "p".into(), skills: BTreeMap::from([("Language:French".into(), 2), ("Product:Billing".into(), 5)]) },
+        ],
+    })
+    .unwrap();
+    acd.step(Event::SetStatus { agent: "learner".into(), status: AgentStatus::Available }, 0);
+    let mut req = ContactRequest::new("c", queue);
+    req.criteria = criteria.clone();
+    let ds = acd.step(Event::Enqueue(req), 1000);
+    assert!(!ds.iter().any(|d| matches!(d, Decision::Offer { .. })));
+    let ds = acd.step(Event::Tick, 31_000);
+    assert!(ds.iter().any(|d| matches!(d, Decision::Offer { agent, .. } if agent == "learner")));
+
+    // OrExpression is named as unsupported.
+    let bad: FlowDocument = serde_json::from_value(json!({"Version": "2019-10-30", "StartAction": "c", "Actions": [
+        {"Identifier": "c", "Type": "UpdateRoutingCriteria", "Parameters": {"RoutingCriteria": {"Steps": [{"Expression": {"OrExpression": []}}]}},
+         "Transitions": {"NextAction": "bye"}},
+        bye()
+    ]})).unwrap();
+    let errs = compile(&bad, Mode::Strict).unwrap_err();
+    assert!(errs[0].to_string().contains("OrExpression is not supported"), "{errs:?}");
+}

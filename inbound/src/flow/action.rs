@@ -6,6 +6,7 @@
 use serde_json::{Map, Value};
 
 use super::value::{BadPath, DataPath, Dyn};
+use crate::acd::CriteriaStep;
 
 /// The Dialbridge extension action type: transfer to the legacy platform through the bridge.
 pub const TRANSFER_TO_LEGACY: &str = "TransferToLegacyPlatform";
@@ -21,7 +22,7 @@ pub const KNOWN_UNSUPPORTED: &[&str] = &[
     "TransferContactToAgent", "UnTagContact", "UpdateCase", "UpdateContactData",
     "UpdateContactEventHooks", "UpdateContactMediaProcessing", "UpdateContactMediaStreamingBehavior",
     "UpdateContactRecordingAndAnalyticsBehavior", "UpdateFlowAttributes",
-    "UpdatePreviousContactParticipantState", "UpdateRoutingCriteria", "Wait",
+    "UpdatePreviousContactParticipantState", "Wait",
 ];
 
 /// What a prompt plays.
@@ -68,6 +69,8 @@ pub enum Kind {
     },
     UpdateContactTargetQueue { queue: Dyn },
     UpdateContactRoutingBehavior { priority: Option<i64>, age_adjustment_s: Option<i64> },
+    /// Skills the contact needs, in steps that relax over time; skill keys are `Name:Value`.
+    UpdateRoutingCriteria { steps: Vec<CriteriaStep> },
     TransferContactToQueue,
     TransferParticipantToThirdParty {
         number: Dyn,
@@ -298,6 +301,7 @@ pub fn parse(action_type: &str, p: &P) -> Result<Option<Kind>, ParamError> {
             }
             Kind::UpdateContactRoutingBehavior { priority, age_adjustment_s: age }
         }
+        "UpdateRoutingCriteria" => Kind::UpdateRoutingCriteria { steps: routing_criteria(p)? },
         "TransferContactToQueue" => Kind::TransferContactToQueue,
         "TransferParticipantToThirdParty" => {
             let number = dyn_value(p, "ThirdPartyPhoneNumber")?.ok_or(ParamError::Missing("ThirdPartyPhoneNumber"))?;
@@ -377,6 +381,56 @@ pub fn parse(action_type: &str, p: &P) -> Result<Option<Kind>, ParamError> {
         _ => return Ok(None),
     };
     Ok(Some(kind))
+}
+
+/// `RoutingCriteria.Steps[]`: each an `AttributeCondition` or an `AndExpression` of them
+/// (`NumberGreaterOrEqualTo` on a proficiency 1..=5), with an optional `Expiry.DurationInSeconds`.
+fn routing_criteria(p: &P) -> Result<Vec<CriteriaStep>, ParamError> {
+    const NAME: &str = "RoutingCriteria.Steps";
+    let steps = object(p, "RoutingCriteria")?
+        .and_then(|rc| rc.get("Steps"))
+        .and_then(Value::as_array)
+        .ok_or(ParamError::Missing("RoutingCriteria.Steps"))?;
+    let condition = |c: &Value| -> Result<(String, u8), ParamError> {
+        let c = c.get("AttributeCondition").and_then(Value::as_object).ok_or_else(|| invalid(NAME, "expected AttributeCondition"))?;
+        let field = |k: &str| c.get(k).and_then(|v| v.as_str().map(str::to_string).or_else(|| v.as_f64().map(|n| n.to_string())));
+        let (Some(name), Some(value)) = (field("Name"), field("Value")) else {
+            return Err(invalid(NAME, "AttributeCondition needs Name and Value"));
+        };
+        if let Some(op) = field("ComparisonOperator")
+            && op != "NumberGreaterOrEqualTo"
+        {
+            return Err(invalid(NAME, format!("ComparisonOperator {op:?} is not supported")));
+        }
+        let level = field("ProficiencyLevel").and_then(|l| l.parse::<f64>().ok()).unwrap_or(1.0);
+        if !(1.0..=5.0).contains(&level) {
+            return Err(invalid(NAME, format!("ProficiencyLevel {level} is outside 1..=5")));
+        }
+        Ok((format!("{name}:{value}"), level.ceil() as u8))
+    };
+    steps
+        .iter()
+        .map(|step| {
+            let expr = step.get("Expression").ok_or_else(|| invalid(NAME, "a step needs an Expression"))?;
+            let skills = if let Some(and) = expr.get("AndExpression").and_then(Value::as_array) {
+                and.iter().map(condition).collect::<Result<_, _>>()?
+            } else if expr.get("OrExpression").is_some() {
+                return Err(invalid(NAME, "OrExpression is not supported"));
+            } else {
+                std::collections::BTreeMap::from([condition(expr)?])
+            };
+            let expiry_s = match step.get("Expiry").and_then(|e| e.get("DurationInSeconds")) {
+                None => None,
+                Some(v) => Some(
+                    v.as_i64()
+                        .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+                        .filter(|s| *s > 0)
+                        .ok_or_else(|| invalid(NAME, "Expiry.DurationInSeconds must be a positive static number"))?,
+                ),
+            };
+            Ok(CriteriaStep { skills, expiry_s })
+        })
+        .collect()
 }
 
 pub fn is_dtmf(c: char) -> bool {

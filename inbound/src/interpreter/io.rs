@@ -87,7 +87,12 @@ pub enum Effect {
     /// Check hours `hours_id`, or those of `queue` when no id is given; report `HoursChecked`.
     CheckHours { hours_id: Option<String>, queue: Option<String> },
     /// Hand the contact to the ACD; report `QueueResult`.
-    EnqueueContact { queue: String, priority: Option<i64>, time_adjustment_s: Option<i64> },
+    EnqueueContact {
+        queue: String,
+        priority: Option<i64>,
+        time_adjustment_s: Option<i64>,
+        criteria: Vec<crate::acd::CriteriaStep>,
+    },
     TransferToNumber { number: String, timeout_s: i64, dtmf: Option<String>, caller_id: Option<String>, continue_flow: bool },
     /// Transfer through the migration bridge (lease a DNIS from `pool`, pass `data`).
     TransferToLegacy { pool: String, data: BTreeMap<String, String> },

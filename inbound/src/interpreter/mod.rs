@@ -350,6 +350,10 @@ impl Interpreter {
                     }
                     Branch::Next
                 }
+                Kind::UpdateRoutingCriteria { steps } => {
+                    self.record.routing_criteria = steps.clone();
+                    Branch::Next
+                }
                 Kind::TransferContactToQueue => match &self.record.target_queue {
                     None => Branch::Error("NoMatchingError"),
                     Some(q) => {
@@ -357,6 +361,7 @@ impl Interpreter {
                             queue: q.clone(),
                             priority: self.record.queue_priority,
                             time_adjustment_s: self.record.queue_time_adjustment_s,
+                            criteria: self.record.routing_criteria.clone(),
                         });
                         self.waiting = Waiting::Queue;
                         return;
