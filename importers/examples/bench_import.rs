@@ -104,6 +104,9 @@ async fn main() -> anyhow::Result<()> {
     println!("DNC registry: {} numbers stored in {:.2?}", load.registry.entries, t.elapsed());
 
     let mut o = importers::ImportOptions::new("bench");
+    if !args.iter().any(|a| a == "--no-copy") {
+        o.postgres_url = arg("--pg");
+    }
     o.batch_rows = 50_000;
     let t = Instant::now();
     let cpu0 = cpu_secs();

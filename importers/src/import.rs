@@ -59,6 +59,10 @@ pub struct ImportOptions {
     pub job_id: Option<String>,
     /// Audit actor, e.g. `user:alice`.
     pub actor: String,
+    /// The PostgreSQL URL of `db`, to enable the COPY fast path (the Any driver cannot COPY). Never
+    /// serialised (it may hold a password). Ignored on SQLite.
+    #[serde(skip)]
+    pub postgres_url: Option<String>,
 }
 
 impl ImportOptions {
@@ -74,6 +78,7 @@ impl ImportOptions {
             resume_job: None,
             job_id: None,
             actor: "system".to_owned(),
+            postgres_url: None,
         }
     }
 }
@@ -227,6 +232,10 @@ async fn run(
     }
     let keys = store::existing_keys(db, list_id, (skip_rows > 0).then_some(job_id)).await?;
 
+    let pg_copy = match (&options.postgres_url, db.backend()) {
+        (Some(url), foundation::Backend::Postgres) => Some(crate::pgcopy::PgCopyWriter::connect(url).await?),
+        _ => None,
+    };
     let mut last = report.clone();
     let (tx, mut rx) = mpsc::channel::<Batch>(2);
     let batch_rows = options.batch_rows.max(1);
@@ -290,7 +299,11 @@ async fn run(
 
     let mut write_error = None;
     while let Some(batch) = rx.recv().await {
-        if let Err(e) = store::write_batch(db, clock.now_ms(), list_id, job_id, &batch).await {
+        let written = match &pg_copy {
+            Some(w) => w.write_batch(clock.now_ms(), list_id, job_id, &batch).await,
+            None => store::write_batch(db, clock.now_ms(), list_id, job_id, &batch).await,
+        };
+        if let Err(e) = written {
             write_error = Some(e);
             break;
         }
@@ -307,6 +320,9 @@ async fn run(
         });
     }
     drop(rx);
+    if let Some(w) = pg_copy {
+        w.close().await;
+    }
     let produced = producer.await.context("the reader thread panicked")?;
     if let Some(e) = write_error {
         return Err(e);

@@ -54,6 +54,7 @@ pub mod dnc;
 pub mod generate;
 pub mod import;
 pub mod mapping;
+pub mod pgcopy;
 pub mod phone;
 pub mod reader;
 pub mod report;

@@ -55,7 +55,7 @@ async fn count(db: &Db, sql: &str, job: Option<&str>) -> i64 {
 }
 
 /// Import, re-import (no duplicates created), re-import with the update policy.
-async fn messy_csv_round(db: &Db, dir: &Path) {
+async fn messy_csv_round(db: &Db, dir: &Path, postgres_url: Option<&str>) {
     let clock = VirtualClock::at_ms(NOW);
     let mut opts = GenOptions::new(3000, 42);
     opts.invalid_share = 0.06;
@@ -73,6 +73,7 @@ async fn messy_csv_round(db: &Db, dir: &Path) {
     o.region = Some("US".into());
     o.dnc_files.push(dnc_path.clone());
     o.batch_rows = 500;
+    o.postgres_url = postgres_url.map(str::to_owned);
     let progress_calls = std::sync::atomic::AtomicU64::new(0);
     let r = import_file(db, &clock, &path, &o, &|p| {
         assert!(p.rows_committed <= 3000);
@@ -141,7 +142,7 @@ async fn messy_csv_round(db: &Db, dir: &Path) {
 async fn messy_csv_sqlite() {
     let dir = tempfile::tempdir().unwrap();
     let db = sqlite(dir.path()).await;
-    messy_csv_round(&db, dir.path()).await;
+    messy_csv_round(&db, dir.path(), None).await;
 }
 
 #[tokio::test]
@@ -150,7 +151,17 @@ async fn messy_csv_postgres() {
     let dir = tempfile::tempdir().unwrap();
     let db = Db::connect(&pg.url, 4).await.unwrap();
     db.migrate().await.unwrap();
-    messy_csv_round(&db, dir.path()).await;
+    messy_csv_round(&db, dir.path(), None).await;
+    db.close().await;
+}
+
+#[tokio::test]
+async fn messy_csv_postgres_copy() {
+    let Some(pg) = TempPgDatabase::create().await else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::connect(&pg.url, 4).await.unwrap();
+    db.migrate().await.unwrap();
+    messy_csv_round(&db, dir.path(), Some(&pg.url)).await;
     db.close().await;
 }
 
