@@ -11,8 +11,8 @@ use std::collections::BTreeMap;
 use std::time::Instant;
 
 use inbound::acd::{
-    Acd, AcdConfig, AgentConfig, AgentStatus, ContactRequest, CriteriaStep, Decision, Event, ProfileQueue, QueueConfig,
-    RoutingProfileConfig, Strategy,
+    Acd, AcdConfig, AgentConfig, AgentStatus, ContactRequest, CriteriaStep, Decision, Event,
+    ProfileQueue, QueueConfig, RoutingProfileConfig, Strategy,
 };
 
 const QUEUES: usize = 50;
@@ -36,10 +36,19 @@ impl Rng {
 }
 
 fn config(rng: &mut Rng) -> AcdConfig {
-    let strategies = [Strategy::RoundRobin, Strategy::LeastTalkTime, Strategy::FewestCalls, Strategy::SkillsWeighted];
+    let strategies = [
+        Strategy::RoundRobin,
+        Strategy::LeastTalkTime,
+        Strategy::FewestCalls,
+        Strategy::SkillsWeighted,
+    ];
     let queues = (0..QUEUES)
         .map(|q| QueueConfig {
-            strategy: if q < 40 { Strategy::LongestIdle } else { strategies[q % 4] },
+            strategy: if q < 40 {
+                Strategy::LongestIdle
+            } else {
+                strategies[q % 4]
+            },
             ..QueueConfig::new(&format!("q{q}"))
         })
         .collect();
@@ -47,7 +56,11 @@ fn config(rng: &mut Rng) -> AcdConfig {
         .map(|p| RoutingProfileConfig {
             name: format!("p{p}"),
             queues: (0..6)
-                .map(|i| ProfileQueue { queue: format!("q{}", (p * 2 + i * 7) % QUEUES), priority: 1 + (i % 3) as u8, delay_s: 0 })
+                .map(|i| ProfileQueue {
+                    queue: format!("q{}", (p * 2 + i * 7) % QUEUES),
+                    priority: 1 + (i % 3) as u8,
+                    delay_s: 0,
+                })
                 .collect(),
             acw_s: 0,
         })
@@ -56,17 +69,26 @@ fn config(rng: &mut Rng) -> AcdConfig {
         .map(|a| AgentConfig {
             id: format!("a{a}"),
             profile: format!("p{}", a % PROFILES),
-            skills: (0..3).map(|_| (format!("s{}", rng.below(SKILLS)), 1 + rng.below(5) as u8)).collect(),
+            skills: (0..3)
+                .map(|_| (format!("s{}", rng.below(SKILLS)), 1 + rng.below(5) as u8))
+                .collect(),
         })
         .collect();
-    AcdConfig { queues, profiles, agents }
+    AcdConfig {
+        queues,
+        profiles,
+        agents,
+    }
 }
 
 fn request(rng: &mut Rng, n: usize) -> ContactRequest {
     let mut r = ContactRequest::new(&format!("k{n}"), &format!("q{}", rng.below(QUEUES)));
     if rng.below(3) == 0 {
         r.criteria = vec![
-            CriteriaStep { skills: BTreeMap::from([(format!("s{}", rng.below(SKILLS)), 3)]), expiry_s: Some(30) },
+            CriteriaStep {
+                skills: BTreeMap::from([(format!("s{}", rng.below(SKILLS)), 3)]),
+                expiry_s: Some(30),
+            },
             CriteriaStep::default(),
         ];
     }
@@ -100,10 +122,18 @@ fn main() {
     let mut acd = Acd::new(&cfg).expect("valid configuration");
     let mut now: i64 = 1_000_000;
     for a in &cfg.agents {
-        acd.step(Event::SetStatus { agent: a.id.clone(), status: AgentStatus::Available }, now);
+        acd.step(
+            Event::SetStatus {
+                agent: a.id.clone(),
+                status: AgentStatus::Available,
+            },
+            now,
+        );
         now += 1;
     }
-    println!("{AGENTS} agents, {QUEUES} queues, {PROFILES} routing profiles of 6 queues, 1/3 of contacts need a skill");
+    println!(
+        "{AGENTS} agents, {QUEUES} queues, {PROFILES} routing profiles of 6 queues, 1/3 of contacts need a skill"
+    );
 
     // (1) Light load: contacts arrive while (almost) every agent is idle.
     let (mut arrive, mut release) = (Vec::new(), Vec::new());
@@ -117,14 +147,25 @@ fn main() {
         arrive.push(t.elapsed().as_nanos());
         match offer(&ds) {
             Some((contact, agent)) => {
-                acd.step(Event::Accept { contact, agent: agent.clone() }, now);
+                acd.step(
+                    Event::Accept {
+                        contact,
+                        agent: agent.clone(),
+                    },
+                    now,
+                );
                 now += 1;
                 let t = Instant::now();
                 acd.step(Event::ContactEnded { agent }, now);
                 release.push(t.elapsed().as_nanos());
             }
             None => {
-                acd.step(Event::Abandon { contact: format!("k{n}") }, now);
+                acd.step(
+                    Event::Abandon {
+                        contact: format!("k{n}"),
+                    },
+                    now,
+                );
             }
         }
     }
@@ -140,7 +181,13 @@ fn main() {
         let ds = acd.step(Event::Enqueue(request(&mut rng, n)), now);
         match offer(&ds) {
             Some((contact, agent)) => {
-                acd.step(Event::Accept { contact, agent: agent.clone() }, now);
+                acd.step(
+                    Event::Accept {
+                        contact,
+                        agent: agent.clone(),
+                    },
+                    now,
+                );
                 busy.push(agent);
             }
             None => waiting += 1,
@@ -154,15 +201,38 @@ fn main() {
         now += 3;
         let agent = busy.swap_remove(rng.below(busy.len()));
         let t = Instant::now();
-        let ds = acd.step(Event::ContactEnded { agent: agent.clone() }, now);
+        let ds = acd.step(
+            Event::ContactEnded {
+                agent: agent.clone(),
+            },
+            now,
+        );
         freed.push(t.elapsed().as_nanos());
         if let Some((contact, agent)) = offer(&ds) {
-            acd.step(Event::Accept { contact, agent: agent.clone() }, now);
+            acd.step(
+                Event::Accept {
+                    contact,
+                    agent: agent.clone(),
+                },
+                now,
+            );
             busy.push(agent);
         } else {
             // Nothing eligible for this agent right now: it stays idle; free another one.
-            acd.step(Event::SetStatus { agent: agent.clone(), status: AgentStatus::NotRoutable("Bench".into()) }, now);
-            acd.step(Event::SetStatus { agent: agent.clone(), status: AgentStatus::Available }, now);
+            acd.step(
+                Event::SetStatus {
+                    agent: agent.clone(),
+                    status: AgentStatus::NotRoutable("Bench".into()),
+                },
+                now,
+            );
+            acd.step(
+                Event::SetStatus {
+                    agent: agent.clone(),
+                    status: AgentStatus::Available,
+                },
+                now,
+            );
             busy.push(agent);
         }
         // Keep the backlog topped up.
@@ -171,12 +241,23 @@ fn main() {
         let ds = acd.step(Event::Enqueue(request(&mut rng, n)), now);
         arrive_busy.push(t.elapsed().as_nanos());
         if let Some((contact, agent)) = offer(&ds) {
-            acd.step(Event::Accept { contact, agent: agent.clone() }, now);
+            acd.step(
+                Event::Accept {
+                    contact,
+                    agent: agent.clone(),
+                },
+                now,
+            );
             busy.push(agent);
         }
         if i == 0 {
-            let waiting: usize = (0..QUEUES).map(|q| acd.waiting(&format!("q{q}")).len()).sum();
-            println!("overload: {} agents on contacts, {waiting} contacts waiting", busy.len());
+            let waiting: usize = (0..QUEUES)
+                .map(|q| acd.waiting(&format!("q{q}")).len())
+                .sum();
+            println!(
+                "overload: {} agents on contacts, {waiting} contacts waiting",
+                busy.len()
+            );
         }
     }
     report("agent released -> best waiting contact", freed);
@@ -185,5 +266,9 @@ fn main() {
     now += 31_000;
     let t = Instant::now();
     let ds = acd.step(Event::Tick, now);
-    println!("tick after 31 s (criteria steps expire): {} decisions in {:.2} ms", ds.len(), t.elapsed().as_secs_f64() * 1000.0);
+    println!(
+        "tick after 31 s (criteria steps expire): {} decisions in {:.2} ms",
+        ds.len(),
+        t.elapsed().as_secs_f64() * 1000.0
+    );
 }

@@ -78,7 +78,12 @@ pub struct ContactRecord {
 
 impl ContactRecord {
     pub fn new(contact: ContactInfo, now_ms: i64) -> Self {
-        Self { attributes: contact.attributes.clone(), contact, started_at_ms: now_ms, ..Self::default() }
+        Self {
+            attributes: contact.attributes.clone(),
+            contact,
+            started_at_ms: now_ms,
+            ..Self::default()
+        }
     }
 
     /// Bytes the attributes take, as counted against [`MAX_ATTRIBUTE_BYTES`].

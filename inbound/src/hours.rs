@@ -85,17 +85,24 @@ fn minutes(text: &str, is_end: bool) -> Result<u32, HoursError> {
     if is_end && text == "24:00" {
         return Ok(24 * 60);
     }
-    let t = NaiveTime::parse_from_str(text, "%H:%M").map_err(|_| HoursError::Time(text.to_string()))?;
+    let t =
+        NaiveTime::parse_from_str(text, "%H:%M").map_err(|_| HoursError::Time(text.to_string()))?;
     Ok(t.hour() * 60 + t.minute())
 }
 
 fn span(start: &str, end: &str) -> Result<Span, HoursError> {
-    Ok(Span { start: minutes(start, false)?, end: minutes(end, true)? })
+    Ok(Span {
+        start: minutes(start, false)?,
+        end: minutes(end, true)?,
+    })
 }
 
 impl Hours {
     pub fn from_config(cfg: &HoursConfig) -> Result<Self, HoursError> {
-        let zone: Tz = cfg.time_zone.parse().map_err(|_| HoursError::TimeZone(cfg.time_zone.clone()))?;
+        let zone: Tz = cfg
+            .time_zone
+            .parse()
+            .map_err(|_| HoursError::TimeZone(cfg.time_zone.clone()))?;
         let mut weekly: [Vec<Span>; 7] = Default::default();
         for r in &cfg.weekly {
             let day: Weekday = r.day.parse().map_err(|_| HoursError::Day(r.day.clone()))?;
@@ -103,11 +110,21 @@ impl Hours {
         }
         let mut overrides = Vec::new();
         for o in &cfg.overrides {
-            let date = NaiveDate::parse_from_str(&o.date, "%Y-%m-%d").map_err(|_| HoursError::Date(o.date.clone()))?;
-            let spans = o.ranges.iter().map(|r| span(&r.start, &r.end)).collect::<Result<Vec<_>, _>>()?;
+            let date = NaiveDate::parse_from_str(&o.date, "%Y-%m-%d")
+                .map_err(|_| HoursError::Date(o.date.clone()))?;
+            let spans = o
+                .ranges
+                .iter()
+                .map(|r| span(&r.start, &r.end))
+                .collect::<Result<Vec<_>, _>>()?;
             overrides.push((date, spans));
         }
-        Ok(Self { id: cfg.id.clone(), zone, weekly, overrides })
+        Ok(Self {
+            id: cfg.id.clone(),
+            zone,
+            weekly,
+            overrides,
+        })
     }
 
     fn spans_on(&self, date: NaiveDate) -> &[Span] {
@@ -123,11 +140,17 @@ impl Hours {
         let date = local.date();
         let minute = local.hour() * 60 + local.minute();
         let today = self.spans_on(date).iter().any(|s| {
-            if s.overnight() { minute >= s.start } else { minute >= s.start && minute < s.end }
+            if s.overnight() {
+                minute >= s.start
+            } else {
+                minute >= s.start && minute < s.end
+            }
         });
-        let spill = date
-            .pred_opt()
-            .is_some_and(|y| self.spans_on(y).iter().any(|s| s.overnight() && minute < s.end));
+        let spill = date.pred_opt().is_some_and(|y| {
+            self.spans_on(y)
+                .iter()
+                .any(|s| s.overnight() && minute < s.end)
+        });
         today || spill
     }
 
@@ -142,7 +165,9 @@ impl Hours {
         let now_open = self.is_open(from);
         let start = from.with_second(0)?.with_nanosecond(0)?;
         let steps = horizon.num_minutes();
-        (1..=steps).map(|m| start + Duration::minutes(m)).find(|t| self.is_open(*t) != now_open)
+        (1..=steps)
+            .map(|m| start + Duration::minutes(m))
+            .find(|t| self.is_open(*t) != now_open)
     }
 }
 
@@ -164,7 +189,8 @@ impl HoursBook {
     }
 
     pub fn set_queue_hours(&mut self, queue: &str, hours_id: &str) {
-        self.queue_hours.insert(queue.to_string(), hours_id.to_string());
+        self.queue_hours
+            .insert(queue.to_string(), hours_id.to_string());
     }
 
     /// `Some(open)`, or `None` when no schedule applies (the flow then takes its error branch).
@@ -183,12 +209,34 @@ mod tests {
 
     #[test]
     fn rejects_bad_configuration_with_the_value_named() {
-        let mut cfg = HoursConfig { id: "h".into(), time_zone: "Mars/Olympus".into(), weekly: vec![], overrides: vec![] };
-        assert_eq!(Hours::from_config(&cfg), Err(HoursError::TimeZone("Mars/Olympus".into())));
+        let mut cfg = HoursConfig {
+            id: "h".into(),
+            time_zone: "Mars/Olympus".into(),
+            weekly: vec![],
+            overrides: vec![],
+        };
+        assert_eq!(
+            Hours::from_config(&cfg),
+            Err(HoursError::TimeZone("Mars/Olympus".into()))
+        );
         cfg.time_zone = "UTC".into();
-        cfg.weekly.push(WeeklyRange { day: "Funday".into(), start: "09:00".into(), end: "17:00".into() });
-        assert_eq!(Hours::from_config(&cfg), Err(HoursError::Day("Funday".into())));
-        cfg.weekly[0] = WeeklyRange { day: "Mon".into(), start: "9am".into(), end: "17:00".into() };
-        assert_eq!(Hours::from_config(&cfg), Err(HoursError::Time("9am".into())));
+        cfg.weekly.push(WeeklyRange {
+            day: "Funday".into(),
+            start: "09:00".into(),
+            end: "17:00".into(),
+        });
+        assert_eq!(
+            Hours::from_config(&cfg),
+            Err(HoursError::Day("Funday".into()))
+        );
+        cfg.weekly[0] = WeeklyRange {
+            day: "Mon".into(),
+            start: "9am".into(),
+            end: "17:00".into(),
+        };
+        assert_eq!(
+            Hours::from_config(&cfg),
+            Err(HoursError::Time("9am".into()))
+        );
     }
 }

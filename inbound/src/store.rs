@@ -44,13 +44,21 @@ pub struct StoredFlow {
 impl StoredFlow {
     /// Compiles for the interpreter (stored documents were validated on save).
     pub fn compile(&self) -> Result<Arc<CompiledFlow>> {
-        compile(&self.document, Mode::Strict).map(Arc::new).map_err(StoreError::Invalid)
+        compile(&self.document, Mode::Strict)
+            .map(Arc::new)
+            .map_err(StoreError::Invalid)
     }
 }
 
 /// Saves a new version of flow `name` (creating the flow on first save) after strict
 /// validation, and makes it the current version. Returns the version number.
-pub async fn save_flow(db: &Db, name: &str, doc: &FlowDocument, now_ms: i64, actor: &str) -> Result<i64> {
+pub async fn save_flow(
+    db: &Db,
+    name: &str,
+    doc: &FlowDocument,
+    now_ms: i64,
+    actor: &str,
+) -> Result<i64> {
     compile(doc, Mode::Strict).map_err(StoreError::Invalid)?;
     let text = serde_json::to_string(doc).expect("a flow document serializes");
     let mut tx = db.begin_write().await?;
@@ -64,15 +72,18 @@ pub async fn save_flow(db: &Db, name: &str, doc: &FlowDocument, now_ms: i64, act
     .bind(now_ms)
     .execute(tx.conn())
     .await?;
-    let flow_id: i64 = sqlx::query_scalar("UPDATE inbound_flows SET updated_at = $2 WHERE name = $1 RETURNING id")
-        .bind(name)
-        .bind(now_ms)
-        .fetch_one(tx.conn())
-        .await?;
-    let version: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(version), 0) + 1 FROM inbound_flow_versions WHERE flow_id = $1")
-        .bind(flow_id)
-        .fetch_one(tx.conn())
-        .await?;
+    let flow_id: i64 =
+        sqlx::query_scalar("UPDATE inbound_flows SET updated_at = $2 WHERE name = $1 RETURNING id")
+            .bind(name)
+            .bind(now_ms)
+            .fetch_one(tx.conn())
+            .await?;
+    let version: i64 = sqlx::query_scalar(
+        "SELECT COALESCE(MAX(version), 0) + 1 FROM inbound_flow_versions WHERE flow_id = $1",
+    )
+    .bind(flow_id)
+    .fetch_one(tx.conn())
+    .await?;
     sqlx::query(
         "INSERT INTO inbound_flow_versions (flow_id, version, document, created_at, created_by) VALUES ($1, $2, $3, $4, $5)",
     )
@@ -89,26 +100,43 @@ pub async fn save_flow(db: &Db, name: &str, doc: &FlowDocument, now_ms: i64, act
         .bind(flow_id)
         .execute(tx.conn())
         .await?;
-    audit::record(tx.conn(), now_ms, &audit::Entry {
-        actor,
-        action: "inbound.flow.save",
-        subject: Some(name),
-        result: "ok",
-        detail: Some(json!({"version": version, "actions": doc.actions.len()})),
-    })
+    audit::record(
+        tx.conn(),
+        now_ms,
+        &audit::Entry {
+            actor,
+            action: "inbound.flow.save",
+            subject: Some(name),
+            result: "ok",
+            detail: Some(json!({"version": version, "actions": doc.actions.len()})),
+        },
+    )
     .await?;
     tx.commit().await?;
     Ok(version)
 }
 
 /// Imports JSON text as a new version: strict, so unsupported actions are refused by name.
-pub async fn import_flow(db: &Db, name: &str, json_text: &str, now_ms: i64, actor: &str) -> Result<i64> {
-    let doc = FlowDocument::from_json(json_text).map_err(|e| StoreError::Invalid(vec![FlowError::Json(e.to_string())]))?;
+pub async fn import_flow(
+    db: &Db,
+    name: &str,
+    json_text: &str,
+    now_ms: i64,
+    actor: &str,
+) -> Result<i64> {
+    let doc = FlowDocument::from_json(json_text)
+        .map_err(|e| StoreError::Invalid(vec![FlowError::Json(e.to_string())]))?;
     save_flow(db, name, &doc, now_ms, actor).await
 }
 
 /// Makes an earlier version current again (a rollback).
-pub async fn set_current_version(db: &Db, name: &str, version: i64, now_ms: i64, actor: &str) -> Result<()> {
+pub async fn set_current_version(
+    db: &Db,
+    name: &str,
+    version: i64,
+    now_ms: i64,
+    actor: &str,
+) -> Result<()> {
     let mut tx = db.begin_write().await?;
     let flow_id: Option<i64> = sqlx::query_scalar(
         "SELECT f.id FROM inbound_flows f JOIN inbound_flow_versions v ON v.flow_id = f.id WHERE f.name = $1 AND v.version = $2",
@@ -117,20 +145,25 @@ pub async fn set_current_version(db: &Db, name: &str, version: i64, now_ms: i64,
     .bind(version)
     .fetch_optional(tx.conn())
     .await?;
-    let flow_id = flow_id.ok_or_else(|| StoreError::NotFound(format!("flow {name:?} version {version}")))?;
+    let flow_id =
+        flow_id.ok_or_else(|| StoreError::NotFound(format!("flow {name:?} version {version}")))?;
     sqlx::query("UPDATE inbound_flows SET current_version = $1, updated_at = $2 WHERE id = $3")
         .bind(version)
         .bind(now_ms)
         .bind(flow_id)
         .execute(tx.conn())
         .await?;
-    audit::record(tx.conn(), now_ms, &audit::Entry {
-        actor,
-        action: "inbound.flow.set_version",
-        subject: Some(name),
-        result: "ok",
-        detail: Some(json!({"version": version})),
-    })
+    audit::record(
+        tx.conn(),
+        now_ms,
+        &audit::Entry {
+            actor,
+            action: "inbound.flow.set_version",
+            subject: Some(name),
+            result: "ok",
+            detail: Some(json!({"version": version})),
+        },
+    )
     .await?;
     tx.commit().await?;
     Ok(())
@@ -147,9 +180,15 @@ pub async fn load_flow(db: &Db, name: &str, version: Option<i64>) -> Result<Stor
     .bind(version)
     .fetch_optional(db.pool())
     .await?;
-    let (flow_id, version, text) = row.ok_or_else(|| StoreError::NotFound(format!("flow {name:?}")))?;
+    let (flow_id, version, text) =
+        row.ok_or_else(|| StoreError::NotFound(format!("flow {name:?}")))?;
     let document = FlowDocument::from_json(&text).map_err(|e| StoreError::Db(e.into()))?;
-    Ok(StoredFlow { flow_id, name: name.to_string(), version, document })
+    Ok(StoredFlow {
+        flow_id,
+        name: name.to_string(),
+        version,
+        document,
+    })
 }
 
 /// The document as pretty JSON, ready to import elsewhere.
@@ -185,13 +224,17 @@ pub async fn assign_number(db: &Db, did: &str, flow: &str, now_ms: i64, actor: &
     .bind(now_ms)
     .execute(tx.conn())
     .await?;
-    audit::record(tx.conn(), now_ms, &audit::Entry {
-        actor,
-        action: "inbound.number.assign",
-        subject: Some(did),
-        result: "ok",
-        detail: Some(json!({"flow": flow})),
-    })
+    audit::record(
+        tx.conn(),
+        now_ms,
+        &audit::Entry {
+            actor,
+            action: "inbound.number.assign",
+            subject: Some(did),
+            result: "ok",
+            detail: Some(json!({"flow": flow})),
+        },
+    )
     .await?;
     tx.commit().await?;
     Ok(())
@@ -199,12 +242,26 @@ pub async fn assign_number(db: &Db, did: &str, flow: &str, now_ms: i64, actor: &
 
 pub async fn unassign_number(db: &Db, did: &str, now_ms: i64, actor: &str) -> Result<()> {
     let mut tx = db.begin_write().await?;
-    let n = sqlx::query("DELETE FROM inbound_numbers WHERE did = $1").bind(did).execute(tx.conn()).await?.rows_affected();
+    let n = sqlx::query("DELETE FROM inbound_numbers WHERE did = $1")
+        .bind(did)
+        .execute(tx.conn())
+        .await?
+        .rows_affected();
     if n == 0 {
         return Err(StoreError::NotFound(format!("number {did}")));
     }
-    audit::record(tx.conn(), now_ms, &audit::Entry { actor, action: "inbound.number.unassign", subject: Some(did), result: "ok", detail: None })
-        .await?;
+    audit::record(
+        tx.conn(),
+        now_ms,
+        &audit::Entry {
+            actor,
+            action: "inbound.number.unassign",
+            subject: Some(did),
+            result: "ok",
+            detail: None,
+        },
+    )
+    .await?;
     tx.commit().await?;
     Ok(())
 }
@@ -237,17 +294,28 @@ pub async fn save_hours(db: &Db, cfg: &HoursConfig, now_ms: i64, actor: &str) ->
     .bind(now_ms)
     .execute(tx.conn())
     .await?;
-    audit::record(tx.conn(), now_ms, &audit::Entry { actor, action: "inbound.hours.save", subject: Some(&cfg.id), result: "ok", detail: None })
-        .await?;
+    audit::record(
+        tx.conn(),
+        now_ms,
+        &audit::Entry {
+            actor,
+            action: "inbound.hours.save",
+            subject: Some(&cfg.id),
+            result: "ok",
+            detail: None,
+        },
+    )
+    .await?;
     tx.commit().await?;
     Ok(())
 }
 
 pub async fn load_hours(db: &Db, name: &str) -> Result<Hours> {
-    let text: Option<String> = sqlx::query_scalar("SELECT config FROM inbound_hours WHERE name = $1")
-        .bind(name)
-        .fetch_optional(db.pool())
-        .await?;
+    let text: Option<String> =
+        sqlx::query_scalar("SELECT config FROM inbound_hours WHERE name = $1")
+            .bind(name)
+            .fetch_optional(db.pool())
+            .await?;
     let text = text.ok_or_else(|| StoreError::NotFound(format!("hours {name:?}")))?;
     let cfg: HoursConfig = serde_json::from_str(&text).map_err(|e| StoreError::Db(e.into()))?;
     Ok(Hours::from_config(&cfg)?)
@@ -265,7 +333,11 @@ fn outcome_name(o: &FlowOutcome) -> &'static str {
 }
 
 /// Writes (or rewrites, as the contact progresses) the contact's record.
-pub async fn save_contact(db: &Db, record: &ContactRecord, flow: Option<&StoredFlow>) -> Result<()> {
+pub async fn save_contact(
+    db: &Db,
+    record: &ContactRecord,
+    flow: Option<&StoredFlow>,
+) -> Result<()> {
     let text = serde_json::to_string(record).expect("contact records serialize");
     let mut tx = db.begin_write().await?;
     sqlx::query(
@@ -290,10 +362,11 @@ pub async fn save_contact(db: &Db, record: &ContactRecord, flow: Option<&StoredF
 }
 
 pub async fn load_contact(db: &Db, contact_id: &str) -> Result<ContactRecord> {
-    let text: Option<String> = sqlx::query_scalar("SELECT record FROM inbound_contacts WHERE contact_id = $1")
-        .bind(contact_id)
-        .fetch_optional(db.pool())
-        .await?;
+    let text: Option<String> =
+        sqlx::query_scalar("SELECT record FROM inbound_contacts WHERE contact_id = $1")
+            .bind(contact_id)
+            .fetch_optional(db.pool())
+            .await?;
     let text = text.ok_or_else(|| StoreError::NotFound(format!("contact {contact_id:?}")))?;
     serde_json::from_str(&text).map_err(|e| StoreError::Db(e.into()))
 }

@@ -30,23 +30,38 @@ impl WebhookTargets {
         if let Some(url) = self.by_name.get(function) {
             return Some(url.clone());
         }
-        (function.starts_with("http://") || function.starts_with("https://")).then(|| function.to_string())
+        (function.starts_with("http://") || function.starts_with("https://"))
+            .then(|| function.to_string())
     }
 }
 
 /// Posts `payload` to the function's URL and waits at most `timeout_ms`.
-pub async fn invoke(client: &reqwest::Client, targets: &WebhookTargets, function: &str, payload: &Value, timeout_ms: i64) -> WebhookResult {
+pub async fn invoke(
+    client: &reqwest::Client,
+    targets: &WebhookTargets,
+    function: &str,
+    payload: &Value,
+    timeout_ms: i64,
+) -> WebhookResult {
     let Some(url) = targets.resolve(function) else {
         return WebhookResult::Error(format!("no webhook URL for {function:?}"));
     };
     let timeout = Duration::from_millis(timeout_ms.clamp(1, 8_000) as u64);
     let call = async {
-        let response = client.post(&url).json(payload).send().await.map_err(|e| e.to_string())?;
+        let response = client
+            .post(&url)
+            .json(payload)
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
         let status = response.status();
         if !status.is_success() {
             return Err(format!("HTTP {}", status.as_u16()));
         }
-        response.json::<Value>().await.map_err(|e| format!("response is not JSON: {e}"))
+        response
+            .json::<Value>()
+            .await
+            .map_err(|e| format!("response is not JSON: {e}"))
     };
     match tokio::time::timeout(timeout, call).await {
         Err(_) => WebhookResult::Timeout,

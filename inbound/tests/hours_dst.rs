@@ -9,11 +9,18 @@ fn utc(y: i32, mo: u32, d: u32, h: u32, mi: u32) -> DateTime<Utc> {
 }
 
 fn range(day: &str, start: &str, end: &str) -> WeeklyRange {
-    WeeklyRange { day: day.into(), start: start.into(), end: end.into() }
+    WeeklyRange {
+        day: day.into(),
+        start: start.into(),
+        end: end.into(),
+    }
 }
 
 fn new_york() -> Hours {
-    let mut weekly: Vec<WeeklyRange> = ["Mon", "Tue", "Wed", "Thu", "Fri"].iter().map(|d| range(d, "09:00", "17:00")).collect();
+    let mut weekly: Vec<WeeklyRange> = ["Mon", "Tue", "Wed", "Thu", "Fri"]
+        .iter()
+        .map(|d| range(d, "09:00", "17:00"))
+        .collect();
     weekly.push(range("Sat", "22:00", "02:00"));
     weekly.push(range("Sun", "01:00", "03:30"));
     Hours::from_config(&HoursConfig {
@@ -21,11 +28,18 @@ fn new_york() -> Hours {
         time_zone: "America/New_York".into(),
         weekly,
         overrides: vec![
-            OverrideConfig { date: "2026-12-25".into(), name: "Christmas".into(), ranges: vec![] },
+            OverrideConfig {
+                date: "2026-12-25".into(),
+                name: "Christmas".into(),
+                ranges: vec![],
+            },
             OverrideConfig {
                 date: "2026-12-24".into(),
                 name: "Christmas Eve".into(),
-                ranges: vec![TimeRange { start: "09:00".into(), end: "12:00".into() }],
+                ranges: vec![TimeRange {
+                    start: "09:00".into(),
+                    end: "12:00".into(),
+                }],
             },
         ],
     })
@@ -96,9 +110,15 @@ fn holiday_overrides_replace_the_weekly_hours() {
 fn next_change_finds_closing_time() {
     let h = new_york();
     let from = utc(2026, 3, 6, 21, 30);
-    assert_eq!(h.next_change(from, Duration::hours(2)), Some(utc(2026, 3, 6, 22, 0)));
+    assert_eq!(
+        h.next_change(from, Duration::hours(2)),
+        Some(utc(2026, 3, 6, 22, 0))
+    );
     // Closed from Friday evening: the next change is Saturday 22:00 EST = Sunday 03:00 UTC.
-    assert_eq!(h.next_change(utc(2026, 3, 6, 22, 0), Duration::days(2)), Some(utc(2026, 3, 8, 3, 0)));
+    assert_eq!(
+        h.next_change(utc(2026, 3, 6, 22, 0), Duration::days(2)),
+        Some(utc(2026, 3, 8, 3, 0))
+    );
 }
 
 #[test]
@@ -113,5 +133,8 @@ fn the_hours_book_answers_by_id_or_by_queue() {
     assert_eq!(book.check(None, Some("sales"), monday_night), Some(false));
     assert_eq!(book.check(Some("ny"), None, monday_morning), Some(true));
     assert_eq!(book.check(None, Some("support"), monday_morning), None);
-    assert_eq!(book.check(Some("missing"), Some("sales"), monday_morning), None);
+    assert_eq!(
+        book.check(Some("missing"), Some("sales"), monday_morning),
+        None
+    );
 }

@@ -16,15 +16,27 @@ use serde_json::{Value, json};
 
 async fn server() -> String {
     let app = Router::new()
-        .route("/ok", post(|Json(event): Json<Value>| async move {
-            let phone = event["Details"]["Parameters"]["phone"].as_str().unwrap_or_default().to_string();
-            Json(json!({"greeting": format!("hello {phone}")}))
-        }))
-        .route("/slow", post(|| async {
-            tokio::time::sleep(Duration::from_secs(3)).await;
-            Json(json!({"greeting": "too late"}))
-        }))
-        .route("/fail", post(|| async { (StatusCode::INTERNAL_SERVER_ERROR, "boom") }));
+        .route(
+            "/ok",
+            post(|Json(event): Json<Value>| async move {
+                let phone = event["Details"]["Parameters"]["phone"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string();
+                Json(json!({"greeting": format!("hello {phone}")}))
+            }),
+        )
+        .route(
+            "/slow",
+            post(|| async {
+                tokio::time::sleep(Duration::from_secs(3)).await;
+                Json(json!({"greeting": "too late"}))
+            }),
+        )
+        .route(
+            "/fail",
+            post(|| async { (StatusCode::INTERNAL_SERVER_ERROR, "boom") }),
+        );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
@@ -51,8 +63,23 @@ fn flow(function: &str) -> Interpreter {
 /// Runs the flow to its first prompt, doing the webhook for real; returns (result, prompt).
 async fn run(targets: &WebhookTargets, function: &str) -> (WebhookResult, Effect) {
     let mut i = flow(function);
-    let fx = i.step(Input::Started(ContactInfo { contact_id: "c".into(), customer_address: "+15550001111".into(), ..ContactInfo::default() }), 0);
-    let Effect::InvokeWebhook { function, payload, timeout_ms, wait: true } = &fx[0] else { panic!("{fx:?}") };
+    let fx = i.step(
+        Input::Started(ContactInfo {
+            contact_id: "c".into(),
+            customer_address: "+15550001111".into(),
+            ..ContactInfo::default()
+        }),
+        0,
+    );
+    let Effect::InvokeWebhook {
+        function,
+        payload,
+        timeout_ms,
+        wait: true,
+    } = &fx[0]
+    else {
+        panic!("{fx:?}")
+    };
     let client = reqwest::Client::new();
     let result = invoke(&client, targets, function, payload, *timeout_ms).await;
     let fx = i.step(Input::WebhookResult(result.clone()), 1);
@@ -60,17 +87,30 @@ async fn run(targets: &WebhookTargets, function: &str) -> (WebhookResult, Effect
 }
 
 fn say(t: &str) -> Effect {
-    Effect::PlayPrompt { prompt: PromptSpec::Text(t.into()), voice: None }
+    Effect::PlayPrompt {
+        prompt: PromptSpec::Text(t.into()),
+        voice: None,
+    }
 }
 
 #[tokio::test]
 async fn success_timeout_and_error_branches() {
     let base = server().await;
     let mut targets = WebhookTargets::new();
-    targets.register("arn:aws:lambda:us-east-1:111122223333:function:greeter", &format!("{base}/ok"));
+    targets.register(
+        "arn:aws:lambda:us-east-1:111122223333:function:greeter",
+        &format!("{base}/ok"),
+    );
 
-    let (result, prompt) = run(&targets, "arn:aws:lambda:us-east-1:111122223333:function:greeter").await;
-    assert_eq!(result, WebhookResult::Ok(json!({"greeting": "hello +15550001111"})));
+    let (result, prompt) = run(
+        &targets,
+        "arn:aws:lambda:us-east-1:111122223333:function:greeter",
+    )
+    .await;
+    assert_eq!(
+        result,
+        WebhookResult::Ok(json!({"greeting": "hello +15550001111"}))
+    );
     assert_eq!(prompt, say("hello +15550001111"));
 
     // The server answers after 3 s; the action's 1 s limit turns that into a timeout.

@@ -183,7 +183,9 @@ pub enum AgentState {
     /// Being offered a contact (ringing).
     Offered(String),
     OnContact(String),
-    AfterContactWork { until_ms: i64 },
+    AfterContactWork {
+        until_ms: i64,
+    },
     NotRoutable(String),
     /// Missed an offer; not routable until the agent sets a status again.
     Missed,
@@ -196,32 +198,81 @@ pub enum Event {
     Tick,
     Enqueue(ContactRequest),
     /// The caller left the queue (hung up, or chose a callback).
-    Abandon { contact: String },
-    SetStatus { agent: String, status: AgentStatus },
-    Accept { contact: String, agent: String },
+    Abandon {
+        contact: String,
+    },
+    SetStatus {
+        agent: String,
+        status: AgentStatus,
+    },
+    Accept {
+        contact: String,
+        agent: String,
+    },
     /// Declined, or the agent's endpoint did not answer.
-    Reject { contact: String, agent: String },
+    Reject {
+        contact: String,
+        agent: String,
+    },
     /// The agent's contact ended; after-contact work starts.
-    ContactEnded { agent: String },
+    ContactEnded {
+        agent: String,
+    },
     /// The agent finished after-contact work early.
-    AcwDone { agent: String },
+    AcwDone {
+        agent: String,
+    },
 }
 
 /// What the ACD decided.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Decision {
-    Queued { contact: String, queue: String },
-    AtCapacity { contact: String, queue: String },
-    Offer { contact: String, agent: String, queue: String, ring_timeout_ms: i64 },
-    RetractOffer { contact: String, agent: String },
-    Connected { contact: String, agent: String },
+    Queued {
+        contact: String,
+        queue: String,
+    },
+    AtCapacity {
+        contact: String,
+        queue: String,
+    },
+    Offer {
+        contact: String,
+        agent: String,
+        queue: String,
+        ring_timeout_ms: i64,
+    },
+    RetractOffer {
+        contact: String,
+        agent: String,
+    },
+    Connected {
+        contact: String,
+        agent: String,
+    },
     /// The agent missed the offer; the contact went back to the head of its queue.
-    Missed { contact: String, agent: String },
-    Overflow { contact: String, from: String, to: String },
+    Missed {
+        contact: String,
+        agent: String,
+    },
+    Overflow {
+        contact: String,
+        from: String,
+        to: String,
+    },
     /// Max wait reached with no overflow target: the contact left the queue.
-    Timeout { contact: String, queue: String },
-    AcwStarted { agent: String, until_ms: i64 },
-    AcwEnded { agent: String },
+    Timeout {
+        contact: String,
+        queue: String,
+    },
+    AcwStarted {
+        agent: String,
+        until_ms: i64,
+    },
+    AcwEnded {
+        agent: String,
+    },
     /// An event that named an unknown agent or contact, or came in the wrong state.
-    Ignored { reason: String },
+    Ignored {
+        reason: String,
+    },
 }

@@ -15,9 +15,9 @@ use std::cmp::Reverse;
 use std::collections::{BTreeSet, BinaryHeap, HashMap};
 
 pub use config::{
-    DEFAULT_SERVICE_LEVEL_S,
-    AcdConfig, AgentConfig, AgentState, AgentStatus, ContactRequest, CriteriaStep, Decision, Escalation, Event,
-    ProfileQueue, QueueConfig, RoutingProfileConfig, Strategy,
+    AcdConfig, AgentConfig, AgentState, AgentStatus, ContactRequest, CriteriaStep,
+    DEFAULT_SERVICE_LEVEL_S, Decision, Escalation, Event, ProfileQueue, QueueConfig,
+    RoutingProfileConfig, Strategy,
 };
 
 /// A configuration problem, with the offending name.
@@ -34,7 +34,11 @@ pub enum ConfigError {
     #[error("routing profile {profile:?}: priority {priority} is outside 1..=99")]
     BadPriority { profile: String, priority: u8 },
     #[error("agent {agent:?}: proficiency {level} of {skill:?} is outside 1..=5")]
-    BadProficiency { agent: String, skill: String, level: u8 },
+    BadProficiency {
+        agent: String,
+        skill: String,
+        level: u8,
+    },
 }
 
 /// Order of a waiting contact in its queue (smaller first).
@@ -197,11 +201,19 @@ impl Acd {
         };
         for q in &cfg.queues {
             for name in std::iter::once(&q.name).chain(&q.aliases) {
-                if acd.queue_ix.insert(name.clone(), acd.queues.len() as u32).is_some() {
+                if acd
+                    .queue_ix
+                    .insert(name.clone(), acd.queues.len() as u32)
+                    .is_some()
+                {
                     return Err(ConfigError::DuplicateQueue(name.clone()));
                 }
             }
-            let mut escalation: Vec<(i64, i64)> = q.escalation.iter().map(|e| (e.after_s * 1000, e.priority)).collect();
+            let mut escalation: Vec<(i64, i64)> = q
+                .escalation
+                .iter()
+                .map(|e| (e.after_s * 1000, e.priority))
+                .collect();
             escalation.sort();
             acd.queues.push(Queue {
                 name: q.name.clone(),
@@ -232,7 +244,10 @@ impl Acd {
             let mut queues = Vec::new();
             for pq in &p.queues {
                 if !(1..=99).contains(&pq.priority) {
-                    return Err(ConfigError::BadPriority { profile: p.name.clone(), priority: pq.priority });
+                    return Err(ConfigError::BadPriority {
+                        profile: p.name.clone(),
+                        priority: pq.priority,
+                    });
                 }
                 let q = acd.queue_named(&pq.queue, || format!("routing profile {:?}", p.name))?;
                 let delay = pq.delay_s * 1000;
@@ -243,7 +258,10 @@ impl Acd {
             }
             queues.sort_by_key(|&(_, prio, _)| prio);
             profile_ix.insert(p.name.clone(), acd.profiles.len() as u32);
-            acd.profiles.push(Profile { queues, acw_ms: p.acw_s * 1000 });
+            acd.profiles.push(Profile {
+                queues,
+                acw_ms: p.acw_s * 1000,
+            });
         }
         acd.profile_ix = profile_ix;
         for a in &cfg.agents {
@@ -253,7 +271,13 @@ impl Acd {
     }
 
     fn queue_named(&self, name: &str, what: impl FnOnce() -> String) -> Result<u32, ConfigError> {
-        self.queue_ix.get(name).copied().ok_or_else(|| ConfigError::UnknownQueue { what: what(), queue: name.into() })
+        self.queue_ix
+            .get(name)
+            .copied()
+            .ok_or_else(|| ConfigError::UnknownQueue {
+                what: what(),
+                queue: name.into(),
+            })
     }
 
     fn skill(&mut self, name: &str) -> u16 {
@@ -263,11 +287,12 @@ impl Acd {
 
     /// Adds an agent at run time (Offline until it sets a status).
     pub fn add_agent(&mut self, a: &AgentConfig) -> Result<(), ConfigError> {
-        let profile = self
-            .profile_ix
-            .get(&a.profile)
-            .copied()
-            .ok_or_else(|| ConfigError::UnknownProfile { agent: a.id.clone(), profile: a.profile.clone() })?;
+        let profile = self.profile_ix.get(&a.profile).copied().ok_or_else(|| {
+            ConfigError::UnknownProfile {
+                agent: a.id.clone(),
+                profile: a.profile.clone(),
+            }
+        })?;
         self.insert_agent(a, profile)
     }
 
@@ -279,7 +304,11 @@ impl Acd {
         let mut skills = Vec::new();
         for (name, &level) in &a.skills {
             if !(1..=5).contains(&level) {
-                return Err(ConfigError::BadProficiency { agent: a.id.clone(), skill: name.clone(), level });
+                return Err(ConfigError::BadProficiency {
+                    agent: a.id.clone(),
+                    skill: name.clone(),
+                    level,
+                });
             }
             skills.push((self.skill(name), level));
         }
@@ -329,11 +358,18 @@ impl Acd {
             },
             Event::Accept { contact, agent } => self.accept(&contact, &agent, now, &mut out),
             Event::Reject { contact, agent } => {
-                match (self.contact_ix.get(&contact).copied(), self.agent_ix.get(&agent).copied()) {
-                    (Some(slot), Some(a)) if self.agents[a as usize].activity == Activity::Offered(slot) => {
+                match (
+                    self.contact_ix.get(&contact).copied(),
+                    self.agent_ix.get(&agent).copied(),
+                ) {
+                    (Some(slot), Some(a))
+                        if self.agents[a as usize].activity == Activity::Offered(slot) =>
+                    {
                         self.miss(slot, &[a], now, &mut out)
                     }
-                    _ => out.push(ignored(format!("reject: {contact:?} is not offered to {agent:?}"))),
+                    _ => out.push(ignored(format!(
+                        "reject: {contact:?} is not offered to {agent:?}"
+                    ))),
                 }
             }
             Event::ContactEnded { agent } => match self.agent_ix.get(&agent).copied() {
@@ -344,7 +380,9 @@ impl Acd {
                 Some(a) if matches!(self.agents[a as usize].activity, Activity::Acw { .. }) => {
                     self.end_acw(a, now, &mut out)
                 }
-                _ => out.push(ignored(format!("acw done: {agent:?} is not in after-contact work"))),
+                _ => out.push(ignored(format!(
+                    "acw done: {agent:?} is not in after-contact work"
+                ))),
             },
         }
         out
@@ -361,27 +399,39 @@ impl Acd {
             match timer {
                 Timer::Ring { slot, epoch } => {
                     let agents = match self.contact(slot) {
-                        Some(Contact { state: CState::Offered { agents, .. }, offer_epoch, .. }) if *offer_epoch == epoch => agents.clone(),
+                        Some(Contact {
+                            state: CState::Offered { agents, .. },
+                            offer_epoch,
+                            ..
+                        }) if *offer_epoch == epoch => agents.clone(),
                         _ => continue,
                     };
                     self.miss(slot, &agents, at, out);
                 }
                 Timer::MaxWait { slot, epoch } => {
-                    let Some(c) = self.contact(slot) else { continue };
+                    let Some(c) = self.contact(slot) else {
+                        continue;
+                    };
                     if c.queue_epoch != epoch {
                         continue;
                     }
                     if matches!(c.state, CState::Offered { .. }) {
                         // Let the ring finish; look again when it must have.
                         let q = c.queue as usize;
-                        let again = Timer::MaxWait { slot, epoch: c.queue_epoch };
-                        self.timers.push(Reverse((now + self.queues[q].ring_ms, again)));
+                        let again = Timer::MaxWait {
+                            slot,
+                            epoch: c.queue_epoch,
+                        };
+                        self.timers
+                            .push(Reverse((now + self.queues[q].ring_ms, again)));
                         continue;
                     }
                     self.max_wait(slot, at, out);
                 }
                 Timer::Recheck { slot, epoch } => {
-                    let Some(c) = self.contact(slot) else { continue };
+                    let Some(c) = self.contact(slot) else {
+                        continue;
+                    };
                     if c.queue_epoch != epoch || c.state != CState::Waiting {
                         continue;
                     }
@@ -402,7 +452,9 @@ impl Acd {
     }
 
     fn contact_mut(&mut self, slot: u32) -> &mut Contact {
-        self.contacts[slot as usize].as_mut().expect("live contact slot")
+        self.contacts[slot as usize]
+            .as_mut()
+            .expect("live contact slot")
     }
 
     // ---- contacts -----------------------------------------------------------------------
@@ -413,19 +465,29 @@ impl Acd {
             return;
         };
         if self.contact_ix.contains_key(&req.contact_id) {
-            out.push(ignored(format!("enqueue: contact {:?} is already queued", req.contact_id)));
+            out.push(ignored(format!(
+                "enqueue: contact {:?} is already queued",
+                req.contact_id
+            )));
             return;
         }
         let asked = q;
         let Some(q) = self.with_room(q) else {
-            out.push(Decision::AtCapacity { contact: req.contact_id, queue: self.queues[asked as usize].name.clone() });
+            out.push(Decision::AtCapacity {
+                contact: req.contact_id,
+                queue: self.queues[asked as usize].name.clone(),
+            });
             return;
         };
         let steps = req
             .criteria
             .iter()
             .map(|s| {
-                let skills = s.skills.iter().map(|(name, &level)| (self.skill(name), level)).collect();
+                let skills = s
+                    .skills
+                    .iter()
+                    .map(|(name, &level)| (self.skill(name), level))
+                    .collect();
                 (skills, s.expiry_s.map(|e| e * 1000))
             })
             .collect();
@@ -435,7 +497,13 @@ impl Acd {
             self.contacts.push(None);
             (self.contacts.len() - 1) as u32
         });
-        let key = WaitKey { class: 1, priority: req.priority, since, seq: self.seq, slot };
+        let key = WaitKey {
+            class: 1,
+            priority: req.priority,
+            since,
+            seq: self.seq,
+            slot,
+        };
         self.contacts[slot as usize] = Some(Contact {
             id: req.contact_id.clone(),
             queue: q,
@@ -494,14 +562,19 @@ impl Acd {
         checks.extend(queue.delays.iter().copied());
         checks.extend(queue.escalation.iter().map(|&(after, _)| after));
         if let Some(max) = queue.max_wait_ms {
-            self.timers.push(Reverse((entered + max, Timer::MaxWait { slot, epoch })));
+            self.timers
+                .push(Reverse((entered + max, Timer::MaxWait { slot, epoch })));
         }
         for after in checks {
-            self.timers.push(Reverse((entered + after, Timer::Recheck { slot, epoch })));
+            self.timers
+                .push(Reverse((entered + after, Timer::Recheck { slot, epoch })));
         }
         self.rekey(slot, now);
         let name = self.queues[q as usize].name.clone();
-        out.push(Decision::Queued { contact: id, queue: name });
+        out.push(Decision::Queued {
+            contact: id,
+            queue: name,
+        });
         self.route_contact(slot, now, out);
     }
 
@@ -526,7 +599,9 @@ impl Acd {
         let c = self.contact(slot).expect("live");
         let (q, key, id) = (c.queue, c.key, c.id.clone());
         self.queues[q as usize].waiting.remove(&key);
-        let target = self.queues[q as usize].overflow.and_then(|t| self.with_room(t));
+        let target = self.queues[q as usize]
+            .overflow
+            .and_then(|t| self.with_room(t));
         match target {
             Some(t) => {
                 self.queues[q as usize].counters.overflowed_out += 1;
@@ -539,7 +614,10 @@ impl Acd {
             }
             None => {
                 self.queues[q as usize].counters.timed_out += 1;
-                out.push(Decision::Timeout { contact: id, queue: self.queues[q as usize].name.clone() });
+                out.push(Decision::Timeout {
+                    contact: id,
+                    queue: self.queues[q as usize].name.clone(),
+                });
                 self.remove_contact(slot);
             }
         }
@@ -567,12 +645,20 @@ impl Acd {
 
     fn has_skills(agent: &Agent, required: &[(u16, u8)]) -> bool {
         required.iter().all(|&(s, min)| {
-            agent.skills.binary_search_by_key(&s, |&(k, _)| k).is_ok_and(|i| agent.skills[i].1 >= min)
+            agent
+                .skills
+                .binary_search_by_key(&s, |&(k, _)| k)
+                .is_ok_and(|i| agent.skills[i].1 >= min)
         })
     }
 
     fn skill_score(agent: &Agent, required: &[(u16, u8)]) -> u32 {
-        let levels = |(s, _): &(u16, u8)| agent.skills.binary_search_by_key(s, |&(k, _)| k).map(|i| u32::from(agent.skills[i].1));
+        let levels = |(s, _): &(u16, u8)| {
+            agent
+                .skills
+                .binary_search_by_key(s, |&(k, _)| k)
+                .map(|i| u32::from(agent.skills[i].1))
+        };
         if required.is_empty() {
             agent.skills.iter().map(|&(_, l)| u32::from(l)).sum()
         } else {
@@ -597,7 +683,12 @@ impl Acd {
         let q = c.queue as usize;
         let queue = &self.queues[q];
         let chosen: Vec<u32> = match queue.strategy {
-            Strategy::RingAll => queue.idle.iter().map(|&(_, a)| a).filter(|&a| self.eligible(a, c, now)).collect(),
+            Strategy::RingAll => queue
+                .idle
+                .iter()
+                .map(|&(_, a)| a)
+                .filter(|&a| self.eligible(a, c, now))
+                .collect(),
             Strategy::SkillsWeighted => {
                 let required = Self::required(c, now - c.entered);
                 let mut best: Option<(u32, u32)> = None;
@@ -613,10 +704,23 @@ impl Acd {
             }
             Strategy::RoundRobin => {
                 let after = queue.rr_last.map_or(i64::MIN, |p| p + 1);
-                let wrapped = queue.idle.range((after, 0)..).chain(queue.idle.range(..(after, 0)));
-                wrapped.map(|&(_, a)| a).find(|&a| self.eligible(a, c, now)).into_iter().collect()
+                let wrapped = queue
+                    .idle
+                    .range((after, 0)..)
+                    .chain(queue.idle.range(..(after, 0)));
+                wrapped
+                    .map(|&(_, a)| a)
+                    .find(|&a| self.eligible(a, c, now))
+                    .into_iter()
+                    .collect()
             }
-            _ => queue.idle.iter().map(|&(_, a)| a).find(|&a| self.eligible(a, c, now)).into_iter().collect(),
+            _ => queue
+                .idle
+                .iter()
+                .map(|&(_, a)| a)
+                .find(|&a| self.eligible(a, c, now))
+                .into_iter()
+                .collect(),
         };
         if !chosen.is_empty() {
             self.offer(slot, &chosen, now, out);
@@ -670,18 +774,27 @@ impl Acd {
         self.seq += 1;
         let epoch = self.seq;
         let c = self.contact_mut(slot);
-        c.state = CState::Offered { agents: agents.to_vec(), until };
+        c.state = CState::Offered {
+            agents: agents.to_vec(),
+            until,
+        };
         c.offer_epoch = epoch;
-        self.timers.push(Reverse((until, Timer::Ring { slot, epoch })));
+        self.timers
+            .push(Reverse((until, Timer::Ring { slot, epoch })));
     }
 
     fn accept(&mut self, contact: &str, agent: &str, now: i64, out: &mut Vec<Decision>) {
-        let (Some(&slot), Some(&a)) = (self.contact_ix.get(contact), self.agent_ix.get(agent)) else {
-            out.push(ignored(format!("accept: unknown contact {contact:?} or agent {agent:?}")));
+        let (Some(&slot), Some(&a)) = (self.contact_ix.get(contact), self.agent_ix.get(agent))
+        else {
+            out.push(ignored(format!(
+                "accept: unknown contact {contact:?} or agent {agent:?}"
+            )));
             return;
         };
         if self.agents[a as usize].activity != Activity::Offered(slot) {
-            out.push(ignored(format!("accept: {contact:?} is not offered to {agent:?}")));
+            out.push(ignored(format!(
+                "accept: {contact:?} is not offered to {agent:?}"
+            )));
             return;
         }
         let others: Vec<u32> = match &self.contact(slot).expect("live").state {
@@ -698,12 +811,21 @@ impl Acd {
         queue.counters.answered_within_sl += u64::from(waited <= queue.sl_threshold_ms);
         self.remove_contact(slot);
         let ag = &mut self.agents[a as usize];
-        ag.activity = Activity::OnContact { queue: q, since: now };
+        ag.activity = Activity::OnContact {
+            queue: q,
+            since: now,
+        };
         ag.calls += 1;
         ag.handling = Some((contact.to_string(), q));
-        out.push(Decision::Connected { contact: contact.to_string(), agent: agent.to_string() });
+        out.push(Decision::Connected {
+            contact: contact.to_string(),
+            agent: agent.to_string(),
+        });
         for o in others {
-            out.push(Decision::RetractOffer { contact: contact.to_string(), agent: self.agents[o as usize].id.clone() });
+            out.push(Decision::RetractOffer {
+                contact: contact.to_string(),
+                agent: self.agents[o as usize].id.clone(),
+            });
             self.agents[o as usize].activity = Activity::Idle;
             self.become_idle(o, None, now, out);
         }
@@ -714,10 +836,17 @@ impl Acd {
         let id = self.contact(slot).expect("live").id.clone();
         for &a in missed {
             self.agents[a as usize].activity = Activity::Missed;
-            out.push(Decision::Missed { contact: id.clone(), agent: self.agents[a as usize].id.clone() });
+            out.push(Decision::Missed {
+                contact: id.clone(),
+                agent: self.agents[a as usize].id.clone(),
+            });
         }
         let remaining: Vec<u32> = match &self.contact(slot).expect("live").state {
-            CState::Offered { agents, .. } => agents.iter().copied().filter(|a| !missed.contains(a)).collect(),
+            CState::Offered { agents, .. } => agents
+                .iter()
+                .copied()
+                .filter(|a| !missed.contains(a))
+                .collect(),
             CState::Waiting => Vec::new(),
         };
         if let CState::Offered { agents, .. } = &mut self.contact_mut(slot).state {
@@ -744,7 +873,10 @@ impl Acd {
             let (agents, id) = (agents.clone(), c.id.clone());
             self.contact_mut(slot).state = CState::Waiting;
             for a in agents {
-                out.push(Decision::RetractOffer { contact: id.clone(), agent: self.agents[a as usize].id.clone() });
+                out.push(Decision::RetractOffer {
+                    contact: id.clone(),
+                    agent: self.agents[a as usize].id.clone(),
+                });
                 self.agents[a as usize].activity = Activity::Idle;
                 self.become_idle(a, None, now, out);
             }
@@ -764,10 +896,15 @@ impl Acd {
             Activity::Offered(slot) if status != AgentStatus::Available => {
                 // Leaving while ringing counts as not taking the offer, without a Missed state.
                 let id = self.contact(slot).expect("live").id.clone();
-                out.push(Decision::RetractOffer { contact: id, agent: self.agents[a as usize].id.clone() });
+                out.push(Decision::RetractOffer {
+                    contact: id,
+                    agent: self.agents[a as usize].id.clone(),
+                });
                 self.agents[a as usize].activity = Activity::Idle;
                 let remaining: Vec<u32> = match &self.contact(slot).expect("live").state {
-                    CState::Offered { agents, .. } => agents.iter().copied().filter(|&x| x != a).collect(),
+                    CState::Offered { agents, .. } => {
+                        agents.iter().copied().filter(|&x| x != a).collect()
+                    }
                     CState::Waiting => Vec::new(),
                 };
                 if remaining.is_empty() {
@@ -813,7 +950,11 @@ impl Acd {
 
     fn index(&mut self, a: u32) {
         self.unindex(a);
-        let queues: Vec<u32> = self.profiles[self.agents[a as usize].profile as usize].queues.iter().map(|&(q, _, _)| q).collect();
+        let queues: Vec<u32> = self.profiles[self.agents[a as usize].profile as usize]
+            .queues
+            .iter()
+            .map(|&(q, _, _)| q)
+            .collect();
         let mut indexed = Vec::with_capacity(queues.len());
         for q in queues {
             let key = self.idle_key(q, a);
@@ -831,7 +972,10 @@ impl Acd {
 
     fn contact_ended(&mut self, a: u32, now: i64, out: &mut Vec<Decision>) {
         let Activity::OnContact { queue: q, since } = self.agents[a as usize].activity else {
-            out.push(ignored(format!("contact ended: {:?} is not on a contact", self.agents[a as usize].id)));
+            out.push(ignored(format!(
+                "contact ended: {:?} is not on a contact",
+                self.agents[a as usize].id
+            )));
             return;
         };
         let talk = now - since;
@@ -845,8 +989,17 @@ impl Acd {
         ag.handling = None;
         if acw > 0 {
             ag.activity = Activity::Acw { until: now + acw };
-            out.push(Decision::AcwStarted { agent: ag.id.clone(), until_ms: now + acw });
-            self.timers.push(Reverse((now + acw, Timer::Acw { agent: a, at: now + acw })));
+            out.push(Decision::AcwStarted {
+                agent: ag.id.clone(),
+                until_ms: now + acw,
+            });
+            self.timers.push(Reverse((
+                now + acw,
+                Timer::Acw {
+                    agent: a,
+                    at: now + acw,
+                },
+            )));
         } else {
             ag.activity = Activity::Idle;
             self.become_idle(a, Some(now), now, out);
@@ -855,7 +1008,9 @@ impl Acd {
 
     fn end_acw(&mut self, a: u32, now: i64, out: &mut Vec<Decision>) {
         self.agents[a as usize].activity = Activity::Idle;
-        out.push(Decision::AcwEnded { agent: self.agents[a as usize].id.clone() });
+        out.push(Decision::AcwEnded {
+            agent: self.agents[a as usize].id.clone(),
+        });
         self.become_idle(a, Some(now), now, out);
     }
 
@@ -864,13 +1019,24 @@ impl Acd {
     pub fn agent_state(&self, agent: &str) -> Option<AgentState> {
         let ag = &self.agents[*self.agent_ix.get(agent)? as usize];
         Some(match (&ag.activity, &ag.status) {
-            (Activity::Offered(slot), _) => AgentState::Offered(self.contact(*slot).map(|c| c.id.clone()).unwrap_or_default()),
-            (Activity::OnContact { .. }, _) => AgentState::OnContact(ag.handling.as_ref().map(|h| h.0.clone()).unwrap_or_default()),
+            (Activity::Offered(slot), _) => AgentState::Offered(
+                self.contact(*slot)
+                    .map(|c| c.id.clone())
+                    .unwrap_or_default(),
+            ),
+            (Activity::OnContact { .. }, _) => AgentState::OnContact(
+                ag.handling
+                    .as_ref()
+                    .map(|h| h.0.clone())
+                    .unwrap_or_default(),
+            ),
             (Activity::Acw { until }, _) => AgentState::AfterContactWork { until_ms: *until },
             (Activity::Missed, _) => AgentState::Missed,
             (Activity::Idle, AgentStatus::Available) => AgentState::Available,
             (Activity::Idle, AgentStatus::Offline) => AgentState::Offline,
-            (Activity::Idle, AgentStatus::NotRoutable(code)) => AgentState::NotRoutable(code.clone()),
+            (Activity::Idle, AgentStatus::NotRoutable(code)) => {
+                AgentState::NotRoutable(code.clone())
+            }
         })
     }
 
@@ -882,8 +1048,14 @@ impl Acd {
 
     /// Waiting contacts of a queue in routing order.
     pub fn waiting(&self, queue: &str) -> Vec<String> {
-        let Some(&q) = self.queue_ix.get(queue) else { return Vec::new() };
-        self.queues[q as usize].waiting.iter().map(|k| self.contact(k.slot).expect("live").id.clone()).collect()
+        let Some(&q) = self.queue_ix.get(queue) else {
+            return Vec::new();
+        };
+        self.queues[q as usize]
+            .waiting
+            .iter()
+            .map(|k| self.contact(k.slot).expect("live").id.clone())
+            .collect()
     }
 
     /// A waiting contact's queue, 1-based position and estimated wait in ms.
@@ -903,7 +1075,11 @@ impl Acd {
     pub fn queue_stats(&self, queue: &str, now: i64) -> Option<QueueStats> {
         let q = *self.queue_ix.get(queue)?;
         let queue = &self.queues[q as usize];
-        let oldest = queue.waiting.iter().map(|k| self.contact(k.slot).expect("live").entered).min();
+        let oldest = queue
+            .waiting
+            .iter()
+            .map(|k| self.contact(k.slot).expect("live").entered)
+            .min();
         Some(QueueStats {
             waiting: queue.waiting.len(),
             oldest_wait_ms: oldest.map_or(0, |t| now - t),

@@ -14,15 +14,38 @@ pub const TRANSFER_TO_LEGACY: &str = "TransferToLegacyPlatform";
 /// Amazon Connect action types this engine knows of but does not run. An imported flow using one
 /// is rejected with the type named (see [`super::FlowError::UnsupportedAction`]).
 pub const KNOWN_UNSUPPORTED: &[&str] = &[
-    "CheckMetricData", "CheckOutboundCallStatus", "CheckVoiceId", "CompleteOutboundCall",
-    "ConnectParticipantWithLexBot", "CreateCase", "CreateTask", "CreateWisdomSession",
-    "DequeueContactAndTransferToQueue", "EndFlowExecution", "EndFlowModuleExecution", "GetCase",
-    "GetMetricData", "InvokeExternalResource", "InvokeFlowModule", "MessageParticipantIteratively",
-    "ResumeContact", "ShowView", "StartOutboundChatContact", "StartVoiceIdStream", "TagContact",
-    "TransferContactToAgent", "UnTagContact", "UpdateCase", "UpdateContactData",
-    "UpdateContactEventHooks", "UpdateContactMediaProcessing", "UpdateContactMediaStreamingBehavior",
-    "UpdateContactRecordingAndAnalyticsBehavior", "UpdateFlowAttributes",
-    "UpdatePreviousContactParticipantState", "Wait",
+    "CheckMetricData",
+    "CheckOutboundCallStatus",
+    "CheckVoiceId",
+    "CompleteOutboundCall",
+    "ConnectParticipantWithLexBot",
+    "CreateCase",
+    "CreateTask",
+    "CreateWisdomSession",
+    "DequeueContactAndTransferToQueue",
+    "EndFlowExecution",
+    "EndFlowModuleExecution",
+    "GetCase",
+    "GetMetricData",
+    "InvokeExternalResource",
+    "InvokeFlowModule",
+    "MessageParticipantIteratively",
+    "ResumeContact",
+    "ShowView",
+    "StartOutboundChatContact",
+    "StartVoiceIdStream",
+    "TagContact",
+    "TransferContactToAgent",
+    "UnTagContact",
+    "UpdateCase",
+    "UpdateContactData",
+    "UpdateContactEventHooks",
+    "UpdateContactMediaProcessing",
+    "UpdateContactMediaStreamingBehavior",
+    "UpdateContactRecordingAndAnalyticsBehavior",
+    "UpdateFlowAttributes",
+    "UpdatePreviousContactParticipantState",
+    "Wait",
 ];
 
 /// What a prompt plays.
@@ -46,7 +69,9 @@ pub enum ResponseType {
 /// A supported action with its parameters parsed.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Kind {
-    MessageParticipant { prompt: Prompt },
+    MessageParticipant {
+        prompt: Prompt,
+    },
     GetParticipantInput {
         prompt: Prompt,
         timeout_ms: i64,
@@ -57,9 +82,15 @@ pub enum Kind {
         /// Dialbridge extension `Retries`: replays on timeout or no match before branching.
         retries: u32,
     },
-    UpdateContactAttributes { attributes: Vec<(String, Dyn)> },
-    Compare { value: Dyn },
-    CheckHoursOfOperation { hours: Option<Dyn> },
+    UpdateContactAttributes {
+        attributes: Vec<(String, Dyn)>,
+    },
+    Compare {
+        value: Dyn,
+    },
+    CheckHoursOfOperation {
+        hours: Option<Dyn>,
+    },
     InvokeLambdaFunction {
         function: Dyn,
         timeout_ms: i64,
@@ -67,10 +98,17 @@ pub enum Kind {
         parameters: Vec<(String, Dyn)>,
         response: ResponseType,
     },
-    UpdateContactTargetQueue { queue: Dyn },
-    UpdateContactRoutingBehavior { priority: Option<i64>, age_adjustment_s: Option<i64> },
+    UpdateContactTargetQueue {
+        queue: Dyn,
+    },
+    UpdateContactRoutingBehavior {
+        priority: Option<i64>,
+        age_adjustment_s: Option<i64>,
+    },
     /// Skills the contact needs, in steps that relax over time; skill keys are `Name:Value`.
-    UpdateRoutingCriteria { steps: Vec<CriteriaStep> },
+    UpdateRoutingCriteria {
+        steps: Vec<CriteriaStep>,
+    },
     TransferContactToQueue,
     TransferParticipantToThirdParty {
         number: Dyn,
@@ -79,20 +117,43 @@ pub enum Kind {
         dtmf: Option<String>,
         caller_id_number: Option<Dyn>,
     },
-    TransferToLegacy { pool: String, data: Vec<(String, Dyn)> },
+    TransferToLegacy {
+        pool: String,
+        data: Vec<(String, Dyn)>,
+    },
     /// Continue the contact in another flow (by id or name).
-    TransferToFlow { flow: Dyn },
+    TransferToFlow {
+        flow: Dyn,
+    },
     DistributeByPercentage,
-    Loop { count: u32 },
-    UpdateContactRecordingBehavior { agent: bool, customer: bool },
-    UpdateContactCallbackNumber { number: DataPath },
-    CreateCallbackContact { queue: Option<Dyn>, delay_s: i64, attempts: i64, retry_delay_s: i64 },
-    UpdateContactTextToSpeechVoice { voice: String },
-    UpdateFlowLoggingBehavior { enabled: bool },
+    Loop {
+        count: u32,
+    },
+    UpdateContactRecordingBehavior {
+        agent: bool,
+        customer: bool,
+    },
+    UpdateContactCallbackNumber {
+        number: DataPath,
+    },
+    CreateCallbackContact {
+        queue: Option<Dyn>,
+        delay_s: i64,
+        attempts: i64,
+        retry_delay_s: i64,
+    },
+    UpdateContactTextToSpeechVoice {
+        voice: String,
+    },
+    UpdateFlowLoggingBehavior {
+        enabled: bool,
+    },
     DisconnectParticipant,
     /// Only in a leniently imported flow: a type this engine does not run. At run time it takes
     /// its `NoMatchingError` branch, or ends the flow with an error.
-    Unsupported { action_type: String },
+    Unsupported {
+        action_type: String,
+    },
 }
 
 /// What conditions an action may carry.
@@ -127,7 +188,10 @@ pub enum ParamError {
 type P = Map<String, Value>;
 
 fn invalid(name: &'static str, reason: impl Into<String>) -> ParamError {
-    ParamError::Invalid { name, reason: reason.into() }
+    ParamError::Invalid {
+        name,
+        reason: reason.into(),
+    }
 }
 
 fn bad_path(name: &'static str) -> impl Fn(BadPath) -> ParamError {
@@ -150,11 +214,16 @@ fn req_text(p: &P, name: &'static str) -> Result<String, ParamError> {
 
 /// A static integer parameter, checked against a range.
 fn static_int(p: &P, name: &'static str, lo: i64, hi: i64) -> Result<Option<i64>, ParamError> {
-    let Some(t) = text(p, name)? else { return Ok(None) };
+    let Some(t) = text(p, name)? else {
+        return Ok(None);
+    };
     if t.starts_with("$.") {
         return Err(ParamError::MustBeStatic(name));
     }
-    let n: i64 = t.trim().parse().map_err(|_| invalid(name, format!("{t:?} is not an integer")))?;
+    let n: i64 = t
+        .trim()
+        .parse()
+        .map_err(|_| invalid(name, format!("{t:?} is not an integer")))?;
     if n < lo || n > hi {
         return Err(invalid(name, format!("{n} is outside {lo}..={hi}")));
     }
@@ -171,7 +240,9 @@ fn static_bool(p: &P, name: &'static str) -> Result<Option<bool>, ParamError> {
 }
 
 fn dyn_value(p: &P, name: &'static str) -> Result<Option<Dyn>, ParamError> {
-    text(p, name)?.map(|t| Dyn::parse_value(&t).map_err(bad_path(name))).transpose()
+    text(p, name)?
+        .map(|t| Dyn::parse_value(&t).map_err(bad_path(name)))
+        .transpose()
 }
 
 fn object<'a>(p: &'a P, name: &'static str) -> Result<Option<&'a P>, ParamError> {
@@ -185,8 +256,15 @@ fn object<'a>(p: &'a P, name: &'static str) -> Result<Option<&'a P>, ParamError>
 fn dyn_map(m: &P, name: &'static str) -> Result<Vec<(String, Dyn)>, ParamError> {
     m.iter()
         .map(|(k, v)| {
-            if k.is_empty() || !k.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
-                return Err(invalid(name, format!("key {k:?} must be letters, digits, '-' or '_'")));
+            if k.is_empty()
+                || !k
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+            {
+                return Err(invalid(
+                    name,
+                    format!("key {k:?} must be letters, digits, '-' or '_'"),
+                ));
             }
             let t = match v {
                 Value::String(s) => s.clone(),
@@ -201,7 +279,9 @@ fn dyn_map(m: &P, name: &'static str) -> Result<Vec<(String, Dyn)>, ParamError> 
 
 fn prompt(p: &P) -> Result<Prompt, ParamError> {
     let template = |name| -> Result<Option<Dyn>, ParamError> {
-        text(p, name)?.map(|t| Dyn::parse_template(&t).map_err(bad_path(name))).transpose()
+        text(p, name)?
+            .map(|t| Dyn::parse_template(&t).map_err(bad_path(name)))
+            .transpose()
     };
     if let Some(t) = template("Text")? {
         return Ok(Prompt::Text(t));
@@ -214,7 +294,9 @@ fn prompt(p: &P) -> Result<Prompt, ParamError> {
     }
     if let Some(media) = object(p, "Media")? {
         let uri = text(media, "Uri")?.ok_or(ParamError::Missing("Media.Uri"))?;
-        return Ok(Prompt::Media(Dyn::parse_value(&uri).map_err(bad_path("Media.Uri"))?));
+        return Ok(Prompt::Media(
+            Dyn::parse_value(&uri).map_err(bad_path("Media.Uri"))?,
+        ));
     }
     Err(ParamError::Missing("Text, SSML, PromptId or Media"))
 }
@@ -227,21 +309,33 @@ pub fn parse(action_type: &str, p: &P) -> Result<Option<Kind>, ParamError> {
             let store = static_bool(p, "StoreInput")?.unwrap_or(false);
             let timeout_s = static_int(p, "InputTimeLimitSeconds", 1, 180)?.unwrap_or(5);
             let dtmf = object(p, "DTMFConfiguration")?;
-            let terminator = match dtmf.map(|d| text(d, "InputTerminationSequence")).transpose()?.flatten() {
+            let terminator = match dtmf
+                .map(|d| text(d, "InputTerminationSequence"))
+                .transpose()?
+                .flatten()
+            {
                 None => store.then_some('#'),
                 Some(t) => {
                     let mut chars = t.chars();
                     match (chars.next(), chars.next()) {
                         (Some(c), None) if is_dtmf(c) => Some(c),
-                        _ => return Err(invalid("DTMFConfiguration.InputTerminationSequence", "must be one DTMF key")),
+                        _ => {
+                            return Err(invalid(
+                                "DTMFConfiguration.InputTerminationSequence",
+                                "must be one DTMF key",
+                            ));
+                        }
                     }
                 }
             };
-            let max_digits = match object(p, "InputValidation")?.and_then(|v| v.get("CustomValidation")) {
-                Some(Value::Object(cv)) => static_int(cv, "MaximumLength", 1, 20)?.unwrap_or(20) as u32,
-                _ if store => 20,
-                _ => 1,
-            };
+            let max_digits =
+                match object(p, "InputValidation")?.and_then(|v| v.get("CustomValidation")) {
+                    Some(Value::Object(cv)) => {
+                        static_int(cv, "MaximumLength", 1, 20)?.unwrap_or(20) as u32
+                    }
+                    _ if store => 20,
+                    _ => 1,
+                };
             Kind::GetParticipantInput {
                 prompt: prompt(p)?,
                 timeout_ms: timeout_s * 1000,
@@ -256,63 +350,106 @@ pub fn parse(action_type: &str, p: &P) -> Result<Option<Kind>, ParamError> {
             if let Some(t) = text(p, "TargetContact")?
                 && t != "Current"
             {
-                return Err(invalid("TargetContact", format!("{t:?}: only Current is supported")));
+                return Err(invalid(
+                    "TargetContact",
+                    format!("{t:?}: only Current is supported"),
+                ));
             }
-            Kind::UpdateContactAttributes { attributes: dyn_map(attrs, "Attributes")? }
+            Kind::UpdateContactAttributes {
+                attributes: dyn_map(attrs, "Attributes")?,
+            }
         }
         "Compare" => {
             let v = req_text(p, "ComparisonValue")?;
             if !v.starts_with("$.") {
                 return Err(ParamError::MustBePath("ComparisonValue"));
             }
-            Kind::Compare { value: Dyn::parse_value(&v).map_err(bad_path("ComparisonValue"))? }
+            Kind::Compare {
+                value: Dyn::parse_value(&v).map_err(bad_path("ComparisonValue"))?,
+            }
         }
-        "CheckHoursOfOperation" => Kind::CheckHoursOfOperation { hours: dyn_value(p, "HoursOfOperationId")? },
+        "CheckHoursOfOperation" => Kind::CheckHoursOfOperation {
+            hours: dyn_value(p, "HoursOfOperationId")?,
+        },
         "InvokeLambdaFunction" => {
-            let function = dyn_value(p, "LambdaFunctionARN")?.ok_or(ParamError::Missing("LambdaFunctionARN"))?;
+            let function = dyn_value(p, "LambdaFunctionARN")?
+                .ok_or(ParamError::Missing("LambdaFunctionARN"))?;
             let timeout_s = static_int(p, "InvocationTimeLimitSeconds", 1, 8)?.unwrap_or(3);
             let synchronous = match text(p, "InvocationType")?.as_deref() {
                 None | Some("SYNCHRONOUS") => true,
                 Some("ASYNCHRONOUS") => false,
                 Some(t) => return Err(invalid("InvocationType", format!("{t:?}"))),
             };
-            let response = match object(p, "ResponseValidation")?.map(|r| text(r, "ResponseType")).transpose()?.flatten().as_deref() {
+            let response = match object(p, "ResponseValidation")?
+                .map(|r| text(r, "ResponseType"))
+                .transpose()?
+                .flatten()
+                .as_deref()
+            {
                 None | Some("STRING_MAP") => ResponseType::StringMap,
                 Some("JSON") => ResponseType::Json,
-                Some(t) => return Err(invalid("ResponseValidation.ResponseType", format!("{t:?}"))),
+                Some(t) => {
+                    return Err(invalid("ResponseValidation.ResponseType", format!("{t:?}")));
+                }
             };
             let parameters = match object(p, "LambdaInvocationAttributes")? {
                 Some(m) => dyn_map(m, "LambdaInvocationAttributes")?,
                 None => Vec::new(),
             };
-            Kind::InvokeLambdaFunction { function, timeout_ms: timeout_s * 1000, synchronous, parameters, response }
+            Kind::InvokeLambdaFunction {
+                function,
+                timeout_ms: timeout_s * 1000,
+                synchronous,
+                parameters,
+                response,
+            }
         }
         "UpdateContactTargetQueue" => {
             if p.contains_key("AgentId") && !p.contains_key("QueueId") {
-                return Err(invalid("AgentId", "agent queues are not supported; use QueueId"));
+                return Err(invalid(
+                    "AgentId",
+                    "agent queues are not supported; use QueueId",
+                ));
             }
-            Kind::UpdateContactTargetQueue { queue: dyn_value(p, "QueueId")?.ok_or(ParamError::Missing("QueueId"))? }
+            Kind::UpdateContactTargetQueue {
+                queue: dyn_value(p, "QueueId")?.ok_or(ParamError::Missing("QueueId"))?,
+            }
         }
         "UpdateContactRoutingBehavior" => {
             let priority = static_int(p, "QueuePriority", 1, i64::from(u32::MAX))?;
             let age = static_int(p, "QueueTimeAdjustmentSeconds", -86_400, 86_400)?;
             if priority.is_some() == age.is_some() {
-                return Err(invalid("QueuePriority", "give exactly one of QueuePriority and QueueTimeAdjustmentSeconds"));
+                return Err(invalid(
+                    "QueuePriority",
+                    "give exactly one of QueuePriority and QueueTimeAdjustmentSeconds",
+                ));
             }
-            Kind::UpdateContactRoutingBehavior { priority, age_adjustment_s: age }
+            Kind::UpdateContactRoutingBehavior {
+                priority,
+                age_adjustment_s: age,
+            }
         }
-        "UpdateRoutingCriteria" => Kind::UpdateRoutingCriteria { steps: routing_criteria(p)? },
+        "UpdateRoutingCriteria" => Kind::UpdateRoutingCriteria {
+            steps: routing_criteria(p)?,
+        },
         "TransferContactToQueue" => Kind::TransferContactToQueue,
         "TransferParticipantToThirdParty" => {
-            let number = dyn_value(p, "ThirdPartyPhoneNumber")?.ok_or(ParamError::Missing("ThirdPartyPhoneNumber"))?;
+            let number = dyn_value(p, "ThirdPartyPhoneNumber")?
+                .ok_or(ParamError::Missing("ThirdPartyPhoneNumber"))?;
             if let Dyn::Static(n) = &number
                 && !is_e164(n)
             {
-                return Err(invalid("ThirdPartyPhoneNumber", format!("{n:?} is not E.164")));
+                return Err(invalid(
+                    "ThirdPartyPhoneNumber",
+                    format!("{n:?} is not E.164"),
+                ));
             }
             let dtmf = text(p, "ThirdPartyDTMFDigits")?;
             if let Some(d) = &dtmf
-                && (d.len() > 50 || !d.chars().all(|c| c.is_ascii_digit() || matches!(c, ',' | '*' | '#')))
+                && (d.len() > 50
+                    || !d
+                        .chars()
+                        .all(|c| c.is_ascii_digit() || matches!(c, ',' | '*' | '#')))
             {
                 return Err(invalid("ThirdPartyDTMFDigits", "at most 50 of 0-9 , * #"));
             }
@@ -322,7 +459,8 @@ pub fn parse(action_type: &str, p: &P) -> Result<Option<Kind>, ParamError> {
             };
             Kind::TransferParticipantToThirdParty {
                 number,
-                timeout_s: static_int(p, "ThirdPartyConnectionTimeoutSeconds", 0, 600)?.unwrap_or(30),
+                timeout_s: static_int(p, "ThirdPartyConnectionTimeoutSeconds", 0, 600)?
+                    .unwrap_or(30),
                 continue_flow: static_bool(p, "ContinueFlowExecution")?.unwrap_or(false),
                 dtmf,
                 caller_id_number,
@@ -339,17 +477,33 @@ pub fn parse(action_type: &str, p: &P) -> Result<Option<Kind>, ParamError> {
             };
             Kind::TransferToLegacy { pool, data }
         }
-        "TransferToFlow" => Kind::TransferToFlow { flow: dyn_value(p, "ContactFlowId")?.ok_or(ParamError::Missing("ContactFlowId"))? },
+        "TransferToFlow" => Kind::TransferToFlow {
+            flow: dyn_value(p, "ContactFlowId")?.ok_or(ParamError::Missing("ContactFlowId"))?,
+        },
         "DistributeByPercentage" => Kind::DistributeByPercentage,
-        "Loop" => Kind::Loop { count: static_int(p, "LoopCount", 0, 100)?.ok_or(ParamError::Missing("LoopCount"))? as u32 },
+        "Loop" => Kind::Loop {
+            count: static_int(p, "LoopCount", 0, 100)?.ok_or(ParamError::Missing("LoopCount"))?
+                as u32,
+        },
         "UpdateContactRecordingBehavior" => {
-            let rb = object(p, "RecordingBehavior")?.ok_or(ParamError::Missing("RecordingBehavior"))?;
+            let rb =
+                object(p, "RecordingBehavior")?.ok_or(ParamError::Missing("RecordingBehavior"))?;
             let who = match rb.get("RecordedParticipants") {
-                Some(Value::Array(a)) => a.iter().map(|v| v.as_str().unwrap_or_default().to_string()).collect::<Vec<_>>(),
-                _ => return Err(ParamError::Missing("RecordingBehavior.RecordedParticipants")),
+                Some(Value::Array(a)) => a
+                    .iter()
+                    .map(|v| v.as_str().unwrap_or_default().to_string())
+                    .collect::<Vec<_>>(),
+                _ => {
+                    return Err(ParamError::Missing(
+                        "RecordingBehavior.RecordedParticipants",
+                    ));
+                }
             };
             if let Some(other) = who.iter().find(|w| *w != "Agent" && *w != "Customer") {
-                return Err(invalid("RecordingBehavior.RecordedParticipants", format!("{other:?}")));
+                return Err(invalid(
+                    "RecordingBehavior.RecordedParticipants",
+                    format!("{other:?}"),
+                ));
             }
             Kind::UpdateContactRecordingBehavior {
                 agent: who.iter().any(|w| w == "Agent"),
@@ -369,7 +523,9 @@ pub fn parse(action_type: &str, p: &P) -> Result<Option<Kind>, ParamError> {
             attempts: static_int(p, "MaximumConnectionAttempts", 1, 100)?.unwrap_or(1),
             retry_delay_s: static_int(p, "RetryDelaySeconds", 1, 259_200)?.unwrap_or(600),
         },
-        "UpdateContactTextToSpeechVoice" => Kind::UpdateContactTextToSpeechVoice { voice: req_text(p, "TextToSpeechVoice")? },
+        "UpdateContactTextToSpeechVoice" => Kind::UpdateContactTextToSpeechVoice {
+            voice: req_text(p, "TextToSpeechVoice")?,
+        },
         "UpdateFlowLoggingBehavior" => Kind::UpdateFlowLoggingBehavior {
             enabled: match req_text(p, "FlowLoggingBehavior")?.as_str() {
                 "Enabled" => true,
@@ -392,26 +548,45 @@ fn routing_criteria(p: &P) -> Result<Vec<CriteriaStep>, ParamError> {
         .and_then(Value::as_array)
         .ok_or(ParamError::Missing("RoutingCriteria.Steps"))?;
     let condition = |c: &Value| -> Result<(String, u8), ParamError> {
-        let c = c.get("AttributeCondition").and_then(Value::as_object).ok_or_else(|| invalid(NAME, "expected AttributeCondition"))?;
-        let field = |k: &str| c.get(k).and_then(|v| v.as_str().map(str::to_string).or_else(|| v.as_f64().map(|n| n.to_string())));
+        let c = c
+            .get("AttributeCondition")
+            .and_then(Value::as_object)
+            .ok_or_else(|| invalid(NAME, "expected AttributeCondition"))?;
+        let field = |k: &str| {
+            c.get(k).and_then(|v| {
+                v.as_str()
+                    .map(str::to_string)
+                    .or_else(|| v.as_f64().map(|n| n.to_string()))
+            })
+        };
         let (Some(name), Some(value)) = (field("Name"), field("Value")) else {
             return Err(invalid(NAME, "AttributeCondition needs Name and Value"));
         };
         if let Some(op) = field("ComparisonOperator")
             && op != "NumberGreaterOrEqualTo"
         {
-            return Err(invalid(NAME, format!("ComparisonOperator {op:?} is not supported")));
+            return Err(invalid(
+                NAME,
+                format!("ComparisonOperator {op:?} is not supported"),
+            ));
         }
-        let level = field("ProficiencyLevel").and_then(|l| l.parse::<f64>().ok()).unwrap_or(1.0);
+        let level = field("ProficiencyLevel")
+            .and_then(|l| l.parse::<f64>().ok())
+            .unwrap_or(1.0);
         if !(1.0..=5.0).contains(&level) {
-            return Err(invalid(NAME, format!("ProficiencyLevel {level} is outside 1..=5")));
+            return Err(invalid(
+                NAME,
+                format!("ProficiencyLevel {level} is outside 1..=5"),
+            ));
         }
         Ok((format!("{name}:{value}"), level.ceil() as u8))
     };
     steps
         .iter()
         .map(|step| {
-            let expr = step.get("Expression").ok_or_else(|| invalid(NAME, "a step needs an Expression"))?;
+            let expr = step
+                .get("Expression")
+                .ok_or_else(|| invalid(NAME, "a step needs an Expression"))?;
             let skills = if let Some(and) = expr.get("AndExpression").and_then(Value::as_array) {
                 and.iter().map(condition).collect::<Result<_, _>>()?
             } else if expr.get("OrExpression").is_some() {
@@ -425,7 +600,12 @@ fn routing_criteria(p: &P) -> Result<Vec<CriteriaStep>, ParamError> {
                     v.as_i64()
                         .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
                         .filter(|s| *s > 0)
-                        .ok_or_else(|| invalid(NAME, "Expiry.DurationInSeconds must be a positive static number"))?,
+                        .ok_or_else(|| {
+                            invalid(
+                                NAME,
+                                "Expiry.DurationInSeconds must be a positive static number",
+                            )
+                        })?,
                 ),
             };
             Ok(CriteriaStep { skills, expiry_s })
@@ -448,13 +628,31 @@ impl Kind {
     /// Error types this action may take (anything else in `Errors` is reported).
     pub fn error_types(&self) -> &'static [&'static str] {
         match self {
-            Kind::GetParticipantInput { store: false, .. } => &["InputTimeLimitExceeded", "NoMatchingCondition", "NoMatchingError"],
-            Kind::GetParticipantInput { store: true, .. } => &["InputTimeLimitExceeded", "NoMatchingError"],
-            Kind::Compare { .. } | Kind::DistributeByPercentage => &["NoMatchingCondition", "NoMatchingError"],
+            Kind::GetParticipantInput { store: false, .. } => &[
+                "InputTimeLimitExceeded",
+                "NoMatchingCondition",
+                "NoMatchingError",
+            ],
+            Kind::GetParticipantInput { store: true, .. } => {
+                &["InputTimeLimitExceeded", "NoMatchingError"]
+            }
+            Kind::Compare { .. } | Kind::DistributeByPercentage => {
+                &["NoMatchingCondition", "NoMatchingError"]
+            }
             Kind::TransferContactToQueue => &["QueueAtCapacity", "NoMatchingError"],
-            Kind::TransferParticipantToThirdParty { .. } => &["CallFailed", "ConnectionTimeLimitExceeded", "NoMatchingError"],
-            Kind::TransferToLegacy { .. } => &["NoNumberAvailable", "CallFailed", "NoMatchingError"],
-            Kind::UpdateContactCallbackNumber { .. } => &["InvalidCallbackNumber", "CallbackNumberNotDialable", "NoMatchingError"],
+            Kind::TransferParticipantToThirdParty { .. } => &[
+                "CallFailed",
+                "ConnectionTimeLimitExceeded",
+                "NoMatchingError",
+            ],
+            Kind::TransferToLegacy { .. } => {
+                &["NoNumberAvailable", "CallFailed", "NoMatchingError"]
+            }
+            Kind::UpdateContactCallbackNumber { .. } => &[
+                "InvalidCallbackNumber",
+                "CallbackNumberNotDialable",
+                "NoMatchingError",
+            ],
             Kind::DisconnectParticipant | Kind::Loop { .. } | Kind::Unsupported { .. } => &[],
             _ => &["NoMatchingError"],
         }
@@ -463,7 +661,9 @@ impl Kind {
     /// Error branches that must be wired because the action takes them in normal operation.
     pub fn required_errors(&self) -> &'static [&'static str] {
         match self {
-            Kind::GetParticipantInput { store: false, .. } => &["InputTimeLimitExceeded", "NoMatchingCondition"],
+            Kind::GetParticipantInput { store: false, .. } => {
+                &["InputTimeLimitExceeded", "NoMatchingCondition"]
+            }
             Kind::GetParticipantInput { store: true, .. } => &["InputTimeLimitExceeded"],
             Kind::Compare { .. } => &["NoMatchingCondition"],
             Kind::TransferContactToQueue => &["QueueAtCapacity"],
@@ -511,7 +711,10 @@ impl Kind {
 
     /// True when the action waits for the caller (a cycle through it is an input loop).
     pub fn waits_for_caller(&self) -> bool {
-        matches!(self, Kind::GetParticipantInput { .. } | Kind::MessageParticipant { .. })
+        matches!(
+            self,
+            Kind::GetParticipantInput { .. } | Kind::MessageParticipant { .. }
+        )
     }
 }
 
@@ -546,14 +749,20 @@ impl Operator {
     fn numeric(self) -> bool {
         matches!(
             self,
-            Self::NumberGreaterThan | Self::NumberGreaterOrEqualTo | Self::NumberLessThan | Self::NumberLessOrEqualTo
+            Self::NumberGreaterThan
+                | Self::NumberGreaterOrEqualTo
+                | Self::NumberLessThan
+                | Self::NumberLessOrEqualTo
         )
     }
 
     /// Applies the operator; numeric operators are false when either side is not a number.
     pub fn holds(self, value: &str, operand: &str) -> bool {
         if self.numeric() {
-            let (Ok(a), Ok(b)) = (value.trim().parse::<f64>(), operand.trim().parse::<f64>()) else { return false };
+            let (Ok(a), Ok(b)) = (value.trim().parse::<f64>(), operand.trim().parse::<f64>())
+            else {
+                return false;
+            };
             return match self {
                 Self::NumberGreaterThan => a > b,
                 Self::NumberGreaterOrEqualTo => a >= b,
@@ -581,21 +790,48 @@ mod tests {
 
     #[test]
     fn lambda_timeout_must_be_static_and_in_range() {
-        let p = params(json!({"LambdaFunctionARN": "https://x/y", "InvocationTimeLimitSeconds": "9"}));
-        assert!(matches!(parse("InvokeLambdaFunction", &p), Err(ParamError::Invalid { name: "InvocationTimeLimitSeconds", .. })));
-        let p = params(json!({"LambdaFunctionARN": "https://x/y", "InvocationTimeLimitSeconds": "$.Attributes.t"}));
-        assert_eq!(parse("InvokeLambdaFunction", &p), Err(ParamError::MustBeStatic("InvocationTimeLimitSeconds")));
-        let p = params(json!({"LambdaFunctionARN": "https://x/y", "InvocationTimeLimitSeconds": 8}));
-        assert!(matches!(parse("InvokeLambdaFunction", &p), Ok(Some(Kind::InvokeLambdaFunction { timeout_ms: 8000, .. }))));
+        let p =
+            params(json!({"LambdaFunctionARN": "https://x/y", "InvocationTimeLimitSeconds": "9"}));
+        assert!(matches!(
+            parse("InvokeLambdaFunction", &p),
+            Err(ParamError::Invalid {
+                name: "InvocationTimeLimitSeconds",
+                ..
+            })
+        ));
+        let p = params(
+            json!({"LambdaFunctionARN": "https://x/y", "InvocationTimeLimitSeconds": "$.Attributes.t"}),
+        );
+        assert_eq!(
+            parse("InvokeLambdaFunction", &p),
+            Err(ParamError::MustBeStatic("InvocationTimeLimitSeconds"))
+        );
+        let p =
+            params(json!({"LambdaFunctionARN": "https://x/y", "InvocationTimeLimitSeconds": 8}));
+        assert!(matches!(
+            parse("InvokeLambdaFunction", &p),
+            Ok(Some(Kind::InvokeLambdaFunction {
+                timeout_ms: 8000,
+                ..
+            }))
+        ));
     }
 
     #[test]
     fn stored_input_reads_length_and_terminator() {
-        let p = params(json!({"Text": "Enter your account", "StoreInput": "True", "InputTimeLimitSeconds": "7",
+        let p = params(
+            json!({"Text": "Enter your account", "StoreInput": "True", "InputTimeLimitSeconds": "7",
             "InputValidation": {"CustomValidation": {"MaximumLength": "8"}},
-            "DTMFConfiguration": {"InputTerminationSequence": "*"}}));
+            "DTMFConfiguration": {"InputTerminationSequence": "*"}}),
+        );
         match parse("GetParticipantInput", &p).unwrap().unwrap() {
-            Kind::GetParticipantInput { store, max_digits, terminator, timeout_ms, .. } => {
+            Kind::GetParticipantInput {
+                store,
+                max_digits,
+                terminator,
+                timeout_ms,
+                ..
+            } => {
                 assert!(store);
                 assert_eq!((max_digits, terminator, timeout_ms), (8, Some('*'), 7000));
             }

@@ -39,7 +39,11 @@ pub struct ActionDoc {
 #[serde(rename_all = "PascalCase")]
 pub struct TransitionsDoc {
     /// Exports sometimes write `"NextAction": ""` for "none"; that reads as absent.
-    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "empty_as_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "empty_as_none"
+    )]
     pub next_action: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<ConditionDoc>,
@@ -83,7 +87,9 @@ fn operands_as_text<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String
             Value::String(s) => Ok(s),
             Value::Number(n) => Ok(n.to_string()),
             Value::Bool(b) => Ok(if b { "True".into() } else { "False".into() }),
-            other => Err(serde::de::Error::custom(format!("operand must be text, got {other}"))),
+            other => Err(serde::de::Error::custom(format!(
+                "operand must be text, got {other}"
+            ))),
         })
         .collect()
 }
@@ -115,6 +121,9 @@ impl TransitionsDoc {
     }
 
     pub fn error(&self, error_type: &str) -> Option<&str> {
-        self.errors.iter().find(|e| e.error_type == error_type).map(|e| e.next_action.as_str())
+        self.errors
+            .iter()
+            .find(|e| e.error_type == error_type)
+            .map(|e| e.next_action.as_str())
     }
 }

@@ -30,7 +30,11 @@ impl ImportReport {
             lines.push(format!("unsupported action {t} ({id})"));
         }
         lines.extend(self.errors.iter().map(ToString::to_string));
-        if lines.is_empty() { "ok".into() } else { lines.join("\n") }
+        if lines.is_empty() {
+            "ok".into()
+        } else {
+            lines.join("\n")
+        }
     }
 }
 
@@ -39,7 +43,12 @@ pub fn import(json: &str) -> ImportReport {
     let doc = match FlowDocument::from_json(json) {
         Ok(doc) => doc,
         Err(e) => {
-            return ImportReport { runnable: None, unsupported: vec![], errors: vec![FlowError::Json(e.to_string())], warnings: vec![] };
+            return ImportReport {
+                runnable: None,
+                unsupported: vec![],
+                errors: vec![FlowError::Json(e.to_string())],
+                warnings: vec![],
+            };
         }
     };
     import_document(&doc)
@@ -59,13 +68,23 @@ pub fn import_document(doc: &FlowDocument) -> ImportReport {
             let unsupported = strict
                 .iter()
                 .filter_map(|e| match e {
-                    FlowError::UnsupportedAction { action, action_type } | FlowError::UnknownActionType { action, action_type } => {
-                        Some((action.clone(), action_type.clone()))
+                    FlowError::UnsupportedAction {
+                        action,
+                        action_type,
                     }
+                    | FlowError::UnknownActionType {
+                        action,
+                        action_type,
+                    } => Some((action.clone(), action_type.clone())),
                     _ => None,
                 })
                 .collect();
-            ImportReport { runnable: None, unsupported, errors, warnings: vec![] }
+            ImportReport {
+                runnable: None,
+                unsupported,
+                errors,
+                warnings: vec![],
+            }
         }
     }
 }

@@ -9,7 +9,10 @@ pub mod validate;
 pub mod value;
 
 pub use action::{Kind, Operator, ParamError, Prompt, ResponseType, TRANSFER_TO_LEGACY};
-pub use document::{ActionDoc, ConditionDoc, ConditionExpr, ErrorDoc, FLOW_LANGUAGE_VERSION, FlowDocument, TransitionsDoc};
+pub use document::{
+    ActionDoc, ConditionDoc, ConditionExpr, ErrorDoc, FLOW_LANGUAGE_VERSION, FlowDocument,
+    TransitionsDoc,
+};
 pub use import::{ImportReport, import};
 pub use validate::{CompiledAction, CompiledFlow, CondBranch, FlowError, Mode, compile};
 pub use value::{DataPath, Dyn, Lookup};

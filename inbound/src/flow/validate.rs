@@ -10,11 +10,22 @@ use super::document::{FLOW_LANGUAGE_VERSION, FlowDocument};
 
 pub const MAX_ACTIONS: usize = 250;
 const MAX_IDENTIFIER: usize = 50;
-const FORBIDDEN_ID_CHARS: &[char] = &['%', ':', '(', '\\', '/', ')', '=', '$', ',', ';', '[', ']', '{', '}'];
+const FORBIDDEN_ID_CHARS: &[char] = &[
+    '%', ':', '(', '\\', '/', ')', '=', '$', ',', ';', '[', ']', '{', '}',
+];
 const RESERVED_IDS: &[&str] = &[
-    "__proto__", "constructor", "toString", "valueOf", "hasOwnProperty", "isPrototypeOf",
-    "propertyIsEnumerable", "toLocaleString", "__defineGetter__", "__defineSetter__",
-    "__lookupGetter__", "__lookupSetter__",
+    "__proto__",
+    "constructor",
+    "toString",
+    "valueOf",
+    "hasOwnProperty",
+    "isPrototypeOf",
+    "propertyIsEnumerable",
+    "toLocaleString",
+    "__defineGetter__",
+    "__defineSetter__",
+    "__lookupGetter__",
+    "__lookupSetter__",
 ];
 
 /// One problem found in a flow document.
@@ -39,19 +50,30 @@ pub enum FlowError {
     #[error("action {action:?}: Type {action_type:?} is not supported")]
     UnsupportedAction { action: String, action_type: String },
     #[error("action {action:?} ({action_type}): {error}")]
-    Parameter { action: String, action_type: String, error: ParamError },
+    Parameter {
+        action: String,
+        action_type: String,
+        error: ParamError,
+    },
     #[error("action {action:?}: transition to {target:?}, which is not an action of this flow")]
     DanglingTransition { action: String, target: String },
     #[error("action {action:?}: no transition for {branch}")]
     MissingTransition { action: String, branch: String },
     #[error("action {action:?}: {action_type} cannot take the branch {branch}")]
-    UnexpectedBranch { action: String, action_type: String, branch: String },
+    UnexpectedBranch {
+        action: String,
+        action_type: String,
+        branch: String,
+    },
     #[error("action {action:?}: condition {reason}")]
     BadCondition { action: String, reason: String },
     #[error("action {0:?} cannot be reached from the StartAction")]
     Unreachable(String),
     #[error("actions {actions:?} form a loop{} with no way out", if *.waits_for_input { " waiting on caller input" } else { "" })]
-    LoopWithoutExit { actions: Vec<String>, waits_for_input: bool },
+    LoopWithoutExit {
+        actions: Vec<String>,
+        waits_for_input: bool,
+    },
 }
 
 /// How strictly to treat action types this engine does not run.
@@ -85,7 +107,10 @@ pub struct CompiledAction {
 
 impl CompiledAction {
     pub fn error_target(&self, error_type: &str) -> Option<usize> {
-        self.errors.iter().find(|(t, _)| t == error_type).map(|&(_, i)| i)
+        self.errors
+            .iter()
+            .find(|(t, _)| t == error_type)
+            .map(|&(_, i)| i)
     }
 }
 
@@ -123,7 +148,10 @@ pub fn compile(doc: &FlowDocument, mode: Mode) -> Result<CompiledFlow, Vec<FlowE
     let mut index: HashMap<&str, usize> = HashMap::new();
     for (i, a) in doc.actions.iter().enumerate() {
         if let Some(reason) = identifier_problem(&a.identifier) {
-            errors.push(FlowError::BadIdentifier { id: a.identifier.clone(), reason });
+            errors.push(FlowError::BadIdentifier {
+                id: a.identifier.clone(),
+                reason,
+            });
         }
         if index.insert(a.identifier.as_str(), i).is_some() {
             errors.push(FlowError::DuplicateIdentifier(a.identifier.clone()));
@@ -145,35 +173,60 @@ pub fn compile(doc: &FlowDocument, mode: Mode) -> Result<CompiledFlow, Vec<FlowE
                 let known = KNOWN_UNSUPPORTED.contains(&a.action_type.as_str());
                 if mode == Mode::Strict {
                     errors.push(if known {
-                        FlowError::UnsupportedAction { action: id.clone(), action_type: a.action_type.clone() }
+                        FlowError::UnsupportedAction {
+                            action: id.clone(),
+                            action_type: a.action_type.clone(),
+                        }
                     } else {
-                        FlowError::UnknownActionType { action: id.clone(), action_type: a.action_type.clone() }
+                        FlowError::UnknownActionType {
+                            action: id.clone(),
+                            action_type: a.action_type.clone(),
+                        }
                     });
                 }
                 unsupported.push((id.clone(), a.action_type.clone()));
-                Kind::Unsupported { action_type: a.action_type.clone() }
+                Kind::Unsupported {
+                    action_type: a.action_type.clone(),
+                }
             }
             Err(error) => {
-                errors.push(FlowError::Parameter { action: id.clone(), action_type: a.action_type.clone(), error });
+                errors.push(FlowError::Parameter {
+                    action: id.clone(),
+                    action_type: a.action_type.clone(),
+                    error,
+                });
                 continue;
             }
         };
         let resolve = |target: &str, errors: &mut Vec<FlowError>| match index.get(target) {
             Some(&i) => Some(i),
             None => {
-                errors.push(FlowError::DanglingTransition { action: id.clone(), target: target.to_string() });
+                errors.push(FlowError::DanglingTransition {
+                    action: id.clone(),
+                    target: target.to_string(),
+                });
                 None
             }
         };
         let t = &a.transitions;
-        let next = t.next_action.as_deref().and_then(|n| resolve(n, &mut errors));
+        let next = t
+            .next_action
+            .as_deref()
+            .and_then(|n| resolve(n, &mut errors));
         let mut conditions = Vec::new();
         for c in &t.conditions {
             let target = resolve(&c.next_action, &mut errors);
-            match (Operator::parse(&c.condition.operator), c.condition.operands.as_slice()) {
+            match (
+                Operator::parse(&c.condition.operator),
+                c.condition.operands.as_slice(),
+            ) {
                 (Some(operator), [operand]) => {
                     if let Some(target) = target {
-                        conditions.push(CondBranch { operator, operand: operand.clone(), target });
+                        conditions.push(CondBranch {
+                            operator,
+                            operand: operand.clone(),
+                            target,
+                        });
                     }
                 }
                 (None, _) => errors.push(FlowError::BadCondition {
@@ -203,14 +256,25 @@ pub fn compile(doc: &FlowDocument, mode: Mode) -> Result<CompiledFlow, Vec<FlowE
     }
     if actions.len() == doc.actions.len() {
         for (a, doc_action) in actions.iter().zip(&doc.actions) {
-            check_branches(a, doc_action.transitions.conditions.len(), &mut errors, &mut warnings);
+            check_branches(
+                a,
+                doc_action.transitions.conditions.len(),
+                &mut errors,
+                &mut warnings,
+            );
         }
         if let Some(start) = start {
             check_graph(&actions, start, mode, &mut errors, &mut warnings);
         }
     }
     match (errors.is_empty(), start) {
-        (true, Some(start)) => Ok(CompiledFlow { document: doc.clone(), actions, start, unsupported, warnings }),
+        (true, Some(start)) => Ok(CompiledFlow {
+            document: doc.clone(),
+            actions,
+            start,
+            unsupported,
+            warnings,
+        }),
         _ => Err(errors),
     }
 }
@@ -231,14 +295,25 @@ fn identifier_problem(id: &str) -> Option<String> {
     None
 }
 
-fn check_branches(a: &CompiledAction, declared_conditions: usize, errors: &mut Vec<FlowError>, warnings: &mut Vec<String>) {
+fn check_branches(
+    a: &CompiledAction,
+    declared_conditions: usize,
+    errors: &mut Vec<FlowError>,
+    warnings: &mut Vec<String>,
+) {
     let unexpected = |branch: String| FlowError::UnexpectedBranch {
         action: a.id.clone(),
         action_type: a.action_type.clone(),
         branch,
     };
-    let missing = |branch: &str| FlowError::MissingTransition { action: a.id.clone(), branch: branch.to_string() };
-    let bad = |reason: String| FlowError::BadCondition { action: a.id.clone(), reason };
+    let missing = |branch: &str| FlowError::MissingTransition {
+        action: a.id.clone(),
+        branch: branch.to_string(),
+    };
+    let bad = |reason: String| FlowError::BadCondition {
+        action: a.id.clone(),
+        reason,
+    };
     if matches!(a.kind, Kind::Unsupported { .. }) {
         return;
     }
@@ -254,7 +329,10 @@ fn check_branches(a: &CompiledAction, declared_conditions: usize, errors: &mut V
     }
     for optional in a.kind.error_types() {
         if !a.kind.required_errors().contains(optional) && a.error_target(optional).is_none() {
-            warnings.push(format!("action {:?}: error {optional} is not wired; taking it ends the flow", a.id));
+            warnings.push(format!(
+                "action {:?}: error {optional} is not wired; taking it ends the flow",
+                a.id
+            ));
         }
     }
     if a.kind.needs_next_action() && a.next.is_none() {
@@ -275,9 +353,13 @@ fn check_branches(a: &CompiledAction, declared_conditions: usize, errors: &mut V
         ConditionRule::Digit => {
             for c in &a.conditions {
                 let mut chars = c.operand.chars();
-                let one_key = matches!((chars.next(), chars.next()), (Some(k), None) if action::is_dtmf(k));
+                let one_key =
+                    matches!((chars.next(), chars.next()), (Some(k), None) if action::is_dtmf(k));
                 if c.operator != Operator::Equals || !one_key {
-                    errors.push(bad(format!("{:?} {:?}: a menu matches one key with Equals", c.operator, c.operand)));
+                    errors.push(bad(format!(
+                        "{:?} {:?}: a menu matches one key with Equals",
+                        c.operator, c.operand
+                    )));
                 } else if !seen.insert(c.operand.as_str()) {
                     errors.push(bad(format!("key {:?} appears twice", c.operand)));
                 }
@@ -291,7 +373,10 @@ fn check_branches(a: &CompiledAction, declared_conditions: usize, errors: &mut V
             };
             for c in &a.conditions {
                 if c.operator != Operator::Equals || !wanted.contains(&c.operand.as_str()) {
-                    errors.push(bad(format!("{:?} {:?}: expected Equals {} or {}", c.operator, c.operand, wanted[0], wanted[1])));
+                    errors.push(bad(format!(
+                        "{:?} {:?}: expected Equals {} or {}",
+                        c.operator, c.operand, wanted[0], wanted[1]
+                    )));
                 }
             }
             for w in wanted {
@@ -319,12 +404,21 @@ fn check_branches(a: &CompiledAction, declared_conditions: usize, errors: &mut V
 }
 
 fn targets(a: &CompiledAction) -> impl Iterator<Item = usize> + '_ {
-    a.next.into_iter().chain(a.conditions.iter().map(|c| c.target)).chain(a.errors.iter().map(|e| e.1))
+    a.next
+        .into_iter()
+        .chain(a.conditions.iter().map(|c| c.target))
+        .chain(a.errors.iter().map(|e| e.1))
 }
 
 /// Reachability and exits. Unreachable actions are errors when saving; an imported flow may
 /// carry orphan blocks left on the designer canvas, so there they are only warnings.
-fn check_graph(actions: &[CompiledAction], start: usize, mode: Mode, errors: &mut Vec<FlowError>, warnings: &mut Vec<String>) {
+fn check_graph(
+    actions: &[CompiledAction],
+    start: usize,
+    mode: Mode,
+    errors: &mut Vec<FlowError>,
+    warnings: &mut Vec<String>,
+) {
     let n = actions.len();
     let mut reachable = vec![false; n];
     let mut stack = vec![start];
@@ -350,7 +444,9 @@ fn check_graph(actions: &[CompiledAction], start: usize, mode: Mode, errors: &mu
         }
     }
     let mut can_exit = vec![false; n];
-    let mut stack: Vec<usize> = (0..n).filter(|&i| actions[i].kind.success_exits()).collect();
+    let mut stack: Vec<usize> = (0..n)
+        .filter(|&i| actions[i].kind.success_exits())
+        .collect();
     while let Some(i) = stack.pop() {
         if std::mem::replace(&mut can_exit[i], true) {
             continue;
@@ -358,7 +454,9 @@ fn check_graph(actions: &[CompiledAction], start: usize, mode: Mode, errors: &mu
         stack.extend(preds[i].iter().copied().filter(|&p| !can_exit[p]));
     }
     // Trapped actions that lie on a cycle: a loop with no way out.
-    let trapped: Vec<usize> = (0..n).filter(|&i| reachable[i] && !can_exit[i] && on_cycle(actions, i)).collect();
+    let trapped: Vec<usize> = (0..n)
+        .filter(|&i| reachable[i] && !can_exit[i] && on_cycle(actions, i))
+        .collect();
     if !trapped.is_empty() {
         errors.push(FlowError::LoopWithoutExit {
             waits_for_input: trapped.iter().any(|&i| actions[i].kind.waits_for_caller()),

@@ -31,7 +31,10 @@ impl DataPath {
         let bad = || BadPath(text.to_string());
         let rest = text.strip_prefix("$.").ok_or_else(bad)?;
         let parts: Vec<&str> = rest.split('.').collect();
-        if parts.iter().any(|p| p.is_empty() || !p.chars().all(is_key_char)) {
+        if parts
+            .iter()
+            .any(|p| p.is_empty() || !p.chars().all(is_key_char))
+        {
             return Err(bad());
         }
         Ok(match parts.as_slice() {
@@ -86,7 +89,11 @@ pub enum Piece {
 impl Dyn {
     /// A value that may be static or a single reference (no embedded text).
     pub fn parse_value(text: &str) -> Result<Self, BadPath> {
-        if text.starts_with("$.") { Ok(Self::Path(DataPath::parse(text)?)) } else { Ok(Self::Static(text.to_string())) }
+        if text.starts_with("$.") {
+            Ok(Self::Path(DataPath::parse(text)?))
+        } else {
+            Ok(Self::Static(text.to_string()))
+        }
     }
 
     /// Text that may embed references anywhere.
@@ -98,7 +105,9 @@ impl Dyn {
                 pieces.push(Piece::Text(rest[..at].to_string()));
             }
             let tail = &rest[at + 2..];
-            let len = tail.find(|c: char| !(is_key_char(c) || c == '.')).unwrap_or(tail.len());
+            let len = tail
+                .find(|c: char| !(is_key_char(c) || c == '.'))
+                .unwrap_or(tail.len());
             let reference = tail[..len].trim_end_matches('.');
             pieces.push(Piece::Ref(DataPath::parse(&format!("$.{reference}"))?));
             rest = &tail[reference.len()..];
@@ -109,7 +118,9 @@ impl Dyn {
         Ok(match pieces.as_slice() {
             [] => Self::Static(String::new()),
             [Piece::Text(t)] => Self::Static(t.clone()),
-            [Piece::Ref(p)] if text.starts_with("$.") && text.len() == p.to_string().len() => Self::Path(p.clone()),
+            [Piece::Ref(p)] if text.starts_with("$.") && text.len() == p.to_string().len() => {
+                Self::Path(p.clone())
+            }
             _ => Self::Template(pieces),
         })
     }
@@ -145,12 +156,18 @@ mod tests {
 
     #[test]
     fn parses_the_documented_namespaces() {
-        assert_eq!(DataPath::parse("$.Attributes.lang").unwrap(), DataPath::Attribute("lang".into()));
+        assert_eq!(
+            DataPath::parse("$.Attributes.lang").unwrap(),
+            DataPath::Attribute("lang".into())
+        );
         assert_eq!(
             DataPath::parse("$.External.account.tier").unwrap(),
             DataPath::External(vec!["account".into(), "tier".into()])
         );
-        assert_eq!(DataPath::parse("$.CustomerEndpoint.Address").unwrap(), DataPath::CustomerAddress);
+        assert_eq!(
+            DataPath::parse("$.CustomerEndpoint.Address").unwrap(),
+            DataPath::CustomerAddress
+        );
         assert!(DataPath::parse("$.Nope.x").is_err());
         assert!(DataPath::parse("$.Attributes.").is_err());
         assert!(DataPath::parse("Attributes.x").is_err());
@@ -169,8 +186,14 @@ mod tests {
                 Piece::Text(".".into()),
             ])
         );
-        assert_eq!(Dyn::parse_template("$.StoredCustomerInput").unwrap(), Dyn::Path(DataPath::StoredCustomerInput));
-        assert_eq!(Dyn::parse_template("plain").unwrap(), Dyn::Static("plain".into()));
+        assert_eq!(
+            Dyn::parse_template("$.StoredCustomerInput").unwrap(),
+            Dyn::Path(DataPath::StoredCustomerInput)
+        );
+        assert_eq!(
+            Dyn::parse_template("plain").unwrap(),
+            Dyn::Static("plain".into())
+        );
         assert!(Dyn::parse_template("bad $.Foo.bar").is_err());
     }
 }

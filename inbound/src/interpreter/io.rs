@@ -22,12 +22,16 @@ pub enum Input {
     DigitsCollected(String),
     InputTimeout,
     WebhookResult(WebhookResult),
-    HoursChecked { open: bool },
+    HoursChecked {
+        open: bool,
+    },
     /// The hours (or the queue's hours) could not be found.
     HoursUnknown,
     QueueResult(QueueResult),
     TransferResult(TransferResult),
-    CallbackResult { ok: bool },
+    CallbackResult {
+        ok: bool,
+    },
     /// The flow named by `Effect::TransferToFlow` does not exist (when it does, the driver calls
     /// `Interpreter::continue_in` instead).
     FlowNotFound,
@@ -77,15 +81,32 @@ pub enum PromptSpec {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Effect {
     /// Play, then report `PromptFinished` (or `PromptFailed`).
-    PlayPrompt { prompt: PromptSpec, voice: Option<String> },
+    PlayPrompt {
+        prompt: PromptSpec,
+        voice: Option<String>,
+    },
     /// Play while listening for DTMF (barge-in), then report `DigitsCollected` or `InputTimeout`.
     /// Collection stops at `max_digits` or the terminator.
-    CollectDigits { prompt: PromptSpec, voice: Option<String>, max_digits: u32, timeout_ms: i64, terminator: Option<char> },
+    CollectDigits {
+        prompt: PromptSpec,
+        voice: Option<String>,
+        max_digits: u32,
+        timeout_ms: i64,
+        terminator: Option<char>,
+    },
     /// POST `payload` as JSON to the function (URL or a name the driver maps to one). When `wait`
     /// is false the call is fire-and-forget and no result is expected.
-    InvokeWebhook { function: String, payload: Value, timeout_ms: i64, wait: bool },
+    InvokeWebhook {
+        function: String,
+        payload: Value,
+        timeout_ms: i64,
+        wait: bool,
+    },
     /// Check hours `hours_id`, or those of `queue` when no id is given; report `HoursChecked`.
-    CheckHours { hours_id: Option<String>, queue: Option<String> },
+    CheckHours {
+        hours_id: Option<String>,
+        queue: Option<String>,
+    },
     /// Hand the contact to the ACD; report `QueueResult`.
     EnqueueContact {
         queue: String,
@@ -93,13 +114,33 @@ pub enum Effect {
         time_adjustment_s: Option<i64>,
         criteria: Vec<crate::acd::CriteriaStep>,
     },
-    TransferToNumber { number: String, timeout_s: i64, dtmf: Option<String>, caller_id: Option<String>, continue_flow: bool },
+    TransferToNumber {
+        number: String,
+        timeout_s: i64,
+        dtmf: Option<String>,
+        caller_id: Option<String>,
+        continue_flow: bool,
+    },
     /// Transfer through the migration bridge (lease a DNIS from `pool`, pass `data`).
-    TransferToLegacy { pool: String, data: BTreeMap<String, String> },
-    ScheduleCallback { number: String, queue: String, delay_s: i64, attempts: i64, retry_delay_s: i64 },
-    SetRecording { agent: bool, customer: bool },
+    TransferToLegacy {
+        pool: String,
+        data: BTreeMap<String, String>,
+    },
+    ScheduleCallback {
+        number: String,
+        queue: String,
+        delay_s: i64,
+        attempts: i64,
+        retry_delay_s: i64,
+    },
+    SetRecording {
+        agent: bool,
+        customer: bool,
+    },
     /// Load flow `flow` and call `Interpreter::continue_in` with it (or report `FlowNotFound`).
-    TransferToFlow { flow: String },
+    TransferToFlow {
+        flow: String,
+    },
     Disconnect,
     /// The flow is done with the contact (always the last effect of a contact).
     Ended(FlowOutcome),

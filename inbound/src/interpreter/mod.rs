@@ -57,7 +57,15 @@ impl Interpreter {
     /// `seed` makes `DistributeByPercentage` deterministic per contact (with the contact id).
     pub fn new(flow: Arc<CompiledFlow>, seed: u64) -> Self {
         let current = flow.start;
-        Self { flow, seed, record: ContactRecord::default(), current, waiting: Waiting::Start, attempts: 0, loops: HashMap::new() }
+        Self {
+            flow,
+            seed,
+            record: ContactRecord::default(),
+            current,
+            waiting: Waiting::Start,
+            attempts: 0,
+            loops: HashMap::new(),
+        }
     }
 
     pub fn record(&self) -> &ContactRecord {
@@ -98,11 +106,19 @@ impl Interpreter {
             }
             (Waiting::Prompt, Input::PromptFinished, _) => Branch::Next,
             (Waiting::Prompt, Input::PromptFailed, _) => Branch::Error("NoMatchingError"),
-            (Waiting::Digits, Input::DigitsCollected(d), Kind::GetParticipantInput { store, retries, .. }) => {
+            (
+                Waiting::Digits,
+                Input::DigitsCollected(d),
+                Kind::GetParticipantInput { store, retries, .. },
+            ) => {
                 if *store {
                     self.record.stored_input = Some(d);
                     Branch::Next
-                } else if let Some(c) = action.conditions.iter().find(|c| c.operator.holds(&d, &c.operand)) {
+                } else if let Some(c) = action
+                    .conditions
+                    .iter()
+                    .find(|c| c.operator.holds(&d, &c.operand))
+                {
                     Branch::Condition(c.target, &c.operand)
                 } else if self.attempts < *retries {
                     return self.retry_input(now);
@@ -110,7 +126,11 @@ impl Interpreter {
                     Branch::Error("NoMatchingCondition")
                 }
             }
-            (Waiting::Digits, Input::InputTimeout, Kind::GetParticipantInput { store, retries, .. }) => {
+            (
+                Waiting::Digits,
+                Input::InputTimeout,
+                Kind::GetParticipantInput { store, retries, .. },
+            ) => {
                 if self.attempts < *retries {
                     return self.retry_input(now);
                 }
@@ -119,18 +139,20 @@ impl Interpreter {
                 }
                 Branch::Error("InputTimeLimitExceeded")
             }
-            (Waiting::Webhook, Input::WebhookResult(result), Kind::InvokeLambdaFunction { response, .. }) => {
-                match accept_response(result, *response) {
-                    Ok(external) => {
-                        self.record.external = external;
-                        Branch::Next
-                    }
-                    Err(_) => {
-                        self.record.external = Map::new();
-                        Branch::Error("NoMatchingError")
-                    }
+            (
+                Waiting::Webhook,
+                Input::WebhookResult(result),
+                Kind::InvokeLambdaFunction { response, .. },
+            ) => match accept_response(result, *response) {
+                Ok(external) => {
+                    self.record.external = external;
+                    Branch::Next
                 }
-            }
+                Err(_) => {
+                    self.record.external = Map::new();
+                    Branch::Error("NoMatchingError")
+                }
+            },
             (Waiting::Hours, Input::HoursChecked { open }, _) => {
                 let want = if open { "True" } else { "False" };
                 match action.conditions.iter().find(|c| c.operand == want) {
@@ -150,14 +172,24 @@ impl Interpreter {
                 QueueResult::Error => Branch::Error("NoMatchingError"),
             },
             (Waiting::Transfer, Input::TransferResult(r), kind) => {
-                let continue_flow = matches!(kind, Kind::TransferParticipantToThirdParty { continue_flow: true, .. });
+                let continue_flow = matches!(
+                    kind,
+                    Kind::TransferParticipantToThirdParty {
+                        continue_flow: true,
+                        ..
+                    }
+                );
                 match r {
                     TransferResult::Connected if continue_flow => return out,
                     TransferResult::Connected => {
                         self.finish_path("Success");
                         let outcome = match kind {
-                            Kind::TransferToLegacy { pool, .. } => FlowOutcome::TransferredToLegacy { pool: pool.clone() },
-                            _ => FlowOutcome::TransferredToNumber { number: self.last_transfer_number(kind) },
+                            Kind::TransferToLegacy { pool, .. } => {
+                                FlowOutcome::TransferredToLegacy { pool: pool.clone() }
+                            }
+                            _ => FlowOutcome::TransferredToNumber {
+                                number: self.last_transfer_number(kind),
+                            },
                         };
                         self.end(outcome, now, &mut out);
                         return out;
@@ -171,7 +203,11 @@ impl Interpreter {
             }
             (Waiting::Flow, Input::FlowNotFound, _) => Branch::Error("NoMatchingError"),
             (Waiting::Callback, Input::CallbackResult { ok }, _) => {
-                if ok { Branch::Next } else { Branch::Error("NoMatchingError") }
+                if ok {
+                    Branch::Next
+                } else {
+                    Branch::Error("NoMatchingError")
+                }
             }
             _ => return out,
         };
@@ -256,7 +292,10 @@ impl Interpreter {
     }
 
     fn resolve_map(&self, pairs: &[(String, Dyn)]) -> BTreeMap<String, String> {
-        pairs.iter().map(|(k, v)| (k.clone(), v.resolve(&self.record))).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.clone(), v.resolve(&self.record)))
+            .collect()
     }
 
     /// Runs actions from `from` until one waits on the driver or the flow ends.
@@ -277,11 +316,20 @@ impl Interpreter {
             });
             let branch = match &action.kind {
                 Kind::MessageParticipant { prompt } => {
-                    out.push(Effect::PlayPrompt { prompt: self.prompt(prompt), voice: self.record.voice.clone() });
+                    out.push(Effect::PlayPrompt {
+                        prompt: self.prompt(prompt),
+                        voice: self.record.voice.clone(),
+                    });
                     self.waiting = Waiting::Prompt;
                     return;
                 }
-                Kind::GetParticipantInput { prompt, timeout_ms, max_digits, terminator, .. } => {
+                Kind::GetParticipantInput {
+                    prompt,
+                    timeout_ms,
+                    max_digits,
+                    terminator,
+                    ..
+                } => {
                     out.push(Effect::CollectDigits {
                         prompt: self.prompt(prompt),
                         voice: self.record.voice.clone(),
@@ -304,7 +352,11 @@ impl Interpreter {
                 }
                 Kind::Compare { value } => {
                     let v = value.resolve(&self.record);
-                    match action.conditions.iter().find(|c| c.operator.holds(&v, &c.operand)) {
+                    match action
+                        .conditions
+                        .iter()
+                        .find(|c| c.operator.holds(&v, &c.operand))
+                    {
                         Some(c) => Branch::Condition(c.target, &c.operand),
                         None => Branch::Error("NoMatchingCondition"),
                     }
@@ -317,9 +369,18 @@ impl Interpreter {
                     self.waiting = Waiting::Hours;
                     return;
                 }
-                Kind::InvokeLambdaFunction { function, timeout_ms, synchronous, parameters, .. } => {
-                    let params: Map<String, Value> =
-                        self.resolve_map(parameters).into_iter().map(|(k, v)| (k, Value::String(v))).collect();
+                Kind::InvokeLambdaFunction {
+                    function,
+                    timeout_ms,
+                    synchronous,
+                    parameters,
+                    ..
+                } => {
+                    let params: Map<String, Value> = self
+                        .resolve_map(parameters)
+                        .into_iter()
+                        .map(|(k, v)| (k, Value::String(v)))
+                        .collect();
                     out.push(Effect::InvokeWebhook {
                         function: function.resolve(&self.record),
                         payload: self.record.webhook_event(params),
@@ -341,7 +402,10 @@ impl Interpreter {
                         Branch::Next
                     }
                 }
-                Kind::UpdateContactRoutingBehavior { priority, age_adjustment_s } => {
+                Kind::UpdateContactRoutingBehavior {
+                    priority,
+                    age_adjustment_s,
+                } => {
                     if priority.is_some() {
                         self.record.queue_priority = *priority;
                     }
@@ -367,7 +431,13 @@ impl Interpreter {
                         return;
                     }
                 },
-                Kind::TransferParticipantToThirdParty { number, timeout_s, continue_flow, dtmf, caller_id_number } => {
+                Kind::TransferParticipantToThirdParty {
+                    number,
+                    timeout_s,
+                    continue_flow,
+                    dtmf,
+                    caller_id_number,
+                } => {
                     let n = number.resolve(&self.record);
                     if !is_e164(&n) {
                         Branch::Error("CallFailed")
@@ -384,22 +454,34 @@ impl Interpreter {
                     }
                 }
                 Kind::TransferToLegacy { pool, data } => {
-                    out.push(Effect::TransferToLegacy { pool: pool.clone(), data: self.resolve_map(data) });
+                    out.push(Effect::TransferToLegacy {
+                        pool: pool.clone(),
+                        data: self.resolve_map(data),
+                    });
                     self.waiting = Waiting::Transfer;
                     return;
                 }
                 Kind::TransferToFlow { flow } => {
-                    out.push(Effect::TransferToFlow { flow: flow.resolve(&self.record) });
+                    out.push(Effect::TransferToFlow {
+                        flow: flow.resolve(&self.record),
+                    });
                     self.waiting = Waiting::Flow;
                     return;
                 }
                 Kind::DistributeByPercentage => {
                     let roll = percent_roll(self.seed, &self.record.contact.contact_id, &action.id);
-                    let hit = action.conditions.iter().find(|c| c.operand.parse::<u32>().is_ok_and(|p| roll < p));
+                    let hit = action
+                        .conditions
+                        .iter()
+                        .find(|c| c.operand.parse::<u32>().is_ok_and(|p| roll < p));
                     match hit {
                         Some(c) => Branch::Condition(c.target, &c.operand),
                         // The remainder: Connect's default branch is NoMatchingCondition.
-                        None if action.error_target("NoMatchingCondition").is_none() && action.next.is_some() => Branch::Next,
+                        None if action.error_target("NoMatchingCondition").is_none()
+                            && action.next.is_some() =>
+                        {
+                            Branch::Next
+                        }
                         None => Branch::Error("NoMatchingCondition"),
                     }
                 }
@@ -418,8 +500,14 @@ impl Interpreter {
                     }
                 }
                 Kind::UpdateContactRecordingBehavior { agent, customer } => {
-                    self.record.recording = crate::contact::Recording { agent: *agent, customer: *customer };
-                    out.push(Effect::SetRecording { agent: *agent, customer: *customer });
+                    self.record.recording = crate::contact::Recording {
+                        agent: *agent,
+                        customer: *customer,
+                    };
+                    out.push(Effect::SetRecording {
+                        agent: *agent,
+                        customer: *customer,
+                    });
                     Branch::Next
                 }
                 Kind::UpdateContactCallbackNumber { number } => match self.record.lookup(number) {
@@ -429,8 +517,16 @@ impl Interpreter {
                     }
                     _ => Branch::Error("InvalidCallbackNumber"),
                 },
-                Kind::CreateCallbackContact { queue, delay_s, attempts, retry_delay_s } => {
-                    let queue = queue.as_ref().map(|q| q.resolve(&self.record)).or_else(|| self.record.target_queue.clone());
+                Kind::CreateCallbackContact {
+                    queue,
+                    delay_s,
+                    attempts,
+                    retry_delay_s,
+                } => {
+                    let queue = queue
+                        .as_ref()
+                        .map(|q| q.resolve(&self.record))
+                        .or_else(|| self.record.target_queue.clone());
                     let number = self.record.callback_number.clone().filter(|n| is_e164(n));
                     match (number, queue.filter(|q| !q.is_empty())) {
                         (Some(number), Some(queue)) => {
@@ -471,7 +567,10 @@ impl Interpreter {
         let id = flow.actions[at].id.clone();
         out.push(Effect::Disconnect);
         self.end(
-            FlowOutcome::Error { action: id, reason: format!("more than {MAX_ACTIONS_PER_STEP} actions without waiting") },
+            FlowOutcome::Error {
+                action: id,
+                reason: format!("more than {MAX_ACTIONS_PER_STEP} actions without waiting"),
+            },
             now,
             out,
         );
@@ -479,13 +578,18 @@ impl Interpreter {
 }
 
 /// Checks a webhook response against the expected shape and returns the new `$.External`.
-fn accept_response(result: WebhookResult, response: ResponseType) -> Result<Map<String, Value>, String> {
+fn accept_response(
+    result: WebhookResult,
+    response: ResponseType,
+) -> Result<Map<String, Value>, String> {
     let body = match result {
         WebhookResult::Ok(body) => body,
         WebhookResult::Timeout => return Err("timeout".into()),
         WebhookResult::Error(e) => return Err(e),
     };
-    let Value::Object(map) = body else { return Err("response is not a JSON object".into()) };
+    let Value::Object(map) = body else {
+        return Err("response is not a JSON object".into());
+    };
     match response {
         ResponseType::Json => Ok(map),
         ResponseType::StringMap => map
