@@ -56,6 +56,33 @@ async fn sipp_uac_with_10_percent_loss_retransmits_without_duplicate_calls() {
     assert_eq!(stats.active_calls, 0);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sipp_uac_over_tcp_one_connection_and_one_per_call() {
+    if !foundation::testing::require_tool("sipp", "sip-tester") {
+        return;
+    }
+    let (sut, _lc) = start(SipOptions::default()).await;
+    for (mode, calls) in [("t1", 1000u64), ("tn", 300)] {
+        let max_socket: &[&str] = if mode == "tn" { &["-max_socket", "1000"] } else { &[] };
+        let dir = scratch(&format!("uac-tcp-{mode}"));
+        let target = sut.tcp_addr.to_string();
+        let port = free_port().to_string();
+        let m = calls.to_string();
+        let mut args = vec!["-sn", "uac", &target, "-t", mode, "-i", "127.0.0.1", "-mi", "127.0.0.1", "-p", &port, "-r", "100",
+            "-m", &m, "-l", "300", "-timeout", "60s", "-timeout_error"];
+        args.extend_from_slice(max_socket);
+        let run = run_sipp(&dir, &args).await;
+        assert_eq!(run.rc, 0, "{mode}: {run:?}");
+        assert_eq!(run.stat("SuccessfulCall(C)"), calls, "{mode}: {run:?}");
+    }
+    let stats = settle(&sut, Duration::from_secs(5)).await;
+    assert_eq!((stats.inbound_calls_created, stats.active_calls), (1300, 0));
+    // Connections closed by sipp are forgotten.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let stats = sut.handle.stats().await.unwrap();
+    assert!(stats.tcp_connections <= 1, "closed connections were kept: {stats:?}");
+}
+
 /// Benchmark (run with `--release -- --ignored --nocapture`): the highest sipp call rate at which
 /// every call of a 5-second run is answered, BYE'd and counted successful.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
