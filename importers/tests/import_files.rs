@@ -414,3 +414,14 @@ async fn failure_mid_import_leaves_a_resumable_prefix() {
     let rerun = importers::job_report(&db, &job_id).await.unwrap().unwrap();
     assert_eq!(rerun.state, "completed");
 }
+
+/// The HTTP handler runs imports in `tokio::spawn`: the future must be `Send`.
+#[allow(dead_code)]
+fn import_future_is_send(db: Db, clock: std::sync::Arc<dyn foundation::Clock>, opts: ImportOptions) {
+    fn send<T: Send>(_: T) {}
+    send(async move {
+        let path = std::path::PathBuf::from("x.csv");
+        let progress = |_: &importers::Progress| {};
+        let _ = import_file(&db, clock.as_ref(), &path, &opts, &progress).await;
+    });
+}
