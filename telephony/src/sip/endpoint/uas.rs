@@ -412,7 +412,8 @@ impl Endpoint {
 
     fn reinvite(&mut self, id: CallId, key: ServerKey, req: Request, now: Instant) {
         let Some(call) = self.calls.get(&id) else { return };
-        if call.pending_2xx.is_some() || !call.answered {
+        // Glare (RFC 3261 §14.2): an offer of ours is outstanding, or our 2xx awaits its ACK.
+        if call.pending_2xx.is_some() || call.reinvite.is_some() || !call.answered {
             return self.respond_code(&key, &req, 491, now);
         }
         let offer = match sdp_body(&req) {
