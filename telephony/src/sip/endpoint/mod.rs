@@ -61,6 +61,8 @@ pub enum CallTimer {
     RegistrationRefresh,
     /// Session timer: refresh (we are the refresher) or expiry check.
     Session,
+    /// Our re-INVITE met glare (491): try again (RFC 3261 §14.1).
+    ReinviteRetry,
 }
 
 
@@ -557,6 +559,10 @@ impl Endpoint {
             CallTimer::CancelGuard => self.cancel_guard(id),
             CallTimer::RegistrationRefresh => self.register_refresh(id.0, now),
             CallTimer::Session => self.session_timer_fired(id, now),
+            CallTimer::ReinviteRetry => {
+                let held = self.calls.get(&id).is_some_and(|c| c.held);
+                self.send_reinvite(id, held, false, now);
+            }
         }
     }
 

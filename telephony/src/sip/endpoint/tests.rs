@@ -508,3 +508,26 @@ fn shutdown_ends_ringing_outbound_calls_at_once() {
     let m: Vec<Method> = sent(&e.take_effects()).into_iter().filter_map(|m| if let SipMessage::Request(r) = m { Some(r.method) } else { None }).collect();
     assert_eq!(m, [Method::Ack, Method::Bye]);
 }
+
+#[test]
+fn glare_491_retries_our_reinvite_later() {
+    let mut e = ep(None);
+    let t0 = Instant::now();
+    let inv = originate(&mut e, vec![trunk(5080)], t0);
+    e.on_message(reply(&inv, 200), peer(), t0);
+    e.take_effects();
+    e.on_command(Command::Hold(CallId(100), true), t0);
+    let msgs = sent(&e.take_effects());
+    let [SipMessage::Request(re)] = &msgs[..] else { panic!() };
+    e.on_message(reply(re, 491), peer(), t0);
+    let fx = e.take_effects();
+    let retry = fx.iter().find_map(|f| match f {
+        Effect::Timer { at, key: TimerKey::Call(_, CallTimer::ReinviteRetry) } => Some(*at),
+        _ => None,
+    });
+    let at = retry.expect("a retry is scheduled");
+    assert!(at >= t0 + Duration::from_millis(2100) && at <= t0 + Duration::from_secs(4));
+    e.on_timer(TimerKey::Call(CallId(100), CallTimer::ReinviteRetry), at);
+    let msgs = sent(&e.take_effects());
+    assert!(matches!(&msgs[..], [SipMessage::Request(r)] if r.method == Method::Invite && String::from_utf8_lossy(&r.body).contains("a=sendonly")));
+}

@@ -2,7 +2,7 @@
 //! ring timeout → CANCEL, the 200-crosses-CANCEL race (ACK, then BYE), trunk failover on
 //! congestion, hangup, and our own re-INVITEs for hold/resume.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use rsip::{Method, Request, Response};
 
@@ -468,6 +468,12 @@ impl Endpoint {
         }
         let Some(call) = self.calls.get_mut(&id) else { return };
         call.reinvite = None;
+        if code == 491 {
+            // Glare: retry after 2.1–4 s (RFC 3261 §14.1, for the side that did not set up the call).
+            let wait = Duration::from_millis(2100 + rand::random::<u64>() % 1900);
+            self.timer(now + wait, id, CallTimer::ReinviteRetry);
+            return;
+        }
         if code >= 300 {
             return;
         }
