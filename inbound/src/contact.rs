@@ -74,6 +74,19 @@ pub struct ContactRecord {
     pub flow_logging: bool,
     pub path: Vec<PathStep>,
     pub outcome: Option<FlowOutcome>,
+    /// Stages after the flow, noted by the driver from ACD decisions and call events
+    /// (`queued`, `offered`, `connected`, `missed`, `acw`, `ended`...), with their times.
+    #[serde(default)]
+    pub stages: Vec<Stage>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Stage {
+    pub at_ms: i64,
+    pub stage: String,
+    /// Queue or agent, when the stage has one.
+    #[serde(default)]
+    pub detail: String,
 }
 
 impl ContactRecord {
@@ -89,6 +102,34 @@ impl ContactRecord {
     /// Bytes the attributes take, as counted against [`MAX_ATTRIBUTE_BYTES`].
     pub fn attribute_bytes(attrs: &BTreeMap<String, String>) -> usize {
         attrs.iter().map(|(k, v)| k.len() + v.len()).sum()
+    }
+
+    /// Notes a stage from an ACD decision for this contact (others are ignored): queued,
+    /// overflow, offered, missed, connected, timeout, at_capacity.
+    pub fn note_decision(&mut self, decision: &crate::acd::Decision, at_ms: i64) {
+        use crate::acd::Decision as D;
+        let (stage, detail, contact) = match decision {
+            D::Queued { contact, queue } => ("queued", queue, contact),
+            D::Overflow { contact, to, .. } => ("overflow", to, contact),
+            D::Offer { contact, agent, .. } => ("offered", agent, contact),
+            D::Missed { contact, agent } => ("missed", agent, contact),
+            D::Connected { contact, agent } => ("connected", agent, contact),
+            D::Timeout { contact, queue } => ("timeout", queue, contact),
+            D::AtCapacity { contact, queue } => ("at_capacity", queue, contact),
+            _ => return,
+        };
+        if *contact == self.contact.contact_id {
+            self.note(at_ms, stage, detail);
+        }
+    }
+
+    /// Notes any other stage (the driver's call events: `acw`, `ended`, `recording`...).
+    pub fn note(&mut self, at_ms: i64, stage: &str, detail: &str) {
+        self.stages.push(Stage {
+            at_ms,
+            stage: stage.to_string(),
+            detail: detail.to_string(),
+        });
     }
 
     /// The action identifiers in the order they ran.

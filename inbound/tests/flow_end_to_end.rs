@@ -298,6 +298,43 @@ fn gold_caller_retries_the_menu_and_reaches_an_agent() {
         queue: "support".into(),
         ring_timeout_ms: 20_000
     }));
+    // The driver notes the ACD's decisions and the call's end: the record shows every stage.
+    let mut record = d.interp.record().clone();
+    let queued_at = record.ended_at_ms.unwrap() - 1000;
+    for decision in &d.decisions {
+        record.note_decision(decision, queued_at);
+    }
+    let connected_at = queued_at + 4000;
+    for decision in d.acd.step(
+        Event::Accept {
+            contact: "c-1".into(),
+            agent: "alice".into(),
+        },
+        connected_at,
+    ) {
+        record.note_decision(&decision, connected_at);
+    }
+    d.acd.step(
+        Event::ContactEnded {
+            agent: "alice".into(),
+        },
+        connected_at + 90_000,
+    );
+    record.note(connected_at + 90_000, "ended", "agent");
+    let stages: Vec<(i64, &str, &str)> = record
+        .stages
+        .iter()
+        .map(|s| (s.at_ms - queued_at, s.stage.as_str(), s.detail.as_str()))
+        .collect();
+    assert_eq!(
+        stages,
+        [
+            (0, "queued", "support"),
+            (0, "offered", "alice"),
+            (4000, "connected", "alice"),
+            (94_000, "ended", "agent"),
+        ]
+    );
 }
 
 #[test]
