@@ -228,6 +228,8 @@ fn main() -> ExitCode {
                 opts.dnc_files = dnc;
                 opts.resume_job = resume;
                 opts.actor = "cli".into();
+                // On PostgreSQL the importer streams leads with COPY over its own connection.
+                opts.postgres_url = (db.backend() == foundation::Backend::Postgres).then(|| cfg.database_url());
                 if update {
                     opts.duplicate_policy = importers::DuplicatePolicy::Update;
                 }

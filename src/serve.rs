@@ -87,6 +87,7 @@ pub async fn run(cfg: Config, file: Option<PathBuf>) -> anyhow::Result<()> {
         db: db.clone(),
         clock,
         uploads_dir: cfg.data_dir.join("uploads"),
+        postgres_url: (db.backend() == Backend::Postgres).then(|| cfg.database_url()),
         keys: Arc::new(web::auth::KeyGate::new(cfg.api.rate_limit_per_s, cfg.api.rate_limit_burst)),
         lifecycle: lifecycle.clone(),
         listening: Arc::new(listening.clone()),

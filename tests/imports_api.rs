@@ -115,3 +115,25 @@ fn cli_import_prints_an_exact_json_report() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("nonexistent.csv"));
 }
+
+#[tokio::test]
+async fn cli_import_on_postgresql_uses_copy_and_reports_exactly() {
+    let Some(pg) = foundation::testing::TempPgDatabase::create().await else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("crm.csv");
+    let (expected, dnc) = write_csv(Generator::new(GenOptions::new(2500, 11), true), &CsvStyle { delimiter: b'\t', bom: true }, std::fs::File::create(&file).unwrap()).unwrap();
+    let dnc_file = dir.path().join("dnc.txt");
+    importers::generate::write_dnc_file(&dnc, 100, 5, std::fs::File::create(&dnc_file).unwrap()).unwrap();
+    let env = [("DIALBRIDGE_DATABASE_URL", pg.url.as_str())];
+    for round in 0..2 {
+        let out = run(dir.path(), &["import", file.to_str().unwrap(), "--list", "pg", "--dnc", dnc_file.to_str().unwrap(), "--json"], &env);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+        let n = |k: &str| report[k].as_u64().unwrap();
+        if round == 0 {
+            assert_eq!((n("rows_read"), n("accepted"), n("rejected"), n("duplicates"), n("dnc")), (expected.rows, expected.accepted, expected.rejected(), expected.duplicates, expected.dnc_rows));
+        } else {
+            assert_eq!(n("accepted"), 0, "importing the same file twice creates no duplicates");
+        }
+    }
+}

@@ -101,14 +101,21 @@ async function readPrefix(file) {
     bytes = new Uint8Array(await file.slice(0, SAMPLE_BYTES).arrayBuffer());
     truncated = file.size > SAMPLE_BYTES;
   }
-  let text;
-  try {
-    text = new TextDecoder('utf-8', { fatal: !truncated }).decode(bytes);
-  } catch (_) {
-    text = new TextDecoder('windows-1252').decode(bytes);
+  // A cut sample ends at its last complete line (so no character is split either).
+  if (truncated) bytes = bytes.subarray(0, Math.max(0, bytes.lastIndexOf(0x0a)));
+  // Line by line, as the importer does: UTF-8, else Windows-1252 (Excel's usual export).
+  const utf8 = new TextDecoder('utf-8', { fatal: true });
+  const cp1252 = new TextDecoder('windows-1252');
+  const lines = [];
+  for (let start = 0; start <= bytes.length;) {
+    let end = bytes.indexOf(0x0a, start);
+    if (end < 0) end = bytes.length;
+    const line = bytes.subarray(start, end);
+    try { lines.push(utf8.decode(line)); } catch (_) { lines.push(cp1252.decode(line)); }
+    start = end + 1;
   }
+  let text = lines.join('\n');
   if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
-  if (truncated) text = text.slice(0, Math.max(0, text.lastIndexOf('\n')));
   return { kind: gz ? 'gzip' : 'text', text, sampleBytes: bytes.length, truncated };
 }
 
@@ -116,7 +123,9 @@ async function choose(file) {
   showError(uploadError, '');
   report.hidden = true;
   progressPanel.hidden = true;
-  if (!$('list-name').value) $('list-name').value = file.name.replace(/(\.(csv|tsv|txt|gz|xlsx))+$/i, '').replace(/[^A-Za-z0-9._-]+/g, '-').slice(0, 80);
+  // The list is named after the file until the user types a name.
+  const name = $('list-name');
+  if (!name.value || !name.dataset.edited) name.value = file.name.replace(/(\.(csv|tsv|txt|gz|xlsx))+$/i, '').replace(/[^A-Za-z0-9._-]+/g, '-').slice(0, 80);
   const sample = await readPrefix(file);
   chosen = { file, sample };
   const table = $('preview-table');
@@ -274,6 +283,7 @@ function reset() {
   drop.focus();
 }
 
+$('list-name').addEventListener('input', (ev) => { ev.target.dataset.edited = ev.target.value ? '1' : ''; });
 $('cancel-upload').addEventListener('click', reset);
 $('another').addEventListener('click', reset);
 fileInput.addEventListener('change', () => { if (fileInput.files[0]) choose(fileInput.files[0]).catch((e) => showError(uploadError, e.message)); });

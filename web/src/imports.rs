@@ -61,6 +61,7 @@ async fn upload(State(st): State<AppState>, caller: Caller, Path(list): Path<Str
     let mut opts = importers::ImportOptions::new(&list);
     opts.job_id = Some(job_id.clone());
     opts.actor = caller.actor();
+    opts.postgres_url = st.postgres_url.clone();
     let mut path: Option<PathBuf> = None;
     while let Some(mut field) = form.next_field().await.map_err(|e| ApiError::bad_request(format!("malformed upload: {e}")))? {
         match field.name().unwrap_or("") {

@@ -58,6 +58,8 @@ pub struct AppState {
     pub render_metrics: Arc<dyn Fn() -> String + Send + Sync>,
     /// Where uploaded files are kept while they are imported.
     pub uploads_dir: std::path::PathBuf,
+    /// The PostgreSQL URL, for work that streams over its own connection (COPY); `None` on SQLite.
+    pub postgres_url: Option<String>,
     /// API key verification cache and per-key rate limit.
     pub keys: Arc<auth::KeyGate>,
 }
