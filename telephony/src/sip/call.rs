@@ -88,6 +88,8 @@ pub enum Command {
     Hangup(CallId),
     /// Put a call on hold (re-INVITE sendonly) or take it off hold (sendrecv).
     Hold(CallId, bool),
+    /// Re-INVITE with this direction (e.g. inactive for a full hold).
+    SetDirection(CallId, Direction),
     /// End every call (shutdown).
     HangupAll,
     /// Blind transfer: send REFER asking the peer to call this URI; progress arrives as

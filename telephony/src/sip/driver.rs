@@ -96,6 +96,11 @@ impl SipHandle {
         self.command(Command::SendDtmfInfo(id, digit));
     }
 
+    /// Re-INVITE offering this direction (sendonly/inactive hold, sendrecv resume).
+    pub fn set_direction(&self, id: CallId, dir: super::sdp::Direction) {
+        self.command(Command::SetDirection(id, dir));
+    }
+
     pub fn hold(&self, id: CallId, hold: bool) {
         self.command(Command::Hold(id, hold));
     }

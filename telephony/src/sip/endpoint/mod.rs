@@ -150,8 +150,8 @@ pub(crate) struct Call {
     /// RFC 4028 session timer, and when the next refresh or expiry is due.
     pub session: Option<super::session_timer::SessionTimer>,
     pub session_due: Option<Instant>,
-    /// Whether we hold the call (for refreshes, which keep the direction).
-    pub held: bool,
+    /// The direction we offer (hold = sendonly or inactive); refreshes keep it.
+    pub offered: sdp::Direction,
     // Outbound.
     pub out: Option<uac::Outbound>,
 }
@@ -277,7 +277,11 @@ impl Endpoint {
             Command::Progress(id) => self.progress(id, now),
             Command::Reject(id, code) => self.reject(id, code, now),
             Command::Hangup(id) => self.hangup(id, HangupCause::LocalHangup, now),
-            Command::Hold(id, hold) => self.hold(id, hold, now),
+            Command::Hold(id, hold) => {
+                let dir = if hold { sdp::Direction::SendOnly } else { sdp::Direction::SendRecv };
+                self.set_direction(id, dir, now)
+            }
+            Command::SetDirection(id, dir) => self.set_direction(id, dir, now),
             Command::SendDtmfInfo(id, digit) => self.send_dtmf_info(id, digit, now),
             Command::Transfer(id, target) => self.transfer(id, target, now),
             Command::TransferNotify(id, code) => self.transfer_notify(id, code, now),
@@ -560,8 +564,8 @@ impl Endpoint {
             CallTimer::RegistrationRefresh => self.register_refresh(id.0, now),
             CallTimer::Session => self.session_timer_fired(id, now),
             CallTimer::ReinviteRetry => {
-                let held = self.calls.get(&id).is_some_and(|c| c.held);
-                self.send_reinvite(id, held, false, now);
+                let dir = self.calls.get(&id).map(|c| c.offered).unwrap_or(sdp::Direction::SendRecv);
+                self.send_reinvite(id, dir, now);
             }
         }
     }

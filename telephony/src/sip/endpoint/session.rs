@@ -30,8 +30,8 @@ impl Endpoint {
             return; // refreshed since this timer was armed
         }
         if t.we_refresh {
-            let held = call.held;
-            self.send_reinvite(id, held, true, now);
+            let dir = call.offered;
+            self.send_reinvite(id, dir, now);
             // If the refresh cannot go now (another re-INVITE in flight), try again shortly.
             self.session_start(id, None, now);
         } else {

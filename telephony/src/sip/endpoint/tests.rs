@@ -531,3 +531,15 @@ fn glare_491_retries_our_reinvite_later() {
     let msgs = sent(&e.take_effects());
     assert!(matches!(&msgs[..], [SipMessage::Request(r)] if r.method == Method::Invite && String::from_utf8_lossy(&r.body).contains("a=sendonly")));
 }
+
+#[test]
+fn inactive_hold_is_offered() {
+    let mut e = ep(None);
+    let t0 = Instant::now();
+    let inv = originate(&mut e, vec![trunk(5080)], t0);
+    e.on_message(reply(&inv, 200), peer(), t0);
+    e.take_effects();
+    e.on_command(Command::SetDirection(CallId(100), crate::sip::sdp::Direction::Inactive), t0);
+    let msgs = sent(&e.take_effects());
+    assert!(matches!(&msgs[..], [SipMessage::Request(r)] if String::from_utf8_lossy(&r.body).contains("a=inactive")));
+}

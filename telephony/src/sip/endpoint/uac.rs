@@ -68,7 +68,7 @@ impl Endpoint {
             reinvite: None,
             session: None,
             session_due: None,
-            held: false,
+            offered: sdp::Direction::SendRecv,
             out: Some(Outbound {
                 req,
                 trunk: 0,
@@ -425,16 +425,16 @@ impl Endpoint {
         self.send_request(bye, peer, None, now);
     }
 
-    /// Puts the call on hold (re-INVITE sendonly) or back (sendrecv).
-    pub(super) fn hold(&mut self, id: CallId, hold: bool, now: Instant) {
+    /// Hold (sendonly or inactive) or resume (sendrecv) by re-INVITE.
+    pub(super) fn set_direction(&mut self, id: CallId, dir: sdp::Direction, now: Instant) {
         if let Some(c) = self.calls.get_mut(&id) {
-            c.held = hold;
+            c.offered = dir;
         }
-        self.send_reinvite(id, hold, false, now);
+        self.send_reinvite(id, dir, now);
     }
 
-    /// Sends a re-INVITE with a new offer (hold direction kept), carrying the session timer.
-    pub(super) fn send_reinvite(&mut self, id: CallId, hold: bool, _refresh: bool, now: Instant) {
+    /// Sends a re-INVITE with a new offer in direction `dir`, carrying the session timer.
+    pub(super) fn send_reinvite(&mut self, id: CallId, dir: sdp::Direction, now: Instant) {
         let Some(call) = self.calls.get(&id) else { return };
         if !call.answered || call.reinvite.is_some() || call.pending_2xx.is_some() {
             return;
@@ -444,7 +444,6 @@ impl Endpoint {
         let contact = self.contact("dialbridge", peer.transport);
         let mut local = self.local_sdp(call);
         local.session_version += 1;
-        let dir = if hold { sdp::Direction::SendOnly } else { sdp::Direction::SendRecv };
         let body = sdp::offer(&local, dir).to_text();
         let st = call.session.map(|t| session_timer::request_headers(t.interval, t.we_refresh)).unwrap_or_default();
         let call = self.calls.get_mut(&id).expect("checked");

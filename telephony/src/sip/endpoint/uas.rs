@@ -115,7 +115,7 @@ impl Endpoint {
             reinvite: None,
             session: None,
             session_due: None,
-            held: false,
+            offered: sdp::Direction::SendRecv,
             out: None,
         };
         // Check the offer can be answered before ringing.
