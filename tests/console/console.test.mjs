@@ -1,0 +1,339 @@
+// Browser tests of the web console (issue 8, acceptance 1, 2 and 5), driven by playwright-core in
+// Debian's chromium. Started by tests/console_browser.rs against a real appliance; runnable by
+// hand with the same environment:
+//
+//   DIALBRIDGE_URL            http://127.0.0.1:PORT of a running appliance
+//   ADMIN_PASSWORD            the `admin` user's password
+//   AGENT_USER / AGENT_PASSWORD, MANAGER_USER / MANAGER_PASSWORD   an agent and a campaign manager
+//   CSV_FILE                  a messy CRM export to upload; EXPECTED its expected report (JSON)
+//   ARTIFACTS                 where screenshots go
+//
+// Steps run in order and stop at the first failure (with a screenshot of the page as it was);
+// the exit code is 0 only when every step passed.
+import { chromium } from 'playwright-core';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+
+const env = (k) => {
+  const v = process.env[k];
+  if (!v) throw new Error(`set ${k}`);
+  return v;
+};
+const BASE = env('DIALBRIDGE_URL');
+const ARTIFACTS = env('ARTIFACTS');
+const CSV_FILE = env('CSV_FILE');
+const EXPECTED = JSON.parse(env('EXPECTED'));
+const ADMIN = { user: 'admin', password: env('ADMIN_PASSWORD') };
+const AGENT = { user: env('AGENT_USER'), password: env('AGENT_PASSWORD') };
+const MANAGER = { user: env('MANAGER_USER'), password: env('MANAGER_PASSWORD') };
+
+fs.mkdirSync(ARTIFACTS, { recursive: true });
+
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+  args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
+    '--disable-component-update', '--disable-sync'],
+});
+
+let current = null; // the page to photograph when a step fails
+let passed = 0;
+
+async function step(name, fn) {
+  const t0 = Date.now();
+  try {
+    await fn();
+  } catch (e) {
+    console.log(`not ok - ${name}`);
+    console.error(e);
+    if (current) {
+      const shot = path.join(ARTIFACTS, 'FAILED.png');
+      await current.screenshot({ path: shot, fullPage: true }).catch(() => {});
+      console.error(`page at failure: ${current.url()} (screenshot ${shot})`);
+    }
+    await browser.close();
+    process.exit(1);
+  }
+  passed++;
+  console.log(`ok - ${name} (${Date.now() - t0} ms)`);
+}
+
+async function shot(page, name) {
+  const file = path.join(ARTIFACTS, `${name}.png`);
+  await page.screenshot({ path: file, fullPage: true });
+  console.log(`  screenshot ${file}`);
+}
+
+async function newPage() {
+  const context = await browser.newContext({ baseURL: BASE, acceptDownloads: true, viewport: { width: 1280, height: 860 } });
+  const page = await context.newPage();
+  page.setDefaultTimeout(15_000);
+  page.on('pageerror', (e) => console.error(`  page error on ${page.url()}: ${e.message}`));
+  current = page;
+  return page;
+}
+
+async function login(page, who) {
+  if (new URL(page.url()).pathname !== '/login') await page.goto('/login');
+  await page.fill('#username', who.user);
+  await page.fill('#password', who.password);
+  await page.click('#login-submit');
+}
+
+async function csrf(page) {
+  const me = await (await page.request.get('/api/v1/whoami')).json();
+  return me.csrf_token;
+}
+
+async function navLabels(page) {
+  return page.locator('header nav a').allTextContents();
+}
+
+/// Minimal RFC 4180 reader for the downloaded CSV (fields may be quoted and hold newlines).
+function parseCsv(text) {
+  const rows = [];
+  let row = [], field = '', quoted = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i];
+    if (quoted) {
+      if (c === '"' && text[i + 1] === '"') { field += '"'; i++; }
+      else if (c === '"') quoted = false;
+      else field += c;
+    } else if (c === '"') quoted = true;
+    else if (c === ',') { row.push(field); field = ''; }
+    else if (c === '\n') { row.push(field.replace(/\r$/, '')); rows.push(row); row = []; field = ''; }
+    else field += c;
+  }
+  if (field || row.length) { row.push(field); rows.push(row); }
+  return rows;
+}
+
+const digits = (s) => Number(String(s).replace(/[^0-9]/g, ''));
+
+// ---------------------------------------------------------------------------------------------
+
+const anon = await newPage();
+
+await step('health and metrics are open; pages, assets and APIs need a session', async () => {
+  assert.equal((await anon.request.get('/healthz')).status(), 200);
+  assert.equal((await anon.request.get('/metrics')).status(), 200);
+  assert.equal((await anon.request.get('/api/v1/bridge/pools')).status(), 401);
+  assert.equal((await anon.request.get('/api/v1/whoami')).status(), 401);
+  assert.equal((await anon.request.get('/assets/lists.js')).status(), 401, 'page scripts need a session');
+  assert.equal((await anon.request.get('/assets/login.js')).status(), 200, 'the login page works without one');
+  for (const p of ['/', '/lists', '/admin/bridge']) {
+    const r = await anon.request.get(p, { maxRedirects: 0 });
+    assert.equal(r.status(), 303, `${p} without a session`);
+    assert.match(r.headers().location, /^\/login/);
+  }
+  await anon.goto('/lists');
+  assert.equal(new URL(anon.url()).pathname, '/login');
+  await shot(anon, '01-login');
+});
+
+await step('a wrong password is refused with a message in place', async () => {
+  await login(anon, { user: 'admin', password: 'not-the-password' });
+  const error = anon.locator('#login-error');
+  await error.waitFor({ state: 'visible' });
+  assert.match(await error.textContent(), /wrong user name or password/i);
+  assert.equal(new URL(anon.url()).pathname, '/login');
+  assert.equal((await anon.context().cookies()).filter((c) => c.name === 'dialbridge_session').length, 0);
+  await shot(anon, '02-login-refused');
+});
+
+const admin = await newPage();
+
+await step('the admin logs in, lands on the page asked for and sees every console page', async () => {
+  await admin.goto('/admin/bridge');
+  assert.equal(new URL(admin.url()).pathname, '/login');
+  await login(admin, ADMIN);
+  await admin.waitForURL((u) => u.pathname === '/admin/bridge');
+  const cookie = (await admin.context().cookies()).find((c) => c.name === 'dialbridge_session');
+  assert.ok(cookie?.httpOnly, 'the session cookie is HttpOnly');
+  await admin.goto('/');
+  assert.equal(await admin.textContent('#who-user'), 'admin');
+  assert.equal(await admin.textContent('#who-role'), 'admin');
+  assert.deepEqual(await navLabels(admin), ['Home', 'Lists', 'Bridge']);
+  await shot(admin, '03-home-admin');
+});
+
+await step('the admin creates a DNIS pool and a migration route on the Bridge page', async () => {
+  await admin.click('header nav >> text=Bridge');
+  await admin.waitForURL((u) => u.pathname === '/admin/bridge');
+  await admin.fill('#pool-name', 'legacy-sales');
+  await admin.fill('#pool-numbers', '+13125550100\n+13125550101, +13125550102\n+13125550103');
+  await admin.selectOption('#pool-direction', 'to_legacy');
+  await admin.click('#pool-create');
+  const row = admin.locator('#pools tr[data-pool="legacy-sales"]');
+  await row.waitFor();
+  assert.deepEqual((await row.locator('td').allTextContents()).slice(0, 2), ['to legacy', '4']);
+
+  // A lease (as a PBX would take) shows in the usage after a reload.
+  const lease = await admin.request.post('/api/v1/bridge/leases', {
+    headers: { 'X-CSRF-Token': await csrf(admin) }, data: { pool: 'legacy-sales', data: { account: 'A-1' } },
+  });
+  assert.equal(lease.status(), 201, await lease.text());
+  await admin.reload();
+  await row.waitFor();
+  const cells = await row.locator('td').allTextContents();
+  assert.equal(cells[2].trim(), '25%', `usage column: ${cells}`);
+  assert.equal(cells[3], '1');
+  assert.equal(cells[4], '3');
+
+  // The same name again: refused, and the API's message is shown in place.
+  await admin.fill('#pool-name', 'legacy-sales');
+  await admin.fill('#pool-numbers', '+13125550199');
+  await admin.click('#pool-create');
+  await admin.locator('#pool-form-error').waitFor({ state: 'visible' });
+  assert.match(await admin.textContent('#pool-form-error'), /legacy-sales|exists|taken/i);
+
+  await admin.selectOption('#route-kind', 'number');
+  await admin.fill('#route-value', '+18005550100');
+  await admin.fill('#route-percent', '25');
+  await admin.fill('#route-target', 'sip:sales@legacy-pbx.example');
+  await admin.click('#route-save');
+  // The API's validation message, in place: a split needs a local flow for the other calls.
+  await admin.locator('#route-form-error').waitFor({ state: 'visible' });
+  assert.match(await admin.textContent('#route-form-error'), /local_flow/);
+  await admin.fill('#route-flow', 'sales-ivr');
+  await admin.click('#route-save');
+  const route = admin.locator('#routes tr[data-value="+18005550100"]');
+  await route.waitFor();
+  assert.match(await route.textContent(), /25%sales-ivrsip:sales@legacy-pbx\.example/);
+  await admin.fill('#route-percent', '250');
+  await admin.fill('#route-value', '+18005550101');
+  await admin.click('#route-save');
+  await admin.locator('#route-form-error').waitFor({ state: 'visible' });
+  const routes = await (await admin.request.get('/api/v1/bridge/routes')).json();
+  assert.deepEqual(routes.map((r) => [r.match_value, r.legacy_percent]), [['+18005550100', 25]]);
+  await admin.fill('#route-percent', '100');
+  await admin.fill('#route-value', '');
+  await admin.locator('#route-form-error').evaluate((e) => { e.hidden = true; });
+  await admin.locator('#pool-form-error').evaluate((e) => { e.hidden = true; });
+  await shot(admin, '04-bridge');
+});
+
+await step('logging out ends the session', async () => {
+  await admin.click('#logout');
+  await admin.waitForURL((u) => u.pathname === '/login');
+  assert.equal((await admin.request.get('/api/v1/whoami')).status(), 401);
+  await admin.goto('/');
+  assert.equal(new URL(admin.url()).pathname, '/login');
+});
+
+const agent = await newPage();
+
+await step('an agent cannot open admin or list pages (403) nor call admin APIs (403)', async () => {
+  await login(agent, AGENT);
+  await agent.waitForURL((u) => u.pathname === '/');
+  assert.equal(await agent.textContent('#who-role'), 'agent');
+  assert.deepEqual(await navLabels(agent), ['Home']);
+  await shot(agent, '05-home-agent');
+  for (const p of ['/admin/bridge', '/admin/users', '/lists']) {
+    const resp = await agent.goto(p);
+    assert.equal(resp.status(), 403, p);
+    assert.match(await agent.textContent('#forbidden'), /agent.*may not open this page/);
+  }
+  await agent.goto('/admin/bridge');
+  await shot(agent, '06-agent-forbidden');
+  const token = await csrf(agent);
+  const headers = { 'X-CSRF-Token': token };
+  assert.equal((await agent.request.get('/api/v1/bridge/pools')).status(), 403);
+  assert.equal((await agent.request.get('/api/v1/bridge/routes')).status(), 403);
+  assert.equal((await agent.request.post('/api/v1/bridge/pools', { headers, data: { name: 'x', numbers: ['+13125550111'], direction: 'to_legacy' } })).status(), 403);
+  assert.equal((await agent.request.put('/api/v1/bridge/routes', { headers, data: { match_kind: 'site', match_value: 'x', legacy_percent: 1 } })).status(), 403);
+  assert.equal((await agent.request.post('/api/v1/imports/mapping-preview', { headers, data: { headers: ['Phone'] } })).status(), 403);
+  const upload = await agent.request.post('/api/v1/lists/x/imports', {
+    headers, multipart: { file: { name: 'a.csv', mimeType: 'text/csv', buffer: Buffer.from('Phone\n3125550100\n') } },
+  });
+  assert.equal(upload.status(), 403);
+  // And without the CSRF token a cookie request that changes state is refused whatever the role.
+  assert.equal((await agent.request.post('/api/v1/auth/logout')).status(), 403);
+});
+
+const manager = await newPage();
+
+await step('a campaign manager sees the mapping problem of a file without a phone column', async () => {
+  await login(manager, MANAGER);
+  await manager.waitForURL((u) => u.pathname === '/');
+  assert.deepEqual(await navLabels(manager), ['Home', 'Lists']);
+  assert.equal((await manager.goto('/admin/bridge')).status(), 403);
+  await manager.goto('/lists');
+  await manager.setInputFiles('#file-input', { name: 'contacts.csv', mimeType: 'text/csv', buffer: Buffer.from('Name|Email\nAda|ada@example.com\n') });
+  await manager.locator('#mapping-error').waitFor({ state: 'visible' });
+  assert.match(await manager.textContent('#mapping-error'), /no phone column/);
+  assert.equal(await manager.textContent('#detected-delimiter'), 'pipe');
+  assert.ok(await manager.isDisabled('#confirm-upload'));
+  await manager.click('#cancel-upload');
+});
+
+await step('a campaign manager drops a messy CSV, confirms the mapping, sees progress, the report, and downloads the rejected rows', async () => {
+  // Record every state the progress bar goes through (the page itself keeps no history).
+  await manager.evaluate(() => {
+    const p = document.getElementById('progress');
+    window.__progress = [];
+    new MutationObserver(() => window.__progress.push({ phase: p.dataset.phase, value: p.getAttribute('value') }))
+      .observe(p, { attributes: true, attributeFilter: ['data-phase', 'value'] });
+  });
+  const bytes = fs.readFileSync(CSV_FILE);
+  const dt = await manager.evaluateHandle(({ b64, name }) => {
+    const bin = atob(b64);
+    const buf = new Uint8Array(bin.length);
+    for (let i = 0; i < bin.length; i++) buf[i] = bin.charCodeAt(i);
+    const t = new DataTransfer();
+    t.items.add(new File([buf], name, { type: 'text/csv' }));
+    return t;
+  }, { b64: bytes.toString('base64'), name: 'salesforce-export.csv' });
+  await manager.dispatchEvent('#drop-zone', 'dragenter', { dataTransfer: dt });
+  await manager.dispatchEvent('#drop-zone', 'drop', { dataTransfer: dt });
+
+  await manager.locator('#preview').waitFor({ state: 'visible' });
+  await manager.locator('#preview-table [data-role]').first().waitFor();
+  assert.equal(await manager.textContent('#detected-delimiter'), EXPECTED.delimiter_name);
+  assert.equal(await manager.isVisible('#mapping-error'), false);
+  const heads = await manager.locator('#preview-table thead th').allTextContents();
+  assert.equal(heads[0].charCodeAt(0) === 0xfeff, false, 'the BOM is not part of the first header');
+  const roles = await manager.locator('#preview-table [data-role]').evaluateAll((bs) => bs.map((b) => b.dataset.role));
+  assert.equal(roles.length, heads.length);
+  assert.ok(roles.filter((r) => r === 'phone').length >= 1, `phones detected: ${roles}`);
+  assert.ok(roles.includes('crm_id'), `crm id detected: ${roles}`);
+  assert.equal(await manager.locator('#preview-table tbody tr').count(), 10);
+  assert.equal(await manager.inputValue('#list-name'), 'salesforce-export');
+  await manager.fill('#list-name', 'spring');
+  await shot(manager, '07-lists-preview');
+
+  await manager.click('#confirm-upload');
+  await manager.locator('#report').waitFor({ state: 'visible', timeout: 120_000 });
+  const seen = await manager.evaluate(() => window.__progress);
+  const phases = [...new Set(seen.map((s) => s.phase))];
+  assert.deepEqual(phases.filter((p) => p !== 'idle'), ['uploading', 'importing', 'done'], JSON.stringify(seen.slice(0, 20)));
+  assert.ok(seen.some((s) => s.phase === 'uploading' && s.value === '100'), 'the upload bar reached 100%');
+  assert.equal(seen.at(-1).value, '100');
+  console.log(`  progress went through ${seen.length} states: ${seen.map((s) => `${s.phase}:${s.value ?? '…'}`).join(' ')}`);
+
+  for (const k of ['rows_read', 'accepted', 'rejected', 'duplicates', 'dnc']) {
+    assert.equal(digits(await manager.textContent(`#r-${k}`)), EXPECTED[k], k);
+  }
+  assert.match(await manager.textContent('#report-state'), /Completed/);
+  const reasons = await manager.locator('#reasons tbody tr').evaluateAll((trs) => trs.map((tr) => [...tr.cells].map((c) => c.textContent)));
+  for (const [reason, n] of Object.entries(EXPECTED.rejected_by_reason)) {
+    assert.ok(reasons.some(([o, r, c]) => o === 'rejected' && r === reason && Number(c.replace(/,/g, '')) === n), `${reason}: ${n} in ${JSON.stringify(reasons)}`);
+  }
+  await shot(manager, '08-lists-report');
+
+  const [download] = await Promise.all([manager.waitForEvent('download'), manager.click('#rejected-link')]);
+  const text = fs.readFileSync(await download.path(), 'utf8');
+  fs.writeFileSync(path.join(ARTIFACTS, 'rejected.csv'), text);
+  const rows = parseCsv(text).filter((r) => r.length > 1);
+  assert.deepEqual(rows[0].slice(0, 3), ['source_row', 'outcome', 'reason']);
+  const body = rows.slice(1);
+  assert.equal(body.length, EXPECTED.rejected + EXPECTED.duplicates + EXPECTED.dnc, 'every row not imported is in the download');
+  for (const [reason, n] of Object.entries(EXPECTED.rejected_by_reason)) {
+    assert.equal(body.filter((r) => r[1] === 'rejected' && r[2] === reason).length, n, `downloaded rows rejected for ${reason}`);
+  }
+  assert.equal(body.filter((r) => r[1] === 'rejected').length, EXPECTED.rejected);
+  console.log(`  downloaded ${download.suggestedFilename()}: ${body.length} rows`);
+});
+
+await browser.close();
+console.log(`${passed} steps passed; screenshots in ${ARTIFACTS}`);

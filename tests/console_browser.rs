@@ -1,0 +1,143 @@
+//! The web console in a real browser: starts the appliance with an admin, an agent and a campaign
+//! manager, writes a messy CRM export with known expectations, and runs the Playwright script
+//! `tests/console/console.test.mjs` (playwright-core driving Debian's chromium) against it. The
+//! test fails when any browser step fails. Screenshots of each main page go to
+//! `$DIALBRIDGE_ARTIFACTS/console` (default: `<target>/tmp/artifacts/console`).
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{Appliance, run};
+use foundation::testing::{on_ci, report_skip, require_tool};
+use importers::generate::{CsvStyle, GenOptions, Generator, write_csv};
+
+const TIMEOUT: Duration = Duration::from_secs(240);
+
+fn console_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/console")
+}
+
+/// Chromium, node and the script's npm packages, or the reason the test cannot run here.
+fn tools_present() -> bool {
+    if !require_tool("chromium", "chromium") || !require_tool("node", "nodejs") {
+        return false;
+    }
+    if !console_dir().join("node_modules/playwright-core/package.json").exists() {
+        let msg = "tests/console has no node_modules (run `npm ci` there, with PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1)";
+        if on_ci() {
+            panic!("{msg}; CI must not skip this test");
+        }
+        report_skip(msg);
+        return false;
+    }
+    true
+}
+
+fn create_user(dir: &Path, name: &str, role: &str, password: &str) {
+    let out = run(dir, &["user", "create", "--username", name, "--role", role], &[("DIALBRIDGE_USER_PASSWORD", password)]);
+    assert!(out.status.success(), "user create {name}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[test]
+fn console_in_chromium_login_roles_list_upload_bridge() {
+    if !tools_present() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (admin_pw, agent_pw, manager_pw) = ("admin-Secret-1", "agent-Secret-2", "manager-Secret-3");
+    create_user(dir.path(), "agnes", "agent", agent_pw);
+    create_user(dir.path(), "carl", "campaign-manager", manager_pw);
+
+    // A messy Salesforce-style export: BOM, semicolons, Windows-1252 rows, invalid numbers,
+    // duplicates, blank rows.
+    let csv_path = dir.path().join("salesforce-export.csv");
+    let mut opts = GenOptions::new(20_000, 11);
+    opts.dnc_share = 0.0; // no DNC file rides along with a browser upload
+    let (expected, _) = write_csv(
+        Generator::new(opts, true),
+        &CsvStyle { delimiter: b';', bom: true },
+        std::fs::File::create(&csv_path).unwrap(),
+    )
+    .unwrap();
+    assert!(expected.rejected() > 0 && expected.duplicates > 0, "the file must have rows to reject");
+    let rejected_by_reason: BTreeMap<&String, &u64> = expected.rejected_by_reason.iter().filter(|(_, n)| **n > 0).collect();
+    let expected_json = serde_json::json!({
+        "rows_read": expected.rows,
+        "accepted": expected.accepted,
+        "rejected": expected.rejected(),
+        "duplicates": expected.duplicates,
+        "dnc": expected.dnc_rows,
+        "rejected_by_reason": rejected_by_reason,
+        "delimiter_name": "semicolon",
+    });
+
+    let app = Appliance::start(dir.path(), &[("DIALBRIDGE_ADMIN_PASSWORD", admin_pw)]);
+    let artifacts = std::env::var_os("DIALBRIDGE_ARTIFACTS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_TARGET_TMPDIR")).join("artifacts"))
+        .join("console");
+    std::fs::create_dir_all(&artifacts).unwrap();
+    eprintln!("console screenshots: {}", artifacts.display());
+
+    let mut child = Command::new("node")
+        .arg("console.test.mjs")
+        .current_dir(console_dir())
+        .env("DIALBRIDGE_URL", &app.http)
+        .env("ADMIN_PASSWORD", admin_pw)
+        .env("AGENT_USER", "agnes")
+        .env("AGENT_PASSWORD", agent_pw)
+        .env("MANAGER_USER", "carl")
+        .env("MANAGER_PASSWORD", manager_pw)
+        .env("CSV_FILE", &csv_path)
+        .env("EXPECTED", expected_json.to_string())
+        .env("ARTIFACTS", &artifacts)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start node");
+    let mut stdout = child.stdout.take().unwrap();
+    let mut stderr = child.stderr.take().unwrap();
+    let out_reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = stdout.read_to_string(&mut s);
+        s
+    });
+    let err_reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = stderr.read_to_string(&mut s);
+        s
+    });
+    let t0 = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break Some(status);
+        }
+        if t0.elapsed() > TIMEOUT {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let (out, err) = (out_reader.join().unwrap(), err_reader.join().unwrap());
+    eprintln!("{out}");
+    let ok = status.is_some_and(|s| s.success());
+    assert!(
+        ok,
+        "browser test {} (after {:?}):\n--- stdout\n{out}\n--- stderr\n{err}\n--- appliance log (tail)\n{}",
+        if status.is_none() { "timed out" } else { "failed" },
+        t0.elapsed(),
+        app.log_text().lines().rev().take(40).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n")
+    );
+    assert!(out.contains("steps passed"), "the script ended without its summary line:\n{out}");
+    for name in ["01-login", "03-home-admin", "04-bridge", "06-agent-forbidden", "07-lists-preview", "08-lists-report"] {
+        let shot = artifacts.join(format!("{name}.png"));
+        let len = std::fs::metadata(&shot).map(|m| m.len()).unwrap_or(0);
+        assert!(len > 1000, "screenshot {} missing or empty", shot.display());
+    }
+}
