@@ -449,11 +449,12 @@ impl Pacer {
                     let rate = available as f64 / cycle_ms.max(1.0);
                     let raw_slack = self.ledger.projected_slack(now, self.cfg.abandon_cap, rate);
                     let slack = raw_slack - pipe - predictive::WINDOW_Z * pipe.sqrt();
-                    let full = predictive::guard_full(self.cfg.abandon_cap * full_window_answers);
-                    if predictive::guard_factor(slack, full) >= 1.0 {
+                    let budget = self.cfg.abandon_cap * full_window_answers;
+                    let full = predictive::guard_full(budget);
+                    if predictive::guard_factor(slack, budget) >= 1.0 {
                         self.threshold.update();
                     }
-                    let theta = self.threshold.effective(slack, full);
+                    let theta = self.threshold.effective(slack, budget);
                     predicted = self.predictive_batch(now, theta, counts.ready + counts.talking + counts.wrap);
                     if raw_slack < full {
                         // bad case: live answers from the lines in flight (mean + 3 sd) beyond

@@ -149,30 +149,37 @@ impl ThresholdLoop {
     }
 
     /// θ after the compliance-window guard (see [`guard_factor`]).
-    pub fn effective(&self, slack: f64, full: f64) -> f64 {
-        self.theta * guard_factor(slack, full)
+    pub fn effective(&self, slack: f64, budget: f64) -> f64 {
+        self.theta * guard_factor(slack, budget)
     }
 }
 
-/// Share of θ usable with `slack` abandons of budget left in the trailing window (after the
-/// abandons expected from calls already ringing, see [`guard_full`]): all of it from `full`
-/// abandons of budget, tapering linearly to none (progressive only) at one.
-pub fn guard_factor(slack: f64, full: f64) -> f64 {
-    ((slack - 1.0) / (full - 1.0).max(1e-9)).clamp(0.0, 1.0)
+/// Share of θ usable with `slack` abandons of budget left in the trailing window (projected, after
+/// the abandons expected from calls already ringing) when the whole window allows `budget`
+/// abandons: all of it from [`guard_full`], tapering linearly to none (progressive only) at
+/// [`guard_cut`].
+pub fn guard_factor(slack: f64, budget: f64) -> f64 {
+    let (cut, full) = (guard_cut(budget), guard_full(budget));
+    ((slack - cut) / (full - cut).max(1e-9)).clamp(0.0, 1.0)
 }
 
-/// Budget (abandons) from which the guard leaves θ untouched, for a window whose whole budget is
-/// `budget` abandons: bursts of abandons grow with the team, so the taper starts at
-/// 2 + √budget (≥ 3). Inside the taper the pacer also bounds a bad case: the live answers the
-/// lines in flight will bring (mean + 3 sd, from the ringing calls' conditional answer
-/// probabilities) beyond the ready agents must fit in the remaining budget, as if no busy agent
-/// were to finish in time.
+/// Budget (abandons) below which only progressive dialing is allowed: one abandon plus a reserve
+/// for a burst of simultaneous abandons, which grows like the square root of the window budget
+/// (1 + 0.75·√budget).
+pub fn guard_cut(budget: f64) -> f64 {
+    1.0 + 0.75 * budget.max(0.0).sqrt()
+}
+
+/// Budget (abandons) from which the guard leaves θ untouched: 2 + 1.5·√budget (≥ 3). Inside the
+/// taper the pacer also bounds a bad case: the live answers the lines in flight will bring
+/// (mean + 3 sd, from the ringing calls' conditional answer probabilities) beyond the ready agents
+/// must fit in the remaining budget, as if no busy agent were to finish in time.
 pub fn guard_full(budget: f64) -> f64 {
-    (2.0 + budget.max(0.0).sqrt()).max(3.0)
+    (2.0 + 1.5 * budget.max(0.0).sqrt()).max(3.0)
 }
 
 /// z-score of the safety margin against the noise of abandons in a window.
-pub const WINDOW_Z: f64 = 2.0;
+pub const WINDOW_Z: f64 = 3.0;
 
 /// Average abandonment rate to aim at so that a window with `answers` live answers stays under
 /// `cap` with margin: the largest mean count x with x + z·√(D·x) ≤ cap·answers, as a rate, where D
@@ -305,7 +312,7 @@ mod tests {
         }
         assert!(l.calibration() > 2.0);
         assert!(l.theta < t0);
-        assert_eq!(l.effective(0.5, 4.0), 0.0);
+        assert_eq!(l.effective(1.5, 4.0), 0.0);
         // a small window gets a larger relative margin than a big one
         let small = window_target(0.03, 100.0, 0.85, 1.0);
         let big = window_target(0.03, 2000.0, 0.85, 1.0);
@@ -313,6 +320,7 @@ mod tests {
         assert!(small < big && big <= 0.03 * 0.85 + 1e-12, "{small} {big}");
         assert!(small > 0.0);
         assert_eq!(l.effective(5.0, 4.0), l.theta);
+        assert!(guard_cut(100.0) > guard_cut(4.0) && guard_cut(100.0) < guard_full(100.0));
         assert!(guard_full(100.0) > guard_full(4.0));
     }
 }

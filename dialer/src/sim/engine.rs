@@ -142,6 +142,10 @@ impl Engine {
                 Output::Abandon { call } => {
                     self.answered_at.remove(&call);
                     self.rec.abandon(now);
+                    if self.trace {
+                        let snap = self.pacer.snapshot(now);
+                        eprintln!("{:>6}s abandon {}", now / 1000, serde_json::to_string(&snap).unwrap_or_default());
+                    }
                 }
             }
         }
