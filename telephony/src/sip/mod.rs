@@ -22,3 +22,4 @@ pub mod endpoint;
 pub mod driver;
 pub mod registrar;
 pub mod session_timer;
+pub mod fuzzing;
