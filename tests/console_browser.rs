@@ -54,9 +54,10 @@ fn console_in_chromium_login_roles_list_upload_bridge() {
     create_user(dir.path(), "carl", "campaign-manager", manager_pw);
 
     // A messy Salesforce-style export: BOM, semicolons, Windows-1252 rows, invalid numbers,
-    // duplicates, blank rows.
+    // duplicates, blank rows. 50,000 rows: more than two of the importer's 20,000-row batches, so
+    // the page has progress to show between the upload and the report.
     let csv_path = dir.path().join("salesforce-export.csv");
-    let mut opts = GenOptions::new(20_000, 11);
+    let mut opts = GenOptions::new(50_000, 11);
     opts.dnc_share = 0.0; // no DNC file rides along with a browser upload
     let (expected, _) = write_csv(
         Generator::new(opts, true),
