@@ -7,6 +7,14 @@
 //! registrar, REGISTER client, transfer); [`driver`] owns the sockets and timers and hands out a
 //! [`driver::SipHandle`]; [`listener`] is what the binary starts. [`call`] holds the call API's
 //! commands and events.
+//!
+//! Using it: `listener::start_with(&config, SipOptions { .. }, lifecycle)` binds UDP+TCP and
+//! returns the addresses and a [`driver::SipHandle`]: `subscribe()` for [`call::CallEvent`]s,
+//! `originate`, `originate_registered`, `answer`/`progress`/`reject`, `hangup`, `hold`/
+//! `set_direction`, `transfer`/`transfer_notify`, `send_dtmf_info`, `register`/`unregister`,
+//! `ping`, `bindings`, `stats`. Media: `CallEvent::Answered`/`EarlyMedia`/`MediaChanged` carry
+//! the RTP port we advertised and the negotiated payload types and remote address; bind the RTP
+//! session on exactly that port.
 
 pub mod framing;
 pub mod listener;
