@@ -173,17 +173,17 @@ fn percent_encode(s: &str) -> String {
         .collect()
 }
 
-/// 403 as a page (with the navigation the caller may use) unless the caller has one of `roles`.
-fn require_page(c: &Caller, roles: &[Role]) -> Result<(), Response> {
+/// A 403 page (with the navigation the caller may use) when the caller has none of `roles`.
+fn forbidden(c: &Caller, roles: &[Role]) -> Option<Response> {
     if roles.contains(&c.role) {
-        return Ok(());
+        return None;
     }
     let main = format!(
         "<section class=\"panel\"><h1>Not allowed</h1><p id=\"forbidden\">Your role, <strong>{}</strong>, may not open this page.</p>\
          <p><a href=\"/\">Back to the console home</a></p></section>",
         escape(c.role.as_str())
     );
-    Err(render(c, StatusCode::FORBIDDEN, "Not allowed", "", &main, None))
+    Some(render(c, StatusCode::FORBIDDEN, "Not allowed", "", &main, None))
 }
 
 async fn login_page() -> Response {
@@ -191,7 +191,7 @@ async fn login_page() -> Response {
 }
 
 async fn home(PageCaller(c): PageCaller) -> Response {
-    if let Err(r) = require_page(&c, PEOPLE) {
+    if let Some(r) = forbidden(&c, PEOPLE) {
         return r;
     }
     let links: String = NAV
@@ -210,14 +210,14 @@ async fn home(PageCaller(c): PageCaller) -> Response {
 }
 
 async fn lists(PageCaller(c): PageCaller) -> Response {
-    if let Err(r) = require_page(&c, LIST_ROLES) {
+    if let Some(r) = forbidden(&c, LIST_ROLES) {
         return r;
     }
     render(&c, StatusCode::OK, "Lists", "/lists", LISTS, Some("lists.js"))
 }
 
 async fn bridge_page(PageCaller(c): PageCaller) -> Response {
-    if let Err(r) = require_page(&c, ADMIN) {
+    if let Some(r) = forbidden(&c, ADMIN) {
         return r;
     }
     render(&c, StatusCode::OK, "Bridge", "/admin/bridge", BRIDGE, Some("bridge.js"))
@@ -226,7 +226,7 @@ async fn bridge_page(PageCaller(c): PageCaller) -> Response {
 /// Any other `/admin/…` page: admins get a 404 page, everyone else 403 (what exists under
 /// `/admin` is not disclosed to other roles).
 async fn admin_other(PageCaller(c): PageCaller) -> Response {
-    if let Err(r) = require_page(&c, ADMIN) {
+    if let Some(r) = forbidden(&c, ADMIN) {
         return r;
     }
     let main = "<section class=\"panel\"><h1>Not found</h1><p>There is no such admin page.</p></section>";
