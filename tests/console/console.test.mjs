@@ -38,6 +38,7 @@ const browser = await chromium.launch({
 
 let current = null; // the page to photograph when a step fails
 let passed = 0;
+const consoleErrors = [];
 
 async function step(name, fn) {
   const t0 = Date.now();
@@ -51,6 +52,12 @@ async function step(name, fn) {
       await current.screenshot({ path: shot, fullPage: true }).catch(() => {});
       console.error(`page at failure: ${current.url()} (screenshot ${shot})`);
     }
+    await browser.close();
+    process.exit(1);
+  }
+  if (consoleErrors.length) {
+    console.log(`not ok - ${name}: the browser logged errors`);
+    console.error(consoleErrors.join('\n'));
     await browser.close();
     process.exit(1);
   }
@@ -68,7 +75,12 @@ async function newPage() {
   const context = await browser.newContext({ baseURL: BASE, acceptDownloads: true, viewport: { width: 1280, height: 860 } });
   const page = await context.newPage();
   page.setDefaultTimeout(15_000);
-  page.on('pageerror', (e) => console.error(`  page error on ${page.url()}: ${e.message}`));
+  page.on('pageerror', (e) => consoleErrors.push(`${page.url()}: ${e.message}`));
+  // Errors the browser logs (a CSP violation, a failed module import); answers with an error
+  // status are expected in these tests (401 for a wrong password, 403 pages) and left out.
+  page.on('console', (m) => {
+    if (m.type() === 'error' && !/Failed to load resource/.test(m.text())) consoleErrors.push(`${page.url()}: ${m.text()}`);
+  });
   current = page;
   return page;
 }
@@ -119,6 +131,9 @@ await step('health and metrics are open; pages, assets and APIs need a session',
   assert.equal((await anon.request.get('/metrics')).status(), 200);
   assert.equal((await anon.request.get('/api/v1/bridge/pools')).status(), 401);
   assert.equal((await anon.request.get('/api/v1/whoami')).status(), 401);
+  const doc = await (await anon.request.get('/api/openapi.json')).json();
+  assert.ok(doc.paths['/api/v1/imports/mapping-preview'], 'the console API route is in the OpenAPI document');
+  assert.ok(!Object.keys(doc.paths).some((p) => !p.startsWith('/api/') && !['/healthz', '/readyz', '/metrics'].includes(p)), 'pages are not API routes');
   assert.equal((await anon.request.get('/assets/lists.js')).status(), 401, 'page scripts need a session');
   assert.equal((await anon.request.get('/assets/login.js')).status(), 200, 'the login page works without one');
   for (const p of ['/', '/lists', '/admin/bridge']) {
