@@ -14,6 +14,7 @@ import { chromium } from 'playwright-core';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
+import zlib from 'node:zlib';
 
 const env = (k) => {
   const v = process.env[k];
@@ -281,6 +282,28 @@ await step('a campaign manager sees the mapping problem of a file without a phon
   assert.match(await manager.textContent('#mapping-error'), /no phone column/);
   assert.equal(await manager.textContent('#detected-delimiter'), 'pipe');
   assert.ok(await manager.isDisabled('#confirm-upload'));
+  await manager.click('#cancel-upload');
+});
+
+await step('the preview reads gzip, tabs, and quoted fields holding commas and newlines', async () => {
+  const tsv = 'Contact ID\tMobile Phone\tNotes\r\nC-1\t312 555 0100\tcall after 5\r\nC-2\t312 555 0101\tnone\r\n';
+  await manager.setInputFiles('#file-input', { name: 'hubspot.tsv.gz', mimeType: 'application/gzip', buffer: zlib.gzipSync(tsv) });
+  await manager.locator('#preview-table [data-role]').first().waitFor();
+  assert.equal(await manager.textContent('#detected-delimiter'), 'tab');
+  assert.match(await manager.textContent('#preview-summary'), /\(gzip\)/);
+  let roles = await manager.locator('#preview-table [data-role]').evaluateAll((bs) => bs.map((b) => b.dataset.role));
+  assert.deepEqual(roles, ['crm_id', 'phone', 'attribute']);
+  assert.equal(await manager.inputValue('#list-name'), 'hubspot');
+  await manager.click('#cancel-upload');
+
+  const csv = '"Id","Full Name","Phone","Comment"\n1,"Smith, John",3125550100,"two\nlines"\n2,"O\'Neil ""Bo""",3125550101,x\n';
+  await manager.setInputFiles('#file-input', { name: 'zoho.csv', mimeType: 'text/csv', buffer: Buffer.from(csv) });
+  await manager.locator('#preview-table [data-role]').first().waitFor();
+  assert.equal(await manager.textContent('#detected-delimiter'), 'comma');
+  const cells = await manager.locator('#preview-table tbody tr').evaluateAll((trs) => trs.map((tr) => [...tr.cells].map((c) => c.textContent)));
+  assert.deepEqual(cells, [['1', 'Smith, John', '3125550100', 'two\nlines'], ['2', 'O\'Neil "Bo"', '3125550101', 'x']]);
+  roles = await manager.locator('#preview-table [data-role]').evaluateAll((bs) => bs.map((b) => b.dataset.role));
+  assert.deepEqual(roles, ['crm_id', 'attribute', 'phone', 'attribute']);
   await manager.click('#cancel-upload');
 });
 
