@@ -166,7 +166,8 @@ await step('the admin logs in, lands on the page asked for and sees every consol
   await admin.waitForURL((u) => u.pathname === '/admin/bridge');
   const cookie = (await admin.context().cookies()).find((c) => c.name === 'dialbridge_session');
   assert.ok(cookie?.httpOnly, 'the session cookie is HttpOnly');
-  await admin.goto('/');
+  await admin.goto('/login');
+  assert.equal(new URL(admin.url()).pathname, '/', 'the login form sends a signed-in user home');
   assert.equal(await admin.textContent('#who-user'), 'admin');
   assert.equal(await admin.textContent('#who-role'), 'admin');
   assert.deepEqual(await navLabels(admin), ['Home', 'Lists', 'Bridge']);

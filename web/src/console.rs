@@ -186,8 +186,12 @@ fn forbidden(c: &Caller, roles: &[Role]) -> Option<Response> {
     Some(render(c, StatusCode::FORBIDDEN, "Not allowed", "", &main, None))
 }
 
-async fn login_page() -> Response {
-    html(StatusCode::OK, LOGIN.to_owned())
+/// The login form, open to everyone; someone already signed in goes to the console home.
+async fn login_page(caller: Result<Caller, ApiError>) -> Response {
+    match caller {
+        Ok(Caller { kind: CallerKind::User { .. }, .. }) => Redirect::to("/").into_response(),
+        _ => html(StatusCode::OK, LOGIN.to_owned()),
+    }
 }
 
 async fn home(PageCaller(c): PageCaller) -> Response {
