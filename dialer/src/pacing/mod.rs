@@ -289,23 +289,21 @@ impl Pacer {
                 self.route(now);
             }
             Input::CallAnsweredMachine { call } | Input::CallFailed { call } | Input::CallNoAnswer { call } => {
-                if let Some(c) = self.calls.get(&call) {
-                    if c.state == CallState::Ringing {
+                if let Some(c) = self.calls.get(&call)
+                    && c.state == CallState::Ringing {
                         self.answer.observe(RingOutcome::Other, now - c.placed_at);
                         self.calls.remove(&call);
                     }
-                }
             }
             Input::CallEnded { call } => {
                 let Some(c) = self.calls.remove(&call) else { return };
                 if let CallState::Connected { agent, since } = c.state {
                     self.talk.finish(call, now);
                     self.wrap.start(agent as u64, now);
-                    if let Some(a) = self.agents.get_mut(&agent) {
-                        if a.state == (AgentState::Talking { since, call }) {
+                    if let Some(a) = self.agents.get_mut(&agent)
+                        && a.state == (AgentState::Talking { since, call }) {
                             a.state = AgentState::Wrap { since: now };
                         }
-                    }
                 }
             }
             Input::WrapUpEnded { agent } => {
@@ -338,19 +336,17 @@ impl Pacer {
                 }
             }
             Input::AgentReady { agent } => {
-                if let Some(a) = self.agents.get_mut(&agent) {
-                    if a.state == AgentState::Away && !a.leaving {
+                if let Some(a) = self.agents.get_mut(&agent)
+                    && a.state == AgentState::Away && !a.leaving {
                         a.state = AgentState::Ready { since: now };
                     }
-                }
                 self.route(now);
             }
             Input::AgentBusy { agent } => {
-                if let Some(a) = self.agents.get_mut(&agent) {
-                    if matches!(a.state, AgentState::Ready { .. }) {
+                if let Some(a) = self.agents.get_mut(&agent)
+                    && matches!(a.state, AgentState::Ready { .. }) {
                         a.state = AgentState::Away;
                     }
-                }
             }
             Input::AgentFreeAt { agent, at } => {
                 if let Some(a) = self.agents.get_mut(&agent) {

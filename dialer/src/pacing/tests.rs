@@ -202,7 +202,7 @@ fn train(r: &mut Rig, secs: u64) {
                 for _ in 0..count {
                     let c = next_call;
                     next_call += 1;
-                    let human = c % 5 == 0;
+                    let human = c.is_multiple_of(5);
                     ring.insert(c, (now + if human { 10_000 } else { 20_000 }, human));
                     r.input(Input::CallPlaced { call: c });
                 }

@@ -43,11 +43,11 @@ impl Recorder {
 
     fn split(&self, acc: &mut [f64], from: Ms, to: Ms) {
         let to = to.min(self.end);
-        for i in 0..self.bounds.len() {
+        for (i, a) in acc.iter_mut().enumerate().take(self.bounds.len()) {
             let (s, e) = (self.bounds[i].0, self.seg_end(i));
             let overlap = to.min(e) - from.max(s);
             if overlap > 0 {
-                acc[i] += overlap as f64;
+                *a += overlap as f64;
             }
         }
     }
