@@ -23,6 +23,9 @@ const DEFAULT_FILE: &str = "dialbridge.toml";
 pub struct Config {
     /// Where the embedded database, recordings and uploads live.
     pub data_dir: PathBuf,
+    /// This node's name in shared records (call records, leases of work). Empty: the host name.
+    /// Nodes sharing one PostgreSQL database must have different names.
+    pub node_name: String,
     pub database: Database,
     pub http: Http,
     pub sip: Sip,
@@ -125,6 +128,7 @@ impl Default for Config {
     fn default() -> Self {
         Self {
             data_dir: PathBuf::from("./data"),
+            node_name: String::new(),
             database: Database::default(),
             http: Http::default(),
             sip: Sip::default(),
@@ -321,6 +325,18 @@ impl Config {
         tracing_subscriber::EnvFilter::try_new(&self.log.level)
             .map_err(|e| anyhow::anyhow!("invalid configuration at key `log.level`: {e}"))?;
         Ok(())
+    }
+
+    /// This node's name: `node_name`, else the host name.
+    pub fn node(&self) -> String {
+        if !self.node_name.is_empty() {
+            return self.node_name.clone();
+        }
+        std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .ok()
+            .map(|h| h.trim().to_owned())
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| "dialbridge".to_owned())
     }
 
     /// The database URL in effect (the SQLite default resolved under the data directory).

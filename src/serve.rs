@@ -77,6 +77,12 @@ pub async fn run(cfg: Config, file: Option<PathBuf>) -> anyhow::Result<()> {
         sip_tcp: sip.tcp_addr,
         rtp_ports: format!("{}-{}", cfg.rtp.port_min, cfg.rtp.port_max),
     };
+    let node = cfg.node();
+    let interrupted = telephony::cdr::close_interrupted(&db, clock.now_ms(), &node).await?;
+    if interrupted > 0 {
+        warn!(calls = interrupted, node = %node, "closed call records left open by the last stop as interrupted");
+    }
+    tokio::spawn(telephony::cdr::run(db.clone(), clock.clone(), sip.handle.clone(), node));
     tokio::spawn(bridge::calls::arrivals_loop(db.clone(), clock.clone(), sip.handle.clone()));
     tokio::spawn(bridge::lease::reaper_loop(
         db.clone(),

@@ -62,6 +62,48 @@ async fn sigterm_drains_calls_then_exits_zero() {
     let _ = in_progress.wait();
     let msgs = std::fs::read_to_string(long.join("msgs.log")).unwrap_or_default();
     assert!(msgs.contains("BYE sip:"), "the call in progress was ended with a BYE:\n{msgs}");
+    let calls = call_records(dir.path()).await;
+    assert_eq!(calls.len(), 1, "{calls:?}");
+    assert_eq!((calls[0].0.as_str(), calls[0].1.as_deref()), ("ended", Some("shutdown")), "{calls:?}");
+}
+
+/// (state, cause, outcome) of every call record, oldest first.
+async fn call_records(dir: &std::path::Path) -> Vec<(String, Option<String>, Option<String>)> {
+    let db = foundation::Db::connect(&format!("sqlite://{}/data/dialbridge.db", dir.display()), 1).await.unwrap();
+    let rows = sqlx::query_as("SELECT state, cause, outcome FROM calls ORDER BY id").fetch_all(db.pool()).await.unwrap();
+    db.close().await;
+    rows
+}
+
+#[tokio::test]
+async fn a_killed_appliance_closes_its_open_calls_as_interrupted_when_it_restarts() {
+    if !foundation::testing::require_tool("sipp", "sip-tester") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut app = Appliance::start(dir.path(), &[]);
+    let work = dir.path().join("call");
+    std::fs::create_dir_all(&work).unwrap();
+    let mut call = sipp_call(&work, &app.sip_udp, 20_000);
+    let mut up = false;
+    for _ in 0..50 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let calls = call_records(dir.path()).await;
+        if calls.first().is_some_and(|c| c.0 == "answered") {
+            up = true;
+            break;
+        }
+    }
+    assert!(up, "the call was answered and recorded");
+    app.child.kill().unwrap(); // SIGKILL: no chance to close anything
+    app.child.wait().unwrap();
+    let _ = call.kill();
+    assert_eq!(call_records(dir.path()).await[0].0, "answered", "left open by the crash");
+
+    let app = Appliance::start(dir.path(), &[]);
+    let calls = call_records(dir.path()).await;
+    assert_eq!(calls[0], ("ended".to_owned(), Some("node_stopped".to_owned()), Some("interrupted".to_owned())));
+    assert!(app.log_text().contains("interrupted"));
 }
 
 #[tokio::test]

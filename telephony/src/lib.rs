@@ -3,10 +3,12 @@
 //! - [`sip`]: transport (UDP, TCP), transactions, dialogs, digest auth, the call API.
 //! - [`media`]: RTP, G.711, DTMF, prompts, recording, answering-machine detection, bridging.
 //! - [`control`]: SIP calls with their media attached: per-call handles and merged event streams.
+//! - [`cdr`]: a record for every call leg, always closed with an outcome; call metrics.
 //!
 //! Protocol logic is written as state machines that take (input, now) and return actions; the
 //! tokio drivers in this crate own the sockets and timers.
 
+pub mod cdr;
 pub mod control;
 pub mod media;
 pub mod sip;

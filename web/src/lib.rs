@@ -6,7 +6,7 @@
 //! - [`error`]: the one error body every API route answers with; [`extract`]: JSON and query
 //!   extractors whose rejections use it.
 //! - [`bridge`]: the DNIS pool / lease / lookup API legacy PBXs integrate against.
-//! - [`imports`]: CRM list uploads, import progress and reports.
+//! - [`imports`]: CRM list uploads, import progress and reports; [`calls`]: call records.
 //! - [`console`]: the web console's pages and embedded assets (outside the OpenAPI router; pages
 //!   redirect to `/login` without a session and answer 403 to roles that may not see them).
 //!
@@ -16,6 +16,7 @@
 
 pub mod auth;
 pub mod bridge;
+pub mod calls;
 pub mod console;
 pub mod error;
 pub mod extract;
@@ -84,6 +85,7 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(auth::routes())
         .merge(bridge::routes())
         .merge(imports::routes())
+        .merge(calls::routes())
         .merge(console::api_routes())
         .split_for_parts()
 }
