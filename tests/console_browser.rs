@@ -83,6 +83,7 @@ fn console_in_chromium_login_roles_list_upload_bridge() {
         .unwrap_or_else(|| Path::new(env!("CARGO_TARGET_TMPDIR")).join("artifacts"))
         .join("console");
     std::fs::create_dir_all(&artifacts).unwrap();
+    let _ = std::fs::remove_file(artifacts.join("FAILED.png")); // from an earlier failed run
     eprintln!("console screenshots: {}", artifacts.display());
 
     let mut child = Command::new("node")
