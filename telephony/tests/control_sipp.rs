@@ -108,6 +108,7 @@ async fn prompt_and_echo(name: &str, rtp_base: u16, codec: Codec) -> (Wav, Vec<R
 
 /// The echoed packets (after the prompt) each carry one 20 ms frame the caller sent, unchanged.
 fn assert_echo(echo: &[Rtp], caller: &[u8]) {
+    eprintln!("echoed packets: {}", echo.len());
     assert!(echo.len() >= 40, "only {} echoed packets", echo.len());
     let frames: std::collections::HashSet<&[u8]> = caller.chunks(160).collect();
     let foreign = echo.iter().filter(|p| !frames.contains(p.payload.as_slice())).count();
@@ -122,14 +123,20 @@ async fn control_prompt_is_bit_exact_over_pcmu_then_echo() {
     let (wav, pkts, caller, report) = prompt_and_echo("pcmu", 12000, Codec::Pcmu).await;
     assert!(report.answered && report.prompt_finished, "{report:?}");
     assert_eq!(report.cause, Some(EndCause::Sip(HangupCause::RemoteBye)));
-    let stream = stream_of(&pkts, 0);
+    let stream = stream_of(&pkts, 12000, 0);
     let frames = wav.raw.len().div_ceil(160);
     assert!(stream.len() > frames, "got {} PCMU packets, the prompt alone is {frames}", stream.len());
     assert!(stream.iter().all(|p| p.ssrc == stream[0].ssrc), "one stream");
+    let mut late = 0;
     for w in stream[..frames].windows(2) {
         assert_eq!(w[1].seq, w[0].seq.wrapping_add(1), "no prompt packet lost or reordered");
-        assert_eq!(w[1].ts, w[0].ts.wrapping_add(160));
+        // The media clock follows wall time: when this shared machine stalls the sender, the
+        // next packet says so with a timestamp gap (a new talkspurt) instead of bunching up.
+        let step = w[1].ts.wrapping_sub(w[0].ts);
+        assert!(step >= 160 && step.is_multiple_of(160) && step < 8000 * 2, "timestamp step {step}");
+        late += usize::from(step != 160);
     }
+    eprintln!("prompt: {frames} packets, {late} sent late (timestamp gap)");
     let sent: Vec<u8> = stream[..frames].iter().flat_map(|p| p.payload.clone()).collect();
     assert_eq!(&sent[..wav.raw.len()], &wav.raw[..], "prompt bytes differ");
     assert!(sent[wav.raw.len()..].iter().all(|&b| b == 0xFF), "padding is µ-law silence");
@@ -143,12 +150,13 @@ async fn control_prompt_over_pcma_correlates_then_echo() {
     }
     let (wav, pkts, caller, report) = prompt_and_echo("pcma", 12200, Codec::Pcma).await;
     assert!(report.answered && report.prompt_finished, "{report:?}");
-    assert!(stream_of(&pkts, 0).is_empty(), "nothing goes out as PCMU on a PCMA call");
-    let stream = stream_of(&pkts, 8);
+    assert!(stream_of(&pkts, 12200, 0).is_empty(), "nothing goes out as PCMU on a PCMA call");
+    let stream = stream_of(&pkts, 12200, 8);
     let frames = wav.raw.len().div_ceil(160);
     assert!(stream.len() > frames);
     let heard: Vec<i16> = stream[..frames].iter().flat_map(|p| Codec::Pcma.decode(&p.payload)).collect();
     let c = correlation(&wav.pcm, &heard[..wav.pcm.len()]);
+    eprintln!("PCMA prompt correlation {c:.5}");
     assert!(c >= 0.95, "correlation {c:.4}");
     assert_echo(&stream[frames..], &caller);
 }
@@ -248,11 +256,12 @@ async fn control_bridge_relays_both_ways_with_transcoding() {
 
     // The callee's media address heard the caller (PCMU → PCMA), and the other way round.
     let (heard_a, heard_b) = (cap_a.finish().await, cap_b.finish().await);
-    let to_b: Vec<i16> = stream_of(&heard_b, 8).iter().flat_map(|p| Codec::Pcma.decode(&p.payload)).collect();
-    let to_a: Vec<i16> = stream_of(&heard_a, 0).iter().flat_map(|p| Codec::Pcmu.decode(&p.payload)).collect();
+    let to_b: Vec<i16> = stream_of(&heard_b, 12600, 8).iter().flat_map(|p| Codec::Pcma.decode(&p.payload)).collect();
+    let to_a: Vec<i16> = stream_of(&heard_a, 12600, 0).iter().flat_map(|p| Codec::Pcmu.decode(&p.payload)).collect();
     assert!(to_b.len() >= 160 * 50 && to_a.len() >= 160 * 50, "relayed {} / {} samples", to_b.len(), to_a.len());
     let (_, c_ab) = best_alignment(&Codec::Pcmu.decode(&a_bytes), &to_b);
     let (_, c_ba) = best_alignment(&Codec::Pcma.decode(&b_bytes), &to_a);
+    eprintln!("bridge: {} / {} samples relayed, correlation caller→callee {c_ab:.5}, callee→caller {c_ba:.5}", to_b.len(), to_a.len());
     assert!(c_ab >= 0.95, "caller → callee correlation {c_ab:.4}");
     assert!(c_ba >= 0.95, "callee → caller correlation {c_ba:.4}");
     let _ = std::fs::remove_dir_all(&dir);

@@ -193,6 +193,8 @@ pub fn uas_xml(codecs: &[(u8, &str)], stream: Option<(&Path, u8)>, wait_bye_ms: 
 /// One captured RTP packet.
 #[derive(Debug, Clone)]
 pub struct Rtp {
+    /// Where it came from.
+    pub from: std::net::SocketAddr,
     pub pt: u8,
     pub marker: bool,
     pub seq: u16,
@@ -201,7 +203,7 @@ pub struct Rtp {
     pub payload: Vec<u8>,
 }
 
-pub fn parse_rtp(b: &[u8]) -> Option<Rtp> {
+pub fn parse_rtp(b: &[u8], from: std::net::SocketAddr) -> Option<Rtp> {
     if b.len() < 12 || b[0] >> 6 != 2 {
         return None;
     }
@@ -212,6 +214,7 @@ pub fn parse_rtp(b: &[u8]) -> Option<Rtp> {
         off += 4 + 4 * len;
     }
     Some(Rtp {
+        from,
         pt: b[1] & 0x7f,
         marker: b[1] & 0x80 != 0,
         seq: u16::from_be_bytes([b[2], b[3]]),
@@ -240,7 +243,7 @@ impl Capture {
                 tokio::select! {
                     _ = &mut stopped => break,
                     r = sock.recv_from(&mut buf) => {
-                        if let Ok((n, _)) = r && let Some(p) = parse_rtp(&buf[..n]) {
+                        if let Ok((n, from)) = r && let Some(p) = parse_rtp(&buf[..n], from) {
                             got.push(p);
                         }
                     }
@@ -257,9 +260,19 @@ impl Capture {
     }
 }
 
-/// The payloads of one payload type, in sequence order (seq unwrapped from the first packet).
-pub fn stream_of(pkts: &[Rtp], pt: u8) -> Vec<Rtp> {
-    let mut v: Vec<Rtp> = pkts.iter().filter(|p| p.pt == pt).cloned().collect();
+/// What the SUT sent (from its RTP port range starting at `rtp_base`) with one payload type, in
+/// sequence order (seq unwrapped from the first packet). Anything else that reaches a capture
+/// socket on this shared machine is not ours to judge.
+pub fn stream_of(pkts: &[Rtp], rtp_base: u16, pt: u8) -> Vec<Rtp> {
+    let mut v: Vec<Rtp> = pkts
+        .iter()
+        .filter(|p| p.pt == pt && (rtp_base..rtp_base + 200).contains(&p.from.port()))
+        .cloned()
+        .collect();
+    let foreign = pkts.iter().filter(|p| !(rtp_base..rtp_base + 200).contains(&p.from.port())).count();
+    if foreign > 0 {
+        eprintln!("capture: {foreign} packets from outside the SUT's RTP range ignored");
+    }
     if let Some(first) = v.first().map(|p| p.seq) {
         v.sort_by_key(|p| p.seq.wrapping_sub(first));
     }
