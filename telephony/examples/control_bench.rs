@@ -1,0 +1,214 @@
+//! Benchmark of call control with media (prints figures; not a test): sipp calls in
+//! (`-sn uac -rtp_echo`), Dialbridge answers each call and plays a looped µ-law prompt, sipp
+//! echoes it back, and Dialbridge receives it. For each concurrency level: calls reached and
+//! completed, packets sent/received by Dialbridge in the steady state (loss), Dialbridge's CPU,
+//! memory per call, and the machine's load (it is shared).
+//!
+//! `cargo run --release -p telephony --example control_bench -- 200 500 1000`
+//! (levels as arguments; default 200 500 1000).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use foundation::lifecycle::Lifecycle;
+use telephony::control::{Call, Calls, ControlConfig, Event};
+use telephony::media::prompt::Prompt;
+use telephony::sip::listener::{self, SipOptions};
+
+#[derive(Default)]
+struct Acc {
+    probed: AtomicU64,
+    sent: AtomicU64,
+    received: AtomicU64,
+    rejected: AtomicU64,
+    late: AtomicU64,
+    lost: AtomicU64,
+    answered: AtomicU64,
+    inactive: AtomicU64,
+    peak: AtomicUsize,
+}
+
+fn rss_kb() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:").map(|v| v.trim().trim_end_matches(" kB").trim().parse().unwrap_or(0)))
+        .unwrap_or(0)
+}
+
+/// (user + system) CPU seconds of this process.
+fn cpu_s() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let after = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let f: Vec<&str> = after.split_whitespace().collect();
+    let ticks: f64 = f.get(11).and_then(|v| v.parse().ok()).unwrap_or(0.0) + f.get(12).and_then(|v| v.parse().ok()).unwrap_or(0.0);
+    ticks / 100.0
+}
+
+/// Busy share of the whole machine (all processes) between two /proc/stat samples.
+fn machine_busy() -> (u64, u64) {
+    let s = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let v: Vec<u64> = s.lines().next().unwrap_or("").split_whitespace().skip(1).filter_map(|x| x.parse().ok()).collect();
+    let idle = v.get(3).copied().unwrap_or(0) + v.get(4).copied().unwrap_or(0);
+    (v.iter().sum::<u64>() - idle, v.iter().sum())
+}
+
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg").unwrap_or_default().split_whitespace().take(3).collect::<Vec<_>>().join(" ")
+}
+
+fn free_port() -> u16 {
+    loop {
+        let u = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let p = u.local_addr().unwrap().port();
+        if std::net::TcpListener::bind(("127.0.0.1", p)).is_ok() && std::net::UdpSocket::bind(("127.0.0.1", p + 2)).is_ok() {
+            return p;
+        }
+    }
+}
+
+/// One call: play on answer, sample the media counters once in the steady state.
+async fn serve(mut call: Call, prompt: Prompt, probe_at: Duration, acc: Arc<Acc>, calls: Calls) {
+    let ctl = call.control().clone();
+    let mut probe: Option<tokio::time::Instant> = None;
+    loop {
+        let ev = match probe {
+            Some(at) => match tokio::time::timeout_at(at, call.next_event()).await {
+                Ok(ev) => ev,
+                Err(_) => {
+                    probe = None;
+                    if let Ok(s) = ctl.media_stats().await {
+                        acc.probed.fetch_add(1, Ordering::Relaxed);
+                        acc.sent.fetch_add(s.sent, Ordering::Relaxed);
+                        acc.received.fetch_add(s.receiver.audio, Ordering::Relaxed);
+                        acc.rejected.fetch_add(s.receiver.rejected_sequence, Ordering::Relaxed);
+                        acc.late.fetch_add(s.jitter.late, Ordering::Relaxed);
+                        acc.lost.fetch_add(s.jitter.lost, Ordering::Relaxed);
+                    }
+                    continue;
+                }
+            },
+            None => call.next_event().await,
+        };
+        match ev {
+            Some(Event::Answered { .. }) => {
+                acc.answered.fetch_add(1, Ordering::Relaxed);
+                acc.peak.fetch_max(calls.live(), Ordering::Relaxed);
+                // Looped for longer than any call here.
+                let _ = ctl.play(Box::new(prompt.player_looped(1000))).await;
+                probe = Some(tokio::time::Instant::now() + probe_at);
+            }
+            Some(Event::Hangup { cause: telephony::control::EndCause::RtpInactivity, .. }) => {
+                acc.inactive.fetch_add(1, Ordering::Relaxed);
+            }
+            Some(_) => {}
+            None => break,
+        }
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let levels: Vec<usize> = std::env::args().skip(1).filter_map(|a| a.parse().ok()).collect();
+    let levels = if levels.is_empty() { vec![200, 500, 1000] } else { levels };
+    let config = telephony::Config {
+        udp: "127.0.0.1:0".parse()?,
+        tcp: "127.0.0.1:0".parse()?,
+        advertised_address: Some("127.0.0.1".into()),
+        rtp_ports: (14000, 17999),
+        max_message_bytes: 8192,
+    };
+    let sip = listener::start_with(&config, SipOptions::default(), Lifecycle::new()).await?;
+    let (calls, mut incoming) = Calls::start(
+        sip.handle.clone(),
+        ControlConfig { media_ip: "127.0.0.1".parse()?, inactivity_timeout: Some(Duration::from_secs(5)), ..ControlConfig::default() },
+    );
+    // 1 s of µ-law audio, looped for the whole call.
+    let pcm: Vec<i16> = (0..8000).map(|i| ((i as f64 * 0.07).sin() * 8000.0 * (1.0 + (i as f64 * 0.001).sin()) / 2.0) as i16).collect();
+    let wav = telephony::media::wav::Wav::parse(&telephony::media::wav::encode_wav(telephony::media::wav::WavEncoding::Ulaw, &pcm))?;
+    let prompt_one = Prompt::from_wav(wav);
+    let dir = std::env::temp_dir().join(format!("dialbridge-control-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    println!("levels {levels:?}; {} cores; load before: {}", std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0), loadavg());
+    let base_rss = rss_kb();
+    let acc_slot: Arc<std::sync::Mutex<Arc<Acc>>> = Arc::new(std::sync::Mutex::new(Arc::new(Acc::default())));
+    let probe_slot = Arc::new(std::sync::Mutex::new(Duration::from_secs(5)));
+    {
+        let (acc_slot, probe_slot, calls) = (acc_slot.clone(), probe_slot.clone(), calls.clone());
+        tokio::spawn(async move {
+            while let Some(call) = incoming.next().await {
+                let acc = acc_slot.lock().unwrap().clone();
+                let probe = *probe_slot.lock().unwrap();
+                tokio::spawn(serve(call, prompt_one.clone(), probe, acc, calls.clone()));
+            }
+        });
+    }
+    println!("level | reached | sipp ok/failed | Dialbridge sent / received pkts (loss) | rejected/late/lost | CPU % of 1 core | RSS MB (per call kB) | machine busy % | load");
+    for n in levels {
+        let rate = 100usize;
+        let ramp_ms = (n * 1000 / rate) as u64;
+        let hold_ms = ramp_ms + 8000;
+        // Sample each call ~ when all calls are up and before the first ends.
+        *probe_slot.lock().unwrap() = Duration::from_millis(ramp_ms.max(4000).min(hold_ms - 2000));
+        let acc = Arc::new(Acc::default());
+        *acc_slot.lock().unwrap() = acc.clone();
+        let (cpu0, m0, t0) = (cpu_s(), machine_busy(), Instant::now());
+        let peak_rss = Arc::new(AtomicU64::new(0));
+        let sampler = {
+            let peak_rss = peak_rss.clone();
+            tokio::spawn(async move {
+                loop {
+                    peak_rss.fetch_max(rss_kb(), Ordering::Relaxed);
+                    tokio::time::sleep(Duration::from_millis(250)).await;
+                }
+            })
+        };
+        let _ = std::fs::remove_file(dir.join("screen.log"));
+        let out = tokio::process::Command::new("sipp")
+            .current_dir(&dir)
+            .args(["-sn", "uac", &format!("127.0.0.1:{}", sip.udp_addr.port()), "-i", "127.0.0.1", "-mi", "127.0.0.1"])
+            .args(["-p", &free_port().to_string(), "-mp", &free_port().to_string(), "-rtp_echo"])
+            .args(["-r", &rate.to_string(), "-l", &n.to_string(), "-m", &n.to_string(), "-d", &hold_ms.to_string()])
+            .args(["-nostdin", "-trace_screen", "-screen_file", "screen.log", "-timeout", &format!("{}s", hold_ms / 1000 + ramp_ms / 1000 + 60)])
+            .output()
+            .await?;
+        sampler.abort();
+        let elapsed = t0.elapsed().as_secs_f64();
+        let cpu = (cpu_s() - cpu0) / elapsed * 100.0;
+        let m1 = machine_busy();
+        let busy = (m1.0 - m0.0) as f64 / (m1.1 - m0.1).max(1) as f64 * 100.0;
+        let screen = std::fs::read_to_string(dir.join("screen.log")).unwrap_or_default();
+        let cum = |label: &str| -> String {
+            screen.lines().filter(|l| l.contains(label)).last().and_then(|l| l.split('|').nth(2)).map(|v| v.trim().to_string()).unwrap_or("?".into())
+        };
+        // Let the last hang-ups land.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while calls.live() > 0 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let (sent, recv) = (acc.sent.load(Ordering::Relaxed), acc.received.load(Ordering::Relaxed));
+        let peak = acc.peak.load(Ordering::Relaxed);
+        let rss = peak_rss.load(Ordering::Relaxed);
+        println!(
+            "{n} | {peak} (answered {}, probed {}) | {}/{} rc={} | {sent} / {recv} ({:.3}%) | {}/{}/{} | {cpu:.0} | {:.1} ({:.0}) | {busy:.0} | {}",
+            acc.answered.load(Ordering::Relaxed),
+            acc.probed.load(Ordering::Relaxed),
+            cum("Successful call"),
+            cum("Failed call"),
+            out.status.code().unwrap_or(-1),
+            if sent > 0 { (1.0 - recv as f64 / sent as f64) * 100.0 } else { 0.0 },
+            acc.rejected.load(Ordering::Relaxed),
+            acc.late.load(Ordering::Relaxed),
+            acc.lost.load(Ordering::Relaxed),
+            rss as f64 / 1024.0,
+            (rss.saturating_sub(base_rss)) as f64 / peak.max(1) as f64,
+            loadavg(),
+        );
+        if acc.inactive.load(Ordering::Relaxed) > 0 {
+            println!("  {} calls hung up for RTP inactivity", acc.inactive.load(Ordering::Relaxed));
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
