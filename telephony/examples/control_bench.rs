@@ -46,6 +46,40 @@ fn cpu_s() -> f64 {
     ticks / 100.0
 }
 
+/// CPU seconds of finished child processes (sipp) of this process.
+fn children_cpu_s() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let after = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let f: Vec<&str> = after.split_whitespace().collect();
+    let ticks: f64 = f.get(13).and_then(|v| v.parse().ok()).unwrap_or(0.0) + f.get(14).and_then(|v| v.parse().ok()).unwrap_or(0.0);
+    ticks / 100.0
+}
+
+/// The kernel's UDP receive-buffer drops (all sockets on the machine).
+fn udp_rcvbuf_errors() -> u64 {
+    let s = std::fs::read_to_string("/proc/net/snmp").unwrap_or_default();
+    let rows: Vec<Vec<&str>> = s.lines().filter(|l| l.starts_with("Udp:")).map(|l| l.split_whitespace().collect()).collect();
+    let (Some(h), Some(v)) = (rows.first(), rows.get(1)) else { return 0 };
+    h.iter().position(|c| *c == "RcvbufErrors").and_then(|i| v.get(i)).and_then(|x| x.parse().ok()).unwrap_or(0)
+}
+
+/// Per-socket receive drops from /proc/net/udp: (on `port`, on ports in `range`).
+fn socket_drops(port: u16, range: (u16, u16)) -> (u64, u64) {
+    let s = std::fs::read_to_string("/proc/net/udp").unwrap_or_default();
+    let (mut one, mut ours) = (0, 0);
+    for l in s.lines().skip(1) {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        let Some(p) = f.get(1).and_then(|a| a.rsplit_once(':')).and_then(|(_, p)| u16::from_str_radix(p, 16).ok()) else { continue };
+        let drops: u64 = f.last().and_then(|d| d.parse().ok()).unwrap_or(0);
+        if p == port {
+            one += drops;
+        } else if (range.0..=range.1).contains(&p) {
+            ours += drops;
+        }
+    }
+    (one, ours)
+}
+
 /// Busy share of the whole machine (all processes) between two /proc/stat samples.
 fn machine_busy() -> (u64, u64) {
     let s = std::fs::read_to_string("/proc/stat").unwrap_or_default();
@@ -111,6 +145,8 @@ async fn serve(mut call: Call, prompt: Prompt, probe_at: Duration, acc: Arc<Acc>
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let levels: Vec<usize> = std::env::args().skip(1).filter_map(|a| a.parse().ok()).collect();
+    // `--sipp=K`: K sipp callers share each level (one echo socket each).
+    let k: usize = std::env::args().find_map(|a| a.strip_prefix("--sipp=").and_then(|v| v.parse().ok())).unwrap_or(1).max(1);
     let levels = if levels.is_empty() { vec![200, 500, 1000] } else { levels };
     let config = telephony::Config {
         udp: "127.0.0.1:0".parse()?,
@@ -130,7 +166,7 @@ async fn main() -> anyhow::Result<()> {
     let prompt_one = Prompt::from_wav(wav);
     let dir = std::env::temp_dir().join(format!("dialbridge-control-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
-    println!("levels {levels:?}; {} cores; load before: {}", std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0), loadavg());
+    println!("levels {levels:?}, {k} sipp caller(s) per level; {} cores; load before: {}", std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0), loadavg());
     let base_rss = rss_kb();
     let acc_slot: Arc<std::sync::Mutex<Arc<Acc>>> = Arc::new(std::sync::Mutex::new(Arc::new(Acc::default())));
     let probe_slot = Arc::new(std::sync::Mutex::new(Duration::from_secs(5)));
@@ -144,7 +180,7 @@ async fn main() -> anyhow::Result<()> {
             }
         });
     }
-    println!("level | reached | sipp ok/failed | Dialbridge sent / received pkts (loss) | rejected/late/lost | CPU % of 1 core | RSS MB (per call kB) | machine busy % | load");
+    println!("level | reached | sipp ok/failed | Dialbridge sent / received pkts (loss) | rejected/late/lost | CPU % of 1 core: Dialbridge / sipp | UDP rcvbuf drops: machine (sipp echo socket / Dialbridge sockets, sampled) | RSS MB (per call kB) | machine busy % | load");
     for n in levels {
         let rate = 100usize;
         let ramp_ms = (n * 1000 / rate) as u64;
@@ -153,35 +189,60 @@ async fn main() -> anyhow::Result<()> {
         *probe_slot.lock().unwrap() = Duration::from_millis(ramp_ms.max(4000).min(hold_ms - 2000));
         let acc = Arc::new(Acc::default());
         *acc_slot.lock().unwrap() = acc.clone();
-        let (cpu0, m0, t0) = (cpu_s(), machine_busy(), Instant::now());
+        let (cpu0, m0, t0, child0, drops0) = (cpu_s(), machine_busy(), Instant::now(), children_cpu_s(), udp_rcvbuf_errors());
         let peak_rss = Arc::new(AtomicU64::new(0));
+        let sipp_mps: Vec<u16> = (0..k).map(|_| free_port()).collect();
+        let sock_drops = Arc::new((AtomicU64::new(0), AtomicU64::new(0)));
         let sampler = {
-            let peak_rss = peak_rss.clone();
+            let (peak_rss, sock_drops, sipp_mps) = (peak_rss.clone(), sock_drops.clone(), sipp_mps.clone());
             tokio::spawn(async move {
                 loop {
                     peak_rss.fetch_max(rss_kb(), Ordering::Relaxed);
+                    let mut sipp_d = 0;
+                    let mut ours_d = 0;
+                    for (i, mp) in sipp_mps.iter().enumerate() {
+                        let (a, b) = socket_drops(*mp, (14000, 17999));
+                        sipp_d += a;
+                        if i == 0 {
+                            ours_d = b;
+                        }
+                    }
+                    sock_drops.0.fetch_max(sipp_d, Ordering::Relaxed);
+                    sock_drops.1.fetch_max(ours_d, Ordering::Relaxed);
                     tokio::time::sleep(Duration::from_millis(250)).await;
                 }
             })
         };
-        let _ = std::fs::remove_file(dir.join("screen.log"));
-        let out = tokio::process::Command::new("sipp")
-            .current_dir(&dir)
-            .args(["-sn", "uac", &format!("127.0.0.1:{}", sip.udp_addr.port()), "-i", "127.0.0.1", "-mi", "127.0.0.1"])
-            .args(["-p", &free_port().to_string(), "-mp", &free_port().to_string(), "-rtp_echo"])
-            .args(["-r", &rate.to_string(), "-l", &n.to_string(), "-m", &n.to_string(), "-d", &hold_ms.to_string()])
-            .args(["-nostdin", "-trace_screen", "-screen_file", "screen.log", "-timeout", &format!("{}s", hold_ms / 1000 + ramp_ms / 1000 + 60)])
-            .output()
-            .await?;
+        let mut runs = Vec::new();
+        for (i, mp) in sipp_mps.iter().enumerate() {
+            let m = n / k + usize::from(i < n % k);
+            let screen = format!("screen{i}.log");
+            let _ = std::fs::remove_file(dir.join(&screen));
+            let cmd = tokio::process::Command::new("sipp")
+                .current_dir(&dir)
+                .args(["-sn", "uac", &format!("127.0.0.1:{}", sip.udp_addr.port()), "-i", "127.0.0.1", "-mi", "127.0.0.1"])
+                .args(["-p", &free_port().to_string(), "-mp", &mp.to_string(), "-rtp_echo"])
+                .args(["-r", &(rate / k).max(1).to_string(), "-l", &m.to_string(), "-m", &m.to_string(), "-d", &hold_ms.to_string()])
+                .args(["-nostdin", "-trace_screen", "-screen_file", &screen, "-timeout", &format!("{}s", hold_ms / 1000 + ramp_ms / 1000 + 60)])
+                .output();
+            runs.push(cmd);
+        }
+        let outs = futures_join(runs).await;
         sampler.abort();
         let elapsed = t0.elapsed().as_secs_f64();
         let cpu = (cpu_s() - cpu0) / elapsed * 100.0;
+        let sipp_cpu = (children_cpu_s() - child0) / elapsed * 100.0;
+        let drops = udp_rcvbuf_errors() - drops0;
         let m1 = machine_busy();
         let busy = (m1.0 - m0.0) as f64 / (m1.1 - m0.1).max(1) as f64 * 100.0;
-        let screen = std::fs::read_to_string(dir.join("screen.log")).unwrap_or_default();
-        let cum = |label: &str| -> String {
-            screen.lines().filter(|l| l.contains(label)).last().and_then(|l| l.split('|').nth(2)).map(|v| v.trim().to_string()).unwrap_or("?".into())
+        let screens: Vec<String> = (0..k).map(|i| std::fs::read_to_string(dir.join(format!("screen{i}.log"))).unwrap_or_default()).collect();
+        let cum = |label: &str| -> u64 {
+            screens
+                .iter()
+                .filter_map(|s| s.lines().filter(|l| l.contains(label)).last().and_then(|l| l.split('|').nth(2)).and_then(|v| v.trim().parse::<u64>().ok()))
+                .sum()
         };
+        let rc: Vec<i32> = outs.iter().map(|o| o.as_ref().ok().and_then(|o| o.status.code()).unwrap_or(-1)).collect();
         // Let the last hang-ups land.
         let deadline = Instant::now() + Duration::from_secs(10);
         while calls.live() > 0 && Instant::now() < deadline {
@@ -191,16 +252,18 @@ async fn main() -> anyhow::Result<()> {
         let peak = acc.peak.load(Ordering::Relaxed);
         let rss = peak_rss.load(Ordering::Relaxed);
         println!(
-            "{n} | {peak} (answered {}, probed {}) | {}/{} rc={} | {sent} / {recv} ({:.3}%) | {}/{}/{} | {cpu:.0} | {:.1} ({:.0}) | {busy:.0} | {}",
+            "{n} | {peak} (answered {}, probed {}) | {}/{} rc={:?} | {sent} / {recv} ({:.3}%) | {}/{}/{} | {cpu:.0} / {sipp_cpu:.0} | {drops} ({} / {}) | {:.1} ({:.0}) | {busy:.0} | {}",
             acc.answered.load(Ordering::Relaxed),
             acc.probed.load(Ordering::Relaxed),
             cum("Successful call"),
             cum("Failed call"),
-            out.status.code().unwrap_or(-1),
+            rc,
             if sent > 0 { (1.0 - recv as f64 / sent as f64) * 100.0 } else { 0.0 },
             acc.rejected.load(Ordering::Relaxed),
             acc.late.load(Ordering::Relaxed),
             acc.lost.load(Ordering::Relaxed),
+            sock_drops.0.load(Ordering::Relaxed),
+            sock_drops.1.load(Ordering::Relaxed),
             rss as f64 / 1024.0,
             (rss.saturating_sub(base_rss)) as f64 / peak.max(1) as f64,
             loadavg(),
@@ -211,4 +274,17 @@ async fn main() -> anyhow::Result<()> {
     }
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())
+}
+
+/// Runs the sipp processes concurrently.
+async fn futures_join<F: std::future::Future + Send + 'static>(fs: Vec<F>) -> Vec<F::Output>
+where
+    F::Output: Send + 'static,
+{
+    let handles: Vec<_> = fs.into_iter().map(tokio::spawn).collect();
+    let mut out = Vec::new();
+    for h in handles {
+        out.push(h.await.expect("sipp task"));
+    }
+    out
 }
