@@ -239,7 +239,7 @@ async fn main() -> anyhow::Result<()> {
         let cum = |label: &str| -> u64 {
             screens
                 .iter()
-                .filter_map(|s| s.lines().filter(|l| l.contains(label)).last().and_then(|l| l.split('|').nth(2)).and_then(|v| v.trim().parse::<u64>().ok()))
+                .filter_map(|s| s.lines().rev().find(|l| l.contains(label)).and_then(|l| l.split('|').nth(2)).and_then(|v| v.trim().parse::<u64>().ok()))
                 .sum()
         };
         let rc: Vec<i32> = outs.iter().map(|o| o.as_ref().ok().and_then(|o| o.status.code()).unwrap_or(-1)).collect();

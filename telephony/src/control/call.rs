@@ -351,7 +351,8 @@ impl CallTask {
         match ev {
             CallEvent::Ringing { code, .. } => self.emit(Event::Ringing { code }),
             CallEvent::EarlyMedia { code, media, .. } => {
-                if self.apply_media(&media).await {
+                let up = self.apply_media(&media).await;
+                if up {
                     self.emit(Event::EarlyMedia { code });
                 }
             }
@@ -363,7 +364,8 @@ impl CallTask {
                 }
             }
             CallEvent::MediaChanged { media, .. } => {
-                if self.apply_media(&media).await {
+                let up = self.apply_media(&media).await;
+                if up {
                     self.emit(Event::MediaChanged { direction: media.direction() });
                 }
             }
