@@ -6,6 +6,7 @@
 //!   reach the call's event stream once per press;
 //! - a B2BUA bridge: sipp calls in (PCMU), Dialbridge calls a sipp callee (PCMA only) and
 //!   bridges them; each side hears the other's stream, transcoded; the caller's BYE ends both;
+//! - a caller that holds the call (re-INVITE sendonly) gets no audio until it resumes;
 //! - a caller that sends no RTP is hung up by Dialbridge with cause `RtpInactivity`.
 //!
 //! The caller's and callee's SDP point at capture sockets of the test (sipp 3.6.1 cannot record),
@@ -22,6 +23,7 @@ use telephony::media::g711::Codec;
 use telephony::media::prompt::Prompt;
 use telephony::media::wav::{Wav, WavEncoding, encode_wav};
 use telephony::sip::call::{HangupCause, Originate, Transport, Trunk};
+use telephony::sip::sdp::Direction;
 
 fn have_sipp() -> bool {
     foundation::testing::require_tool("sipp", "sip-tester")
@@ -285,5 +287,51 @@ async fn control_rtp_inactivity_hangs_up_a_dead_call() {
     assert!(report.answered);
     assert_eq!(report.cause, Some(EndCause::RtpInactivity));
     cap.finish().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn control_hold_stops_our_audio_until_resumed() {
+    if !have_sipp() {
+        return;
+    }
+    let dir = scratch("hold");
+    let mut sut = start(13000, Some(Duration::from_secs(10))).await;
+    let mut incoming = sut.incoming.take().unwrap();
+    let cap = Capture::start().await;
+    std::fs::write(dir.join("uac.xml"), hold_xml(1000, 1500)).unwrap();
+    let sipp = spawn_sipp(&dir, &uac_args(sut.sip.udp_addr.port(), "uac.xml", cap.port));
+    let mut call = tokio::time::timeout(Duration::from_secs(10), incoming.next()).await.unwrap().unwrap();
+    wait_answered(&mut call).await;
+    let tone = telephony::media::tone::ToneSpec::beep(440.0, 60_000);
+    call.control().play_tone(tone).await.expect("playing");
+    let mut changes = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let mut last = None;
+    while let Ok(Some(ev)) = tokio::time::timeout_at(deadline, call.next_event()).await {
+        match ev {
+            Event::MediaChanged { direction } => changes.push((direction, std::time::Instant::now())),
+            Event::Hangup { .. } => {
+                last = Some(ev);
+                break;
+            }
+            _ => {}
+        }
+    }
+    let out = wait_sipp(&dir, sipp).await;
+    assert_eq!(out.rc, 0, "sipp failed: {}\n{}", out.stdout, out.errors);
+    assert!(matches!(last, Some(Event::Hangup { cause: EndCause::Sip(HangupCause::RemoteBye), .. })), "{last:?}");
+    let dirs: Vec<Direction> = changes.iter().map(|c| c.0).collect();
+    assert_eq!(dirs, vec![Direction::RecvOnly, Direction::SendRecv], "our direction on hold, then resumed");
+    let (held, resumed) = (changes[0].1, changes[1].1);
+    let pkts = stream_of(&cap.finish().await, 13000, 0);
+    let before = pkts.iter().filter(|p| p.at < held).count();
+    // Packets already on their way when the hold was applied may still land just after it.
+    let during = pkts.iter().filter(|p| p.at > held + Duration::from_millis(100) && p.at < resumed).count();
+    let after = pkts.iter().filter(|p| p.at > resumed).count();
+    eprintln!("hold: {before} packets before, {during} during, {after} after");
+    assert!(before >= 30, "audio before the hold: {before}");
+    assert_eq!(during, 0, "no audio while the peer holds the call");
+    assert!(after >= 30, "audio after resuming: {after}");
     let _ = std::fs::remove_dir_all(&dir);
 }

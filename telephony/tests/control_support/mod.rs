@@ -193,8 +193,9 @@ pub fn uas_xml(codecs: &[(u8, &str)], stream: Option<(&Path, u8)>, wait_bye_ms: 
 /// One captured RTP packet.
 #[derive(Debug, Clone)]
 pub struct Rtp {
-    /// Where it came from.
+    /// Where it came from, and when.
     pub from: std::net::SocketAddr,
+    pub at: std::time::Instant,
     pub pt: u8,
     pub marker: bool,
     pub seq: u16,
@@ -215,6 +216,7 @@ pub fn parse_rtp(b: &[u8], from: std::net::SocketAddr) -> Option<Rtp> {
     }
     Some(Rtp {
         from,
+        at: std::time::Instant::now(),
         pt: b[1] & 0x7f,
         marker: b[1] & 0x80 != 0,
         seq: u16::from_be_bytes([b[2], b[3]]),
@@ -333,4 +335,23 @@ pub fn best_alignment(source: &[i16], received: &[i16]) -> (usize, f64) {
         .max_by(|a, b| a.1.total_cmp(&b.1))
         .unwrap();
     (best.0, correlation(&looped(best.0, received.len()), received))
+}
+
+/// A sipp caller that holds the call (re-INVITE `a=sendonly`), resumes it (`a=sendrecv`) and
+/// hangs up: `hold_ms` on hold, `talk_ms` before and after.
+pub fn hold_xml(talk_ms: u32, hold_ms: u32) -> String {
+    let invite = |cseq: u32, dir: &str| {
+        format!(
+            "  <send retrans=\"500\"><![CDATA[\n      INVITE sip:[service]@[remote_ip]:[remote_port] SIP/2.0\n{UAC_HEAD}      CSeq: {cseq} INVITE\n      Contact: sip:sipp@[local_ip]:[local_port]\n      Content-Type: application/sdp\n      Content-Length: [len]\n\n      v=0\n      o=user1 1 {cseq} IN IP4 [local_ip]\n      s=-\n      c=IN IP4 127.0.0.1\n      t=0 0\n      m=audio [rtpport] RTP/AVP 0 101\n      a=rtpmap:0 PCMU/8000\n      a=rtpmap:101 telephone-event/8000\n      a={dir}\n\n    ]]></send>\n  <recv response=\"100\" optional=\"true\"/>\n  <recv response=\"180\" optional=\"true\"/>\n  <recv response=\"200\"/>\n  <send><![CDATA[\n      ACK sip:[service]@[remote_ip]:[remote_port] SIP/2.0\n{UAC_HEAD}      CSeq: {cseq} ACK\n      Content-Length: 0\n\n    ]]></send>\n"
+        )
+    };
+    let mut x = String::from("<?xml version=\"1.0\" encoding=\"ISO-8859-1\" ?>\n<scenario name=\"control hold\">\n");
+    x += &invite(1, "sendrecv");
+    x += &format!("  <pause milliseconds=\"{talk_ms}\"/>\n");
+    x += &invite(2, "sendonly");
+    x += &format!("  <pause milliseconds=\"{hold_ms}\"/>\n");
+    x += &invite(3, "sendrecv");
+    x += &format!("  <pause milliseconds=\"{talk_ms}\"/>\n");
+    x += &format!("  <send retrans=\"500\"><![CDATA[\n      BYE sip:[service]@[remote_ip]:[remote_port] SIP/2.0\n{UAC_HEAD}      CSeq: 4 BYE\n      Content-Length: 0\n\n    ]]></send>\n  <recv response=\"200\" crlf=\"true\"/>\n");
+    x + "</scenario>\n"
 }
