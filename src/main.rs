@@ -60,8 +60,33 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Run the pacing simulator.
-    Simulate,
+    /// Run the pacing simulator (the reference call model) and print its figures.
+    Simulate {
+        /// predictive, progressive, oracle, vicidial, or ratio:LEVEL.
+        #[arg(long, default_value = "predictive")]
+        mode: String,
+        #[arg(long, default_value_t = 20)]
+        agents: u32,
+        /// Probability that a dial reaches a live person.
+        #[arg(long, default_value_t = 0.2)]
+        answer_rate: f64,
+        /// Slide the answer rate linearly to this by the end of the shift.
+        #[arg(long)]
+        answer_rate_end: Option<f64>,
+        #[arg(long, default_value_t = 8.0)]
+        hours: f64,
+        /// Seeds to average over (consecutive, from --seed).
+        #[arg(long, default_value_t = 1)]
+        seeds: u32,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Abandonment cap per rolling hour.
+        #[arg(long, default_value_t = 0.03)]
+        cap: f64,
+        /// Run the whole grid (agents 5..100 × answer rates 0.1..0.3) instead, as a table.
+        #[arg(long)]
+        grid: bool,
+    },
     /// Inspect the configuration.
     Config {
         #[command(subcommand)]
@@ -243,7 +268,27 @@ fn main() -> ExitCode {
                 }
                 Ok(())
             }
-            Command::Simulate => Err(NotYet.into()),
+            Command::Simulate { mode, agents, answer_rate, answer_rate_end, hours, seeds, seed, cap, grid } => {
+                use dialer::sim;
+                if grid {
+                    let g = sim::grid::GridConfig { hours, seeds, first_seed: seed, abandon_cap: cap, ..Default::default() };
+                    let cells = tokio::task::spawn_blocking(move || {
+                        let cells = sim::grid::run_grid(&g);
+                        (sim::grid::format_table(&g, &cells), cells)
+                    })
+                    .await?;
+                    print!("{}", cells.0);
+                    return Ok(());
+                }
+                let mode = sim::SimMode::parse(&mode, 1.2)
+                    .ok_or_else(|| anyhow::anyhow!("unknown --mode {mode:?}: predictive, progressive, oracle, vicidial or ratio:LEVEL"))?;
+                anyhow::ensure!((0.0..=1.0).contains(&answer_rate), "--answer-rate must be between 0 and 1");
+                anyhow::ensure!(agents > 0 && hours > 0.0 && seeds > 0, "--agents, --hours and --seeds must be positive");
+                let cfg = sim::SimConfig { mode, agents, answer_rate, answer_rate_end, hours, seed, abandon_cap: cap, ..Default::default() };
+                let report = tokio::task::spawn_blocking(move || sim::run_seeds(&cfg, seeds)).await?;
+                println!("{}", serde_json::to_string_pretty(&report)?);
+                Ok(())
+            }
         }
     });
     match result {

@@ -128,11 +128,17 @@ fn a_misspelled_config_key_fails_with_its_name() {
 }
 
 #[test]
-fn commands_of_later_issues_say_so() {
+fn simulate_prints_the_pacing_figures_and_version_prints_the_version() {
     let dir = tempfile::tempdir().unwrap();
-    let out = run(dir.path(), &["simulate"], &[]);
-    assert_eq!(out.status.code(), Some(3));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("not yet available"));
+    let args = ["simulate", "--agents", "10", "--answer-rate", "0.3", "--hours", "1", "--mode", "progressive"];
+    let out = run(dir.path(), &args, &[]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(report["talk_min_per_agent_hour"].as_f64().unwrap() > 20.0, "{report}");
+    assert_eq!(report["abandon_rate"].as_f64(), Some(0.0), "progressive never abandons: {report}");
+    let out = run(dir.path(), &["simulate", "--mode", "wild"], &[]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--mode"));
     let out = run(dir.path(), &["--version"], &[]);
     assert!(String::from_utf8_lossy(&out.stdout).contains(env!("CARGO_PKG_VERSION")));
 }
