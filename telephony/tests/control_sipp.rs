@@ -6,6 +6,8 @@
 //!   reach the call's event stream once per press;
 //! - a B2BUA bridge: sipp calls in (PCMU), Dialbridge calls a sipp callee (PCMA only) and
 //!   bridges them; each side hears the other's stream, transcoded; the caller's BYE ends both;
+//! - the dialer's path: Dialbridge calls a sipp callee that talks, starts AMD on the answered
+//!   call and gets the verdict on the call's stream, then hangs up;
 //! - a caller that holds the call (re-INVITE sendonly) gets no audio until it resumes;
 //! - a caller that sends no RTP is hung up by Dialbridge with cause `RtpInactivity`.
 //!
@@ -333,5 +335,49 @@ async fn control_hold_stops_our_audio_until_resumed() {
     assert!(before >= 30, "audio before the hold: {before}");
     assert_eq!(during, 0, "no audio while the peer holds the call");
     assert!(after >= 30, "audio after resuming: {after}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn control_outbound_call_gets_an_amd_verdict_then_hangs_up() {
+    if !have_sipp() {
+        return;
+    }
+    let dir = scratch("amd");
+    let sut = start(13200, Some(Duration::from_secs(10))).await;
+    let greeting = dir.join("greeting.ulaw");
+    write_raw(&greeting, Codec::Pcmu, &test_audio(6000, 7));
+    std::fs::write(dir.join("uas.xml"), uas_xml(&[(0, "PCMU"), (101, "telephone-event")], Some((&greeting, 0)), 20_000)).unwrap();
+    let uas_port = free_port();
+    let args: Vec<String> = ["-sf", "uas.xml", "-i", "127.0.0.1", "-mi", "127.0.0.1", "-m", "1"]
+        .iter()
+        .map(|s| s.to_string())
+        .chain(["-p".into(), uas_port.to_string(), "-mp".into(), free_port().to_string(), "-key".into(), "rtpport".into(), free_port().to_string()])
+        .collect();
+    let uas = spawn_sipp(&dir, &args);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut call = sut.calls.originate(Originate {
+        to_user: "15551234".into(),
+        trunks: vec![Trunk { addr: ([127, 0, 0, 1], uas_port).into(), transport: Transport::Udp, credentials: None }],
+        ring_timeout: Duration::from_secs(10),
+        ..Originate::default()
+    });
+    assert!(!call.info().inbound);
+    wait_answered(&mut call).await;
+    call.control().start_amd(telephony::media::amd::AmdConfig::default()).await.expect("AMD starts");
+    let verdict = loop {
+        match tokio::time::timeout(Duration::from_secs(6), call.next_event()).await.expect("a verdict within 6 s") {
+            Some(Event::Amd(telephony::media::amd::AmdEvent::Verdict { verdict, at, reason })) => break (verdict, at, reason),
+            Some(Event::Hangup { .. }) | None => panic!("call ended before the AMD verdict"),
+            Some(_) => {}
+        }
+    };
+    eprintln!("AMD verdict {:?} at {:?} ({})", verdict.0, verdict.1, verdict.2);
+    assert!(verdict.1 <= Duration::from_millis(3600), "decided by the deadline");
+    call.control().hangup().await.unwrap();
+    let rest = events_until_hangup(&mut call, Duration::from_secs(10)).await;
+    assert!(matches!(rest.last(), Some(Event::Hangup { cause: EndCause::Sip(HangupCause::LocalHangup), .. })), "{rest:?}");
+    let out = wait_sipp(&dir, uas).await;
+    assert_eq!(out.rc, 0, "callee: {}\n{}", out.stdout, out.errors);
     let _ = std::fs::remove_dir_all(&dir);
 }

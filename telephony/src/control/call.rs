@@ -454,7 +454,8 @@ impl CallTask {
     }
 
     fn on_media(&mut self, ev: MediaEvent) {
-        match policy::on_media_event(ev) {
+        let held = self.plan.is_some_and(|p| p.direction != crate::sip::sdp::Direction::SendRecv);
+        match policy::on_media_event(ev, held) {
             MediaAction::Emit(e) => self.emit(e),
             MediaAction::HangUp(cause) => self.end(cause),
             MediaAction::Ignore => {}

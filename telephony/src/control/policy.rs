@@ -132,7 +132,9 @@ pub enum MediaAction {
     Ignore,
 }
 
-pub fn on_media_event(ev: MediaEvent) -> MediaAction {
+/// `held`: the call is not in `sendrecv` (either side holds it). A held peer often sends nothing
+/// at all (no music), so silence then is not a dead call.
+pub fn on_media_event(ev: MediaEvent, held: bool) -> MediaAction {
     match ev {
         MediaEvent::Dtmf { digit, inband } => MediaAction::Emit(Event::Dtmf {
             digit,
@@ -141,7 +143,8 @@ pub fn on_media_event(ev: MediaEvent) -> MediaAction {
         MediaEvent::PlaybackFinished => MediaAction::Emit(Event::PlaybackFinished),
         MediaEvent::Amd(a) => MediaAction::Emit(Event::Amd(a)),
         MediaEvent::Progress(p) => MediaAction::Emit(Event::Progress(p)),
-        // The session reports inactivity only while it expects to receive (not on hold).
+        // The session reports inactivity only while it expects to receive.
+        MediaEvent::Inactive if held => MediaAction::Ignore,
         MediaEvent::Inactive => MediaAction::HangUp(EndCause::RtpInactivity),
         MediaEvent::SourceChanged { .. } => MediaAction::Ignore,
     }
@@ -240,16 +243,17 @@ mod tests {
     #[test]
     fn media_events() {
         assert_eq!(
-            on_media_event(MediaEvent::Dtmf { digit: '5', inband: false }),
+            on_media_event(MediaEvent::Dtmf { digit: '5', inband: false }, false),
             MediaAction::Emit(Event::Dtmf { digit: '5', via: DtmfVia::Rfc4733 })
         );
         assert_eq!(
-            on_media_event(MediaEvent::Dtmf { digit: '#', inband: true }),
+            on_media_event(MediaEvent::Dtmf { digit: '#', inband: true }, false),
             MediaAction::Emit(Event::Dtmf { digit: '#', via: DtmfVia::Inband })
         );
-        assert_eq!(on_media_event(MediaEvent::Inactive), MediaAction::HangUp(EndCause::RtpInactivity));
-        assert_eq!(on_media_event(MediaEvent::SourceChanged { ssrc: 1 }), MediaAction::Ignore);
-        assert_eq!(on_media_event(MediaEvent::PlaybackFinished), MediaAction::Emit(Event::PlaybackFinished));
+        assert_eq!(on_media_event(MediaEvent::Inactive, false), MediaAction::HangUp(EndCause::RtpInactivity));
+        assert_eq!(on_media_event(MediaEvent::Inactive, true), MediaAction::Ignore, "a held peer may send nothing");
+        assert_eq!(on_media_event(MediaEvent::SourceChanged { ssrc: 1 }, false), MediaAction::Ignore);
+        assert_eq!(on_media_event(MediaEvent::PlaybackFinished, false), MediaAction::Emit(Event::PlaybackFinished));
     }
 
     #[test]
