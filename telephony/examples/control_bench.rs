@@ -4,8 +4,12 @@
 //! completed, packets sent/received by Dialbridge in the steady state (loss), Dialbridge's CPU,
 //! memory per call, and the machine's load (it is shared).
 //!
-//! `cargo run --release -p telephony --example control_bench -- 200 500 1000`
-//! (levels as arguments; default 200 500 1000).
+//! `--relay`: instead, sipp callers stream audio (`rtp_stream`) and Dialbridge bridges the calls
+//! in pairs (B2BUA relay, each leg's audio relayed to the other); "sent / received" are then the
+//! packets relayed out / received in.
+//!
+//! `cargo run --release -p telephony --example control_bench -- 200 500 1000 [--sipp=K] [--relay]`
+//! (levels as arguments; default 200 500 1000; K sipp callers share each level).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -26,6 +30,7 @@ struct Acc {
     lost: AtomicU64,
     answered: AtomicU64,
     inactive: AtomicU64,
+    relay_dropped: AtomicU64,
     peak: AtomicUsize,
 }
 
@@ -103,7 +108,10 @@ fn free_port() -> u16 {
 }
 
 /// One call: play on answer, sample the media counters once in the steady state.
-async fn serve(mut call: Call, prompt: Prompt, probe_at: Duration, acc: Arc<Acc>, calls: Calls) {
+/// In relay mode, the answered call waiting for a partner.
+type Pairing = Arc<std::sync::Mutex<Option<telephony::control::CallControl>>>;
+
+async fn serve(mut call: Call, prompt: Prompt, probe_at: Duration, acc: Arc<Acc>, calls: Calls, pairing: Option<Pairing>) {
     let ctl = call.control().clone();
     let mut probe: Option<tokio::time::Instant> = None;
     loop {
@@ -119,6 +127,7 @@ async fn serve(mut call: Call, prompt: Prompt, probe_at: Duration, acc: Arc<Acc>
                         acc.rejected.fetch_add(s.receiver.rejected_sequence, Ordering::Relaxed);
                         acc.late.fetch_add(s.jitter.late, Ordering::Relaxed);
                         acc.lost.fetch_add(s.jitter.lost, Ordering::Relaxed);
+                        acc.relay_dropped.fetch_add(s.relay_dropped, Ordering::Relaxed);
                     }
                     continue;
                 }
@@ -129,8 +138,21 @@ async fn serve(mut call: Call, prompt: Prompt, probe_at: Duration, acc: Arc<Acc>
             Some(Event::Answered { .. }) => {
                 acc.answered.fetch_add(1, Ordering::Relaxed);
                 acc.peak.fetch_max(calls.live(), Ordering::Relaxed);
-                // Looped for longer than any call here.
-                let _ = ctl.play(Box::new(prompt.player_looped(1000))).await;
+                match &pairing {
+                    // Looped for longer than any call here.
+                    None => {
+                        let _ = ctl.play(Box::new(prompt.player_looped(1000))).await;
+                    }
+                    Some(slot) => {
+                        let waiting = slot.lock().unwrap().take();
+                        match waiting {
+                            Some(peer) => {
+                                let _ = peer.bridge(&ctl, telephony::control::OnPeerHangup::Stay).await;
+                            }
+                            None => *slot.lock().unwrap() = Some(ctl.clone()),
+                        }
+                    }
+                }
                 probe = Some(tokio::time::Instant::now() + probe_at);
             }
             Some(Event::Hangup { cause: telephony::control::EndCause::RtpInactivity, .. }) => {
@@ -146,6 +168,7 @@ async fn serve(mut call: Call, prompt: Prompt, probe_at: Duration, acc: Arc<Acc>
 async fn main() -> anyhow::Result<()> {
     let levels: Vec<usize> = std::env::args().skip(1).filter_map(|a| a.parse().ok()).collect();
     // `--sipp=K`: K sipp callers share each level (one echo socket each).
+    let relay = std::env::args().any(|a| a == "--relay");
     let k: usize = std::env::args().find_map(|a| a.strip_prefix("--sipp=").and_then(|v| v.parse().ok())).unwrap_or(1).max(1);
     let levels = if levels.is_empty() { vec![200, 500, 1000] } else { levels };
     let config = telephony::Config {
@@ -166,17 +189,20 @@ async fn main() -> anyhow::Result<()> {
     let prompt_one = Prompt::from_wav(wav);
     let dir = std::env::temp_dir().join(format!("dialbridge-control-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
-    println!("levels {levels:?}, {k} sipp caller(s) per level; {} cores; load before: {}", std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0), loadavg());
+    println!("{} mode; levels {levels:?}, {k} sipp caller(s) per level; {} cores; load before: {}", if relay { "relay (calls bridged in pairs)" } else { "play (looped prompt, sipp echoes)" }, std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0), loadavg());
     let base_rss = rss_kb();
     let acc_slot: Arc<std::sync::Mutex<Arc<Acc>>> = Arc::new(std::sync::Mutex::new(Arc::new(Acc::default())));
     let probe_slot = Arc::new(std::sync::Mutex::new(Duration::from_secs(5)));
+    let pairing: Option<Pairing> = relay.then(|| Arc::new(std::sync::Mutex::new(None)));
+    // The callers' audio in relay mode: 1 s of µ-law, streamed in a loop by sipp.
+    std::fs::write(dir.join("caller.ulaw"), telephony::media::g711::Codec::Pcmu.encode(&pcm))?;
     {
         let (acc_slot, probe_slot, calls) = (acc_slot.clone(), probe_slot.clone(), calls.clone());
         tokio::spawn(async move {
             while let Some(call) = incoming.next().await {
                 let acc = acc_slot.lock().unwrap().clone();
                 let probe = *probe_slot.lock().unwrap();
-                tokio::spawn(serve(call, prompt_one.clone(), probe, acc, calls.clone()));
+                tokio::spawn(serve(call, prompt_one.clone(), probe, acc, calls.clone(), pairing.clone()));
             }
         });
     }
@@ -218,10 +244,17 @@ async fn main() -> anyhow::Result<()> {
             let m = n / k + usize::from(i < n % k);
             let screen = format!("screen{i}.log");
             let _ = std::fs::remove_file(dir.join(&screen));
-            let cmd = tokio::process::Command::new("sipp")
-                .current_dir(&dir)
-                .args(["-sn", "uac", &format!("127.0.0.1:{}", sip.udp_addr.port()), "-i", "127.0.0.1", "-mi", "127.0.0.1"])
-                .args(["-p", &free_port().to_string(), "-mp", &mp.to_string(), "-rtp_echo"])
+            let mut cmd = tokio::process::Command::new("sipp");
+            cmd.current_dir(&dir);
+            if relay {
+                std::fs::write(dir.join("uac_stream.xml"), stream_scenario(&dir.join("caller.ulaw"), hold_ms))?;
+                cmd.args(["-sf", "uac_stream.xml"]);
+            } else {
+                cmd.args(["-sn", "uac", "-rtp_echo"]);
+            }
+            let cmd = cmd
+                .args([&format!("127.0.0.1:{}", sip.udp_addr.port()), "-i", "127.0.0.1", "-mi", "127.0.0.1"])
+                .args(["-p", &free_port().to_string(), "-mp", &mp.to_string()])
                 .args(["-r", &(rate / k).max(1).to_string(), "-l", &m.to_string(), "-m", &m.to_string(), "-d", &hold_ms.to_string()])
                 .args(["-nostdin", "-trace_screen", "-screen_file", &screen, "-timeout", &format!("{}s", hold_ms / 1000 + ramp_ms / 1000 + 60)])
                 .output();
@@ -268,6 +301,9 @@ async fn main() -> anyhow::Result<()> {
             (rss.saturating_sub(base_rss)) as f64 / peak.max(1) as f64,
             loadavg(),
         );
+        if acc.relay_dropped.load(Ordering::Relaxed) > 0 {
+            println!("  {} frames dropped between legs (relay queue full)", acc.relay_dropped.load(Ordering::Relaxed));
+        }
         if acc.inactive.load(Ordering::Relaxed) > 0 {
             println!("  {} calls hung up for RTP inactivity", acc.inactive.load(Ordering::Relaxed));
         }
@@ -287,4 +323,51 @@ where
         out.push(h.await.expect("sipp task"));
     }
     out
+}
+
+/// A sipp caller that streams `file` (headerless µ-law, looped) for `hold_ms`, then hangs up.
+fn stream_scenario(file: &std::path::Path, hold_ms: u64) -> String {
+    let head = "      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]\n      From: sipp <sip:sipp@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]\n      To: <sip:[service]@[remote_ip]:[remote_port]>[peer_tag_param]\n      Call-ID: [call_id]\n      Max-Forwards: 70\n";
+    format!(
+        r#"<?xml version="1.0" encoding="ISO-8859-1" ?>
+<scenario name="streaming caller">
+  <send retrans="500"><![CDATA[
+      INVITE sip:[service]@[remote_ip]:[remote_port] SIP/2.0
+{head}      CSeq: 1 INVITE
+      Contact: sip:sipp@[local_ip]:[local_port]
+      Content-Type: application/sdp
+      Content-Length: [len]
+
+      v=0
+      o=user1 1 1 IN IP4 [local_ip]
+      s=-
+      c=IN IP4 [media_ip]
+      t=0 0
+      m=audio [media_port] RTP/AVP 0
+      a=rtpmap:0 PCMU/8000
+
+    ]]></send>
+  <recv response="100" optional="true"/>
+  <recv response="180" optional="true"/>
+  <recv response="200"/>
+  <send><![CDATA[
+      ACK sip:[service]@[remote_ip]:[remote_port] SIP/2.0
+{head}      CSeq: 1 ACK
+      Content-Length: 0
+
+    ]]></send>
+  <nop><action><exec rtp_stream="{},-1,0"/></action></nop>
+  <pause milliseconds="{hold_ms}"/>
+  <nop><action><exec rtp_stream="pause"/></action></nop>
+  <send retrans="500"><![CDATA[
+      BYE sip:[service]@[remote_ip]:[remote_port] SIP/2.0
+{head}      CSeq: 2 BYE
+      Content-Length: 0
+
+    ]]></send>
+  <recv response="200" crlf="true"/>
+</scenario>
+"#,
+        file.display()
+    )
 }
