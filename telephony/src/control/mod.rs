@@ -15,6 +15,18 @@
 //! - [`call`]: the per-call task and its handles; [`calls`]: the dispatcher.
 //! - [`endpoint`]: a test endpoint (echo, prompt player, digit collector) for tests and demos.
 //!
+//! # Measured (`examples/control_bench.rs`, release build, 2 shared cores, loopback)
+//!
+//! - Play: sipp callers (`-sn uac -rtp_echo`, 4–6 processes), Dialbridge answers and plays a
+//!   looped µ-law prompt, sipp echoes it back: 1,000 concurrent calls with 0 frames lost or late
+//!   at Dialbridge and 0 drops at its sockets, 47 % of one core; 1,990 calls (the RTP range of the
+//!   run) also 0 lost/late, 65 % of one core, with the machine 96–99 % busy from other work.
+//!   With a single sipp the loss (up to 20 % at 1,000 calls) was entirely at sipp's one echo
+//!   socket (per-socket drop counters), not in Dialbridge.
+//! - Relay: sipp callers stream audio, Dialbridge bridges them in pairs: 1,990 calls (995
+//!   bridges), 0 frames dropped between legs, 0 lost/late, 93 % of one core.
+//! - Memory: 45–57 kB RSS per call with media.
+//!
 //! ```no_run
 //! # async fn demo(sip: telephony::sip::driver::SipHandle) -> anyhow::Result<()> {
 //! use telephony::control::{Calls, ControlConfig, Event};
