@@ -136,6 +136,26 @@ mod tests {
     use super::*;
 
     #[test]
+    fn data_rides_in_uui_or_x_headers() {
+        let small = serde_json::json!({"acct": "A-42"});
+        let h = carriage_headers(&HeaderCarriage::Uui, "lease_x", &small);
+        assert_eq!(h, vec![("User-to-User".to_owned(), "7b2261636374223a22412d3432227d;encoding=hex".to_owned())]);
+        let big = serde_json::json!({"notes": "n".repeat(200)});
+        let h = carriage_headers(&HeaderCarriage::Uui, "lease_x", &big);
+        assert_eq!(h[0].1, "6c656173655f78;encoding=hex", "too large for UUI: the lease id rides instead");
+        let x = carriage_headers(
+            &HeaderCarriage::XHeaders { prefix: "X-Db-".into() },
+            "lease_x",
+            &serde_json::json!({"name": "Ada\r\nEvil: 1", "tier": 2, "bad key!": "v"}),
+        );
+        assert_eq!(x[0], ("X-Db-Lease".to_owned(), "lease_x".to_owned()));
+        assert!(x.contains(&("X-Db-name".to_owned(), "AdaEvil: 1".to_owned())), "{x:?}");
+        assert!(x.contains(&("X-Db-tier".to_owned(), "2".to_owned())));
+        assert!(x.contains(&("X-Db-badkey".to_owned(), "v".to_owned())));
+        assert!(carriage_headers(&HeaderCarriage::None, "l", &small).is_empty());
+    }
+
+    #[test]
     fn uri_users() {
         assert_eq!(uri_user("sip:+13125550001@127.0.0.1:5060").as_deref(), Some("+13125550001"));
         assert_eq!(uri_user("\"Bob\" <sip:bob@example.com>;tag=1").as_deref(), Some("bob"));
@@ -161,6 +181,59 @@ pub struct LegacyTrunk {
     pub trunk: telephony::sip::call::Trunk,
     pub mode: LegacyTransferMode,
     pub ring_timeout: std::time::Duration,
+    /// Where the trunk carries them, the data also ride in SIP headers of the new INVITE; the
+    /// DNIS lease is the fallback that always works.
+    pub carry: HeaderCarriage,
+}
+
+/// How call data ride in SIP headers, for trunks that pass them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum HeaderCarriage {
+    /// Only the DNIS lease carries the data.
+    None,
+    /// RFC 7433 `User-to-User`, hex-encoded: the data as compact JSON when it fits the ISDN UUI
+    /// size most networks pass (128 octets), else the lease id for the lookup.
+    Uui,
+    /// One header per top-level field (`{prefix}{Field}: value`, values up to 256 characters,
+    /// line breaks removed), plus `{prefix}Lease: <lease id>`.
+    XHeaders { prefix: String },
+}
+
+/// The largest UUI payload sent (ISDN user-to-user information, RFC 7434).
+pub const UUI_MAX_OCTETS: usize = 128;
+
+/// The headers that carry `data` (and the lease id) for a trunk that passes them.
+pub fn carriage_headers(carry: &HeaderCarriage, lease_id: &str, data: &Value) -> Vec<(String, String)> {
+    fn hex(bytes: &[u8]) -> String {
+        bytes.iter().map(|b| format!("{b:02x}")).collect()
+    }
+    match carry {
+        HeaderCarriage::None => Vec::new(),
+        HeaderCarriage::Uui => {
+            let json = data.to_string();
+            let payload = if json.len() <= UUI_MAX_OCTETS { json } else { lease_id.to_owned() };
+            vec![("User-to-User".into(), format!("{};encoding=hex", hex(payload.as_bytes())))]
+        }
+        HeaderCarriage::XHeaders { prefix } => {
+            let mut out = vec![(format!("{prefix}Lease"), lease_id.to_owned())];
+            if let Some(obj) = data.as_object() {
+                for (k, v) in obj {
+                    let name: String = k.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '-').collect();
+                    if name.is_empty() {
+                        continue;
+                    }
+                    let text = match v {
+                        Value::String(s) => s.clone(),
+                        other => other.to_string(),
+                    };
+                    let text: String = text.chars().filter(|c| *c != '\r' && *c != '\n').take(256).collect();
+                    out.push((format!("{prefix}{name}"), text));
+                }
+            }
+            out
+        }
+    }
 }
 
 /// A transfer under way: the lease that carries the data, and the new leg (INVITE mode).
@@ -194,12 +267,14 @@ pub async fn transfer_to_legacy(
         idempotency_key: Some(format!("call-{}", call.0)),
     };
     let lease = lease::lease(db, clock, "sip", None, &req).await?;
+    let headers = carriage_headers(&legacy.carry, &lease.lease_id, &req.data);
     let leg = match legacy.mode {
         LegacyTransferMode::Invite => Some(sip.originate(telephony::sip::call::Originate {
             to_user: lease.dnis.clone(),
             from_user: caller_ani.unwrap_or("dialbridge").to_owned(),
             trunks: vec![legacy.trunk.clone()],
             ring_timeout: legacy.ring_timeout,
+            headers,
             ..Default::default()
         })),
         LegacyTransferMode::Refer => {

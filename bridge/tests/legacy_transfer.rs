@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use bridge::calls::{LegacyTransferMode, LegacyTrunk, transfer_to_legacy};
+use bridge::calls::{HeaderCarriage, LegacyTransferMode, LegacyTrunk, transfer_to_legacy};
 use bridge::lease;
 use bridge::pool::{self, Direction, PoolSpec};
 use foundation::Db;
@@ -58,6 +58,7 @@ async fn invite_to_legacy_dials_the_leased_number() {
         trunk: Trunk { addr: format!("127.0.0.1:{port}").parse().unwrap(), transport: Transport::Udp, credentials: None },
         mode: LegacyTransferMode::Invite,
         ring_timeout: Duration::from_secs(5),
+        carry: HeaderCarriage::Uui,
     };
     let data = serde_json::json!({"customer": "Grace Hopper", "reason": "card lost"});
     let t = transfer_to_legacy(&db, &SystemClock, &sip.handle, CallId(9_999), Some("+13125550123"), "to-legacy", data.clone(), &trunk)
@@ -86,4 +87,6 @@ async fn invite_to_legacy_dials_the_leased_number() {
     let msgs = std::fs::read_to_string(dir.path().join("legacy_msgs.log")).unwrap_or_default();
     assert!(msgs.contains("INVITE sip:+13125559001@"), "the legacy PBX saw the leased DNIS in the Request-URI:\n{msgs}");
     assert!(msgs.contains("To: <sip:+13125559001@") || msgs.contains("To: sip:+13125559001@"), "and in To:\n{msgs}");
+    let uui: String = data.to_string().bytes().map(|b| format!("{b:02x}")).collect();
+    assert!(msgs.contains(&format!("User-to-User: {uui};encoding=hex")), "the data also rode in User-to-User:\n{msgs}");
 }

@@ -60,6 +60,9 @@ pub struct Originate {
     pub trunks: Vec<Trunk>,
     /// Without an answer by then the call is cancelled (outcome NoAnswer).
     pub ring_timeout: Duration,
+    /// Extra headers for the INVITE (e.g. `User-to-User`, `X-…` call data). A header whose name is
+    /// not a SIP token or whose value holds a line break is not sent.
+    pub headers: Vec<(String, String)>,
 }
 
 impl Default for Originate {
@@ -70,8 +73,16 @@ impl Default for Originate {
             from_user: "dialbridge".into(),
             trunks: Vec::new(),
             ring_timeout: Duration::from_secs(30),
+            headers: Vec::new(),
         }
     }
+}
+
+/// Whether an extra header may be sent as is: a token name, and no line break in the value.
+pub fn is_safe_header(name: &str, value: &str) -> bool {
+    !name.is_empty()
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"-.!%*_+`'~".contains(&b))
+        && !value.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0)
 }
 
 /// What the appliance asks of the SIP layer.
@@ -203,5 +214,19 @@ impl CallEvent {
             | CallEvent::Hangup { call, .. } => Some(*call),
             CallEvent::Registration { .. } | CallEvent::TrunkStatus { .. } => None,
         }
+    }
+}
+
+#[cfg(test)]
+mod header_tests {
+    use super::is_safe_header;
+
+    #[test]
+    fn only_token_names_and_single_line_values_are_sent() {
+        assert!(is_safe_header("User-to-User", "00fa;encoding=hex"));
+        assert!(is_safe_header("X-Dialbridge-Lease", "lease_01"));
+        assert!(!is_safe_header("X Bad", "v"));
+        assert!(!is_safe_header("", "v"));
+        assert!(!is_safe_header("X-Evil", "v\r\nBYE sip:x SIP/2.0"));
     }
 }

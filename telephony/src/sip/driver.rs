@@ -142,6 +142,7 @@ impl SipHandle {
             from_user: from_user.to_string(),
             trunks: vec![super::call::Trunk { addr, transport, credentials: None }],
             ring_timeout,
+            headers: Vec::new(),
         }))
     }
 

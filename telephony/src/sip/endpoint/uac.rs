@@ -113,6 +113,9 @@ impl Endpoint {
         h.push(message::header("Contact", contact));
         h.push(message::header("Allow", "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO"));
         h.push(message::header("User-Agent", &self.cfg.user_agent));
+        for (name, value) in o.req.headers.iter().filter(|(n, v)| crate::sip::call::is_safe_header(n, v)) {
+            h.push(message::header(name, value));
+        }
         if let Some((name, value)) = auth {
             h.push(message::header(name, value));
         }
