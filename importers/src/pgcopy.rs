@@ -120,31 +120,10 @@ impl PgCopyWriter {
         }
         for l in batch.leads.iter().filter(|l| l.update_of.is_some()) {
             let id = l.update_of.expect("filtered");
-            sqlx::query(
-                "UPDATE leads SET crm_id = $1, priority = $2, first_name = $3, last_name = $4, email = $5, \
-                 postal_code = $6, subdivision = $7, country = $8, attributes = $9, consent_type = $10, \
-                 consent_source = $11, consent_at = $12, import_job_id = $13, source_row = $14, updated_at = $15 \
-                 WHERE id = $16",
-            )
-            .bind(l.crm_id.as_deref())
-            .bind(l.priority)
-            .bind(l.first_name.as_deref())
-            .bind(l.last_name.as_deref())
-            .bind(l.email.as_deref())
-            .bind(l.postal_code.as_deref())
-            .bind(l.subdivision.as_deref())
-            .bind(l.country)
-            .bind(l.attributes.as_str())
-            .bind(l.consent_type.as_deref())
-            .bind(l.consent_source.as_deref())
-            .bind(l.consent_at)
-            .bind(job_id)
-            .bind(l.source_row)
-            .bind(now)
-            .bind(id)
-            .execute(&mut *tx)
-            .await
-            .context("updating a lead")?;
+            crate::store::update_lead::<sqlx::Postgres>(l, job_id, now, id)
+                .execute(&mut *tx)
+                .await
+                .context("updating a lead")?;
             sqlx::query("DELETE FROM lead_phones WHERE lead_id = $1").bind(id).execute(&mut *tx).await?;
         }
         let mut phones_csv = String::with_capacity(batch.leads.len() * 300);

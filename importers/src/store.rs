@@ -153,6 +153,44 @@ const PHONES_PER_STMT: usize = 700;
 const OUTCOME_COLS: usize = 5;
 const OUTCOMES_PER_STMT: usize = 1000;
 
+/// The UPDATE of an existing lead by a later import, shared by both bulk writers (this one and
+/// `pgcopy`), so the column list lives in one place.
+pub(crate) fn update_lead<DB: sqlx::Database>(
+    l: &NewLead,
+    job_id: i64,
+    now: i64,
+    id: i64,
+) -> sqlx::query::Query<'static, DB, DB::Arguments>
+where
+    for<'a> Option<&'a str>: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+    for<'a> &'a str: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+    for<'a> i64: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+    for<'a> Option<i64>: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+{
+    sqlx::query(
+        "UPDATE leads SET crm_id = $1, priority = $2, first_name = $3, last_name = $4, email = $5, \
+         postal_code = $6, subdivision = $7, country = $8, attributes = $9, consent_type = $10, \
+         consent_source = $11, consent_at = $12, import_job_id = $13, source_row = $14, updated_at = $15 \
+         WHERE id = $16",
+    )
+    .bind(l.crm_id.as_deref())
+    .bind(l.priority)
+    .bind(l.first_name.as_deref())
+    .bind(l.last_name.as_deref())
+    .bind(l.email.as_deref())
+    .bind(l.postal_code.as_deref())
+    .bind(l.subdivision.as_deref())
+    .bind(l.country)
+    .bind(l.attributes.as_str())
+    .bind(l.consent_type.as_deref())
+    .bind(l.consent_source.as_deref())
+    .bind(l.consent_at)
+    .bind(job_id)
+    .bind(l.source_row)
+    .bind(now)
+    .bind(id)
+}
+
 /// Writes one batch and advances the job, atomically.
 pub async fn write_batch(db: &Db, now: i64, list_id: i64, job_id: i64, batch: &Batch) -> anyhow::Result<()> {
     let mut tx = db.begin_write().await?;
@@ -227,31 +265,10 @@ pub async fn write_batch(db: &Db, now: i64, list_id: i64, job_id: i64, batch: &B
     }
     for l in batch.leads.iter().filter(|l| l.update_of.is_some()) {
         let id = l.update_of.expect("filtered");
-        sqlx::query(
-            "UPDATE leads SET crm_id = $1, priority = $2, first_name = $3, last_name = $4, email = $5, \
-             postal_code = $6, subdivision = $7, country = $8, attributes = $9, consent_type = $10, \
-             consent_source = $11, consent_at = $12, import_job_id = $13, source_row = $14, updated_at = $15 \
-             WHERE id = $16",
-        )
-        .bind(l.crm_id.as_deref())
-        .bind(l.priority)
-        .bind(l.first_name.as_deref())
-        .bind(l.last_name.as_deref())
-        .bind(l.email.as_deref())
-        .bind(l.postal_code.as_deref())
-        .bind(l.subdivision.as_deref())
-        .bind(l.country)
-        .bind(l.attributes.as_str())
-        .bind(l.consent_type.as_deref())
-        .bind(l.consent_source.as_deref())
-        .bind(l.consent_at)
-        .bind(job_id)
-        .bind(l.source_row)
-        .bind(now)
-        .bind(id)
-        .execute(tx.conn())
-        .await
-        .context("updating a lead")?;
+        update_lead::<sqlx::Any>(l, job_id, now, id)
+            .execute(tx.conn())
+            .await
+            .context("updating a lead")?;
         sqlx::query("DELETE FROM lead_phones WHERE lead_id = $1").bind(id).execute(tx.conn()).await?;
     }
     for (i, l) in batch.leads.iter().enumerate() {
