@@ -82,7 +82,8 @@ pub async fn run(cfg: Config, file: Option<PathBuf>) -> anyhow::Result<()> {
     if interrupted > 0 {
         warn!(calls = interrupted, node = %node, "closed call records left open by the last stop as interrupted");
     }
-    tokio::spawn(telephony::cdr::run(db.clone(), clock.clone(), sip.handle.clone(), node));
+    let cdr_stop = tokio_util::sync::CancellationToken::new();
+    let cdr = tokio::spawn(telephony::cdr::run(db.clone(), clock.clone(), sip.handle.clone(), node, cdr_stop.clone()));
     tokio::spawn(bridge::calls::arrivals_loop(db.clone(), clock.clone(), sip.handle.clone()));
     tokio::spawn(bridge::lease::reaper_loop(
         db.clone(),
@@ -125,6 +126,11 @@ pub async fn run(cfg: Config, file: Option<PathBuf>) -> anyhow::Result<()> {
     let outcome = lifecycle.drain(drain, STOP_GRACE).await;
     if outcome == DrainOutcome::Stopped {
         warn!("drain time ran out: remaining work was ended and recorded as interrupted");
+    }
+    // Every call has ended by now and its hangup event is sent: write those records, then stop.
+    cdr_stop.cancel();
+    if tokio::time::timeout(Duration::from_secs(2), cdr).await.is_err() {
+        warn!("call records still being written after 2 s; the next start closes them as interrupted");
     }
     http_stop.cancel();
     match tokio::time::timeout(Duration::from_secs(2), server).await {

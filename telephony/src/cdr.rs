@@ -10,6 +10,8 @@ use std::collections::HashMap;
 
 use foundation::{Db, SharedClock, ids};
 use serde::Serialize;
+use tokio::sync::broadcast::error::RecvError;
+use tokio_util::sync::CancellationToken;
 
 use crate::sip::call::{CallEvent, CallId, HangupCause};
 use crate::sip::driver::SipHandle;
@@ -167,18 +169,25 @@ pub async fn recent(db: &Db, limit: i64) -> anyhow::Result<Vec<CallRecord>> {
     .await?)
 }
 
-/// Records every call of `sip` until the SIP layer stops.
-pub async fn run(db: Db, clock: SharedClock, sip: SipHandle, node: String) {
+/// Records every call of `sip` until `stop` is cancelled. Events already sent are written before
+/// it returns, so a shutdown that cancels `stop` after its drain and awaits this task before closing
+/// the database loses no final record.
+pub async fn run(db: Db, clock: SharedClock, sip: SipHandle, node: String, stop: CancellationToken) {
     let mut events = sip.subscribe();
     let mut book = CdrBook::default();
     loop {
-        let e = match events.recv().await {
-            Ok(e) => e,
-            Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
-                tracing::error!(missed = n, "call records fell behind SIP events; some calls lack records until restart");
-                continue;
-            }
-            Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+        let e = tokio::select! {
+            // Events first: a cancelled `stop` ends the loop only once none is waiting.
+            biased;
+            r = events.recv() => match r {
+                Ok(e) => e,
+                Err(RecvError::Lagged(n)) => {
+                    tracing::error!(missed = n, "call records fell behind SIP events; some calls lack records");
+                    continue;
+                }
+                Err(RecvError::Closed) => return,
+            },
+            _ = stop.cancelled() => return,
         };
         for change in book.on_event(&e, clock.now_ms()) {
             if let Change::Close { direction, outcome, .. } = &change {

@@ -47,9 +47,10 @@ pub struct KeyGate {
     limiter: governor::DefaultKeyedRateLimiter<String>,
     logins: governor::DefaultKeyedRateLimiter<IpAddr>,
     verified: Mutex<HashMap<[u8; 32], (ApiKey, Instant)>>,
-    session_ttl: Duration,
-    secure_cookies: bool,
 }
+
+/// How long a console session lasts. (The cookie gets `Secure` once the console serves TLS.)
+const SESSION_TTL: Duration = Duration::from_secs(12 * 3600);
 
 impl KeyGate {
     pub fn new(per_second: u32, burst: u32) -> Self {
@@ -58,16 +59,7 @@ impl KeyGate {
             limiter: governor::RateLimiter::keyed(governor::Quota::per_second(nz(per_second)).allow_burst(nz(burst))),
             logins: governor::RateLimiter::keyed(governor::Quota::per_minute(nz(20)).allow_burst(nz(10))),
             verified: Mutex::new(HashMap::new()),
-            session_ttl: Duration::from_secs(12 * 3600),
-            secure_cookies: false,
         }
-    }
-
-    /// Session length and whether cookies carry `Secure` (set it when the console is on TLS).
-    pub fn with_sessions(mut self, ttl: Duration, secure_cookies: bool) -> Self {
-        self.session_ttl = ttl;
-        self.secure_cookies = secure_cookies;
-        self
     }
 
     async fn verify_key(&self, db: &foundation::Db, token: &str) -> Result<Option<ApiKey>, ApiError> {
@@ -274,13 +266,12 @@ async fn login(
     if st.keys.logins.check_key(&peer.ip()).is_err() {
         return Err(ApiError::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", "too many login attempts; wait a minute"));
     }
-    let ttl_ms = st.keys.session_ttl.as_millis() as i64;
+    let ttl_ms = SESSION_TTL.as_millis() as i64;
     match sessions::login(&st.db, st.clock.now_ms(), &b.username, &b.password, ttl_ms, &peer.ip().to_string()).await? {
         Login::Ok { token, session } => {
-            let secure = if st.keys.secure_cookies { "; Secure" } else { "" };
             let cookie = format!(
-                "{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Lax; Max-Age={}{secure}",
-                st.keys.session_ttl.as_secs()
+                "{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Lax; Max-Age={}",
+                SESSION_TTL.as_secs()
             );
             let caller = Caller {
                 role: session.user.role,
