@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use foundation::{Db, audit};
+use foundation::{Db, WriteTx, audit};
 use serde_json::json;
 
 use crate::contact::{ContactRecord, FlowOutcome};
@@ -48,6 +48,32 @@ impl StoredFlow {
             .map(Arc::new)
             .map_err(StoreError::Invalid)
     }
+}
+
+/// Ends an audited write: records `action` on `subject` by `actor` as done, then commits, so the
+/// change and its audit entry land together.
+async fn audit_and_commit(
+    mut tx: WriteTx,
+    now_ms: i64,
+    actor: &str,
+    action: &str,
+    subject: &str,
+    detail: Option<serde_json::Value>,
+) -> Result<()> {
+    audit::record(
+        tx.conn(),
+        now_ms,
+        &audit::Entry {
+            actor,
+            action,
+            subject: Some(subject),
+            result: "ok",
+            detail,
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
 }
 
 /// Saves a new version of flow `name` (creating the flow on first save) after strict
@@ -100,19 +126,15 @@ pub async fn save_flow(
         .bind(flow_id)
         .execute(tx.conn())
         .await?;
-    audit::record(
-        tx.conn(),
+    audit_and_commit(
+        tx,
         now_ms,
-        &audit::Entry {
-            actor,
-            action: "inbound.flow.save",
-            subject: Some(name),
-            result: "ok",
-            detail: Some(json!({"version": version, "actions": doc.actions.len()})),
-        },
+        actor,
+        "inbound.flow.save",
+        name,
+        Some(json!({"version": version, "actions": doc.actions.len()})),
     )
     .await?;
-    tx.commit().await?;
     Ok(version)
 }
 
@@ -153,19 +175,15 @@ pub async fn set_current_version(
         .bind(flow_id)
         .execute(tx.conn())
         .await?;
-    audit::record(
-        tx.conn(),
+    audit_and_commit(
+        tx,
         now_ms,
-        &audit::Entry {
-            actor,
-            action: "inbound.flow.set_version",
-            subject: Some(name),
-            result: "ok",
-            detail: Some(json!({"version": version})),
-        },
+        actor,
+        "inbound.flow.set_version",
+        name,
+        Some(json!({"version": version})),
     )
     .await?;
-    tx.commit().await?;
     Ok(())
 }
 
@@ -224,19 +242,15 @@ pub async fn assign_number(db: &Db, did: &str, flow: &str, now_ms: i64, actor: &
     .bind(now_ms)
     .execute(tx.conn())
     .await?;
-    audit::record(
-        tx.conn(),
+    audit_and_commit(
+        tx,
         now_ms,
-        &audit::Entry {
-            actor,
-            action: "inbound.number.assign",
-            subject: Some(did),
-            result: "ok",
-            detail: Some(json!({"flow": flow})),
-        },
+        actor,
+        "inbound.number.assign",
+        did,
+        Some(json!({"flow": flow})),
     )
     .await?;
-    tx.commit().await?;
     Ok(())
 }
 
@@ -250,19 +264,7 @@ pub async fn unassign_number(db: &Db, did: &str, now_ms: i64, actor: &str) -> Re
     if n == 0 {
         return Err(StoreError::NotFound(format!("number {did}")));
     }
-    audit::record(
-        tx.conn(),
-        now_ms,
-        &audit::Entry {
-            actor,
-            action: "inbound.number.unassign",
-            subject: Some(did),
-            result: "ok",
-            detail: None,
-        },
-    )
-    .await?;
-    tx.commit().await?;
+    audit_and_commit(tx, now_ms, actor, "inbound.number.unassign", did, None).await?;
     Ok(())
 }
 
@@ -294,19 +296,7 @@ pub async fn save_hours(db: &Db, cfg: &HoursConfig, now_ms: i64, actor: &str) ->
     .bind(now_ms)
     .execute(tx.conn())
     .await?;
-    audit::record(
-        tx.conn(),
-        now_ms,
-        &audit::Entry {
-            actor,
-            action: "inbound.hours.save",
-            subject: Some(&cfg.id),
-            result: "ok",
-            detail: None,
-        },
-    )
-    .await?;
-    tx.commit().await?;
+    audit_and_commit(tx, now_ms, actor, "inbound.hours.save", &cfg.id, None).await?;
     Ok(())
 }
 
