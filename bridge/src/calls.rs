@@ -6,7 +6,7 @@
 //! every lookup. [`on_arrival`] is the decision and its record (no I/O beyond the database);
 //! [`arrivals_loop`] is the thin driver that feeds it SIP call events.
 
-use foundation::{Clock, Db, SharedClock, ids};
+use foundation::{Clock, Db, SharedClock};
 use serde::Serialize;
 use serde_json::Value;
 use telephony::sip::call::CallEvent;
@@ -115,7 +115,7 @@ pub async fn arrivals_loop(db: Db, clock: SharedClock, sip: SipHandle) {
             Ok(CallEvent::Incoming { call, from, to, request_uri, .. }) => {
                 let dialed = uri_user(&request_uri).or_else(|| uri_user(&to)).unwrap_or_default();
                 let caller = uri_user(&from);
-                let call_ref = ids::public_id("call", clock.now_ms()) + &format!("-{}", call.0);
+                let call_ref = telephony::cdr::call_ref(call);
                 match on_arrival(&db, clock.as_ref(), &call_ref, &dialed, caller.as_deref()).await {
                     Ok(Some(a)) => tracing::info!(dnis = %a.dnis, result = %a.result, call = %a.call_ref, "call from the legacy platform"),
                     Ok(None) => {}

@@ -17,6 +17,14 @@ use crate::sip::call::{CallEvent, CallId, HangupCause};
 use crate::sip::driver::SipHandle;
 use crate::sip::outcome::Outcome;
 
+/// The public reference of a call leg of this process: the key of its call record, and what
+/// other records about the call (bridge arrivals, contacts) store. SIP-layer ids restart at 1 with
+/// every process, so a random per-process tag keeps references unique across restarts and nodes.
+pub fn call_ref(call: CallId) -> String {
+    static PROCESS_TAG: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| ids::random_base32(10));
+    format!("call_{}_{}", *PROCESS_TAG, call.0)
+}
+
 /// A change to one call's record.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Change {
@@ -58,13 +66,13 @@ impl CdrBook {
         let mut out = Vec::new();
         let Some(call) = e.call() else { return out };
         if let CallEvent::Incoming { from, to, .. } = e {
-            let call_ref = ids::public_id("call", now_ms);
+            let call_ref = call_ref(call);
             self.open.insert(call, (call_ref.clone(), "inbound"));
             out.push(Change::Open { call_ref, direction: "inbound", from: Some(from.clone()), to: Some(to.clone()), at: now_ms });
             return out;
         }
         if !self.open.contains_key(&call) {
-            let call_ref = ids::public_id("call", now_ms);
+            let call_ref = call_ref(call);
             self.open.insert(call, (call_ref.clone(), "outbound"));
             out.push(Change::Open { call_ref, direction: "outbound", from: None, to: None, at: now_ms });
         }
