@@ -102,6 +102,18 @@ fn offer(ds: &[Decision]) -> Option<(String, String)> {
     })
 }
 
+/// The agent takes an offered contact; returns the agent.
+fn accept(acd: &mut Acd, (contact, agent): (String, String), now: i64) -> String {
+    acd.step(
+        Event::Accept {
+            contact,
+            agent: agent.clone(),
+        },
+        now,
+    );
+    agent
+}
+
 fn report(name: &str, mut ns: Vec<u128>) {
     ns.sort_unstable();
     let pct = |p: f64| ns[((ns.len() as f64 * p) as usize).min(ns.len() - 1)] as f64 / 1000.0;
@@ -146,14 +158,8 @@ fn main() {
         let ds = acd.step(Event::Enqueue(req), now);
         arrive.push(t.elapsed().as_nanos());
         match offer(&ds) {
-            Some((contact, agent)) => {
-                acd.step(
-                    Event::Accept {
-                        contact,
-                        agent: agent.clone(),
-                    },
-                    now,
-                );
+            Some(offered) => {
+                let agent = accept(&mut acd, offered, now);
                 now += 1;
                 let t = Instant::now();
                 acd.step(Event::ContactEnded { agent }, now);
@@ -180,16 +186,7 @@ fn main() {
         now += 1;
         let ds = acd.step(Event::Enqueue(request(&mut rng, n)), now);
         match offer(&ds) {
-            Some((contact, agent)) => {
-                acd.step(
-                    Event::Accept {
-                        contact,
-                        agent: agent.clone(),
-                    },
-                    now,
-                );
-                busy.push(agent);
-            }
+            Some(offered) => busy.push(accept(&mut acd, offered, now)),
             None => waiting += 1,
         }
         if n > 200_000 {
@@ -208,15 +205,8 @@ fn main() {
             now,
         );
         freed.push(t.elapsed().as_nanos());
-        if let Some((contact, agent)) = offer(&ds) {
-            acd.step(
-                Event::Accept {
-                    contact,
-                    agent: agent.clone(),
-                },
-                now,
-            );
-            busy.push(agent);
+        if let Some(offered) = offer(&ds) {
+            busy.push(accept(&mut acd, offered, now));
         } else {
             // Nothing eligible for this agent right now: it stays idle; free another one.
             acd.step(
@@ -240,15 +230,8 @@ fn main() {
         let t = Instant::now();
         let ds = acd.step(Event::Enqueue(request(&mut rng, n)), now);
         arrive_busy.push(t.elapsed().as_nanos());
-        if let Some((contact, agent)) = offer(&ds) {
-            acd.step(
-                Event::Accept {
-                    contact,
-                    agent: agent.clone(),
-                },
-                now,
-            );
-            busy.push(agent);
+        if let Some(offered) = offer(&ds) {
+            busy.push(accept(&mut acd, offered, now));
         }
         if i == 0 {
             let waiting: usize = (0..QUEUES)
