@@ -9,7 +9,7 @@ use anyhow::Context;
 use sqlx::postgres::{PgConnection, PgPool, PgPoolOptions};
 use sqlx::{Connection, Row};
 
-use crate::store::Batch;
+use crate::store::{Batch, LEAD_COLUMNS, PHONE_COLUMNS};
 
 pub struct PgCopyWriter {
     pool: PgPool,
@@ -110,9 +110,7 @@ impl PgCopyWriter {
         if n_new > 0 {
             Self::copy(
                 &mut tx,
-                "COPY leads (id, list_id, dedupe_key, crm_id, priority, state, first_name, last_name, email, \
-                 postal_code, subdivision, country, attributes, consent_type, consent_source, consent_at, \
-                 import_job_id, source_row, created_at, updated_at) FROM STDIN (FORMAT csv)",
+                &format!("COPY leads (id, {LEAD_COLUMNS}) FROM STDIN (FORMAT csv)"),
                 leads_csv,
             )
             .await
@@ -161,8 +159,7 @@ impl PgCopyWriter {
         if !phones_csv.is_empty() {
             Self::copy(
                 &mut tx,
-                "COPY lead_phones (lead_id, position, e164, extension, raw, source_column, number_type, region, \
-                 tz_candidates, tz_ambiguous, dialable, dnc, dnc_source) FROM STDIN (FORMAT csv)",
+                &format!("COPY lead_phones ({PHONE_COLUMNS}) FROM STDIN (FORMAT csv)"),
                 phones_csv,
             )
             .await

@@ -146,9 +146,28 @@ fn values_sql(backend: Backend, head: &str, cols: usize, rows: usize, tail: &str
     s
 }
 
-const LEAD_COLS: usize = 19;
+/// The columns a new lead is written with, in bind (and COPY field) order; `pgcopy` adds `id`.
+pub(crate) const LEAD_COLUMNS: &str = "list_id, dedupe_key, crm_id, priority, state, first_name, last_name, email, \
+     postal_code, subdivision, country, attributes, consent_type, consent_source, consent_at, \
+     import_job_id, source_row, created_at, updated_at";
+/// The columns of a phone row, in bind (and COPY field) order.
+pub(crate) const PHONE_COLUMNS: &str = "lead_id, position, e164, extension, raw, source_column, number_type, \
+     region, tz_candidates, tz_ambiguous, dialable, dnc, dnc_source";
+/// The number of columns in a comma-separated list (so the counts cannot drift from the lists).
+const fn column_count(list: &str) -> usize {
+    let b = list.as_bytes();
+    let (mut i, mut n) = (0, 1);
+    while i < b.len() {
+        if b[i] == b',' {
+            n += 1;
+        }
+        i += 1;
+    }
+    n
+}
+const LEAD_COLS: usize = column_count(LEAD_COLUMNS);
 const LEADS_PER_STMT: usize = 500;
-const PHONE_COLS: usize = 13;
+const PHONE_COLS: usize = column_count(PHONE_COLUMNS);
 const PHONES_PER_STMT: usize = 700;
 const OUTCOME_COLS: usize = 5;
 const OUTCOMES_PER_STMT: usize = 1000;
@@ -205,9 +224,7 @@ pub async fn write_batch(db: &Db, now: i64, list_id: i64, job_id: i64, batch: &B
     let build_leads = |chunk: &[usize]| {
         let sql = values_sql(
             db.backend(),
-            "INSERT INTO leads (list_id, dedupe_key, crm_id, priority, state, first_name, last_name, email, \
-             postal_code, subdivision, country, attributes, consent_type, consent_source, consent_at, \
-             import_job_id, source_row, created_at, updated_at)",
+            &format!("INSERT INTO leads ({LEAD_COLUMNS})"),
             LEAD_COLS,
             chunk.len(),
             if sqlite { " RETURNING id" } else { " RETURNING id, dedupe_key" },
@@ -285,8 +302,7 @@ pub async fn write_batch(db: &Db, now: i64, list_id: i64, job_id: i64, batch: &B
     let build_phones = |chunk: &[(i64, &NewPhone)]| {
         let sql = values_sql(
             db.backend(),
-            "INSERT INTO lead_phones (lead_id, position, e164, extension, raw, source_column, number_type, \
-             region, tz_candidates, tz_ambiguous, dialable, dnc, dnc_source)",
+            &format!("INSERT INTO lead_phones ({PHONE_COLUMNS})"),
             PHONE_COLS,
             chunk.len(),
             "",
