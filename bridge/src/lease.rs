@@ -100,21 +100,17 @@ pub async fn lease(db: &Db, clock: &dyn Clock, actor: &str, scope: Option<&str>,
     }
     // One retry: on PostgreSQL two concurrent requests with one idempotency key both miss the
     // lookup and one insert fails on the unique key; the retry then finds the winner's lease.
-    for attempt in 0.. {
-        match try_lease(db, clock, actor, req, &data).await {
-            Err(BridgeError::Internal(e)) if attempt == 0 && Db::is_unique_violation(&e) => continue,
-            other => {
-                let result = match &other {
-                    Ok(_) => "ok",
-                    Err(BridgeError::PoolExhausted(_)) => "exhausted",
-                    Err(_) => "error",
-                };
-                metrics::counter!("dialbridge_bridge_leases_total", "pool" => req.pool.clone(), "result" => result).increment(1);
-                return other;
-            }
-        }
-    }
-    unreachable!()
+    let outcome = match try_lease(db, clock, actor, req, &data).await {
+        Err(BridgeError::Internal(e)) if Db::is_unique_violation(&e) => try_lease(db, clock, actor, req, &data).await,
+        other => other,
+    };
+    let result = match &outcome {
+        Ok(_) => "ok",
+        Err(BridgeError::PoolExhausted(_)) => "exhausted",
+        Err(_) => "error",
+    };
+    metrics::counter!("dialbridge_bridge_leases_total", "pool" => req.pool.clone(), "result" => result).increment(1);
+    outcome
 }
 
 async fn try_lease(db: &Db, clock: &dyn Clock, actor: &str, req: &LeaseRequest, data: &str) -> Result<Lease> {

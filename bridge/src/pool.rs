@@ -275,28 +275,25 @@ pub async fn update(db: &Db, now_ms: i64, actor: &str, spec: &PoolSpec) -> Resul
 
 pub async fn add_numbers(db: &Db, now_ms: i64, actor: &str, name: &str, numbers: &[String]) -> Result<()> {
     validate_numbers(numbers)?;
-    let pool = get(db, name).await?;
-    let mut tx = db.begin_write().await?;
-    insert_numbers(&mut tx, pool.id, numbers).await?;
-    audit::record(tx.conn(), now_ms, &audit::Entry {
-        actor,
-        action: "bridge.pool.add_numbers",
-        subject: Some(name),
-        result: "ok",
-        detail: Some(serde_json::json!({"numbers": numbers})),
-    })
-    .await?;
-    tx.commit().await?;
-    Ok(())
+    change_numbers(db, now_ms, actor, name, numbers, false).await
 }
 
 pub async fn remove_numbers(db: &Db, now_ms: i64, actor: &str, name: &str, numbers: &[String]) -> Result<()> {
+    change_numbers(db, now_ms, actor, name, numbers, true).await
+}
+
+/// Adds or removes numbers of a pool at runtime, audited, in one transaction.
+async fn change_numbers(db: &Db, now_ms: i64, actor: &str, name: &str, numbers: &[String], remove: bool) -> Result<()> {
     let pool = get(db, name).await?;
     let mut tx = db.begin_write().await?;
-    remove_in(&mut tx, now_ms, pool.id, numbers).await?;
+    if remove {
+        remove_in(&mut tx, now_ms, pool.id, numbers).await?;
+    } else {
+        insert_numbers(&mut tx, pool.id, numbers).await?;
+    }
     audit::record(tx.conn(), now_ms, &audit::Entry {
         actor,
-        action: "bridge.pool.remove_numbers",
+        action: if remove { "bridge.pool.remove_numbers" } else { "bridge.pool.add_numbers" },
         subject: Some(name),
         result: "ok",
         detail: Some(serde_json::json!({"numbers": numbers})),
