@@ -247,8 +247,8 @@ async fn run(
             mapping,
             normalizer,
             dnc,
-            crm_keys: keys.crm.into_iter().map(|(k, (id, mine))| (k, if mine { Seen::InFile } else { Seen::Lead(id) })).collect(),
-            tel_keys: keys.tel.into_iter().map(|(k, (id, mine))| (k, if mine { Seen::InFile } else { Seen::Lead(id) })).collect(),
+            crm_keys: keys.crm.into_iter().map(|(k, v)| (k, Seen::from_existing(v))).collect(),
+            tel_keys: keys.tel.into_iter().map(|(k, v)| (k, Seen::from_existing(v))).collect(),
             policy,
             default_priority,
         };
@@ -352,6 +352,13 @@ enum Seen {
     Lead(i64),
     /// Met earlier in this file (or committed by the job being resumed).
     InFile,
+}
+
+impl Seen {
+    /// From `store::existing_keys`: `(lead id, committed by the job being resumed)`.
+    fn from_existing((id, mine): (i64, bool)) -> Self {
+        if mine { Seen::InFile } else { Seen::Lead(id) }
+    }
 }
 
 struct Processor {
