@@ -4,7 +4,7 @@ use std::time::{Duration, Instant};
 
 use rsip::{Request, Response, SipMessage};
 
-use super::{Armed, Output, TimerConfig, TimerId};
+use super::{Armed, Output, TimerConfig, TimerId, absorb_wait};
 use crate::sip::message;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,7 +77,7 @@ impl ClientInvite {
                 let ack = ack_for(&self.request, &resp);
                 out.push(Output::Send(SipMessage::Request(ack.clone())));
                 self.ack = Some(ack);
-                let d = if self.reliable { Duration::ZERO } else { Duration::from_secs(32) };
+                let d = absorb_wait(self.reliable, Duration::from_secs(32));
                 self.armed.start(TimerId::D, now + d, &mut out);
                 out.push(Output::Response(resp));
             }

@@ -4,7 +4,7 @@ use std::time::{Duration, Instant};
 
 use rsip::{Request, Response, SipMessage};
 
-use super::{Armed, Output, TimerConfig, TimerId};
+use super::{Armed, Output, TimerConfig, TimerId, absorb_wait};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum State {
@@ -63,7 +63,7 @@ impl ClientNonInvite {
                 self.state = State::Completed;
                 self.armed.clear();
                 out.push(Output::Response(resp));
-                let k = if self.reliable { Duration::ZERO } else { self.cfg.t4 };
+                let k = absorb_wait(self.reliable, self.cfg.t4);
                 self.armed.start(TimerId::K, now + k, &mut out);
             }
             _ => {}

@@ -42,6 +42,12 @@ impl TimerConfig {
     }
 }
 
+/// The wait of a timer that only absorbs retransmissions (D, I, J, K): `wait` on an unreliable
+/// transport, zero on a reliable one, where the peer retransmits nothing.
+pub(crate) fn absorb_wait(reliable: bool, wait: Duration) -> Duration {
+    if reliable { Duration::ZERO } else { wait }
+}
+
 /// The RFC 3261 / RFC 6026 transaction timers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum TimerId {

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use rsip::{Method, Request, Response, SipMessage};
 
-use super::{Armed, Output, TimerConfig, TimerId};
+use super::{Armed, Output, TimerConfig, TimerId, absorb_wait};
 use crate::sip::message;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,7 +73,7 @@ impl ServerInvite {
                 self.state = State::Confirmed;
                 self.armed.stop(TimerId::G);
                 self.armed.stop(TimerId::H);
-                let i = if self.reliable { Duration::ZERO } else { self.cfg.t4 };
+                let i = absorb_wait(self.reliable, self.cfg.t4);
                 self.armed.start(TimerId::I, now + i, &mut out);
             }
             // Accepted: INVITE retransmissions are absorbed (the UAS core retransmits the 2xx);

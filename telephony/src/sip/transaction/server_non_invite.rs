@@ -1,10 +1,10 @@
 //! Non-INVITE server transaction (RFC 3261 §17.2.2).
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use rsip::{Request, Response, SipMessage};
 
-use super::{Armed, Output, TimerConfig, TimerId};
+use super::{Armed, Output, TimerConfig, TimerId, absorb_wait};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum State {
@@ -61,7 +61,7 @@ impl ServerNonInvite {
                 self.state = State::Completed;
                 self.last = Some(resp.clone());
                 out.push(Output::Send(SipMessage::Response(resp)));
-                let j = if self.reliable { Duration::ZERO } else { self.cfg.t64() };
+                let j = absorb_wait(self.reliable, self.cfg.t64());
                 self.armed.start(TimerId::J, now + j, &mut out);
             }
             _ => {}
