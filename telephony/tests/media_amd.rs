@@ -12,7 +12,7 @@ mod media_support;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use media_support::{Scratch, run};
+use media_support::{Scratch, run, sox_8k};
 use telephony::media::amd::{AmdConfig, AmdDetector, AmdEvent, AmdVerdict};
 use telephony::media::g711::{linear_to_ulaw, ulaw_to_linear};
 use telephony::media::wav::Wav;
@@ -200,31 +200,12 @@ fn render(call: &Call, dir: &Scratch, idx: usize) -> Audio {
         ],
     );
     // Telephone band, 8 kHz, leading/trailing silence trimmed so the speech end is known exactly.
-    run(
-        "sox",
+    sox_8k(
+        &[raw.to_str().unwrap()],
+        &speech,
         &[
-            raw.to_str().unwrap(),
-            "-r",
-            "8000",
-            "-c",
-            "1",
-            "-e",
-            "signed",
-            "-b",
-            "16",
-            speech.to_str().unwrap(),
-            "sinc",
-            "300-3400",
-            "silence",
-            "1",
-            "0.02",
-            "0.5%",
-            "reverse",
-            "silence",
-            "1",
-            "0.02",
-            "0.5%",
-            "reverse",
+            "sinc", "300-3400", "silence", "1", "0.02", "0.5%", "reverse", "silence", "1", "0.02",
+            "0.5%", "reverse",
         ],
     );
     let voice = Wav::read(&speech).unwrap().pcm;
@@ -237,19 +218,10 @@ fn render(call: &Call, dir: &Scratch, idx: usize) -> Audio {
         pcm.extend(ms(gap));
         beep_at_ms = Some((pcm.len() / 8) as u32);
         let beep = dir.path(&format!("{idx}-beep.wav"));
-        run(
-            "sox",
+        sox_8k(
+            &["-n"],
+            &beep,
             &[
-                "-n",
-                "-r",
-                "8000",
-                "-c",
-                "1",
-                "-e",
-                "signed",
-                "-b",
-                "16",
-                beep.to_str().unwrap(),
                 "synth",
                 &format!("{}", len as f64 / 1000.0),
                 "sine",
@@ -270,26 +242,10 @@ fn render(call: &Call, dir: &Scratch, idx: usize) -> Audio {
         let noise = dir.path(&format!("{idx}-noise.wav"));
         let secs = format!("{}", pcm.len() as f64 / 8000.0 + 0.1);
         // -R: repeatable noise.
-        run(
-            "sox",
-            &[
-                "-R",
-                "-n",
-                "-r",
-                "8000",
-                "-c",
-                "1",
-                "-e",
-                "signed",
-                "-b",
-                "16",
-                noise.to_str().unwrap(),
-                "synth",
-                &secs,
-                "pinknoise",
-                "vol",
-                &amp.to_string(),
-            ],
+        sox_8k(
+            &["-R", "-n"],
+            &noise,
+            &["synth", &secs, "pinknoise", "vol", &amp.to_string()],
         );
         let n = Wav::read(&noise).unwrap().pcm;
         snr_db = Some(20.0 * (rms(&voice) / rms(&n)).log10());

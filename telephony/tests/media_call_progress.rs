@@ -8,7 +8,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use media_support::{Scratch, run};
+use media_support::{Scratch, run, sox_8k};
 use telephony::media::g711::Codec;
 use telephony::media::progress::{ProgressDetector, ProgressTone, SitKind};
 use telephony::media::sender::RtpSender;
@@ -17,44 +17,20 @@ use telephony::media::wav::Wav;
 use webrtc_util::marshal::Marshal;
 
 fn sox_tone(dir: &Scratch, name: &str, secs: f64, freqs: &[f64], pad_after: f64) -> String {
-    let out = dir
-        .path(&format!("{name}.wav"))
-        .to_str()
-        .unwrap()
-        .to_owned();
-    let mut args: Vec<String> = [
-        "-n",
-        "-r",
-        "8000",
-        "-c",
-        "1",
-        "-e",
-        "signed",
-        "-b",
-        "16",
-        &out,
-        "synth",
-        &secs.to_string(),
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    for f in freqs {
-        args.push("sine".into());
-        args.push(f.to_string());
+    let out = dir.path(&format!("{name}.wav"));
+    let secs = secs.to_string();
+    let freqs: Vec<String> = freqs.iter().map(|f| f.to_string()).collect();
+    let pad_after = pad_after.to_string();
+    let mut effects = vec!["synth", &secs];
+    for f in &freqs {
+        effects.extend(["sine", f]);
     }
     if freqs.len() == 2 {
-        args.extend(["remix".into(), "1,2".into()]);
+        effects.extend(["remix", "1,2"]);
     }
-    args.extend([
-        "vol".into(),
-        "0.3".into(),
-        "pad".into(),
-        "0".into(),
-        pad_after.to_string(),
-    ]);
-    run("sox", &args.iter().map(|s| s.as_str()).collect::<Vec<_>>());
-    out
+    effects.extend(["vol", "0.3", "pad", "0", &pad_after]);
+    sox_8k(&["-n"], &out, &effects);
+    out.to_str().unwrap().to_owned()
 }
 
 /// Concatenates WAVs with sox and returns the samples after a G.711 round trip.

@@ -3,7 +3,7 @@
 
 mod media_support;
 
-use media_support::{Scratch, run};
+use media_support::{Scratch, run, sox_8k};
 use telephony::media::inband_dtmf::{InbandDtmfConfig, InbandDtmfDetector};
 use telephony::media::wav::Wav;
 
@@ -31,19 +31,10 @@ fn sox_generated_keys_are_detected_once_each() {
         let (r, c) = freqs(k);
         let tone = dir.path(&format!("k{i}.wav"));
         // 100 ms key (the minimum a phone sends), then 80 ms of silence.
-        run(
-            "sox",
+        sox_8k(
+            &["-n"],
+            &tone,
             &[
-                "-n",
-                "-r",
-                "8000",
-                "-c",
-                "1",
-                "-e",
-                "signed",
-                "-b",
-                "16",
-                tone.to_str().unwrap(),
                 "synth",
                 "0.1",
                 "sine",
@@ -94,21 +85,7 @@ fn speech_is_not_taken_for_keys() {
             "Thank you for calling. Press one for sales, two for support, or stay on the line for the operator.",
         ],
     );
-    run(
-        "sox",
-        &[
-            raw.to_str().unwrap(),
-            "-r",
-            "8000",
-            "-c",
-            "1",
-            "-e",
-            "signed",
-            "-b",
-            "16",
-            out.to_str().unwrap(),
-        ],
-    );
+    sox_8k(&[raw.to_str().unwrap()], &out, &[]);
     let wav = Wav::read(&out).unwrap();
     let mut det = InbandDtmfDetector::new(InbandDtmfConfig::default());
     let got: String = wav.pcm.chunks(160).filter_map(|f| det.push(f)).collect();

@@ -76,3 +76,13 @@ pub fn correlation(a: &[i16], b: &[i16]) -> f64 {
         ab / (aa * bb).sqrt()
     }
 }
+
+/// Runs `sox INPUT… -r 8000 -c 1 -e signed -b 16 OUTPUT EFFECTS…`: the telephone-band format
+/// (8 kHz mono, signed 16-bit) the media tests generate and convert audio in.
+pub fn sox_8k(input: &[&str], output: &Path, effects: &[&str]) {
+    let output = output.to_str().expect("utf-8 path");
+    let mut args: Vec<&str> = input.to_vec();
+    args.extend(["-r", "8000", "-c", "1", "-e", "signed", "-b", "16", output]);
+    args.extend(effects);
+    run("sox", &args);
+}
