@@ -349,21 +349,10 @@ impl Endpoint {
     /// UPDATE (RFC 3311): a session refresh (RFC 4028), with or without a new offer.
     fn update(&mut self, id: CallId, key: ServerKey, req: Request, now: Instant) {
         let Some(call) = self.calls.get(&id) else { return };
-        let session = match session_timer::uas_negotiate(&req.headers, self.cfg.min_se) {
-            Ok(s) => s,
-            Err(min) => {
-                let mut resp = message::response_to(&req, 422, None);
-                resp.headers.push(message::header("Min-SE", min.to_string()));
-                return self.respond(&key, resp, now);
-            }
+        let (mut ok, session) = match self.refresh_ok(call, &req) {
+            Ok(r) => r,
+            Err(too_brief) => return self.respond(&key, too_brief, now),
         };
-        let mut ok = message::response_to(&req, 200, None);
-        ok.headers.push(message::header("Contact", self.contact("dialbridge", key_transport(call))));
-        if let Some((_, add)) = &session {
-            for (n, v) in add {
-                ok.headers.push(message::header(n, v));
-            }
-        }
         let mut changed = None;
         match sdp_body(&req) {
             None => {}
@@ -386,7 +375,7 @@ impl Endpoint {
             let media = self.media_info(&self.calls[&id]);
             self.emit(CallEvent::MediaChanged { call: id, media });
         }
-        self.session_start(id, session.map(|(t, _)| t), now);
+        self.session_start(id, session, now);
     }
 
     /// Sends 183 Session Progress with our SDP answer on a ringing inbound call, so prompts can
@@ -427,21 +416,10 @@ impl Endpoint {
         let Ok((answer, neg)) = sdp::answer(&offer, &local) else {
             return self.respond_code(&key, &req, 488, now);
         };
-        let session = match session_timer::uas_negotiate(&req.headers, self.cfg.min_se) {
-            Ok(s) => s,
-            Err(min) => {
-                let mut resp = message::response_to(&req, 422, None);
-                resp.headers.push(message::header("Min-SE", min.to_string()));
-                return self.respond(&key, resp, now);
-            }
+        let (mut ok, session) = match self.refresh_ok(call, &req) {
+            Ok(r) => r,
+            Err(too_brief) => return self.respond(&key, too_brief, now),
         };
-        let mut ok = message::response_to(&req, 200, None);
-        ok.headers.push(message::header("Contact", self.contact("dialbridge", key_transport(call))));
-        if let Some((_, add)) = &session {
-            for (n, v) in add {
-                ok.headers.push(message::header(n, v));
-            }
-        }
         message::set_body(&mut ok.headers, &mut ok.body, Some("application/sdp"), answer.to_text().into_bytes());
         let reliable = call.peer.transport.reliable();
         let t1 = self.cfg.timers.t1;
@@ -458,7 +436,31 @@ impl Endpoint {
         let media = self.media_info(&self.calls[&id]);
         self.emit(CallEvent::MediaChanged { call: id, media });
         // Any re-INVITE refreshes the session (RFC 4028 §10).
-        self.session_start(id, session.map(|(t, _)| t), now);
+        self.session_start(id, session, now);
+    }
+
+    /// The 200 for a session refresh (a re-INVITE or an UPDATE): our Contact and the negotiated
+    /// session-timer headers (RFC 4028), with the timer; or the 422 with our Min-SE when the
+    /// requested interval is too brief.
+    fn refresh_ok(
+        &self,
+        call: &Call,
+        req: &Request,
+    ) -> Result<(rsip::Response, Option<session_timer::SessionTimer>), rsip::Response> {
+        let session = session_timer::uas_negotiate(&req.headers, self.cfg.min_se).map_err(|min| {
+            let mut resp = message::response_to(req, 422, None);
+            resp.headers.push(message::header("Min-SE", min.to_string()));
+            resp
+        })?;
+        let mut ok = message::response_to(req, 200, None);
+        ok.headers.push(message::header("Contact", self.contact("dialbridge", key_transport(call))));
+        let timer = session.map(|(timer, add)| {
+            for (n, v) in add {
+                ok.headers.push(message::header(n, v));
+            }
+            timer
+        });
+        Ok((ok, timer))
     }
 }
 
