@@ -12,10 +12,10 @@
 mod media_support;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use media_support::Scratch;
+use media_support::{Kill, Scratch, free_udp_port};
 use telephony::media::g711::{Codec, linear_to_ulaw};
 use telephony::media::prompt::Prompt;
 use telephony::media::receiver::ReceiverConfig;
@@ -24,23 +24,6 @@ use telephony::media::wav::{Wav, WavEncoding, wav_from_raw};
 use tokio::time::timeout;
 
 const LO: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
-
-fn free_udp_port() -> u16 {
-    std::net::UdpSocket::bind((LO, 0))
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-struct Kill(Child);
-
-impl Drop for Kill {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 const UAS: &str = r#"<?xml version="1.0" encoding="ISO-8859-1" ?>
 <scenario name="UAS answering with the test's RTP port">

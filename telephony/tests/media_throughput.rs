@@ -10,10 +10,13 @@
 //!    A plays a prompt to a sipp `-rtp_echo`, relays the echo to B, B sends it to another echo;
 //!    every hop counted, plus kernel drops and the CPU time the runtime used.
 
+mod media_support;
+
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use media_support::{Kill, free_udp_port};
 use telephony::media::frame::Frame;
 use telephony::media::g711::Codec;
 use telephony::media::jitter::{JitterBuffer, Playout};
@@ -103,22 +106,6 @@ fn socket_drops(port: u16) -> u64 {
         .filter(|l| l.split_whitespace().nth(1) == Some(local.as_str()))
         .filter_map(|l| l.split_whitespace().last()?.parse::<u64>().ok())
         .sum()
-}
-
-struct Kill(Child);
-impl Drop for Kill {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_udp_port() -> u16 {
-    std::net::UdpSocket::bind((LO, 0))
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// One sipp `-rtp_echo` per this many legs (sipp echoes from a single socket on one thread).

@@ -2,7 +2,7 @@
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Child, Command};
 
 /// A scratch directory removed on drop.
 pub struct Scratch(pub PathBuf);
@@ -85,4 +85,23 @@ pub fn sox_8k(input: &[&str], output: &Path, effects: &[&str]) {
     args.extend(["-r", "8000", "-c", "1", "-e", "signed", "-b", "16", output]);
     args.extend(effects);
     run("sox", &args);
+}
+
+/// A child process killed and reaped on drop.
+pub struct Kill(pub Child);
+
+impl Drop for Kill {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A UDP port on 127.0.0.1 that was free a moment ago.
+pub fn free_udp_port() -> u16 {
+    std::net::UdpSocket::bind((std::net::Ipv4Addr::LOCALHOST, 0))
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
