@@ -56,11 +56,90 @@ impl Default for Api {
 pub struct Bridge {
     /// Seconds between reaper runs (closing expired leases, wiping data, pool gauges).
     pub reaper_interval_s: u64,
+    /// The legacy platform that calls are transferred to during a migration.
+    pub legacy: Legacy,
 }
 
 impl Default for Bridge {
     fn default() -> Self {
-        Self { reaper_interval_s: 5 }
+        Self { reaper_interval_s: 5, legacy: Legacy::default() }
+    }
+}
+
+/// The legacy platform's SIP trunk, as flows' "transfer to legacy" steps use it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Legacy {
+    /// `host:port` of the legacy PBX's SIP trunk. Empty: no legacy platform (transfers take the
+    /// flow's error branch).
+    pub trunk: String,
+    /// "udp" or "tcp".
+    pub transport: String,
+    /// "invite": a new call to the leased number, bridged by us; "refer": the caller is referred.
+    pub mode: bridge::calls::LegacyTransferMode,
+    /// Data also ride in SIP headers: "none", "uui" (RFC 7433 User-to-User) or "x-headers".
+    pub carry: String,
+    /// Prefix of the headers when `carry = "x-headers"`.
+    pub header_prefix: String,
+    pub ring_timeout_s: u64,
+    /// Digest credentials when the legacy trunk challenges our INVITEs (empty: none).
+    pub username: String,
+    pub password: String,
+}
+
+impl Default for Legacy {
+    fn default() -> Self {
+        Self {
+            trunk: String::new(),
+            transport: "udp".into(),
+            mode: bridge::calls::LegacyTransferMode::Invite,
+            carry: "none".into(),
+            header_prefix: "X-Dialbridge-".into(),
+            ring_timeout_s: 30,
+            username: String::new(),
+            password: String::new(),
+        }
+    }
+}
+
+impl Legacy {
+    /// The trunk for `bridge::calls::transfer_to_legacy`, or `None` when no legacy platform is set.
+    pub fn trunk(&self) -> anyhow::Result<Option<bridge::calls::LegacyTrunk>> {
+        use bridge::calls::HeaderCarriage;
+        use telephony::sip::call::{Transport, Trunk};
+        if self.trunk.is_empty() {
+            return Ok(None);
+        }
+        let addr: SocketAddr = self.trunk.parse().map_err(|_| {
+            anyhow::anyhow!("invalid configuration at key `bridge.legacy.trunk`: {:?} is not host:port (an IP address and a port)", self.trunk)
+        })?;
+        let transport = match self.transport.as_str() {
+            "udp" => Transport::Udp,
+            "tcp" => Transport::Tcp,
+            other => bail!("invalid configuration at key `bridge.legacy.transport`: {other:?} is not \"udp\" or \"tcp\""),
+        };
+        let carry = match self.carry.as_str() {
+            "none" => HeaderCarriage::None,
+            "uui" => HeaderCarriage::Uui,
+            "x-headers" if self.header_prefix.starts_with("X-") && self.header_prefix.len() > 2 => {
+                HeaderCarriage::XHeaders { prefix: self.header_prefix.clone() }
+            }
+            "x-headers" => bail!("invalid configuration at key `bridge.legacy.header_prefix`: must start with \"X-\""),
+            other => bail!("invalid configuration at key `bridge.legacy.carry`: {other:?} is not \"none\", \"uui\" or \"x-headers\""),
+        };
+        if !(1..=300).contains(&self.ring_timeout_s) {
+            bail!("invalid configuration at key `bridge.legacy.ring_timeout_s`: between 1 and 300 seconds");
+        }
+        let credentials = (!self.username.is_empty()).then(|| telephony::sip::digest::Credentials {
+            username: self.username.clone(),
+            password: self.password.clone(),
+        });
+        Ok(Some(bridge::calls::LegacyTrunk {
+            trunk: Trunk { addr, transport, credentials },
+            mode: self.mode,
+            ring_timeout: std::time::Duration::from_secs(self.ring_timeout_s),
+            carry,
+        }))
     }
 }
 
@@ -76,6 +155,10 @@ pub struct Database {
 #[serde(deny_unknown_fields, default)]
 pub struct Http {
     pub listen: SocketAddr,
+    /// PEM certificate chain and private key: with both set the console and API are served over
+    /// HTTPS only (and session cookies get `Secure`). Empty: plain HTTP.
+    pub tls_cert: String,
+    pub tls_key: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -149,7 +232,7 @@ impl Default for Database {
 
 impl Default for Http {
     fn default() -> Self {
-        Self { listen: "127.0.0.1:8080".parse().expect("valid") }
+        Self { listen: "127.0.0.1:8080".parse().expect("valid"), tls_cert: String::new(), tls_key: String::new() }
     }
 }
 
@@ -318,6 +401,10 @@ impl Config {
         }
         if !(1..=3600).contains(&self.bridge.reaper_interval_s) {
             bail!("invalid configuration at key `bridge.reaper_interval_s`: between 1 and 3600 seconds");
+        }
+        self.bridge.legacy.trunk()?;
+        if self.http.tls_cert.is_empty() != self.http.tls_key.is_empty() {
+            bail!("invalid configuration at key `http.tls_cert`: set both http.tls_cert and http.tls_key, or neither");
         }
         if self.shutdown.drain_s > 3600 {
             bail!("invalid configuration at key `shutdown.drain_s`: at most 3600 seconds");

@@ -6,6 +6,7 @@ mod bench;
 mod config;
 mod progress;
 mod serve;
+mod tls;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -76,6 +76,7 @@ pub async fn run(cfg: Config, file: Option<PathBuf>) -> anyhow::Result<()> {
         sip_udp: sip.udp_addr,
         sip_tcp: sip.tcp_addr,
         rtp_ports: format!("{}-{}", cfg.rtp.port_min, cfg.rtp.port_max),
+        https: !cfg.http.tls_cert.is_empty(),
     };
     let node = cfg.node();
     let interrupted = telephony::cdr::close_interrupted(&db, clock.now_ms(), &node).await?;
@@ -101,17 +102,30 @@ pub async fn run(cfg: Config, file: Option<PathBuf>) -> anyhow::Result<()> {
         render_metrics: Arc::new(move || recorder.render()),
     };
     let http_stop = tokio_util::sync::CancellationToken::new();
+    let tls = match (cfg.http.tls_cert.is_empty(), cfg.http.tls_key.is_empty()) {
+        (false, false) => Some(crate::tls::server_config(&cfg.http.tls_cert, &cfg.http.tls_key)?),
+        _ => None,
+    };
+    let app = web::app(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
     let server = tokio::spawn({
         let stop = http_stop.clone();
         async move {
-            axum::serve(http, web::app(state).into_make_service_with_connect_info::<std::net::SocketAddr>())
-                .with_graceful_shutdown(async move { stop.cancelled().await })
-                .await
+            match tls {
+                Some(config) => {
+                    // `tap_io` only for axum's `ConnectInfo<SocketAddr>` impl on tapped listeners.
+                    use axum::serve::ListenerExt;
+                    axum::serve(crate::tls::TlsListener::new(http, config)?.tap_io(|_| {}), app)
+                        .with_graceful_shutdown(async move { stop.cancelled().await })
+                        .await
+                }
+                None => axum::serve(http, app).with_graceful_shutdown(async move { stop.cancelled().await }).await,
+            }
         }
     });
     info!(
         event = "listening",
         http = %listening.http,
+        https = listening.https,
         sip_udp = %listening.sip_udp,
         sip_tcp = %listening.sip_tcp,
         rtp_ports = %listening.rtp_ports,

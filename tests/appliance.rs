@@ -256,3 +256,48 @@ async fn backup_wipe_restore_gives_the_data_back() {
     let leads: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM leads").fetch_one(db.pool()).await.unwrap();
     assert_eq!(leads, 2);
 }
+
+#[tokio::test]
+async fn serves_https_when_given_a_certificate_and_refuses_plain_http() {
+    if !foundation::testing::require_tool("openssl", "openssl") || !foundation::testing::require_tool("curl", "curl") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    let made = std::process::Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2", "-subj", "/CN=dialbridge-test", "-addext", "subjectAltName=IP:127.0.0.1"])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .unwrap();
+    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+
+    // Only one of the two files: refused at start, naming the key.
+    let out = run(dir.path(), &["config", "check"], &[("DIALBRIDGE_HTTP_TLS_CERT", cert.to_str().unwrap())]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("http.tls_cert"), "{}", String::from_utf8_lossy(&out.stderr));
+
+    let env = [("DIALBRIDGE_HTTP_TLS_CERT", cert.to_str().unwrap()), ("DIALBRIDGE_HTTP_TLS_KEY", key.to_str().unwrap()), ("DIALBRIDGE_ADMIN_PASSWORD", "correct horse battery")];
+    let mut app = Appliance::start(dir.path(), &env);
+    assert!(app.http.starts_with("https://"), "{}", app.http);
+    let curl = |args: &[&str]| std::process::Command::new("curl").args(["-s", "--max-time", "5"]).args(args).output().unwrap();
+    // Verified against the certificate, not with -k.
+    let out = curl(&["--cacert", cert.to_str().unwrap(), "-o", "/dev/null", "-w", "%{http_code}", &app.url("/healthz")]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "200");
+    // The session cookie is Secure over HTTPS.
+    let out = curl(&[
+        "--cacert", cert.to_str().unwrap(), "-D", "-", "-o", "/dev/null", "-H", "content-type: application/json",
+        "-d", r#"{"username":"admin","password":"correct horse battery"}"#, &app.url("/api/v1/auth/login"),
+    ]);
+    let headers = String::from_utf8_lossy(&out.stdout).to_lowercase();
+    let cookie = headers.lines().find(|l| l.starts_with("set-cookie:")).unwrap_or_else(|| panic!("no cookie: {headers}"));
+    assert!(cookie.contains("; secure"), "{cookie}");
+    // Plain HTTP to the HTTPS port gets no HTTP answer.
+    let plain = app.url("/healthz").replacen("https://", "http://", 1);
+    let out = curl(&["-o", "/dev/null", "-w", "%{http_code}", &plain]);
+    assert_ne!(String::from_utf8_lossy(&out.stdout), "200");
+    let (status, _) = app.terminate(Duration::from_secs(10));
+    assert!(status.success());
+}

@@ -65,7 +65,7 @@ impl Appliance {
         };
         let s = |k: &str| listening[k].as_str().unwrap().to_owned();
         Appliance {
-            http: format!("http://{}", s("http")),
+            http: format!("{}://{}", if listening["https"] == true { "https" } else { "http" }, s("http")),
             sip_udp: s("sip_udp"),
             sip_tcp: s("sip_tcp"),
             child,

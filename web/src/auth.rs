@@ -49,7 +49,7 @@ pub struct KeyGate {
     verified: Mutex<HashMap<[u8; 32], (ApiKey, Instant)>>,
 }
 
-/// How long a console session lasts. (The cookie gets `Secure` once the console serves TLS.)
+/// How long a console session lasts. (The cookie is `Secure` when the console serves HTTPS.)
 const SESSION_TTL: Duration = Duration::from_secs(12 * 3600);
 
 impl KeyGate {
@@ -269,8 +269,9 @@ async fn login(
     let ttl_ms = SESSION_TTL.as_millis() as i64;
     match sessions::login(&st.db, st.clock.now_ms(), &b.username, &b.password, ttl_ms, &peer.ip().to_string()).await? {
         Login::Ok { token, session } => {
+            let secure = if st.listening.https { "; Secure" } else { "" };
             let cookie = format!(
-                "{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Lax; Max-Age={}",
+                "{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Lax; Max-Age={}{secure}",
                 SESSION_TTL.as_secs()
             );
             let caller = Caller {

@@ -46,6 +46,8 @@ pub struct Listening {
     pub sip_tcp: SocketAddr,
     /// Inclusive RTP port range, e.g. `10000-20000`.
     pub rtp_ports: String,
+    /// The console and API are served over HTTPS (session cookies are then `Secure`).
+    pub https: bool,
 }
 
 /// What every handler can reach. Cheap to clone.
