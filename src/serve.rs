@@ -40,6 +40,8 @@ pub async fn open_database(cfg: &Config) -> anyhow::Result<Db> {
 
 pub async fn run(cfg: Config, file: Option<PathBuf>) -> anyhow::Result<()> {
     let started = std::time::Instant::now();
+    // Handlers first: a SIGTERM that arrives right after the listening line must drain, not kill.
+    let shutdown = shutdown_signal()?;
     info!(version = env!("CARGO_PKG_VERSION"), config = ?file, "starting dialbridge");
     let _data_dir_lock = crate::backup::lock_data_dir(&cfg)?;
     let db = open_database(&cfg).await?;
@@ -134,7 +136,7 @@ pub async fn run(cfg: Config, file: Option<PathBuf>) -> anyhow::Result<()> {
         "listening"
     );
 
-    shutdown_signal().await;
+    shutdown.await;
     let drain = Duration::from_secs(cfg.shutdown.drain_s);
     info!(drain_s = cfg.shutdown.drain_s, "shutting down: refusing new work, draining calls in progress");
     let outcome = lifecycle.drain(drain, STOP_GRACE).await;
@@ -179,11 +181,14 @@ async fn clock_for(db: &Db) -> anyhow::Result<SharedClock> {
     }
 }
 
-async fn shutdown_signal() {
+fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
     use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
-    tokio::select! {
-        _ = term.recv() => info!("SIGTERM received"),
-        _ = tokio::signal::ctrl_c() => info!("SIGINT received"),
-    }
+    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => info!("SIGTERM received"),
+            _ = int.recv() => info!("SIGINT received"),
+        }
+    })
 }
