@@ -1,5 +1,15 @@
 //! The outbound dialer.
 //!
+//! - [`campaign`]: campaigns (configuration, lifecycle draft → running ↔ paused → completed, store).
+//! - [`hopper`]: the next dialable leads of a campaign, each handed out once (also across nodes).
+//! - [`compliance`]: the pure dial-time check (window in every candidate zone, DNC, registry age,
+//!   abandonment cap, consent, attempt limits, trunk limit) and [`gate`], which feeds it from the
+//!   database.
+//! - [`attempts`]: attempt records (written before the INVITE, final exactly once), outcomes,
+//!   dispositions, callbacks and crash recovery.
+//! - [`agents`]: the port through which the dialer sees and connects agents.
+//! - [`runner`]: the tokio driver running campaigns over telephony; [`single`]: programmatic single
+//!   calls and preview mode.
 //! - [`pacing`]: the sans-IO pacing state machine (progressive, fixed ratio, VICIdial-style adaptive
 //!   and predictive modes) that decides how many calls to place, routes live answers to free agents
 //!   and abandons a live answer that finds no agent within the abandonment window.
@@ -7,5 +17,10 @@
 //!   the stochastic call model of the reference (`shared/reference/outbound-dialer.md` §4.1), plus
 //!   the benchmark grid and the drift scenario.
 
+pub mod attempts;
+pub mod campaign;
+pub mod compliance;
+pub mod gate;
+pub mod hopper;
 pub mod pacing;
 pub mod sim;
