@@ -3,15 +3,19 @@
 //! - [`sip`]: transport (UDP, TCP), transactions, dialogs, digest auth, the call API.
 //! - [`media`]: RTP, G.711, DTMF, prompts, recording, answering-machine detection, bridging.
 //! - [`control`]: SIP calls with their media attached: per-call handles and merged event streams.
+//! - [`webrtc`]: the browser softphone's audio (str0m; G.711 with the browser, no transcoding).
 //! - [`cdr`]: a record for every call leg, always closed with an outcome; call metrics.
+//! - [`carrier_sim`]: a simulated carrier on loopback (humans, machines, busy, no answer; agent phones).
 //!
 //! Protocol logic is written as state machines that take (input, now) and return actions; the
 //! tokio drivers in this crate own the sockets and timers.
 
+pub mod carrier_sim;
 pub mod cdr;
 pub mod control;
 pub mod media;
 pub mod sip;
+pub mod webrtc;
 
 use std::net::SocketAddr;
 
