@@ -46,6 +46,12 @@ pub enum FlowOutcome {
     TransferredToLegacy { pool: String },
     CallerHungUp,
     Error { action: String, reason: String },
+    /// The call never reached a flow (unknown number, no flow, bad flow): refused with `code`.
+    Rejected { code: u16, reason: String },
+    /// The migration router sent the call straight to the legacy platform.
+    RoutedToLegacy { target: String },
+    /// The process stopped while the contact was live; closed at the next start.
+    Interrupted,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -27,5 +27,6 @@ pub mod contact;
 pub mod flow;
 pub mod hours;
 pub mod interpreter;
+pub mod runtime;
 pub mod store;
 pub mod webhook;

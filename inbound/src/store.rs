@@ -319,6 +319,9 @@ fn outcome_name(o: &FlowOutcome) -> &'static str {
         FlowOutcome::TransferredToLegacy { .. } => "transferred_to_legacy",
         FlowOutcome::CallerHungUp => "caller_hung_up",
         FlowOutcome::Error { .. } => "error",
+        FlowOutcome::Rejected { .. } => "rejected",
+        FlowOutcome::RoutedToLegacy { .. } => "routed_to_legacy",
+        FlowOutcome::Interrupted => "interrupted",
     }
 }
 

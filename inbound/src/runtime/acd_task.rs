@@ -1,0 +1,775 @@
+//! The ACD driver: one task owns the [`Acd`] state machine (its `next_deadline` is the task's
+//! only timer), the logged-in agents with their audio endpoints, and the queued contacts' call
+//! handles. It turns commands (enqueue, login, state changes, dispositions, the dialer's
+//! `connect_outbound`) and call events into ACD events, and carries out the ACD's decisions:
+//! an offer rings the agent's endpoint (ring per offer) or, for a nailed-up agent, switches the
+//! contact's media onto the agent's standing leg and accepts at once. Stages go to each
+//! contact's record; state changes go out on the runtime's event broadcast.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+
+use telephony::control::{CallControl, Event as CallEvent, OnPeerHangup};
+use telephony::sip::call::{Originate, Transport, Trunk};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::acd::{Acd, AgentConfig, AgentState, AgentStatus, ContactRequest, Decision, Event, QueueStats};
+use crate::contact::{ContactInfo, ContactRecord, Stage};
+use crate::interpreter::QueueResult;
+
+use super::contact::Note;
+use super::{AgentEndpoint, AgentMode, AgentView, Login, RuntimeError, RuntimeEvent, Shared};
+
+/// No agent of the queue was ready to take the call at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("no agent ready in the queue")]
+pub struct NoAgent;
+
+type Reply<T> = oneshot::Sender<Result<T, RuntimeError>>;
+
+pub(crate) enum Cmd {
+    Enqueue {
+        req: ContactRequest,
+        call: CallControl,
+        attributes: BTreeMap<String, String>,
+        notes: mpsc::UnboundedSender<Note>,
+        reply: oneshot::Sender<QueueResult>,
+    },
+    CustomerGone {
+        contact: String,
+    },
+    EndContact {
+        contact: String,
+        reply: Reply<()>,
+    },
+    Login {
+        login: Login,
+        reply: Reply<()>,
+    },
+    Logout {
+        agent: String,
+        reply: Reply<()>,
+    },
+    SetState {
+        agent: String,
+        status: AgentStatus,
+        reply: Reply<()>,
+    },
+    Disposition {
+        contact: String,
+        code: String,
+        reply: Reply<()>,
+    },
+    Snapshot {
+        queue: Option<String>,
+        reply: oneshot::Sender<Vec<AgentView>>,
+    },
+    QueueStats {
+        queue: String,
+        reply: Reply<QueueStats>,
+    },
+    ConnectOutbound {
+        queue: String,
+        call: CallControl,
+        attributes: BTreeMap<String, String>,
+        reply: oneshot::Sender<Result<String, NoAgent>>,
+    },
+    /// An agent leg's progress (`leg_no` tells a current leg from an old one).
+    Leg {
+        agent: String,
+        leg_no: u64,
+        what: LegEvent,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum LegEvent {
+    Answered,
+    /// The contact bridged to this leg hung up (the leg stays up).
+    PeerGone,
+    Ended,
+}
+
+struct AgentSlot {
+    login: Login,
+    leg: Option<CallControl>,
+    leg_no: u64,
+    leg_up: bool,
+    /// Ring per offer: the contact this leg was placed for.
+    leg_for: Option<String>,
+    pending_login: Option<Reply<()>>,
+    contact: Option<String>,
+    last_contact: Option<String>,
+    logout_pending: bool,
+    state: AgentState,
+    since_ms: i64,
+}
+
+struct ContactSlot {
+    call: CallControl,
+    queue: String,
+    attributes: BTreeMap<String, String>,
+    /// Inbound: the contact driver's stage channel.
+    notes: Option<mpsc::UnboundedSender<Note>>,
+    /// Outbound: the record, kept here (the dialer owns the call).
+    record: Option<ContactRecord>,
+    agent: Option<String>,
+    connected: bool,
+    timed_out: bool,
+}
+
+struct Task {
+    sh: Arc<Shared>,
+    acd: Acd,
+    agents: HashMap<String, AgentSlot>,
+    contacts: HashMap<String, ContactSlot>,
+    serving: HashMap<String, Vec<String>>,
+    leg_no: u64,
+    tx: mpsc::WeakUnboundedSender<Cmd>,
+}
+
+pub(crate) async fn run(sh: Arc<Shared>, acd: Acd, mut rx: mpsc::UnboundedReceiver<Cmd>) {
+    let serving = super::profiles_serving(&sh.cfg.acd);
+    let tx = sh.acd.downgrade();
+    let mut t = Task { sh, acd, agents: HashMap::new(), contacts: HashMap::new(), serving, leg_no: 0, tx };
+    loop {
+        let cmd = match t.acd.next_deadline() {
+            Some(at) => {
+                let wait = (at - t.sh.clock.now_ms()).max(0) as u64;
+                tokio::select! {
+                    c = rx.recv() => c,
+                    _ = tokio::time::sleep(Duration::from_millis(wait)) => {
+                        t.step(Event::Tick).await;
+                        continue;
+                    }
+                }
+            }
+            None => rx.recv().await,
+        };
+        let Some(cmd) = cmd else { break };
+        t.handle(cmd).await;
+        t.refresh_states();
+    }
+}
+
+impl Task {
+    fn now(&self) -> i64 {
+        self.sh.clock.now_ms()
+    }
+
+    fn emit(&self, e: RuntimeEvent) {
+        let _ = self.sh.events.send(e);
+    }
+
+    /// Feeds the ACD one event and carries out its decisions (and the events they lead to).
+    async fn step(&mut self, first: Event) {
+        let mut pending = VecDeque::from([first]);
+        while let Some(ev) = pending.pop_front() {
+            let decisions = self.acd.step(ev, self.now());
+            for d in decisions {
+                self.apply(d, &mut pending).await;
+            }
+        }
+        self.refresh_states();
+    }
+
+    fn note(&mut self, contact: &str, stage: &str, detail: &str) {
+        let at = self.now();
+        if let Some(c) = self.contacts.get_mut(contact) {
+            let s = Stage { at_ms: at, stage: stage.into(), detail: detail.into() };
+            if let Some(n) = &c.notes {
+                let _ = n.send(s.clone());
+            }
+            if let Some(r) = &mut c.record {
+                r.stages.push(s);
+            }
+        }
+    }
+
+    async fn apply(&mut self, d: Decision, pending: &mut VecDeque<Event>) {
+        let now = self.now();
+        match d {
+            Decision::Queued { contact, queue } => {
+                self.note(&contact, "queued", &queue);
+                self.emit(RuntimeEvent::ContactQueued { contact, queue, at_ms: now });
+            }
+            Decision::AtCapacity { contact, queue } => self.note(&contact, "at_capacity", &queue),
+            Decision::Overflow { contact, from, to } => {
+                self.note(&contact, "overflow", &format!("{from} -> {to}"));
+                if let Some(c) = self.contacts.get_mut(&contact) {
+                    c.queue = to;
+                }
+            }
+            Decision::Offer { contact, agent, queue, ring_timeout_ms } => {
+                self.note(&contact, "offered", &agent);
+                self.emit(RuntimeEvent::ContactOffered { contact: contact.clone(), agent: agent.clone(), queue, at_ms: now });
+                if let Some(c) = self.contacts.get_mut(&contact) {
+                    c.agent = Some(agent.clone());
+                }
+                if let Some(a) = self.agents.get_mut(&agent) {
+                    a.contact = Some(contact.clone());
+                }
+                self.offer(&contact, &agent, ring_timeout_ms, pending).await;
+            }
+            Decision::RetractOffer { contact, agent } => {
+                self.note(&contact, "offer_retracted", &agent);
+                self.drop_ring_leg(&agent).await;
+                if let Some(a) = self.agents.get_mut(&agent) {
+                    a.contact = None;
+                }
+                if let Some(c) = self.contacts.get_mut(&contact) {
+                    c.agent = None;
+                }
+            }
+            Decision::Missed { contact, agent } => {
+                self.note(&contact, "missed", &agent);
+                self.drop_ring_leg(&agent).await;
+                if let Some(a) = self.agents.get_mut(&agent) {
+                    a.contact = None;
+                }
+                if let Some(c) = self.contacts.get_mut(&contact) {
+                    c.agent = None;
+                }
+            }
+            Decision::Connected { contact, agent } => {
+                self.note(&contact, "connected", &agent);
+                let mut attributes = BTreeMap::new();
+                if let Some(c) = self.contacts.get_mut(&contact) {
+                    c.connected = true;
+                    c.agent = Some(agent.clone());
+                    attributes = c.attributes.clone();
+                }
+                self.save_outbound(&contact);
+                self.emit(RuntimeEvent::ContactConnected { contact, agent, attributes, at_ms: now });
+            }
+            Decision::Timeout { contact, queue } => {
+                self.note(&contact, "queue_timeout", &queue);
+                if let Some(c) = self.contacts.get_mut(&contact) {
+                    c.timed_out = true;
+                    let _ = c.call.hangup().await;
+                }
+            }
+            Decision::AcwStarted { .. } | Decision::AcwEnded { .. } => {}
+            Decision::Ignored { reason } => tracing::debug!(reason, "ACD ignored an event"),
+        }
+    }
+
+    /// Carries out an offer: media switch on a nailed-up leg, else ring the agent's endpoint.
+    async fn offer(&mut self, contact: &str, agent: &str, ring_timeout_ms: i64, pending: &mut VecDeque<Event>) {
+        let Some(call) = self.contacts.get(contact).map(|c| c.call.clone()) else {
+            pending.push_back(Event::Reject { contact: contact.into(), agent: agent.into() });
+            return;
+        };
+        let Some(a) = self.agents.get(agent) else {
+            pending.push_back(Event::Reject { contact: contact.into(), agent: agent.into() });
+            return;
+        };
+        if a.login.mode == AgentMode::NailedUp {
+            let ok = match (&a.leg, a.leg_up) {
+                (Some(leg), true) => match call.bridge(leg, OnPeerHangup::Stay).await {
+                    Ok(()) => true,
+                    Err(e) => {
+                        tracing::warn!(agent, contact, error = %e, "media switch to the agent's leg failed");
+                        false
+                    }
+                },
+                _ => false,
+            };
+            pending.push_back(if ok {
+                Event::Accept { contact: contact.into(), agent: agent.into() }
+            } else {
+                Event::Reject { contact: contact.into(), agent: agent.into() }
+            });
+            return;
+        }
+        let ring = Duration::from_millis(ring_timeout_ms.clamp(1_000, 600_000) as u64);
+        match self.originate_to(&a.login.endpoint.clone(), ring).await {
+            Ok(o) => {
+                let leg = self.sh.calls.originate(o);
+                self.leg_no += 1;
+                let leg_no = self.leg_no;
+                let (_, ctl, events) = leg.split();
+                if let Some(a) = self.agents.get_mut(agent) {
+                    a.leg = Some(ctl);
+                    a.leg_no = leg_no;
+                    a.leg_up = false;
+                    a.leg_for = Some(contact.into());
+                }
+                self.watch_leg(agent, leg_no, events);
+            }
+            Err(e) => {
+                tracing::warn!(agent, error = %e, "agent endpoint unreachable");
+                pending.push_back(Event::Reject { contact: contact.into(), agent: agent.into() });
+            }
+        }
+    }
+
+    async fn drop_ring_leg(&mut self, agent: &str) {
+        if let Some(a) = self.agents.get_mut(agent)
+            && a.login.mode == AgentMode::RingPerOffer
+            && let Some(leg) = a.leg.take()
+        {
+            a.leg_up = false;
+            a.leg_for = None;
+            let _ = leg.hangup().await;
+        }
+    }
+
+    /// The SIP request that reaches an agent's endpoint.
+    async fn originate_to(&self, ep: &AgentEndpoint, ring: Duration) -> Result<Originate, String> {
+        let (uri, addr, tcp) = match ep {
+            AgentEndpoint::Uri(u) => {
+                let addr = telephony::sip::dialog::uri_addr(u).ok_or_else(|| format!("{u:?} has no IP address and port"))?;
+                (u.clone(), addr, telephony::sip::dialog::uri_wants_tcp(u))
+            }
+            AgentEndpoint::Registered(user) => {
+                let b = self
+                    .sh
+                    .calls
+                    .sip()
+                    .bindings(user)
+                    .await
+                    .into_iter()
+                    .max_by_key(|b| b.expires_at)
+                    .ok_or_else(|| format!("{user:?} is not registered"))?;
+                let addr = telephony::sip::dialog::uri_addr(&b.contact).unwrap_or(b.source);
+                let tcp = b.tcp || telephony::sip::dialog::uri_wants_tcp(&b.contact);
+                (b.contact, addr, tcp)
+            }
+        };
+        Ok(Originate {
+            to_user: bridge::calls::uri_user(&uri).unwrap_or_default(),
+            request_uri: Some(uri),
+            from_user: self.sh.cfg.agent_caller_id.clone(),
+            trunks: vec![Trunk { addr, transport: if tcp { Transport::Tcp } else { Transport::Udp }, credentials: None }],
+            ring_timeout: ring,
+            headers: Vec::new(),
+        })
+    }
+
+    fn watch_leg(&self, agent: &str, leg_no: u64, mut events: mpsc::UnboundedReceiver<CallEvent>) {
+        let tx = self.tx.clone();
+        let agent = agent.to_owned();
+        tokio::spawn(async move {
+            while let Some(ev) = events.recv().await {
+                let what = match ev {
+                    CallEvent::Answered { .. } => LegEvent::Answered,
+                    CallEvent::Unbridged { peer_ended: true, .. } => LegEvent::PeerGone,
+                    CallEvent::Hangup { .. } => LegEvent::Ended,
+                    _ => continue,
+                };
+                let Some(tx) = tx.upgrade() else { return };
+                let _ = tx.send(Cmd::Leg { agent: agent.clone(), leg_no, what });
+                if what == LegEvent::Ended {
+                    return;
+                }
+            }
+            if let Some(tx) = tx.upgrade() {
+                let _ = tx.send(Cmd::Leg { agent, leg_no, what: LegEvent::Ended });
+            }
+        });
+    }
+
+    async fn handle(&mut self, cmd: Cmd) {
+        match cmd {
+            Cmd::Enqueue { req, call, attributes, notes, reply } => {
+                let id = req.contact_id.clone();
+                let queue = req.queue.clone();
+                self.contacts.insert(
+                    id.clone(),
+                    ContactSlot { call, queue, attributes, notes: Some(notes), record: None, agent: None, connected: false, timed_out: false },
+                );
+                let decisions = self.acd.step(Event::Enqueue(req), self.now());
+                let result = if decisions.iter().any(|d| matches!(d, Decision::AtCapacity { contact, .. } if *contact == id)) {
+                    QueueResult::AtCapacity
+                } else if decisions.iter().any(|d| matches!(d, Decision::Queued { contact, .. } | Decision::Offer { contact, .. } if *contact == id)) {
+                    QueueResult::Queued
+                } else {
+                    QueueResult::Error
+                };
+                let mut pending = VecDeque::new();
+                for d in decisions {
+                    self.apply(d, &mut pending).await;
+                }
+                if result != QueueResult::Queued {
+                    self.contacts.remove(&id);
+                }
+                let _ = reply.send(result);
+                while let Some(ev) = pending.pop_front() {
+                    self.step(ev).await;
+                }
+            }
+            Cmd::CustomerGone { contact } => self.contact_gone(&contact).await,
+            Cmd::EndContact { contact, reply } => {
+                let r = match self.contacts.get(&contact) {
+                    Some(c) => {
+                        let _ = c.call.hangup().await;
+                        if c.record.is_some() {
+                            self.contact_gone(&contact).await;
+                        }
+                        Ok(())
+                    }
+                    None => Err(RuntimeError::UnknownContact(contact)),
+                };
+                let _ = reply.send(r);
+            }
+            Cmd::Login { login, reply } => self.login(login, reply).await,
+            Cmd::Logout { agent, reply } => {
+                let r = match self.agents.get_mut(&agent) {
+                    None => Err(RuntimeError::UnknownAgent(agent.clone())),
+                    Some(a) => {
+                        if a.contact.is_some() {
+                            a.logout_pending = true;
+                        } else if let Some(leg) = a.leg.take() {
+                            a.leg_up = false;
+                            let _ = leg.hangup().await;
+                        }
+                        Ok(())
+                    }
+                };
+                if r.is_ok() {
+                    self.step(Event::SetStatus { agent, status: AgentStatus::Offline }).await;
+                }
+                let _ = reply.send(r);
+            }
+            Cmd::SetState { agent, status, reply } => {
+                let r = match self.agents.get(&agent) {
+                    None => Err(RuntimeError::UnknownAgent(agent.clone())),
+                    Some(a) if status == AgentStatus::Available && a.login.mode == AgentMode::NailedUp && !a.leg_up => {
+                        Err(RuntimeError::EndpointUnreachable(format!("{agent}'s nailed-up leg is down; log in again")))
+                    }
+                    Some(_) => Ok(()),
+                };
+                if r.is_ok() {
+                    self.step(Event::SetStatus { agent, status }).await;
+                }
+                let _ = reply.send(r);
+            }
+            Cmd::Disposition { contact, code, reply } => {
+                let agent = self
+                    .agents
+                    .iter()
+                    .find(|(_, a)| a.contact.as_deref() == Some(&contact) || a.last_contact.as_deref() == Some(&contact))
+                    .map(|(id, _)| id.clone());
+                let r = match agent {
+                    None => Err(RuntimeError::UnknownContact(contact.clone())),
+                    Some(agent) => {
+                        if self.contacts.contains_key(&contact) {
+                            self.note(&contact, "disposition", &code);
+                        } else {
+                            let (db, now) = (self.sh.db.clone(), self.now());
+                            let (contact, code) = (contact.clone(), code.clone());
+                            tokio::spawn(async move {
+                                match crate::store::load_contact(&db, &contact).await {
+                                    Ok(mut rec) => {
+                                        rec.note(now, "disposition", &code);
+                                        if let Err(e) = crate::store::save_contact(&db, &rec, None).await {
+                                            tracing::error!(contact, error = %e, "disposition not saved");
+                                        }
+                                    }
+                                    Err(e) => tracing::error!(contact, error = %e, "disposition: contact record not found"),
+                                }
+                            });
+                        }
+                        if matches!(self.acd.agent_state(&agent), Some(AgentState::AfterContactWork { .. })) {
+                            self.step(Event::AcwDone { agent }).await;
+                        }
+                        Ok(())
+                    }
+                };
+                let _ = reply.send(r);
+            }
+            Cmd::Snapshot { queue, reply } => {
+                let _ = reply.send(self.snapshot(queue.as_deref()));
+            }
+            Cmd::QueueStats { queue, reply } => {
+                let _ = reply.send(self.acd.queue_stats(&queue, self.now()).ok_or(RuntimeError::UnknownQueue(queue)));
+            }
+            Cmd::ConnectOutbound { queue, call, attributes, reply } => {
+                let r = self.connect_outbound(&queue, call, attributes).await;
+                let _ = reply.send(r);
+            }
+            Cmd::Leg { agent, leg_no, what } => self.leg_event(&agent, leg_no, what).await,
+        }
+    }
+
+    async fn login(&mut self, login: Login, reply: Reply<()>) {
+        let id = login.agent_id.clone();
+        let cfg = AgentConfig { id: id.clone(), profile: login.routing_profile.clone(), skills: login.skills.clone() };
+        match self.acd.add_agent(&cfg) {
+            Ok(()) | Err(crate::acd::ConfigError::DuplicateAgent(_)) => {}
+            Err(e) => {
+                let _ = reply.send(Err(RuntimeError::InvalidAgent(e.to_string())));
+                return;
+            }
+        }
+        if let Some(old) = self.agents.get_mut(&id)
+            && let Some(leg) = old.leg.take()
+        {
+            let _ = leg.hangup().await;
+        }
+        let now = self.now();
+        let mut slot = AgentSlot {
+            login: login.clone(),
+            leg: None,
+            leg_no: 0,
+            leg_up: false,
+            leg_for: None,
+            pending_login: None,
+            contact: None,
+            last_contact: None,
+            logout_pending: false,
+            state: self.acd.agent_state(&id).unwrap_or(AgentState::Offline),
+            since_ms: now,
+        };
+        if let Some(old) = self.agents.remove(&id) {
+            slot.last_contact = old.last_contact;
+        }
+        match login.mode {
+            AgentMode::RingPerOffer => {
+                if let AgentEndpoint::Registered(_) = &login.endpoint
+                    && let Err(e) = self.originate_to(&login.endpoint, Duration::from_secs(1)).await
+                {
+                    let _ = reply.send(Err(RuntimeError::EndpointUnreachable(e)));
+                    return;
+                }
+                self.agents.insert(id.clone(), slot);
+                self.step(Event::SetStatus { agent: id, status: AgentStatus::Available }).await;
+                let _ = reply.send(Ok(()));
+            }
+            AgentMode::NailedUp => match self.originate_to(&login.endpoint, self.sh.cfg.login_ring_timeout).await {
+                Err(e) => {
+                    let _ = reply.send(Err(RuntimeError::EndpointUnreachable(e)));
+                }
+                Ok(o) => {
+                    let leg = self.sh.calls.originate(o);
+                    self.leg_no += 1;
+                    let (_, ctl, events) = leg.split();
+                    slot.leg = Some(ctl);
+                    slot.leg_no = self.leg_no;
+                    slot.pending_login = Some(reply);
+                    self.agents.insert(id.clone(), slot);
+                    self.watch_leg(&id, self.leg_no, events);
+                }
+            },
+        }
+    }
+
+    async fn leg_event(&mut self, agent: &str, leg_no: u64, what: LegEvent) {
+        let Some(a) = self.agents.get_mut(agent) else { return };
+        if a.leg_no != leg_no {
+            return;
+        }
+        match (a.login.mode, what) {
+            (AgentMode::NailedUp, LegEvent::Answered) => {
+                a.leg_up = true;
+                let reply = a.pending_login.take();
+                self.step(Event::SetStatus { agent: agent.into(), status: AgentStatus::Available }).await;
+                if let Some(r) = reply {
+                    let _ = r.send(Ok(()));
+                }
+            }
+            (AgentMode::NailedUp, LegEvent::PeerGone) => {
+                // Only outbound contacts are ended from here; an inbound contact's own driver
+                // reports its caller's hang-up.
+                if let Some(c) = a.contact.clone()
+                    && self.contacts.get(&c).is_some_and(|s| s.record.is_some())
+                {
+                    self.contact_gone(&c).await;
+                }
+            }
+            (AgentMode::NailedUp, LegEvent::Ended) => {
+                a.leg_up = false;
+                a.leg = None;
+                let contact = a.contact.clone();
+                if let Some(r) = a.pending_login.take() {
+                    let _ = r.send(Err(RuntimeError::EndpointUnreachable(format!("{agent}'s endpoint did not answer"))));
+                }
+                tracing::info!(agent, "the agent's nailed-up leg ended");
+                if let Some(c) = contact {
+                    self.hang_up_contact(&c).await;
+                }
+                self.step(Event::SetStatus { agent: agent.into(), status: AgentStatus::Offline }).await;
+            }
+            (AgentMode::RingPerOffer, LegEvent::Answered) => {
+                a.leg_up = true;
+                let contact = a.leg_for.clone().unwrap_or_default();
+                let leg = a.leg.clone();
+                let call = self.contacts.get(&contact).map(|c| c.call.clone());
+                let accepted = match (call, leg) {
+                    (Some(call), Some(leg)) if self.acd.agent_state(agent) == Some(AgentState::Offered(contact.clone())) => {
+                        call.bridge(&leg, OnPeerHangup::HangUp).await.is_ok()
+                    }
+                    _ => false,
+                };
+                if accepted {
+                    self.step(Event::Accept { contact, agent: agent.into() }).await;
+                } else {
+                    self.drop_ring_leg(agent).await;
+                    if self.contacts.contains_key(&contact) {
+                        self.step(Event::Reject { contact, agent: agent.into() }).await;
+                    }
+                }
+            }
+            (AgentMode::RingPerOffer, LegEvent::Ended) => {
+                let was_up = a.leg_up;
+                a.leg = None;
+                a.leg_up = false;
+                let contact = a.leg_for.take();
+                let offered = contact.as_ref().is_some_and(|c| self.acd.agent_state(agent) == Some(AgentState::Offered(c.clone())));
+                if let Some(c) = contact {
+                    if offered && !was_up {
+                        self.step(Event::Reject { contact: c, agent: agent.into() }).await;
+                    } else if self.contacts.get(&c).is_some_and(|s| s.record.is_some()) {
+                        self.contact_gone(&c).await;
+                    }
+                }
+            }
+            (AgentMode::RingPerOffer, LegEvent::PeerGone) => {}
+        }
+    }
+
+    async fn hang_up_contact(&mut self, contact: &str) {
+        let outbound = match self.contacts.get(contact) {
+            Some(c) => {
+                let _ = c.call.hangup().await;
+                c.record.is_some()
+            }
+            None => false,
+        };
+        if outbound {
+            self.contact_gone(contact).await;
+        }
+    }
+
+    /// The customer's side of a contact is over (hung up, or ended by the agent).
+    async fn contact_gone(&mut self, contact: &str) {
+        let Some(slot) = self.contacts.get(contact) else { return };
+        let agent = slot.agent.clone();
+        let connected = slot.connected;
+        let timed_out = slot.timed_out;
+        match (&agent, connected) {
+            (Some(agent), true) => {
+                self.note(contact, "ended", agent);
+                self.step(Event::ContactEnded { agent: agent.clone() }).await;
+            }
+            _ => {
+                if let Some(agent) = &agent {
+                    self.drop_ring_leg(agent).await;
+                }
+                self.note(contact, if timed_out { "ended" } else { "abandoned" }, "");
+                if !timed_out {
+                    self.step(Event::Abandon { contact: contact.into() }).await;
+                    self.note(contact, "ended", "");
+                }
+            }
+        }
+        if let Some(agent) = &agent
+            && let Some(a) = self.agents.get_mut(agent)
+            && a.contact.as_deref() == Some(contact)
+        {
+            a.contact = None;
+            a.last_contact = Some(contact.into());
+            if a.logout_pending {
+                a.logout_pending = false;
+                if let Some(leg) = a.leg.take() {
+                    a.leg_up = false;
+                    let _ = leg.hangup().await;
+                }
+            }
+        }
+        if let Some(c) = self.contacts.get_mut(contact)
+            && let Some(r) = &mut c.record
+        {
+            r.ended_at_ms = Some(self.sh.clock.now_ms());
+        }
+        self.save_outbound(contact);
+        self.contacts.remove(contact);
+        self.emit(RuntimeEvent::ContactEnded { contact: contact.into(), agent, at_ms: self.now() });
+    }
+
+    async fn connect_outbound(&mut self, queue: &str, call: CallControl, attributes: BTreeMap<String, String>) -> Result<String, NoAgent> {
+        if self.acd.queue_stats(queue, self.now()).is_none() {
+            return Err(NoAgent);
+        }
+        let id = telephony::cdr::call_ref(call.id());
+        let mut record = ContactRecord::new(
+            ContactInfo { contact_id: id.clone(), channel: "VOICE".into(), attributes: attributes.clone(), ..Default::default() },
+            self.now(),
+        );
+        record.target_queue = Some(queue.into());
+        record.note(self.now(), "outbound", queue);
+        self.contacts.insert(
+            id.clone(),
+            ContactSlot { call, queue: queue.into(), attributes, notes: None, record: Some(record), agent: None, connected: false, timed_out: false },
+        );
+        let mut req = ContactRequest::new(&id, queue);
+        req.priority = 0;
+        self.step(Event::Enqueue(req)).await;
+        match self.contacts.get(&id).and_then(|c| c.agent.clone()) {
+            Some(agent) => Ok(agent),
+            None => {
+                if self.contacts.contains_key(&id) {
+                    let _ = self.acd.step(Event::Abandon { contact: id.clone() }, self.now());
+                    self.contacts.remove(&id);
+                }
+                Err(NoAgent)
+            }
+        }
+    }
+
+    fn save_outbound(&self, contact: &str) {
+        if let Some(rec) = self.contacts.get(contact).and_then(|c| c.record.clone()) {
+            let db = self.sh.db.clone();
+            tokio::spawn(async move {
+                if let Err(e) = crate::store::save_contact(&db, &rec, None).await {
+                    tracing::error!(contact = %rec.contact.contact_id, error = %e, "outbound contact record not saved");
+                }
+            });
+        }
+    }
+
+    fn snapshot(&self, queue: Option<&str>) -> Vec<AgentView> {
+        let profiles = queue.map(|q| self.serving.get(q).cloned().unwrap_or_default());
+        let mut out: Vec<AgentView> = self
+            .agents
+            .iter()
+            .filter(|(_, a)| profiles.as_ref().is_none_or(|p| p.contains(&a.login.routing_profile)))
+            .map(|(id, a)| {
+                let (talk_ms, calls) = self.acd.agent_totals(id).unwrap_or((0, 0));
+                AgentView {
+                    id: id.clone(),
+                    state: a.state.clone(),
+                    since_ms: a.since_ms,
+                    mode: a.login.mode,
+                    endpoint: a.login.endpoint.clone(),
+                    routing_profile: a.login.routing_profile.clone(),
+                    leg_up: a.leg_up,
+                    contact: a.contact.clone(),
+                    contacts_handled: calls,
+                    talk_ms,
+                }
+            })
+            .collect();
+        out.sort_by(|a, b| a.id.cmp(&b.id));
+        out
+    }
+
+    /// Publishes agent state changes.
+    fn refresh_states(&mut self) {
+        let now = self.now();
+        let mut changed = Vec::new();
+        for (id, a) in self.agents.iter_mut() {
+            let st = self.acd.agent_state(id).unwrap_or(AgentState::Offline);
+            if st != a.state {
+                a.state = st.clone();
+                a.since_ms = now;
+                changed.push(RuntimeEvent::AgentStateChanged { agent: id.clone(), state: st, at_ms: now });
+            }
+        }
+        for e in changed {
+            self.emit(e);
+        }
+    }
+}

@@ -1,0 +1,317 @@
+//! The inbound runtime: thin tokio drivers that run flows and the ACD on real calls. The
+//! decisions stay in the sans-IO machines ([`crate::interpreter::Interpreter`],
+//! [`crate::acd::Acd`]); this module only carries out their effects with
+//! [`telephony::control`] calls and feeds the results back.
+//!
+//! - [`Runtime::start`] takes the inbound calls of a [`telephony::control::Calls`] dispatcher. Each
+//!   call becomes a contact ([`contact`]): the dialled number goes through the migration router
+//!   (`bridge::router`), a `from_legacy` bridge number's lease is consumed and its data attached
+//!   (`bridge::calls::on_arrival`), the number's flow runs in the interpreter (prompts from WAV
+//!   files or `espeak-ng` text, digits, webhooks, hours, queue, transfers, callbacks, recording)
+//!   and a contact record is written at the start, at every stage and at the end. Contacts left
+//!   open by a crash are closed as `interrupted` at the next start.
+//! - One task owns the ACD ([`acd_task`]): queued contacts, logged-in agents with their audio
+//!   endpoints (ring per offer, or a nailed-up leg kept for the shift where an offer is a media
+//!   switch), offers, after-contact work and the agent/queue read side.
+//! - [`prompts`] turns prompt specs into audio (WAV files, cached TTS).
+//!
+//! Handles are cheap to clone; the API used by the web layer and the dialer is on [`Runtime`].
+
+pub mod acd_task;
+pub mod contact;
+pub mod prompts;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use foundation::{Db, SharedClock};
+use serde::Serialize;
+use tokio::sync::{broadcast, mpsc, oneshot};
+
+use telephony::control::{CallControl, Calls, IncomingCalls};
+use telephony::sip::call::Trunk;
+
+use crate::acd::{AcdConfig, AgentState, AgentStatus, QueueStats};
+use crate::hours::HoursBook;
+use crate::webhook::WebhookTargets;
+
+pub use acd_task::NoAgent;
+
+/// What the runtime needs besides the database, the clock and the calls.
+#[derive(Clone)]
+pub struct RuntimeConfig {
+    /// Queues and routing profiles (agents log in at run time; agents listed here start Offline
+    /// with no endpoint).
+    pub acd: AcdConfig,
+    /// Hours by id, and which hours a queue keeps. Ids not found here are loaded from the store.
+    pub hours: HoursBook,
+    /// Flow function names (Lambda ARNs) → webhook URLs.
+    pub webhooks: WebhookTargets,
+    /// Where `PromptId`/audio prompts are found (relative names resolve here).
+    pub prompt_dir: PathBuf,
+    /// Where synthesized prompts are cached as 8 kHz WAV files.
+    pub tts_cache_dir: PathBuf,
+    /// The TTS program (`espeak-ng` or a compatible one: `-v VOICE -w FILE [-m] TEXT`).
+    pub tts_program: String,
+    /// The default TTS voice (a flow's `UpdateContactTextToSpeechVoice` overrides it).
+    pub tts_voice: String,
+    /// Where recordings go (`<contact id>.wav`).
+    pub recording_dir: PathBuf,
+    /// Trunks for transfers to external numbers (tried in order).
+    pub trunks: Vec<Trunk>,
+    /// The legacy platform, for `TransferToLegacy` and router decisions to legacy.
+    pub legacy: Option<bridge::calls::LegacyTrunk>,
+    /// Our caller id on calls to agents.
+    pub agent_caller_id: String,
+    /// How long an agent's endpoint rings at login (nailed-up leg).
+    pub login_ring_timeout: Duration,
+    /// SIP code for a call to a number with no flow (404 or 480).
+    pub unknown_number_code: u16,
+    /// Capacity of the [`RuntimeEvent`] broadcast.
+    pub event_capacity: usize,
+}
+
+impl Default for RuntimeConfig {
+    fn default() -> Self {
+        let base = std::env::temp_dir().join("dialbridge-inbound");
+        RuntimeConfig {
+            acd: AcdConfig::default(),
+            hours: HoursBook::new(),
+            webhooks: WebhookTargets::new(),
+            prompt_dir: PathBuf::from("prompts"),
+            tts_cache_dir: base.join("tts"),
+            tts_program: "espeak-ng".into(),
+            tts_voice: "en-us".into(),
+            recording_dir: base.join("recordings"),
+            trunks: Vec::new(),
+            legacy: None,
+            agent_caller_id: "dialbridge".into(),
+            login_ring_timeout: Duration::from_secs(30),
+            unknown_number_code: 404,
+            event_capacity: 1024,
+        }
+    }
+}
+
+/// Where an agent's audio is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind", content = "value")]
+pub enum AgentEndpoint {
+    /// A SIP URI the appliance calls directly (`sip:agent@127.0.0.1:5160`).
+    Uri(String),
+    /// A user registered to the appliance's registrar: its newest binding is called.
+    Registered(String),
+}
+
+/// How an agent's audio reaches contacts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AgentMode {
+    /// The endpoint rings for every offer.
+    RingPerOffer,
+    /// The endpoint is called once at login and the leg stays up for the shift; an offer is a
+    /// media switch (auto-accepted).
+    NailedUp,
+}
+
+/// An agent logging in.
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+pub struct Login {
+    pub agent_id: String,
+    pub endpoint: AgentEndpoint,
+    pub mode: AgentMode,
+    /// A routing profile of the ACD configuration.
+    pub routing_profile: String,
+    /// Skill → proficiency 1..=5.
+    #[serde(default)]
+    pub skills: BTreeMap<String, u8>,
+}
+
+/// An agent as dashboards and the desktop show it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AgentView {
+    pub id: String,
+    pub state: AgentState,
+    /// When the state last changed (epoch ms).
+    pub since_ms: i64,
+    pub mode: AgentMode,
+    pub endpoint: AgentEndpoint,
+    pub routing_profile: String,
+    /// Nailed-up: whether the agent's leg is up.
+    pub leg_up: bool,
+    /// The contact the agent is offered or handles.
+    pub contact: Option<String>,
+    pub contacts_handled: u64,
+    pub talk_ms: i64,
+}
+
+/// What happened, for the agent desktop and dashboards.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum RuntimeEvent {
+    AgentStateChanged { agent: String, state: AgentState, at_ms: i64 },
+    ContactQueued { contact: String, queue: String, at_ms: i64 },
+    ContactOffered { contact: String, agent: String, queue: String, at_ms: i64 },
+    ContactConnected { contact: String, agent: String, attributes: BTreeMap<String, String>, at_ms: i64 },
+    ContactEnded { contact: String, agent: Option<String>, at_ms: i64 },
+}
+
+/// Why a runtime command was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RuntimeError {
+    #[error("unknown agent {0:?}")]
+    UnknownAgent(String),
+    #[error("unknown contact {0:?}")]
+    UnknownContact(String),
+    #[error("unknown queue {0:?}")]
+    UnknownQueue(String),
+    #[error("invalid agent: {0}")]
+    InvalidAgent(String),
+    #[error("the agent's endpoint could not be reached: {0}")]
+    EndpointUnreachable(String),
+    #[error("the runtime has stopped")]
+    Stopped,
+}
+
+pub(crate) struct Shared {
+    pub db: Db,
+    pub clock: SharedClock,
+    pub calls: Calls,
+    pub cfg: RuntimeConfig,
+    pub prompts: prompts::Prompts,
+    pub http: reqwest::Client,
+    pub acd: mpsc::UnboundedSender<acd_task::Cmd>,
+    pub events: broadcast::Sender<RuntimeEvent>,
+}
+
+/// The running inbound side. Cheap to clone.
+#[derive(Clone)]
+pub struct Runtime {
+    shared: Arc<Shared>,
+}
+
+impl Runtime {
+    /// Closes contacts a previous run left open, starts the ACD task and takes every call of
+    /// `incoming` as a contact. Fails only when the ACD configuration is invalid or the
+    /// database cannot be read.
+    pub async fn start(db: Db, clock: SharedClock, calls: Calls, incoming: IncomingCalls, cfg: RuntimeConfig) -> anyhow::Result<Runtime> {
+        let acd = crate::acd::Acd::new(&cfg.acd).map_err(|e| anyhow::anyhow!("ACD configuration: {e}"))?;
+        let closed = contact::close_interrupted(&db, clock.now_ms()).await?;
+        if closed > 0 {
+            tracing::warn!(contacts = closed, "closed contacts left open by the previous run as interrupted");
+        }
+        let (tx, rx) = mpsc::unbounded_channel();
+        let (events, _) = broadcast::channel(cfg.event_capacity.max(16));
+        let shared = Arc::new(Shared {
+            prompts: prompts::Prompts::new(&cfg),
+            db,
+            clock,
+            calls,
+            http: reqwest::Client::new(),
+            acd: tx,
+            events,
+            cfg,
+        });
+        tokio::spawn(acd_task::run(shared.clone(), acd, rx));
+        tokio::spawn(take_calls(shared.clone(), incoming));
+        Ok(Runtime { shared })
+    }
+
+    async fn ask<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> acd_task::Cmd) -> Result<T, RuntimeError> {
+        let (tx, rx) = oneshot::channel();
+        self.shared.acd.send(make(tx)).map_err(|_| RuntimeError::Stopped)?;
+        rx.await.map_err(|_| RuntimeError::Stopped)
+    }
+
+    /// Logs an agent in. Nailed-up: returns once the agent's leg is answered (or the endpoint
+    /// failed). The agent is then Available.
+    pub async fn login(&self, login: Login) -> Result<(), RuntimeError> {
+        self.ask(|reply| acd_task::Cmd::Login { login, reply }).await?
+    }
+
+    /// Logs an agent out (Offline; a nailed-up leg is hung up; a contact in hand stays up).
+    pub async fn logout(&self, agent: &str) -> Result<(), RuntimeError> {
+        let agent = agent.to_owned();
+        self.ask(|reply| acd_task::Cmd::Logout { agent, reply }).await?
+    }
+
+    /// Sets an agent's own status (Available, a break code, Offline); a supervisor forcing a
+    /// state uses the same call.
+    pub async fn set_state(&self, agent: &str, status: AgentStatus) -> Result<(), RuntimeError> {
+        let agent = agent.to_owned();
+        self.ask(|reply| acd_task::Cmd::SetState { agent, status, reply }).await?
+    }
+
+    /// Records the agent's disposition code on the contact record and ends after-contact work.
+    pub async fn disposition(&self, contact: &str, code: &str) -> Result<(), RuntimeError> {
+        let (contact, code) = (contact.to_owned(), code.to_owned());
+        self.ask(|reply| acd_task::Cmd::Disposition { contact, code, reply }).await?
+    }
+
+    /// Hangs up a contact's customer leg (the agent ends the contact from the desktop).
+    pub async fn end_contact(&self, contact: &str) -> Result<(), RuntimeError> {
+        let contact = contact.to_owned();
+        self.ask(|reply| acd_task::Cmd::EndContact { contact, reply }).await?
+    }
+
+    /// Agents staffing `queue` (all logged-in agents when `None`).
+    pub async fn agent_snapshot(&self, queue: Option<&str>) -> Result<Vec<AgentView>, RuntimeError> {
+        let queue = queue.map(str::to_owned);
+        self.ask(|reply| acd_task::Cmd::Snapshot { queue, reply }).await
+    }
+
+    /// Real-time statistics of a queue (waiting, oldest, service level, ASA, AHT...).
+    pub async fn queue_stats(&self, queue: &str) -> Result<QueueStats, RuntimeError> {
+        let queue = queue.to_owned();
+        self.ask(|reply| acd_task::Cmd::QueueStats { queue, reply }).await?
+    }
+
+    /// Agent and contact events (the agent desktop's WebSocket feed).
+    pub fn subscribe(&self) -> broadcast::Receiver<RuntimeEvent> {
+        self.shared.events.subscribe()
+    }
+
+    /// For the outbound dialer: hands an answered call to a ready agent of `queue` at once (no
+    /// waiting: `Err(NoAgent)` when none is ready; the dialer handles abandonment). With a
+    /// nailed-up agent the media is switched before this returns. The contact gets a record like
+    /// an inbound one; it ends when either leg hangs up.
+    pub async fn connect_outbound(
+        &self,
+        queue: &str,
+        call: &CallControl,
+        attributes: BTreeMap<String, String>,
+    ) -> Result<String, NoAgent> {
+        let queue = queue.to_owned();
+        let call = call.clone();
+        match self.ask(|reply| acd_task::Cmd::ConnectOutbound { queue, call, attributes, reply }).await {
+            Ok(r) => r,
+            Err(_) => Err(NoAgent),
+        }
+    }
+
+    /// Live contacts (in a flow, queued or with an agent).
+    pub fn live_contacts(&self) -> usize {
+        contact::LIVE.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+/// Takes every inbound call as a contact.
+async fn take_calls(shared: Arc<Shared>, mut incoming: IncomingCalls) {
+    while let Some(call) = incoming.next().await {
+        tokio::spawn(contact::run(shared.clone(), call));
+    }
+    tracing::info!("inbound calls ended: the SIP layer is gone");
+}
+
+/// Queue → routing profiles that serve it (for snapshots).
+pub(crate) fn profiles_serving(cfg: &AcdConfig) -> HashMap<String, Vec<String>> {
+    let mut out: HashMap<String, Vec<String>> = HashMap::new();
+    for p in &cfg.profiles {
+        for q in &p.queues {
+            out.entry(q.queue.clone()).or_default().push(p.name.clone());
+        }
+    }
+    out
+}
