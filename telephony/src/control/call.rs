@@ -30,6 +30,7 @@ use crate::sip::driver::SipHandle;
 
 use super::event::{ControlError, DtmfVia, EndCause, Event};
 use super::policy::{self, DtmfRoute, MediaAction, MediaPlan, MediaSettings};
+use super::room::{Role, Room, Route};
 
 /// Which way a call goes and what the INVITE said (inbound).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,6 +57,13 @@ pub enum OnPeerHangup {
 
 type Reply<T> = oneshot::Sender<Result<T, ControlError>>;
 
+/// A call's media as a relay endpoint: its identity and where frames for it go.
+#[derive(Clone)]
+pub(crate) struct MediaPort {
+    pub peer: crate::media::bridge::PeerId,
+    pub input: mpsc::Sender<(crate::media::bridge::PeerId, crate::media::frame::Frame)>,
+}
+
 /// A borrowed media session, to be handed back on `back`.
 pub(crate) struct Loan {
     session: RtpSession,
@@ -80,6 +88,8 @@ pub(crate) enum Cmd {
     Unbridge(Reply<()>),
     PeerLeft { peer: CallId, ended: bool },
     Stats(Reply<SessionStats>),
+    Port(Reply<MediaPort>),
+    Route(Route, Reply<()>),
 }
 
 /// Commands to one call; cheap to clone and hand around (IVR step, bridge, supervisor).
@@ -259,6 +269,16 @@ impl CallControl {
         Ok(())
     }
 
+    /// The call's media as a relay endpoint (for a [`Room`]).
+    pub(crate) async fn media_port(&self) -> Result<MediaPort, ControlError> {
+        self.ask(Cmd::Port).await
+    }
+
+    /// Routes the call's media as a room decided (and records its membership).
+    pub(crate) async fn route(&self, route: Route) -> Result<(), ControlError> {
+        self.ask(|r| Cmd::Route(route, r)).await
+    }
+
     /// Ends the bridge this call is in (both legs stop relaying; both get [`Event::Unbridged`]).
     pub async fn unbridge(&self) -> Result<(), ControlError> {
         self.ask(Cmd::Unbridge).await
@@ -275,6 +295,8 @@ pub(crate) struct CallTask {
     /// Our reason for ending the call, once we decided to.
     ending: Option<EndCause>,
     partner: Option<(CallControl, OnPeerHangup)>,
+    /// The room this call is in, and its role there.
+    room: Option<(Room, Role)>,
     echoing: bool,
     events: mpsc::UnboundedSender<Event>,
     live: Arc<std::sync::atomic::AtomicUsize>,
@@ -299,6 +321,7 @@ pub(crate) fn spawn(
         plan: None,
         ending: None,
         partner: None,
+        room: None,
         echoing: false,
         events: ev_tx,
         live,
@@ -387,6 +410,7 @@ impl CallTask {
         if let Some((peer, _)) = self.partner.take() {
             let _ = peer.post(Cmd::PeerLeft { peer: self.id, ended: true });
         }
+        self.leave_room();
         if let Some(s) = self.session.take() {
             s.close().await;
         }
@@ -529,6 +553,7 @@ impl CallTask {
                     self.echoing = on;
                     if on {
                         self.leave_bridge();
+                        self.leave_room();
                     }
                 }
                 let _ = r.send(res);
@@ -556,12 +581,14 @@ impl CallTask {
                     let _ = old.post(Cmd::PeerLeft { peer: self.id, ended: false });
                 }
                 self.echoing = false;
+                self.leave_room();
                 self.emit(Event::Bridged { peer: peer.id });
                 self.partner = Some((peer, on_hangup));
             }
             Cmd::Unbridge(r) => {
                 let res = self.media().map(|s| s.disconnect());
                 self.leave_bridge();
+                self.leave_room();
                 let _ = r.send(res);
             }
             Cmd::PeerLeft { peer, ended } => {
@@ -584,6 +611,51 @@ impl CallTask {
                 };
                 let _ = r.send(res);
             }
+            Cmd::Port(r) => {
+                let _ = r.send(self.media().map(|s| MediaPort { peer: s.id(), input: s.input() }));
+            }
+            Cmd::Route(route, r) => {
+                let res = self.media().map(|s| {
+                    s.forward_to(route.forward);
+                    s.listen_to(route.listen);
+                });
+                if res.is_ok() {
+                    if route.room.is_some() {
+                        // The room routes this call now: out of any two-party bridge or echo.
+                        self.leave_bridge();
+                        self.echoing = false;
+                    }
+                    let old = self.room.take();
+                    let before = old.as_ref().map(|(room, role)| (room.id(), *role));
+                    let after = route.room.as_ref().map(|(room, role)| (room.id(), *role));
+                    if let Some((old_room, _)) = old
+                        && after.is_none_or(|(r, _)| r != old_room.id())
+                    {
+                        self.emit(Event::RoomLeft { room: old_room.id() });
+                        // Moved to another room: the old one forgets it (a no-op when the old
+                        // room is the one taking it out).
+                        let id = self.id;
+                        tokio::spawn(async move { old_room.detach(id).await });
+                    }
+                    if let Some((room, role)) = after
+                        && before != after
+                    {
+                        self.emit(Event::RoomJoined { room, role });
+                    }
+                    self.room = route.room;
+                }
+                let _ = r.send(res);
+            }
+        }
+    }
+
+    /// Leaves the room this call is in (it went elsewhere or ended): the room forgets it and
+    /// re-routes the others.
+    fn leave_room(&mut self) {
+        if let Some((room, _)) = self.room.take() {
+            self.emit(Event::RoomLeft { room: room.id() });
+            let id = self.id;
+            tokio::spawn(async move { room.detach(id).await });
         }
     }
 

@@ -13,6 +13,8 @@ use crate::sip::call::{CallId, HangupCause};
 use crate::sip::outcome::Outcome;
 use crate::sip::sdp::Direction;
 
+use super::room::{Role, RoomId};
+
 /// How a digit reached us.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -62,6 +64,11 @@ pub enum Event {
     Bridged { peer: CallId },
     /// The bridge with `peer` is gone (`peer_ended`: because the peer hung up).
     Unbridged { peer: CallId, peer_ended: bool },
+    /// The call is in a room (conference, supervised call) with this role; again on a role
+    /// change.
+    RoomJoined { room: RoomId, role: Role },
+    /// The call left the room (it hears nothing from it any more; the call stays up).
+    RoomLeft { room: RoomId },
     /// The peer asked us to transfer it (REFER); answer with [`crate::sip::driver::SipHandle::transfer_notify`].
     TransferRequested { target: String },
     /// Progress of our REFER.

@@ -13,6 +13,10 @@
 //! - [`policy`]: the decisions, sans-IO (which media a negotiation asks for, what each media
 //!   event leads to, how a digit is sent, why a call ended).
 //! - [`call`]: the per-call task and its handles; [`calls`]: the dispatcher.
+//! - [`room`]: several calls in one room with roles — conference, supervisor listen / whisper /
+//!   barge ([`Room`], [`Role`]).
+//! - [`consult`]: consultative transfer composed of hold, originate, bridge and room
+//!   ([`Consult`]: complete, cancel or conference).
 //! - [`endpoint`]: a test endpoint (echo, prompt player, digit collector) for tests and demos.
 //!
 //! # Measured (`examples/control_bench.rs`, release build, 2 shared cores, loopback)
@@ -50,10 +54,14 @@
 
 pub mod call;
 pub mod calls;
+pub mod consult;
 pub mod endpoint;
 pub mod event;
 pub mod policy;
+pub mod room;
 
 pub use call::{Call, CallControl, CallInfo, OnPeerHangup};
 pub use calls::{Calls, ControlConfig, IncomingCalls};
+pub use consult::{Consult, ConsultError, HoldAudio};
 pub use event::{ControlError, DtmfVia, EndCause, Event};
+pub use room::{Role, Room, RoomError, RoomId};

@@ -12,7 +12,7 @@
 //!   ringback) in early media; [`pcap`]: reading captures for replay.
 //!
 //! Drivers: [`session::RtpSession`] owns the socket and the 20 ms clock; [`tap`] hands frames to
-//! consumers over a channel.
+//! consumers over a channel; [`conference::MixRoom`] mixes a room's legs on its own 20 ms clock.
 //!
 //! # Attaching media to a call (for the SIP layer)
 //!
@@ -33,6 +33,7 @@
 
 pub mod amd;
 pub mod bridge;
+pub mod conference;
 pub mod frame;
 pub mod g711;
 pub mod goertzel;

@@ -178,6 +178,11 @@ enum Command {
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
+/// A fresh relay identity, distinct from every session's (e.g. for a mixing room's frames).
+pub fn next_peer_id() -> PeerId {
+    PeerId(NEXT_ID.fetch_add(1, Ordering::Relaxed))
+}
+
 /// One call leg's media.
 pub struct RtpSession {
     id: PeerId,
@@ -244,7 +249,7 @@ impl RtpSession {
         lease: Option<PortLease>,
     ) -> std::io::Result<RtpSession> {
         let local = socket.local_addr()?;
-        let id = PeerId(NEXT_ID.fetch_add(1, Ordering::Relaxed));
+        let id = next_peer_id();
         let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
         let (relay_tx, relay_rx) = mpsc::channel(16);
         let (ev_tx, ev_rx) = mpsc::unbounded_channel();
@@ -364,6 +369,25 @@ impl RtpSession {
     pub fn connect_to(&self, other: &RtpSession) {
         self.send(Command::Forward(Some(other.relay.clone())));
         other.send(Command::Peer(Some(self.id)));
+    }
+
+    /// Where other pieces (a bridge partner, a mixing room) deliver frames for this leg to send.
+    /// A frame is sent only when it comes from the peer set with [`RtpSession::listen_to`];
+    /// deliver with `try_send` so a slow or closed leg never stalls the sender.
+    pub fn input(&self) -> mpsc::Sender<(PeerId, Frame)> {
+        self.relay.clone()
+    }
+
+    /// Sends every frame this leg receives, tagged with [`RtpSession::id`], to `sink` (a peer
+    /// leg's [`RtpSession::input`] or a mixing room's), or nowhere.
+    pub fn forward_to(&self, sink: Option<mpsc::Sender<(PeerId, Frame)>>) {
+        self.send(Command::Forward(sink));
+    }
+
+    /// Makes this leg send the frames that arrive on its input from `peer` (and only those), or
+    /// none; switching sets the marker bit on the next packet (same stream, no re-signalling).
+    pub fn listen_to(&self, peer: Option<PeerId>) {
+        self.send(Command::Peer(peer));
     }
 
     /// Stops relaying this leg's audio anywhere and stops sending any peer's audio on it.

@@ -1,0 +1,164 @@
+//! The tokio driver of a mixing room: one task with a 20 ms clock that takes the frames its legs
+//! forward to it, mixes them through a [`MixingDesk`] (each leg hears the others per its
+//! [`Role`], never itself) and hands each leg its mix as frames from the room's own [`PeerId`].
+//!
+//! A leg joins with its [`RtpSession::input`](super::session::RtpSession::input) and is routed
+//! with `forward_to(Some(room.input()))` + `listen_to(Some(room.id()))`; the leg's own
+//! [`SwitchableLeg`](super::bridge::SwitchableLeg) encodes the mix in its codec (µ-law or A-law),
+//! so legs of both laws share one room. Frames go out with `try_send`: a leg that is slow or gone
+//! loses its own frames (or is dropped from the room) and never delays the others.
+
+use std::time::Duration;
+
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+use tokio::time::MissedTickBehavior;
+
+use super::bridge::PeerId;
+use super::frame::Frame;
+use super::mixer::{DeskStats, MixingDesk, Role};
+use super::sender::PTIME_MS;
+
+/// Counters of a room.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RoomStats {
+    /// The mixing desk's counters (ticks, frames mixed, overflows, underruns).
+    pub desk: DeskStats,
+    /// Mixed frames handed to legs.
+    pub delivered: u64,
+    /// Mixed frames dropped because a leg's queue was full.
+    pub delivery_dropped: u64,
+    /// Legs removed because their session had ended.
+    pub legs_gone: u64,
+    /// Legs in the room now.
+    pub legs: usize,
+}
+
+enum Command {
+    Add(PeerId, mpsc::Sender<(PeerId, Frame)>, Role),
+    SetRole(PeerId, Role),
+    Remove(PeerId),
+    Stats(oneshot::Sender<RoomStats>),
+}
+
+/// A running mixing room. Dropping it (or [`MixRoom::close`]) stops the task.
+pub struct MixRoom {
+    id: PeerId,
+    cmd: mpsc::UnboundedSender<Command>,
+    input: mpsc::Sender<(PeerId, Frame)>,
+    task: JoinHandle<()>,
+}
+
+impl std::fmt::Debug for MixRoom {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "MixRoom({:?})", self.id)
+    }
+}
+
+impl MixRoom {
+    /// Starts an empty room whose frames carry `id` (use a fresh id from
+    /// [`super::session::next_peer_id`], distinct from every session's).
+    pub fn start(id: PeerId) -> MixRoom {
+        let (cmd, cmd_rx) = mpsc::unbounded_channel();
+        // Room for a few frames of every leg between two ticks.
+        let (input, input_rx) = mpsc::channel(256);
+        let task = tokio::spawn(run(id, cmd_rx, input_rx));
+        MixRoom {
+            id,
+            cmd,
+            input,
+            task,
+        }
+    }
+
+    /// The id the room's frames carry (what legs `listen_to`).
+    pub fn id(&self) -> PeerId {
+        self.id
+    }
+
+    /// Where legs forward what they receive (`forward_to(Some(room.input()))`).
+    pub fn input(&self) -> mpsc::Sender<(PeerId, Frame)> {
+        self.input.clone()
+    }
+
+    /// Adds leg `peer` (mixes go to `output`, its session's input) or changes its role.
+    pub fn add(&self, peer: PeerId, output: mpsc::Sender<(PeerId, Frame)>, role: Role) {
+        let _ = self.cmd.send(Command::Add(peer, output, role));
+    }
+
+    /// Changes a leg's role.
+    pub fn set_role(&self, peer: PeerId, role: Role) {
+        let _ = self.cmd.send(Command::SetRole(peer, role));
+    }
+
+    /// Removes a leg (it is no longer mixed nor sent anything).
+    pub fn remove(&self, peer: PeerId) {
+        let _ = self.cmd.send(Command::Remove(peer));
+    }
+
+    /// Counters.
+    pub async fn stats(&self) -> RoomStats {
+        let (tx, rx) = oneshot::channel();
+        let _ = self.cmd.send(Command::Stats(tx));
+        rx.await.unwrap_or_default()
+    }
+
+    /// Stops the room's task.
+    pub async fn close(self) {
+        drop(self.cmd);
+        let _ = self.task.await;
+    }
+}
+
+async fn run(
+    id: PeerId,
+    mut cmd_rx: mpsc::UnboundedReceiver<Command>,
+    mut input_rx: mpsc::Receiver<(PeerId, Frame)>,
+) {
+    let mut desk = MixingDesk::new();
+    let mut outputs: std::collections::BTreeMap<PeerId, mpsc::Sender<(PeerId, Frame)>> =
+        Default::default();
+    let mut stats = RoomStats::default();
+    let mut tick = tokio::time::interval(Duration::from_millis(PTIME_MS));
+    tick.set_missed_tick_behavior(MissedTickBehavior::Skip);
+    loop {
+        tokio::select! {
+            biased;
+            c = cmd_rx.recv() => match c {
+                None => break,
+                Some(Command::Add(peer, out, role)) => {
+                    desk.set(peer, role);
+                    outputs.insert(peer, out);
+                }
+                Some(Command::SetRole(peer, role)) => {
+                    if outputs.contains_key(&peer) {
+                        desk.set(peer, role);
+                    }
+                }
+                Some(Command::Remove(peer)) => {
+                    desk.remove(peer);
+                    outputs.remove(&peer);
+                }
+                Some(Command::Stats(reply)) => {
+                    let _ = reply.send(RoomStats { desk: desk.stats(), legs: outputs.len(), ..stats });
+                }
+            },
+            _ = tick.tick() => {
+                for (peer, pcm) in desk.tick() {
+                    let Some(out) = outputs.get(&peer) else { continue };
+                    match out.try_send((id, Frame::from_pcm(pcm))) {
+                        Ok(()) => stats.delivered += 1,
+                        Err(mpsc::error::TrySendError::Full(_)) => stats.delivery_dropped += 1,
+                        Err(mpsc::error::TrySendError::Closed(_)) => {
+                            // The leg's session ended: it leaves the mix at once.
+                            desk.remove(peer);
+                            outputs.remove(&peer);
+                            stats.legs_gone += 1;
+                        }
+                    }
+                }
+            }
+            Some((from, frame)) = input_rx.recv() => desk.push(from, frame.pcm),
+        }
+    }
+}
