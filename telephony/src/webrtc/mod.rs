@@ -1,0 +1,215 @@
+//! The browser softphone's media: WebRTC audio between an agent's browser and the appliance,
+//! through str0m (a sans-IO WebRTC stack: ICE, DTLS, SRTP, RTP/RTCP) run by a thin tokio driver.
+//!
+//! The browser and the appliance negotiate G.711 only (PCMU, then PCMA; every browser offers
+//! both), so a browser leg and a SIP leg exchange the same 20 ms frames the rest of
+//! [`crate::media`] uses, bit-exact when both sides took the same law, with no transcoding to Opus.
+//!
+//! # Use
+//! 1. `WebRtcEndpoint::new(WebRtcConfig { bind_ip, advertise_ip, connect_timeout }, ports)`.
+//! 2. The page sends its offer (the whole SDP, after ICE gathering completed, so no trickle) over
+//!    the desktop's signalling socket; `accept_offer(&sdp).await` returns the answer SDP for the
+//!    page's `setRemoteDescription`, and the [`WebRtcLeg`]. A bad offer is an error naming why
+//!    ([`WebRtcError`]); nothing is left running.
+//! 3. [`connect`] the leg with a SIP call's [`RtpSession`] (both ways; calling it again with
+//!    another session switches the agent's audio without re-signalling the browser), or
+//!    `forward_to` / `listen_to` / `input` for a mixing room, or `play` a prompt or tone.
+//! 4. Read [`WebRtcEvent`]s: `Connected`, `PlaybackFinished`, and always last
+//!    `Ended { reason, stats }` — the page closed (ICE consent lost: [`EndReason::Disconnected`]),
+//!    it never connected ([`EndReason::ConnectTimeout`]) or we closed it ([`WebRtcLeg::close`],
+//!    or the handle dropped).
+//!
+//! Each leg has its own UDP port (from the RTP port range when one is given) on `bind_ip`, offered
+//! as one host candidate (`advertise_ip` when the agents reach the appliance through another
+//! address). No STUN/TURN: agents' browsers reach the appliance's address directly, as they do
+//! its web console. Keypad digits go over the signalling socket and are sent with
+//! `CallControl::send_dtmf` (RFC 4733 on the SIP leg), not as browser telephone-events.
+//!
+//! # Chromium on loopback (the tests' recipe)
+//! Debian's `chromium` leaves loopback out of ICE gathering; `--allow-loopback-in-peer-connection`
+//! makes it offer a `127.0.0.1` host candidate (checked with chromium 156). With
+//! `--use-fake-ui-for-media-stream --use-fake-device-for-media-stream
+//! --use-file-for-fake-audio-capture=FILE.wav` getUserMedia grants itself and captures the file
+//! (looped), and because the page holds a capture permission chromium puts plain addresses, not
+//! mDNS names, in its candidates. The page must be a secure context: `http://127.0.0.1` is one.
+//! Remote audio is analysed with an `AnalyserNode` fed by `createMediaStreamSource` of the remote
+//! stream; chromium only pulls a remote WebRTC track into WebAudio when the stream is also
+//! attached to a (muted) `<audio>` element. See `tests/console/webrtc.mjs`.
+
+pub mod audio;
+pub mod leg;
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use str0m::change::SdpOffer;
+use str0m::media::MediaKind;
+use str0m::{Candidate, Event, Output, Rtc, RtcConfig};
+use tokio::net::UdpSocket;
+
+use crate::media::g711::Codec;
+use crate::media::ports::{PortLease, SharedPorts};
+use crate::media::session::RtpSession;
+
+pub use leg::{EndReason, WebRtcEvent, WebRtcLeg, WebRtcStats};
+
+/// Where browser legs live.
+#[derive(Debug, Clone)]
+pub struct WebRtcConfig {
+    /// Address the legs' UDP sockets bind.
+    pub bind_ip: IpAddr,
+    /// Address put in the answer's candidate; `bind_ip` when `None` (which must then be a
+    /// concrete address, not `0.0.0.0`).
+    pub advertise_ip: Option<IpAddr>,
+    /// A leg whose ICE and DTLS have not completed by then ends with
+    /// [`EndReason::ConnectTimeout`].
+    pub connect_timeout: Duration,
+}
+
+impl WebRtcConfig {
+    /// Legs on `ip`, 20 s to connect.
+    pub fn on(ip: IpAddr) -> Self {
+        WebRtcConfig {
+            bind_ip: ip,
+            advertise_ip: None,
+            connect_timeout: Duration::from_secs(20),
+        }
+    }
+}
+
+/// Why an offer was not accepted.
+#[derive(Debug, thiserror::Error)]
+pub enum WebRtcError {
+    /// The SDP did not parse.
+    #[error("the offer is not valid SDP: {0}")]
+    BadOffer(String),
+    /// str0m refused the offer (e.g. no ICE credentials or DTLS fingerprint).
+    #[error("the offer was refused: {0}")]
+    Refused(String),
+    /// The offer has no audio section.
+    #[error("the offer has no audio")]
+    NoAudio,
+    /// The offer's audio has neither PCMU nor PCMA.
+    #[error("the offer's audio has neither PCMU nor PCMA")]
+    NoG711,
+    /// The advertised address cannot be an ICE candidate.
+    #[error("{0} cannot be offered as an ICE candidate (set advertise_ip)")]
+    BadAddress(IpAddr),
+    /// No UDP port could be bound.
+    #[error("binding the leg's UDP port: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Accepts browsers' offers and starts their legs.
+#[derive(Debug, Clone)]
+pub struct WebRtcEndpoint {
+    config: WebRtcConfig,
+    ports: Option<SharedPorts>,
+    crypto: Arc<str0m::config::CryptoProvider>,
+}
+
+impl WebRtcEndpoint {
+    /// An endpoint; legs take their ports from `ports` (any free port when `None`).
+    pub fn new(config: WebRtcConfig, ports: Option<SharedPorts>) -> Result<Self, WebRtcError> {
+        let ip = config.advertise_ip.unwrap_or(config.bind_ip);
+        Candidate::host(SocketAddr::new(ip, 9), "udp").map_err(|_| WebRtcError::BadAddress(ip))?;
+        Ok(WebRtcEndpoint {
+            config,
+            ports,
+            crypto: Arc::new(str0m::crypto::from_feature_flags()),
+        })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &WebRtcConfig {
+        &self.config
+    }
+
+    /// Answers a browser's offer: the answer SDP and the running leg.
+    pub async fn accept_offer(&self, offer_sdp: &str) -> Result<(String, WebRtcLeg), WebRtcError> {
+        let offer =
+            SdpOffer::from_sdp_string(offer_sdp).map_err(|e| WebRtcError::BadOffer(e.to_string()))?;
+        let now = Instant::now();
+        let mut rtc: Rtc = RtcConfig::new()
+            .set_crypto_provider(self.crypto.clone())
+            .clear_codecs()
+            .enable_pcmu(true, false)
+            .enable_pcma(true, false)
+            .build(now);
+        let (socket, lease) = self.bind().await?;
+        let advertised = SocketAddr::new(
+            self.config.advertise_ip.unwrap_or(self.config.bind_ip),
+            socket.local_addr()?.port(),
+        );
+        let candidate = Candidate::host(advertised, "udp")
+            .map_err(|_| WebRtcError::BadAddress(advertised.ip()))?;
+        rtc.add_local_candidate(candidate);
+        let answer = rtc
+            .sdp_api()
+            .accept_offer(offer)
+            .map_err(|e| WebRtcError::Refused(e.to_string()))?;
+        // The offer's media sections are announced right away.
+        let mut audio = None;
+        loop {
+            match rtc.poll_output() {
+                Ok(Output::Event(Event::MediaAdded(m))) if m.kind == MediaKind::Audio => {
+                    audio.get_or_insert(m.mid);
+                }
+                Ok(Output::Event(_)) | Ok(Output::Transmit(_)) => {}
+                Ok(Output::Timeout(_)) => break,
+                Err(e) => return Err(WebRtcError::Refused(e.to_string())),
+            }
+        }
+        let mid = audio.ok_or(WebRtcError::NoAudio)?;
+        let codec = rtc
+            .writer(mid)
+            .and_then(|w| w.payload_params().find_map(|p| audio::g711_of(p.spec().codec)))
+            .ok_or(WebRtcError::NoG711)?;
+        let leg = WebRtcLeg::start(rtc, mid, codec, socket, lease, self.config.connect_timeout)?;
+        Ok((answer.to_sdp_string(), leg))
+    }
+
+    async fn bind(&self) -> Result<(UdpSocket, Option<PortLease>), WebRtcError> {
+        let ip = self.config.bind_ip;
+        let Some(pool) = &self.ports else {
+            return Ok((UdpSocket::bind((ip, 0)).await?, None));
+        };
+        let mut last = None;
+        for _ in 0..pool.capacity().max(1) {
+            let Some(lease) = pool.lease() else { break };
+            match UdpSocket::bind((ip, lease.port())).await {
+                Ok(s) => return Ok((s, Some(lease))),
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(WebRtcError::Io(last.unwrap_or_else(|| {
+            std::io::Error::new(std::io::ErrorKind::AddrNotAvailable, "RTP port range exhausted")
+        })))
+    }
+}
+
+/// Connects a browser leg and a SIP leg both ways: what the caller says goes to the browser and
+/// what the agent says goes to the caller. Connecting the same browser leg to another session
+/// switches it (then [`disconnect`] the previous one).
+pub fn connect(session: &RtpSession, leg: &WebRtcLeg) {
+    session.forward_to(Some(leg.input()));
+    session.listen_to(Some(leg.id()));
+    leg.forward_to(Some(session.input()));
+    leg.listen_to(Some(session.id()));
+}
+
+/// Undoes [`connect`]: neither side relays to the other any more.
+pub fn disconnect(session: &RtpSession, leg: &WebRtcLeg) {
+    session.disconnect();
+    leg.forward_to(None);
+    leg.listen_to(None);
+}
+
+/// Which G.711 law a leg speaks, for logs and the desktop's media info.
+pub fn codec_name(codec: Codec) -> &'static str {
+    match codec {
+        Codec::Pcmu => "PCMU",
+        Codec::Pcma => "PCMA",
+    }
+}
