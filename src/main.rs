@@ -61,6 +61,50 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// A simulated carrier on loopback: answers calls as humans, answering machines, busy or no
+    /// answer (JSON lines: listening, each call, totals at exit).
+    CarrierSim {
+        /// SIP address (UDP and TCP).
+        #[arg(long, default_value = "127.0.0.1:5090")]
+        listen: std::net::SocketAddr,
+        #[arg(long, default_value_t = 0.6)]
+        human: f64,
+        #[arg(long, default_value_t = 0.2)]
+        machine: f64,
+        #[arg(long, default_value_t = 0.1)]
+        busy: f64,
+        #[arg(long, default_value_t = 0.1)]
+        no_answer: f64,
+        /// Seconds a human stays on the line (a machine records after its beep).
+        #[arg(long, default_value_t = 30.0)]
+        talk_s: f64,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Classes by the dialled number's last digit, e.g. 0-5=human,6-7=machine,8=busy,9=no-answer.
+        #[arg(long)]
+        by_last_digit: Option<String>,
+        /// Humans press this DTMF key, --press-after-s after saying hello.
+        #[arg(long)]
+        press: Option<char>,
+        #[arg(long, default_value_t = 3.0)]
+        press_after_s: f64,
+        /// Calls to users starting with this are agent phones (answered, kept up until BYE).
+        #[arg(long)]
+        agent_prefix: Option<String>,
+        #[arg(long, default_value_t = 1.5)]
+        ring_s: f64,
+        /// Unanswered calls are refused with 480 after ringing this long.
+        #[arg(long, default_value_t = 60.0)]
+        no_answer_after_s: f64,
+        #[arg(long, default_value = "40000-40999")]
+        rtp_ports: String,
+        /// Where generated speech is cached (default ~/.cache/dialbridge/carrier-sim).
+        #[arg(long)]
+        audio_dir: Option<PathBuf>,
+        /// Also print the totals every this many seconds.
+        #[arg(long)]
+        totals_every_s: Option<u64>,
+    },
     /// Run the pacing simulator (the reference call model) and print its figures.
     Simulate {
         /// predictive, progressive, oracle, vicidial, or ratio:LEVEL.
@@ -268,6 +312,18 @@ fn main() -> ExitCode {
                     print!("{}", progress::summary(&report));
                 }
                 Ok(())
+            }
+            Command::CarrierSim {
+                listen, human, machine, busy, no_answer, talk_s, seed, by_last_digit, press, press_after_s,
+                agent_prefix, ring_s, no_answer_after_s, rtp_ports, audio_dir, totals_every_s,
+            } => {
+                let _ = serve::init_logging(&cfg);
+                use telephony::carrier_sim::{self as sim, Flags};
+                let flags = Flags {
+                    listen, human, machine, busy, no_answer, talk_s, seed, by_last_digit, press, press_after_s,
+                    agent_prefix, ring_s, no_answer_after_s, rtp_ports, audio_dir,
+                };
+                sim::run_cli(flags.into_config()?, totals_every_s.map(std::time::Duration::from_secs)).await
             }
             Command::Simulate { mode, agents, answer_rate, answer_rate_end, hours, seeds, seed, cap, grid } => {
                 use dialer::sim;
