@@ -97,6 +97,68 @@ impl CarrierSimConfig {
     }
 }
 
+/// The command-line flags as given (`dialbridge carrier-sim --help` documents them); turned into
+/// a [`CarrierSimConfig`] by [`Flags::into_config`], which names the flag at fault.
+#[derive(Debug, Clone)]
+pub struct Flags {
+    pub listen: SocketAddr,
+    pub human: f64,
+    pub machine: f64,
+    pub busy: f64,
+    pub no_answer: f64,
+    pub talk_s: f64,
+    pub seed: u64,
+    pub by_last_digit: Option<String>,
+    pub press: Option<char>,
+    pub press_after_s: f64,
+    pub agent_prefix: Option<String>,
+    pub ring_s: f64,
+    pub no_answer_after_s: f64,
+    /// `LOW-HIGH`.
+    pub rtp_ports: String,
+    pub audio_dir: Option<PathBuf>,
+}
+
+impl Flags {
+    pub fn into_config(self) -> anyhow::Result<CarrierSimConfig> {
+        let secs = |name: &str, v: f64| -> anyhow::Result<Duration> {
+            anyhow::ensure!(v.is_finite() && v >= 0.0, "--{name} must be a non-negative number of seconds, got {v}");
+            Ok(Duration::from_secs_f64(v))
+        };
+        let rtp_ports = self
+            .rtp_ports
+            .split_once('-')
+            .and_then(|(a, b)| Some((a.trim().parse::<u16>().ok()?, b.trim().parse::<u16>().ok()?)))
+            .ok_or_else(|| anyhow::anyhow!("--rtp-ports must be LOW-HIGH, e.g. 40000-40999, got {:?}", self.rtp_ports))?;
+        let rule = match &self.by_last_digit {
+            Some(r) => LastDigitRule::parse(r).map_err(|e| anyhow::anyhow!("--by-last-digit: {e}"))?,
+            None => LastDigitRule::default(),
+        };
+        let config = CarrierSimConfig {
+            listen: self.listen,
+            rtp_ports,
+            shares: Shares { human: self.human, machine: self.machine, busy: self.busy, no_answer: self.no_answer },
+            rule,
+            agent_prefix: self.agent_prefix,
+            plan: Plan {
+                ring: secs("ring-s", self.ring_s)?,
+                busy_after: Plan::default().busy_after,
+                no_answer_after: secs("no-answer-after-s", self.no_answer_after_s)?,
+                talk: secs("talk-s", self.talk_s)?,
+                press: match self.press {
+                    Some(k) => Some((k, secs("press-after-s", self.press_after_s)?)),
+                    None => None,
+                },
+            },
+            seed: self.seed,
+            audio_dir: self.audio_dir.unwrap_or_else(default_audio_dir),
+            rtp_inactivity: None,
+        };
+        config.validate()?;
+        Ok(config)
+    }
+}
+
 /// How a call ended, from the simulator's side.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -448,6 +510,41 @@ mod tests {
         assert_eq!((s.dtmf_sent, s.active), (1, 0));
         let json = serde_json::to_value(&s).unwrap();
         assert_eq!(json["no_answer"], 1);
+    }
+
+    fn flags() -> Flags {
+        Flags {
+            listen: "127.0.0.1:5090".parse().unwrap(),
+            human: 0.6,
+            machine: 0.2,
+            busy: 0.1,
+            no_answer: 0.1,
+            talk_s: 30.0,
+            seed: 3,
+            by_last_digit: Some("0-5=human,6-7=machine,8=busy,9=no-answer".into()),
+            press: Some('1'),
+            press_after_s: 2.5,
+            agent_prefix: Some("agent".into()),
+            ring_s: 1.0,
+            no_answer_after_s: 60.0,
+            rtp_ports: "41000-41999".into(),
+            audio_dir: None,
+        }
+    }
+
+    #[test]
+    fn flags_become_a_config_or_name_the_bad_flag() {
+        let c = flags().into_config().unwrap();
+        assert_eq!(c.rtp_ports, (41000, 41999));
+        assert_eq!(c.plan.press, Some(('1', Duration::from_millis(2500))));
+        assert_eq!(c.plan.talk, Duration::from_secs(30));
+        assert_eq!(c.rule, LastDigitRule::standard());
+        let err = |f: Flags| f.into_config().unwrap_err().to_string();
+        assert!(err(Flags { rtp_ports: "40000".into(), ..flags() }).contains("--rtp-ports"));
+        assert!(err(Flags { talk_s: -1.0, ..flags() }).contains("--talk-s"));
+        assert!(err(Flags { by_last_digit: Some("0=fax".into()), ..flags() }).contains("--by-last-digit"));
+        assert!(err(Flags { busy: -0.5, ..flags() }).contains("--busy"));
+        assert!(err(Flags { press: Some('x'), ..flags() }).contains("DTMF key"));
     }
 
     #[test]
