@@ -310,6 +310,12 @@ pub fn load_from(path: Option<&Path>, env: &[(String, String)]) -> anyhow::Resul
 
 /// Every dotted key the configuration knows, with its default value (for typing env values).
 fn known_keys() -> Vec<(String, toml::Value)> {
+    Config::default().flatten()
+}
+
+impl Config {
+    /// Every dotted key with its value in this configuration.
+    pub fn flatten(&self) -> Vec<(String, toml::Value)> {
     fn walk(prefix: &str, v: &toml::Value, out: &mut Vec<(String, toml::Value)>) {
         match v {
             toml::Value::Table(t) => {
@@ -321,10 +327,24 @@ fn known_keys() -> Vec<(String, toml::Value)> {
             _ => out.push((prefix.to_owned(), v.clone())),
         }
     }
-    let defaults = toml::Value::try_from(Config::default()).expect("defaults serialize");
+    let value = toml::Value::try_from(self).expect("config serializes");
     let mut out = Vec::new();
-    walk("", &defaults, &mut out);
+    walk("", &value, &mut out);
     out
+    }
+
+    /// This configuration with one dotted key set to `value` (a value it held before).
+    pub fn with_key(self, key: &str, value: toml::Value) -> Config {
+        let mut v = toml::Value::try_from(&self).expect("config serializes");
+        set_path(&mut v, key, value);
+        v.try_into().unwrap_or(self)
+    }
+
+    /// The dotted keys whose values differ between `self` and `other`.
+    pub fn changed_keys(&self, other: &Config) -> Vec<String> {
+        let theirs: std::collections::HashMap<String, toml::Value> = other.flatten().into_iter().collect();
+        self.flatten().into_iter().filter(|(k, v)| theirs.get(k) != Some(v)).map(|(k, _)| k).collect()
+    }
 }
 
 fn apply_env(value: &mut toml::Value, env: &[(String, String)]) -> anyhow::Result<Vec<String>> {

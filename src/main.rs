@@ -5,6 +5,7 @@ mod backup;
 mod bench;
 mod config;
 mod progress;
+mod reload;
 mod serve;
 mod tls;
 
@@ -234,11 +235,11 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Serve => {
-                serve::init_logging(&cfg);
-                serve::run(cfg, loaded.file).await
+                let set_log_level = serve::init_logging(&cfg);
+                serve::run(cfg, loaded.file, set_log_level).await
             }
             Command::Migrate => {
-                serve::init_logging(&cfg);
+                let _ = serve::init_logging(&cfg);
                 let db = serve::open_database(&cfg).await?;
                 db.migrate().await?;
                 println!("database {} is at migration {} ({})", foundation::db::redact_url(&cfg.database_url()), db.known_migrations(), db.backend().name());

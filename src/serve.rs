@@ -16,16 +16,30 @@ use crate::config::{Config, LogFormat};
 const STOP_GRACE: Duration = Duration::from_secs(3);
 const DB_CLOCK_SYNC: Duration = Duration::from_secs(30);
 
-pub fn init_logging(cfg: &Config) {
-    let filter = tracing_subscriber::EnvFilter::try_new(&cfg.log.level).expect("validated with the config");
+/// Changes the log filter of the running process (configuration reload).
+pub type SetLogLevel = Box<dyn Fn(&str) -> anyhow::Result<()> + Send + Sync>;
+
+pub fn init_logging(cfg: &Config) -> SetLogLevel {
     use std::io::IsTerminal;
+    let filter = tracing_subscriber::EnvFilter::try_new(&cfg.log.level).expect("validated with the config");
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal());
+    macro_rules! install {
+        ($builder:expr) => {{
+            let builder = $builder.with_filter_reloading();
+            let handle = builder.reload_handle();
+            builder.init();
+            Box::new(move |level: &str| {
+                handle.reload(tracing_subscriber::EnvFilter::try_new(level)?)?;
+                Ok(())
+            })
+        }};
+    }
     match cfg.log.format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().flatten_event(true).init(),
+        LogFormat::Text => install!(builder),
+        LogFormat::Json => install!(builder.json().flatten_event(true)),
     }
 }
 
@@ -38,10 +52,11 @@ pub async fn open_database(cfg: &Config) -> anyhow::Result<Db> {
     Db::connect(&url, cfg.database.max_connections).await
 }
 
-pub async fn run(cfg: Config, file: Option<PathBuf>) -> anyhow::Result<()> {
+pub async fn run(cfg: Config, file: Option<PathBuf>, set_log_level: SetLogLevel) -> anyhow::Result<()> {
     let started = std::time::Instant::now();
     // Handlers first: a SIGTERM that arrives right after the listening line must drain, not kill.
     let shutdown = shutdown_signal()?;
+    let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).context("installing the SIGHUP handler")?;
     info!(version = env!("CARGO_PKG_VERSION"), config = ?file, "starting dialbridge");
     let _data_dir_lock = crate::backup::lock_data_dir(&cfg)?;
     let db = open_database(&cfg).await?;
@@ -63,12 +78,7 @@ pub async fn run(cfg: Config, file: Option<PathBuf>) -> anyhow::Result<()> {
     metrics::gauge!("dialbridge_up").set(1.0);
 
     let lifecycle = Lifecycle::new();
-    let policy = telephony::sip::registrar::InboundPolicy::with_users(
-        cfg.sip.trusted_addresses.clone(),
-        &cfg.sip.realm,
-        Default::default(),
-    );
-    let sip_options = telephony::sip::listener::SipOptions { policy: Some(policy), ..Default::default() };
+    let sip_options = telephony::sip::listener::SipOptions { policy: Some(sip_policy(&cfg)), ..Default::default() };
     let sip = telephony::sip::listener::start_with(&cfg.telephony(), sip_options, lifecycle.clone()).await?;
     let http = tokio::net::TcpListener::bind(cfg.http.listen)
         .await
@@ -136,7 +146,17 @@ pub async fn run(cfg: Config, file: Option<PathBuf>) -> anyhow::Result<()> {
         "listening"
     );
 
-    shutdown.await;
+    let mut reloader = crate::reload::Reloader { file, current: cfg.clone(), set_log_level, sip: sip.handle.clone() };
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            _ = &mut shutdown => break,
+            _ = hangup.recv() => {
+                info!("SIGHUP received: reloading the configuration");
+                reloader.reload();
+            }
+        }
+    }
     let drain = Duration::from_secs(cfg.shutdown.drain_s);
     info!(drain_s = cfg.shutdown.drain_s, "shutting down: refusing new work, draining calls in progress");
     let outcome = lifecycle.drain(drain, STOP_GRACE).await;
@@ -157,6 +177,11 @@ pub async fn run(cfg: Config, file: Option<PathBuf>) -> anyhow::Result<()> {
     db.close().await;
     info!("stopped");
     Ok(())
+}
+
+/// Who may call in and register: the configured trunks, and the appliance's endpoints.
+pub fn sip_policy(cfg: &Config) -> telephony::sip::registrar::InboundPolicy {
+    telephony::sip::registrar::InboundPolicy::with_users(cfg.sip.trusted_addresses.clone(), &cfg.sip.realm, Default::default())
 }
 
 /// SQLite: the machine's clock. PostgreSQL: the database server's clock, so that nodes agree.

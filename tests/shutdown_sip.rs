@@ -132,3 +132,53 @@ async fn calls_from_outside_the_trusted_addresses_are_refused() {
         }
     }
 }
+
+/// SIGHUP reloads the configuration without a restart: a trunk address added to
+/// `sip.trusted_addresses` can call in at once, a key that needs a restart is named in the log,
+/// and a file that no longer validates changes nothing.
+#[tokio::test]
+async fn sighup_reloads_trusted_addresses_without_a_restart() {
+    if !foundation::testing::require_tool("sipp", "sip-tester") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("dialbridge.toml");
+    std::fs::write(&config, "[sip]\ntrusted_addresses = []\n").unwrap();
+    let app = Appliance::start(dir.path(), &[]);
+    let call = |name: &str| {
+        let work = dir.path().join(name);
+        std::fs::create_dir_all(&work).unwrap();
+        Command::new("sipp")
+            .current_dir(&work)
+            .args(["-sn", "uac", "-s", "1000", "-m", "1", "-i", "127.0.0.1", "-p", "0", "-nostdin", "-timeout", "10s", "-d", "100"])
+            .arg(&app.sip_udp)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .unwrap()
+            .success()
+    };
+    let pid = app.child.id().to_string();
+    let reloads = || app.log_text().matches("config_reloaded").count() + app.log_text().matches("configuration reload refused").count();
+    let hup = |expect: usize| {
+        assert!(Command::new("kill").args(["-HUP", &pid]).status().unwrap().success());
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while reloads() < expect {
+            assert!(Instant::now() < deadline, "no reload in the log:\n{}", app.log_text());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    assert!(!call("before"), "127.0.0.1 is not trusted yet");
+
+    std::fs::write(&config, "[sip]\ntrusted_addresses = [\"127.0.0.1\"]\n[shutdown]\ndrain_s = 7\n[log]\nlevel = \"info,dialbridge=debug\"\n").unwrap();
+    hup(1);
+    let log = app.log_text();
+    assert!(log.contains("config_reloaded") && log.contains("sip.trusted_addresses") && log.contains("log.level"), "{log}");
+    assert!(log.contains("take effect after a restart") && log.contains("shutdown.drain_s"), "{log}");
+    assert!(call("after"), "the reloaded ACL lets the trunk in, without a restart");
+
+    std::fs::write(&config, "[sip]\ntrusted_adresses = []\n").unwrap();
+    hup(2);
+    assert!(app.log_text().contains("configuration reload refused"), "{}", app.log_text());
+    assert!(call("still"), "a refused reload changes nothing");
+}

@@ -116,6 +116,9 @@ pub enum Command {
     Register(u64, Registration),
     /// Remove a registration (REGISTER with Expires: 0).
     Unregister(u64),
+    /// Replace the trunk ACL / endpoint authentication (configuration reload; calls in progress
+    /// and registrations are kept).
+    SetPolicy(Option<super::registrar::InboundPolicy>),
 }
 
 /// A registration we keep with a trunk or upstream registrar.

@@ -129,6 +129,11 @@ impl SipHandle {
         self.command(Command::Unregister(id));
     }
 
+    /// Replaces the inbound policy (trusted trunks, endpoint users) without touching calls.
+    pub fn set_policy(&self, policy: Option<super::registrar::InboundPolicy>) {
+        self.command(Command::SetPolicy(policy));
+    }
+
     /// Calls an endpoint registered with us (an agent's phone) at its most recent contact; `None`
     /// when it has no live registration.
     pub async fn originate_registered(&self, user: &str, from_user: &str, ring_timeout: std::time::Duration) -> Option<CallId> {

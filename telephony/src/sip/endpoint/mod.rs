@@ -288,6 +288,7 @@ impl Endpoint {
             Command::Ping(id, trunk) => self.ping(id, trunk, now),
             Command::Register(id, r) => self.register(id, r, now),
             Command::Unregister(id) => self.unregister(id, now),
+            Command::SetPolicy(policy) => self.cfg.policy = policy,
             Command::HangupAll => {
                 let ids: Vec<CallId> = self.calls.keys().copied().collect();
                 for id in ids {

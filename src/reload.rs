@@ -1,0 +1,59 @@
+//! Configuration reload on SIGHUP, without dropping calls: the file and environment are read and
+//! validated again; the keys that can change in a running appliance take effect at once, and any
+//! other changed key is named in the log as needing a restart. A file that no longer validates
+//! changes nothing. (Routing — numbers → flows, the migration router, pools — lives in the
+//! database and is edited at runtime through the API; it needs no reload.)
+
+use std::path::PathBuf;
+
+use tracing::{info, warn};
+
+use crate::config::Config;
+use crate::serve::SetLogLevel;
+
+/// Keys applied to a running appliance.
+const LIVE_KEYS: &[&str] = &["log.level", "sip.trusted_addresses", "sip.realm"];
+
+pub struct Reloader {
+    pub file: Option<PathBuf>,
+    pub current: Config,
+    pub set_log_level: SetLogLevel,
+    pub sip: telephony::sip::driver::SipHandle,
+}
+
+impl Reloader {
+    /// Reads the configuration again and applies what changed; returns the keys applied.
+    pub fn reload(&mut self) -> Vec<String> {
+        let mut next = match crate::config::load(self.file.as_deref()) {
+            Ok(loaded) => loaded.config,
+            Err(e) => {
+                warn!(error = %format!("{e:#}"), "configuration reload refused; the running configuration is unchanged");
+                return Vec::new();
+            }
+        };
+        // The command line's --log-format is not in the file; keep what is running.
+        next.log.format = self.current.log.format;
+        let changed = next.changed_keys(&self.current);
+        let (live, later): (Vec<String>, Vec<String>) = changed.into_iter().partition(|k| LIVE_KEYS.contains(&k.as_str()));
+        if live.iter().any(|k| k == "log.level") {
+            if let Err(e) = (self.set_log_level)(&next.log.level) {
+                warn!(error = %e, "could not change the log level");
+            }
+        }
+        if live.iter().any(|k| k.starts_with("sip.")) {
+            self.sip.set_policy(Some(crate::serve::sip_policy(&next)));
+        }
+        if !later.is_empty() {
+            warn!(keys = ?later, "changed configuration keys take effect after a restart");
+        }
+        info!(event = "config_reloaded", applied = ?live, "configuration reloaded");
+        // Keys that need a restart stay as they run, so that a later reload names them again.
+        for key in &later {
+            if let Some(v) = self.current.flatten().into_iter().find(|(k, _)| k == key).map(|(_, v)| v) {
+                next = next.with_key(key, v);
+            }
+        }
+        self.current = next;
+        live
+    }
+}
