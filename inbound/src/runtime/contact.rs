@@ -70,6 +70,8 @@ struct Contact {
     in_acd: bool,
     recording: bool,
     ended_at: Option<i64>,
+    /// Digits pressed while no input was being collected (type-ahead for the next menu).
+    typeahead: Vec<(char, telephony::control::DtmfVia)>,
 }
 
 /// Drives one inbound call from arrival to its final record.
@@ -106,6 +108,7 @@ pub(crate) async fn run(sh: Arc<Shared>, call: Call) {
         in_acd: false,
         recording: false,
         ended_at: None,
+        typeahead: Vec::new(),
     };
     c.stage("arrived", &c.base.contact.system_address.clone());
     c.drive().await;
@@ -261,6 +264,7 @@ impl Contact {
                     self.stage("answered", "");
                     return true;
                 }
+                Waited::Event(Event::Dtmf { digit, via }) => self.typeahead.push((digit, via)),
                 Waited::Event(_) => {}
                 Waited::Timeout => {
                     tracing::warn!(contact = %self.id(), "call not answered within 10 s");
@@ -576,6 +580,7 @@ impl Contact {
         loop {
             match self.wait(Some(deadline)).await {
                 Waited::Event(Event::PlaybackFinished) => return Input::PromptFinished,
+                Waited::Event(Event::Dtmf { digit, via }) => self.typeahead.push((digit, via)),
                 Waited::Event(_) => {}
                 Waited::Timeout => return Input::PromptFinished,
                 Waited::Gone => return Input::Hangup,
@@ -596,8 +601,13 @@ impl Contact {
         // While the prompt plays there is no timeout; it starts when the prompt ends and again
         // after each digit. The margin covers a prompt whose end never arrives.
         let mut deadline = if playing { Instant::now() + Duration::from_secs(300) } else { Instant::now() + timeout };
+        let mut early: std::collections::VecDeque<_> = std::mem::take(&mut self.typeahead).into();
         loop {
-            match self.wait(Some(deadline)).await {
+            let waited = match early.pop_front() {
+                Some((digit, via)) => Waited::Event(Event::Dtmf { digit, via }),
+                None => self.wait(Some(deadline)).await,
+            };
+            match waited {
                 Waited::Gone => return Input::Hangup,
                 Waited::Timeout => {
                     self.stage("input_timeout", &digits);
@@ -615,10 +625,12 @@ impl Contact {
                     }
                     self.stage("dtmf", &format!("{digit} {}", serde_json::to_value(via).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()));
                     if Some(digit) == terminator {
+                        self.typeahead.extend(early);
                         return Input::DigitsCollected(digits);
                     }
                     digits.push(digit);
                     if digits.chars().count() as u32 >= max_digits.max(1) {
+                        self.typeahead.extend(early);
                         return Input::DigitsCollected(digits);
                     }
                     deadline = Instant::now() + timeout;

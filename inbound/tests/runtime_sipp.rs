@@ -1,0 +1,276 @@
+//! The inbound runtime on real calls (acceptance of issue #6): sipp callers send RFC 4733 digits
+//! (PT 96 from `play_dtmf`, PT 101 from the packaged pcaps) through the hand-written menu flow
+//! (TTS prompts, attributes, webhook error branch, hours check, queue transfer) and reach an
+//! agent phone (sipp UAS); a nailed-up agent leg takes three contacts on one INVITE; a number
+//! without a flow is refused with 404; a call to a `from_legacy` bridge number carries the
+//! leased data. Every contact record is checked for its path, stages and timestamps.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use foundation::clock::SystemClock;
+use inbound::contact::{ContactRecord, FlowOutcome};
+use inbound::runtime::{AgentEndpoint, AgentMode, Login, RuntimeEvent};
+use support::*;
+
+fn has_tools() -> bool {
+    foundation::testing::require_tool("sipp", "sip-tester") && foundation::testing::require_tool("espeak-ng", "espeak-ng")
+}
+
+fn stage<'a>(r: &'a ContactRecord, name: &str) -> Option<&'a inbound::contact::Stage> {
+    r.stages.iter().find(|s| s.stage == name)
+}
+
+/// The common checks of a contact that walked the menu to `queue` and talked with `agent`.
+fn assert_walked_to_agent(r: &ContactRecord, queue: &str, agent: &str) {
+    let path = r.path_ids();
+    for step in ["log", "set-lang", "lookup", "menu", "hours", "to-queue"] {
+        assert!(path.contains(&step), "path {path:?} lacks {step}");
+    }
+    let q_step = if queue == "sales" { "q-sales" } else { "q-support" };
+    assert!(path.contains(&q_step), "path {path:?}");
+    assert_eq!(r.attributes.get("language").map(String::as_str), Some("en"));
+    assert_eq!(r.attributes.get("caller").map(String::as_str), Some("+13125550100"));
+    assert_eq!(r.contact.system_address, DID);
+    assert_eq!(r.outcome, Some(FlowOutcome::Queued { queue: queue.into() }));
+    assert_eq!(r.target_queue.as_deref(), Some(queue));
+    let dtmf = stage(r, "dtmf").expect("a dtmf stage");
+    assert!(dtmf.detail.ends_with("rfc4733"), "digits arrive as RFC 4733: {dtmf:?}");
+    assert!(stage(r, "recording_on").is_some(), "the flow turned recording on: {:?}", r.stages);
+    assert_eq!(stage(r, "queued").map(|s| s.detail.as_str()), Some(queue));
+    assert_eq!(stage(r, "offered").map(|s| s.detail.as_str()), Some(agent));
+    assert_eq!(stage(r, "connected").map(|s| s.detail.as_str()), Some(agent));
+    assert_eq!(stage(r, "ended").map(|s| s.detail.as_str()), Some(agent));
+    // Timestamps: path steps and stages in order, all inside the contact's life.
+    let end = r.ended_at_ms.expect("the contact is closed");
+    assert!(r.path.windows(2).all(|w| w[0].at_ms <= w[1].at_ms), "{:?}", r.path);
+    assert!(r.stages.windows(2).all(|w| w[0].at_ms <= w[1].at_ms), "{:?}", r.stages);
+    assert!(r.path.iter().all(|p| p.at_ms >= r.started_at_ms && p.at_ms <= end));
+    assert!(stage(r, "connected").unwrap().at_ms >= stage(r, "queued").unwrap().at_ms);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sipp_callers_walk_the_menu_to_an_agent_with_pt96_and_pt101() {
+    if !has_tools() {
+        return;
+    }
+    let sut = start(31000, |_| {}).await;
+    let dir = sut.dir.path().to_path_buf();
+    let sip_port = sut.sip.udp_addr.port();
+
+    // The agent's phone: a sipp UAS answering two calls (ring per offer).
+    let agent_port = free_port();
+    write(&dir, "agent.xml", &agent_xml(30_000));
+    let agent = sipp(
+        &dir,
+        &[
+            "-sf".into(),
+            "agent.xml".into(),
+            "-p".into(),
+            agent_port.to_string(),
+            "-mp".into(),
+            free_port().to_string(),
+            "-m".into(),
+            "2".into(),
+            "-timeout".into(),
+            "90s".into(),
+        ],
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut events = sut.runtime.subscribe();
+    sut.runtime
+        .login(Login {
+            agent_id: "alice".into(),
+            endpoint: AgentEndpoint::Uri(format!("sip:alice@127.0.0.1:{agent_port}")),
+            mode: AgentMode::RingPerOffer,
+            routing_profile: "all".into(),
+            skills: BTreeMap::new(),
+        })
+        .await
+        .unwrap();
+
+    // Caller 1: '1' (sales) at PT 96; caller 2: '2' (support) at PT 101.
+    write(&dir, "c96.xml", &caller_xml(Dtmf::Pt96("1"), 1500, 2500));
+    let out = wait_sipp(sipp(&dir, &caller_args(sip_port, "c96.xml", DID, 1, 1, 1)), Duration::from_secs(60)).await;
+    assert_eq!(out.rc, 0, "PT 96 caller: {}", out.output);
+    write(&dir, "c101.xml", &caller_xml(Dtmf::Pt101('2'), 1500, 2500));
+    let out = wait_sipp(sipp(&dir, &caller_args(sip_port, "c101.xml", DID, 1, 1, 1)), Duration::from_secs(60)).await;
+    assert_eq!(out.rc, 0, "PT 101 caller: {}", out.output);
+    let out = wait_sipp(agent, Duration::from_secs(60)).await;
+    assert_eq!(out.rc, 0, "agent phone: {}", out.output);
+
+    eventually("both contacts closed", Duration::from_secs(10), || async {
+        let rows = contact_rows(&sut.db).await;
+        rows.len() == 2 && rows.iter().all(|r| r.1.is_some())
+    })
+    .await;
+    let recs = contacts(&sut.db).await;
+    assert_walked_to_agent(&recs[0], "sales", "alice");
+    assert_walked_to_agent(&recs[1], "support", "alice");
+    assert!(stage(&recs[0], "dtmf").unwrap().detail.starts_with('1'));
+    assert!(stage(&recs[1], "dtmf").unwrap().detail.starts_with('2'));
+    let rows = contact_rows(&sut.db).await;
+    assert!(rows.iter().all(|r| r.2.as_deref() == Some("queued")), "{rows:?}");
+
+    // The desktop feed saw both contacts connected to alice.
+    let mut connected = Vec::new();
+    while let Ok(e) = events.try_recv() {
+        if let RuntimeEvent::ContactConnected { contact, agent, attributes, .. } = e {
+            assert_eq!(agent, "alice");
+            assert_eq!(attributes.get("language").map(String::as_str), Some("en"), "screen pop carries the attributes");
+            connected.push(contact);
+        }
+    }
+    assert_eq!(connected, vec![recs[0].contact.contact_id.clone(), recs[1].contact.contact_id.clone()]);
+    let view = sut.runtime.agent_snapshot(Some("sales")).await.unwrap();
+    assert_eq!(view.len(), 1);
+    assert_eq!(view[0].contacts_handled, 2);
+    let stats = sut.runtime.queue_stats("sales").await.unwrap();
+    assert_eq!(stats.counters.answered, 1);
+    assert_eq!(stats.waiting, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_nailed_up_agent_leg_takes_three_contacts_on_one_invite() {
+    if !has_tools() {
+        return;
+    }
+    let sut = start(33000, |_| {}).await;
+    let dir = sut.dir.path().to_path_buf();
+    let sip_port = sut.sip.udp_addr.port();
+    let agent_port = free_port();
+    write(&dir, "agent.xml", &agent_xml(120_000));
+    let agent = sipp(
+        &dir,
+        &[
+            "-sf".into(),
+            "agent.xml".into(),
+            "-p".into(),
+            agent_port.to_string(),
+            "-mp".into(),
+            free_port().to_string(),
+            "-m".into(),
+            "1".into(),
+            "-timeout".into(),
+            "150s".into(),
+            "-trace_msg".into(),
+            "-message_file".into(),
+            "agent_msgs.log".into(),
+        ],
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    sut.runtime
+        .login(Login {
+            agent_id: "bob".into(),
+            endpoint: AgentEndpoint::Uri(format!("sip:bob@127.0.0.1:{agent_port}")),
+            mode: AgentMode::NailedUp,
+            routing_profile: "all".into(),
+            skills: BTreeMap::new(),
+        })
+        .await
+        .expect("the nailed-up leg is answered at login");
+    let view = sut.runtime.agent_snapshot(None).await.unwrap();
+    assert!(view[0].leg_up, "{view:?}");
+
+    // Three callers one after the other, each pressing 1 (sales).
+    write(&dir, "c.xml", &caller_xml(Dtmf::Pt96("1"), 1200, 2000));
+    let out = wait_sipp(sipp(&dir, &caller_args(sip_port, "c.xml", DID, 3, 1, 1)), Duration::from_secs(120)).await;
+    assert_eq!(out.rc, 0, "callers: {}", out.output);
+    eventually("three contacts closed", Duration::from_secs(10), || async {
+        let rows = contact_rows(&sut.db).await;
+        rows.len() == 3 && rows.iter().all(|r| r.1.is_some())
+    })
+    .await;
+    let recs = contacts(&sut.db).await;
+    for r in &recs {
+        assert_walked_to_agent(r, "sales", "bob");
+    }
+    let view = sut.runtime.agent_snapshot(Some("sales")).await.unwrap();
+    assert_eq!(view[0].contacts_handled, 3, "{view:?}");
+    assert!(view[0].leg_up, "the agent's leg stayed up between contacts");
+
+    // Logging out hangs up the leg: the agent's phone saw exactly one INVITE for the shift.
+    sut.runtime.logout("bob").await.unwrap();
+    let out = wait_sipp(agent, Duration::from_secs(30)).await;
+    assert_eq!(out.rc, 0, "agent phone: {}", out.output);
+    let msgs = std::fs::read_to_string(dir.join("agent_msgs.log")).unwrap();
+    let invites = msgs.lines().filter(|l| l.starts_with("INVITE sip:")).count();
+    assert_eq!(invites, 1, "the agent was rung once for three contacts");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_number_without_a_flow_is_refused_with_404_and_recorded() {
+    if !has_tools() {
+        return;
+    }
+    let sut = start(35000, |_| {}).await;
+    let dir = sut.dir.path().to_path_buf();
+    write(&dir, "refused.xml", &refused_caller_xml(404));
+    let out = wait_sipp(sipp(&dir, &caller_args(sut.sip.udp_addr.port(), "refused.xml", "+15559999999", 1, 1, 1)), Duration::from_secs(30)).await;
+    assert_eq!(out.rc, 0, "{}", out.output);
+    eventually("the refused contact is recorded", Duration::from_secs(5), || async {
+        contact_rows(&sut.db).await.iter().any(|r| r.2.as_deref() == Some("rejected") && r.1.is_some())
+    })
+    .await;
+    let r = &contacts(&sut.db).await[0];
+    assert_eq!(r.contact.system_address, "+15559999999");
+    assert!(matches!(&r.outcome, Some(FlowOutcome::Rejected { code: 404, reason }) if reason.contains("no flow")), "{:?}", r.outcome);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_from_the_legacy_platform_carries_the_leased_data() {
+    if !has_tools() {
+        return;
+    }
+    let sut = start(37000, |_| {}).await;
+    let dir = sut.dir.path().to_path_buf();
+    let number = "+15550002000";
+    bridge::pool::create(
+        &sut.db,
+        0,
+        "test",
+        &bridge::pool::PoolSpec { name: "from-legacy".into(), numbers: vec![number.into()], direction: bridge::pool::Direction::FromLegacy, lease_ttl_s: 60, cooldown_s: 0 },
+    )
+    .await
+    .unwrap();
+    inbound::store::assign_number(&sut.db, number, "main", 1_000, "test").await.unwrap();
+    let req = bridge::lease::LeaseRequest {
+        pool: "from-legacy".into(),
+        data: serde_json::json!({"account": "A-42", "intent": "billing"}),
+        ani: None,
+        ttl_s: None,
+        idempotency_key: None,
+    };
+    let lease = bridge::lease::lease(&sut.db, &SystemClock, "legacy-pbx", None, &req).await.unwrap();
+    assert_eq!(lease.dnis, number);
+
+    // The caller presses 2 (support); no agent is logged in, so it waits in the queue and leaves.
+    write(&dir, "c.xml", &caller_xml(Dtmf::Pt96("2"), 1200, 1500));
+    let out = wait_sipp(sipp(&dir, &caller_args(sut.sip.udp_addr.port(), "c.xml", number, 1, 1, 1)), Duration::from_secs(60)).await;
+    assert_eq!(out.rc, 0, "{}", out.output);
+    eventually("the contact is closed", Duration::from_secs(10), || async { contact_rows(&sut.db).await.iter().all(|r| r.1.is_some()) }).await;
+    let r = &contacts(&sut.db).await[0];
+    assert_eq!(r.attributes.get("account").map(String::as_str), Some("A-42"), "{:?}", r.attributes);
+    assert_eq!(r.attributes.get("intent").map(String::as_str), Some("billing"));
+    assert_eq!(r.attributes.get("bridge_result").map(String::as_str), Some("consumed"));
+    assert_eq!(r.attributes.get("bridge_lease_id"), Some(&lease.lease_id));
+    assert!(stage(r, "bridge_arrival").is_some());
+    assert!(stage(r, "abandoned").is_some(), "the caller left the queue: {:?}", r.stages);
+    // The lease was consumed: a second lookup finds nothing once the cooldown (0 s) is over.
+    let again = bridge::lease::lookup(&sut.db, &SystemClock, "t", None, number, None, true).await;
+    assert!(again.is_err(), "{again:?}");
+
+    // A second call on the same number: no lease any more, routed without data (audited).
+    let out = wait_sipp(sipp(&dir, &caller_args(sut.sip.udp_addr.port(), "c.xml", number, 1, 1, 1)), Duration::from_secs(60)).await;
+    assert_eq!(out.rc, 0, "{}", out.output);
+    eventually("the second contact is closed", Duration::from_secs(10), || async {
+        let rows = contact_rows(&sut.db).await;
+        rows.len() == 2 && rows.iter().all(|r| r.1.is_some())
+    })
+    .await;
+    let r = &contacts(&sut.db).await[1];
+    assert_eq!(r.attributes.get("bridge_result").map(String::as_str), Some("unknown"));
+    assert!(!r.attributes.contains_key("account"));
+}
