@@ -62,6 +62,12 @@ impl KeyGate {
         }
     }
 
+    /// Stops trusting a key at once on this node (called when it is revoked); other nodes stop
+    /// within `KEY_CACHE_TTL`.
+    pub fn forget(&self, prefix: &str) {
+        self.verified.lock().expect("key cache").retain(|_, (k, _)| k.prefix != prefix);
+    }
+
     async fn verify_key(&self, db: &foundation::Db, token: &str) -> Result<Option<ApiKey>, ApiError> {
         let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
         if let Some((key, at)) = self.verified.lock().expect("key cache").get(&digest) {

@@ -42,6 +42,10 @@ const LOGIN: &str = include_str!("../assets/login.html");
 const HOME: &str = include_str!("../assets/pages/home.html");
 const LISTS: &str = include_str!("../assets/pages/lists.html");
 const BRIDGE: &str = include_str!("../assets/pages/bridge.html");
+const APIKEYS: &str = include_str!("../assets/pages/apikeys.html");
+const USERS: &str = include_str!("../assets/pages/users.html");
+const FLOWS: &str = include_str!("../assets/pages/flows.html");
+const CONTACTS: &str = include_str!("../assets/pages/contacts.html");
 
 const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
                    connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
@@ -55,12 +59,16 @@ struct Asset {
 }
 
 static ASSETS: LazyLock<HashMap<&'static str, Asset>> = LazyLock::new(|| {
-    let list: [(&str, &str, &[u8], bool); 5] = [
+    let list: [(&str, &str, &[u8], bool); 9] = [
         ("console.css", "text/css; charset=utf-8", include_bytes!("../assets/console.css"), true),
         ("login.js", "text/javascript; charset=utf-8", include_bytes!("../assets/login.js"), true),
         ("shell.js", "text/javascript; charset=utf-8", include_bytes!("../assets/shell.js"), false),
         ("lists.js", "text/javascript; charset=utf-8", include_bytes!("../assets/lists.js"), false),
         ("bridge.js", "text/javascript; charset=utf-8", include_bytes!("../assets/bridge.js"), false),
+        ("apikeys.js", "text/javascript; charset=utf-8", include_bytes!("../assets/apikeys.js"), false),
+        ("users.js", "text/javascript; charset=utf-8", include_bytes!("../assets/users.js"), false),
+        ("flows.js", "text/javascript; charset=utf-8", include_bytes!("../assets/flows.js"), false),
+        ("contacts.js", "text/javascript; charset=utf-8", include_bytes!("../assets/contacts.js"), false),
     ];
     list.into_iter()
         .map(|(name, content_type, bytes, public)| {
@@ -85,6 +93,10 @@ const PEOPLE: &[Role] = &[Role::Admin, Role::CampaignManager, Role::Supervisor, 
 const NAV: &[NavItem] = &[
     NavItem { path: "/", label: "Home", roles: PEOPLE },
     NavItem { path: "/lists", label: "Lists", roles: LIST_ROLES },
+    NavItem { path: "/contacts", label: "Contacts", roles: crate::contacts::ROLES },
+    NavItem { path: "/admin/flows", label: "Flows", roles: ADMIN },
+    NavItem { path: "/admin/users", label: "Users", roles: ADMIN },
+    NavItem { path: "/admin/apikeys", label: "API keys", roles: ADMIN },
     NavItem { path: "/admin/bridge", label: "Bridge", roles: ADMIN },
 ];
 
@@ -227,6 +239,38 @@ async fn bridge_page(PageCaller(c): PageCaller) -> Response {
     render(&c, StatusCode::OK, "Bridge", "/admin/bridge", BRIDGE, Some("bridge.js"))
 }
 
+/// Admin: API keys (create, shown once; revoke).
+async fn apikeys_page(PageCaller(c): PageCaller) -> Response {
+    if let Some(r) = forbidden(&c, ADMIN) {
+        return r;
+    }
+    render(&c, StatusCode::OK, "API keys", "/admin/apikeys", APIKEYS, Some("apikeys.js"))
+}
+
+/// Admin: users and agents with their skills.
+async fn users_page(PageCaller(c): PageCaller) -> Response {
+    if let Some(r) = forbidden(&c, ADMIN) {
+        return r;
+    }
+    render(&c, StatusCode::OK, "Users", "/admin/users", USERS, Some("users.js"))
+}
+
+/// Admin: flows (editor, Connect import), numbers and hours of operation.
+async fn flows_page(PageCaller(c): PageCaller) -> Response {
+    if let Some(r) = forbidden(&c, ADMIN) {
+        return r;
+    }
+    render(&c, StatusCode::OK, "Flows", "/admin/flows", FLOWS, Some("flows.js"))
+}
+
+/// Contact search and CSV export (admins and supervisors).
+async fn contacts_page(PageCaller(c): PageCaller) -> Response {
+    if let Some(r) = forbidden(&c, crate::contacts::ROLES) {
+        return r;
+    }
+    render(&c, StatusCode::OK, "Contacts", "/contacts", CONTACTS, Some("contacts.js"))
+}
+
 /// Any other `/admin/…` page: admins get a 404 page, everyone else 403 (what exists under
 /// `/admin` is not disclosed to other roles).
 async fn admin_other(PageCaller(c): PageCaller) -> Response {
@@ -276,6 +320,10 @@ pub fn pages() -> Router<AppState> {
         .route("/console", get(to_home))
         .route("/lists", get(lists))
         .route("/admin/bridge", get(bridge_page))
+        .route("/admin/apikeys", get(apikeys_page))
+        .route("/admin/users", get(users_page))
+        .route("/admin/flows", get(flows_page))
+        .route("/contacts", get(contacts_page))
         .route("/admin", get(admin_other))
         .route("/admin/{*rest}", get(admin_other))
         .route("/assets/{name}", get(asset))
@@ -375,12 +423,15 @@ mod tests {
 
     #[test]
     fn every_page_script_is_an_asset() {
-        for page in [LISTS, BRIDGE, HOME, LOGIN, LAYOUT] {
+        for page in [LISTS, BRIDGE, HOME, LOGIN, LAYOUT, APIKEYS, USERS, FLOWS, CONTACTS] {
             for part in page.split("/assets/").skip(1) {
                 let name = part.split('"').next().unwrap();
                 assert!(ASSETS.contains_key(name), "{name} is referenced but not embedded");
             }
         }
         assert!(ASSETS["login.js"].public && ASSETS["console.css"].public && !ASSETS["lists.js"].public);
+        for script in ["apikeys.js", "users.js", "flows.js", "contacts.js"] {
+            assert!(!ASSETS[script].public, "{script} needs a session");
+        }
     }
 }
