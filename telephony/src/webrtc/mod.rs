@@ -11,7 +11,8 @@
 //!    the desktop's signalling socket; `accept_offer(&sdp).await` returns the answer SDP for the
 //!    page's `setRemoteDescription`, and the [`WebRtcLeg`]. A bad offer is an error naming why
 //!    ([`WebRtcError`]); nothing is left running.
-//! 3. [`connect`] the leg with a SIP call's [`RtpSession`] (both ways; calling it again with
+//! 3. [`attach`] the leg to a SIP call (`CallControl`), or at the media layer [`connect`] it with a
+//!    SIP leg's [`RtpSession`] (both ways; calling it again with
 //!    another session switches the agent's audio without re-signalling the browser), or
 //!    `forward_to` / `listen_to` / `input` for a mixing room, or `play` a prompt or tone.
 //! 4. Read [`WebRtcEvent`]s: `Connected`, `PlaybackFinished`, and always last
@@ -44,10 +45,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use str0m::change::SdpOffer;
-use str0m::media::MediaKind;
-use str0m::{Candidate, Event, Output, Rtc, RtcConfig};
+use str0m::media::{MediaKind, Mid};
+use str0m::{Candidate, Rtc, RtcConfig};
 use tokio::net::UdpSocket;
 
+use crate::control::room::Route;
+use crate::control::{CallControl, ControlError};
 use crate::media::g711::Codec;
 use crate::media::ports::{PortLease, SharedPorts};
 use crate::media::session::RtpSession;
@@ -149,19 +152,11 @@ impl WebRtcEndpoint {
             .sdp_api()
             .accept_offer(offer)
             .map_err(|e| WebRtcError::Refused(e.to_string()))?;
-        // The offer's media sections are announced right away.
-        let mut audio = None;
-        loop {
-            match rtc.poll_output() {
-                Ok(Output::Event(Event::MediaAdded(m))) if m.kind == MediaKind::Audio => {
-                    audio.get_or_insert(m.mid);
-                }
-                Ok(Output::Event(_)) | Ok(Output::Transmit(_)) => {}
-                Ok(Output::Timeout(_)) => break,
-                Err(e) => return Err(WebRtcError::Refused(e.to_string())),
-            }
-        }
-        let mid = audio.ok_or(WebRtcError::NoAudio)?;
+        // str0m announces media sections only once connected; the offer names the audio one.
+        let mid = audio_mid(offer_sdp)
+            .map(Mid::from)
+            .filter(|m| rtc.media(*m).is_some_and(|m| m.kind() == MediaKind::Audio))
+            .ok_or(WebRtcError::NoAudio)?;
         let codec = rtc
             .writer(mid)
             .and_then(|w| w.payload_params().find_map(|p| audio::g711_of(p.spec().codec)))
@@ -206,10 +201,75 @@ pub fn disconnect(session: &RtpSession, leg: &WebRtcLeg) {
     leg.listen_to(None);
 }
 
+/// Puts a browser leg on a SIP call's media (the call layer's way to [`connect`]): the caller
+/// hears the agent's browser and the browser hears the caller. For a call that is neither
+/// bridged to another call nor in a room (a room routes its members' media itself; joining one
+/// takes the call off the browser). Fails with `ControlError::NoMedia` before the call has media.
+pub async fn attach(call: &CallControl, leg: &WebRtcLeg) -> Result<(), ControlError> {
+    let port = call.media_port().await?;
+    call.route(Route {
+        forward: Some(leg.input()),
+        listen: Some(leg.id()),
+        room: None,
+    })
+    .await?;
+    leg.forward_to(Some(port.input));
+    leg.listen_to(Some(port.peer));
+    Ok(())
+}
+
+/// Takes a browser leg off a call's media again (both directions stop).
+pub async fn detach(call: &CallControl, leg: &WebRtcLeg) -> Result<(), ControlError> {
+    leg.forward_to(None);
+    leg.listen_to(None);
+    call.route(Route {
+        forward: None,
+        listen: None,
+        room: None,
+    })
+    .await
+}
+
+/// The `a=mid` of the first audio section of an SDP.
+pub fn audio_mid(sdp: &str) -> Option<&str> {
+    let mut in_audio = false;
+    for line in sdp.lines().map(str::trim) {
+        if let Some(m) = line.strip_prefix("m=") {
+            in_audio = m.starts_with("audio ");
+        } else if in_audio && let Some(mid) = line.strip_prefix("a=mid:") {
+            return Some(mid.trim());
+        }
+    }
+    None
+}
+
 /// Which G.711 law a leg speaks, for logs and the desktop's media info.
 pub fn codec_name(codec: Codec) -> &'static str {
     match codec {
         Codec::Pcmu => "PCMU",
         Codec::Pcma => "PCMA",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_the_audio_mid_after_other_sections() {
+        let sdp = "v=0\r\nm=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\na=mid:0\r\n\
+                   m=audio 9 UDP/TLS/RTP/SAVPF 0 8\r\na=mid:1\r\n";
+        assert_eq!(audio_mid(sdp), Some("1"));
+        assert_eq!(audio_mid("v=0\r\nm=video 9 RTP/AVP 96\r\na=mid:v\r\n"), None);
+    }
+
+    #[tokio::test]
+    async fn refuses_bad_offers_with_a_reason() {
+        let ep = WebRtcEndpoint::new(WebRtcConfig::on(IpAddr::from([127, 0, 0, 1])), None).unwrap();
+        assert!(matches!(ep.accept_offer("hello").await, Err(WebRtcError::BadOffer(_))));
+        assert!(matches!(
+            WebRtcEndpoint::new(WebRtcConfig::on(IpAddr::from([0, 0, 0, 0])), None),
+            Err(WebRtcError::BadAddress(_))
+        ));
     }
 }
