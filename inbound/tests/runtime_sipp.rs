@@ -274,3 +274,96 @@ async fn a_call_from_the_legacy_platform_carries_the_leased_data() {
     assert_eq!(r.attributes.get("bridge_result").map(String::as_str), Some("unknown"));
     assert!(!r.attributes.contains_key("account"));
 }
+
+fn uas_args(port: u16, msgs: &str, timeout_s: u32) -> Vec<String> {
+    [
+        "-sf".into(),
+        "agent.xml".into(),
+        "-p".into(),
+        port.to_string(),
+        "-mp".into(),
+        free_port().to_string(),
+        "-m".into(),
+        "1".into(),
+        "-timeout".into(),
+        format!("{timeout_s}s"),
+        "-trace_msg".into(),
+        "-message_file".into(),
+        msgs.into(),
+    ]
+    .into()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_supervisor_listens_whispers_barges_and_a_third_party_joins() {
+    use telephony::control::Role;
+    if !has_tools() {
+        return;
+    }
+    let sut = start(39000, |_| {}).await;
+    let dir = sut.dir.path().to_path_buf();
+    write(&dir, "agent.xml", &agent_xml(120_000));
+    let (agent_port, sup_port, third_port) = (free_port(), free_port(), free_port());
+    let agent = sipp(&dir, &uas_args(agent_port, "agent_msgs.log", 150));
+    let supervisor = sipp(&dir, &uas_args(sup_port, "sup_msgs.log", 90));
+    let third = sipp(&dir, &uas_args(third_port, "third_msgs.log", 90));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    sut.runtime
+        .login(Login {
+            agent_id: "carol".into(),
+            endpoint: AgentEndpoint::Uri(format!("sip:carol@127.0.0.1:{agent_port}")),
+            mode: AgentMode::NailedUp,
+            routing_profile: "all".into(),
+            skills: BTreeMap::new(),
+        })
+        .await
+        .unwrap();
+    let mut events = sut.runtime.subscribe();
+    write(&dir, "c.xml", &caller_xml(Dtmf::Pt96("1"), 1200, 8000));
+    let caller = sipp(&dir, &caller_args(sut.sip.udp_addr.port(), "c.xml", DID, 1, 1, 1));
+    let contact = tokio::time::timeout(Duration::from_secs(30), async {
+        loop {
+            if let Ok(RuntimeEvent::ContactConnected { contact, .. }) = events.recv().await {
+                return contact;
+            }
+        }
+    })
+    .await
+    .expect("the caller reaches carol");
+    assert!(sut.runtime.room_members(&contact).await.unwrap().is_empty(), "a plain bridge before anyone joins");
+
+    let sup = AgentEndpoint::Uri(format!("sip:sup@127.0.0.1:{sup_port}"));
+    let roles = |m: Vec<(telephony::sip::call::CallId, Role)>| m.into_iter().map(|(_, r)| r).collect::<Vec<_>>();
+    sut.runtime.supervise(&contact, sup.clone(), inbound::runtime::Supervise::Listen).await.unwrap();
+    let r = roles(sut.runtime.room_members(&contact).await.unwrap());
+    assert_eq!(r.len(), 3);
+    assert_eq!(r.iter().filter(|r| **r == Role::Full).count(), 2);
+    assert!(r.contains(&Role::Listen), "{r:?}");
+    sut.runtime.supervise(&contact, sup.clone(), inbound::runtime::Supervise::Whisper).await.unwrap();
+    let r = roles(sut.runtime.room_members(&contact).await.unwrap());
+    assert!(r.iter().any(|r| matches!(r, Role::Whisper { .. })), "{r:?}");
+    sut.runtime.supervise(&contact, sup, inbound::runtime::Supervise::Barge).await.unwrap();
+    let r = roles(sut.runtime.room_members(&contact).await.unwrap());
+    assert_eq!(r.iter().filter(|r| **r == Role::Full).count(), 3, "{r:?}");
+    sut.runtime.conference(&contact, AgentEndpoint::Uri(format!("sip:third@127.0.0.1:{third_port}"))).await.unwrap();
+    let r = roles(sut.runtime.room_members(&contact).await.unwrap());
+    assert_eq!(r.iter().filter(|r| **r == Role::Full).count(), 4, "{r:?}");
+
+    // The caller hangs up: the supervisor's and the third party's legs end with the contact,
+    // the agent's nailed-up leg stays.
+    let out = wait_sipp(caller, Duration::from_secs(60)).await;
+    assert_eq!(out.rc, 0, "caller: {}", out.output);
+    for (name, child) in [("supervisor", supervisor), ("third party", third)] {
+        let out = wait_sipp(child, Duration::from_secs(30)).await;
+        assert_eq!(out.rc, 0, "{name}: {}", out.output);
+    }
+    let view = sut.runtime.agent_snapshot(None).await.unwrap();
+    assert!(view[0].leg_up, "{view:?}");
+    sut.runtime.logout("carol").await.unwrap();
+    let out = wait_sipp(agent, Duration::from_secs(30)).await;
+    assert_eq!(out.rc, 0, "agent: {}", out.output);
+    for log in ["sup_msgs.log", "third_msgs.log"] {
+        let msgs = std::fs::read_to_string(dir.join(log)).unwrap();
+        assert_eq!(msgs.lines().filter(|l| l.starts_with("INVITE sip:")).count(), 1, "{log}: one call for the whole session");
+    }
+}

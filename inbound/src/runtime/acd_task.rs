@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
-use telephony::control::{CallControl, Event as CallEvent, OnPeerHangup};
+use telephony::control::{CallControl, Event as CallEvent, OnPeerHangup, Room};
 use telephony::sip::call::{Originate, Transport, Trunk};
 use tokio::sync::{mpsc, oneshot};
 
@@ -75,6 +75,19 @@ pub(crate) enum Cmd {
         attributes: BTreeMap<String, String>,
         reply: oneshot::Sender<Result<String, NoAgent>>,
     },
+    /// The calls of a connected contact (for supervisors and conferences).
+    ContactMedia {
+        contact: String,
+        reply: Reply<ContactMedia>,
+    },
+    /// A supervisor's or third party's leg joined the contact's room.
+    AttachLeg {
+        contact: String,
+        room: Room,
+        leg: CallControl,
+        supervisor: bool,
+        reply: Reply<()>,
+    },
     /// An agent leg's progress (`leg_no` tells a current leg from an old one).
     Leg {
         agent: String,
@@ -89,6 +102,15 @@ pub(crate) enum LegEvent {
     /// The contact bridged to this leg hung up (the leg stays up).
     PeerGone,
     Ended,
+}
+
+/// A connected contact's calls and room.
+#[derive(Clone)]
+pub(crate) struct ContactMedia {
+    pub customer: CallControl,
+    pub agent_leg: CallControl,
+    pub room: Option<Room>,
+    pub supervisor: Option<CallControl>,
 }
 
 struct AgentSlot {
@@ -117,6 +139,10 @@ struct ContactSlot {
     agent: Option<String>,
     connected: bool,
     timed_out: bool,
+    /// Set once a supervisor or third party joined: the room and the extra legs.
+    room: Option<Room>,
+    supervisor: Option<CallControl>,
+    extra_legs: Vec<CallControl>,
 }
 
 struct Task {
@@ -127,6 +153,37 @@ struct Task {
     serving: HashMap<String, Vec<String>>,
     leg_no: u64,
     tx: mpsc::WeakUnboundedSender<Cmd>,
+}
+
+/// The SIP request that reaches an endpoint (an agent's or supervisor's phone).
+pub(crate) async fn originate_to(sh: &Shared, ep: &AgentEndpoint, ring: Duration) -> Result<Originate, String> {
+    let (uri, addr, tcp) = match ep {
+        AgentEndpoint::Uri(u) => {
+            let addr = telephony::sip::dialog::uri_addr(u).ok_or_else(|| format!("{u:?} has no IP address and port"))?;
+            (u.clone(), addr, telephony::sip::dialog::uri_wants_tcp(u))
+        }
+        AgentEndpoint::Registered(user) => {
+            let b = sh
+                .calls
+                .sip()
+                .bindings(user)
+                .await
+                .into_iter()
+                .max_by_key(|b| b.expires_at)
+                .ok_or_else(|| format!("{user:?} is not registered"))?;
+            let addr = telephony::sip::dialog::uri_addr(&b.contact).unwrap_or(b.source);
+            let tcp = b.tcp || telephony::sip::dialog::uri_wants_tcp(&b.contact);
+            (b.contact, addr, tcp)
+        }
+    };
+    Ok(Originate {
+        to_user: bridge::calls::uri_user(&uri).unwrap_or_default(),
+        request_uri: Some(uri),
+        from_user: sh.cfg.agent_caller_id.clone(),
+        trunks: vec![Trunk { addr, transport: if tcp { Transport::Tcp } else { Transport::Udp }, credentials: None }],
+        ring_timeout: ring,
+        headers: Vec::new(),
+    })
 }
 
 pub(crate) async fn run(sh: Arc<Shared>, acd: Acd, mut rx: mpsc::UnboundedReceiver<Cmd>) {
@@ -316,36 +373,8 @@ impl Task {
         }
     }
 
-    /// The SIP request that reaches an agent's endpoint.
     async fn originate_to(&self, ep: &AgentEndpoint, ring: Duration) -> Result<Originate, String> {
-        let (uri, addr, tcp) = match ep {
-            AgentEndpoint::Uri(u) => {
-                let addr = telephony::sip::dialog::uri_addr(u).ok_or_else(|| format!("{u:?} has no IP address and port"))?;
-                (u.clone(), addr, telephony::sip::dialog::uri_wants_tcp(u))
-            }
-            AgentEndpoint::Registered(user) => {
-                let b = self
-                    .sh
-                    .calls
-                    .sip()
-                    .bindings(user)
-                    .await
-                    .into_iter()
-                    .max_by_key(|b| b.expires_at)
-                    .ok_or_else(|| format!("{user:?} is not registered"))?;
-                let addr = telephony::sip::dialog::uri_addr(&b.contact).unwrap_or(b.source);
-                let tcp = b.tcp || telephony::sip::dialog::uri_wants_tcp(&b.contact);
-                (b.contact, addr, tcp)
-            }
-        };
-        Ok(Originate {
-            to_user: bridge::calls::uri_user(&uri).unwrap_or_default(),
-            request_uri: Some(uri),
-            from_user: self.sh.cfg.agent_caller_id.clone(),
-            trunks: vec![Trunk { addr, transport: if tcp { Transport::Tcp } else { Transport::Udp }, credentials: None }],
-            ring_timeout: ring,
-            headers: Vec::new(),
-        })
+        originate_to(&self.sh, ep, ring).await
     }
 
     fn watch_leg(&self, agent: &str, leg_no: u64, mut events: mpsc::UnboundedReceiver<CallEvent>) {
@@ -378,7 +407,7 @@ impl Task {
                 let queue = req.queue.clone();
                 self.contacts.insert(
                     id.clone(),
-                    ContactSlot { call, queue, attributes, notes: Some(notes), record: None, agent: None, connected: false, timed_out: false },
+                    ContactSlot { call, queue, attributes, notes: Some(notes), record: None, agent: None, connected: false, timed_out: false, room: None, supervisor: None, extra_legs: Vec::new() },
                 );
                 let decisions = self.acd.step(Event::Enqueue(req), self.now());
                 let result = if decisions.iter().any(|d| matches!(d, Decision::AtCapacity { contact, .. } if *contact == id)) {
@@ -491,6 +520,40 @@ impl Task {
                 let _ = reply.send(r);
             }
             Cmd::Leg { agent, leg_no, what } => self.leg_event(&agent, leg_no, what).await,
+            Cmd::ContactMedia { contact, reply } => {
+                let r = match self.contacts.get(&contact) {
+                    Some(c) if c.connected => {
+                        let leg = c.agent.as_ref().and_then(|a| self.agents.get(a)).and_then(|a| a.leg.clone());
+                        match leg {
+                            Some(agent_leg) => Ok(ContactMedia { customer: c.call.clone(), agent_leg, room: c.room.clone(), supervisor: c.supervisor.clone() }),
+                            None => Err(RuntimeError::UnknownContact(format!("{contact} (the agent's leg is gone)"))),
+                        }
+                    }
+                    _ => Err(RuntimeError::UnknownContact(contact)),
+                };
+                let _ = reply.send(r);
+            }
+            Cmd::AttachLeg { contact, room, leg, supervisor, reply } => {
+                let r = match self.contacts.get_mut(&contact) {
+                    Some(c) => {
+                        c.room = Some(room);
+                        if supervisor {
+                            if let Some(old) = c.supervisor.replace(leg.clone()) {
+                                let _ = old.hangup().await;
+                            }
+                        }
+                        c.extra_legs.push(leg);
+                        Ok(())
+                    }
+                    None => {
+                        // The contact ended meanwhile.
+                        let _ = leg.hangup().await;
+                        room.close().await;
+                        Err(RuntimeError::UnknownContact(contact))
+                    }
+                };
+                let _ = reply.send(r);
+            }
         }
     }
 
@@ -645,6 +708,15 @@ impl Task {
 
     /// The customer's side of a contact is over (hung up, or ended by the agent).
     async fn contact_gone(&mut self, contact: &str) {
+        let Some(slot) = self.contacts.get_mut(contact) else { return };
+        let extras = std::mem::take(&mut slot.extra_legs);
+        let room = slot.room.take();
+        for leg in extras {
+            let _ = leg.hangup().await;
+        }
+        if let Some(room) = room {
+            room.close().await;
+        }
         let Some(slot) = self.contacts.get(contact) else { return };
         let agent = slot.agent.clone();
         let connected = slot.connected;
@@ -652,6 +724,8 @@ impl Task {
         match (&agent, connected) {
             (Some(agent), true) => {
                 self.note(contact, "ended", agent);
+                // A ring-per-offer leg ends with its contact (a room never hangs anybody up).
+                self.drop_ring_leg(agent).await;
                 self.step(Event::ContactEnded { agent: agent.clone() }).await;
             }
             _ => {
@@ -702,7 +776,7 @@ impl Task {
         record.note(self.now(), "outbound", queue);
         self.contacts.insert(
             id.clone(),
-            ContactSlot { call, queue: queue.into(), attributes, notes: None, record: Some(record), agent: None, connected: false, timed_out: false },
+            ContactSlot { call, queue: queue.into(), attributes, notes: None, record: Some(record), agent: None, connected: false, timed_out: false, room: None, supervisor: None, extra_legs: Vec::new() },
         );
         let mut req = ContactRequest::new(&id, queue);
         req.priority = 0;

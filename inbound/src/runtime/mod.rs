@@ -158,6 +158,32 @@ pub enum RuntimeEvent {
     ContactEnded { contact: String, agent: Option<String>, at_ms: i64 },
 }
 
+/// How a supervisor takes part in an agent's contact.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Supervise {
+    /// Hears both, heard by nobody.
+    Listen,
+    /// Hears both, heard only by the agent (coaching).
+    Whisper,
+    /// A full party: heard by both.
+    Barge,
+}
+
+impl Supervise {
+    fn role(self, media: &acd_task::ContactMedia) -> telephony::control::Role {
+        match self {
+            Supervise::Listen => telephony::control::Role::Listen,
+            Supervise::Whisper => telephony::control::Role::Whisper { to: media.agent_leg.id() },
+            Supervise::Barge => telephony::control::Role::Full,
+        }
+    }
+}
+
+fn room_error(e: telephony::control::RoomError) -> RuntimeError {
+    RuntimeError::Media(e.to_string())
+}
+
 /// Why a runtime command was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RuntimeError {
@@ -171,6 +197,8 @@ pub enum RuntimeError {
     InvalidAgent(String),
     #[error("the agent's endpoint could not be reached: {0}")]
     EndpointUnreachable(String),
+    #[error("media: {0}")]
+    Media(String),
     #[error("the runtime has stopped")]
     Stopped,
 }
@@ -289,6 +317,80 @@ impl Runtime {
             Ok(r) => r,
             Err(_) => Err(NoAgent),
         }
+    }
+
+    /// A supervisor joins a connected contact: their phone (`supervisor`) is called and, once
+    /// answered, put in the contact's room with the agent and the customer — listening,
+    /// whispering to the agent, or barged in (a full party). Calling again with another mode
+    /// changes the role without a new call. The supervisor's leg ends with the contact.
+    pub async fn supervise(&self, contact: &str, supervisor: AgentEndpoint, mode: Supervise) -> Result<(), RuntimeError> {
+        let media = self.contact_media(contact).await?;
+        if let (Some(room), Some(sup)) = (&media.room, &media.supervisor) {
+            return room.set_role(sup.id(), mode.role(&media)).await.map_err(room_error);
+        }
+        let leg = self.call_endpoint(&supervisor).await?;
+        self.join_leg(contact, media, leg, Some(mode)).await
+    }
+
+    /// A three-way conference: `party` (a phone, or the agent's choice of endpoint) is called
+    /// and joins the contact with the agent and the customer as a full party. It ends with the
+    /// contact (or when it hangs up, leaving the other two connected).
+    pub async fn conference(&self, contact: &str, party: AgentEndpoint) -> Result<(), RuntimeError> {
+        let media = self.contact_media(contact).await?;
+        let leg = self.call_endpoint(&party).await?;
+        self.join_leg(contact, media, leg, None).await
+    }
+
+    /// The members of a contact's room and their roles (empty while it is a plain bridge).
+    pub async fn room_members(&self, contact: &str) -> Result<Vec<(telephony::sip::call::CallId, telephony::control::Role)>, RuntimeError> {
+        let media = self.contact_media(contact).await?;
+        Ok(match media.room {
+            Some(r) => r.members().await,
+            None => Vec::new(),
+        })
+    }
+
+    async fn contact_media(&self, contact: &str) -> Result<acd_task::ContactMedia, RuntimeError> {
+        let contact = contact.to_owned();
+        self.ask(|reply| acd_task::Cmd::ContactMedia { contact, reply }).await?
+    }
+
+    /// Calls an endpoint and waits for the answer.
+    async fn call_endpoint(&self, ep: &AgentEndpoint) -> Result<CallControl, RuntimeError> {
+        let o = acd_task::originate_to(&self.shared, ep, self.shared.cfg.login_ring_timeout).await.map_err(RuntimeError::EndpointUnreachable)?;
+        let (_, ctl, mut events) = self.shared.calls.originate(o).split();
+        loop {
+            match events.recv().await {
+                Some(telephony::control::Event::Answered { .. }) => break,
+                None | Some(telephony::control::Event::Hangup { .. }) => {
+                    return Err(RuntimeError::EndpointUnreachable(format!("{ep:?} did not answer")));
+                }
+                Some(_) => {}
+            }
+        }
+        // The leg's later events (its hang-up makes it leave the room by itself).
+        tokio::spawn(async move { while events.recv().await.is_some() {} });
+        Ok(ctl)
+    }
+
+    async fn join_leg(&self, contact: &str, media: acd_task::ContactMedia, leg: CallControl, mode: Option<Supervise>) -> Result<(), RuntimeError> {
+        let room = match &media.room {
+            Some(r) => r.clone(),
+            None => {
+                let r = telephony::control::Room::new();
+                r.join(&media.agent_leg, telephony::control::Role::Full).await.map_err(room_error)?;
+                r.join(&media.customer, telephony::control::Role::Full).await.map_err(room_error)?;
+                r
+            }
+        };
+        let role = mode.map_or(telephony::control::Role::Full, |m| m.role(&media));
+        if let Err(e) = room.join(&leg, role).await {
+            let _ = leg.hangup().await;
+            return Err(room_error(e));
+        }
+        let contact = contact.to_owned();
+        let supervisor = mode.is_some();
+        self.ask(|reply| acd_task::Cmd::AttachLeg { contact, room, leg, supervisor, reply }).await?
     }
 
     /// Live contacts (in a flow, queued or with an agent).
