@@ -22,6 +22,7 @@ pub mod apikeys;
 pub mod auth;
 pub mod bridge;
 pub mod calls;
+pub mod campaigns;
 pub mod console;
 pub mod contacts;
 pub mod error;
@@ -96,6 +97,7 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(bridge::routes())
         .merge(imports::routes())
         .merge(calls::routes())
+        .merge(campaigns::routes())
         .merge(console::api_routes())
         .merge(apikeys::routes())
         .merge(users::routes())
