@@ -137,3 +137,79 @@ async fn cli_import_on_postgresql_uses_copy_and_reports_exactly() {
         }
     }
 }
+
+/// Upload with a `mapping` field: it overrides header recognition (JSON or TOML, the CLI's format),
+/// and a mapping that does not parse or does not fit the file is refused with 400 naming the problem.
+#[tokio::test]
+async fn upload_with_a_mapping_override() {
+    let dir = tempfile::tempdir().unwrap();
+    let manager = {
+        let out = run(dir.path(), &["apikey", "create", "--role", "campaign-manager"], &[]);
+        String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    };
+    let app = Appliance::start(dir.path(), &[]);
+    let c = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap();
+    // "Office" is not a header the importer recognises as a phone; "Cell" is.
+    let csv = b"Acct,Office,Cell,Notes\nA1,312-555-0101,,first\nA2,312-555-0102,212-555-0123,second\nA3,,415-555-2671,third\nA1,312-555-0199,,again\n";
+    let post = |list: &'static str, mapping: Option<&'static str>| {
+        let mut form = reqwest::multipart::Form::new().part("file", reqwest::multipart::Part::bytes(csv.to_vec()).file_name("crm.csv"));
+        if let Some(m) = mapping {
+            form = form.text("mapping", m);
+        }
+        c.post(app.url(&format!("/api/v1/lists/{list}/imports"))).bearer_auth(&manager).multipart(form).send()
+    };
+    let finished = |resp: reqwest::Response| async {
+        assert_eq!(resp.status(), 202);
+        let started: Value = resp.json().await.unwrap();
+        let url = app.url(started["status_url"].as_str().unwrap());
+        for _ in 0..300 {
+            let report: Value = c.get(&url).bearer_auth(&manager).send().await.unwrap().json().await.unwrap();
+            if report["state"] != "running" {
+                return report;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("the import did not finish");
+    };
+
+    // Recognition alone: only Cell is a phone column, no CRM id (dedupe on the first number).
+    let auto = finished(post("auto", None).await.unwrap()).await;
+    assert_eq!(auto["state"], "completed", "{auto}");
+    assert_eq!(auto["mapping"]["phones"], serde_json::json!(["Cell"]));
+    assert_eq!((auto["accepted"].as_u64(), auto["rejected"].as_u64()), (Some(2), Some(2)), "{auto}");
+
+    // The same file with the mapping changed before the import (JSON).
+    let json = r#"{"crm_id": "Acct", "phones": ["Office", "Cell"], "ignore": ["Notes"]}"#;
+    let mapped = finished(post("mapped", Some(json)).await.unwrap()).await;
+    assert_eq!(mapped["state"], "completed", "{mapped}");
+    assert_eq!(mapped["mapping"]["phones"], serde_json::json!(["Office", "Cell"]), "phones in the mapping's order");
+    assert_eq!(mapped["mapping"]["crm_id"], "Acct");
+    assert_eq!(mapped["mapping"]["attributes"], serde_json::json!([]), "Notes is ignored");
+    let n = |k: &str| mapped[k].as_u64().unwrap();
+    assert_eq!((n("rows_read"), n("accepted"), n("rejected"), n("duplicates"), n("dnc")), (4, 3, 0, 1, 0), "{mapped}");
+    assert_eq!(mapped["duplicates_by_reason"]["duplicate_in_file"], 1, "A1 twice: deduped on the CRM id");
+
+    // TOML works too (the CLI's mapping file format).
+    let toml = "auto = false\nphones = [\"Cell\"]\ncrm_id = \"Acct\"\n";
+    let t = finished(post("toml", Some(toml)).await.unwrap()).await;
+    assert_eq!((t["accepted"].as_u64(), t["rejected"].as_u64(), t["mapping"]["crm_id"].as_str()), (Some(2), Some(2), Some("Acct")), "{t}");
+
+    // An empty field (a form that sends one) means no override.
+    let blank = finished(post("blank", Some("  ")).await.unwrap()).await;
+    assert_eq!(blank["mapping"]["phones"], serde_json::json!(["Cell"]), "{blank}");
+
+    // Refused with 400 naming the problem.
+    for (mapping, expect) in [
+        (r#"{"phones": ["Fax"]}"#, "\"Fax\""),
+        (r#"{"phone": ["Cell"]}"#, "unknown field `phone`"),
+        ("phones = [\"Cell\"", "bad TOML mapping"),
+        (r#"{"phones": ["Cell"], "crm_id": "Cell"}"#, "two roles"),
+        (r#"{"auto": false, "crm_id": "Acct"}"#, "no phone column"),
+    ] {
+        let resp = post("refused", Some(mapping)).await.unwrap();
+        assert_eq!(resp.status(), 400, "{mapping}");
+        let body: Value = resp.json().await.unwrap();
+        assert_eq!(body["error"], "bad_request");
+        assert!(body["message"].as_str().unwrap().contains(expect), "{mapping}: {body}");
+    }
+}

@@ -110,10 +110,11 @@ pub async fn import_file(
     let p = path.to_owned();
     let reader = tokio::task::spawn_blocking(move || RecordReader::open(&p)).await??;
     let file_name = path.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
+    // A mapping that does not fit the file is refused before the list or a job is created.
+    let mapping = Mapping::resolve(&reader.headers, options.mapping.as_ref())?;
     let list = store::ensure_list(db, clock, &options.list, options.region.as_deref().unwrap_or("US")).await?;
     let region = options.region.clone().unwrap_or_else(|| list.default_region.clone());
     let normalizer = Normalizer::new(&region)?;
-    let mapping = Mapping::resolve(&reader.headers, options.mapping.as_ref())?;
 
     // The job: new, or the failed one being resumed.
     let (job_id, public_id, skip_rows, mut report) = match &options.resume_job {
@@ -236,6 +237,7 @@ async fn run(
         (Some(url), foundation::Backend::Postgres) => Some(crate::pgcopy::PgCopyWriter::connect(url).await?),
         _ => None,
     };
+    let sqlite_bulk = crate::sqlite_bulk::SqliteBulkWriter::for_db(db).await?;
     let mut last = report.clone();
     let (tx, mut rx) = mpsc::channel::<Batch>(2);
     let batch_rows = options.batch_rows.max(1);
@@ -298,20 +300,24 @@ async fn run(
     });
 
     let mut write_error = None;
-    while let Some(batch) = rx.recv().await {
-        let written = match &pg_copy {
-            Some(w) => w.write_batch(clock.now_ms(), list_id, job_id, &batch).await,
-            None => store::write_batch(db, clock.now_ms(), list_id, job_id, &batch).await,
+    while let Some(mut batch) = rx.recv().await {
+        let report = std::mem::take(&mut batch.report);
+        let (rows_end, bytes_read) = (batch.rows_end, batch.bytes_read);
+        batch.report = report.clone();
+        let written = match (&pg_copy, &sqlite_bulk) {
+            (Some(w), _) => w.write_batch(clock.now_ms(), list_id, job_id, &batch).await,
+            (None, Some(w)) => w.write_batch(db, clock.now_ms(), list_id, job_id, batch).await,
+            (None, None) => store::write_batch(db, clock.now_ms(), list_id, job_id, batch).await,
         };
         if let Err(e) = written {
             write_error = Some(e);
             break;
         }
-        last = batch.report;
+        last = report;
         progress(&Progress {
             job_id: public_id.to_owned(),
-            rows_committed: batch.rows_end,
-            bytes_read: batch.bytes_read,
+            rows_committed: rows_end,
+            bytes_read,
             bytes_total,
             accepted: last.accepted,
             rejected: last.rejected,
@@ -321,6 +327,9 @@ async fn run(
     }
     drop(rx);
     if let Some(w) = pg_copy {
+        w.close().await;
+    }
+    if let Some(w) = sqlite_bulk {
         w.close().await;
     }
     let produced = producer.await.context("the reader thread panicked")?;

@@ -9,7 +9,7 @@
 //!
 //! Modules: [`reader`] (files to records), [`mapping`] (columns to roles), [`phone`] (E.164),
 //! [`tz`] (time-zone candidates, tables in `data/`), [`dnc`] (DNC sets and registries),
-//! [`store`] (database writes), [`import`] (the pipeline), [`report`], [`generate`] (messy CRM
+//! [`store`] (database writes; [`pgcopy`] and [`sqlite_bulk`] are the bulk fast paths), [`import`] (the pipeline), [`report`], [`generate`] (messy CRM
 //! exports for tests and benchmarks).
 //!
 //! ## Why no polars
@@ -58,6 +58,7 @@ pub mod pgcopy;
 pub mod phone;
 pub mod reader;
 pub mod report;
+pub mod sqlite_bulk;
 pub mod store;
 pub mod tz;
 

@@ -45,16 +45,26 @@ pub struct MappingSpec {
 }
 
 impl MappingSpec {
-    /// Reads a `.toml` or `.json` file (by extension, else by trying both).
+    /// Reads a `.toml` or `.json` file (by extension, else as [`MappingSpec::parse`] does).
     pub fn load(path: &Path) -> anyhow::Result<Self> {
         let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
         let ext = path.extension().map(|e| e.to_string_lossy().to_ascii_lowercase());
         match ext.as_deref() {
             Some("json") => serde_json::from_str(&text).with_context(|| format!("{}: bad JSON mapping", path.display())),
             Some("toml") => toml::from_str(&text).with_context(|| format!("{}: bad TOML mapping", path.display())),
-            _ => serde_json::from_str(&text)
-                .or_else(|_| toml::from_str(&text))
-                .with_context(|| format!("{}: neither a JSON nor a TOML mapping", path.display())),
+            _ => Self::parse(&text).with_context(|| format!("{}: bad mapping", path.display())),
+        }
+    }
+
+    /// Parses mapping text (an upload's `mapping` field): JSON when it starts with `{`, else TOML.
+    /// The error names the format and the offending key or position.
+    pub fn parse(text: &str) -> anyhow::Result<Self> {
+        let t = text.trim_start_matches('\u{feff}').trim();
+        anyhow::ensure!(!t.is_empty(), "the mapping is empty");
+        if t.starts_with('{') {
+            serde_json::from_str(t).map_err(|e| anyhow::anyhow!("bad JSON mapping: {e}"))
+        } else {
+            toml::from_str(t).map_err(|e| anyhow::anyhow!("bad TOML mapping: {}", e.to_string().trim()))
         }
     }
 }
@@ -172,39 +182,52 @@ impl Mapping {
         };
         let mut m = Mapping { headers: headers.to_vec(), ..Default::default() };
         let mut used = vec![false; headers.len()];
-        let take = |slot: &mut Option<usize>, name: &Option<String>, used: &mut Vec<bool>| -> anyhow::Result<()> {
+        // The role each column was given explicitly, so a column named twice is refused by name.
+        let mut given: Vec<Option<&'static str>> = vec![None; headers.len()];
+        let mut claim = |i: usize, role: &'static str, used: &mut Vec<bool>| -> anyhow::Result<()> {
+            if let Some(earlier) = given[i]
+                && earlier != role
+            {
+                bail!("the mapping gives column {:?} two roles: {earlier} and {role}", headers[i]);
+            }
+            given[i] = Some(role);
+            used[i] = true;
+            Ok(())
+        };
+        let mut take = |slot: &mut Option<usize>, role: &'static str, name: &Option<String>, used: &mut Vec<bool>| -> anyhow::Result<()> {
             if let Some(name) = name {
                 let i = index(name)?;
+                claim(i, role, used)?;
                 *slot = Some(i);
-                used[i] = true;
             }
             Ok(())
         };
-        take(&mut m.crm_id, &spec.crm_id, &mut used)?;
-        take(&mut m.first_name, &spec.first_name, &mut used)?;
-        take(&mut m.last_name, &spec.last_name, &mut used)?;
-        take(&mut m.email, &spec.email, &mut used)?;
-        take(&mut m.postal_code, &spec.postal_code, &mut used)?;
-        take(&mut m.subdivision, &spec.subdivision, &mut used)?;
-        take(&mut m.country, &spec.country, &mut used)?;
-        take(&mut m.timezone, &spec.timezone, &mut used)?;
-        take(&mut m.priority, &spec.priority, &mut used)?;
-        take(&mut m.consent_type, &spec.consent_type, &mut used)?;
-        take(&mut m.consent_source, &spec.consent_source, &mut used)?;
-        take(&mut m.consent_at, &spec.consent_at, &mut used)?;
-        take(&mut m.do_not_call, &spec.do_not_call, &mut used)?;
+        take(&mut m.crm_id, "crm_id", &spec.crm_id, &mut used)?;
+        take(&mut m.first_name, "first_name", &spec.first_name, &mut used)?;
+        take(&mut m.last_name, "last_name", &spec.last_name, &mut used)?;
+        take(&mut m.email, "email", &spec.email, &mut used)?;
+        take(&mut m.postal_code, "postal_code", &spec.postal_code, &mut used)?;
+        take(&mut m.subdivision, "subdivision", &spec.subdivision, &mut used)?;
+        take(&mut m.country, "country", &spec.country, &mut used)?;
+        take(&mut m.timezone, "timezone", &spec.timezone, &mut used)?;
+        take(&mut m.priority, "priority", &spec.priority, &mut used)?;
+        take(&mut m.consent_type, "consent_type", &spec.consent_type, &mut used)?;
+        take(&mut m.consent_source, "consent_source", &spec.consent_source, &mut used)?;
+        take(&mut m.consent_at, "consent_at", &spec.consent_at, &mut used)?;
+        take(&mut m.do_not_call, "do_not_call", &spec.do_not_call, &mut used)?;
+        drop(take);
         for p in &spec.phones {
             let i = index(p)?;
+            claim(i, "phones", &mut used)?;
             if !m.phones.contains(&i) {
                 m.phones.push(i);
             }
-            used[i] = true;
         }
         let mut ignored = vec![false; headers.len()];
         for name in &spec.ignore {
             let i = index(name)?;
+            claim(i, "ignore", &mut used)?;
             ignored[i] = true;
-            used[i] = true;
         }
         if auto {
             let explicit_phones = !spec.phones.is_empty();
@@ -317,5 +340,24 @@ mod tests {
         let bad: MappingSpec = serde_json::from_str(r#"{"phones": ["Fax"]}"#).unwrap();
         assert!(Mapping::resolve(&hdr, Some(&bad)).unwrap_err().to_string().contains("Fax"));
         assert!(Mapping::resolve(&h(&["Name", "Email"]), None).is_err(), "no phone column");
+    }
+
+    #[test]
+    fn upload_mapping_text_json_or_toml_with_named_errors() {
+        let hdr = h(&["Acct", "Work", "Cell", "Notes"]);
+        let json = MappingSpec::parse(r#"{"auto": false, "phones": ["Cell"], "crm_id": "Acct"}"#).unwrap();
+        let toml_spec = MappingSpec::parse("auto = false\nphones = [\"Cell\"]\ncrm_id = \"Acct\"\n").unwrap();
+        assert_eq!(json, toml_spec);
+        let m = Mapping::resolve(&hdr, Some(&json)).unwrap();
+        assert_eq!((m.crm_id, m.phones.clone()), (Some(0), vec![2]));
+        assert_eq!(m.attributes.iter().map(|(i, _)| *i).collect::<Vec<_>>(), vec![1, 3], "auto = false: Work stays an attribute");
+        let e = MappingSpec::parse(r#"{"phone": ["Cell"]}"#).unwrap_err().to_string();
+        assert!(e.contains("bad JSON mapping") && e.contains("phone"), "{e}");
+        let e = MappingSpec::parse("phones = Cell").unwrap_err().to_string();
+        assert!(e.starts_with("bad TOML mapping"), "{e}");
+        assert!(MappingSpec::parse("  ").unwrap_err().to_string().contains("empty"));
+        let twice = MappingSpec::parse(r#"{"phones": ["Cell"], "crm_id": "Cell"}"#).unwrap();
+        let e = Mapping::resolve(&hdr, Some(&twice)).unwrap_err().to_string();
+        assert!(e.contains("\"Cell\"") && e.contains("crm_id") && e.contains("phones"), "{e}");
     }
 }

@@ -118,7 +118,7 @@ pub struct Batch {
 /// `INSERT … VALUES (…),(…)` for `rows` rows of `cols` parameters. PostgreSQL gets `$N`; SQLite
 /// gets anonymous `?`: sqlx-sqlite looks every `$N` up by name, and SQLite's name lookup is a linear
 /// scan, so a statement with thousands of `$N` costs O(n²) (70% of the import time when measured).
-fn values_sql(backend: Backend, head: &str, cols: usize, rows: usize, tail: &str) -> String {
+pub(crate) fn values_sql(backend: Backend, head: &str, cols: usize, rows: usize, tail: &str) -> String {
     let mut s = String::with_capacity(head.len() + rows * cols * 5 + tail.len());
     s.push_str(head);
     s.push_str(" VALUES ");
@@ -165,12 +165,12 @@ const fn column_count(list: &str) -> usize {
     }
     n
 }
-const LEAD_COLS: usize = column_count(LEAD_COLUMNS);
-const LEADS_PER_STMT: usize = 500;
-const PHONE_COLS: usize = column_count(PHONE_COLUMNS);
-const PHONES_PER_STMT: usize = 700;
-const OUTCOME_COLS: usize = 5;
-const OUTCOMES_PER_STMT: usize = 1000;
+pub(crate) const LEAD_COLS: usize = column_count(LEAD_COLUMNS);
+pub(crate) const LEADS_PER_STMT: usize = 500;
+pub(crate) const PHONE_COLS: usize = column_count(PHONE_COLUMNS);
+pub(crate) const PHONES_PER_STMT: usize = 700;
+pub(crate) const OUTCOME_COLS: usize = column_count(OUTCOME_COLUMNS);
+pub(crate) const OUTCOMES_PER_STMT: usize = 1000;
 
 /// The UPDATE of an existing lead by a later import, shared by both bulk writers (this one and
 /// `pgcopy`), so the column list lives in one place.
@@ -210,147 +210,239 @@ where
     .bind(id)
 }
 
-/// Writes one batch and advances the job, atomically.
-pub async fn write_batch(db: &Db, now: i64, list_id: i64, job_id: i64, batch: &Batch) -> anyhow::Result<()> {
+/// Binds one new lead's fields in [`LEAD_COLUMNS`] order, moving its strings into the arguments.
+/// Shared by this module's Any writer and [`crate::sqlite_bulk`].
+pub(crate) fn bind_lead<'q, DB: sqlx::Database>(
+    q: sqlx::query::Query<'q, DB, DB::Arguments>,
+    l: NewLead,
+    list_id: i64,
+    job_id: i64,
+    now: i64,
+) -> sqlx::query::Query<'q, DB, DB::Arguments>
+where
+    String: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    Option<String>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    &'static str: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    Option<&'static str>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    i64: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    Option<i64>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+{
+    q.bind(list_id)
+        .bind(l.dedupe_key)
+        .bind(l.crm_id)
+        .bind(l.priority)
+        .bind(l.state)
+        .bind(l.first_name)
+        .bind(l.last_name)
+        .bind(l.email)
+        .bind(l.postal_code)
+        .bind(l.subdivision)
+        .bind(l.country)
+        .bind(l.attributes)
+        .bind(l.consent_type)
+        .bind(l.consent_source)
+        .bind(l.consent_at)
+        .bind(job_id)
+        .bind(l.source_row)
+        .bind(now)
+        .bind(now)
+}
+
+/// Binds one phone in [`PHONE_COLUMNS`] order, moving its strings into the arguments.
+pub(crate) fn bind_phone<'q, DB: sqlx::Database>(
+    q: sqlx::query::Query<'q, DB, DB::Arguments>,
+    lead_id: i64,
+    p: NewPhone,
+) -> sqlx::query::Query<'q, DB, DB::Arguments>
+where
+    String: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    Option<String>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    &'static str: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    Option<&'static str>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    i64: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    i16: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+{
+    let dnc = p.dnc_source.is_some() as i16;
+    q.bind(lead_id)
+        .bind(p.position)
+        .bind(p.e164)
+        .bind(p.extension)
+        .bind(p.raw)
+        .bind(p.source_column)
+        .bind(p.kind)
+        .bind(p.region)
+        .bind(p.tz_json)
+        .bind(p.tz_ambiguous as i16)
+        .bind(p.dialable as i16)
+        .bind(dnc)
+        .bind(p.dnc_source)
+}
+
+/// Binds one row outcome (`job_id, source_row, outcome, reason, fields`).
+pub(crate) fn bind_outcome<'q, DB: sqlx::Database>(
+    q: sqlx::query::Query<'q, DB, DB::Arguments>,
+    job_id: i64,
+    o: RowOutcome,
+) -> sqlx::query::Query<'q, DB, DB::Arguments>
+where
+    String: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    &'static str: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    i64: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+{
+    q.bind(job_id).bind(o.source_row).bind(o.outcome).bind(o.reason).bind(o.fields_json)
+}
+
+/// The columns of an outcome row, in bind order.
+pub(crate) const OUTCOME_COLUMNS: &str = "job_id, source_row, outcome, reason, fields";
+
+/// Lead ids for the new leads of a batch on SQLite, handed out under the write lock after the
+/// largest ever used (what AUTOINCREMENT would do), so phones need not wait for RETURNING rows.
+pub(crate) const SQLITE_LAST_LEAD_ID: &str = "SELECT MAX(COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'leads'), 0), \
+     COALESCE((SELECT MAX(id) FROM leads), 0))";
+
+/// Writes one batch and advances the job, atomically. Takes the batch by value: its strings move
+/// into the statements' arguments instead of being copied.
+pub async fn write_batch(db: &Db, now: i64, list_id: i64, job_id: i64, batch: Batch) -> anyhow::Result<()> {
+    let Batch { rows_end, leads, outcomes, report, .. } = batch;
     let mut tx = db.begin_write().await?;
-    if db.backend() == Backend::Sqlite {
-        // A 64 MiB page cache for bulk writes (the number index takes random inserts).
+    let sqlite = db.backend() == Backend::Sqlite;
+    if sqlite {
+        // A 64 MiB page cache for bulk writes (the dedupe-key index takes random inserts).
         sqlx::query("PRAGMA cache_size = -65536").execute(tx.conn()).await?;
     }
-    let sqlite = db.backend() == Backend::Sqlite;
-    // lead_ids[i] is the id of batch.leads[i].
-    let mut lead_ids = vec![0i64; batch.leads.len()];
-    let inserts: Vec<usize> = (0..batch.leads.len()).filter(|&i| batch.leads[i].update_of.is_none()).collect();
-    let build_leads = |chunk: &[usize]| {
-        let sql = values_sql(
-            db.backend(),
-            &format!("INSERT INTO leads ({LEAD_COLUMNS})"),
-            LEAD_COLS,
-            chunk.len(),
-            if sqlite { " RETURNING id" } else { " RETURNING id, dedupe_key" },
-        );
-        let mut q = sqlx::query(AssertSqlSafe(sql));
-        for &i in chunk {
-            let l = &batch.leads[i];
-            q = q
-                .bind(list_id)
-                .bind(l.dedupe_key.as_str())
-                .bind(l.crm_id.as_deref())
-                .bind(l.priority)
-                .bind(l.state)
-                .bind(l.first_name.as_deref())
-                .bind(l.last_name.as_deref())
-                .bind(l.email.as_deref())
-                .bind(l.postal_code.as_deref())
-                .bind(l.subdivision.as_deref())
-                .bind(l.country)
-                .bind(l.attributes.as_str())
-                .bind(l.consent_type.as_deref())
-                .bind(l.consent_source.as_deref())
-                .bind(l.consent_at)
-                .bind(job_id)
-                .bind(l.source_row)
-                .bind(now)
-                .bind(now);
-        }
-        q
-    };
-    // Pipelined: the next statement's arguments are built while the database runs this one.
-    let lead_chunks: Vec<&[usize]> = inserts.chunks(LEADS_PER_STMT).collect();
-    let mut next = lead_chunks.first().map(|c| build_leads(c));
-    for k in 0..lead_chunks.len() {
-        let chunk = lead_chunks[k];
-        let q = next.take().expect("built");
-        let (rows, built) = tokio::join!(q.fetch_all(tx.conn()), async { lead_chunks.get(k + 1).map(|c| build_leads(c)) });
-        next = built;
-        let rows = rows.context("inserting leads")?;
-        anyhow::ensure!(rows.len() == chunk.len(), "{} ids returned for {} leads", rows.len(), chunk.len());
-        if sqlite {
-            // Within one INSERT under the write lock, AUTOINCREMENT hands out ascending rowids in
-            // VALUES order, whatever order RETURNING emits them in.
-            let mut got: Vec<i64> = rows.iter().map(|r| r.get::<i64, _>(0)).collect();
-            got.sort_unstable();
-            for (&i, id) in chunk.iter().zip(got) {
-                lead_ids[i] = id;
-            }
-        } else {
-            let by_key: HashMap<String, i64> = rows.iter().map(|r| (r.get::<String, _>(1), r.get::<i64, _>(0))).collect();
-            for &i in chunk {
-                lead_ids[i] = *by_key.get(&batch.leads[i].dedupe_key).context("an inserted lead's id was not returned")?;
-            }
-        }
-    }
-    for l in batch.leads.iter().filter(|l| l.update_of.is_some()) {
-        let id = l.update_of.expect("filtered");
-        update_lead::<sqlx::Any>(l, job_id, now, id)
-            .execute(tx.conn())
-            .await
-            .context("updating a lead")?;
-        sqlx::query("DELETE FROM lead_phones WHERE lead_id = $1").bind(id).execute(tx.conn()).await?;
-    }
-    for (i, l) in batch.leads.iter().enumerate() {
+    // Updates of existing leads (few): their ids are known.
+    let mut lead_ids = vec![0i64; leads.len()];
+    for (i, l) in leads.iter().enumerate() {
         if let Some(id) = l.update_of {
+            update_lead::<sqlx::Any>(l, job_id, now, id).execute(tx.conn()).await.context("updating a lead")?;
+            sqlx::query("DELETE FROM lead_phones WHERE lead_id = $1").bind(id).execute(tx.conn()).await?;
             lead_ids[i] = id;
         }
     }
-    let phones: Vec<(i64, &NewPhone)> = batch
-        .leads
-        .iter()
-        .zip(&lead_ids)
-        .flat_map(|(l, &id)| l.phones.iter().map(move |p| (id, p)))
+    let n_new = leads.iter().filter(|l| l.update_of.is_none()).count();
+    if sqlite && n_new > 0 {
+        // Ids are handed out here, under the write lock, after the largest ever used (what
+        // AUTOINCREMENT would do), so phones need not wait for RETURNING rows and the leads go in
+        // with their ids: no rows come back.
+        let last: i64 = sqlx::query_scalar(SQLITE_LAST_LEAD_ID)
+        .fetch_one(tx.conn())
+        .await
+        .context("reading the next lead id")?;
+        let mut next = last;
+        for (i, l) in leads.iter().enumerate() {
+            if l.update_of.is_none() {
+                next += 1;
+                lead_ids[i] = next;
+            }
+        }
+    }
+    // Phones leave their leads first (the leads are consumed by the INSERTs below); each keeps
+    // its lead's index into `lead_ids`.
+    let mut leads = leads;
+    let phones: Vec<(usize, NewPhone)> = leads
+        .iter_mut()
+        .enumerate()
+        .flat_map(|(i, l)| std::mem::take(&mut l.phones).into_iter().map(move |p| (i, p)))
         .collect();
-    let build_phones = |chunk: &[(i64, &NewPhone)]| {
-        let sql = values_sql(
+    let new_leads: Vec<(usize, NewLead)> = leads.into_iter().enumerate().filter(|(_, l)| l.update_of.is_none()).collect();
+
+    let lead_stmt = |rows: usize| {
+        values_sql(
+            db.backend(),
+            &format!("INSERT INTO leads ({}{LEAD_COLUMNS})", if sqlite { "id, " } else { "" }),
+            LEAD_COLS + sqlite as usize,
+            rows,
+            if sqlite { "" } else { " RETURNING id, dedupe_key" },
+        )
+    };
+    let build_leads = |chunk: Vec<(usize, NewLead)>| {
+        let mut q = sqlx::query(AssertSqlSafe(lead_stmt(chunk.len())));
+        let mut keys = Vec::new();
+        for (i, l) in chunk {
+            if sqlite {
+                q = q.bind(lead_ids[i]);
+            } else {
+                keys.push((i, l.dedupe_key.clone()));
+            }
+            q = bind_lead(q, l, list_id, job_id, now);
+        }
+        (q, keys)
+    };
+    // Pipelined: the next statement's arguments are built while the database runs this one.
+    let mut chunks = chunked(new_leads, LEADS_PER_STMT);
+    let mut returned_ids = Vec::new();
+    let mut next = chunks.next().map(build_leads);
+    while let Some((q, keys)) = next.take() {
+        let (done, built) = tokio::join!(
+            async {
+                if sqlite {
+                    q.execute(tx.conn()).await.map(|_| Vec::new())
+                } else {
+                    q.fetch_all(tx.conn()).await
+                }
+            },
+            async { chunks.next().map(build_leads) }
+        );
+        next = built;
+        let rows = done.context("inserting leads")?;
+        if !sqlite {
+            anyhow::ensure!(rows.len() == keys.len(), "{} ids returned for {} leads", rows.len(), keys.len());
+            let by_key: HashMap<String, i64> = rows.iter().map(|r| (r.get::<String, _>(1), r.get::<i64, _>(0))).collect();
+            for (i, key) in keys {
+                returned_ids.push((i, *by_key.get(&key).context("an inserted lead's id was not returned")?));
+            }
+        }
+    }
+    // PostgreSQL (without COPY): the ids came back with RETURNING.
+    for (i, id) in returned_ids {
+        lead_ids[i] = id;
+    }
+    let build_phones = |chunk: Vec<(usize, NewPhone)>| {
+        let mut q = sqlx::query(AssertSqlSafe(values_sql(
             db.backend(),
             &format!("INSERT INTO lead_phones ({PHONE_COLUMNS})"),
             PHONE_COLS,
             chunk.len(),
             "",
-        );
-        let mut q = sqlx::query(AssertSqlSafe(sql));
-        for (id, p) in chunk {
-            q = q
-                .bind(*id)
-                .bind(p.position)
-                .bind(p.e164.as_str())
-                .bind(p.extension.as_deref())
-                .bind(p.raw.as_str())
-                .bind(p.source_column.as_str())
-                .bind(p.kind)
-                .bind(p.region)
-                .bind(p.tz_json.as_str())
-                .bind(p.tz_ambiguous as i16)
-                .bind(p.dialable as i16)
-                .bind(p.dnc_source.is_some() as i16)
-                .bind(p.dnc_source.as_deref());
+        )));
+        for (i, p) in chunk {
+            q = bind_phone(q, lead_ids[i], p);
         }
         q
     };
-    let phone_chunks: Vec<&[(i64, &NewPhone)]> = phones.chunks(PHONES_PER_STMT).collect();
-    let mut next = phone_chunks.first().map(|c| build_phones(c));
-    for k in 0..phone_chunks.len() {
-        let q = next.take().expect("built");
-        let (done, built) = tokio::join!(q.execute(tx.conn()), async { phone_chunks.get(k + 1).map(|c| build_phones(c)) });
+    let mut chunks = chunked(phones, PHONES_PER_STMT);
+    let mut next = chunks.next().map(build_phones);
+    while let Some(q) = next.take() {
+        let (done, built) = tokio::join!(q.execute(tx.conn()), async { chunks.next().map(build_phones) });
         next = built;
         done.context("inserting lead phones")?;
     }
-    for chunk in batch.outcomes.chunks(OUTCOMES_PER_STMT) {
+    for chunk in chunked(outcomes, OUTCOMES_PER_STMT) {
         let sql = values_sql(
             db.backend(),
-            "INSERT INTO import_row_outcomes (job_id, source_row, outcome, reason, fields)",
+            &format!("INSERT INTO import_row_outcomes ({OUTCOME_COLUMNS})"),
             OUTCOME_COLS,
             chunk.len(),
             "",
         );
         let mut q = sqlx::query(AssertSqlSafe(sql));
         for o in chunk {
-            q = q.bind(job_id).bind(o.source_row).bind(o.outcome).bind(o.reason.as_str()).bind(o.fields_json.as_str());
+            q = bind_outcome(q, job_id, o);
         }
         q.execute(tx.conn()).await.context("inserting row outcomes")?;
     }
-    advance_job(&mut tx, now, job_id, batch.rows_end, &batch.report).await?;
+    advance_job(&mut tx, now, job_id, rows_end, &report).await?;
     tx.commit().await?;
     Ok(())
+}
+
+/// Splits `items` into owned chunks of at most `size`, in order.
+pub(crate) fn chunked<T>(items: Vec<T>, size: usize) -> impl Iterator<Item = Vec<T>> {
+    let mut it = items.into_iter().peekable();
+    std::iter::from_fn(move || {
+        it.peek()?;
+        Some(it.by_ref().take(size).collect())
+    })
 }
 
 async fn advance_job(

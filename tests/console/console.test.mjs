@@ -170,7 +170,7 @@ await step('the admin logs in, lands on the page asked for and sees every consol
   assert.equal(new URL(admin.url()).pathname, '/', 'the login form sends a signed-in user home');
   assert.equal(await admin.textContent('#who-user'), 'admin');
   assert.equal(await admin.textContent('#who-role'), 'admin');
-  assert.deepEqual(await navLabels(admin), ['Home', 'Lists', 'Bridge']);
+  assert.deepEqual(await navLabels(admin), ['Home', 'Lists', 'Contacts', 'Flows', 'Users', 'API keys', 'Bridge']);
   await shot(admin, '03-home-admin');
 });
 
@@ -232,6 +232,157 @@ await step('the admin creates a DNIS pool and a migration route on the Bridge pa
   await shot(admin, '04-bridge');
 });
 
+// ---- admin pages: API keys, users, flows (editor, import, numbers, hours), contacts ----------
+
+admin.on('dialog', (d) => d.accept()); // the pages confirm before revoking or deleting
+
+await step('the admin creates an API key, sees it once, and revoking it stops it at once', async () => {
+  await admin.click('header nav >> text=API keys');
+  await admin.waitForURL((u) => u.pathname === '/admin/apikeys');
+  await admin.fill('#key-name', 'pbx-chicago');
+  await admin.selectOption('#key-role', 'legacy-pbx');
+  await admin.click('#key-create');
+  await admin.locator('#key-form-error').waitFor({ state: 'visible' });
+  assert.match(await admin.textContent('#key-form-error'), /pool/);
+  await admin.fill('#key-pool', 'legacy-sales');
+  await admin.click('#key-create');
+  await admin.locator('#key-created').waitFor({ state: 'visible' });
+  const token = await admin.textContent('#key-token');
+  const prefix = /^dbk_([a-z0-9]{8})_/.exec(token)?.[1];
+  assert.ok(prefix, `a token is shown once: ${token}`);
+  const row = admin.locator(`#keys tr[data-prefix="${prefix}"]`);
+  await row.waitFor();
+  assert.deepEqual((await row.locator('td').allTextContents()).slice(1, 3), ['legacy-pbx', 'legacy-sales']);
+  assert.ok(!(await admin.locator('#keys').textContent()).includes(token.slice(14)), 'the list never shows the secret');
+  const who = await admin.request.get('/api/v1/whoami', { headers: { Authorization: `Bearer ${token}` } });
+  assert.equal(who.status(), 200);
+  assert.equal((await who.json()).scope, 'legacy-sales');
+  await shot(admin, '09-apikeys');
+  await row.locator('[data-action="revoke"]').click();
+  await row.waitFor({ state: 'detached' });
+  assert.equal((await admin.request.get('/api/v1/whoami', { headers: { Authorization: `Bearer ${token}` } })).status(), 401);
+});
+
+await step('the admin adds an agent with skills, sees a bad skill refused in place, edits and disables them', async () => {
+  await admin.click('header nav >> text=Users');
+  await admin.waitForURL((u) => u.pathname === '/admin/users');
+  await admin.locator('#users tr[data-user="admin"]').waitFor();
+  await admin.fill('#user-username', 'bea');
+  await admin.fill('#user-display', 'Bea Agent');
+  await admin.selectOption('#user-role', 'agent');
+  await admin.fill('#user-password', 'bea-Secret-9');
+  await admin.fill('#user-skills', 'sales:9');
+  await admin.click('#user-save');
+  await admin.locator('#user-form-error').waitFor({ state: 'visible' });
+  assert.match(await admin.textContent('#user-form-error'), /1\.\.=5/);
+  await admin.fill('#user-skills', 'sales:4, billing:2');
+  await admin.click('#user-save');
+  const row = admin.locator('#users tr[data-user="bea"]');
+  await row.waitFor();
+  assert.deepEqual(await row.locator('td.skills .badge').allTextContents(), ['billing 2', 'sales 4']);
+  await row.locator('[data-action="edit"]').click();
+  assert.equal(await admin.inputValue('#user-skills'), 'billing:2, sales:4');
+  await admin.fill('#user-skills', 'support:5');
+  await admin.click('#user-save');
+  await row.locator('td.skills >> text=support 5').waitFor();
+  const bea = await newPage();
+  await login(bea, { user: 'bea', password: 'bea-Secret-9' });
+  await bea.waitForURL((u) => u.pathname === '/');
+  current = admin;
+  await row.locator('[data-action="edit"]').click();
+  await admin.check('#user-disabled');
+  await admin.click('#user-save');
+  await row.locator('text=disabled').waitFor();
+  assert.equal((await bea.request.get('/api/v1/whoami')).status(), 401, 'disabling ends the session');
+  await bea.context().close();
+  await shot(admin, '10-users');
+});
+
+await step('the admin edits a flow: problems are shown on their lines, a valid flow saves as a new version', async () => {
+  await admin.click('header nav >> text=Flows');
+  await admin.waitForURL((u) => u.pathname === '/admin/flows');
+  const template = await admin.inputValue('#flow-text');
+  const broken = template.replace('"NextAction": "bye",', '"NextAction": "nowhere",');
+  assert.notEqual(broken, template);
+  await admin.fill('#flow-name', 'main-ivr');
+  await admin.fill('#flow-text', broken);
+  await admin.click('#flow-save');
+  const problem = admin.locator('#flow-problems li[data-action="greet"]').filter({ hasText: 'nowhere' });
+  await problem.waitFor();
+  const line = Number(await problem.getAttribute('data-line'));
+  assert.ok(broken.split('\n')[line - 1].includes('"greet"'), `line ${line} declares the action`);
+  assert.equal(await admin.locator(`#flow-gutter .bad[data-line="${line}"]`).count(), 1, 'the gutter marks the line');
+  assert.equal(await admin.isVisible('#flow-status'), false, 'nothing was saved');
+  await admin.fill('#flow-text', '{\n  "Version": "2019-10-30",\n  "Actions": [\n');
+  await admin.click('#flow-validate');
+  await admin.locator('#flow-problems li[data-line="4"]').waitFor();
+  await admin.fill('#flow-text', broken);
+  await admin.click('#flow-validate');
+  await problem.waitFor();
+  await shot(admin, '11-flows-editor');
+  await admin.fill('#flow-text', template);
+  await admin.click('#flow-save');
+  await admin.locator('#flow-status').waitFor({ state: 'visible' });
+  assert.match(await admin.textContent('#flow-status'), /Saved main-ivr version 1/);
+  assert.equal(await admin.locator('#flow-problems li').count(), 0);
+  await admin.locator('#flows tr[data-flow="main-ivr"]').waitFor();
+});
+
+await step('importing a Connect export names the unsupported action and does not save it', async () => {
+  const exportText = fs.readFileSync(new URL('../../inbound/tests/fixtures/connect_rolling_dnis_receive.json', import.meta.url), 'utf8');
+  await admin.setInputFiles('#import-file', { name: 'rollingDnisReceive.json', mimeType: 'application/json', buffer: Buffer.from(exportText) });
+  await admin.waitForFunction(() => document.getElementById('import-text').value.length > 100);
+  assert.equal(await admin.inputValue('#import-name'), 'rollingDnisReceive');
+  await admin.click('#import-check');
+  const item = admin.locator('#import-unsupported li[data-type="UpdateContactData"]');
+  await item.waitFor();
+  assert.match(await item.textContent(), /UpdateContactData is not supported \(action [0-9a-f-]+, line \d+\)/);
+  assert.ok(await admin.isDisabled('#import-save'), 'an unclean flow cannot be saved');
+  await shot(admin, '12-flows-import');
+  assert.equal((await admin.request.get('/api/v1/flows/rollingDnisReceive')).status(), 404);
+});
+
+await step('the admin maps a number to the flow and saves hours of operation', async () => {
+  await admin.fill('#number-did', '+1800555');
+  await admin.selectOption('#number-flow', 'main-ivr');
+  await admin.click('#number-save');
+  await admin.locator('#number-form-error').waitFor({ state: 'visible' });
+  assert.match(await admin.textContent('#number-form-error'), /E\.164/);
+  await admin.fill('#number-did', '+18005550100');
+  await admin.click('#number-save');
+  await admin.locator('#numbers tr[data-did="+18005550100"]').waitFor();
+  await admin.locator('#flows tr[data-flow="main-ivr"] >> text=+18005550100').waitFor();
+  await admin.fill('#hours-name', 'support-hours');
+  await admin.fill('#hours-json', '{"time_zone": "Mars/Olympus", "weekly": []}');
+  await admin.click('#hours-save');
+  await admin.locator('#hours-form-error').waitFor({ state: 'visible' });
+  assert.match(await admin.textContent('#hours-form-error'), /Mars\/Olympus/);
+  const hours = { time_zone: 'UTC', weekly: ['Mon', 'Tue', 'Wed', 'Thu', 'Fri', 'Sat', 'Sun'].map((day) => ({ day, start: '00:00', end: '24:00' })), overrides: [] };
+  await admin.fill('#hours-json', JSON.stringify(hours, null, 2));
+  await admin.click('#hours-save');
+  const row = admin.locator('#hours tr[data-hours="support-hours"]');
+  await row.waitFor();
+  assert.match(await row.textContent(), /open/);
+  await admin.locator('#hours-form-error').evaluate((e) => { e.hidden = true; });
+  await admin.locator('#number-form-error').evaluate((e) => { e.hidden = true; });
+  await shot(admin, '13-flows-numbers-hours');
+});
+
+await step('the admin searches contacts and exports the search as CSV', async () => {
+  await admin.click('header nav >> text=Contacts');
+  await admin.waitForURL((u) => u.pathname === '/contacts');
+  await admin.locator('#contacts-count').filter({ hasText: 'contacts' }).waitFor();
+  await admin.fill('#c-number', '+13125550100');
+  await admin.selectOption('#c-outcome', 'queued');
+  await admin.click('#c-search');
+  await admin.waitForFunction(() => document.getElementById('c-export').href.includes('outcome=queued'));
+  assert.match(await admin.getAttribute('#c-export', 'href'), /number=%2B13125550100.*format=csv/);
+  const [download] = await Promise.all([admin.waitForEvent('download'), admin.click('#c-export')]);
+  const text = fs.readFileSync(await download.path(), 'utf8');
+  assert.match(text, /^contact_id,started_at,ended_at,did,customer_number,flow,flow_version,queue,agent,outcome,attributes/);
+  await shot(admin, '14-contacts');
+});
+
 await step('logging out ends the session', async () => {
   await admin.click('#logout');
   await admin.waitForURL((u) => u.pathname === '/login');
@@ -270,6 +421,25 @@ await step('an agent cannot open admin or list pages (403) nor call admin APIs (
   assert.equal((await agent.request.post('/api/v1/auth/logout')).status(), 403);
 });
 
+await step('an agent cannot open the users, keys, flows or contacts pages (403) nor call their APIs (403)', async () => {
+  current = agent;
+  for (const p of ['/admin/apikeys', '/admin/users', '/admin/flows', '/contacts']) {
+    const resp = await agent.goto(p);
+    assert.equal(resp.status(), 403, p);
+    assert.match(await agent.textContent('#forbidden'), /agent.*may not open this page/);
+  }
+  const headers = { 'X-CSRF-Token': await csrf(agent) };
+  for (const p of ['/api/v1/apikeys', '/api/v1/users', '/api/v1/flows', '/api/v1/numbers', '/api/v1/hours', '/api/v1/contacts']) {
+    assert.equal((await agent.request.get(p)).status(), 403, p);
+  }
+  assert.equal((await agent.request.post('/api/v1/apikeys', { headers, data: { name: 'x', role: 'admin' } })).status(), 403);
+  assert.equal((await agent.request.post('/api/v1/users', { headers, data: { username: 'x', role: 'admin', password: 'xxxxxxxxxx' } })).status(), 403);
+  assert.equal((await agent.request.put('/api/v1/flows/x', { headers, data: { text: '{}' } })).status(), 403);
+  for (const a of ['/assets/apikeys.js', '/assets/users.js', '/assets/flows.js', '/assets/contacts.js']) {
+    assert.equal((await anon.request.get(a)).status(), 401, `${a} needs a session`);
+  }
+});
+
 const manager = await newPage();
 
 await step('a campaign manager sees the mapping problem of a file without a phone column', async () => {
@@ -306,6 +476,46 @@ await step('the preview reads gzip, tabs, and quoted fields holding commas and n
   roles = await manager.locator('#preview-table [data-role]').evaluateAll((bs) => bs.map((b) => b.dataset.role));
   assert.deepEqual(roles, ['crm_id', 'attribute', 'phone', 'attribute']);
   await manager.click('#cancel-upload');
+});
+
+await step('a campaign manager changes column roles in the preview and the import follows them', async () => {
+  // "Office" is not a header the importer recognises as a phone, and "Acct" not as a CRM id.
+  const csv = 'Acct,Office,Cell,Notes\nA1,312-555-0101,,first\nA2,312-555-0102,212-555-0123,second\nA3,,415-555-2671,third\nA1,312-555-0199,,again\n';
+  await manager.setInputFiles('#file-input', { name: 'remap.csv', mimeType: 'text/csv', buffer: Buffer.from(csv) });
+  await manager.locator('#preview-table select.role').first().waitFor();
+  const roles = () => manager.locator('#preview-table [data-role]').evaluateAll((bs) => bs.map((b) => b.dataset.role));
+  assert.deepEqual(await roles(), ['attribute', 'attribute', 'phone', 'attribute']);
+  assert.equal(await manager.isDisabled('#confirm-upload'), false);
+
+  // No phone column left: refused in the page before anything is sent.
+  await manager.selectOption('#preview-table select.role[data-column="2"]', 'attribute');
+  assert.match(await manager.textContent('#mapping-error'), /no phone column/);
+  assert.ok(await manager.isDisabled('#confirm-upload'));
+  // Two CRM id columns: refused too, naming both.
+  await manager.selectOption('#preview-table select.role[data-column="0"]', 'crm_id');
+  await manager.selectOption('#preview-table select.role[data-column="2"]', 'crm_id');
+  assert.match(await manager.textContent('#mapping-error'), /Two columns are marked crm id: “Acct” and “Cell”/);
+  // Office first, then Cell; Acct is the CRM id; Notes dropped.
+  await manager.selectOption('#preview-table select.role[data-column="1"]', 'phone');
+  await manager.selectOption('#preview-table select.role[data-column="2"]', 'phone');
+  await manager.selectOption('#preview-table select.role[data-column="3"]', 'ignore');
+  assert.deepEqual(await roles(), ['crm_id', 'phone', 'phone', 'ignore']);
+  assert.deepEqual(await manager.locator('#preview-table .order:not([hidden])').allTextContents(), ['1', '2']);
+  assert.equal(await manager.isVisible('#mapping-error'), false);
+  await manager.fill('#list-name', 'remapped');
+  const [request] = await Promise.all([
+    manager.waitForRequest((r) => r.method() === 'POST' && r.url().endsWith('/api/v1/lists/remapped/imports')),
+    manager.click('#confirm-upload'),
+  ]);
+  assert.match(request.postData() ?? '', /name="mapping"/, 'the changed mapping rides along with the file');
+  await manager.locator('#report').waitFor({ state: 'visible', timeout: 60_000 });
+  // With the recognised mapping it would be 2 accepted and 2 rejected (no phone in Cell).
+  assert.deepEqual(await Promise.all(['rows_read', 'accepted', 'rejected', 'duplicates', 'dnc'].map(async (k) => digits(await manager.textContent(`#r-${k}`)))),
+    [4, 3, 0, 1, 0]);
+  const reasons = await manager.locator('#reasons tbody tr').evaluateAll((trs) => trs.map((tr) => [...tr.cells].map((c) => c.textContent)));
+  assert.deepEqual(reasons, [['duplicate', 'duplicate_in_file', '1']], 'A1 twice: deduped on the mapped CRM id');
+  await manager.click('#another');
+  await manager.fill('#list-name', ''); // the next file names the list again
 });
 
 await step('a campaign manager drops a messy CSV, confirms the mapping, sees progress, the report, and downloads the rejected rows', async () => {

@@ -1,7 +1,8 @@
 // The list upload page: pick or drop a CRM export, preview its first rows with the column mapping
-// the importer detects (POST /api/v1/imports/mapping-preview), then upload it with a progress bar
-// (XHR upload progress), follow the import (GET …/imports/{job} while `state` is running) and show
-// the report with the rejected-rows download.
+// the importer detects (POST /api/v1/imports/mapping-preview), let the user change any column's
+// role (sent as the upload's `mapping` field, the CLI's mapping format as JSON), then upload it
+// with a progress bar (XHR upload progress), follow the import (GET …/imports/{job} while `state`
+// is running) and show the report with the rejected-rows download.
 import { api, csrfToken, el } from '/assets/shell.js';
 
 const SAMPLE_BYTES = 64 * 1024;
@@ -20,7 +21,13 @@ const progress = $('progress');
 const progressLabel = $('progress-label');
 const report = $('report');
 
-let chosen = null; // { file, sample }
+let chosen = null; // { file, sample, headers, edited }
+
+// Column roles, as the importer names them (`attribute`: kept on the lead under its header;
+// `ignore`: dropped). Every role but phone, attribute and ignore fits one column at most.
+const ROLES = ['attribute', 'phone', 'crm_id', 'first_name', 'last_name', 'email', 'postal_code', 'subdivision',
+  'country', 'timezone', 'priority', 'consent_type', 'consent_source', 'consent_at', 'do_not_call', 'ignore'];
+const MULTI = new Set(['attribute', 'phone', 'ignore']);
 
 function showError(node, text) {
   node.textContent = text;
@@ -168,15 +175,63 @@ async function choose(file) {
     showError($('mapping-error'), mapping.error);
     $('confirm-upload').disabled = true;
   }
-  const roleLabel = (c) => c.role === 'phone' ? `phone ${c.phone_order}` : c.role.replace(/_/g, ' ');
+  chosen.headers = headers;
+  chosen.edited = false;
+  chosen.previewError = mapping.error;
+  // One role picker per column, starting from what the importer recognised.
+  const pickers = mapping.columns.map((c, i) => el('select', {
+    class: 'role', dataset: { role: c.role, column: String(i) }, 'aria-label': `Role of column ${headers[i] || i + 1}`,
+  }, ...ROLES.map((r) => el('option', { value: r, ...(r === c.role ? { selected: '' } : {}) }, r.replace(/_/g, ' ')))));
+  for (const p of pickers) {
+    p.value = p.dataset.role;
+    p.addEventListener('change', () => { p.dataset.role = p.value; chosen.edited = true; checkRoles(); });
+  }
   table.append(
     el('thead', {},
       el('tr', {}, ...headers.map((h) => el('th', { scope: 'col' }, h))),
-      el('tr', { class: 'roles' }, ...mapping.columns.map((c) =>
-        el('td', {}, el('span', { class: `badge ${c.role === 'attribute' ? 'plain' : c.role === 'phone' ? 'phone' : ''}`, dataset: { role: c.role } }, roleLabel(c)))))),
+      el('tr', { class: 'roles' }, ...pickers.map((p) => el('td', {}, p, el('span', { class: 'badge phone order', hidden: '' }))))),
     el('tbody', {}, ...body.slice(0, PREVIEW_ROWS).map((r) =>
       el('tr', {}, ...headers.map((_, i) => el('td', {}, r[i] ?? ''))))));
+  checkRoles();
   preview.hidden = false;
+}
+
+function pickers() {
+  return [...document.querySelectorAll('#preview-table select.role')];
+}
+
+/// Numbers the phone columns (tried left to right) and checks the roles: at least one phone
+/// column, every single-column role on one column at most. Problems disable the confirm button.
+function checkRoles() {
+  let n = 0;
+  const seen = new Map();
+  let problem = null;
+  for (const p of pickers()) {
+    const order = p.parentElement.querySelector('.order');
+    order.hidden = p.value !== 'phone';
+    if (p.value === 'phone') order.textContent = String(++n);
+    const header = chosen.headers[Number(p.dataset.column)];
+    if (!MULTI.has(p.value)) {
+      if (seen.has(p.value)) problem ??= `Two columns are marked ${p.value.replace(/_/g, ' ')}: “${seen.get(p.value)}” and “${header}”.`;
+      seen.set(p.value, header);
+    }
+  }
+  if (!n) problem ??= 'Mark at least one column as phone: no phone column is mapped.';
+  // Until the user changes a role, the importer's own verdict on the header row stands.
+  if (!chosen.edited && chosen.previewError) problem = chosen.previewError;
+  showError($('mapping-error'), problem ?? '');
+  $('confirm-upload').disabled = Boolean(problem);
+}
+
+/// The roles as the importer's mapping format (every column explicit, recognition off).
+export function mappingOf(headers, roles) {
+  const m = { auto: false, phones: [], ignore: [] };
+  roles.forEach((r, i) => {
+    if (r === 'phone') m.phones.push(headers[i]);
+    else if (r === 'ignore') m.ignore.push(headers[i]);
+    else if (r !== 'attribute') m[r] = headers[i];
+  });
+  return m;
 }
 
 function setProgress(phase, value, label) {
@@ -193,6 +248,7 @@ function upload(list) {
     const region = $('region').value.trim().toUpperCase();
     if (region) data.append('region', region);
     data.append('duplicate_policy', $('duplicate-policy').value);
+    if (chosen.edited) data.append('mapping', JSON.stringify(mappingOf(chosen.headers, pickers().map((p) => p.value))));
     const xhr = new XMLHttpRequest();
     xhr.open('POST', `/api/v1/lists/${encodeURIComponent(list)}/imports`);
     xhr.setRequestHeader('X-CSRF-Token', await csrfToken());

@@ -3,7 +3,8 @@
 //! `POST /api/v1/lists/{list}/imports` streams the multipart `file` field to the uploads directory
 //! (never held whole in memory), starts the import as tracked work (a shutdown lets it finish or
 //! records where it stopped; it is resumable), and answers `202 {job_id}` as soon as the job
-//! exists — or `400` at once when the file cannot be read. Progress and the final report come from
+//! exists — or `400` at once when the file cannot be read or the optional `mapping` field (the CLI's
+//! mapping format, JSON or TOML) does not parse or does not fit the file's columns. Progress and the final report come from
 //! `GET …/imports/{job}`; the rows that did not become leads, with their reasons, from
 //! `GET …/imports/{job}/rejected.csv`.
 
@@ -28,6 +29,8 @@ use crate::error::{ApiError, ErrorBody};
 const ROLES: &[Role] = &[Role::Admin, Role::CampaignManager];
 /// Largest upload accepted (a million-row export is ~100 MB).
 const MAX_UPLOAD: u64 = 2 * 1024 * 1024 * 1024;
+/// Largest `mapping` field accepted.
+const MAX_MAPPING: usize = 64 * 1024;
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ImportStarted {
@@ -49,10 +52,19 @@ fn safe_name(name: &str) -> String {
 /// Uploads a CRM export and starts importing it into the list (created when new).
 ///
 /// Multipart fields: `file` (required; CSV/TSV, gzip or XLSX), `region` (ISO default region),
-/// `duplicate_policy` (`skip` or `update`).
+/// `duplicate_policy` (`skip` or `update`), `mapping` (optional: which column is what, overriding
+/// header recognition; the CLI's `--mapping` file format as JSON or TOML text, e.g.
+/// `{"auto": false, "crm_id": "Acct", "phones": ["Cell", "Work"], "ignore": ["Notes"]}`; keys:
+/// `auto`, `crm_id`, `phones`, `first_name`, `last_name`, `email`, `postal_code`, `subdivision`,
+/// `country`, `timezone`, `priority`, `consent_type`, `consent_source`, `consent_at`,
+/// `do_not_call`, `ignore`, `rename`). A mapping that does not parse, names a column the file does
+/// not have, gives a column two roles or leaves no phone column is refused with 400 naming it.
 #[utoipa::path(post, path = "/api/v1/lists/{list}/imports", tag = "lists", security(("api_key" = []), ("session" = [])),
     params(("list" = String, Path)),
-    request_body(content_type = "multipart/form-data", description = "fields: file, region, duplicate_policy"),
+    request_body(content_type = "multipart/form-data", description = "fields: file (required), region, duplicate_policy (skip | update), \
+        mapping (optional JSON or TOML text, the `dialbridge import --mapping` format: auto, crm_id, phones [ordered], first_name, \
+        last_name, email, postal_code, subdivision, country, timezone, priority, consent_type, consent_source, consent_at, \
+        do_not_call, ignore [columns dropped], rename {header: attribute}); 400 names an unparsable mapping or a column the file lacks"),
     responses((status = 202, body = ImportStarted), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody),
               (status = 413, body = ErrorBody)))]
 async fn upload(State(st): State<AppState>, caller: Caller, Path(list): Path<String>, mut form: Multipart) -> Result<Response, ApiError> {
@@ -88,6 +100,18 @@ async fn upload(State(st): State<AppState>, caller: Caller, Path(list): Path<Str
                     "update" => importers::DuplicatePolicy::Update,
                     "skip" | "" => importers::DuplicatePolicy::Skip,
                     other => return Err(ApiError::bad_request(format!("duplicate_policy {other:?}: use skip or update"))),
+                }
+            }
+            "mapping" => {
+                let text = field.text().await.map_err(|e| ApiError::bad_request(format!("mapping field: {e}")))?;
+                if text.len() > MAX_MAPPING {
+                    return Err(ApiError::bad_request(format!("the mapping field is over {MAX_MAPPING} bytes")));
+                }
+                // Checked against the file's columns when the import opens it (a 400 naming the column).
+                // Empty (a form that always sends the field) means no override.
+                if !text.trim().is_empty() {
+                    let spec = importers::MappingSpec::parse(&text).map_err(|e| ApiError::bad_request(format!("mapping: {e:#}")))?;
+                    opts.mapping = Some(spec);
                 }
             }
             other => return Err(ApiError::bad_request(format!("unknown form field {other:?}"))),
