@@ -367,3 +367,74 @@ async fn a_supervisor_listens_whispers_barges_and_a_third_party_joins() {
         assert_eq!(msgs.lines().filter(|l| l.starts_with("INVITE sip:")).count(), 1, "{log}: one call for the whole session");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dialer_hands_an_answered_call_to_a_ready_agent_at_once() {
+    if !has_tools() {
+        return;
+    }
+    let sut = start(41000, |_| {}).await;
+    let dir = sut.dir.path().to_path_buf();
+    write(&dir, "agent.xml", &agent_xml(120_000));
+    let (agent_port, customer_port) = (free_port(), free_port());
+    let agent = sipp(&dir, &uas_args(agent_port, "agent_msgs.log", 150));
+    let customer = sipp(&dir, &uas_args(customer_port, "customer_msgs.log", 90));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    // The dialer's answered call (here: a sipp callee).
+    let call = sut.calls.originate(telephony::sip::call::Originate {
+        to_user: "+13125550199".into(),
+        trunks: vec![telephony::sip::call::Trunk { addr: format!("127.0.0.1:{customer_port}").parse().unwrap(), transport: telephony::sip::call::Transport::Udp, credentials: None }],
+        ..Default::default()
+    });
+    let (_, ctl, mut call_events) = call.split();
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while let Some(ev) = call_events.recv().await {
+            if matches!(ev, telephony::control::Event::Answered { .. }) {
+                return;
+            }
+        }
+        panic!("the callee hung up");
+    })
+    .await
+    .expect("the callee answers");
+    let attrs = BTreeMap::from([("campaign".to_string(), "renewals".to_string())]);
+    // Nobody logged in: refused at once, nothing waits.
+    assert_eq!(sut.runtime.connect_outbound("sales", &ctl, attrs.clone()).await, Err(inbound::runtime::NoAgent));
+    assert_eq!(sut.runtime.queue_stats("sales").await.unwrap().waiting, 0);
+
+    sut.runtime
+        .login(Login {
+            agent_id: "dave".into(),
+            endpoint: AgentEndpoint::Uri(format!("sip:dave@127.0.0.1:{agent_port}")),
+            mode: AgentMode::NailedUp,
+            routing_profile: "all".into(),
+            skills: BTreeMap::new(),
+        })
+        .await
+        .unwrap();
+    let agent_id = sut.runtime.connect_outbound("sales", &ctl, attrs).await.unwrap();
+    assert_eq!(agent_id, "dave");
+    let contact = telephony::cdr::call_ref(ctl.id());
+    let view = sut.runtime.agent_snapshot(Some("sales")).await.unwrap();
+    assert_eq!(view[0].state, inbound::acd::AgentState::OnContact(contact.clone()), "{view:?}");
+    assert_eq!(view[0].contact.as_deref(), Some(contact.as_str()));
+
+    // The agent ends the contact from the desktop and codes it.
+    sut.runtime.end_contact(&contact).await.unwrap();
+    let out = wait_sipp(customer, Duration::from_secs(30)).await;
+    assert_eq!(out.rc, 0, "customer: {}", out.output);
+    sut.runtime.disposition(&contact, "sale").await.unwrap();
+    eventually("the outbound contact is recorded with its disposition", Duration::from_secs(5), || async {
+        inbound::store::load_contact(&sut.db, &contact).await.is_ok_and(|r| r.ended_at_ms.is_some() && stage(&r, "disposition").is_some())
+    })
+    .await;
+    let r = inbound::store::load_contact(&sut.db, &contact).await.unwrap();
+    assert_eq!(r.attributes.get("campaign").map(String::as_str), Some("renewals"));
+    assert_eq!(stage(&r, "connected").map(|s| s.detail.as_str()), Some("dave"));
+    assert_eq!(stage(&r, "disposition").map(|s| s.detail.as_str()), Some("sale"));
+    assert!(sut.runtime.agent_snapshot(None).await.unwrap()[0].leg_up);
+    sut.runtime.logout("dave").await.unwrap();
+    let out = wait_sipp(agent, Duration::from_secs(30)).await;
+    assert_eq!(out.rc, 0, "agent: {}", out.output);
+}

@@ -297,7 +297,7 @@ impl Task {
                     c.agent = Some(agent.clone());
                     attributes = c.attributes.clone();
                 }
-                self.save_outbound(&contact);
+                self.save_outbound(&contact).await;
                 self.emit(RuntimeEvent::ContactConnected { contact, agent, attributes, at_ms: now });
             }
             Decision::Timeout { contact, queue } => {
@@ -758,7 +758,7 @@ impl Task {
         {
             r.ended_at_ms = Some(self.sh.clock.now_ms());
         }
-        self.save_outbound(contact);
+        self.save_outbound(contact).await;
         self.contacts.remove(contact);
         self.emit(RuntimeEvent::ContactEnded { contact: contact.into(), agent, at_ms: self.now() });
     }
@@ -793,14 +793,12 @@ impl Task {
         }
     }
 
-    fn save_outbound(&self, contact: &str) {
-        if let Some(rec) = self.contacts.get(contact).and_then(|c| c.record.clone()) {
-            let db = self.sh.db.clone();
-            tokio::spawn(async move {
-                if let Err(e) = crate::store::save_contact(&db, &rec, None).await {
-                    tracing::error!(contact = %rec.contact.contact_id, error = %e, "outbound contact record not saved");
-                }
-            });
+    /// Writes an outbound contact's record (awaited, so a later disposition finds it).
+    async fn save_outbound(&self, contact: &str) {
+        if let Some(rec) = self.contacts.get(contact).and_then(|c| c.record.as_ref())
+            && let Err(e) = crate::store::save_contact(&self.sh.db, rec, None).await
+        {
+            tracing::error!(contact = %rec.contact.contact_id, error = %e, "outbound contact record not saved");
         }
     }
 

@@ -125,7 +125,13 @@ impl Contact {
 
     fn stage(&mut self, stage: &str, detail: &str) {
         let at = self.now();
-        self.stages.push(Stage { at_ms: at, stage: stage.into(), detail: detail.into() });
+        self.push_stage(Stage { at_ms: at, stage: stage.into(), detail: detail.into() });
+    }
+
+    /// Adds a stage in time order (the ACD task's stages can arrive after later local ones).
+    fn push_stage(&mut self, s: Stage) {
+        let at = self.stages.iter().rposition(|x| x.at_ms <= s.at_ms).map_or(0, |i| i + 1);
+        self.stages.insert(at, s);
     }
 
     /// The record as it stands (the interpreter's part, our stages, the contact's end).
@@ -324,7 +330,7 @@ impl Contact {
                     Some(_) => {}
                 },
                 Some(n) = self.notes.recv() => {
-                    self.stages.push(n);
+                    self.push_stage(n);
                     self.save(interp).await;
                 }
             }
@@ -335,7 +341,7 @@ impl Contact {
             let until = Instant::now() + Duration::from_millis(500);
             while let Ok(Some(n)) = tokio::time::timeout_at(until, self.notes.recv()).await {
                 let last = n.stage == "ended";
-                self.stages.push(n);
+                self.push_stage(n);
                 if last {
                     break;
                 }
@@ -479,7 +485,7 @@ impl Contact {
                 }
                 // Stages the ACD sent with its answer (queued, offered...).
                 while let Ok(n) = self.notes.try_recv() {
-                    self.stages.push(n);
+                    self.push_stage(n);
                 }
                 one(Input::QueueResult(r))
             }

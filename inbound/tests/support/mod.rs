@@ -22,6 +22,7 @@ pub const DID: &str = "+15550001000";
 
 pub struct Sut {
     pub sip: SipListeners,
+    pub calls: Calls,
     pub db: Db,
     pub runtime: Runtime,
     pub dir: tempfile::TempDir,
@@ -93,8 +94,8 @@ pub async fn start(rtp_base: u16, tweak: impl FnOnce(&mut RuntimeConfig)) -> Sut
         ..RuntimeConfig::default()
     };
     tweak(&mut cfg);
-    let runtime = Runtime::start(db.clone(), Arc::new(SystemClock), calls, incoming, cfg).await.unwrap();
-    Sut { sip, db, runtime, dir, lifecycle }
+    let runtime = Runtime::start(db.clone(), Arc::new(SystemClock), calls.clone(), incoming, cfg).await.unwrap();
+    Sut { sip, calls, db, runtime, dir, lifecycle }
 }
 
 /// A free loopback port for sipp (SIP or media; media also needs +2 free).
