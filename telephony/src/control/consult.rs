@@ -18,6 +18,8 @@
 //! # drop(target_call); Ok(()) }
 //! ```
 //!
+//! [`hold`] / [`resume`] are the same hold on its own (the desktop's hold button).
+//!
 //! Every step reports failure as a [`ConsultError`]; a target that does not answer puts the
 //! customer back with the agent before the error is returned, so no leg is left on hold.
 
@@ -62,6 +64,23 @@ impl FrameSource for EndlessSilence {
     }
 }
 
+/// Holds `customer` in the media (the agent's "hold" button): it leaves its bridge (the agent's
+/// leg stays up, hearing nothing) and hears `audio` until [`resume`]. Nothing is re-signalled.
+pub async fn hold(customer: &CallControl, audio: &HoldAudio) -> Result<(), ControlError> {
+    customer.unbridge().await?;
+    customer.play(audio.source()).await
+}
+
+/// Ends a [`hold`]: the hold audio stops and `agent` and `customer` are bridged again.
+pub async fn resume(
+    agent: &CallControl,
+    customer: &CallControl,
+    on_peer_hangup: OnPeerHangup,
+) -> Result<(), ControlError> {
+    customer.stop_playback().await?;
+    agent.bridge(customer, on_peer_hangup).await
+}
+
 /// Why a consultative transfer step failed.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum ConsultError {
@@ -101,8 +120,7 @@ impl Consult {
         hold: HoldAudio,
     ) -> Result<Consult, ConsultError> {
         let wait = target.ring_timeout + ANSWER_MARGIN;
-        customer.unbridge().await?;
-        customer.play(hold.source()).await?;
+        self::hold(customer, &hold).await?;
         let mut target = calls.originate(target);
         let answered = tokio::time::timeout(wait, async {
             while let Some(ev) = target.next_event().await {
@@ -168,8 +186,6 @@ impl Consult {
         customer: &CallControl,
         on: OnPeerHangup,
     ) -> Result<(), ConsultError> {
-        customer.stop_playback().await?;
-        agent.bridge(customer, on).await?;
-        Ok(())
+        Ok(resume(agent, customer, on).await?)
     }
 }
