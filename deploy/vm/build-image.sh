@@ -7,12 +7,12 @@
 # Steps: debootstrap Debian bookworm (minbase + linux-image-amd64 + systemd), install the release
 # `dialbridge` binary, deploy/dialbridge.service and deploy/dialbridge.toml, add the `dialbridge`
 # system user, add the VM's overrides (console on 0.0.0.0:8080, DHCP on the first NIC, serial
-# console), then `mke2fs -d ROOTDIR` writes the tree into an ext4 image and `qemu-img convert`
-# makes a qcow2 of it. The kernel and initrd are copied next to the image: the image holds a
-# root file system, not a boot loader, and is booted with qemu's direct kernel boot
-# (deploy/vm/boot-check.sh).
+# console; dbus so that logind handles the ACPI power button), then `mke2fs -d ROOTDIR` writes
+# the tree into an ext4 image and `qemu-img convert` makes a compressed qcow2 of it. The kernel
+# and initrd are copied next to the image: the image holds a root file system, not a boot
+# loader, and is booted with qemu's direct kernel boot (deploy/vm/boot-check.sh).
 #
-# Outputs in OUTDIR: dialbridge.raw, dialbridge.qcow2, vmlinuz, initrd.img, build.log.
+# Outputs in OUTDIR: dialbridge.raw, dialbridge.qcow2, vmlinuz, initrd.img.
 # Environment: MIRROR (Debian mirror), IMAGE_SIZE (default 2G), DIALBRIDGE_BIN (a prebuilt binary;
 # default: cargo build --release of the working tree), DIALBRIDGE_REV (build that committed
 # revision instead, e.g. HEAD, from `git archive`), KEEP_ROOTDIR=1 keeps the unpacked tree.
@@ -40,7 +40,7 @@ step() { echo "build-image: [$(( $(date +%s) - started ))s] $*"; }
 rm -rf "$root"
 step "debootstrap bookworm into $root"
 debootstrap --variant=minbase \
-    --include=systemd,systemd-sysv,udev,linux-image-amd64,initramfs-tools,iproute2,ca-certificates,curl \
+    --include=systemd,systemd-sysv,dbus,udev,linux-image-amd64,initramfs-tools,iproute2,ca-certificates,curl \
     bookworm "$root" "$mirror"
 
 # 2. The binary (built after debootstrap, which needs no build).
