@@ -21,7 +21,9 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use control_support::{End, Uac, free_port, parse_rtp, scratch, spawn_sipp, start, wait_sipp, write_raw};
+use control_support::{
+    End, Uac, free_port, parse_rtp, scratch, spawn_sipp, start, wait_sipp, write_raw,
+};
 use telephony::control::Event;
 use telephony::media::bridge::PeerId;
 use telephony::media::frame::{Frame, FrameSource};
@@ -49,7 +51,8 @@ fn have_browser_tools() -> bool {
         return false;
     }
     if !console_dir().join("node_modules/playwright-core").exists() {
-        let msg = "tests/console/node_modules/playwright-core is missing (run `npm ci` in tests/console)";
+        let msg =
+            "tests/console/node_modules/playwright-core is missing (run `npm ci` in tests/console)";
         if std::env::var("CI").is_ok_and(|v| v == "true") {
             panic!("{msg}");
         }
@@ -131,7 +134,9 @@ async fn page_server(requests: mpsc::Sender<Request>, heard: watch::Receiver<boo
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
         loop {
-            let Ok((mut conn, _)) = listener.accept().await else { return };
+            let Ok((mut conn, _)) = listener.accept().await else {
+                return;
+            };
             let (page, requests, mut heard) = (page.clone(), requests.clone(), heard.clone());
             tokio::spawn(async move {
                 let mut buf = Vec::new();
@@ -148,7 +153,11 @@ async fn page_server(requests: mpsc::Sender<Request>, heard: watch::Receiver<boo
                 };
                 let len: usize = head
                     .lines()
-                    .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse().unwrap_or(0)))
+                    .find_map(|l| {
+                        l.to_ascii_lowercase()
+                            .strip_prefix("content-length:")
+                            .map(|v| v.trim().parse().unwrap_or(0))
+                    })
                     .unwrap_or(0);
                 while buf.len() < body_start + len {
                     let n = conn.read(&mut chunk).await.unwrap_or(0);
@@ -167,11 +176,21 @@ async fn page_server(requests: mpsc::Sender<Request>, heard: watch::Receiver<boo
                     match rx.await {
                         Ok(Ok(answer)) => ("200 OK", "application/sdp", answer),
                         Ok(Err(e)) => ("400 Bad Request", "text/plain", e),
-                        Err(_) => ("500 Internal Server Error", "text/plain", "no answer".into()),
+                        Err(_) => (
+                            "500 Internal Server Error",
+                            "text/plain",
+                            "no answer".into(),
+                        ),
                     }
                 } else if line.starts_with("GET /hangup ") {
-                    let ok = tokio::time::timeout(Duration::from_secs(20), heard.wait_for(|h| *h)).await.is_ok();
-                    ("200 OK", "text/plain", if ok { "heard" } else { "not heard" }.to_string())
+                    let ok = tokio::time::timeout(Duration::from_secs(20), heard.wait_for(|h| *h))
+                        .await
+                        .is_ok();
+                    (
+                        "200 OK",
+                        "text/plain",
+                        if ok { "heard" } else { "not heard" }.to_string(),
+                    )
                 } else {
                     ("404 Not Found", "text/plain", "not found".into())
                 };
@@ -215,9 +234,17 @@ async fn run_browser(page: SocketAddr, wav: &Path) -> PageResult {
     let json = stdout
         .lines()
         .find_map(|l| l.strip_prefix("RESULT "))
-        .unwrap_or_else(|| panic!("no RESULT line: {stdout}\n{}", String::from_utf8_lossy(&out.stderr)))
+        .unwrap_or_else(|| {
+            panic!(
+                "no RESULT line: {stdout}\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        })
         .to_string();
-    PageResult { ok: out.status.success(), json }
+    PageResult {
+        ok: out.status.success(),
+        json,
+    }
 }
 
 /// The browser's microphone: 30 s of 1 kHz (chromium loops it).
@@ -234,7 +261,10 @@ fn browser_tone(dir: &Path) -> PathBuf {
 }
 
 /// Waits for the leg's `Ended` (the browser closed the page), skipping other events.
-async fn wait_ended(leg: &mut WebRtcLeg, saw_connected: &mut bool) -> (EndReason, webrtc::WebRtcStats) {
+async fn wait_ended(
+    leg: &mut WebRtcLeg,
+    saw_connected: &mut bool,
+) -> (EndReason, webrtc::WebRtcStats) {
     loop {
         let ev = tokio::time::timeout(Duration::from_secs(60), leg.next_event())
             .await
@@ -264,7 +294,9 @@ async fn browser_and_a_rust_leg_hear_each_other() {
     let (leg_tx, leg_rx) = oneshot::channel();
     let (detector_tx, detector_rx) = oneshot::channel();
     tokio::spawn(async move {
-        let Some(Request::Offer(sdp, reply)) = req_rx.recv().await else { return };
+        let Some(Request::Offer(sdp, reply)) = req_rx.recv().await else {
+            return;
+        };
         match endpoint.accept_offer(&sdp).await {
             Ok((answer, leg)) => {
                 let (tx, mut frames) = mpsc::channel::<(PeerId, Frame)>(64);
@@ -289,21 +321,44 @@ async fn browser_and_a_rust_leg_hear_each_other() {
     let result = run_browser(page, &wav).await;
     eprintln!("page: {}", result.json);
     let mut leg = leg_rx.await.expect("the page's offer was accepted");
-    assert_eq!(leg.codec(), Codec::Pcmu, "PCMU is the first law the browser offers");
-    assert!(result.ok, "the page did not hear {RUST_HZ} Hz: {}", result.json);
-    assert!(result.json.contains("\"codec\":\"audio/PCMU\""), "{}", result.json);
-    assert!(result.json.contains("\"rustHeard\":true"), "{}", result.json);
+    assert_eq!(
+        leg.codec(),
+        Codec::Pcmu,
+        "PCMU is the first law the browser offers"
+    );
+    assert!(
+        result.ok,
+        "the page did not hear {RUST_HZ} Hz: {}",
+        result.json
+    );
+    assert!(
+        result.json.contains("\"codec\":\"audio/PCMU\""),
+        "{}",
+        result.json
+    );
+    assert!(
+        result.json.contains("\"rustHeard\":true"),
+        "{}",
+        result.json
+    );
 
     let mut connected = false;
+    let closed = std::time::Instant::now();
     let (reason, stats) = wait_ended(&mut leg, &mut connected).await;
+    eprintln!("leg Ended {:?} after the browser process exited (0 = before)", closed.elapsed());
     assert!(connected);
     assert_eq!(reason, EndReason::Disconnected);
     eprintln!("leg stats: {stats:?}");
     assert!(stats.frames_in >= 10 && stats.frames_out >= 10, "{stats:?}");
     drop(leg); // closes the forward channel: the detector reports
     let (hits, other_hits, blocks) = detector_rx.await.unwrap();
-    eprintln!("rust side: {hits} of {blocks} blocks at {BROWSER_HZ} Hz, {other_hits} at {RUST_HZ} Hz");
-    assert!(hits >= 10 && other_hits == 0, "{hits} / {other_hits} of {blocks}");
+    eprintln!(
+        "rust side: {hits} of {blocks} blocks at {BROWSER_HZ} Hz, {other_hits} at {RUST_HZ} Hz"
+    );
+    assert!(
+        hits >= 10 && other_hits == 0,
+        "{hits} / {other_hits} of {blocks}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -373,12 +428,28 @@ async fn a_sipp_caller_and_the_browser_talk_through_the_call() {
     };
     let tone_file = dir.join("caller-700.ulaw");
     write_raw(&tone_file, Codec::Pcmu, &tone);
-    let uac = Uac { codecs: &[(0, "PCMU")], stream: Some((&tone_file, 0)), play_dtmf: None, info_digit: None, end: End::WaitBye(35_000) };
+    let uac = Uac {
+        codecs: &[(0, "PCMU")],
+        stream: Some((&tone_file, 0)),
+        play_dtmf: None,
+        info_digit: None,
+        end: End::WaitBye(35_000),
+    };
     std::fs::write(dir.join("uac.xml"), uac.xml()).unwrap();
-    let sipp = spawn_sipp(&dir, &uac_args(sut.sip.udp_addr.port(), "uac.xml", caller_port));
-    let mut call = tokio::time::timeout(Duration::from_secs(10), incoming.next()).await.unwrap().unwrap();
+    let sipp = spawn_sipp(
+        &dir,
+        &uac_args(sut.sip.udp_addr.port(), "uac.xml", caller_port),
+    );
+    let mut call = tokio::time::timeout(Duration::from_secs(10), incoming.next())
+        .await
+        .unwrap()
+        .unwrap();
     loop {
-        match tokio::time::timeout(Duration::from_secs(10), call.next_event()).await.unwrap().unwrap() {
+        match tokio::time::timeout(Duration::from_secs(10), call.next_event())
+            .await
+            .unwrap()
+            .unwrap()
+        {
             Event::Answered { .. } => break,
             ev @ Event::Hangup { .. } => panic!("{ev:?}"),
             _ => {}
@@ -392,10 +463,14 @@ async fn a_sipp_caller_and_the_browser_talk_through_the_call() {
     let control = call.control().clone();
     let (leg_tx, leg_rx) = oneshot::channel();
     tokio::spawn(async move {
-        let Some(Request::Offer(sdp, reply)) = req_rx.recv().await else { return };
+        let Some(Request::Offer(sdp, reply)) = req_rx.recv().await else {
+            return;
+        };
         match endpoint.accept_offer(&sdp).await {
             Ok((answer, leg)) => {
-                webrtc::attach(&control, &leg).await.expect("attached to the call");
+                webrtc::attach(&control, &leg)
+                    .await
+                    .expect("attached to the call");
                 let _ = leg_tx.send(leg);
                 let _ = reply.send(Ok(answer));
             }
@@ -408,10 +483,20 @@ async fn a_sipp_caller_and_the_browser_talk_through_the_call() {
     let result = run_browser(page, &wav).await;
     eprintln!("page: {}", result.json);
     let mut leg = leg_rx.await.expect("the page's offer was accepted");
-    assert!(result.ok, "the page did not hear the caller's {RUST_HZ} Hz: {}", result.json);
-    assert!(result.json.contains("\"rustHeard\":true"), "{}", result.json);
+    assert!(
+        result.ok,
+        "the page did not hear the caller's {RUST_HZ} Hz: {}",
+        result.json
+    );
+    assert!(
+        result.json.contains("\"rustHeard\":true"),
+        "{}",
+        result.json
+    );
     let mut connected = false;
+    let closed = std::time::Instant::now();
     let (reason, stats) = wait_ended(&mut leg, &mut connected).await;
+    eprintln!("leg Ended {:?} after the browser process exited (0 = before)", closed.elapsed());
     assert!(connected);
     assert_eq!(reason, EndReason::Disconnected);
     eprintln!("leg stats: {stats:?}");
@@ -422,7 +507,9 @@ async fn a_sipp_caller_and_the_browser_talk_through_the_call() {
     assert_eq!(out.rc, 0, "sipp: {}\n{}", out.stdout, out.errors);
     let _ = stop_tx.send(());
     let (hits, other_hits, blocks) = caller_ear.await.unwrap();
-    eprintln!("caller side: {hits} of {blocks} blocks at {BROWSER_HZ} Hz, {other_hits} at {RUST_HZ} Hz");
+    eprintln!(
+        "caller side: {hits} of {blocks} blocks at {BROWSER_HZ} Hz, {other_hits} at {RUST_HZ} Hz"
+    );
     assert!(hits >= 10, "{hits} of {blocks}");
     assert_eq!(other_hits, 0, "the caller must not hear its own tone back");
     let _ = std::fs::remove_dir_all(&dir);

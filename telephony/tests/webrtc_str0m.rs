@@ -67,7 +67,11 @@ impl Client {
         let mut cfg = RtcConfig::new()
             .set_crypto_provider(Arc::new(str0m::crypto::from_feature_flags()))
             .clear_codecs();
-        cfg = if pcma_only { cfg.enable_pcma(true, false) } else { cfg.enable_opus(true, false) };
+        cfg = if pcma_only {
+            cfg.enable_pcma(true, false)
+        } else {
+            cfg.enable_opus(true, false)
+        };
         let mut rtc = cfg.build(Instant::now());
         let socket = UdpSocket::bind((LO, 0)).await.unwrap();
         rtc.add_local_candidate(Candidate::host(socket.local_addr().unwrap(), "udp").unwrap());
@@ -79,7 +83,12 @@ impl Client {
 
     /// Drives the client: sends `tone` frames every 20 ms once connected, reports the decoded
     /// audio it receives on `heard`, until `stop` flips.
-    async fn run(mut self, tone: f64, heard: mpsc::UnboundedSender<Vec<i16>>, mut stop: watch::Receiver<bool>) {
+    async fn run(
+        mut self,
+        tone: f64,
+        heard: mpsc::UnboundedSender<Vec<i16>>,
+        mut stop: watch::Receiver<bool>,
+    ) {
         let local = self.socket.local_addr().unwrap();
         let mut buf = vec![0u8; 2000];
         let mut tick = tokio::time::interval(Duration::from_millis(20));
@@ -130,7 +139,11 @@ impl Client {
     }
 }
 
-async fn wait_for<T>(rx: &mut mpsc::UnboundedReceiver<T>, mut ok: impl FnMut(&T) -> bool, what: &str) {
+async fn wait_for<T>(
+    rx: &mut mpsc::UnboundedReceiver<T>,
+    mut ok: impl FnMut(&T) -> bool,
+    what: &str,
+) {
     let mut hits = 0;
     tokio::time::timeout(Duration::from_secs(15), async {
         while let Some(v) = rx.recv().await {
@@ -153,9 +166,16 @@ async fn pcma_offer_audio_both_ways_then_close() {
     let (client, offer, pending) = Client::offer(true).await;
     let (answer, mut leg) = ep.accept_offer(&offer).await.unwrap();
     assert_eq!(leg.codec(), Codec::Pcma);
-    assert!(answer.contains("PCMA/8000") && !answer.contains("opus"), "{answer}");
+    assert!(
+        answer.contains("PCMA/8000") && !answer.contains("opus"),
+        "{answer}"
+    );
     let mut client = client;
-    client.rtc.sdp_api().accept_answer(pending, SdpAnswer::from_sdp_string(&answer).unwrap()).unwrap();
+    client
+        .rtc
+        .sdp_api()
+        .accept_answer(pending, SdpAnswer::from_sdp_string(&answer).unwrap())
+        .unwrap();
 
     let (frames_tx, mut frames_rx) = mpsc::channel(64);
     leg.forward_to(Some(frames_tx));
@@ -165,16 +185,34 @@ async fn pcma_offer_audio_both_ways_then_close() {
     let t0 = Instant::now();
     let task = tokio::spawn(client.run(1000.0, heard_tx, stop_rx));
 
-    assert_eq!(tokio::time::timeout(Duration::from_secs(10), leg.next_event()).await.unwrap(), Some(WebRtcEvent::Connected));
+    assert_eq!(
+        tokio::time::timeout(Duration::from_secs(10), leg.next_event())
+            .await
+            .unwrap(),
+        Some(WebRtcEvent::Connected)
+    );
     eprintln!("connected in {:?}", t0.elapsed());
-    wait_for(&mut heard_rx, |pcm| dominated_by(700.0, pcm), "700 Hz at the client").await;
+    wait_for(
+        &mut heard_rx,
+        |pcm| dominated_by(700.0, pcm),
+        "700 Hz at the client",
+    )
+    .await;
     let (got_tx, mut got_rx) = mpsc::unbounded_channel();
     tokio::spawn(async move {
         while let Some((_, f)) = frames_rx.recv().await {
             let _ = got_tx.send(f);
         }
     });
-    wait_for(&mut got_rx, |f: &Frame| f.encoded.as_ref().is_some_and(|(c, _)| *c == Codec::Pcma) && dominated_by(1000.0, &f.pcm), "1 kHz from the client").await;
+    wait_for(
+        &mut got_rx,
+        |f: &Frame| {
+            f.encoded.as_ref().is_some_and(|(c, _)| *c == Codec::Pcma)
+                && dominated_by(1000.0, &f.pcm)
+        },
+        "1 kHz from the client",
+    )
+    .await;
     eprintln!("audio both ways within {:?}", t0.elapsed());
 
     let stats = leg.close().await;
@@ -200,8 +238,14 @@ async fn a_peer_that_never_connects_times_out() {
     let ep = WebRtcEndpoint::new(config, None).unwrap();
     let (_client, offer, _) = Client::offer(true).await;
     let (_, mut leg) = ep.accept_offer(&offer).await.unwrap();
-    match tokio::time::timeout(Duration::from_secs(10), leg.next_event()).await.unwrap() {
-        Some(WebRtcEvent::Ended { reason: EndReason::ConnectTimeout, stats }) => assert_eq!(stats.frames_in, 0),
+    match tokio::time::timeout(Duration::from_secs(10), leg.next_event())
+        .await
+        .unwrap()
+    {
+        Some(WebRtcEvent::Ended {
+            reason: EndReason::ConnectTimeout,
+            stats,
+        }) => assert_eq!(stats.frames_in, 0),
         other => panic!("{other:?}"),
     }
     assert_eq!(leg.next_event().await, None);
@@ -212,18 +256,29 @@ async fn connect_joins_a_leg_and_an_rtp_session() {
     let ep = WebRtcEndpoint::new(WebRtcConfig::on(LO), None).unwrap();
     let (mut client, offer, pending) = Client::offer(true).await;
     let (answer, mut leg) = ep.accept_offer(&offer).await.unwrap();
-    client.rtc.sdp_api().accept_answer(pending, SdpAnswer::from_sdp_string(&answer).unwrap()).unwrap();
+    client
+        .rtc
+        .sdp_api()
+        .accept_answer(pending, SdpAnswer::from_sdp_string(&answer).unwrap())
+        .unwrap();
 
     // The SIP phone: a UDP socket speaking PCMU RTP with the session.
     let phone = UdpSocket::bind((LO, 0)).await.unwrap();
-    let session = RtpSession::bind(SessionConfig::pcmu(LO), None).await.unwrap();
+    let session = RtpSession::bind(SessionConfig::pcmu(LO), None)
+        .await
+        .unwrap();
     session.set_remote(phone.local_addr().unwrap());
     webrtc::connect(&session, &leg);
 
     let (heard_tx, mut heard_rx) = mpsc::unbounded_channel();
     let (stop_tx, stop_rx) = watch::channel(false);
     let task = tokio::spawn(client.run(1000.0, heard_tx, stop_rx));
-    assert_eq!(tokio::time::timeout(Duration::from_secs(10), leg.next_event()).await.unwrap(), Some(WebRtcEvent::Connected));
+    assert_eq!(
+        tokio::time::timeout(Duration::from_secs(10), leg.next_event())
+            .await
+            .unwrap(),
+        Some(WebRtcEvent::Connected)
+    );
 
     // The phone talks (700 Hz, PCMU) and listens.
     let to: SocketAddr = session.local_addr();
@@ -246,17 +301,28 @@ async fn connect_joins_a_leg_and_an_rtp_session() {
                 }
                 r = phone.recv_from(&mut buf) => {
                     let Ok((n, _)) = r else { continue };
-                    if n > 12 && buf[1] & 0x7f == 0 {
-                        if phone_heard_tx.send(Codec::Pcmu.decode(&buf[12..n])).is_err() {
-                            return;
-                        }
+                    if n > 12
+                        && buf[1] & 0x7f == 0
+                        && phone_heard_tx.send(Codec::Pcmu.decode(&buf[12..n])).is_err()
+                    {
+                        return;
                     }
                 }
             }
         }
     });
-    wait_for(&mut heard_rx, |pcm| dominated_by(700.0, pcm), "the phone's 700 Hz at the browser").await;
-    wait_for(&mut phone_heard_rx, |pcm| dominated_by(1000.0, pcm), "the browser's 1 kHz at the phone").await;
+    wait_for(
+        &mut heard_rx,
+        |pcm| dominated_by(700.0, pcm),
+        "the phone's 700 Hz at the browser",
+    )
+    .await;
+    wait_for(
+        &mut phone_heard_rx,
+        |pcm| dominated_by(1000.0, pcm),
+        "the browser's 1 kHz at the phone",
+    )
+    .await;
 
     webrtc::disconnect(&session, &leg);
     drop(phone_heard_rx);

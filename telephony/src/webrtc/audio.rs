@@ -191,7 +191,11 @@ mod tests {
         out.listen_to(Some(PeerId(7)));
         assert_eq!(out.relay(PeerId(8), &f, 0), None);
         let sent = out.relay(PeerId(7), &f, 0).unwrap();
-        assert_eq!(sent.payload, Bytes::from(vec![0x55u8; 160]), "same codec: bit-exact");
+        assert_eq!(
+            sent.payload,
+            Bytes::from(vec![0x55u8; 160]),
+            "same codec: bit-exact"
+        );
         out.play(Box::new(Count(2)));
         assert_eq!(out.relay(PeerId(7), &f, 160), None);
         assert_eq!(out.ignored, 3);
@@ -208,7 +212,10 @@ mod tests {
         out.listen_to(Some(PeerId(1)));
         let f = Frame::from_encoded(Codec::Pcmu, Bytes::from(vec![0xFFu8; 160]));
         // µ-law silence becomes A-law silence.
-        assert_eq!(out.relay(PeerId(1), &f, 0).unwrap().payload, Bytes::from(vec![0xD5u8; 160]));
+        assert_eq!(
+            out.relay(PeerId(1), &f, 0).unwrap().payload,
+            Bytes::from(vec![0xD5u8; 160])
+        );
     }
 
     #[test]
@@ -230,7 +237,10 @@ mod tests {
         assert!(r.push(Codec::Pcmu, &[1u8; 80]).is_empty());
         let a = r.push(Codec::Pcmu, &[2u8; 240]);
         assert_eq!(a.len(), 2);
-        assert_eq!(&a[0].encoded.as_ref().unwrap().1[..], &[[1u8; 80], [2u8; 80]].concat()[..]);
+        assert_eq!(
+            &a[0].encoded.as_ref().unwrap().1[..],
+            &[[1u8; 80], [2u8; 80]].concat()[..]
+        );
         assert_eq!(a[1].pcm.len(), 160);
         // A codec change drops the half frame left over.
         assert!(r.push(Codec::Pcma, &[3u8; 80]).is_empty());

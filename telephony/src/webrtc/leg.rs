@@ -248,11 +248,9 @@ impl Driver {
 
     fn on_event(&mut self, e: Event) -> Result<(), EndReason> {
         match e {
-            Event::Connected => {
-                if !self.connected {
-                    self.connected = true;
-                    let _ = self.events.send(WebRtcEvent::Connected);
-                }
+            Event::Connected if !self.connected => {
+                self.connected = true;
+                let _ = self.events.send(WebRtcEvent::Connected);
             }
             Event::IceConnectionStateChange(IceConnectionState::Disconnected) => {
                 return Err(EndReason::Disconnected);
