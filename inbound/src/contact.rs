@@ -41,15 +41,29 @@ pub struct PathStep {
 #[serde(tag = "outcome", rename_all = "snake_case")]
 pub enum FlowOutcome {
     Disconnected,
-    Queued { queue: String },
-    TransferredToNumber { number: String },
-    TransferredToLegacy { pool: String },
+    Queued {
+        queue: String,
+    },
+    TransferredToNumber {
+        number: String,
+    },
+    TransferredToLegacy {
+        pool: String,
+    },
     CallerHungUp,
-    Error { action: String, reason: String },
+    Error {
+        action: String,
+        reason: String,
+    },
     /// The call never reached a flow (unknown number, no flow, bad flow): refused with `code`.
-    Rejected { code: u16, reason: String },
+    Rejected {
+        code: u16,
+        reason: String,
+    },
     /// The migration router sent the call straight to the legacy platform.
-    RoutedToLegacy { target: String },
+    RoutedToLegacy {
+        target: String,
+    },
     /// The process stopped while the contact was live; closed at the next start.
     Interrupted,
 }

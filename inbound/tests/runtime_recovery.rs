@@ -9,10 +9,23 @@ use inbound::store;
 
 async fn exercise(db: &Db) {
     db.migrate().await.unwrap();
-    let mut open = ContactRecord::new(ContactInfo { contact_id: "c-open".into(), system_address: "+1555".into(), ..Default::default() }, 1_000);
+    let mut open = ContactRecord::new(
+        ContactInfo {
+            contact_id: "c-open".into(),
+            system_address: "+1555".into(),
+            ..Default::default()
+        },
+        1_000,
+    );
     open.note(1_100, "queued", "sales");
     store::save_contact(db, &open, None).await.unwrap();
-    let mut done = ContactRecord::new(ContactInfo { contact_id: "c-done".into(), ..Default::default() }, 1_000);
+    let mut done = ContactRecord::new(
+        ContactInfo {
+            contact_id: "c-done".into(),
+            ..Default::default()
+        },
+        1_000,
+    );
     done.ended_at_ms = Some(2_000);
     done.outcome = Some(FlowOutcome::Disconnected);
     store::save_contact(db, &done, None).await.unwrap();
@@ -25,26 +38,47 @@ async fn exercise(db: &Db) {
     let r = store::load_contact(db, "c-open").await.unwrap();
     assert_eq!(r.ended_at_ms, Some(5_000));
     assert_eq!(r.outcome, Some(FlowOutcome::Interrupted));
-    assert_eq!(r.stages.iter().map(|s| s.stage.as_str()).collect::<Vec<_>>(), ["queued", "interrupted"]);
+    assert_eq!(
+        r.stages
+            .iter()
+            .map(|s| s.stage.as_str())
+            .collect::<Vec<_>>(),
+        ["queued", "interrupted"]
+    );
     let r = store::load_contact(db, "c-done").await.unwrap();
     assert_eq!(r.ended_at_ms, Some(2_000));
     assert_eq!(r.outcome, Some(FlowOutcome::Disconnected));
-    let rows: Vec<(String, Option<i64>, Option<String>)> =
-        sqlx::query_as("SELECT contact_id, ended_at, outcome FROM inbound_contacts ORDER BY contact_id").fetch_all(db.pool()).await.unwrap();
-    assert_eq!(rows[0], ("c-bad".into(), Some(5_000), Some("interrupted".into())));
-    assert_eq!(close_interrupted(db, 6_000).await.unwrap(), 0, "nothing is left open");
+    let rows: Vec<(String, Option<i64>, Option<String>)> = sqlx::query_as(
+        "SELECT contact_id, ended_at, outcome FROM inbound_contacts ORDER BY contact_id",
+    )
+    .fetch_all(db.pool())
+    .await
+    .unwrap();
+    assert_eq!(
+        rows[0],
+        ("c-bad".into(), Some(5_000), Some("interrupted".into()))
+    );
+    assert_eq!(
+        close_interrupted(db, 6_000).await.unwrap(),
+        0,
+        "nothing is left open"
+    );
 }
 
 #[tokio::test]
 async fn open_contacts_are_closed_as_interrupted_on_sqlite() {
     let dir = tempfile::tempdir().unwrap();
-    let db = Db::connect(&format!("sqlite://{}/r.db", dir.path().display()), 4).await.unwrap();
+    let db = Db::connect(&format!("sqlite://{}/r.db", dir.path().display()), 4)
+        .await
+        .unwrap();
     exercise(&db).await;
 }
 
 #[tokio::test]
 async fn open_contacts_are_closed_as_interrupted_on_postgres() {
-    let Some(pg) = TempPgDatabase::create().await else { return };
+    let Some(pg) = TempPgDatabase::create().await else {
+        return;
+    };
     let db = Db::connect(&pg.url, 4).await.unwrap();
     exercise(&db).await;
 }

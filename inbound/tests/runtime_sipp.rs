@@ -16,7 +16,8 @@ use inbound::runtime::{AgentEndpoint, AgentMode, Login, RuntimeEvent};
 use support::*;
 
 fn has_tools() -> bool {
-    foundation::testing::require_tool("sipp", "sip-tester") && foundation::testing::require_tool("espeak-ng", "espeak-ng")
+    foundation::testing::require_tool("sipp", "sip-tester")
+        && foundation::testing::require_tool("espeak-ng", "espeak-ng")
 }
 
 fn stage<'a>(r: &'a ContactRecord, name: &str) -> Option<&'a inbound::contact::Stage> {
@@ -29,25 +30,59 @@ fn assert_walked_to_agent(r: &ContactRecord, queue: &str, agent: &str) {
     for step in ["log", "set-lang", "lookup", "menu", "hours", "to-queue"] {
         assert!(path.contains(&step), "path {path:?} lacks {step}");
     }
-    let q_step = if queue == "sales" { "q-sales" } else { "q-support" };
+    let q_step = if queue == "sales" {
+        "q-sales"
+    } else {
+        "q-support"
+    };
     assert!(path.contains(&q_step), "path {path:?}");
     assert_eq!(r.attributes.get("language").map(String::as_str), Some("en"));
-    assert_eq!(r.attributes.get("caller").map(String::as_str), Some("+13125550100"));
+    assert_eq!(
+        r.attributes.get("caller").map(String::as_str),
+        Some("+13125550100")
+    );
     assert_eq!(r.contact.system_address, DID);
-    assert_eq!(r.outcome, Some(FlowOutcome::Queued { queue: queue.into() }));
+    assert_eq!(
+        r.outcome,
+        Some(FlowOutcome::Queued {
+            queue: queue.into()
+        })
+    );
     assert_eq!(r.target_queue.as_deref(), Some(queue));
     let dtmf = stage(r, "dtmf").expect("a dtmf stage");
-    assert!(dtmf.detail.ends_with("rfc4733"), "digits arrive as RFC 4733: {dtmf:?}");
-    assert!(stage(r, "recording_on").is_some(), "the flow turned recording on: {:?}", r.stages);
+    assert!(
+        dtmf.detail.ends_with("rfc4733"),
+        "digits arrive as RFC 4733: {dtmf:?}"
+    );
+    assert!(
+        stage(r, "recording_on").is_some(),
+        "the flow turned recording on: {:?}",
+        r.stages
+    );
     assert_eq!(stage(r, "queued").map(|s| s.detail.as_str()), Some(queue));
     assert_eq!(stage(r, "offered").map(|s| s.detail.as_str()), Some(agent));
-    assert_eq!(stage(r, "connected").map(|s| s.detail.as_str()), Some(agent));
+    assert_eq!(
+        stage(r, "connected").map(|s| s.detail.as_str()),
+        Some(agent)
+    );
     assert_eq!(stage(r, "ended").map(|s| s.detail.as_str()), Some(agent));
     // Timestamps: path steps and stages in order, all inside the contact's life.
     let end = r.ended_at_ms.expect("the contact is closed");
-    assert!(r.path.windows(2).all(|w| w[0].at_ms <= w[1].at_ms), "{:?}", r.path);
-    assert!(r.stages.windows(2).all(|w| w[0].at_ms <= w[1].at_ms), "{:?}", r.stages);
-    assert!(r.path.iter().all(|p| p.at_ms >= r.started_at_ms && p.at_ms <= end));
+    assert!(
+        r.path.windows(2).all(|w| w[0].at_ms <= w[1].at_ms),
+        "{:?}",
+        r.path
+    );
+    assert!(
+        r.stages.windows(2).all(|w| w[0].at_ms <= w[1].at_ms),
+        "{:?}",
+        r.stages
+    );
+    assert!(
+        r.path
+            .iter()
+            .all(|p| p.at_ms >= r.started_at_ms && p.at_ms <= end)
+    );
     assert!(stage(r, "connected").unwrap().at_ms >= stage(r, "queued").unwrap().at_ms);
 }
 
@@ -93,10 +128,18 @@ async fn sipp_callers_walk_the_menu_to_an_agent_with_pt96_and_pt101() {
 
     // Caller 1: '1' (sales) at PT 96; caller 2: '2' (support) at PT 101.
     write(&dir, "c96.xml", &caller_xml(Dtmf::Pt96("1"), 1500, 2500));
-    let out = wait_sipp(sipp(&dir, &caller_args(sip_port, "c96.xml", DID, 1, 1, 1)), Duration::from_secs(60)).await;
+    let out = wait_sipp(
+        sipp(&dir, &caller_args(sip_port, "c96.xml", DID, 1, 1, 1)),
+        Duration::from_secs(60),
+    )
+    .await;
     assert_eq!(out.rc, 0, "PT 96 caller: {}", out.output);
     write(&dir, "c101.xml", &caller_xml(Dtmf::Pt101('2'), 1500, 2500));
-    let out = wait_sipp(sipp(&dir, &caller_args(sip_port, "c101.xml", DID, 1, 1, 1)), Duration::from_secs(60)).await;
+    let out = wait_sipp(
+        sipp(&dir, &caller_args(sip_port, "c101.xml", DID, 1, 1, 1)),
+        Duration::from_secs(60),
+    )
+    .await;
     assert_eq!(out.rc, 0, "PT 101 caller: {}", out.output);
     let out = wait_sipp(agent, Duration::from_secs(60)).await;
     assert_eq!(out.rc, 0, "agent phone: {}", out.output);
@@ -112,18 +155,37 @@ async fn sipp_callers_walk_the_menu_to_an_agent_with_pt96_and_pt101() {
     assert!(stage(&recs[0], "dtmf").unwrap().detail.starts_with('1'));
     assert!(stage(&recs[1], "dtmf").unwrap().detail.starts_with('2'));
     let rows = contact_rows(&sut.db).await;
-    assert!(rows.iter().all(|r| r.2.as_deref() == Some("queued")), "{rows:?}");
+    assert!(
+        rows.iter().all(|r| r.2.as_deref() == Some("queued")),
+        "{rows:?}"
+    );
 
     // The desktop feed saw both contacts connected to alice.
     let mut connected = Vec::new();
     while let Ok(e) = events.try_recv() {
-        if let RuntimeEvent::ContactConnected { contact, agent, attributes, .. } = e {
+        if let RuntimeEvent::ContactConnected {
+            contact,
+            agent,
+            attributes,
+            ..
+        } = e
+        {
             assert_eq!(agent, "alice");
-            assert_eq!(attributes.get("language").map(String::as_str), Some("en"), "screen pop carries the attributes");
+            assert_eq!(
+                attributes.get("language").map(String::as_str),
+                Some("en"),
+                "screen pop carries the attributes"
+            );
             connected.push(contact);
         }
     }
-    assert_eq!(connected, vec![recs[0].contact.contact_id.clone(), recs[1].contact.contact_id.clone()]);
+    assert_eq!(
+        connected,
+        vec![
+            recs[0].contact.contact_id.clone(),
+            recs[1].contact.contact_id.clone()
+        ]
+    );
     let view = sut.runtime.agent_snapshot(Some("sales")).await.unwrap();
     assert_eq!(view.len(), 1);
     assert_eq!(view[0].contacts_handled, 2);
@@ -176,7 +238,11 @@ async fn a_nailed_up_agent_leg_takes_three_contacts_on_one_invite() {
 
     // Three callers one after the other, each pressing 1 (sales).
     write(&dir, "c.xml", &caller_xml(Dtmf::Pt96("1"), 1200, 2000));
-    let out = wait_sipp(sipp(&dir, &caller_args(sip_port, "c.xml", DID, 3, 1, 1)), Duration::from_secs(120)).await;
+    let out = wait_sipp(
+        sipp(&dir, &caller_args(sip_port, "c.xml", DID, 3, 1, 1)),
+        Duration::from_secs(120),
+    )
+    .await;
     assert_eq!(out.rc, 0, "callers: {}", out.output);
     eventually("three contacts closed", Duration::from_secs(10), || async {
         let rows = contact_rows(&sut.db).await;
@@ -196,7 +262,10 @@ async fn a_nailed_up_agent_leg_takes_three_contacts_on_one_invite() {
     let out = wait_sipp(agent, Duration::from_secs(30)).await;
     assert_eq!(out.rc, 0, "agent phone: {}", out.output);
     let msgs = std::fs::read_to_string(dir.join("agent_msgs.log")).unwrap();
-    let invites = msgs.lines().filter(|l| l.starts_with("INVITE sip:")).count();
+    let invites = msgs
+        .lines()
+        .filter(|l| l.starts_with("INVITE sip:"))
+        .count();
     assert_eq!(invites, 1, "the agent was rung once for three contacts");
 }
 
@@ -208,15 +277,40 @@ async fn a_number_without_a_flow_is_refused_with_404_and_recorded() {
     let sut = start(35000, |_| {}).await;
     let dir = sut.dir.path().to_path_buf();
     write(&dir, "refused.xml", &refused_caller_xml(404));
-    let out = wait_sipp(sipp(&dir, &caller_args(sut.sip.udp_addr.port(), "refused.xml", "+15559999999", 1, 1, 1)), Duration::from_secs(30)).await;
+    let out = wait_sipp(
+        sipp(
+            &dir,
+            &caller_args(
+                sut.sip.udp_addr.port(),
+                "refused.xml",
+                "+15559999999",
+                1,
+                1,
+                1,
+            ),
+        ),
+        Duration::from_secs(30),
+    )
+    .await;
     assert_eq!(out.rc, 0, "{}", out.output);
-    eventually("the refused contact is recorded", Duration::from_secs(5), || async {
-        contact_rows(&sut.db).await.iter().any(|r| r.2.as_deref() == Some("rejected") && r.1.is_some())
-    })
+    eventually(
+        "the refused contact is recorded",
+        Duration::from_secs(5),
+        || async {
+            contact_rows(&sut.db)
+                .await
+                .iter()
+                .any(|r| r.2.as_deref() == Some("rejected") && r.1.is_some())
+        },
+    )
     .await;
     let r = &contacts(&sut.db).await[0];
     assert_eq!(r.contact.system_address, "+15559999999");
-    assert!(matches!(&r.outcome, Some(FlowOutcome::Rejected { code: 404, reason }) if reason.contains("no flow")), "{:?}", r.outcome);
+    assert!(
+        matches!(&r.outcome, Some(FlowOutcome::Rejected { code: 404, reason }) if reason.contains("no flow")),
+        "{:?}",
+        r.outcome
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -231,11 +325,19 @@ async fn a_call_from_the_legacy_platform_carries_the_leased_data() {
         &sut.db,
         0,
         "test",
-        &bridge::pool::PoolSpec { name: "from-legacy".into(), numbers: vec![number.into()], direction: bridge::pool::Direction::FromLegacy, lease_ttl_s: 60, cooldown_s: 0 },
+        &bridge::pool::PoolSpec {
+            name: "from-legacy".into(),
+            numbers: vec![number.into()],
+            direction: bridge::pool::Direction::FromLegacy,
+            lease_ttl_s: 60,
+            cooldown_s: 0,
+        },
     )
     .await
     .unwrap();
-    inbound::store::assign_number(&sut.db, number, "main", 1_000, "test").await.unwrap();
+    inbound::store::assign_number(&sut.db, number, "main", 1_000, "test")
+        .await
+        .unwrap();
     let req = bridge::lease::LeaseRequest {
         pool: "from-legacy".into(),
         data: serde_json::json!({"account": "A-42", "intent": "billing"}),
@@ -243,35 +345,76 @@ async fn a_call_from_the_legacy_platform_carries_the_leased_data() {
         ttl_s: None,
         idempotency_key: None,
     };
-    let lease = bridge::lease::lease(&sut.db, &SystemClock, "legacy-pbx", None, &req).await.unwrap();
+    let lease = bridge::lease::lease(&sut.db, &SystemClock, "legacy-pbx", None, &req)
+        .await
+        .unwrap();
     assert_eq!(lease.dnis, number);
 
     // The caller presses 2 (support); no agent is logged in, so it waits in the queue and leaves.
     write(&dir, "c.xml", &caller_xml(Dtmf::Pt96("2"), 1200, 1500));
-    let out = wait_sipp(sipp(&dir, &caller_args(sut.sip.udp_addr.port(), "c.xml", number, 1, 1, 1)), Duration::from_secs(60)).await;
+    let out = wait_sipp(
+        sipp(
+            &dir,
+            &caller_args(sut.sip.udp_addr.port(), "c.xml", number, 1, 1, 1),
+        ),
+        Duration::from_secs(60),
+    )
+    .await;
     assert_eq!(out.rc, 0, "{}", out.output);
-    eventually("the contact is closed", Duration::from_secs(10), || async { contact_rows(&sut.db).await.iter().all(|r| r.1.is_some()) }).await;
+    eventually("the contact is closed", Duration::from_secs(10), || async {
+        contact_rows(&sut.db).await.iter().all(|r| r.1.is_some())
+    })
+    .await;
     let r = &contacts(&sut.db).await[0];
-    assert_eq!(r.attributes.get("account").map(String::as_str), Some("A-42"), "{:?}", r.attributes);
-    assert_eq!(r.attributes.get("intent").map(String::as_str), Some("billing"));
-    assert_eq!(r.attributes.get("bridge_result").map(String::as_str), Some("consumed"));
+    assert_eq!(
+        r.attributes.get("account").map(String::as_str),
+        Some("A-42"),
+        "{:?}",
+        r.attributes
+    );
+    assert_eq!(
+        r.attributes.get("intent").map(String::as_str),
+        Some("billing")
+    );
+    assert_eq!(
+        r.attributes.get("bridge_result").map(String::as_str),
+        Some("consumed")
+    );
     assert_eq!(r.attributes.get("bridge_lease_id"), Some(&lease.lease_id));
     assert!(stage(r, "bridge_arrival").is_some());
-    assert!(stage(r, "abandoned").is_some(), "the caller left the queue: {:?}", r.stages);
+    assert!(
+        stage(r, "abandoned").is_some(),
+        "the caller left the queue: {:?}",
+        r.stages
+    );
     // The lease was consumed: a second lookup finds nothing once the cooldown (0 s) is over.
     let again = bridge::lease::lookup(&sut.db, &SystemClock, "t", None, number, None, true).await;
     assert!(again.is_err(), "{again:?}");
 
     // A second call on the same number: no lease any more, routed without data (audited).
-    let out = wait_sipp(sipp(&dir, &caller_args(sut.sip.udp_addr.port(), "c.xml", number, 1, 1, 1)), Duration::from_secs(60)).await;
+    let out = wait_sipp(
+        sipp(
+            &dir,
+            &caller_args(sut.sip.udp_addr.port(), "c.xml", number, 1, 1, 1),
+        ),
+        Duration::from_secs(60),
+    )
+    .await;
     assert_eq!(out.rc, 0, "{}", out.output);
-    eventually("the second contact is closed", Duration::from_secs(10), || async {
-        let rows = contact_rows(&sut.db).await;
-        rows.len() == 2 && rows.iter().all(|r| r.1.is_some())
-    })
+    eventually(
+        "the second contact is closed",
+        Duration::from_secs(10),
+        || async {
+            let rows = contact_rows(&sut.db).await;
+            rows.len() == 2 && rows.iter().all(|r| r.1.is_some())
+        },
+    )
     .await;
     let r = &contacts(&sut.db).await[1];
-    assert_eq!(r.attributes.get("bridge_result").map(String::as_str), Some("unknown"));
+    assert_eq!(
+        r.attributes.get("bridge_result").map(String::as_str),
+        Some("unknown")
+    );
     assert!(!r.attributes.contains_key("account"));
 }
 
@@ -320,7 +463,10 @@ async fn a_supervisor_listens_whispers_barges_and_a_third_party_joins() {
         .unwrap();
     let mut events = sut.runtime.subscribe();
     write(&dir, "c.xml", &caller_xml(Dtmf::Pt96("1"), 1200, 8000));
-    let caller = sipp(&dir, &caller_args(sut.sip.udp_addr.port(), "c.xml", DID, 1, 1, 1));
+    let caller = sipp(
+        &dir,
+        &caller_args(sut.sip.udp_addr.port(), "c.xml", DID, 1, 1, 1),
+    );
     let contact = tokio::time::timeout(Duration::from_secs(30), async {
         loop {
             if let Ok(RuntimeEvent::ContactConnected { contact, .. }) = events.recv().await {
@@ -330,22 +476,42 @@ async fn a_supervisor_listens_whispers_barges_and_a_third_party_joins() {
     })
     .await
     .expect("the caller reaches carol");
-    assert!(sut.runtime.room_members(&contact).await.unwrap().is_empty(), "a plain bridge before anyone joins");
+    assert!(
+        sut.runtime.room_members(&contact).await.unwrap().is_empty(),
+        "a plain bridge before anyone joins"
+    );
 
     let sup = AgentEndpoint::Uri(format!("sip:sup@127.0.0.1:{sup_port}"));
-    let roles = |m: Vec<(telephony::sip::call::CallId, Role)>| m.into_iter().map(|(_, r)| r).collect::<Vec<_>>();
-    sut.runtime.supervise(&contact, sup.clone(), inbound::runtime::Supervise::Listen).await.unwrap();
+    let roles = |m: Vec<(telephony::sip::call::CallId, Role)>| {
+        m.into_iter().map(|(_, r)| r).collect::<Vec<_>>()
+    };
+    sut.runtime
+        .supervise(&contact, sup.clone(), inbound::runtime::Supervise::Listen)
+        .await
+        .unwrap();
     let r = roles(sut.runtime.room_members(&contact).await.unwrap());
     assert_eq!(r.len(), 3);
     assert_eq!(r.iter().filter(|r| **r == Role::Full).count(), 2);
     assert!(r.contains(&Role::Listen), "{r:?}");
-    sut.runtime.supervise(&contact, sup.clone(), inbound::runtime::Supervise::Whisper).await.unwrap();
+    sut.runtime
+        .supervise(&contact, sup.clone(), inbound::runtime::Supervise::Whisper)
+        .await
+        .unwrap();
     let r = roles(sut.runtime.room_members(&contact).await.unwrap());
     assert!(r.iter().any(|r| matches!(r, Role::Whisper { .. })), "{r:?}");
-    sut.runtime.supervise(&contact, sup, inbound::runtime::Supervise::Barge).await.unwrap();
+    sut.runtime
+        .supervise(&contact, sup, inbound::runtime::Supervise::Barge)
+        .await
+        .unwrap();
     let r = roles(sut.runtime.room_members(&contact).await.unwrap());
     assert_eq!(r.iter().filter(|r| **r == Role::Full).count(), 3, "{r:?}");
-    sut.runtime.conference(&contact, AgentEndpoint::Uri(format!("sip:third@127.0.0.1:{third_port}"))).await.unwrap();
+    sut.runtime
+        .conference(
+            &contact,
+            AgentEndpoint::Uri(format!("sip:third@127.0.0.1:{third_port}")),
+        )
+        .await
+        .unwrap();
     let r = roles(sut.runtime.room_members(&contact).await.unwrap());
     assert_eq!(r.iter().filter(|r| **r == Role::Full).count(), 4, "{r:?}");
 
@@ -364,7 +530,13 @@ async fn a_supervisor_listens_whispers_barges_and_a_third_party_joins() {
     assert_eq!(out.rc, 0, "agent: {}", out.output);
     for log in ["sup_msgs.log", "third_msgs.log"] {
         let msgs = std::fs::read_to_string(dir.join(log)).unwrap();
-        assert_eq!(msgs.lines().filter(|l| l.starts_with("INVITE sip:")).count(), 1, "{log}: one call for the whole session");
+        assert_eq!(
+            msgs.lines()
+                .filter(|l| l.starts_with("INVITE sip:"))
+                .count(),
+            1,
+            "{log}: one call for the whole session"
+        );
     }
 }
 
@@ -384,7 +556,11 @@ async fn the_dialer_hands_an_answered_call_to_a_ready_agent_at_once() {
     // The dialer's answered call (here: a sipp callee).
     let call = sut.calls.originate(telephony::sip::call::Originate {
         to_user: "+13125550199".into(),
-        trunks: vec![telephony::sip::call::Trunk { addr: format!("127.0.0.1:{customer_port}").parse().unwrap(), transport: telephony::sip::call::Transport::Udp, credentials: None }],
+        trunks: vec![telephony::sip::call::Trunk {
+            addr: format!("127.0.0.1:{customer_port}").parse().unwrap(),
+            transport: telephony::sip::call::Transport::Udp,
+            credentials: None,
+        }],
         ..Default::default()
     });
     let (_, ctl, mut call_events) = call.split();
@@ -400,7 +576,12 @@ async fn the_dialer_hands_an_answered_call_to_a_ready_agent_at_once() {
     .expect("the callee answers");
     let attrs = BTreeMap::from([("campaign".to_string(), "renewals".to_string())]);
     // Nobody logged in: refused at once, nothing waits.
-    assert_eq!(sut.runtime.connect_outbound("sales", &ctl, attrs.clone()).await, Err(inbound::runtime::NoAgent));
+    assert_eq!(
+        sut.runtime
+            .connect_outbound("sales", &ctl, attrs.clone())
+            .await,
+        Err(inbound::runtime::NoAgent)
+    );
     assert_eq!(sut.runtime.queue_stats("sales").await.unwrap().waiting, 0);
 
     sut.runtime
@@ -413,11 +594,19 @@ async fn the_dialer_hands_an_answered_call_to_a_ready_agent_at_once() {
         })
         .await
         .unwrap();
-    let agent_id = sut.runtime.connect_outbound("sales", &ctl, attrs).await.unwrap();
+    let agent_id = sut
+        .runtime
+        .connect_outbound("sales", &ctl, attrs)
+        .await
+        .unwrap();
     assert_eq!(agent_id, "dave");
     let contact = telephony::cdr::call_ref(ctl.id());
     let view = sut.runtime.agent_snapshot(Some("sales")).await.unwrap();
-    assert_eq!(view[0].state, inbound::acd::AgentState::OnContact(contact.clone()), "{view:?}");
+    assert_eq!(
+        view[0].state,
+        inbound::acd::AgentState::OnContact(contact.clone()),
+        "{view:?}"
+    );
     assert_eq!(view[0].contact.as_deref(), Some(contact.as_str()));
 
     // The agent ends the contact from the desktop and codes it.
@@ -425,14 +614,31 @@ async fn the_dialer_hands_an_answered_call_to_a_ready_agent_at_once() {
     let out = wait_sipp(customer, Duration::from_secs(30)).await;
     assert_eq!(out.rc, 0, "customer: {}", out.output);
     sut.runtime.disposition(&contact, "sale").await.unwrap();
-    eventually("the outbound contact is recorded with its disposition", Duration::from_secs(5), || async {
-        inbound::store::load_contact(&sut.db, &contact).await.is_ok_and(|r| r.ended_at_ms.is_some() && stage(&r, "disposition").is_some())
-    })
+    eventually(
+        "the outbound contact is recorded with its disposition",
+        Duration::from_secs(5),
+        || async {
+            inbound::store::load_contact(&sut.db, &contact)
+                .await
+                .is_ok_and(|r| r.ended_at_ms.is_some() && stage(&r, "disposition").is_some())
+        },
+    )
     .await;
-    let r = inbound::store::load_contact(&sut.db, &contact).await.unwrap();
-    assert_eq!(r.attributes.get("campaign").map(String::as_str), Some("renewals"));
-    assert_eq!(stage(&r, "connected").map(|s| s.detail.as_str()), Some("dave"));
-    assert_eq!(stage(&r, "disposition").map(|s| s.detail.as_str()), Some("sale"));
+    let r = inbound::store::load_contact(&sut.db, &contact)
+        .await
+        .unwrap();
+    assert_eq!(
+        r.attributes.get("campaign").map(String::as_str),
+        Some("renewals")
+    );
+    assert_eq!(
+        stage(&r, "connected").map(|s| s.detail.as_str()),
+        Some("dave")
+    );
+    assert_eq!(
+        stage(&r, "disposition").map(|s| s.detail.as_str()),
+        Some("sale")
+    );
     assert!(sut.runtime.agent_snapshot(None).await.unwrap()[0].leg_up);
     sut.runtime.logout("dave").await.unwrap();
     let out = wait_sipp(agent, Duration::from_secs(30)).await;

@@ -14,7 +14,9 @@ use telephony::control::{CallControl, Event as CallEvent, OnPeerHangup, Room};
 use telephony::sip::call::{Originate, Transport, Trunk};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::acd::{Acd, AgentConfig, AgentState, AgentStatus, ContactRequest, Decision, Event, QueueStats};
+use crate::acd::{
+    Acd, AgentConfig, AgentState, AgentStatus, ContactRequest, Decision, Event, QueueStats,
+};
 use crate::contact::{ContactInfo, ContactRecord, Stage};
 use crate::interpreter::QueueResult;
 
@@ -156,10 +158,15 @@ struct Task {
 }
 
 /// The SIP request that reaches an endpoint (an agent's or supervisor's phone).
-pub(crate) async fn originate_to(sh: &Shared, ep: &AgentEndpoint, ring: Duration) -> Result<Originate, String> {
+pub(crate) async fn originate_to(
+    sh: &Shared,
+    ep: &AgentEndpoint,
+    ring: Duration,
+) -> Result<Originate, String> {
     let (uri, addr, tcp) = match ep {
         AgentEndpoint::Uri(u) => {
-            let addr = telephony::sip::dialog::uri_addr(u).ok_or_else(|| format!("{u:?} has no IP address and port"))?;
+            let addr = telephony::sip::dialog::uri_addr(u)
+                .ok_or_else(|| format!("{u:?} has no IP address and port"))?;
             (u.clone(), addr, telephony::sip::dialog::uri_wants_tcp(u))
         }
         AgentEndpoint::Registered(user) => {
@@ -180,7 +187,11 @@ pub(crate) async fn originate_to(sh: &Shared, ep: &AgentEndpoint, ring: Duration
         to_user: bridge::calls::uri_user(&uri).unwrap_or_default(),
         request_uri: Some(uri),
         from_user: sh.cfg.agent_caller_id.clone(),
-        trunks: vec![Trunk { addr, transport: if tcp { Transport::Tcp } else { Transport::Udp }, credentials: None }],
+        trunks: vec![Trunk {
+            addr,
+            transport: if tcp { Transport::Tcp } else { Transport::Udp },
+            credentials: None,
+        }],
         ring_timeout: ring,
         headers: Vec::new(),
     })
@@ -189,7 +200,15 @@ pub(crate) async fn originate_to(sh: &Shared, ep: &AgentEndpoint, ring: Duration
 pub(crate) async fn run(sh: Arc<Shared>, acd: Acd, mut rx: mpsc::UnboundedReceiver<Cmd>) {
     let serving = super::profiles_serving(&sh.cfg.acd);
     let tx = sh.acd.downgrade();
-    let mut t = Task { sh, acd, agents: HashMap::new(), contacts: HashMap::new(), serving, leg_no: 0, tx };
+    let mut t = Task {
+        sh,
+        acd,
+        agents: HashMap::new(),
+        contacts: HashMap::new(),
+        serving,
+        leg_no: 0,
+        tx,
+    };
     loop {
         let cmd = match t.acd.next_deadline() {
             Some(at) => {
@@ -234,7 +253,11 @@ impl Task {
     fn note(&mut self, contact: &str, stage: &str, detail: &str) {
         let at = self.now();
         if let Some(c) = self.contacts.get_mut(contact) {
-            let s = Stage { at_ms: at, stage: stage.into(), detail: detail.into() };
+            let s = Stage {
+                at_ms: at,
+                stage: stage.into(),
+                detail: detail.into(),
+            };
             if let Some(n) = &c.notes {
                 let _ = n.send(s.clone());
             }
@@ -249,7 +272,11 @@ impl Task {
         match d {
             Decision::Queued { contact, queue } => {
                 self.note(&contact, "queued", &queue);
-                self.emit(RuntimeEvent::ContactQueued { contact, queue, at_ms: now });
+                self.emit(RuntimeEvent::ContactQueued {
+                    contact,
+                    queue,
+                    at_ms: now,
+                });
             }
             Decision::AtCapacity { contact, queue } => self.note(&contact, "at_capacity", &queue),
             Decision::Overflow { contact, from, to } => {
@@ -258,9 +285,19 @@ impl Task {
                     c.queue = to;
                 }
             }
-            Decision::Offer { contact, agent, queue, ring_timeout_ms } => {
+            Decision::Offer {
+                contact,
+                agent,
+                queue,
+                ring_timeout_ms,
+            } => {
                 self.note(&contact, "offered", &agent);
-                self.emit(RuntimeEvent::ContactOffered { contact: contact.clone(), agent: agent.clone(), queue, at_ms: now });
+                self.emit(RuntimeEvent::ContactOffered {
+                    contact: contact.clone(),
+                    agent: agent.clone(),
+                    queue,
+                    at_ms: now,
+                });
                 if let Some(c) = self.contacts.get_mut(&contact) {
                     c.agent = Some(agent.clone());
                 }
@@ -298,7 +335,12 @@ impl Task {
                     attributes = c.attributes.clone();
                 }
                 self.save_outbound(&contact).await;
-                self.emit(RuntimeEvent::ContactConnected { contact, agent, attributes, at_ms: now });
+                self.emit(RuntimeEvent::ContactConnected {
+                    contact,
+                    agent,
+                    attributes,
+                    at_ms: now,
+                });
             }
             Decision::Timeout { contact, queue } => {
                 self.note(&contact, "queue_timeout", &queue);
@@ -313,13 +355,25 @@ impl Task {
     }
 
     /// Carries out an offer: media switch on a nailed-up leg, else ring the agent's endpoint.
-    async fn offer(&mut self, contact: &str, agent: &str, ring_timeout_ms: i64, pending: &mut VecDeque<Event>) {
+    async fn offer(
+        &mut self,
+        contact: &str,
+        agent: &str,
+        ring_timeout_ms: i64,
+        pending: &mut VecDeque<Event>,
+    ) {
         let Some(call) = self.contacts.get(contact).map(|c| c.call.clone()) else {
-            pending.push_back(Event::Reject { contact: contact.into(), agent: agent.into() });
+            pending.push_back(Event::Reject {
+                contact: contact.into(),
+                agent: agent.into(),
+            });
             return;
         };
         let Some(a) = self.agents.get(agent) else {
-            pending.push_back(Event::Reject { contact: contact.into(), agent: agent.into() });
+            pending.push_back(Event::Reject {
+                contact: contact.into(),
+                agent: agent.into(),
+            });
             return;
         };
         if a.login.mode == AgentMode::NailedUp {
@@ -334,9 +388,15 @@ impl Task {
                 _ => false,
             };
             pending.push_back(if ok {
-                Event::Accept { contact: contact.into(), agent: agent.into() }
+                Event::Accept {
+                    contact: contact.into(),
+                    agent: agent.into(),
+                }
             } else {
-                Event::Reject { contact: contact.into(), agent: agent.into() }
+                Event::Reject {
+                    contact: contact.into(),
+                    agent: agent.into(),
+                }
             });
             return;
         }
@@ -357,7 +417,10 @@ impl Task {
             }
             Err(e) => {
                 tracing::warn!(agent, error = %e, "agent endpoint unreachable");
-                pending.push_back(Event::Reject { contact: contact.into(), agent: agent.into() });
+                pending.push_back(Event::Reject {
+                    contact: contact.into(),
+                    agent: agent.into(),
+                });
             }
         }
     }
@@ -384,30 +447,58 @@ impl Task {
             while let Some(ev) = events.recv().await {
                 let what = match ev {
                     CallEvent::Answered { .. } => LegEvent::Answered,
-                    CallEvent::Unbridged { peer_ended: true, .. } => LegEvent::PeerGone,
+                    CallEvent::Unbridged {
+                        peer_ended: true, ..
+                    } => LegEvent::PeerGone,
                     CallEvent::Hangup { .. } => LegEvent::Ended,
                     _ => continue,
                 };
                 let Some(tx) = tx.upgrade() else { return };
-                let _ = tx.send(Cmd::Leg { agent: agent.clone(), leg_no, what });
+                let _ = tx.send(Cmd::Leg {
+                    agent: agent.clone(),
+                    leg_no,
+                    what,
+                });
                 if what == LegEvent::Ended {
                     return;
                 }
             }
             if let Some(tx) = tx.upgrade() {
-                let _ = tx.send(Cmd::Leg { agent, leg_no, what: LegEvent::Ended });
+                let _ = tx.send(Cmd::Leg {
+                    agent,
+                    leg_no,
+                    what: LegEvent::Ended,
+                });
             }
         });
     }
 
     async fn handle(&mut self, cmd: Cmd) {
         match cmd {
-            Cmd::Enqueue { req, call, attributes, notes, reply } => {
+            Cmd::Enqueue {
+                req,
+                call,
+                attributes,
+                notes,
+                reply,
+            } => {
                 let id = req.contact_id.clone();
                 let queue = req.queue.clone();
                 self.contacts.insert(
                     id.clone(),
-                    ContactSlot { call, queue, attributes, notes: Some(notes), record: None, agent: None, connected: false, timed_out: false, room: None, supervisor: None, extra_legs: Vec::new() },
+                    ContactSlot {
+                        call,
+                        queue,
+                        attributes,
+                        notes: Some(notes),
+                        record: None,
+                        agent: None,
+                        connected: false,
+                        timed_out: false,
+                        room: None,
+                        supervisor: None,
+                        extra_legs: Vec::new(),
+                    },
                 );
                 let decisions = self.acd.step(Event::Enqueue(req), self.now());
                 let result = if decisions.iter().any(|d| matches!(d, Decision::AtCapacity { contact, .. } if *contact == id)) {
@@ -458,15 +549,29 @@ impl Task {
                     }
                 };
                 if r.is_ok() {
-                    self.step(Event::SetStatus { agent, status: AgentStatus::Offline }).await;
+                    self.step(Event::SetStatus {
+                        agent,
+                        status: AgentStatus::Offline,
+                    })
+                    .await;
                 }
                 let _ = reply.send(r);
             }
-            Cmd::SetState { agent, status, reply } => {
+            Cmd::SetState {
+                agent,
+                status,
+                reply,
+            } => {
                 let r = match self.agents.get(&agent) {
                     None => Err(RuntimeError::UnknownAgent(agent.clone())),
-                    Some(a) if status == AgentStatus::Available && a.login.mode == AgentMode::NailedUp && !a.leg_up => {
-                        Err(RuntimeError::EndpointUnreachable(format!("{agent}'s nailed-up leg is down; log in again")))
+                    Some(a)
+                        if status == AgentStatus::Available
+                            && a.login.mode == AgentMode::NailedUp
+                            && !a.leg_up =>
+                    {
+                        Err(RuntimeError::EndpointUnreachable(format!(
+                            "{agent}'s nailed-up leg is down; log in again"
+                        )))
                     }
                     Some(_) => Ok(()),
                 };
@@ -475,11 +580,18 @@ impl Task {
                 }
                 let _ = reply.send(r);
             }
-            Cmd::Disposition { contact, code, reply } => {
+            Cmd::Disposition {
+                contact,
+                code,
+                reply,
+            } => {
                 let agent = self
                     .agents
                     .iter()
-                    .find(|(_, a)| a.contact.as_deref() == Some(&contact) || a.last_contact.as_deref() == Some(&contact))
+                    .find(|(_, a)| {
+                        a.contact.as_deref() == Some(&contact)
+                            || a.last_contact.as_deref() == Some(&contact)
+                    })
                     .map(|(id, _)| id.clone());
                 let r = match agent {
                     None => Err(RuntimeError::UnknownContact(contact.clone())),
@@ -493,15 +605,22 @@ impl Task {
                                 match crate::store::load_contact(&db, &contact).await {
                                     Ok(mut rec) => {
                                         rec.note(now, "disposition", &code);
-                                        if let Err(e) = crate::store::save_contact(&db, &rec, None).await {
+                                        if let Err(e) =
+                                            crate::store::save_contact(&db, &rec, None).await
+                                        {
                                             tracing::error!(contact, error = %e, "disposition not saved");
                                         }
                                     }
-                                    Err(e) => tracing::error!(contact, error = %e, "disposition: contact record not found"),
+                                    Err(e) => {
+                                        tracing::error!(contact, error = %e, "disposition: contact record not found")
+                                    }
                                 }
                             });
                         }
-                        if matches!(self.acd.agent_state(&agent), Some(AgentState::AfterContactWork { .. })) {
+                        if matches!(
+                            self.acd.agent_state(&agent),
+                            Some(AgentState::AfterContactWork { .. })
+                        ) {
                             self.step(Event::AcwDone { agent }).await;
                         }
                         Ok(())
@@ -513,34 +632,62 @@ impl Task {
                 let _ = reply.send(self.snapshot(queue.as_deref()));
             }
             Cmd::QueueStats { queue, reply } => {
-                let _ = reply.send(self.acd.queue_stats(&queue, self.now()).ok_or(RuntimeError::UnknownQueue(queue)));
+                let _ = reply.send(
+                    self.acd
+                        .queue_stats(&queue, self.now())
+                        .ok_or(RuntimeError::UnknownQueue(queue)),
+                );
             }
-            Cmd::ConnectOutbound { queue, call, attributes, reply } => {
+            Cmd::ConnectOutbound {
+                queue,
+                call,
+                attributes,
+                reply,
+            } => {
                 let r = self.connect_outbound(&queue, call, attributes).await;
                 let _ = reply.send(r);
             }
-            Cmd::Leg { agent, leg_no, what } => self.leg_event(&agent, leg_no, what).await,
+            Cmd::Leg {
+                agent,
+                leg_no,
+                what,
+            } => self.leg_event(&agent, leg_no, what).await,
             Cmd::ContactMedia { contact, reply } => {
                 let r = match self.contacts.get(&contact) {
                     Some(c) if c.connected => {
-                        let leg = c.agent.as_ref().and_then(|a| self.agents.get(a)).and_then(|a| a.leg.clone());
+                        let leg = c
+                            .agent
+                            .as_ref()
+                            .and_then(|a| self.agents.get(a))
+                            .and_then(|a| a.leg.clone());
                         match leg {
-                            Some(agent_leg) => Ok(ContactMedia { customer: c.call.clone(), agent_leg, room: c.room.clone(), supervisor: c.supervisor.clone() }),
-                            None => Err(RuntimeError::UnknownContact(format!("{contact} (the agent's leg is gone)"))),
+                            Some(agent_leg) => Ok(ContactMedia {
+                                customer: c.call.clone(),
+                                agent_leg,
+                                room: c.room.clone(),
+                                supervisor: c.supervisor.clone(),
+                            }),
+                            None => Err(RuntimeError::UnknownContact(format!(
+                                "{contact} (the agent's leg is gone)"
+                            ))),
                         }
                     }
                     _ => Err(RuntimeError::UnknownContact(contact)),
                 };
                 let _ = reply.send(r);
             }
-            Cmd::AttachLeg { contact, room, leg, supervisor, reply } => {
+            Cmd::AttachLeg {
+                contact,
+                room,
+                leg,
+                supervisor,
+                reply,
+            } => {
                 let r = match self.contacts.get_mut(&contact) {
                     Some(c) => {
                         c.room = Some(room);
-                        if supervisor {
-                            if let Some(old) = c.supervisor.replace(leg.clone()) {
-                                let _ = old.hangup().await;
-                            }
+                        if supervisor && let Some(old) = c.supervisor.replace(leg.clone()) {
+                            let _ = old.hangup().await;
                         }
                         c.extra_legs.push(leg);
                         Ok(())
@@ -559,7 +706,11 @@ impl Task {
 
     async fn login(&mut self, login: Login, reply: Reply<()>) {
         let id = login.agent_id.clone();
-        let cfg = AgentConfig { id: id.clone(), profile: login.routing_profile.clone(), skills: login.skills.clone() };
+        let cfg = AgentConfig {
+            id: id.clone(),
+            profile: login.routing_profile.clone(),
+            skills: login.skills.clone(),
+        };
         match self.acd.add_agent(&cfg) {
             Ok(()) | Err(crate::acd::ConfigError::DuplicateAgent(_)) => {}
             Err(e) => {
@@ -592,16 +743,25 @@ impl Task {
         match login.mode {
             AgentMode::RingPerOffer => {
                 if let AgentEndpoint::Registered(_) = &login.endpoint
-                    && let Err(e) = self.originate_to(&login.endpoint, Duration::from_secs(1)).await
+                    && let Err(e) = self
+                        .originate_to(&login.endpoint, Duration::from_secs(1))
+                        .await
                 {
                     let _ = reply.send(Err(RuntimeError::EndpointUnreachable(e)));
                     return;
                 }
                 self.agents.insert(id.clone(), slot);
-                self.step(Event::SetStatus { agent: id, status: AgentStatus::Available }).await;
+                self.step(Event::SetStatus {
+                    agent: id,
+                    status: AgentStatus::Available,
+                })
+                .await;
                 let _ = reply.send(Ok(()));
             }
-            AgentMode::NailedUp => match self.originate_to(&login.endpoint, self.sh.cfg.login_ring_timeout).await {
+            AgentMode::NailedUp => match self
+                .originate_to(&login.endpoint, self.sh.cfg.login_ring_timeout)
+                .await
+            {
                 Err(e) => {
                     let _ = reply.send(Err(RuntimeError::EndpointUnreachable(e)));
                 }
@@ -620,7 +780,9 @@ impl Task {
     }
 
     async fn leg_event(&mut self, agent: &str, leg_no: u64, what: LegEvent) {
-        let Some(a) = self.agents.get_mut(agent) else { return };
+        let Some(a) = self.agents.get_mut(agent) else {
+            return;
+        };
         if a.leg_no != leg_no {
             return;
         }
@@ -628,7 +790,11 @@ impl Task {
             (AgentMode::NailedUp, LegEvent::Answered) => {
                 a.leg_up = true;
                 let reply = a.pending_login.take();
-                self.step(Event::SetStatus { agent: agent.into(), status: AgentStatus::Available }).await;
+                self.step(Event::SetStatus {
+                    agent: agent.into(),
+                    status: AgentStatus::Available,
+                })
+                .await;
                 if let Some(r) = reply {
                     let _ = r.send(Ok(()));
                 }
@@ -647,13 +813,19 @@ impl Task {
                 a.leg = None;
                 let contact = a.contact.clone();
                 if let Some(r) = a.pending_login.take() {
-                    let _ = r.send(Err(RuntimeError::EndpointUnreachable(format!("{agent}'s endpoint did not answer"))));
+                    let _ = r.send(Err(RuntimeError::EndpointUnreachable(format!(
+                        "{agent}'s endpoint did not answer"
+                    ))));
                 }
                 tracing::info!(agent, "the agent's nailed-up leg ended");
                 if let Some(c) = contact {
                     self.hang_up_contact(&c).await;
                 }
-                self.step(Event::SetStatus { agent: agent.into(), status: AgentStatus::Offline }).await;
+                self.step(Event::SetStatus {
+                    agent: agent.into(),
+                    status: AgentStatus::Offline,
+                })
+                .await;
             }
             (AgentMode::RingPerOffer, LegEvent::Answered) => {
                 a.leg_up = true;
@@ -661,17 +833,28 @@ impl Task {
                 let leg = a.leg.clone();
                 let call = self.contacts.get(&contact).map(|c| c.call.clone());
                 let accepted = match (call, leg) {
-                    (Some(call), Some(leg)) if self.acd.agent_state(agent) == Some(AgentState::Offered(contact.clone())) => {
+                    (Some(call), Some(leg))
+                        if self.acd.agent_state(agent)
+                            == Some(AgentState::Offered(contact.clone())) =>
+                    {
                         call.bridge(&leg, OnPeerHangup::HangUp).await.is_ok()
                     }
                     _ => false,
                 };
                 if accepted {
-                    self.step(Event::Accept { contact, agent: agent.into() }).await;
+                    self.step(Event::Accept {
+                        contact,
+                        agent: agent.into(),
+                    })
+                    .await;
                 } else {
                     self.drop_ring_leg(agent).await;
                     if self.contacts.contains_key(&contact) {
-                        self.step(Event::Reject { contact, agent: agent.into() }).await;
+                        self.step(Event::Reject {
+                            contact,
+                            agent: agent.into(),
+                        })
+                        .await;
                     }
                 }
             }
@@ -680,10 +863,16 @@ impl Task {
                 a.leg = None;
                 a.leg_up = false;
                 let contact = a.leg_for.take();
-                let offered = contact.as_ref().is_some_and(|c| self.acd.agent_state(agent) == Some(AgentState::Offered(c.clone())));
+                let offered = contact.as_ref().is_some_and(|c| {
+                    self.acd.agent_state(agent) == Some(AgentState::Offered(c.clone()))
+                });
                 if let Some(c) = contact {
                     if offered && !was_up {
-                        self.step(Event::Reject { contact: c, agent: agent.into() }).await;
+                        self.step(Event::Reject {
+                            contact: c,
+                            agent: agent.into(),
+                        })
+                        .await;
                     } else if self.contacts.get(&c).is_some_and(|s| s.record.is_some()) {
                         self.contact_gone(&c).await;
                     }
@@ -708,7 +897,9 @@ impl Task {
 
     /// The customer's side of a contact is over (hung up, or ended by the agent).
     async fn contact_gone(&mut self, contact: &str) {
-        let Some(slot) = self.contacts.get_mut(contact) else { return };
+        let Some(slot) = self.contacts.get_mut(contact) else {
+            return;
+        };
         let extras = std::mem::take(&mut slot.extra_legs);
         let room = slot.room.take();
         for leg in extras {
@@ -717,7 +908,9 @@ impl Task {
         if let Some(room) = room {
             room.close().await;
         }
-        let Some(slot) = self.contacts.get(contact) else { return };
+        let Some(slot) = self.contacts.get(contact) else {
+            return;
+        };
         let agent = slot.agent.clone();
         let connected = slot.connected;
         let timed_out = slot.timed_out;
@@ -726,7 +919,10 @@ impl Task {
                 self.note(contact, "ended", agent);
                 // A ring-per-offer leg ends with its contact (a room never hangs anybody up).
                 self.drop_ring_leg(agent).await;
-                self.step(Event::ContactEnded { agent: agent.clone() }).await;
+                self.step(Event::ContactEnded {
+                    agent: agent.clone(),
+                })
+                .await;
             }
             _ => {
                 if let Some(agent) = &agent {
@@ -734,7 +930,10 @@ impl Task {
                 }
                 self.note(contact, if timed_out { "ended" } else { "abandoned" }, "");
                 if !timed_out {
-                    self.step(Event::Abandon { contact: contact.into() }).await;
+                    self.step(Event::Abandon {
+                        contact: contact.into(),
+                    })
+                    .await;
                     self.note(contact, "ended", "");
                 }
             }
@@ -760,23 +959,49 @@ impl Task {
         }
         self.save_outbound(contact).await;
         self.contacts.remove(contact);
-        self.emit(RuntimeEvent::ContactEnded { contact: contact.into(), agent, at_ms: self.now() });
+        self.emit(RuntimeEvent::ContactEnded {
+            contact: contact.into(),
+            agent,
+            at_ms: self.now(),
+        });
     }
 
-    async fn connect_outbound(&mut self, queue: &str, call: CallControl, attributes: BTreeMap<String, String>) -> Result<String, NoAgent> {
+    async fn connect_outbound(
+        &mut self,
+        queue: &str,
+        call: CallControl,
+        attributes: BTreeMap<String, String>,
+    ) -> Result<String, NoAgent> {
         if self.acd.queue_stats(queue, self.now()).is_none() {
             return Err(NoAgent);
         }
         let id = telephony::cdr::call_ref(call.id());
         let mut record = ContactRecord::new(
-            ContactInfo { contact_id: id.clone(), channel: "VOICE".into(), attributes: attributes.clone(), ..Default::default() },
+            ContactInfo {
+                contact_id: id.clone(),
+                channel: "VOICE".into(),
+                attributes: attributes.clone(),
+                ..Default::default()
+            },
             self.now(),
         );
         record.target_queue = Some(queue.into());
         record.note(self.now(), "outbound", queue);
         self.contacts.insert(
             id.clone(),
-            ContactSlot { call, queue: queue.into(), attributes, notes: None, record: Some(record), agent: None, connected: false, timed_out: false, room: None, supervisor: None, extra_legs: Vec::new() },
+            ContactSlot {
+                call,
+                queue: queue.into(),
+                attributes,
+                notes: None,
+                record: Some(record),
+                agent: None,
+                connected: false,
+                timed_out: false,
+                room: None,
+                supervisor: None,
+                extra_legs: Vec::new(),
+            },
         );
         let mut req = ContactRequest::new(&id, queue);
         req.priority = 0;
@@ -785,7 +1010,12 @@ impl Task {
             Some(agent) => Ok(agent),
             None => {
                 if self.contacts.contains_key(&id) {
-                    let _ = self.acd.step(Event::Abandon { contact: id.clone() }, self.now());
+                    let _ = self.acd.step(
+                        Event::Abandon {
+                            contact: id.clone(),
+                        },
+                        self.now(),
+                    );
                     self.contacts.remove(&id);
                 }
                 Err(NoAgent)
@@ -807,7 +1037,11 @@ impl Task {
         let mut out: Vec<AgentView> = self
             .agents
             .iter()
-            .filter(|(_, a)| profiles.as_ref().is_none_or(|p| p.contains(&a.login.routing_profile)))
+            .filter(|(_, a)| {
+                profiles
+                    .as_ref()
+                    .is_none_or(|p| p.contains(&a.login.routing_profile))
+            })
             .map(|(id, a)| {
                 let (talk_ms, calls) = self.acd.agent_totals(id).unwrap_or((0, 0));
                 AgentView {
@@ -837,7 +1071,11 @@ impl Task {
             if st != a.state {
                 a.state = st.clone();
                 a.since_ms = now;
-                changed.push(RuntimeEvent::AgentStateChanged { agent: id.clone(), state: st, at_ms: now });
+                changed.push(RuntimeEvent::AgentStateChanged {
+                    agent: id.clone(),
+                    state: st,
+                    at_ms: now,
+                });
             }
         }
         for e in changed {

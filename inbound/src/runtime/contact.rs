@@ -82,7 +82,9 @@ pub(crate) async fn run(sh: Arc<Shared>, call: Call) {
     let (notes_tx, notes) = mpsc::unbounded_channel();
     let now = sh.clock.now_ms();
     let contact_id = telephony::cdr::call_ref(info.id);
-    let dialed = bridge::calls::uri_user(&info.request_uri).or_else(|| bridge::calls::uri_user(&info.to)).unwrap_or_default();
+    let dialed = bridge::calls::uri_user(&info.request_uri)
+        .or_else(|| bridge::calls::uri_user(&info.to))
+        .unwrap_or_default();
     let caller = bridge::calls::uri_user(&info.from).unwrap_or_default();
     let base = ContactRecord::new(
         ContactInfo {
@@ -125,12 +127,20 @@ impl Contact {
 
     fn stage(&mut self, stage: &str, detail: &str) {
         let at = self.now();
-        self.push_stage(Stage { at_ms: at, stage: stage.into(), detail: detail.into() });
+        self.push_stage(Stage {
+            at_ms: at,
+            stage: stage.into(),
+            detail: detail.into(),
+        });
     }
 
     /// Adds a stage in time order (the ACD task's stages can arrive after later local ones).
     fn push_stage(&mut self, s: Stage) {
-        let at = self.stages.iter().rposition(|x| x.at_ms <= s.at_ms).map_or(0, |i| i + 1);
+        let at = self
+            .stages
+            .iter()
+            .rposition(|x| x.at_ms <= s.at_ms)
+            .map_or(0, |i| i + 1);
         self.stages.insert(at, s);
     }
 
@@ -147,7 +157,9 @@ impl Contact {
     }
 
     async fn save(&self, interp: Option<&Interpreter>) {
-        if let Err(e) = store::save_contact(&self.sh.db, &self.record(interp), self.flow.as_ref()).await {
+        if let Err(e) =
+            store::save_contact(&self.sh.db, &self.record(interp), self.flow.as_ref()).await
+        {
             tracing::error!(contact = %self.id(), error = %e, "contact record not saved");
         }
     }
@@ -158,7 +170,12 @@ impl Contact {
         let caller = self.base.contact.customer_address.clone();
         let id = self.id();
         // 1. The migration router: local flow, the number's own mapping, or straight to legacy.
-        let facts = bridge::router::CallFacts { dialed: &dialed, caller: Some(&caller), call_id: &id, ..Default::default() };
+        let facts = bridge::router::CallFacts {
+            dialed: &dialed,
+            caller: Some(&caller),
+            call_id: &id,
+            ..Default::default()
+        };
         let decision = match bridge::router::route(&self.sh.db, &facts).await {
             Ok(d) => d,
             Err(e) => {
@@ -167,7 +184,15 @@ impl Contact {
             }
         };
         // 2. A call from the legacy platform picks up its data (consumed; unknown/expired audited).
-        match bridge::calls::on_arrival(&self.sh.db, self.sh.clock.as_ref(), &id, &dialed, Some(&caller)).await {
+        match bridge::calls::on_arrival(
+            &self.sh.db,
+            self.sh.clock.as_ref(),
+            &id,
+            &dialed,
+            Some(&caller),
+        )
+        .await
+        {
             Ok(Some(a)) => {
                 let attrs = &mut self.base.contact.attributes;
                 attrs.insert("bridge_result".into(), a.result.clone());
@@ -188,7 +213,9 @@ impl Contact {
                 self.stage("bridge_arrival", &a.result);
             }
             Ok(None) => {}
-            Err(e) => tracing::warn!(contact = %id, error = %e, "bridge lookup failed; routing without data"),
+            Err(e) => {
+                tracing::warn!(contact = %id, error = %e, "bridge lookup failed; routing without data")
+            }
         }
         // 3. The flow.
         let flow = match &decision {
@@ -196,7 +223,9 @@ impl Contact {
                 let target = target.clone();
                 return self.route_to_legacy(&target).await;
             }
-            bridge::router::Decision::Local { flow } => store::load_flow(&self.sh.db, flow, None).await.map(Some),
+            bridge::router::Decision::Local { flow } => {
+                store::load_flow(&self.sh.db, flow, None).await.map(Some)
+            }
             bridge::router::Decision::Default => store::flow_for_number(&self.sh.db, &dialed).await,
         };
         let compiled = match flow {
@@ -205,7 +234,11 @@ impl Contact {
                     self.flow = Some(f);
                     c
                 }
-                Err(e) => return self.reject(&format!("the number's flow does not compile: {e}")).await,
+                Err(e) => {
+                    return self
+                        .reject(&format!("the number's flow does not compile: {e}"))
+                        .await;
+                }
             },
             Ok(None) => return self.reject(&format!("no flow for number {dialed:?}")).await,
             Err(e) => return self.reject(&format!("flow lookup failed: {e}")).await,
@@ -232,7 +265,10 @@ impl Contact {
             }
             let Some(e) = awaited else {
                 tracing::error!(contact = %id, "the flow waits on nothing; ending the contact");
-                break FlowOutcome::Error { action: String::new(), reason: "flow stalled".into() };
+                break FlowOutcome::Error {
+                    action: String::new(),
+                    reason: "flow stalled".into(),
+                };
             };
             effects = match self.perform(e, &mut interp).await {
                 Next::Effects(v) => v,
@@ -246,11 +282,16 @@ impl Contact {
             };
             self.save(Some(&interp)).await;
         };
-        let detail = serde_json::to_value(&outcome).ok().and_then(|v| v.get("outcome").and_then(|o| o.as_str()).map(str::to_owned)).unwrap_or_default();
+        let detail = serde_json::to_value(&outcome)
+            .ok()
+            .and_then(|v| v.get("outcome").and_then(|o| o.as_str()).map(str::to_owned))
+            .unwrap_or_default();
         self.stage("flow_ended", &detail);
         self.save(Some(&interp)).await;
         match outcome {
-            FlowOutcome::Queued { .. } | FlowOutcome::TransferredToNumber { .. } | FlowOutcome::TransferredToLegacy { .. } => {}
+            FlowOutcome::Queued { .. }
+            | FlowOutcome::TransferredToNumber { .. }
+            | FlowOutcome::TransferredToLegacy { .. } => {}
             _ => {
                 if !self.gone {
                     let _ = self.ctl.hangup().await;
@@ -290,14 +331,19 @@ impl Contact {
             let _ = self.ctl.hangup().await;
         }
         self.stage("rejected", reason);
-        self.base.outcome = Some(FlowOutcome::Rejected { code, reason: reason.into() });
+        self.base.outcome = Some(FlowOutcome::Rejected {
+            code,
+            reason: reason.into(),
+        });
         self.finish(None).await;
     }
 
     /// The router sent the number straight to the legacy platform: a B2BUA leg to `target`.
     async fn route_to_legacy(&mut self, target: &str) {
         let Some(legacy) = self.sh.cfg.legacy.clone() else {
-            return self.reject("routed to the legacy platform, but no legacy trunk is configured").await;
+            return self
+                .reject("routed to the legacy platform, but no legacy trunk is configured")
+                .await;
         };
         if !self.answer().await {
             return self.finish(None).await;
@@ -312,8 +358,13 @@ impl Contact {
         let r = self.connect_leg(o, OnPeerHangup::HangUp).await;
         self.stage("routed_to_legacy", &format!("{target}: {r:?}"));
         self.base.outcome = Some(match r {
-            TransferResult::Connected => FlowOutcome::RoutedToLegacy { target: target.into() },
-            other => FlowOutcome::Error { action: "migration-router".into(), reason: format!("legacy leg: {other:?}") },
+            TransferResult::Connected => FlowOutcome::RoutedToLegacy {
+                target: target.into(),
+            },
+            other => FlowOutcome::Error {
+                action: "migration-router".into(),
+                reason: format!("legacy leg: {other:?}"),
+            },
         });
         if r != TransferResult::Connected && !self.gone {
             let _ = self.ctl.hangup().await;
@@ -391,7 +442,11 @@ impl Contact {
                     let dir = &self.sh.cfg.recording_dir;
                     let path = dir.join(format!("{}.wav", self.id()));
                     let r = match std::fs::create_dir_all(dir) {
-                        Ok(()) => self.ctl.record_to(path.clone(), RecordingLayout::Stereo, WavEncoding::Ulaw).await.map_err(|e| e.to_string()),
+                        Ok(()) => self
+                            .ctl
+                            .record_to(path.clone(), RecordingLayout::Stereo, WavEncoding::Ulaw)
+                            .await
+                            .map_err(|e| e.to_string()),
                         Err(e) => Err(e.to_string()),
                     };
                     match r {
@@ -407,12 +462,24 @@ impl Contact {
                     self.stage("recording_off", "");
                 }
             }
-            Effect::InvokeWebhook { function, payload, timeout_ms, .. } => {
+            Effect::InvokeWebhook {
+                function,
+                payload,
+                timeout_ms,
+                ..
+            } => {
                 // Fire and forget: the flow does not wait for the result.
                 let sh = self.sh.clone();
                 let _ = interp;
                 tokio::spawn(async move {
-                    let r = crate::webhook::invoke(&sh.http, &sh.cfg.webhooks, &function, &payload, timeout_ms).await;
+                    let r = crate::webhook::invoke(
+                        &sh.http,
+                        &sh.cfg.webhooks,
+                        &function,
+                        &payload,
+                        timeout_ms,
+                    )
+                    .await;
                     tracing::debug!(?r, function, "webhook (no wait)");
                 });
             }
@@ -425,12 +492,35 @@ impl Contact {
         let one = |i: Input| Next::Inputs(vec![i]);
         match e {
             Effect::PlayPrompt { prompt, voice } => one(self.play(&prompt, voice.as_deref()).await),
-            Effect::CollectDigits { prompt, voice, max_digits, timeout_ms, terminator } => {
-                one(self.collect(&prompt, voice.as_deref(), max_digits, timeout_ms, terminator).await)
-            }
-            Effect::InvokeWebhook { function, payload, timeout_ms, .. } => {
+            Effect::CollectDigits {
+                prompt,
+                voice,
+                max_digits,
+                timeout_ms,
+                terminator,
+            } => one(self
+                .collect(
+                    &prompt,
+                    voice.as_deref(),
+                    max_digits,
+                    timeout_ms,
+                    terminator,
+                )
+                .await),
+            Effect::InvokeWebhook {
+                function,
+                payload,
+                timeout_ms,
+                ..
+            } => {
                 let sh = self.sh.clone();
-                let call = crate::webhook::invoke(&sh.http, &sh.cfg.webhooks, &function, &payload, timeout_ms);
+                let call = crate::webhook::invoke(
+                    &sh.http,
+                    &sh.cfg.webhooks,
+                    &function,
+                    &payload,
+                    timeout_ms,
+                );
                 tokio::pin!(call);
                 loop {
                     tokio::select! {
@@ -451,20 +541,36 @@ impl Contact {
             }
             Effect::CheckHours { hours_id, queue } => {
                 let now = self.now();
-                let open = match self.sh.cfg.hours.check(hours_id.as_deref(), queue.as_deref(), now) {
+                let open = match self
+                    .sh
+                    .cfg
+                    .hours
+                    .check(hours_id.as_deref(), queue.as_deref(), now)
+                {
                     Some(open) => Some(open),
                     None => match &hours_id {
-                        Some(id) => store::load_hours(&self.sh.db, id).await.ok().map(|h| h.is_open_ms(now)),
+                        Some(id) => store::load_hours(&self.sh.db, id)
+                            .await
+                            .ok()
+                            .map(|h| h.is_open_ms(now)),
                         None => None,
                     },
                 };
-                self.stage("hours", &format!("{}: {open:?}", hours_id.or(queue).unwrap_or_default()));
+                self.stage(
+                    "hours",
+                    &format!("{}: {open:?}", hours_id.or(queue).unwrap_or_default()),
+                );
                 one(match open {
                     Some(open) => Input::HoursChecked { open },
                     None => Input::HoursUnknown,
                 })
             }
-            Effect::EnqueueContact { queue, priority, time_adjustment_s, criteria } => {
+            Effect::EnqueueContact {
+                queue,
+                priority,
+                time_adjustment_s,
+                criteria,
+            } => {
                 let mut req = ContactRequest::new(&self.id(), &queue);
                 if let Some(p) = priority {
                     req.priority = p;
@@ -479,7 +585,11 @@ impl Contact {
                     notes: self.notes_tx.clone(),
                     reply,
                 };
-                let r = if self.sh.acd.send(cmd).is_ok() { rx.await.unwrap_or(QueueResult::Error) } else { QueueResult::Error };
+                let r = if self.sh.acd.send(cmd).is_ok() {
+                    rx.await.unwrap_or(QueueResult::Error)
+                } else {
+                    QueueResult::Error
+                };
                 if r == QueueResult::Queued {
                     self.in_acd = true;
                 }
@@ -489,19 +599,30 @@ impl Contact {
                 }
                 one(Input::QueueResult(r))
             }
-            Effect::TransferToNumber { number, timeout_s, dtmf, caller_id, continue_flow } => {
+            Effect::TransferToNumber {
+                number,
+                timeout_s,
+                dtmf,
+                caller_id,
+                continue_flow,
+            } => {
                 if self.sh.cfg.trunks.is_empty() {
                     self.stage("transfer_failed", "no trunk configured");
                     return one(Input::TransferResult(TransferResult::Failed));
                 }
                 let o = Originate {
                     to_user: number.clone(),
-                    from_user: caller_id.unwrap_or_else(|| self.base.contact.customer_address.clone()),
+                    from_user: caller_id
+                        .unwrap_or_else(|| self.base.contact.customer_address.clone()),
                     trunks: self.sh.cfg.trunks.clone(),
                     ring_timeout: Duration::from_secs(timeout_s.clamp(1, 600) as u64),
                     ..Default::default()
                 };
-                let policy = if continue_flow { OnPeerHangup::Stay } else { OnPeerHangup::HangUp };
+                let policy = if continue_flow {
+                    OnPeerHangup::Stay
+                } else {
+                    OnPeerHangup::HangUp
+                };
                 let (r, leg) = self.connect_leg_keep(o, policy).await;
                 self.stage("transfer", &format!("{number}: {r:?}"));
                 if self.gone {
@@ -530,10 +651,21 @@ impl Contact {
                     }
                 }
                 self.stage("transfer_ended", &number);
-                Next::Inputs(vec![Input::TransferResult(TransferResult::Connected), Input::TransferResult(TransferResult::Ended)])
+                Next::Inputs(vec![
+                    Input::TransferResult(TransferResult::Connected),
+                    Input::TransferResult(TransferResult::Ended),
+                ])
             }
-            Effect::TransferToLegacy { pool, data } => one(Input::TransferResult(self.transfer_to_legacy(&pool, data).await)),
-            Effect::ScheduleCallback { number, queue, delay_s, attempts, retry_delay_s } => {
+            Effect::TransferToLegacy { pool, data } => one(Input::TransferResult(
+                self.transfer_to_legacy(&pool, data).await,
+            )),
+            Effect::ScheduleCallback {
+                number,
+                queue,
+                delay_s,
+                attempts,
+                retry_delay_s,
+            } => {
                 let now = self.now();
                 let r = sqlx::query(
                     "INSERT INTO inbound_callbacks (contact_id, number, queue, waiting_since, due_at, attempts_left, retry_delay_s, status, created_at, updated_at) \
@@ -555,7 +687,11 @@ impl Contact {
                 self.stage("callback_scheduled", &format!("{number} via {queue}"));
                 one(Input::CallbackResult { ok: r.is_ok() })
             }
-            Effect::TransferToFlow { flow } => match store::load_flow(&self.sh.db, &flow, None).await.ok().and_then(|f| f.compile().ok()) {
+            Effect::TransferToFlow { flow } => match store::load_flow(&self.sh.db, &flow, None)
+                .await
+                .ok()
+                .and_then(|f| f.compile().ok())
+            {
                 Some(compiled) => {
                     self.stage("flow", &flow);
                     Next::Effects(interp.continue_in(compiled, self.now()))
@@ -579,7 +715,11 @@ impl Contact {
             }
         };
         if self.ctl.play_prompt(&prompt).await.is_err() {
-            return if self.gone { Input::Hangup } else { Input::PromptFailed };
+            return if self.gone {
+                Input::Hangup
+            } else {
+                Input::PromptFailed
+            };
         }
         // A prompt never plays longer than its audio; the margin covers a stalled media task.
         let deadline = Instant::now() + Duration::from_millis(prompt.len() as u64 / 8 + 5_000);
@@ -594,7 +734,14 @@ impl Contact {
         }
     }
 
-    async fn collect(&mut self, spec: &crate::interpreter::PromptSpec, voice: Option<&str>, max_digits: u32, timeout_ms: i64, terminator: Option<char>) -> Input {
+    async fn collect(
+        &mut self,
+        spec: &crate::interpreter::PromptSpec,
+        voice: Option<&str>,
+        max_digits: u32,
+        timeout_ms: i64,
+        terminator: Option<char>,
+    ) -> Input {
         let timeout = Duration::from_millis(timeout_ms.clamp(100, 600_000) as u64);
         let mut playing = match self.sh.prompts.get(spec, voice).await {
             Ok(p) => self.ctl.play_prompt(&p).await.is_ok(),
@@ -606,7 +753,11 @@ impl Contact {
         let mut digits = String::new();
         // While the prompt plays there is no timeout; it starts when the prompt ends and again
         // after each digit. The margin covers a prompt whose end never arrives.
-        let mut deadline = if playing { Instant::now() + Duration::from_secs(300) } else { Instant::now() + timeout };
+        let mut deadline = if playing {
+            Instant::now() + Duration::from_secs(300)
+        } else {
+            Instant::now() + timeout
+        };
         let mut early: std::collections::VecDeque<_> = std::mem::take(&mut self.typeahead).into();
         loop {
             let waited = match early.pop_front() {
@@ -617,7 +768,11 @@ impl Contact {
                 Waited::Gone => return Input::Hangup,
                 Waited::Timeout => {
                     self.stage("input_timeout", &digits);
-                    return if digits.is_empty() { Input::InputTimeout } else { Input::DigitsCollected(digits) };
+                    return if digits.is_empty() {
+                        Input::InputTimeout
+                    } else {
+                        Input::DigitsCollected(digits)
+                    };
                 }
                 Waited::Event(Event::PlaybackFinished) => {
                     playing = false;
@@ -629,7 +784,16 @@ impl Contact {
                         let _ = self.ctl.stop_playback().await;
                         playing = false;
                     }
-                    self.stage("dtmf", &format!("{digit} {}", serde_json::to_value(via).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()));
+                    self.stage(
+                        "dtmf",
+                        &format!(
+                            "{digit} {}",
+                            serde_json::to_value(via)
+                                .ok()
+                                .and_then(|v| v.as_str().map(str::to_owned))
+                                .unwrap_or_default()
+                        ),
+                    );
                     if Some(digit) == terminator {
                         self.typeahead.extend(early);
                         return Input::DigitsCollected(digits);
@@ -651,7 +815,14 @@ impl Contact {
         self.connect_leg_keep(o, policy).await.0
     }
 
-    async fn connect_leg_keep(&mut self, o: Originate, policy: OnPeerHangup) -> (TransferResult, Option<(CallControl, mpsc::UnboundedReceiver<Event>)>) {
+    async fn connect_leg_keep(
+        &mut self,
+        o: Originate,
+        policy: OnPeerHangup,
+    ) -> (
+        TransferResult,
+        Option<(CallControl, mpsc::UnboundedReceiver<Event>)>,
+    ) {
         let leg = self.sh.calls.originate(o);
         let (_, ctl, mut events) = leg.split();
         loop {
@@ -680,23 +851,43 @@ impl Contact {
         (TransferResult::Connected, Some((ctl, events)))
     }
 
-    async fn transfer_to_legacy(&mut self, pool: &str, data: BTreeMap<String, String>) -> TransferResult {
+    async fn transfer_to_legacy(
+        &mut self,
+        pool: &str,
+        data: BTreeMap<String, String>,
+    ) -> TransferResult {
         let Some(legacy) = self.sh.cfg.legacy.clone() else {
             self.stage("legacy_transfer_failed", "no legacy trunk configured");
             return TransferResult::Failed;
         };
         let data = serde_json::to_value(&data).unwrap_or(Value::Null);
-        let ani = Some(self.base.contact.customer_address.clone()).filter(|a| a.chars().any(|c| c.is_ascii_digit()));
+        let ani = Some(self.base.contact.customer_address.clone())
+            .filter(|a| a.chars().any(|c| c.is_ascii_digit()));
         let (db, clock) = (self.sh.db.clone(), self.sh.clock.clone());
         if legacy.mode == bridge::calls::LegacyTransferMode::Refer {
-            let t = match bridge::calls::transfer_to_legacy(&db, clock.as_ref(), self.sh.calls.sip(), self.info.id, ani.as_deref(), pool, data, &legacy).await {
+            let t = match bridge::calls::transfer_to_legacy(
+                &db,
+                clock.as_ref(),
+                self.sh.calls.sip(),
+                self.info.id,
+                ani.as_deref(),
+                pool,
+                data,
+                &legacy,
+            )
+            .await
+            {
                 Ok(t) => t,
                 Err(e) => return self.legacy_lease_failed(e),
             };
             self.stage("legacy_transfer", &format!("REFER to {}", t.lease.dnis));
             loop {
                 match self.wait(Some(Instant::now() + legacy.ring_timeout)).await {
-                    Waited::Event(Event::TransferProgress { code }) if (200..300).contains(&code) => return TransferResult::Connected,
+                    Waited::Event(Event::TransferProgress { code })
+                        if (200..300).contains(&code) =>
+                    {
+                        return TransferResult::Connected;
+                    }
                     Waited::Event(Event::TransferProgress { code }) if code >= 300 => break,
                     Waited::Event(_) => {}
                     // The caller's side took the transfer and left.
@@ -707,7 +898,13 @@ impl Contact {
             let _ = bridge::calls::abandon_transfer(&db, clock.as_ref(), &t).await;
             return TransferResult::Failed;
         }
-        let req = bridge::lease::LeaseRequest { pool: pool.into(), data, ani: ani.clone(), ttl_s: None, idempotency_key: Some(self.id()) };
+        let req = bridge::lease::LeaseRequest {
+            pool: pool.into(),
+            data,
+            ani: ani.clone(),
+            ttl_s: None,
+            idempotency_key: Some(self.id()),
+        };
         let lease = match bridge::lease::lease(&db, clock.as_ref(), "inbound", None, &req).await {
             Ok(l) => l,
             Err(e) => return self.legacy_lease_failed(e),
@@ -722,7 +919,10 @@ impl Contact {
             ..Default::default()
         };
         let r = self.connect_leg(o, OnPeerHangup::HangUp).await;
-        self.stage("legacy_transfer", &format!("{} ({}): {r:?}", lease.dnis, lease.lease_id));
+        self.stage(
+            "legacy_transfer",
+            &format!("{} ({}): {r:?}", lease.dnis, lease.lease_id),
+        );
         if r != TransferResult::Connected {
             let t = bridge::calls::LegacyTransfer { lease, leg: None };
             let _ = bridge::calls::abandon_transfer(&db, clock.as_ref(), &t).await;
@@ -742,14 +942,21 @@ impl Contact {
 /// Closes the records of contacts a previous run left open (`ended_at` unset) as interrupted.
 /// Single-node: every open contact in the database belongs to this appliance.
 pub async fn close_interrupted(db: &Db, now_ms: i64) -> anyhow::Result<usize> {
-    let rows: Vec<(String, String)> = sqlx::query_as("SELECT contact_id, record FROM inbound_contacts WHERE ended_at IS NULL").fetch_all(db.pool()).await?;
+    let rows: Vec<(String, String)> =
+        sqlx::query_as("SELECT contact_id, record FROM inbound_contacts WHERE ended_at IS NULL")
+            .fetch_all(db.pool())
+            .await?;
     let n = rows.len();
     for (id, text) in rows {
         match serde_json::from_str::<ContactRecord>(&text) {
             Ok(mut rec) => {
                 rec.ended_at_ms = Some(now_ms);
                 rec.outcome = Some(FlowOutcome::Interrupted);
-                rec.stages.push(Stage { at_ms: now_ms, stage: "interrupted".into(), detail: "closed at the next start".into() });
+                rec.stages.push(Stage {
+                    at_ms: now_ms,
+                    stage: "interrupted".into(),
+                    detail: "closed at the next start".into(),
+                });
                 store::save_contact(db, &rec, None).await?;
             }
             Err(e) => {

@@ -151,11 +151,33 @@ pub struct AgentView {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum RuntimeEvent {
-    AgentStateChanged { agent: String, state: AgentState, at_ms: i64 },
-    ContactQueued { contact: String, queue: String, at_ms: i64 },
-    ContactOffered { contact: String, agent: String, queue: String, at_ms: i64 },
-    ContactConnected { contact: String, agent: String, attributes: BTreeMap<String, String>, at_ms: i64 },
-    ContactEnded { contact: String, agent: Option<String>, at_ms: i64 },
+    AgentStateChanged {
+        agent: String,
+        state: AgentState,
+        at_ms: i64,
+    },
+    ContactQueued {
+        contact: String,
+        queue: String,
+        at_ms: i64,
+    },
+    ContactOffered {
+        contact: String,
+        agent: String,
+        queue: String,
+        at_ms: i64,
+    },
+    ContactConnected {
+        contact: String,
+        agent: String,
+        attributes: BTreeMap<String, String>,
+        at_ms: i64,
+    },
+    ContactEnded {
+        contact: String,
+        agent: Option<String>,
+        at_ms: i64,
+    },
 }
 
 /// How a supervisor takes part in an agent's contact.
@@ -174,7 +196,9 @@ impl Supervise {
     fn role(self, media: &acd_task::ContactMedia) -> telephony::control::Role {
         match self {
             Supervise::Listen => telephony::control::Role::Listen,
-            Supervise::Whisper => telephony::control::Role::Whisper { to: media.agent_leg.id() },
+            Supervise::Whisper => telephony::control::Role::Whisper {
+                to: media.agent_leg.id(),
+            },
             Supervise::Barge => telephony::control::Role::Full,
         }
     }
@@ -224,11 +248,21 @@ impl Runtime {
     /// Closes contacts a previous run left open, starts the ACD task and takes every call of
     /// `incoming` as a contact. Fails only when the ACD configuration is invalid or the
     /// database cannot be read.
-    pub async fn start(db: Db, clock: SharedClock, calls: Calls, incoming: IncomingCalls, cfg: RuntimeConfig) -> anyhow::Result<Runtime> {
-        let acd = crate::acd::Acd::new(&cfg.acd).map_err(|e| anyhow::anyhow!("ACD configuration: {e}"))?;
+    pub async fn start(
+        db: Db,
+        clock: SharedClock,
+        calls: Calls,
+        incoming: IncomingCalls,
+        cfg: RuntimeConfig,
+    ) -> anyhow::Result<Runtime> {
+        let acd = crate::acd::Acd::new(&cfg.acd)
+            .map_err(|e| anyhow::anyhow!("ACD configuration: {e}"))?;
         let closed = contact::close_interrupted(&db, clock.now_ms()).await?;
         if closed > 0 {
-            tracing::warn!(contacts = closed, "closed contacts left open by the previous run as interrupted");
+            tracing::warn!(
+                contacts = closed,
+                "closed contacts left open by the previous run as interrupted"
+            );
         }
         let (tx, rx) = mpsc::unbounded_channel();
         let (events, _) = broadcast::channel(cfg.event_capacity.max(16));
@@ -247,53 +281,77 @@ impl Runtime {
         Ok(Runtime { shared })
     }
 
-    async fn ask<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> acd_task::Cmd) -> Result<T, RuntimeError> {
+    async fn ask<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<T>) -> acd_task::Cmd,
+    ) -> Result<T, RuntimeError> {
         let (tx, rx) = oneshot::channel();
-        self.shared.acd.send(make(tx)).map_err(|_| RuntimeError::Stopped)?;
+        self.shared
+            .acd
+            .send(make(tx))
+            .map_err(|_| RuntimeError::Stopped)?;
         rx.await.map_err(|_| RuntimeError::Stopped)
     }
 
     /// Logs an agent in. Nailed-up: returns once the agent's leg is answered (or the endpoint
     /// failed). The agent is then Available.
     pub async fn login(&self, login: Login) -> Result<(), RuntimeError> {
-        self.ask(|reply| acd_task::Cmd::Login { login, reply }).await?
+        self.ask(|reply| acd_task::Cmd::Login { login, reply })
+            .await?
     }
 
     /// Logs an agent out (Offline; a nailed-up leg is hung up; a contact in hand stays up).
     pub async fn logout(&self, agent: &str) -> Result<(), RuntimeError> {
         let agent = agent.to_owned();
-        self.ask(|reply| acd_task::Cmd::Logout { agent, reply }).await?
+        self.ask(|reply| acd_task::Cmd::Logout { agent, reply })
+            .await?
     }
 
     /// Sets an agent's own status (Available, a break code, Offline); a supervisor forcing a
     /// state uses the same call.
     pub async fn set_state(&self, agent: &str, status: AgentStatus) -> Result<(), RuntimeError> {
         let agent = agent.to_owned();
-        self.ask(|reply| acd_task::Cmd::SetState { agent, status, reply }).await?
+        self.ask(|reply| acd_task::Cmd::SetState {
+            agent,
+            status,
+            reply,
+        })
+        .await?
     }
 
     /// Records the agent's disposition code on the contact record and ends after-contact work.
     pub async fn disposition(&self, contact: &str, code: &str) -> Result<(), RuntimeError> {
         let (contact, code) = (contact.to_owned(), code.to_owned());
-        self.ask(|reply| acd_task::Cmd::Disposition { contact, code, reply }).await?
+        self.ask(|reply| acd_task::Cmd::Disposition {
+            contact,
+            code,
+            reply,
+        })
+        .await?
     }
 
     /// Hangs up a contact's customer leg (the agent ends the contact from the desktop).
     pub async fn end_contact(&self, contact: &str) -> Result<(), RuntimeError> {
         let contact = contact.to_owned();
-        self.ask(|reply| acd_task::Cmd::EndContact { contact, reply }).await?
+        self.ask(|reply| acd_task::Cmd::EndContact { contact, reply })
+            .await?
     }
 
     /// Agents staffing `queue` (all logged-in agents when `None`).
-    pub async fn agent_snapshot(&self, queue: Option<&str>) -> Result<Vec<AgentView>, RuntimeError> {
+    pub async fn agent_snapshot(
+        &self,
+        queue: Option<&str>,
+    ) -> Result<Vec<AgentView>, RuntimeError> {
         let queue = queue.map(str::to_owned);
-        self.ask(|reply| acd_task::Cmd::Snapshot { queue, reply }).await
+        self.ask(|reply| acd_task::Cmd::Snapshot { queue, reply })
+            .await
     }
 
     /// Real-time statistics of a queue (waiting, oldest, service level, ASA, AHT...).
     pub async fn queue_stats(&self, queue: &str) -> Result<QueueStats, RuntimeError> {
         let queue = queue.to_owned();
-        self.ask(|reply| acd_task::Cmd::QueueStats { queue, reply }).await?
+        self.ask(|reply| acd_task::Cmd::QueueStats { queue, reply })
+            .await?
     }
 
     /// Agent and contact events (the agent desktop's WebSocket feed).
@@ -313,7 +371,15 @@ impl Runtime {
     ) -> Result<String, NoAgent> {
         let queue = queue.to_owned();
         let call = call.clone();
-        match self.ask(|reply| acd_task::Cmd::ConnectOutbound { queue, call, attributes, reply }).await {
+        match self
+            .ask(|reply| acd_task::Cmd::ConnectOutbound {
+                queue,
+                call,
+                attributes,
+                reply,
+            })
+            .await
+        {
             Ok(r) => r,
             Err(_) => Err(NoAgent),
         }
@@ -323,10 +389,18 @@ impl Runtime {
     /// answered, put in the contact's room with the agent and the customer — listening,
     /// whispering to the agent, or barged in (a full party). Calling again with another mode
     /// changes the role without a new call. The supervisor's leg ends with the contact.
-    pub async fn supervise(&self, contact: &str, supervisor: AgentEndpoint, mode: Supervise) -> Result<(), RuntimeError> {
+    pub async fn supervise(
+        &self,
+        contact: &str,
+        supervisor: AgentEndpoint,
+        mode: Supervise,
+    ) -> Result<(), RuntimeError> {
         let media = self.contact_media(contact).await?;
         if let (Some(room), Some(sup)) = (&media.room, &media.supervisor) {
-            return room.set_role(sup.id(), mode.role(&media)).await.map_err(room_error);
+            return room
+                .set_role(sup.id(), mode.role(&media))
+                .await
+                .map_err(room_error);
         }
         let leg = self.call_endpoint(&supervisor).await?;
         self.join_leg(contact, media, leg, Some(mode)).await
@@ -335,14 +409,21 @@ impl Runtime {
     /// A three-way conference: `party` (a phone, or the agent's choice of endpoint) is called
     /// and joins the contact with the agent and the customer as a full party. It ends with the
     /// contact (or when it hangs up, leaving the other two connected).
-    pub async fn conference(&self, contact: &str, party: AgentEndpoint) -> Result<(), RuntimeError> {
+    pub async fn conference(
+        &self,
+        contact: &str,
+        party: AgentEndpoint,
+    ) -> Result<(), RuntimeError> {
         let media = self.contact_media(contact).await?;
         let leg = self.call_endpoint(&party).await?;
         self.join_leg(contact, media, leg, None).await
     }
 
     /// The members of a contact's room and their roles (empty while it is a plain bridge).
-    pub async fn room_members(&self, contact: &str) -> Result<Vec<(telephony::sip::call::CallId, telephony::control::Role)>, RuntimeError> {
+    pub async fn room_members(
+        &self,
+        contact: &str,
+    ) -> Result<Vec<(telephony::sip::call::CallId, telephony::control::Role)>, RuntimeError> {
         let media = self.contact_media(contact).await?;
         Ok(match media.room {
             Some(r) => r.members().await,
@@ -352,18 +433,23 @@ impl Runtime {
 
     async fn contact_media(&self, contact: &str) -> Result<acd_task::ContactMedia, RuntimeError> {
         let contact = contact.to_owned();
-        self.ask(|reply| acd_task::Cmd::ContactMedia { contact, reply }).await?
+        self.ask(|reply| acd_task::Cmd::ContactMedia { contact, reply })
+            .await?
     }
 
     /// Calls an endpoint and waits for the answer.
     async fn call_endpoint(&self, ep: &AgentEndpoint) -> Result<CallControl, RuntimeError> {
-        let o = acd_task::originate_to(&self.shared, ep, self.shared.cfg.login_ring_timeout).await.map_err(RuntimeError::EndpointUnreachable)?;
+        let o = acd_task::originate_to(&self.shared, ep, self.shared.cfg.login_ring_timeout)
+            .await
+            .map_err(RuntimeError::EndpointUnreachable)?;
         let (_, ctl, mut events) = self.shared.calls.originate(o).split();
         loop {
             match events.recv().await {
                 Some(telephony::control::Event::Answered { .. }) => break,
                 None | Some(telephony::control::Event::Hangup { .. }) => {
-                    return Err(RuntimeError::EndpointUnreachable(format!("{ep:?} did not answer")));
+                    return Err(RuntimeError::EndpointUnreachable(format!(
+                        "{ep:?} did not answer"
+                    )));
                 }
                 Some(_) => {}
             }
@@ -373,13 +459,23 @@ impl Runtime {
         Ok(ctl)
     }
 
-    async fn join_leg(&self, contact: &str, media: acd_task::ContactMedia, leg: CallControl, mode: Option<Supervise>) -> Result<(), RuntimeError> {
+    async fn join_leg(
+        &self,
+        contact: &str,
+        media: acd_task::ContactMedia,
+        leg: CallControl,
+        mode: Option<Supervise>,
+    ) -> Result<(), RuntimeError> {
         let room = match &media.room {
             Some(r) => r.clone(),
             None => {
                 let r = telephony::control::Room::new();
-                r.join(&media.agent_leg, telephony::control::Role::Full).await.map_err(room_error)?;
-                r.join(&media.customer, telephony::control::Role::Full).await.map_err(room_error)?;
+                r.join(&media.agent_leg, telephony::control::Role::Full)
+                    .await
+                    .map_err(room_error)?;
+                r.join(&media.customer, telephony::control::Role::Full)
+                    .await
+                    .map_err(room_error)?;
                 r
             }
         };
@@ -390,7 +486,14 @@ impl Runtime {
         }
         let contact = contact.to_owned();
         let supervisor = mode.is_some();
-        self.ask(|reply| acd_task::Cmd::AttachLeg { contact, room, leg, supervisor, reply }).await?
+        self.ask(|reply| acd_task::Cmd::AttachLeg {
+            contact,
+            room,
+            leg,
+            supervisor,
+            reply,
+        })
+        .await?
     }
 
     /// Live contacts (in a flow, queued or with an agent).

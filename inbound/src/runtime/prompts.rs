@@ -41,13 +41,22 @@ impl Prompts {
 
     /// The audio for `spec` (voice: the contact's TTS voice, if the flow set one).
     pub async fn get(&self, spec: &PromptSpec, voice: Option<&str>) -> Result<Prompt, String> {
-        let voice = voice.filter(|v| is_voice_name(v)).unwrap_or(&self.default_voice).to_owned();
+        let voice = voice
+            .filter(|v| is_voice_name(v))
+            .unwrap_or(&self.default_voice)
+            .to_owned();
         let key = match spec {
             PromptSpec::Audio(id) => format!("audio\0{id}"),
             PromptSpec::Text(t) => format!("text\0{voice}\0{t}"),
             PromptSpec::Ssml(t) => format!("ssml\0{voice}\0{t}"),
         };
-        let slot = self.loaded.lock().expect("prompts").entry(key).or_default().clone();
+        let slot = self
+            .loaded
+            .lock()
+            .expect("prompts")
+            .entry(key)
+            .or_default()
+            .clone();
         slot.get_or_init(|| async {
             match spec {
                 PromptSpec::Audio(id) => self.audio(id),
@@ -84,25 +93,40 @@ impl Prompts {
         if let Ok(p) = Prompt::from_wav_file(&cached) {
             return Ok(p);
         }
-        std::fs::create_dir_all(&self.cache_dir).map_err(|e| format!("TTS cache {}: {e}", self.cache_dir.display()))?;
-        let raw = self.cache_dir.join(format!("{name}.{}.raw.wav", std::process::id()));
+        std::fs::create_dir_all(&self.cache_dir)
+            .map_err(|e| format!("TTS cache {}: {e}", self.cache_dir.display()))?;
+        let raw = self
+            .cache_dir
+            .join(format!("{name}.{}.raw.wav", std::process::id()));
         let mut cmd = tokio::process::Command::new(&self.program);
         cmd.arg("-v").arg(voice).arg("-w").arg(&raw);
         if ssml {
             cmd.arg("-m");
         }
         // "--" so a text starting with '-' is never taken for an option.
-        cmd.arg("--").arg(text).stdin(std::process::Stdio::null()).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::piped());
-        let out = cmd.output().await.map_err(|e| format!("TTS program {:?}: {e}", self.program))?;
+        cmd.arg("--")
+            .arg(text)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped());
+        let out = cmd
+            .output()
+            .await
+            .map_err(|e| format!("TTS program {:?}: {e}", self.program))?;
         if !out.status.success() {
             let _ = std::fs::remove_file(&raw);
-            return Err(format!("TTS failed: {}", String::from_utf8_lossy(&out.stderr).trim()));
+            return Err(format!(
+                "TTS failed: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            ));
         }
         let bytes = std::fs::read(&raw).map_err(|e| format!("TTS output: {e}"));
         let _ = std::fs::remove_file(&raw);
         let (rate, pcm) = read_pcm16_wav(&bytes?)?;
         let pcm = resample_to_8k(&pcm, rate);
-        let tmp = self.cache_dir.join(format!("{name}.{}.tmp", std::process::id()));
+        let tmp = self
+            .cache_dir
+            .join(format!("{name}.{}.tmp", std::process::id()));
         std::fs::write(&tmp, encode_wav(WavEncoding::Pcm16, &pcm))
             .and_then(|_| std::fs::rename(&tmp, &cached))
             .map_err(|e| format!("TTS cache write: {e}"))?;
@@ -112,7 +136,10 @@ impl Prompts {
 
 /// A voice name passed to the TTS program: letters, digits, `-`, `+`, `_` only.
 fn is_voice_name(v: &str) -> bool {
-    !v.is_empty() && v.len() <= 64 && v.bytes().all(|b| b.is_ascii_alphanumeric() || b"-+_".contains(&b))
+    !v.is_empty()
+        && v.len() <= 64
+        && v.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-+_".contains(&b))
 }
 
 /// (sample rate, mono PCM16 samples) of a PCM16 WAV file (what espeak-ng writes).
@@ -132,12 +159,17 @@ pub fn read_pcm16_wav(b: &[u8]) -> Result<(u32, Vec<i16>), String> {
             bits = u16::from_le_bytes([b[body + 14], b[body + 15]]);
         } else if id == b"data" {
             if bits != 16 || channels == 0 || rate == 0 {
-                return Err(format!("TTS output: {bits}-bit, {channels} channels, {rate} Hz; 16-bit PCM expected"));
+                return Err(format!(
+                    "TTS output: {bits}-bit, {channels} channels, {rate} Hz; 16-bit PCM expected"
+                ));
             }
             // espeak-ng writing to a file leaves the data length at its maximum: read to the end.
             let end = body.saturating_add(len).min(b.len());
             let frame = 2 * channels as usize;
-            let pcm = b[body..end].chunks_exact(frame).map(|f| i16::from_le_bytes([f[0], f[1]])).collect();
+            let pcm = b[body..end]
+                .chunks_exact(frame)
+                .map(|f| i16::from_le_bytes([f[0], f[1]]))
+                .collect();
             return Ok((rate, pcm));
         }
         at = body + len + (len & 1);
@@ -156,7 +188,12 @@ pub fn resample_to_8k(pcm: &[i16], rate: u32) -> Vec<i16> {
     let mut out = Vec::with_capacity(n);
     for i in 0..n {
         let start = i as f64 * step;
-        let (a, b) = (start as usize, ((start + step) as usize).min(pcm.len()).max(start as usize + 1));
+        let (a, b) = (
+            start as usize,
+            ((start + step) as usize)
+                .min(pcm.len())
+                .max(start as usize + 1),
+        );
         let sum: i64 = pcm[a..b.min(pcm.len())].iter().map(|&s| s as i64).sum();
         out.push((sum / (b - a) as i64) as i16);
     }

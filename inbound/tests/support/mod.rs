@@ -40,8 +40,16 @@ pub fn acd_config() -> AcdConfig {
         profiles: vec![RoutingProfileConfig {
             name: "all".into(),
             queues: vec![
-                ProfileQueue { queue: "sales".into(), priority: 1, delay_s: 0 },
-                ProfileQueue { queue: "support".into(), priority: 1, delay_s: 0 },
+                ProfileQueue {
+                    queue: "sales".into(),
+                    priority: 1,
+                    delay_s: 0,
+                },
+                ProfileQueue {
+                    queue: "support".into(),
+                    priority: 1,
+                    delay_s: 0,
+                },
             ],
             acw_s: 0,
         }],
@@ -56,7 +64,11 @@ pub fn always_open() -> HoursBook {
         time_zone: "UTC".into(),
         weekly: ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
             .iter()
-            .map(|d| WeeklyRange { day: (*d).into(), start: "00:00".into(), end: "24:00".into() })
+            .map(|d| WeeklyRange {
+                day: (*d).into(),
+                start: "00:00".into(),
+                end: "24:00".into(),
+            })
             .collect(),
         overrides: vec![],
     };
@@ -69,10 +81,16 @@ pub fn always_open() -> HoursBook {
 /// SIP + call control + a SQLite store holding the menu flow on [`DID`] + the runtime.
 pub async fn start(rtp_base: u16, tweak: impl FnOnce(&mut RuntimeConfig)) -> Sut {
     let dir = tempfile::tempdir().unwrap();
-    let db = Db::connect(&format!("sqlite://{}/inbound.db", dir.path().display()), 8).await.unwrap();
+    let db = Db::connect(&format!("sqlite://{}/inbound.db", dir.path().display()), 8)
+        .await
+        .unwrap();
     db.migrate().await.unwrap();
-    inbound::store::import_flow(&db, "main", MENU, 1_000, "test").await.unwrap();
-    inbound::store::assign_number(&db, DID, "main", 1_000, "test").await.unwrap();
+    inbound::store::import_flow(&db, "main", MENU, 1_000, "test")
+        .await
+        .unwrap();
+    inbound::store::assign_number(&db, DID, "main", 1_000, "test")
+        .await
+        .unwrap();
     let config = telephony::Config {
         udp: "127.0.0.1:0".parse().unwrap(),
         tcp: "127.0.0.1:0".parse().unwrap(),
@@ -81,9 +99,19 @@ pub async fn start(rtp_base: u16, tweak: impl FnOnce(&mut RuntimeConfig)) -> Sut
         max_message_bytes: 8192,
     };
     let lifecycle = Lifecycle::new();
-    let options = SipOptions { auto_answer: None, ..SipOptions::default() };
-    let sip = listener::start_with(&config, options, lifecycle.clone()).await.expect("SIP starts");
-    let cc = ControlConfig { media_ip: "127.0.0.1".parse().unwrap(), inactivity_timeout: None, inband_dtmf: true, jitter_depth: 3 };
+    let options = SipOptions {
+        auto_answer: None,
+        ..SipOptions::default()
+    };
+    let sip = listener::start_with(&config, options, lifecycle.clone())
+        .await
+        .expect("SIP starts");
+    let cc = ControlConfig {
+        media_ip: "127.0.0.1".parse().unwrap(),
+        inactivity_timeout: None,
+        inband_dtmf: true,
+        jitter_depth: 3,
+    };
     let (calls, incoming) = Calls::start(sip.handle.clone(), cc);
     let mut cfg = RuntimeConfig {
         acd: acd_config(),
@@ -94,8 +122,23 @@ pub async fn start(rtp_base: u16, tweak: impl FnOnce(&mut RuntimeConfig)) -> Sut
         ..RuntimeConfig::default()
     };
     tweak(&mut cfg);
-    let runtime = Runtime::start(db.clone(), Arc::new(SystemClock), calls.clone(), incoming, cfg).await.unwrap();
-    Sut { sip, calls, db, runtime, dir, lifecycle }
+    let runtime = Runtime::start(
+        db.clone(),
+        Arc::new(SystemClock),
+        calls.clone(),
+        incoming,
+        cfg,
+    )
+    .await
+    .unwrap();
+    Sut {
+        sip,
+        calls,
+        db,
+        runtime,
+        dir,
+        lifecycle,
+    }
 }
 
 /// A free loopback port for sipp (SIP or media; media also needs +2 free).
@@ -323,16 +366,31 @@ pub struct SippOut {
 }
 
 pub async fn wait_sipp(child: tokio::process::Child, within: Duration) -> SippOut {
-    let out = tokio::time::timeout(within, child.wait_with_output()).await.expect("sipp finishes in time").expect("sipp runs");
+    let out = tokio::time::timeout(within, child.wait_with_output())
+        .await
+        .expect("sipp finishes in time")
+        .expect("sipp runs");
     let mut output = String::from_utf8_lossy(&out.stdout).into_owned();
     output += &String::from_utf8_lossy(&out.stderr);
     let keep = output.len().saturating_sub(3000);
-    let start = (keep..output.len()).find(|&i| output.is_char_boundary(i)).unwrap_or(output.len());
-    SippOut { rc: out.status.code().unwrap_or(-1), output: output[start..].to_string() }
+    let start = (keep..output.len())
+        .find(|&i| output.is_char_boundary(i))
+        .unwrap_or(output.len());
+    SippOut {
+        rc: out.status.code().unwrap_or(-1),
+        output: output[start..].to_string(),
+    }
 }
 
 /// Arguments for a caller scenario to the SUT.
-pub fn caller_args(sut_port: u16, scenario: &str, service: &str, calls: u32, limit: u32, rate: u32) -> Vec<String> {
+pub fn caller_args(
+    sut_port: u16,
+    scenario: &str,
+    service: &str,
+    calls: u32,
+    limit: u32,
+    rate: u32,
+) -> Vec<String> {
     let p = free_port();
     let mp = free_port();
     [
@@ -378,11 +436,19 @@ where
 
 /// All contact records, oldest first.
 pub async fn contacts(db: &Db) -> Vec<inbound::contact::ContactRecord> {
-    let rows: Vec<(String,)> = sqlx::query_as("SELECT record FROM inbound_contacts ORDER BY id").fetch_all(db.pool()).await.unwrap();
-    rows.into_iter().map(|(r,)| serde_json::from_str(&r).unwrap()).collect()
+    let rows: Vec<(String,)> = sqlx::query_as("SELECT record FROM inbound_contacts ORDER BY id")
+        .fetch_all(db.pool())
+        .await
+        .unwrap();
+    rows.into_iter()
+        .map(|(r,)| serde_json::from_str(&r).unwrap())
+        .collect()
 }
 
 /// Rows of contacts: (contact id, ended_at, outcome).
 pub async fn contact_rows(db: &Db) -> Vec<(String, Option<i64>, Option<String>)> {
-    sqlx::query_as("SELECT contact_id, ended_at, outcome FROM inbound_contacts ORDER BY id").fetch_all(db.pool()).await.unwrap()
+    sqlx::query_as("SELECT contact_id, ended_at, outcome FROM inbound_contacts ORDER BY id")
+        .fetch_all(db.pool())
+        .await
+        .unwrap()
 }
