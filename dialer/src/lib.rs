@@ -18,9 +18,11 @@
 //!   the benchmark grid and the drift scenario.
 
 pub mod attempts;
+pub mod agents;
 pub mod campaign;
 pub mod compliance;
 pub mod gate;
 pub mod hopper;
 pub mod pacing;
+pub mod runner;
 pub mod sim;

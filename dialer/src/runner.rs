@@ -1,0 +1,860 @@
+//! The campaign runner: the tokio driver over the sans-IO pieces (pacer, hopper, compliance).
+//!
+//! At start it recovers what a crash of this node left open ([`attempts::recover`]). Then, every
+//! second, for each running campaign it syncs the queue's agents into the campaign's [`Pacer`],
+//! asks it how many calls to place, claims that many leads, checks each with the dial gate, writes
+//! the attempt and only then originates (caller id and trunk of the campaign, at most `cps` per
+//! second through `governor`, at most `max_concurrent` at once, ringing at least `min_ring_s`).
+//! Each call runs in its own task: AMD on answer, then per policy (hang up on a machine, leave a
+//! message after the beep, or pass it on); a live answer goes to the pacer, which connects it to an
+//! agent through the [`AgentPort`] or abandons it after 2 s, when the safe-harbor message plays (the
+//! opt-out key puts the number on the internal DNC list at once). Agentless campaigns play their
+//! message to every answer. Every attempt ends with [`attempts::finish`]. Preview campaigns are not
+//! dialled here (see [`crate::single`]).
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use foundation::{Db, SharedClock};
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use serde::Serialize;
+use telephony::control::{Call, CallControl, Calls, Event};
+use telephony::media::amd::{AmdConfig, AmdEvent, AmdVerdict};
+use telephony::media::prompt::Prompt;
+use telephony::sip::call::{Originate, Transport, Trunk};
+use tokio::sync::{mpsc, watch};
+
+use crate::agents::{AgentPort, AgentState};
+use crate::attempts::{self, Final, NewAttempt, Outcome, Progress};
+use crate::campaign::{self, AmdPolicy, Campaign, CampaignConfig, CampaignState, DialMode};
+use crate::gate::{self, Registries, Verdict};
+use crate::hopper::{self, ClaimedLead, ListMix};
+use crate::pacing::{Input, Mode, Output, Pacer, PacerConfig};
+
+/// Runner settings.
+#[derive(Debug, Clone)]
+pub struct RunnerConfig {
+    /// This node's id: stable across restarts (crash recovery closes its open attempts).
+    pub node: String,
+    /// Pacing decisions this often (1 s).
+    pub tick: Duration,
+    pub amd: AmdConfig,
+    /// A live answer not connected within this of the end of the greeting is abandoned (2 s,
+    /// the US rule). The AMD's after-greeting silence is part of it.
+    pub abandon_window: Duration,
+}
+
+impl RunnerConfig {
+    /// What is left of the abandonment window when the AMD's human verdict arrives.
+    pub fn window_after_verdict(&self) -> Duration {
+        self.abandon_window.saturating_sub(Duration::from_millis(self.amd.after_greeting_silence_ms as u64))
+    }
+}
+
+impl RunnerConfig {
+    pub fn new(node: &str) -> Self {
+        Self { node: node.to_owned(), tick: Duration::from_secs(1), amd: AmdConfig::default(), abandon_window: Duration::from_secs(2) }
+    }
+}
+
+/// Figures of a runner since it started.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Stats {
+    pub dials: u64,
+    /// The most INVITEs placed in any one-second span, per campaign.
+    pub max_dials_per_second: BTreeMap<i64, u32>,
+    /// AMD's human verdict (the greeting's end plus the AMD's after-greeting silence) → agent
+    /// bridge, in microseconds, per connected call.
+    pub bridge_latency_us: Vec<i64>,
+    pub outcomes: BTreeMap<String, u64>,
+    /// Dial-gate blocks by code.
+    pub blocked: BTreeMap<String, u64>,
+    #[serde(skip)]
+    recent: HashMap<i64, VecDeque<Instant>>,
+}
+
+/// The trunk's calls-per-second limit as a hard guarantee: `governor` spaces the INVITEs evenly,
+/// and this window of the last `cps` send times makes sure that no one-second span ever holds
+/// more than `cps`, whatever the scheduling jitter between the limiter and the send.
+#[derive(Debug, Default)]
+pub struct SpanGuard {
+    sent: VecDeque<Instant>,
+}
+
+impl SpanGuard {
+    /// How long to wait before the next send at `now` under `cps` (sans-IO).
+    pub fn wait(&self, now: Instant, cps: u32) -> Duration {
+        if self.sent.len() < cps as usize {
+            return Duration::ZERO;
+        }
+        let oldest = self.sent[self.sent.len() - cps as usize];
+        (oldest + Duration::from_millis(1001)).saturating_duration_since(now)
+    }
+
+    pub fn record(&mut self, at: Instant, cps: u32) {
+        self.sent.push_back(at);
+        while self.sent.len() > cps.max(1) as usize {
+            self.sent.pop_front();
+        }
+    }
+}
+
+impl Stats {
+    /// The `p`-th percentile (0–100) of the greeting-end → bridge latency (µs).
+    pub fn latency_percentile(&self, p: f64) -> Option<i64> {
+        let mut v = self.bridge_latency_us.clone();
+        if v.is_empty() {
+            return None;
+        }
+        v.sort();
+        let i = ((p / 100.0) * (v.len() - 1) as f64).round() as usize;
+        Some(v[i.min(v.len() - 1)])
+    }
+
+    fn dialled(&mut self, campaign: i64) {
+        self.dials += 1;
+        let now = Instant::now();
+        let q = self.recent.entry(campaign).or_default();
+        q.push_back(now);
+        while q.front().is_some_and(|t| now.duration_since(*t) >= Duration::from_secs(1)) {
+            q.pop_front();
+        }
+        let m = self.max_dials_per_second.entry(campaign).or_default();
+        *m = (*m).max(q.len() as u32);
+    }
+}
+
+struct Shared {
+    db: Db,
+    clock: SharedClock,
+    calls: Calls,
+    agents: Arc<dyn AgentPort>,
+    cfg: RunnerConfig,
+    stats: Mutex<Stats>,
+    prompts: Mutex<HashMap<String, Prompt>>,
+}
+
+impl Shared {
+    fn prompt(&self, path: &str) -> anyhow::Result<Prompt> {
+        if let Some(p) = self.prompts.lock().expect("prompts").get(path) {
+            return Ok(p.clone());
+        }
+        let p = Prompt::from_wav_file(path.as_ref()).map_err(|e| anyhow::anyhow!("prompt {path}: {e}"))?;
+        self.prompts.lock().expect("prompts").insert(path.to_owned(), p.clone());
+        Ok(p)
+    }
+}
+
+/// A running runner.
+pub struct RunnerHandle {
+    shared: Arc<Shared>,
+    stop: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+    pub recovery: attempts::Recovery,
+}
+
+impl RunnerHandle {
+    pub fn stats(&self) -> Stats {
+        self.shared.stats.lock().expect("stats").clone()
+    }
+
+    /// Stops placing calls, lets the calls in progress end (up to `drain`), then returns.
+    pub async fn stop(self, drain: Duration) -> Stats {
+        let _ = self.stop.send(true);
+        let _ = tokio::time::timeout(drain + Duration::from_secs(1), self.task).await;
+        self.shared.stats.lock().expect("stats").clone()
+    }
+}
+
+/// Recovers this node's open attempts, then starts the runner.
+pub async fn start(db: Db, clock: SharedClock, calls: Calls, agents: Arc<dyn AgentPort>, cfg: RunnerConfig) -> anyhow::Result<RunnerHandle> {
+    let recovery = attempts::recover(&db, clock.as_ref(), &cfg.node).await?;
+    if recovery != attempts::Recovery::default() {
+        tracing::warn!(node = %cfg.node, ?recovery, "closed attempts left open by a previous run");
+    }
+    let shared = Arc::new(Shared { db, clock, calls, agents, cfg, stats: Mutex::default(), prompts: Mutex::default() });
+    let (stop, stop_rx) = watch::channel(false);
+    let task = tokio::spawn(main_loop(shared.clone(), stop_rx));
+    Ok(RunnerHandle { shared, stop, task, recovery })
+}
+
+/// What a call task reports to the loop.
+#[derive(Debug)]
+enum CallEv {
+    Placed { cmd: mpsc::UnboundedSender<Cmd> },
+    /// Released without a call (blocked or failed before the INVITE).
+    NotPlaced,
+    Human,
+    NotHuman,
+    Ended { connected: bool, answered: bool },
+}
+
+/// What the loop tells a call task.
+#[derive(Debug)]
+enum Cmd {
+    Connect { agent_hint: String },
+    Abandon,
+    ConnectResult(Result<String, String>),
+}
+
+struct Worker {
+    campaign: Campaign,
+    pacer: Pacer,
+    limiter: Arc<DefaultDirectRateLimiter>,
+    span: Arc<tokio::sync::Mutex<SpanGuard>>,
+    cps: u32,
+    /// Calls planned or up on the trunk.
+    in_flight: Arc<AtomicU32>,
+    slots: HashMap<u64, mpsc::UnboundedSender<Cmd>>,
+    agent_ids: HashMap<String, u32>,
+    agent_names: HashMap<u32, String>,
+    agent_ready: HashMap<u32, bool>,
+    mix: Arc<tokio::sync::Mutex<ListMix>>,
+    last_refill: Option<Instant>,
+}
+
+fn pacer_mode(cfg: &CampaignConfig) -> Mode {
+    match cfg.mode {
+        DialMode::Predictive => Mode::Predictive,
+        _ => Mode::Progressive { lines_per_agent: cfg.lines_per_agent },
+    }
+}
+
+fn limiter(cps: u32) -> Arc<DefaultDirectRateLimiter> {
+    let cps = NonZeroU32::new(cps.max(1)).expect("non-zero");
+    // Burst of one: INVITEs are spaced evenly, so no one-second span holds more than `cps`.
+    Arc::new(RateLimiter::direct(Quota::per_second(cps).allow_burst(NonZeroU32::new(1).expect("one"))))
+}
+
+impl Worker {
+    fn new(campaign: Campaign, abandon_window: Duration) -> Self {
+        let cfg = &campaign.config;
+        let pacer = Pacer::new(PacerConfig {
+            mode: pacer_mode(cfg),
+            abandon_cap: cfg.compliance.abandon_cap,
+            abandon_window_ms: abandon_window.as_millis() as i64,
+            max_lines: Some(cfg.trunk.max_concurrent),
+            ..PacerConfig::default()
+        });
+        Self {
+            limiter: limiter(cfg.trunk.cps),
+            span: Arc::default(),
+            cps: cfg.trunk.cps,
+            pacer,
+            in_flight: Arc::new(AtomicU32::new(0)),
+            slots: HashMap::new(),
+            agent_ids: HashMap::new(),
+            agent_names: HashMap::new(),
+            agent_ready: HashMap::new(),
+            mix: Arc::default(),
+            last_refill: None,
+            campaign,
+        }
+    }
+
+    fn sync_agents(&mut self, shared: &Shared, now: i64) {
+        if self.campaign.config.mode == DialMode::Agentless {
+            return;
+        }
+        let snapshot = shared.agents.snapshot(&self.campaign.config.queue);
+        let mut present = Vec::new();
+        for a in snapshot {
+            let next = self.agent_ids.len() as u32 + 1;
+            let id = *self.agent_ids.entry(a.id.clone()).or_insert(next);
+            self.agent_names.insert(id, a.id.clone());
+            present.push(id);
+            let ready = a.state == AgentState::Ready;
+            match self.agent_ready.insert(id, ready) {
+                None => {
+                    self.pacer.handle_input(now, Input::AgentLoggedIn { agent: id });
+                    if !ready {
+                        self.pacer.handle_input(now, Input::AgentBusy { agent: id });
+                    }
+                }
+                Some(was) if was != ready => {
+                    if ready {
+                        self.pacer.handle_input(now, Input::WrapUpEnded { agent: id });
+                        self.pacer.handle_input(now, Input::AgentReady { agent: id });
+                    } else {
+                        self.pacer.handle_input(now, Input::AgentBusy { agent: id });
+                    }
+                }
+                _ => {}
+            }
+        }
+        let gone: Vec<u32> = self.agent_ready.keys().filter(|id| !present.contains(id)).copied().collect();
+        for id in gone {
+            self.agent_ready.remove(&id);
+            self.pacer.handle_input(now, Input::AgentLoggedOut { agent: id });
+        }
+    }
+}
+
+async fn main_loop(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
+    let (ev_tx, mut ev_rx) = mpsc::unbounded_channel::<(i64, u64, CallEv)>();
+    let mut workers: HashMap<i64, Worker> = HashMap::new();
+    let mut registries = Registries::default();
+    let mut tick = tokio::time::interval(shared.cfg.tick);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut fine = tokio::time::interval(Duration::from_millis(50));
+    fine.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut next_call: u64 = 1;
+    let mut stopping = false;
+    loop {
+        tokio::select! {
+            _ = tick.tick(), if !stopping => {
+                if let Err(e) = run_tick(&shared, &mut workers, &mut registries, &ev_tx, &mut next_call).await {
+                    tracing::error!(error = %format!("{e:#}"), "dialer tick failed");
+                }
+            }
+            _ = fine.tick() => {
+                let now = shared.clock.now_ms();
+                for w in workers.values_mut() {
+                    if w.pacer.poll_timeout().is_some_and(|t| t <= now) {
+                        w.pacer.handle_timeout(now);
+                    }
+                    drain_outputs(&shared, w, now, &ev_tx, &mut next_call);
+                }
+                if stopping && workers.values().all(|w| w.in_flight.load(Ordering::SeqCst) == 0) {
+                    return;
+                }
+            }
+            Some((campaign_id, call, ev)) = ev_rx.recv() => {
+                let now = shared.clock.now_ms();
+                if let Some(w) = workers.get_mut(&campaign_id) {
+                    handle_event(w, call, ev, now);
+                    drain_outputs(&shared, w, now, &ev_tx, &mut next_call);
+                }
+            }
+            r = stop.changed() => {
+                if r.is_err() || *stop.borrow() {
+                    stopping = true;
+                }
+            }
+        }
+    }
+}
+
+fn handle_event(w: &mut Worker, call: u64, ev: CallEv, now: i64) {
+    let pacer = w.campaign.config.mode != DialMode::Agentless;
+    match ev {
+        CallEv::Placed { cmd } => {
+            w.slots.insert(call, cmd);
+            if pacer {
+                w.pacer.handle_input(now, Input::CallPlaced { call });
+            }
+        }
+        CallEv::NotPlaced => {
+            w.in_flight.fetch_sub(1, Ordering::SeqCst);
+        }
+        CallEv::Human if pacer => w.pacer.handle_input(now, Input::CallAnsweredHuman { call }),
+        CallEv::NotHuman if pacer => w.pacer.handle_input(now, Input::CallAnsweredMachine { call }),
+        CallEv::Ended { connected, answered } => {
+            w.slots.remove(&call);
+            w.in_flight.fetch_sub(1, Ordering::SeqCst);
+            if pacer {
+                w.pacer.handle_input(
+                    now,
+                    if connected || answered { Input::CallEnded { call } } else { Input::CallNoAnswer { call } },
+                );
+            }
+        }
+        _ => {}
+    }
+}
+
+fn drain_outputs(shared: &Arc<Shared>, w: &mut Worker, _now: i64, ev_tx: &mpsc::UnboundedSender<(i64, u64, CallEv)>, next_call: &mut u64) {
+    while let Some(out) = w.pacer.poll_output() {
+        match out {
+            Output::Dial { count } => {
+                if w.campaign.state == CampaignState::Running {
+                    spawn_dials(shared, w, count, ev_tx, next_call);
+                }
+            }
+            Output::Connect { call, agent } => {
+                let hint = w.agent_names.get(&agent).cloned().unwrap_or_default();
+                if let Some(tx) = w.slots.get(&call) {
+                    let _ = tx.send(Cmd::Connect { agent_hint: hint });
+                }
+            }
+            Output::Abandon { call } => {
+                if let Some(tx) = w.slots.get(&call) {
+                    let _ = tx.send(Cmd::Abandon);
+                }
+            }
+        }
+    }
+}
+
+async fn run_tick(
+    shared: &Arc<Shared>,
+    workers: &mut HashMap<i64, Worker>,
+    registries: &mut Registries,
+    ev_tx: &mpsc::UnboundedSender<(i64, u64, CallEv)>,
+    next_call: &mut u64,
+) -> anyhow::Result<()> {
+    registries.refresh(&shared.db).await?;
+    let now = shared.clock.now_ms();
+    for c in campaign::list(&shared.db, None).await? {
+        if c.config.mode == DialMode::Preview {
+            continue;
+        }
+        match workers.get_mut(&c.id) {
+            Some(w) => {
+                if w.cps != c.config.trunk.cps {
+                    w.limiter = limiter(c.config.trunk.cps);
+                    w.cps = c.config.trunk.cps;
+                }
+                if w.campaign.config.mode != c.config.mode || w.campaign.config.lines_per_agent != c.config.lines_per_agent {
+                    w.pacer.set_mode(pacer_mode(&c.config));
+                }
+                w.campaign = c;
+            }
+            None if c.state == CampaignState::Running => {
+                workers.insert(c.id, Worker::new(c, shared.cfg.window_after_verdict()));
+            }
+            None => continue,
+        }
+    }
+    workers.retain(|_, w| w.campaign.state == CampaignState::Running || w.in_flight.load(Ordering::SeqCst) > 0);
+    for w in workers.values_mut() {
+        if w.campaign.state != CampaignState::Running {
+            continue;
+        }
+        if w.last_refill.is_none_or(|t| t.elapsed() > Duration::from_secs(30)) {
+            hopper::refill(&shared.db, shared.clock.as_ref(), &w.campaign).await?;
+            w.last_refill = Some(Instant::now());
+        }
+        w.sync_agents(shared, now);
+        if w.campaign.config.mode == DialMode::Agentless {
+            let free = w.campaign.config.trunk.max_concurrent.saturating_sub(w.in_flight.load(Ordering::SeqCst));
+            let count = free.min(w.campaign.config.trunk.cps);
+            spawn_dials(shared, w, count, ev_tx, next_call);
+        } else {
+            w.pacer.tick(now);
+            drain_outputs(shared, w, now, ev_tx, next_call);
+        }
+    }
+    Ok(())
+}
+
+/// Claims and dials up to `count` leads in a background task (the cps limiter waits there).
+fn spawn_dials(shared: &Arc<Shared>, w: &mut Worker, count: u32, ev_tx: &mpsc::UnboundedSender<(i64, u64, CallEv)>, next_call: &mut u64) {
+    let cfg = &w.campaign.config;
+    let free = cfg.trunk.max_concurrent.saturating_sub(w.in_flight.load(Ordering::SeqCst));
+    let count = count.min(free);
+    if count == 0 {
+        return;
+    }
+    w.in_flight.fetch_add(count, Ordering::SeqCst);
+    let first = *next_call;
+    *next_call += count as u64;
+    let (shared, campaign, limiter, span, in_flight, mix, ev_tx) =
+        (shared.clone(), w.campaign.clone(), w.limiter.clone(), w.span.clone(), w.in_flight.clone(), w.mix.clone(), ev_tx.clone());
+    tokio::spawn(async move {
+        let mut placed = 0u32;
+        let pace = Pace { limiter: &limiter, span: &span };
+        let r = dial_batch(&shared, &campaign, count, first, pace, &in_flight, &mix, &ev_tx, &mut placed).await;
+        if let Err(e) = r {
+            tracing::error!(campaign = campaign.id, error = %format!("{e:#}"), "dialling failed");
+        }
+        for k in placed..count {
+            let _ = ev_tx.send((campaign.id, first + k as u64, CallEv::NotPlaced));
+        }
+    });
+}
+
+struct Pace<'a> {
+    limiter: &'a DefaultDirectRateLimiter,
+    span: &'a tokio::sync::Mutex<SpanGuard>,
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn dial_batch(
+    shared: &Arc<Shared>,
+    campaign: &Campaign,
+    count: u32,
+    first: u64,
+    pace: Pace<'_>,
+    in_flight: &AtomicU32,
+    mix: &tokio::sync::Mutex<ListMix>,
+    ev_tx: &mpsc::UnboundedSender<(i64, u64, CallEv)>,
+    placed: &mut u32,
+) -> anyhow::Result<()> {
+    let (db, clock) = (&shared.db, shared.clock.as_ref());
+    let node = &shared.cfg.node;
+    let leads = {
+        let mut mix = mix.lock().await;
+        hopper::claim(db, clock, campaign, node, count, &mut mix).await?
+    };
+    let mut registries = Registries::default();
+    registries.refresh(db).await?;
+    let cfg = &campaign.config;
+    let reserved = cfg.mode == DialMode::Progressive && cfg.lines_per_agent <= 1.0;
+    for lead in leads {
+        let now = clock.now_ms();
+        let on_trunk = in_flight.load(Ordering::SeqCst).saturating_sub(count - *placed);
+        let counters = gate::counters(db, campaign, now, on_trunk, reserved).await?;
+        match gate::decide(db, clock, campaign, &lead, &registries, &counters).await? {
+            Verdict::Dial { phone, reason } => {
+                pace.limiter.until_ready().await;
+                let call_no = first + *placed as u64;
+                let attempt = attempts::open(
+                    db,
+                    clock,
+                    &NewAttempt {
+                        campaign_id: Some(campaign.id),
+                        lead_id: Some(lead.lead_id),
+                        phone_position: Some(phone.position),
+                        e164: phone.e164.clone(),
+                        caller_id: cfg.caller_id.clone(),
+                        node: node.clone(),
+                        allowed_reason: reason,
+                        attributes: Default::default(),
+                    },
+                )
+                .await?;
+                let invite = originate(cfg, &phone.e164)?;
+                let call = {
+                    let mut span = pace.span.lock().await;
+                    loop {
+                        let wait = span.wait(Instant::now(), cfg.trunk.cps);
+                        if wait.is_zero() {
+                            break;
+                        }
+                        tokio::time::sleep(wait).await;
+                    }
+                    let call = shared.calls.originate(invite);
+                    span.record(Instant::now(), cfg.trunk.cps);
+                    shared.stats.lock().expect("stats").dialled(campaign.id);
+                    call
+                };
+                let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
+                let _ = ev_tx.send((campaign.id, call_no, CallEv::Placed { cmd: cmd_tx.clone() }));
+                *placed += 1;
+                let ctx = CallCtx {
+                    shared: shared.clone(),
+                    campaign_id: campaign.id,
+                    cfg: cfg.clone(),
+                    call_no,
+                    attempt,
+                    e164: phone.e164,
+                    lead: Some(lead),
+                    ev: ev_tx.clone(),
+                    cmd_tx,
+                };
+                tokio::spawn(run_call(ctx, call, cmd_rx));
+            }
+            Verdict::Release { next_at, reason, code } => {
+                *shared.stats.lock().expect("stats").blocked.entry(code.to_owned()).or_default() += 1;
+                hopper::release(db, clock, campaign.id, lead.lead_id, node, next_at, &reason).await?;
+            }
+            Verdict::Finish { outcome, reason } => {
+                *shared.stats.lock().expect("stats").blocked.entry(outcome.to_owned()).or_default() += 1;
+                hopper::finish(db, clock, campaign.id, lead.lead_id, node, outcome, &reason).await?;
+            }
+            Verdict::Filtered { reason } => hopper::set_filtered(db, clock, campaign.id, lead.lead_id, node, &reason).await?,
+        }
+    }
+    Ok(())
+}
+
+/// The INVITE for a campaign call: campaign caller id, its trunk, ring at least `min_ring_s`.
+pub fn originate(cfg: &CampaignConfig, e164: &str) -> anyhow::Result<Originate> {
+    Ok(Originate {
+        to_user: e164.trim_start_matches('+').to_owned(),
+        from_user: cfg.caller_id.clone(),
+        trunks: vec![trunk(&cfg.trunk.uri)?],
+        ring_timeout: Duration::from_secs(cfg.compliance.min_ring_s.max(15) as u64 + 5),
+        ..Originate::default()
+    })
+}
+
+/// `sip:HOST:PORT[;transport=tcp]` → a trunk (the host must be an IP address).
+pub fn trunk(uri: &str) -> anyhow::Result<Trunk> {
+    let rest = uri.strip_prefix("sip:").ok_or_else(|| anyhow::anyhow!("trunk {uri:?} is not a sip: URI"))?;
+    let (hostport, params) = rest.split_once(';').unwrap_or((rest, ""));
+    let hostport = hostport.rsplit('@').next().unwrap_or(hostport);
+    let addr: SocketAddr = if hostport.contains(':') { hostport.parse()? } else { format!("{hostport}:5060").parse()? };
+    let transport = if params.to_ascii_lowercase().contains("transport=tcp") { Transport::Tcp } else { Transport::Udp };
+    Ok(Trunk { addr, transport, credentials: None })
+}
+
+struct CallCtx {
+    shared: Arc<Shared>,
+    campaign_id: i64,
+    cfg: CampaignConfig,
+    call_no: u64,
+    attempt: attempts::Attempt,
+    e164: String,
+    lead: Option<ClaimedLead>,
+    ev: mpsc::UnboundedSender<(i64, u64, CallEv)>,
+    cmd_tx: mpsc::UnboundedSender<Cmd>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Playing {
+    None,
+    SafeHarbor,
+    Agentless,
+    Voicemail,
+}
+
+async fn run_call(ctx: CallCtx, mut call: Call, mut cmd_rx: mpsc::UnboundedReceiver<Cmd>) {
+    let shared = ctx.shared.clone();
+    let (db, clock) = (&shared.db, shared.clock.as_ref());
+    let control = call.control().clone();
+    let mut fin = Final::default();
+    let (mut ringing, mut answered, mut machine, mut connected, mut abandoned, mut opted_out, mut message) =
+        (false, false, false, false, false, false, false);
+    let mut waiting_beep = false;
+    let mut playing = Playing::None;
+    let mut greeting_end: Option<(i64, Instant)> = None;
+    let mut sit = false;
+    let mut deadline: Option<tokio::time::Instant> = None;
+    let send = |ev: CallEv| {
+        let _ = ctx.ev.send((ctx.campaign_id, ctx.call_no, ev));
+    };
+    loop {
+        let sleep = async {
+            match deadline {
+                Some(d) => tokio::time::sleep_until(d).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            ev = call.next_event() => {
+                let Some(ev) = ev else {
+                    fin.outcome = Some(if connected { Outcome::Connected } else { Outcome::Failed });
+                    fin.detail = Some("call control ended without a hang-up event".into());
+                    break;
+                };
+                match ev {
+                    Event::Ringing { .. } | Event::EarlyMedia { .. } if !ringing => {
+                        ringing = true;
+                        let _ = attempts::mark(db, clock, ctx.attempt.id, Progress::Ringing).await;
+                    }
+                    Event::Progress(p) => {
+                        if matches!(p.tone, telephony::media::progress::ProgressTone::Sit(_)) {
+                            sit = true;
+                            let _ = control.hangup().await;
+                        }
+                    }
+                    Event::Answered { .. } => {
+                        answered = true;
+                        let _ = attempts::mark(db, clock, ctx.attempt.id, Progress::Answered).await;
+                        if control.start_amd(shared.cfg.amd.clone()).await.is_err() {
+                            let _ = control.hangup().await;
+                        }
+                    }
+                    Event::Amd(AmdEvent::Verdict { verdict, reason, .. }) => {
+                        fin.amd = Some(format!("{verdict:?}").to_ascii_lowercase());
+                        fin.detail = Some(format!("AMD: {reason}"));
+                        let human = verdict != AmdVerdict::Machine || ctx.cfg.amd == AmdPolicy::PassToAgent;
+                        machine = verdict == AmdVerdict::Machine;
+                        if human {
+                            fin.live = verdict != AmdVerdict::Machine;
+                            let now = clock.now_ms();
+                            greeting_end = Some((now, Instant::now()));
+                            fin.greeting_end_at = Some(now);
+                            if ctx.cfg.mode == DialMode::Agentless {
+                                if let Some(p) = ctx.cfg.agentless_prompt.as_deref().and_then(|p| shared.prompt(p).ok()) {
+                                    playing = Playing::Agentless;
+                                    message = true;
+                                    let _ = control.play_prompt(&p).await;
+                                } else {
+                                    let _ = control.hangup().await;
+                                }
+                            } else {
+                                // Backstop for the pacer's own abandonment timer.
+                                deadline = Some(tokio::time::Instant::now() + shared.cfg.window_after_verdict() + Duration::from_millis(100));
+                                send(CallEv::Human);
+                            }
+                        } else {
+                            send(CallEv::NotHuman);
+                            match ctx.cfg.amd {
+                                AmdPolicy::LeaveMessage => {
+                                    waiting_beep = true;
+                                    deadline = Some(tokio::time::Instant::now() + Duration::from_secs(30));
+                                }
+                                _ => { let _ = control.hangup().await; }
+                            }
+                        }
+                    }
+                    Event::Amd(AmdEvent::Beep { .. }) if waiting_beep => {
+                        waiting_beep = false;
+                        deadline = None;
+                        match ctx.cfg.voicemail_prompt.as_deref().and_then(|p| shared.prompt(p).ok()) {
+                            Some(p) => {
+                                playing = Playing::Voicemail;
+                                let _ = control.play_prompt(&p).await;
+                            }
+                            None => { let _ = control.hangup().await; }
+                        }
+                    }
+                    Event::Dtmf { digit, .. } if digit == ctx.cfg.safe_harbor.opt_out_key && playing != Playing::None && playing != Playing::Voicemail => {
+                        let r = importers::dnc::add_internal(db, clock, &ctx.e164, "US", "opt-out key during a prerecorded message", "opt_out", None).await;
+                        if let Err(e) = r {
+                            tracing::error!(number = %ctx.e164, error = %format!("{e:#}"), "opt-out not recorded");
+                        } else {
+                            opted_out = true;
+                        }
+                        let _ = control.hangup().await;
+                    }
+                    Event::PlaybackFinished if playing != Playing::None => {
+                        if playing == Playing::Voicemail {
+                            fin.detail = Some("message left after the beep".into());
+                        }
+                        let _ = control.hangup().await;
+                    }
+                    Event::Hangup { code, outcome, .. } => {
+                        fin.sip_code = code;
+                        fin.outcome = Some(if opted_out {
+                            Outcome::Dnc
+                        } else if connected {
+                            Outcome::Connected
+                        } else if abandoned {
+                            Outcome::Abandoned
+                        } else if message {
+                            Outcome::Message
+                        } else if machine {
+                            Outcome::Machine
+                        } else if greeting_end.is_some() {
+                            // A live answer that ended before it was connected: counted abandoned.
+                            abandoned = true;
+                            Outcome::Abandoned
+                        } else if answered {
+                            fin.detail = Some("hung up during the greeting".into());
+                            Outcome::Failed
+                        } else if sit {
+                            Outcome::Disconnected
+                        } else {
+                            Outcome::from_sip(outcome)
+                        });
+                        break;
+                    }
+                    _ => {}
+                }
+            }
+            Some(cmd) = cmd_rx.recv() => match cmd {
+                Cmd::Connect { agent_hint } if !abandoned && !connected => {
+                    let mut attrs = BTreeMap::new();
+                    attrs.insert("contact_id".to_owned(), ctx.attempt.public_id.clone());
+                    attrs.insert("agent_hint".to_owned(), agent_hint);
+                    attrs.insert("number".to_owned(), ctx.e164.clone());
+                    if let Some(l) = &ctx.lead {
+                        attrs.insert("lead_id".to_owned(), l.lead_id.to_string());
+                        for (k, v) in [("first_name", &l.first_name), ("last_name", &l.last_name)] {
+                            if let Some(v) = v { attrs.insert(k.to_owned(), v.clone()); }
+                        }
+                    }
+                    let fut = shared.agents.connect(&ctx.cfg.queue, control.clone(), attrs);
+                    let tx = ctx.cmd_tx.clone();
+                    tokio::spawn(async move {
+                        let r = fut.await.map_err(|e| e.to_string());
+                        let _ = tx.send(Cmd::ConnectResult(r));
+                    });
+                }
+                Cmd::ConnectResult(Ok(agent)) if !abandoned => {
+                    connected = true;
+                    deadline = None;
+                    let now = clock.now_ms();
+                    fin.agent = Some(agent);
+                    fin.bridged_at = Some(now);
+                    if let Some((_, at)) = greeting_end {
+                        shared.stats.lock().expect("stats").bridge_latency_us.push(at.elapsed().as_micros() as i64);
+                    }
+                    let _ = attempts::mark(db, clock, ctx.attempt.id, Progress::Connected).await;
+                }
+                Cmd::ConnectResult(Ok(_)) => {
+                    // Connected after the call was abandoned: the agent leg is released by the port's bridge ending.
+                }
+                Cmd::ConnectResult(Err(_)) | Cmd::Abandon if !connected && !abandoned => {
+                    abandon(&shared, &ctx, &control, &mut abandoned, &mut playing, &mut deadline).await;
+                }
+                _ => {}
+            },
+            _ = sleep => {
+                deadline = None;
+                if waiting_beep {
+                    waiting_beep = false;
+                    let _ = control.hangup().await;
+                } else if !connected && !abandoned && greeting_end.is_some() {
+                    abandon(&shared, &ctx, &control, &mut abandoned, &mut playing, &mut deadline).await;
+                }
+            }
+        }
+    }
+    fin.abandoned = abandoned;
+    if abandoned {
+        fin.live = true;
+    }
+    let outcome = fin.outcome.unwrap_or(Outcome::Failed);
+    fin.outcome = Some(outcome);
+    *shared.stats.lock().expect("stats").outcomes.entry(outcome.as_str().to_owned()).or_default() += 1;
+    if let Err(e) = attempts::finish(db, clock, ctx.attempt.id, &fin, Some(&ctx.cfg)).await {
+        tracing::error!(attempt = ctx.attempt.id, error = %format!("{e:#}"), "final record not written");
+    }
+    send(CallEv::Ended { connected, answered });
+}
+
+async fn abandon(
+    shared: &Shared,
+    ctx: &CallCtx,
+    control: &CallControl,
+    abandoned: &mut bool,
+    playing: &mut Playing,
+    deadline: &mut Option<tokio::time::Instant>,
+) {
+    *abandoned = true;
+    *deadline = None;
+    match shared.prompt(&ctx.cfg.safe_harbor.prompt) {
+        Ok(p) => {
+            *playing = Playing::SafeHarbor;
+            if control.play_prompt(&p).await.is_err() {
+                let _ = control.hangup().await;
+            }
+        }
+        Err(e) => {
+            tracing::error!(error = %format!("{e:#}"), "safe-harbor prompt missing");
+            let _ = control.hangup().await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn span_guard_keeps_every_second_under_cps() {
+        let t0 = Instant::now();
+        let mut g = SpanGuard::default();
+        let mut sent = Vec::new();
+        let mut now = t0;
+        // Sends requested every 100 ms (jittery limiter): the guard spaces them.
+        for _ in 0..10 {
+            now += g.wait(now, 3);
+            g.record(now, 3);
+            sent.push(now);
+            now += Duration::from_millis(100);
+        }
+        for (i, t) in sent.iter().enumerate() {
+            let in_span = sent[i..].iter().take_while(|u| u.duration_since(*t) < Duration::from_secs(1)).count();
+            assert!(in_span <= 3, "{in_span} sends within 1 s");
+        }
+        assert!(sent[3].duration_since(sent[0]) >= Duration::from_secs(1));
+    }
+
+    #[test]
+    fn trunk_uri_parsing() {
+        let t = trunk("sip:127.0.0.1:5080;transport=tcp").unwrap();
+        assert_eq!((t.addr.to_string(), t.transport), ("127.0.0.1:5080".into(), Transport::Tcp));
+        assert_eq!(trunk("sip:10.0.0.1").unwrap().addr.port(), 5060);
+        assert!(trunk("http://x").is_err());
+    }
+}

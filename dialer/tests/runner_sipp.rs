@@ -1,0 +1,307 @@
+//! The campaign runner end to end against real SIP peers on loopback: sipp "customers" that
+//! answer with a short human greeting, answer with a voicemail greeting and a beep, are busy, or
+//! never answer; and nailed-up sipp agent legs (originated once, then bridged to each customer by
+//! a test [`AgentPort`]). Checks: each outcome is recorded right, AMD policy "leave a message"
+//! acts after the beep, calls of a live answer are bridged to an agent and the greeting-end →
+//! bridge latency is reported, no one-second span carries more INVITEs than the trunk's cps, and
+//! every lead ends with exactly one final attempt.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use dialer::agents::{AgentPort, AgentState, AgentView, NoAgent};
+use dialer::campaign::{self, Action, AmdPolicy, DialMode, Purpose};
+use dialer::hopper;
+use dialer::runner::{self, RunnerConfig};
+use foundation::clock::SystemClock;
+use foundation::lifecycle::Lifecycle;
+use futures_util::future::BoxFuture;
+use sqlx::Row;
+use telephony::control::{CallControl, Calls, ControlConfig, Event, OnPeerHangup};
+use telephony::sip::call::Originate;
+use telephony::sip::listener::{self, SipOptions};
+
+fn sh(dir: &Path, cmd: &str, args: &[&str]) {
+    let st = std::process::Command::new(cmd).current_dir(dir).args(args).status().unwrap();
+    assert!(st.success(), "{cmd} {args:?}");
+}
+
+/// Test audio, generated offline: a short human "hello", a voicemail greeting with a beep, and
+/// the prompts the dialer plays.
+fn audio(dir: &Path) {
+    sh(dir, "espeak-ng", &["-v", "en-us", "-s", "160", "-w", "hello_raw.wav", "Hello?"]);
+    sh(dir, "sox", &["hello_raw.wav", "-r", "8000", "-c", "1", "-e", "signed", "-b", "16", "hello16.wav"]);
+    sh(dir, "sox", &["-n", "-r", "8000", "-c", "1", "-e", "signed", "-b", "16", "sil20.wav", "trim", "0", "20"]);
+    sh(dir, "sox", &["hello16.wav", "sil20.wav", "-t", "ul", "human.ulaw"]);
+    sh(dir, "espeak-ng", &["-v", "en-us", "-s", "160", "-w", "am_raw.wav", "Hi, you have reached John and Mary. We are not available right now. Please leave a message after the tone."]);
+    sh(dir, "sox", &["am_raw.wav", "-r", "8000", "-c", "1", "-e", "signed", "-b", "16", "am16.wav"]);
+    sh(dir, "sox", &["-n", "-r", "8000", "-c", "1", "-e", "signed", "-b", "16", "sil300.wav", "trim", "0", "0.3"]);
+    sh(dir, "sox", &["-n", "-r", "8000", "-c", "1", "-e", "signed", "-b", "16", "beep16.wav", "synth", "1.2", "sine", "1000", "vol", "0.5"]);
+    sh(dir, "sox", &["am16.wav", "sil300.wav", "beep16.wav", "sil20.wav", "-t", "ul", "machine.ulaw"]);
+    sh(dir, "espeak-ng", &["-v", "en-us", "-s", "170", "-w", "msg_raw.wav", "This is Acme. Call us back at 555 0100. Press 9 to opt out."]);
+    sh(dir, "sox", &["msg_raw.wav", "-r", "8000", "-c", "1", "-e", "signed", "-b", "16", "prompt.wav"]);
+}
+
+const OK_BYE: &str = "<send><![CDATA[\nSIP/2.0 200 OK\n[last_Via:]\n[last_From:]\n[last_To:]\n[last_Call-ID:]\n[last_CSeq:]\nContent-Length: 0\n\n]]></send>\n";
+
+fn answer_xml(stream: Option<&Path>) -> String {
+    let mut x = String::from("<?xml version=\"1.0\" encoding=\"ISO-8859-1\" ?>\n<scenario name=\"answer\">\n<recv request=\"INVITE\" crlf=\"true\"/>\n");
+    x += "<send><![CDATA[\nSIP/2.0 180 Ringing\n[last_Via:]\n[last_From:]\n[last_To:];tag=[pid]SIPpTag01[call_number]\n[last_Call-ID:]\n[last_CSeq:]\nContent-Length: 0\n\n]]></send>\n<pause milliseconds=\"300\"/>\n";
+    x += "<send retrans=\"500\"><![CDATA[\nSIP/2.0 200 OK\n[last_Via:]\n[last_From:]\n[last_To:];tag=[pid]SIPpTag01[call_number]\n[last_Call-ID:]\n[last_CSeq:]\nContact: <sip:[local_ip]:[local_port];transport=[transport]>\nContent-Type: application/sdp\nContent-Length: [len]\n\nv=0\no=user1 1 1 IN IP4 [local_ip]\ns=-\nc=IN IP4 [media_ip]\nt=0 0\nm=audio [media_port] RTP/AVP 0 101\na=rtpmap:0 PCMU/8000\na=rtpmap:101 telephone-event/8000\n]]></send>\n<recv request=\"ACK\" crlf=\"true\"/>\n";
+    if let Some(f) = stream {
+        x += &format!("<nop><action><exec rtp_stream=\"{},1,0\"/></action></nop>\n", f.display());
+    }
+    x += "<recv request=\"BYE\" timeout=\"120000\"/>\n";
+    x + OK_BYE + "</scenario>\n"
+}
+
+fn busy_xml() -> String {
+    "<?xml version=\"1.0\" encoding=\"ISO-8859-1\" ?>\n<scenario name=\"busy\">\n<recv request=\"INVITE\"/>\n<send><![CDATA[\nSIP/2.0 486 Busy Here\n[last_Via:]\n[last_From:]\n[last_To:];tag=[pid]SIPpTag01[call_number]\n[last_Call-ID:]\n[last_CSeq:]\nContent-Length: 0\n\n]]></send>\n<recv request=\"ACK\"/>\n</scenario>\n".into()
+}
+
+fn no_answer_xml() -> String {
+    let head = "SIP/2.0 {code}\n[last_Via:]\n[last_From:]\n[last_To:];tag=[pid]SIPpTag01[call_number]\n[last_Call-ID:]\n";
+    format!(
+        "<?xml version=\"1.0\" encoding=\"ISO-8859-1\" ?>\n<scenario name=\"no answer\">\n<recv request=\"INVITE\"/>\n<send><![CDATA[\n{}[last_CSeq:]\nContent-Length: 0\n\n]]></send>\n<recv request=\"CANCEL\" timeout=\"60000\"/>\n<send><![CDATA[\n{}[last_CSeq:]\nContent-Length: 0\n\n]]></send>\n<send><![CDATA[\n{}CSeq: 1 INVITE\nContent-Length: 0\n\n]]></send>\n<recv request=\"ACK\"/>\n</scenario>\n",
+        head.replace("{code}", "180 Ringing"),
+        head.replace("{code}", "200 OK"),
+        head.replace("{code}", "487 Request Terminated")
+    )
+}
+
+struct Sipp {
+    _child: tokio::process::Child,
+    port: u16,
+}
+
+fn free_port() -> u16 {
+    loop {
+        let u = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let port = u.local_addr().unwrap().port();
+        if port < 60000 && std::net::UdpSocket::bind(("127.0.0.1", port + 2)).is_ok() && std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+}
+
+fn sipp_uas(dir: &Path, name: &str, xml: &str) -> Sipp {
+    let file = dir.join(format!("{name}.xml"));
+    std::fs::write(&file, xml).unwrap();
+    let (port, mport) = (free_port(), free_port());
+    let child = tokio::process::Command::new("sipp")
+        .current_dir(dir)
+        .args(["-sf", file.to_str().unwrap(), "-i", "127.0.0.1", "-mi", "127.0.0.1"])
+        .args(["-p", &port.to_string(), "-mp", &mport.to_string(), "-nostdin", "-trace_err", "-error_file", &format!("{name}_err.log")])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    Sipp { _child: child, port }
+}
+
+/// Nailed-up agent legs: one call to a sipp UAS per agent, kept up; connect = bridge.
+struct TestAgents {
+    legs: Arc<Mutex<Vec<(String, CallControl, bool)>>>,
+    talk: Duration,
+}
+
+impl AgentPort for TestAgents {
+    fn snapshot(&self, _queue: &str) -> Vec<AgentView> {
+        self.legs
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(id, _, busy)| AgentView { id: id.clone(), state: if *busy { AgentState::Busy } else { AgentState::Ready } })
+            .collect()
+    }
+
+    fn connect(&self, _queue: &str, call: CallControl, attrs: BTreeMap<String, String>) -> BoxFuture<'static, Result<String, NoAgent>> {
+        let picked = {
+            let mut legs = self.legs.lock().unwrap();
+            let hint = attrs.get("agent_hint").cloned().unwrap_or_default();
+            let i = legs.iter().position(|(id, _, busy)| !busy && *id == hint).or_else(|| legs.iter().position(|(_, _, busy)| !busy));
+            i.map(|i| {
+                legs[i].2 = true;
+                (i, legs[i].0.clone(), legs[i].1.clone())
+            })
+        };
+        let talk = self.talk;
+        let legs = self.legs.clone();
+        Box::pin(async move {
+            let Some((i, id, leg)) = picked else { return Err(NoAgent("all agents busy".into())) };
+            leg.bridge(&call, OnPeerHangup::Stay).await.map_err(|e| NoAgent(e.to_string()))?;
+            tokio::spawn(async move {
+                tokio::time::sleep(talk).await;
+                let _ = call.hangup().await;
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                legs.lock().unwrap()[i].2 = false;
+            });
+            Ok(id)
+        })
+    }
+}
+
+/// A zone where it is now between 10:00 and 18:00, so the real clock is inside the window.
+fn open_zone() -> &'static str {
+    use chrono::Timelike;
+    let now = chrono::Utc::now();
+    ["Asia/Tokyo", "Asia/Kolkata", "Europe/Berlin", "America/New_York", "America/Los_Angeles", "Pacific/Auckland", "Pacific/Honolulu", "Asia/Dubai"]
+        .into_iter()
+        .find(|z| {
+            let h = now.with_timezone(&z.parse::<chrono_tz::Tz>().unwrap()).hour();
+            (10..18).contains(&h)
+        })
+        .expect("some zone is in office hours")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn campaigns_against_sipp_customers_and_agents() {
+    for (tool, pkg) in [("sipp", "sip-tester"), ("espeak-ng", "espeak-ng"), ("sox", "sox")] {
+        if !foundation::testing::require_tool(tool, pkg) {
+            return;
+        }
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let dir: PathBuf = tmp.path().to_owned();
+    audio(&dir);
+    let prompt = dir.join("prompt.wav").display().to_string();
+
+    let human = sipp_uas(&dir, "human", &answer_xml(Some(&dir.join("human.ulaw"))));
+    let machine = sipp_uas(&dir, "machine", &answer_xml(Some(&dir.join("machine.ulaw"))));
+    let busy = sipp_uas(&dir, "busy", &busy_xml());
+    let noans = sipp_uas(&dir, "noans", &no_answer_xml());
+    let agents_uas = sipp_uas(&dir, "agents", &answer_xml(None));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    let config = telephony::Config {
+        udp: "127.0.0.1:0".parse().unwrap(),
+        tcp: "127.0.0.1:0".parse().unwrap(),
+        advertised_address: Some("127.0.0.1".into()),
+        rtp_ports: (31000, 31399),
+        max_message_bytes: 8192,
+    };
+    let lifecycle = Lifecycle::new();
+    let sip = listener::start_with(&config, SipOptions::default(), lifecycle.clone()).await.unwrap();
+    let cc = ControlConfig { media_ip: "127.0.0.1".parse().unwrap(), inactivity_timeout: None, inband_dtmf: true, jitter_depth: 3 };
+    let (calls, _incoming) = Calls::start(sip.handle.clone(), cc);
+
+    // Two nailed-up agent legs.
+    let mut legs = Vec::new();
+    for i in 0..2 {
+        let mut call = calls.originate(Originate {
+            to_user: format!("agent{i}"),
+            from_user: "dialer".into(),
+            trunks: vec![runner::trunk(&format!("sip:127.0.0.1:{}", agents_uas.port)).unwrap()],
+            ring_timeout: Duration::from_secs(10),
+            ..Originate::default()
+        });
+        loop {
+            match tokio::time::timeout(Duration::from_secs(10), call.next_event()).await.expect("agent leg answers").expect("alive") {
+                Event::Answered { .. } => break,
+                Event::Hangup { .. } => panic!("agent leg failed"),
+                _ => {}
+            }
+        }
+        let control = call.control().clone();
+        tokio::spawn(async move { while call.next_event().await.is_some() {} });
+        legs.push((format!("agent{i}"), control, false));
+    }
+    let agents = Arc::new(TestAgents { legs: Arc::new(Mutex::new(legs)), talk: Duration::from_millis(1500) });
+
+    let db = support::sqlite(&dir).await;
+    let clock: foundation::SharedClock = Arc::new(SystemClock);
+    let zone = open_zone();
+    let now = clock.now_ms();
+    let l_human = support::seed_list(&db, "human", 4, 100, &[zone], now).await;
+    let l_machine = support::seed_list(&db, "machine", 2, 200, &[zone], now).await;
+    let l_busy = support::seed_list(&db, "busy", 8, 300, &[zone], now).await;
+    let l_noans = support::seed_list(&db, "noans", 1, 400, &[zone], now).await;
+
+    let base = |list: i64, mode: DialMode, port: u16| {
+        let mut c = support::config(&[(list, 1)], mode, &format!("sip:127.0.0.1:{port}"));
+        c.safe_harbor.prompt = prompt.clone();
+        c.compliance.max_attempts_per_lead = 1;
+        c
+    };
+    let mut specs = Vec::new();
+    let c = base(l_human, DialMode::Progressive, human.port);
+    specs.push(("human", c));
+    let mut c = base(l_machine, DialMode::Agentless, machine.port);
+    c.purpose = Purpose::Informational;
+    c.amd = AmdPolicy::LeaveMessage;
+    c.voicemail_prompt = Some(prompt.clone());
+    c.agentless_prompt = Some(prompt.clone());
+    specs.push(("machine", c));
+    let mut c = base(l_busy, DialMode::Agentless, busy.port);
+    c.purpose = Purpose::Informational;
+    c.agentless_prompt = Some(prompt.clone());
+    c.trunk.cps = 2;
+    specs.push(("busy", c));
+    let mut c = base(l_noans, DialMode::Agentless, noans.port);
+    c.purpose = Purpose::Informational;
+    c.agentless_prompt = Some(prompt.clone());
+    specs.push(("noans", c));
+    let mut ids = BTreeMap::new();
+    for (name, cfg) in &specs {
+        let c = campaign::create(&db, clock.as_ref(), name, cfg).await.unwrap();
+        campaign::apply(&db, clock.as_ref(), c.id, Action::Start).await.unwrap();
+        ids.insert(*name, c.id);
+    }
+
+    let handle = runner::start(db.clone(), clock.clone(), calls.clone(), agents.clone(), RunnerConfig::new("node-a")).await.unwrap();
+    let total = 4 + 2 + 8 + 1;
+    let deadline = std::time::Instant::now() + Duration::from_secs(90);
+    loop {
+        let mut done = 0;
+        for id in ids.values() {
+            done += hopper::counts(&db, *id, clock.now_ms()).await.unwrap().done;
+        }
+        if done == total || std::time::Instant::now() > deadline {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let stats = handle.stop(Duration::from_secs(10)).await;
+    eprintln!("runner stats: {stats:?}");
+
+    // One final attempt per lead, outcome by customer kind.
+    let rows = sqlx::query(
+        "SELECT c.name, a.outcome, a.state, a.detail, a.amd, a.agent, a.live, a.abandoned FROM dial_attempts a JOIN campaigns c ON c.id = a.campaign_id ORDER BY a.id",
+    )
+    .fetch_all(db.pool())
+    .await
+    .unwrap();
+    let mut by: BTreeMap<String, Vec<(String, Option<String>, Option<String>, Option<String>)>> = BTreeMap::new();
+    for r in &rows {
+        assert_eq!(r.get::<String, _>("state"), "final");
+        by.entry(r.get("name")).or_default().push((r.get::<Option<String>, _>("outcome").unwrap(), r.get("detail"), r.get("amd"), r.get("agent")));
+    }
+    eprintln!("attempts: {by:#?}");
+    assert_eq!(rows.len(), total as usize, "one attempt per lead");
+    assert!(by["human"].iter().all(|(o, _, amd, agent)| o == "connected" && amd.as_deref() == Some("human") && agent.is_some()), "{:?}", by["human"]);
+    assert!(by["machine"].iter().all(|(o, d, amd, _)| o == "machine" && amd.as_deref() == Some("machine") && d.as_deref() == Some("message left after the beep")), "{:?}", by["machine"]);
+    assert!(by["busy"].iter().all(|(o, ..)| o == "busy"), "{:?}", by["busy"]);
+    assert!(by["noans"].iter().all(|(o, ..)| o == "no_answer"), "{:?}", by["noans"]);
+
+    // CPS: no one-second span holds more INVITEs than the trunk allows.
+    assert!(stats.max_dials_per_second[&ids["busy"]] <= 2, "{stats:?}");
+    assert!(stats.max_dials_per_second.values().all(|n| *n <= 5), "{stats:?}");
+    // Greeting end → agent bridge.
+    assert_eq!(stats.bridge_latency_us.len(), 4);
+    let p99 = stats.latency_percentile(99.0).unwrap();
+    eprintln!(
+        "AMD human verdict -> agent bridge: p50 {} us, p99 {p99} us over {} calls (plus the AMD's {} ms after-greeting silence)",
+        stats.latency_percentile(50.0).unwrap(),
+        stats.bridge_latency_us.len(),
+        telephony::media::amd::AmdConfig::default().after_greeting_silence_ms
+    );
+    assert!(p99 < 500_000, "p99 {p99} us");
+
+    drop((human, machine, busy, noans, agents_uas));
+    lifecycle.start_draining();
+}
