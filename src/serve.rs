@@ -112,6 +112,7 @@ pub async fn run(cfg: Config, file: Option<PathBuf>, set_log_level: SetLogLevel)
         lifecycle: lifecycle.clone(),
         listening: Arc::new(listening.clone()),
         render_metrics: Arc::new(move || recorder.render()),
+        runtime: None,
     };
     let http_stop = tokio_util::sync::CancellationToken::new();
     let tls = match (cfg.http.tls_cert.is_empty(), cfg.http.tls_key.is_empty()) {

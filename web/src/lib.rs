@@ -18,6 +18,7 @@
 //! describes exactly the routes that exist. Handlers stay thin: they parse, authorise and call
 //! the domain crates, which own the logic.
 
+pub mod agents;
 pub mod apikeys;
 pub mod auth;
 pub mod bridge;
@@ -74,6 +75,9 @@ pub struct AppState {
     pub postgres_url: Option<String>,
     /// API key verification cache and per-key rate limit.
     pub keys: Arc<auth::KeyGate>,
+    /// The contact runtime (flows, ACD, agents); `None` where calls are not handled (tests of
+    /// the API alone).
+    pub runtime: Option<inbound::runtime::Runtime>,
 }
 
 #[derive(OpenApi)]
@@ -98,6 +102,7 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(imports::routes())
         .merge(calls::routes())
         .merge(campaigns::routes())
+        .merge(agents::routes())
         .merge(console::api_routes())
         .merge(apikeys::routes())
         .merge(users::routes())
@@ -164,6 +169,7 @@ mod tests {
             uploads_dir: dir.path().join("uploads"),
             postgres_url: None,
             keys: Arc::new(auth::KeyGate::new(100, 100)),
+            runtime: None,
         };
         let router = router();
         let paths = registered_paths(&router);

@@ -1,0 +1,390 @@
+//! Agents and supervisors over HTTP: an agent logs in with an audio endpoint, sets its state,
+//! ends and dispositions contacts; supervisors see agents and queues live, force states, and
+//! listen / whisper / barge. The agent desktop's real-time feed is one WebSocket per agent
+//! (`GET /api/v1/agent/events`): its messages are documented in `docs/desktop-events.md`.
+//!
+//! Thin handlers over [`inbound::runtime::Runtime`]; the ACD decides everything. An agent is
+//! the logged-in console user (their user name), or an agent-role API key (its name).
+
+use axum::Json;
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use foundation::accounts::Role;
+use inbound::acd::{AgentStatus, QueueStats};
+use inbound::runtime::{AgentEndpoint, AgentMode, AgentView, Login, Runtime, RuntimeError, RuntimeEvent, Supervise};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::AppState;
+use crate::auth::{Caller, CallerKind};
+use crate::error::{ApiError, ErrorBody};
+use crate::extract::ApiJson;
+
+const AGENT: &[Role] = &[Role::Agent, Role::Supervisor, Role::Admin];
+const SUPERVISE: &[Role] = &[Role::Supervisor, Role::Admin];
+
+impl From<RuntimeError> for ApiError {
+    fn from(e: RuntimeError) -> Self {
+        let message = e.to_string();
+        let (status, code) = match e {
+            RuntimeError::UnknownAgent(_) => (StatusCode::NOT_FOUND, "unknown_agent"),
+            RuntimeError::UnknownContact(_) => (StatusCode::NOT_FOUND, "unknown_contact"),
+            RuntimeError::UnknownQueue(_) => (StatusCode::NOT_FOUND, "unknown_queue"),
+            RuntimeError::InvalidAgent(_) => (StatusCode::BAD_REQUEST, "bad_request"),
+            RuntimeError::EndpointUnreachable(_) => (StatusCode::BAD_GATEWAY, "endpoint_unreachable"),
+            RuntimeError::Media(_) => (StatusCode::CONFLICT, "media"),
+            RuntimeError::Stopped => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+        };
+        ApiError::new(status, code, message)
+    }
+}
+
+fn runtime(st: &AppState) -> Result<&Runtime, ApiError> {
+    st.runtime
+        .as_ref()
+        .ok_or_else(|| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "the contact runtime is not running on this node"))
+}
+
+/// The agent id of the caller: the console user's name, or an API key's name.
+fn agent_id(caller: &Caller) -> String {
+    match &caller.kind {
+        CallerKind::User { username, .. } => username.clone(),
+        CallerKind::Key(k) => k.name.clone(),
+    }
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LoginBody {
+    /// `{"kind": "uri", "value": "sip:alice@10.0.0.7:5060"}` or `{"kind": "registered", "value":
+    /// "alice"}` (a phone registered to the appliance).
+    #[schema(value_type = Object)]
+    pub endpoint: AgentEndpoint,
+    /// `nailed_up` (called once, the leg stays up for the shift; default) or `ring_per_offer`.
+    #[schema(value_type = Option<String>)]
+    pub mode: Option<AgentMode>,
+    /// The routing profile (default `default`).
+    pub routing_profile: Option<String>,
+    /// Skill → proficiency 1..=5.
+    #[serde(default)]
+    pub skills: std::collections::BTreeMap<String, u8>,
+}
+
+/// Logs the calling agent in: with a nailed-up leg the phone is called now and must answer.
+#[utoipa::path(post, path = "/api/v1/agent/login", tag = "agents", security(("session" = []), ("api_key" = [])),
+    request_body = LoginBody,
+    responses((status = 204), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody),
+              (status = 502, body = ErrorBody, description = "the agent's phone did not answer")))]
+async fn login(State(st): State<AppState>, caller: Caller, ApiJson(b): ApiJson<LoginBody>) -> Result<StatusCode, ApiError> {
+    caller.require(AGENT)?;
+    let login = Login {
+        agent_id: agent_id(&caller),
+        endpoint: b.endpoint,
+        mode: b.mode.unwrap_or(AgentMode::NailedUp),
+        routing_profile: b.routing_profile.unwrap_or_else(|| "default".into()),
+        skills: b.skills,
+    };
+    runtime(&st)?.login(login).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Logs the calling agent out (a nailed-up leg is hung up; a contact in hand stays up).
+#[utoipa::path(post, path = "/api/v1/agent/logout", tag = "agents", security(("session" = []), ("api_key" = [])),
+    responses((status = 204), (status = 404, body = ErrorBody)))]
+async fn logout(State(st): State<AppState>, caller: Caller) -> Result<StatusCode, ApiError> {
+    caller.require(AGENT)?;
+    runtime(&st)?.logout(&agent_id(&caller)).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StateBody {
+    /// `available`, `offline`, or `break` with a `reason` (Lunch, Training…).
+    pub status: String,
+    pub reason: Option<String>,
+}
+
+fn status_of(b: &StateBody) -> Result<AgentStatus, ApiError> {
+    match (b.status.as_str(), &b.reason) {
+        ("available", _) => Ok(AgentStatus::Available),
+        ("offline", _) => Ok(AgentStatus::Offline),
+        ("break", Some(r)) if !r.trim().is_empty() => Ok(AgentStatus::NotRoutable(r.trim().to_owned())),
+        ("break", _) => Err(ApiError::bad_request("a break needs a reason")),
+        (other, _) => Err(ApiError::bad_request(format!("unknown status {other:?}: available, offline or break"))),
+    }
+}
+
+/// Sets the calling agent's status.
+#[utoipa::path(put, path = "/api/v1/agent/state", tag = "agents", security(("session" = []), ("api_key" = [])),
+    request_body = StateBody, responses((status = 204), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn set_state(State(st): State<AppState>, caller: Caller, ApiJson(b): ApiJson<StateBody>) -> Result<StatusCode, ApiError> {
+    caller.require(AGENT)?;
+    runtime(&st)?.set_state(&agent_id(&caller), status_of(&b)?).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// A supervisor forces an agent's status.
+#[utoipa::path(put, path = "/api/v1/agents/{agent}/state", tag = "agents", security(("session" = []), ("api_key" = [])),
+    params(("agent" = String, Path)), request_body = StateBody,
+    responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn force_state(State(st): State<AppState>, caller: Caller, Path(agent): Path<String>, ApiJson(b): ApiJson<StateBody>) -> Result<StatusCode, ApiError> {
+    caller.require(SUPERVISE)?;
+    runtime(&st)?.set_state(&agent, status_of(&b)?).await?;
+    audit(&st, &caller, "agent.force_state", &agent).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DispositionBody {
+    pub code: String,
+}
+
+/// Records the agent's disposition on a contact (ends after-contact work).
+#[utoipa::path(post, path = "/api/v1/agent/contacts/{contact}/disposition", tag = "agents", security(("session" = []), ("api_key" = [])),
+    params(("contact" = String, Path)), request_body = DispositionBody,
+    responses((status = 204), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn disposition(State(st): State<AppState>, caller: Caller, Path(contact): Path<String>, ApiJson(b): ApiJson<DispositionBody>) -> Result<StatusCode, ApiError> {
+    caller.require(AGENT)?;
+    if b.code.trim().is_empty() || b.code.len() > 64 {
+        return Err(ApiError::bad_request("a disposition code is 1–64 characters"));
+    }
+    runtime(&st)?.disposition(&contact, b.code.trim()).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Hangs up a contact's customer leg.
+#[utoipa::path(post, path = "/api/v1/agent/contacts/{contact}/hangup", tag = "agents", security(("session" = []), ("api_key" = [])),
+    params(("contact" = String, Path)), responses((status = 204), (status = 404, body = ErrorBody)))]
+async fn hangup(State(st): State<AppState>, caller: Caller, Path(contact): Path<String>) -> Result<StatusCode, ApiError> {
+    caller.require(AGENT)?;
+    runtime(&st)?.end_contact(&contact).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Logged-in agents with their states (all, or those staffing `queue`).
+#[utoipa::path(get, path = "/api/v1/agents", tag = "agents", security(("session" = []), ("api_key" = [])),
+    params(("queue" = Option<String>, Query)),
+    responses((status = 200, body = Vec<Object>), (status = 403, body = ErrorBody)))]
+async fn agents(State(st): State<AppState>, caller: Caller, q: axum::extract::Query<QueueQuery>) -> Result<Json<Vec<AgentView>>, ApiError> {
+    caller.require(SUPERVISE)?;
+    Ok(Json(runtime(&st)?.agent_snapshot(q.queue.as_deref()).await?))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct QueueQuery {
+    pub queue: Option<String>,
+}
+
+/// Real-time statistics of a queue: waiting, oldest, service level, ASA, AHT, occupancy.
+#[utoipa::path(get, path = "/api/v1/queues/{queue}/stats", tag = "agents", security(("session" = []), ("api_key" = [])),
+    params(("queue" = String, Path)), responses((status = 200, body = QueueStatsOut), (status = 404, body = ErrorBody)))]
+async fn queue_stats(State(st): State<AppState>, caller: Caller, Path(queue): Path<String>) -> Result<Json<QueueStatsOut>, ApiError> {
+    caller.require(&[Role::Supervisor, Role::Admin, Role::CampaignManager])?;
+    let s = runtime(&st)?.queue_stats(&queue).await?;
+    Ok(Json(QueueStatsOut::from(s)))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct QueueStatsOut {
+    pub waiting: usize,
+    pub oldest_wait_ms: i64,
+    pub agents_available: usize,
+    pub agents_staffed: usize,
+    pub answered: u64,
+    pub abandoned: u64,
+    pub timed_out: u64,
+    /// Average speed of answer, ms.
+    pub asa_ms: i64,
+    /// Average handle time (talk + after-contact work), ms.
+    pub aht_ms: i64,
+    /// Share answered within the queue's service-level threshold.
+    pub service_level: f64,
+}
+
+impl From<QueueStats> for QueueStatsOut {
+    fn from(s: QueueStats) -> Self {
+        QueueStatsOut {
+            waiting: s.waiting,
+            oldest_wait_ms: s.oldest_wait_ms,
+            agents_available: s.agents_available,
+            agents_staffed: s.agents_staffed,
+            answered: s.counters.answered,
+            abandoned: s.counters.abandoned,
+            timed_out: s.counters.timed_out,
+            asa_ms: s.asa_ms,
+            aht_ms: s.aht_ms,
+            service_level: s.service_level,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SuperviseBody {
+    /// `listen`, `whisper` or `barge`; sending another mode changes the role on the same call.
+    #[schema(value_type = String)]
+    pub mode: Supervise,
+    /// The supervisor's phone (called now).
+    #[schema(value_type = Object)]
+    pub endpoint: AgentEndpoint,
+}
+
+/// A supervisor listens to, whispers to, or barges into a connected contact.
+#[utoipa::path(post, path = "/api/v1/contacts/{contact}/supervise", tag = "agents", security(("session" = []), ("api_key" = [])),
+    params(("contact" = String, Path)), request_body = SuperviseBody,
+    responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 502, body = ErrorBody)))]
+async fn supervise(State(st): State<AppState>, caller: Caller, Path(contact): Path<String>, ApiJson(b): ApiJson<SuperviseBody>) -> Result<StatusCode, ApiError> {
+    caller.require(SUPERVISE)?;
+    runtime(&st)?.supervise(&contact, b.endpoint, b.mode).await?;
+    audit(&st, &caller, "contact.supervise", &contact).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn audit(st: &AppState, caller: &Caller, action: &str, subject: &str) -> anyhow::Result<()> {
+    let actor = caller.actor();
+    let entry = foundation::audit::Entry { actor: &actor, action, subject: Some(subject), result: "ok", detail: None };
+    foundation::audit::record(st.db.pool(), st.clock.now_ms(), &entry).await
+}
+
+/// What the desktop socket sends (server → browser). See `docs/desktop-events.md`.
+#[derive(Debug, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum Outgoing<'a> {
+    /// First message: who the socket belongs to and the agent's current view (None: logged out).
+    Hello { agent: &'a str, view: Option<AgentView> },
+    /// A runtime event concerning this agent (all events for supervisors).
+    Event { event: &'a RuntimeEvent },
+    /// Events were dropped because the socket fell behind; refresh the state with GET.
+    Lagged { missed: u64 },
+    /// A command from the socket was refused.
+    Error { message: String },
+    /// A command from the socket was carried out.
+    Ok { command: &'a str },
+}
+
+/// What the desktop socket accepts (browser → server).
+#[derive(Debug, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum Incoming {
+    State { status: String, reason: Option<String> },
+    Disposition { contact: String, code: String },
+    Hangup { contact: String },
+    Ping,
+}
+
+fn concerns(event: &RuntimeEvent, agent: &str) -> bool {
+    match event {
+        RuntimeEvent::AgentStateChanged { agent: a, .. }
+        | RuntimeEvent::ContactOffered { agent: a, .. }
+        | RuntimeEvent::ContactConnected { agent: a, .. } => a == agent,
+        RuntimeEvent::ContactEnded { agent: a, .. } => a.as_deref() == Some(agent),
+        RuntimeEvent::ContactQueued { .. } => false,
+    }
+}
+
+/// The agent desktop's real-time socket: events out, commands in. Browsers authenticate with
+/// their session cookie; the Origin must be this appliance (no cross-site socket).
+#[utoipa::path(get, path = "/api/v1/agent/events", tag = "agents", security(("session" = []), ("api_key" = [])),
+    responses((status = 101, description = "WebSocket: see docs/desktop-events.md"), (status = 403, body = ErrorBody)))]
+async fn events(State(st): State<AppState>, caller: Caller, headers: HeaderMap, ws: WebSocketUpgrade) -> Result<Response, ApiError> {
+    caller.require(AGENT)?;
+    if let (Some(origin), Some(host)) = (headers.get(header::ORIGIN), headers.get(header::HOST)) {
+        let origin = origin.to_str().unwrap_or("");
+        let host = host.to_str().unwrap_or("");
+        let same = origin.strip_prefix("http://").or_else(|| origin.strip_prefix("https://")) == Some(host);
+        if !same {
+            return Err(ApiError::forbidden("the socket must be opened from this appliance's pages"));
+        }
+    }
+    let rt = runtime(&st)?.clone();
+    let agent = agent_id(&caller);
+    let everyone = SUPERVISE.contains(&caller.role);
+    Ok(ws.on_upgrade(move |socket| desktop(socket, rt, agent, everyone)).into_response())
+}
+
+async fn desktop(mut socket: WebSocket, rt: Runtime, agent: String, everyone: bool) {
+    let mut feed = rt.subscribe();
+    let view = rt.agent_snapshot(None).await.ok().and_then(|all| all.into_iter().find(|v| v.id == agent));
+    if send(&mut socket, &Outgoing::Hello { agent: &agent, view }).await.is_err() {
+        return;
+    }
+    loop {
+        tokio::select! {
+            ev = feed.recv() => match ev {
+                Ok(ev) if everyone || concerns(&ev, &agent) => {
+                    if send(&mut socket, &Outgoing::Event { event: &ev }).await.is_err() {
+                        return;
+                    }
+                }
+                Ok(_) => {}
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(missed)) => {
+                    if send(&mut socket, &Outgoing::Lagged { missed }).await.is_err() {
+                        return;
+                    }
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+            },
+            msg = socket.recv() => match msg {
+                Some(Ok(Message::Text(text))) => {
+                    let reply = match serde_json::from_str::<Incoming>(&text) {
+                        Ok(cmd) => command(&rt, &agent, cmd).await,
+                        Err(e) => Err(format!("unreadable command: {e}")),
+                    };
+                    let out = match &reply {
+                        Ok(name) => Outgoing::Ok { command: name },
+                        Err(message) => Outgoing::Error { message: message.clone() },
+                    };
+                    if send(&mut socket, &out).await.is_err() {
+                        return;
+                    }
+                }
+                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return,
+                Some(Ok(_)) => {}
+            },
+        }
+    }
+}
+
+async fn command(rt: &Runtime, agent: &str, cmd: Incoming) -> Result<&'static str, String> {
+    match cmd {
+        Incoming::State { status, reason } => {
+            let status = status_of(&StateBody { status, reason }).map_err(|e| e.message)?;
+            rt.set_state(agent, status).await.map_err(|e| e.to_string())?;
+            Ok("state")
+        }
+        Incoming::Disposition { contact, code } => {
+            rt.disposition(&contact, &code).await.map_err(|e| e.to_string())?;
+            Ok("disposition")
+        }
+        Incoming::Hangup { contact } => {
+            rt.end_contact(&contact).await.map_err(|e| e.to_string())?;
+            Ok("hangup")
+        }
+        Incoming::Ping => Ok("ping"),
+    }
+}
+
+async fn send(socket: &mut WebSocket, out: &Outgoing<'_>) -> Result<(), axum::Error> {
+    let text = serde_json::to_string(out).expect("events serialize");
+    socket.send(Message::Text(text.into())).await
+}
+
+pub(crate) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(login))
+        .routes(routes!(logout))
+        .routes(routes!(set_state))
+        .routes(routes!(force_state))
+        .routes(routes!(disposition))
+        .routes(routes!(hangup))
+        .routes(routes!(agents))
+        .routes(routes!(queue_stats))
+        .routes(routes!(supervise))
+        .routes(routes!(events))
+}
