@@ -333,3 +333,49 @@ async fn connect_joins_a_leg_and_an_rtp_session() {
     let _ = stop_tx.send(true);
     task.await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_that_vanishes_ends_the_leg_as_disconnected() {
+    let ep = WebRtcEndpoint::new(WebRtcConfig::on(LO), None).unwrap();
+    let (mut client, offer, pending) = Client::offer(true).await;
+    let (answer, mut leg) = ep.accept_offer(&offer).await.unwrap();
+    client
+        .rtc
+        .sdp_api()
+        .accept_answer(pending, SdpAnswer::from_sdp_string(&answer).unwrap())
+        .unwrap();
+    let (heard_tx, mut heard_rx) = mpsc::unbounded_channel();
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let task = tokio::spawn(client.run(1000.0, heard_tx, stop_rx));
+    assert_eq!(
+        tokio::time::timeout(Duration::from_secs(10), leg.next_event())
+            .await
+            .unwrap(),
+        Some(WebRtcEvent::Connected)
+    );
+    leg.play(Box::new(Sine { hz: 700.0, n: 0 }));
+    wait_for(
+        &mut heard_rx,
+        |pcm| dominated_by(700.0, pcm),
+        "700 Hz at the client",
+    )
+    .await;
+    // The peer goes silent without a word (tab killed, network gone): ICE consent runs out.
+    let _ = stop_tx.send(true);
+    task.await.unwrap();
+    let gone = Instant::now();
+    match tokio::time::timeout(Duration::from_secs(60), leg.next_event())
+        .await
+        .unwrap()
+    {
+        Some(WebRtcEvent::Ended { reason, stats }) => {
+            eprintln!(
+                "vanished peer noticed after {:?}: {reason:?}",
+                gone.elapsed()
+            );
+            assert_eq!(reason, EndReason::Disconnected);
+            assert!(stats.frames_out >= 10, "{stats:?}");
+        }
+        other => panic!("{other:?}"),
+    }
+}

@@ -42,7 +42,9 @@
 //! # Measured (loopback, debug build, 2 shared cores)
 //! Chromium 156 offer → answer → ICE+DTLS connected → the page detects the appliance's tone:
 //! 0.5–0.65 s; the appliance detects the browser's tone (200 ms of it) before that; the page's
-//! `pc.close()` ends the leg (`Disconnected`) before the browser process has even exited (str0m as the peer: connected and audio
+//! `pc.close()` ends the leg (`Disconnected`) before the browser process has even exited; a peer
+//! that vanishes without a word (tab killed, network gone) is noticed by ICE after 19.6 s, so the
+//! web layer should also close the leg when the agent's signalling socket drops (str0m as the peer: connected and audio
 //! both ways within 0.2 s). str0m 0.24 with aws-lc-rs adds about 100 crates; its clean debug
 //! build took 3 min 9 s wall (1 min 40 s CPU, niced beside other builds), mostly aws-lc-sys (C).
 
