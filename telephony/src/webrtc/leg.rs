@@ -32,6 +32,18 @@ pub enum EndReason {
     Failed(String),
 }
 
+impl EndReason {
+    /// A short label for metrics and records: `closed`, `disconnected`, `connect_timeout`, `failed`.
+    pub fn label(&self) -> &'static str {
+        match self {
+            EndReason::Closed => "closed",
+            EndReason::Disconnected => "disconnected",
+            EndReason::ConnectTimeout => "connect_timeout",
+            EndReason::Failed(_) => "failed",
+        }
+    }
+}
+
 /// Counters of one leg.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct WebRtcStats {
@@ -123,6 +135,7 @@ impl WebRtcLeg {
             connected: false,
             connect_timeout,
         };
+        metrics::gauge!("dialbridge_webrtc_legs_active").increment(1.0);
         let task = tokio::spawn(driver.run(cmd_rx, relay_rx));
         Ok(WebRtcLeg {
             id,
@@ -400,6 +413,8 @@ impl Driver {
         self.rtc.disconnect();
         let stats = self.snapshot();
         tracing::debug!(leg = self.id.0, ?reason, ?stats, "webrtc leg ended");
+        metrics::gauge!("dialbridge_webrtc_legs_active").decrement(1.0);
+        metrics::counter!("dialbridge_webrtc_legs_total", "end" => reason.label()).increment(1);
         let _ = self.events.send(WebRtcEvent::Ended { reason, stats });
     }
 }

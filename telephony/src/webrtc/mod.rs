@@ -20,6 +20,9 @@
 //!    it never connected ([`EndReason::ConnectTimeout`]) or we closed it ([`WebRtcLeg::close`],
 //!    or the handle dropped).
 //!
+//! Metrics: `dialbridge_webrtc_legs_active` (gauge) and `dialbridge_webrtc_legs_total{end}`
+//! (`closed`, `disconnected`, `connect_timeout`, `failed`).
+//!
 //! Each leg has its own UDP port (from the RTP port range when one is given) on `bind_ip`, offered
 //! as one host candidate (`advertise_ip` when the agents reach the appliance through another
 //! address). No STUN/TURN: agents' browsers reach the appliance's address directly, as they do
