@@ -162,3 +162,59 @@ async fn run(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(v: i16) -> Frame {
+        Frame::from_pcm(vec![v; 160])
+    }
+
+    /// Feeds every leg one frame per mixing interval until `done` says so (bounded).
+    async fn feed_until(room: &MixRoom, legs: &[PeerId], mut done: impl FnMut() -> bool) {
+        for _ in 0..500 {
+            for (i, &p) in legs.iter().enumerate() {
+                let _ = room.input().try_send((p, frame(100 * (i as i16 + 1))));
+            }
+            tokio::time::sleep(Duration::from_millis(PTIME_MS)).await;
+            if done() {
+                return;
+            }
+        }
+        panic!("the room never delivered");
+    }
+
+    #[tokio::test]
+    async fn a_leg_that_is_gone_leaves_the_mix_and_the_others_keep_hearing() {
+        let room = MixRoom::start(PeerId(1000));
+        let (a, b, c) = (PeerId(1), PeerId(2), PeerId(3));
+        let (ta, mut ra) = mpsc::channel(64);
+        let (tb, mut rb) = mpsc::channel(64);
+        let (tc, rc) = mpsc::channel(64);
+        room.add(a, ta, Role::Talker);
+        room.add(b, tb, Role::Talker);
+        room.add(c, tc, Role::Listener);
+        // The listener's session ends.
+        drop(rc);
+        let mut heard_a = Vec::new();
+        let mut heard_b = Vec::new();
+        feed_until(&room, &[a, b, c], || {
+            while let Ok((from, f)) = ra.try_recv() {
+                assert_eq!(from, PeerId(1000), "frames carry the room's id");
+                heard_a.push(f.pcm[0]);
+            }
+            while let Ok((_, f)) = rb.try_recv() {
+                heard_b.push(f.pcm[0]);
+            }
+            heard_a.contains(&200) && heard_b.contains(&100)
+        })
+        .await;
+        // a hears b (200) and never itself nor the listener (300); b hears a (100).
+        assert!(heard_a.iter().all(|&v| v == 0 || v == 200), "{heard_a:?}");
+        assert!(heard_b.iter().all(|&v| v == 0 || v == 100), "{heard_b:?}");
+        let s = room.stats().await;
+        assert_eq!((s.legs, s.legs_gone), (2, 1), "{s:?}");
+        room.close().await;
+    }
+}
