@@ -24,6 +24,23 @@ use crate::extract::{ApiJson, ApiQuery};
 
 const ADMIN: &[Role] = &[Role::Admin];
 
+/// An admin caller. The role is checked while extracting, before the body is read, so a caller
+/// without the role gets 403 whatever they send (never a 400 describing the body).
+pub(crate) struct Admin(pub Caller);
+
+impl axum::extract::FromRequestParts<AppState> for Admin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &AppState,
+    ) -> Result<Self, ApiError> {
+        let caller = Caller::from_request_parts(parts, state).await?;
+        caller.require(ADMIN)?;
+        Ok(Admin(caller))
+    }
+}
+
 /// Maps the account layer's refusals to the API's error body.
 pub(crate) fn account_error(e: AccountError) -> ApiError {
     match e {
@@ -80,10 +97,9 @@ pub struct ListParams {
     responses((status = 200, body = [ApiKeyOut]), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
 async fn list(
     State(st): State<AppState>,
-    caller: Caller,
+    _: Admin,
     ApiQuery(q): ApiQuery<ListParams>,
 ) -> Result<Json<Vec<ApiKeyOut>>, ApiError> {
-    caller.require(ADMIN)?;
     let keys = accounts::list_api_keys(&st.db, q.include_revoked.unwrap_or(false)).await?;
     Ok(Json(keys.into_iter().map(ApiKeyOut::from).collect()))
 }
@@ -113,10 +129,9 @@ pub struct CreatedKey {
               (status = 403, body = ErrorBody)))]
 async fn create(
     State(st): State<AppState>,
-    caller: Caller,
+    Admin(caller): Admin,
     ApiJson(b): ApiJson<CreateKey>,
 ) -> Result<Response, ApiError> {
-    caller.require(ADMIN)?;
     let name = b.name.trim();
     if name.is_empty() || name.chars().count() > 64 {
         return Err(ApiError::bad_request("name must be 1-64 characters"));
@@ -175,10 +190,9 @@ async fn create(
     responses((status = 204), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn revoke(
     State(st): State<AppState>,
-    caller: Caller,
+    Admin(caller): Admin,
     Path(id): Path<i64>,
 ) -> Result<StatusCode, ApiError> {
-    caller.require(ADMIN)?;
     let prefix = accounts::revoke_api_key_by_id(&st.db, st.clock.now_ms(), id, &caller.actor())
         .await
         .map_err(account_error)?;

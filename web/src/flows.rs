@@ -12,7 +12,6 @@
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use foundation::accounts::Role;
 use foundation::clock::rfc3339_ms;
 use inbound::flow::{FlowDocument, FlowError, Mode, compile};
 use inbound::hours::{Hours, HoursConfig};
@@ -23,11 +22,10 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::AppState;
-use crate::auth::Caller;
+use crate::apikeys::Admin;
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::ApiJson;
 
-const ADMIN: &[Role] = &[Role::Admin];
 /// Largest flow document accepted (Connect's own limit is far lower at 250 actions).
 const MAX_FLOW_TEXT: usize = 1024 * 1024;
 
@@ -185,9 +183,8 @@ pub struct FlowSummary {
     responses((status = 200, body = [FlowSummary]), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
 async fn list_flows(
     State(st): State<AppState>,
-    caller: Caller,
+    _: Admin,
 ) -> Result<Json<Vec<FlowSummary>>, ApiError> {
-    caller.require(ADMIN)?;
     let rows: Vec<(i64, String, i64, i64, i64)> = sqlx::query_as(
         "SELECT f.id, f.name, f.current_version, f.updated_at, \
          (SELECT COUNT(*) FROM inbound_flow_versions v WHERE v.flow_id = f.id) FROM inbound_flows f ORDER BY f.name",
@@ -242,10 +239,9 @@ pub struct FlowOut {
     responses((status = 200, body = FlowOut), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn get_flow(
     State(st): State<AppState>,
-    caller: Caller,
+    _: Admin,
     Path(name): Path<String>,
 ) -> Result<Json<FlowOut>, ApiError> {
-    caller.require(ADMIN)?;
     let f = store::load_flow(&st.db, &name, None)
         .await
         .map_err(store_error)?;
@@ -284,11 +280,7 @@ pub struct Validation {
 #[utoipa::path(post, path = "/api/v1/flows/validate", tag = "inbound", security(("api_key" = []), ("session" = [])),
     request_body = FlowText,
     responses((status = 200, body = Validation), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody)))]
-async fn validate(
-    caller: Caller,
-    ApiJson(b): ApiJson<FlowText>,
-) -> Result<Json<Validation>, ApiError> {
-    caller.require(ADMIN)?;
+async fn validate(_: Admin, ApiJson(b): ApiJson<FlowText>) -> Result<Json<Validation>, ApiError> {
     check_size(&b.text)?;
     let problems = validate_text(&b.text);
     Ok(Json(Validation {
@@ -311,11 +303,10 @@ pub struct Saved {
               (status = 422, body = ErrorBody, description = "the document is not valid (the message lists every problem)")))]
 async fn save(
     State(st): State<AppState>,
-    caller: Caller,
+    Admin(caller): Admin,
     Path(name): Path<String>,
     ApiJson(b): ApiJson<FlowText>,
 ) -> Result<Json<Saved>, ApiError> {
-    caller.require(ADMIN)?;
     check_name("flow", &name)?;
     check_size(&b.text)?;
     let doc = parse(&b.text)
@@ -338,11 +329,10 @@ pub struct CurrentVersion {
     responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn set_current(
     State(st): State<AppState>,
-    caller: Caller,
+    Admin(caller): Admin,
     Path(name): Path<String>,
     ApiJson(b): ApiJson<CurrentVersion>,
 ) -> Result<StatusCode, ApiError> {
-    caller.require(ADMIN)?;
     store::set_current_version(&st.db, &name, b.version, st.clock.now_ms(), &caller.actor())
         .await
         .map_err(store_error)?;
@@ -390,10 +380,9 @@ pub struct ImportOut {
     responses((status = 200, body = ImportOut), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody)))]
 async fn import(
     State(st): State<AppState>,
-    caller: Caller,
+    Admin(caller): Admin,
     ApiJson(b): ApiJson<ImportBody>,
 ) -> Result<Json<ImportOut>, ApiError> {
-    caller.require(ADMIN)?;
     check_name("flow", &b.name)?;
     check_size(&b.text)?;
     let report = inbound::flow::import(&b.text);
@@ -450,9 +439,8 @@ pub struct NumberOut {
     responses((status = 200, body = [NumberOut]), (status = 403, body = ErrorBody)))]
 async fn list_numbers(
     State(st): State<AppState>,
-    caller: Caller,
+    _: Admin,
 ) -> Result<Json<Vec<NumberOut>>, ApiError> {
-    caller.require(ADMIN)?;
     let rows: Vec<(String, String, i64)> = sqlx::query_as(
         "SELECT n.did, f.name, n.updated_at FROM inbound_numbers n JOIN inbound_flows f ON f.id = n.flow_id ORDER BY n.did",
     )
@@ -482,11 +470,10 @@ pub struct AssignNumber {
     responses((status = 204), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody, description = "no such flow")))]
 async fn assign(
     State(st): State<AppState>,
-    caller: Caller,
+    Admin(caller): Admin,
     Path(did): Path<String>,
     ApiJson(b): ApiJson<AssignNumber>,
 ) -> Result<StatusCode, ApiError> {
-    caller.require(ADMIN)?;
     if !bridge::pool::is_e164(&did) {
         return Err(ApiError::bad_request(format!(
             "{did:?} is not an E.164 number (+ and 8-15 digits)"
@@ -504,10 +491,9 @@ async fn assign(
     responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn unassign(
     State(st): State<AppState>,
-    caller: Caller,
+    Admin(caller): Admin,
     Path(did): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    caller.require(ADMIN)?;
     store::unassign_number(&st.db, &did, st.clock.now_ms(), &caller.actor())
         .await
         .map_err(store_error)?;
@@ -527,11 +513,7 @@ pub struct HoursOut {
 /// Every hours-of-operation schedule, and whether it is open now.
 #[utoipa::path(get, path = "/api/v1/hours", tag = "inbound", security(("api_key" = []), ("session" = [])),
     responses((status = 200, body = [HoursOut]), (status = 403, body = ErrorBody)))]
-async fn list_hours(
-    State(st): State<AppState>,
-    caller: Caller,
-) -> Result<Json<Vec<HoursOut>>, ApiError> {
-    caller.require(ADMIN)?;
+async fn list_hours(State(st): State<AppState>, _: Admin) -> Result<Json<Vec<HoursOut>>, ApiError> {
     let rows: Vec<(String, i64)> =
         sqlx::query_as("SELECT config, updated_at FROM inbound_hours ORDER BY name")
             .fetch_all(st.db.pool())
@@ -561,11 +543,10 @@ async fn list_hours(
     responses((status = 200, body = HoursOut), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody)))]
 async fn save_hours(
     State(st): State<AppState>,
-    caller: Caller,
+    Admin(caller): Admin,
     Path(name): Path<String>,
     ApiJson(mut body): ApiJson<serde_json::Value>,
 ) -> Result<Json<HoursOut>, ApiError> {
-    caller.require(ADMIN)?;
     check_name("schedule", &name)?;
     let obj = body
         .as_object_mut()

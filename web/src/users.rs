@@ -21,12 +21,11 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::AppState;
+use crate::apikeys::Admin;
 use crate::apikeys::account_error;
-use crate::auth::{Caller, CallerKind};
+use crate::auth::CallerKind;
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::ApiJson;
-
-const ADMIN: &[Role] = &[Role::Admin];
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct UserOut {
@@ -78,8 +77,7 @@ fn parse_role(s: &str) -> Result<Role, ApiError> {
 /// Every user, by name.
 #[utoipa::path(get, path = "/api/v1/users", tag = "users", security(("api_key" = []), ("session" = [])),
     responses((status = 200, body = [UserOut]), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
-async fn list(State(st): State<AppState>, caller: Caller) -> Result<Json<Vec<UserOut>>, ApiError> {
-    caller.require(ADMIN)?;
+async fn list(State(st): State<AppState>, _: Admin) -> Result<Json<Vec<UserOut>>, ApiError> {
     let now = st.clock.now_ms();
     Ok(Json(
         accounts::list_users(&st.db)
@@ -112,10 +110,9 @@ pub struct CreateUser {
               (status = 409, body = ErrorBody, description = "the user name is taken")))]
 async fn create(
     State(st): State<AppState>,
-    caller: Caller,
+    Admin(caller): Admin,
     ApiJson(b): ApiJson<CreateUser>,
 ) -> Result<Response, ApiError> {
-    caller.require(ADMIN)?;
     let role = parse_role(&b.role)?;
     let attributes = serde_json::json!({ "skills": b.skills });
     let now = st.clock.now_ms();
@@ -140,10 +137,9 @@ async fn create(
     responses((status = 200, body = UserOut), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn get_one(
     State(st): State<AppState>,
-    caller: Caller,
+    _: Admin,
     Path(id): Path<i64>,
 ) -> Result<Json<UserOut>, ApiError> {
-    caller.require(ADMIN)?;
     let u = accounts::user_info(&st.db, id)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("user {id} not found")))?;
@@ -169,11 +165,10 @@ pub struct UpdateUser {
               (status = 404, body = ErrorBody), (status = 409, body = ErrorBody, description = "would leave no enabled admin")))]
 async fn update(
     State(st): State<AppState>,
-    caller: Caller,
+    Admin(caller): Admin,
     Path(id): Path<i64>,
     ApiJson(b): ApiJson<UpdateUser>,
 ) -> Result<Json<UserOut>, ApiError> {
-    caller.require(ADMIN)?;
     let attributes = match b.skills {
         Some(skills) => {
             let current = accounts::user_info(&st.db, id)
@@ -209,10 +204,9 @@ async fn update(
               (status = 409, body = ErrorBody, description = "the last enabled admin, or your own account")))]
 async fn delete(
     State(st): State<AppState>,
-    caller: Caller,
+    Admin(caller): Admin,
     Path(id): Path<i64>,
 ) -> Result<StatusCode, ApiError> {
-    caller.require(ADMIN)?;
     if matches!(caller.kind, CallerKind::User { id: me, .. } if me == id) {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
