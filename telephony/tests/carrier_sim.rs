@@ -146,15 +146,45 @@ async fn sipp_calls_get_200_486_480_by_the_last_digit_rule() {
     let out = tokio::process::Command::new("sipp")
         .current_dir(&dir)
         .arg(sim.udp_addr.to_string())
-        .args(["-sf", "uac.xml", "-inf", "numbers.csv", "-i", "127.0.0.1", "-mi", "127.0.0.1", "-m", "20", "-r", "10", "-l", "20"])
+        .args([
+            "-sf",
+            "uac.xml",
+            "-inf",
+            "numbers.csv",
+            "-i",
+            "127.0.0.1",
+            "-mi",
+            "127.0.0.1",
+            "-m",
+            "20",
+            "-r",
+            "10",
+            "-l",
+            "20",
+        ])
         .args(["-p", &free_port().to_string(), "-mp", &free_port().to_string()])
-        .args(["-nostdin", "-trace_logs", "-log_file", "calls.log", "-trace_err", "-error_file", "errors.log", "-timeout", "40s"])
+        .args([
+            "-nostdin",
+            "-trace_logs",
+            "-log_file",
+            "calls.log",
+            "-trace_err",
+            "-error_file",
+            "errors.log",
+            "-timeout",
+            "40s",
+        ])
         .kill_on_drop(true)
         .output();
     let out = tokio::time::timeout(Duration::from_secs(60), out).await.expect("sipp finishes").expect("sipp runs");
     let log = std::fs::read_to_string(dir.join("calls.log")).unwrap_or_default();
     let errors = std::fs::read_to_string(dir.join("errors.log")).unwrap_or_default();
-    assert_eq!(out.status.code(), Some(0), "sipp: {}\n{errors}\nlog:\n{log}", String::from_utf8_lossy(&out.stdout).chars().rev().take(2000).collect::<String>());
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "sipp: {}\n{errors}\nlog:\n{log}",
+        String::from_utf8_lossy(&out.stdout).chars().rev().take(2000).collect::<String>()
+    );
 
     // What sipp saw, per number.
     let seen: BTreeMap<String, (u16, String)> = log
@@ -179,7 +209,8 @@ async fn sipp_calls_get_200_486_480_by_the_last_digit_rule() {
     // What the simulator recorded: one record per call, class and ending as the rule says.
     let mut records = BTreeMap::new();
     while records.len() < 20 {
-        let r = tokio::time::timeout(Duration::from_secs(10), sim.next_record()).await.expect("a record per call").unwrap();
+        let r =
+            tokio::time::timeout(Duration::from_secs(10), sim.next_record()).await.expect("a record per call").unwrap();
         records.insert(r.to.clone(), r);
     }
     for n in &numbers {
@@ -194,7 +225,11 @@ async fn sipp_calls_get_200_486_480_by_the_last_digit_rule() {
     }
     let c = sim.counters();
     assert_eq!((c.calls, c.human, c.machine, c.busy, c.no_answer, c.agent), (20, 12, 4, 2, 2, 0), "{c:?}");
-    assert_eq!((c.answered, c.completed, c.caller_hung_up, c.refused, c.failed, c.active), (16, 12, 4, 4, 0, 0), "{c:?}");
+    assert_eq!(
+        (c.answered, c.completed, c.caller_hung_up, c.refused, c.failed, c.active),
+        (16, 12, 4, 4, 0, 0),
+        "{c:?}"
+    );
     eprintln!("counters: {}", serde_json::to_string(&c).unwrap());
     sim.stop();
     let _ = std::fs::remove_dir_all(&dir);
@@ -210,7 +245,12 @@ async fn appliance(rtp: (u16, u16)) -> Calls {
         max_message_bytes: 8192,
     };
     let sip = listener::start_with(&config, SipOptions::default(), Lifecycle::new()).await.expect("SIP starts");
-    let cc = ControlConfig { media_ip: "127.0.0.1".parse().unwrap(), inactivity_timeout: Some(Duration::from_secs(20)), inband_dtmf: true, jitter_depth: 3 };
+    let cc = ControlConfig {
+        media_ip: "127.0.0.1".parse().unwrap(),
+        inactivity_timeout: Some(Duration::from_secs(20)),
+        inband_dtmf: true,
+        jitter_depth: 3,
+    };
     Calls::start(sip.handle.clone(), cc).0
 }
 
@@ -227,7 +267,9 @@ fn dial(calls: &Calls, sim: &CarrierSim, number: &str) -> Call {
 async fn until(call: &mut Call, limit: Duration, mut stop: impl FnMut(&Event) -> bool) -> Vec<Event> {
     let mut seen = vec![];
     loop {
-        let ev = tokio::time::timeout(limit, call.next_event()).await.unwrap_or_else(|_| panic!("no end within {limit:?}: {seen:?}"));
+        let ev = tokio::time::timeout(limit, call.next_event())
+            .await
+            .unwrap_or_else(|_| panic!("no end within {limit:?}: {seen:?}"));
         let Some(ev) = ev else { return seen };
         let done = stop(&ev) || matches!(ev, Event::Hangup { .. });
         seen.push(ev);
@@ -265,8 +307,14 @@ async fn amd_hears_the_human_and_the_machine_and_the_human_presses_its_key() {
     let events = until(&mut human, Duration::from_secs(10), |_| false).await;
     assert_eq!(verdict(&events), Some(AmdVerdict::Human), "{events:?}");
     assert!(events.iter().any(|e| matches!(e, Event::Dtmf { digit: '1', .. })), "the human pressed 1: {events:?}");
-    assert!(!events.iter().any(|e| matches!(e, Event::Amd(AmdEvent::Beep { .. }))), "no beep from a person: {events:?}");
-    assert!(matches!(events.last(), Some(Event::Hangup { cause: EndCause::Sip(HangupCause::RemoteBye), .. })), "they hung up: {events:?}");
+    assert!(
+        !events.iter().any(|e| matches!(e, Event::Amd(AmdEvent::Beep { .. }))),
+        "no beep from a person: {events:?}"
+    );
+    assert!(
+        matches!(events.last(), Some(Event::Hangup { cause: EndCause::Sip(HangupCause::RemoteBye), .. })),
+        "they hung up: {events:?}"
+    );
 
     // The machine: AMD says Machine, and the beep follows the greeting; we hang up after it.
     let mut machine = dial(&calls, &sim, "15550106");

@@ -63,7 +63,11 @@ impl Clips {
 
     /// Synthetic clips: a 0.6 s "hello" and a 5 s "greeting" plus the beep.
     pub fn tones(why: impl Into<String>) -> Clips {
-        Clips { hello: babble(3, 1), greeting: with_beep(babble(24, 2)), source: AudioSource::Tones { why: why.into() } }
+        Clips {
+            hello: babble(3, 1),
+            greeting: with_beep(babble(24, 2)),
+            source: AudioSource::Tones { why: why.into() },
+        }
     }
 
     pub fn hello_prompt(&self) -> Prompt {
@@ -76,9 +80,7 @@ impl Clips {
 }
 
 fn tool_present(name: &str) -> bool {
-    std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).any(|d| d.join(name).is_file()))
-        .unwrap_or(false)
+    std::env::var_os("PATH").map(|p| std::env::split_paths(&p).any(|d| d.join(name).is_file())).unwrap_or(false)
 }
 
 /// `text` as 8 kHz speech, from the cache or generated into it.
@@ -92,7 +94,8 @@ fn speak(text: &str, cache_dir: &Path) -> Result<Vec<i16>, String> {
             return Err(format!("{tool} is not installed (apt-get install espeak-ng sox)"));
         }
     }
-    std::fs::create_dir_all(cache_dir).map_err(|e| format!("cannot create the audio cache {}: {e}", cache_dir.display()))?;
+    std::fs::create_dir_all(cache_dir)
+        .map_err(|e| format!("cannot create the audio cache {}: {e}", cache_dir.display()))?;
     let raw = file.with_extension(format!("{}.espeak.wav", std::process::id()));
     let tmp = file.with_extension(format!("{}.tmp.wav", std::process::id()));
     let run = |cmd: &mut Command| -> Result<(), String> {
@@ -105,7 +108,10 @@ fn speak(text: &str, cache_dir: &Path) -> Result<Vec<i16>, String> {
     };
     let result = run(Command::new("espeak-ng").args(["-v", "en-us", "-s", "165", "-w"]).arg(&raw).arg(text))
         .and_then(|()| {
-            run(Command::new("sox").arg(&raw).args(["-r", "8000", "-c", "1", "-b", "16", "-e", "signed-integer"]).arg(&tmp))
+            run(Command::new("sox")
+                .arg(&raw)
+                .args(["-r", "8000", "-c", "1", "-b", "16", "-e", "signed-integer"])
+                .arg(&tmp))
         })
         .and_then(|()| std::fs::rename(&tmp, &file).map_err(|e| format!("cannot write {}: {e}", file.display())));
     let _ = std::fs::remove_file(&raw);

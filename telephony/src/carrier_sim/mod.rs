@@ -89,9 +89,16 @@ impl CarrierSimConfig {
     /// Refuses settings the simulator cannot honour, naming them.
     pub fn validate(&self) -> anyhow::Result<()> {
         self.shares.validate().map_err(anyhow::Error::msg)?;
-        anyhow::ensure!(self.rtp_ports.0 > 0 && self.rtp_ports.0 < self.rtp_ports.1, "rtp_ports must be a range low < high, got {:?}", self.rtp_ports);
+        anyhow::ensure!(
+            self.rtp_ports.0 > 0 && self.rtp_ports.0 < self.rtp_ports.1,
+            "rtp_ports must be a range low < high, got {:?}",
+            self.rtp_ports
+        );
         if let Some((key, _)) = self.plan.press {
-            anyhow::ensure!(key.is_ascii_digit() || matches!(key, '*' | '#' | 'A'..='D'), "the DTMF key to press must be 0-9, *, # or A-D, got {key:?}");
+            anyhow::ensure!(
+                key.is_ascii_digit() || matches!(key, '*' | '#' | 'A'..='D'),
+                "the DTMF key to press must be 0-9, *, # or A-D, got {key:?}"
+            );
         }
         Ok(())
     }
@@ -129,7 +136,9 @@ impl Flags {
             .rtp_ports
             .split_once('-')
             .and_then(|(a, b)| Some((a.trim().parse::<u16>().ok()?, b.trim().parse::<u16>().ok()?)))
-            .ok_or_else(|| anyhow::anyhow!("--rtp-ports must be LOW-HIGH, e.g. 40000-40999, got {:?}", self.rtp_ports))?;
+            .ok_or_else(|| {
+                anyhow::anyhow!("--rtp-ports must be LOW-HIGH, e.g. 40000-40999, got {:?}", self.rtp_ports)
+            })?;
         let rule = match &self.by_last_digit {
             Some(r) => LastDigitRule::parse(r).map_err(|e| anyhow::anyhow!("--by-last-digit: {e}"))?,
             None => LastDigitRule::default(),
@@ -320,10 +329,18 @@ pub async fn start(config: CarrierSimConfig, lifecycle: Lifecycle) -> anyhow::Re
         rtp_ports: config.rtp_ports,
         max_message_bytes: 16 * 1024,
     };
-    let options = SipOptions { auto_answer: None, user_agent: format!("Dialbridge-carrier-sim/{}", env!("CARGO_PKG_VERSION")), ..SipOptions::default() };
+    let options = SipOptions {
+        auto_answer: None,
+        user_agent: format!("Dialbridge-carrier-sim/{}", env!("CARGO_PKG_VERSION")),
+        ..SipOptions::default()
+    };
     let sip = listener::start_with(&sip_config, options, lifecycle.clone()).await?;
     let control = ControlConfig {
-        media_ip: if config.listen.ip().is_unspecified() { ControlConfig::default().media_ip } else { config.listen.ip() },
+        media_ip: if config.listen.ip().is_unspecified() {
+            ControlConfig::default().media_ip
+        } else {
+            config.listen.ip()
+        },
         inactivity_timeout: config.rtp_inactivity,
         inband_dtmf: false,
         jitter_depth: 3,
@@ -331,7 +348,8 @@ pub async fn start(config: CarrierSimConfig, lifecycle: Lifecycle) -> anyhow::Re
     let (calls, mut incoming) = Calls::start(sip.handle.clone(), control);
     let counters = Arc::new(Counters::default());
     let (tx, records) = mpsc::unbounded_channel();
-    let picker = Arc::new(Mutex::new(Picker::new(config.shares, config.rule.clone(), config.agent_prefix.clone(), config.seed)));
+    let picker =
+        Arc::new(Mutex::new(Picker::new(config.shares, config.rule.clone(), config.agent_prefix.clone(), config.seed)));
     let plan = config.plan.clone();
     let c2 = counters.clone();
     tokio::spawn(async move {
@@ -501,12 +519,26 @@ mod tests {
         ] {
             c.by_class[class_index(class)].fetch_add(1, Ordering::Relaxed);
             c.active.fetch_add(1, Ordering::Relaxed);
-            let r = CallRecord { call: 1, from: "a".into(), to: "b".into(), class, answered, ending, code: None, pressed, duration_ms: 0, detail: None };
+            let r = CallRecord {
+                call: 1,
+                from: "a".into(),
+                to: "b".into(),
+                class,
+                answered,
+                ending,
+                code: None,
+                pressed,
+                duration_ms: 0,
+                detail: None,
+            };
             c.record(&r);
         }
         let s = c.snapshot();
         assert_eq!((s.calls, s.human, s.machine, s.busy, s.no_answer, s.agent), (4, 1, 1, 1, 1, 0));
-        assert_eq!((s.answered, s.completed, s.caller_hung_up, s.refused, s.caller_cancelled, s.failed), (2, 1, 1, 1, 1, 0));
+        assert_eq!(
+            (s.answered, s.completed, s.caller_hung_up, s.refused, s.caller_cancelled, s.failed),
+            (2, 1, 1, 1, 1, 0)
+        );
         assert_eq!((s.dtmf_sent, s.active), (1, 0));
         let json = serde_json::to_value(&s).unwrap();
         assert_eq!(json["no_answer"], 1);

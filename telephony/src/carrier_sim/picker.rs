@@ -27,7 +27,9 @@ impl Default for Shares {
 impl Shares {
     /// Refuses negative, non-finite or all-zero shares, naming the flag.
     pub fn validate(&self) -> Result<(), String> {
-        for (name, v) in [("human", self.human), ("machine", self.machine), ("busy", self.busy), ("no-answer", self.no_answer)] {
+        for (name, v) in
+            [("human", self.human), ("machine", self.machine), ("busy", self.busy), ("no-answer", self.no_answer)]
+        {
             if !v.is_finite() || v < 0.0 {
                 return Err(format!("share --{name} must be a non-negative number, got {v}"));
             }
@@ -74,8 +76,11 @@ impl LastDigitRule {
     pub fn parse(s: &str) -> Result<Self, String> {
         let mut map = BTreeMap::new();
         for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-            let (digits, class) = part.split_once('=').ok_or_else(|| format!("rule {part:?}: expected DIGITS=CLASS, e.g. 0-5=human"))?;
-            let class = Class::parse(class).ok_or_else(|| format!("rule {part:?}: unknown class {class:?} (human, machine, busy, no-answer, agent)"))?;
+            let (digits, class) =
+                part.split_once('=').ok_or_else(|| format!("rule {part:?}: expected DIGITS=CLASS, e.g. 0-5=human"))?;
+            let class = Class::parse(class).ok_or_else(|| {
+                format!("rule {part:?}: unknown class {class:?} (human, machine, busy, no-answer, agent)")
+            })?;
             let digits = digits.trim();
             let (lo, hi) = match digits.split_once('-') {
                 Some((a, b)) => (a.trim(), b.trim()),
