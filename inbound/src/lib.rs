@@ -19,8 +19,10 @@
 //!    events with the time and returns [`acd::Decision`]s (offer, retract, overflow, timeout...);
 //!    call `step(Event::Tick, t)` at [`acd::Acd::next_deadline`].
 //!
-//! Nothing here reads the clock, sleeps or opens sockets except [`store`] (database) and
-//! [`webhook`] (HTTP), which the driver calls explicitly.
+//! Nothing above reads the clock, sleeps or opens sockets except [`store`] (database) and
+//! [`webhook`] (HTTP), which the driver calls explicitly. [`runtime`] is that driver for real
+//! calls: tokio tasks that run the interpreter per call and one task per node that owns the ACD
+//! (agents' audio endpoints, nailed-up legs, offers, supervisors, the dialer's hand-over).
 
 pub mod acd;
 pub mod contact;

@@ -141,12 +141,20 @@ pub async fn start(rtp_base: u16, tweak: impl FnOnce(&mut RuntimeConfig)) -> Sut
     }
 }
 
-/// A free loopback port for sipp (SIP or media; media also needs +2 free).
+/// A free loopback port for sipp (SIP or media; media also needs +2 free). Ports handed out
+/// earlier in this process are never returned again (nor their neighbours), so two sipp
+/// processes started one after the other never race for the same port.
 pub fn free_port() -> u16 {
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
     loop {
         let u = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
         let port = u.local_addr().unwrap().port();
-        if port < 60000 && std::net::UdpSocket::bind(("127.0.0.1", port + 2)).is_ok() {
+        let mut given = GIVEN.lock().unwrap();
+        if port < 60000
+            && given.iter().all(|&q| port.abs_diff(q) > 4)
+            && std::net::UdpSocket::bind(("127.0.0.1", port + 2)).is_ok()
+        {
+            given.push(port);
             return port;
         }
     }
