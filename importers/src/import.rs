@@ -246,6 +246,7 @@ async fn run(
     let bytes_total = reader.file_size;
     let producer = tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
         let mut p = Processor {
+            columns: mapping.headers.iter().map(|h| std::sync::Arc::from(h.as_str())).collect(),
             mapping,
             normalizer,
             dnc,
@@ -372,6 +373,8 @@ impl Seen {
 
 struct Processor {
     mapping: Mapping,
+    /// The headers as shared strings (every phone keeps its column's name).
+    columns: Vec<std::sync::Arc<str>>,
     normalizer: Normalizer,
     dnc: DncIndex,
     crm_keys: HashMap<String, Seen>,
@@ -506,7 +509,7 @@ impl Processor {
                 e164: p.e164.clone(),
                 extension: p.extension.clone(),
                 raw: (*raw).to_owned(),
-                source_column: self.mapping.headers[*col].clone(),
+                source_column: self.columns[*col].clone(),
                 kind: p.kind.as_str(),
                 region: p.region,
                 tz_json: cands.to_json(),

@@ -31,6 +31,13 @@
 //!   rows, 20,000+ rows per transaction, and the next statement's arguments are built while the
 //!   database runs the current one. `lead_phones` has no index on `e164` (a random-insert index was
 //!   55% of SQLite's time at 1M rows).
+//! - SQLite writes run on a concrete `SqliteConnection` ([`sqlite_bulk`], inside the write lane):
+//!   the Any driver copied every text argument twice and allocated it three times. Lead ids are
+//!   handed out under the write lock instead of coming back with RETURNING, the batch's strings
+//!   move into the arguments, and fixed strings (state, number type, region, column name) are
+//!   shared `Arc<str>`s. Measured with callgrind on 100,000 rows: 19.9 → 18.7 G instructions
+//!   (the writer's own share 2.39 → 1.16 G); what remains on the SQLite thread is sqlx's per-value
+//!   binding and freeing plus SQLite itself.
 //!
 //! ## Calling it (CLI / HTTP)
 //! ```no_run

@@ -75,6 +75,16 @@ impl SqliteBulkWriter {
     }
 }
 
+/// `&'static str` → one shared `Arc<str>` each (binding a `&str` allocates a copy per value).
+#[derive(Default)]
+struct SharedText(std::collections::HashMap<&'static str, std::sync::Arc<str>>);
+
+impl SharedText {
+    fn get(&mut self, s: &'static str) -> std::sync::Arc<str> {
+        self.0.entry(s).or_insert_with(|| std::sync::Arc::from(s)).clone()
+    }
+}
+
 async fn write(conn: &mut SqliteConnection, now: i64, list_id: i64, job_id: i64, batch: Batch) -> anyhow::Result<()> {
     let Batch { rows_end, leads, outcomes, report, .. } = batch;
     let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
@@ -95,6 +105,8 @@ async fn write(conn: &mut SqliteConnection, now: i64, list_id: i64, job_id: i64,
             }
         }
     }
+    // The fixed strings (state, number type, region) bound as shared values: no copy each.
+    let mut shared = SharedText::default();
     let mut leads = leads;
     let phones: Vec<(i64, NewPhone)> = leads
         .iter_mut()
@@ -109,35 +121,35 @@ async fn write(conn: &mut SqliteConnection, now: i64, list_id: i64, job_id: i64,
     };
     // Pipelined: the next statement's arguments are built while SQLite runs this one.
     let full_leads = lead_sql(LEADS_PER_STMT);
-    let build_leads = |chunk: Vec<(i64, NewLead)>| {
+    let mut build_leads = |chunk: Vec<(i64, NewLead)>| {
         let sql = if chunk.len() == LEADS_PER_STMT { full_leads.clone() } else { lead_sql(chunk.len()) };
         let mut q = sqlx::query(AssertSqlSafe(sql));
         for (id, l) in chunk {
-            q = store::bind_lead(q.bind(id), l, list_id, job_id, now);
+            q = store::bind_lead(q.bind(id), l, list_id, job_id, now, &mut |s| shared.get(s));
         }
         q
     };
     let mut chunks = chunked(new_leads, LEADS_PER_STMT);
-    let mut next = chunks.next().map(build_leads);
+    let mut next = chunks.next().map(&mut build_leads);
     while let Some(q) = next.take() {
-        let (done, built) = tokio::join!(q.execute(&mut *tx), async { chunks.next().map(build_leads) });
+        let (done, built) = tokio::join!(q.execute(&mut *tx), async { chunks.next().map(&mut build_leads) });
         next = built;
         done.context("inserting leads")?;
     }
     let phone_sql = |n: usize| values_sql(foundation::Backend::Sqlite, &format!("INSERT INTO lead_phones ({PHONE_COLUMNS})"), PHONE_COLS, n, "");
     let full_phones = phone_sql(PHONES_PER_STMT);
-    let build_phones = |chunk: Vec<(i64, NewPhone)>| {
+    let mut build_phones = |chunk: Vec<(i64, NewPhone)>| {
         let sql = if chunk.len() == PHONES_PER_STMT { full_phones.clone() } else { phone_sql(chunk.len()) };
         let mut q = sqlx::query(AssertSqlSafe(sql));
         for (id, p) in chunk {
-            q = store::bind_phone(q, id, p);
+            q = store::bind_phone(q, id, p, &mut |s| shared.get(s), |c| c);
         }
         q
     };
     let mut chunks = chunked(phones, PHONES_PER_STMT);
-    let mut next = chunks.next().map(build_phones);
+    let mut next = chunks.next().map(&mut build_phones);
     while let Some(q) = next.take() {
-        let (done, built) = tokio::join!(q.execute(&mut *tx), async { chunks.next().map(build_phones) });
+        let (done, built) = tokio::join!(q.execute(&mut *tx), async { chunks.next().map(&mut build_phones) });
         next = built;
         done.context("inserting lead phones")?;
     }

@@ -63,7 +63,8 @@ pub struct NewPhone {
     pub e164: String,
     pub extension: Option<String>,
     pub raw: String,
-    pub source_column: String,
+    /// The header of the column the number came from (shared by every phone of that column).
+    pub source_column: std::sync::Arc<str>,
     pub kind: &'static str,
     pub region: Option<&'static str>,
     pub tz_json: String,
@@ -211,19 +212,21 @@ where
 }
 
 /// Binds one new lead's fields in [`LEAD_COLUMNS`] order, moving its strings into the arguments.
-/// Shared by this module's Any writer and [`crate::sqlite_bulk`].
-pub(crate) fn bind_lead<'q, DB: sqlx::Database>(
+/// Shared by this module's Any writer and [`crate::sqlite_bulk`]; `st` turns the fixed strings
+/// (state, region names) into arguments (`&str` for Any, shared `Arc<str>` for SQLite).
+pub(crate) fn bind_lead<'q, DB: sqlx::Database, S>(
     q: sqlx::query::Query<'q, DB, DB::Arguments>,
     l: NewLead,
     list_id: i64,
     job_id: i64,
     now: i64,
+    st: &mut impl FnMut(&'static str) -> S,
 ) -> sqlx::query::Query<'q, DB, DB::Arguments>
 where
     String: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
     Option<String>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
-    &'static str: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
-    Option<&'static str>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    S: sqlx::Encode<'q, DB> + sqlx::Type<DB> + 'q,
+    Option<S>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
     i64: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
     Option<i64>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
 {
@@ -231,13 +234,13 @@ where
         .bind(l.dedupe_key)
         .bind(l.crm_id)
         .bind(l.priority)
-        .bind(l.state)
+        .bind(st(l.state))
         .bind(l.first_name)
         .bind(l.last_name)
         .bind(l.email)
         .bind(l.postal_code)
         .bind(l.subdivision)
-        .bind(l.country)
+        .bind(l.country.map(&mut *st))
         .bind(l.attributes)
         .bind(l.consent_type)
         .bind(l.consent_source)
@@ -248,17 +251,21 @@ where
         .bind(now)
 }
 
-/// Binds one phone in [`PHONE_COLUMNS`] order, moving its strings into the arguments.
-pub(crate) fn bind_phone<'q, DB: sqlx::Database>(
+/// Binds one phone in [`PHONE_COLUMNS`] order, moving its strings into the arguments; `st` as
+/// for [`bind_lead`], `column` turns the shared column name into an argument.
+pub(crate) fn bind_phone<'q, DB: sqlx::Database, S, C>(
     q: sqlx::query::Query<'q, DB, DB::Arguments>,
     lead_id: i64,
     p: NewPhone,
+    st: &mut impl FnMut(&'static str) -> S,
+    column: impl FnOnce(std::sync::Arc<str>) -> C,
 ) -> sqlx::query::Query<'q, DB, DB::Arguments>
 where
     String: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
     Option<String>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
-    &'static str: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
-    Option<&'static str>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    S: sqlx::Encode<'q, DB> + sqlx::Type<DB> + 'q,
+    Option<S>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    C: sqlx::Encode<'q, DB> + sqlx::Type<DB> + 'q,
     i64: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
     i16: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
 {
@@ -268,9 +275,9 @@ where
         .bind(p.e164)
         .bind(p.extension)
         .bind(p.raw)
-        .bind(p.source_column)
-        .bind(p.kind)
-        .bind(p.region)
+        .bind(column(p.source_column))
+        .bind(st(p.kind))
+        .bind(p.region.map(&mut *st))
         .bind(p.tz_json)
         .bind(p.tz_ambiguous as i16)
         .bind(p.dialable as i16)
@@ -364,7 +371,7 @@ pub async fn write_batch(db: &Db, now: i64, list_id: i64, job_id: i64, batch: Ba
             } else {
                 keys.push((i, l.dedupe_key.clone()));
             }
-            q = bind_lead(q, l, list_id, job_id, now);
+            q = bind_lead(q, l, list_id, job_id, now, &mut |s: &'static str| s);
         }
         (q, keys)
     };
@@ -406,7 +413,7 @@ pub async fn write_batch(db: &Db, now: i64, list_id: i64, job_id: i64, batch: Ba
             "",
         )));
         for (i, p) in chunk {
-            q = bind_phone(q, lead_ids[i], p);
+            q = bind_phone(q, lead_ids[i], p, &mut |s: &'static str| s, |c| c.to_string());
         }
         q
     };
