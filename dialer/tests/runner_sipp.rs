@@ -305,3 +305,108 @@ async fn campaigns_against_sipp_customers_and_agents() {
     drop((human, machine, busy, noans, agents_uas));
     lifecycle.start_draining();
 }
+
+/// Acceptance 3: kill -9 a dialer node mid-campaign (max_attempts = 1, every customer answers),
+/// restart it: no lead gets a second attempt, none is lost, the calls that were up are recorded
+/// as interrupted (answered ones counted as abandoned).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_mid_campaign_then_restart() {
+    for (tool, pkg) in [("sipp", "sip-tester"), ("espeak-ng", "espeak-ng"), ("sox", "sox")] {
+        if !foundation::testing::require_tool(tool, pkg) {
+            return;
+        }
+    }
+    let bin = env!("CARGO_BIN_EXE_dialer-node");
+    let tmp = tempfile::tempdir().unwrap();
+    let dir: PathBuf = tmp.path().to_owned();
+    audio(&dir);
+    // A long message: answered calls are still up when the node dies.
+    sh(&dir, "sox", &["prompt.wav", "prompt.wav", "prompt.wav", "long.wav"]);
+    let human = sipp_uas(&dir, "human", &answer_xml(Some(&dir.join("human.ulaw"))));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let db = support::sqlite(&dir).await;
+    let clock: foundation::SharedClock = Arc::new(SystemClock);
+    let leads = 12;
+    let list = support::seed_list(&db, "all", leads, 500, &[open_zone()], clock.now_ms()).await;
+    let mut cfg = support::config(&[(list, 1)], DialMode::Agentless, &format!("sip:127.0.0.1:{}", human.port));
+    cfg.purpose = Purpose::Informational;
+    cfg.compliance.max_attempts_per_lead = 1;
+    cfg.agentless_prompt = Some(dir.join("long.wav").display().to_string());
+    cfg.safe_harbor.prompt = dir.join("prompt.wav").display().to_string();
+    cfg.trunk.cps = 3;
+    cfg.trunk.max_concurrent = 4;
+    let c = campaign::create(&db, clock.as_ref(), "crash", &cfg).await.unwrap();
+    campaign::apply(&db, clock.as_ref(), c.id, Action::Start).await.unwrap();
+
+    let db_path = dir.join("t.db");
+    let mut node = tokio::process::Command::new(bin)
+        .args([db_path.to_str().unwrap(), "node-k", "32000"])
+        .stdout(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    // Wait until calls are up (answered, message playing), then kill -9.
+    let deadline = std::time::Instant::now() + Duration::from_secs(40);
+    loop {
+        let up: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM dial_attempts WHERE state = 'answered'").fetch_one(db.pool()).await.unwrap();
+        if up >= 2 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "no call got answered");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    node.start_kill().unwrap(); // SIGKILL
+    node.wait().await.unwrap();
+    let open_before: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM dial_attempts WHERE state <> 'final'").fetch_one(db.pool()).await.unwrap();
+    assert!(open_before >= 2, "attempts were open at the kill");
+
+    // Restart the node (same id, in process this time) and let the campaign finish.
+    let config = telephony::Config {
+        udp: "127.0.0.1:0".parse().unwrap(),
+        tcp: "127.0.0.1:0".parse().unwrap(),
+        advertised_address: Some("127.0.0.1".into()),
+        rtp_ports: (32600, 32999),
+        max_message_bytes: 8192,
+    };
+    let lifecycle = Lifecycle::new();
+    let sip = listener::start_with(&config, SipOptions::default(), lifecycle.clone()).await.unwrap();
+    let cc = ControlConfig { media_ip: "127.0.0.1".parse().unwrap(), inactivity_timeout: None, inband_dtmf: true, jitter_depth: 3 };
+    let (calls, _incoming) = Calls::start(sip.handle.clone(), cc);
+    let agents = Arc::new(TestAgents { legs: Arc::default(), talk: Duration::from_secs(1) });
+    let handle = runner::start(db.clone(), clock.clone(), calls, agents, RunnerConfig::new("node-k")).await.unwrap();
+    eprintln!("recovery: {:?}", handle.recovery);
+    assert_eq!(handle.recovery.interrupted as i64, open_before);
+    assert!(handle.recovery.counted_abandoned >= 2);
+    let deadline = std::time::Instant::now() + Duration::from_secs(90);
+    while hopper::counts(&db, c.id, clock.now_ms()).await.unwrap().done < leads as i64 {
+        assert!(std::time::Instant::now() < deadline, "campaign did not finish");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    handle.stop(Duration::from_secs(15)).await;
+
+    let per_lead: Vec<(i64, i64)> = sqlx::query("SELECT lead_id, COUNT(*) AS n FROM dial_attempts GROUP BY lead_id ORDER BY lead_id")
+        .fetch_all(db.pool())
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get("lead_id"), r.get("n")))
+        .collect();
+    assert_eq!(per_lead.len(), leads, "every lead dialled: {per_lead:?}");
+    assert!(per_lead.iter().all(|(_, n)| *n == 1), "no lead dialled twice: {per_lead:?}");
+    let outcomes: Vec<(String, String, i16, i16)> = sqlx::query("SELECT state, outcome, live, abandoned FROM dial_attempts ORDER BY id")
+        .fetch_all(db.pool())
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get("state"), r.get::<Option<String>, _>("outcome").unwrap_or_default(), r.get("live"), r.get("abandoned")))
+        .collect();
+    eprintln!("outcomes: {outcomes:?}");
+    assert!(outcomes.iter().all(|(s, ..)| s == "final"));
+    let interrupted = outcomes.iter().filter(|(_, o, ..)| o == "interrupted").count() as i64;
+    assert_eq!(interrupted, open_before);
+    assert!(outcomes.iter().filter(|(_, o, l, a)| o == "interrupted" && *l == 1 && *a == 1).count() >= 2);
+    assert!(outcomes.iter().all(|(_, o, ..)| o == "interrupted" || o == "message"), "{outcomes:?}");
+    drop(human);
+    lifecycle.start_draining();
+}
