@@ -164,7 +164,12 @@ async fn wait_for<T>(
 async fn pcma_offer_audio_both_ways_then_close() {
     let ep = WebRtcEndpoint::new(WebRtcConfig::on(LO), None).unwrap();
     let (client, offer, pending) = Client::offer(true).await;
+    let t = Instant::now();
     let (answer, mut leg) = ep.accept_offer(&offer).await.unwrap();
+    eprintln!(
+        "accept_offer took {:?} (socket, DTLS certificate, answer)",
+        t.elapsed()
+    );
     assert_eq!(leg.codec(), Codec::Pcma);
     assert!(
         answer.contains("PCMA/8000") && !answer.contains("opus"),
