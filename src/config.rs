@@ -34,6 +34,7 @@ pub struct Config {
     pub shutdown: Shutdown,
     pub api: Api,
     pub bridge: Bridge,
+    pub inbound: Inbound,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -63,6 +64,49 @@ pub struct Bridge {
 impl Default for Bridge {
     fn default() -> Self {
         Self { reaper_interval_s: 5, legacy: Legacy::default() }
+    }
+}
+
+/// Calls to the appliance's numbers: flows and the ACD.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Inbound {
+    /// A JSON file with the ACD's queues and routing profiles (`{"queues": [...], "profiles":
+    /// [...], "agents": []}`). Empty: one queue `default` and one routing profile `default`.
+    pub acd: String,
+    /// The text-to-speech voice for prompts given as text (espeak-ng voice names).
+    pub tts_voice: String,
+    /// SIP answer to a call for a number with no flow: 404 (not found) or 480 (unavailable).
+    pub unknown_number_code: u16,
+    /// Flow webhook names (e.g. a Lambda function name in an imported flow) → URL.
+    pub webhooks: std::collections::BTreeMap<String, String>,
+}
+
+impl Default for Inbound {
+    fn default() -> Self {
+        Self { acd: String::new(), tts_voice: "en-us".into(), unknown_number_code: 404, webhooks: Default::default() }
+    }
+}
+
+impl Inbound {
+    /// The ACD configuration: the file's, or the built-in single queue.
+    pub fn acd_config(&self) -> anyhow::Result<inbound::acd::AcdConfig> {
+        use inbound::acd::{AcdConfig, ProfileQueue, QueueConfig, RoutingProfileConfig};
+        if self.acd.is_empty() {
+            return Ok(AcdConfig {
+                queues: vec![QueueConfig::new("default")],
+                profiles: vec![RoutingProfileConfig {
+                    name: "default".into(),
+                    queues: vec![ProfileQueue { queue: "default".into(), priority: 1, delay_s: 0 }],
+                    acw_s: 10,
+                }],
+                agents: Vec::new(),
+            });
+        }
+        let text = std::fs::read_to_string(&self.acd).with_context(|| format!("inbound.acd: cannot read {}", self.acd))?;
+        let acd: AcdConfig = serde_json::from_str(&text).map_err(|e| anyhow::anyhow!("inbound.acd: {} is not an ACD configuration: {e}", self.acd))?;
+        inbound::acd::Acd::new(&acd).map_err(|e| anyhow::anyhow!("inbound.acd: {}: {e}", self.acd))?;
+        Ok(acd)
     }
 }
 
@@ -220,6 +264,7 @@ impl Default for Config {
             shutdown: Shutdown::default(),
             api: Api::default(),
             bridge: Bridge::default(),
+            inbound: Inbound::default(),
         }
     }
 }
@@ -423,6 +468,15 @@ impl Config {
             bail!("invalid configuration at key `bridge.reaper_interval_s`: between 1 and 3600 seconds");
         }
         self.bridge.legacy.trunk()?;
+        self.inbound.acd_config()?;
+        if !matches!(self.inbound.unknown_number_code, 404 | 480 | 403 | 503) {
+            bail!("invalid configuration at key `inbound.unknown_number_code`: use 404, 480, 403 or 503");
+        }
+        for (name, url) in &self.inbound.webhooks {
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                bail!("invalid configuration at key `inbound.webhooks.{name}`: {url:?} is not an http(s) URL");
+            }
+        }
         if self.http.tls_cert.is_empty() != self.http.tls_key.is_empty() {
             bail!("invalid configuration at key `http.tls_cert`: set both http.tls_cert and http.tls_key, or neither");
         }

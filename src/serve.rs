@@ -78,7 +78,9 @@ pub async fn run(cfg: Config, file: Option<PathBuf>, set_log_level: SetLogLevel)
     metrics::gauge!("dialbridge_up").set(1.0);
 
     let lifecycle = Lifecycle::new();
-    let sip_options = telephony::sip::listener::SipOptions { policy: Some(sip_policy(&cfg)), ..Default::default() };
+    // Calls are answered by the contact runtime (a flow), not by the SIP layer.
+    let sip_options =
+        telephony::sip::listener::SipOptions { policy: Some(sip_policy(&cfg)), auto_answer: None, ..Default::default() };
     let sip = telephony::sip::listener::start_with(&cfg.telephony(), sip_options, lifecycle.clone()).await?;
     let http = tokio::net::TcpListener::bind(cfg.http.listen)
         .await
@@ -97,7 +99,7 @@ pub async fn run(cfg: Config, file: Option<PathBuf>, set_log_level: SetLogLevel)
     }
     let cdr_stop = tokio_util::sync::CancellationToken::new();
     let cdr = tokio::spawn(telephony::cdr::run(db.clone(), clock.clone(), sip.handle.clone(), node, cdr_stop.clone()));
-    tokio::spawn(bridge::calls::arrivals_loop(db.clone(), clock.clone(), sip.handle.clone()));
+    let runtime = start_runtime(&cfg, &db, &clock, &sip).await?;
     tokio::spawn(bridge::lease::reaper_loop(
         db.clone(),
         clock.clone(),
@@ -112,7 +114,7 @@ pub async fn run(cfg: Config, file: Option<PathBuf>, set_log_level: SetLogLevel)
         lifecycle: lifecycle.clone(),
         listening: Arc::new(listening.clone()),
         render_metrics: Arc::new(move || recorder.render()),
-        runtime: None,
+        runtime: Some(runtime),
     };
     let http_stop = tokio_util::sync::CancellationToken::new();
     let tls = match (cfg.http.tls_cert.is_empty(), cfg.http.tls_key.is_empty()) {
@@ -178,6 +180,38 @@ pub async fn run(cfg: Config, file: Option<PathBuf>, set_log_level: SetLogLevel)
     db.close().await;
     info!("stopped");
     Ok(())
+}
+
+/// Call control over the SIP layer, and the contact runtime taking every inbound call: the
+/// migration router, bridge arrivals, the number's flow, the ACD and agents.
+async fn start_runtime(
+    cfg: &Config,
+    db: &Db,
+    clock: &SharedClock,
+    sip: &telephony::sip::listener::SipListeners,
+) -> anyhow::Result<inbound::runtime::Runtime> {
+    let media_ip = match cfg.sip.advertised_address.parse::<std::net::IpAddr>() {
+        Ok(ip) => ip,
+        Err(_) => sip.udp_addr.ip(),
+    };
+    let control = telephony::control::ControlConfig { media_ip, ..Default::default() };
+    let (calls, incoming) = telephony::control::Calls::start(sip.handle.clone(), control);
+    let mut webhooks = inbound::webhook::WebhookTargets::new();
+    for (name, url) in &cfg.inbound.webhooks {
+        webhooks.register(name, url);
+    }
+    let rc = inbound::runtime::RuntimeConfig {
+        acd: cfg.inbound.acd_config()?,
+        webhooks,
+        prompt_dir: cfg.data_dir.join("prompts"),
+        tts_cache_dir: cfg.data_dir.join("tts"),
+        tts_voice: cfg.inbound.tts_voice.clone(),
+        recording_dir: cfg.data_dir.join("recordings"),
+        legacy: cfg.bridge.legacy.trunk()?,
+        unknown_number_code: cfg.inbound.unknown_number_code,
+        ..Default::default()
+    };
+    inbound::runtime::Runtime::start(db.clone(), clock.clone(), calls, incoming, rc).await
 }
 
 /// Who may call in and register: the configured trunks, and the appliance's endpoints.

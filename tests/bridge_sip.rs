@@ -6,7 +6,7 @@ mod common;
 use std::process::Command;
 use std::time::Duration;
 
-use common::{Appliance, run};
+use common::{Appliance, QUEUE_FLOW, route_numbers, run};
 use serde_json::{Value, json};
 
 #[tokio::test]
@@ -32,6 +32,8 @@ async fn a_call_from_legacy_picks_up_its_leased_data() {
         .unwrap();
     let dnis = lease["dnis"].as_str().unwrap().to_owned();
     let other = if dnis == "+13125550001" { "+13125550002" } else { "+13125550001" };
+    // Both pool numbers run a flow that queues the caller (the contact then waits for an agent).
+    route_numbers(&app, &admin, "from-legacy", QUEUE_FLOW, &["+13125550001", "+13125550002"]).await;
 
     // The legacy platform transfers the caller to the leased number; then a stranger dials the other.
     for (number, tag) in [(dnis.as_str(), "a"), (other, "b")] {
@@ -63,7 +65,30 @@ async fn a_call_from_legacy_picks_up_its_leased_data() {
     assert_eq!(mine["data"]["customer"], "Ada Lovelace");
     let stranger = list.iter().find(|a| a["dnis"] == other).expect("the stranger's call");
     assert_eq!((stranger["result"].as_str(), &stranger["data"]), (Some("unknown"), &Value::Null), "no data for a number with no lease");
-    // The lease was consumed by the call: a later consuming lookup outside the cooldown finds nothing.
-    let log = app.log_text();
-    assert!(log.contains("call from the legacy platform"), "{log}");
+    // The data are on the contact record, where agents and searches see them; the stranger's
+    // contact has none.
+    let contacts: Value = c
+        .get(app.url(&format!("/api/v1/contacts?number={}", dnis.replace('+', "%2B"))))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let contact = &contacts.as_array().expect("contacts")[0];
+    assert_eq!((contact["attributes"]["customer"].as_str(), contact["attributes"]["intent"].as_str()), (Some("Ada Lovelace"), Some("billing")), "{contact}");
+    assert_eq!(contact["attributes"]["bridge_result"], "consumed", "{contact}");
+    let contacts: Value = c
+        .get(app.url(&format!("/api/v1/contacts?number={}", other.replace('+', "%2B"))))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let contact = &contacts.as_array().expect("contacts")[0];
+    assert!(contact["attributes"].get("customer").is_none(), "{contact}");
+    assert_eq!(contact["attributes"]["bridge_result"], "unknown", "{contact}");
 }

@@ -6,12 +6,12 @@ mod common;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::Appliance;
+use common::{Appliance, QUEUE_FLOW, admin_key, route_numbers};
 
 fn sipp_call(dir: &std::path::Path, target: &str, pause_ms: u32) -> std::process::Child {
     Command::new("sipp")
         .current_dir(dir)
-        .args(["-sn", "uac", "-s", "1000", "-m", "1", "-i", "127.0.0.1", "-p", "0", "-nostdin", "-timeout", "30s", "-d"])
+        .args(["-sn", "uac", "-s", "+13125550100", "-m", "1", "-i", "127.0.0.1", "-p", "0", "-nostdin", "-timeout", "30s", "-d"])
         .arg(pause_ms.to_string())
         .args(["-trace_err", "-error_file", "errors.log", "-trace_msg", "-message_file", "msgs.log"])
         .arg(target)
@@ -27,7 +27,9 @@ async fn sigterm_drains_calls_then_exits_zero() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
+    let key = admin_key(dir.path());
     let mut app = Appliance::start(dir.path(), &[("DIALBRIDGE_SHUTDOWN_DRAIN_S", "2")]);
+    route_numbers(&app, &key, "hold", QUEUE_FLOW, &["+13125550100"]).await;
     let long = dir.path().join("long");
     let late = dir.path().join("late");
     std::fs::create_dir_all(&long).unwrap();
@@ -81,7 +83,9 @@ async fn a_killed_appliance_closes_its_open_calls_as_interrupted_when_it_restart
         return;
     }
     let dir = tempfile::tempdir().unwrap();
+    let key = admin_key(dir.path());
     let mut app = Appliance::start(dir.path(), &[]);
+    route_numbers(&app, &key, "hold", QUEUE_FLOW, &["+13125550100"]).await;
     let work = dir.path().join("call");
     std::fs::create_dir_all(&work).unwrap();
     let mut call = sipp_call(&work, &app.sip_udp, 20_000);
@@ -100,7 +104,9 @@ async fn a_killed_appliance_closes_its_open_calls_as_interrupted_when_it_restart
     let _ = call.kill();
     assert_eq!(call_records(dir.path()).await[0].0, "answered", "left open by the crash");
 
+    let key = admin_key(dir.path());
     let app = Appliance::start(dir.path(), &[]);
+    route_numbers(&app, &key, "hold", QUEUE_FLOW, &["+13125550100"]).await;
     let calls = call_records(dir.path()).await;
     assert_eq!(calls[0], ("ended".to_owned(), Some("node_stopped".to_owned()), Some("interrupted".to_owned())));
     assert!(app.log_text().contains("interrupted"));
@@ -112,13 +118,15 @@ async fn calls_from_outside_the_trusted_addresses_are_refused() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
+    let key = admin_key(dir.path());
     let app = Appliance::start(dir.path(), &[]);
+    route_numbers(&app, &key, "hold", QUEUE_FLOW, &["+13125550100"]).await;
     for (source, should_pass) in [("127.0.0.1", true), ("127.0.0.2", false)] {
         let work = dir.path().join(source);
         std::fs::create_dir_all(&work).unwrap();
         let status = Command::new("sipp")
             .current_dir(&work)
-            .args(["-sn", "uac", "-s", "1000", "-m", "1", "-i", source, "-p", "0", "-nostdin", "-timeout", "15s", "-d", "100"])
+            .args(["-sn", "uac", "-s", "+13125550100", "-m", "1", "-i", source, "-p", "0", "-nostdin", "-timeout", "15s", "-d", "100"])
             .args(["-trace_msg", "-message_file", "msgs.log"])
             .arg(&app.sip_udp)
             .stdout(Stdio::null())
@@ -144,13 +152,15 @@ async fn sighup_reloads_trusted_addresses_without_a_restart() {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("dialbridge.toml");
     std::fs::write(&config, "[sip]\ntrusted_addresses = []\n").unwrap();
+    let key = admin_key(dir.path());
     let app = Appliance::start(dir.path(), &[]);
+    route_numbers(&app, &key, "hold", QUEUE_FLOW, &["+13125550100"]).await;
     let call = |name: &str| {
         let work = dir.path().join(name);
         std::fs::create_dir_all(&work).unwrap();
         Command::new("sipp")
             .current_dir(&work)
-            .args(["-sn", "uac", "-s", "1000", "-m", "1", "-i", "127.0.0.1", "-p", "0", "-nostdin", "-timeout", "10s", "-d", "100"])
+            .args(["-sn", "uac", "-s", "+13125550100", "-m", "1", "-i", "127.0.0.1", "-p", "0", "-nostdin", "-timeout", "10s", "-d", "100"])
             .arg(&app.sip_udp)
             .stdout(Stdio::null())
             .stderr(Stdio::null())

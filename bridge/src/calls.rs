@@ -3,13 +3,12 @@
 //! A call to a number of a `from_legacy` pool is looked up (consuming the lease) as it arrives; the
 //! data is attached to the call as an arrival record that the contact, the agent's screen pop and
 //! the API read. An unknown or expired lease routes the call on without data, and is audited like
-//! every lookup. [`on_arrival`] is the decision and its record (no I/O beyond the database);
-//! [`arrivals_loop`] is the thin driver that feeds it SIP call events.
+//! every lookup. [`on_arrival`] is the decision and its record (no I/O beyond the database); the
+//! inbound contact runtime calls it for every arriving call before routing.
 
-use foundation::{Clock, Db, SharedClock};
+use foundation::{Clock, Db};
 use serde::Serialize;
 use serde_json::Value;
-use telephony::sip::call::CallEvent;
 use telephony::sip::driver::SipHandle;
 
 use crate::error::{BridgeError, Result};
@@ -105,30 +104,6 @@ pub async fn recent(db: &Db, dnis: Option<&str>, limit: i64) -> Result<Vec<Arriv
             arrived_at_ms: at,
         })
         .collect())
-}
-
-/// Watches SIP call events and runs [`on_arrival`] for every new inbound call.
-pub async fn arrivals_loop(db: Db, clock: SharedClock, sip: SipHandle) {
-    let mut events = sip.subscribe();
-    loop {
-        match events.recv().await {
-            Ok(CallEvent::Incoming { call, from, to, request_uri, .. }) => {
-                let dialed = uri_user(&request_uri).or_else(|| uri_user(&to)).unwrap_or_default();
-                let caller = uri_user(&from);
-                let call_ref = telephony::cdr::call_ref(call);
-                match on_arrival(&db, clock.as_ref(), &call_ref, &dialed, caller.as_deref()).await {
-                    Ok(Some(a)) => tracing::info!(dnis = %a.dnis, result = %a.result, call = %a.call_ref, "call from the legacy platform"),
-                    Ok(None) => {}
-                    Err(e) => tracing::warn!(error = %e, dnis = %dialed, "bridge lookup for an arriving call failed; routing without data"),
-                }
-            }
-            Ok(_) => {}
-            Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
-                tracing::warn!(missed = n, "bridge arrival watcher fell behind SIP events");
-            }
-            Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
-        }
-    }
 }
 
 #[cfg(test)]

@@ -126,3 +126,42 @@ pub fn run(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> std::process::Out
     }
     cmd.output().expect("run dialbridge")
 }
+
+/// A flow that puts the caller in the `default` queue (waiting there until they hang up or an
+/// agent answers), as the numbers of tests that only need an answered call use.
+pub const QUEUE_FLOW: &str = r#"{"Version": "2019-10-30", "StartAction": "q", "Actions": [
+  {"Identifier": "q", "Type": "UpdateContactTargetQueue", "Parameters": {"QueueId": "default"},
+   "Transitions": {"NextAction": "t", "Errors": [{"NextAction": "bye", "ErrorType": "NoMatchingError"}]}},
+  {"Identifier": "t", "Type": "TransferContactToQueue", "Parameters": {},
+   "Transitions": {"Errors": [{"NextAction": "bye", "ErrorType": "QueueAtCapacity"}, {"NextAction": "bye", "ErrorType": "NoMatchingError"}]}},
+  {"Identifier": "bye", "Type": "DisconnectParticipant", "Parameters": {}, "Transitions": {}}]}"#;
+
+/// Saves `flow` as `name` and points each of `numbers` at it, with an admin API key.
+pub async fn route_numbers(app: &Appliance, admin_key: &str, name: &str, flow: &str, numbers: &[&str]) {
+    let c = reqwest::Client::new();
+    let resp = c
+        .put(app.url(&format!("/api/v1/flows/{name}")))
+        .bearer_auth(admin_key)
+        .json(&serde_json::json!({"text": flow}))
+        .send()
+        .await
+        .unwrap();
+    assert!(resp.status().is_success(), "saving flow {name}: {} {}", resp.status(), resp.text().await.unwrap_or_default());
+    for n in numbers {
+        let resp = c
+            .put(app.url(&format!("/api/v1/numbers/{n}")))
+            .bearer_auth(admin_key)
+            .json(&serde_json::json!({"flow": name}))
+            .send()
+            .await
+            .unwrap();
+        assert!(resp.status().is_success(), "routing {n}: {} {}", resp.status(), resp.text().await.unwrap_or_default());
+    }
+}
+
+/// A new admin API key, made with the CLI in `dir` (before or while the appliance runs).
+pub fn admin_key(dir: &Path) -> String {
+    let out = run(dir, &["apikey", "create", "--role", "admin"], &[]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
