@@ -43,13 +43,15 @@
 //! See `tests/console/webrtc.mjs` and `webrtc.html`; `telephony/tests/webrtc_browser.rs` runs it.
 //!
 //! # Measured (loopback, debug build, 2 shared cores)
-//! Chromium 156 offer → answer → ICE+DTLS connected → the page detects the appliance's tone:
-//! 0.5–0.65 s; the appliance detects the browser's tone (200 ms of it) before that; the page's
-//! `pc.close()` ends the leg (`Disconnected`) before the browser process has even exited; a peer
-//! that vanishes without a word (tab killed, network gone) is noticed by ICE after 19.6 s, so the
-//! web layer should also close the leg when the agent's signalling socket drops (str0m as the peer: connected and audio
-//! both ways within 0.2 s; `accept_offer`, DTLS certificate included, about 2 ms). str0m 0.24 with aws-lc-rs adds about 100 crates; its clean debug
-//! build took 3 min 9 s wall (1 min 40 s CPU, niced beside other builds), mostly aws-lc-sys (C).
+//! - Chromium 156: offer → answer → ICE+DTLS → the page detects the appliance's tone in
+//!   0.5–0.65 s; the appliance has detected the browser's tone (200 ms of it) before that.
+//! - The page's `pc.close()` ends the leg (`Disconnected`) before the browser process has exited;
+//!   a peer that vanishes without a word (tab killed, network gone) is noticed by ICE after
+//!   19.6 s, so the web layer should also close the leg when the agent's signalling socket drops.
+//! - str0m as the peer: connected, and audio both ways, within 0.2 s; `accept_offer` (socket,
+//!   DTLS certificate, answer) about 2 ms.
+//! - Build: str0m 0.24 with aws-lc-rs adds about 100 crates; their clean debug build took 3 min
+//!   9 s wall (1 min 40 s CPU, niced beside other builds), mostly aws-lc-sys (C).
 
 pub mod audio;
 pub mod leg;
