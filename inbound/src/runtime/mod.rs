@@ -16,6 +16,19 @@
 //! - [`prompts`] turns prompt specs into audio (WAV files, cached TTS).
 //!
 //! Handles are cheap to clone; the API used by the web layer and the dialer is on [`Runtime`].
+//! Supervisors (listen, whisper, barge) and three-way conferences use `telephony::control`
+//! rooms: the agent's leg and the customer stay a direct bridge until a third leg joins.
+//!
+//! The integrator runs the SIP layer with `auto_answer: None` (the runtime answers after it
+//! found a flow, and refuses unknown numbers with 404) and must not also run
+//! `bridge::calls::arrivals_loop` (the runtime consumes bridge leases itself).
+//!
+//! # Measured (`examples/ivr_bench.rs`, release, 2 shared cores, loopback, SQLite)
+//!
+//! 200 sipp callers (50/s) each hear the TTS menu, barge in with an RFC 4733 digit, pass the
+//! hours check into the queue and wait 20 s: 200/200 successful calls, 0 failed, 200 contact
+//! records closed, peak 200 live contacts, 2.3 s CPU of this process over 26 s (9 % of one
+//! core).
 
 pub mod acd_task;
 pub mod contact;
