@@ -215,6 +215,7 @@ async fn sipp_calls_get_200_486_480_by_the_last_digit_rule() {
     }
     for n in &numbers {
         let r = &records[n];
+        assert_eq!(r.from, "sipp", "the caller's user part");
         let (class, answered, ending, code) = match n.chars().last().unwrap() {
             '0'..='5' => (Class::Human, true, Ending::Completed, None),
             '6' | '7' => (Class::Machine, true, Ending::CallerHungUp, None),

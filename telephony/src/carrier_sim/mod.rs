@@ -373,12 +373,16 @@ pub async fn start(config: CarrierSimConfig, lifecycle: Lifecycle) -> anyhow::Re
 /// The Request-URI user (what was dialled), else the To user.
 fn called_user(call: &Call) -> String {
     let info = call.info();
-    let uri = info.request_uri.trim();
-    let rest = uri.strip_prefix("sips:").or_else(|| uri.strip_prefix("sip:")).unwrap_or("");
-    match rest.split_once('@') {
-        Some((user, _)) if !user.is_empty() => user.split(';').next().unwrap_or(user).to_string(),
-        _ => info.to.clone(),
-    }
+    uri_user(&info.request_uri).unwrap_or_else(|| uri_user(&info.to).unwrap_or_else(|| info.to.clone()))
+}
+
+/// The user part of the first `sip:`/`sips:` URI in a header value or URI (`"A" <sip:123@h>;tag=x`
+/// gives `123`).
+fn uri_user(s: &str) -> Option<String> {
+    let at = s.find("sip:").map(|i| i + 4).or_else(|| s.find("sips:").map(|i| i + 5))?;
+    let rest = &s[at..];
+    let end = rest.find(['@', '>', ';', ' ']).unwrap_or(rest.len());
+    (rest[end..].starts_with('@') && end > 0).then(|| rest[..end].to_string())
 }
 
 /// Plays one call out: persona decisions in, control commands out.
@@ -387,7 +391,7 @@ async fn run_call(mut call: Call, to: String, mut persona: Persona, voices: &Voi
     let ctl = call.control().clone();
     let mut record = CallRecord {
         call: call.id().0,
-        from: call.info().from.clone(),
+        from: uri_user(&call.info().from).unwrap_or_else(|| call.info().from.clone()),
         to,
         class: persona.class(),
         answered: false,
@@ -577,6 +581,15 @@ mod tests {
         assert!(err(Flags { by_last_digit: Some("0=fax".into()), ..flags() }).contains("--by-last-digit"));
         assert!(err(Flags { busy: -0.5, ..flags() }).contains("--busy"));
         assert!(err(Flags { press: Some('x'), ..flags() }).contains("DTMF key"));
+    }
+
+    #[test]
+    fn uri_users_are_read_from_headers_and_uris() {
+        assert_eq!(uri_user("sip:15550101@127.0.0.1:5090").as_deref(), Some("15550101"));
+        assert_eq!(uri_user("sipp <sip:sipp@127.0.0.1:5097>;tag=1SIPpTag001").as_deref(), Some("sipp"));
+        assert_eq!(uri_user("\"Desk\" <sips:agent7@example.com;transport=tls>").as_deref(), Some("agent7"));
+        assert_eq!(uri_user("<sip:127.0.0.1:5090>"), None);
+        assert_eq!(uri_user("15550101"), None);
     }
 
     #[test]
