@@ -550,6 +550,7 @@ async fn keep_an_admin(db: &Db, tx: &mut crate::WriteTx, id: i64) -> Result<(), 
 }
 
 /// Creates a user with a display name and attributes in one audited transaction.
+#[allow(clippy::too_many_arguments)]
 pub async fn create_user_with(
     db: &Db,
     now_ms: i64,

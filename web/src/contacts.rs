@@ -330,7 +330,7 @@ fn to_csv(rows: &[ContactOut]) -> anyhow::Result<Vec<u8>> {
             &serde_json::to_string(&r.attributes)?,
         ])?;
     }
-    Ok(w.into_inner().map_err(|e| anyhow::anyhow!("csv: {e}"))?)
+    w.into_inner().map_err(|e| anyhow::anyhow!("csv: {e}"))
 }
 
 /// Finds contacts; JSON, or CSV with `Accept: text/csv` or `format=csv` (an export).
