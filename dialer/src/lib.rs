@@ -26,3 +26,4 @@ pub mod hopper;
 pub mod pacing;
 pub mod runner;
 pub mod sim;
+pub mod single;
