@@ -79,7 +79,7 @@ async function load() {
         el('td', {}, u.role),
         el('td', { class: 'skills' }, ...(skills.length ? skills : ['—'])),
         el('td', {}, status),
-        el('td', { class: 'actions' }, editBtn, del));
+        el('td', { class: 'row-actions' }, editBtn, del));
     });
     $('users').tBodies[0].replaceChildren(...rows);
   } catch (e) {
