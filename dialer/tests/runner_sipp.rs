@@ -410,3 +410,111 @@ async fn kill_9_mid_campaign_then_restart() {
     drop(human);
     lifecycle.start_draining();
 }
+
+/// Preview mode and programmatic single calls against sipp: the card's number is dialled and
+/// bridged to the previewing agent; a single call to a DNC number, or outside its window, is
+/// blocked with the reason; an allowed one gets a contact id and a final record.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn preview_and_single_calls() {
+    use chrono::Timelike;
+    use dialer::single::{self, CallError, Dialer, SingleCall};
+    for (tool, pkg) in [("sipp", "sip-tester"), ("espeak-ng", "espeak-ng"), ("sox", "sox")] {
+        if !foundation::testing::require_tool(tool, pkg) {
+            return;
+        }
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let dir: PathBuf = tmp.path().to_owned();
+    audio(&dir);
+    let human = sipp_uas(&dir, "human", &answer_xml(Some(&dir.join("human.ulaw"))));
+    let agents_uas = sipp_uas(&dir, "agents", &answer_xml(None));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let config = telephony::Config {
+        udp: "127.0.0.1:0".parse().unwrap(),
+        tcp: "127.0.0.1:0".parse().unwrap(),
+        advertised_address: Some("127.0.0.1".into()),
+        rtp_ports: (33000, 33399),
+        max_message_bytes: 8192,
+    };
+    let lifecycle = Lifecycle::new();
+    let sip = listener::start_with(&config, SipOptions::default(), lifecycle.clone()).await.unwrap();
+    let cc = ControlConfig { media_ip: "127.0.0.1".parse().unwrap(), inactivity_timeout: None, inband_dtmf: true, jitter_depth: 3 };
+    let (calls, _incoming) = Calls::start(sip.handle.clone(), cc);
+    let mut call = calls.originate(Originate {
+        to_user: "agent0".into(),
+        trunks: vec![runner::trunk(&format!("sip:127.0.0.1:{}", agents_uas.port)).unwrap()],
+        ..Originate::default()
+    });
+    loop {
+        if let Event::Answered { .. } = tokio::time::timeout(Duration::from_secs(10), call.next_event()).await.unwrap().unwrap() {
+            break;
+        }
+    }
+    let leg = call.control().clone();
+    tokio::spawn(async move { while call.next_event().await.is_some() {} });
+    let agents = Arc::new(TestAgents { legs: Arc::new(Mutex::new(vec![("agent0".into(), leg, false)])), talk: Duration::from_millis(800) });
+
+    let db = support::sqlite(&dir).await;
+    let clock: foundation::SharedClock = Arc::new(SystemClock);
+    let d = Dialer { db: db.clone(), clock: clock.clone(), calls: calls.clone(), agents: agents.clone(), node: "node-p".into() };
+    let list = support::seed_list(&db, "preview", 2, 600, &[open_zone()], clock.now_ms()).await;
+    let mut cfg = support::config(&[(list, 1)], DialMode::Preview, &format!("sip:127.0.0.1:{}", human.port));
+    cfg.safe_harbor.prompt = dir.join("prompt.wav").display().to_string();
+    let c = campaign::create(&db, clock.as_ref(), "preview", &cfg).await.unwrap();
+    campaign::apply(&db, clock.as_ref(), c.id, Action::Start).await.unwrap();
+
+    // Preview: skip the first card, dial the second.
+    let first = single::preview_next(&d, c.id, "agent0").await.unwrap().expect("a card");
+    assert!(first.allowed_reason.contains("window"), "{}", first.allowed_reason);
+    single::preview_skip(&d, &first, "agent0", 3600).await.unwrap();
+    let second = single::preview_next(&d, c.id, "agent0").await.unwrap().expect("a second card");
+    assert_ne!(second.lead.lead_id, first.lead.lead_id);
+    assert!(single::preview_next(&d, c.id, "agent0").await.unwrap().is_none(), "nothing else due");
+    let placed = single::preview_dial(&d, &second, "agent0").await.unwrap();
+    let wait_final = |contact: String| {
+        let db = db.clone();
+        async move {
+            for _ in 0..100 {
+                let row = sqlx::query("SELECT outcome, agent FROM dial_attempts WHERE public_id = $1 AND state = 'final'")
+                    .bind(&contact)
+                    .fetch_optional(db.pool())
+                    .await
+                    .unwrap();
+                if let Some(r) = row {
+                    return (r.get::<String, _>("outcome"), r.get::<Option<String>, _>("agent"));
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            panic!("no final record for {contact}");
+        }
+    };
+    assert_eq!(wait_final(placed.contact_id.clone()).await, ("connected".to_owned(), Some("agent0".to_owned())));
+
+    // Single calls: window and DNC are checked like campaign dials.
+    let ny_hour = chrono::Utc::now().with_timezone(&chrono_tz::America::New_York).hour();
+    let mut defaults = support::config(&[(list, 1)], DialMode::Predictive, &format!("sip:127.0.0.1:{}", human.port));
+    defaults.purpose = Purpose::Informational;
+    defaults.safe_harbor.prompt = dir.join("prompt.wav").display().to_string();
+    let t = |h: u32, m: u32| chrono::NaiveTime::from_hms_opt(h, m, 0).unwrap();
+    let (open, closed) = if ny_hour < 12 { ((t(0, 0), t(23, 59)), (t(12, 0), t(23, 59))) } else { ((t(0, 0), t(23, 59)), (t(0, 0), t(11, 0))) };
+    let req = SingleCall { to: "(212) 555-0177".into(), queue: Some("sales".into()), ..SingleCall::default() };
+    defaults.compliance.window.start = closed.0;
+    defaults.compliance.window.end = closed.1;
+    match single::single_call(&d, &req, &defaults, "US").await {
+        Err(CallError::Blocked { code, reason }) => assert!(code == "window" && reason.contains("America/New_York"), "{code}: {reason}"),
+        other => panic!("expected a window block, got {:?}", other.map(|p| p.contact_id)),
+    }
+    defaults.compliance.window.start = open.0;
+    defaults.compliance.window.end = open.1;
+    importers::dnc::add_internal(&db, clock.as_ref(), "+12125550188", "US", "asked", "api", None).await.unwrap();
+    let dnc = SingleCall { to: "+1 212 555 0188".into(), ..req.clone() };
+    assert!(matches!(single::single_call(&d, &dnc, &defaults, "US").await, Err(CallError::Blocked { code, .. }) if code == "dnc"));
+    assert!(matches!(single::single_call(&d, &SingleCall { to: "12".into(), ..req.clone() }, &defaults, "US").await, Err(CallError::Invalid(_))));
+    // The agent's leg frees up shortly after the preview call ended.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let ok = single::single_call(&d, &req, &defaults, "US").await.unwrap();
+    assert!(ok.contact_id.starts_with("contact_"));
+    assert_eq!(wait_final(ok.contact_id).await, ("connected".to_owned(), Some("agent0".to_owned())));
+    drop((human, agents_uas));
+    lifecycle.start_draining();
+}
