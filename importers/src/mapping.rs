@@ -215,7 +215,6 @@ impl Mapping {
         take(&mut m.consent_source, "consent_source", &spec.consent_source, &mut used)?;
         take(&mut m.consent_at, "consent_at", &spec.consent_at, &mut used)?;
         take(&mut m.do_not_call, "do_not_call", &spec.do_not_call, &mut used)?;
-        drop(take);
         for p in &spec.phones {
             let i = index(p)?;
             claim(i, "phones", &mut used)?;
