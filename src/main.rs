@@ -1,6 +1,7 @@
 //! `dialbridge`: the one binary of the appliance. Command-line parsing and wiring only; every
 //! piece of logic lives in a workspace crate (see ARCHITECTURE.md).
 
+mod agents_port;
 mod backup;
 mod bench;
 mod config;

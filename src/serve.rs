@@ -98,8 +98,19 @@ pub async fn run(cfg: Config, file: Option<PathBuf>, set_log_level: SetLogLevel)
         warn!(calls = interrupted, node = %node, "closed call records left open by the last stop as interrupted");
     }
     let cdr_stop = tokio_util::sync::CancellationToken::new();
-    let cdr = tokio::spawn(telephony::cdr::run(db.clone(), clock.clone(), sip.handle.clone(), node, cdr_stop.clone()));
-    let runtime = start_runtime(&cfg, &db, &clock, &sip).await?;
+    let cdr = tokio::spawn(telephony::cdr::run(db.clone(), clock.clone(), sip.handle.clone(), node.clone(), cdr_stop.clone()));
+    let (runtime, calls) = start_runtime(&cfg, &db, &clock, &sip).await?;
+    let dialer = dialer::runner::start(
+        db.clone(),
+        clock.clone(),
+        calls,
+        crate::agents_port::RuntimeAgents::start(runtime.clone()),
+        dialer::runner::RunnerConfig::new(&node),
+    )
+    .await?;
+    if dialer.recovery != Default::default() {
+        warn!(recovery = ?dialer.recovery, "dial attempts left open by the last stop were closed as interrupted");
+    }
     tokio::spawn(bridge::lease::reaper_loop(
         db.clone(),
         clock.clone(),
@@ -162,7 +173,8 @@ pub async fn run(cfg: Config, file: Option<PathBuf>, set_log_level: SetLogLevel)
     }
     let drain = Duration::from_secs(cfg.shutdown.drain_s);
     info!(drain_s = cfg.shutdown.drain_s, "shutting down: refusing new work, draining calls in progress");
-    let outcome = lifecycle.drain(drain, STOP_GRACE).await;
+    // The dialer places no new call from now; its calls and the rest drain together.
+    let (outcome, _) = tokio::join!(lifecycle.drain(drain, STOP_GRACE), dialer.stop(drain));
     if outcome == DrainOutcome::Stopped {
         warn!("drain time ran out: remaining work was ended and recorded as interrupted");
     }
@@ -189,7 +201,7 @@ async fn start_runtime(
     db: &Db,
     clock: &SharedClock,
     sip: &telephony::sip::listener::SipListeners,
-) -> anyhow::Result<inbound::runtime::Runtime> {
+) -> anyhow::Result<(inbound::runtime::Runtime, telephony::control::Calls)> {
     let media_ip = match cfg.sip.advertised_address.parse::<std::net::IpAddr>() {
         Ok(ip) => ip,
         Err(_) => sip.udp_addr.ip(),
@@ -211,7 +223,8 @@ async fn start_runtime(
         unknown_number_code: cfg.inbound.unknown_number_code,
         ..Default::default()
     };
-    inbound::runtime::Runtime::start(db.clone(), clock.clone(), calls, incoming, rc).await
+    let runtime = inbound::runtime::Runtime::start(db.clone(), clock.clone(), calls.clone(), incoming, rc).await?;
+    Ok((runtime, calls))
 }
 
 /// Who may call in and register: the configured trunks, and the appliance's endpoints.
