@@ -91,7 +91,12 @@ async fn sipp_callers_walk_the_menu_to_an_agent_with_pt96_and_pt101() {
     if !has_tools() {
         return;
     }
-    let sut = start(31000, |_| {}).await;
+    let sut = start(31000, |cfg| {
+        cfg.hold_audio = Some(inbound::interpreter::PromptSpec::Text(
+            "Please hold.".into(),
+        ))
+    })
+    .await;
     let dir = sut.dir.path().to_path_buf();
     let sip_port = sut.sip.udp_addr.port();
 
@@ -318,7 +323,12 @@ async fn a_call_from_the_legacy_platform_carries_the_leased_data() {
     if !has_tools() {
         return;
     }
-    let sut = start(37000, |_| {}).await;
+    let sut = start(37000, |cfg| {
+        cfg.hold_audio = Some(inbound::interpreter::PromptSpec::Text(
+            "Please hold.".into(),
+        ))
+    })
+    .await;
     let dir = sut.dir.path().to_path_buf();
     let number = "+15550002000";
     bridge::pool::create(
@@ -385,6 +395,11 @@ async fn a_call_from_the_legacy_platform_carries_the_leased_data() {
     assert!(
         stage(r, "abandoned").is_some(),
         "the caller left the queue: {:?}",
+        r.stages
+    );
+    assert!(
+        stage(r, "hold_audio").is_some(),
+        "the queued caller heard the hold audio: {:?}",
         r.stages
     );
     // The lease was consumed: a second lookup finds nothing once the cooldown (0 s) is over.

@@ -157,6 +157,12 @@ struct Task {
     tx: mpsc::WeakUnboundedSender<Cmd>,
 }
 
+/// Stops what a queued caller hears (hold audio) before the media goes to an agent.
+async fn stop_hold(call: &CallControl) -> &CallControl {
+    let _ = call.stop_playback().await;
+    call
+}
+
 /// The SIP request that reaches an endpoint (an agent's or supervisor's phone).
 pub(crate) async fn originate_to(
     sh: &Shared,
@@ -378,13 +384,15 @@ impl Task {
         };
         if a.login.mode == AgentMode::NailedUp {
             let ok = match (&a.leg, a.leg_up) {
-                (Some(leg), true) => match call.bridge(leg, OnPeerHangup::Stay).await {
-                    Ok(()) => true,
-                    Err(e) => {
-                        tracing::warn!(agent, contact, error = %e, "media switch to the agent's leg failed");
-                        false
+                (Some(leg), true) => {
+                    match stop_hold(&call).await.bridge(leg, OnPeerHangup::Stay).await {
+                        Ok(()) => true,
+                        Err(e) => {
+                            tracing::warn!(agent, contact, error = %e, "media switch to the agent's leg failed");
+                            false
+                        }
                     }
-                },
+                }
                 _ => false,
             };
             pending.push_back(if ok {
@@ -837,7 +845,11 @@ impl Task {
                         if self.acd.agent_state(agent)
                             == Some(AgentState::Offered(contact.clone())) =>
                     {
-                        call.bridge(&leg, OnPeerHangup::HangUp).await.is_ok()
+                        stop_hold(&call)
+                            .await
+                            .bridge(&leg, OnPeerHangup::HangUp)
+                            .await
+                            .is_ok()
                     }
                     _ => false,
                 };

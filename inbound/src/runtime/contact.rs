@@ -597,6 +597,9 @@ impl Contact {
                 while let Ok(n) = self.notes.try_recv() {
                     self.push_stage(n);
                 }
+                if r == QueueResult::Queued {
+                    self.hold_audio().await;
+                }
                 one(Input::QueueResult(r))
             }
             Effect::TransferToNumber {
@@ -702,6 +705,30 @@ impl Contact {
                 tracing::error!(effect = ?other, "effect not awaited");
                 one(Input::Hangup)
             }
+        }
+    }
+
+    /// Starts the hold audio for a queued caller not yet connected (the ACD stops it before it
+    /// switches the media to an agent).
+    async fn hold_audio(&mut self) {
+        let Some(spec) = self.sh.cfg.hold_audio.clone() else {
+            return;
+        };
+        if self.stages.iter().any(|s| s.stage == "connected") {
+            return;
+        }
+        match self.sh.prompts.get(&spec, None).await {
+            Ok(p) => {
+                if self
+                    .ctl
+                    .play(Box::new(p.player_looped(u32::MAX)))
+                    .await
+                    .is_ok()
+                {
+                    self.stage("hold_audio", "");
+                }
+            }
+            Err(e) => tracing::warn!(contact = %self.id(), error = %e, "hold audio unavailable"),
         }
     }
 

@@ -70,6 +70,8 @@ pub struct RuntimeConfig {
     pub tts_program: String,
     /// The default TTS voice (a flow's `UpdateContactTextToSpeechVoice` overrides it).
     pub tts_voice: String,
+    /// What queued callers hear until an agent takes them (looped); `None`: silence.
+    pub hold_audio: Option<crate::interpreter::PromptSpec>,
     /// Where recordings go (`<contact id>.wav`).
     pub recording_dir: PathBuf,
     /// Trunks for transfers to external numbers (tried in order).
@@ -98,6 +100,7 @@ impl Default for RuntimeConfig {
             tts_program: "espeak-ng".into(),
             tts_voice: "en-us".into(),
             recording_dir: base.join("recordings"),
+            hold_audio: None,
             trunks: Vec::new(),
             legacy: None,
             agent_caller_id: "dialbridge".into(),
