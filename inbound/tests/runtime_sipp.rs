@@ -659,3 +659,81 @@ async fn the_dialer_hands_an_answered_call_to_a_ready_agent_at_once() {
     let out = wait_sipp(agent, Duration::from_secs(30)).await;
     assert_eq!(out.rc, 0, "agent: {}", out.output);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_logs_in_with_a_phone_registered_to_the_appliance() {
+    if !has_tools() {
+        return;
+    }
+    let users = std::collections::HashMap::from([("agent1".to_string(), "pw1".to_string())]);
+    let policy = telephony::sip::registrar::InboundPolicy::with_users(
+        vec!["127.0.0.1".parse().unwrap()],
+        "dialbridge",
+        users,
+    );
+    let sut = start_with(45000, Some(policy), |_| {}).await;
+    let dir = sut.dir.path().to_path_buf();
+    let phone_port = free_port();
+
+    // The phone registers (digest) with its Contact on the port where it answers calls.
+    let register = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../telephony/tests/sip_scenarios/uac_register.xml"
+    ))
+    .unwrap()
+    .replace("@CONTACT_PORT@", &phone_port.to_string())
+    .replace("@PASSWORD@", "pw1")
+    .replace("@FINAL@", "200");
+    write(&dir, "register.xml", &register);
+    let args: Vec<String> = [
+        sut.sip.udp_addr.to_string(),
+        "-sf".into(),
+        "register.xml".into(),
+        "-s".into(),
+        "agent1".into(),
+        "-p".into(),
+        free_port().to_string(),
+        "-m".into(),
+        "1".into(),
+        "-timeout".into(),
+        "10s".into(),
+    ]
+    .into();
+    let out = wait_sipp(sipp(&dir, &args), Duration::from_secs(20)).await;
+    assert_eq!(out.rc, 0, "REGISTER: {}", out.output);
+
+    // An AOR without a binding cannot log in; the registered one can.
+    let login = |id: &str, aor: &str| Login {
+        agent_id: id.into(),
+        endpoint: AgentEndpoint::Registered(aor.into()),
+        mode: AgentMode::RingPerOffer,
+        routing_profile: "all".into(),
+        skills: BTreeMap::new(),
+    };
+    assert!(matches!(
+        sut.runtime.login(login("ghost", "nobody")).await,
+        Err(inbound::runtime::RuntimeError::EndpointUnreachable(_))
+    ));
+    write(&dir, "agent.xml", &agent_xml(30_000));
+    let phone = sipp(&dir, &uas_args(phone_port, "phone_msgs.log", 60));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    sut.runtime.login(login("erin", "agent1")).await.unwrap();
+
+    write(&dir, "c.xml", &caller_xml(Dtmf::Pt96("1"), 1200, 2000));
+    let out = wait_sipp(
+        sipp(
+            &dir,
+            &caller_args(sut.sip.udp_addr.port(), "c.xml", DID, 1, 1, 1),
+        ),
+        Duration::from_secs(60),
+    )
+    .await;
+    assert_eq!(out.rc, 0, "caller: {}", out.output);
+    let out = wait_sipp(phone, Duration::from_secs(30)).await;
+    assert_eq!(out.rc, 0, "registered phone: {}", out.output);
+    eventually("the contact is closed", Duration::from_secs(10), || async {
+        contact_rows(&sut.db).await.iter().any(|r| r.1.is_some())
+    })
+    .await;
+    assert_walked_to_agent(&contacts(&sut.db).await[0], "sales", "erin");
+}

@@ -80,6 +80,15 @@ pub fn always_open() -> HoursBook {
 
 /// SIP + call control + a SQLite store holding the menu flow on [`DID`] + the runtime.
 pub async fn start(rtp_base: u16, tweak: impl FnOnce(&mut RuntimeConfig)) -> Sut {
+    start_with(rtp_base, None, tweak).await
+}
+
+/// [`start`] with an inbound policy (trunk ACL, endpoint digest users, the registrar).
+pub async fn start_with(
+    rtp_base: u16,
+    policy: Option<telephony::sip::registrar::InboundPolicy>,
+    tweak: impl FnOnce(&mut RuntimeConfig),
+) -> Sut {
     let dir = tempfile::tempdir().unwrap();
     let db = Db::connect(&format!("sqlite://{}/inbound.db", dir.path().display()), 8)
         .await
@@ -101,6 +110,7 @@ pub async fn start(rtp_base: u16, tweak: impl FnOnce(&mut RuntimeConfig)) -> Sut
     let lifecycle = Lifecycle::new();
     let options = SipOptions {
         auto_answer: None,
+        policy,
         ..SipOptions::default()
     };
     let sip = listener::start_with(&config, options, lifecycle.clone())
