@@ -5,6 +5,7 @@ mod agents_port;
 mod backup;
 mod bench;
 mod config;
+mod gauges;
 mod progress;
 mod reload;
 mod serve;

@@ -100,6 +100,8 @@ pub async fn run(cfg: Config, file: Option<PathBuf>, set_log_level: SetLogLevel)
     let cdr_stop = tokio_util::sync::CancellationToken::new();
     let cdr = tokio::spawn(telephony::cdr::run(db.clone(), clock.clone(), sip.handle.clone(), node.clone(), cdr_stop.clone()));
     let (runtime, calls) = start_runtime(&cfg, &db, &clock, &sip).await?;
+    let queues = cfg.inbound.acd_config()?.queues.into_iter().map(|q| q.name).collect();
+    tokio::spawn(crate::gauges::run(db.clone(), runtime.clone(), queues));
     let dialer = dialer::runner::start(
         db.clone(),
         clock.clone(),

@@ -32,6 +32,17 @@ async fn serves_health_readiness_metrics_and_openapi_then_drains_on_sigterm() {
 
     let metrics = c.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
     assert!(metrics.contains("dialbridge_up 1"), "{metrics}");
+    // Sampled levels appear once the sampler has run (at start, then every 5 s).
+    let mut metrics = metrics;
+    for _ in 0..50 {
+        if metrics.contains("dialbridge_agents{") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        metrics = c.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    }
+    assert!(metrics.contains(r#"dialbridge_agents{state="available"} 0"#), "{metrics}");
+    assert!(metrics.contains(r#"dialbridge_queue_contacts{queue="default"} 0"#), "{metrics}");
 
     let doc: serde_json::Value = c.get(app.url("/api/openapi.json")).send().await.unwrap().json().await.unwrap();
     assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
