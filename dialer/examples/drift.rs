@@ -21,8 +21,12 @@ fn main() {
     }
     let levels: Vec<f64> = (0..=24).map(|i| 1.0 + 0.05 * i as f64).collect();
     let (best, _) = best_fixed_ratio(&scenario(SimMode::Progressive), &levels, ratio_seeds);
-    println!("drift: p 0.30 -> 0.10 linearly over 8 h; agents 20 -> 10 (at 2h40) -> 20 (at 5h20); cap 3%");
-    println!("best fixed ratio per segment ({ratio_seeds} seeds, levels 1.00..2.20 step 0.05, every rolling hour ending in the segment <= cap):");
+    println!(
+        "drift: p 0.30 -> 0.10 linearly over 8 h; agents 20 -> 10 (at 2h40) -> 20 (at 5h20); cap 3%"
+    );
+    println!(
+        "best fixed ratio per segment ({ratio_seeds} seeds, levels 1.00..2.20 step 0.05, every rolling hour ending in the segment <= cap):"
+    );
     for b in &best {
         println!(
             "  segment {}: L = {:.2}  talk {:.1} min/agent-h  worst window {:.2}%",
@@ -32,7 +36,12 @@ fn main() {
             100.0 * b.max_window_abandon_rate
         );
     }
-    for mode in [SimMode::Progressive, SimMode::Predictive, SimMode::Oracle, SimMode::Vicidial] {
+    for mode in [
+        SimMode::Progressive,
+        SimMode::Predictive,
+        SimMode::Oracle,
+        SimMode::Vicidial,
+    ] {
         let r = run_seeds(&scenario(mode), seeds);
         println!(
             "\n{} ({} seeds): talk {:.1} min/agent-h, abandonment {:.2}%, worst rolling hour {:.2}% (any seed)",

@@ -12,7 +12,10 @@ fn list<T: std::str::FromStr>(s: &str) -> Vec<T> {
 }
 
 fn main() {
-    let mut g = GridConfig { threads: 2, ..GridConfig::default() };
+    let mut g = GridConfig {
+        threads: 2,
+        ..GridConfig::default()
+    };
     let mut json = false;
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
@@ -26,7 +29,12 @@ fn main() {
             "--agents" => g.agents = list(&v),
             "--rates" => g.answer_rates = list(&v),
             "--cap" => g.abandon_cap = v.parse().expect("cap"),
-            "--modes" => g.modes = v.split(',').map(|m| SimMode::parse(m, 1.2).expect("mode")).collect(),
+            "--modes" => {
+                g.modes = v
+                    .split(',')
+                    .map(|m| SimMode::parse(m, 1.2).expect("mode"))
+                    .collect()
+            }
             "--json" => {
                 json = true;
                 i += 1;
@@ -45,7 +53,12 @@ fn main() {
             "talk-min per agent-hour; abn% = abandonment over the shift (mean of seeds); win% = worst rolling {}-h window in any seed; dl/h = dials per agent-hour",
             1
         );
-        println!("{} seeds x {} h, cap {:.1}%\n", g.seeds, g.hours, 100.0 * g.abandon_cap);
+        println!(
+            "{} seeds x {} h, cap {:.1}%\n",
+            g.seeds,
+            g.hours,
+            100.0 * g.abandon_cap
+        );
         print!("{}", format_table(&g, &cells));
         println!("\n({:.1} s)", t0.elapsed().as_secs_f64());
     }

@@ -41,5 +41,10 @@ pub trait AgentPort: Send + Sync {
     /// agent's nailed-up leg) and returns the agent's id. `attrs` carry the lead card, the contact
     /// id (`contact_id`) and the pacer's preferred agent (`agent_hint`), which the port may
     /// ignore. Must answer quickly: the 2-second rule runs while it works.
-    fn connect(&self, queue: &str, call: CallControl, attrs: BTreeMap<String, String>) -> BoxFuture<'static, Result<String, NoAgent>>;
+    fn connect(
+        &self,
+        queue: &str,
+        call: CallControl,
+        attrs: BTreeMap<String, String>,
+    ) -> BoxFuture<'static, Result<String, NoAgent>>;
 }

@@ -117,7 +117,11 @@ pub async fn open(db: &Db, clock: &dyn Clock, a: &NewAttempt) -> anyhow::Result<
         .bind(&a.node)
         .execute(tx.conn())
         .await?;
-        anyhow::ensure!(r.rows_affected() == 1, "lead {l} of campaign {c} is not claimed by {}", a.node);
+        anyhow::ensure!(
+            r.rows_affected() == 1,
+            "lead {l} of campaign {c} is not claimed by {}",
+            a.node
+        );
     }
     let id: i64 = sqlx::query_scalar(
         "INSERT INTO dial_attempts (public_id, campaign_id, lead_id, phone_position, e164, caller_id, node, state, \
@@ -143,12 +147,22 @@ pub async fn open(db: &Db, clock: &dyn Clock, a: &NewAttempt) -> anyhow::Result<
 pub async fn mark(db: &Db, clock: &dyn Clock, id: i64, p: Progress) -> anyhow::Result<()> {
     let now = clock.now_ms();
     let sql = match p {
-        Progress::Ringing => "UPDATE dial_attempts SET state = 'ringing' WHERE id = $1 AND state = 'dialing' AND $2 = $2",
-        Progress::Answered => "UPDATE dial_attempts SET state = 'answered', answered_at = $2 WHERE id = $1 AND state IN ('dialing', 'ringing')",
-        Progress::Connected => "UPDATE dial_attempts SET state = 'connected', bridged_at = $2 WHERE id = $1 AND state <> 'final'",
+        Progress::Ringing => {
+            "UPDATE dial_attempts SET state = 'ringing' WHERE id = $1 AND state = 'dialing' AND $2 = $2"
+        }
+        Progress::Answered => {
+            "UPDATE dial_attempts SET state = 'answered', answered_at = $2 WHERE id = $1 AND state IN ('dialing', 'ringing')"
+        }
+        Progress::Connected => {
+            "UPDATE dial_attempts SET state = 'connected', bridged_at = $2 WHERE id = $1 AND state <> 'final'"
+        }
     };
     let mut tx = db.begin_write().await?;
-    sqlx::query(sql).bind(id).bind(now).execute(tx.conn()).await?;
+    sqlx::query(sql)
+        .bind(id)
+        .bind(now)
+        .execute(tx.conn())
+        .await?;
     tx.commit().await?;
     Ok(())
 }
@@ -174,12 +188,20 @@ pub struct Final {
 pub enum LeadNext {
     /// Not a campaign lead (single call), or the attempt was already final.
     Nothing,
-    Retry { at: i64 },
+    Retry {
+        at: i64,
+    },
     Done,
 }
 
 /// Writes the final record (once: a second call changes nothing) and the lead's next step.
-pub async fn finish(db: &Db, clock: &dyn Clock, id: i64, f: &Final, config: Option<&CampaignConfig>) -> anyhow::Result<LeadNext> {
+pub async fn finish(
+    db: &Db,
+    clock: &dyn Clock,
+    id: i64,
+    f: &Final,
+    config: Option<&CampaignConfig>,
+) -> anyhow::Result<LeadNext> {
     let now = clock.now_ms();
     let outcome = f.outcome.context("a final record needs an outcome")?;
     let mut tx = db.begin_write().await?;
@@ -221,13 +243,19 @@ pub async fn finish(db: &Db, clock: &dyn Clock, id: i64, f: &Final, config: Opti
         .execute(tx.conn())
         .await?;
     }
-    let next = match (row.get::<Option<i64>, _>("campaign_id"), row.get::<Option<i64>, _>("lead_id"), config) {
+    let next = match (
+        row.get::<Option<i64>, _>("campaign_id"),
+        row.get::<Option<i64>, _>("lead_id"),
+        config,
+    ) {
         (Some(c), Some(l), Some(cfg)) => {
-            let attempts: i64 = sqlx::query_scalar("SELECT attempts FROM campaign_leads WHERE campaign_id = $1 AND lead_id = $2")
-                .bind(c)
-                .bind(l)
-                .fetch_one(tx.conn())
-                .await?;
+            let attempts: i64 = sqlx::query_scalar(
+                "SELECT attempts FROM campaign_leads WHERE campaign_id = $1 AND lead_id = $2",
+            )
+            .bind(c)
+            .bind(l)
+            .fetch_one(tx.conn())
+            .await?;
             let next = lead_next(cfg, outcome, attempts, now);
             let (state, next_at, fin) = match next {
                 LeadNext::Retry { at } => ("ready", at, None),
@@ -259,7 +287,11 @@ pub fn lead_next(cfg: &CampaignConfig, outcome: Outcome, attempts: i64, now: i64
     if outcome == Outcome::Disconnected {
         // Other numbers of the lead may still be good: the next claim tries them (a lead whose
         // numbers are all retired is finished there). It does not use up an attempt's wait.
-        return if attempts >= cfg.compliance.max_attempts_per_lead as i64 { LeadNext::Done } else { LeadNext::Retry { at: now } };
+        return if attempts >= cfg.compliance.max_attempts_per_lead as i64 {
+            LeadNext::Done
+        } else {
+            LeadNext::Retry { at: now }
+        };
     }
     if attempts >= cfg.compliance.max_attempts_per_lead as i64 {
         return LeadNext::Done;
@@ -280,24 +312,42 @@ pub struct Callback {
 
 /// The agent's disposition of a connected attempt (custom codes from the campaign's
 /// `dispositions`), and optionally a callback, which reopens the lead.
-pub async fn set_disposition(db: &Db, clock: &dyn Clock, contact_id: &str, code: &str, callback: Option<&Callback>) -> anyhow::Result<()> {
+pub async fn set_disposition(
+    db: &Db,
+    clock: &dyn Clock,
+    contact_id: &str,
+    code: &str,
+    callback: Option<&Callback>,
+) -> anyhow::Result<()> {
     let now = clock.now_ms();
-    let row = sqlx::query("SELECT id, campaign_id, lead_id FROM dial_attempts WHERE public_id = $1")
-        .bind(contact_id)
-        .fetch_optional(db.pool())
-        .await?
-        .with_context(|| format!("no contact {contact_id}"))?;
-    let (campaign_id, lead_id): (Option<i64>, Option<i64>) = (row.get("campaign_id"), row.get("lead_id"));
+    let row =
+        sqlx::query("SELECT id, campaign_id, lead_id FROM dial_attempts WHERE public_id = $1")
+            .bind(contact_id)
+            .fetch_optional(db.pool())
+            .await?
+            .with_context(|| format!("no contact {contact_id}"))?;
+    let (campaign_id, lead_id): (Option<i64>, Option<i64>) =
+        (row.get("campaign_id"), row.get("lead_id"));
     let config = match campaign_id {
-        Some(c) => Some(campaign::get(db, c).await?.context("campaign vanished")?.config),
+        Some(c) => Some(
+            campaign::get(db, c)
+                .await?
+                .context("campaign vanished")?
+                .config,
+        ),
         None => None,
     };
-    let rule = config.as_ref().and_then(|c| c.dispositions.get(code).cloned());
+    let rule = config
+        .as_ref()
+        .and_then(|c| c.dispositions.get(code).cloned());
     if let Some(cfg) = &config
         && callback.is_none()
         && rule.is_none()
     {
-        anyhow::bail!("unknown disposition code {code:?} (known: {:?})", cfg.dispositions.keys().collect::<Vec<_>>());
+        anyhow::bail!(
+            "unknown disposition code {code:?} (known: {:?})",
+            cfg.dispositions.keys().collect::<Vec<_>>()
+        );
     }
     let mut tx = db.begin_write().await?;
     sqlx::query("UPDATE dial_attempts SET disposition = $1 WHERE public_id = $2")
@@ -308,7 +358,11 @@ pub async fn set_disposition(db: &Db, clock: &dyn Clock, contact_id: &str, code:
     if let (Some(c), Some(l)) = (campaign_id, lead_id) {
         let (state, next_at, agent) = match (callback, &rule) {
             (Some(cb), _) => ("ready", cb.at, cb.agent.clone()),
-            (None, Some(r)) if !r.final_ && r.retry_after_s.is_some() => ("ready", now + r.retry_after_s.unwrap_or(0) as i64 * 1000, None),
+            (None, Some(r)) if !r.final_ && r.retry_after_s.is_some() => (
+                "ready",
+                now + r.retry_after_s.unwrap_or(0) as i64 * 1000,
+                None,
+            ),
             _ => ("done", 0, None),
         };
         sqlx::query(
@@ -397,29 +451,50 @@ pub async fn abandon_count(db: &Db, campaign_id: i64, since: i64) -> anyhow::Res
     .bind(since)
     .fetch_one(db.pool())
     .await?;
-    Ok(AbandonCount { live: r.get::<i64, _>("live") as u64, abandoned: r.get::<i64, _>("ab") as u64 })
+    Ok(AbandonCount {
+        live: r.get::<i64, _>("live") as u64,
+        abandoned: r.get::<i64, _>("ab") as u64,
+    })
 }
 
 /// The number's facts at `now`: internal DNC (as of now: entries added mid-campaign count),
 /// a registry hit given by the caller, retirement, attempts in 24 h, last abandoned call.
-pub async fn number_facts(db: &Db, e164: &str, registry_hit: Option<String>, now: i64) -> anyhow::Result<NumberFacts> {
-    let internal: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM dnc_entries WHERE e164 = $1").bind(e164).fetch_one(db.pool()).await?;
-    let retired: Option<String> = sqlx::query_scalar("SELECT retired_reason FROM dialer_numbers WHERE e164 = $1 AND retired_at IS NOT NULL")
-        .bind(e164)
-        .fetch_optional(db.pool())
-        .await?;
-    let attempts: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM dial_attempts WHERE e164 = $1 AND created_at > $2")
-        .bind(e164)
-        .bind(now - 24 * 3_600_000)
-        .fetch_one(db.pool())
-        .await?;
-    let last_abandoned: Option<i64> = sqlx::query_scalar("SELECT MAX(ended_at) FROM dial_attempts WHERE e164 = $1 AND abandoned = 1")
+pub async fn number_facts(
+    db: &Db,
+    e164: &str,
+    registry_hit: Option<String>,
+    now: i64,
+) -> anyhow::Result<NumberFacts> {
+    let internal: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM dnc_entries WHERE e164 = $1")
         .bind(e164)
         .fetch_one(db.pool())
         .await?;
+    let retired: Option<String> = sqlx::query_scalar(
+        "SELECT retired_reason FROM dialer_numbers WHERE e164 = $1 AND retired_at IS NOT NULL",
+    )
+    .bind(e164)
+    .fetch_optional(db.pool())
+    .await?;
+    let attempts: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM dial_attempts WHERE e164 = $1 AND created_at > $2",
+    )
+    .bind(e164)
+    .bind(now - 24 * 3_600_000)
+    .fetch_one(db.pool())
+    .await?;
+    let last_abandoned: Option<i64> = sqlx::query_scalar(
+        "SELECT MAX(ended_at) FROM dial_attempts WHERE e164 = $1 AND abandoned = 1",
+    )
+    .bind(e164)
+    .fetch_one(db.pool())
+    .await?;
     Ok(NumberFacts {
         e164: e164.to_owned(),
-        dnc: if internal > 0 { Some("internal".into()) } else { registry_hit },
+        dnc: if internal > 0 {
+            Some("internal".into())
+        } else {
+            registry_hit
+        },
         retired,
         attempts_last_24h: attempts as u32,
         last_abandoned_at: last_abandoned,

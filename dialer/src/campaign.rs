@@ -180,19 +180,36 @@ pub struct SafeHarbor {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, tag = "op", rename_all = "snake_case")]
 pub enum LeadFilter {
-    Eq { attribute: String, value: String },
-    Ne { attribute: String, value: String },
-    In { attribute: String, values: Vec<String> },
-    Exists { attribute: String },
+    Eq {
+        attribute: String,
+        value: String,
+    },
+    Ne {
+        attribute: String,
+        value: String,
+    },
+    In {
+        attribute: String,
+        values: Vec<String>,
+    },
+    Exists {
+        attribute: String,
+    },
 }
 
 impl LeadFilter {
     /// Whether the lead passes, given a lookup of its attribute values as text.
     pub fn matches(&self, get: &dyn Fn(&str) -> Option<String>) -> bool {
         match self {
-            LeadFilter::Eq { attribute, value } => get(attribute).as_deref() == Some(value.as_str()),
-            LeadFilter::Ne { attribute, value } => get(attribute).as_deref() != Some(value.as_str()),
-            LeadFilter::In { attribute, values } => get(attribute).is_some_and(|v| values.contains(&v)),
+            LeadFilter::Eq { attribute, value } => {
+                get(attribute).as_deref() == Some(value.as_str())
+            }
+            LeadFilter::Ne { attribute, value } => {
+                get(attribute).as_deref() != Some(value.as_str())
+            }
+            LeadFilter::In { attribute, values } => {
+                get(attribute).is_some_and(|v| values.contains(&v))
+            }
             LeadFilter::Exists { attribute } => get(attribute).is_some_and(|v| !v.is_empty()),
         }
     }
@@ -289,10 +306,16 @@ impl CampaignConfig {
         }
         let c = &self.compliance;
         if !(c.abandon_cap > 0.0 && c.abandon_cap <= 0.03) {
-            return err(format!("compliance.abandon_cap {} must be in (0, 0.03]", c.abandon_cap));
+            return err(format!(
+                "compliance.abandon_cap {} must be in (0, 0.03]",
+                c.abandon_cap
+            ));
         }
         if c.min_ring_s < 15 {
-            return err(format!("compliance.min_ring_s {} is below the legal 15 s", c.min_ring_s));
+            return err(format!(
+                "compliance.min_ring_s {} is below the legal 15 s",
+                c.min_ring_s
+            ));
         }
         if c.max_attempts_per_lead == 0 || c.max_attempts_per_number_per_day == 0 {
             return err("max attempts must be at least 1".into());
@@ -301,20 +324,32 @@ impl CampaignConfig {
             return err("compliance.registry_max_age_days must be 1..=31".into());
         }
         let legal = LocalWindow::default();
-        for (name, w) in std::iter::once(("window", &c.window)).chain(c.region_windows.iter().map(|(k, v)| (k.as_str(), v))) {
+        for (name, w) in std::iter::once(("window", &c.window))
+            .chain(c.region_windows.iter().map(|(k, v)| (k.as_str(), v)))
+        {
             if w.start >= w.end {
                 return err(format!("window {name}: start must be before end"));
             }
-            if self.purpose == Purpose::Telemarketing && (w.start < legal.start || w.end > legal.end) {
-                return err(format!("window {name}: telemarketing may not call outside 08:00–21:00 local time"));
+            if self.purpose == Purpose::Telemarketing
+                && (w.start < legal.start || w.end > legal.end)
+            {
+                return err(format!(
+                    "window {name}: telemarketing may not call outside 08:00–21:00 local time"
+                ));
             }
         }
         let s = &self.safe_harbor;
-        if s.seller.trim().is_empty() || s.callback_number.trim().is_empty() || s.prompt.trim().is_empty() {
+        if s.seller.trim().is_empty()
+            || s.callback_number.trim().is_empty()
+            || s.prompt.trim().is_empty()
+        {
             return err("safe_harbor needs seller, callback_number and prompt".into());
         }
         if !matches!(s.opt_out_key, '0'..='9' | '*' | '#') {
-            return err(format!("safe_harbor.opt_out_key {:?} is not a keypad key", s.opt_out_key));
+            return err(format!(
+                "safe_harbor.opt_out_key {:?} is not a keypad key",
+                s.opt_out_key
+            ));
         }
         Ok(())
     }
@@ -385,7 +420,11 @@ pub fn transition(from: CampaignState, action: Action) -> Result<CampaignState, 
         (Running, Action::Pause) => Ok(Paused),
         (Paused, Action::Resume) | (Paused, Action::Start) => Ok(Running),
         (Running | Paused, Action::Complete) => Ok(Completed),
-        (from, action) => Err(ConfigError(format!("a {} campaign cannot {:?}", from.as_str(), action))),
+        (from, action) => Err(ConfigError(format!(
+            "a {} campaign cannot {:?}",
+            from.as_str(),
+            action
+        ))),
     }
 }
 
@@ -403,7 +442,8 @@ pub struct Campaign {
     pub completed_at: Option<i64>,
 }
 
-const COLUMNS: &str = "id, name, state, config, version, created_at, updated_at, started_at, completed_at";
+const COLUMNS: &str =
+    "id, name, state, config, version, created_at, updated_at, started_at, completed_at";
 
 fn from_row(r: &sqlx::any::AnyRow) -> anyhow::Result<Campaign> {
     let name: String = r.get("name");
@@ -411,7 +451,8 @@ fn from_row(r: &sqlx::any::AnyRow) -> anyhow::Result<Campaign> {
     Ok(Campaign {
         id: r.get("id"),
         state: CampaignState::parse(&r.get::<String, _>("state"))?,
-        config: serde_json::from_str(&config).with_context(|| format!("campaign {name}: stored config unreadable"))?,
+        config: serde_json::from_str(&config)
+            .with_context(|| format!("campaign {name}: stored config unreadable"))?,
         name,
         version: r.get("version"),
         created_at: r.get("created_at"),
@@ -435,7 +476,12 @@ async fn check_lists(db: &Db, config: &CampaignConfig) -> anyhow::Result<()> {
 }
 
 /// Creates a campaign in `draft`.
-pub async fn create(db: &Db, clock: &dyn Clock, name: &str, config: &CampaignConfig) -> anyhow::Result<Campaign> {
+pub async fn create(
+    db: &Db,
+    clock: &dyn Clock,
+    name: &str,
+    config: &CampaignConfig,
+) -> anyhow::Result<Campaign> {
     if name.trim().is_empty() {
         bail!(ConfigError("the campaign name is empty".into()));
     }
@@ -453,37 +499,55 @@ pub async fn create(db: &Db, clock: &dyn Clock, name: &str, config: &CampaignCon
     .fetch_one(tx.conn())
     .await
     .map_err(anyhow::Error::from)
-    .map_err(|e| if Db::is_unique_violation(&e) { anyhow::anyhow!(ConfigError(format!("a campaign named {name:?} exists"))) } else { e })?;
+    .map_err(|e| {
+        if Db::is_unique_violation(&e) {
+            anyhow::anyhow!(ConfigError(format!("a campaign named {name:?} exists")))
+        } else {
+            e
+        }
+    })?;
     tx.commit().await?;
     get(db, id).await?.context("campaign vanished")
 }
 
 pub async fn get(db: &Db, id: i64) -> anyhow::Result<Option<Campaign>> {
-    let row = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM campaigns WHERE id = $1")))
-        .bind(id)
-        .fetch_optional(db.pool())
-        .await?;
+    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM campaigns WHERE id = $1"
+    )))
+    .bind(id)
+    .fetch_optional(db.pool())
+    .await?;
     row.as_ref().map(from_row).transpose()
 }
 
 pub async fn by_name(db: &Db, name: &str) -> anyhow::Result<Option<Campaign>> {
-    let row = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM campaigns WHERE name = $1")))
-        .bind(name)
-        .fetch_optional(db.pool())
-        .await?;
+    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM campaigns WHERE name = $1"
+    )))
+    .bind(name)
+    .fetch_optional(db.pool())
+    .await?;
     row.as_ref().map(from_row).transpose()
 }
 
 /// All campaigns, or those in `state`.
 pub async fn list(db: &Db, state: Option<CampaignState>) -> anyhow::Result<Vec<Campaign>> {
     let rows = match state {
-        Some(s) => sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM campaigns WHERE state = $1 ORDER BY id")))
+        Some(s) => {
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "SELECT {COLUMNS} FROM campaigns WHERE state = $1 ORDER BY id"
+            )))
             .bind(s.as_str())
             .fetch_all(db.pool())
-            .await?,
-        None => sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM campaigns ORDER BY id")))
+            .await?
+        }
+        None => {
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "SELECT {COLUMNS} FROM campaigns ORDER BY id"
+            )))
             .fetch_all(db.pool())
-            .await?,
+            .await?
+        }
     };
     rows.iter().map(from_row).collect()
 }
@@ -501,11 +565,14 @@ pub async fn update_config(
     check_lists(db, config).await?;
     let now = clock.now_ms();
     let mut tx = db.begin_write().await?;
-    let row = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT state, version FROM campaigns WHERE id = $1{}", db.claim_lock_suffix().replace(" SKIP LOCKED", ""))))
-        .bind(id)
-        .fetch_optional(tx.conn())
-        .await?
-        .with_context(|| format!("campaign {id} does not exist"))?;
+    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT state, version FROM campaigns WHERE id = $1{}",
+        db.claim_lock_suffix().replace(" SKIP LOCKED", "")
+    )))
+    .bind(id)
+    .fetch_optional(tx.conn())
+    .await?
+    .with_context(|| format!("campaign {id} does not exist"))?;
     let state = CampaignState::parse(&row.get::<String, _>("state"))?;
     let version: i64 = row.get("version");
     if state == CampaignState::Completed {
@@ -514,14 +581,18 @@ pub async fn update_config(
     if let Some(v) = expected_version
         && v != version
     {
-        bail!(ConfigError(format!("the campaign changed meanwhile (version {version}, not {v})")));
+        bail!(ConfigError(format!(
+            "the campaign changed meanwhile (version {version}, not {v})"
+        )));
     }
-    sqlx::query("UPDATE campaigns SET config = $1, version = version + 1, updated_at = $2 WHERE id = $3")
-        .bind(serde_json::to_string(config)?)
-        .bind(now)
-        .bind(id)
-        .execute(tx.conn())
-        .await?;
+    sqlx::query(
+        "UPDATE campaigns SET config = $1, version = version + 1, updated_at = $2 WHERE id = $3",
+    )
+    .bind(serde_json::to_string(config)?)
+    .bind(now)
+    .bind(id)
+    .execute(tx.conn())
+    .await?;
     sqlx::query("UPDATE campaign_leads SET state = 'ready', updated_at = $1 WHERE campaign_id = $2 AND state = 'filtered'")
         .bind(now)
         .bind(id)
@@ -532,14 +603,22 @@ pub async fn update_config(
 }
 
 /// Applies a lifecycle command.
-pub async fn apply(db: &Db, clock: &dyn Clock, id: i64, action: Action) -> anyhow::Result<Campaign> {
+pub async fn apply(
+    db: &Db,
+    clock: &dyn Clock,
+    id: i64,
+    action: Action,
+) -> anyhow::Result<Campaign> {
     let now = clock.now_ms();
     let mut tx = db.begin_write().await?;
-    let state: String = sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT state FROM campaigns WHERE id = $1{}", db.claim_lock_suffix().replace(" SKIP LOCKED", ""))))
-        .bind(id)
-        .fetch_optional(tx.conn())
-        .await?
-        .with_context(|| format!("campaign {id} does not exist"))?;
+    let state: String = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "SELECT state FROM campaigns WHERE id = $1{}",
+        db.claim_lock_suffix().replace(" SKIP LOCKED", "")
+    )))
+    .bind(id)
+    .fetch_optional(tx.conn())
+    .await?
+    .with_context(|| format!("campaign {id} does not exist"))?;
     let next = transition(CampaignState::parse(&state)?, action)?;
     sqlx::query(
         "UPDATE campaigns SET state = $1, version = version + 1, updated_at = $2, \

@@ -75,7 +75,11 @@ pub struct AbandonCount {
 
 impl AbandonCount {
     pub fn rate(&self) -> f64 {
-        if self.live == 0 { 0.0 } else { self.abandoned as f64 / self.live as f64 }
+        if self.live == 0 {
+            0.0
+        } else {
+            self.abandoned as f64 / self.live as f64
+        }
     }
 }
 
@@ -101,17 +105,40 @@ pub struct Counters {
 #[serde(tag = "code", rename_all = "snake_case")]
 pub enum Block {
     NoZone,
-    OutsideWindow { zone: String, local: String, window: String },
-    Dnc { source: String },
-    RegistryStale { name: String, age_days: i64 },
+    OutsideWindow {
+        zone: String,
+        local: String,
+        window: String,
+    },
+    Dnc {
+        source: String,
+    },
+    RegistryStale {
+        name: String,
+        age_days: i64,
+    },
     NoRegistry,
-    AbandonCap { span: String, rate: f64, cap: f64 },
+    AbandonCap {
+        span: String,
+        rate: f64,
+        cap: f64,
+    },
     NoConsent,
-    MaxAttemptsLead { attempts: u32 },
-    MaxAttemptsNumberDay { attempts: u32 },
-    RecentAbandon { until: i64 },
-    Retired { reason: String },
-    TrunkFull { in_flight: u32 },
+    MaxAttemptsLead {
+        attempts: u32,
+    },
+    MaxAttemptsNumberDay {
+        attempts: u32,
+    },
+    RecentAbandon {
+        until: i64,
+    },
+    Retired {
+        reason: String,
+    },
+    TrunkFull {
+        in_flight: u32,
+    },
 }
 
 impl Block {
@@ -135,7 +162,10 @@ impl Block {
 
     /// This number will never be dialled by this campaign (try another number or finish).
     pub fn permanent_for_number(&self) -> bool {
-        matches!(self, Block::Dnc { .. } | Block::Retired { .. } | Block::NoZone)
+        matches!(
+            self,
+            Block::Dnc { .. } | Block::Retired { .. } | Block::NoZone
+        )
     }
 
     /// This lead will never be dialled by this campaign.
@@ -148,12 +178,22 @@ impl fmt::Display for Block {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Block::NoZone => write!(f, "no time zone is known for the number: no call"),
-            Block::OutsideWindow { zone, local, window } => {
-                write!(f, "outside the calling window {window} in {zone} (local time {local})")
+            Block::OutsideWindow {
+                zone,
+                local,
+                window,
+            } => {
+                write!(
+                    f,
+                    "outside the calling window {window} in {zone} (local time {local})"
+                )
             }
             Block::Dnc { source } => write!(f, "on the do-not-call list ({source})"),
             Block::RegistryStale { name, age_days } => {
-                write!(f, "DNC registry {name} is {age_days} days old (over the limit): telemarketing blocked")
+                write!(
+                    f,
+                    "DNC registry {name} is {age_days} days old (over the limit): telemarketing blocked"
+                )
             }
             Block::NoRegistry => write!(f, "no DNC registry loaded: telemarketing blocked"),
             Block::AbandonCap { span, rate, cap } => write!(
@@ -162,16 +202,30 @@ impl fmt::Display for Block {
                 rate * 100.0,
                 cap * 100.0
             ),
-            Block::NoConsent => write!(f, "agentless telemarketing needs prior express written consent"),
-            Block::MaxAttemptsLead { attempts } => write!(f, "lead reached max attempts ({attempts})"),
+            Block::NoConsent => write!(
+                f,
+                "agentless telemarketing needs prior express written consent"
+            ),
+            Block::MaxAttemptsLead { attempts } => {
+                write!(f, "lead reached max attempts ({attempts})")
+            }
             Block::MaxAttemptsNumberDay { attempts } => {
-                write!(f, "number reached max attempts per day ({attempts} in 24 h)")
+                write!(
+                    f,
+                    "number reached max attempts per day ({attempts} in 24 h)"
+                )
             }
             Block::RecentAbandon { until } => {
-                write!(f, "an abandoned call to this number: no redial until {}", foundation::clock::rfc3339_ms(*until))
+                write!(
+                    f,
+                    "an abandoned call to this number: no redial until {}",
+                    foundation::clock::rfc3339_ms(*until)
+                )
             }
             Block::Retired { reason } => write!(f, "number retired: {reason}"),
-            Block::TrunkFull { in_flight } => write!(f, "trunk at its concurrent-call limit ({in_flight})"),
+            Block::TrunkFull { in_flight } => {
+                write!(f, "trunk at its concurrent-call limit ({in_flight})")
+            }
         }
     }
 }
@@ -180,10 +234,16 @@ impl fmt::Display for Block {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "decision", rename_all = "snake_case")]
 pub enum Decision {
-    Allowed { reason: String },
+    Allowed {
+        reason: String,
+    },
     /// `retry_at`: the earliest time the same check may pass (window opening, redial window
     /// end); `None` when only a change of facts can unblock it.
-    Blocked { block: Block, reason: String, retry_at: Option<i64> },
+    Blocked {
+        block: Block,
+        reason: String,
+        retry_at: Option<i64>,
+    },
 }
 
 impl Decision {
@@ -192,7 +252,11 @@ impl Decision {
     }
 
     fn blocked(block: Block, retry_at: Option<i64>) -> Self {
-        Decision::Blocked { reason: block.to_string(), block, retry_at }
+        Decision::Blocked {
+            reason: block.to_string(),
+            block,
+            retry_at,
+        }
     }
 }
 
@@ -202,14 +266,20 @@ pub fn window_for<'a>(campaign: &'a CampaignConfig, lead: &LeadFacts) -> &'a Loc
     lead.subdivision
         .as_deref()
         .and_then(|s| c.region_windows.get(s))
-        .or_else(|| lead.country.as_deref().and_then(|s| c.region_windows.get(s)))
+        .or_else(|| {
+            lead.country
+                .as_deref()
+                .and_then(|s| c.region_windows.get(s))
+        })
         .unwrap_or(&c.window)
 }
 
 fn open_in(window: &LocalWindow, tz: Tz, now: DateTime<Utc>) -> bool {
     let local = now.with_timezone(&tz);
     let t = local.time();
-    (window.days.is_empty() || window.days.contains(&local.weekday())) && t >= window.start && t < window.end
+    (window.days.is_empty() || window.days.contains(&local.weekday()))
+        && t >= window.start
+        && t < window.end
 }
 
 fn window_text(w: &LocalWindow) -> String {
@@ -246,7 +316,9 @@ pub fn next_open(window: &LocalWindow, zones: &[Tz], now: DateTime<Utc>) -> Opti
         }
     }
     candidates.sort();
-    candidates.into_iter().find(|at| zones.iter().all(|tz| open_in(window, *tz, *at)))
+    candidates
+        .into_iter()
+        .find(|at| zones.iter().all(|tz| open_in(window, *tz, *at)))
 }
 
 /// The dial-time decision.
@@ -263,25 +335,47 @@ pub fn check(
     let telemarketing = campaign.purpose == Purpose::Telemarketing;
 
     if lead.attempts >= c.max_attempts_per_lead {
-        return Decision::blocked(Block::MaxAttemptsLead { attempts: lead.attempts }, None);
+        return Decision::blocked(
+            Block::MaxAttemptsLead {
+                attempts: lead.attempts,
+            },
+            None,
+        );
     }
     if campaign.mode == DialMode::Agentless && telemarketing && !lead.written_consent {
         return Decision::blocked(Block::NoConsent, None);
     }
     if let Some(source) = &number.dnc {
-        return Decision::blocked(Block::Dnc { source: source.clone() }, None);
+        return Decision::blocked(
+            Block::Dnc {
+                source: source.clone(),
+            },
+            None,
+        );
     }
     if let Some(reason) = &number.retired {
-        return Decision::blocked(Block::Retired { reason: reason.clone() }, None);
+        return Decision::blocked(
+            Block::Retired {
+                reason: reason.clone(),
+            },
+            None,
+        );
     }
     if telemarketing {
         if c.require_registry && dnc.registries.is_empty() {
             return Decision::blocked(Block::NoRegistry, None);
         }
         let max_age = c.registry_max_age_days as i64 * DAY_MS;
-        if let Some(r) = dnc.registries.iter().find(|r| now_ms - r.downloaded_at > max_age) {
+        if let Some(r) = dnc
+            .registries
+            .iter()
+            .find(|r| now_ms - r.downloaded_at > max_age)
+        {
             return Decision::blocked(
-                Block::RegistryStale { name: r.name.clone(), age_days: (now_ms - r.downloaded_at) / DAY_MS },
+                Block::RegistryStale {
+                    name: r.name.clone(),
+                    age_days: (now_ms - r.downloaded_at) / DAY_MS,
+                },
                 None,
             );
         }
@@ -308,21 +402,41 @@ pub fn check(
         }
     }
     if number.attempts_last_24h >= c.max_attempts_per_number_per_day {
-        return Decision::blocked(Block::MaxAttemptsNumberDay { attempts: number.attempts_last_24h }, Some(now_ms + 3_600_000));
+        return Decision::blocked(
+            Block::MaxAttemptsNumberDay {
+                attempts: number.attempts_last_24h,
+            },
+            Some(now_ms + 3_600_000),
+        );
     }
     if counters.trunk_in_flight >= campaign.trunk.max_concurrent {
-        return Decision::blocked(Block::TrunkFull { in_flight: counters.trunk_in_flight }, Some(now_ms + 1000));
+        return Decision::blocked(
+            Block::TrunkFull {
+                in_flight: counters.trunk_in_flight,
+            },
+            Some(now_ms + 1000),
+        );
     }
     let can_abandon = !counters.agent_reserved && campaign.mode != DialMode::Agentless;
     if can_abandon {
         let period_no = (now_ms - counters.campaign_started_at).max(0) / PERIOD_MS + 1;
-        let mut spans = vec![("the campaign to date".to_owned(), counters.to_date), (format!("30-day period {period_no}"), counters.period)];
+        let mut spans = vec![
+            ("the campaign to date".to_owned(), counters.to_date),
+            (format!("30-day period {period_no}"), counters.period),
+        ];
         if let (Some(r), Some(h)) = (counters.rolling, c.rolling_window_h) {
             spans.push((format!("the last {h} h"), r));
         }
         for (span, count) in spans {
             if count.live > 0 && count.rate() >= c.abandon_cap {
-                return Decision::blocked(Block::AbandonCap { span, rate: count.rate(), cap: c.abandon_cap }, Some(now_ms + 1000));
+                return Decision::blocked(
+                    Block::AbandonCap {
+                        span,
+                        rate: count.rate(),
+                        cap: c.abandon_cap,
+                    },
+                    Some(now_ms + 1000),
+                );
             }
         }
     }
@@ -336,12 +450,20 @@ pub fn check(
         window_text(window),
         zones.join(", "),
         dnc.registries.len(),
-        if dnc.registries.len() == 1 { "y" } else { "ies" },
+        if dnc.registries.len() == 1 {
+            "y"
+        } else {
+            "ies"
+        },
         lead.attempts + 1,
         c.max_attempts_per_lead
     );
     if can_abandon {
-        reason.push_str(&format!("; abandonment {:.2}% to date, {:.2}% this period", counters.to_date.rate() * 100.0, counters.period.rate() * 100.0));
+        reason.push_str(&format!(
+            "; abandonment {:.2}% to date, {:.2}% this period",
+            counters.to_date.rate() * 100.0,
+            counters.period.rate() * 100.0
+        ));
     } else if counters.agent_reserved {
         reason.push_str("; agent reserved");
     }

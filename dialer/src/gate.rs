@@ -32,30 +32,51 @@ impl Registries {
         self.sets = index
             .registries
             .into_iter()
-            .map(|(info, set)| (RegistryFact { name: info.name, downloaded_at: info.downloaded_at }, set))
+            .map(|(info, set)| {
+                (
+                    RegistryFact {
+                        name: info.name,
+                        downloaded_at: info.downloaded_at,
+                    },
+                    set,
+                )
+            })
             .collect();
         self.key = key;
         Ok(())
     }
 
     pub fn facts(&self) -> DncFacts {
-        DncFacts { registries: self.sets.iter().map(|(f, _)| f.clone()).collect() }
+        DncFacts {
+            registries: self.sets.iter().map(|(f, _)| f.clone()).collect(),
+        }
     }
 
     /// The registry holding `e164`, as `registry:NAME`.
     pub fn hit(&self, e164: &str) -> Option<String> {
         let digits: u64 = e164.trim_start_matches('+').parse().ok()?;
-        self.sets.iter().find(|(_, s)| s.contains(digits)).map(|(f, _)| format!("registry:{}", f.name))
+        self.sets
+            .iter()
+            .find(|(_, s)| s.contains(digits))
+            .map(|(f, _)| format!("registry:{}", f.name))
     }
 }
 
 /// The campaign's abandonment counters at `now` (campaign to date, current 30-day period,
 /// optional rolling window).
-pub async fn counters(db: &Db, campaign: &Campaign, now: i64, trunk_in_flight: u32, agent_reserved: bool) -> anyhow::Result<Counters> {
+pub async fn counters(
+    db: &Db,
+    campaign: &Campaign,
+    now: i64,
+    trunk_in_flight: u32,
+    agent_reserved: bool,
+) -> anyhow::Result<Counters> {
     let started = campaign.started_at.unwrap_or(now);
     let period_start = started + ((now - started).max(0) / PERIOD_MS) * PERIOD_MS;
     let rolling = match campaign.config.compliance.rolling_window_h {
-        Some(h) => Some(attempts::abandon_count(db, campaign.id, now - h as i64 * 3_600_000).await?),
+        Some(h) => {
+            Some(attempts::abandon_count(db, campaign.id, now - h as i64 * 3_600_000).await?)
+        }
         None => None,
     };
     Ok(Counters {
@@ -72,13 +93,25 @@ pub async fn counters(db: &Db, campaign: &Campaign, now: i64, trunk_in_flight: u
 #[derive(Debug, Clone, Serialize)]
 #[serde(tag = "verdict", rename_all = "snake_case")]
 pub enum Verdict {
-    Dial { phone: LeadPhone, reason: String },
+    Dial {
+        phone: LeadPhone,
+        reason: String,
+    },
     /// Back to the hopper from `next_at` (window closed, redial wait, cap, trunk full).
-    Release { next_at: i64, reason: String, code: &'static str },
+    Release {
+        next_at: i64,
+        reason: String,
+        code: &'static str,
+    },
     /// Never dialable by this campaign (all numbers DNC/retired/no zone, no consent, attempts used).
-    Finish { outcome: &'static str, reason: String },
+    Finish {
+        outcome: &'static str,
+        reason: String,
+    },
     /// Fails the campaign's lead filters.
-    Filtered { reason: String },
+    Filtered {
+        reason: String,
+    },
 }
 
 /// Decides for one claimed lead: tries its numbers in order from the one after the last tried
@@ -93,11 +126,20 @@ pub async fn decide(
 ) -> anyhow::Result<Verdict> {
     let now = clock.now_ms();
     let cfg = &campaign.config;
-    if let Some(f) = cfg.filters.iter().find(|f| !f.matches(&|a| lead.attribute(a))) {
-        return Ok(Verdict::Filtered { reason: format!("lead filter {f:?} not met") });
+    if let Some(f) = cfg
+        .filters
+        .iter()
+        .find(|f| !f.matches(&|a| lead.attribute(a)))
+    {
+        return Ok(Verdict::Filtered {
+            reason: format!("lead filter {f:?} not met"),
+        });
     }
     if lead.phones.is_empty() {
-        return Ok(Verdict::Finish { outcome: "no_number", reason: "the lead has no number".into() });
+        return Ok(Verdict::Finish {
+            outcome: "no_number",
+            reason: "the lead has no number".into(),
+        });
     }
     let facts = LeadFacts {
         zones: Vec::new(),
@@ -113,13 +155,29 @@ pub async fn decide(
     let mut permanent = Vec::new();
     for k in 0..n {
         let phone = &lead.phones[(first + k) % n];
-        let number = attempts::number_facts(db, &phone.e164, registries.hit(&phone.e164), now).await?;
-        let lf = LeadFacts { zones: phone.zones.clone(), ..facts.clone() };
+        let number =
+            attempts::number_facts(db, &phone.e164, registries.hit(&phone.e164), now).await?;
+        let lf = LeadFacts {
+            zones: phone.zones.clone(),
+            ..facts.clone()
+        };
         match compliance::check(&lf, &number, cfg, &dnc, counters, now) {
-            Decision::Allowed { reason } => return Ok(Verdict::Dial { phone: phone.clone(), reason }),
-            Decision::Blocked { block, reason, retry_at } => {
+            Decision::Allowed { reason } => {
+                return Ok(Verdict::Dial {
+                    phone: phone.clone(),
+                    reason,
+                });
+            }
+            Decision::Blocked {
+                block,
+                reason,
+                retry_at,
+            } => {
                 if block.permanent_for_lead() {
-                    return Ok(Verdict::Finish { outcome: block.code(), reason });
+                    return Ok(Verdict::Finish {
+                        outcome: block.code(),
+                        reason,
+                    });
                 }
                 if block.permanent_for_number() {
                     permanent.push(format!("{}: {reason}", phone.e164));
@@ -133,7 +191,14 @@ pub async fn decide(
         }
     }
     Ok(match earliest {
-        Some((next_at, reason, code)) => Verdict::Release { next_at, reason, code },
-        None => Verdict::Finish { outcome: "undialable", reason: permanent.join("; ") },
+        Some((next_at, reason, code)) => Verdict::Release {
+            next_at,
+            reason,
+            code,
+        },
+        None => Verdict::Finish {
+            outcome: "undialable",
+            reason: permanent.join("; "),
+        },
     })
 }

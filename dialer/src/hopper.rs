@@ -102,7 +102,8 @@ impl ListMix {
         if total == 0 {
             return out;
         }
-        self.current.retain(|id, _| lists.iter().any(|l| l.list_id == *id));
+        self.current
+            .retain(|id, _| lists.iter().any(|l| l.list_id == *id));
         for _ in 0..n {
             let mut best: Option<(i64, i64)> = None;
             for l in lists {
@@ -146,7 +147,14 @@ pub async fn refill(db: &Db, clock: &dyn Clock, campaign: &Campaign) -> anyhow::
 /// Claims up to `n` due leads for `node`, shared between the lists by weight (a list with too
 /// few due leads leaves its share to the others). Same-agent callbacks are left to
 /// [`claim_for_agent`].
-pub async fn claim(db: &Db, clock: &dyn Clock, campaign: &Campaign, node: &str, n: u32, mix: &mut ListMix) -> anyhow::Result<Vec<ClaimedLead>> {
+pub async fn claim(
+    db: &Db,
+    clock: &dyn Clock,
+    campaign: &Campaign,
+    node: &str,
+    n: u32,
+    mix: &mut ListMix,
+) -> anyhow::Result<Vec<ClaimedLead>> {
     if n == 0 {
         return Ok(Vec::new());
     }
@@ -161,7 +169,18 @@ pub async fn claim(db: &Db, clock: &dyn Clock, campaign: &Campaign, node: &str, 
         if q == 0 {
             continue;
         }
-        let got = claim_from(&mut tx, db, campaign.id, Some(l.list_id), None, node, q, now, &ids).await?;
+        let got = claim_from(
+            &mut tx,
+            db,
+            campaign.id,
+            Some(l.list_id),
+            None,
+            node,
+            q,
+            now,
+            &ids,
+        )
+        .await?;
         short += q - got.len() as u32;
         ids.extend(got);
     }
@@ -170,7 +189,18 @@ pub async fn claim(db: &Db, clock: &dyn Clock, campaign: &Campaign, node: &str, 
             if short == 0 {
                 break;
             }
-            let got = claim_from(&mut tx, db, campaign.id, Some(l.list_id), None, node, short, now, &ids).await?;
+            let got = claim_from(
+                &mut tx,
+                db,
+                campaign.id,
+                Some(l.list_id),
+                None,
+                node,
+                short,
+                now,
+                &ids,
+            )
+            .await?;
             short -= got.len() as u32;
             ids.extend(got);
         }
@@ -180,10 +210,27 @@ pub async fn claim(db: &Db, clock: &dyn Clock, campaign: &Campaign, node: &str, 
 }
 
 /// Preview: the next lead for `agent`: its own due callbacks first, then any due lead.
-pub async fn claim_for_agent(db: &Db, clock: &dyn Clock, campaign: &Campaign, node: &str, agent: &str) -> anyhow::Result<Option<ClaimedLead>> {
+pub async fn claim_for_agent(
+    db: &Db,
+    clock: &dyn Clock,
+    campaign: &Campaign,
+    node: &str,
+    agent: &str,
+) -> anyhow::Result<Option<ClaimedLead>> {
     let now = clock.now_ms();
     let mut tx = db.begin_write().await?;
-    let mut ids = claim_from(&mut tx, db, campaign.id, None, Some(agent), node, 1, now, &[]).await?;
+    let mut ids = claim_from(
+        &mut tx,
+        db,
+        campaign.id,
+        None,
+        Some(agent),
+        node,
+        1,
+        now,
+        &[],
+    )
+    .await?;
     if ids.is_empty() {
         ids = claim_from(&mut tx, db, campaign.id, None, None, node, 1, now, &[]).await?;
     }
@@ -203,8 +250,16 @@ async fn claim_from(
     now: i64,
     already: &[i64],
 ) -> anyhow::Result<Vec<i64>> {
-    let list_clause = if list_id.is_some() { "AND list_id = $4 " } else { "AND $4 = $4 " };
-    let agent_clause = if callback_agent.is_some() { "AND callback_agent = $5 " } else { "AND callback_agent IS NULL AND $5 = $5 " };
+    let list_clause = if list_id.is_some() {
+        "AND list_id = $4 "
+    } else {
+        "AND $4 = $4 "
+    };
+    let agent_clause = if callback_agent.is_some() {
+        "AND callback_agent = $5 "
+    } else {
+        "AND callback_agent IS NULL AND $5 = $5 "
+    };
     let sql = format!(
         "SELECT lead_id FROM campaign_leads WHERE campaign_id = $1 AND state = 'ready' AND next_at <= $2 \
          AND $3 = $3 {list_clause}{agent_clause}ORDER BY priority DESC, next_at, lead_id LIMIT $6{}",
@@ -220,7 +275,11 @@ async fn claim_from(
         .fetch_all(tx.conn())
         .await?;
     let mut got = Vec::new();
-    for id in rows.into_iter().filter(|id| !already.contains(id)).take(n as usize) {
+    for id in rows
+        .into_iter()
+        .filter(|id| !already.contains(id))
+        .take(n as usize)
+    {
         let r = sqlx::query(
             "UPDATE campaign_leads SET state = 'claimed', claimed_by = $1, claimed_at = $2, updated_at = $2 \
              WHERE campaign_id = $3 AND lead_id = $4 AND state = 'ready'",
@@ -289,20 +348,76 @@ async fn load(db: &Db, campaign_id: i64, ids: &[i64]) -> anyhow::Result<Vec<Clai
 }
 
 /// Gives a claimed lead back (not dialled): ready again from `next_at`, with the reason.
-pub async fn release(db: &Db, clock: &dyn Clock, campaign_id: i64, lead_id: i64, node: &str, next_at: i64, reason: &str) -> anyhow::Result<()> {
-    set_state(db, clock, campaign_id, lead_id, node, "ready", next_at, reason, None).await
+pub async fn release(
+    db: &Db,
+    clock: &dyn Clock,
+    campaign_id: i64,
+    lead_id: i64,
+    node: &str,
+    next_at: i64,
+    reason: &str,
+) -> anyhow::Result<()> {
+    set_state(
+        db,
+        clock,
+        campaign_id,
+        lead_id,
+        node,
+        "ready",
+        next_at,
+        reason,
+        None,
+    )
+    .await
 }
 
 /// Sets a claimed lead aside because it fails the campaign's filters (looked at again when the
 /// configuration changes).
-pub async fn set_filtered(db: &Db, clock: &dyn Clock, campaign_id: i64, lead_id: i64, node: &str, reason: &str) -> anyhow::Result<()> {
-    set_state(db, clock, campaign_id, lead_id, node, "filtered", 0, reason, None).await
+pub async fn set_filtered(
+    db: &Db,
+    clock: &dyn Clock,
+    campaign_id: i64,
+    lead_id: i64,
+    node: &str,
+    reason: &str,
+) -> anyhow::Result<()> {
+    set_state(
+        db,
+        clock,
+        campaign_id,
+        lead_id,
+        node,
+        "filtered",
+        0,
+        reason,
+        None,
+    )
+    .await
 }
 
 /// Finishes a claimed lead without dialling it (e.g. every number on DNC): `done` with the
 /// outcome and reason.
-pub async fn finish(db: &Db, clock: &dyn Clock, campaign_id: i64, lead_id: i64, node: &str, outcome: &str, reason: &str) -> anyhow::Result<()> {
-    set_state(db, clock, campaign_id, lead_id, node, "done", 0, reason, Some(outcome)).await
+pub async fn finish(
+    db: &Db,
+    clock: &dyn Clock,
+    campaign_id: i64,
+    lead_id: i64,
+    node: &str,
+    outcome: &str,
+    reason: &str,
+) -> anyhow::Result<()> {
+    set_state(
+        db,
+        clock,
+        campaign_id,
+        lead_id,
+        node,
+        "done",
+        0,
+        reason,
+        Some(outcome),
+    )
+    .await
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -333,7 +448,10 @@ async fn set_state(
     .bind(node)
     .execute(tx.conn())
     .await?;
-    anyhow::ensure!(r.rows_affected() == 1, "lead {lead_id} is not claimed by {node}");
+    anyhow::ensure!(
+        r.rows_affected() == 1,
+        "lead {lead_id} is not claimed by {node}"
+    );
     tx.commit().await?;
     Ok(())
 }

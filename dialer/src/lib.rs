@@ -17,8 +17,8 @@
 //!   the stochastic call model of the reference (`shared/reference/outbound-dialer.md` §4.1), plus
 //!   the benchmark grid and the drift scenario.
 
-pub mod attempts;
 pub mod agents;
+pub mod attempts;
 pub mod campaign;
 pub mod compliance;
 pub mod gate;

@@ -51,13 +51,19 @@ pub struct RunnerConfig {
 impl RunnerConfig {
     /// What is left of the abandonment window when the AMD's human verdict arrives.
     pub fn window_after_verdict(&self) -> Duration {
-        self.abandon_window.saturating_sub(Duration::from_millis(self.amd.after_greeting_silence_ms as u64))
+        self.abandon_window
+            .saturating_sub(Duration::from_millis(self.amd.after_greeting_silence_ms))
     }
 }
 
 impl RunnerConfig {
     pub fn new(node: &str) -> Self {
-        Self { node: node.to_owned(), tick: Duration::from_secs(1), amd: AmdConfig::default(), abandon_window: Duration::from_secs(2) }
+        Self {
+            node: node.to_owned(),
+            tick: Duration::from_secs(1),
+            amd: AmdConfig::default(),
+            abandon_window: Duration::from_secs(2),
+        }
     }
 }
 
@@ -120,7 +126,10 @@ impl Stats {
         let now = Instant::now();
         let q = self.recent.entry(campaign).or_default();
         q.push_back(now);
-        while q.front().is_some_and(|t| now.duration_since(*t) >= Duration::from_secs(1)) {
+        while q
+            .front()
+            .is_some_and(|t| now.duration_since(*t) >= Duration::from_secs(1))
+        {
             q.pop_front();
         }
         let m = self.max_dials_per_second.entry(campaign).or_default();
@@ -143,8 +152,12 @@ impl Shared {
         if let Some(p) = self.prompts.lock().expect("prompts").get(path) {
             return Ok(p.clone());
         }
-        let p = Prompt::from_wav_file(path.as_ref()).map_err(|e| anyhow::anyhow!("prompt {path}: {e}"))?;
-        self.prompts.lock().expect("prompts").insert(path.to_owned(), p.clone());
+        let p = Prompt::from_wav_file(path.as_ref())
+            .map_err(|e| anyhow::anyhow!("prompt {path}: {e}"))?;
+        self.prompts
+            .lock()
+            .expect("prompts")
+            .insert(path.to_owned(), p.clone());
         Ok(p)
     }
 }
@@ -171,26 +184,50 @@ impl RunnerHandle {
 }
 
 /// Recovers this node's open attempts, then starts the runner.
-pub async fn start(db: Db, clock: SharedClock, calls: Calls, agents: Arc<dyn AgentPort>, cfg: RunnerConfig) -> anyhow::Result<RunnerHandle> {
+pub async fn start(
+    db: Db,
+    clock: SharedClock,
+    calls: Calls,
+    agents: Arc<dyn AgentPort>,
+    cfg: RunnerConfig,
+) -> anyhow::Result<RunnerHandle> {
     let recovery = attempts::recover(&db, clock.as_ref(), &cfg.node).await?;
     if recovery != attempts::Recovery::default() {
         tracing::warn!(node = %cfg.node, ?recovery, "closed attempts left open by a previous run");
     }
-    let shared = Arc::new(Shared { db, clock, calls, agents, cfg, stats: Mutex::default(), prompts: Mutex::default() });
+    let shared = Arc::new(Shared {
+        db,
+        clock,
+        calls,
+        agents,
+        cfg,
+        stats: Mutex::default(),
+        prompts: Mutex::default(),
+    });
     let (stop, stop_rx) = watch::channel(false);
     let task = tokio::spawn(main_loop(shared.clone(), stop_rx));
-    Ok(RunnerHandle { shared, stop, task, recovery })
+    Ok(RunnerHandle {
+        shared,
+        stop,
+        task,
+        recovery,
+    })
 }
 
 /// What a call task reports to the loop.
 #[derive(Debug)]
 enum CallEv {
-    Placed { cmd: mpsc::UnboundedSender<Cmd> },
+    Placed {
+        cmd: mpsc::UnboundedSender<Cmd>,
+    },
     /// Released without a call (blocked or failed before the INVITE).
     NotPlaced,
     Human,
     NotHuman,
-    Ended { connected: bool, answered: bool },
+    Ended {
+        connected: bool,
+        answered: bool,
+    },
 }
 
 /// What the loop tells a call task.
@@ -220,14 +257,18 @@ struct Worker {
 fn pacer_mode(cfg: &CampaignConfig) -> Mode {
     match cfg.mode {
         DialMode::Predictive => Mode::Predictive,
-        _ => Mode::Progressive { lines_per_agent: cfg.lines_per_agent },
+        _ => Mode::Progressive {
+            lines_per_agent: cfg.lines_per_agent,
+        },
     }
 }
 
 fn limiter(cps: u32) -> Arc<DefaultDirectRateLimiter> {
     let cps = NonZeroU32::new(cps.max(1)).expect("non-zero");
     // Burst of one: INVITEs are spaced evenly, so no one-second span holds more than `cps`.
-    Arc::new(RateLimiter::direct(Quota::per_second(cps).allow_burst(NonZeroU32::new(1).expect("one"))))
+    Arc::new(RateLimiter::direct(
+        Quota::per_second(cps).allow_burst(NonZeroU32::new(1).expect("one")),
+    ))
 }
 
 impl Worker {
@@ -270,15 +311,18 @@ impl Worker {
             let ready = a.state == AgentState::Ready;
             match self.agent_ready.insert(id, ready) {
                 None => {
-                    self.pacer.handle_input(now, Input::AgentLoggedIn { agent: id });
+                    self.pacer
+                        .handle_input(now, Input::AgentLoggedIn { agent: id });
                     if !ready {
                         self.pacer.handle_input(now, Input::AgentBusy { agent: id });
                     }
                 }
                 Some(was) if was != ready => {
                     if ready {
-                        self.pacer.handle_input(now, Input::WrapUpEnded { agent: id });
-                        self.pacer.handle_input(now, Input::AgentReady { agent: id });
+                        self.pacer
+                            .handle_input(now, Input::WrapUpEnded { agent: id });
+                        self.pacer
+                            .handle_input(now, Input::AgentReady { agent: id });
                     } else {
                         self.pacer.handle_input(now, Input::AgentBusy { agent: id });
                     }
@@ -286,10 +330,16 @@ impl Worker {
                 _ => {}
             }
         }
-        let gone: Vec<u32> = self.agent_ready.keys().filter(|id| !present.contains(id)).copied().collect();
+        let gone: Vec<u32> = self
+            .agent_ready
+            .keys()
+            .filter(|id| !present.contains(id))
+            .copied()
+            .collect();
         for id in gone {
             self.agent_ready.remove(&id);
-            self.pacer.handle_input(now, Input::AgentLoggedOut { agent: id });
+            self.pacer
+                .handle_input(now, Input::AgentLoggedOut { agent: id });
         }
     }
 }
@@ -352,14 +402,23 @@ fn handle_event(w: &mut Worker, call: u64, ev: CallEv, now: i64) {
             w.in_flight.fetch_sub(1, Ordering::SeqCst);
         }
         CallEv::Human if pacer => w.pacer.handle_input(now, Input::CallAnsweredHuman { call }),
-        CallEv::NotHuman if pacer => w.pacer.handle_input(now, Input::CallAnsweredMachine { call }),
-        CallEv::Ended { connected, answered } => {
+        CallEv::NotHuman if pacer => w
+            .pacer
+            .handle_input(now, Input::CallAnsweredMachine { call }),
+        CallEv::Ended {
+            connected,
+            answered,
+        } => {
             w.slots.remove(&call);
             w.in_flight.fetch_sub(1, Ordering::SeqCst);
             if pacer {
                 w.pacer.handle_input(
                     now,
-                    if connected || answered { Input::CallEnded { call } } else { Input::CallNoAnswer { call } },
+                    if connected || answered {
+                        Input::CallEnded { call }
+                    } else {
+                        Input::CallNoAnswer { call }
+                    },
                 );
             }
         }
@@ -367,7 +426,13 @@ fn handle_event(w: &mut Worker, call: u64, ev: CallEv, now: i64) {
     }
 }
 
-fn drain_outputs(shared: &Arc<Shared>, w: &mut Worker, _now: i64, ev_tx: &mpsc::UnboundedSender<(i64, u64, CallEv)>, next_call: &mut u64) {
+fn drain_outputs(
+    shared: &Arc<Shared>,
+    w: &mut Worker,
+    _now: i64,
+    ev_tx: &mpsc::UnboundedSender<(i64, u64, CallEv)>,
+    next_call: &mut u64,
+) {
     while let Some(out) = w.pacer.poll_output() {
         match out {
             Output::Dial { count } => {
@@ -409,7 +474,9 @@ async fn run_tick(
                     w.limiter = limiter(c.config.trunk.cps);
                     w.cps = c.config.trunk.cps;
                 }
-                if w.campaign.config.mode != c.config.mode || w.campaign.config.lines_per_agent != c.config.lines_per_agent {
+                if w.campaign.config.mode != c.config.mode
+                    || w.campaign.config.lines_per_agent != c.config.lines_per_agent
+                {
                     w.pacer.set_mode(pacer_mode(&c.config));
                 }
                 w.campaign = c;
@@ -420,18 +487,27 @@ async fn run_tick(
             None => continue,
         }
     }
-    workers.retain(|_, w| w.campaign.state == CampaignState::Running || w.in_flight.load(Ordering::SeqCst) > 0);
+    workers.retain(|_, w| {
+        w.campaign.state == CampaignState::Running || w.in_flight.load(Ordering::SeqCst) > 0
+    });
     for w in workers.values_mut() {
         if w.campaign.state != CampaignState::Running {
             continue;
         }
-        if w.last_refill.is_none_or(|t| t.elapsed() > Duration::from_secs(30)) {
+        if w.last_refill
+            .is_none_or(|t| t.elapsed() > Duration::from_secs(30))
+        {
             hopper::refill(&shared.db, shared.clock.as_ref(), &w.campaign).await?;
             w.last_refill = Some(Instant::now());
         }
         w.sync_agents(shared, now);
         if w.campaign.config.mode == DialMode::Agentless {
-            let free = w.campaign.config.trunk.max_concurrent.saturating_sub(w.in_flight.load(Ordering::SeqCst));
+            let free = w
+                .campaign
+                .config
+                .trunk
+                .max_concurrent
+                .saturating_sub(w.in_flight.load(Ordering::SeqCst));
             let count = free.min(w.campaign.config.trunk.cps);
             spawn_dials(shared, w, count, ev_tx, next_call);
         } else {
@@ -443,9 +519,18 @@ async fn run_tick(
 }
 
 /// Claims and dials up to `count` leads in a background task (the cps limiter waits there).
-fn spawn_dials(shared: &Arc<Shared>, w: &mut Worker, count: u32, ev_tx: &mpsc::UnboundedSender<(i64, u64, CallEv)>, next_call: &mut u64) {
+fn spawn_dials(
+    shared: &Arc<Shared>,
+    w: &mut Worker,
+    count: u32,
+    ev_tx: &mpsc::UnboundedSender<(i64, u64, CallEv)>,
+    next_call: &mut u64,
+) {
     let cfg = &w.campaign.config;
-    let free = cfg.trunk.max_concurrent.saturating_sub(w.in_flight.load(Ordering::SeqCst));
+    let free = cfg
+        .trunk
+        .max_concurrent
+        .saturating_sub(w.in_flight.load(Ordering::SeqCst));
     let count = count.min(free);
     if count == 0 {
         return;
@@ -453,12 +538,33 @@ fn spawn_dials(shared: &Arc<Shared>, w: &mut Worker, count: u32, ev_tx: &mpsc::U
     w.in_flight.fetch_add(count, Ordering::SeqCst);
     let first = *next_call;
     *next_call += count as u64;
-    let (shared, campaign, limiter, span, in_flight, mix, ev_tx) =
-        (shared.clone(), w.campaign.clone(), w.limiter.clone(), w.span.clone(), w.in_flight.clone(), w.mix.clone(), ev_tx.clone());
+    let (shared, campaign, limiter, span, in_flight, mix, ev_tx) = (
+        shared.clone(),
+        w.campaign.clone(),
+        w.limiter.clone(),
+        w.span.clone(),
+        w.in_flight.clone(),
+        w.mix.clone(),
+        ev_tx.clone(),
+    );
     tokio::spawn(async move {
         let mut placed = 0u32;
-        let pace = Pace { limiter: &limiter, span: &span };
-        let r = dial_batch(&shared, &campaign, count, first, pace, &in_flight, &mix, &ev_tx, &mut placed).await;
+        let pace = Pace {
+            limiter: &limiter,
+            span: &span,
+        };
+        let r = dial_batch(
+            &shared,
+            &campaign,
+            count,
+            first,
+            pace,
+            &in_flight,
+            &mix,
+            &ev_tx,
+            &mut placed,
+        )
+        .await;
         if let Err(e) = r {
             tracing::error!(campaign = campaign.id, error = %format!("{e:#}"), "dialling failed");
         }
@@ -497,7 +603,9 @@ async fn dial_batch(
     let reserved = cfg.mode == DialMode::Progressive && cfg.lines_per_agent <= 1.0;
     for lead in leads {
         let now = clock.now_ms();
-        let on_trunk = in_flight.load(Ordering::SeqCst).saturating_sub(count - *placed);
+        let on_trunk = in_flight
+            .load(Ordering::SeqCst)
+            .saturating_sub(count - *placed);
         let counters = gate::counters(db, campaign, now, on_trunk, reserved).await?;
         match gate::decide(db, clock, campaign, &lead, &registries, &counters).await? {
             Verdict::Dial { phone, reason } => {
@@ -534,7 +642,13 @@ async fn dial_batch(
                     call
                 };
                 let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
-                let _ = ev_tx.send((campaign.id, call_no, CallEv::Placed { cmd: cmd_tx.clone() }));
+                let _ = ev_tx.send((
+                    campaign.id,
+                    call_no,
+                    CallEv::Placed {
+                        cmd: cmd_tx.clone(),
+                    },
+                ));
                 *placed += 1;
                 let ctx = CallCtx {
                     shared: shared.clone(),
@@ -549,15 +663,35 @@ async fn dial_batch(
                 };
                 tokio::spawn(run_call(ctx, call, cmd_rx));
             }
-            Verdict::Release { next_at, reason, code } => {
-                *shared.stats.lock().expect("stats").blocked.entry(code.to_owned()).or_default() += 1;
-                hopper::release(db, clock, campaign.id, lead.lead_id, node, next_at, &reason).await?;
+            Verdict::Release {
+                next_at,
+                reason,
+                code,
+            } => {
+                *shared
+                    .stats
+                    .lock()
+                    .expect("stats")
+                    .blocked
+                    .entry(code.to_owned())
+                    .or_default() += 1;
+                hopper::release(db, clock, campaign.id, lead.lead_id, node, next_at, &reason)
+                    .await?;
             }
             Verdict::Finish { outcome, reason } => {
-                *shared.stats.lock().expect("stats").blocked.entry(outcome.to_owned()).or_default() += 1;
-                hopper::finish(db, clock, campaign.id, lead.lead_id, node, outcome, &reason).await?;
+                *shared
+                    .stats
+                    .lock()
+                    .expect("stats")
+                    .blocked
+                    .entry(outcome.to_owned())
+                    .or_default() += 1;
+                hopper::finish(db, clock, campaign.id, lead.lead_id, node, outcome, &reason)
+                    .await?;
             }
-            Verdict::Filtered { reason } => hopper::set_filtered(db, clock, campaign.id, lead.lead_id, node, &reason).await?,
+            Verdict::Filtered { reason } => {
+                hopper::set_filtered(db, clock, campaign.id, lead.lead_id, node, &reason).await?
+            }
         }
     }
     Ok(())
@@ -576,12 +710,26 @@ pub fn originate(cfg: &CampaignConfig, e164: &str) -> anyhow::Result<Originate> 
 
 /// `sip:HOST:PORT[;transport=tcp]` → a trunk (the host must be an IP address).
 pub fn trunk(uri: &str) -> anyhow::Result<Trunk> {
-    let rest = uri.strip_prefix("sip:").ok_or_else(|| anyhow::anyhow!("trunk {uri:?} is not a sip: URI"))?;
+    let rest = uri
+        .strip_prefix("sip:")
+        .ok_or_else(|| anyhow::anyhow!("trunk {uri:?} is not a sip: URI"))?;
     let (hostport, params) = rest.split_once(';').unwrap_or((rest, ""));
     let hostport = hostport.rsplit('@').next().unwrap_or(hostport);
-    let addr: SocketAddr = if hostport.contains(':') { hostport.parse()? } else { format!("{hostport}:5060").parse()? };
-    let transport = if params.to_ascii_lowercase().contains("transport=tcp") { Transport::Tcp } else { Transport::Udp };
-    Ok(Trunk { addr, transport, credentials: None })
+    let addr: SocketAddr = if hostport.contains(':') {
+        hostport.parse()?
+    } else {
+        format!("{hostport}:5060").parse()?
+    };
+    let transport = if params.to_ascii_lowercase().contains("transport=tcp") {
+        Transport::Tcp
+    } else {
+        Transport::Udp
+    };
+    Ok(Trunk {
+        addr,
+        transport,
+        credentials: None,
+    })
 }
 
 struct CallCtx {
@@ -609,8 +757,15 @@ async fn run_call(ctx: CallCtx, mut call: Call, mut cmd_rx: mpsc::UnboundedRecei
     let (db, clock) = (&shared.db, shared.clock.as_ref());
     let control = call.control().clone();
     let mut fin = Final::default();
-    let (mut ringing, mut answered, mut machine, mut connected, mut abandoned, mut opted_out, mut message) =
-        (false, false, false, false, false, false, false);
+    let (
+        mut ringing,
+        mut answered,
+        mut machine,
+        mut connected,
+        mut abandoned,
+        mut opted_out,
+        mut message,
+    ) = (false, false, false, false, false, false, false);
     let mut waiting_beep = false;
     let mut playing = Playing::None;
     let mut greeting_end: Option<(i64, Instant)> = None;
@@ -795,11 +950,20 @@ async fn run_call(ctx: CallCtx, mut call: Call, mut cmd_rx: mpsc::UnboundedRecei
     }
     let outcome = fin.outcome.unwrap_or(Outcome::Failed);
     fin.outcome = Some(outcome);
-    *shared.stats.lock().expect("stats").outcomes.entry(outcome.as_str().to_owned()).or_default() += 1;
+    *shared
+        .stats
+        .lock()
+        .expect("stats")
+        .outcomes
+        .entry(outcome.as_str().to_owned())
+        .or_default() += 1;
     if let Err(e) = attempts::finish(db, clock, ctx.attempt.id, &fin, Some(&ctx.cfg)).await {
         tracing::error!(attempt = ctx.attempt.id, error = %format!("{e:#}"), "final record not written");
     }
-    send(CallEv::Ended { connected, answered });
+    send(CallEv::Ended {
+        connected,
+        answered,
+    });
 }
 
 async fn abandon(
@@ -844,7 +1008,10 @@ mod tests {
             now += Duration::from_millis(100);
         }
         for (i, t) in sent.iter().enumerate() {
-            let in_span = sent[i..].iter().take_while(|u| u.duration_since(*t) < Duration::from_secs(1)).count();
+            let in_span = sent[i..]
+                .iter()
+                .take_while(|u| u.duration_since(*t) < Duration::from_secs(1))
+                .count();
             assert!(in_span <= 3, "{in_span} sends within 1 s");
         }
         assert!(sent[3].duration_since(sent[0]) >= Duration::from_secs(1));
@@ -853,7 +1020,10 @@ mod tests {
     #[test]
     fn trunk_uri_parsing() {
         let t = trunk("sip:127.0.0.1:5080;transport=tcp").unwrap();
-        assert_eq!((t.addr.to_string(), t.transport), ("127.0.0.1:5080".into(), Transport::Tcp));
+        assert_eq!(
+            (t.addr.to_string(), t.transport),
+            ("127.0.0.1:5080".into(), Transport::Tcp)
+        );
         assert_eq!(trunk("sip:10.0.0.1").unwrap().addr.port(), 5060);
         assert!(trunk("http://x").is_err());
     }

@@ -67,61 +67,186 @@ pub struct Placed {
 
 /// Preview: the next dialable lead for `agent` in a running preview campaign, or `None`.
 /// Leads that may not be dialled now are given back (or finished) with the reason.
-pub async fn preview_next(d: &Dialer, campaign_id: i64, agent: &str) -> Result<Option<PreviewCard>, CallError> {
-    let c = campaign::get(&d.db, campaign_id).await?.ok_or_else(|| CallError::Invalid(format!("no campaign {campaign_id}")))?;
+pub async fn preview_next(
+    d: &Dialer,
+    campaign_id: i64,
+    agent: &str,
+) -> Result<Option<PreviewCard>, CallError> {
+    let c = campaign::get(&d.db, campaign_id)
+        .await?
+        .ok_or_else(|| CallError::Invalid(format!("no campaign {campaign_id}")))?;
     if c.state != CampaignState::Running {
-        return Err(CallError::Invalid(format!("campaign {} is {}", c.name, c.state.as_str())));
+        return Err(CallError::Invalid(format!(
+            "campaign {} is {}",
+            c.name,
+            c.state.as_str()
+        )));
     }
     hopper::refill(&d.db, d.clock.as_ref(), &c).await?;
     let mut regs = Registries::default();
     regs.refresh(&d.db).await?;
     for _ in 0..20 {
-        let Some(lead) = hopper::claim_for_agent(&d.db, d.clock.as_ref(), &c, &d.node, agent).await? else { return Ok(None) };
+        let Some(lead) =
+            hopper::claim_for_agent(&d.db, d.clock.as_ref(), &c, &d.node, agent).await?
+        else {
+            return Ok(None);
+        };
         let counters = gate::counters(&d.db, &c, d.clock.now_ms(), 0, true).await?;
         match gate::decide(&d.db, d.clock.as_ref(), &c, &lead, &regs, &counters).await? {
             Verdict::Dial { phone, reason } => {
-                return Ok(Some(PreviewCard { lead, phone, allowed_reason: reason, auto_dial_s: c.config.preview_auto_dial_s }));
+                return Ok(Some(PreviewCard {
+                    lead,
+                    phone,
+                    allowed_reason: reason,
+                    auto_dial_s: c.config.preview_auto_dial_s,
+                }));
             }
-            Verdict::Release { next_at, reason, .. } => hopper::release(&d.db, d.clock.as_ref(), c.id, lead.lead_id, &d.node, next_at, &reason).await?,
-            Verdict::Finish { outcome, reason } => hopper::finish(&d.db, d.clock.as_ref(), c.id, lead.lead_id, &d.node, outcome, &reason).await?,
-            Verdict::Filtered { reason } => hopper::set_filtered(&d.db, d.clock.as_ref(), c.id, lead.lead_id, &d.node, &reason).await?,
+            Verdict::Release {
+                next_at, reason, ..
+            } => {
+                hopper::release(
+                    &d.db,
+                    d.clock.as_ref(),
+                    c.id,
+                    lead.lead_id,
+                    &d.node,
+                    next_at,
+                    &reason,
+                )
+                .await?
+            }
+            Verdict::Finish { outcome, reason } => {
+                hopper::finish(
+                    &d.db,
+                    d.clock.as_ref(),
+                    c.id,
+                    lead.lead_id,
+                    &d.node,
+                    outcome,
+                    &reason,
+                )
+                .await?
+            }
+            Verdict::Filtered { reason } => {
+                hopper::set_filtered(
+                    &d.db,
+                    d.clock.as_ref(),
+                    c.id,
+                    lead.lead_id,
+                    &d.node,
+                    &reason,
+                )
+                .await?
+            }
         }
     }
     Ok(None)
 }
 
 /// Preview: the agent skips the card; the lead comes back in `retry_s` seconds.
-pub async fn preview_skip(d: &Dialer, card: &PreviewCard, agent: &str, retry_s: u32) -> Result<(), CallError> {
+pub async fn preview_skip(
+    d: &Dialer,
+    card: &PreviewCard,
+    agent: &str,
+    retry_s: u32,
+) -> Result<(), CallError> {
     let at = d.clock.now_ms() + retry_s as i64 * 1000;
-    hopper::release(&d.db, d.clock.as_ref(), card.lead.campaign_id, card.lead.lead_id, &d.node, at, &format!("skipped by {agent}")).await?;
+    hopper::release(
+        &d.db,
+        d.clock.as_ref(),
+        card.lead.campaign_id,
+        card.lead.lead_id,
+        &d.node,
+        at,
+        &format!("skipped by {agent}"),
+    )
+    .await?;
     Ok(())
 }
 
 /// Preview: the agent dials the card. Compliance is checked again now; on answer the call is
 /// bridged to `agent`.
-pub async fn preview_dial(d: &Dialer, card: &PreviewCard, agent: &str) -> Result<Placed, CallError> {
-    let c = campaign::get(&d.db, card.lead.campaign_id).await?.ok_or_else(|| CallError::Invalid("campaign vanished".into()))?;
+pub async fn preview_dial(
+    d: &Dialer,
+    card: &PreviewCard,
+    agent: &str,
+) -> Result<Placed, CallError> {
+    let c = campaign::get(&d.db, card.lead.campaign_id)
+        .await?
+        .ok_or_else(|| CallError::Invalid("campaign vanished".into()))?;
     let mut regs = Registries::default();
     regs.refresh(&d.db).await?;
     let counters = gate::counters(&d.db, &c, d.clock.now_ms(), 0, true).await?;
-    let (phone, reason) = match gate::decide(&d.db, d.clock.as_ref(), &c, &card.lead, &regs, &counters).await? {
-        Verdict::Dial { phone, reason } => (phone, reason),
-        Verdict::Release { next_at, reason, code } => {
-            hopper::release(&d.db, d.clock.as_ref(), c.id, card.lead.lead_id, &d.node, next_at, &reason).await?;
-            return Err(CallError::Blocked { code: code.into(), reason });
-        }
-        Verdict::Finish { outcome, reason } => {
-            hopper::finish(&d.db, d.clock.as_ref(), c.id, card.lead.lead_id, &d.node, outcome, &reason).await?;
-            return Err(CallError::Blocked { code: outcome.into(), reason });
-        }
-        Verdict::Filtered { reason } => {
-            hopper::set_filtered(&d.db, d.clock.as_ref(), c.id, card.lead.lead_id, &d.node, &reason).await?;
-            return Err(CallError::Blocked { code: "filtered".into(), reason });
-        }
-    };
+    let (phone, reason) =
+        match gate::decide(&d.db, d.clock.as_ref(), &c, &card.lead, &regs, &counters).await? {
+            Verdict::Dial { phone, reason } => (phone, reason),
+            Verdict::Release {
+                next_at,
+                reason,
+                code,
+            } => {
+                hopper::release(
+                    &d.db,
+                    d.clock.as_ref(),
+                    c.id,
+                    card.lead.lead_id,
+                    &d.node,
+                    next_at,
+                    &reason,
+                )
+                .await?;
+                return Err(CallError::Blocked {
+                    code: code.into(),
+                    reason,
+                });
+            }
+            Verdict::Finish { outcome, reason } => {
+                hopper::finish(
+                    &d.db,
+                    d.clock.as_ref(),
+                    c.id,
+                    card.lead.lead_id,
+                    &d.node,
+                    outcome,
+                    &reason,
+                )
+                .await?;
+                return Err(CallError::Blocked {
+                    code: outcome.into(),
+                    reason,
+                });
+            }
+            Verdict::Filtered { reason } => {
+                hopper::set_filtered(
+                    &d.db,
+                    d.clock.as_ref(),
+                    c.id,
+                    card.lead.lead_id,
+                    &d.node,
+                    &reason,
+                )
+                .await?;
+                return Err(CallError::Blocked {
+                    code: "filtered".into(),
+                    reason,
+                });
+            }
+        };
     let mut attrs = BTreeMap::new();
     attrs.insert("agent_hint".to_owned(), agent.to_owned());
-    place(d, &c.config, Some(c.id), Some(card.lead.lead_id), Some(phone.position), &phone.e164, &c.config.caller_id, reason, Target::Queue(c.config.queue.clone()), attrs).await
+    place(
+        d,
+        &c.config,
+        Some(c.id),
+        Some(card.lead.lead_id),
+        Some(phone.position),
+        &phone.e164,
+        &c.config.caller_id,
+        reason,
+        Target::Queue(c.config.queue.clone()),
+        attrs,
+    )
+    .await
 }
 
 /// A programmatic single call.
@@ -143,39 +268,88 @@ pub struct SingleCall {
 /// when no campaign is named. Same checks as campaigns: window in every candidate zone of the
 /// number (no zone → blocked), internal DNC and registries, the number's retirement and
 /// redial limits.
-pub async fn single_call(d: &Dialer, req: &SingleCall, defaults: &CampaignConfig, default_region: &str) -> Result<Placed, CallError> {
+pub async fn single_call(
+    d: &Dialer,
+    req: &SingleCall,
+    defaults: &CampaignConfig,
+    default_region: &str,
+) -> Result<Placed, CallError> {
     let config = match req.campaign {
-        Some(id) => campaign::get(&d.db, id).await?.ok_or_else(|| CallError::Invalid(format!("no campaign {id}")))?.config,
+        Some(id) => {
+            campaign::get(&d.db, id)
+                .await?
+                .ok_or_else(|| CallError::Invalid(format!("no campaign {id}")))?
+                .config
+        }
         None => defaults.clone(),
     };
     let target = match (&req.queue, &req.flow) {
-        (Some(_), Some(_)) => return Err(CallError::Invalid("give a queue or a flow, not both".into())),
+        (Some(_), Some(_)) => {
+            return Err(CallError::Invalid(
+                "give a queue or a flow, not both".into(),
+            ));
+        }
         (Some(q), None) => Target::Queue(q.clone()),
         (None, Some(f)) => Target::Flow(f.clone()),
         (None, None) if req.campaign.is_some() => Target::Queue(config.queue.clone()),
-        (None, None) => return Err(CallError::Invalid("a single call needs a campaign, a queue or a flow".into())),
+        (None, None) => {
+            return Err(CallError::Invalid(
+                "a single call needs a campaign, a queue or a flow".into(),
+            ));
+        }
     };
     let phone = importers::phone::Normalizer::new(default_region)?
         .normalize(&req.to)
-        .map_err(|r| CallError::Invalid(format!("{:?} is not a valid number: {}", req.to, r.as_str())))?;
-    let zones: Vec<chrono_tz::Tz> = importers::tz::candidates(&phone, &importers::tz::LeadPlace::default())
-        .zones
-        .iter()
-        .filter_map(|c| c.tz.parse().ok())
-        .collect();
+        .map_err(|r| {
+            CallError::Invalid(format!(
+                "{:?} is not a valid number: {}",
+                req.to,
+                r.as_str()
+            ))
+        })?;
+    let zones: Vec<chrono_tz::Tz> =
+        importers::tz::candidates(&phone, &importers::tz::LeadPlace::default())
+            .zones
+            .iter()
+            .filter_map(|c| c.tz.parse().ok())
+            .collect();
     let now = d.clock.now_ms();
     let mut regs = Registries::default();
     regs.refresh(&d.db).await?;
     let number = attempts::number_facts(&d.db, &phone.e164, regs.hit(&phone.e164), now).await?;
-    let lead = LeadFacts { zones, country: phone.region.map(str::to_owned), ..LeadFacts::default() };
+    let lead = LeadFacts {
+        zones,
+        country: phone.region.map(str::to_owned),
+        ..LeadFacts::default()
+    };
     // A single call goes to a reserved target (agent queue or flow): not held by the cap.
-    let counters = Counters { agent_reserved: true, ..Counters::default() };
+    let counters = Counters {
+        agent_reserved: true,
+        ..Counters::default()
+    };
     let reason = match compliance::check(&lead, &number, &config, &regs.facts(), &counters, now) {
         Decision::Allowed { reason } => reason,
-        Decision::Blocked { block, reason, .. } => return Err(CallError::Blocked { code: block.code().into(), reason }),
+        Decision::Blocked { block, reason, .. } => {
+            return Err(CallError::Blocked {
+                code: block.code().into(),
+                reason,
+            });
+        }
     };
     let from = req.from.clone().unwrap_or_else(|| config.caller_id.clone());
-    place(d, &config, req.campaign, None, None, &phone.e164, &from, reason, target, req.attributes.clone()).await
+    place(
+        d,
+        &config,
+        req.campaign,
+        None,
+        None,
+        &phone.e164,
+        &from,
+        reason,
+        target,
+        req.attributes.clone(),
+    )
+    .await
 }
 
 enum Target {
@@ -207,7 +381,10 @@ async fn place(
             caller_id: from.to_owned(),
             node: d.node.clone(),
             allowed_reason: reason,
-            attributes: attrs.iter().map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone()))).collect(),
+            attributes: attrs
+                .iter()
+                .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
+                .collect(),
         },
     )
     .await?;
@@ -226,8 +403,19 @@ async fn place(
         Target::Queue(q) => Some(q),
         Target::Flow(_) => None,
     };
-    tokio::spawn(follow(d.clone(), call, attempt.clone(), config.clone(), queue, attrs, tx));
-    Ok(Placed { contact_id: attempt.public_id, answered: flow.then_some(rx) })
+    tokio::spawn(follow(
+        d.clone(),
+        call,
+        attempt.clone(),
+        config.clone(),
+        queue,
+        attrs,
+        tx,
+    ));
+    Ok(Placed {
+        contact_id: attempt.public_id,
+        answered: flow.then_some(rx),
+    })
 }
 
 /// Follows a single or preview call to its end: progress marks, the connect to the queue (or
@@ -255,12 +443,17 @@ pub async fn follow(
                 fin.live = true;
                 let _ = attempts::mark(db, clock, attempt.id, Progress::Answered).await;
                 match &queue {
-                    Some(q) => match d.agents.connect(q, call.control().clone(), attrs.clone()).await {
+                    Some(q) => match d
+                        .agents
+                        .connect(q, call.control().clone(), attrs.clone())
+                        .await
+                    {
                         Ok(agent) => {
                             connected = true;
                             fin.agent = Some(agent);
                             fin.bridged_at = Some(clock.now_ms());
-                            let _ = attempts::mark(db, clock, attempt.id, Progress::Connected).await;
+                            let _ =
+                                attempts::mark(db, clock, attempt.id, Progress::Connected).await;
                         }
                         Err(e) => {
                             fin.detail = Some(e.to_string());
@@ -301,7 +494,11 @@ pub async fn follow(
         }
     }
     if fin.outcome.is_none() {
-        fin.outcome = Some(if connected { Outcome::Connected } else { Outcome::Failed });
+        fin.outcome = Some(if connected {
+            Outcome::Connected
+        } else {
+            Outcome::Failed
+        });
     }
     if let Err(e) = attempts::finish(db, clock, attempt.id, &fin, Some(&config)).await {
         tracing::error!(contact = %attempt.public_id, error = %format!("{e:#}"), "final record not written");

@@ -26,34 +26,189 @@ use telephony::sip::call::Originate;
 use telephony::sip::listener::{self, SipOptions};
 
 fn sh(dir: &Path, cmd: &str, args: &[&str]) {
-    let st = std::process::Command::new(cmd).current_dir(dir).args(args).status().unwrap();
+    let st = std::process::Command::new(cmd)
+        .current_dir(dir)
+        .args(args)
+        .status()
+        .unwrap();
     assert!(st.success(), "{cmd} {args:?}");
 }
 
 /// Test audio, generated offline: a short human "hello", a voicemail greeting with a beep, and
 /// the prompts the dialer plays.
 fn audio(dir: &Path) {
-    sh(dir, "espeak-ng", &["-v", "en-us", "-s", "160", "-w", "hello_raw.wav", "Hello?"]);
-    sh(dir, "sox", &["hello_raw.wav", "-r", "8000", "-c", "1", "-e", "signed", "-b", "16", "hello16.wav"]);
-    sh(dir, "sox", &["-n", "-r", "8000", "-c", "1", "-e", "signed", "-b", "16", "sil20.wav", "trim", "0", "20"]);
-    sh(dir, "sox", &["hello16.wav", "sil20.wav", "-t", "ul", "human.ulaw"]);
-    sh(dir, "espeak-ng", &["-v", "en-us", "-s", "160", "-w", "am_raw.wav", "Hi, you have reached John and Mary. We are not available right now. Please leave a message after the tone."]);
-    sh(dir, "sox", &["am_raw.wav", "-r", "8000", "-c", "1", "-e", "signed", "-b", "16", "am16.wav"]);
-    sh(dir, "sox", &["-n", "-r", "8000", "-c", "1", "-e", "signed", "-b", "16", "sil300.wav", "trim", "0", "0.3"]);
-    sh(dir, "sox", &["-n", "-r", "8000", "-c", "1", "-e", "signed", "-b", "16", "beep16.wav", "synth", "1.2", "sine", "1000", "vol", "0.5"]);
-    sh(dir, "sox", &["am16.wav", "sil300.wav", "beep16.wav", "sil20.wav", "-t", "ul", "machine.ulaw"]);
-    sh(dir, "espeak-ng", &["-v", "en-us", "-s", "170", "-w", "msg_raw.wav", "This is Acme. Call us back at 555 0100. Press 9 to opt out."]);
-    sh(dir, "sox", &["msg_raw.wav", "-r", "8000", "-c", "1", "-e", "signed", "-b", "16", "prompt.wav"]);
+    sh(
+        dir,
+        "espeak-ng",
+        &["-v", "en-us", "-s", "160", "-w", "hello_raw.wav", "Hello?"],
+    );
+    sh(
+        dir,
+        "sox",
+        &[
+            "hello_raw.wav",
+            "-r",
+            "8000",
+            "-c",
+            "1",
+            "-e",
+            "signed",
+            "-b",
+            "16",
+            "hello16.wav",
+        ],
+    );
+    sh(
+        dir,
+        "sox",
+        &[
+            "-n",
+            "-r",
+            "8000",
+            "-c",
+            "1",
+            "-e",
+            "signed",
+            "-b",
+            "16",
+            "sil20.wav",
+            "trim",
+            "0",
+            "20",
+        ],
+    );
+    sh(
+        dir,
+        "sox",
+        &["hello16.wav", "sil20.wav", "-t", "ul", "human.ulaw"],
+    );
+    sh(
+        dir,
+        "espeak-ng",
+        &[
+            "-v",
+            "en-us",
+            "-s",
+            "160",
+            "-w",
+            "am_raw.wav",
+            "Hi, you have reached John and Mary. We are not available right now. Please leave a message after the tone.",
+        ],
+    );
+    sh(
+        dir,
+        "sox",
+        &[
+            "am_raw.wav",
+            "-r",
+            "8000",
+            "-c",
+            "1",
+            "-e",
+            "signed",
+            "-b",
+            "16",
+            "am16.wav",
+        ],
+    );
+    sh(
+        dir,
+        "sox",
+        &[
+            "-n",
+            "-r",
+            "8000",
+            "-c",
+            "1",
+            "-e",
+            "signed",
+            "-b",
+            "16",
+            "sil300.wav",
+            "trim",
+            "0",
+            "0.3",
+        ],
+    );
+    sh(
+        dir,
+        "sox",
+        &[
+            "-n",
+            "-r",
+            "8000",
+            "-c",
+            "1",
+            "-e",
+            "signed",
+            "-b",
+            "16",
+            "beep16.wav",
+            "synth",
+            "1.2",
+            "sine",
+            "1000",
+            "vol",
+            "0.5",
+        ],
+    );
+    sh(
+        dir,
+        "sox",
+        &[
+            "am16.wav",
+            "sil300.wav",
+            "beep16.wav",
+            "sil20.wav",
+            "-t",
+            "ul",
+            "machine.ulaw",
+        ],
+    );
+    sh(
+        dir,
+        "espeak-ng",
+        &[
+            "-v",
+            "en-us",
+            "-s",
+            "170",
+            "-w",
+            "msg_raw.wav",
+            "This is Acme. Call us back at 555 0100. Press 9 to opt out.",
+        ],
+    );
+    sh(
+        dir,
+        "sox",
+        &[
+            "msg_raw.wav",
+            "-r",
+            "8000",
+            "-c",
+            "1",
+            "-e",
+            "signed",
+            "-b",
+            "16",
+            "prompt.wav",
+        ],
+    );
 }
 
 const OK_BYE: &str = "<send><![CDATA[\nSIP/2.0 200 OK\n[last_Via:]\n[last_From:]\n[last_To:]\n[last_Call-ID:]\n[last_CSeq:]\nContent-Length: 0\n\n]]></send>\n";
 
 fn answer_xml(stream: Option<&Path>) -> String {
-    let mut x = String::from("<?xml version=\"1.0\" encoding=\"ISO-8859-1\" ?>\n<scenario name=\"answer\">\n<recv request=\"INVITE\" crlf=\"true\"/>\n");
+    let mut x = String::from(
+        "<?xml version=\"1.0\" encoding=\"ISO-8859-1\" ?>\n<scenario name=\"answer\">\n<recv request=\"INVITE\" crlf=\"true\"/>\n",
+    );
     x += "<send><![CDATA[\nSIP/2.0 180 Ringing\n[last_Via:]\n[last_From:]\n[last_To:];tag=[pid]SIPpTag01[call_number]\n[last_Call-ID:]\n[last_CSeq:]\nContent-Length: 0\n\n]]></send>\n<pause milliseconds=\"300\"/>\n";
     x += "<send retrans=\"500\"><![CDATA[\nSIP/2.0 200 OK\n[last_Via:]\n[last_From:]\n[last_To:];tag=[pid]SIPpTag01[call_number]\n[last_Call-ID:]\n[last_CSeq:]\nContact: <sip:[local_ip]:[local_port];transport=[transport]>\nContent-Type: application/sdp\nContent-Length: [len]\n\nv=0\no=user1 1 1 IN IP4 [local_ip]\ns=-\nc=IN IP4 [media_ip]\nt=0 0\nm=audio [media_port] RTP/AVP 0 101\na=rtpmap:0 PCMU/8000\na=rtpmap:101 telephone-event/8000\n]]></send>\n<recv request=\"ACK\" crlf=\"true\"/>\n";
     if let Some(f) = stream {
-        x += &format!("<nop><action><exec rtp_stream=\"{},1,0\"/></action></nop>\n", f.display());
+        x += &format!(
+            "<nop><action><exec rtp_stream=\"{},1,0\"/></action></nop>\n",
+            f.display()
+        );
     }
     x += "<recv request=\"BYE\" timeout=\"120000\"/>\n";
     x + OK_BYE + "</scenario>\n"
@@ -82,7 +237,10 @@ fn free_port() -> u16 {
     loop {
         let u = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
         let port = u.local_addr().unwrap().port();
-        if port < 60000 && std::net::UdpSocket::bind(("127.0.0.1", port + 2)).is_ok() && std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+        if port < 60000
+            && std::net::UdpSocket::bind(("127.0.0.1", port + 2)).is_ok()
+            && std::net::TcpListener::bind(("127.0.0.1", port)).is_ok()
+        {
             return port;
         }
     }
@@ -94,14 +252,33 @@ fn sipp_uas(dir: &Path, name: &str, xml: &str) -> Sipp {
     let (port, mport) = (free_port(), free_port());
     let child = tokio::process::Command::new("sipp")
         .current_dir(dir)
-        .args(["-sf", file.to_str().unwrap(), "-i", "127.0.0.1", "-mi", "127.0.0.1"])
-        .args(["-p", &port.to_string(), "-mp", &mport.to_string(), "-nostdin", "-trace_err", "-error_file", &format!("{name}_err.log")])
+        .args([
+            "-sf",
+            file.to_str().unwrap(),
+            "-i",
+            "127.0.0.1",
+            "-mi",
+            "127.0.0.1",
+        ])
+        .args([
+            "-p",
+            &port.to_string(),
+            "-mp",
+            &mport.to_string(),
+            "-nostdin",
+            "-trace_err",
+            "-error_file",
+            &format!("{name}_err.log"),
+        ])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .kill_on_drop(true)
         .spawn()
         .unwrap();
-    Sipp { _child: child, port }
+    Sipp {
+        _child: child,
+        port,
+    }
 }
 
 /// Nailed-up agent legs: one call to a sipp UAS per agent, kept up; connect = bridge.
@@ -116,15 +293,30 @@ impl AgentPort for TestAgents {
             .lock()
             .unwrap()
             .iter()
-            .map(|(id, _, busy)| AgentView { id: id.clone(), state: if *busy { AgentState::Busy } else { AgentState::Ready } })
+            .map(|(id, _, busy)| AgentView {
+                id: id.clone(),
+                state: if *busy {
+                    AgentState::Busy
+                } else {
+                    AgentState::Ready
+                },
+            })
             .collect()
     }
 
-    fn connect(&self, _queue: &str, call: CallControl, attrs: BTreeMap<String, String>) -> BoxFuture<'static, Result<String, NoAgent>> {
+    fn connect(
+        &self,
+        _queue: &str,
+        call: CallControl,
+        attrs: BTreeMap<String, String>,
+    ) -> BoxFuture<'static, Result<String, NoAgent>> {
         let picked = {
             let mut legs = self.legs.lock().unwrap();
             let hint = attrs.get("agent_hint").cloned().unwrap_or_default();
-            let i = legs.iter().position(|(id, _, busy)| !busy && *id == hint).or_else(|| legs.iter().position(|(_, _, busy)| !busy));
+            let i = legs
+                .iter()
+                .position(|(id, _, busy)| !busy && *id == hint)
+                .or_else(|| legs.iter().position(|(_, _, busy)| !busy));
             i.map(|i| {
                 legs[i].2 = true;
                 (i, legs[i].0.clone(), legs[i].1.clone())
@@ -133,8 +325,12 @@ impl AgentPort for TestAgents {
         let talk = self.talk;
         let legs = self.legs.clone();
         Box::pin(async move {
-            let Some((i, id, leg)) = picked else { return Err(NoAgent("all agents busy".into())) };
-            leg.bridge(&call, OnPeerHangup::Stay).await.map_err(|e| NoAgent(e.to_string()))?;
+            let Some((i, id, leg)) = picked else {
+                return Err(NoAgent("all agents busy".into()));
+            };
+            leg.bridge(&call, OnPeerHangup::Stay)
+                .await
+                .map_err(|e| NoAgent(e.to_string()))?;
             tokio::spawn(async move {
                 tokio::time::sleep(talk).await;
                 let _ = call.hangup().await;
@@ -150,18 +346,33 @@ impl AgentPort for TestAgents {
 fn open_zone() -> &'static str {
     use chrono::Timelike;
     let now = chrono::Utc::now();
-    ["Asia/Tokyo", "Asia/Kolkata", "Europe/Berlin", "America/New_York", "America/Los_Angeles", "Pacific/Auckland", "Pacific/Honolulu", "Asia/Dubai"]
-        .into_iter()
-        .find(|z| {
-            let h = now.with_timezone(&z.parse::<chrono_tz::Tz>().unwrap()).hour();
-            (10..18).contains(&h)
-        })
-        .expect("some zone is in office hours")
+    [
+        "Asia/Tokyo",
+        "Asia/Kolkata",
+        "Europe/Berlin",
+        "America/New_York",
+        "America/Los_Angeles",
+        "Pacific/Auckland",
+        "Pacific/Honolulu",
+        "Asia/Dubai",
+    ]
+    .into_iter()
+    .find(|z| {
+        let h = now
+            .with_timezone(&z.parse::<chrono_tz::Tz>().unwrap())
+            .hour();
+        (10..18).contains(&h)
+    })
+    .expect("some zone is in office hours")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn campaigns_against_sipp_customers_and_agents() {
-    for (tool, pkg) in [("sipp", "sip-tester"), ("espeak-ng", "espeak-ng"), ("sox", "sox")] {
+    for (tool, pkg) in [
+        ("sipp", "sip-tester"),
+        ("espeak-ng", "espeak-ng"),
+        ("sox", "sox"),
+    ] {
         if !foundation::testing::require_tool(tool, pkg) {
             return;
         }
@@ -172,7 +383,11 @@ async fn campaigns_against_sipp_customers_and_agents() {
     let prompt = dir.join("prompt.wav").display().to_string();
 
     let human = sipp_uas(&dir, "human", &answer_xml(Some(&dir.join("human.ulaw"))));
-    let machine = sipp_uas(&dir, "machine", &answer_xml(Some(&dir.join("machine.ulaw"))));
+    let machine = sipp_uas(
+        &dir,
+        "machine",
+        &answer_xml(Some(&dir.join("machine.ulaw"))),
+    );
     let busy = sipp_uas(&dir, "busy", &busy_xml());
     let noans = sipp_uas(&dir, "noans", &no_answer_xml());
     let agents_uas = sipp_uas(&dir, "agents", &answer_xml(None));
@@ -186,8 +401,15 @@ async fn campaigns_against_sipp_customers_and_agents() {
         max_message_bytes: 8192,
     };
     let lifecycle = Lifecycle::new();
-    let sip = listener::start_with(&config, SipOptions::default(), lifecycle.clone()).await.unwrap();
-    let cc = ControlConfig { media_ip: "127.0.0.1".parse().unwrap(), inactivity_timeout: None, inband_dtmf: true, jitter_depth: 3 };
+    let sip = listener::start_with(&config, SipOptions::default(), lifecycle.clone())
+        .await
+        .unwrap();
+    let cc = ControlConfig {
+        media_ip: "127.0.0.1".parse().unwrap(),
+        inactivity_timeout: None,
+        inband_dtmf: true,
+        jitter_depth: 3,
+    };
     let (calls, _incoming) = Calls::start(sip.handle.clone(), cc);
 
     // Two nailed-up agent legs.
@@ -201,7 +423,11 @@ async fn campaigns_against_sipp_customers_and_agents() {
             ..Originate::default()
         });
         loop {
-            match tokio::time::timeout(Duration::from_secs(10), call.next_event()).await.expect("agent leg answers").expect("alive") {
+            match tokio::time::timeout(Duration::from_secs(10), call.next_event())
+                .await
+                .expect("agent leg answers")
+                .expect("alive")
+            {
                 Event::Answered { .. } => break,
                 Event::Hangup { .. } => panic!("agent leg failed"),
                 _ => {}
@@ -211,7 +437,10 @@ async fn campaigns_against_sipp_customers_and_agents() {
         tokio::spawn(async move { while call.next_event().await.is_some() {} });
         legs.push((format!("agent{i}"), control, false));
     }
-    let agents = Arc::new(TestAgents { legs: Arc::new(Mutex::new(legs)), talk: Duration::from_millis(1500) });
+    let agents = Arc::new(TestAgents {
+        legs: Arc::new(Mutex::new(legs)),
+        talk: Duration::from_millis(1500),
+    });
 
     let db = support::sqlite(&dir).await;
     let clock: foundation::SharedClock = Arc::new(SystemClock);
@@ -248,12 +477,24 @@ async fn campaigns_against_sipp_customers_and_agents() {
     specs.push(("noans", c));
     let mut ids = BTreeMap::new();
     for (name, cfg) in &specs {
-        let c = campaign::create(&db, clock.as_ref(), name, cfg).await.unwrap();
-        campaign::apply(&db, clock.as_ref(), c.id, Action::Start).await.unwrap();
+        let c = campaign::create(&db, clock.as_ref(), name, cfg)
+            .await
+            .unwrap();
+        campaign::apply(&db, clock.as_ref(), c.id, Action::Start)
+            .await
+            .unwrap();
         ids.insert(*name, c.id);
     }
 
-    let handle = runner::start(db.clone(), clock.clone(), calls.clone(), agents.clone(), RunnerConfig::new("node-a")).await.unwrap();
+    let handle = runner::start(
+        db.clone(),
+        clock.clone(),
+        calls.clone(),
+        agents.clone(),
+        RunnerConfig::new("node-a"),
+    )
+    .await
+    .unwrap();
     let total = 4 + 2 + 8 + 1;
     let deadline = std::time::Instant::now() + Duration::from_secs(90);
     loop {
@@ -276,21 +517,50 @@ async fn campaigns_against_sipp_customers_and_agents() {
     .fetch_all(db.pool())
     .await
     .unwrap();
-    let mut by: BTreeMap<String, Vec<(String, Option<String>, Option<String>, Option<String>)>> = BTreeMap::new();
+    type Row4 = (String, Option<String>, Option<String>, Option<String>);
+    let mut by: BTreeMap<String, Vec<Row4>> = BTreeMap::new();
     for r in &rows {
         assert_eq!(r.get::<String, _>("state"), "final");
-        by.entry(r.get("name")).or_default().push((r.get::<Option<String>, _>("outcome").unwrap(), r.get("detail"), r.get("amd"), r.get("agent")));
+        by.entry(r.get("name")).or_default().push((
+            r.get::<Option<String>, _>("outcome").unwrap(),
+            r.get("detail"),
+            r.get("amd"),
+            r.get("agent"),
+        ));
     }
     eprintln!("attempts: {by:#?}");
     assert_eq!(rows.len(), total as usize, "one attempt per lead");
-    assert!(by["human"].iter().all(|(o, _, amd, agent)| o == "connected" && amd.as_deref() == Some("human") && agent.is_some()), "{:?}", by["human"]);
-    assert!(by["machine"].iter().all(|(o, d, amd, _)| o == "machine" && amd.as_deref() == Some("machine") && d.as_deref() == Some("message left after the beep")), "{:?}", by["machine"]);
-    assert!(by["busy"].iter().all(|(o, ..)| o == "busy"), "{:?}", by["busy"]);
-    assert!(by["noans"].iter().all(|(o, ..)| o == "no_answer"), "{:?}", by["noans"]);
+    assert!(
+        by["human"].iter().all(|(o, _, amd, agent)| o == "connected"
+            && amd.as_deref() == Some("human")
+            && agent.is_some()),
+        "{:?}",
+        by["human"]
+    );
+    assert!(
+        by["machine"].iter().all(|(o, d, amd, _)| o == "machine"
+            && amd.as_deref() == Some("machine")
+            && d.as_deref() == Some("message left after the beep")),
+        "{:?}",
+        by["machine"]
+    );
+    assert!(
+        by["busy"].iter().all(|(o, ..)| o == "busy"),
+        "{:?}",
+        by["busy"]
+    );
+    assert!(
+        by["noans"].iter().all(|(o, ..)| o == "no_answer"),
+        "{:?}",
+        by["noans"]
+    );
 
     // CPS: no one-second span holds more INVITEs than the trunk allows.
     assert!(stats.max_dials_per_second[&ids["busy"]] <= 2, "{stats:?}");
-    assert!(stats.max_dials_per_second.values().all(|n| *n <= 5), "{stats:?}");
+    assert!(
+        stats.max_dials_per_second.values().all(|n| *n <= 5),
+        "{stats:?}"
+    );
     // Greeting end → agent bridge.
     assert_eq!(stats.bridge_latency_us.len(), 4);
     let p99 = stats.latency_percentile(99.0).unwrap();
@@ -311,7 +581,11 @@ async fn campaigns_against_sipp_customers_and_agents() {
 /// as interrupted (answered ones counted as abandoned).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_mid_campaign_then_restart() {
-    for (tool, pkg) in [("sipp", "sip-tester"), ("espeak-ng", "espeak-ng"), ("sox", "sox")] {
+    for (tool, pkg) in [
+        ("sipp", "sip-tester"),
+        ("espeak-ng", "espeak-ng"),
+        ("sox", "sox"),
+    ] {
         if !foundation::testing::require_tool(tool, pkg) {
             return;
         }
@@ -321,7 +595,11 @@ async fn kill_9_mid_campaign_then_restart() {
     let dir: PathBuf = tmp.path().to_owned();
     audio(&dir);
     // A long message: answered calls are still up when the node dies.
-    sh(&dir, "sox", &["prompt.wav", "prompt.wav", "prompt.wav", "long.wav"]);
+    sh(
+        &dir,
+        "sox",
+        &["prompt.wav", "prompt.wav", "prompt.wav", "long.wav"],
+    );
     let human = sipp_uas(&dir, "human", &answer_xml(Some(&dir.join("human.ulaw"))));
     tokio::time::sleep(Duration::from_millis(300)).await;
 
@@ -329,15 +607,23 @@ async fn kill_9_mid_campaign_then_restart() {
     let clock: foundation::SharedClock = Arc::new(SystemClock);
     let leads = 12;
     let list = support::seed_list(&db, "all", leads, 500, &[open_zone()], clock.now_ms()).await;
-    let mut cfg = support::config(&[(list, 1)], DialMode::Agentless, &format!("sip:127.0.0.1:{}", human.port));
+    let mut cfg = support::config(
+        &[(list, 1)],
+        DialMode::Agentless,
+        &format!("sip:127.0.0.1:{}", human.port),
+    );
     cfg.purpose = Purpose::Informational;
     cfg.compliance.max_attempts_per_lead = 1;
     cfg.agentless_prompt = Some(dir.join("long.wav").display().to_string());
     cfg.safe_harbor.prompt = dir.join("prompt.wav").display().to_string();
     cfg.trunk.cps = 3;
     cfg.trunk.max_concurrent = 4;
-    let c = campaign::create(&db, clock.as_ref(), "crash", &cfg).await.unwrap();
-    campaign::apply(&db, clock.as_ref(), c.id, Action::Start).await.unwrap();
+    let c = campaign::create(&db, clock.as_ref(), "crash", &cfg)
+        .await
+        .unwrap();
+    campaign::apply(&db, clock.as_ref(), c.id, Action::Start)
+        .await
+        .unwrap();
 
     let db_path = dir.join("t.db");
     let mut node = tokio::process::Command::new(bin)
@@ -349,7 +635,11 @@ async fn kill_9_mid_campaign_then_restart() {
     // Wait until calls are up (answered, message playing), then kill -9.
     let deadline = std::time::Instant::now() + Duration::from_secs(40);
     loop {
-        let up: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM dial_attempts WHERE state = 'answered'").fetch_one(db.pool()).await.unwrap();
+        let up: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM dial_attempts WHERE state = 'answered'")
+                .fetch_one(db.pool())
+                .await
+                .unwrap();
         if up >= 2 {
             break;
         }
@@ -358,7 +648,11 @@ async fn kill_9_mid_campaign_then_restart() {
     }
     node.start_kill().unwrap(); // SIGKILL
     node.wait().await.unwrap();
-    let open_before: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM dial_attempts WHERE state <> 'final'").fetch_one(db.pool()).await.unwrap();
+    let open_before: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM dial_attempts WHERE state <> 'final'")
+            .fetch_one(db.pool())
+            .await
+            .unwrap();
     assert!(open_before >= 2, "attempts were open at the kill");
 
     // Restart the node (same id, in process this time) and let the campaign finish.
@@ -370,43 +664,96 @@ async fn kill_9_mid_campaign_then_restart() {
         max_message_bytes: 8192,
     };
     let lifecycle = Lifecycle::new();
-    let sip = listener::start_with(&config, SipOptions::default(), lifecycle.clone()).await.unwrap();
-    let cc = ControlConfig { media_ip: "127.0.0.1".parse().unwrap(), inactivity_timeout: None, inband_dtmf: true, jitter_depth: 3 };
+    let sip = listener::start_with(&config, SipOptions::default(), lifecycle.clone())
+        .await
+        .unwrap();
+    let cc = ControlConfig {
+        media_ip: "127.0.0.1".parse().unwrap(),
+        inactivity_timeout: None,
+        inband_dtmf: true,
+        jitter_depth: 3,
+    };
     let (calls, _incoming) = Calls::start(sip.handle.clone(), cc);
-    let agents = Arc::new(TestAgents { legs: Arc::default(), talk: Duration::from_secs(1) });
-    let handle = runner::start(db.clone(), clock.clone(), calls, agents, RunnerConfig::new("node-k")).await.unwrap();
+    let agents = Arc::new(TestAgents {
+        legs: Arc::default(),
+        talk: Duration::from_secs(1),
+    });
+    let handle = runner::start(
+        db.clone(),
+        clock.clone(),
+        calls,
+        agents,
+        RunnerConfig::new("node-k"),
+    )
+    .await
+    .unwrap();
     eprintln!("recovery: {:?}", handle.recovery);
     assert_eq!(handle.recovery.interrupted as i64, open_before);
     assert!(handle.recovery.counted_abandoned >= 2);
     let deadline = std::time::Instant::now() + Duration::from_secs(90);
-    while hopper::counts(&db, c.id, clock.now_ms()).await.unwrap().done < leads as i64 {
-        assert!(std::time::Instant::now() < deadline, "campaign did not finish");
+    while hopper::counts(&db, c.id, clock.now_ms())
+        .await
+        .unwrap()
+        .done
+        < leads as i64
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "campaign did not finish"
+        );
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
     handle.stop(Duration::from_secs(15)).await;
 
-    let per_lead: Vec<(i64, i64)> = sqlx::query("SELECT lead_id, COUNT(*) AS n FROM dial_attempts GROUP BY lead_id ORDER BY lead_id")
-        .fetch_all(db.pool())
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| (r.get("lead_id"), r.get("n")))
-        .collect();
+    let per_lead: Vec<(i64, i64)> = sqlx::query(
+        "SELECT lead_id, COUNT(*) AS n FROM dial_attempts GROUP BY lead_id ORDER BY lead_id",
+    )
+    .fetch_all(db.pool())
+    .await
+    .unwrap()
+    .iter()
+    .map(|r| (r.get("lead_id"), r.get("n")))
+    .collect();
     assert_eq!(per_lead.len(), leads, "every lead dialled: {per_lead:?}");
-    assert!(per_lead.iter().all(|(_, n)| *n == 1), "no lead dialled twice: {per_lead:?}");
-    let outcomes: Vec<(String, String, i16, i16)> = sqlx::query("SELECT state, outcome, live, abandoned FROM dial_attempts ORDER BY id")
-        .fetch_all(db.pool())
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| (r.get("state"), r.get::<Option<String>, _>("outcome").unwrap_or_default(), r.get("live"), r.get("abandoned")))
-        .collect();
+    assert!(
+        per_lead.iter().all(|(_, n)| *n == 1),
+        "no lead dialled twice: {per_lead:?}"
+    );
+    let outcomes: Vec<(String, String, i16, i16)> =
+        sqlx::query("SELECT state, outcome, live, abandoned FROM dial_attempts ORDER BY id")
+            .fetch_all(db.pool())
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| {
+                (
+                    r.get("state"),
+                    r.get::<Option<String>, _>("outcome").unwrap_or_default(),
+                    r.get("live"),
+                    r.get("abandoned"),
+                )
+            })
+            .collect();
     eprintln!("outcomes: {outcomes:?}");
     assert!(outcomes.iter().all(|(s, ..)| s == "final"));
-    let interrupted = outcomes.iter().filter(|(_, o, ..)| o == "interrupted").count() as i64;
+    let interrupted = outcomes
+        .iter()
+        .filter(|(_, o, ..)| o == "interrupted")
+        .count() as i64;
     assert_eq!(interrupted, open_before);
-    assert!(outcomes.iter().filter(|(_, o, l, a)| o == "interrupted" && *l == 1 && *a == 1).count() >= 2);
-    assert!(outcomes.iter().all(|(_, o, ..)| o == "interrupted" || o == "message"), "{outcomes:?}");
+    assert!(
+        outcomes
+            .iter()
+            .filter(|(_, o, l, a)| o == "interrupted" && *l == 1 && *a == 1)
+            .count()
+            >= 2
+    );
+    assert!(
+        outcomes
+            .iter()
+            .all(|(_, o, ..)| o == "interrupted" || o == "message"),
+        "{outcomes:?}"
+    );
     drop(human);
     lifecycle.start_draining();
 }
@@ -418,7 +765,11 @@ async fn kill_9_mid_campaign_then_restart() {
 async fn preview_and_single_calls() {
     use chrono::Timelike;
     use dialer::single::{self, CallError, Dialer, SingleCall};
-    for (tool, pkg) in [("sipp", "sip-tester"), ("espeak-ng", "espeak-ng"), ("sox", "sox")] {
+    for (tool, pkg) in [
+        ("sipp", "sip-tester"),
+        ("espeak-ng", "espeak-ng"),
+        ("sox", "sox"),
+    ] {
         if !foundation::testing::require_tool(tool, pkg) {
             return;
         }
@@ -437,8 +788,15 @@ async fn preview_and_single_calls() {
         max_message_bytes: 8192,
     };
     let lifecycle = Lifecycle::new();
-    let sip = listener::start_with(&config, SipOptions::default(), lifecycle.clone()).await.unwrap();
-    let cc = ControlConfig { media_ip: "127.0.0.1".parse().unwrap(), inactivity_timeout: None, inband_dtmf: true, jitter_depth: 3 };
+    let sip = listener::start_with(&config, SipOptions::default(), lifecycle.clone())
+        .await
+        .unwrap();
+    let cc = ControlConfig {
+        media_ip: "127.0.0.1".parse().unwrap(),
+        inactivity_timeout: None,
+        inband_dtmf: true,
+        jitter_depth: 3,
+    };
     let (calls, _incoming) = Calls::start(sip.handle.clone(), cc);
     let mut call = calls.originate(Originate {
         to_user: "agent0".into(),
@@ -446,30 +804,70 @@ async fn preview_and_single_calls() {
         ..Originate::default()
     });
     loop {
-        if let Event::Answered { .. } = tokio::time::timeout(Duration::from_secs(10), call.next_event()).await.unwrap().unwrap() {
+        if let Event::Answered { .. } =
+            tokio::time::timeout(Duration::from_secs(10), call.next_event())
+                .await
+                .unwrap()
+                .unwrap()
+        {
             break;
         }
     }
     let leg = call.control().clone();
     tokio::spawn(async move { while call.next_event().await.is_some() {} });
-    let agents = Arc::new(TestAgents { legs: Arc::new(Mutex::new(vec![("agent0".into(), leg, false)])), talk: Duration::from_millis(800) });
+    let agents = Arc::new(TestAgents {
+        legs: Arc::new(Mutex::new(vec![("agent0".into(), leg, false)])),
+        talk: Duration::from_millis(800),
+    });
 
     let db = support::sqlite(&dir).await;
     let clock: foundation::SharedClock = Arc::new(SystemClock);
-    let d = Dialer { db: db.clone(), clock: clock.clone(), calls: calls.clone(), agents: agents.clone(), node: "node-p".into() };
+    let d = Dialer {
+        db: db.clone(),
+        clock: clock.clone(),
+        calls: calls.clone(),
+        agents: agents.clone(),
+        node: "node-p".into(),
+    };
     let list = support::seed_list(&db, "preview", 2, 600, &[open_zone()], clock.now_ms()).await;
-    let mut cfg = support::config(&[(list, 1)], DialMode::Preview, &format!("sip:127.0.0.1:{}", human.port));
+    let mut cfg = support::config(
+        &[(list, 1)],
+        DialMode::Preview,
+        &format!("sip:127.0.0.1:{}", human.port),
+    );
     cfg.safe_harbor.prompt = dir.join("prompt.wav").display().to_string();
-    let c = campaign::create(&db, clock.as_ref(), "preview", &cfg).await.unwrap();
-    campaign::apply(&db, clock.as_ref(), c.id, Action::Start).await.unwrap();
+    let c = campaign::create(&db, clock.as_ref(), "preview", &cfg)
+        .await
+        .unwrap();
+    campaign::apply(&db, clock.as_ref(), c.id, Action::Start)
+        .await
+        .unwrap();
 
     // Preview: skip the first card, dial the second.
-    let first = single::preview_next(&d, c.id, "agent0").await.unwrap().expect("a card");
-    assert!(first.allowed_reason.contains("window"), "{}", first.allowed_reason);
-    single::preview_skip(&d, &first, "agent0", 3600).await.unwrap();
-    let second = single::preview_next(&d, c.id, "agent0").await.unwrap().expect("a second card");
+    let first = single::preview_next(&d, c.id, "agent0")
+        .await
+        .unwrap()
+        .expect("a card");
+    assert!(
+        first.allowed_reason.contains("window"),
+        "{}",
+        first.allowed_reason
+    );
+    single::preview_skip(&d, &first, "agent0", 3600)
+        .await
+        .unwrap();
+    let second = single::preview_next(&d, c.id, "agent0")
+        .await
+        .unwrap()
+        .expect("a second card");
     assert_ne!(second.lead.lead_id, first.lead.lead_id);
-    assert!(single::preview_next(&d, c.id, "agent0").await.unwrap().is_none(), "nothing else due");
+    assert!(
+        single::preview_next(&d, c.id, "agent0")
+            .await
+            .unwrap()
+            .is_none(),
+        "nothing else due"
+    );
     let placed = single::preview_dial(&d, &second, "agent0").await.unwrap();
     let wait_final = |contact: String| {
         let db = db.clone();
@@ -481,40 +879,98 @@ async fn preview_and_single_calls() {
                     .await
                     .unwrap();
                 if let Some(r) = row {
-                    return (r.get::<String, _>("outcome"), r.get::<Option<String>, _>("agent"));
+                    return (
+                        r.get::<String, _>("outcome"),
+                        r.get::<Option<String>, _>("agent"),
+                    );
                 }
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }
             panic!("no final record for {contact}");
         }
     };
-    assert_eq!(wait_final(placed.contact_id.clone()).await, ("connected".to_owned(), Some("agent0".to_owned())));
+    assert_eq!(
+        wait_final(placed.contact_id.clone()).await,
+        ("connected".to_owned(), Some("agent0".to_owned()))
+    );
 
     // Single calls: window and DNC are checked like campaign dials.
-    let ny_hour = chrono::Utc::now().with_timezone(&chrono_tz::America::New_York).hour();
-    let mut defaults = support::config(&[(list, 1)], DialMode::Predictive, &format!("sip:127.0.0.1:{}", human.port));
+    let ny_hour = chrono::Utc::now()
+        .with_timezone(&chrono_tz::America::New_York)
+        .hour();
+    let mut defaults = support::config(
+        &[(list, 1)],
+        DialMode::Predictive,
+        &format!("sip:127.0.0.1:{}", human.port),
+    );
     defaults.purpose = Purpose::Informational;
     defaults.safe_harbor.prompt = dir.join("prompt.wav").display().to_string();
     let t = |h: u32, m: u32| chrono::NaiveTime::from_hms_opt(h, m, 0).unwrap();
-    let (open, closed) = if ny_hour < 12 { ((t(0, 0), t(23, 59)), (t(12, 0), t(23, 59))) } else { ((t(0, 0), t(23, 59)), (t(0, 0), t(11, 0))) };
-    let req = SingleCall { to: "(212) 555-0177".into(), queue: Some("sales".into()), ..SingleCall::default() };
+    let (open, closed) = if ny_hour < 12 {
+        ((t(0, 0), t(23, 59)), (t(12, 0), t(23, 59)))
+    } else {
+        ((t(0, 0), t(23, 59)), (t(0, 0), t(11, 0)))
+    };
+    let req = SingleCall {
+        to: "(212) 555-0177".into(),
+        queue: Some("sales".into()),
+        ..SingleCall::default()
+    };
     defaults.compliance.window.start = closed.0;
     defaults.compliance.window.end = closed.1;
     match single::single_call(&d, &req, &defaults, "US").await {
-        Err(CallError::Blocked { code, reason }) => assert!(code == "window" && reason.contains("America/New_York"), "{code}: {reason}"),
-        other => panic!("expected a window block, got {:?}", other.map(|p| p.contact_id)),
+        Err(CallError::Blocked { code, reason }) => assert!(
+            code == "window" && reason.contains("America/New_York"),
+            "{code}: {reason}"
+        ),
+        other => panic!(
+            "expected a window block, got {:?}",
+            other.map(|p| p.contact_id)
+        ),
     }
     defaults.compliance.window.start = open.0;
     defaults.compliance.window.end = open.1;
-    importers::dnc::add_internal(&db, clock.as_ref(), "+12125550188", "US", "asked", "api", None).await.unwrap();
-    let dnc = SingleCall { to: "+1 212 555 0188".into(), ..req.clone() };
-    assert!(matches!(single::single_call(&d, &dnc, &defaults, "US").await, Err(CallError::Blocked { code, .. }) if code == "dnc"));
-    assert!(matches!(single::single_call(&d, &SingleCall { to: "12".into(), ..req.clone() }, &defaults, "US").await, Err(CallError::Invalid(_))));
+    importers::dnc::add_internal(
+        &db,
+        clock.as_ref(),
+        "+12125550188",
+        "US",
+        "asked",
+        "api",
+        None,
+    )
+    .await
+    .unwrap();
+    let dnc = SingleCall {
+        to: "+1 212 555 0188".into(),
+        ..req.clone()
+    };
+    assert!(
+        matches!(single::single_call(&d, &dnc, &defaults, "US").await, Err(CallError::Blocked { code, .. }) if code == "dnc")
+    );
+    assert!(matches!(
+        single::single_call(
+            &d,
+            &SingleCall {
+                to: "12".into(),
+                ..req.clone()
+            },
+            &defaults,
+            "US"
+        )
+        .await,
+        Err(CallError::Invalid(_))
+    ));
     // The agent's leg frees up shortly after the preview call ended.
     tokio::time::sleep(Duration::from_millis(600)).await;
-    let ok = single::single_call(&d, &req, &defaults, "US").await.unwrap();
+    let ok = single::single_call(&d, &req, &defaults, "US")
+        .await
+        .unwrap();
     assert!(ok.contact_id.starts_with("contact_"));
-    assert_eq!(wait_final(ok.contact_id).await, ("connected".to_owned(), Some("agent0".to_owned())));
+    assert_eq!(
+        wait_final(ok.contact_id).await,
+        ("connected".to_owned(), Some("agent0".to_owned()))
+    );
     drop((human, agents_uas));
     lifecycle.start_draining();
 }

@@ -9,7 +9,14 @@ use dialer::sim::{SimConfig, SimMode, drift, run, run_seeds};
 
 #[test]
 fn a_run_is_deterministic_given_its_seed() {
-    let cfg = SimConfig { mode: SimMode::Predictive, agents: 10, answer_rate: 0.2, hours: 1.5, seed: 42, ..SimConfig::default() };
+    let cfg = SimConfig {
+        mode: SimMode::Predictive,
+        agents: 10,
+        answer_rate: 0.2,
+        hours: 1.5,
+        seed: 42,
+        ..SimConfig::default()
+    };
     let a = serde_json::to_string(&run(&cfg)).unwrap();
     let b = serde_json::to_string(&run(&cfg)).unwrap();
     assert_eq!(a, b);
@@ -21,10 +28,27 @@ fn a_run_is_deterministic_given_its_seed() {
 fn progressive_matches_the_reference_model() {
     // Reference §4.1: progressive 37.2 talk-min per agent-hour at p 0.2 (analytically ≈ 37.3 with a
     // 1-s pacing tick), never abandons.
-    let r = run_seeds(&SimConfig { mode: SimMode::Progressive, agents: 20, answer_rate: 0.2, hours: 4.0, ..SimConfig::default() }, 2);
-    assert!((r.talk_min_per_agent_hour - 37.2).abs() < 1.2, "{}", r.talk_min_per_agent_hour);
+    let r = run_seeds(
+        &SimConfig {
+            mode: SimMode::Progressive,
+            agents: 20,
+            answer_rate: 0.2,
+            hours: 4.0,
+            ..SimConfig::default()
+        },
+        2,
+    );
+    assert!(
+        (r.talk_min_per_agent_hour - 37.2).abs() < 1.2,
+        "{}",
+        r.talk_min_per_agent_hour
+    );
     assert_eq!(r.abandons, 0.0);
-    assert!((r.dials_per_agent_hour - 62.0).abs() < 3.0, "{}", r.dials_per_agent_hour);
+    assert!(
+        (r.dials_per_agent_hour - 62.0).abs() < 3.0,
+        "{}",
+        r.dials_per_agent_hour
+    );
 }
 
 #[test]
@@ -72,15 +96,28 @@ fn agents_leave_only_after_their_call_and_the_books_balance() {
     let mut cfg = drift::scenario(SimMode::Predictive);
     cfg.hours = 1.5;
     cfg.agent_steps = vec![
-        dialer::sim::AgentStep { at_hours: 0.5, agents: 10 },
-        dialer::sim::AgentStep { at_hours: 1.0, agents: 20 },
+        dialer::sim::AgentStep {
+            at_hours: 0.5,
+            agents: 10,
+        },
+        dialer::sim::AgentStep {
+            at_hours: 1.0,
+            agents: 20,
+        },
     ];
     let r = run(&cfg);
     assert_eq!(r.segments.len(), 3);
     // 20 agents × 0.5 h, then 10 leave after finishing their calls (a few minutes), then 20 again
     let hours = r.agent_hours;
-    assert!(hours > 20.0 * 0.5 + 10.0 * 0.5 + 20.0 * 0.5 - 0.01 && hours < 25.0 + 10.0 * 0.2, "{hours}");
-    assert!(r.segments.iter().all(|s| s.talk_min_per_agent_hour > 30.0), "{:?}", r.segments);
+    assert!(
+        hours > 20.0 * 0.5 + 10.0 * 0.5 + 20.0 * 0.5 - 0.01 && hours < 25.0 + 10.0 * 0.2,
+        "{hours}"
+    );
+    assert!(
+        r.segments.iter().all(|s| s.talk_min_per_agent_hour > 30.0),
+        "{:?}",
+        r.segments
+    );
     assert!(r.abandon_rate <= 0.03);
 }
 
@@ -89,18 +126,32 @@ fn agents_leave_only_after_their_call_and_the_books_balance() {
 #[test]
 #[ignore]
 fn full_grid_meets_the_acceptance_targets() {
-    let g = GridConfig { threads: 2, ..GridConfig::default() };
+    let g = GridConfig {
+        threads: 2,
+        ..GridConfig::default()
+    };
     let cells = run_grid(&g);
     println!("{}", dialer::sim::grid::format_table(&g, &cells));
     for cell in &cells {
         let (prog, pred) = (&cell.reports[0], &cell.reports[1]);
         let name = format!("{} agents, p {}", cell.agents, cell.answer_rate);
-        assert!(pred.max_window_abandon_rate_any_seed <= 0.03, "{name}: window {:.4}", pred.max_window_abandon_rate_any_seed);
-        assert!(pred.talk_min_per_agent_hour >= prog.talk_min_per_agent_hour, "{name}");
+        assert!(
+            pred.max_window_abandon_rate_any_seed <= 0.03,
+            "{name}: window {:.4}",
+            pred.max_window_abandon_rate_any_seed
+        );
+        assert!(
+            pred.talk_min_per_agent_hour >= prog.talk_min_per_agent_hour,
+            "{name}"
+        );
         if cell.agents >= 20 {
             let r = cell.reference.expect("reference");
             let best = r.oracle.max(r.elapsed_aware).max(r.ratio_best);
-            assert!(pred.talk_min_per_agent_hour >= best - 1.5, "{name}: {:.1} vs {best:.1}", pred.talk_min_per_agent_hour);
+            assert!(
+                pred.talk_min_per_agent_hour >= best - 1.5,
+                "{name}: {:.1} vs {best:.1}",
+                pred.talk_min_per_agent_hour
+            );
         }
     }
 }
@@ -112,9 +163,16 @@ fn drift_meets_the_acceptance_targets() {
     let levels: Vec<f64> = (0..=24).map(|i| 1.0 + 0.05 * i as f64).collect();
     let (best, _) = drift::best_fixed_ratio(&drift::scenario(SimMode::Progressive), &levels, 3);
     let r = run_seeds(&drift::scenario(SimMode::Predictive), 10);
-    assert!(r.max_window_abandon_rate_any_seed <= 0.03, "{}", r.max_window_abandon_rate_any_seed);
+    assert!(
+        r.max_window_abandon_rate_any_seed <= 0.03,
+        "{}",
+        r.max_window_abandon_rate_any_seed
+    );
     for (s, b) in r.segments.iter().zip(&best) {
-        assert!(s.talk_min_per_agent_hour >= b.talk_min_per_agent_hour - 2.0, "{s:?} vs {b:?}");
+        assert!(
+            s.talk_min_per_agent_hour >= b.talk_min_per_agent_hour - 2.0,
+            "{s:?} vs {b:?}"
+        );
     }
     for s in &r.segments[1..] {
         assert!(s.settle_s <= 60.0, "{s:?}");

@@ -11,7 +11,9 @@ use std::time::Duration;
 
 use chrono::{TimeZone, Utc};
 use dialer::attempts::{self, Callback, Final, LeadNext, NewAttempt, Outcome, Progress};
-use dialer::campaign::{self, Action, CampaignState, DialMode, DispositionRule, LeadFilter, ListWeight};
+use dialer::campaign::{
+    self, Action, CampaignState, DialMode, DispositionRule, LeadFilter, ListWeight,
+};
 use dialer::gate::{self, Registries, Verdict};
 use dialer::hopper::{self, ListMix};
 use foundation::clock::VirtualClock;
@@ -27,7 +29,16 @@ fn clock() -> VirtualClock {
 #[test]
 fn list_mix_follows_weights() {
     let mut mix = ListMix::default();
-    let lists = [ListWeight { list_id: 1, weight: 3 }, ListWeight { list_id: 2, weight: 1 }];
+    let lists = [
+        ListWeight {
+            list_id: 1,
+            weight: 3,
+        },
+        ListWeight {
+            list_id: 2,
+            weight: 1,
+        },
+    ];
     let q = mix.quotas(&lists, 8);
     assert_eq!((q[&1], q[&2]), (6, 2));
     // Across small claims the shares still hold.
@@ -40,25 +51,43 @@ fn list_mix_follows_weights() {
     assert_eq!(total, [30, 10]);
 }
 
-async fn concurrent_claims(db: &Db, open: impl Fn() -> std::pin::Pin<Box<dyn std::future::Future<Output = Db>>>) {
+async fn concurrent_claims(
+    db: &Db,
+    open: impl Fn() -> std::pin::Pin<Box<dyn std::future::Future<Output = Db>>>,
+) {
     let clock = clock();
     let a = support::seed_list(db, "a", 120, 1000, &["America/New_York"], clock.now_ms()).await;
     let b = support::seed_list(db, "b", 80, 5000, &["America/New_York"], clock.now_ms()).await;
-    let cfg = support::config(&[(a, 3), (b, 1)], DialMode::Predictive, "sip:127.0.0.1:5080");
+    let cfg = support::config(
+        &[(a, 3), (b, 1)],
+        DialMode::Predictive,
+        "sip:127.0.0.1:5080",
+    );
     let c = campaign::create(db, &clock, "spring", &cfg).await.unwrap();
     assert_eq!(c.state, CampaignState::Draft);
-    assert!(campaign::create(db, &clock, "spring", &cfg).await.is_err(), "duplicate name");
-    let c = campaign::apply(db, &clock, c.id, Action::Start).await.unwrap();
+    assert!(
+        campaign::create(db, &clock, "spring", &cfg).await.is_err(),
+        "duplicate name"
+    );
+    let c = campaign::apply(db, &clock, c.id, Action::Start)
+        .await
+        .unwrap();
     assert_eq!(c.state, CampaignState::Running);
     assert_eq!(c.started_at, Some(clock.now_ms()));
     assert_eq!(hopper::refill(db, &clock, &c).await.unwrap(), 200);
     assert_eq!(hopper::refill(db, &clock, &c).await.unwrap(), 0);
 
     // First claim follows the weights.
-    let first = hopper::claim(db, &clock, &c, "node-0", 8, &mut ListMix::default()).await.unwrap();
+    let first = hopper::claim(db, &clock, &c, "node-0", 8, &mut ListMix::default())
+        .await
+        .unwrap();
     assert_eq!(first.iter().filter(|l| l.list_id == a).count(), 6);
     assert_eq!(first.iter().filter(|l| l.list_id == b).count(), 2);
-    assert!(first.windows(2).all(|w| w[0].list_id != w[1].list_id || w[0].priority >= w[1].priority));
+    assert!(
+        first
+            .windows(2)
+            .all(|w| w[0].list_id != w[1].list_id || w[0].priority >= w[1].priority)
+    );
 
     let mut tasks = Vec::new();
     for k in 0..4 {
@@ -69,7 +98,9 @@ async fn concurrent_claims(db: &Db, open: impl Fn() -> std::pin::Pin<Box<dyn std
             let mut mine = Vec::new();
             let mut mix = ListMix::default();
             loop {
-                let got = hopper::claim(&db, &clock, &c, &format!("node-{}", k + 1), 5, &mut mix).await.unwrap();
+                let got = hopper::claim(&db, &clock, &c, &format!("node-{}", k + 1), 5, &mut mix)
+                    .await
+                    .unwrap();
                 if got.is_empty() {
                     break;
                 }
@@ -90,7 +121,10 @@ async fn concurrent_claims(db: &Db, open: impl Fn() -> std::pin::Pin<Box<dyn std
     let distinct: BTreeSet<i64> = all.iter().copied().collect();
     assert_eq!(all.len(), 200, "every lead handed out ({per_claimer:?})");
     assert_eq!(distinct.len(), 200, "no lead handed out twice");
-    assert!(per_claimer.iter().filter(|n| **n > 0).count() >= 2, "claimers ran concurrently: {per_claimer:?}");
+    assert!(
+        per_claimer.iter().filter(|n| **n > 0).count() >= 2,
+        "claimers ran concurrently: {per_claimer:?}"
+    );
     let counts = hopper::counts(db, c.id, clock.now_ms()).await.unwrap();
     assert_eq!((counts.claimed, counts.ready), (200, 0));
 }
@@ -110,7 +144,9 @@ async fn hopper_concurrent_claimers_sqlite() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hopper_concurrent_claimers_postgres() {
-    let Some(pg) = TempPgDatabase::create().await else { return };
+    let Some(pg) = TempPgDatabase::create().await else {
+        return;
+    };
     let db = Db::connect(&pg.url, 4).await.unwrap();
     db.migrate().await.unwrap();
     let url = pg.url.clone();
@@ -129,28 +165,58 @@ async fn attempts_and_recovery(db: &Db) {
     let mut cfg = support::config(&[(list, 1)], DialMode::Progressive, "sip:127.0.0.1:5080");
     cfg.compliance.max_attempts_per_lead = 1;
     let c = campaign::create(db, &clock, "crash", &cfg).await.unwrap();
-    let c = campaign::apply(db, &clock, c.id, Action::Start).await.unwrap();
+    let c = campaign::apply(db, &clock, c.id, Action::Start)
+        .await
+        .unwrap();
     hopper::refill(db, &clock, &c).await.unwrap();
-    let leads = hopper::claim(db, &clock, &c, "n1", 10, &mut ListMix::default()).await.unwrap();
+    let leads = hopper::claim(db, &clock, &c, "n1", 10, &mut ListMix::default())
+        .await
+        .unwrap();
     assert_eq!(leads.len(), 6);
     let mut regs = Registries::default();
     regs.refresh(db).await.unwrap();
-    let counters = gate::counters(db, &c, clock.now_ms(), 0, true).await.unwrap();
+    let counters = gate::counters(db, &c, clock.now_ms(), 0, true)
+        .await
+        .unwrap();
 
     // A number put on the internal DNC list after the lead was claimed is not dialled.
     let e164 = leads[1].phones[0].e164.clone();
-    let before = gate::decide(db, &clock, &c, &leads[1], &regs, &counters).await.unwrap();
+    let before = gate::decide(db, &clock, &c, &leads[1], &regs, &counters)
+        .await
+        .unwrap();
     assert!(matches!(before, Verdict::Dial { .. }), "{before:?}");
-    importers::dnc::add_internal(db, &clock, &e164, "US", "asked", "agent", Some("bob")).await.unwrap();
-    let after = gate::decide(db, &clock, &c, &leads[1], &regs, &counters).await.unwrap();
-    let Verdict::Finish { outcome, reason } = after else { panic!("{after:?}") };
-    assert!(outcome == "undialable" && reason.contains("do-not-call") && reason.contains("internal"), "{reason}");
-    hopper::finish(db, &clock, c.id, leads[1].lead_id, "n1", outcome, &reason).await.unwrap();
+    importers::dnc::add_internal(db, &clock, &e164, "US", "asked", "agent", Some("bob"))
+        .await
+        .unwrap();
+    let after = gate::decide(db, &clock, &c, &leads[1], &regs, &counters)
+        .await
+        .unwrap();
+    let Verdict::Finish { outcome, reason } = after else {
+        panic!("{after:?}")
+    };
+    assert!(
+        outcome == "undialable" && reason.contains("do-not-call") && reason.contains("internal"),
+        "{reason}"
+    );
+    hopper::finish(db, &clock, c.id, leads[1].lead_id, "n1", outcome, &reason)
+        .await
+        .unwrap();
 
     // Attempts written before dialling, in various states when the process dies.
     let mut ids = Vec::new();
-    for (i, p) in [(0, None), (2, Some(Progress::Ringing)), (3, Some(Progress::Answered)), (4, Some(Progress::Connected))] {
-        let Verdict::Dial { phone, reason } = gate::decide(db, &clock, &c, &leads[i], &regs, &counters).await.unwrap() else { panic!() };
+    for (i, p) in [
+        (0, None),
+        (2, Some(Progress::Ringing)),
+        (3, Some(Progress::Answered)),
+        (4, Some(Progress::Connected)),
+    ] {
+        let Verdict::Dial { phone, reason } =
+            gate::decide(db, &clock, &c, &leads[i], &regs, &counters)
+                .await
+                .unwrap()
+        else {
+            panic!()
+        };
         let a = attempts::open(
             db,
             &clock,
@@ -170,7 +236,9 @@ async fn attempts_and_recovery(db: &Db) {
         assert!(a.public_id.starts_with("contact_"));
         if let Some(p) = p {
             if p == Progress::Connected {
-                attempts::mark(db, &clock, a.id, Progress::Answered).await.unwrap();
+                attempts::mark(db, &clock, a.id, Progress::Answered)
+                    .await
+                    .unwrap();
             }
             attempts::mark(db, &clock, a.id, p).await.unwrap();
         }
@@ -180,34 +248,81 @@ async fn attempts_and_recovery(db: &Db) {
     let again = attempts::open(
         db,
         &clock,
-        &NewAttempt { campaign_id: Some(c.id), lead_id: Some(leads[0].lead_id), e164: "+12120000000".into(), node: "n1".into(), ..Default::default() },
+        &NewAttempt {
+            campaign_id: Some(c.id),
+            lead_id: Some(leads[0].lead_id),
+            e164: "+12120000000".into(),
+            node: "n1".into(),
+            ..Default::default()
+        },
     )
     .await;
     assert!(again.is_err());
 
     // Another node's recovery does not touch n1's attempts.
-    assert_eq!(attempts::recover(db, &clock, "n2").await.unwrap(), attempts::Recovery::default());
+    assert_eq!(
+        attempts::recover(db, &clock, "n2").await.unwrap(),
+        attempts::Recovery::default()
+    );
     clock.advance(Duration::from_secs(5));
     let rec = attempts::recover(db, &clock, "n1").await.unwrap();
-    assert_eq!(rec, attempts::Recovery { interrupted: 4, counted_abandoned: 1, released: 1 });
-    let rows = sqlx::query("SELECT lead_id, state, outcome, live, abandoned FROM dial_attempts ORDER BY id").fetch_all(db.pool()).await.unwrap();
+    assert_eq!(
+        rec,
+        attempts::Recovery {
+            interrupted: 4,
+            counted_abandoned: 1,
+            released: 1
+        }
+    );
+    let rows = sqlx::query(
+        "SELECT lead_id, state, outcome, live, abandoned FROM dial_attempts ORDER BY id",
+    )
+    .fetch_all(db.pool())
+    .await
+    .unwrap();
     let got: Vec<(String, String, i64, i64)> = rows
         .iter()
-        .map(|r| (r.get("state"), r.get::<Option<String>, _>("outcome").unwrap(), r.get::<i16, _>("live") as i64, r.get::<i16, _>("abandoned") as i64))
+        .map(|r| {
+            (
+                r.get("state"),
+                r.get::<Option<String>, _>("outcome").unwrap(),
+                r.get::<i16, _>("live") as i64,
+                r.get::<i16, _>("abandoned") as i64,
+            )
+        })
         .collect();
     let f = |l: i64, a: i64| ("final".to_owned(), "interrupted".to_owned(), l, a);
     assert_eq!(got, vec![f(0, 0), f(0, 0), f(1, 1), f(1, 0)]);
     // Recovery is idempotent.
-    assert_eq!(attempts::recover(db, &clock, "n1").await.unwrap().interrupted, 0);
+    assert_eq!(
+        attempts::recover(db, &clock, "n1")
+            .await
+            .unwrap()
+            .interrupted,
+        0
+    );
 
     // max_attempts = 1: the interrupted leads are done; only the never-dialled lead comes back.
     let counts = hopper::counts(db, c.id, clock.now_ms()).await.unwrap();
-    assert_eq!((counts.done, counts.ready, counts.claimed, counts.dialing), (5, 1, 0, 0));
-    let back = hopper::claim(db, &clock, &c, "n1", 10, &mut ListMix::default()).await.unwrap();
-    assert_eq!(back.iter().map(|l| l.lead_id).collect::<Vec<_>>(), vec![leads[5].lead_id]);
+    assert_eq!(
+        (counts.done, counts.ready, counts.claimed, counts.dialing),
+        (5, 1, 0, 0)
+    );
+    let back = hopper::claim(db, &clock, &c, "n1", 10, &mut ListMix::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        back.iter().map(|l| l.lead_id).collect::<Vec<_>>(),
+        vec![leads[5].lead_id]
+    );
     let ab = attempts::abandon_count(db, c.id, 0).await.unwrap();
     assert_eq!((ab.live, ab.abandoned), (2, 1));
-    assert!(hopper::claim(db, &clock, &c, "n1", 10, &mut ListMix::default()).await.unwrap().is_empty());
+    assert!(
+        hopper::claim(db, &clock, &c, "n1", 10, &mut ListMix::default())
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 #[tokio::test]
@@ -219,7 +334,9 @@ async fn attempts_and_recovery_sqlite() {
 
 #[tokio::test]
 async fn attempts_and_recovery_postgres() {
-    let Some(pg) = TempPgDatabase::create().await else { return };
+    let Some(pg) = TempPgDatabase::create().await else {
+        return;
+    };
     let db = Db::connect(&pg.url, 4).await.unwrap();
     db.migrate().await.unwrap();
     attempts_and_recovery(&db).await;
@@ -230,21 +347,49 @@ async fn retries_callbacks_filters(db: &Db) {
     let clock = clock();
     let list = support::seed_list(db, "r", 4, 3000, &["America/New_York"], clock.now_ms()).await;
     let mut cfg = support::config(&[(list, 1)], DialMode::Preview, "sip:127.0.0.1:5080");
-    cfg.dispositions.insert("sale".into(), DispositionRule { final_: true, retry_after_s: None });
-    cfg.dispositions.insert("think".into(), DispositionRule { final_: false, retry_after_s: Some(86_400) });
-    cfg.filters = vec![LeadFilter::Eq { attribute: "segment".into(), value: "gold".into() }];
+    cfg.dispositions.insert(
+        "sale".into(),
+        DispositionRule {
+            final_: true,
+            retry_after_s: None,
+        },
+    );
+    cfg.dispositions.insert(
+        "think".into(),
+        DispositionRule {
+            final_: false,
+            retry_after_s: Some(86_400),
+        },
+    );
+    cfg.filters = vec![LeadFilter::Eq {
+        attribute: "segment".into(),
+        value: "gold".into(),
+    }];
     let c = campaign::create(db, &clock, "retry", &cfg).await.unwrap();
-    let c = campaign::apply(db, &clock, c.id, Action::Start).await.unwrap();
+    let c = campaign::apply(db, &clock, c.id, Action::Start)
+        .await
+        .unwrap();
     hopper::refill(db, &clock, &c).await.unwrap();
     let regs = Registries::default();
-    let counters = gate::counters(db, &c, clock.now_ms(), 0, true).await.unwrap();
+    let counters = gate::counters(db, &c, clock.now_ms(), 0, true)
+        .await
+        .unwrap();
 
     // Filters: the silver leads are set aside; the gold ones go on.
-    let leads = hopper::claim(db, &clock, &c, "n", 10, &mut ListMix::default()).await.unwrap();
+    let leads = hopper::claim(db, &clock, &c, "n", 10, &mut ListMix::default())
+        .await
+        .unwrap();
     let mut gold = Vec::new();
     for l in &leads {
-        match gate::decide(db, &clock, &c, l, &regs, &counters).await.unwrap() {
-            Verdict::Filtered { reason } => hopper::set_filtered(db, &clock, c.id, l.lead_id, "n", &reason).await.unwrap(),
+        match gate::decide(db, &clock, &c, l, &regs, &counters)
+            .await
+            .unwrap()
+        {
+            Verdict::Filtered { reason } => {
+                hopper::set_filtered(db, &clock, c.id, l.lead_id, "n", &reason)
+                    .await
+                    .unwrap()
+            }
             Verdict::Dial { phone, reason } => gold.push((l.clone(), phone, reason)),
             other => panic!("{other:?}"),
         }
@@ -254,43 +399,163 @@ async fn retries_callbacks_filters(db: &Db) {
         let (l, phone, reason) = gold[i].clone();
         let (c, clock) = (c.clone(), clock.clone());
         async move {
-            attempts::open(db, &clock, &NewAttempt { campaign_id: Some(c.id), lead_id: Some(l.lead_id), phone_position: Some(phone.position), e164: phone.e164, caller_id: "1".into(), node: "n".into(), allowed_reason: reason, attributes: Default::default() }).await.unwrap()
+            attempts::open(
+                db,
+                &clock,
+                &NewAttempt {
+                    campaign_id: Some(c.id),
+                    lead_id: Some(l.lead_id),
+                    phone_position: Some(phone.position),
+                    e164: phone.e164,
+                    caller_id: "1".into(),
+                    node: "n".into(),
+                    allowed_reason: reason,
+                    attributes: Default::default(),
+                },
+            )
+            .await
+            .unwrap()
         }
     };
     // No answer → retry after the policy's 2 h; busy number limit aside.
     let a0 = open(0).await;
-    let next = attempts::finish(db, &clock, a0.id, &Final { outcome: Some(Outcome::NoAnswer), sip_code: Some(487), ..Final::default() }, Some(&c.config)).await.unwrap();
-    assert_eq!(next, LeadNext::Retry { at: clock.now_ms() + 2 * 3_600_000 });
+    let next = attempts::finish(
+        db,
+        &clock,
+        a0.id,
+        &Final {
+            outcome: Some(Outcome::NoAnswer),
+            sip_code: Some(487),
+            ..Final::default()
+        },
+        Some(&c.config),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        next,
+        LeadNext::Retry {
+            at: clock.now_ms() + 2 * 3_600_000
+        }
+    );
     // Finishing twice changes nothing.
-    assert_eq!(attempts::finish(db, &clock, a0.id, &Final { outcome: Some(Outcome::Busy), ..Final::default() }, Some(&c.config)).await.unwrap(), LeadNext::Nothing);
+    assert_eq!(
+        attempts::finish(
+            db,
+            &clock,
+            a0.id,
+            &Final {
+                outcome: Some(Outcome::Busy),
+                ..Final::default()
+            },
+            Some(&c.config)
+        )
+        .await
+        .unwrap(),
+        LeadNext::Nothing
+    );
     // Connected, then the agent schedules a same-agent callback in 1 h.
     let a1 = open(1).await;
-    attempts::mark(db, &clock, a1.id, Progress::Answered).await.unwrap();
-    attempts::mark(db, &clock, a1.id, Progress::Connected).await.unwrap();
-    attempts::finish(db, &clock, a1.id, &Final { outcome: Some(Outcome::Connected), live: true, agent: Some("bob".into()), ..Final::default() }, Some(&c.config)).await.unwrap();
-    assert!(attempts::set_disposition(db, &clock, &a1.public_id, "nonsense", None).await.is_err());
-    attempts::set_disposition(db, &clock, &a1.public_id, "callback", Some(&Callback { at: clock.now_ms() + 3_600_000, agent: Some("bob".into()) })).await.unwrap();
+    attempts::mark(db, &clock, a1.id, Progress::Answered)
+        .await
+        .unwrap();
+    attempts::mark(db, &clock, a1.id, Progress::Connected)
+        .await
+        .unwrap();
+    attempts::finish(
+        db,
+        &clock,
+        a1.id,
+        &Final {
+            outcome: Some(Outcome::Connected),
+            live: true,
+            agent: Some("bob".into()),
+            ..Final::default()
+        },
+        Some(&c.config),
+    )
+    .await
+    .unwrap();
+    assert!(
+        attempts::set_disposition(db, &clock, &a1.public_id, "nonsense", None)
+            .await
+            .is_err()
+    );
+    attempts::set_disposition(
+        db,
+        &clock,
+        &a1.public_id,
+        "callback",
+        Some(&Callback {
+            at: clock.now_ms() + 3_600_000,
+            agent: Some("bob".into()),
+        }),
+    )
+    .await
+    .unwrap();
 
-    assert!(hopper::claim(db, &clock, &c, "n", 10, &mut ListMix::default()).await.unwrap().is_empty());
+    assert!(
+        hopper::claim(db, &clock, &c, "n", 10, &mut ListMix::default())
+            .await
+            .unwrap()
+            .is_empty()
+    );
     clock.advance(Duration::from_secs(3600));
     // Due, but only for bob.
-    assert!(hopper::claim(db, &clock, &c, "n", 10, &mut ListMix::default()).await.unwrap().is_empty());
-    assert!(hopper::claim_for_agent(db, &clock, &c, "n", "alice").await.unwrap().is_none());
-    let cb = hopper::claim_for_agent(db, &clock, &c, "n", "bob").await.unwrap().expect("bob's callback");
+    assert!(
+        hopper::claim(db, &clock, &c, "n", 10, &mut ListMix::default())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        hopper::claim_for_agent(db, &clock, &c, "n", "alice")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let cb = hopper::claim_for_agent(db, &clock, &c, "n", "bob")
+        .await
+        .unwrap()
+        .expect("bob's callback");
     assert_eq!(cb.lead_id, gold[1].0.lead_id);
     assert_eq!(cb.callback_agent.as_deref(), Some("bob"));
-    hopper::release(db, &clock, c.id, cb.lead_id, "n", clock.now_ms() + 1000, "test").await.unwrap();
+    hopper::release(
+        db,
+        &clock,
+        c.id,
+        cb.lead_id,
+        "n",
+        clock.now_ms() + 1000,
+        "test",
+    )
+    .await
+    .unwrap();
 
     // Changing the filters brings the set-aside leads back.
     let mut cfg2 = c.config.clone();
     cfg2.filters.clear();
-    assert!(campaign::update_config(db, &clock, c.id, &cfg2, Some(c.version - 1)).await.is_err(), "stale version");
-    let c2 = campaign::update_config(db, &clock, c.id, &cfg2, Some(c.version)).await.unwrap();
+    assert!(
+        campaign::update_config(db, &clock, c.id, &cfg2, Some(c.version - 1))
+            .await
+            .is_err(),
+        "stale version"
+    );
+    let c2 = campaign::update_config(db, &clock, c.id, &cfg2, Some(c.version))
+        .await
+        .unwrap();
     assert_eq!(c2.version, c.version + 1);
     let counts = hopper::counts(db, c.id, clock.now_ms()).await.unwrap();
     assert_eq!((counts.filtered, counts.ready), (0, 4));
-    let c3 = campaign::apply(db, &clock, c.id, Action::Complete).await.unwrap();
-    assert!(campaign::update_config(db, &clock, c3.id, &cfg2, None).await.is_err(), "completed is read-only");
+    let c3 = campaign::apply(db, &clock, c.id, Action::Complete)
+        .await
+        .unwrap();
+    assert!(
+        campaign::update_config(db, &clock, c3.id, &cfg2, None)
+            .await
+            .is_err(),
+        "completed is read-only"
+    );
 }
 
 #[tokio::test]
@@ -302,7 +567,9 @@ async fn retries_callbacks_filters_sqlite() {
 
 #[tokio::test]
 async fn retries_callbacks_filters_postgres() {
-    let Some(pg) = TempPgDatabase::create().await else { return };
+    let Some(pg) = TempPgDatabase::create().await else {
+        return;
+    };
     let db = Db::connect(&pg.url, 4).await.unwrap();
     db.migrate().await.unwrap();
     retries_callbacks_filters(&db).await;

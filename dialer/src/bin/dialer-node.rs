@@ -17,7 +17,12 @@ impl AgentPort for NoAgents {
     fn snapshot(&self, _queue: &str) -> Vec<AgentView> {
         Vec::new()
     }
-    fn connect(&self, _queue: &str, _call: CallControl, _attrs: BTreeMap<String, String>) -> BoxFuture<'static, Result<String, NoAgent>> {
+    fn connect(
+        &self,
+        _queue: &str,
+        _call: CallControl,
+        _attrs: BTreeMap<String, String>,
+    ) -> BoxFuture<'static, Result<String, NoAgent>> {
         Box::pin(async { Err(NoAgent("this node has no agents".into())) })
     }
 }
@@ -39,11 +44,24 @@ async fn main() -> anyhow::Result<()> {
         max_message_bytes: 8192,
     };
     let lifecycle = foundation::lifecycle::Lifecycle::new();
-    let sip = telephony::sip::listener::start_with(&config, Default::default(), lifecycle.clone()).await?;
-    let cc = ControlConfig { media_ip: "127.0.0.1".parse()?, inactivity_timeout: None, inband_dtmf: true, jitter_depth: 3 };
+    let sip = telephony::sip::listener::start_with(&config, Default::default(), lifecycle.clone())
+        .await?;
+    let cc = ControlConfig {
+        media_ip: "127.0.0.1".parse()?,
+        inactivity_timeout: None,
+        inband_dtmf: true,
+        jitter_depth: 3,
+    };
     let (calls, _incoming) = Calls::start(sip.handle.clone(), cc);
     let clock: foundation::SharedClock = Arc::new(foundation::clock::SystemClock);
-    let handle = dialer::runner::start(db, clock, calls, Arc::new(NoAgents), dialer::runner::RunnerConfig::new(node)).await?;
+    let handle = dialer::runner::start(
+        db,
+        clock,
+        calls,
+        Arc::new(NoAgents),
+        dialer::runner::RunnerConfig::new(node),
+    )
+    .await?;
     println!("running; recovered {:?}", handle.recovery);
     std::future::pending::<()>().await;
     Ok(())

@@ -64,7 +64,10 @@ impl AnswerModel {
         self.count += 1;
         if self.weight > 1e200 {
             let s = 1.0 / self.weight;
-            self.human.iter_mut().chain(self.other.iter_mut()).for_each(|w| *w *= s);
+            self.human
+                .iter_mut()
+                .chain(self.other.iter_mut())
+                .for_each(|w| *w *= s);
             self.weight = 1.0;
         }
         self.dirty = true;
@@ -117,14 +120,20 @@ impl AnswerModel {
         if t <= 0.0 {
             return 0.0;
         }
-        let s: f64 = (0..BINS).map(|b| (self.human[b] + self.other[b]) * (b as f64 + 0.5) * BIN_MS as f64).sum();
+        let s: f64 = (0..BINS)
+            .map(|b| (self.human[b] + self.other[b]) * (b as f64 + 0.5) * BIN_MS as f64)
+            .sum();
         s / t
     }
 
     /// P(a dial placed now is answered by a person within `h_ms`).
     pub fn human_by(&self, h_ms: f64) -> f64 {
         let t = self.total();
-        if t <= 0.0 { 0.0 } else { Self::cum(&self.hcum, &self.human, h_ms) / t }
+        if t <= 0.0 {
+            0.0
+        } else {
+            Self::cum(&self.hcum, &self.human, h_ms) / t
+        }
     }
 
     /// P(a still-ringing dial, `elapsed_ms` old, is answered by a person within the next `h_ms`).
@@ -153,7 +162,11 @@ impl AnswerModel {
             while b < BINS - 1 && self.hcum[b + 1] < target {
                 b += 1;
             }
-            let within = if self.human[b] > 0.0 { (target - self.hcum[b]) / self.human[b] } else { 0.5 };
+            let within = if self.human[b] > 0.0 {
+                (target - self.hcum[b]) / self.human[b]
+            } else {
+                0.5
+            };
             out.push((b as f64 + within.clamp(0.0, 1.0)) * BIN_MS as f64);
         }
         out
@@ -172,7 +185,13 @@ pub struct LogNormalFit {
 
 impl LogNormalFit {
     pub fn new(half_life_obs: f64) -> Self {
-        Self { decay: 0.5f64.powf(1.0 / half_life_obs.max(1.0)), w: 0.0, s1: 0.0, s2: 0.0, count: 0 }
+        Self {
+            decay: 0.5f64.powf(1.0 / half_life_obs.max(1.0)),
+            w: 0.0,
+            s1: 0.0,
+            s2: 0.0,
+            count: 0,
+        }
     }
 
     pub fn observe(&mut self, x_ms: i64) {
@@ -269,7 +288,12 @@ impl CensoredLogNormal {
     }
 
     pub fn finish(&mut self, key: u64, now: i64) {
-        if let Some(e) = self.cohort.iter_mut().rev().find(|e| e.0 == key && e.2.is_none()) {
+        if let Some(e) = self
+            .cohort
+            .iter_mut()
+            .rev()
+            .find(|e| e.0 == key && e.2.is_none())
+        {
             e.2 = Some((now - e.1).max(1));
             self.finished += 1;
             self.dirty = true;
@@ -278,7 +302,11 @@ impl CensoredLogNormal {
 
     /// An unfinished interval that will never finish (e.g. the agent logged out mid-call).
     pub fn forget(&mut self, key: u64) {
-        if let Some(i) = self.cohort.iter().rposition(|e| e.0 == key && e.2.is_none()) {
+        if let Some(i) = self
+            .cohort
+            .iter()
+            .rposition(|e| e.0 == key && e.2.is_none())
+        {
             self.cohort.remove(i);
         }
     }
@@ -307,7 +335,9 @@ impl CensoredLogNormal {
             return;
         }
         let n = (exact.len() + censored.len()) as f64;
-        let (se, se2) = exact.iter().fold((0.0, 0.0), |(a, b), &l| (a + l, b + l * l));
+        let (se, se2) = exact
+            .iter()
+            .fold((0.0, 0.0), |(a, b), &l| (a + l, b + l * l));
         let mut mu = se / exact.len() as f64;
         let mut sigma = (se2 / exact.len() as f64 - mu * mu).max(1e-4).sqrt();
         for _ in 0..30 {
@@ -336,7 +366,10 @@ impl CensoredLogNormal {
 
     /// The current fit as a [`LogNormalFit`]-like view.
     pub fn law(&self) -> LogNormalLaw {
-        LogNormalLaw { mu: self.mu, sigma: self.sigma }
+        LogNormalLaw {
+            mu: self.mu,
+            sigma: self.sigma,
+        }
     }
 }
 
@@ -362,7 +395,9 @@ impl LogNormalLaw {
 
     /// `k` equally weighted quadrature points (seconds).
     pub fn points(&self, k: usize) -> Vec<f64> {
-        (0..k).map(|i| (self.mu + self.sigma * phi_inv((i as f64 + 0.5) / k as f64)).exp()).collect()
+        (0..k)
+            .map(|i| (self.mu + self.sigma * phi_inv((i as f64 + 0.5) / k as f64)).exp())
+            .collect()
     }
 }
 
@@ -390,7 +425,10 @@ mod tests {
         // at 2 s nothing is resolved yet: conditional = unconditional
         assert!((m.human_within(2_000.0, 10_000.0) - 0.2).abs() < 1e-9);
         let pts = m.human_delay_points(4);
-        assert!(pts.iter().all(|&t| (10_000.0..10_250.0).contains(&t)), "{pts:?}");
+        assert!(
+            pts.iter().all(|&t| (10_000.0..10_250.0).contains(&t)),
+            "{pts:?}"
+        );
     }
 
     #[test]
@@ -426,7 +464,11 @@ mod tests {
         }
         f.refit(now, 0);
         let l = f.law();
-        assert!((l.mean_s() - 180.0).abs() < 15.0, "censored fit mean {}", l.mean_s());
+        assert!(
+            (l.mean_s() - 180.0).abs() < 15.0,
+            "censored fit mean {}",
+            l.mean_s()
+        );
         assert!(naive.mean_s() < 120.0, "naive fit mean {}", naive.mean_s());
     }
 

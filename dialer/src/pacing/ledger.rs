@@ -104,7 +104,12 @@ impl AbandonLedger {
         self.expire(now);
         let from = now - span_ms;
         let a = self.answers.iter().rev().take_while(|&&t| t > from).count() as u64;
-        let b = self.abandons.iter().rev().take_while(|&&t| t > from).count() as u64;
+        let b = self
+            .abandons
+            .iter()
+            .rev()
+            .take_while(|&&t| t > from)
+            .count() as u64;
         (a, b)
     }
 }

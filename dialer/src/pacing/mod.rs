@@ -85,29 +85,56 @@ impl Default for PacerConfig {
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum Input {
     /// A dial requested by [`Output::Dial`] was placed (ringing starts now).
-    CallPlaced { call: CallId },
+    CallPlaced {
+        call: CallId,
+    },
     /// A live person answered (end of greeting); the pacer connects or queues it.
-    CallAnsweredHuman { call: CallId },
+    CallAnsweredHuman {
+        call: CallId,
+    },
     /// Answering machine detected; the call no longer needs an agent.
-    CallAnsweredMachine { call: CallId },
+    CallAnsweredMachine {
+        call: CallId,
+    },
     /// Busy, invalid number, SIT, network failure.
-    CallFailed { call: CallId },
+    CallFailed {
+        call: CallId,
+    },
     /// Rang out without an answer.
-    CallNoAnswer { call: CallId },
+    CallNoAnswer {
+        call: CallId,
+    },
     /// The conversation of a connected call ended; its agent starts wrap-up.
-    CallEnded { call: CallId },
+    CallEnded {
+        call: CallId,
+    },
     /// The agent finished wrap-up and is free.
-    WrapUpEnded { agent: AgentId },
-    AgentLoggedIn { agent: AgentId },
-    AgentLoggedOut { agent: AgentId },
+    WrapUpEnded {
+        agent: AgentId,
+    },
+    AgentLoggedIn {
+        agent: AgentId,
+    },
+    AgentLoggedOut {
+        agent: AgentId,
+    },
     /// The agent will log out after the current call (takes no new call).
-    AgentLogoutRequested { agent: AgentId },
+    AgentLogoutRequested {
+        agent: AgentId,
+    },
     /// The agent became available for outbound calls (e.g. unpaused).
-    AgentReady { agent: AgentId },
+    AgentReady {
+        agent: AgentId,
+    },
     /// The agent became unavailable (paused, manual call).
-    AgentBusy { agent: AgentId },
+    AgentBusy {
+        agent: AgentId,
+    },
     /// Exact time the agent will be free (only a simulator's oracle knows this).
-    AgentFreeAt { agent: AgentId, at: Ms },
+    AgentFreeAt {
+        agent: AgentId,
+        at: Ms,
+    },
 }
 
 /// What the driver must do.
@@ -238,10 +265,13 @@ impl Pacer {
 
     /// The earliest abandonment deadline of a waiting live answer.
     pub fn poll_timeout(&self) -> Option<Ms> {
-        self.waiting.iter().filter_map(|c| match self.calls.get(c)?.state {
-            CallState::Waiting { deadline } => Some(deadline),
-            _ => None,
-        }).min()
+        self.waiting
+            .iter()
+            .filter_map(|c| match self.calls.get(c)?.state {
+                CallState::Waiting { deadline } => Some(deadline),
+                _ => None,
+            })
+            .min()
     }
 
     /// Abandons waiting live answers whose window has passed.
@@ -274,36 +304,53 @@ impl Pacer {
                 let predicted = self.pending.pop_front().unwrap_or(0.0);
                 self.threshold.on_dial(predicted);
                 self.dials.push_back(now);
-                self.calls.insert(call, Call { placed_at: now, state: CallState::Ringing, predicted_abandon: predicted });
+                self.calls.insert(
+                    call,
+                    Call {
+                        placed_at: now,
+                        state: CallState::Ringing,
+                        predicted_abandon: predicted,
+                    },
+                );
             }
             Input::CallAnsweredHuman { call } => {
-                let Some(c) = self.calls.get_mut(&call) else { return };
+                let Some(c) = self.calls.get_mut(&call) else {
+                    return;
+                };
                 if c.state != CallState::Ringing {
                     return;
                 }
                 self.answer.observe(RingOutcome::Human, now - c.placed_at);
                 self.threshold.on_live_answer(c.predicted_abandon);
                 self.ledger.record_answer(now);
-                c.state = CallState::Waiting { deadline: now + self.cfg.abandon_window_ms };
+                c.state = CallState::Waiting {
+                    deadline: now + self.cfg.abandon_window_ms,
+                };
                 self.waiting.push_back(call);
                 self.route(now);
             }
-            Input::CallAnsweredMachine { call } | Input::CallFailed { call } | Input::CallNoAnswer { call } => {
+            Input::CallAnsweredMachine { call }
+            | Input::CallFailed { call }
+            | Input::CallNoAnswer { call } => {
                 if let Some(c) = self.calls.get(&call)
-                    && c.state == CallState::Ringing {
-                        self.answer.observe(RingOutcome::Other, now - c.placed_at);
-                        self.calls.remove(&call);
-                    }
+                    && c.state == CallState::Ringing
+                {
+                    self.answer.observe(RingOutcome::Other, now - c.placed_at);
+                    self.calls.remove(&call);
+                }
             }
             Input::CallEnded { call } => {
-                let Some(c) = self.calls.remove(&call) else { return };
+                let Some(c) = self.calls.remove(&call) else {
+                    return;
+                };
                 if let CallState::Connected { agent, since } = c.state {
                     self.talk.finish(call, now);
                     self.wrap.start(agent as u64, now);
                     if let Some(a) = self.agents.get_mut(&agent)
-                        && a.state == (AgentState::Talking { since, call }) {
-                            a.state = AgentState::Wrap { since: now };
-                        }
+                        && a.state == (AgentState::Talking { since, call })
+                    {
+                        a.state = AgentState::Wrap { since: now };
+                    }
                 }
             }
             Input::WrapUpEnded { agent } => {
@@ -312,21 +359,30 @@ impl Pacer {
                         self.wrap.finish(agent as u64, now);
                     }
                     a.free_at = None;
-                    a.state = if a.leaving { AgentState::Away } else { AgentState::Ready { since: now } };
+                    a.state = if a.leaving {
+                        AgentState::Away
+                    } else {
+                        AgentState::Ready { since: now }
+                    };
                 }
                 self.route(now);
             }
             Input::AgentLoggedIn { agent } => {
-                self.agents.insert(agent, Agent { state: AgentState::Ready { since: now }, leaving: false, free_at: None });
+                self.agents.insert(
+                    agent,
+                    Agent {
+                        state: AgentState::Ready { since: now },
+                        leaving: false,
+                        free_at: None,
+                    },
+                );
                 self.route(now);
             }
-            Input::AgentLoggedOut { agent } => {
-                match self.agents.remove(&agent).map(|a| a.state) {
-                    Some(AgentState::Talking { call, .. }) => self.talk.forget(call),
-                    Some(AgentState::Wrap { .. }) => self.wrap.forget(agent as u64),
-                    _ => {}
-                }
-            }
+            Input::AgentLoggedOut { agent } => match self.agents.remove(&agent).map(|a| a.state) {
+                Some(AgentState::Talking { call, .. }) => self.talk.forget(call),
+                Some(AgentState::Wrap { .. }) => self.wrap.forget(agent as u64),
+                _ => {}
+            },
             Input::AgentLogoutRequested { agent } => {
                 if let Some(a) = self.agents.get_mut(&agent) {
                     a.leaving = true;
@@ -337,16 +393,19 @@ impl Pacer {
             }
             Input::AgentReady { agent } => {
                 if let Some(a) = self.agents.get_mut(&agent)
-                    && a.state == AgentState::Away && !a.leaving {
-                        a.state = AgentState::Ready { since: now };
-                    }
+                    && a.state == AgentState::Away
+                    && !a.leaving
+                {
+                    a.state = AgentState::Ready { since: now };
+                }
                 self.route(now);
             }
             Input::AgentBusy { agent } => {
                 if let Some(a) = self.agents.get_mut(&agent)
-                    && matches!(a.state, AgentState::Ready { .. }) {
-                        a.state = AgentState::Away;
-                    }
+                    && matches!(a.state, AgentState::Ready { .. })
+                {
+                    a.state = AgentState::Away;
+                }
             }
             Input::AgentFreeAt { agent, at } => {
                 if let Some(a) = self.agents.get_mut(&agent) {
@@ -359,7 +418,10 @@ impl Pacer {
     /// Connects waiting live answers (oldest first) to ready agents (longest idle first).
     fn route(&mut self, now: Ms) {
         while let Some(&call) = self.waiting.front() {
-            let live = matches!(self.calls.get(&call).map(|c| c.state), Some(CallState::Waiting { .. }));
+            let live = matches!(
+                self.calls.get(&call).map(|c| c.state),
+                Some(CallState::Waiting { .. })
+            );
             if !live {
                 self.waiting.pop_front();
                 continue;
@@ -409,10 +471,17 @@ impl Pacer {
             }
             Mode::Vicidial => {
                 self.predictive_active = false;
-                self.adaptive.sample(counts.ready, counts.waiting, counts.ready + counts.talking);
+                self.adaptive
+                    .sample(counts.ready, counts.waiting, counts.ready + counts.talking);
                 let today = self.ledger.totals();
                 let minute = self.ledger.recent_counts(now, 60_000);
-                self.adaptive.adjust(now, self.cfg.abandon_cap, today, minute, self.dials.len() as u64);
+                self.adaptive.adjust(
+                    now,
+                    self.cfg.abandon_cap,
+                    today,
+                    minute,
+                    self.dials.len() as u64,
+                );
                 ratio_make(self.adaptive.level, &counts)
             }
             Mode::Predictive => {
@@ -427,7 +496,8 @@ impl Pacer {
                     let (answers, _) = self.ledger.window_counts(now);
                     let window = self.cfg.compliance_window_ms;
                     let covered = (now - started).clamp(1, window) as f64;
-                    let full_window_answers = answers as f64 * window as f64 / covered.max(window as f64 / 12.0);
+                    let full_window_answers =
+                        answers as f64 * window as f64 / covered.max(window as f64 / 12.0);
                     self.threshold.set_target(predictive::window_target(
                         self.cfg.abandon_cap,
                         full_window_answers,
@@ -451,7 +521,11 @@ impl Pacer {
                         self.threshold.update();
                     }
                     let theta = self.threshold.effective(slack, budget);
-                    predicted = self.predictive_batch(now, theta, counts.ready + counts.talking + counts.wrap);
+                    predicted = self.predictive_batch(
+                        now,
+                        theta,
+                        counts.ready + counts.talking + counts.wrap,
+                    );
                     if raw_slack < full {
                         // bad case: live answers from the lines in flight (mean + 3 sd) beyond
                         // the ready agents, none of the busy agents finishing in time
@@ -493,7 +567,11 @@ impl Pacer {
         self.calls
             .values()
             .filter(|c| c.state == CallState::Ringing && c.predicted_abandon > 0.0)
-            .map(|c| c.predicted_abandon * cal * self.answer.human_within((now - c.placed_at) as f64, 1e9))
+            .map(|c| {
+                c.predicted_abandon
+                    * cal
+                    * self.answer.human_within((now - c.placed_at) as f64, 1e9)
+            })
             .sum()
     }
 
@@ -562,7 +640,9 @@ impl Pacer {
                 AgentState::Wrap { since } => Some((false, since)),
                 _ => None,
             };
-            let Some((talking, since)) = busy_since else { continue };
+            let Some((talking, since)) = busy_since else {
+                continue;
+            };
             for i in 0..n {
                 let horizon_ms = m.tau_ms[i] + window;
                 let q = match a.free_at {
@@ -575,12 +655,19 @@ impl Pacer {
                             if s0 < 1e-300 {
                                 1.0
                             } else {
-                                wrap_pts.iter().map(|w| (s0 - talk.sf(e + x - w)).max(0.0)).sum::<f64>()
+                                wrap_pts
+                                    .iter()
+                                    .map(|w| (s0 - talk.sf(e + x - w)).max(0.0))
+                                    .sum::<f64>()
                                     / (WRAP_POINTS as f64 * s0)
                             }
                         } else {
                             let s0 = wrap.sf(e);
-                            if s0 < 1e-300 { 1.0 } else { ((s0 - wrap.sf(e + x)) / s0).max(0.0) }
+                            if s0 < 1e-300 {
+                                1.0
+                            } else {
+                                ((s0 - wrap.sf(e + x)) / s0).max(0.0)
+                            }
                         }
                     }
                 };
@@ -598,7 +685,9 @@ impl Pacer {
             m.batch_before[i] = self.answer.human_by(m.tau_ms[i]);
             let steps = (m.tau_ms[i] / 250.0).ceil().max(1.0) as usize;
             let du = m.tau_ms[i] / steps as f64;
-            let integral: f64 = (0..steps).map(|j| self.answer.human_by((j as f64 + 0.5) * du) * du).sum();
+            let integral: f64 = (0..steps)
+                .map(|j| self.answer.human_by((j as f64 + 0.5) * du) * du)
+                .sum();
             let future = rate_per_ms * integral;
             m.demand_mean[i] += future;
             m.demand_var[i] += future;

@@ -135,7 +135,11 @@ impl ThresholdLoop {
 
     /// Calibrated abandonment rate the recent dials are expected to produce.
     pub fn expected_rate(&self) -> f64 {
-        if self.pred_w <= 0.0 { 0.0 } else { self.calibration() * self.pred_s / self.pred_w }
+        if self.pred_w <= 0.0 {
+            0.0
+        } else {
+            self.calibration() * self.pred_s / self.pred_w
+        }
     }
 
     /// One loop step (per pacing tick while predictive dialing is unconstrained).
@@ -210,7 +214,15 @@ pub struct Dispersion {
 
 impl Dispersion {
     pub fn new() -> Self {
-        Self { bin_ms: 300_000, bin_start: None, count: 0.0, decay: 0.5f64.powf(1.0 / 24.0), w: 0.0, s1: 0.0, s2: 0.0 }
+        Self {
+            bin_ms: 300_000,
+            bin_start: None,
+            count: 0.0,
+            decay: 0.5f64.powf(1.0 / 24.0),
+            w: 0.0,
+            s1: 0.0,
+            s2: 0.0,
+        }
     }
 
     fn roll(&mut self, now: i64) {

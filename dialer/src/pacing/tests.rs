@@ -13,7 +13,13 @@ struct Rig {
 
 impl Rig {
     fn new(mode: Mode) -> Self {
-        Self { clock: VirtualClock::at_ms(T0), pacer: Pacer::new(PacerConfig { mode, ..PacerConfig::default() }) }
+        Self {
+            clock: VirtualClock::at_ms(T0),
+            pacer: Pacer::new(PacerConfig {
+                mode,
+                ..PacerConfig::default()
+            }),
+        }
     }
 
     fn now(&self) -> Ms {
@@ -41,13 +47,24 @@ impl Rig {
     }
 
     fn dialed(&mut self) -> u32 {
-        self.tick().iter().map(|o| if let Output::Dial { count } = o { *count } else { 0 }).sum()
+        self.tick()
+            .iter()
+            .map(|o| {
+                if let Output::Dial { count } = o {
+                    *count
+                } else {
+                    0
+                }
+            })
+            .sum()
     }
 }
 
 #[test]
 fn progressive_dials_one_line_per_idle_agent_and_redials_failures() {
-    let mut r = Rig::new(Mode::Progressive { lines_per_agent: 1.0 });
+    let mut r = Rig::new(Mode::Progressive {
+        lines_per_agent: 1.0,
+    });
     for a in 0..3 {
         r.input(Input::AgentLoggedIn { agent: a });
     }
@@ -64,7 +81,9 @@ fn progressive_dials_one_line_per_idle_agent_and_redials_failures() {
 
 #[test]
 fn live_answer_goes_to_the_longest_idle_agent_at_once() {
-    let mut r = Rig::new(Mode::Progressive { lines_per_agent: 1.0 });
+    let mut r = Rig::new(Mode::Progressive {
+        lines_per_agent: 1.0,
+    });
     r.input(Input::AgentLoggedIn { agent: 7 });
     r.advance_ms(500);
     r.input(Input::AgentLoggedIn { agent: 3 });
@@ -85,9 +104,15 @@ fn live_answer_without_agent_is_abandoned_exactly_at_the_window() {
     r.input(Input::CallPlaced { call: 10 });
     r.input(Input::CallPlaced { call: 11 });
     r.advance_ms(8000);
-    assert_eq!(r.input(Input::CallAnsweredHuman { call: 10 }), vec![Output::Connect { call: 10, agent: 1 }]);
+    assert_eq!(
+        r.input(Input::CallAnsweredHuman { call: 10 }),
+        vec![Output::Connect { call: 10, agent: 1 }]
+    );
     r.advance_ms(1000);
-    assert!(r.input(Input::CallAnsweredHuman { call: 11 }).is_empty(), "no agent: waits");
+    assert!(
+        r.input(Input::CallAnsweredHuman { call: 11 }).is_empty(),
+        "no agent: waits"
+    );
     let deadline = r.pacer.poll_timeout().expect("a deadline");
     assert_eq!(deadline, r.now() + 2000);
     r.advance_ms(1999);
@@ -114,7 +139,10 @@ fn waiting_answer_is_connected_when_an_agent_finishes_wrap_up_in_time() {
     // call 2 was dialed ahead and is answered while the agent wraps up
     r.input(Input::CallAnsweredHuman { call: 2 });
     r.advance_ms(1500);
-    assert_eq!(r.input(Input::WrapUpEnded { agent: 1 }), vec![Output::Connect { call: 2, agent: 1 }]);
+    assert_eq!(
+        r.input(Input::WrapUpEnded { agent: 1 }),
+        vec![Output::Connect { call: 2, agent: 1 }]
+    );
     r.advance_ms(1000);
     r.pacer.handle_timeout(r.now());
     assert!(r.drain().is_empty());
@@ -123,14 +151,19 @@ fn waiting_answer_is_connected_when_an_agent_finishes_wrap_up_in_time() {
 
 #[test]
 fn agent_logging_out_takes_no_new_call() {
-    let mut r = Rig::new(Mode::Progressive { lines_per_agent: 1.0 });
+    let mut r = Rig::new(Mode::Progressive {
+        lines_per_agent: 1.0,
+    });
     r.input(Input::AgentLoggedIn { agent: 1 });
     r.input(Input::AgentLoggedIn { agent: 2 });
     r.input(Input::AgentLogoutRequested { agent: 1 });
     assert_eq!(r.dialed(), 1, "only agent 2 counts");
     r.input(Input::CallPlaced { call: 5 });
     r.advance_ms(7000);
-    assert_eq!(r.input(Input::CallAnsweredHuman { call: 5 }), vec![Output::Connect { call: 5, agent: 2 }]);
+    assert_eq!(
+        r.input(Input::CallAnsweredHuman { call: 5 }),
+        vec![Output::Connect { call: 5, agent: 2 }]
+    );
     r.input(Input::AgentBusy { agent: 2 });
     r.input(Input::AgentLoggedOut { agent: 1 });
     r.advance_ms(1000);
@@ -164,7 +197,11 @@ fn train(r: &mut Rig, secs: u64) {
     let mut wrap: BTreeMap<AgentId, Ms> = BTreeMap::new();
     for _ in 0..secs {
         let now = r.now();
-        let due: Vec<(CallId, bool)> = ring.iter().filter(|(_, v)| v.0 <= now).map(|(&c, v)| (c, v.1)).collect();
+        let due: Vec<(CallId, bool)> = ring
+            .iter()
+            .filter(|(_, v)| v.0 <= now)
+            .map(|(&c, v)| (c, v.1))
+            .collect();
         for (c, human) in due {
             ring.remove(&c);
             let out = if human {
@@ -178,13 +215,21 @@ fn train(r: &mut Rig, secs: u64) {
                 }
             }
         }
-        let ended: Vec<(AgentId, CallId)> = talk.iter().filter(|(_, v)| v.0 <= now).map(|(&a, v)| (a, v.1)).collect();
+        let ended: Vec<(AgentId, CallId)> = talk
+            .iter()
+            .filter(|(_, v)| v.0 <= now)
+            .map(|(&a, v)| (a, v.1))
+            .collect();
         for (a, c) in ended {
             talk.remove(&a);
             r.input(Input::CallEnded { call: c });
             wrap.insert(a, now + 10_000);
         }
-        let freed: Vec<AgentId> = wrap.iter().filter(|(_, t)| **t <= now).map(|(&a, _)| a).collect();
+        let freed: Vec<AgentId> = wrap
+            .iter()
+            .filter(|(_, t)| **t <= now)
+            .map(|(&a, _)| a)
+            .collect();
         for a in freed {
             wrap.remove(&a);
             for o in r.input(Input::WrapUpEnded { agent: a }) {
@@ -223,9 +268,21 @@ fn predictive_warms_up_progressively_then_dials_ahead_of_agents() {
     train(&mut r, 3600);
     let s = r.pacer.snapshot(r.now());
     assert!(s.predictive_active);
-    assert!((s.p_human - 0.2).abs() < 0.02, "learnt answer rate {}", s.p_human);
-    assert!((s.talk_mean_s - 100.0).abs() < 5.0, "learnt talk {}", s.talk_mean_s);
-    assert!((s.wrap_mean_s - 10.0).abs() < 2.0, "learnt wrap {}", s.wrap_mean_s);
+    assert!(
+        (s.p_human - 0.2).abs() < 0.02,
+        "learnt answer rate {}",
+        s.p_human
+    );
+    assert!(
+        (s.talk_mean_s - 100.0).abs() < 5.0,
+        "learnt talk {}",
+        s.talk_mean_s
+    );
+    assert!(
+        (s.wrap_mean_s - 10.0).abs() < 2.0,
+        "learnt wrap {}",
+        s.wrap_mean_s
+    );
     // dialing ahead: more lines in flight than idle agents
     assert!(s.calls_ringing > s.agents_ready, "{s:?}");
 }
@@ -248,7 +305,11 @@ fn predictive_falls_back_to_progressive_when_the_window_budget_is_spent() {
     }
     r.advance_ms(2000);
     r.pacer.handle_timeout(r.now());
-    abandoned += r.drain().iter().filter(|o| matches!(o, Output::Abandon { .. })).count();
+    abandoned += r
+        .drain()
+        .iter()
+        .filter(|o| matches!(o, Output::Abandon { .. }))
+        .count();
     assert!(abandoned > 20);
     let s = r.pacer.snapshot(r.now());
     assert!(s.window_abandons as f64 > 0.03 * s.window_answers as f64);

@@ -19,19 +19,33 @@ pub struct AdaptiveLevel {
 
 impl AdaptiveLevel {
     pub fn new() -> Self {
-        Self { level: 1.0, max_level: 3.0, intensity: 0.0, samples: VecDeque::new(), last_adjust: None }
+        Self {
+            level: 1.0,
+            max_level: 3.0,
+            intensity: 0.0,
+            samples: VecDeque::new(),
+            last_adjust: None,
+        }
     }
 
     /// One 1-second sample: ready agents, calls waiting for an agent, agents counted.
     pub fn sample(&mut self, ready: u32, waiting: u32, agents: u32) {
-        self.samples.push_back((ready as f64, waiting as f64, agents as f64));
+        self.samples
+            .push_back((ready as f64, waiting as f64, agents as f64));
         if self.samples.len() > 15 {
             self.samples.pop_front();
         }
     }
 
     /// Recomputes the level every 15 s. `today` and `last_minute` are (live answers, drops).
-    pub fn adjust(&mut self, now: Ms, cap: f64, today: (u64, u64), last_minute: (u64, u64), dials_last_minute: u64) {
+    pub fn adjust(
+        &mut self,
+        now: Ms,
+        cap: f64,
+        today: (u64, u64),
+        last_minute: (u64, u64),
+        dials_last_minute: u64,
+    ) {
         if self.last_adjust.is_some_and(|t| now - t < 15_000) || self.samples.is_empty() {
             return;
         }
@@ -51,7 +65,10 @@ impl AdaptiveLevel {
             level *= 1.0 + diff_mul;
         }
         level = level.clamp(1.0, self.max_level);
-        if dials_last_minute > 20 && last_minute.0 > 0 && last_minute.1 as f64 / last_minute.0 as f64 > 0.5 {
+        if dials_last_minute > 20
+            && last_minute.0 > 0
+            && last_minute.1 as f64 / last_minute.0 as f64 > 0.5
+        {
             level /= 2.0;
         }
         if today.0 > 50 && today.1 as f64 / today.0 as f64 > cap {

@@ -13,7 +13,16 @@ pub fn scenario(mode: SimMode) -> SimConfig {
         agents: 20,
         answer_rate: 0.30,
         answer_rate_end: Some(0.10),
-        agent_steps: vec![AgentStep { at_hours: 8.0 / 3.0, agents: 10 }, AgentStep { at_hours: 16.0 / 3.0, agents: 20 }],
+        agent_steps: vec![
+            AgentStep {
+                at_hours: 8.0 / 3.0,
+                agents: 10,
+            },
+            AgentStep {
+                at_hours: 16.0 / 3.0,
+                agents: 20,
+            },
+        ],
         hours: 8.0,
         ..SimConfig::default()
     }
@@ -30,18 +39,37 @@ pub struct SegmentBest {
 }
 
 /// Runs fixed ratios at each level and picks, per segment, the best compliant one.
-pub fn best_fixed_ratio(base: &SimConfig, levels: &[f64], seeds: u32) -> (Vec<SegmentBest>, Vec<SimReport>) {
+pub fn best_fixed_ratio(
+    base: &SimConfig,
+    levels: &[f64],
+    seeds: u32,
+) -> (Vec<SegmentBest>, Vec<SimReport>) {
     let runs: Vec<SimReport> = levels
         .iter()
-        .map(|&level| run_seeds(&SimConfig { mode: SimMode::Ratio { level }, ..base.clone() }, seeds))
+        .map(|&level| {
+            run_seeds(
+                &SimConfig {
+                    mode: SimMode::Ratio { level },
+                    ..base.clone()
+                },
+                seeds,
+            )
+        })
         .collect();
     let segments = runs.first().map_or(0, |r| r.segments.len());
     let best = (0..segments)
         .map(|i| {
-            let mut best = SegmentBest { segment: i, level: 1.0, talk_min_per_agent_hour: 0.0, max_window_abandon_rate: 0.0 };
+            let mut best = SegmentBest {
+                segment: i,
+                level: 1.0,
+                talk_min_per_agent_hour: 0.0,
+                max_window_abandon_rate: 0.0,
+            };
             for (r, &level) in runs.iter().zip(levels) {
                 let s = &r.segments[i];
-                if s.max_window_abandon_rate <= base.abandon_cap && s.talk_min_per_agent_hour > best.talk_min_per_agent_hour {
+                if s.max_window_abandon_rate <= base.abandon_cap
+                    && s.talk_min_per_agent_hour > best.talk_min_per_agent_hour
+                {
                     best = SegmentBest {
                         segment: i,
                         level,

@@ -68,7 +68,9 @@ pub struct Engine {
 impl Engine {
     pub fn new(cfg: &SimConfig) -> Self {
         let mode = match cfg.mode {
-            SimMode::Progressive => Mode::Progressive { lines_per_agent: 1.0 },
+            SimMode::Progressive => Mode::Progressive {
+                lines_per_agent: 1.0,
+            },
             SimMode::Predictive | SimMode::Oracle => Mode::Predictive,
             SimMode::Ratio { level } => Mode::Ratio { level },
             SimMode::Vicidial => Mode::Vicidial,
@@ -82,7 +84,13 @@ impl Engine {
             ..PacerConfig::default()
         });
         let end = (cfg.hours * 3_600_000.0).round() as Ms;
-        let max_agents = cfg.agent_steps.iter().map(|s| s.agents).chain([cfg.agents]).max().unwrap_or(0);
+        let max_agents = cfg
+            .agent_steps
+            .iter()
+            .map(|s| s.agents)
+            .chain([cfg.agents])
+            .max()
+            .unwrap_or(0);
         let mut bounds: Vec<(Ms, u32)> = vec![(0, cfg.agents)];
         for s in &cfg.agent_steps {
             bounds.push(((s.at_hours * 3_600_000.0).round() as Ms, s.agents));
@@ -97,7 +105,14 @@ impl Engine {
             seq: 0,
             next_call: 1,
             end,
-            agents: vec![SimAgent { phase: AgentPhase::Out, leaving: false, logged_since: 0 }; max_agents as usize],
+            agents: vec![
+                SimAgent {
+                    phase: AgentPhase::Out,
+                    leaving: false,
+                    logged_since: 0
+                };
+                max_agents as usize
+            ],
             answered_at: BTreeMap::new(),
             wrap_next: vec![0; max_agents as usize],
             trace: std::env::var_os("DIALER_SIM_TRACE").is_some(),
@@ -124,7 +139,9 @@ impl Engine {
 
     fn p_human(&self, t: Ms) -> f64 {
         match self.cfg.answer_rate_end {
-            Some(p1) => self.cfg.answer_rate + (p1 - self.cfg.answer_rate) * (t as f64 / self.end as f64),
+            Some(p1) => {
+                self.cfg.answer_rate + (p1 - self.cfg.answer_rate) * (t as f64 / self.end as f64)
+            }
             None => self.cfg.answer_rate,
         }
     }
@@ -144,7 +161,11 @@ impl Engine {
                     self.rec.abandon(now);
                     if self.trace {
                         let snap = self.pacer.snapshot(now);
-                        eprintln!("{:>6}s abandon {}", now / 1000, serde_json::to_string(&snap).unwrap_or_default());
+                        eprintln!(
+                            "{:>6}s abandon {}",
+                            now / 1000,
+                            serde_json::to_string(&snap).unwrap_or_default()
+                        );
                     }
                 }
             }
@@ -171,9 +192,15 @@ impl Engine {
     }
 
     fn connect(&mut self, now: Ms, call: CallId, agent: AgentId) {
-        let answered = self.answered_at.remove(&call).expect("connect of a live answer");
+        let answered = self
+            .answered_at
+            .remove(&call)
+            .expect("connect of a live answer");
         let window = (self.cfg.model.abandon_window_s * 1000.0).round() as Ms;
-        assert!(now - answered <= window, "pacer connected a call after the abandonment window");
+        assert!(
+            now - answered <= window,
+            "pacer connected a call after the abandonment window"
+        );
         let a = &mut self.agents[agent as usize];
         assert_eq!(a.phase, AgentPhase::Idle, "pacer connected a busy agent");
         a.phase = AgentPhase::Talking { since: now };
@@ -182,7 +209,13 @@ impl Engine {
         self.at(now + talk, Ev::TalkEnd(agent, call));
         self.wrap_next[agent as usize] = wrap;
         if self.cfg.mode == SimMode::Oracle {
-            self.pacer.handle_input(now, Input::AgentFreeAt { agent, at: now + talk + wrap });
+            self.pacer.handle_input(
+                now,
+                Input::AgentFreeAt {
+                    agent,
+                    at: now + talk + wrap,
+                },
+            );
         }
     }
 
@@ -262,10 +295,15 @@ impl Engine {
                 Ev::Tick => {
                     self.pacer.tick(now);
                     self.drain();
-                    self.rec.sample_lines(now, self.pacer.snapshot_lines(), self.available());
+                    self.rec
+                        .sample_lines(now, self.pacer.snapshot_lines(), self.available());
                     if self.trace && now % 300_000 == 0 {
                         let snap = self.pacer.snapshot(now);
-                        eprintln!("{:>6}s {}", now / 1000, serde_json::to_string(&snap).unwrap_or_default());
+                        eprintln!(
+                            "{:>6}s {}",
+                            now / 1000,
+                            serde_json::to_string(&snap).unwrap_or_default()
+                        );
                     }
                     self.at(now + TICK_MS, Ev::Tick);
                 }
@@ -326,6 +364,9 @@ impl Engine {
 
     /// Logged-in agents not on their way out.
     fn available(&self) -> u32 {
-        self.agents.iter().filter(|a| a.phase != AgentPhase::Out && !a.leaving).count() as u32
+        self.agents
+            .iter()
+            .filter(|a| a.phase != AgentPhase::Out && !a.leaving)
+            .count() as u32
     }
 }

@@ -39,13 +39,16 @@ const TABLE: [(f64, u32, f64, f64, f64, f64, f64); 15] = [
 
 /// The reference figures for a cell of the grid, if the table has it.
 pub fn reference(agents: u32, answer_rate: f64) -> Option<Reference> {
-    TABLE.iter().find(|r| r.1 == agents && (r.0 - answer_rate).abs() < 1e-9).map(|r| Reference {
-        progressive: r.2,
-        ratio_best: r.3,
-        ratio_level: r.4,
-        elapsed_aware: r.5,
-        oracle: r.6,
-    })
+    TABLE
+        .iter()
+        .find(|r| r.1 == agents && (r.0 - answer_rate).abs() < 1e-9)
+        .map(|r| Reference {
+            progressive: r.2,
+            ratio_best: r.3,
+            ratio_level: r.4,
+            elapsed_aware: r.5,
+            oracle: r.6,
+        })
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -120,7 +123,12 @@ pub fn run_grid(g: &GridConfig) -> Vec<GridCell> {
             });
         }
     });
-    let results: Vec<SimReport> = results.into_inner().expect("results").into_iter().map(|r| r.expect("ran")).collect();
+    let results: Vec<SimReport> = results
+        .into_inner()
+        .expect("results")
+        .into_iter()
+        .map(|r| r.expect("ran"))
+        .collect();
     let mut cells = Vec::new();
     let per_cell = g.modes.len();
     for (c, chunk) in results.chunks(per_cell).enumerate() {
@@ -142,7 +150,10 @@ pub fn format_table(g: &GridConfig, cells: &[GridCell]) -> String {
     let names: Vec<String> = g.modes.iter().map(|m| m.name()).collect();
     s.push_str(&format!("{:>5} {:>4} ", "p", "N"));
     for n in &names {
-        s.push_str(&format!("| {:>11} {:>5} {:>5} {:>5} ", n, "abn%", "win%", "dl/h"));
+        s.push_str(&format!(
+            "| {:>11} {:>5} {:>5} {:>5} ",
+            n, "abn%", "win%", "dl/h"
+        ));
     }
     s.push_str("| ref: prog ratio(L) elapsed oracle\n");
     for c in cells {

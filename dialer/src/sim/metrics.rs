@@ -101,12 +101,25 @@ impl Recorder {
         let agent_hours = logged_ms / 3_600_000.0;
         let answers: u64 = self.answers.iter().map(|&x| x as u64).sum();
         let abandons: u64 = self.abandons.iter().map(|&x| x as u64).sum();
-        let per_ah = |x: f64| if agent_hours > 0.0 { x / agent_hours } else { 0.0 };
-        let windows = window_rates(&self.answers, &self.abandons, (self.window_ms / 1000) as usize);
+        let per_ah = |x: f64| {
+            if agent_hours > 0.0 {
+                x / agent_hours
+            } else {
+                0.0
+            }
+        };
+        let windows = window_rates(
+            &self.answers,
+            &self.abandons,
+            (self.window_ms / 1000) as usize,
+        );
         let segments = (0..self.bounds.len())
             .map(|i| {
                 let (s, e) = (self.bounds[i].0, self.seg_end(i));
-                let (si, ei) = ((s / 1000) as usize, ((e / 1000) as usize).min(self.answers.len()));
+                let (si, ei) = (
+                    (s / 1000) as usize,
+                    ((e / 1000) as usize).min(self.answers.len()),
+                );
                 let a: u64 = self.answers[si..ei].iter().map(|&x| x as u64).sum();
                 let b: u64 = self.abandons[si..ei].iter().map(|&x| x as u64).sum();
                 let wmax = windows
@@ -118,10 +131,18 @@ impl Recorder {
                     from_hours: s as f64 / 3_600_000.0,
                     to_hours: e as f64 / 3_600_000.0,
                     agents: self.bounds[i].1,
-                    talk_min_per_agent_hour: if self.logged[i] > 0.0 { 60.0 * self.talk[i] / self.logged[i] } else { 0.0 },
+                    talk_min_per_agent_hour: if self.logged[i] > 0.0 {
+                        60.0 * self.talk[i] / self.logged[i]
+                    } else {
+                        0.0
+                    },
                     abandon_rate: if a > 0 { b as f64 / a as f64 } else { 0.0 },
                     max_window_abandon_rate: wmax,
-                    settle_s: if i == 0 { 0.0 } else { settle_time(&self.lines_per_agent[si..ei]) },
+                    settle_s: if i == 0 {
+                        0.0
+                    } else {
+                        settle_time(&self.lines_per_agent[si..ei])
+                    },
                 }
             })
             .collect();
@@ -131,9 +152,21 @@ impl Recorder {
             answer_rate: cfg.answer_rate,
             hours: cfg.hours,
             seeds: 1,
-            talk_min_per_agent_hour: if logged_ms > 0.0 { 60.0 * sum(&self.talk) / logged_ms } else { 0.0 },
-            occupancy: if logged_ms > 0.0 { (sum(&self.talk) + sum(&self.wrap)) / logged_ms } else { 0.0 },
-            abandon_rate: if answers > 0 { abandons as f64 / answers as f64 } else { 0.0 },
+            talk_min_per_agent_hour: if logged_ms > 0.0 {
+                60.0 * sum(&self.talk) / logged_ms
+            } else {
+                0.0
+            },
+            occupancy: if logged_ms > 0.0 {
+                (sum(&self.talk) + sum(&self.wrap)) / logged_ms
+            } else {
+                0.0
+            },
+            abandon_rate: if answers > 0 {
+                abandons as f64 / answers as f64
+            } else {
+                0.0
+            },
             max_window_abandon_rate: windows.iter().map(|w| w.1).fold(0.0, f64::max),
             max_window_abandon_rate_any_seed: windows.iter().map(|w| w.1).fold(0.0, f64::max),
             dials_per_agent_hour: per_ah(self.dials as f64),
@@ -162,7 +195,16 @@ pub fn window_rates(answers: &[u32], abandons: &[u32], w: usize) -> Vec<(usize, 
         .map(|end| {
             let a = pa[end] - pa[end - w];
             let b = pb[end] - pb[end - w];
-            (end - 1, if a > 0 { b as f64 / a as f64 } else if b > 0 { 1.0 } else { 0.0 })
+            (
+                end - 1,
+                if a > 0 {
+                    b as f64 / a as f64
+                } else if b > 0 {
+                    1.0
+                } else {
+                    0.0
+                },
+            )
         })
         .collect()
 }
@@ -175,13 +217,21 @@ pub fn settle_time(lines_per_agent: &[f64]) -> f64 {
         .chunks(10)
         .map(|c| {
             let v: Vec<f64> = c.iter().copied().filter(|x| x.is_finite()).collect();
-            if v.is_empty() { f64::NAN } else { v.iter().sum::<f64>() / v.len() as f64 }
+            if v.is_empty() {
+                f64::NAN
+            } else {
+                v.iter().sum::<f64>() / v.len() as f64
+            }
         })
         .collect();
     if bins.len() < 61 {
         return f64::NAN;
     }
-    let mut steady: Vec<f64> = bins[60..].iter().copied().filter(|x| x.is_finite()).collect();
+    let mut steady: Vec<f64> = bins[60..]
+        .iter()
+        .copied()
+        .filter(|x| x.is_finite())
+        .collect();
     if steady.is_empty() {
         return f64::NAN;
     }
@@ -199,14 +249,19 @@ pub fn mean_report(reports: &[SimReport]) -> SimReport {
     let first = reports.first().cloned().unwrap_or_default();
     let segments = (0..first.segments.len())
         .map(|i| {
-            let seg = |f: &dyn Fn(&SegmentReport) -> f64| reports.iter().map(|r| f(&r.segments[i])).sum::<f64>() / n;
+            let seg = |f: &dyn Fn(&SegmentReport) -> f64| {
+                reports.iter().map(|r| f(&r.segments[i])).sum::<f64>() / n
+            };
             SegmentReport {
                 from_hours: first.segments[i].from_hours,
                 to_hours: first.segments[i].to_hours,
                 agents: first.segments[i].agents,
                 talk_min_per_agent_hour: seg(&|s| s.talk_min_per_agent_hour),
                 abandon_rate: seg(&|s| s.abandon_rate),
-                max_window_abandon_rate: reports.iter().map(|r| r.segments[i].max_window_abandon_rate).fold(0.0, f64::max),
+                max_window_abandon_rate: reports
+                    .iter()
+                    .map(|r| r.segments[i].max_window_abandon_rate)
+                    .fold(0.0, f64::max),
                 settle_s: seg(&|s| s.settle_s),
             }
         })
@@ -221,7 +276,10 @@ pub fn mean_report(reports: &[SimReport]) -> SimReport {
         occupancy: mean(&|r| r.occupancy),
         abandon_rate: mean(&|r| r.abandon_rate),
         max_window_abandon_rate: mean(&|r| r.max_window_abandon_rate),
-        max_window_abandon_rate_any_seed: reports.iter().map(|r| r.max_window_abandon_rate_any_seed).fold(0.0, f64::max),
+        max_window_abandon_rate_any_seed: reports
+            .iter()
+            .map(|r| r.max_window_abandon_rate_any_seed)
+            .fold(0.0, f64::max),
         dials_per_agent_hour: mean(&|r| r.dials_per_agent_hour),
         live_answers_per_agent_hour: mean(&|r| r.live_answers_per_agent_hour),
         dials: mean(&|r| r.dials),

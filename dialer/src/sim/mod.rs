@@ -59,7 +59,9 @@ impl SimMode {
             "predictive" => SimMode::Predictive,
             "oracle" => SimMode::Oracle,
             "vicidial" => SimMode::Vicidial,
-            "ratio" => SimMode::Ratio { level: arg.map_or(Some(default_level), |a| a.parse().ok())? },
+            "ratio" => SimMode::Ratio {
+                level: arg.map_or(Some(default_level), |a| a.parse().ok())?,
+            },
             _ => return None,
         })
     }
@@ -158,7 +160,12 @@ pub fn run(cfg: &SimConfig) -> SimReport {
 /// Runs `seeds` consecutive seeds from `cfg.seed` and averages.
 pub fn run_seeds(cfg: &SimConfig, seeds: u32) -> SimReport {
     let reports: Vec<SimReport> = (0..seeds.max(1) as u64)
-        .map(|i| run(&SimConfig { seed: cfg.seed + i, ..cfg.clone() }))
+        .map(|i| {
+            run(&SimConfig {
+                seed: cfg.seed + i,
+                ..cfg.clone()
+            })
+        })
         .collect();
     metrics::mean_report(&reports)
 }

@@ -141,7 +141,9 @@ mod tests {
         let f = |x: i32| x as f64 / n as f64;
         assert!((f(h) - 0.2).abs() < 0.005 && (f(m) - 0.2).abs() < 0.005);
         assert!((f(b) - 0.1).abs() < 0.005 && (f(na) - 0.5).abs() < 0.005);
-        let talks: Vec<f64> = (0..n).map(|_| s.talk_ms(&mut rng) as f64 / 1000.0).collect();
+        let talks: Vec<f64> = (0..n)
+            .map(|_| s.talk_ms(&mut rng) as f64 / 1000.0)
+            .collect();
         let mean = talks.iter().sum::<f64>() / n as f64;
         let sd = (talks.iter().map(|t| (t - mean).powi(2)).sum::<f64>() / n as f64).sqrt();
         assert!((mean - 180.0).abs() < 3.0, "{mean}");

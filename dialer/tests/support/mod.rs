@@ -1,12 +1,16 @@
 //! Shared test helpers: databases on both backends, seeded lists and leads, a campaign config.
 #![allow(dead_code)]
 
-use dialer::campaign::{AmdPolicy, CampaignConfig, DialMode, ListWeight, Purpose, SafeHarbor, TrunkConfig};
+use dialer::campaign::{
+    AmdPolicy, CampaignConfig, DialMode, ListWeight, Purpose, SafeHarbor, TrunkConfig,
+};
 use foundation::Db;
 
 /// A migrated SQLite database in `dir`.
 pub async fn sqlite(dir: &std::path::Path) -> Db {
-    let db = Db::connect(&format!("sqlite://{}/t.db", dir.display()), 4).await.unwrap();
+    let db = Db::connect(&format!("sqlite://{}/t.db", dir.display()), 4)
+        .await
+        .unwrap();
     db.migrate().await.unwrap();
     db
 }
@@ -22,7 +26,13 @@ pub async fn seed_list(db: &Db, name: &str, n: usize, first: u32, zones: &[&str]
     .fetch_one(db.pool())
     .await
     .unwrap();
-    let tz = serde_json::to_string(&zones.iter().map(|z| serde_json::json!({"tz": z, "sources": ["area_code"]})).collect::<Vec<_>>()).unwrap();
+    let tz = serde_json::to_string(
+        &zones
+            .iter()
+            .map(|z| serde_json::json!({"tz": z, "sources": ["area_code"]}))
+            .collect::<Vec<_>>(),
+    )
+    .unwrap();
     let mut tx = db.begin_write().await.unwrap();
     for i in 0..n {
         let e164 = format!("+1212555{:04}", first as usize + i);
@@ -56,19 +66,34 @@ pub async fn seed_list(db: &Db, name: &str, n: usize, first: u32, zones: &[&str]
 
 pub fn config(lists: &[(i64, u32)], mode: DialMode, trunk_uri: &str) -> CampaignConfig {
     CampaignConfig {
-        lists: lists.iter().map(|(id, w)| ListWeight { list_id: *id, weight: *w }).collect(),
+        lists: lists
+            .iter()
+            .map(|(id, w)| ListWeight {
+                list_id: *id,
+                weight: *w,
+            })
+            .collect(),
         mode,
         purpose: Purpose::Telemarketing,
         lines_per_agent: 1.0,
         caller_id: "15550001000".into(),
         queue: "sales".into(),
-        trunk: TrunkConfig { uri: trunk_uri.into(), cps: 5, max_concurrent: 20 },
+        trunk: TrunkConfig {
+            uri: trunk_uri.into(),
+            cps: 5,
+            max_concurrent: 20,
+        },
         retry: Default::default(),
         compliance: Default::default(),
         amd: AmdPolicy::HangUp,
         voicemail_prompt: None,
         agentless_prompt: None,
-        safe_harbor: SafeHarbor { seller: "Acme".into(), callback_number: "+15550001000".into(), opt_out_key: '9', prompt: "sh.wav".into() },
+        safe_harbor: SafeHarbor {
+            seller: "Acme".into(),
+            callback_number: "+15550001000".into(),
+            opt_out_key: '9',
+            prompt: "sh.wav".into(),
+        },
         filters: vec![],
         dispositions: Default::default(),
         preview_auto_dial_s: None,
