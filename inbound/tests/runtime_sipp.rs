@@ -737,3 +737,113 @@ async fn an_agent_logs_in_with_a_phone_registered_to_the_appliance() {
     .await;
     assert_walked_to_agent(&contacts(&sut.db).await[0], "sales", "erin");
 }
+
+/// A phone that refuses the call with 486 Busy Here.
+fn busy_phone_xml() -> String {
+    r#"<?xml version="1.0" encoding="ISO-8859-1" ?>
+<scenario name="busy phone">
+  <recv request="INVITE" crlf="true"/>
+  <send><![CDATA[
+      SIP/2.0 486 Busy Here
+      [last_Via:]
+      [last_From:]
+      [last_To:];tag=[pid]SIPpTag01[call_number]
+      [last_Call-ID:]
+      [last_CSeq:]
+      Content-Length: 0
+
+    ]]></send>
+  <recv request="ACK"/>
+</scenario>
+"#
+    .into()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missed_offer_goes_back_to_the_head_of_the_queue_and_the_next_agent_takes_it() {
+    if !has_tools() {
+        return;
+    }
+    let sut = start(47000, |_| {}).await;
+    let dir = sut.dir.path().to_path_buf();
+    write(&dir, "agent.xml", &agent_xml(30_000));
+    write(&dir, "busy.xml", &busy_phone_xml());
+    let (busy_port, good_port) = (free_port(), free_port());
+    let busy = sipp(
+        &dir,
+        &[
+            "-sf".into(),
+            "busy.xml".into(),
+            "-p".into(),
+            busy_port.to_string(),
+            "-m".into(),
+            "1".into(),
+            "-timeout".into(),
+            "60s".into(),
+        ],
+    );
+    let good = sipp(&dir, &uas_args(good_port, "good_msgs.log", 60));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let login = |id: &str, port: u16| Login {
+        agent_id: id.into(),
+        endpoint: AgentEndpoint::Uri(format!("sip:{id}@127.0.0.1:{port}")),
+        mode: AgentMode::RingPerOffer,
+        routing_profile: "all".into(),
+        skills: BTreeMap::new(),
+    };
+    // frank has been idle longest, so the first offer goes to him; his phone is busy.
+    sut.runtime.login(login("frank", busy_port)).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    sut.runtime.login(login("grace", good_port)).await.unwrap();
+
+    write(&dir, "c.xml", &caller_xml(Dtmf::Pt96("1"), 1200, 2500));
+    let out = wait_sipp(
+        sipp(
+            &dir,
+            &caller_args(sut.sip.udp_addr.port(), "c.xml", DID, 1, 1, 1),
+        ),
+        Duration::from_secs(60),
+    )
+    .await;
+    assert_eq!(out.rc, 0, "caller: {}", out.output);
+    for (name, child) in [("busy phone", busy), ("grace's phone", good)] {
+        let out = wait_sipp(child, Duration::from_secs(30)).await;
+        assert_eq!(out.rc, 0, "{name}: {}", out.output);
+    }
+    eventually("the contact is closed", Duration::from_secs(10), || async {
+        contact_rows(&sut.db).await.iter().any(|r| r.1.is_some())
+    })
+    .await;
+    let r = &contacts(&sut.db).await[0];
+    let seq: Vec<(String, String)> = r
+        .stages
+        .iter()
+        .filter(|s| ["offered", "missed", "connected"].contains(&s.stage.as_str()))
+        .map(|s| (s.stage.clone(), s.detail.clone()))
+        .collect();
+    let expect = [
+        ("offered", "frank"),
+        ("missed", "frank"),
+        ("offered", "grace"),
+        ("connected", "grace"),
+    ];
+    assert_eq!(
+        seq,
+        expect.map(|(a, b)| (a.to_string(), b.to_string())),
+        "{:?}",
+        r.stages
+    );
+    let frank = sut
+        .runtime
+        .agent_snapshot(None)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|a| a.id == "frank")
+        .unwrap();
+    assert_eq!(
+        frank.state,
+        inbound::acd::AgentState::Missed,
+        "a missed agent is not routable until he sets a status"
+    );
+}
