@@ -5,6 +5,7 @@ mod agents_port;
 mod backup;
 mod bench;
 mod config;
+mod demo;
 mod gauges;
 mod progress;
 mod reload;
@@ -36,7 +37,12 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the appliance.
-    Serve,
+    Serve {
+        /// Demo mode: a simulated carrier as the trunk, demo users, a lead list, a running
+        /// predictive campaign, simulated agents and an inbound menu (see src/demo.rs).
+        #[arg(long)]
+        demo: bool,
+    },
     /// Apply database migrations and exit.
     Migrate,
     /// Import a CRM contact list (CSV/TSV, gzip, XLSX) into a lead list.
@@ -236,9 +242,9 @@ fn main() -> ExitCode {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
     let result = runtime.block_on(async {
         match cli.command {
-            Command::Serve => {
+            Command::Serve { demo } => {
                 let set_log_level = serve::init_logging(&cfg);
-                serve::run(cfg, loaded.file, set_log_level).await
+                serve::run(cfg, loaded.file, set_log_level, demo).await
             }
             Command::Migrate => {
                 let _ = serve::init_logging(&cfg);

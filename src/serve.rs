@@ -52,7 +52,7 @@ pub async fn open_database(cfg: &Config) -> anyhow::Result<Db> {
     Db::connect(&url, cfg.database.max_connections).await
 }
 
-pub async fn run(cfg: Config, file: Option<PathBuf>, set_log_level: SetLogLevel) -> anyhow::Result<()> {
+pub async fn run(cfg: Config, file: Option<PathBuf>, set_log_level: SetLogLevel, demo: bool) -> anyhow::Result<()> {
     let started = std::time::Instant::now();
     // Handlers first: a SIGTERM that arrives right after the listening line must drain, not kill.
     let shutdown = shutdown_signal()?;
@@ -112,6 +112,9 @@ pub async fn run(cfg: Config, file: Option<PathBuf>, set_log_level: SetLogLevel)
     .await?;
     if dialer.recovery != Default::default() {
         warn!(recovery = ?dialer.recovery, "dial attempts left open by the last stop were closed as interrupted");
+    }
+    if demo {
+        crate::demo::start(&cfg, &db, &clock, &runtime, &lifecycle).await?;
     }
     tokio::spawn(bridge::lease::reaper_loop(
         db.clone(),

@@ -36,8 +36,13 @@ pub struct Appliance {
 impl Appliance {
     /// Starts `dialbridge serve` in `dir` with extra environment, and waits for its listening line.
     pub fn start(dir: &Path, env: &[(&str, &str)]) -> Appliance {
+        Self::start_with_args(dir, &[], env)
+    }
+
+    /// Starts `dialbridge serve ARGS` (e.g. `--demo`) in `dir` with extra environment.
+    pub fn start_with_args(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Appliance {
         let mut cmd = dialbridge(dir);
-        cmd.arg("serve").stdout(Stdio::null()).stderr(Stdio::piped());
+        cmd.arg("serve").args(args).stdout(Stdio::null()).stderr(Stdio::piped());
         for (k, v) in env {
             cmd.env(k, v);
         }
