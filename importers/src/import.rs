@@ -246,6 +246,7 @@ async fn run(
     let bytes_total = reader.file_size;
     let producer = tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
         let mut p = Processor {
+            tz_memo: HashMap::new(),
             columns: mapping.headers.iter().map(|h| std::sync::Arc::from(h.as_str())).collect(),
             mapping,
             normalizer,
@@ -371,8 +372,41 @@ impl Seen {
     }
 }
 
+/// What a number's time-zone candidates depend on (see `tz::candidates`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct TzKey {
+    explicit: Option<chrono_tz::Tz>,
+    /// (US ZIP?, the postal table's zone list) when the postal code is known.
+    postal: Option<(bool, usize)>,
+    region: Option<&'static str>,
+    /// The NANP area code, or `u16::MAX` outside +1.
+    npa: u16,
+}
+
+/// One key's candidates, as stored and counted.
+#[derive(Debug, Clone)]
+struct TzMemo {
+    json: std::sync::Arc<str>,
+    ambiguous: bool,
+    empty: bool,
+    /// Every (zone, source) pair's source, for the report's per-source counts.
+    sources: std::sync::Arc<[&'static str]>,
+}
+
+impl TzMemo {
+    fn of(c: &tz::Candidates) -> Self {
+        Self {
+            json: c.to_json().into(),
+            ambiguous: c.ambiguous(),
+            empty: c.is_empty(),
+            sources: c.zones.iter().flat_map(|z| z.sources.iter().map(|s| s.as_str())).collect(),
+        }
+    }
+}
+
 struct Processor {
     mapping: Mapping,
+    tz_memo: HashMap<TzKey, TzMemo>,
     /// The headers as shared strings (every phone keeps its column's name).
     columns: Vec<std::sync::Arc<str>>,
     normalizer: Normalizer,
@@ -497,10 +531,19 @@ impl Processor {
         let mut phones = Vec::with_capacity(valid.len());
         let mut dialable_any = false;
         let mut no_tz = 0;
+        let postal_zones = postal.and_then(tz::postal_zones);
         for (pos, ((p, col, raw), hit)) in valid.iter().zip(&hits).enumerate() {
-            let cands = tz::candidates(p, &place);
-            let dialable = hit.is_none() && !cands.is_empty();
-            if hit.is_none() && cands.is_empty() {
+            // The candidates depend only on this key, so each distinct one is computed (and its
+            // JSON written) once per import.
+            let key = TzKey {
+                explicit,
+                postal: postal_zones.map(|(kind, zones)| (kind == tz::PostalKind::UsZip, zones.as_ptr() as usize)),
+                region: p.region,
+                npa: if p.country_code == 1 { (p.national / 10_000_000) as u16 } else { u16::MAX },
+            };
+            let cands = self.tz_memo.entry(key).or_insert_with(|| TzMemo::of(&tz::candidates(p, &place))).clone();
+            let dialable = hit.is_none() && !cands.empty;
+            if hit.is_none() && cands.empty {
                 no_tz += 1;
             }
             dialable_any |= dialable;
@@ -512,19 +555,17 @@ impl Processor {
                 source_column: self.columns[*col].clone(),
                 kind: p.kind.as_str(),
                 region: p.region,
-                tz_json: cands.to_json(),
-                tz_ambiguous: cands.ambiguous(),
+                tz_json: cands.json.clone(),
+                tz_ambiguous: cands.ambiguous,
                 dialable,
                 dnc_source: hit.clone(),
             });
             if hit.is_none() {
-                if cands.ambiguous() {
+                if cands.ambiguous {
                     report.numbers.timezone_ambiguous += 1;
                 }
-                for c in &cands.zones {
-                    for s in &c.sources {
-                        bump(&mut report.numbers.timezone_by_source, s.as_str());
-                    }
+                for s in cands.sources.iter() {
+                    bump(&mut report.numbers.timezone_by_source, s);
                 }
             }
         }

@@ -105,7 +105,8 @@ async fn write(conn: &mut SqliteConnection, now: i64, list_id: i64, job_id: i64,
             }
         }
     }
-    // The fixed strings (state, number type, region) bound as shared values: no copy each.
+    // The fixed strings (state, number type, region) and the shared ones (column names, time-zone
+    // JSON) are bound as shared values: no copy each.
     let mut shared = SharedText::default();
     let mut leads = leads;
     let phones: Vec<(i64, NewPhone)> = leads
@@ -142,7 +143,7 @@ async fn write(conn: &mut SqliteConnection, now: i64, list_id: i64, job_id: i64,
         let sql = if chunk.len() == PHONES_PER_STMT { full_phones.clone() } else { phone_sql(chunk.len()) };
         let mut q = sqlx::query(AssertSqlSafe(sql));
         for (id, p) in chunk {
-            q = store::bind_phone(q, id, p, &mut |s| shared.get(s), |c| c);
+            q = store::bind_phone(q, id, p, &mut |s| shared.get(s), &mut |c| c);
         }
         q
     };

@@ -67,7 +67,8 @@ pub struct NewPhone {
     pub source_column: std::sync::Arc<str>,
     pub kind: &'static str,
     pub region: Option<&'static str>,
-    pub tz_json: String,
+    /// JSON candidates (shared by every number with the same time-zone inputs).
+    pub tz_json: std::sync::Arc<str>,
     pub tz_ambiguous: bool,
     pub dialable: bool,
     pub dnc_source: Option<String>,
@@ -252,13 +253,13 @@ where
 }
 
 /// Binds one phone in [`PHONE_COLUMNS`] order, moving its strings into the arguments; `st` as
-/// for [`bind_lead`], `column` turns the shared column name into an argument.
+/// for [`bind_lead`], `shared` turns the shared strings (column name, time-zone JSON) into arguments.
 pub(crate) fn bind_phone<'q, DB: sqlx::Database, S, C>(
     q: sqlx::query::Query<'q, DB, DB::Arguments>,
     lead_id: i64,
     p: NewPhone,
     st: &mut impl FnMut(&'static str) -> S,
-    column: impl FnOnce(std::sync::Arc<str>) -> C,
+    shared: &mut impl FnMut(std::sync::Arc<str>) -> C,
 ) -> sqlx::query::Query<'q, DB, DB::Arguments>
 where
     String: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
@@ -275,10 +276,10 @@ where
         .bind(p.e164)
         .bind(p.extension)
         .bind(p.raw)
-        .bind(column(p.source_column))
+        .bind(shared(p.source_column))
         .bind(st(p.kind))
         .bind(p.region.map(&mut *st))
-        .bind(p.tz_json)
+        .bind(shared(p.tz_json))
         .bind(p.tz_ambiguous as i16)
         .bind(p.dialable as i16)
         .bind(dnc)
@@ -413,7 +414,7 @@ pub async fn write_batch(db: &Db, now: i64, list_id: i64, job_id: i64, batch: Ba
             "",
         )));
         for (i, p) in chunk {
-            q = bind_phone(q, lead_ids[i], p, &mut |s: &'static str| s, |c| c.to_string());
+            q = bind_phone(q, lead_ids[i], p, &mut |s: &'static str| s, &mut |c| c.to_string());
         }
         q
     };
