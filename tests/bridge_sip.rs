@@ -67,28 +67,17 @@ async fn a_call_from_legacy_picks_up_its_leased_data() {
     assert_eq!((stranger["result"].as_str(), &stranger["data"]), (Some("unknown"), &Value::Null), "no data for a number with no lease");
     // The data are on the contact record, where agents and searches see them; the stranger's
     // contact has none.
-    let contacts: Value = c
-        .get(app.url(&format!("/api/v1/contacts?number={}", dnis.replace('+', "%2B"))))
-        .bearer_auth(&admin)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let contact = &contacts.as_array().expect("contacts")[0];
+    let contact_of = |number: &str| {
+        let req = c.get(app.url(&format!("/api/v1/contacts?number={}", number.replace('+', "%2B")))).bearer_auth(&admin);
+        async move {
+            let all: Value = req.send().await.unwrap().json().await.unwrap();
+            all.as_array().expect("contacts")[0].clone()
+        }
+    };
+    let contact = contact_of(&dnis).await;
     assert_eq!((contact["attributes"]["customer"].as_str(), contact["attributes"]["intent"].as_str()), (Some("Ada Lovelace"), Some("billing")), "{contact}");
     assert_eq!(contact["attributes"]["bridge_result"], "consumed", "{contact}");
-    let contacts: Value = c
-        .get(app.url(&format!("/api/v1/contacts?number={}", other.replace('+', "%2B"))))
-        .bearer_auth(&admin)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let contact = &contacts.as_array().expect("contacts")[0];
+    let contact = contact_of(other).await;
     assert!(contact["attributes"].get("customer").is_none(), "{contact}");
     assert_eq!(contact["attributes"]["bridge_result"], "unknown", "{contact}");
 }

@@ -16,33 +16,44 @@ fn free_port() -> u16 {
     std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
-#[tokio::test]
-async fn invite_to_legacy_dials_the_leased_number() {
-    if !foundation::testing::require_tool("sipp", "sip-tester") {
-        return;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let db = Db::connect(&format!("sqlite://{}/b.db", dir.path().display()), 4).await.unwrap();
+/// A fresh database with a `to-legacy` pool holding `number`.
+async fn db_with_pool(dir: &std::path::Path, number: &str) -> Db {
+    let db = Db::connect(&format!("sqlite://{}/b.db", dir.display()), 4).await.unwrap();
     db.migrate().await.unwrap();
     pool::create(&db, 0, "t", &PoolSpec {
         name: "to-legacy".into(),
-        numbers: vec!["+13125559001".into()],
+        numbers: vec![number.into()],
         direction: Direction::ToLegacy,
         lease_ttl_s: 60,
         cooldown_s: 0,
     })
     .await
     .unwrap();
+    db
+}
 
-    // The legacy PBX: sipp answering one call, tracing what it receives.
-    let port = free_port();
-    let mut legacy = tokio::process::Command::new("sipp")
-        .current_dir(dir.path())
+/// The legacy PBX: sipp answering one call on `port`, tracing what it receives to
+/// `legacy_msgs.log` in `dir`.
+fn legacy_pbx(dir: &std::path::Path, port: u16) -> tokio::process::Child {
+    tokio::process::Command::new("sipp")
+        .current_dir(dir)
         .args(["-sn", "uas", "-i", "127.0.0.1", "-p", &port.to_string(), "-m", "1", "-nostdin", "-timeout", "20s", "-trace_msg", "-message_file", "legacy_msgs.log"])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
-        .unwrap();
+        .unwrap()
+}
+
+#[tokio::test]
+async fn invite_to_legacy_dials_the_leased_number() {
+    if !foundation::testing::require_tool("sipp", "sip-tester") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let db = db_with_pool(dir.path(), "+13125559001").await;
+
+    let port = free_port();
+    let mut legacy = legacy_pbx(dir.path(), port);
     tokio::time::sleep(Duration::from_millis(400)).await;
 
     let config = telephony::Config {
@@ -100,26 +111,10 @@ async fn refer_to_legacy_sends_the_callers_phone_to_the_leased_number() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let db = Db::connect(&format!("sqlite://{}/b.db", dir.path().display()), 4).await.unwrap();
-    db.migrate().await.unwrap();
-    pool::create(&db, 0, "t", &PoolSpec {
-        name: "to-legacy".into(),
-        numbers: vec!["+13125559002".into()],
-        direction: Direction::ToLegacy,
-        lease_ttl_s: 60,
-        cooldown_s: 0,
-    })
-    .await
-    .unwrap();
+    let db = db_with_pool(dir.path(), "+13125559002").await;
 
     let legacy_port = free_port();
-    let mut legacy = tokio::process::Command::new("sipp")
-        .current_dir(dir.path())
-        .args(["-sn", "uas", "-i", "127.0.0.1", "-p", &legacy_port.to_string(), "-m", "1", "-nostdin", "-timeout", "20s", "-trace_msg", "-message_file", "legacy_msgs.log"])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut legacy = legacy_pbx(dir.path(), legacy_port);
 
     // The caller's phone: baresip answering by itself, silent microphone, no registration.
     let phone_port = free_port();
