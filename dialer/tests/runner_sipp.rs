@@ -974,3 +974,203 @@ async fn preview_and_single_calls() {
     drop((human, agents_uas));
     lifecycle.start_draining();
 }
+
+/// No agent takes a live answer: the call is abandoned, the safe-harbor message plays and counts;
+/// the customer presses the opt-out key during it (in-band DTMF) and the number goes on the
+/// internal DNC list at once; another campaign on the same list never dials it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn abandoned_call_plays_safe_harbor_and_opt_out_is_honoured() {
+    for (tool, pkg) in [
+        ("sipp", "sip-tester"),
+        ("espeak-ng", "espeak-ng"),
+        ("sox", "sox"),
+    ] {
+        if !foundation::testing::require_tool(tool, pkg) {
+            return;
+        }
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let dir: PathBuf = tmp.path().to_owned();
+    audio(&dir);
+    // "Hello?", 3 s of silence, then the opt-out key 9 in band (852 + 1477 Hz), then silence.
+    sh(
+        &dir,
+        "sox",
+        &[
+            "-n", "-r", "8000", "-c", "1", "-e", "signed", "-b", "16", "sil3.wav", "trim", "0", "3",
+        ],
+    );
+    sh(
+        &dir,
+        "sox",
+        &[
+            "-n",
+            "-r",
+            "8000",
+            "-c",
+            "1",
+            "-e",
+            "signed",
+            "-b",
+            "16",
+            "dtmf9.wav",
+            "synth",
+            "0.25",
+            "sine",
+            "852",
+            "sine",
+            "1477",
+            "remix",
+            "1,2",
+            "vol",
+            "0.5",
+        ],
+    );
+    sh(
+        &dir,
+        "sox",
+        &[
+            "hello16.wav",
+            "sil3.wav",
+            "dtmf9.wav",
+            "sil20.wav",
+            "-t",
+            "ul",
+            "optout.ulaw",
+        ],
+    );
+    let customer = sipp_uas(&dir, "optout", &answer_xml(Some(&dir.join("optout.ulaw"))));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let config = telephony::Config {
+        udp: "127.0.0.1:0".parse().unwrap(),
+        tcp: "127.0.0.1:0".parse().unwrap(),
+        advertised_address: Some("127.0.0.1".into()),
+        rtp_ports: (34000, 34399),
+        max_message_bytes: 8192,
+    };
+    let lifecycle = Lifecycle::new();
+    let sip = listener::start_with(&config, SipOptions::default(), lifecycle.clone())
+        .await
+        .unwrap();
+    let cc = ControlConfig {
+        media_ip: "127.0.0.1".parse().unwrap(),
+        inactivity_timeout: None,
+        inband_dtmf: true,
+        jitter_depth: 3,
+    };
+    let (calls, _incoming) = Calls::start(sip.handle.clone(), cc);
+
+    /// Shows one ready agent whose leg cannot take the call.
+    struct DeadAgent;
+    impl AgentPort for DeadAgent {
+        fn snapshot(&self, _queue: &str) -> Vec<AgentView> {
+            vec![AgentView {
+                id: "ghost".into(),
+                state: AgentState::Ready,
+            }]
+        }
+        fn connect(
+            &self,
+            _q: &str,
+            _c: CallControl,
+            _a: BTreeMap<String, String>,
+        ) -> BoxFuture<'static, Result<String, NoAgent>> {
+            Box::pin(async { Err(NoAgent("the agent's leg is gone".into())) })
+        }
+    }
+
+    let db = support::sqlite(&dir).await;
+    let clock: foundation::SharedClock = Arc::new(SystemClock);
+    let list = support::seed_list(&db, "one", 1, 700, &[open_zone()], clock.now_ms()).await;
+    let mut cfg = support::config(
+        &[(list, 1)],
+        DialMode::Progressive,
+        &format!("sip:127.0.0.1:{}", customer.port),
+    );
+    cfg.safe_harbor.prompt = dir.join("prompt.wav").display().to_string();
+    let c = campaign::create(&db, clock.as_ref(), "abandon", &cfg)
+        .await
+        .unwrap();
+    campaign::apply(&db, clock.as_ref(), c.id, Action::Start)
+        .await
+        .unwrap();
+    let handle = runner::start(
+        db.clone(),
+        clock.clone(),
+        calls.clone(),
+        Arc::new(DeadAgent),
+        RunnerConfig::new("node-o"),
+    )
+    .await
+    .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(40);
+    while hopper::counts(&db, c.id, clock.now_ms())
+        .await
+        .unwrap()
+        .done
+        < 1
+    {
+        assert!(std::time::Instant::now() < deadline, "the call did not end");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let r = sqlx::query("SELECT e164, outcome, live, abandoned FROM dial_attempts")
+        .fetch_one(db.pool())
+        .await
+        .unwrap();
+    let e164: String = r.get("e164");
+    assert_eq!(r.get::<String, _>("outcome"), "dnc");
+    assert_eq!(
+        (r.get::<i16, _>("live"), r.get::<i16, _>("abandoned")),
+        (1, 1),
+        "an abandoned live answer counts"
+    );
+    let source: String = sqlx::query_scalar("SELECT source FROM dnc_entries WHERE e164 = $1")
+        .bind(&e164)
+        .fetch_one(db.pool())
+        .await
+        .unwrap();
+    assert_eq!(source, "opt_out");
+    let ab = dialer::attempts::abandon_count(&db, c.id, 0).await.unwrap();
+    assert_eq!((ab.live, ab.abandoned), (1, 1));
+
+    // A second campaign on the same list: the number is never dialled again.
+    let mut cfg2 = cfg.clone();
+    cfg2.mode = DialMode::Agentless;
+    cfg2.purpose = Purpose::Informational;
+    cfg2.agentless_prompt = Some(dir.join("prompt.wav").display().to_string());
+    let c2 = campaign::create(&db, clock.as_ref(), "again", &cfg2)
+        .await
+        .unwrap();
+    campaign::apply(&db, clock.as_ref(), c2.id, Action::Start)
+        .await
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while hopper::counts(&db, c2.id, clock.now_ms())
+        .await
+        .unwrap()
+        .done
+        < 1
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "second campaign did not settle the lead"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let stats = handle.stop(Duration::from_secs(5)).await;
+    let attempts: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM dial_attempts")
+        .fetch_one(db.pool())
+        .await
+        .unwrap();
+    assert_eq!(attempts, 1, "the opted-out number was not dialled again");
+    let reason: String =
+        sqlx::query_scalar("SELECT last_reason FROM campaign_leads WHERE campaign_id = $1")
+            .bind(c2.id)
+            .fetch_one(db.pool())
+            .await
+            .unwrap();
+    assert!(reason.contains("do-not-call"), "{reason}");
+    assert_eq!(stats.blocked.get("undialable"), Some(&1), "{stats:?}");
+    drop(customer);
+    lifecycle.start_draining();
+}
