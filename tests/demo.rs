@@ -1,0 +1,87 @@
+//! `dialbridge serve --demo` end to end: in a fresh directory the demo campaign dials the
+//! built-in carrier simulator, gets live answers and connects them to the simulated agents
+//! within 60 s; a second `--demo` start on the same data seeds nothing twice.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{Appliance, admin_key};
+use serde_json::Value;
+
+async fn get(c: &reqwest::Client, url: String, key: &str) -> Value {
+    let resp = c.get(&url).bearer_auth(key).send().await.unwrap();
+    assert_eq!(resp.status(), 200, "GET {url}");
+    resp.json().await.unwrap()
+}
+
+async fn seeded_counts(dir: &std::path::Path) -> Vec<(String, i64)> {
+    let db = foundation::Db::connect(&format!("sqlite://{}/data/dialbridge.db", dir.display()), 1).await.unwrap();
+    let mut out = Vec::new();
+    for (what, sql) in [
+        ("users", "SELECT COUNT(*) FROM users"),
+        ("campaigns", "SELECT COUNT(*) FROM campaigns"),
+        ("leads", "SELECT COUNT(*) FROM leads"),
+        ("import jobs", "SELECT COUNT(*) FROM import_jobs"),
+        ("flow versions", "SELECT COUNT(*) FROM inbound_flow_versions"),
+    ] {
+        let n: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(sql)).fetch_one(db.pool()).await.unwrap();
+        out.push((what.to_owned(), n));
+    }
+    db.close().await;
+    out
+}
+
+#[tokio::test]
+async fn demo_campaign_connects_calls_to_agents_within_a_minute_and_seeds_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = admin_key(dir.path());
+    let env = [("DIALBRIDGE_LOG_LEVEL", "info")];
+    let started = Instant::now();
+    let mut app = Appliance::start_with_args(dir.path(), &["--demo"], &env);
+    let c = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().unwrap();
+
+    let campaigns = get(&c, app.url("/api/v1/campaigns"), &key).await;
+    let demo = campaigns.as_array().unwrap().iter().find(|c| c["name"] == "demo").unwrap_or_else(|| panic!("no demo campaign: {campaigns}"));
+    assert_eq!(demo["state"], "running", "{demo}");
+    let id = demo["id"].as_i64().unwrap();
+
+    // Within 60 s of the start: dials, live answers, and an answered call handed to an agent.
+    let (mut stats, mut to_agent) = (Value::Null, 0);
+    while started.elapsed() < Duration::from_secs(60) {
+        stats = get(&c, app.url(&format!("/api/v1/campaigns/{id}/stats")), &key).await;
+        let csv = c.get(app.url(&format!("/api/v1/campaigns/{id}/attempts.csv"))).bearer_auth(&key).send().await.unwrap().text().await.unwrap();
+        let mut r = csv::Reader::from_reader(csv.as_bytes());
+        let agent_col = r.headers().unwrap().iter().position(|h| h == "agent").expect("agent column");
+        to_agent = r.records().filter(|rec| !rec.as_ref().unwrap()[agent_col].is_empty()).count();
+        if stats["attempts"].as_i64() > Some(0) && stats["live_answers"].as_i64() > Some(0) && to_agent > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    let elapsed = started.elapsed();
+    assert!(
+        stats["attempts"].as_i64() > Some(0) && stats["live_answers"].as_i64() > Some(0) && to_agent > 0,
+        "after {elapsed:?}: stats {stats}, {to_agent} attempts with an agent; log:\n{}",
+        app.log_text()
+    );
+    eprintln!("demo: first call connected to an agent {:.1} s after start; stats {stats}", elapsed.as_secs_f64());
+    let agents = get(&c, app.url("/api/v1/agents"), &key).await;
+    assert_eq!(agents.as_array().unwrap().len(), 4, "{agents}");
+    let log = app.log_text();
+    assert!(log.contains("DEMO MODE") && log.contains("demo-manager"), "the demo passwords are printed");
+    let (status, _) = app.terminate(Duration::from_secs(20));
+    assert!(status.success());
+
+    // A second --demo start on the same data creates nothing twice.
+    let before = seeded_counts(dir.path()).await;
+    assert!(before.iter().any(|(w, n)| w == "leads" && *n == 500), "{before:?}");
+    assert!(before.iter().any(|(w, n)| w == "users" && *n == 8), "admin + 7 demo users: {before:?}");
+    let mut again = Appliance::start_with_args(dir.path(), &["--demo"], &env);
+    let campaigns = get(&c, again.url("/api/v1/campaigns"), &key).await;
+    assert_eq!(campaigns.as_array().unwrap().len(), 1, "{campaigns}");
+    assert_eq!(campaigns[0]["state"], "running");
+    let (status, _) = again.terminate(Duration::from_secs(20));
+    assert!(status.success());
+    assert_eq!(seeded_counts(dir.path()).await, before);
+}
