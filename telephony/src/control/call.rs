@@ -64,10 +64,15 @@ pub(crate) struct MediaPort {
     pub input: mpsc::Sender<(crate::media::bridge::PeerId, crate::media::frame::Frame)>,
 }
 
-/// A borrowed media session, to be handed back on `back`.
+/// The new bridge partner handed back with a loan (none when the bridge did not happen).
+type NewPartner = Option<(CallControl, OnPeerHangup)>;
+
+/// A borrowed media session, to be handed back on `back` together with the call's new partner:
+/// the task records the partner in the same step as it gets its session back, so a departing old
+/// partner's `PeerLeft` can never undo the new connection.
 pub(crate) struct Loan {
     session: RtpSession,
-    back: oneshot::Sender<RtpSession>,
+    back: oneshot::Sender<(RtpSession, NewPartner)>,
 }
 
 pub(crate) enum Cmd {
@@ -84,7 +89,6 @@ pub(crate) enum Cmd {
     DetectProgress(Reply<()>),
     Echo(bool, Reply<()>),
     Lend(Reply<Loan>),
-    Partnered(CallControl, OnPeerHangup),
     Unbridge(Reply<()>),
     PeerLeft { peer: CallId, ended: bool },
     Stats(Reply<SessionStats>),
@@ -257,15 +261,13 @@ impl CallControl {
         let b = match second.ask(Cmd::Lend).await {
             Ok(b) => b,
             Err(e) => {
-                let _ = a.back.send(a.session);
+                let _ = a.back.send((a.session, None));
                 return Err(e);
             }
         };
         session::bridge(&a.session, &b.session);
-        let _ = a.back.send(a.session);
-        let _ = b.back.send(b.session);
-        first.post(Cmd::Partnered(second.clone(), on_peer_hangup))?;
-        second.post(Cmd::Partnered(first.clone(), on_peer_hangup))?;
+        let _ = a.back.send((a.session, Some((second.clone(), on_peer_hangup))));
+        let _ = b.back.send((b.session, Some((first.clone(), on_peer_hangup))));
         Ok(())
     }
 
@@ -570,20 +572,14 @@ impl CallTask {
                 }
                 // The borrower only connects the two sessions; it hands this one back at once.
                 match tokio::time::timeout(Duration::from_secs(5), back_rx).await {
-                    Ok(Ok(s)) => self.session = Some(s),
+                    Ok(Ok((s, partner))) => {
+                        self.session = Some(s);
+                        if let Some((peer, on_hangup)) = partner {
+                            self.partnered(peer, on_hangup);
+                        }
+                    }
                     _ => self.end(EndCause::MediaUnavailable("media session lost while bridging".into())),
                 }
-            }
-            Cmd::Partnered(peer, on_hangup) => {
-                if let Some((old, _)) = self.partner.take()
-                    && old.id != peer.id
-                {
-                    let _ = old.post(Cmd::PeerLeft { peer: self.id, ended: false });
-                }
-                self.echoing = false;
-                self.leave_room();
-                self.emit(Event::Bridged { peer: peer.id });
-                self.partner = Some((peer, on_hangup));
             }
             Cmd::Unbridge(r) => {
                 let res = self.media().map(|s| s.disconnect());
@@ -657,6 +653,19 @@ impl CallTask {
             let id = self.id;
             tokio::spawn(async move { room.detach(id).await });
         }
+    }
+
+    /// Records a new bridge partner (the media is already connected), telling the old one.
+    fn partnered(&mut self, peer: CallControl, on_hangup: OnPeerHangup) {
+        if let Some((old, _)) = self.partner.take()
+            && old.id != peer.id
+        {
+            let _ = old.post(Cmd::PeerLeft { peer: self.id, ended: false });
+        }
+        self.echoing = false;
+        self.leave_room();
+        self.emit(Event::Bridged { peer: peer.id });
+        self.partner = Some((peer, on_hangup));
     }
 
     /// Leaves the current bridge, telling the partner.
