@@ -26,6 +26,9 @@ use crate::extract::ApiJson;
 
 const AGENT: &[Role] = &[Role::Agent, Role::Supervisor, Role::Admin];
 const SUPERVISE: &[Role] = &[Role::Supervisor, Role::Admin];
+/// May open the events socket: agents (their own events), supervisors and admins (all events),
+/// and campaign managers (all events, watch only: their dashboards refresh on them).
+const SOCKET: &[Role] = &[Role::Agent, Role::Supervisor, Role::Admin, Role::CampaignManager];
 
 impl From<RuntimeError> for ApiError {
     fn from(e: RuntimeError) -> Self {
@@ -293,7 +296,7 @@ fn concerns(event: &RuntimeEvent, agent: &str) -> bool {
 #[utoipa::path(get, path = "/api/v1/agent/events", tag = "agents", security(("session" = []), ("api_key" = [])),
     responses((status = 101, description = "WebSocket: see docs/desktop-events.md"), (status = 403, body = ErrorBody)))]
 async fn events(State(st): State<AppState>, caller: Caller, headers: HeaderMap, ws: WebSocketUpgrade) -> Result<Response, ApiError> {
-    caller.require(AGENT)?;
+    caller.require(SOCKET)?;
     if let (Some(origin), Some(host)) = (headers.get(header::ORIGIN), headers.get(header::HOST)) {
         let origin = origin.to_str().unwrap_or("");
         let host = host.to_str().unwrap_or("");
@@ -304,11 +307,12 @@ async fn events(State(st): State<AppState>, caller: Caller, headers: HeaderMap, 
     }
     let rt = runtime(&st)?.clone();
     let agent = agent_id(&caller);
-    let everyone = SUPERVISE.contains(&caller.role);
-    Ok(ws.on_upgrade(move |socket| desktop(socket, rt, agent, everyone)).into_response())
+    let everyone = SUPERVISE.contains(&caller.role) || caller.role == Role::CampaignManager;
+    let watch_only = !AGENT.contains(&caller.role);
+    Ok(ws.on_upgrade(move |socket| desktop(socket, rt, agent, everyone, watch_only)).into_response())
 }
 
-async fn desktop(mut socket: WebSocket, rt: Runtime, agent: String, everyone: bool) {
+async fn desktop(mut socket: WebSocket, rt: Runtime, agent: String, everyone: bool, watch_only: bool) {
     let mut feed = rt.subscribe();
     let view = rt.agent_snapshot(None).await.ok().and_then(|all| all.into_iter().find(|v| v.id == agent));
     if send(&mut socket, &Outgoing::Hello { agent: &agent, view }).await.is_err() {
@@ -333,6 +337,8 @@ async fn desktop(mut socket: WebSocket, rt: Runtime, agent: String, everyone: bo
             msg = socket.recv() => match msg {
                 Some(Ok(Message::Text(text))) => {
                     let reply = match serde_json::from_str::<Incoming>(&text) {
+                        Ok(Incoming::Ping) => Ok("ping"),
+                        Ok(_) if watch_only => Err("this socket only watches: a campaign manager is not an agent".to_owned()),
                         Ok(cmd) => command(&rt, &agent, cmd).await,
                         Err(e) => Err(format!("unreadable command: {e}")),
                     };

@@ -46,6 +46,9 @@ const APIKEYS: &str = include_str!("../assets/pages/apikeys.html");
 const USERS: &str = include_str!("../assets/pages/users.html");
 const FLOWS: &str = include_str!("../assets/pages/flows.html");
 const CONTACTS: &str = include_str!("../assets/pages/contacts.html");
+const CAMPAIGNS: &str = include_str!("../assets/pages/campaigns.html");
+const DESKTOP: &str = include_str!("../assets/pages/desktop.html");
+const SUPERVISOR: &str = include_str!("../assets/pages/supervisor.html");
 
 const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
                    connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
@@ -59,7 +62,7 @@ struct Asset {
 }
 
 static ASSETS: LazyLock<HashMap<&'static str, Asset>> = LazyLock::new(|| {
-    let list: [(&str, &str, &[u8], bool); 9] = [
+    let list: [(&str, &str, &[u8], bool); 14] = [
         ("console.css", "text/css; charset=utf-8", include_bytes!("../assets/console.css"), true),
         ("login.js", "text/javascript; charset=utf-8", include_bytes!("../assets/login.js"), true),
         ("shell.js", "text/javascript; charset=utf-8", include_bytes!("../assets/shell.js"), false),
@@ -69,6 +72,12 @@ static ASSETS: LazyLock<HashMap<&'static str, Asset>> = LazyLock::new(|| {
         ("users.js", "text/javascript; charset=utf-8", include_bytes!("../assets/users.js"), false),
         ("flows.js", "text/javascript; charset=utf-8", include_bytes!("../assets/flows.js"), false),
         ("contacts.js", "text/javascript; charset=utf-8", include_bytes!("../assets/contacts.js"), false),
+        ("campaigns.js", "text/javascript; charset=utf-8", include_bytes!("../assets/campaigns.js"), false),
+        ("desktop.js", "text/javascript; charset=utf-8", include_bytes!("../assets/desktop.js"), false),
+        ("supervisor.js", "text/javascript; charset=utf-8", include_bytes!("../assets/supervisor.js"), false),
+        // Vendored, pinned libraries (web/assets/vendor/README.md: source, version, licence).
+        ("uplot.esm.js", "text/javascript; charset=utf-8", include_bytes!("../assets/vendor/uplot-1.6.32.esm.js"), false),
+        ("uplot.min.css", "text/css; charset=utf-8", include_bytes!("../assets/vendor/uplot-1.6.32.min.css"), false),
     ];
     list.into_iter()
         .map(|(name, content_type, bytes, public)| {
@@ -89,10 +98,18 @@ struct NavItem {
 const LIST_ROLES: &[Role] = &[Role::Admin, Role::CampaignManager];
 const ADMIN: &[Role] = &[Role::Admin];
 const PEOPLE: &[Role] = &[Role::Admin, Role::CampaignManager, Role::Supervisor, Role::Agent];
+/// Campaigns: managed by admins and campaign managers, watched (read-only) by supervisors.
+const CAMPAIGN_ROLES: &[Role] = &[Role::Admin, Role::CampaignManager, Role::Supervisor];
+/// The agent desktop: the same roles as the agent API (`web/src/agents.rs`).
+const DESKTOP_ROLES: &[Role] = &[Role::Agent, Role::Supervisor, Role::Admin];
+const SUPERVISOR_ROLES: &[Role] = &[Role::Supervisor, Role::Admin];
 
 const NAV: &[NavItem] = &[
     NavItem { path: "/", label: "Home", roles: PEOPLE },
     NavItem { path: "/lists", label: "Lists", roles: LIST_ROLES },
+    NavItem { path: "/campaigns", label: "Campaigns", roles: CAMPAIGN_ROLES },
+    NavItem { path: "/desktop", label: "Desktop", roles: DESKTOP_ROLES },
+    NavItem { path: "/supervisor", label: "Supervisor", roles: SUPERVISOR_ROLES },
     NavItem { path: "/contacts", label: "Contacts", roles: crate::contacts::ROLES },
     NavItem { path: "/admin/flows", label: "Flows", roles: ADMIN },
     NavItem { path: "/admin/users", label: "Users", roles: ADMIN },
@@ -271,6 +288,33 @@ async fn contacts_page(PageCaller(c): PageCaller) -> Response {
     render(&c, StatusCode::OK, "Contacts", "/contacts", CONTACTS, Some("contacts.js"))
 }
 
+/// Campaigns: list, create / edit, lifecycle buttons, the live dashboard. Supervisors see it
+/// read-only (the page hides the controls; the API refuses their changes anyway).
+async fn campaigns_page(PageCaller(c): PageCaller) -> Response {
+    if let Some(r) = forbidden(&c, CAMPAIGN_ROLES) {
+        return r;
+    }
+    let can_manage = [Role::Admin, Role::CampaignManager].contains(&c.role);
+    let main = CAMPAIGNS.replace("{{manage}}", if can_manage { "true" } else { "false" });
+    render(&c, StatusCode::OK, "Campaigns", "/campaigns", &main, Some("campaigns.js"))
+}
+
+/// The agent desktop: login with an endpoint, state, contacts with screen pop, disposition.
+async fn desktop_page(PageCaller(c): PageCaller) -> Response {
+    if let Some(r) = forbidden(&c, DESKTOP_ROLES) {
+        return r;
+    }
+    render(&c, StatusCode::OK, "Agent desktop", "/desktop", DESKTOP, Some("desktop.js"))
+}
+
+/// The supervisor view: live agents and queues, force state, listen / whisper / barge.
+async fn supervisor_page(PageCaller(c): PageCaller) -> Response {
+    if let Some(r) = forbidden(&c, SUPERVISOR_ROLES) {
+        return r;
+    }
+    render(&c, StatusCode::OK, "Supervisor", "/supervisor", SUPERVISOR, Some("supervisor.js"))
+}
+
 /// Any other `/admin/…` page: admins get a 404 page, everyone else 403 (what exists under
 /// `/admin` is not disclosed to other roles).
 async fn admin_other(PageCaller(c): PageCaller) -> Response {
@@ -324,6 +368,9 @@ pub fn pages() -> Router<AppState> {
         .route("/admin/users", get(users_page))
         .route("/admin/flows", get(flows_page))
         .route("/contacts", get(contacts_page))
+        .route("/campaigns", get(campaigns_page))
+        .route("/desktop", get(desktop_page))
+        .route("/supervisor", get(supervisor_page))
         .route("/admin", get(admin_other))
         .route("/admin/{*rest}", get(admin_other))
         .route("/assets/{name}", get(asset))
@@ -402,9 +449,43 @@ async fn mapping_preview(caller: Caller, ApiJson(b): ApiJson<MappingPreviewBody>
     Ok(Json(MappingPreview { columns, error: None }))
 }
 
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ListSummary {
+    pub id: i64,
+    pub name: String,
+    /// Leads in the list (any state).
+    pub leads: i64,
+    pub created_at: String,
+}
+
+/// The lead lists (from the imports), for the campaign form's list picker.
+#[utoipa::path(get, path = "/api/v1/lists", tag = "lists", security(("api_key" = []), ("session" = [])),
+    responses((status = 200, body = Vec<ListSummary>), (status = 403, body = ErrorBody)))]
+async fn list_lists(State(st): State<AppState>, caller: Caller) -> Result<Json<Vec<ListSummary>>, ApiError> {
+    caller.require(CAMPAIGN_ROLES)?;
+    let rows = sqlx::query(
+        "SELECT l.id, l.name, l.created_at, (SELECT COUNT(*) FROM leads d WHERE d.list_id = l.id) AS leads \
+         FROM lead_lists l WHERE l.active = 1 ORDER BY l.name",
+    )
+    .fetch_all(st.db.pool())
+    .await
+    .map_err(anyhow::Error::from)?;
+    use sqlx::Row;
+    Ok(Json(
+        rows.into_iter()
+            .map(|r| ListSummary {
+                id: r.get("id"),
+                name: r.get("name"),
+                leads: r.get("leads"),
+                created_at: foundation::clock::rfc3339_ms(r.get("created_at")),
+            })
+            .collect(),
+    ))
+}
+
 /// The console's API routes (in the OpenAPI document).
 pub(crate) fn api_routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(mapping_preview))
+    OpenApiRouter::new().routes(routes!(mapping_preview)).routes(routes!(list_lists))
 }
 
 #[cfg(test)]
@@ -423,14 +504,14 @@ mod tests {
 
     #[test]
     fn every_page_script_is_an_asset() {
-        for page in [LISTS, BRIDGE, HOME, LOGIN, LAYOUT, APIKEYS, USERS, FLOWS, CONTACTS] {
+        for page in [LISTS, BRIDGE, HOME, LOGIN, LAYOUT, APIKEYS, USERS, FLOWS, CONTACTS, CAMPAIGNS, DESKTOP, SUPERVISOR] {
             for part in page.split("/assets/").skip(1) {
                 let name = part.split('"').next().unwrap();
                 assert!(ASSETS.contains_key(name), "{name} is referenced but not embedded");
             }
         }
         assert!(ASSETS["login.js"].public && ASSETS["console.css"].public && !ASSETS["lists.js"].public);
-        for script in ["apikeys.js", "users.js", "flows.js", "contacts.js"] {
+        for script in ["apikeys.js", "users.js", "flows.js", "contacts.js", "campaigns.js", "desktop.js", "supervisor.js", "uplot.esm.js"] {
             assert!(!ASSETS[script].public, "{script} needs a session");
         }
     }

@@ -1,0 +1,210 @@
+// The agent desktop: log in with a phone (POST /api/v1/agent/login), set the state, take contacts
+// with their screen pop, hang up, and save the disposition during after-contact work. Everything
+// live arrives on the desktop socket (GET /api/v1/agent/events, docs/desktop-events.md); state and
+// contact commands go over the same socket. No polling.
+import { api, el } from '/assets/shell.js';
+
+const $ = (id) => document.getElementById(id);
+let ws = null;
+let me = null;
+let contact = null; // { id, queue, phase, attributes }
+let acwTimer = null;
+const pending = []; // commands sent, waiting for their ok / error
+
+function showError(text) {
+  $('desk-error').textContent = text;
+  $('desk-error').hidden = !text;
+}
+
+function stateName(state) {
+  return typeof state === 'string' ? state : Object.keys(state)[0];
+}
+
+function describe(state) {
+  if (state === null) return 'logged out';
+  if (typeof state === 'string') return state === 'Missed' ? 'Missed an offer (set a state)' : state;
+  const [k, v] = Object.entries(state)[0];
+  if (k === 'NotRoutable') return `Break: ${v}`;
+  if (k === 'AfterContactWork') return 'After-contact work';
+  if (k === 'OnContact') return 'On a contact';
+  if (k === 'Offered') return 'Offered a contact';
+  return k;
+}
+
+function showState(state, atMs) {
+  const badge = $('agent-state');
+  const name = state === null ? 'Offline' : stateName(state);
+  badge.textContent = describe(state);
+  badge.className = `badge state-${name}`;
+  badge.dataset.state = state === null ? 'LoggedOut' : name;
+  $('agent-since').textContent = atMs ? `since ${new Date(atMs).toLocaleTimeString()}` : '';
+  const loggedIn = state !== null;
+  $('login-panel').hidden = loggedIn;
+  $('state-panel').hidden = !loggedIn;
+  if (state && typeof state === 'object' && 'AfterContactWork' in state) startAcw(state.AfterContactWork.until_ms - (atMs ?? Date.now()));
+  else if (state !== null && name !== 'AfterContactWork') stopAcw();
+}
+
+function startAcw(ms) {
+  stopAcw();
+  const end = Date.now() + Math.max(0, ms);
+  $('disposition-form').hidden = !contact;
+  const tick = () => {
+    const left = Math.max(0, end - Date.now());
+    $('acw-countdown').textContent = `${Math.floor(left / 60000)}:${String(Math.ceil((left % 60000) / 1000) % 60).padStart(2, '0')}`;
+    if (left === 0) stopAcw();
+  };
+  tick();
+  acwTimer = setInterval(tick, 1000);
+}
+
+function stopAcw() {
+  clearInterval(acwTimer);
+  acwTimer = null;
+  $('acw-countdown').textContent = '—';
+}
+
+function showContact() {
+  $('contact-panel').hidden = !contact;
+  if (!contact) return;
+  $('contact-id').textContent = contact.id;
+  $('contact-phase').textContent = contact.phase;
+  $('contact-phase').dataset.phase = contact.phase;
+  $('contact-queue').textContent = contact.queue ? `From queue ${contact.queue}` : '';
+  const attrs = Object.entries(contact.attributes ?? {});
+  $('screen-pop').replaceChildren(...(attrs.length ? attrs.flatMap(([k, v]) => [el('dt', {}, k), el('dd', { dataset: { key: k } }, v)])
+    : [el('dt', {}, 'Attributes'), el('dd', {}, contact.phase === 'offered' ? 'shown when the contact connects' : 'none')]));
+  $('contact-hangup').hidden = contact.phase !== 'connected';
+  $('disposition-form').hidden = contact.phase !== 'ended';
+}
+
+function onEvent(ev) {
+  switch (ev.event) {
+    case 'agent_state_changed':
+      showState(ev.state, ev.at_ms);
+      break;
+    case 'contact_offered':
+      contact = { id: ev.contact, queue: ev.queue, phase: 'offered', attributes: {} };
+      $('disposition-status').hidden = true;
+      showContact();
+      break;
+    case 'contact_connected':
+      contact = { ...(contact?.id === ev.contact ? contact : { id: ev.contact }), phase: 'connected', attributes: ev.attributes };
+      showContact();
+      break;
+    case 'contact_ended':
+      if (contact?.id === ev.contact) {
+        contact.phase = 'ended';
+        showContact();
+      }
+      break;
+    default:
+      break;
+  }
+}
+
+function send(cmd) {
+  if (!ws || ws.readyState !== WebSocket.OPEN) {
+    showError('The live connection is down; reconnecting. Try again in a moment.');
+    return false;
+  }
+  pending.push(cmd.type);
+  ws.send(JSON.stringify(cmd));
+  return true;
+}
+
+function connect() {
+  ws = new WebSocket(`${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/api/v1/agent/events`);
+  ws.addEventListener('open', () => {
+    $('socket-state').textContent = 'live';
+    document.body.dataset.socket = 'up';
+  });
+  ws.addEventListener('message', (m) => {
+    const msg = JSON.parse(m.data);
+    if (msg.type === 'hello') {
+      me = msg.agent;
+      showState(msg.view ? msg.view.state : null, msg.view?.since_ms);
+      if (msg.view?.contact && !contact) {
+        contact = { id: msg.view.contact, phase: stateName(msg.view.state) === 'OnContact' ? 'connected' : 'offered', attributes: {} };
+        showContact();
+      }
+    } else if (msg.type === 'event') {
+      onEvent(msg.event);
+    } else if (msg.type === 'ok') {
+      pending.shift();
+      showError('');
+      if (msg.command === 'disposition') {
+        $('disposition-status').textContent = `Disposition saved on ${contact?.id ?? 'the contact'}.`;
+        $('disposition-status').hidden = false;
+        contact = null;
+        stopAcw();
+        showContact();
+      }
+    } else if (msg.type === 'error') {
+      pending.shift();
+      showError(msg.message);
+    } else if (msg.type === 'lagged') {
+      ws.close(); // reconnecting sends a fresh hello with the current state
+    }
+  });
+  ws.addEventListener('close', () => {
+    $('socket-state').textContent = 'disconnected; reconnecting…';
+    document.body.dataset.socket = 'down';
+    setTimeout(connect, 2000);
+  });
+}
+
+$('agent-login-form').addEventListener('submit', async (ev) => {
+  ev.preventDefault();
+  const value = $('ep-value').value.trim();
+  if (!value) return showError('Give the phone to call: a sip: URI or a registered user name.');
+  if ($('ep-kind').value === 'uri' && !/^sips?:/.test(value)) return showError('A SIP URI starts with sip:');
+  $('agent-login').disabled = true;
+  $('agent-login').textContent = $('ep-mode').value === 'nailed_up' ? 'Calling your phone…' : 'Logging in…';
+  try {
+    await api('POST', '/api/v1/agent/login', {
+      endpoint: { kind: $('ep-kind').value, value }, mode: $('ep-mode').value,
+      routing_profile: $('ep-profile').value.trim() || null,
+    });
+    showError('');
+    // The socket's agent_state_changed event shows the new state; until it arrives:
+    if ($('agent-state').dataset.state === 'LoggedOut') showState('Offline');
+  } catch (e) {
+    showError(e.message);
+  } finally {
+    $('agent-login').disabled = false;
+    $('agent-login').textContent = 'Log in';
+  }
+});
+
+$('state-select').addEventListener('change', () => { $('state-reason').disabled = $('state-select').value !== 'break'; });
+$('state-reason').disabled = true;
+$('state-apply').addEventListener('click', () => {
+  const status = $('state-select').value;
+  const reason = $('state-reason').value.trim();
+  if (status === 'break' && !reason) return showError('A break needs a reason.');
+  send({ type: 'state', status, reason: status === 'break' ? reason : null });
+});
+
+$('agent-logout').addEventListener('click', async () => {
+  try {
+    await api('POST', '/api/v1/agent/logout');
+    showError('');
+    showState(null);
+  } catch (e) {
+    showError(e.message);
+  }
+});
+
+$('contact-hangup').addEventListener('click', () => {
+  if (contact) send({ type: 'hangup', contact: contact.id });
+});
+
+$('disposition-form').addEventListener('submit', (ev) => {
+  ev.preventDefault();
+  const code = $('disposition-code').value.trim();
+  if (!code) return showError('Choose a disposition code.');
+  if (contact) send({ type: 'disposition', contact: contact.id, code });
+});
+
+connect();
