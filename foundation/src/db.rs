@@ -202,14 +202,21 @@ impl Db {
         Ok(())
     }
 
+    /// This process's SQLite write lane, for writers that run their transaction on a connection
+    /// of their own (the importers' bulk path): hold the guard for the whole transaction. `None`
+    /// on PostgreSQL, which has no lane.
+    pub async fn write_lane(&self) -> Option<tokio::sync::OwnedMutexGuard<()>> {
+        match &self.write_lane {
+            Some(lane) => Some(lane.clone().lock_owned().await),
+            None => None,
+        }
+    }
+
     /// Begins a transaction that will write. On SQLite it waits for this process's write lane,
     /// then takes the database write lock up front (`BEGIN IMMEDIATE`), so a transaction never
     /// fails when it would upgrade a read lock.
     pub async fn begin_write(&self) -> anyhow::Result<WriteTx> {
-        let lane = match &self.write_lane {
-            Some(lane) => Some(lane.clone().lock_owned().await),
-            None => None,
-        };
+        let lane = self.write_lane().await;
         let tx = match self.backend {
             Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
             Backend::Postgres => self.pool.begin().await?,

@@ -6,10 +6,8 @@
 //! (`&str` → `AnyValueKind::Text` → `SqliteArgumentValue::Text`), which was ~4 s of a
 //! 1,000,000-row import. Here the batch's strings move into the arguments as they are.
 //!
-//! Writers stay in this process's write lane: each batch first takes `Db::begin_write` (the lane,
-//! plus `BEGIN IMMEDIATE` on a pooled connection), turns that transaction into a deferred one that
-//! holds no lock (`COMMIT; BEGIN`), and then writes on its own connection under `BEGIN IMMEDIATE`.
-//! Other writers of this process queue on the lane as for any write; other processes wait on
+//! Writers stay in this process's write lane: each batch holds `Db::write_lane` while it writes on
+//! its own connection under `BEGIN IMMEDIATE`. Other writers of this process queue on the lane as for any write; other processes wait on
 //! `busy_timeout`. Lead ids are handed out under the write lock (no RETURNING), as in `store`.
 
 use std::time::Duration;
@@ -58,16 +56,9 @@ impl SqliteBulkWriter {
 
     /// Writes one batch and advances the job, atomically (see the module doc for the lane).
     pub async fn write_batch(&self, db: &Db, now: i64, list_id: i64, job_id: i64, batch: Batch) -> anyhow::Result<()> {
-        let mut lane = db.begin_write().await?;
-        // Keep the lane, drop the lock: the pooled transaction becomes a deferred one that has
-        // not read anything, so it holds no lock and sees no snapshot until it is committed below.
-        sqlx::query("COMMIT").execute(lane.conn()).await?;
-        sqlx::query("BEGIN").execute(lane.conn()).await?;
+        let _lane = db.write_lane().await;
         let mut conn = self.conn.lock().await;
-        let written = write(&mut conn, now, list_id, job_id, batch).await;
-        drop(conn);
-        lane.commit().await?;
-        written
+        write(&mut conn, now, list_id, job_id, batch).await
     }
 
     pub async fn close(self) {
