@@ -3,6 +3,10 @@
 //! `tests/console/console.test.mjs` (playwright-core driving Debian's chromium) against it. The
 //! test fails when any browser step fails. Screenshots of each main page go to
 //! `$DIALBRIDGE_ARTIFACTS/console` (default: `<target>/tmp/artifacts/console`).
+//!
+//! For the campaign, desktop and supervisor pages it also imports a small list with the CLI and
+//! starts a sipp UAS (`-sn uas`) as the agent's phone, which the appliance calls when the agent
+//! logs in nailed-up from the desktop page.
 
 mod common;
 
@@ -24,7 +28,7 @@ fn console_dir() -> PathBuf {
 
 /// Chromium, node and the script's npm packages, or the reason the test cannot run here.
 fn tools_present() -> bool {
-    if !require_tool("chromium", "chromium") || !require_tool("node", "nodejs") {
+    if !require_tool("chromium", "chromium") || !require_tool("node", "nodejs") || !require_tool("sipp", "sip-tester") {
         return false;
     }
     if !console_dir().join("node_modules/playwright-core/package.json").exists() {
@@ -36,6 +40,21 @@ fn tools_present() -> bool {
         return false;
     }
     true
+}
+
+/// A UDP port free on loopback now (for the sipp agent phone and its media).
+fn free_udp_port() -> u16 {
+    std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// Kills the agent phone when the test ends, however it ends.
+struct Phone(std::process::Child);
+
+impl Drop for Phone {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
 fn create_user(dir: &Path, name: &str, role: &str, password: &str) {
@@ -52,6 +71,27 @@ fn console_in_chromium_login_roles_list_upload_bridge() {
     let (admin_pw, agent_pw, manager_pw) = ("admin-Secret-1", "agent-Secret-2", "manager-Secret-3");
     create_user(dir.path(), "agnes", "agent", agent_pw);
     create_user(dir.path(), "carl", "campaign-manager", manager_pw);
+    let supervisor_pw = "supervisor-Secret-4";
+    create_user(dir.path(), "sue", "supervisor", supervisor_pw);
+
+    // A small list for the campaign created in the browser, imported by the CLI.
+    std::fs::write(dir.path().join("pilot.csv"), "First Name,Phone,Zip\nAda,(312) 555-0100,60601\nAlan,312.555.0101,60601\n").unwrap();
+    let out = run(dir.path(), &["import", "pilot.csv", "--list", "pilot", "--region", "US", "--json"], &[]);
+    assert!(out.status.success(), "import: {}", String::from_utf8_lossy(&out.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let list_id = report["list_id"].as_i64().expect("list_id in the import report");
+
+    // The agent's phone: sipp's built-in UAS answers the nailed-up call and holds it until BYE.
+    let phone_port = free_udp_port();
+    let phone = Command::new("sipp")
+        .args(["-sn", "uas", "-i", "127.0.0.1", "-p", &phone_port.to_string(), "-mp", &free_udp_port().to_string()])
+        .args(["-nostdin", "-m", "1", "-timeout", "300s"])
+        .current_dir(dir.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map(Phone)
+        .expect("start sipp");
 
     // A messy Salesforce-style export: BOM, semicolons, Windows-1252 rows, invalid numbers,
     // duplicates, blank rows. 50,000 rows: more than two of the importer's 20,000-row batches, so
@@ -95,6 +135,10 @@ fn console_in_chromium_login_roles_list_upload_bridge() {
         .env("AGENT_PASSWORD", agent_pw)
         .env("MANAGER_USER", "carl")
         .env("MANAGER_PASSWORD", manager_pw)
+        .env("SUPERVISOR_USER", "sue")
+        .env("SUPERVISOR_PASSWORD", supervisor_pw)
+        .env("AGENT_PHONE", format!("sip:agnes@127.0.0.1:{phone_port}"))
+        .env("CAMPAIGN_LIST_ID", list_id.to_string())
         .env("CSV_FILE", &csv_path)
         .env("EXPECTED", expected_json.to_string())
         .env("ARTIFACTS", &artifacts)
@@ -137,7 +181,11 @@ fn console_in_chromium_login_roles_list_upload_bridge() {
         app.log_text().lines().rev().take(40).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n")
     );
     assert!(out.contains("steps passed"), "the script ended without its summary line:\n{out}");
-    for name in ["01-login", "03-home-admin", "04-bridge", "06-agent-forbidden", "07-lists-preview", "08-lists-report"] {
+    drop(phone);
+    for name in [
+        "01-login", "03-home-admin", "04-bridge", "06-agent-forbidden", "07-lists-preview", "08-lists-report",
+        "15-campaigns", "16-campaign-dashboard", "17-agent-desktop", "18-supervisor",
+    ] {
         let shot = artifacts.join(format!("{name}.png"));
         let len = std::fs::metadata(&shot).map(|m| m.len()).unwrap_or(0);
         assert!(len > 1000, "screenshot {} missing or empty", shot.display());

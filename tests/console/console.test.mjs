@@ -28,6 +28,10 @@ const EXPECTED = JSON.parse(env('EXPECTED'));
 const ADMIN = { user: 'admin', password: env('ADMIN_PASSWORD') };
 const AGENT = { user: env('AGENT_USER'), password: env('AGENT_PASSWORD') };
 const MANAGER = { user: env('MANAGER_USER'), password: env('MANAGER_PASSWORD') };
+const SUPERVISOR = { user: env('SUPERVISOR_USER'), password: env('SUPERVISOR_PASSWORD') };
+// The agent's phone (a sipp UAS started by tests/console_browser.rs) and a list imported by the CLI.
+const AGENT_PHONE = env('AGENT_PHONE');
+const CAMPAIGN_LIST_ID = env('CAMPAIGN_LIST_ID');
 
 fs.mkdirSync(ARTIFACTS, { recursive: true });
 
@@ -170,7 +174,7 @@ await step('the admin logs in, lands on the page asked for and sees every consol
   assert.equal(new URL(admin.url()).pathname, '/', 'the login form sends a signed-in user home');
   assert.equal(await admin.textContent('#who-user'), 'admin');
   assert.equal(await admin.textContent('#who-role'), 'admin');
-  assert.deepEqual(await navLabels(admin), ['Home', 'Lists', 'Contacts', 'Flows', 'Users', 'API keys', 'Bridge']);
+  assert.deepEqual(await navLabels(admin), ['Home', 'Lists', 'Campaigns', 'Desktop', 'Supervisor', 'Contacts', 'Flows', 'Users', 'API keys', 'Bridge']);
   await shot(admin, '03-home-admin');
 });
 
@@ -397,7 +401,7 @@ await step('an agent cannot open admin or list pages (403) nor call admin APIs (
   await login(agent, AGENT);
   await agent.waitForURL((u) => u.pathname === '/');
   assert.equal(await agent.textContent('#who-role'), 'agent');
-  assert.deepEqual(await navLabels(agent), ['Home']);
+  assert.deepEqual(await navLabels(agent), ['Home', 'Desktop']);
   await shot(agent, '05-home-agent');
   for (const p of ['/admin/bridge', '/admin/users', '/lists']) {
     const resp = await agent.goto(p);
@@ -445,7 +449,7 @@ const manager = await newPage();
 await step('a campaign manager sees the mapping problem of a file without a phone column', async () => {
   await login(manager, MANAGER);
   await manager.waitForURL((u) => u.pathname === '/');
-  assert.deepEqual(await navLabels(manager), ['Home', 'Lists']);
+  assert.deepEqual(await navLabels(manager), ['Home', 'Lists', 'Campaigns']);
   assert.equal((await manager.goto('/admin/bridge')).status(), 403);
   await manager.goto('/lists');
   await manager.setInputFiles('#file-input', { name: 'contacts.csv', mimeType: 'text/csv', buffer: Buffer.from('Name|Email\nAda|ada@example.com\n') });
@@ -584,6 +588,129 @@ await step('a campaign manager drops a messy CSV, confirms the mapping, sees pro
   }
   assert.equal(body.filter((r) => r[1] === 'rejected').length, EXPECTED.rejected);
   console.log(`  downloaded ${download.suggestedFilename()}: ${body.length} rows`);
+});
+
+// Campaigns, agent desktop and supervisor view (issue 8: console pages).
+const refreshes = async (page) => Number(await page.getAttribute('#dashboard', 'data-refreshed') ?? 0);
+
+await step('a campaign manager creates a campaign in the browser; the server refuses a bad trunk with its message in place', async () => {
+  current = manager;
+  await manager.goto('/campaigns');
+  await manager.locator(`#cf-lists option[value="${CAMPAIGN_LIST_ID}"]`).waitFor({ state: 'attached' });
+  await manager.fill('#cf-name', 'pilot-renewals');
+  await manager.selectOption('#cf-lists', CAMPAIGN_LIST_ID);
+  await manager.selectOption('#cf-mode', 'progressive');
+  await manager.fill('#cf-caller-id', '+13125550000');
+  await manager.fill('#cf-queue', 'default');
+  await manager.fill('#cf-trunk-uri', 'http://carrier.example');
+  await manager.fill('#cf-sh-seller', 'Acme');
+  await manager.fill('#cf-sh-callback', '+13125550001');
+  await manager.fill('#cf-sh-prompt', 'safe-harbor.wav');
+  await manager.click('#campaign-save');
+  await manager.locator('#campaign-form-error').waitFor({ state: 'visible' });
+  assert.match(await manager.textContent('#campaign-form-error'), /trunk\.uri .*not a sip: URI/);
+  assert.equal(await manager.locator('#campaigns tbody tr[data-name]').count(), 0, 'nothing saved');
+  await manager.fill('#cf-trunk-uri', 'sip:127.0.0.1:9');
+  await manager.click('#campaign-save');
+  const row = manager.locator('#campaigns tbody tr[data-name="pilot-renewals"]');
+  await row.waitFor();
+  assert.equal(await row.locator('[data-state]').textContent(), 'draft');
+  assert.match(await manager.textContent('#campaign-status'), /Saved pilot-renewals \(version 1\)/);
+  // Edit: the cap goes down to 2 %, the version goes up; settings the form does not show are kept.
+  await row.locator('[data-action="edit"]').click();
+  assert.equal(await manager.inputValue('#cf-trunk-uri'), 'sip:127.0.0.1:9');
+  await manager.fill('#cf-cap', '2');
+  await manager.click('#campaign-save');
+  await manager.locator('#campaigns tbody tr[data-name="pilot-renewals"] td.num', { hasText: '2' }).waitFor();
+  const [saved] = await (await manager.request.get('/api/v1/campaigns')).json();
+  assert.equal(saved.config.compliance.abandon_cap, 0.02);
+  assert.equal(saved.config.compliance.max_attempts_per_lead, 3, 'defaults the form does not show are kept');
+  await shot(manager, '15-campaigns');
+});
+
+await step('the campaign manager starts and pauses it on the live dashboard (chart, figures, CSV export)', async () => {
+  await manager.locator('#campaigns tbody tr[data-name="pilot-renewals"] [data-action="dashboard"]').click();
+  await manager.locator('#dashboard[data-socket="up"]').waitFor();
+  await manager.click('#d-start');
+  await manager.locator('#d-state', { hasText: 'running' }).waitFor();
+  await manager.locator('#d-chart .uplot canvas').waitFor();
+  assert.match(await manager.textContent('#d-abandon'), /cap 2\.0%/);
+  for (const id of ['#d-dpm', '#d-hopper', '#d-progress', '#d-attempts']) {
+    assert.match(await manager.textContent(id), /^\d+$/, id);
+  }
+  assert.equal(await manager.isDisabled('#d-start'), true);
+  await shot(manager, '16-campaign-dashboard');
+  const [download] = await Promise.all([manager.waitForEvent('download'), manager.click('#d-export')]);
+  assert.match(fs.readFileSync(await download.path(), 'utf8'), /^contact_id,lead_id,number,/);
+  await manager.click('#d-pause');
+  await manager.locator('#d-state', { hasText: 'paused' }).waitFor();
+  await manager.locator('#campaigns tbody tr[data-name="pilot-renewals"] [data-state="paused"]').waitFor();
+});
+
+await step('an agent gets 403 on the campaigns and supervisor pages and APIs', async () => {
+  current = agent;
+  for (const p of ['/campaigns', '/supervisor']) {
+    const resp = await agent.goto(p);
+    assert.equal(resp.status(), 403, p);
+    assert.match(await agent.textContent('#forbidden'), /agent.*may not open this page/);
+  }
+  assert.equal((await agent.request.get('/api/v1/campaigns')).status(), 403);
+  assert.equal((await agent.request.get('/api/v1/lists')).status(), 403);
+  assert.equal((await agent.request.get('/api/v1/agents')).status(), 403);
+  assert.equal((await manager.request.get('/supervisor')).status(), 403, 'campaign managers do not supervise');
+});
+
+await step('an agent logs in on the desktop with a nailed-up phone (sipp), goes available, then on a break', async () => {
+  const before = await refreshes(manager);
+  await agent.goto('/desktop');
+  await agent.locator('body[data-socket="up"]').waitFor();
+  assert.equal(await agent.getAttribute('#agent-state', 'data-state'), 'LoggedOut');
+  assert.match(await agent.textContent('#softphone-notice'), /not wired yet/);
+  await agent.selectOption('#ep-kind', 'uri');
+  await agent.fill('#ep-value', AGENT_PHONE);
+  await agent.selectOption('#ep-mode', 'nailed_up');
+  await agent.click('#agent-login');
+  await agent.locator('#state-panel').waitFor({ state: 'visible', timeout: 20_000 });
+  await agent.selectOption('#state-select', 'available');
+  await agent.click('#state-apply');
+  await agent.locator('#agent-state[data-state="Available"]').waitFor();
+  // A break needs a reason: refused in place, then accepted.
+  await agent.selectOption('#state-select', 'break');
+  await agent.click('#state-apply');
+  assert.match(await agent.textContent('#desk-error'), /needs a reason/);
+  await agent.fill('#state-reason', 'Lunch');
+  await agent.click('#state-apply');
+  await agent.locator('#agent-state[data-state="NotRoutable"]', { hasText: 'Break: Lunch' }).waitFor();
+  await shot(agent, '17-agent-desktop');
+  // The campaign dashboard refreshed on these agent events (its socket, no polling).
+  await manager.waitForFunction((n) => Number(document.getElementById('dashboard').dataset.refreshed) > n, before);
+});
+
+const supervisor = await newPage();
+
+await step('a supervisor sees the agent live, forces its state, and watches the queue', async () => {
+  await login(supervisor, SUPERVISOR);
+  await supervisor.waitForURL((u) => u.pathname === '/');
+  await supervisor.goto('/supervisor');
+  await supervisor.locator('body[data-socket="up"]').waitFor();
+  const row = supervisor.locator(`#agents tbody tr[data-agent="${AGENT.user}"]`);
+  await row.waitFor();
+  assert.equal(await row.getAttribute('data-state'), 'NotRoutable');
+  assert.match(await row.textContent(), /nailed-up, up/);
+  assert.match(await row.textContent(), /—/, 'no listen / whisper / barge without a connected contact');
+  await supervisor.fill('#queue-names', 'default');
+  await supervisor.click('#queue-watch');
+  await supervisor.locator('#queues tbody tr[data-queue="default"] td.num').first().waitFor();
+  await supervisor.fill('#sup-endpoint', 'sip:sue@127.0.0.1:5999');
+  await row.locator('select[data-role="force-status"]').selectOption('available');
+  await row.locator('[data-action="force"]').click();
+  await supervisor.locator(`#agents tbody tr[data-agent="${AGENT.user}"][data-state="Available"]`).waitFor();
+  // The agent's own desktop follows at once (event on its socket).
+  await agent.locator('#agent-state[data-state="Available"]').waitFor();
+  await shot(supervisor, '18-supervisor');
+  current = agent;
+  await agent.click('#agent-logout');
+  await agent.locator('#login-panel').waitFor({ state: 'visible' });
 });
 
 await browser.close();
