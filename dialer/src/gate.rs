@@ -17,6 +17,7 @@ use crate::hopper::{ClaimedLead, LeadPhone};
 #[derive(Default)]
 pub struct Registries {
     key: Vec<i64>,
+    loaded: bool,
     sets: Vec<(RegistryFact, DncSet)>,
 }
 
@@ -25,7 +26,7 @@ impl Registries {
     pub async fn refresh(&mut self, db: &Db) -> anyhow::Result<()> {
         let infos = importers::dnc::registries(db).await?;
         let key: Vec<i64> = infos.iter().map(|r| r.id).collect();
-        if key == self.key {
+        if key == self.key && self.loaded {
             return Ok(());
         }
         let index = importers::DncIndex::load(db).await?;
@@ -43,7 +44,18 @@ impl Registries {
             })
             .collect();
         self.key = key;
+        self.loaded = true;
         Ok(())
+    }
+
+    /// Whether these are still the active copies (a cheap query, no numbers loaded).
+    pub async fn is_current(&self, db: &Db) -> anyhow::Result<bool> {
+        let key: Vec<i64> = importers::dnc::registries(db)
+            .await?
+            .iter()
+            .map(|r| r.id)
+            .collect();
+        Ok(key == self.key && (self.loaded || key.is_empty()))
     }
 
     pub fn facts(&self) -> DncFacts {

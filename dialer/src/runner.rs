@@ -145,6 +145,9 @@ struct Shared {
     cfg: RunnerConfig,
     stats: Mutex<Stats>,
     prompts: Mutex<HashMap<String, Prompt>>,
+    /// DNC registry copies, checked by the loop each tick and reloaded (then swapped in) only
+    /// when they change; dial batches take the current `Arc` and never hold a lock.
+    registries: Mutex<Arc<Registries>>,
 }
 
 impl Shared {
@@ -203,6 +206,7 @@ pub async fn start(
         cfg,
         stats: Mutex::default(),
         prompts: Mutex::default(),
+        registries: Default::default(),
     });
     let (stop, stop_rx) = watch::channel(false);
     let task = tokio::spawn(main_loop(shared.clone(), stop_rx));
@@ -347,7 +351,6 @@ impl Worker {
 async fn main_loop(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
     let (ev_tx, mut ev_rx) = mpsc::unbounded_channel::<(i64, u64, CallEv)>();
     let mut workers: HashMap<i64, Worker> = HashMap::new();
-    let mut registries = Registries::default();
     let mut tick = tokio::time::interval(shared.cfg.tick);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut fine = tokio::time::interval(Duration::from_millis(50));
@@ -357,7 +360,7 @@ async fn main_loop(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
     loop {
         tokio::select! {
             _ = tick.tick(), if !stopping => {
-                if let Err(e) = run_tick(&shared, &mut workers, &mut registries, &ev_tx, &mut next_call).await {
+                if let Err(e) = run_tick(&shared, &mut workers, &ev_tx, &mut next_call).await {
                     tracing::error!(error = %format!("{e:#}"), "dialer tick failed");
                 }
             }
@@ -458,11 +461,15 @@ fn drain_outputs(
 async fn run_tick(
     shared: &Arc<Shared>,
     workers: &mut HashMap<i64, Worker>,
-    registries: &mut Registries,
     ev_tx: &mpsc::UnboundedSender<(i64, u64, CallEv)>,
     next_call: &mut u64,
 ) -> anyhow::Result<()> {
-    registries.refresh(&shared.db).await?;
+    let current = shared.registries.lock().expect("registries").clone();
+    if !current.is_current(&shared.db).await? {
+        let mut fresh = Registries::default();
+        fresh.refresh(&shared.db).await?;
+        *shared.registries.lock().expect("registries") = Arc::new(fresh);
+    }
     let now = shared.clock.now_ms();
     for c in campaign::list(&shared.db, None).await? {
         if c.config.mode == DialMode::Preview {
@@ -597,8 +604,7 @@ async fn dial_batch(
         let mut mix = mix.lock().await;
         hopper::claim(db, clock, campaign, node, count, &mut mix).await?
     };
-    let mut registries = Registries::default();
-    registries.refresh(db).await?;
+    let registries = shared.registries.lock().expect("registries").clone();
     let cfg = &campaign.config;
     let reserved = cfg.mode == DialMode::Progressive && cfg.lines_per_agent <= 1.0;
     for lead in leads {
