@@ -35,6 +35,7 @@ pub struct Config {
     pub api: Api,
     pub bridge: Bridge,
     pub inbound: Inbound,
+    pub dialer: Dialer,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -64,6 +65,50 @@ pub struct Bridge {
 impl Default for Bridge {
     fn default() -> Self {
         Self { reaper_interval_s: 5, legacy: Legacy::default() }
+    }
+}
+
+/// Outbound calls placed outside campaigns (`POST /api/v1/calls` without a campaign).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Dialer {
+    /// The outbound trunk as a SIP URI, e.g. "sip:10.0.0.9:5060". Empty: single calls must name
+    /// a campaign (whose trunk they use).
+    pub trunk: String,
+    /// Caller id of single calls.
+    pub caller_id: String,
+    /// Calls per second and calls at once on that trunk.
+    pub cps: u32,
+    pub max_concurrent: u32,
+    /// Region for numbers written without a country code.
+    pub region: String,
+}
+
+impl Default for Dialer {
+    fn default() -> Self {
+        Self { trunk: String::new(), caller_id: String::new(), cps: 5, max_concurrent: 50, region: "US".into() }
+    }
+}
+
+impl Dialer {
+    /// The campaign-shaped defaults of single calls: informational purpose, the legal default
+    /// window and limits (`dialer::campaign::ComplianceProfile::default`).
+    pub fn single_call_defaults(&self) -> anyhow::Result<Option<dialer::campaign::CampaignConfig>> {
+        if self.trunk.is_empty() {
+            return Ok(None);
+        }
+        let config: dialer::campaign::CampaignConfig = serde_json::from_value(serde_json::json!({
+            "lists": [{"list_id": 0}],
+            "mode": "progressive",
+            "purpose": "informational",
+            "caller_id": self.caller_id,
+            "queue": "default",
+            "trunk": {"uri": self.trunk, "cps": self.cps, "max_concurrent": self.max_concurrent},
+            "amd": "pass_to_agent",
+            "safe_harbor": {"seller": "-", "callback_number": "-", "opt_out_key": "9", "prompt": "-"}
+        }))?;
+        config.validate().map_err(|e| anyhow::anyhow!("invalid configuration at key `dialer`: {e}"))?;
+        Ok(Some(config))
     }
 }
 
@@ -265,6 +310,7 @@ impl Default for Config {
             api: Api::default(),
             bridge: Bridge::default(),
             inbound: Inbound::default(),
+            dialer: Dialer::default(),
         }
     }
 }
@@ -469,6 +515,10 @@ impl Config {
         }
         self.bridge.legacy.trunk()?;
         self.inbound.acd_config()?;
+        self.dialer.single_call_defaults()?;
+        if importers::phone::Normalizer::new(&self.dialer.region).is_err() {
+            bail!("invalid configuration at key `dialer.region`: {:?} is not a region code like \"US\"", self.dialer.region);
+        }
         if !matches!(self.inbound.unknown_number_code, 404 | 480 | 403 | 503) {
             bail!("invalid configuration at key `inbound.unknown_number_code`: use 404, 480, 403 or 503");
         }

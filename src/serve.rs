@@ -102,14 +102,17 @@ pub async fn run(cfg: Config, file: Option<PathBuf>, set_log_level: SetLogLevel,
     let (runtime, calls) = start_runtime(&cfg, &db, &clock, &sip).await?;
     let queues = cfg.inbound.acd_config()?.queues.into_iter().map(|q| q.name).collect();
     tokio::spawn(crate::gauges::run(db.clone(), runtime.clone(), queues));
+    let agents: Arc<dyn dialer::agents::AgentPort> = crate::agents_port::RuntimeAgents::start(runtime.clone());
     let dialer = dialer::runner::start(
         db.clone(),
         clock.clone(),
-        calls,
-        crate::agents_port::RuntimeAgents::start(runtime.clone()),
+        calls.clone(),
+        agents.clone(),
         dialer::runner::RunnerConfig::new(&node),
     )
     .await?;
+    let single = dialer::single::Dialer { db: db.clone(), clock: clock.clone(), calls, agents, node: node.clone() };
+    let outbound = Arc::new(web::outbound::Outbound::new(single, cfg.dialer.single_call_defaults()?, &cfg.dialer.region));
     if dialer.recovery != Default::default() {
         warn!(recovery = ?dialer.recovery, "dial attempts left open by the last stop were closed as interrupted");
     }
@@ -131,6 +134,7 @@ pub async fn run(cfg: Config, file: Option<PathBuf>, set_log_level: SetLogLevel,
         listening: Arc::new(listening.clone()),
         render_metrics: Arc::new(move || recorder.render()),
         runtime: Some(runtime),
+        outbound: Some(outbound),
     };
     let http_stop = tokio_util::sync::CancellationToken::new();
     let tls = match (cfg.http.tls_cert.is_empty(), cfg.http.tls_key.is_empty()) {

@@ -109,3 +109,77 @@ async fn campaign_lifecycle_roles_validation_and_export() {
         assert!(doc["paths"][p].is_object(), "{p} missing from the OpenAPI document");
     }
 }
+
+/// `POST /api/v1/calls`: one call through the same compliance checks as campaigns — placed (201
+/// with a contact id, the attempt recorded and sipp rung), or refused 409 with the reason.
+#[tokio::test]
+async fn single_calls_are_placed_or_refused_with_the_reason() {
+    if !foundation::testing::require_tool("sipp", "sip-tester") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("leads.csv"), "Phone\n(312) 555-0100\n").unwrap();
+    let out = run(dir.path(), &["import", "leads.csv", "--list", "one", "--region", "US", "--json"], &[]);
+    let list_id = serde_json::from_slice::<Value>(&out.stdout).unwrap()["list_id"].as_i64().unwrap();
+    let (manager, supervisor) = (key(dir.path(), "campaign-manager"), key(dir.path(), "supervisor"));
+    // The carrier: sipp answering one call.
+    let port = std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut carrier = std::process::Command::new("sipp")
+        .current_dir(dir.path())
+        .args(["-sn", "uas", "-i", "127.0.0.1", "-p", &port.to_string(), "-m", "1", "-nostdin", "-timeout", "20s", "-trace_msg", "-message_file", "carrier.log"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let app = Appliance::start(dir.path(), &[]);
+    let c = reqwest::Client::builder().timeout(Duration::from_secs(20)).build().unwrap();
+    let url = |p: &str| app.url(p);
+    let create = |name: &str, window: (String, String)| {
+        let mut cfg = config(list_id);
+        cfg["trunk"]["uri"] = json!(format!("sip:127.0.0.1:{port}"));
+        cfg["compliance"] = json!({"window": {"start": window.0, "end": window.1}});
+        c.post(url("/api/v1/campaigns")).bearer_auth(&manager).json(&json!({"name": name, "config": cfg}))
+    };
+    let (s, open) = send(create("open", ("00:00".into(), "23:59".into()))).await;
+    assert_eq!(s, 201, "{open}");
+    // A one-minute window about twelve hours from now in New York, whatever the DST offset.
+    let utc_hour = (std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() / 3600 % 24) as i64;
+    let closed_hour = (utc_hour - 5 + 12).rem_euclid(24);
+    let (s, closed) = send(create("closed", (format!("{closed_hour:02}:00"), format!("{closed_hour:02}:01")))).await;
+    assert_eq!(s, 201, "{closed}");
+
+    // Without a campaign and with no default trunk configured: 400 saying so.
+    let (s, b) = send(c.post(url("/api/v1/calls")).bearer_auth(&manager).json(&json!({"to": "+12125550123", "queue": "default"}))).await;
+    assert_eq!(s, 400, "{b}");
+    assert!(b["message"].as_str().unwrap().contains("dialer.trunk"), "{b}");
+    assert_eq!(send(c.post(url("/api/v1/calls")).bearer_auth(&supervisor).json(&json!({"to": "+12125550123"}))).await.0, 403);
+    let (s, b) = send(c.post(url("/api/v1/calls")).bearer_auth(&manager).json(&json!({"to": "12", "campaign": open["id"]}))).await;
+    assert_eq!(s, 400, "an invalid number: {b}");
+    // Outside the calling window in the callee's zone: 409 with the reason.
+    let (s, b) = send(c.post(url("/api/v1/calls")).bearer_auth(&manager).json(&json!({"to": "+12125550123", "campaign": closed["id"]}))).await;
+    assert_eq!((s, b["error"].as_str()), (409, Some("blocked")), "{b}");
+    assert!(b["message"].as_str().unwrap().contains("window"), "{b}");
+    // Inside it: placed, recorded, rung.
+    let (s, b) = send(c.post(url("/api/v1/calls")).bearer_auth(&manager).json(&json!({"to": "(212) 555-0123", "campaign": open["id"], "attributes": {"order": "A-1"}}))).await;
+    assert_eq!(s, 201, "{b}");
+    let contact = b["contact_id"].as_str().unwrap().to_owned();
+    let mut csv = String::new();
+    for _ in 0..100 {
+        csv = c.get(url(&format!("/api/v1/campaigns/{}/attempts.csv", open["id"]))).bearer_auth(&manager).send().await.unwrap().text().await.unwrap();
+        if csv.contains(&contact) && csv.contains("+12125550123") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(csv.contains(&contact) && csv.contains("+12125550123"), "{csv}");
+    let _ = tokio::time::timeout(Duration::from_secs(25), async {
+        while carrier.try_wait().unwrap().is_none() {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await;
+    let _ = carrier.kill();
+    let log = std::fs::read_to_string(dir.path().join("carrier.log")).unwrap_or_default();
+    // (The dialer sends the E.164 digits, with or without the `+` as the trunk wants.)
+    assert!(log.contains("INVITE sip:+12125550123@") || log.contains("INVITE sip:12125550123@"), "the carrier was asked for the number:\n{log}");
+}

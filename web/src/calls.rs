@@ -1,4 +1,5 @@
-//! Call records over the API: what happened to every call leg (supervisors and admins).
+//! Call records over the API: what happened to every call leg (supervisors and admins); the same
+//! path places a single outbound call (`crate::outbound`).
 
 use axum::Json;
 use axum::extract::State;
@@ -11,6 +12,7 @@ use crate::AppState;
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::extract::ApiQuery;
+use crate::outbound::{__path_place, place};
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
@@ -29,5 +31,6 @@ async fn list(State(st): State<AppState>, caller: Caller, ApiQuery(q): ApiQuery<
 }
 
 pub(crate) fn routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(list))
+    // One path, two methods: the records (GET) and placing a call (POST, `crate::outbound`).
+    OpenApiRouter::new().routes(routes!(list, place))
 }

@@ -31,6 +31,7 @@ pub mod extract;
 pub mod flows;
 pub mod imports;
 pub mod ops;
+pub mod outbound;
 pub mod users;
 
 use std::net::SocketAddr;
@@ -78,6 +79,8 @@ pub struct AppState {
     /// The contact runtime (flows, ACD, agents); `None` where calls are not handled (tests of
     /// the API alone).
     pub runtime: Option<inbound::runtime::Runtime>,
+    /// Single calls and preview dialling; `None` where calls are not handled.
+    pub outbound: Option<Arc<outbound::Outbound>>,
 }
 
 #[derive(OpenApi)]
@@ -102,6 +105,7 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(imports::routes())
         .merge(calls::routes())
         .merge(campaigns::routes())
+        .merge(outbound::routes())
         .merge(agents::routes())
         .merge(console::api_routes())
         .merge(apikeys::routes())
@@ -170,6 +174,7 @@ mod tests {
             postgres_url: None,
             keys: Arc::new(auth::KeyGate::new(100, 100)),
             runtime: None,
+            outbound: None,
         };
         let router = router();
         let paths = registered_paths(&router);
