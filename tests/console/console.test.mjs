@@ -657,6 +657,7 @@ await step('an agent gets 403 on the campaigns and supervisor pages and APIs', a
   assert.equal((await agent.request.get('/api/v1/campaigns')).status(), 403);
   assert.equal((await agent.request.get('/api/v1/lists')).status(), 403);
   assert.equal((await agent.request.get('/api/v1/agents')).status(), 403);
+  assert.equal((await agent.request.get('/api/v1/agents/states')).status(), 403);
   assert.equal((await manager.request.get('/supervisor')).status(), 403, 'campaign managers do not supervise');
 });
 
@@ -681,9 +682,16 @@ await step('an agent logs in on the desktop with a nailed-up phone (sipp), goes 
   await agent.fill('#state-reason', 'Lunch');
   await agent.click('#state-apply');
   await agent.locator('#agent-state[data-state="NotRoutable"]', { hasText: 'Break: Lunch' }).waitFor();
+  // The preview card asks the dialer: a paused campaign has no lead to offer, and says so.
+  const [pilot] = await (await manager.request.get('/api/v1/campaigns')).json();
+  await agent.fill('#preview-campaign', String(pilot.id));
+  await agent.click('#preview-next');
+  await agent.locator('#desk-error', { hasText: 'campaign pilot-renewals is paused' }).waitFor();
+  assert.equal(await agent.isHidden('#preview-card'), true);
   await shot(agent, '17-agent-desktop');
   // The campaign dashboard refreshed on these agent events (its socket, no polling).
   await manager.waitForFunction((n) => Number(document.getElementById('dashboard').dataset.refreshed) > n, before);
+  await manager.locator('#d-agents li[data-state="NotRoutable"]', { hasText: '1' }).waitFor();
 });
 
 const supervisor = await newPage();

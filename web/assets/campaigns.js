@@ -192,7 +192,12 @@ for (const b of $('d-actions').querySelectorAll('button')) {
 function makeChart() {
   const opts = {
     width: Math.max(320, $('d-chart').clientWidth || 900), height: 240,
-    scales: { x: { time: true }, pct: { range: [0, 100] } },
+    // The last ten minutes at least, so one point does not stretch the axis over years.
+    scales: {
+      x: { time: true, range: (u, min, max) => [Math.min(min ?? max, max - 600), max + 5] },
+      dpm: { range: (u, min, max) => [0, Math.max(10, Math.ceil((max ?? 0) * 1.2))] },
+      pct: { range: [0, 100] },
+    },
     series: [
       {},
       { label: 'Dials / min', stroke: '#1f5fbf', scale: 'dpm' },
@@ -236,22 +241,15 @@ async function refresh() {
   await agentsByState();
 }
 
-function stateName(state) {
-  return typeof state === 'string' ? state : Object.keys(state)[0];
-}
-
 async function agentsByState() {
   const c = campaigns.find((x) => x.id === selected);
   try {
     const q = c?.config.queue ? `?queue=${encodeURIComponent(c.config.queue)}` : '';
-    const agents = await api('GET', `/api/v1/agents${q}`);
-    const counts = {};
-    for (const a of agents) counts[stateName(a.state)] = (counts[stateName(a.state)] ?? 0) + 1;
-    const items = Object.entries(counts).map(([k, n]) => el('li', {}, el('span', { class: `badge state-${k}` }, k), ` ${n}`));
-    $('d-agents').replaceChildren(...(items.length ? items : [el('li', {}, 'No agents logged in.')]));
+    const counts = await api('GET', `/api/v1/agents/states${q}`);
+    const items = Object.entries(counts).map(([k, n]) => el('li', { dataset: { state: k } }, el('span', { class: `badge state-${k}` }, k), ` ${n}`));
+    $('d-agents').replaceChildren(...(items.length ? items : [el('li', {}, `No agents logged in${c?.config.queue ? ` to ${c.config.queue}` : ''}.`)]));
   } catch (e) {
-    // Campaign managers may not list agents (supervisor API); say so instead of failing.
-    $('d-agents').replaceChildren(el('li', {}, e.status === 403 ? 'Agent states are shown to supervisors.' : e.status === 503 ? 'The contact runtime is not running on this node.' : e.message));
+    $('d-agents').replaceChildren(el('li', {}, e.status === 503 ? 'The contact runtime is not running on this node.' : e.message));
   }
 }
 

@@ -7,6 +7,9 @@ import { api, el } from '/assets/shell.js';
 const $ = (id) => document.getElementById(id);
 let ws = null;
 let me = null;
+// Logged in to take contacts: set by this page's login / logout (the runtime keeps a logged-out
+// agent as Offline, so the state alone cannot tell), and from the hello's view on (re)connect.
+let loggedIn = false;
 let contact = null; // { id, queue, phase, attributes }
 let acwTimer = null;
 const pending = []; // commands sent, waiting for their ok / error
@@ -37,8 +40,8 @@ function showState(state, atMs) {
   badge.textContent = describe(state);
   badge.className = `badge state-${name}`;
   badge.dataset.state = state === null ? 'LoggedOut' : name;
+  badge.dataset.raw = JSON.stringify(state);
   $('agent-since').textContent = atMs ? `since ${new Date(atMs).toLocaleTimeString()}` : '';
-  const loggedIn = state !== null;
   $('login-panel').hidden = loggedIn;
   $('state-panel').hidden = !loggedIn;
   if (state && typeof state === 'object' && 'AfterContactWork' in state) startAcw(state.AfterContactWork.until_ms - (atMs ?? Date.now()));
@@ -123,6 +126,7 @@ function connect() {
     const msg = JSON.parse(m.data);
     if (msg.type === 'hello') {
       me = msg.agent;
+      loggedIn = !!msg.view && (msg.view.leg_up || stateName(msg.view.state) !== 'Offline');
       showState(msg.view ? msg.view.state : null, msg.view?.since_ms);
       if (msg.view?.contact && !contact) {
         contact = { id: msg.view.contact, phase: stateName(msg.view.state) === 'OnContact' ? 'connected' : 'offered', attributes: {} };
@@ -167,8 +171,10 @@ $('agent-login-form').addEventListener('submit', async (ev) => {
       routing_profile: $('ep-profile').value.trim() || null,
     });
     showError('');
+    loggedIn = true;
     // The socket's agent_state_changed event shows the new state; until it arrives:
     if ($('agent-state').dataset.state === 'LoggedOut') showState('Offline');
+    else showState(JSON.parse($('agent-state').dataset.raw ?? '"Offline"'));
   } catch (e) {
     showError(e.message);
   } finally {
@@ -190,6 +196,7 @@ $('agent-logout').addEventListener('click', async () => {
   try {
     await api('POST', '/api/v1/agent/logout');
     showError('');
+    loggedIn = false;
     showState(null);
   } catch (e) {
     showError(e.message);
@@ -205,6 +212,79 @@ $('disposition-form').addEventListener('submit', (ev) => {
   const code = $('disposition-code').value.trim();
   if (!code) return showError('Choose a disposition code.');
   if (contact) send({ type: 'disposition', contact: contact.id, code });
+});
+
+// Outbound preview (GET /api/v1/agent/preview, POST …/preview/dial, …/preview/skip): the agent
+// asks for the next lead card; the card's auto-dial countdown (a campaign setting) dials it.
+let previewTimer = null;
+
+function clearPreview() {
+  clearInterval(previewTimer);
+  previewTimer = null;
+  $('preview-card').hidden = true;
+}
+
+function showCard(card) {
+  const l = card.lead;
+  $('preview-name').textContent = [l.first_name, l.last_name].filter(Boolean).join(' ') || `Lead ${l.lead_id}`;
+  $('preview-phone').textContent = card.phone.e164;
+  $('preview-reason').textContent = `(${card.allowed_reason}; attempt ${l.attempts + 1})`;
+  const fields = { email: l.email, postal_code: l.postal_code, subdivision: l.subdivision, country: l.country, ...l.attributes };
+  $('preview-attributes').replaceChildren(...Object.entries(fields).filter(([, v]) => v !== null && v !== undefined && v !== '')
+    .flatMap(([k, v]) => [el('dt', {}, k), el('dd', { dataset: { key: k } }, typeof v === 'string' ? v : JSON.stringify(v))]));
+  $('preview-card').hidden = false;
+  $('preview-auto').hidden = !card.auto_dial_s;
+  if (card.auto_dial_s) {
+    const end = Date.now() + card.auto_dial_s * 1000;
+    const tick = () => {
+      const left = Math.max(0, Math.ceil((end - Date.now()) / 1000));
+      $('preview-countdown').textContent = `${left} s`;
+      if (left === 0) previewDial();
+    };
+    tick();
+    previewTimer = setInterval(tick, 250);
+  }
+}
+
+$('preview-form').addEventListener('submit', async (ev) => {
+  ev.preventDefault();
+  const id = Number($('preview-campaign').value);
+  if (!Number.isInteger(id) || id < 1) return showError('Give the preview campaign id.');
+  clearPreview();
+  $('preview-status').hidden = true;
+  try {
+    const card = await api('GET', `/api/v1/agent/preview?campaign=${id}`);
+    showError('');
+    $('preview-empty').hidden = card !== null;
+    if (card) showCard(card);
+  } catch (e) {
+    showError(e.message);
+  }
+});
+
+async function previewDial() {
+  clearPreview();
+  try {
+    const placed = await api('POST', '/api/v1/agent/preview/dial');
+    showError('');
+    $('preview-status').textContent = `Dialling: contact ${placed.contact_id}.`;
+    $('preview-status').hidden = false;
+  } catch (e) {
+    showError(e.message);
+  }
+}
+
+$('preview-dial').addEventListener('click', previewDial);
+$('preview-skip').addEventListener('click', async () => {
+  clearPreview();
+  try {
+    await api('POST', '/api/v1/agent/preview/skip', {});
+    showError('');
+    $('preview-status').textContent = 'Skipped; the lead comes back later.';
+    $('preview-status').hidden = false;
+  } catch (e) {
+    showError(e.message);
+  }
 });
 
 connect();
