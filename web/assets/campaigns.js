@@ -192,9 +192,8 @@ for (const b of $('d-actions').querySelectorAll('button')) {
 function makeChart() {
   const opts = {
     width: Math.max(320, $('d-chart').clientWidth || 900), height: 240,
-    // The last ten minutes at least, so one point does not stretch the axis over years.
     scales: {
-      x: { time: true, range: (u, min, max) => [Math.min(min ?? max, max - 600), max + 5] },
+      x: { time: true },
       dpm: { range: (u, min, max) => [0, Math.max(10, Math.ceil((max ?? 0) * 1.2))] },
       pct: { range: [0, 100] },
     },
@@ -234,6 +233,9 @@ async function refresh() {
     series[3].push(100 * s.abandon_rate);
     series[4].push(100 * s.abandon_cap);
     if (!chart) makeChart(); else chart.setData(series);
+    // The last ten minutes at least, so the first points do not stretch the axis over years.
+    const last = series[0][series[0].length - 1];
+    chart.setScale('x', { min: Math.min(series[0][0], last - 600), max: last + 5 });
     $('dashboard').dataset.refreshed = String(Number($('dashboard').dataset.refreshed ?? 0) + 1);
   } catch (e) {
     showError($('d-error'), `Could not load the figures: ${e.message}`);
