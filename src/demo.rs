@@ -99,7 +99,8 @@ pub async fn start(cfg: &Config, db: &Db, clock: &SharedClock, runtime: &Runtime
         agent_prefix: Some("agent".into()),
         plan: telephony::carrier_sim::Plan { talk: TALK, ..Default::default() },
         seed: clock.now_ms() as u64,
-        rtp_inactivity: Some(Duration::from_secs(30)),
+        // Idle nailed-up agent legs carry no audio: an inactivity timer would hang them up.
+        rtp_inactivity: None,
         ..Default::default()
     };
     let mut sim = telephony::carrier_sim::start(sim_cfg, lifecycle.clone()).await.context("demo: starting the carrier simulator")?;
@@ -124,21 +125,12 @@ pub async fn start(cfg: &Config, db: &Db, clock: &SharedClock, runtime: &Runtime
     let trunk = format!("sip:{sim_addr}");
     let campaign_id = seed_campaign(cfg, db, clock, &queue, &trunk, &safe_harbor).await?;
 
-    for i in 1..=SIM_AGENTS {
-        let agent = format!("agent{i}");
-        let login = Login {
-            agent_id: agent.clone(),
-            endpoint: AgentEndpoint::Uri(format!("sip:{agent}@{sim_addr}")),
-            mode: AgentMode::NailedUp,
-            routing_profile: profile.clone(),
-            skills: BTreeMap::new(),
-        };
-        match runtime.login(login).await {
-            Ok(()) => info!(agent = %agent, "demo: simulated agent logged in (nailed-up leg to the simulator's agent phone)"),
-            Err(e) => warn!(agent = %agent, error = %e, "demo: simulated agent could not log in"),
-        }
-    }
-    tokio::spawn(wrap_up(db.clone(), clock.clone(), runtime.clone()));
+    let agents = SimAgents { runtime: runtime.clone(), sim: sim_addr, profile, lifecycle: lifecycle.clone() };
+    // Subscribed before the logins, so no contact of a simulated agent is missed.
+    let events = runtime.subscribe();
+    let names: Vec<String> = (1..=SIM_AGENTS).map(|i| format!("agent{i}")).collect();
+    futures_util::future::join_all(names.iter().map(|a| agents.login(a))).await;
+    tokio::spawn(wrap_up(db.clone(), clock.clone(), agents, events));
     tokio::spawn(figures(db.clone(), clock.clone(), runtime.clone(), campaign_id));
     info!(campaign = CAMPAIGN, campaign_id, number = DEMO_NUMBER, agents = SIM_AGENTS, "demo: running; log in to the console as manager / demo-manager");
     Ok(campaign_id)
@@ -264,10 +256,36 @@ async fn seed_campaign(cfg: &Config, db: &Db, clock: &SharedClock, queue: &str, 
     Ok(c.id)
 }
 
+/// The simulated agents: phones of the carrier simulator, nailed up.
+#[derive(Clone)]
+struct SimAgents {
+    runtime: Runtime,
+    sim: std::net::SocketAddr,
+    profile: String,
+    lifecycle: Lifecycle,
+}
+
+impl SimAgents {
+    async fn login(&self, agent: &str) {
+        let login = Login {
+            agent_id: agent.to_owned(),
+            endpoint: AgentEndpoint::Uri(format!("sip:{agent}@{}", self.sim)),
+            mode: AgentMode::NailedUp,
+            routing_profile: self.profile.clone(),
+            skills: BTreeMap::new(),
+        };
+        match self.runtime.login(login).await {
+            Ok(()) => info!(agent, "demo: simulated agent logged in (nailed-up leg to the simulator's agent phone)"),
+            Err(e) => warn!(agent, error = %e, "demo: simulated agent could not log in"),
+        }
+    }
+}
+
 /// The simulated agents' part of a contact: when a demo agent's contact ends, wrap up for a
-/// few seconds, then record a disposition (which returns the agent to Available).
-async fn wrap_up(db: Db, clock: SharedClock, runtime: Runtime) {
-    let mut events = runtime.subscribe();
+/// few seconds, then record a disposition (which returns the agent to Available). A simulated
+/// agent that went offline (its leg dropped) is reported.
+async fn wrap_up(db: Db, clock: SharedClock, agents: SimAgents, mut events: tokio::sync::broadcast::Receiver<RuntimeEvent>) {
+    let runtime = agents.runtime.clone();
     let mut handled: u64 = 0;
     loop {
         let ev = match events.recv().await {
@@ -278,6 +296,15 @@ async fn wrap_up(db: Db, clock: SharedClock, runtime: Runtime) {
             }
             Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
         };
+        if let RuntimeEvent::AgentStateChanged { agent, state: inbound::acd::AgentState::Offline, .. } = &ev
+            && is_sim_agent(agent)
+            && !agents.lifecycle.is_draining()
+        {
+            // Not logged in again: a second login of one agent id corrupts the ACD's agent index
+            // (see the report of issue #9); the demo keeps running with the agents left.
+            warn!(agent = %agent, "demo: a simulated agent went offline (its nailed-up leg ended; the appliance hangs up legs without RTP after 30 s)");
+            continue;
+        }
         let RuntimeEvent::ContactEnded { contact, agent: Some(agent), .. } = ev else { continue };
         if !is_sim_agent(&agent) {
             continue;
@@ -334,6 +361,19 @@ pub async fn campaign_figures(db: &Db, campaign_id: i64, now_ms: i64) -> anyhow:
     })
 }
 
+fn state_name(s: &inbound::acd::AgentState) -> &'static str {
+    use inbound::acd::AgentState as S;
+    match s {
+        S::Offline => "offline",
+        S::Available => "available",
+        S::Offered(_) => "offered",
+        S::OnContact(_) => "on_contact",
+        S::AfterContactWork { .. } => "after_contact_work",
+        S::NotRoutable(_) => "not_routable",
+        S::Missed => "missed",
+    }
+}
+
 async fn figures(db: Db, clock: SharedClock, runtime: Runtime, campaign_id: i64) {
     let mut tick = tokio::time::interval(FIGURES_EVERY);
     tick.tick().await;
@@ -353,12 +393,7 @@ async fn figures(db: Db, clock: SharedClock, runtime: Runtime, campaign_id: i64)
         let mut states: BTreeMap<String, usize> = BTreeMap::new();
         if let Ok(agents) = runtime.agent_snapshot(None).await {
             for a in agents {
-                let s = serde_json::to_value(&a.state).ok().and_then(|v| match v {
-                    serde_json::Value::String(s) => Some(s),
-                    serde_json::Value::Object(m) => m.keys().next().cloned(),
-                    _ => None,
-                });
-                *states.entry(s.unwrap_or_else(|| "unknown".into())).or_default() += 1;
+                *states.entry(state_name(&a.state).to_owned()).or_default() += 1;
             }
         }
         let rate = if f.live > 0 { f.abandoned as f64 / f.live as f64 } else { 0.0 };
