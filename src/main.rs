@@ -177,6 +177,12 @@ enum UserAction {
         #[arg(long)]
         role: Role,
     },
+    /// Set the SIP password with which the user's phones register to the appliance (from
+    /// DIALBRIDGE_USER_PASSWORD, or generated and printed once); only its digest HA1 is stored.
+    SipPassword {
+        #[arg(long)]
+        username: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -280,6 +286,20 @@ fn main() -> ExitCode {
                 eprintln!("created user {username} (role {role})");
                 if given.is_none() {
                     eprintln!("its generated password is shown once:");
+                    println!("{password}");
+                }
+                Ok(())
+            }
+            Command::User { action: UserAction::SipPassword { username } } => {
+                let db = serve::open_database(&cfg).await?;
+                db.migrate().await?;
+                let given = std::env::var("DIALBRIDGE_USER_PASSWORD").ok().filter(|p| !p.is_empty());
+                let password = given.clone().unwrap_or_else(|| foundation::ids::random_base64url(18));
+                let ha1 = telephony::sip::digest::ha1_hex(&username, &cfg.sip.realm, &password);
+                accounts::set_sip_ha1(&db, SystemClock.now_ms(), &username, Some(&ha1), "cli").await?;
+                eprintln!("set the SIP password of {username} (realm {}); a running appliance picks it up within 5 s", cfg.sip.realm);
+                if given.is_none() {
+                    eprintln!("the generated SIP password is shown once:");
                     println!("{password}");
                 }
                 Ok(())

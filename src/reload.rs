@@ -19,6 +19,7 @@ pub struct Reloader {
     pub current: Config,
     pub set_log_level: SetLogLevel,
     pub sip: telephony::sip::driver::SipHandle,
+    pub sip_users: crate::serve::SipUsers,
 }
 
 impl Reloader {
@@ -41,7 +42,7 @@ impl Reloader {
             }
         }
         if live.iter().any(|k| k.starts_with("sip.")) {
-            self.sip.set_policy(Some(crate::serve::sip_policy(&next)));
+            self.sip.set_policy(Some(crate::serve::sip_policy(&next, &self.sip_users)));
         }
         if !later.is_empty() {
             warn!(keys = ?later, "changed configuration keys take effect after a restart");

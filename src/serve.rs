@@ -79,8 +79,13 @@ pub async fn run(cfg: Config, file: Option<PathBuf>, set_log_level: SetLogLevel,
 
     let lifecycle = Lifecycle::new();
     // Calls are answered by the contact runtime (a flow), not by the SIP layer.
-    let sip_options =
-        telephony::sip::listener::SipOptions { policy: Some(sip_policy(&cfg)), auto_answer: None, ..Default::default() };
+    let sip_users: SipUsers = Arc::new(std::sync::RwLock::new(accounts::sip_ha1_table(&db).await?));
+    tokio::spawn(refresh_sip_users(db.clone(), sip_users.clone()));
+    let sip_options = telephony::sip::listener::SipOptions {
+        policy: Some(sip_policy(&cfg, &sip_users)),
+        auto_answer: None,
+        ..Default::default()
+    };
     let sip = telephony::sip::listener::start_with(&cfg.telephony(), sip_options, lifecycle.clone()).await?;
     let http = tokio::net::TcpListener::bind(cfg.http.listen)
         .await
@@ -169,7 +174,7 @@ pub async fn run(cfg: Config, file: Option<PathBuf>, set_log_level: SetLogLevel,
         "listening"
     );
 
-    let mut reloader = crate::reload::Reloader { file, current: cfg.clone(), set_log_level, sip: sip.handle.clone() };
+    let mut reloader = crate::reload::Reloader { file, current: cfg.clone(), set_log_level, sip: sip.handle.clone(), sip_users };
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
@@ -236,9 +241,35 @@ async fn start_runtime(
     Ok((runtime, calls))
 }
 
-/// Who may call in and register: the configured trunks, and the appliance's endpoints.
-pub fn sip_policy(cfg: &Config) -> telephony::sip::registrar::InboundPolicy {
-    telephony::sip::registrar::InboundPolicy::with_users(cfg.sip.trusted_addresses.clone(), &cfg.sip.realm, Default::default())
+/// The SIP credentials of users' phones (username → digest HA1), refreshed from the database.
+pub type SipUsers = Arc<std::sync::RwLock<std::collections::HashMap<String, String>>>;
+
+/// How often the registrar's credentials are re-read (a new agent phone registers within this).
+const SIP_USERS_REFRESH: Duration = Duration::from_secs(5);
+
+/// Who may call in and register: the configured trunks, and users' phones with SIP credentials.
+pub fn sip_policy(cfg: &Config, users: &SipUsers) -> telephony::sip::registrar::InboundPolicy {
+    let users = users.clone();
+    telephony::sip::registrar::InboundPolicy {
+        trusted: cfg.sip.trusted_addresses.clone(),
+        realm: cfg.sip.realm.clone(),
+        users: Arc::new(move |name: &str| {
+            let table = users.read().expect("sip users");
+            table.get(name).map(|ha1| format!("{}{ha1}", telephony::sip::digest::HA1_PREFIX))
+        }),
+        expires: (60, 3600),
+    }
+}
+
+/// Keeps `users` equal to the database's table.
+async fn refresh_sip_users(db: Db, users: SipUsers) {
+    loop {
+        match accounts::sip_ha1_table(&db).await {
+            Ok(table) => *users.write().expect("sip users") = table,
+            Err(e) => warn!(error = %e, "could not read SIP credentials; keeping the last ones"),
+        }
+        tokio::time::sleep(SIP_USERS_REFRESH).await;
+    }
 }
 
 /// SQLite: the machine's clock. PostgreSQL: the database server's clock, so that nodes agree.

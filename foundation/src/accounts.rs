@@ -818,3 +818,38 @@ mod tests {
         db.close().await;
     }
 }
+
+/// Sets (or with `None` removes) the SIP credentials of `username`'s phones: the digest HA1
+/// (`MD5(username:realm:password)`, computed by the caller for the appliance's realm). Audited.
+pub async fn set_sip_ha1(db: &Db, now_ms: i64, username: &str, ha1: Option<&str>, actor: &str) -> anyhow::Result<()> {
+    if let Some(h) = ha1 {
+        anyhow::ensure!(h.len() == 32 && h.chars().all(|c| c.is_ascii_hexdigit()), "a SIP HA1 is 32 hex digits");
+    }
+    let mut tx = db.begin_write().await?;
+    let n = sqlx::query("UPDATE users SET sip_ha1 = $1 WHERE username = $2")
+        .bind(ha1.map(str::to_ascii_lowercase))
+        .bind(username)
+        .execute(tx.conn())
+        .await?
+        .rows_affected();
+    if n == 0 {
+        bail!("no user named {username:?}");
+    }
+    let entry = audit::Entry {
+        actor,
+        action: if ha1.is_some() { "user.sip_credentials.set" } else { "user.sip_credentials.remove" },
+        subject: Some(username),
+        result: "ok",
+        detail: None,
+    };
+    audit::record(tx.conn(), now_ms, &entry).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Every enabled user with SIP credentials: username → HA1 (the registrar's lookup table).
+pub async fn sip_ha1_table(db: &Db) -> anyhow::Result<std::collections::HashMap<String, String>> {
+    let rows: Vec<(String, String)> =
+        sqlx::query_as("SELECT username, sip_ha1 FROM users WHERE sip_ha1 IS NOT NULL AND disabled = 0").fetch_all(db.pool()).await?;
+    Ok(rows.into_iter().collect())
+}

@@ -123,8 +123,20 @@ pub struct Credentials {
     pub password: String,
 }
 
+/// Prefix marking a stored secret as the precomputed `MD5(user:realm:password)` (what a registrar
+/// keeps instead of the password) rather than the password itself.
+pub const HA1_PREFIX: &str = "ha1:";
+
+/// `MD5(user:realm:password)` as lowercase hex, the form registrars store (see [`HA1_PREFIX`]).
+pub fn ha1_hex(user: &str, realm: &str, password: &str) -> String {
+    md5_hex(format!("{user}:{realm}:{password}").as_bytes())
+}
+
 fn ha1(user: &str, realm: &str, password: &str, sess: Option<(&str, &str)>) -> String {
-    let h = md5_hex(format!("{user}:{realm}:{password}").as_bytes());
+    let h = match password.strip_prefix(HA1_PREFIX) {
+        Some(stored) => stored.to_ascii_lowercase(),
+        None => ha1_hex(user, realm, password),
+    };
     match sess {
         Some((nonce, cnonce)) => md5_hex(format!("{h}:{nonce}:{cnonce}").as_bytes()),
         None => h,
@@ -218,6 +230,20 @@ pub fn verify(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_stored_ha1_verifies_like_the_password() {
+        // RFC 2617 §3.5's example: Mufasa / "Circle Of Life" in testrealm@host.com.
+        let auth = "Digest username=\"Mufasa\", realm=\"testrealm@host.com\", nonce=\"dcd98b7102dd2f0e8b11d0f600bfb0c093\", \
+                    uri=\"/dir/index.html\", qop=auth, nc=00000001, cnonce=\"0a4f113b\", \
+                    response=\"6629fae49393a05397450978507c4ef1\", opaque=\"5ccc069c403ebaf9f0171e9517f40e41\"";
+        let by_password = verify(auth, "testrealm@host.com", "GET", b"", |_| Some("Circle Of Life".into()), |_| true);
+        let stored = format!("{HA1_PREFIX}{}", ha1_hex("Mufasa", "testrealm@host.com", "Circle Of Life"));
+        let by_ha1 = verify(auth, "testrealm@host.com", "GET", b"", |_| Some(stored.clone()), |_| true);
+        assert_eq!((by_password.as_deref(), by_ha1.as_deref()), (Some("Mufasa"), Some("Mufasa")));
+        let wrong = format!("{HA1_PREFIX}{}", ha1_hex("Mufasa", "testrealm@host.com", "Circle of Life"));
+        assert_eq!(verify(auth, "testrealm@host.com", "GET", b"", |_| Some(wrong.clone()), |_| true), None);
+    }
 
     #[test]
     fn rfc2617_example_vector() {
