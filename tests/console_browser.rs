@@ -6,7 +6,9 @@
 //!
 //! For the campaign, desktop and supervisor pages it also imports a small list with the CLI and
 //! starts a sipp UAS (`-sn uas`) as the agent's phone, which the appliance calls when the agent
-//! logs in nailed-up from the desktop page.
+//! logs in nailed-up from the desktop page, another as the supervisor's phone, and routes a
+//! number to a queue flow that the script has a sipp caller dial (screen pop, listen, hang up,
+//! disposition).
 
 mod common;
 
@@ -83,15 +85,23 @@ fn console_in_chromium_login_roles_list_upload_bridge() {
 
     // The agent's phone: sipp's built-in UAS answers the nailed-up call and holds it until BYE.
     let phone_port = free_udp_port();
-    let phone = Command::new("sipp")
-        .args(["-sn", "uas", "-i", "127.0.0.1", "-p", &phone_port.to_string(), "-mp", &free_udp_port().to_string()])
-        .args(["-nostdin", "-m", "1", "-timeout", "300s"])
-        .current_dir(dir.path())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .map(Phone)
-        .expect("start sipp");
+    // The supervisor's phone likewise, called when the supervisor listens in from the browser.
+    let uas = |port: u16, work: &str| {
+        let work = dir.path().join(work);
+        std::fs::create_dir_all(&work).unwrap();
+        Command::new("sipp")
+            .args(["-sn", "uas", "-i", "127.0.0.1", "-p", &port.to_string(), "-mp", &free_udp_port().to_string()])
+            .args(["-nostdin", "-m", "1", "-timeout", "300s"])
+            .current_dir(work)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map(Phone)
+            .expect("start sipp")
+    };
+    let phone = uas(phone_port, "agent-phone");
+    let supervisor_port = free_udp_port();
+    let supervisor_phone = uas(supervisor_port, "supervisor-phone");
 
     // A messy Salesforce-style export: BOM, semicolons, Windows-1252 rows, invalid numbers,
     // duplicates, blank rows. 50,000 rows: more than two of the importer's 20,000-row batches, so
@@ -118,6 +128,15 @@ fn console_in_chromium_login_roles_list_upload_bridge() {
     });
 
     let app = Appliance::start(dir.path(), &[("DIALBRIDGE_ADMIN_PASSWORD", admin_pw)]);
+    // A number whose flow queues the caller for the agents (the browser script has sipp call it).
+    let admin_key = common::admin_key(dir.path());
+    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(common::route_numbers(
+        &app,
+        &admin_key,
+        "to-agents",
+        common::QUEUE_FLOW,
+        &["+18005550200"],
+    ));
     let artifacts = std::env::var_os("DIALBRIDGE_ARTIFACTS")
         .map(PathBuf::from)
         .unwrap_or_else(|| Path::new(env!("CARGO_TARGET_TMPDIR")).join("artifacts"))
@@ -139,6 +158,9 @@ fn console_in_chromium_login_roles_list_upload_bridge() {
         .env("SUPERVISOR_PASSWORD", supervisor_pw)
         .env("AGENT_PHONE", format!("sip:agnes@127.0.0.1:{phone_port}"))
         .env("CAMPAIGN_LIST_ID", list_id.to_string())
+        .env("SUPERVISOR_PHONE", format!("sip:sue@127.0.0.1:{supervisor_port}"))
+        .env("SIP_TARGET", &app.sip_udp)
+        .env("CALL_NUMBER", "+18005550200")
         .env("CSV_FILE", &csv_path)
         .env("EXPECTED", expected_json.to_string())
         .env("ARTIFACTS", &artifacts)
@@ -182,6 +204,7 @@ fn console_in_chromium_login_roles_list_upload_bridge() {
     );
     assert!(out.contains("steps passed"), "the script ended without its summary line:\n{out}");
     drop(phone);
+    drop(supervisor_phone);
     for name in [
         "01-login", "03-home-admin", "04-bridge", "06-agent-forbidden", "07-lists-preview", "08-lists-report",
         "15-campaigns", "16-campaign-dashboard", "17-agent-desktop", "18-supervisor",

@@ -15,6 +15,8 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import zlib from 'node:zlib';
+import { spawn } from 'node:child_process';
+import os from 'node:os';
 
 const env = (k) => {
   const v = process.env[k];
@@ -32,6 +34,11 @@ const SUPERVISOR = { user: env('SUPERVISOR_USER'), password: env('SUPERVISOR_PAS
 // The agent's phone (a sipp UAS started by tests/console_browser.rs) and a list imported by the CLI.
 const AGENT_PHONE = env('AGENT_PHONE');
 const CAMPAIGN_LIST_ID = env('CAMPAIGN_LIST_ID');
+// The supervisor's phone (another sipp UAS), the appliance's SIP address and a number routed to
+// a flow that queues callers for the agents.
+const SUPERVISOR_PHONE = env('SUPERVISOR_PHONE');
+const SIP_TARGET = env('SIP_TARGET');
+const CALL_NUMBER = env('CALL_NUMBER');
 
 fs.mkdirSync(ARTIFACTS, { recursive: true });
 
@@ -716,7 +723,42 @@ await step('a supervisor sees the agent live, forces its state, and watches the 
   // The agent's own desktop follows at once (event on its socket).
   await agent.locator('#agent-state[data-state="Available"]').waitFor();
   await shot(supervisor, '18-supervisor');
+});
+
+await step('a sipp caller reaches the agent: screen pop, the supervisor listens in, the agent hangs up and saves a disposition', async () => {
   current = agent;
+  // The caller: sipp's built-in UAC dials the queued number and stays on the line for up to 60 s.
+  const work = fs.mkdtempSync(path.join(os.tmpdir(), 'console-caller-'));
+  const caller = spawn('sipp', ['-sn', 'uac', '-s', CALL_NUMBER, '-m', '1', '-i', '127.0.0.1', '-p', '0', '-nostdin',
+    '-timeout', '90s', '-d', '60000', SIP_TARGET], { cwd: work, stdio: 'ignore' });
+  try {
+    await agent.locator('#contact-panel').waitFor({ state: 'visible', timeout: 20_000 });
+    await agent.locator('#contact-phase[data-phase="connected"]').waitFor({ timeout: 20_000 });
+    const contactId = await agent.textContent('#contact-id');
+    assert.match(contactId, /\S/);
+    assert.ok(await agent.locator('#screen-pop dd').count() > 0, 'the screen pop shows the contact attributes');
+    await agent.locator('#agent-state[data-state="OnContact"]').waitFor();
+
+    current = supervisor;
+    const row = supervisor.locator(`#agents tbody tr[data-agent="${AGENT.user}"][data-state="OnContact"]`);
+    await row.waitFor();
+    assert.match(await row.textContent(), new RegExp(contactId));
+    await supervisor.fill('#sup-endpoint', SUPERVISOR_PHONE);
+    await row.locator('[data-action="listen"]').click();
+    await supervisor.locator('#sup-live', { hasText: `(listen)` }).waitFor({ timeout: 20_000 });
+    assert.equal(await supervisor.isHidden('#sup-error'), true, await supervisor.textContent('#sup-error'));
+
+    current = agent;
+    await shot(agent, '19-agent-on-contact');
+    await agent.click('#contact-hangup');
+    await agent.locator('#contact-phase[data-phase="ended"]').waitFor();
+    await agent.locator('#disposition-form').waitFor({ state: 'visible' });
+    await agent.fill('#disposition-code', 'sale');
+    await agent.click('#disposition-save');
+    await agent.locator('#disposition-status', { hasText: `Disposition saved on ${contactId}` }).waitFor();
+  } finally {
+    caller.kill();
+  }
   await agent.click('#agent-logout');
   await agent.locator('#login-panel').waitFor({ state: 'visible' });
 });
