@@ -105,6 +105,13 @@ pub async fn run(cfg: Config, file: Option<PathBuf>, set_log_level: SetLogLevel,
     let cdr_stop = tokio_util::sync::CancellationToken::new();
     let cdr = tokio::spawn(telephony::cdr::run(db.clone(), clock.clone(), sip.handle.clone(), node.clone(), cdr_stop.clone()));
     let (runtime, calls) = start_runtime(&cfg, &db, &clock, &sip).await?;
+    // The browser softphone's WebRTC gateway: the runtime calls agents' browsers through it.
+    let softphone = web::softphone::Gateway::start(web::softphone::GatewayConfig {
+        webrtc: telephony::webrtc::WebRtcConfig::on(webrtc_ip(&cfg, &listening)),
+        rtp_ports: Some((cfg.rtp.port_min, cfg.rtp.port_max)),
+        appliance_sip: Some(sip.udp_addr),
+    })
+    .await?;
     let queues = cfg.inbound.acd_config()?.queues.into_iter().map(|q| q.name).collect();
     tokio::spawn(crate::gauges::run(db.clone(), runtime.clone(), queues));
     let agents: Arc<dyn dialer::agents::AgentPort> = crate::agents_port::RuntimeAgents::start(runtime.clone());
@@ -140,6 +147,7 @@ pub async fn run(cfg: Config, file: Option<PathBuf>, set_log_level: SetLogLevel,
         render_metrics: Arc::new(move || recorder.render()),
         runtime: Some(runtime),
         outbound: Some(outbound),
+        softphone: Some(softphone),
     };
     let http_stop = tokio_util::sync::CancellationToken::new();
     let tls = match (cfg.http.tls_cert.is_empty(), cfg.http.tls_key.is_empty()) {
@@ -246,6 +254,16 @@ pub type SipUsers = Arc<std::sync::RwLock<std::collections::HashMap<String, Stri
 
 /// How often the registrar's credentials are re-read (a new agent phone registers within this).
 const SIP_USERS_REFRESH: Duration = Duration::from_secs(5);
+
+/// Where browsers' WebRTC legs bind: the HTTP listener's address (browsers reach the console
+/// there), else the advertised SIP address, else loopback.
+fn webrtc_ip(cfg: &Config, listening: &web::Listening) -> std::net::IpAddr {
+    let http = listening.http.ip();
+    if !http.is_unspecified() {
+        return http;
+    }
+    cfg.sip.advertised_address.parse().unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST))
+}
 
 /// Who may call in and register: the configured trunks, and users' phones with SIP credentials.
 pub fn sip_policy(cfg: &Config, users: &SipUsers) -> telephony::sip::registrar::InboundPolicy {

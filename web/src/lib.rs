@@ -32,6 +32,7 @@ pub mod flows;
 pub mod imports;
 pub mod ops;
 pub mod outbound;
+pub mod softphone;
 pub mod users;
 
 use std::net::SocketAddr;
@@ -81,6 +82,8 @@ pub struct AppState {
     pub runtime: Option<inbound::runtime::Runtime>,
     /// Single calls and preview dialling; `None` where calls are not handled.
     pub outbound: Option<Arc<outbound::Outbound>>,
+    /// The browser softphone's WebRTC gateway; `None` where calls are not handled.
+    pub softphone: Option<Arc<softphone::Gateway>>,
 }
 
 #[derive(OpenApi)]
@@ -107,6 +110,7 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(campaigns::routes())
         .merge(outbound::routes())
         .merge(agents::routes())
+        .merge(softphone::routes())
         .merge(console::api_routes())
         .merge(apikeys::routes())
         .merge(users::routes())
@@ -175,6 +179,7 @@ mod tests {
             keys: Arc::new(auth::KeyGate::new(100, 100)),
             runtime: None,
             outbound: None,
+            softphone: None,
         };
         let router = router();
         let paths = registered_paths(&router);
