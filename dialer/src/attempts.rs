@@ -102,9 +102,26 @@ pub struct Attempt {
 /// Writes the attempt (state `dialing`) and, for a campaign lead, moves the lead from `claimed`
 /// to `dialing` and counts the attempt — in one transaction, before any INVITE.
 pub async fn open(db: &Db, clock: &dyn Clock, a: &NewAttempt) -> anyhow::Result<Attempt> {
+    open_fenced(db, clock, a, None).await
+}
+
+/// [`open`] for the campaign's pacer: refused with [`crate::lease::Fenced`] (nothing written)
+/// unless `fence` still holds the campaign's pacer lease.
+pub async fn open_fenced(
+    db: &Db,
+    clock: &dyn Clock,
+    a: &NewAttempt,
+    fence: Option<crate::lease::Fence<'_>>,
+) -> anyhow::Result<Attempt> {
     let now = clock.now_ms();
     let public_id = foundation::ids::public_id("contact", now);
     let mut tx = db.begin_write().await?;
+    if let Some(f) = fence {
+        let c = a
+            .campaign_id
+            .context("a fenced attempt belongs to a campaign")?;
+        crate::lease::check(tx.conn(), c, f).await?;
+    }
     if let (Some(c), Some(l)) = (a.campaign_id, a.lead_id) {
         let r = sqlx::query(
             "UPDATE campaign_leads SET state = 'dialing', attempts = attempts + 1, last_reason = $1, updated_at = $2 \
@@ -398,11 +415,37 @@ pub struct Recovery {
 /// Run at node start, before dialling: closes this node's open attempts as `interrupted` and
 /// puts its claims back. `node` must be the same id the node used before the crash.
 pub async fn recover(db: &Db, clock: &dyn Clock, node: &str) -> anyhow::Result<Recovery> {
+    recover_where(db, clock, node, 0).await
+}
+
+/// The same for one campaign, run by the node that took the campaign's pacer over from `node`
+/// after `node`'s lease expired (see [`crate::lease`]).
+pub async fn recover_campaign(
+    db: &Db,
+    clock: &dyn Clock,
+    node: &str,
+    campaign_id: i64,
+) -> anyhow::Result<Recovery> {
+    anyhow::ensure!(campaign_id > 0, "campaign id {campaign_id}");
+    recover_where(db, clock, node, campaign_id).await
+}
+
+/// `campaign_id` 0: every campaign and the single calls.
+async fn recover_where(
+    db: &Db,
+    clock: &dyn Clock,
+    node: &str,
+    campaign_id: i64,
+) -> anyhow::Result<Recovery> {
     let mut rec = Recovery::default();
-    let open = sqlx::query("SELECT id, state, campaign_id FROM dial_attempts WHERE node = $1 AND state <> 'final' ORDER BY id")
-        .bind(node)
-        .fetch_all(db.pool())
-        .await?;
+    let open = sqlx::query(
+        "SELECT id, state, campaign_id FROM dial_attempts WHERE node = $1 AND state <> 'final' \
+         AND ($2 = 0 OR campaign_id = $2) ORDER BY id",
+    )
+    .bind(node)
+    .bind(campaign_id)
+    .fetch_all(db.pool())
+    .await?;
     for r in open {
         let state: String = r.get("state");
         // Unanswered (dialing, ringing): not live. Answered and not connected: counted as an
@@ -430,10 +473,11 @@ pub async fn recover(db: &Db, clock: &dyn Clock, node: &str) -> anyhow::Result<R
     let mut tx = db.begin_write().await?;
     let r = sqlx::query(
         "UPDATE campaign_leads SET state = 'ready', claimed_by = NULL, claimed_at = NULL, updated_at = $1 \
-         WHERE claimed_by = $2 AND state = 'claimed'",
+         WHERE claimed_by = $2 AND state = 'claimed' AND ($3 = 0 OR campaign_id = $3)",
     )
     .bind(clock.now_ms())
     .bind(node)
+    .bind(campaign_id)
     .execute(tx.conn())
     .await?;
     tx.commit().await?;

@@ -8,7 +8,8 @@
 //! `FOR UPDATE SKIP LOCKED`, so several processes never hand out the same lead; on SQLite the write
 //! lane serialises claimers. A claimed lead is either dialled ([`crate::attempts::open`]),
 //! released ([`release`]) or finished ([`finish`]) by its claimer; after a crash
-//! [`crate::attempts::recover`] puts the claims of the node back.
+//! [`crate::attempts::recover`] puts the claims of the node back. The campaign's pacer claims with
+//! [`claim_fenced`], which is refused once another node has taken the pacer lease over.
 
 use std::collections::BTreeMap;
 
@@ -155,13 +156,30 @@ pub async fn claim(
     n: u32,
     mix: &mut ListMix,
 ) -> anyhow::Result<Vec<ClaimedLead>> {
+    claim_fenced(db, clock, campaign, node, None, n, mix).await
+}
+
+/// [`claim`] for the campaign's pacer: refused with [`crate::lease::Fenced`] (nothing claimed)
+/// unless `node` still holds the campaign's pacer lease with `token`.
+pub async fn claim_fenced(
+    db: &Db,
+    clock: &dyn Clock,
+    campaign: &Campaign,
+    node: &str,
+    token: Option<i64>,
+    n: u32,
+    mix: &mut ListMix,
+) -> anyhow::Result<Vec<ClaimedLead>> {
     if n == 0 {
         return Ok(Vec::new());
     }
     let now = clock.now_ms();
     let lists = &campaign.config.lists;
-    let quotas = mix.quotas(lists, n);
     let mut tx = db.begin_write().await?;
+    if let Some(token) = token {
+        crate::lease::check(tx.conn(), campaign.id, crate::lease::Fence { node, token }).await?;
+    }
+    let quotas = mix.quotas(lists, n);
     let mut ids = Vec::new();
     let mut short = 0u32;
     for l in lists {

@@ -7,6 +7,8 @@
 //!   database.
 //! - [`attempts`]: attempt records (written before the INVITE, final exactly once), outcomes,
 //!   dispositions, callbacks and crash recovery.
+//! - [`lease`]: the pacer lease (one pacer per campaign across nodes, fencing token, takeover of
+//!   an expired node's campaign).
 //! - [`agents`]: the port through which the dialer sees and connects agents.
 //! - [`runner`]: the tokio driver running campaigns over telephony; [`single`]: programmatic single
 //!   calls and preview mode.
@@ -23,6 +25,7 @@ pub mod campaign;
 pub mod compliance;
 pub mod gate;
 pub mod hopper;
+pub mod lease;
 pub mod pacing;
 pub mod runner;
 pub mod sim;

@@ -1,7 +1,9 @@
 //! The campaign runner: the tokio driver over the sans-IO pieces (pacer, hopper, compliance).
 //!
 //! At start it recovers what a crash of this node left open ([`attempts::recover`]). Then, every
-//! second, for each running campaign it syncs the queue's agents into the campaign's [`Pacer`],
+//! second, for each running campaign whose pacer lease it holds or can take ([`crate::lease`]:
+//! renewed every tick, one pacer per campaign across the nodes on one database; claims and
+//! attempts carry the fencing token) it syncs the queue's agents into the campaign's [`Pacer`],
 //! asks it how many calls to place, claims that many leads, checks each with the dial gate, writes
 //! the attempt and only then originates (caller id and trunk of the campaign, at most `cps` per
 //! second through `governor`, at most `max_concurrent` at once, ringing at least `min_ring_s`).
@@ -33,6 +35,7 @@ use crate::attempts::{self, Final, NewAttempt, Outcome, Progress};
 use crate::campaign::{self, AmdPolicy, Campaign, CampaignConfig, CampaignState, DialMode};
 use crate::gate::{self, Registries, Verdict};
 use crate::hopper::{self, ClaimedLead, ListMix};
+use crate::lease;
 use crate::pacing::{Input, Mode, Output, Pacer, PacerConfig};
 
 /// Runner settings.
@@ -46,6 +49,9 @@ pub struct RunnerConfig {
     /// A live answer not connected within this of the end of the greeting is abandoned (2 s,
     /// the US rule). The AMD's after-greeting silence is part of it.
     pub abandon_window: Duration,
+    /// A campaign's pacer lease lasts this long after each renewal (every tick): another node
+    /// takes a campaign over this long after its pacer stopped renewing (5 s).
+    pub lease_ttl: Duration,
 }
 
 impl RunnerConfig {
@@ -63,6 +69,7 @@ impl RunnerConfig {
             tick: Duration::from_secs(1),
             amd: AmdConfig::default(),
             abandon_window: Duration::from_secs(2),
+            lease_ttl: Duration::from_secs(5),
         }
     }
 }
@@ -79,6 +86,10 @@ pub struct Stats {
     pub outcomes: BTreeMap<String, u64>,
     /// Dial-gate blocks by code.
     pub blocked: BTreeMap<String, u64>,
+    /// Campaigns taken over from an expired pacer on another node.
+    pub takeovers: Vec<crate::lease::Takeover>,
+    /// Pacer-only writes refused because another node had taken the lease over.
+    pub fenced: u64,
     #[serde(skip)]
     recent: HashMap<i64, VecDeque<Instant>>,
 }
@@ -182,6 +193,11 @@ impl RunnerHandle {
     pub async fn stop(self, drain: Duration) -> Stats {
         let _ = self.stop.send(true);
         let _ = tokio::time::timeout(drain + Duration::from_secs(1), self.task).await;
+        // Another node may take the campaigns over at once instead of after the lease's TTL.
+        let (db, clock) = (&self.shared.db, self.shared.clock.as_ref());
+        if let Err(e) = lease::release_node(db, clock, &self.shared.cfg.node).await {
+            tracing::warn!(error = %format!("{e:#}"), "releasing the pacer leases");
+        }
         self.shared.stats.lock().expect("stats").clone()
     }
 }
@@ -256,6 +272,8 @@ struct Worker {
     agent_ready: HashMap<u32, bool>,
     mix: Arc<tokio::sync::Mutex<ListMix>>,
     last_refill: Option<Instant>,
+    /// The fencing token while this node holds the campaign's pacer lease.
+    lease: Option<i64>,
 }
 
 fn pacer_mode(cfg: &CampaignConfig) -> Mode {
@@ -297,6 +315,7 @@ impl Worker {
             agent_ready: HashMap::new(),
             mix: Arc::default(),
             last_refill: None,
+            lease: None,
             campaign,
         }
     }
@@ -494,12 +513,50 @@ async fn run_tick(
             None => continue,
         }
     }
+    for w in workers.values_mut() {
+        if w.campaign.state != CampaignState::Running
+            && w.in_flight.load(Ordering::SeqCst) == 0
+            && let Some(token) = w.lease.take()
+        {
+            lease::release(
+                &shared.db,
+                shared.clock.as_ref(),
+                w.campaign.id,
+                &shared.cfg.node,
+                token,
+            )
+            .await?;
+        }
+    }
     workers.retain(|_, w| {
         w.campaign.state == CampaignState::Running || w.in_flight.load(Ordering::SeqCst) > 0
     });
     for w in workers.values_mut() {
         if w.campaign.state != CampaignState::Running {
             continue;
+        }
+        match lease::acquire(
+            &shared.db,
+            shared.clock.as_ref(),
+            w.campaign.id,
+            &shared.cfg.node,
+            shared.cfg.lease_ttl,
+        )
+        .await?
+        {
+            lease::Acquired::Held(l) => {
+                if w.lease != Some(l.token) {
+                    tracing::info!(campaign = w.campaign.id, node = %shared.cfg.node, token = l.token, "pacing the campaign");
+                }
+                w.lease = Some(l.token);
+                if let Some(t) = l.takeover {
+                    shared.stats.lock().expect("stats").takeovers.push(t);
+                }
+            }
+            lease::Acquired::Busy { .. } => {
+                w.lease = None;
+                continue;
+            }
         }
         if w.last_refill
             .is_none_or(|t| t.elapsed() > Duration::from_secs(30))
@@ -545,6 +602,7 @@ fn spawn_dials(
     w.in_flight.fetch_add(count, Ordering::SeqCst);
     let first = *next_call;
     *next_call += count as u64;
+    let token = w.lease;
     let (shared, campaign, limiter, span, in_flight, mix, ev_tx) = (
         shared.clone(),
         w.campaign.clone(),
@@ -563,6 +621,7 @@ fn spawn_dials(
         let r = dial_batch(
             &shared,
             &campaign,
+            token,
             count,
             first,
             pace,
@@ -572,8 +631,15 @@ fn spawn_dials(
             &mut placed,
         )
         .await;
-        if let Err(e) = r {
-            tracing::error!(campaign = campaign.id, error = %format!("{e:#}"), "dialling failed");
+        match r {
+            Err(e) if e.downcast_ref::<lease::Fenced>().is_some() => {
+                shared.stats.lock().expect("stats").fenced += 1;
+                tracing::warn!(campaign = campaign.id, error = %format!("{e:#}"), "no longer the pacer: dialling stopped");
+            }
+            Err(e) => {
+                tracing::error!(campaign = campaign.id, error = %format!("{e:#}"), "dialling failed")
+            }
+            Ok(()) => {}
         }
         for k in placed..count {
             let _ = ev_tx.send((campaign.id, first + k as u64, CallEv::NotPlaced));
@@ -590,6 +656,7 @@ struct Pace<'a> {
 async fn dial_batch(
     shared: &Arc<Shared>,
     campaign: &Campaign,
+    token: Option<i64>,
     count: u32,
     first: u64,
     pace: Pace<'_>,
@@ -600,9 +667,18 @@ async fn dial_batch(
 ) -> anyhow::Result<()> {
     let (db, clock) = (&shared.db, shared.clock.as_ref());
     let node = &shared.cfg.node;
+    let Some(token) = token else {
+        return Err(lease::Fenced {
+            campaign_id: campaign.id,
+            node: node.clone(),
+            token: 0,
+        }
+        .into());
+    };
+    let fence = lease::Fence { node, token };
     let leads = {
         let mut mix = mix.lock().await;
-        hopper::claim(db, clock, campaign, node, count, &mut mix).await?
+        hopper::claim_fenced(db, clock, campaign, node, Some(token), count, &mut mix).await?
     };
     let registries = shared.registries.lock().expect("registries").clone();
     let cfg = &campaign.config;
@@ -617,7 +693,7 @@ async fn dial_batch(
             Verdict::Dial { phone, reason } => {
                 pace.limiter.until_ready().await;
                 let call_no = first + *placed as u64;
-                let attempt = attempts::open(
+                let attempt = attempts::open_fenced(
                     db,
                     clock,
                     &NewAttempt {
@@ -630,8 +706,27 @@ async fn dial_batch(
                         allowed_reason: reason,
                         attributes: Default::default(),
                     },
+                    Some(fence),
                 )
-                .await?;
+                .await;
+                let attempt = match attempt {
+                    Ok(a) => a,
+                    Err(e) => {
+                        // Not dialled: the lead goes back (fails too when a takeover already
+                        // gave it back).
+                        let _ = hopper::release(
+                            db,
+                            clock,
+                            campaign.id,
+                            lead.lead_id,
+                            node,
+                            clock.now_ms(),
+                            "not opened",
+                        )
+                        .await;
+                        return Err(e);
+                    }
+                };
                 let invite = originate(cfg, &phone.e164)?;
                 let call = {
                     let mut span = pace.span.lock().await;
