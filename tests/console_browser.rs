@@ -44,6 +44,17 @@ fn tools_present() -> bool {
     true
 }
 
+/// Sets contact attributes (the agent's screen pop) and queues the caller for the agents.
+const SCREEN_POP_FLOW: &str = r#"{"Version": "2019-10-30", "StartAction": "attrs", "Actions": [
+  {"Identifier": "attrs", "Type": "UpdateContactAttributes",
+   "Parameters": {"Attributes": {"account": "A-991", "caller": "$.CustomerEndpoint.Address"}, "TargetContact": "Current"},
+   "Transitions": {"NextAction": "q", "Errors": [{"NextAction": "bye", "ErrorType": "NoMatchingError"}]}},
+  {"Identifier": "q", "Type": "UpdateContactTargetQueue", "Parameters": {"QueueId": "default"},
+   "Transitions": {"NextAction": "t", "Errors": [{"NextAction": "bye", "ErrorType": "NoMatchingError"}]}},
+  {"Identifier": "t", "Type": "TransferContactToQueue", "Parameters": {},
+   "Transitions": {"Errors": [{"NextAction": "bye", "ErrorType": "QueueAtCapacity"}, {"NextAction": "bye", "ErrorType": "NoMatchingError"}]}},
+  {"Identifier": "bye", "Type": "DisconnectParticipant", "Parameters": {}, "Transitions": {}}]}"#;
+
 /// A UDP port free on loopback now (for the sipp agent phone and its media).
 fn free_udp_port() -> u16 {
     std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
@@ -134,7 +145,7 @@ fn console_in_chromium_login_roles_list_upload_bridge() {
         &app,
         &admin_key,
         "to-agents",
-        common::QUEUE_FLOW,
+        SCREEN_POP_FLOW,
         &["+18005550200"],
     ));
     let artifacts = std::env::var_os("DIALBRIDGE_ARTIFACTS")

@@ -736,7 +736,8 @@ await step('a sipp caller reaches the agent: screen pop, the supervisor listens 
     await agent.locator('#contact-phase[data-phase="connected"]').waitFor({ timeout: 20_000 });
     const contactId = await agent.textContent('#contact-id');
     assert.match(contactId, /\S/);
-    assert.ok(await agent.locator('#screen-pop dd').count() > 0, 'the screen pop shows the contact attributes');
+    // The screen pop: attributes the flow set on the contact.
+    assert.equal(await agent.textContent('#screen-pop dd[data-key="account"]'), 'A-991');
     await agent.locator('#agent-state[data-state="OnContact"]').waitFor();
 
     current = supervisor;

@@ -89,6 +89,7 @@ function onEvent(ev) {
     case 'contact_offered':
       contact = { id: ev.contact, queue: ev.queue, phase: 'offered', attributes: {} };
       $('disposition-status').hidden = true;
+      showError('');
       showContact();
       break;
     case 'contact_connected':
