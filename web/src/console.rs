@@ -11,9 +11,13 @@
 //! carry no data); the others need a session like the pages. Responses carry a strict Content
 //! Security Policy (no inline script), and assets an `ETag` so browsers revalidate cheaply.
 //!
-//! One API route lives here too ([`api_routes`], in the OpenAPI document): the column-mapping
+//! Two API routes live here too ([`api_routes`], in the OpenAPI document): the column-mapping
 //! preview the list upload page shows before a file is sent, answered by the importer's own
-//! header recognition so the preview and the import cannot disagree.
+//! header recognition so the preview and the import cannot disagree; and the lead lists
+//! (`GET /api/v1/lists`) the campaign form picks from.
+//!
+//! Vendored front-end libraries (pinned, unchanged, with their licences) are in
+//! `web/assets/vendor/` and listed in its README; the campaign dashboard's chart is uPlot.
 
 use std::collections::HashMap;
 use std::sync::LazyLock;
