@@ -218,7 +218,7 @@ fn console_in_chromium_login_roles_list_upload_bridge() {
     drop(supervisor_phone);
     for name in [
         "01-login", "03-home-admin", "04-bridge", "06-agent-forbidden", "07-lists-preview", "08-lists-report",
-        "15-campaigns", "16-campaign-dashboard", "17-agent-desktop", "18-supervisor",
+        "15-campaigns", "16-campaign-dashboard", "17-agent-desktop", "18-supervisor", "19-agent-on-contact",
     ] {
         let shot = artifacts.join(format!("{name}.png"));
         let len = std::fs::metadata(&shot).map(|m| m.len()).unwrap_or(0);
