@@ -287,6 +287,8 @@ impl SimAgents {
 async fn wrap_up(db: Db, clock: SharedClock, agents: SimAgents, mut events: tokio::sync::broadcast::Receiver<RuntimeEvent>) {
     let runtime = agents.runtime.clone();
     let mut handled: u64 = 0;
+    // Runtime contact id → the dialer's attempt id (campaign calls only).
+    let mut attempts: std::collections::HashMap<String, String> = std::collections::HashMap::new();
     loop {
         let ev = match events.recv().await {
             Ok(ev) => ev,
@@ -305,7 +307,16 @@ async fn wrap_up(db: Db, clock: SharedClock, agents: SimAgents, mut events: toki
             warn!(agent = %agent, "demo: a simulated agent went offline (its nailed-up leg ended; the appliance hangs up legs without RTP after 30 s)");
             continue;
         }
+        if let RuntimeEvent::ContactConnected { contact, agent, attributes, .. } = &ev
+            && is_sim_agent(agent)
+            && let Some(attempt) = attributes.get("contact_id")
+        {
+            // A campaign call: the dialer's attempt id, for its disposition.
+            attempts.insert(contact.clone(), attempt.clone());
+            continue;
+        }
         let RuntimeEvent::ContactEnded { contact, agent: Some(agent), .. } = ev else { continue };
+        let attempt = attempts.remove(&contact);
         if !is_sim_agent(&agent) {
             continue;
         }
@@ -315,8 +326,10 @@ async fn wrap_up(db: Db, clock: SharedClock, agents: SimAgents, mut events: toki
         tokio::spawn(async move {
             tokio::time::sleep(WRAP_UP).await;
             // The dialer's record of the attempt, when the contact was a campaign call.
-            if let Err(e) = dialer::attempts::set_disposition(&db, clock.as_ref(), &contact, code, None).await {
-                tracing::debug!(contact = %contact, error = %format!("{e:#}"), "demo: no dial attempt for this contact");
+            if let Some(attempt) = &attempt
+                && let Err(e) = dialer::attempts::set_disposition(&db, clock.as_ref(), attempt, code, None).await
+            {
+                warn!(attempt = %attempt, error = %format!("{e:#}"), "demo: the attempt's disposition was refused");
             }
             match runtime.disposition(&contact, code).await {
                 Ok(()) => info!(agent = %agent, contact = %contact, code, "demo: simulated agent wrapped up"),
