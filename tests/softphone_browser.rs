@@ -63,9 +63,7 @@ fn free_port() -> u16 {
 
 /// `hz` at 8 kHz, `frames` × 20 ms.
 fn sine(hz: f64, frames: usize) -> Vec<i16> {
-    (0..frames * 160)
-        .map(|i| ((2.0 * std::f64::consts::PI * hz * i as f64 / 8000.0).sin() * 10_000.0) as i16)
-        .collect()
+    (0..frames * 160).map(|i| ((2.0 * std::f64::consts::PI * hz * i as f64 / 8000.0).sin() * 10_000.0) as i16).collect()
 }
 
 /// Counts 20 ms blocks dominated by the target tone, and by the other one.
@@ -79,7 +77,13 @@ struct Detector {
 
 impl Detector {
     fn new(hz: f64, other_hz: f64) -> Self {
-        Detector { target: Goertzel::new(hz, 8000.0), other: Goertzel::new(other_hz, 8000.0), hits: 0, other_hits: 0, blocks: 0 }
+        Detector {
+            target: Goertzel::new(hz, 8000.0),
+            other: Goertzel::new(other_hz, 8000.0),
+            hits: 0,
+            other_hits: 0,
+            blocks: 0,
+        }
     }
 
     fn feed(&mut self, pcm: &[i16]) {
@@ -142,7 +146,9 @@ fn invite() -> String {
 }
 
 fn ack() -> String {
-    format!("  <send><![CDATA[\n      ACK sip:[service]@[remote_ip]:[remote_port] SIP/2.0\n{HEAD}      CSeq: 1 ACK\n      Content-Length: 0\n\n    ]]></send>\n")
+    format!(
+        "  <send><![CDATA[\n      ACK sip:[service]@[remote_ip]:[remote_port] SIP/2.0\n{HEAD}      CSeq: 1 ACK\n      Content-Length: 0\n\n    ]]></send>\n"
+    )
 }
 
 /// A caller: answered, streams `tone` (µ-law, looped) for `talk_ms`, then hangs up.
@@ -194,7 +200,11 @@ async fn the_browser_softphone_takes_a_queued_call_with_audio_both_ways() {
     }
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let out = run(d, &["user", "create", "--username", "agent1", "--role", "agent"], &[("DIALBRIDGE_USER_PASSWORD", PASSWORD)]);
+    let out = run(
+        d,
+        &["user", "create", "--username", "agent1", "--role", "agent"],
+        &[("DIALBRIDGE_USER_PASSWORD", PASSWORD)],
+    );
     assert!(out.status.success(), "user create: {}", String::from_utf8_lossy(&out.stderr));
     let key = admin_key(d);
     let app = Appliance::start(d, &[]);
@@ -273,6 +283,13 @@ async fn the_browser_softphone_takes_a_queued_call_with_audio_both_ways() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 502, "{}", resp.text().await.unwrap());
+    for (what, needle) in [("403", "call not from the appliance refused (403)"), ("480", "no browser leg for this agent (480)")] {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !app.log_text().contains(needle) {
+            assert!(Instant::now() < deadline, "the gateway did not log its {what}:\n{}", app.log_text());
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
 
     // The caller's ear: the SDP media address sipp advertises.
     let ear = UdpSocket::bind("127.0.0.1:0").await.unwrap();
@@ -317,14 +334,21 @@ async fn the_browser_softphone_takes_a_queued_call_with_audio_both_ways() {
     let mut heard_rx = heard_rx;
     let caller_heard = tokio::time::timeout(Duration::from_secs(20), heard_rx.wait_for(|h| *h)).await.is_ok();
     let list = agents(&http, &app, &key).await;
-    eprintln!("agent1 during the call: {}", agent(&list, "agent1").unwrap());
+    let a1 = agent(&list, "agent1").unwrap();
+    eprintln!("agent1 during the call: {a1}");
+    assert!(a1["state"].get("OnContact").is_some(), "agent1 handles the caller: {a1}");
 
-    let out = tokio::time::timeout(Duration::from_secs(40), caller.wait_with_output()).await.expect("the caller ends").unwrap();
+    let out = tokio::time::timeout(Duration::from_secs(40), caller.wait_with_output())
+        .await
+        .expect("the caller ends")
+        .unwrap();
     let errors = std::fs::read_to_string(d.join("caller.xml.err")).unwrap_or_default();
     assert!(out.status.success(), "the sipp caller failed: {errors}");
     let _ = stop_tx.send(());
     let (hits, other_hits, blocks, heard_at) = listener.await.unwrap();
-    eprintln!("caller side: {hits} of {blocks} blocks at {BROWSER_HZ} Hz ({heard_at:?} after the ear opened), {other_hits} at {CALLER_HZ} Hz");
+    eprintln!(
+        "caller side: {hits} of {blocks} blocks at {BROWSER_HZ} Hz ({heard_at:?} after the ear opened), {other_hits} at {CALLER_HZ} Hz"
+    );
     assert!(caller_heard && hits >= 10, "the caller did not hear the browser's {BROWSER_HZ} Hz: {hits} of {blocks}");
     assert_eq!(other_hits, 0, "the caller must not hear its own tone back");
 

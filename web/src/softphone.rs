@@ -74,6 +74,8 @@ pub struct GatewayConfig {
 pub struct Gateway {
     endpoint: WebRtcEndpoint,
     sip_addr: SocketAddr,
+    /// The gateway's call control (keeps its SIP stack and dispatcher alive).
+    calls: Calls,
     agents: Arc<Mutex<HashMap<String, Slot>>>,
     generation: AtomicU64,
 }
@@ -133,7 +135,7 @@ impl Gateway {
         let options = telephony::sip::listener::SipOptions { auto_answer: None, policy: None, ..Default::default() };
         // Its own lifecycle: the appliance's drain is about its own calls; these legs end with them.
         let sip = telephony::sip::listener::start_with(&tel, options, Lifecycle::new()).await?;
-        let (_calls, incoming) = Calls::start(sip.handle.clone(), ControlConfig { media_ip: lo, ..Default::default() });
+        let (calls, incoming) = Calls::start(sip.handle.clone(), ControlConfig { media_ip: lo, ..Default::default() });
         let ports = match config.rtp_ports {
             Some((low, high)) => Some(SharedPorts::new(PortAllocator::new(low, high)?)),
             None => None,
@@ -142,10 +144,11 @@ impl Gateway {
         let gateway = Arc::new(Gateway {
             endpoint,
             sip_addr: sip.udp_addr,
+            calls,
             agents: Arc::new(Mutex::new(HashMap::new())),
             generation: AtomicU64::new(1),
         });
-        tokio::spawn(take_calls(gateway.agents.clone(), incoming, config.appliance_sip, sip.handle));
+        tokio::spawn(take_calls(gateway.agents.clone(), incoming, config.appliance_sip));
         info!(sip = %sip.udp_addr, "softphone gateway listening");
         Ok(gateway)
     }
@@ -170,11 +173,8 @@ impl Gateway {
         let (answer, leg) = self.endpoint.accept_offer(sdp).await.map_err(OfferError::WebRtc)?;
         let generation = self.generation.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = mpsc::unbounded_channel();
-        let old = self
-            .agents
-            .lock()
-            .expect("softphone agents")
-            .insert(agent.to_owned(), Slot { generation, commands: tx });
+        let old =
+            self.agents.lock().expect("softphone agents").insert(agent.to_owned(), Slot { generation, commands: tx });
         if let Some(old) = old {
             let (done, wait) = oneshot::channel();
             if old.commands.send(Command::Close(done)).is_ok() {
@@ -195,6 +195,11 @@ impl Gateway {
             let _ = wait.await;
         }
         true
+    }
+
+    /// Calls between the appliance and browsers now.
+    pub fn live_calls(&self) -> usize {
+        self.calls.live()
     }
 
     /// Agents with a browser leg now.
@@ -227,7 +232,6 @@ async fn take_calls(
     agents: Arc<Mutex<HashMap<String, Slot>>>,
     mut incoming: IncomingCalls,
     appliance: Option<SocketAddr>,
-    _sip: telephony::sip::driver::SipHandle,
 ) {
     while let Some(call) = incoming.next().await {
         let info = call.info().clone();
@@ -360,9 +364,13 @@ fn agent_id(caller: &Caller) -> String {
 }
 
 fn gateway(st: &AppState) -> Result<&Arc<Gateway>, ApiError> {
-    st.softphone
-        .as_ref()
-        .ok_or_else(|| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "the softphone gateway is not running on this node"))
+    st.softphone.as_ref().ok_or_else(|| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "the softphone gateway is not running on this node",
+        )
+    })
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -385,7 +393,11 @@ pub struct OfferReply {
     request_body = OfferBody,
     responses((status = 200, body = OfferReply), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody),
               (status = 503, body = ErrorBody, description = "no softphone gateway on this node")))]
-async fn open(State(st): State<AppState>, caller: Caller, ApiJson(b): ApiJson<OfferBody>) -> Result<Json<OfferReply>, ApiError> {
+async fn open(
+    State(st): State<AppState>,
+    caller: Caller,
+    ApiJson(b): ApiJson<OfferBody>,
+) -> Result<Json<OfferReply>, ApiError> {
     caller.require(AGENT)?;
     let gw = gateway(&st)?;
     match gw.offer(&agent_id(&caller), &b.sdp).await {
