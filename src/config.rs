@@ -271,6 +271,9 @@ pub struct Sip {
 pub struct Rtp {
     pub port_min: u16,
     pub port_max: u16,
+    /// A call from which no RTP arrives for this many seconds is dead and is hung up. 0: never.
+    /// (Phones that suppress silence on an idle nailed-up leg need it raised or off.)
+    pub inactivity_timeout_s: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -342,7 +345,7 @@ impl Default for Sip {
 
 impl Default for Rtp {
     fn default() -> Self {
-        Self { port_min: 10_000, port_max: 20_000 }
+        Self { port_min: 10_000, port_max: 20_000, inactivity_timeout_s: 30 }
     }
 }
 

@@ -228,7 +228,8 @@ async fn start_runtime(
         Ok(ip) => ip,
         Err(_) => sip.udp_addr.ip(),
     };
-    let control = telephony::control::ControlConfig { media_ip, ..Default::default() };
+    let inactivity = (cfg.rtp.inactivity_timeout_s > 0).then(|| Duration::from_secs(cfg.rtp.inactivity_timeout_s));
+    let control = telephony::control::ControlConfig { media_ip, inactivity_timeout: inactivity, ..Default::default() };
     let (calls, incoming) = telephony::control::Calls::start(sip.handle.clone(), control);
     let mut webhooks = inbound::webhook::WebhookTargets::new();
     for (name, url) in &cfg.inbound.webhooks {
