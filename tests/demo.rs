@@ -1,6 +1,6 @@
 //! `dialbridge serve --demo` end to end: in a fresh directory the demo campaign dials the
 //! built-in carrier simulator, gets live answers and connects them to the simulated agents
-//! within 60 s; a second `--demo` start on the same data seeds nothing twice.
+//! within 60 s, whose agents then record a disposition; a second `--demo` start on the same data seeds nothing twice.
 
 mod common;
 
@@ -66,6 +66,16 @@ async fn demo_campaign_connects_calls_to_agents_within_a_minute_and_seeds_once()
         app.log_text()
     );
     eprintln!("demo: first call connected to an agent {:.1} s after start; stats {stats}", elapsed.as_secs_f64());
+    // The simulated agents wrap up: the attempt gets their disposition (talk 20 s + wrap-up 3 s).
+    let mut disposed = 0;
+    while disposed == 0 && started.elapsed() < Duration::from_secs(90) {
+        let csv = c.get(app.url(&format!("/api/v1/campaigns/{id}/attempts.csv"))).bearer_auth(&key).send().await.unwrap().text().await.unwrap();
+        let mut r = csv::Reader::from_reader(csv.as_bytes());
+        let col = r.headers().unwrap().iter().position(|h| h == "disposition").expect("disposition column");
+        disposed = r.records().filter(|rec| !rec.as_ref().unwrap()[col].is_empty()).count();
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    assert!(disposed > 0, "no attempt got a simulated agent's disposition; log:\n{}", app.log_text());
     let agents = get(&c, app.url("/api/v1/agents"), &key).await;
     assert_eq!(agents.as_array().unwrap().len(), 4, "{agents}");
     let log = app.log_text();
