@@ -244,6 +244,7 @@ async fn start_runtime(
         recording_dir: cfg.data_dir.join("recordings"),
         legacy: cfg.bridge.legacy.trunk()?,
         unknown_number_code: cfg.inbound.unknown_number_code,
+        node: cfg.node(),
         ..Default::default()
     };
     let runtime = inbound::runtime::Runtime::start(db.clone(), clock.clone(), calls.clone(), incoming, rc).await?;

@@ -331,11 +331,22 @@ pub async fn save_contact(
     record: &ContactRecord,
     flow: Option<&StoredFlow>,
 ) -> Result<()> {
+    save_contact_on(db, None, record, flow).await
+}
+
+/// [`save_contact`] for a contact carried by `node` (recorded when the row is first written; a
+/// later save never changes it), so that only that node's next start closes it if left open.
+pub async fn save_contact_on(
+    db: &Db,
+    node: Option<&str>,
+    record: &ContactRecord,
+    flow: Option<&StoredFlow>,
+) -> Result<()> {
     let text = serde_json::to_string(record).expect("contact records serialize");
     let mut tx = db.begin_write().await?;
     sqlx::query(
-        "INSERT INTO inbound_contacts (contact_id, did, flow_id, flow_version, started_at, ended_at, outcome, queue, record) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+        "INSERT INTO inbound_contacts (contact_id, did, flow_id, flow_version, started_at, ended_at, outcome, queue, record, node) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
          ON CONFLICT (contact_id) DO UPDATE SET ended_at = excluded.ended_at, outcome = excluded.outcome, \
          queue = excluded.queue, record = excluded.record",
     )
@@ -348,6 +359,7 @@ pub async fn save_contact(
     .bind(record.outcome.as_ref().map(outcome_name))
     .bind(&record.target_queue)
     .bind(&text)
+    .bind(node)
     .execute(tx.conn())
     .await?;
     tx.commit().await?;

@@ -1,5 +1,6 @@
 //! Contacts left open by a crash (no `ended_at`) are closed as interrupted at the next start,
-//! with their path and stages kept, on SQLite and PostgreSQL; closed contacts are untouched.
+//! with their path and stages kept, on SQLite and PostgreSQL; closed contacts, and another node's
+//! live ones, are untouched.
 
 use foundation::Db;
 use foundation::testing::TempPgDatabase;
@@ -29,12 +30,21 @@ async fn exercise(db: &Db) {
     done.ended_at_ms = Some(2_000);
     done.outcome = Some(FlowOutcome::Disconnected);
     store::save_contact(db, &done, None).await.unwrap();
+    // Another node's live contact (several nodes share PostgreSQL) is not this node's to close.
+    let theirs = ContactRecord::new(
+        ContactInfo {
+            contact_id: "c-theirs".into(),
+            ..Default::default()
+        },
+        1_000,
+    );
+    store::save_contact_on(db, Some("node-b"), &theirs, None).await.unwrap();
     // A record that cannot be read is still closed.
     let mut tx = db.begin_write().await.unwrap();
     sqlx::query("INSERT INTO inbound_contacts (contact_id, started_at, record) VALUES ('c-bad', 1000, 'not json')").execute(tx.conn()).await.unwrap();
     tx.commit().await.unwrap();
 
-    assert_eq!(close_interrupted(db, 5_000).await.unwrap(), 2);
+    assert_eq!(close_interrupted(db, 5_000, "dialbridge").await.unwrap(), 2);
     let r = store::load_contact(db, "c-open").await.unwrap();
     assert_eq!(r.ended_at_ms, Some(5_000));
     assert_eq!(r.outcome, Some(FlowOutcome::Interrupted));
@@ -59,10 +69,12 @@ async fn exercise(db: &Db) {
         ("c-bad".into(), Some(5_000), Some("interrupted".into()))
     );
     assert_eq!(
-        close_interrupted(db, 6_000).await.unwrap(),
+        close_interrupted(db, 6_000, "dialbridge").await.unwrap(),
         0,
-        "nothing is left open"
+        "nothing of this node is left open"
     );
+    assert_eq!(store::load_contact(db, "c-theirs").await.unwrap().ended_at_ms, None, "node-b's contact is still live");
+    assert_eq!(close_interrupted(db, 7_000, "node-b").await.unwrap(), 1, "node-b's own restart closes it");
 }
 
 #[tokio::test]

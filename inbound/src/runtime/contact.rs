@@ -158,7 +158,7 @@ impl Contact {
 
     async fn save(&self, interp: Option<&Interpreter>) {
         if let Err(e) =
-            store::save_contact(&self.sh.db, &self.record(interp), self.flow.as_ref()).await
+            store::save_contact_on(&self.sh.db, Some(&self.sh.cfg.node), &self.record(interp), self.flow.as_ref()).await
         {
             tracing::error!(contact = %self.id(), error = %e, "contact record not saved");
         }
@@ -968,11 +968,13 @@ impl Contact {
 
 /// Closes the records of contacts a previous run left open (`ended_at` unset) as interrupted.
 /// Single-node: every open contact in the database belongs to this appliance.
-pub async fn close_interrupted(db: &Db, now_ms: i64) -> anyhow::Result<usize> {
-    let rows: Vec<(String, String)> =
-        sqlx::query_as("SELECT contact_id, record FROM inbound_contacts WHERE ended_at IS NULL")
-            .fetch_all(db.pool())
-            .await?;
+pub async fn close_interrupted(db: &Db, now_ms: i64, node: &str) -> anyhow::Result<usize> {
+    let rows: Vec<(String, String)> = sqlx::query_as(
+        "SELECT contact_id, record FROM inbound_contacts WHERE ended_at IS NULL AND (node = $1 OR node IS NULL)",
+    )
+    .bind(node)
+    .fetch_all(db.pool())
+    .await?;
     let n = rows.len();
     for (id, text) in rows {
         match serde_json::from_str::<ContactRecord>(&text) {

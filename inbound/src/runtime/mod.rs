@@ -86,6 +86,9 @@ pub struct RuntimeConfig {
     pub unknown_number_code: u16,
     /// Capacity of the [`RuntimeEvent`] broadcast.
     pub event_capacity: usize,
+    /// This node's name: its contact records carry it, and its start closes only its own open
+    /// contacts (nodes sharing PostgreSQL need distinct names).
+    pub node: String,
 }
 
 impl Default for RuntimeConfig {
@@ -107,6 +110,7 @@ impl Default for RuntimeConfig {
             login_ring_timeout: Duration::from_secs(30),
             unknown_number_code: 404,
             event_capacity: 1024,
+            node: "dialbridge".into(),
         }
     }
 }
@@ -273,7 +277,7 @@ impl Runtime {
     ) -> anyhow::Result<Runtime> {
         let acd = crate::acd::Acd::new(&cfg.acd)
             .map_err(|e| anyhow::anyhow!("ACD configuration: {e}"))?;
-        let closed = contact::close_interrupted(&db, clock.now_ms()).await?;
+        let closed = contact::close_interrupted(&db, clock.now_ms(), &cfg.node).await?;
         if closed > 0 {
             tracing::warn!(
                 contacts = closed,
