@@ -11,7 +11,8 @@
 //   TIMEOUT_MS  how long the page listens (default 30000)
 //
 // Prints `READY {json}` once the agent is logged in nailed-up, `HEARD {json}` after listening,
-// then waits for a line `HANGUP` on stdin, closes the leg and prints `RESULT {json}`.
+// then reads stdin: `RELOGIN` logs the agent out and in again (prints `RELOGGED {json}`), `HANGUP`
+// closes the leg and prints `RESULT {json}`.
 // Exits 0 when the page heard EXPECT_HZ and every step succeeded, 1 otherwise.
 import { chromium } from 'playwright-core';
 import { readFileSync } from 'node:fs';
@@ -57,6 +58,10 @@ try {
   for (;;) {
     const l = (await nextLine()).trim();
     if (l === 'HANGUP') break;
+    if (l === 'RELOGIN') {
+      const r = await page.evaluate((p) => window.softphoneRelogin(p), { endpoint: ready.endpoint });
+      console.log(`RELOGGED ${JSON.stringify(r)}`);
+    }
   }
   const end = await page.evaluate(() => window.softphoneEnd());
   console.log(`RESULT ${JSON.stringify({ ...end, detected: heard.detected })}`);
