@@ -89,7 +89,7 @@ async fn two_nodes_one_pacer_takeover_after_kill() {
         "purpose": "informational",
         "caller_id": "+13125550000",
         "queue": "sales",
-        "trunk": {"uri": format!("sip:127.0.0.1:{port}"), "cps": 50, "max_concurrent": 100},
+        "trunk": {"uri": format!("sip:127.0.0.1:{port}"), "cps": 100, "max_concurrent": 250},
         "amd": "hang_up",
         "agentless_prompt": prompt.display().to_string(),
         "compliance": {"window": {"start": "00:00", "end": "23:59"}, "max_attempts_per_lead": 1},
