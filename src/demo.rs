@@ -9,7 +9,8 @@
 //!    predictive campaign `demo` over it with a 00:00–24:00 local calling window (allowed for
 //!    informational calls, so the demo dials whenever it runs), started; and an inbound flow
 //!    (menu → queue) on the demo number [`DEMO_NUMBER`];
-//! 3. logs [`SIM_AGENTS`] simulated agents in with nailed-up legs to the simulator's agent
+//! 3. (with `rtp.inactivity_timeout_s` set to 0 by `main`: the simulator's agent phones send no
+//!    RTP while idle) logs [`SIM_AGENTS`] simulated agents in with nailed-up legs to the simulator's agent
 //!    phones; when one of their contacts ends (the simulated customer hangs up after its talk
 //!    time) it records a disposition after a short wrap-up, which ends after-contact work;
 //! 4. logs one line a minute with the campaign's figures and the agents by state.
@@ -304,7 +305,7 @@ async fn wrap_up(db: Db, clock: SharedClock, agents: SimAgents, mut events: toki
         {
             // Not logged in again: a second login of one agent id corrupts the ACD's agent index
             // (see the report of issue #9); the demo keeps running with the agents left.
-            warn!(agent = %agent, "demo: a simulated agent went offline (its nailed-up leg ended; the appliance hangs up legs without RTP after 30 s)");
+            warn!(agent = %agent, "demo: a simulated agent went offline (its nailed-up leg ended)");
             continue;
         }
         if let RuntimeEvent::ContactConnected { contact, agent, attributes, .. } = &ev
