@@ -143,7 +143,10 @@ impl Gateway {
         let options = telephony::sip::listener::SipOptions { auto_answer: None, policy: None, ..Default::default() };
         // Its own lifecycle: the appliance's drain is about its own calls; these legs end with them.
         let sip = telephony::sip::listener::start_with(&tel, options, Lifecycle::new()).await?;
-        let (calls, incoming) = Calls::start(sip.handle.clone(), ControlConfig { media_ip: lo, ..Default::default() });
+        // No RTP-inactivity hang-up on the gateway's legs: the appliance may send nothing on an
+        // idle nailed-up leg, and the browser leg's liveness is ICE consent (its `Ended`).
+        let control = ControlConfig { media_ip: lo, inactivity_timeout: None, ..Default::default() };
+        let (calls, incoming) = Calls::start(sip.handle.clone(), control);
         let ports = match config.rtp_ports {
             Some((low, high)) => Some(SharedPorts::new(PortAllocator::new(low, high)?)),
             None => None,
