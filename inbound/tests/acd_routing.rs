@@ -738,3 +738,22 @@ fn an_imported_flows_queue_arn_routes_through_an_alias() {
     assert_eq!(offers(&ds), vec![("k".into(), "a".into())]);
     assert_eq!(acd.queue_stats(arn, S).unwrap().counters.overflowed_out, 0);
 }
+
+/// Adding an agent that is already there (a second login) or one with a bad proficiency is
+/// refused and changes nothing: the agents already in keep working.
+#[test]
+fn a_refused_agent_leaves_the_acd_as_it_was() {
+    let mut acd = Acd::new(&AcdConfig {
+        queues: vec![queue("sales", Strategy::LongestIdle)],
+        profiles: vec![profile("p", &[("sales", 1, 0)], 0)],
+        agents: vec![agent("ann", "p", &[])],
+    })
+    .unwrap();
+    assert!(acd.add_agent(&agent("ann", "p", &[])).is_err(), "ann is in already");
+    assert!(acd.add_agent(&agent("bob", "p", &[("sales", 9)])).is_err(), "proficiency 9 is out of 1..=5");
+    assert_eq!(acd.agent_state("ann"), Some(AgentState::Offline));
+    assert_eq!(acd.agent_state("bob"), None);
+    acd.add_agent(&agent("bob", "p", &[("sales", 3)])).unwrap();
+    assert_eq!(acd.agent_state("bob"), Some(AgentState::Offline));
+    assert_eq!(acd.agent_state("ann"), Some(AgentState::Offline));
+}

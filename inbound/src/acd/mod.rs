@@ -297,21 +297,20 @@ impl Acd {
     }
 
     fn insert_agent(&mut self, a: &AgentConfig, profile: u32) -> Result<(), ConfigError> {
-        let ix = self.agents.len() as u32;
-        if self.agent_ix.insert(a.id.clone(), ix).is_some() {
+        // Every check before any change: a refused agent leaves the ACD as it was.
+        if self.agent_ix.contains_key(&a.id) {
             return Err(ConfigError::DuplicateAgent(a.id.clone()));
         }
-        let mut skills = Vec::new();
-        for (name, &level) in &a.skills {
-            if !(1..=5).contains(&level) {
-                return Err(ConfigError::BadProficiency {
-                    agent: a.id.clone(),
-                    skill: name.clone(),
-                    level,
-                });
-            }
-            skills.push((self.skill(name), level));
+        if let Some((name, &level)) = a.skills.iter().find(|(_, l)| !(1..=5).contains(*l)) {
+            return Err(ConfigError::BadProficiency {
+                agent: a.id.clone(),
+                skill: name.clone(),
+                level,
+            });
         }
+        let ix = self.agents.len() as u32;
+        self.agent_ix.insert(a.id.clone(), ix);
+        let mut skills: Vec<_> = a.skills.iter().map(|(name, &level)| (self.skill(name), level)).collect();
         skills.sort();
         for &(q, _, _) in &self.profiles[profile as usize].queues {
             self.staffed_by[q as usize].push(ix);
