@@ -614,6 +614,7 @@ fn spawn_dials(
     );
     tokio::spawn(async move {
         let mut placed = 0u32;
+        let mut claimed = Vec::new();
         let pace = Pace {
             limiter: &limiter,
             span: &span,
@@ -629,8 +630,28 @@ fn spawn_dials(
             &mix,
             &ev_tx,
             &mut placed,
+            &mut claimed,
         )
         .await;
+        if let Err(e) = &r {
+            // The batch stopped early: its leads that are still claimed (not dialled, released or
+            // finished) go back to the hopper now rather than at this node's next start. After a
+            // takeover the new pacer has already given them back and this changes nothing.
+            let reason = format!("batch stopped: {e:#}");
+            let (db, clock) = (&shared.db, shared.clock.as_ref());
+            for id in claimed {
+                let _ = hopper::release(
+                    db,
+                    clock,
+                    campaign.id,
+                    id,
+                    &shared.cfg.node,
+                    clock.now_ms(),
+                    &reason,
+                )
+                .await;
+            }
+        }
         match r {
             Err(e) if e.downcast_ref::<lease::Fenced>().is_some() => {
                 shared.stats.lock().expect("stats").fenced += 1;
@@ -664,6 +685,7 @@ async fn dial_batch(
     mix: &tokio::sync::Mutex<ListMix>,
     ev_tx: &mpsc::UnboundedSender<(i64, u64, CallEv)>,
     placed: &mut u32,
+    claimed: &mut Vec<i64>,
 ) -> anyhow::Result<()> {
     let (db, clock) = (&shared.db, shared.clock.as_ref());
     let node = &shared.cfg.node;
@@ -680,6 +702,7 @@ async fn dial_batch(
         let mut mix = mix.lock().await;
         hopper::claim_fenced(db, clock, campaign, node, Some(token), count, &mut mix).await?
     };
+    *claimed = leads.iter().map(|l| l.lead_id).collect();
     let registries = shared.registries.lock().expect("registries").clone();
     let cfg = &campaign.config;
     let reserved = cfg.mode == DialMode::Progressive && cfg.lines_per_agent <= 1.0;
@@ -708,25 +731,7 @@ async fn dial_batch(
                     },
                     Some(fence),
                 )
-                .await;
-                let attempt = match attempt {
-                    Ok(a) => a,
-                    Err(e) => {
-                        // Not dialled: the lead goes back (fails too when a takeover already
-                        // gave it back).
-                        let _ = hopper::release(
-                            db,
-                            clock,
-                            campaign.id,
-                            lead.lead_id,
-                            node,
-                            clock.now_ms(),
-                            "not opened",
-                        )
-                        .await;
-                        return Err(e);
-                    }
-                };
+                .await?;
                 let invite = originate(cfg, &phone.e164)?;
                 let call = {
                     let mut span = pace.span.lock().await;
