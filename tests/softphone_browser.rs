@@ -203,8 +203,6 @@ async fn the_browser_softphone_takes_a_queued_call_with_audio_both_ways() {
 /// As above, then the agent logs out (the appliance hangs up its call to the gateway, the
 /// browser leg stays) and in again with the same endpoint, on the same browser leg.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "an agent's second login panics the ACD task (inbound::acd::Acd::insert_agent overwrites \
-            agent_ix before returning DuplicateAgent); run with --ignored once that is fixed"]
 async fn the_browser_leg_outlives_a_logout_and_serves_the_next_login() {
     softphone_call(true).await;
 }
