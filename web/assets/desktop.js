@@ -2,7 +2,7 @@
 // with their screen pop, hang up, and save the disposition during after-contact work. Everything
 // live arrives on the desktop socket (GET /api/v1/agent/events, docs/desktop-events.md); state and
 // contact commands go over the same socket. No polling.
-import { api, el } from '/assets/shell.js';
+import { api, el, csrfToken } from '/assets/shell.js';
 
 const $ = (id) => document.getElementById(id);
 let ws = null;
@@ -159,16 +159,73 @@ function connect() {
   });
 }
 
+// The browser softphone: one WebRTC audio leg to the appliance's gateway (POST
+// /api/v1/agent/softphone with the offer; the answer names the SIP endpoint the agent logs in with).
+let pc = null;
+
+function softphoneState(state) {
+  $('softphone-state').textContent = state;
+  $('softphone-state').dataset.state = state;
+}
+
+async function startSoftphone() {
+  if (!window.isSecureContext || !navigator.mediaDevices) {
+    throw new Error('The softphone needs HTTPS (set http.tls_cert and http.tls_key) unless the page is opened on the appliance itself.');
+  }
+  stopSoftphone(false);
+  softphoneState('starting');
+  const mic = await navigator.mediaDevices.getUserMedia({ audio: true });
+  pc = new RTCPeerConnection({ iceServers: [] });
+  for (const track of mic.getTracks()) pc.addTrack(track, mic);
+  pc.addEventListener('track', (ev) => { $('softphone-audio').srcObject = ev.streams[0]; });
+  pc.addEventListener('connectionstatechange', () => softphoneState(pc ? pc.connectionState : 'off'));
+  await pc.setLocalDescription(await pc.createOffer());
+  // No trickle ICE: the offer goes out with all its candidates.
+  await new Promise((resolve) => {
+    if (pc.iceGatheringState === 'complete') return resolve();
+    pc.addEventListener('icegatheringstatechange', () => { if (pc.iceGatheringState === 'complete') resolve(); });
+    setTimeout(resolve, 3000);
+  });
+  const answer = await api('POST', '/api/v1/agent/softphone', { sdp: pc.localDescription.sdp });
+  await pc.setRemoteDescription({ type: 'answer', sdp: answer.sdp });
+  return answer.endpoint;
+}
+
+function stopSoftphone(tellServer) {
+  if (pc) {
+    for (const s of pc.getSenders()) s.track?.stop();
+    pc.close();
+    pc = null;
+  }
+  softphoneState('off');
+  if (tellServer) api('DELETE', '/api/v1/agent/softphone').catch(() => {});
+}
+
+// Leaving the page ends the browser leg at once (ICE alone notices only after ~20 s).
+window.addEventListener('pagehide', async () => {
+  if (!pc) return;
+  fetch('/api/v1/agent/softphone', { method: 'DELETE', keepalive: true, credentials: 'same-origin',
+    headers: { 'X-CSRF-Token': await csrfToken() } });
+});
+
+$('ep-kind').addEventListener('change', () => {
+  const browser = $('ep-kind').value === 'browser';
+  $('ep-value').disabled = browser;
+  if (browser) $('ep-mode').value = 'nailed_up';
+});
+
 $('agent-login-form').addEventListener('submit', async (ev) => {
   ev.preventDefault();
-  const value = $('ep-value').value.trim();
-  if (!value) return showError('Give the phone to call: a sip: URI or a registered user name.');
+  const browser = $('ep-kind').value === 'browser';
+  let value = $('ep-value').value.trim();
+  if (!browser && !value) return showError('Give the phone to call: a sip: URI or a registered user name.');
   if ($('ep-kind').value === 'uri' && !/^sips?:/.test(value)) return showError('A SIP URI starts with sip:');
   $('agent-login').disabled = true;
-  $('agent-login').textContent = $('ep-mode').value === 'nailed_up' ? 'Calling your phone…' : 'Logging in…';
+  $('agent-login').textContent = browser ? 'Starting the softphone…' : $('ep-mode').value === 'nailed_up' ? 'Calling your phone…' : 'Logging in…';
   try {
+    if (browser) value = await startSoftphone();
     await api('POST', '/api/v1/agent/login', {
-      endpoint: { kind: $('ep-kind').value, value }, mode: $('ep-mode').value,
+      endpoint: { kind: browser ? 'uri' : $('ep-kind').value, value }, mode: browser ? 'nailed_up' : $('ep-mode').value,
       routing_profile: $('ep-profile').value.trim() || null,
     });
     showError('');
@@ -177,6 +234,7 @@ $('agent-login-form').addEventListener('submit', async (ev) => {
     if ($('agent-state').dataset.state === 'LoggedOut') showState('Offline');
     else showState(JSON.parse($('agent-state').dataset.raw ?? '"Offline"'));
   } catch (e) {
+    if (browser) stopSoftphone(true);
     showError(e.message);
   } finally {
     $('agent-login').disabled = false;
@@ -196,6 +254,7 @@ $('state-apply').addEventListener('click', () => {
 $('agent-logout').addEventListener('click', async () => {
   try {
     await api('POST', '/api/v1/agent/logout');
+    stopSoftphone(true);
     showError('');
     loggedIn = false;
     showState(null);
