@@ -190,6 +190,15 @@ async fn two_nodes_one_pacer_takeover_after_kill() {
     let t = &takeovers[0];
     assert_eq!((t.get::<String, _>("from_node"), t.get::<String, _>("to_node")), (victim.to_owned(), survivor.to_owned()));
     assert_eq!(t.get::<i64, _>("interrupted"), open_at_kill.len() as i64);
+    // One pacer at a time: the survivor dialled nothing of this campaign before it took over.
+    let early: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM dial_attempts WHERE campaign_id = $1 AND node = $2 AND created_at < $3")
+        .bind(id)
+        .bind(survivor)
+        .bind(t.get::<i64, _>("at"))
+        .fetch_one(db.pool())
+        .await
+        .unwrap();
+    assert_eq!(early, 0, "{survivor} dialled while {victim} held the pacer lease");
     let audit = scalar(&db, "SELECT COUNT(*) FROM audit_log WHERE action = 'dialer.pacer_takeover'").await;
     assert_eq!(audit, 1);
 
