@@ -451,7 +451,7 @@ fn handle_event(w: &mut Worker, call: u64, ev: CallEv, now: i64) {
 fn drain_outputs(
     shared: &Arc<Shared>,
     w: &mut Worker,
-    _now: i64,
+    now: i64,
     ev_tx: &mpsc::UnboundedSender<(i64, u64, CallEv)>,
     next_call: &mut u64,
 ) {
@@ -459,7 +459,8 @@ fn drain_outputs(
         match out {
             Output::Dial { count } => {
                 if w.campaign.state == CampaignState::Running {
-                    spawn_dials(shared, w, count, ev_tx, next_call);
+                    let covered = covered_by_ready_agents(w, now);
+                    spawn_dials(shared, w, count, covered, ev_tx, next_call);
                 }
             }
             Output::Connect { call, agent } => {
@@ -573,7 +574,7 @@ async fn run_tick(
                 .max_concurrent
                 .saturating_sub(w.in_flight.load(Ordering::SeqCst));
             let count = free.min(w.campaign.config.trunk.cps);
-            spawn_dials(shared, w, count, ev_tx, next_call);
+            spawn_dials(shared, w, count, 0, ev_tx, next_call);
         } else {
             w.pacer.tick(now);
             drain_outputs(shared, w, now, ev_tx, next_call);
@@ -582,11 +583,24 @@ async fn run_tick(
     Ok(())
 }
 
-/// Claims and dials up to `count` leads in a background task (the cps limiter waits there).
+/// How many new dials have a ready agent each: ready agents beyond the calls already placed and
+/// not yet with an agent (calls up on the trunk minus those connected to talking agents). Such a
+/// dial cannot be abandoned, so it is placed even when the campaign is at its abandonment cap —
+/// at the cap the campaign falls back to progressive dialing instead of stopping (an early
+/// abandon among few live answers would otherwise stall it for good).
+fn covered_by_ready_agents(w: &mut Worker, now: i64) -> u32 {
+    let snap = w.pacer.snapshot(now);
+    let unconnected = w.in_flight.load(Ordering::SeqCst).saturating_sub(snap.agents_talking);
+    snap.agents_ready.saturating_sub(unconnected)
+}
+
+/// Claims and dials up to `count` leads in a background task (the cps limiter waits there); the
+/// first `covered` of them have a ready agent each (see [`covered_by_ready_agents`]).
 fn spawn_dials(
     shared: &Arc<Shared>,
     w: &mut Worker,
     count: u32,
+    covered: u32,
     ev_tx: &mpsc::UnboundedSender<(i64, u64, CallEv)>,
     next_call: &mut u64,
 ) {
@@ -624,6 +638,7 @@ fn spawn_dials(
             &campaign,
             token,
             count,
+            covered,
             first,
             pace,
             &in_flight,
@@ -679,6 +694,7 @@ async fn dial_batch(
     campaign: &Campaign,
     token: Option<i64>,
     count: u32,
+    covered: u32,
     first: u64,
     pace: Pace<'_>,
     in_flight: &AtomicU32,
@@ -705,8 +721,9 @@ async fn dial_batch(
     *claimed = leads.iter().map(|l| l.lead_id).collect();
     let registries = shared.registries.lock().expect("registries").clone();
     let cfg = &campaign.config;
-    let reserved = cfg.mode == DialMode::Progressive && cfg.lines_per_agent <= 1.0;
+    let one_to_one = cfg.mode == DialMode::Progressive && cfg.lines_per_agent <= 1.0;
     for lead in leads {
+        let reserved = one_to_one || *placed < covered;
         let now = clock.now_ms();
         let on_trunk = in_flight
             .load(Ordering::SeqCst)
