@@ -75,7 +75,9 @@ async fn register_receive_and_call_out_through_kamailio_over_udp_and_tcp() {
     let log = || std::fs::read_to_string(dir.join("kamailio.log")).unwrap_or_default();
 
     for (t, tp) in [(Transport::Udp, "u1"), (Transport::Tcp, "t1")] {
-        let (sut, _lc) = start(SipOptions::default()).await;
+        // Ring 100 ms before answering: Kamailio forwards replies from several worker
+        // processes, so a 180 sent in the same instant as the 200 can reach sipp after it.
+        let (sut, _lc) = start(SipOptions { auto_answer: Some(std::time::Duration::from_millis(100)), ..SipOptions::default() }).await;
         let mut rx = sut.handle.subscribe();
         let trunk = Trunk { addr: kam, transport: t, credentials: Some(Credentials { username: "dialbridge".into(), password: "s3cret".into() }) };
 
