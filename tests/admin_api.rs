@@ -8,7 +8,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Appliance, run};
+use common::{Appliance, api_key};
 use serde_json::{Value, json};
 
 const ADMIN_PW: &str = "admin-Secret-1";
@@ -22,11 +22,6 @@ fn http() -> reqwest::Client {
         .unwrap()
 }
 
-fn key(dir: &std::path::Path, role: &str) -> String {
-    let out = run(dir, &["apikey", "create", "--role", role], &[]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout).unwrap().trim().to_owned()
-}
 
 async fn send(req: reqwest::RequestBuilder) -> (u16, Value) {
     let resp = req.send().await.unwrap();
@@ -60,9 +55,9 @@ impl Session {
 #[tokio::test]
 async fn admin_apis_keys_users_flows_contacts_and_roles() {
     let dir = tempfile::tempdir().unwrap();
-    let admin = key(dir.path(), "admin");
-    let agent_key = key(dir.path(), "agent");
-    let supervisor_key = key(dir.path(), "supervisor");
+    let admin = api_key(dir.path(), "admin");
+    let agent_key = api_key(dir.path(), "agent");
+    let supervisor_key = api_key(dir.path(), "supervisor");
     let app = Appliance::start(dir.path(), &[("DIALBRIDGE_ADMIN_PASSWORD", ADMIN_PW)]);
     let c = http();
     let url = |p: &str| app.url(p);

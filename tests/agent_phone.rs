@@ -7,7 +7,7 @@ mod common;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{Appliance, run};
+use common::{Appliance, free_port, run};
 use serde_json::json;
 
 fn register_scenario(dir: &std::path::Path, password: &str, fin: u16, contact_port: u16) -> String {
@@ -21,9 +21,6 @@ fn register_scenario(dir: &std::path::Path, password: &str, fin: u16, contact_po
     path.display().to_string()
 }
 
-fn free_port() -> u16 {
-    std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
 
 #[tokio::test]
 async fn a_desk_phone_registers_with_its_sip_password_and_becomes_the_agents_leg() {

@@ -5,7 +5,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Appliance, run};
+use common::{Appliance, api_key, free_port, run};
 use serde_json::{Value, json};
 
 async fn send(req: reqwest::RequestBuilder) -> (u16, Value) {
@@ -15,11 +15,6 @@ async fn send(req: reqwest::RequestBuilder) -> (u16, Value) {
     (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
 }
 
-fn key(dir: &std::path::Path, role: &str) -> String {
-    let out = run(dir, &["apikey", "create", "--role", role], &[]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout).unwrap().trim().to_owned()
-}
 
 fn config(list_id: i64) -> Value {
     json!({
@@ -42,7 +37,7 @@ async fn campaign_lifecycle_roles_validation_and_export() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let report: Value = serde_json::from_slice(&out.stdout).unwrap();
     let list_id = report["list_id"].as_i64().unwrap();
-    let (manager, agent, supervisor) = (key(dir.path(), "campaign-manager"), key(dir.path(), "agent"), key(dir.path(), "supervisor"));
+    let (manager, agent, supervisor) = (api_key(dir.path(), "campaign-manager"), api_key(dir.path(), "agent"), api_key(dir.path(), "supervisor"));
     let app = Appliance::start(dir.path(), &[]);
     let c = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().unwrap();
     let url = |p: &str| app.url(p);
@@ -121,9 +116,9 @@ async fn single_calls_are_placed_or_refused_with_the_reason() {
     std::fs::write(dir.path().join("leads.csv"), "Phone\n(312) 555-0100\n").unwrap();
     let out = run(dir.path(), &["import", "leads.csv", "--list", "one", "--region", "US", "--json"], &[]);
     let list_id = serde_json::from_slice::<Value>(&out.stdout).unwrap()["list_id"].as_i64().unwrap();
-    let (manager, supervisor) = (key(dir.path(), "campaign-manager"), key(dir.path(), "supervisor"));
+    let (manager, supervisor) = (api_key(dir.path(), "campaign-manager"), api_key(dir.path(), "supervisor"));
     // The carrier: sipp answering one call.
-    let port = std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = free_port();
     let mut carrier = std::process::Command::new("sipp")
         .current_dir(dir.path())
         .args(["-sn", "uas", "-i", "127.0.0.1", "-p", &port.to_string(), "-m", "1", "-nostdin", "-timeout", "20s", "-trace_msg", "-message_file", "carrier.log"])

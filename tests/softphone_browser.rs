@@ -23,7 +23,7 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use common::{Appliance, QUEUE_FLOW, admin_key, route_numbers, run};
+use common::{Appliance, QUEUE_FLOW, admin_key, free_port, route_numbers, run};
 use foundation::testing::{on_ci, report_skip, require_tool};
 use serde_json::{Value, json};
 use telephony::media::g711::Codec;
@@ -59,9 +59,6 @@ fn tools_present() -> bool {
     true
 }
 
-fn free_port() -> u16 {
-    std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
 
 /// `hz` at 8 kHz, `frames` × 20 ms.
 fn sine(hz: f64, frames: usize) -> Vec<i16> {

@@ -164,9 +164,19 @@ pub async fn route_numbers(app: &Appliance, admin_key: &str, name: &str, flow: &
     }
 }
 
-/// A new admin API key, made with the CLI in `dir` (before or while the appliance runs).
-pub fn admin_key(dir: &Path) -> String {
-    let out = run(dir, &["apikey", "create", "--role", "admin"], &[]);
+/// A new API key with `role`, made with the CLI in `dir` (before the appliance starts).
+pub fn api_key(dir: &Path, role: &str) -> String {
+    let out = run(dir, &["apikey", "create", "--role", role], &[]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+/// A new admin API key (see [`api_key`]).
+pub fn admin_key(dir: &Path) -> String {
+    api_key(dir, "admin")
+}
+
+/// A UDP port free on loopback now (for a sipp peer).
+pub fn free_port() -> u16 {
+    std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }

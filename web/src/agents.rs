@@ -20,7 +20,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::AppState;
-use crate::auth::{Caller, CallerKind};
+use crate::auth::Caller;
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::ApiJson;
 
@@ -52,13 +52,6 @@ fn runtime(st: &AppState) -> Result<&Runtime, ApiError> {
         .ok_or_else(|| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "the contact runtime is not running on this node"))
 }
 
-/// The agent id of the caller: the console user's name, or an API key's name.
-fn agent_id(caller: &Caller) -> String {
-    match &caller.kind {
-        CallerKind::User { username, .. } => username.clone(),
-        CallerKind::Key(k) => k.name.clone(),
-    }
-}
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -85,7 +78,7 @@ pub struct LoginBody {
 async fn login(State(st): State<AppState>, caller: Caller, ApiJson(b): ApiJson<LoginBody>) -> Result<StatusCode, ApiError> {
     caller.require(AGENT)?;
     let login = Login {
-        agent_id: agent_id(&caller),
+        agent_id: caller.agent_id(),
         endpoint: b.endpoint,
         mode: b.mode.unwrap_or(AgentMode::NailedUp),
         routing_profile: b.routing_profile.unwrap_or_else(|| "default".into()),
@@ -100,7 +93,7 @@ async fn login(State(st): State<AppState>, caller: Caller, ApiJson(b): ApiJson<L
     responses((status = 204), (status = 404, body = ErrorBody)))]
 async fn logout(State(st): State<AppState>, caller: Caller) -> Result<StatusCode, ApiError> {
     caller.require(AGENT)?;
-    runtime(&st)?.logout(&agent_id(&caller)).await?;
+    runtime(&st)?.logout(&caller.agent_id()).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -127,7 +120,7 @@ fn status_of(b: &StateBody) -> Result<AgentStatus, ApiError> {
     request_body = StateBody, responses((status = 204), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn set_state(State(st): State<AppState>, caller: Caller, ApiJson(b): ApiJson<StateBody>) -> Result<StatusCode, ApiError> {
     caller.require(AGENT)?;
-    runtime(&st)?.set_state(&agent_id(&caller), status_of(&b)?).await?;
+    runtime(&st)?.set_state(&caller.agent_id(), status_of(&b)?).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -138,7 +131,7 @@ async fn set_state(State(st): State<AppState>, caller: Caller, ApiJson(b): ApiJs
 async fn force_state(State(st): State<AppState>, caller: Caller, Path(agent): Path<String>, ApiJson(b): ApiJson<StateBody>) -> Result<StatusCode, ApiError> {
     caller.require(SUPERVISE)?;
     runtime(&st)?.set_state(&agent, status_of(&b)?).await?;
-    audit(&st, &caller, "agent.force_state", &agent).await?;
+    caller.audit_ok(&st, "agent.force_state", &agent).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -273,15 +266,10 @@ pub struct SuperviseBody {
 async fn supervise(State(st): State<AppState>, caller: Caller, Path(contact): Path<String>, ApiJson(b): ApiJson<SuperviseBody>) -> Result<StatusCode, ApiError> {
     caller.require(SUPERVISE)?;
     runtime(&st)?.supervise(&contact, b.endpoint, b.mode).await?;
-    audit(&st, &caller, "contact.supervise", &contact).await?;
+    caller.audit_ok(&st, "contact.supervise", &contact).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn audit(st: &AppState, caller: &Caller, action: &str, subject: &str) -> anyhow::Result<()> {
-    let actor = caller.actor();
-    let entry = foundation::audit::Entry { actor: &actor, action, subject: Some(subject), result: "ok", detail: None };
-    foundation::audit::record(st.db.pool(), st.clock.now_ms(), &entry).await
-}
 
 /// What the desktop socket sends (server → browser). See `docs/desktop-events.md`.
 #[derive(Debug, Serialize)]
@@ -334,7 +322,7 @@ async fn events(State(st): State<AppState>, caller: Caller, headers: HeaderMap, 
         }
     }
     let rt = runtime(&st)?.clone();
-    let agent = agent_id(&caller);
+    let agent = caller.agent_id();
     let everyone = SUPERVISE.contains(&caller.role) || caller.role == Role::CampaignManager;
     let watch_only = !AGENT.contains(&caller.role);
     Ok(ws.on_upgrade(move |socket| desktop(socket, rt, agent, everyone, watch_only)).into_response())

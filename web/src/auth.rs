@@ -112,6 +112,22 @@ impl Caller {
         }
     }
 
+    /// The caller as an agent of the contact runtime: the console user's name, or an API key's
+    /// name (keys for synthetic or integrated agents).
+    pub fn agent_id(&self) -> String {
+        match &self.kind {
+            CallerKind::Key(k) => k.name.clone(),
+            CallerKind::User { username, .. } => username.clone(),
+        }
+    }
+
+    /// Writes a successful `action` on `subject` by this caller to the audit log.
+    pub async fn audit_ok(&self, st: &crate::AppState, action: &str, subject: &str) -> anyhow::Result<()> {
+        let actor = self.actor();
+        let entry = foundation::audit::Entry { actor: &actor, action, subject: Some(subject), result: "ok", detail: None };
+        foundation::audit::record(st.db.pool(), st.clock.now_ms(), &entry).await
+    }
+
     /// The audit log's name for this caller.
     pub fn actor(&self) -> String {
         match &self.kind {

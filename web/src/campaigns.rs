@@ -103,7 +103,7 @@ impl From<Campaign> for CampaignOut {
 async fn create(State(st): State<AppState>, caller: Caller, ApiJson(b): ApiJson<NewCampaign>) -> Result<impl IntoResponse, ApiError> {
     caller.require(MANAGE)?;
     let c = campaign::create(&st.db, st.clock.as_ref(), &b.name, &b.config).await.map_err(campaign_error)?;
-    audit(&st, &caller, "campaign.create", &c.name).await?;
+    caller.audit_ok(&st, "campaign.create", &c.name).await?;
     Ok((StatusCode::CREATED, Json(CampaignOut::from(c))))
 }
 
@@ -115,11 +115,6 @@ async fn list(State(st): State<AppState>, caller: Caller) -> Result<Json<Vec<Cam
     Ok(Json(campaign::list(&st.db, None).await?.into_iter().map(CampaignOut::from).collect()))
 }
 
-async fn audit(st: &AppState, caller: &Caller, action: &str, name: &str) -> anyhow::Result<()> {
-    let actor = caller.actor();
-    let entry = foundation::audit::Entry { actor: &actor, action, subject: Some(name), result: "ok", detail: None };
-    foundation::audit::record(st.db.pool(), st.clock.now_ms(), &entry).await
-}
 
 async fn load(st: &AppState, id: i64) -> Result<Campaign, ApiError> {
     campaign::get(&st.db, id).await?.ok_or_else(|| ApiError::not_found(format!("no campaign {id}")))
@@ -143,7 +138,7 @@ async fn update(State(st): State<AppState>, caller: Caller, Path(id): Path<i64>,
     caller.require(MANAGE)?;
     load(&st, id).await?;
     let c = campaign::update_config(&st.db, st.clock.as_ref(), id, &b.config, b.version).await.map_err(campaign_error)?;
-    audit(&st, &caller, "campaign.update", &c.name).await?;
+    caller.audit_ok(&st, "campaign.update", &c.name).await?;
     Ok(Json(c.into()))
 }
 
@@ -157,7 +152,7 @@ async fn act(State(st): State<AppState>, caller: Caller, Path(id): Path<i64>, Ap
     load(&st, id).await?;
     let c = campaign::apply(&st.db, st.clock.as_ref(), id, b.action).await.map_err(campaign_error)?;
     let what = format!("campaign.{}", serde_json::to_value(b.action).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default());
-    audit(&st, &caller, &what, &c.name).await?;
+    caller.audit_ok(&st, &what, &c.name).await?;
     Ok(Json(c.into()))
 }
 

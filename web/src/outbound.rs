@@ -19,7 +19,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::AppState;
-use crate::auth::{Caller, CallerKind};
+use crate::auth::Caller;
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{ApiJson, ApiQuery};
 
@@ -109,12 +109,6 @@ fn placeholder_defaults() -> CampaignConfig {
     .expect("a valid configuration")
 }
 
-fn agent_id(caller: &Caller) -> String {
-    match &caller.kind {
-        CallerKind::User { username, .. } => username.clone(),
-        CallerKind::Key(k) => k.name.clone(),
-    }
-}
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
@@ -131,7 +125,7 @@ pub struct PreviewParams {
 async fn preview(State(st): State<AppState>, caller: Caller, ApiQuery(q): ApiQuery<PreviewParams>) -> Result<Response, ApiError> {
     caller.require(&[Role::Agent, Role::Supervisor, Role::Admin])?;
     let o = outbound(&st)?;
-    let agent = agent_id(&caller);
+    let agent = caller.agent_id();
     if let Some(card) = o.cards.lock().expect("cards").get(&agent).filter(|c| c.lead.campaign_id == q.campaign) {
         return Ok(Json(serde_json::to_value(card).map_err(anyhow::Error::from)?).into_response());
     }
@@ -156,7 +150,7 @@ fn take_card(o: &Outbound, agent: &str) -> Result<PreviewCard, ApiError> {
 async fn preview_dial(State(st): State<AppState>, caller: Caller) -> Result<Response, ApiError> {
     caller.require(&[Role::Agent, Role::Supervisor, Role::Admin])?;
     let o = outbound(&st)?;
-    let agent = agent_id(&caller);
+    let agent = caller.agent_id();
     let card = take_card(o, &agent)?;
     let placed = single::preview_dial(&o.dialer, &card, &agent).await?;
     Ok((StatusCode::CREATED, Json(Placed { contact_id: placed.contact_id })).into_response())
@@ -175,7 +169,7 @@ pub struct SkipBody {
 async fn preview_skip(State(st): State<AppState>, caller: Caller, ApiJson(b): ApiJson<SkipBody>) -> Result<StatusCode, ApiError> {
     caller.require(&[Role::Agent, Role::Supervisor, Role::Admin])?;
     let o = outbound(&st)?;
-    let agent = agent_id(&caller);
+    let agent = caller.agent_id();
     let card = take_card(o, &agent)?;
     single::preview_skip(&o.dialer, &card, &agent, b.retry_s.unwrap_or(3600)).await?;
     Ok(StatusCode::NO_CONTENT)

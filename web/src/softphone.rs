@@ -56,7 +56,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::AppState;
-use crate::auth::{Caller, CallerKind};
+use crate::auth::Caller;
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::ApiJson;
 
@@ -366,13 +366,6 @@ async fn hang_up(call: &mut Option<Call>) {
     }
 }
 
-/// The agent id of the caller: the console user's name, or an API key's name (as the agents API).
-fn agent_id(caller: &Caller) -> String {
-    match &caller.kind {
-        CallerKind::User { username, .. } => username.clone(),
-        CallerKind::Key(k) => k.name.clone(),
-    }
-}
 
 fn gateway(st: &AppState) -> Result<&Arc<Gateway>, ApiError> {
     st.softphone.as_ref().ok_or_else(|| {
@@ -411,7 +404,7 @@ async fn open(
 ) -> Result<Json<OfferReply>, ApiError> {
     caller.require(AGENT)?;
     let gw = gateway(&st)?;
-    match gw.offer(&agent_id(&caller), &b.sdp).await {
+    match gw.offer(&caller.agent_id(), &b.sdp).await {
         Ok((sdp, endpoint)) => Ok(Json(OfferReply { sdp, endpoint })),
         Err(OfferError::WebRtc(WebRtcError::Io(e))) => Err(ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -427,7 +420,7 @@ async fn open(
     responses((status = 204), (status = 404, body = ErrorBody), (status = 503, body = ErrorBody)))]
 async fn close(State(st): State<AppState>, caller: Caller) -> Result<StatusCode, ApiError> {
     caller.require(AGENT)?;
-    if gateway(&st)?.close(&agent_id(&caller)).await {
+    if gateway(&st)?.close(&caller.agent_id()).await {
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(ApiError::not_found("no softphone leg open for this agent"))
