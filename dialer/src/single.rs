@@ -265,13 +265,13 @@ pub struct SingleCall {
 }
 
 /// Places a single call (`POST /api/v1/calls`). `defaults` gives trunk, caller id and compliance
-/// when no campaign is named. Same checks as campaigns: window in every candidate zone of the
+/// when no campaign is named (`None`: a campaign must be named). Same checks as campaigns: window in every candidate zone of the
 /// number (no zone → blocked), internal DNC and registries, the number's retirement and
 /// redial limits.
 pub async fn single_call(
     d: &Dialer,
     req: &SingleCall,
-    defaults: &CampaignConfig,
+    defaults: Option<&CampaignConfig>,
     default_region: &str,
 ) -> Result<Placed, CallError> {
     let config = match req.campaign {
@@ -281,7 +281,9 @@ pub async fn single_call(
                 .ok_or_else(|| CallError::Invalid(format!("no campaign {id}")))?
                 .config
         }
-        None => defaults.clone(),
+        None => defaults.cloned().ok_or_else(|| {
+            CallError::Invalid("no default outbound trunk is configured (dialer.trunk): name a campaign".into())
+        })?,
     };
     let target = match (&req.queue, &req.flow) {
         (Some(_), Some(_)) => {

@@ -918,7 +918,7 @@ async fn preview_and_single_calls() {
     };
     defaults.compliance.window.start = closed.0;
     defaults.compliance.window.end = closed.1;
-    match single::single_call(&d, &req, &defaults, "US").await {
+    match single::single_call(&d, &req, Some(&defaults), "US").await {
         Err(CallError::Blocked { code, reason }) => assert!(
             code == "window" && reason.contains("America/New_York"),
             "{code}: {reason}"
@@ -946,7 +946,7 @@ async fn preview_and_single_calls() {
         ..req.clone()
     };
     assert!(
-        matches!(single::single_call(&d, &dnc, &defaults, "US").await, Err(CallError::Blocked { code, .. }) if code == "dnc")
+        matches!(single::single_call(&d, &dnc, Some(&defaults), "US").await, Err(CallError::Blocked { code, .. }) if code == "dnc")
     );
     assert!(matches!(
         single::single_call(
@@ -955,7 +955,7 @@ async fn preview_and_single_calls() {
                 to: "12".into(),
                 ..req.clone()
             },
-            &defaults,
+            Some(&defaults),
             "US"
         )
         .await,
@@ -963,7 +963,7 @@ async fn preview_and_single_calls() {
     ));
     // The agent's leg frees up shortly after the preview call ended.
     tokio::time::sleep(Duration::from_millis(600)).await;
-    let ok = single::single_call(&d, &req, &defaults, "US")
+    let ok = single::single_call(&d, &req, Some(&defaults), "US")
         .await
         .unwrap();
     assert!(ok.contact_id.starts_with("contact_"));

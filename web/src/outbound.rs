@@ -87,28 +87,10 @@ pub struct Placed {
 pub(crate) async fn place(State(st): State<AppState>, caller: Caller, ApiJson(b): ApiJson<CallBody>) -> Result<Response, ApiError> {
     caller.require(&[Role::Admin, Role::CampaignManager, Role::Agent])?;
     let o = outbound(&st)?;
-    let defaults = match (&o.defaults, b.campaign) {
-        (Some(d), _) => d.clone(),
-        (None, Some(_)) => placeholder_defaults(),
-        (None, None) => {
-            return Err(ApiError::bad_request("no default outbound trunk is configured (dialer.trunk): name a campaign"));
-        }
-    };
     let req = SingleCall { to: b.to, from: b.from, campaign: b.campaign, queue: b.queue, flow: None, attributes: b.attributes };
-    let placed = single::single_call(&o.dialer, &req, &defaults, &o.region).await?;
+    let placed = single::single_call(&o.dialer, &req, o.defaults.as_ref(), &o.region).await?;
     Ok((StatusCode::CREATED, Json(Placed { contact_id: placed.contact_id })).into_response())
 }
-
-/// Never used for dialling: `single_call` takes the named campaign's configuration instead.
-fn placeholder_defaults() -> CampaignConfig {
-    serde_json::from_value(serde_json::json!({
-        "lists": [{"list_id": 0}], "mode": "progressive", "purpose": "informational", "caller_id": "-",
-        "trunk": {"uri": "sip:127.0.0.1:5060", "cps": 1, "max_concurrent": 1}, "amd": "hang_up",
-        "safe_harbor": {"seller": "-", "callback_number": "-", "opt_out_key": "9", "prompt": "-"}
-    }))
-    .expect("a valid configuration")
-}
-
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
