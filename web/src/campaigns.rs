@@ -215,7 +215,6 @@ async fn stats(State(st): State<AppState>, caller: Caller, Path(id): Path<i64>) 
         outcomes.insert(outcome.unwrap_or_else(|| "unknown".into()), r.get::<i64, _>("n"));
     }
     let abandon_rate = if live_answers > 0 { abandoned as f64 / live_answers as f64 } else { 0.0 };
-    metrics::gauge!("dialbridge_campaign_abandon_rate", "campaign" => c.name.clone()).set(abandon_rate);
     Ok(Json(CampaignStats {
         campaign_id: id,
         dials_last_minute,
