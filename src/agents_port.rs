@@ -34,20 +34,34 @@ fn view(a: &inbound::runtime::AgentView) -> Option<AgentView> {
         AcdState::Offline => return None,
         AcdState::Available if a.mode == AgentMode::RingPerOffer || a.leg_up => AgentState::Ready,
         AcdState::Available => AgentState::Away,
-        AcdState::Offered(_) | AcdState::OnContact(_) | AcdState::AfterContactWork { .. } => AgentState::Busy,
+        AcdState::Offered(_) | AcdState::OnContact(_) | AcdState::AfterContactWork { .. } => {
+            AgentState::Busy
+        }
         AcdState::NotRoutable(_) | AcdState::Missed => AgentState::Away,
     };
-    Some(AgentView { id: a.id.clone(), state })
+    Some(AgentView {
+        id: a.id.clone(),
+        state,
+    })
 }
 
 impl RuntimeAgents {
     pub fn start(rt: Runtime) -> Arc<Self> {
-        let me = Arc::new(RuntimeAgents { rt: rt.clone(), cache: Arc::default() });
+        let me = Arc::new(RuntimeAgents {
+            rt: rt.clone(),
+            cache: Arc::default(),
+        });
         let cache = me.cache.clone();
         tokio::spawn(async move {
             let mut events = rt.subscribe();
             loop {
-                let queues: Vec<String> = cache.lock().expect("agent cache").queues.iter().cloned().collect();
+                let queues: Vec<String> = cache
+                    .lock()
+                    .expect("agent cache")
+                    .queues
+                    .iter()
+                    .cloned()
+                    .collect();
                 for q in queues {
                     if let Ok(all) = rt.agent_snapshot(Some(&q)).await {
                         let views = all.iter().filter_map(view).collect();
@@ -55,7 +69,9 @@ impl RuntimeAgents {
                     }
                 }
                 match tokio::time::timeout(REFRESH, events.recv()).await {
-                    Err(_) | Ok(Ok(_)) | Ok(Err(tokio::sync::broadcast::error::RecvError::Lagged(_))) => {}
+                    Err(_)
+                    | Ok(Ok(_))
+                    | Ok(Err(tokio::sync::broadcast::error::RecvError::Lagged(_))) => {}
                     Ok(Err(tokio::sync::broadcast::error::RecvError::Closed)) => return,
                 }
             }
@@ -74,8 +90,17 @@ impl AgentPort for RuntimeAgents {
         c.agents.get(queue).cloned().unwrap_or_default()
     }
 
-    fn connect(&self, queue: &str, call: CallControl, attrs: BTreeMap<String, String>) -> BoxFuture<'static, Result<String, NoAgent>> {
+    fn connect(
+        &self,
+        queue: &str,
+        call: CallControl,
+        attrs: BTreeMap<String, String>,
+    ) -> BoxFuture<'static, Result<String, NoAgent>> {
         let (rt, queue) = (self.rt.clone(), queue.to_owned());
-        Box::pin(async move { rt.connect_outbound(&queue, &call, attrs).await.map_err(|_| NoAgent(format!("no ready agent in queue {queue}"))) })
+        Box::pin(async move {
+            rt.connect_outbound(&queue, &call, attrs)
+                .await
+                .map_err(|_| NoAgent(format!("no ready agent in queue {queue}")))
+        })
     }
 }

@@ -38,7 +38,11 @@ pub async fn backup(cfg: &Config, to: &Path) -> anyhow::Result<()> {
     let db = crate::serve::open_database(cfg).await?;
     db.backup_to(to).await?;
     let size = std::fs::metadata(to).map(|m| m.len()).unwrap_or(0);
-    eprintln!("backed up {} to {} ({size} bytes)", foundation::db::redact_url(&cfg.database_url()), to.display());
+    eprintln!(
+        "backed up {} to {} ({size} bytes)",
+        foundation::db::redact_url(&cfg.database_url()),
+        to.display()
+    );
     Ok(())
 }
 
@@ -47,7 +51,9 @@ pub async fn backup(cfg: &Config, to: &Path) -> anyhow::Result<()> {
 pub async fn restore(cfg: &Config, from: &Path) -> anyhow::Result<()> {
     let url = cfg.database_url();
     if Backend::from_url(&url)? != Backend::Sqlite {
-        bail!("on PostgreSQL, restore with `pg_restore --clean -d DBNAME FILE` (see deploy/README.md)");
+        bail!(
+            "on PostgreSQL, restore with `pg_restore --clean -d DBNAME FILE` (see deploy/README.md)"
+        );
     }
     let _lock = lock_data_dir(cfg).context("stop the appliance before restoring")?;
     // Check a copy of the backup is a Dialbridge database before touching the current one.
@@ -73,7 +79,9 @@ pub async fn restore(cfg: &Config, from: &Path) -> anyhow::Result<()> {
     };
     let mut kept: Option<PathBuf> = None;
     if target.exists() {
-        let aside = cfg.data_dir.join(format!("dialbridge.db.before-restore-{}", chrono_stamp()));
+        let aside = cfg
+            .data_dir
+            .join(format!("dialbridge.db.before-restore-{}", chrono_stamp()));
         std::fs::rename(&target, &aside)?;
         kept = Some(aside);
     }
@@ -87,12 +95,16 @@ pub async fn restore(cfg: &Config, from: &Path) -> anyhow::Result<()> {
     eprintln!(
         "restored {} ({migrations} migrations applied in the backup){}",
         from.display(),
-        kept.map(|k| format!("; the previous database is kept as {}", k.display())).unwrap_or_default()
+        kept.map(|k| format!("; the previous database is kept as {}", k.display()))
+            .unwrap_or_default()
     );
     Ok(())
 }
 
 fn chrono_stamp() -> String {
-    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
     secs.to_string()
 }

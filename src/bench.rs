@@ -84,25 +84,40 @@ pub async fn bridge_storm(opts: &StormOptions) -> anyhow::Result<StormReport> {
     let tag = foundation::ids::random_base32(6);
     let pool = format!("bench-{tag}");
     let base: u64 = rand::random_range(100..999);
-    let numbers: Vec<String> = (0..opts.numbers).map(|i| format!("+1999{base:03}{i:04}")).collect();
+    let numbers: Vec<String> = (0..opts.numbers)
+        .map(|i| format!("+1999{base:03}{i:04}"))
+        .collect();
     let resp = http
         .post(format!("{}/api/v1/bridge/pools", opts.urls[0]))
         .bearer_auth(&opts.key)
-        .json(&json!({"name": pool, "numbers": numbers, "direction": "to_legacy",
-                      "lease_ttl_s": opts.lease_ttl_s, "cooldown_s": opts.cooldown_s}))
+        .json(
+            &json!({"name": pool, "numbers": numbers, "direction": "to_legacy",
+                      "lease_ttl_s": opts.lease_ttl_s, "cooldown_s": opts.cooldown_s}),
+        )
         .send()
         .await
         .context("creating the bench pool")?;
     if resp.status() != 201 {
-        bail!("creating the bench pool: {} {}", resp.status(), resp.text().await.unwrap_or_default());
+        bail!(
+            "creating the bench pool: {} {}",
+            resp.status(),
+            resp.text().await.unwrap_or_default()
+        );
     }
 
     let started = Instant::now();
     let mut tasks = Vec::new();
     for c in 0..opts.clients {
-        let (http, url, key, pool, cycles) =
-            (http.clone(), opts.urls[c % opts.urls.len()].clone(), opts.key.clone(), pool.clone(), opts.cycles);
-        tasks.push(tokio::spawn(async move { run_client(&http, &url, &key, &pool, c, cycles).await }));
+        let (http, url, key, pool, cycles) = (
+            http.clone(),
+            opts.urls[c % opts.urls.len()].clone(),
+            opts.key.clone(),
+            pool.clone(),
+            opts.cycles,
+        );
+        tasks.push(tokio::spawn(async move {
+            run_client(&http, &url, &key, &pool, c, cycles).await
+        }));
     }
     let mut all = ClientTally::default();
     for t in tasks {
@@ -118,7 +133,11 @@ pub async fn bridge_storm(opts: &StormOptions) -> anyhow::Result<StormReport> {
         all.exhausted_ms.extend(r.exhausted_ms);
     }
     let elapsed = started.elapsed().as_secs_f64();
-    let _ = http.delete(format!("{}/api/v1/bridge/pools/{pool}", opts.urls[0])).bearer_auth(&opts.key).send().await;
+    let _ = http
+        .delete(format!("{}/api/v1/bridge/pools/{pool}", opts.urls[0]))
+        .bearer_auth(&opts.key)
+        .send()
+        .await;
     all.samples.truncate(10);
     let requests = all.lease_ms.len() + all.lookup_ms.len() + all.exhausted_ms.len();
     Ok(StormReport {
@@ -142,7 +161,14 @@ pub async fn bridge_storm(opts: &StormOptions) -> anyhow::Result<StormReport> {
     })
 }
 
-async fn run_client(http: &reqwest::Client, url: &str, key: &str, pool: &str, client: usize, cycles: usize) -> ClientTally {
+async fn run_client(
+    http: &reqwest::Client,
+    url: &str,
+    key: &str,
+    pool: &str,
+    client: usize,
+    cycles: usize,
+) -> ClientTally {
     let mut t = ClientTally::default();
     for i in 0..cycles {
         let token = format!("{client}-{i}");
@@ -198,13 +224,19 @@ async fn run_client(http: &reqwest::Client, url: &str, key: &str, pool: &str, cl
                     t.ok += 1;
                 } else {
                     t.double += 1;
-                    t.samples.push(format!("double lease on {dnis}: stored {token}, got {}", found["data"]));
+                    t.samples.push(format!(
+                        "double lease on {dnis}: stored {token}, got {}",
+                        found["data"]
+                    ));
                 }
             }
             Ok(r) => {
                 t.errors += 1;
                 let s = r.status();
-                t.samples.push(format!("lookup: {s} {}", r.text().await.unwrap_or_default()));
+                t.samples.push(format!(
+                    "lookup: {s} {}",
+                    r.text().await.unwrap_or_default()
+                ));
             }
             Err(e) if e.is_timeout() => t.hung += 1,
             Err(e) => {

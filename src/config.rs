@@ -13,7 +13,11 @@ use serde::{Deserialize, Serialize};
 
 /// Environment variables with the prefix that are not configuration keys (besides the
 /// `DIALBRIDGE_TEST_*` variables of the test harness).
-const NON_CONFIG_ENV: &[&str] = &["DIALBRIDGE_ADMIN_PASSWORD", "DIALBRIDGE_USER_PASSWORD", "DIALBRIDGE_BENCH_KEY"];
+const NON_CONFIG_ENV: &[&str] = &[
+    "DIALBRIDGE_ADMIN_PASSWORD",
+    "DIALBRIDGE_USER_PASSWORD",
+    "DIALBRIDGE_BENCH_KEY",
+];
 const TEST_ENV_PREFIX: &str = "DIALBRIDGE_TEST_";
 const ENV_PREFIX: &str = "DIALBRIDGE_";
 const DEFAULT_FILE: &str = "dialbridge.toml";
@@ -49,7 +53,10 @@ pub struct Api {
 
 impl Default for Api {
     fn default() -> Self {
-        Self { rate_limit_per_s: 2000, rate_limit_burst: 4000 }
+        Self {
+            rate_limit_per_s: 2000,
+            rate_limit_burst: 4000,
+        }
     }
 }
 
@@ -64,7 +71,10 @@ pub struct Bridge {
 
 impl Default for Bridge {
     fn default() -> Self {
-        Self { reaper_interval_s: 5, legacy: Legacy::default() }
+        Self {
+            reaper_interval_s: 5,
+            legacy: Legacy::default(),
+        }
     }
 }
 
@@ -86,7 +96,13 @@ pub struct Dialer {
 
 impl Default for Dialer {
     fn default() -> Self {
-        Self { trunk: String::new(), caller_id: String::new(), cps: 5, max_concurrent: 50, region: "US".into() }
+        Self {
+            trunk: String::new(),
+            caller_id: String::new(),
+            cps: 5,
+            max_concurrent: 50,
+            region: "US".into(),
+        }
     }
 }
 
@@ -107,7 +123,9 @@ impl Dialer {
             "amd": "pass_to_agent",
             "safe_harbor": {"seller": "-", "callback_number": "-", "opt_out_key": "9", "prompt": "-"}
         }))?;
-        config.validate().map_err(|e| anyhow::anyhow!("invalid configuration at key `dialer`: {e}"))?;
+        config
+            .validate()
+            .map_err(|e| anyhow::anyhow!("invalid configuration at key `dialer`: {e}"))?;
         Ok(Some(config))
     }
 }
@@ -129,7 +147,12 @@ pub struct Inbound {
 
 impl Default for Inbound {
     fn default() -> Self {
-        Self { acd: String::new(), tts_voice: "en-us".into(), unknown_number_code: 404, webhooks: Default::default() }
+        Self {
+            acd: String::new(),
+            tts_voice: "en-us".into(),
+            unknown_number_code: 404,
+            webhooks: Default::default(),
+        }
     }
 }
 
@@ -142,15 +165,23 @@ impl Inbound {
                 queues: vec![QueueConfig::new("default")],
                 profiles: vec![RoutingProfileConfig {
                     name: "default".into(),
-                    queues: vec![ProfileQueue { queue: "default".into(), priority: 1, delay_s: 0 }],
+                    queues: vec![ProfileQueue {
+                        queue: "default".into(),
+                        priority: 1,
+                        delay_s: 0,
+                    }],
                     acw_s: 10,
                 }],
                 agents: Vec::new(),
             });
         }
-        let text = std::fs::read_to_string(&self.acd).with_context(|| format!("inbound.acd: cannot read {}", self.acd))?;
-        let acd: AcdConfig = serde_json::from_str(&text).map_err(|e| anyhow::anyhow!("inbound.acd: {} is not an ACD configuration: {e}", self.acd))?;
-        inbound::acd::Acd::new(&acd).map_err(|e| anyhow::anyhow!("inbound.acd: {}: {e}", self.acd))?;
+        let text = std::fs::read_to_string(&self.acd)
+            .with_context(|| format!("inbound.acd: cannot read {}", self.acd))?;
+        let acd: AcdConfig = serde_json::from_str(&text).map_err(|e| {
+            anyhow::anyhow!("inbound.acd: {} is not an ACD configuration: {e}", self.acd)
+        })?;
+        inbound::acd::Acd::new(&acd)
+            .map_err(|e| anyhow::anyhow!("inbound.acd: {}: {e}", self.acd))?;
         Ok(acd)
     }
 }
@@ -205,26 +236,41 @@ impl Legacy {
         let transport = match self.transport.as_str() {
             "udp" => Transport::Udp,
             "tcp" => Transport::Tcp,
-            other => bail!("invalid configuration at key `bridge.legacy.transport`: {other:?} is not \"udp\" or \"tcp\""),
+            other => bail!(
+                "invalid configuration at key `bridge.legacy.transport`: {other:?} is not \"udp\" or \"tcp\""
+            ),
         };
         let carry = match self.carry.as_str() {
             "none" => HeaderCarriage::None,
             "uui" => HeaderCarriage::Uui,
             "x-headers" if self.header_prefix.starts_with("X-") && self.header_prefix.len() > 2 => {
-                HeaderCarriage::XHeaders { prefix: self.header_prefix.clone() }
+                HeaderCarriage::XHeaders {
+                    prefix: self.header_prefix.clone(),
+                }
             }
-            "x-headers" => bail!("invalid configuration at key `bridge.legacy.header_prefix`: must start with \"X-\""),
-            other => bail!("invalid configuration at key `bridge.legacy.carry`: {other:?} is not \"none\", \"uui\" or \"x-headers\""),
+            "x-headers" => bail!(
+                "invalid configuration at key `bridge.legacy.header_prefix`: must start with \"X-\""
+            ),
+            other => bail!(
+                "invalid configuration at key `bridge.legacy.carry`: {other:?} is not \"none\", \"uui\" or \"x-headers\""
+            ),
         };
         if !(1..=300).contains(&self.ring_timeout_s) {
-            bail!("invalid configuration at key `bridge.legacy.ring_timeout_s`: between 1 and 300 seconds");
+            bail!(
+                "invalid configuration at key `bridge.legacy.ring_timeout_s`: between 1 and 300 seconds"
+            );
         }
-        let credentials = (!self.username.is_empty()).then(|| telephony::sip::digest::Credentials {
-            username: self.username.clone(),
-            password: self.password.clone(),
-        });
+        let credentials =
+            (!self.username.is_empty()).then(|| telephony::sip::digest::Credentials {
+                username: self.username.clone(),
+                password: self.password.clone(),
+            });
         Ok(Some(bridge::calls::LegacyTrunk {
-            trunk: Trunk { addr, transport, credentials },
+            trunk: Trunk {
+                addr,
+                transport,
+                credentials,
+            },
             mode: self.mode,
             ring_timeout: std::time::Duration::from_secs(self.ring_timeout_s),
             carry,
@@ -320,13 +366,20 @@ impl Default for Config {
 
 impl Default for Database {
     fn default() -> Self {
-        Self { url: String::new(), max_connections: 16 }
+        Self {
+            url: String::new(),
+            max_connections: 16,
+        }
     }
 }
 
 impl Default for Http {
     fn default() -> Self {
-        Self { listen: "127.0.0.1:8080".parse().expect("valid"), tls_cert: String::new(), tls_key: String::new() }
+        Self {
+            listen: "127.0.0.1:8080".parse().expect("valid"),
+            tls_cert: String::new(),
+            tls_key: String::new(),
+        }
     }
 }
 
@@ -345,13 +398,20 @@ impl Default for Sip {
 
 impl Default for Rtp {
     fn default() -> Self {
-        Self { port_min: 10_000, port_max: 20_000, inactivity_timeout_s: 30 }
+        Self {
+            port_min: 10_000,
+            port_max: 20_000,
+            inactivity_timeout_s: 30,
+        }
     }
 }
 
 impl Default for Log {
     fn default() -> Self {
-        Self { format: LogFormat::Text, level: "info".into() }
+        Self {
+            format: LogFormat::Text,
+            level: "info".into(),
+        }
     }
 }
 
@@ -379,7 +439,9 @@ pub fn load(path: Option<&Path>) -> anyhow::Result<Loaded> {
 pub fn load_from(path: Option<&Path>, env: &[(String, String)]) -> anyhow::Result<Loaded> {
     let file = match path {
         Some(p) => Some(p.to_path_buf()),
-        None => Path::new(DEFAULT_FILE).exists().then(|| PathBuf::from(DEFAULT_FILE)),
+        None => Path::new(DEFAULT_FILE)
+            .exists()
+            .then(|| PathBuf::from(DEFAULT_FILE)),
     };
     let mut value = match &file {
         Some(p) => {
@@ -393,13 +455,24 @@ pub fn load_from(path: Option<&Path>, env: &[(String, String)]) -> anyhow::Resul
     };
     let env_keys = apply_env(&mut value, env)?;
     let config: Config = serde_path_to_error::deserialize(value).map_err(|e| {
-        let origin = file.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "environment".into());
+        let origin = file
+            .as_ref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|| "environment".into());
         let path = e.path().to_string();
-        let key = if path == "." { String::new() } else { format!(" at key `{path}`") };
+        let key = if path == "." {
+            String::new()
+        } else {
+            format!(" at key `{path}`")
+        };
         anyhow::anyhow!("invalid configuration ({origin}){key}: {}", e.into_inner())
     })?;
     config.validate()?;
-    Ok(Loaded { config, file, env_keys })
+    Ok(Loaded {
+        config,
+        file,
+        env_keys,
+    })
 }
 
 /// Every dotted key the configuration knows, with its default value (for typing env values).
@@ -410,21 +483,25 @@ fn known_keys() -> Vec<(String, toml::Value)> {
 impl Config {
     /// Every dotted key with its value in this configuration.
     pub fn flatten(&self) -> Vec<(String, toml::Value)> {
-    fn walk(prefix: &str, v: &toml::Value, out: &mut Vec<(String, toml::Value)>) {
-        match v {
-            toml::Value::Table(t) => {
-                for (k, v) in t {
-                    let key = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
-                    walk(&key, v, out);
+        fn walk(prefix: &str, v: &toml::Value, out: &mut Vec<(String, toml::Value)>) {
+            match v {
+                toml::Value::Table(t) => {
+                    for (k, v) in t {
+                        let key = if prefix.is_empty() {
+                            k.clone()
+                        } else {
+                            format!("{prefix}.{k}")
+                        };
+                        walk(&key, v, out);
+                    }
                 }
+                _ => out.push((prefix.to_owned(), v.clone())),
             }
-            _ => out.push((prefix.to_owned(), v.clone())),
         }
-    }
-    let value = toml::Value::try_from(self).expect("config serializes");
-    let mut out = Vec::new();
-    walk("", &value, &mut out);
-    out
+        let value = toml::Value::try_from(self).expect("config serializes");
+        let mut out = Vec::new();
+        walk("", &value, &mut out);
+        out
     }
 
     /// This configuration with one dotted key set to `value` (a value it held before).
@@ -436,8 +513,13 @@ impl Config {
 
     /// The dotted keys whose values differ between `self` and `other`.
     pub fn changed_keys(&self, other: &Config) -> Vec<String> {
-        let theirs: std::collections::HashMap<String, toml::Value> = other.flatten().into_iter().collect();
-        self.flatten().into_iter().filter(|(k, v)| theirs.get(k) != Some(v)).map(|(k, _)| k).collect()
+        let theirs: std::collections::HashMap<String, toml::Value> =
+            other.flatten().into_iter().collect();
+        self.flatten()
+            .into_iter()
+            .filter(|(k, v)| theirs.get(k) != Some(v))
+            .map(|(k, _)| k)
+            .collect()
     }
 }
 
@@ -445,7 +527,9 @@ fn apply_env(value: &mut toml::Value, env: &[(String, String)]) -> anyhow::Resul
     let known = known_keys();
     let mut applied = Vec::new();
     for (name, raw) in env {
-        let Some(rest) = name.strip_prefix(ENV_PREFIX) else { continue };
+        let Some(rest) = name.strip_prefix(ENV_PREFIX) else {
+            continue;
+        };
         if NON_CONFIG_ENV.contains(&name.as_str()) || name.starts_with(TEST_ENV_PREFIX) {
             continue;
         }
@@ -458,15 +542,21 @@ fn apply_env(value: &mut toml::Value, env: &[(String, String)]) -> anyhow::Resul
         let parsed = match default {
             toml::Value::String(_) => toml::Value::String(raw.clone()),
             toml::Value::Integer(_) => toml::Value::Integer(raw.trim().parse().map_err(|_| {
-                anyhow::anyhow!("invalid configuration in {name} (key `{key}`): {raw:?} is not an integer")
+                anyhow::anyhow!(
+                    "invalid configuration in {name} (key `{key}`): {raw:?} is not an integer"
+                )
             })?),
             toml::Value::Boolean(_) => toml::Value::Boolean(raw.trim().parse().map_err(|_| {
-                anyhow::anyhow!("invalid configuration in {name} (key `{key}`): {raw:?} is not true or false")
+                anyhow::anyhow!(
+                    "invalid configuration in {name} (key `{key}`): {raw:?} is not true or false"
+                )
             })?),
             _ => toml::from_str::<toml::Table>(&format!("v = {raw}"))
                 .ok()
                 .and_then(|mut t| t.remove("v"))
-                .with_context(|| format!("invalid configuration in {name} (key `{key}`): {raw:?}"))?,
+                .with_context(|| {
+                    format!("invalid configuration in {name} (key `{key}`): {raw:?}")
+                })?,
         };
         set_path(value, key, parsed);
         applied.push(key.clone());
@@ -498,10 +588,14 @@ impl Config {
             );
         }
         if self.rtp.port_max - self.rtp.port_min < 1 {
-            bail!("invalid configuration at key `rtp.port_max`: the RTP range needs at least one even/odd port pair");
+            bail!(
+                "invalid configuration at key `rtp.port_max`: the RTP range needs at least one even/odd port pair"
+            );
         }
         if !(512..=65_535).contains(&self.sip.max_message_bytes) {
-            bail!("invalid configuration at key `sip.max_message_bytes`: must be between 512 and 65535");
+            bail!(
+                "invalid configuration at key `sip.max_message_bytes`: must be between 512 and 65535"
+            );
         }
         if !self.database.url.is_empty() {
             foundation::Backend::from_url(&self.database.url)
@@ -511,27 +605,40 @@ impl Config {
             bail!("invalid configuration at key `database.max_connections`: must be at least 1");
         }
         if self.api.rate_limit_per_s == 0 || self.api.rate_limit_burst == 0 {
-            bail!("invalid configuration at key `api.rate_limit_per_s`: rate and burst must be at least 1");
+            bail!(
+                "invalid configuration at key `api.rate_limit_per_s`: rate and burst must be at least 1"
+            );
         }
         if !(1..=3600).contains(&self.bridge.reaper_interval_s) {
-            bail!("invalid configuration at key `bridge.reaper_interval_s`: between 1 and 3600 seconds");
+            bail!(
+                "invalid configuration at key `bridge.reaper_interval_s`: between 1 and 3600 seconds"
+            );
         }
         self.bridge.legacy.trunk()?;
         self.inbound.acd_config()?;
         self.dialer.single_call_defaults()?;
         if importers::phone::Normalizer::new(&self.dialer.region).is_err() {
-            bail!("invalid configuration at key `dialer.region`: {:?} is not a region code like \"US\"", self.dialer.region);
+            bail!(
+                "invalid configuration at key `dialer.region`: {:?} is not a region code like \"US\"",
+                self.dialer.region
+            );
         }
         if !matches!(self.inbound.unknown_number_code, 404 | 480 | 403 | 503) {
-            bail!("invalid configuration at key `inbound.unknown_number_code`: use 404, 480, 403 or 503");
+            bail!(
+                "invalid configuration at key `inbound.unknown_number_code`: use 404, 480, 403 or 503"
+            );
         }
         for (name, url) in &self.inbound.webhooks {
             if !(url.starts_with("http://") || url.starts_with("https://")) {
-                bail!("invalid configuration at key `inbound.webhooks.{name}`: {url:?} is not an http(s) URL");
+                bail!(
+                    "invalid configuration at key `inbound.webhooks.{name}`: {url:?} is not an http(s) URL"
+                );
             }
         }
         if self.http.tls_cert.is_empty() != self.http.tls_key.is_empty() {
-            bail!("invalid configuration at key `http.tls_cert`: set both http.tls_cert and http.tls_key, or neither");
+            bail!(
+                "invalid configuration at key `http.tls_cert`: set both http.tls_cert and http.tls_key, or neither"
+            );
         }
         if self.shutdown.drain_s > 3600 {
             bail!("invalid configuration at key `shutdown.drain_s`: at most 3600 seconds");
@@ -583,7 +690,9 @@ impl Config {
 fn mask(v: &mut toml::Value) {
     if let toml::Value::Table(t) = v {
         for (k, v) in t.iter_mut() {
-            let secret = ["password", "secret", "token"].iter().any(|s| k.contains(s));
+            let secret = ["password", "secret", "token"]
+                .iter()
+                .any(|s| k.contains(s));
             match v {
                 toml::Value::String(s) if secret && !s.is_empty() => *s = "***".into(),
                 toml::Value::String(s) if k == "url" => *s = foundation::db::redact_url(s),
@@ -598,7 +707,10 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect()
     }
 
     fn file(text: &str) -> tempfile::NamedTempFile {
@@ -644,9 +756,13 @@ mod tests {
         let f = file("[rtp]\nport_min = 30000\nport_max = 20000\n");
         let err = load_from(Some(f.path()), &[]).unwrap_err().to_string();
         assert!(err.contains("rtp.port_min"), "{err}");
-        let err = load_from(None, &env(&[("DIALBRIDGE_RTP_PORT_MIN", "ten")])).unwrap_err().to_string();
+        let err = load_from(None, &env(&[("DIALBRIDGE_RTP_PORT_MIN", "ten")]))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("rtp.port_min") && err.contains("ten"), "{err}");
-        let err = load_from(None, &env(&[("DIALBRIDGE_DATABASE_URL", "mysql://x")])).unwrap_err().to_string();
+        let err = load_from(None, &env(&[("DIALBRIDGE_DATABASE_URL", "mysql://x")]))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("database.url"), "{err}");
     }
 
@@ -668,7 +784,9 @@ mod tests {
         assert_eq!(l.config.shutdown.drain_s, 7);
         assert_eq!(l.config.sip.advertised_address, "203.0.113.5");
         assert_eq!(l.env_keys.len(), 2);
-        let err = load_from(None, &env(&[("DIALBRIDGE_HTTP_LISTN", "x")])).unwrap_err().to_string();
+        let err = load_from(None, &env(&[("DIALBRIDGE_HTTP_LISTN", "x")]))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("DIALBRIDGE_HTTP_LISTN"), "{err}");
     }
 
@@ -677,6 +795,9 @@ mod tests {
         let mut c = Config::default();
         c.database.url = "postgres://dial:hunter2@db/dial".into();
         let shown = c.to_masked_toml();
-        assert!(!shown.contains("hunter2") && shown.contains("dial:***@db"), "{shown}");
+        assert!(
+            !shown.contains("hunter2") && shown.contains("dial:***@db"),
+            "{shown}"
+        );
     }
 }

@@ -86,11 +86,27 @@ const MENU_FLOW: &str = r#"{"Version": "2019-10-30", "StartAction": "menu", "Act
 /// Starts the simulator, seeds what is missing, starts the campaign, logs the agents in and
 /// spawns the wrap-up and figures tasks; returns the demo campaign's id. Call after the runtime
 /// and the dialer's runner started.
-pub async fn start(cfg: &Config, db: &Db, clock: &SharedClock, runtime: &Runtime, lifecycle: &Lifecycle) -> anyhow::Result<i64> {
-    warn!("DEMO MODE: a simulated carrier is the trunk and demo users with known passwords exist; do not use --demo in production");
+pub async fn start(
+    cfg: &Config,
+    db: &Db,
+    clock: &SharedClock,
+    runtime: &Runtime,
+    lifecycle: &Lifecycle,
+) -> anyhow::Result<i64> {
+    warn!(
+        "DEMO MODE: a simulated carrier is the trunk and demo users with known passwords exist; do not use --demo in production"
+    );
     let acd = cfg.inbound.acd_config()?;
-    let profile = acd.profiles.first().context("demo: the ACD configuration has no routing profile")?;
-    let queue = profile.queues.first().context("demo: the first routing profile has no queue")?.queue.clone();
+    let profile = acd
+        .profiles
+        .first()
+        .context("demo: the ACD configuration has no routing profile")?;
+    let queue = profile
+        .queues
+        .first()
+        .context("demo: the first routing profile has no queue")?
+        .queue
+        .clone();
     let profile = profile.name.clone();
 
     let (rtp_lo, rtp_hi) = sim_rtp_range(cfg.rtp.port_min, cfg.rtp.port_max);
@@ -98,13 +114,18 @@ pub async fn start(cfg: &Config, db: &Db, clock: &SharedClock, runtime: &Runtime
         listen: "127.0.0.1:0".parse().expect("valid"),
         rtp_ports: (rtp_lo, rtp_hi),
         agent_prefix: Some("agent".into()),
-        plan: telephony::carrier_sim::Plan { talk: TALK, ..Default::default() },
+        plan: telephony::carrier_sim::Plan {
+            talk: TALK,
+            ..Default::default()
+        },
         seed: clock.now_ms() as u64,
         // Idle nailed-up agent legs carry no audio: an inactivity timer would hang them up.
         rtp_inactivity: None,
         ..Default::default()
     };
-    let mut sim = telephony::carrier_sim::start(sim_cfg, lifecycle.clone()).await.context("demo: starting the carrier simulator")?;
+    let mut sim = telephony::carrier_sim::start(sim_cfg, lifecycle.clone())
+        .await
+        .context("demo: starting the carrier simulator")?;
     let sim_addr = sim.udp_addr;
     // The simulator's per-call records are not needed here; drain them so it never waits.
     tokio::spawn(async move { while sim.next_record().await.is_some() {} });
@@ -126,14 +147,30 @@ pub async fn start(cfg: &Config, db: &Db, clock: &SharedClock, runtime: &Runtime
     let trunk = format!("sip:{sim_addr}");
     let campaign_id = seed_campaign(cfg, db, clock, &queue, &trunk, &safe_harbor).await?;
 
-    let agents = SimAgents { runtime: runtime.clone(), sim: sim_addr, profile, lifecycle: lifecycle.clone() };
+    let agents = SimAgents {
+        runtime: runtime.clone(),
+        sim: sim_addr,
+        profile,
+        lifecycle: lifecycle.clone(),
+    };
     // Subscribed before the logins, so no contact of a simulated agent is missed.
     let events = runtime.subscribe();
     let names: Vec<String> = (1..=SIM_AGENTS).map(|i| format!("agent{i}")).collect();
     futures_util::future::join_all(names.iter().map(|a| agents.login(a))).await;
     tokio::spawn(wrap_up(db.clone(), clock.clone(), agents, events));
-    tokio::spawn(figures(db.clone(), clock.clone(), runtime.clone(), campaign_id));
-    info!(campaign = CAMPAIGN, campaign_id, number = DEMO_NUMBER, agents = SIM_AGENTS, "demo: running; log in to the console as manager / demo-manager");
+    tokio::spawn(figures(
+        db.clone(),
+        clock.clone(),
+        runtime.clone(),
+        campaign_id,
+    ));
+    info!(
+        campaign = CAMPAIGN,
+        campaign_id,
+        number = DEMO_NUMBER,
+        agents = SIM_AGENTS,
+        "demo: running; log in to the console as manager / demo-manager"
+    );
     Ok(campaign_id)
 }
 
@@ -142,19 +179,35 @@ fn sim_rtp_range(min: u16, max: u16) -> (u16, u16) {
     if max <= u16::MAX - 1001 {
         (max + 1, max + 1000)
     } else {
-        (min.saturating_sub(1000).max(1024), min.saturating_sub(1).max(1025))
+        (
+            min.saturating_sub(1000).max(1024),
+            min.saturating_sub(1).max(1025),
+        )
     }
 }
 
 async fn seed_flow(db: &Db, now: i64, queue: &str) -> anyhow::Result<()> {
-    if inbound::store::flow_for_number(db, DEMO_NUMBER).await?.is_some() {
-        info!(number = DEMO_NUMBER, "demo: the demo number already has a flow");
+    if inbound::store::flow_for_number(db, DEMO_NUMBER)
+        .await?
+        .is_some()
+    {
+        info!(
+            number = DEMO_NUMBER,
+            "demo: the demo number already has a flow"
+        );
         return Ok(());
     }
     let text = MENU_FLOW.replace("QUEUE", queue);
-    inbound::store::import_flow(db, FLOW, &text, now, "demo").await.context("demo: saving the menu flow")?;
+    inbound::store::import_flow(db, FLOW, &text, now, "demo")
+        .await
+        .context("demo: saving the menu flow")?;
     inbound::store::assign_number(db, DEMO_NUMBER, FLOW, now, "demo").await?;
-    info!(number = DEMO_NUMBER, flow = FLOW, queue, "demo: inbound flow (menu → queue) on the demo number");
+    info!(
+        number = DEMO_NUMBER,
+        flow = FLOW,
+        queue,
+        "demo: inbound flow (menu → queue) on the demo number"
+    );
     Ok(())
 }
 
@@ -165,10 +218,18 @@ async fn write_safe_harbor(dir: &Path) -> anyhow::Result<PathBuf> {
     if path.exists() {
         return Ok(path);
     }
-    tokio::fs::create_dir_all(dir).await.with_context(|| format!("demo: cannot create {}", dir.display()))?;
+    tokio::fs::create_dir_all(dir)
+        .await
+        .with_context(|| format!("demo: cannot create {}", dir.display()))?;
     let text = "This is the Dialbridge demo calling with an information message. Call us back at 3 1 2, 5 5 5, 0 1 0 1. To stop these calls, press 9.";
     let raw = dir.join("demo-safe-harbor.raw.wav");
-    let spoke = tokio::process::Command::new("espeak-ng").arg("-w").arg(&raw).arg(text).status().await.is_ok_and(|s| s.success())
+    let spoke = tokio::process::Command::new("espeak-ng")
+        .arg("-w")
+        .arg(&raw)
+        .arg(text)
+        .status()
+        .await
+        .is_ok_and(|s| s.success())
         && tokio::process::Command::new("sox")
             .arg(&raw)
             .args(["-r", "8000", "-c", "1", "-b", "16", "-e", "signed-integer"])
@@ -180,9 +241,16 @@ async fn write_safe_harbor(dir: &Path) -> anyhow::Result<PathBuf> {
     if !spoke {
         warn!("demo: espeak-ng or sox missing; the safe-harbor message is a tone");
         let pcm: Vec<u8> = (0..8000 * 2)
-            .flat_map(|i| (((i as f64 * 2.0 * std::f64::consts::PI * 440.0 / 8000.0).sin() * 6000.0) as i16).to_le_bytes())
+            .flat_map(|i| {
+                (((i as f64 * 2.0 * std::f64::consts::PI * 440.0 / 8000.0).sin() * 6000.0) as i16)
+                    .to_le_bytes()
+            })
             .collect();
-        let mut wav = telephony::media::wav::wav_header(telephony::media::wav::WavEncoding::Pcm16, 1, pcm.len());
+        let mut wav = telephony::media::wav::wav_header(
+            telephony::media::wav::WavEncoding::Pcm16,
+            1,
+            pcm.len(),
+        );
         wav.extend_from_slice(&pcm);
         tokio::fs::write(&path, wav).await?;
     }
@@ -191,18 +259,32 @@ async fn write_safe_harbor(dir: &Path) -> anyhow::Result<PathBuf> {
 
 /// The generated lead file: 500 fictional numbers over five US area codes with their ZIP codes.
 fn leads_csv() -> String {
-    const FIRST: [&str; 10] = ["Ada", "Alan", "Grace", "Linus", "Barbara", "Dennis", "Frances", "Ken", "Radia", "Edsger"];
-    const LAST: [&str; 10] = ["Lovelace", "Turing", "Hopper", "Torvalds", "Liskov", "Ritchie", "Allen", "Thompson", "Perlman", "Dijkstra"];
+    const FIRST: [&str; 10] = [
+        "Ada", "Alan", "Grace", "Linus", "Barbara", "Dennis", "Frances", "Ken", "Radia", "Edsger",
+    ];
+    const LAST: [&str; 10] = [
+        "Lovelace", "Turing", "Hopper", "Torvalds", "Liskov", "Ritchie", "Allen", "Thompson",
+        "Perlman", "Dijkstra",
+    ];
     let mut out = String::from("First Name,Last Name,Phone,Zip,State\n");
     for k in 0..LEADS {
         let (npa, zip, state) = AREAS[k % AREAS.len()];
         let line = 100 + (k / AREAS.len()) % 100;
-        out.push_str(&format!("{},{},({npa}) 555-0{line},{zip},{state}\n", FIRST[k % 10], LAST[(k / 10) % 10]));
+        out.push_str(&format!(
+            "{},{},({npa}) 555-0{line},{zip},{state}\n",
+            FIRST[k % 10],
+            LAST[(k / 10) % 10]
+        ));
     }
     out
 }
 
-fn demo_campaign_config(list_id: i64, queue: &str, trunk: &str, safe_harbor: &Path) -> anyhow::Result<CampaignConfig> {
+fn demo_campaign_config(
+    list_id: i64,
+    queue: &str,
+    trunk: &str,
+    safe_harbor: &Path,
+) -> anyhow::Result<CampaignConfig> {
     let c: CampaignConfig = serde_json::from_value(serde_json::json!({
         "lists": [{"list_id": list_id, "weight": 1}],
         "mode": "predictive",
@@ -220,7 +302,14 @@ fn demo_campaign_config(list_id: i64, queue: &str, trunk: &str, safe_harbor: &Pa
     Ok(c)
 }
 
-async fn seed_campaign(cfg: &Config, db: &Db, clock: &SharedClock, queue: &str, trunk: &str, safe_harbor: &Path) -> anyhow::Result<i64> {
+async fn seed_campaign(
+    cfg: &Config,
+    db: &Db,
+    clock: &SharedClock,
+    queue: &str,
+    trunk: &str,
+    safe_harbor: &Path,
+) -> anyhow::Result<i64> {
     let c = match campaign::by_name(db, CAMPAIGN).await? {
         Some(c) => {
             // The simulator listens on a new port at each start: point the trunk at it.
@@ -228,27 +317,49 @@ async fn seed_campaign(cfg: &Config, db: &Db, clock: &SharedClock, queue: &str, 
                 let mut config = c.config.clone();
                 config.trunk.uri = trunk.to_owned();
                 campaign::update_config(db, clock.as_ref(), c.id, &config, Some(c.version)).await?;
-                info!(campaign = CAMPAIGN, trunk, "demo: campaign exists; its trunk now points at this start's simulator");
+                info!(
+                    campaign = CAMPAIGN,
+                    trunk, "demo: campaign exists; its trunk now points at this start's simulator"
+                );
             }
-            campaign::get(db, c.id).await?.context("demo campaign vanished")?
+            campaign::get(db, c.id)
+                .await?
+                .context("demo campaign vanished")?
         }
         None => {
             let file = cfg.data_dir.join("demo-leads.csv");
-            tokio::fs::write(&file, leads_csv()).await.with_context(|| format!("demo: writing {}", file.display()))?;
+            tokio::fs::write(&file, leads_csv())
+                .await
+                .with_context(|| format!("demo: writing {}", file.display()))?;
             let mut opts = importers::ImportOptions::new(LIST);
             opts.region = Some("US".into());
             opts.actor = "demo".into();
-            let report = importers::import_file(db, clock.as_ref(), &file, &opts, &|_| {}).await.context("demo: importing the lead list")?;
-            info!(list = LIST, accepted = report.accepted, rejected = report.rejected, duplicates = report.duplicates, "demo: imported the generated lead list");
+            let report = importers::import_file(db, clock.as_ref(), &file, &opts, &|_| {})
+                .await
+                .context("demo: importing the lead list")?;
+            info!(
+                list = LIST,
+                accepted = report.accepted,
+                rejected = report.rejected,
+                duplicates = report.duplicates,
+                "demo: imported the generated lead list"
+            );
             let config = demo_campaign_config(report.list_id, queue, trunk, safe_harbor)?;
             let c = campaign::create(db, clock.as_ref(), CAMPAIGN, &config).await?;
-            info!(campaign = CAMPAIGN, id = c.id, "demo: created the predictive campaign (informational, window 00:00–24:00 local)");
+            info!(
+                campaign = CAMPAIGN,
+                id = c.id,
+                "demo: created the predictive campaign (informational, window 00:00–24:00 local)"
+            );
             c
         }
     };
     match c.state {
         CampaignState::Running => {}
-        CampaignState::Completed => warn!(campaign = CAMPAIGN, "demo: the demo campaign has completed (every lead finished); start over with a fresh data directory"),
+        CampaignState::Completed => warn!(
+            campaign = CAMPAIGN,
+            "demo: the demo campaign has completed (every lead finished); start over with a fresh data directory"
+        ),
         _ => {
             campaign::apply(db, clock.as_ref(), c.id, Action::Start).await?;
             info!(campaign = CAMPAIGN, "demo: campaign started");
@@ -276,7 +387,10 @@ impl SimAgents {
             skills: BTreeMap::new(),
         };
         match self.runtime.login(login).await {
-            Ok(()) => info!(agent, "demo: simulated agent logged in (nailed-up leg to the simulator's agent phone)"),
+            Ok(()) => info!(
+                agent,
+                "demo: simulated agent logged in (nailed-up leg to the simulator's agent phone)"
+            ),
             Err(e) => warn!(agent, error = %e, "demo: simulated agent could not log in"),
         }
     }
@@ -285,7 +399,12 @@ impl SimAgents {
 /// The simulated agents' part of a contact: when a demo agent's contact ends, wrap up for a
 /// few seconds, then record a disposition (which returns the agent to Available). A simulated
 /// agent that went offline (its leg dropped) is reported.
-async fn wrap_up(db: Db, clock: SharedClock, agents: SimAgents, mut events: tokio::sync::broadcast::Receiver<RuntimeEvent>) {
+async fn wrap_up(
+    db: Db,
+    clock: SharedClock,
+    agents: SimAgents,
+    mut events: tokio::sync::broadcast::Receiver<RuntimeEvent>,
+) {
     let runtime = agents.runtime.clone();
     let mut handled: u64 = 0;
     // Runtime contact id → the dialer's attempt id (campaign calls only).
@@ -299,7 +418,11 @@ async fn wrap_up(db: Db, clock: SharedClock, agents: SimAgents, mut events: toki
             }
             Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
         };
-        if let RuntimeEvent::AgentStateChanged { agent, state: inbound::acd::AgentState::Offline, .. } = &ev
+        if let RuntimeEvent::AgentStateChanged {
+            agent,
+            state: inbound::acd::AgentState::Offline,
+            ..
+        } = &ev
             && is_sim_agent(agent)
             && !agents.lifecycle.is_draining()
         {
@@ -308,7 +431,12 @@ async fn wrap_up(db: Db, clock: SharedClock, agents: SimAgents, mut events: toki
             warn!(agent = %agent, "demo: a simulated agent went offline (its nailed-up leg ended)");
             continue;
         }
-        if let RuntimeEvent::ContactConnected { contact, agent, attributes, .. } = &ev
+        if let RuntimeEvent::ContactConnected {
+            contact,
+            agent,
+            attributes,
+            ..
+        } = &ev
             && is_sim_agent(agent)
             && let Some(attempt) = attributes.get("contact_id")
         {
@@ -316,32 +444,52 @@ async fn wrap_up(db: Db, clock: SharedClock, agents: SimAgents, mut events: toki
             attempts.insert(contact.clone(), attempt.clone());
             continue;
         }
-        let RuntimeEvent::ContactEnded { contact, agent: Some(agent), .. } = ev else { continue };
+        let RuntimeEvent::ContactEnded {
+            contact,
+            agent: Some(agent),
+            ..
+        } = ev
+        else {
+            continue;
+        };
         let attempt = attempts.remove(&contact);
         if !is_sim_agent(&agent) {
             continue;
         }
         handled += 1;
-        let code = if handled.is_multiple_of(3) { "call_back_later" } else { "interested" };
+        let code = if handled.is_multiple_of(3) {
+            "call_back_later"
+        } else {
+            "interested"
+        };
         let (db, clock, runtime) = (db.clone(), clock.clone(), runtime.clone());
         tokio::spawn(async move {
             tokio::time::sleep(WRAP_UP).await;
             // The dialer's record of the attempt, when the contact was a campaign call.
             if let Some(attempt) = &attempt
-                && let Err(e) = dialer::attempts::set_disposition(&db, clock.as_ref(), attempt, code, None).await
+                && let Err(e) =
+                    dialer::attempts::set_disposition(&db, clock.as_ref(), attempt, code, None)
+                        .await
             {
                 warn!(attempt = %attempt, error = %format!("{e:#}"), "demo: the attempt's disposition was refused");
             }
             match runtime.disposition(&contact, code).await {
-                Ok(()) => info!(agent = %agent, contact = %contact, code, "demo: simulated agent wrapped up"),
-                Err(e) => warn!(agent = %agent, contact = %contact, error = %e, "demo: disposition refused"),
+                Ok(()) => {
+                    info!(agent = %agent, contact = %contact, code, "demo: simulated agent wrapped up")
+                }
+                Err(e) => {
+                    warn!(agent = %agent, contact = %contact, error = %e, "demo: disposition refused")
+                }
             }
         });
     }
 }
 
 fn is_sim_agent(agent: &str) -> bool {
-    agent.strip_prefix("agent").and_then(|n| n.parse::<usize>().ok()).is_some_and(|n| (1..=SIM_AGENTS).contains(&n))
+    agent
+        .strip_prefix("agent")
+        .and_then(|n| n.parse::<usize>().ok())
+        .is_some_and(|n| (1..=SIM_AGENTS).contains(&n))
 }
 
 /// The campaign's figures as the stats API computes them.
@@ -410,8 +558,16 @@ async fn figures(db: Db, clock: SharedClock, runtime: Runtime, campaign_id: i64)
                 *states.entry(state_name(&a.state).to_owned()).or_default() += 1;
             }
         }
-        let rate = if f.live > 0 { f.abandoned as f64 / f.live as f64 } else { 0.0 };
-        let agents = states.iter().map(|(s, n)| format!("{s}={n}")).collect::<Vec<_>>().join(" ");
+        let rate = if f.live > 0 {
+            f.abandoned as f64 / f.live as f64
+        } else {
+            0.0
+        };
+        let agents = states
+            .iter()
+            .map(|(s, n)| format!("{s}={n}"))
+            .collect::<Vec<_>>()
+            .join(" ");
         info!(
             event = "demo_figures",
             campaign = CAMPAIGN,
@@ -435,7 +591,11 @@ mod tests {
     #[test]
     fn the_lead_file_has_500_distinct_numbers() {
         let csv = leads_csv();
-        let numbers: std::collections::BTreeSet<&str> = csv.lines().skip(1).map(|l| l.split(',').nth(2).unwrap()).collect();
+        let numbers: std::collections::BTreeSet<&str> = csv
+            .lines()
+            .skip(1)
+            .map(|l| l.split(',').nth(2).unwrap())
+            .collect();
         assert_eq!(numbers.len(), LEADS);
     }
 
@@ -448,7 +608,8 @@ mod tests {
 
     #[test]
     fn the_demo_campaign_config_is_valid_and_dials_at_any_hour() {
-        let c = demo_campaign_config(1, "default", "sip:127.0.0.1:5090", Path::new("x.wav")).unwrap();
+        let c =
+            demo_campaign_config(1, "default", "sip:127.0.0.1:5090", Path::new("x.wav")).unwrap();
         c.validate().unwrap();
         let w = serde_json::to_value(&c.compliance.window).unwrap();
         assert_eq!(w["start"], "00:00:00");

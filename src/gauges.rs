@@ -11,7 +11,15 @@ use inbound::runtime::Runtime;
 use sqlx::Row;
 
 const EVERY: Duration = Duration::from_secs(5);
-const STATES: [&str; 7] = ["offline", "available", "offered", "on_contact", "after_contact_work", "not_routable", "missed"];
+const STATES: [&str; 7] = [
+    "offline",
+    "available",
+    "offered",
+    "on_contact",
+    "after_contact_work",
+    "not_routable",
+    "missed",
+];
 
 fn state_label(s: &AgentState) -> &'static str {
     match s {
@@ -39,10 +47,14 @@ pub async fn run(db: Db, runtime: Runtime, queues: Vec<String>) {
         }
         for q in &queues {
             if let Ok(s) = runtime.queue_stats(q).await {
-                metrics::gauge!("dialbridge_queue_contacts", "queue" => q.clone()).set(s.waiting as f64);
-                metrics::gauge!("dialbridge_queue_oldest_wait_seconds", "queue" => q.clone()).set(s.oldest_wait_ms as f64 / 1000.0);
-                metrics::gauge!("dialbridge_queue_service_level", "queue" => q.clone()).set(s.service_level);
-                metrics::gauge!("dialbridge_queue_agents_available", "queue" => q.clone()).set(s.agents_available as f64);
+                metrics::gauge!("dialbridge_queue_contacts", "queue" => q.clone())
+                    .set(s.waiting as f64);
+                metrics::gauge!("dialbridge_queue_oldest_wait_seconds", "queue" => q.clone())
+                    .set(s.oldest_wait_ms as f64 / 1000.0);
+                metrics::gauge!("dialbridge_queue_service_level", "queue" => q.clone())
+                    .set(s.service_level);
+                metrics::gauge!("dialbridge_queue_agents_available", "queue" => q.clone())
+                    .set(s.agents_available as f64);
             }
         }
         if let Err(e) = campaigns(&db).await {
@@ -63,10 +75,16 @@ async fn campaigns(db: &Db) -> anyhow::Result<()> {
     .await?;
     for r in rows {
         let name: String = r.get("name");
-        let (live, abandoned, in_progress): (i64, i64, i64) = (r.get("live"), r.get("abandoned"), r.get("in_progress"));
-        let rate = if live > 0 { abandoned as f64 / live as f64 } else { 0.0 };
+        let (live, abandoned, in_progress): (i64, i64, i64) =
+            (r.get("live"), r.get("abandoned"), r.get("in_progress"));
+        let rate = if live > 0 {
+            abandoned as f64 / live as f64
+        } else {
+            0.0
+        };
         metrics::gauge!("dialbridge_campaign_abandon_rate", "campaign" => name.clone()).set(rate);
-        metrics::gauge!("dialbridge_campaign_calls_in_progress", "campaign" => name).set(in_progress as f64);
+        metrics::gauge!("dialbridge_campaign_calls_in_progress", "campaign" => name)
+            .set(in_progress as f64);
     }
     Ok(())
 }

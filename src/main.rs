@@ -22,7 +22,11 @@ use foundation::clock::{Clock, SystemClock};
 use crate::config::LogFormat;
 
 #[derive(Parser)]
-#[command(name = "dialbridge", version, about = "Outbound dialer, inbound IVR/ACD and migration bridge in one appliance")]
+#[command(
+    name = "dialbridge",
+    version,
+    about = "Outbound dialer, inbound IVR/ACD and migration bridge in one appliance"
+)]
 struct Cli {
     /// Configuration file (default: ./dialbridge.toml when it exists, else built-in defaults).
     #[arg(long, global = true, value_name = "PATH")]
@@ -245,7 +249,10 @@ fn main() -> ExitCode {
     if let Some(f) = cli.log_format {
         cfg.log.format = f;
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
     let result = runtime.block_on(async {
         match cli.command {
             Command::Serve { demo } => {
@@ -395,7 +402,11 @@ fn main() -> ExitCode {
 }
 
 fn source(loaded: &config::Loaded) -> String {
-    let file = loaded.file.as_ref().map(|p| format!("file {}", p.display())).unwrap_or_else(|| "built-in defaults".into());
+    let file = loaded
+        .file
+        .as_ref()
+        .map(|p| format!("file {}", p.display()))
+        .unwrap_or_else(|| "built-in defaults".into());
     if loaded.env_keys.is_empty() {
         file
     } else {

@@ -35,14 +35,17 @@ impl Reloader {
         // The command line's --log-format is not in the file; keep what is running.
         next.log.format = self.current.log.format;
         let changed = next.changed_keys(&self.current);
-        let (live, later): (Vec<String>, Vec<String>) = changed.into_iter().partition(|k| LIVE_KEYS.contains(&k.as_str()));
+        let (live, later): (Vec<String>, Vec<String>) = changed
+            .into_iter()
+            .partition(|k| LIVE_KEYS.contains(&k.as_str()));
         if live.iter().any(|k| k == "log.level") {
             if let Err(e) = (self.set_log_level)(&next.log.level) {
                 warn!(error = %e, "could not change the log level");
             }
         }
         if live.iter().any(|k| k.starts_with("sip.")) {
-            self.sip.set_policy(Some(crate::serve::sip_policy(&next, &self.sip_users)));
+            self.sip
+                .set_policy(Some(crate::serve::sip_policy(&next, &self.sip_users)));
         }
         if !later.is_empty() {
             warn!(keys = ?later, "changed configuration keys take effect after a restart");
@@ -50,7 +53,13 @@ impl Reloader {
         info!(event = "config_reloaded", applied = ?live, "configuration reloaded");
         // Keys that need a restart stay as they run, so that a later reload names them again.
         for key in &later {
-            if let Some(v) = self.current.flatten().into_iter().find(|(k, _)| k == key).map(|(_, v)| v) {
+            if let Some(v) = self
+                .current
+                .flatten()
+                .into_iter()
+                .find(|(k, _)| k == key)
+                .map(|(_, v)| v)
+            {
                 next = next.with_key(key, v);
             }
         }

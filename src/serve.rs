@@ -21,7 +21,8 @@ pub type SetLogLevel = Box<dyn Fn(&str) -> anyhow::Result<()> + Send + Sync>;
 
 pub fn init_logging(cfg: &Config) -> SetLogLevel {
     use std::io::IsTerminal;
-    let filter = tracing_subscriber::EnvFilter::try_new(&cfg.log.level).expect("validated with the config");
+    let filter =
+        tracing_subscriber::EnvFilter::try_new(&cfg.log.level).expect("validated with the config");
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -46,28 +47,47 @@ pub fn init_logging(cfg: &Config) -> SetLogLevel {
 pub async fn open_database(cfg: &Config) -> anyhow::Result<Db> {
     let url = cfg.database_url();
     if Backend::from_url(&url)? == Backend::Sqlite {
-        std::fs::create_dir_all(&cfg.data_dir)
-            .with_context(|| format!("cannot create the data directory {}", cfg.data_dir.display()))?;
+        std::fs::create_dir_all(&cfg.data_dir).with_context(|| {
+            format!(
+                "cannot create the data directory {}",
+                cfg.data_dir.display()
+            )
+        })?;
     }
     Db::connect(&url, cfg.database.max_connections).await
 }
 
-pub async fn run(cfg: Config, file: Option<PathBuf>, set_log_level: SetLogLevel, demo: bool) -> anyhow::Result<()> {
+pub async fn run(
+    cfg: Config,
+    file: Option<PathBuf>,
+    set_log_level: SetLogLevel,
+    demo: bool,
+) -> anyhow::Result<()> {
     let started = std::time::Instant::now();
     // Handlers first: a SIGTERM that arrives right after the listening line must drain, not kill.
     let shutdown = shutdown_signal()?;
-    let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).context("installing the SIGHUP handler")?;
+    let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        .context("installing the SIGHUP handler")?;
     info!(version = env!("CARGO_PKG_VERSION"), config = ?file, "starting dialbridge");
     let _data_dir_lock = crate::backup::lock_data_dir(&cfg)?;
     let db = open_database(&cfg).await?;
     db.migrate().await?;
     let clock = clock_for(&db).await?;
 
-    let admin_password = std::env::var("DIALBRIDGE_ADMIN_PASSWORD").ok().filter(|p| !p.is_empty());
-    if let Some(first) = accounts::ensure_first_admin(&db, clock.now_ms(), admin_password.as_deref()).await? {
+    let admin_password = std::env::var("DIALBRIDGE_ADMIN_PASSWORD")
+        .ok()
+        .filter(|p| !p.is_empty());
+    if let Some(first) =
+        accounts::ensure_first_admin(&db, clock.now_ms(), admin_password.as_deref()).await?
+    {
         match first.generated_password {
-            Some(p) => warn!(username = "admin", password = %p, "first run: created the admin user with this generated password; it is shown only once"),
-            None => info!(username = "admin", "first run: created the admin user with the password from DIALBRIDGE_ADMIN_PASSWORD"),
+            Some(p) => {
+                warn!(username = "admin", password = %p, "first run: created the admin user with this generated password; it is shown only once")
+            }
+            None => info!(
+                username = "admin",
+                "first run: created the admin user with the password from DIALBRIDGE_ADMIN_PASSWORD"
+            ),
         }
     }
 
@@ -86,7 +106,9 @@ pub async fn run(cfg: Config, file: Option<PathBuf>, set_log_level: SetLogLevel,
         auto_answer: None,
         ..Default::default()
     };
-    let sip = telephony::sip::listener::start_with(&cfg.telephony(), sip_options, lifecycle.clone()).await?;
+    let sip =
+        telephony::sip::listener::start_with(&cfg.telephony(), sip_options, lifecycle.clone())
+            .await?;
     let http = tokio::net::TcpListener::bind(cfg.http.listen)
         .await
         .with_context(|| format!("cannot bind HTTP on {}", cfg.http.listen))?;
@@ -103,7 +125,13 @@ pub async fn run(cfg: Config, file: Option<PathBuf>, set_log_level: SetLogLevel,
         warn!(calls = interrupted, node = %node, "closed call records left open by the last stop as interrupted");
     }
     let cdr_stop = tokio_util::sync::CancellationToken::new();
-    let cdr = tokio::spawn(telephony::cdr::run(db.clone(), clock.clone(), sip.handle.clone(), node.clone(), cdr_stop.clone()));
+    let cdr = tokio::spawn(telephony::cdr::run(
+        db.clone(),
+        clock.clone(),
+        sip.handle.clone(),
+        node.clone(),
+        cdr_stop.clone(),
+    ));
     let (runtime, calls) = start_runtime(&cfg, &db, &clock, &sip).await?;
     // The browser softphone's WebRTC gateway: the runtime calls agents' browsers through it.
     let softphone = web::softphone::Gateway::start(web::softphone::GatewayConfig {
@@ -112,9 +140,16 @@ pub async fn run(cfg: Config, file: Option<PathBuf>, set_log_level: SetLogLevel,
         appliance_sip: Some(sip.udp_addr),
     })
     .await?;
-    let queues = cfg.inbound.acd_config()?.queues.into_iter().map(|q| q.name).collect();
+    let queues = cfg
+        .inbound
+        .acd_config()?
+        .queues
+        .into_iter()
+        .map(|q| q.name)
+        .collect();
     tokio::spawn(crate::gauges::run(db.clone(), runtime.clone(), queues));
-    let agents: Arc<dyn dialer::agents::AgentPort> = crate::agents_port::RuntimeAgents::start(runtime.clone());
+    let agents: Arc<dyn dialer::agents::AgentPort> =
+        crate::agents_port::RuntimeAgents::start(runtime.clone());
     let dialer = dialer::runner::start(
         db.clone(),
         clock.clone(),
@@ -123,8 +158,18 @@ pub async fn run(cfg: Config, file: Option<PathBuf>, set_log_level: SetLogLevel,
         dialer::runner::RunnerConfig::new(&node),
     )
     .await?;
-    let single = dialer::single::Dialer { db: db.clone(), clock: clock.clone(), calls, agents, node: node.clone() };
-    let outbound = Arc::new(web::outbound::Outbound::new(single, cfg.dialer.single_call_defaults()?, &cfg.dialer.region));
+    let single = dialer::single::Dialer {
+        db: db.clone(),
+        clock: clock.clone(),
+        calls,
+        agents,
+        node: node.clone(),
+    };
+    let outbound = Arc::new(web::outbound::Outbound::new(
+        single,
+        cfg.dialer.single_call_defaults()?,
+        &cfg.dialer.region,
+    ));
     if dialer.recovery != Default::default() {
         warn!(recovery = ?dialer.recovery, "dial attempts left open by the last stop were closed as interrupted");
     }
@@ -141,7 +186,10 @@ pub async fn run(cfg: Config, file: Option<PathBuf>, set_log_level: SetLogLevel,
         clock,
         uploads_dir: cfg.data_dir.join("uploads"),
         postgres_url: (db.backend() == Backend::Postgres).then(|| cfg.database_url()),
-        keys: Arc::new(web::auth::KeyGate::new(cfg.api.rate_limit_per_s, cfg.api.rate_limit_burst)),
+        keys: Arc::new(web::auth::KeyGate::new(
+            cfg.api.rate_limit_per_s,
+            cfg.api.rate_limit_burst,
+        )),
         lifecycle: lifecycle.clone(),
         listening: Arc::new(listening.clone()),
         render_metrics: Arc::new(move || recorder.render()),
@@ -151,7 +199,10 @@ pub async fn run(cfg: Config, file: Option<PathBuf>, set_log_level: SetLogLevel,
     };
     let http_stop = tokio_util::sync::CancellationToken::new();
     let tls = match (cfg.http.tls_cert.is_empty(), cfg.http.tls_key.is_empty()) {
-        (false, false) => Some(crate::tls::server_config(&cfg.http.tls_cert, &cfg.http.tls_key)?),
+        (false, false) => Some(crate::tls::server_config(
+            &cfg.http.tls_cert,
+            &cfg.http.tls_key,
+        )?),
         _ => None,
     };
     let app = web::app(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
@@ -162,11 +213,18 @@ pub async fn run(cfg: Config, file: Option<PathBuf>, set_log_level: SetLogLevel,
                 Some(config) => {
                     // `tap_io` only for axum's `ConnectInfo<SocketAddr>` impl on tapped listeners.
                     use axum::serve::ListenerExt;
-                    axum::serve(crate::tls::TlsListener::new(http, config)?.tap_io(|_| {}), app)
+                    axum::serve(
+                        crate::tls::TlsListener::new(http, config)?.tap_io(|_| {}),
+                        app,
+                    )
+                    .with_graceful_shutdown(async move { stop.cancelled().await })
+                    .await
+                }
+                None => {
+                    axum::serve(http, app)
                         .with_graceful_shutdown(async move { stop.cancelled().await })
                         .await
                 }
-                None => axum::serve(http, app).with_graceful_shutdown(async move { stop.cancelled().await }).await,
             }
         }
     });
@@ -182,7 +240,13 @@ pub async fn run(cfg: Config, file: Option<PathBuf>, set_log_level: SetLogLevel,
         "listening"
     );
 
-    let mut reloader = crate::reload::Reloader { file, current: cfg.clone(), set_log_level, sip: sip.handle.clone(), sip_users };
+    let mut reloader = crate::reload::Reloader {
+        file,
+        current: cfg.clone(),
+        set_log_level,
+        sip: sip.handle.clone(),
+        sip_users,
+    };
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
@@ -194,7 +258,10 @@ pub async fn run(cfg: Config, file: Option<PathBuf>, set_log_level: SetLogLevel,
         }
     }
     let drain = Duration::from_secs(cfg.shutdown.drain_s);
-    info!(drain_s = cfg.shutdown.drain_s, "shutting down: refusing new work, draining calls in progress");
+    info!(
+        drain_s = cfg.shutdown.drain_s,
+        "shutting down: refusing new work, draining calls in progress"
+    );
     // The dialer places no new call from now; its calls and the rest drain together.
     let (outcome, _) = tokio::join!(lifecycle.drain(drain, STOP_GRACE), dialer.stop(drain));
     if outcome == DrainOutcome::Stopped {
@@ -202,8 +269,13 @@ pub async fn run(cfg: Config, file: Option<PathBuf>, set_log_level: SetLogLevel,
     }
     // Every call has ended by now and its hangup event is sent: write those records, then stop.
     cdr_stop.cancel();
-    if tokio::time::timeout(Duration::from_secs(2), cdr).await.is_err() {
-        warn!("call records still being written after 2 s; the next start closes them as interrupted");
+    if tokio::time::timeout(Duration::from_secs(2), cdr)
+        .await
+        .is_err()
+    {
+        warn!(
+            "call records still being written after 2 s; the next start closes them as interrupted"
+        );
     }
     http_stop.cancel();
     match tokio::time::timeout(Duration::from_secs(2), server).await {
@@ -228,8 +300,13 @@ async fn start_runtime(
         Ok(ip) => ip,
         Err(_) => sip.udp_addr.ip(),
     };
-    let inactivity = (cfg.rtp.inactivity_timeout_s > 0).then(|| Duration::from_secs(cfg.rtp.inactivity_timeout_s));
-    let control = telephony::control::ControlConfig { media_ip, inactivity_timeout: inactivity, ..Default::default() };
+    let inactivity = (cfg.rtp.inactivity_timeout_s > 0)
+        .then(|| Duration::from_secs(cfg.rtp.inactivity_timeout_s));
+    let control = telephony::control::ControlConfig {
+        media_ip,
+        inactivity_timeout: inactivity,
+        ..Default::default()
+    };
     let (calls, incoming) = telephony::control::Calls::start(sip.handle.clone(), control);
     let mut webhooks = inbound::webhook::WebhookTargets::new();
     for (name, url) in &cfg.inbound.webhooks {
@@ -247,7 +324,9 @@ async fn start_runtime(
         node: cfg.node(),
         ..Default::default()
     };
-    let runtime = inbound::runtime::Runtime::start(db.clone(), clock.clone(), calls.clone(), incoming, rc).await?;
+    let runtime =
+        inbound::runtime::Runtime::start(db.clone(), clock.clone(), calls.clone(), incoming, rc)
+            .await?;
     Ok((runtime, calls))
 }
 
@@ -264,7 +343,10 @@ fn webrtc_ip(cfg: &Config, listening: &web::Listening) -> std::net::IpAddr {
     if !http.is_unspecified() {
         return http;
     }
-    cfg.sip.advertised_address.parse().unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST))
+    cfg.sip
+        .advertised_address
+        .parse()
+        .unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST))
 }
 
 /// Who may call in and register: the configured trunks, and users' phones with SIP credentials.
@@ -275,7 +357,9 @@ pub fn sip_policy(cfg: &Config, users: &SipUsers) -> telephony::sip::registrar::
         realm: cfg.sip.realm.clone(),
         users: Arc::new(move |name: &str| {
             let table = users.read().expect("sip users");
-            table.get(name).map(|ha1| format!("{}{ha1}", telephony::sip::digest::HA1_PREFIX))
+            table
+                .get(name)
+                .map(|ha1| format!("{}{ha1}", telephony::sip::digest::HA1_PREFIX))
         }),
         expires: (60, 3600),
     }

@@ -18,13 +18,20 @@ use tracing::debug;
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Reads the PEM certificate chain and private key (the `http.tls_*` keys) into a server config.
-pub fn server_config(cert: &str, key: &str) -> anyhow::Result<Arc<tokio_rustls::rustls::ServerConfig>> {
+pub fn server_config(
+    cert: &str,
+    key: &str,
+) -> anyhow::Result<Arc<tokio_rustls::rustls::ServerConfig>> {
     let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
         .with_context(|| format!("http.tls_cert: cannot read {cert}"))?
         .collect::<Result<_, _>>()
         .with_context(|| format!("http.tls_cert: {cert} is not a PEM certificate chain"))?;
-    anyhow::ensure!(!chain.is_empty(), "http.tls_cert: {cert} holds no certificate");
-    let key = PrivateKeyDer::from_pem_file(key).with_context(|| format!("http.tls_key: cannot read a PEM private key from {key}"))?;
+    anyhow::ensure!(
+        !chain.is_empty(),
+        "http.tls_cert: {cert} holds no certificate"
+    );
+    let key = PrivateKeyDer::from_pem_file(key)
+        .with_context(|| format!("http.tls_key: cannot read a PEM private key from {key}"))?;
     let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
     let mut config = tokio_rustls::rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
@@ -43,7 +50,10 @@ pub struct TlsListener {
 }
 
 impl TlsListener {
-    pub fn new(tcp: TcpListener, config: Arc<tokio_rustls::rustls::ServerConfig>) -> std::io::Result<Self> {
+    pub fn new(
+        tcp: TcpListener,
+        config: Arc<tokio_rustls::rustls::ServerConfig>,
+    ) -> std::io::Result<Self> {
         let local = tcp.local_addr()?;
         let (tx, ready) = mpsc::channel(64);
         let acceptor = TlsAcceptor::from(config);

@@ -30,10 +30,16 @@ fn console_dir() -> PathBuf {
 
 /// Chromium, node and the script's npm packages, or the reason the test cannot run here.
 fn tools_present() -> bool {
-    if !require_tool("chromium", "chromium") || !require_tool("node", "nodejs") || !require_tool("sipp", "sip-tester") {
+    if !require_tool("chromium", "chromium")
+        || !require_tool("node", "nodejs")
+        || !require_tool("sipp", "sip-tester")
+    {
         return false;
     }
-    if !console_dir().join("node_modules/playwright-core/package.json").exists() {
+    if !console_dir()
+        .join("node_modules/playwright-core/package.json")
+        .exists()
+    {
         let msg = "tests/console has no node_modules (run `npm ci` there, with PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1)";
         if on_ci() {
             panic!("{msg}; CI must not skip this test");
@@ -57,7 +63,11 @@ const SCREEN_POP_FLOW: &str = r#"{"Version": "2019-10-30", "StartAction": "attrs
 
 /// A UDP port free on loopback now (for the sipp agent phone and its media).
 fn free_udp_port() -> u16 {
-    std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// Kills the agent phone when the test ends, however it ends.
@@ -71,8 +81,16 @@ impl Drop for Phone {
 }
 
 fn create_user(dir: &Path, name: &str, role: &str, password: &str) {
-    let out = run(dir, &["user", "create", "--username", name, "--role", role], &[("DIALBRIDGE_USER_PASSWORD", password)]);
-    assert!(out.status.success(), "user create {name}: {}", String::from_utf8_lossy(&out.stderr));
+    let out = run(
+        dir,
+        &["user", "create", "--username", name, "--role", role],
+        &[("DIALBRIDGE_USER_PASSWORD", password)],
+    );
+    assert!(
+        out.status.success(),
+        "user create {name}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]
@@ -88,11 +106,33 @@ fn console_in_chromium_login_roles_list_upload_bridge() {
     create_user(dir.path(), "sue", "supervisor", supervisor_pw);
 
     // A small list for the campaign created in the browser, imported by the CLI.
-    std::fs::write(dir.path().join("pilot.csv"), "First Name,Phone,Zip\nAda,(312) 555-0100,60601\nAlan,312.555.0101,60601\n").unwrap();
-    let out = run(dir.path(), &["import", "pilot.csv", "--list", "pilot", "--region", "US", "--json"], &[]);
-    assert!(out.status.success(), "import: {}", String::from_utf8_lossy(&out.stderr));
+    std::fs::write(
+        dir.path().join("pilot.csv"),
+        "First Name,Phone,Zip\nAda,(312) 555-0100,60601\nAlan,312.555.0101,60601\n",
+    )
+    .unwrap();
+    let out = run(
+        dir.path(),
+        &[
+            "import",
+            "pilot.csv",
+            "--list",
+            "pilot",
+            "--region",
+            "US",
+            "--json",
+        ],
+        &[],
+    );
+    assert!(
+        out.status.success(),
+        "import: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let list_id = report["list_id"].as_i64().expect("list_id in the import report");
+    let list_id = report["list_id"]
+        .as_i64()
+        .expect("list_id in the import report");
 
     // The agent's phone: sipp's built-in UAS answers the nailed-up call and holds it until BYE.
     let phone_port = free_udp_port();
@@ -101,7 +141,16 @@ fn console_in_chromium_login_roles_list_upload_bridge() {
         let work = dir.path().join(work);
         std::fs::create_dir_all(&work).unwrap();
         Command::new("sipp")
-            .args(["-sn", "uas", "-i", "127.0.0.1", "-p", &port.to_string(), "-mp", &free_udp_port().to_string()])
+            .args([
+                "-sn",
+                "uas",
+                "-i",
+                "127.0.0.1",
+                "-p",
+                &port.to_string(),
+                "-mp",
+                &free_udp_port().to_string(),
+            ])
             .args(["-nostdin", "-m", "1", "-timeout", "300s"])
             .current_dir(work)
             .stdout(Stdio::null())
@@ -122,12 +171,22 @@ fn console_in_chromium_login_roles_list_upload_bridge() {
     opts.dnc_share = 0.0; // no DNC file rides along with a browser upload
     let (expected, _) = write_csv(
         Generator::new(opts, true),
-        &CsvStyle { delimiter: b';', bom: true },
+        &CsvStyle {
+            delimiter: b';',
+            bom: true,
+        },
         std::fs::File::create(&csv_path).unwrap(),
     )
     .unwrap();
-    assert!(expected.rejected() > 0 && expected.duplicates > 0, "the file must have rows to reject");
-    let rejected_by_reason: BTreeMap<&String, &u64> = expected.rejected_by_reason.iter().filter(|(_, n)| **n > 0).collect();
+    assert!(
+        expected.rejected() > 0 && expected.duplicates > 0,
+        "the file must have rows to reject"
+    );
+    let rejected_by_reason: BTreeMap<&String, &u64> = expected
+        .rejected_by_reason
+        .iter()
+        .filter(|(_, n)| **n > 0)
+        .collect();
     let expected_json = serde_json::json!({
         "rows_read": expected.rows,
         "accepted": expected.accepted,
@@ -141,13 +200,17 @@ fn console_in_chromium_login_roles_list_upload_bridge() {
     let app = Appliance::start(dir.path(), &[("DIALBRIDGE_ADMIN_PASSWORD", admin_pw)]);
     // A number whose flow queues the caller for the agents (the browser script has sipp call it).
     let admin_key = common::admin_key(dir.path());
-    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(common::route_numbers(
-        &app,
-        &admin_key,
-        "to-agents",
-        SCREEN_POP_FLOW,
-        &["+18005550200"],
-    ));
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(common::route_numbers(
+            &app,
+            &admin_key,
+            "to-agents",
+            SCREEN_POP_FLOW,
+            &["+18005550200"],
+        ));
     let artifacts = std::env::var_os("DIALBRIDGE_ARTIFACTS")
         .map(PathBuf::from)
         .unwrap_or_else(|| Path::new(env!("CARGO_TARGET_TMPDIR")).join("artifacts"))
@@ -169,7 +232,10 @@ fn console_in_chromium_login_roles_list_upload_bridge() {
         .env("SUPERVISOR_PASSWORD", supervisor_pw)
         .env("AGENT_PHONE", format!("sip:agnes@127.0.0.1:{phone_port}"))
         .env("CAMPAIGN_LIST_ID", list_id.to_string())
-        .env("SUPERVISOR_PHONE", format!("sip:sue@127.0.0.1:{supervisor_port}"))
+        .env(
+            "SUPERVISOR_PHONE",
+            format!("sip:sue@127.0.0.1:{supervisor_port}"),
+        )
         .env("SIP_TARGET", &app.sip_udp)
         .env("CALL_NUMBER", "+18005550200")
         .env("CSV_FILE", &csv_path)
@@ -209,16 +275,40 @@ fn console_in_chromium_login_roles_list_upload_bridge() {
     assert!(
         ok,
         "browser test {} (after {:?}):\n--- stdout\n{out}\n--- stderr\n{err}\n--- appliance log (tail)\n{}",
-        if status.is_none() { "timed out" } else { "failed" },
+        if status.is_none() {
+            "timed out"
+        } else {
+            "failed"
+        },
         t0.elapsed(),
-        app.log_text().lines().rev().take(40).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n")
+        app.log_text()
+            .lines()
+            .rev()
+            .take(40)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .collect::<Vec<_>>()
+            .join("\n")
     );
-    assert!(out.contains("steps passed"), "the script ended without its summary line:\n{out}");
+    assert!(
+        out.contains("steps passed"),
+        "the script ended without its summary line:\n{out}"
+    );
     drop(phone);
     drop(supervisor_phone);
     for name in [
-        "01-login", "03-home-admin", "04-bridge", "06-agent-forbidden", "07-lists-preview", "08-lists-report",
-        "15-campaigns", "16-campaign-dashboard", "17-agent-desktop", "18-supervisor", "19-agent-on-contact",
+        "01-login",
+        "03-home-admin",
+        "04-bridge",
+        "06-agent-forbidden",
+        "07-lists-preview",
+        "08-lists-report",
+        "15-campaigns",
+        "16-campaign-dashboard",
+        "17-agent-desktop",
+        "18-supervisor",
+        "19-agent-on-contact",
     ] {
         let shot = artifacts.join(format!("{name}.png"));
         let len = std::fs::metadata(&shot).map(|m| m.len()).unwrap_or(0);

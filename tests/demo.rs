@@ -16,16 +16,24 @@ async fn get(c: &reqwest::Client, url: String, key: &str) -> Value {
 }
 
 async fn seeded_counts(dir: &std::path::Path) -> Vec<(String, i64)> {
-    let db = foundation::Db::connect(&format!("sqlite://{}/data/dialbridge.db", dir.display()), 1).await.unwrap();
+    let db = foundation::Db::connect(&format!("sqlite://{}/data/dialbridge.db", dir.display()), 1)
+        .await
+        .unwrap();
     let mut out = Vec::new();
     for (what, sql) in [
         ("users", "SELECT COUNT(*) FROM users"),
         ("campaigns", "SELECT COUNT(*) FROM campaigns"),
         ("leads", "SELECT COUNT(*) FROM leads"),
         ("import jobs", "SELECT COUNT(*) FROM import_jobs"),
-        ("flow versions", "SELECT COUNT(*) FROM inbound_flow_versions"),
+        (
+            "flow versions",
+            "SELECT COUNT(*) FROM inbound_flow_versions",
+        ),
     ] {
-        let n: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(sql)).fetch_one(db.pool()).await.unwrap();
+        let n: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+            .fetch_one(db.pool())
+            .await
+            .unwrap();
         out.push((what.to_owned(), n));
     }
     db.close().await;
@@ -39,10 +47,18 @@ async fn demo_campaign_connects_calls_to_agents_within_a_minute_and_seeds_once()
     let env = [("DIALBRIDGE_LOG_LEVEL", "info")];
     let started = Instant::now();
     let mut app = Appliance::start_with_args(dir.path(), &["--demo"], &env);
-    let c = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().unwrap();
+    let c = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
 
     let campaigns = get(&c, app.url("/api/v1/campaigns"), &key).await;
-    let demo = campaigns.as_array().unwrap().iter().find(|c| c["name"] == "demo").unwrap_or_else(|| panic!("no demo campaign: {campaigns}"));
+    let demo = campaigns
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "demo")
+        .unwrap_or_else(|| panic!("no demo campaign: {campaigns}"));
     assert_eq!(demo["state"], "running", "{demo}");
     let id = demo["id"].as_i64().unwrap();
 
@@ -50,43 +66,96 @@ async fn demo_campaign_connects_calls_to_agents_within_a_minute_and_seeds_once()
     let (mut stats, mut to_agent) = (Value::Null, 0);
     while started.elapsed() < Duration::from_secs(60) {
         stats = get(&c, app.url(&format!("/api/v1/campaigns/{id}/stats")), &key).await;
-        let csv = c.get(app.url(&format!("/api/v1/campaigns/{id}/attempts.csv"))).bearer_auth(&key).send().await.unwrap().text().await.unwrap();
+        let csv = c
+            .get(app.url(&format!("/api/v1/campaigns/{id}/attempts.csv")))
+            .bearer_auth(&key)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
         let mut r = csv::Reader::from_reader(csv.as_bytes());
-        let agent_col = r.headers().unwrap().iter().position(|h| h == "agent").expect("agent column");
-        to_agent = r.records().filter(|rec| !rec.as_ref().unwrap()[agent_col].is_empty()).count();
-        if stats["attempts"].as_i64() > Some(0) && stats["live_answers"].as_i64() > Some(0) && to_agent > 0 {
+        let agent_col = r
+            .headers()
+            .unwrap()
+            .iter()
+            .position(|h| h == "agent")
+            .expect("agent column");
+        to_agent = r
+            .records()
+            .filter(|rec| !rec.as_ref().unwrap()[agent_col].is_empty())
+            .count();
+        if stats["attempts"].as_i64() > Some(0)
+            && stats["live_answers"].as_i64() > Some(0)
+            && to_agent > 0
+        {
             break;
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
     let elapsed = started.elapsed();
     assert!(
-        stats["attempts"].as_i64() > Some(0) && stats["live_answers"].as_i64() > Some(0) && to_agent > 0,
+        stats["attempts"].as_i64() > Some(0)
+            && stats["live_answers"].as_i64() > Some(0)
+            && to_agent > 0,
         "after {elapsed:?}: stats {stats}, {to_agent} attempts with an agent; log:\n{}",
         app.log_text()
     );
-    eprintln!("demo: first call connected to an agent {:.1} s after start; stats {stats}", elapsed.as_secs_f64());
+    eprintln!(
+        "demo: first call connected to an agent {:.1} s after start; stats {stats}",
+        elapsed.as_secs_f64()
+    );
     // The simulated agents wrap up: the attempt gets their disposition (talk 20 s + wrap-up 3 s).
     let mut disposed = 0;
     while disposed == 0 && started.elapsed() < Duration::from_secs(90) {
-        let csv = c.get(app.url(&format!("/api/v1/campaigns/{id}/attempts.csv"))).bearer_auth(&key).send().await.unwrap().text().await.unwrap();
+        let csv = c
+            .get(app.url(&format!("/api/v1/campaigns/{id}/attempts.csv")))
+            .bearer_auth(&key)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
         let mut r = csv::Reader::from_reader(csv.as_bytes());
-        let col = r.headers().unwrap().iter().position(|h| h == "disposition").expect("disposition column");
-        disposed = r.records().filter(|rec| !rec.as_ref().unwrap()[col].is_empty()).count();
+        let col = r
+            .headers()
+            .unwrap()
+            .iter()
+            .position(|h| h == "disposition")
+            .expect("disposition column");
+        disposed = r
+            .records()
+            .filter(|rec| !rec.as_ref().unwrap()[col].is_empty())
+            .count();
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
-    assert!(disposed > 0, "no attempt got a simulated agent's disposition; log:\n{}", app.log_text());
+    assert!(
+        disposed > 0,
+        "no attempt got a simulated agent's disposition; log:\n{}",
+        app.log_text()
+    );
     let agents = get(&c, app.url("/api/v1/agents"), &key).await;
     assert_eq!(agents.as_array().unwrap().len(), 4, "{agents}");
     let log = app.log_text();
-    assert!(log.contains("DEMO MODE") && log.contains("demo-manager"), "the demo passwords are printed");
+    assert!(
+        log.contains("DEMO MODE") && log.contains("demo-manager"),
+        "the demo passwords are printed"
+    );
     let (status, _) = app.terminate(Duration::from_secs(20));
     assert!(status.success());
 
     // A second --demo start on the same data creates nothing twice.
     let before = seeded_counts(dir.path()).await;
-    assert!(before.iter().any(|(w, n)| w == "leads" && *n == 500), "{before:?}");
-    assert!(before.iter().any(|(w, n)| w == "users" && *n == 8), "admin + 7 demo users: {before:?}");
+    assert!(
+        before.iter().any(|(w, n)| w == "leads" && *n == 500),
+        "{before:?}"
+    );
+    assert!(
+        before.iter().any(|(w, n)| w == "users" && *n == 8),
+        "admin + 7 demo users: {before:?}"
+    );
     let mut again = Appliance::start_with_args(dir.path(), &["--demo"], &env);
     let campaigns = get(&c, again.url("/api/v1/campaigns"), &key).await;
     assert_eq!(campaigns.as_array().unwrap().len(), 1, "{campaigns}");

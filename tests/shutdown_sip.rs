@@ -11,9 +11,31 @@ use common::{Appliance, QUEUE_FLOW, admin_key, route_numbers};
 fn sipp_call(dir: &std::path::Path, target: &str, pause_ms: u32) -> std::process::Child {
     Command::new("sipp")
         .current_dir(dir)
-        .args(["-sn", "uac", "-s", "+13125550100", "-m", "1", "-i", "127.0.0.1", "-p", "0", "-nostdin", "-timeout", "30s", "-d"])
+        .args([
+            "-sn",
+            "uac",
+            "-s",
+            "+13125550100",
+            "-m",
+            "1",
+            "-i",
+            "127.0.0.1",
+            "-p",
+            "0",
+            "-nostdin",
+            "-timeout",
+            "30s",
+            "-d",
+        ])
         .arg(pause_ms.to_string())
-        .args(["-trace_err", "-error_file", "errors.log", "-trace_msg", "-message_file", "msgs.log"])
+        .args([
+            "-trace_err",
+            "-error_file",
+            "errors.log",
+            "-trace_msg",
+            "-message_file",
+            "msgs.log",
+        ])
         .arg(target)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -40,13 +62,22 @@ async fn sigterm_drains_calls_then_exits_zero() {
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let pid = app.child.id().to_string();
     let t0 = Instant::now();
-    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
     tokio::time::sleep(Duration::from_millis(300)).await;
 
     // A new call during the drain is refused with 503.
     let mut refused = sipp_call(&late, &app.sip_udp, 100);
     let refused_status = refused.wait().unwrap();
-    assert!(!refused_status.success(), "a call placed while draining must fail");
+    assert!(
+        !refused_status.success(),
+        "a call placed while draining must fail"
+    );
     let msgs = std::fs::read_to_string(late.join("msgs.log")).unwrap_or_default();
     assert!(msgs.contains("SIP/2.0 503"), "refused with 503:\n{msgs}");
 
@@ -55,24 +86,46 @@ async fn sigterm_drains_calls_then_exits_zero() {
         if let Some(s) = app.child.try_wait().unwrap() {
             break s;
         }
-        assert!(t0.elapsed() < Duration::from_secs(10), "no exit within 10 s of SIGTERM");
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "no exit within 10 s of SIGTERM"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     let took = t0.elapsed();
-    assert!(status.success(), "exit status {status:?}\n{}", app.log_text());
-    assert!(took >= Duration::from_secs(2), "the call in progress got its drain time ({took:?})");
+    assert!(
+        status.success(),
+        "exit status {status:?}\n{}",
+        app.log_text()
+    );
+    assert!(
+        took >= Duration::from_secs(2),
+        "the call in progress got its drain time ({took:?})"
+    );
     let _ = in_progress.wait();
     let msgs = std::fs::read_to_string(long.join("msgs.log")).unwrap_or_default();
-    assert!(msgs.contains("BYE sip:"), "the call in progress was ended with a BYE:\n{msgs}");
+    assert!(
+        msgs.contains("BYE sip:"),
+        "the call in progress was ended with a BYE:\n{msgs}"
+    );
     let calls = call_records(dir.path()).await;
     assert_eq!(calls.len(), 1, "{calls:?}");
-    assert_eq!((calls[0].0.as_str(), calls[0].1.as_deref()), ("ended", Some("shutdown")), "{calls:?}");
+    assert_eq!(
+        (calls[0].0.as_str(), calls[0].1.as_deref()),
+        ("ended", Some("shutdown")),
+        "{calls:?}"
+    );
 }
 
 /// (state, cause, outcome) of every call record, oldest first.
 async fn call_records(dir: &std::path::Path) -> Vec<(String, Option<String>, Option<String>)> {
-    let db = foundation::Db::connect(&format!("sqlite://{}/data/dialbridge.db", dir.display()), 1).await.unwrap();
-    let rows = sqlx::query_as("SELECT state, cause, outcome FROM calls ORDER BY id").fetch_all(db.pool()).await.unwrap();
+    let db = foundation::Db::connect(&format!("sqlite://{}/data/dialbridge.db", dir.display()), 1)
+        .await
+        .unwrap();
+    let rows = sqlx::query_as("SELECT state, cause, outcome FROM calls ORDER BY id")
+        .fetch_all(db.pool())
+        .await
+        .unwrap();
     db.close().await;
     rows
 }
@@ -102,13 +155,24 @@ async fn a_killed_appliance_closes_its_open_calls_as_interrupted_when_it_restart
     app.child.kill().unwrap(); // SIGKILL: no chance to close anything
     app.child.wait().unwrap();
     let _ = call.kill();
-    assert_eq!(call_records(dir.path()).await[0].0, "answered", "left open by the crash");
+    assert_eq!(
+        call_records(dir.path()).await[0].0,
+        "answered",
+        "left open by the crash"
+    );
 
     let key = admin_key(dir.path());
     let app = Appliance::start(dir.path(), &[]);
     route_numbers(&app, &key, "hold", QUEUE_FLOW, &["+13125550100"]).await;
     let calls = call_records(dir.path()).await;
-    assert_eq!(calls[0], ("ended".to_owned(), Some("node_stopped".to_owned()), Some("interrupted".to_owned())));
+    assert_eq!(
+        calls[0],
+        (
+            "ended".to_owned(),
+            Some("node_stopped".to_owned()),
+            Some("interrupted".to_owned())
+        )
+    );
     assert!(app.log_text().contains("interrupted"));
 }
 
@@ -126,7 +190,23 @@ async fn calls_from_outside_the_trusted_addresses_are_refused() {
         std::fs::create_dir_all(&work).unwrap();
         let status = Command::new("sipp")
             .current_dir(&work)
-            .args(["-sn", "uac", "-s", "+13125550100", "-m", "1", "-i", source, "-p", "0", "-nostdin", "-timeout", "15s", "-d", "100"])
+            .args([
+                "-sn",
+                "uac",
+                "-s",
+                "+13125550100",
+                "-m",
+                "1",
+                "-i",
+                source,
+                "-p",
+                "0",
+                "-nostdin",
+                "-timeout",
+                "15s",
+                "-d",
+                "100",
+            ])
             .args(["-trace_msg", "-message_file", "msgs.log"])
             .arg(&app.sip_udp)
             .stdout(Stdio::null())
@@ -136,7 +216,12 @@ async fn calls_from_outside_the_trusted_addresses_are_refused() {
         assert_eq!(status.success(), should_pass, "call from {source}");
         if !should_pass {
             let msgs = std::fs::read_to_string(work.join("msgs.log")).unwrap_or_default();
-            assert!(msgs.contains("SIP/2.0 403") || msgs.contains("SIP/2.0 401") || msgs.contains("SIP/2.0 407"), "{msgs}");
+            assert!(
+                msgs.contains("SIP/2.0 403")
+                    || msgs.contains("SIP/2.0 401")
+                    || msgs.contains("SIP/2.0 407"),
+                "{msgs}"
+            );
         }
     }
 }
@@ -160,7 +245,23 @@ async fn sighup_reloads_trusted_addresses_without_a_restart() {
         std::fs::create_dir_all(&work).unwrap();
         Command::new("sipp")
             .current_dir(&work)
-            .args(["-sn", "uac", "-s", "+13125550100", "-m", "1", "-i", "127.0.0.1", "-p", "0", "-nostdin", "-timeout", "10s", "-d", "100"])
+            .args([
+                "-sn",
+                "uac",
+                "-s",
+                "+13125550100",
+                "-m",
+                "1",
+                "-i",
+                "127.0.0.1",
+                "-p",
+                "0",
+                "-nostdin",
+                "-timeout",
+                "10s",
+                "-d",
+                "100",
+            ])
             .arg(&app.sip_udp)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -169,12 +270,28 @@ async fn sighup_reloads_trusted_addresses_without_a_restart() {
             .success()
     };
     let pid = app.child.id().to_string();
-    let reloads = || app.log_text().matches("config_reloaded").count() + app.log_text().matches("configuration reload refused").count();
+    let reloads = || {
+        app.log_text().matches("config_reloaded").count()
+            + app
+                .log_text()
+                .matches("configuration reload refused")
+                .count()
+    };
     let hup = |expect: usize| {
-        assert!(Command::new("kill").args(["-HUP", &pid]).status().unwrap().success());
+        assert!(
+            Command::new("kill")
+                .args(["-HUP", &pid])
+                .status()
+                .unwrap()
+                .success()
+        );
         let deadline = Instant::now() + Duration::from_secs(10);
         while reloads() < expect {
-            assert!(Instant::now() < deadline, "no reload in the log:\n{}", app.log_text());
+            assert!(
+                Instant::now() < deadline,
+                "no reload in the log:\n{}",
+                app.log_text()
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     };
@@ -183,12 +300,27 @@ async fn sighup_reloads_trusted_addresses_without_a_restart() {
     std::fs::write(&config, "[sip]\ntrusted_addresses = [\"127.0.0.1\"]\n[shutdown]\ndrain_s = 7\n[log]\nlevel = \"info,dialbridge=debug\"\n").unwrap();
     hup(1);
     let log = app.log_text();
-    assert!(log.contains("config_reloaded") && log.contains("sip.trusted_addresses") && log.contains("log.level"), "{log}");
-    assert!(log.contains("take effect after a restart") && log.contains("shutdown.drain_s"), "{log}");
-    assert!(call("after"), "the reloaded ACL lets the trunk in, without a restart");
+    assert!(
+        log.contains("config_reloaded")
+            && log.contains("sip.trusted_addresses")
+            && log.contains("log.level"),
+        "{log}"
+    );
+    assert!(
+        log.contains("take effect after a restart") && log.contains("shutdown.drain_s"),
+        "{log}"
+    );
+    assert!(
+        call("after"),
+        "the reloaded ACL lets the trunk in, without a restart"
+    );
 
     std::fs::write(&config, "[sip]\ntrusted_adresses = []\n").unwrap();
     hup(2);
-    assert!(app.log_text().contains("configuration reload refused"), "{}", app.log_text());
+    assert!(
+        app.log_text().contains("configuration reload refused"),
+        "{}",
+        app.log_text()
+    );
     assert!(call("still"), "a refused reload changes nothing");
 }

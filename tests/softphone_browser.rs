@@ -48,7 +48,10 @@ fn tools_present() -> bool {
     if !tools {
         return false;
     }
-    if !console_dir().join("node_modules/playwright-core/package.json").exists() {
+    if !console_dir()
+        .join("node_modules/playwright-core/package.json")
+        .exists()
+    {
         let msg = "tests/console has no node_modules (run `npm ci` there, with PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1)";
         if on_ci() {
             panic!("{msg}; CI must not skip this test");
@@ -59,10 +62,11 @@ fn tools_present() -> bool {
     true
 }
 
-
 /// `hz` at 8 kHz, `frames` × 20 ms.
 fn sine(hz: f64, frames: usize) -> Vec<i16> {
-    (0..frames * 160).map(|i| ((2.0 * std::f64::consts::PI * hz * i as f64 / 8000.0).sin() * 10_000.0) as i16).collect()
+    (0..frames * 160)
+        .map(|i| ((2.0 * std::f64::consts::PI * hz * i as f64 / 8000.0).sin() * 10_000.0) as i16)
+        .collect()
 }
 
 /// Counts 20 ms blocks dominated by the target tone, and by the other one.
@@ -169,12 +173,43 @@ fn refused_xml(code: u16) -> String {
     )
 }
 
-fn sipp(dir: &Path, target: &str, scenario: &str, service: &str, rtpport: u16) -> tokio::process::Command {
+fn sipp(
+    dir: &Path,
+    target: &str,
+    scenario: &str,
+    service: &str,
+    rtpport: u16,
+) -> tokio::process::Command {
     let mut c = tokio::process::Command::new("sipp");
     c.current_dir(dir)
-        .args([target, "-sf", scenario, "-s", service, "-i", "127.0.0.1", "-mi", "127.0.0.1"])
-        .args(["-p", &free_port().to_string(), "-mp", &free_port().to_string()])
-        .args(["-key", "rtpport", &rtpport.to_string(), "-m", "1", "-nostdin", "-timeout", "60s", "-timeout_error"])
+        .args([
+            target,
+            "-sf",
+            scenario,
+            "-s",
+            service,
+            "-i",
+            "127.0.0.1",
+            "-mi",
+            "127.0.0.1",
+        ])
+        .args([
+            "-p",
+            &free_port().to_string(),
+            "-mp",
+            &free_port().to_string(),
+        ])
+        .args([
+            "-key",
+            "rtpport",
+            &rtpport.to_string(),
+            "-m",
+            "1",
+            "-nostdin",
+            "-timeout",
+            "60s",
+            "-timeout_error",
+        ])
         .args(["-trace_err", "-error_file", &format!("{scenario}.err")])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -183,7 +218,12 @@ fn sipp(dir: &Path, target: &str, scenario: &str, service: &str, rtpport: u16) -
 }
 
 async fn agents(c: &reqwest::Client, app: &Appliance, key: &str) -> Vec<Value> {
-    let resp = c.get(app.url("/api/v1/agents")).bearer_auth(key).send().await.unwrap();
+    let resp = c
+        .get(app.url("/api/v1/agents"))
+        .bearer_auth(key)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 200);
     resp.json().await.unwrap()
 }
@@ -215,11 +255,18 @@ async fn softphone_call(relogin: bool) {
         &["user", "create", "--username", "agent1", "--role", "agent"],
         &[("DIALBRIDGE_USER_PASSWORD", PASSWORD)],
     );
-    assert!(out.status.success(), "user create: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "user create: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let key = admin_key(d);
     let app = Appliance::start(d, &[]);
     route_numbers(&app, &key, "queue", QUEUE_FLOW, &[NUMBER]).await;
-    let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap();
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap();
 
     // The browser's microphone: 30 s of 1 kHz (chromium loops it).
     let wav = d.join("mic-1k.wav");
@@ -270,20 +317,39 @@ async fn softphone_call(relogin: bool) {
     };
     let started = Instant::now();
     let ready = next("READY").await;
-    eprintln!("softphone ready (console login → leg → nailed-up login) in {:?}", started.elapsed());
-    assert_eq!(ready["badOfferStatus"], 400, "a bad offer is refused: {ready}");
+    eprintln!(
+        "softphone ready (console login → leg → nailed-up login) in {:?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        ready["badOfferStatus"], 400,
+        "a bad offer is refused: {ready}"
+    );
     let endpoint = ready["endpoint"].as_str().unwrap().to_owned();
-    let gw = endpoint.strip_prefix("sip:webrtc-agent1@").unwrap_or_else(|| panic!("endpoint {endpoint}")).to_owned();
+    let gw = endpoint
+        .strip_prefix("sip:webrtc-agent1@")
+        .unwrap_or_else(|| panic!("endpoint {endpoint}"))
+        .to_owned();
     assert!(gw.starts_with("127.0.0.1:"), "{endpoint}");
     let list = agents(&http, &app, &key).await;
     let a1 = agent(&list, "agent1").expect("agent1 is logged in");
     assert_eq!(a1["leg_up"], true, "{a1}");
-    assert_eq!(a1["endpoint"], json!({"kind": "uri", "value": endpoint}), "{a1}");
+    assert_eq!(
+        a1["endpoint"],
+        json!({"kind": "uri", "value": endpoint}),
+        "{a1}"
+    );
 
     // Only the appliance may call the gateway: sipp straight at it gets 403.
     std::fs::write(d.join("refused.xml"), refused_xml(403)).unwrap();
-    let rc = sipp(d, &gw, "refused.xml", "webrtc-agent1", free_port()).status().await.unwrap();
-    assert!(rc.success(), "a direct INVITE to the gateway was not refused with 403");
+    let rc = sipp(d, &gw, "refused.xml", "webrtc-agent1", free_port())
+        .status()
+        .await
+        .unwrap();
+    assert!(
+        rc.success(),
+        "a direct INVITE to the gateway was not refused with 403"
+    );
     // The appliance calling a gateway URI without a browser leg: 480, so the login fails.
     let resp = http
         .post(app.url("/api/v1/agent/login"))
@@ -293,12 +359,17 @@ async fn softphone_call(relogin: bool) {
         .await
         .unwrap();
     assert_eq!(resp.status(), 502, "{}", resp.text().await.unwrap());
-    for (what, needle) in
-        [("403", "call not from the appliance refused (403)"), ("480", "no browser leg for this agent (480)")]
-    {
+    for (what, needle) in [
+        ("403", "call not from the appliance refused (403)"),
+        ("480", "no browser leg for this agent (480)"),
+    ] {
         let deadline = Instant::now() + Duration::from_secs(5);
         while !app.log_text().contains(needle) {
-            assert!(Instant::now() < deadline, "the gateway did not log its {what}:\n{}", app.log_text());
+            assert!(
+                Instant::now() < deadline,
+                "the gateway did not log its {what}:\n{}",
+                app.log_text()
+            );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
@@ -337,18 +408,31 @@ async fn softphone_call(relogin: bool) {
     std::fs::write(&tone, Codec::Pcmu.encode(&sine(CALLER_HZ, 100))).unwrap();
     std::fs::write(d.join("caller.xml"), caller_xml(&tone, 12_000)).unwrap();
     let call_started = Instant::now();
-    let caller = sipp(d, &app.sip_udp, "caller.xml", NUMBER, ear_port).spawn().unwrap();
+    let caller = sipp(d, &app.sip_udp, "caller.xml", NUMBER, ear_port)
+        .spawn()
+        .unwrap();
 
     let heard = next("HEARD").await;
-    eprintln!("page: {heard} ({:?} after the call started)", call_started.elapsed());
-    assert_eq!(heard["detected"], true, "the page did not hear the caller's {CALLER_HZ} Hz: {heard}");
+    eprintln!(
+        "page: {heard} ({:?} after the call started)",
+        call_started.elapsed()
+    );
+    assert_eq!(
+        heard["detected"], true,
+        "the page did not hear the caller's {CALLER_HZ} Hz: {heard}"
+    );
     assert_eq!(heard["codec"], "audio/PCMU", "{heard}");
     let mut heard_rx = heard_rx;
-    let caller_heard = tokio::time::timeout(Duration::from_secs(20), heard_rx.wait_for(|h| *h)).await.is_ok();
+    let caller_heard = tokio::time::timeout(Duration::from_secs(20), heard_rx.wait_for(|h| *h))
+        .await
+        .is_ok();
     let list = agents(&http, &app, &key).await;
     let a1 = agent(&list, "agent1").unwrap();
     eprintln!("agent1 during the call: {a1}");
-    assert!(a1["state"].get("OnContact").is_some(), "agent1 handles the caller: {a1}");
+    assert!(
+        a1["state"].get("OnContact").is_some(),
+        "agent1 handles the caller: {a1}"
+    );
 
     let out = tokio::time::timeout(Duration::from_secs(40), caller.wait_with_output())
         .await
@@ -361,7 +445,10 @@ async fn softphone_call(relogin: bool) {
     eprintln!(
         "caller side: {hits} of {blocks} blocks at {BROWSER_HZ} Hz ({heard_at:?} after the ear opened), {other_hits} at {CALLER_HZ} Hz"
     );
-    assert!(caller_heard && hits >= 10, "the caller did not hear the browser's {BROWSER_HZ} Hz: {hits} of {blocks}");
+    assert!(
+        caller_heard && hits >= 10,
+        "the caller did not hear the browser's {BROWSER_HZ} Hz: {hits} of {blocks}"
+    );
     assert_eq!(other_hits, 0, "the caller must not hear its own tone back");
 
     // Logout hangs up the appliance's call to the gateway; the browser leg stays, so logging in
@@ -373,7 +460,11 @@ async fn softphone_call(relogin: bool) {
         assert_eq!(relogged["loginStatus"], 204, "{relogged}");
         assert_eq!(relogged["pcState"], "connected", "{relogged}");
         let list = agents(&http, &app, &key).await;
-        assert_eq!(agent(&list, "agent1").unwrap()["leg_up"], true, "logged in again: {list:?}");
+        assert_eq!(
+            agent(&list, "agent1").unwrap()["leg_up"],
+            true,
+            "logged in again: {list:?}"
+        );
     }
 
     // The agent closes the softphone: the gateway hangs up the appliance's nailed-up leg.
@@ -381,7 +472,10 @@ async fn softphone_call(relogin: bool) {
     let result = next("RESULT").await;
     assert_eq!(result["deleteStatus"], 204, "{result}");
     assert_eq!(result["secondDeleteStatus"], 404, "{result}");
-    let status = tokio::time::timeout(Duration::from_secs(30), node.wait()).await.expect("node exits").unwrap();
+    let status = tokio::time::timeout(Duration::from_secs(30), node.wait())
+        .await
+        .expect("node exits")
+        .unwrap();
     assert!(status.success(), "{result}");
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
@@ -391,7 +485,10 @@ async fn softphone_call(relogin: bool) {
             eprintln!("agent1 after the softphone closed: {a1}");
             break;
         }
-        assert!(Instant::now() < deadline, "agent1's nailed-up leg is still up after the softphone closed: {a1}");
+        assert!(
+            Instant::now() < deadline,
+            "agent1's nailed-up leg is still up after the softphone closed: {a1}"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }

@@ -38,8 +38,16 @@ pub fn uri_user(uri: &str) -> Option<String> {
 
 /// Handles a call arriving on `dialed` from `caller`. `None` when `dialed` is not a `from_legacy`
 /// pool number (the call is none of the bridge's business).
-pub async fn on_arrival(db: &Db, clock: &dyn Clock, call_ref: &str, dialed: &str, caller: Option<&str>) -> Result<Option<Arrival>> {
-    let Some((pool_name, direction)) = pool::owner_of(db, dialed).await? else { return Ok(None) };
+pub async fn on_arrival(
+    db: &Db,
+    clock: &dyn Clock,
+    call_ref: &str,
+    dialed: &str,
+    caller: Option<&str>,
+) -> Result<Option<Arrival>> {
+    let Some((pool_name, direction)) = pool::owner_of(db, dialed).await? else {
+        return Ok(None);
+    };
     if direction != Direction::FromLegacy {
         return Ok(None);
     }
@@ -79,7 +87,16 @@ pub async fn on_arrival(db: &Db, clock: &dyn Clock, call_ref: &str, dialed: &str
     Ok(Some(arrival))
 }
 
-type ArrivalRow = (String, String, Option<String>, String, String, Option<String>, Option<String>, i64);
+type ArrivalRow = (
+    String,
+    String,
+    Option<String>,
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+    i64,
+);
 
 /// The newest arrivals first, optionally for one number.
 pub async fn recent(db: &Db, dnis: Option<&str>, limit: i64) -> Result<Vec<Arrival>> {
@@ -93,16 +110,18 @@ pub async fn recent(db: &Db, dnis: Option<&str>, limit: i64) -> Result<Vec<Arriv
     .await?;
     Ok(rows
         .into_iter()
-        .map(|(call_ref, dnis, ani, pool, result, lease_id, data, at)| Arrival {
-            call_ref,
-            dnis,
-            ani,
-            pool,
-            result,
-            lease_id,
-            data: data.and_then(|d| serde_json::from_str(&d).ok()),
-            arrived_at_ms: at,
-        })
+        .map(
+            |(call_ref, dnis, ani, pool, result, lease_id, data, at)| Arrival {
+                call_ref,
+                dnis,
+                ani,
+                pool,
+                result,
+                lease_id,
+                data: data.and_then(|d| serde_json::from_str(&d).ok()),
+                arrived_at_ms: at,
+            },
+        )
         .collect())
 }
 
@@ -114,17 +133,31 @@ mod tests {
     fn data_rides_in_uui_or_x_headers() {
         let small = serde_json::json!({"acct": "A-42"});
         let h = carriage_headers(&HeaderCarriage::Uui, "lease_x", &small);
-        assert_eq!(h, vec![("User-to-User".to_owned(), "7b2261636374223a22412d3432227d;encoding=hex".to_owned())]);
+        assert_eq!(
+            h,
+            vec![(
+                "User-to-User".to_owned(),
+                "7b2261636374223a22412d3432227d;encoding=hex".to_owned()
+            )]
+        );
         let big = serde_json::json!({"notes": "n".repeat(200)});
         let h = carriage_headers(&HeaderCarriage::Uui, "lease_x", &big);
-        assert_eq!(h[0].1, "6c656173655f78;encoding=hex", "too large for UUI: the lease id rides instead");
+        assert_eq!(
+            h[0].1, "6c656173655f78;encoding=hex",
+            "too large for UUI: the lease id rides instead"
+        );
         let x = carriage_headers(
-            &HeaderCarriage::XHeaders { prefix: "X-Db-".into() },
+            &HeaderCarriage::XHeaders {
+                prefix: "X-Db-".into(),
+            },
             "lease_x",
             &serde_json::json!({"name": "Ada\r\nEvil: 1", "tier": 2, "bad key!": "v"}),
         );
         assert_eq!(x[0], ("X-Db-Lease".to_owned(), "lease_x".to_owned()));
-        assert!(x.contains(&("X-Db-name".to_owned(), "AdaEvil: 1".to_owned())), "{x:?}");
+        assert!(
+            x.contains(&("X-Db-name".to_owned(), "AdaEvil: 1".to_owned())),
+            "{x:?}"
+        );
         assert!(x.contains(&("X-Db-tier".to_owned(), "2".to_owned())));
         assert!(x.contains(&("X-Db-badkey".to_owned(), "v".to_owned())));
         assert!(carriage_headers(&HeaderCarriage::None, "l", &small).is_empty());
@@ -132,9 +165,18 @@ mod tests {
 
     #[test]
     fn uri_users() {
-        assert_eq!(uri_user("sip:+13125550001@127.0.0.1:5060").as_deref(), Some("+13125550001"));
-        assert_eq!(uri_user("\"Bob\" <sip:bob@example.com>;tag=1").as_deref(), Some("bob"));
-        assert_eq!(uri_user("<sip:2125550100@h;user=phone>").as_deref(), Some("2125550100"));
+        assert_eq!(
+            uri_user("sip:+13125550001@127.0.0.1:5060").as_deref(),
+            Some("+13125550001")
+        );
+        assert_eq!(
+            uri_user("\"Bob\" <sip:bob@example.com>;tag=1").as_deref(),
+            Some("bob")
+        );
+        assert_eq!(
+            uri_user("<sip:2125550100@h;user=phone>").as_deref(),
+            Some("2125550100")
+        );
         assert_eq!(uri_user("sip:host.only"), Some("host.only".to_owned()));
         assert_eq!(uri_user("garbage"), None);
     }
@@ -179,7 +221,11 @@ pub enum HeaderCarriage {
 pub const UUI_MAX_OCTETS: usize = 128;
 
 /// The headers that carry `data` (and the lease id) for a trunk that passes them.
-pub fn carriage_headers(carry: &HeaderCarriage, lease_id: &str, data: &Value) -> Vec<(String, String)> {
+pub fn carriage_headers(
+    carry: &HeaderCarriage,
+    lease_id: &str,
+    data: &Value,
+) -> Vec<(String, String)> {
     fn hex(bytes: &[u8]) -> String {
         bytes.iter().map(|b| format!("{b:02x}")).collect()
     }
@@ -187,14 +233,24 @@ pub fn carriage_headers(carry: &HeaderCarriage, lease_id: &str, data: &Value) ->
         HeaderCarriage::None => Vec::new(),
         HeaderCarriage::Uui => {
             let json = data.to_string();
-            let payload = if json.len() <= UUI_MAX_OCTETS { json } else { lease_id.to_owned() };
-            vec![("User-to-User".into(), format!("{};encoding=hex", hex(payload.as_bytes())))]
+            let payload = if json.len() <= UUI_MAX_OCTETS {
+                json
+            } else {
+                lease_id.to_owned()
+            };
+            vec![(
+                "User-to-User".into(),
+                format!("{};encoding=hex", hex(payload.as_bytes())),
+            )]
         }
         HeaderCarriage::XHeaders { prefix } => {
             let mut out = vec![(format!("{prefix}Lease"), lease_id.to_owned())];
             if let Some(obj) = data.as_object() {
                 for (k, v) in obj {
-                    let name: String = k.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '-').collect();
+                    let name: String = k
+                        .chars()
+                        .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
+                        .collect();
                     if name.is_empty() {
                         continue;
                     }
@@ -202,7 +258,11 @@ pub fn carriage_headers(carry: &HeaderCarriage, lease_id: &str, data: &Value) ->
                         Value::String(s) => s.clone(),
                         other => other.to_string(),
                     };
-                    let text: String = text.chars().filter(|c| *c != '\r' && *c != '\n').take(256).collect();
+                    let text: String = text
+                        .chars()
+                        .filter(|c| *c != '\r' && *c != '\n')
+                        .take(256)
+                        .collect();
                     out.push((format!("{prefix}{name}"), text));
                 }
             }
@@ -237,7 +297,9 @@ pub async fn transfer_to_legacy(
     let req = lease::LeaseRequest {
         pool: pool.to_owned(),
         data,
-        ani: caller_ani.filter(|a| a.chars().any(|c| c.is_ascii_digit())).map(str::to_owned),
+        ani: caller_ani
+            .filter(|a| a.chars().any(|c| c.is_ascii_digit()))
+            .map(str::to_owned),
         ttl_s: None,
         idempotency_key: Some(format!("call-{}", call.0)),
     };
@@ -253,7 +315,10 @@ pub async fn transfer_to_legacy(
             ..Default::default()
         })),
         LegacyTransferMode::Refer => {
-            sip.command(telephony::sip::call::Command::Transfer(call, format!("sip:{}@{}", lease.dnis, legacy.trunk.addr)));
+            sip.command(telephony::sip::call::Command::Transfer(
+                call,
+                format!("sip:{}@{}", lease.dnis, legacy.trunk.addr),
+            ));
             None
         }
     };

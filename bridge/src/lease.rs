@@ -69,14 +69,26 @@ fn validate(req: &LeaseRequest) -> Result<String> {
     }
     if let Some(ttl) = req.ttl_s {
         if !(1..=MAX_TTL_S).contains(&ttl) {
-            return Err(BridgeError::Invalid(format!("ttl_s must be between 1 and {MAX_TTL_S}")));
+            return Err(BridgeError::Invalid(format!(
+                "ttl_s must be between 1 and {MAX_TTL_S}"
+            )));
         }
     }
-    if req.ani.as_ref().is_some_and(|a| a.is_empty() || a.len() > 32) {
+    if req
+        .ani
+        .as_ref()
+        .is_some_and(|a| a.is_empty() || a.len() > 32)
+    {
         return Err(BridgeError::Invalid("ani must be 1-32 characters".into()));
     }
-    if req.idempotency_key.as_ref().is_some_and(|k| k.is_empty() || k.len() > 128) {
-        return Err(BridgeError::Invalid("idempotency_key must be 1-128 characters".into()));
+    if req
+        .idempotency_key
+        .as_ref()
+        .is_some_and(|k| k.is_empty() || k.len() > 128)
+    {
+        return Err(BridgeError::Invalid(
+            "idempotency_key must be 1-128 characters".into(),
+        ));
     }
     Ok(text)
 }
@@ -93,15 +105,26 @@ fn same_ani(a: &str, b: &str) -> bool {
 /// With a zero cooldown a number that is not leased is free whatever its `free_since`: another
 /// node may have freed it at a `now` a little later than ours (our statement ran after a stall),
 /// and that must not make a pool with idle numbers answer "exhausted".
-pub async fn lease(db: &Db, clock: &dyn Clock, actor: &str, scope: Option<&str>, req: &LeaseRequest) -> Result<Lease> {
+pub async fn lease(
+    db: &Db,
+    clock: &dyn Clock,
+    actor: &str,
+    scope: Option<&str>,
+    req: &LeaseRequest,
+) -> Result<Lease> {
     let data = validate(req)?;
     if scope.is_some_and(|s| s != req.pool) {
-        return Err(BridgeError::Forbidden(format!("this key may not lease from pool {:?}", req.pool)));
+        return Err(BridgeError::Forbidden(format!(
+            "this key may not lease from pool {:?}",
+            req.pool
+        )));
     }
     // One retry: on PostgreSQL two concurrent requests with one idempotency key both miss the
     // lookup and one insert fails on the unique key; the retry then finds the winner's lease.
     let outcome = match try_lease(db, clock, actor, req, &data).await {
-        Err(BridgeError::Internal(e)) if Db::is_unique_violation(&e) => try_lease(db, clock, actor, req, &data).await,
+        Err(BridgeError::Internal(e)) if Db::is_unique_violation(&e) => {
+            try_lease(db, clock, actor, req, &data).await
+        }
         other => other,
     };
     let result = match &outcome {
@@ -113,7 +136,13 @@ pub async fn lease(db: &Db, clock: &dyn Clock, actor: &str, scope: Option<&str>,
     outcome
 }
 
-async fn try_lease(db: &Db, clock: &dyn Clock, actor: &str, req: &LeaseRequest, data: &str) -> Result<Lease> {
+async fn try_lease(
+    db: &Db,
+    clock: &dyn Clock,
+    actor: &str,
+    req: &LeaseRequest,
+    data: &str,
+) -> Result<Lease> {
     let mut tx = db.begin_write().await?;
     let now_ms = clock.now_ms();
     let pool: Option<(i64, i64, i64)> =
@@ -121,7 +150,8 @@ async fn try_lease(db: &Db, clock: &dyn Clock, actor: &str, req: &LeaseRequest, 
             .bind(&req.pool)
             .fetch_optional(tx.conn())
             .await?;
-    let (pool_id, ttl_ms, cooldown_ms) = pool.ok_or_else(|| BridgeError::UnknownPool(req.pool.clone()))?;
+    let (pool_id, ttl_ms, cooldown_ms) =
+        pool.ok_or_else(|| BridgeError::UnknownPool(req.pool.clone()))?;
 
     if let Some(key) = &req.idempotency_key {
         let existing: Option<(String, String, i64, i64)> = sqlx::query_as(
@@ -133,26 +163,42 @@ async fn try_lease(db: &Db, clock: &dyn Clock, actor: &str, req: &LeaseRequest, 
         .await?;
         if let Some((lease_id, dnis, leased_at_ms, expires_at_ms)) = existing {
             tx.rollback().await?;
-            return Ok(Lease { lease_id, dnis, pool: req.pool.clone(), leased_at_ms, expires_at_ms, replayed: true });
+            return Ok(Lease {
+                lease_id,
+                dnis,
+                pool: req.pool.clone(),
+                leased_at_ms,
+                expires_at_ms,
+                replayed: true,
+            });
         }
     }
 
-    let candidate: Option<(i64, String, String, Option<String>, Option<i64>)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT id, dnis, state, lease_id, expires_at FROM bridge_numbers \
+    let candidate: Option<(i64, String, String, Option<String>, Option<i64>)> =
+        sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT id, dnis, state, lease_id, expires_at FROM bridge_numbers \
          WHERE pool_id = $1 AND removed = 0 \
            AND (free_since + $2 <= $3 OR ($2 = 0 AND state <> 'leased')) \
          ORDER BY free_since, id LIMIT 1{}",
-        db.claim_lock_suffix()
-    )))
-    .bind(pool_id)
-    .bind(cooldown_ms)
-    .bind(now_ms)
-    .fetch_optional(tx.conn())
-    .await?;
+            db.claim_lock_suffix()
+        )))
+        .bind(pool_id)
+        .bind(cooldown_ms)
+        .bind(now_ms)
+        .fetch_optional(tx.conn())
+        .await?;
     let Some((number_id, dnis, state, old_lease, _)) = candidate else {
-        audit::record(tx.conn(), now_ms, &audit::Entry {
-            actor, action: "bridge.lease", subject: Some(&req.pool), result: "pool_exhausted", detail: None,
-        })
+        audit::record(
+            tx.conn(),
+            now_ms,
+            &audit::Entry {
+                actor,
+                action: "bridge.lease",
+                subject: Some(&req.pool),
+                result: "pool_exhausted",
+                detail: None,
+            },
+        )
         .await?;
         tx.commit().await?;
         return Err(BridgeError::PoolExhausted(req.pool.clone()));
@@ -161,10 +207,17 @@ async fn try_lease(db: &Db, clock: &dyn Clock, actor: &str, req: &LeaseRequest, 
         // Expired, and the reaper has not been by yet: close that lease first.
         if let Some(old) = &old_lease {
             close_lease(&mut tx, now_ms, old, "expired").await?;
-            audit::record(tx.conn(), now_ms, &audit::Entry {
-                actor: "system", action: "bridge.expire", subject: Some(old), result: "ok",
-                detail: Some(serde_json::json!({"dnis": dnis})),
-            })
+            audit::record(
+                tx.conn(),
+                now_ms,
+                &audit::Entry {
+                    actor: "system",
+                    action: "bridge.expire",
+                    subject: Some(old),
+                    result: "ok",
+                    detail: Some(serde_json::json!({"dnis": dnis})),
+                },
+            )
             .await?;
         }
     }
@@ -200,13 +253,27 @@ async fn try_lease(db: &Db, clock: &dyn Clock, actor: &str, req: &LeaseRequest, 
     .bind(expires_at_ms)
     .execute(tx.conn())
     .await?;
-    audit::record(tx.conn(), now_ms, &audit::Entry {
-        actor, action: "bridge.lease", subject: Some(&lease_id), result: "ok",
-        detail: Some(serde_json::json!({"pool": req.pool, "dnis": dnis})),
-    })
+    audit::record(
+        tx.conn(),
+        now_ms,
+        &audit::Entry {
+            actor,
+            action: "bridge.lease",
+            subject: Some(&lease_id),
+            result: "ok",
+            detail: Some(serde_json::json!({"pool": req.pool, "dnis": dnis})),
+        },
+    )
     .await?;
     tx.commit().await?;
-    Ok(Lease { lease_id, dnis, pool: req.pool.clone(), leased_at_ms: now_ms, expires_at_ms, replayed: false })
+    Ok(Lease {
+        lease_id,
+        dnis,
+        pool: req.pool.clone(),
+        leased_at_ms: now_ms,
+        expires_at_ms,
+        replayed: false,
+    })
 }
 
 /// Closes an open lease record. An already expired lease is closed as `expired` at its expiry
@@ -247,7 +314,18 @@ pub(crate) async fn end_open_leases(
     Ok(open.len() as u64)
 }
 
-type NumberRow = (i64, String, Option<String>, Option<String>, Option<String>, Option<i64>, Option<i64>, i64, i64, String);
+type NumberRow = (
+    i64,
+    String,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<i64>,
+    Option<i64>,
+    i64,
+    i64,
+    String,
+);
 
 /// Looks up the data leased on `dnis`. With `consume`, the lease ends in the same step: no later
 /// lessee's call can receive this data, and a retried lookup during the cooldown gets it again.
@@ -276,13 +354,17 @@ pub async fn lookup(
         Err(Miss::Expired) => ("expired", dnis),
         Err(Miss::Unknown(why)) => (*why, dnis),
     };
-    audit::record(tx.conn(), now_ms, &audit::Entry {
-        actor,
-        action: "bridge.lookup",
-        subject: Some(subject),
-        result,
-        detail: Some(serde_json::json!({"dnis": dnis, "ani": ani, "consume": consume})),
-    })
+    audit::record(
+        tx.conn(),
+        now_ms,
+        &audit::Entry {
+            actor,
+            action: "bridge.lookup",
+            subject: Some(subject),
+            result,
+            detail: Some(serde_json::json!({"dnis": dnis, "ani": ani, "consume": consume})),
+        },
+    )
     .await?;
     tx.commit().await?;
     outcome.map_err(|miss| match miss {
@@ -308,7 +390,18 @@ async fn decide(
     consume: bool,
     row: Option<NumberRow>,
 ) -> Result<std::result::Result<Found, Miss>> {
-    let Some((number_id, state, lease_id, data, stored_ani, leased_at, expires_at, free_since, cooldown_ms, pool)) = row
+    let Some((
+        number_id,
+        state,
+        lease_id,
+        data,
+        stored_ani,
+        leased_at,
+        expires_at,
+        free_since,
+        cooldown_ms,
+        pool,
+    )) = row
     else {
         return Ok(Err(Miss::Unknown("unknown")));
     };
@@ -324,7 +417,8 @@ async fn decide(
             lease_id: lease_id.clone().unwrap_or_default(),
             dnis: dnis.to_owned(),
             pool: pool.clone(),
-            data: serde_json::from_str(data.as_deref().unwrap_or("{}")).map_err(anyhow::Error::from)?,
+            data: serde_json::from_str(data.as_deref().unwrap_or("{}"))
+                .map_err(anyhow::Error::from)?,
             ani: stored_ani.clone(),
             leased_at_ms: leased_at.unwrap_or_default(),
             consumed,
@@ -366,7 +460,12 @@ async fn decide(
     }
 }
 
-async fn expire_number(tx: &mut WriteTx, now_ms: i64, number_id: i64, lease_id: &str) -> Result<()> {
+async fn expire_number(
+    tx: &mut WriteTx,
+    now_ms: i64,
+    number_id: i64,
+    lease_id: &str,
+) -> Result<()> {
     sqlx::query(
         "UPDATE bridge_numbers SET state = 'expired', data = NULL, ani = NULL \
          WHERE id = $1 AND lease_id = $2 AND state = 'leased'",
@@ -376,16 +475,30 @@ async fn expire_number(tx: &mut WriteTx, now_ms: i64, number_id: i64, lease_id: 
     .execute(tx.conn())
     .await?;
     if close_lease(tx, now_ms, lease_id, "expired").await? > 0 {
-        audit::record(tx.conn(), now_ms, &audit::Entry {
-            actor: "system", action: "bridge.expire", subject: Some(lease_id), result: "ok", detail: None,
-        })
+        audit::record(
+            tx.conn(),
+            now_ms,
+            &audit::Entry {
+                actor: "system",
+                action: "bridge.expire",
+                subject: Some(lease_id),
+                result: "ok",
+                detail: None,
+            },
+        )
         .await?;
     }
     Ok(())
 }
 
 /// Ends a lease early and wipes its data. Releasing an ended lease again is a no-op.
-pub async fn release(db: &Db, clock: &dyn Clock, actor: &str, scope: Option<&str>, lease_id: &str) -> Result<()> {
+pub async fn release(
+    db: &Db,
+    clock: &dyn Clock,
+    actor: &str,
+    scope: Option<&str>,
+    lease_id: &str,
+) -> Result<()> {
     let mut tx = db.begin_write().await?;
     let now_ms = clock.now_ms();
     let row: Option<(i64, Option<i64>, String, i64)> = sqlx::query_as(
@@ -394,7 +507,9 @@ pub async fn release(db: &Db, clock: &dyn Clock, actor: &str, scope: Option<&str
     .bind(lease_id)
     .fetch_optional(tx.conn())
     .await?;
-    let Some((number_id, ended_at, pool, expires_at)) = row.filter(|r| scope.is_none_or(|s| s == r.2)) else {
+    let Some((number_id, ended_at, pool, expires_at)) =
+        row.filter(|r| scope.is_none_or(|s| s == r.2))
+    else {
         return Err(BridgeError::NoSuchLease);
     };
     let result = if ended_at.is_some() {
@@ -415,10 +530,17 @@ pub async fn release(db: &Db, clock: &dyn Clock, actor: &str, scope: Option<&str
         close_lease(&mut tx, now_ms, lease_id, "released").await?;
         "ok"
     };
-    audit::record(tx.conn(), now_ms, &audit::Entry {
-        actor, action: "bridge.release", subject: Some(lease_id), result,
-        detail: Some(serde_json::json!({"pool": pool})),
-    })
+    audit::record(
+        tx.conn(),
+        now_ms,
+        &audit::Entry {
+            actor,
+            action: "bridge.release",
+            subject: Some(lease_id),
+            result,
+            detail: Some(serde_json::json!({"pool": pool})),
+        },
+    )
     .await?;
     tx.commit().await?;
     Ok(())
@@ -475,10 +597,12 @@ pub async fn reap(db: &Db, clock: &dyn Clock) -> Result<ReapReport> {
         tx.commit().await?;
     }
     let mut tx = db.begin_write().await?;
-    report.deleted_numbers = sqlx::query("DELETE FROM bridge_numbers WHERE removed = 1 AND state NOT IN ('leased', 'consumed')")
-        .execute(tx.conn())
-        .await?
-        .rows_affected();
+    report.deleted_numbers = sqlx::query(
+        "DELETE FROM bridge_numbers WHERE removed = 1 AND state NOT IN ('leased', 'consumed')",
+    )
+    .execute(tx.conn())
+    .await?
+    .rows_affected();
     tx.commit().await?;
 
     let usage: Vec<(String, i64, i64)> = sqlx::query_as(
@@ -491,7 +615,8 @@ pub async fn reap(db: &Db, clock: &dyn Clock) -> Result<ReapReport> {
     .fetch_all(db.pool())
     .await?;
     for (pool, leased, total) in usage {
-        metrics::gauge!("dialbridge_bridge_leases_active", "pool" => pool.clone()).set(leased as f64);
+        metrics::gauge!("dialbridge_bridge_leases_active", "pool" => pool.clone())
+            .set(leased as f64);
         metrics::gauge!("dialbridge_bridge_pool_numbers", "pool" => pool).set(total as f64);
     }
     Ok(report)
@@ -502,7 +627,9 @@ pub async fn reaper_loop(db: Db, clock: foundation::SharedClock, every: Duration
     loop {
         tokio::time::sleep(every).await;
         match reap(&db, clock.as_ref()).await {
-            Ok(r) if r.expired + r.wiped + r.deleted_numbers > 0 => tracing::debug!(?r, "bridge reaper"),
+            Ok(r) if r.expired + r.wiped + r.deleted_numbers > 0 => {
+                tracing::debug!(?r, "bridge reaper")
+            }
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "bridge reaper failed; will retry"),
         }

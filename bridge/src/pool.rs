@@ -29,7 +29,9 @@ impl Direction {
         match s {
             "to_legacy" => Ok(Direction::ToLegacy),
             "from_legacy" => Ok(Direction::FromLegacy),
-            other => Err(BridgeError::Internal(anyhow::anyhow!("bad direction {other:?} in database"))),
+            other => Err(BridgeError::Internal(anyhow::anyhow!(
+                "bad direction {other:?} in database"
+            ))),
         }
     }
 }
@@ -73,7 +75,9 @@ pub struct PoolSpec {
 
 /// True for `+` followed by 8 to 15 digits, the first not 0 (ITU-T E.164).
 pub fn is_e164(s: &str) -> bool {
-    let Some(digits) = s.strip_prefix('+') else { return false };
+    let Some(digits) = s.strip_prefix('+') else {
+        return false;
+    };
     (8..=15).contains(&digits.len())
         && digits.bytes().all(|b| b.is_ascii_digit())
         && !digits.starts_with('0')
@@ -81,26 +85,39 @@ pub fn is_e164(s: &str) -> bool {
 
 fn validate(spec: &PoolSpec) -> Result<()> {
     let n = &spec.name;
-    if n.is_empty() || n.len() > 64 || !n.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
+    if n.is_empty()
+        || n.len() > 64
+        || !n
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+    {
         return Err(BridgeError::Invalid(
             "pool name must be 1-64 characters of letters, digits, '-', '_', '.'".into(),
         ));
     }
     if !(1..=MAX_TTL_S).contains(&spec.lease_ttl_s) {
-        return Err(BridgeError::Invalid(format!("lease_ttl_s must be between 1 and {MAX_TTL_S}")));
+        return Err(BridgeError::Invalid(format!(
+            "lease_ttl_s must be between 1 and {MAX_TTL_S}"
+        )));
     }
     if spec.cooldown_s > MAX_TTL_S {
-        return Err(BridgeError::Invalid(format!("cooldown_s must be at most {MAX_TTL_S}")));
+        return Err(BridgeError::Invalid(format!(
+            "cooldown_s must be at most {MAX_TTL_S}"
+        )));
     }
     validate_numbers(&spec.numbers)
 }
 
 fn validate_numbers(numbers: &[String]) -> Result<()> {
     if numbers.len() > MAX_NUMBERS {
-        return Err(BridgeError::Invalid(format!("at most {MAX_NUMBERS} numbers per request")));
+        return Err(BridgeError::Invalid(format!(
+            "at most {MAX_NUMBERS} numbers per request"
+        )));
     }
     if let Some(bad) = numbers.iter().find(|n| !is_e164(n)) {
-        return Err(BridgeError::Invalid(format!("{bad:?} is not an E.164 number (+ and 8-15 digits)")));
+        return Err(BridgeError::Invalid(format!(
+            "{bad:?} is not an E.164 number (+ and 8-15 digits)"
+        )));
     }
     let mut seen = std::collections::HashSet::new();
     if let Some(dup) = numbers.iter().find(|n| !seen.insert(*n)) {
@@ -137,15 +154,22 @@ pub async fn create(db: &Db, now_ms: i64, actor: &str, spec: &PoolSpec) -> Resul
     .bind(now_ms)
     .fetch_optional(tx.conn())
     .await?;
-    let id = id.ok_or_else(|| BridgeError::Conflict(format!("a pool named {:?} exists", spec.name)))?;
+    let id =
+        id.ok_or_else(|| BridgeError::Conflict(format!("a pool named {:?} exists", spec.name)))?;
     insert_numbers(&mut tx, id, &spec.numbers).await?;
-    audit::record(tx.conn(), now_ms, &audit::Entry {
-        actor,
-        action: "bridge.pool.create",
-        subject: Some(&spec.name),
-        result: "ok",
-        detail: Some(serde_json::json!({"numbers": spec.numbers.len(), "direction": spec.direction})),
-    })
+    audit::record(
+        tx.conn(),
+        now_ms,
+        &audit::Entry {
+            actor,
+            action: "bridge.pool.create",
+            subject: Some(&spec.name),
+            result: "ok",
+            detail: Some(
+                serde_json::json!({"numbers": spec.numbers.len(), "direction": spec.direction}),
+            ),
+        },
+    )
     .await?;
     tx.commit().await?;
     Ok(Pool {
@@ -158,12 +182,17 @@ pub async fn create(db: &Db, now_ms: i64, actor: &str, spec: &PoolSpec) -> Resul
 }
 
 /// Adds numbers (or takes back removed ones of the same pool). A number of another pool: 409.
-async fn insert_numbers(tx: &mut foundation::WriteTx, pool_id: i64, numbers: &[String]) -> Result<()> {
+async fn insert_numbers(
+    tx: &mut foundation::WriteTx,
+    pool_id: i64,
+    numbers: &[String],
+) -> Result<()> {
     for dnis in numbers {
-        let owner: Option<i64> = sqlx::query_scalar("SELECT pool_id FROM bridge_numbers WHERE dnis = $1")
-            .bind(dnis)
-            .fetch_optional(tx.conn())
-            .await?;
+        let owner: Option<i64> =
+            sqlx::query_scalar("SELECT pool_id FROM bridge_numbers WHERE dnis = $1")
+                .bind(dnis)
+                .fetch_optional(tx.conn())
+                .await?;
         match owner {
             Some(p) if p == pool_id => {
                 sqlx::query("UPDATE bridge_numbers SET removed = 0 WHERE dnis = $1")
@@ -171,7 +200,11 @@ async fn insert_numbers(tx: &mut foundation::WriteTx, pool_id: i64, numbers: &[S
                     .execute(tx.conn())
                     .await?;
             }
-            Some(_) => return Err(BridgeError::Conflict(format!("{dnis} belongs to another pool"))),
+            Some(_) => {
+                return Err(BridgeError::Conflict(format!(
+                    "{dnis} belongs to another pool"
+                )));
+            }
             None => {
                 sqlx::query("INSERT INTO bridge_numbers (pool_id, dnis) VALUES ($1, $2)")
                     .bind(pool_id)
@@ -192,7 +225,8 @@ pub async fn owner_of(db: &Db, dnis: &str) -> Result<Option<(String, Direction)>
     .bind(dnis)
     .fetch_optional(db.pool())
     .await?;
-    row.map(|(name, d)| Direction::parse(&d).map(|d| (name, d))).transpose()
+    row.map(|(name, d)| Direction::parse(&d).map(|d| (name, d)))
+        .transpose()
 }
 
 pub async fn get(db: &Db, name: &str) -> Result<Pool> {
@@ -219,7 +253,10 @@ pub async fn view(db: &Db, now_ms: i64, name: &str) -> Result<PoolView> {
         .iter()
         .filter(|(_, state, exp, _)| state == "leased" && exp.is_some_and(|e| e > now_ms))
         .count() as u64;
-    let available = rows.iter().filter(|(_, _, _, free)| free + cooldown_ms <= now_ms).count() as u64;
+    let available = rows
+        .iter()
+        .filter(|(_, _, _, free)| free + cooldown_ms <= now_ms)
+        .count() as u64;
     Ok(PoolView {
         numbers: rows.into_iter().map(|r| r.0).collect(),
         pool,
@@ -254,36 +291,68 @@ pub async fn update(db: &Db, now_ms: i64, actor: &str, spec: &PoolSpec) -> Resul
     .bind(pool.id)
     .execute(tx.conn())
     .await?;
-    let current: Vec<String> = sqlx::query_scalar("SELECT dnis FROM bridge_numbers WHERE pool_id = $1 AND removed = 0")
-        .bind(pool.id)
-        .fetch_all(tx.conn())
-        .await?;
-    let gone: Vec<String> = current.into_iter().filter(|d| !spec.numbers.contains(d)).collect();
+    let current: Vec<String> =
+        sqlx::query_scalar("SELECT dnis FROM bridge_numbers WHERE pool_id = $1 AND removed = 0")
+            .bind(pool.id)
+            .fetch_all(tx.conn())
+            .await?;
+    let gone: Vec<String> = current
+        .into_iter()
+        .filter(|d| !spec.numbers.contains(d))
+        .collect();
     insert_numbers(&mut tx, pool.id, &spec.numbers).await?;
     remove_in(&mut tx, now_ms, pool.id, &gone).await?;
-    audit::record(tx.conn(), now_ms, &audit::Entry {
-        actor,
-        action: "bridge.pool.update",
-        subject: Some(&spec.name),
-        result: "ok",
-        detail: Some(serde_json::json!({"numbers": spec.numbers.len(), "removed": gone.len()})),
-    })
+    audit::record(
+        tx.conn(),
+        now_ms,
+        &audit::Entry {
+            actor,
+            action: "bridge.pool.update",
+            subject: Some(&spec.name),
+            result: "ok",
+            detail: Some(serde_json::json!({"numbers": spec.numbers.len(), "removed": gone.len()})),
+        },
+    )
     .await?;
     tx.commit().await?;
-    Ok(Pool { direction: spec.direction, lease_ttl_s: spec.lease_ttl_s, cooldown_s: spec.cooldown_s, ..pool })
+    Ok(Pool {
+        direction: spec.direction,
+        lease_ttl_s: spec.lease_ttl_s,
+        cooldown_s: spec.cooldown_s,
+        ..pool
+    })
 }
 
-pub async fn add_numbers(db: &Db, now_ms: i64, actor: &str, name: &str, numbers: &[String]) -> Result<()> {
+pub async fn add_numbers(
+    db: &Db,
+    now_ms: i64,
+    actor: &str,
+    name: &str,
+    numbers: &[String],
+) -> Result<()> {
     validate_numbers(numbers)?;
     change_numbers(db, now_ms, actor, name, numbers, false).await
 }
 
-pub async fn remove_numbers(db: &Db, now_ms: i64, actor: &str, name: &str, numbers: &[String]) -> Result<()> {
+pub async fn remove_numbers(
+    db: &Db,
+    now_ms: i64,
+    actor: &str,
+    name: &str,
+    numbers: &[String],
+) -> Result<()> {
     change_numbers(db, now_ms, actor, name, numbers, true).await
 }
 
 /// Adds or removes numbers of a pool at runtime, audited, in one transaction.
-async fn change_numbers(db: &Db, now_ms: i64, actor: &str, name: &str, numbers: &[String], remove: bool) -> Result<()> {
+async fn change_numbers(
+    db: &Db,
+    now_ms: i64,
+    actor: &str,
+    name: &str,
+    numbers: &[String],
+    remove: bool,
+) -> Result<()> {
     let pool = get(db, name).await?;
     let mut tx = db.begin_write().await?;
     if remove {
@@ -291,20 +360,33 @@ async fn change_numbers(db: &Db, now_ms: i64, actor: &str, name: &str, numbers: 
     } else {
         insert_numbers(&mut tx, pool.id, numbers).await?;
     }
-    audit::record(tx.conn(), now_ms, &audit::Entry {
-        actor,
-        action: if remove { "bridge.pool.remove_numbers" } else { "bridge.pool.add_numbers" },
-        subject: Some(name),
-        result: "ok",
-        detail: Some(serde_json::json!({"numbers": numbers})),
-    })
+    audit::record(
+        tx.conn(),
+        now_ms,
+        &audit::Entry {
+            actor,
+            action: if remove {
+                "bridge.pool.remove_numbers"
+            } else {
+                "bridge.pool.add_numbers"
+            },
+            subject: Some(name),
+            result: "ok",
+            detail: Some(serde_json::json!({"numbers": numbers})),
+        },
+    )
     .await?;
     tx.commit().await?;
     Ok(())
 }
 
 /// Idle numbers are deleted at once; numbers in use are marked removed (see the module doc).
-async fn remove_in(tx: &mut foundation::WriteTx, now_ms: i64, pool_id: i64, numbers: &[String]) -> Result<()> {
+async fn remove_in(
+    tx: &mut foundation::WriteTx,
+    now_ms: i64,
+    pool_id: i64,
+    numbers: &[String],
+) -> Result<()> {
     for dnis in numbers {
         let busy = sqlx::query(
             "UPDATE bridge_numbers SET removed = 1 WHERE pool_id = $1 AND dnis = $2 \
@@ -317,14 +399,22 @@ async fn remove_in(tx: &mut foundation::WriteTx, now_ms: i64, pool_id: i64, numb
         .await?
         .rows_affected();
         if busy == 0 {
-            let number_id: Option<i64> =
-                sqlx::query_scalar("SELECT id FROM bridge_numbers WHERE pool_id = $1 AND dnis = $2")
-                    .bind(pool_id)
-                    .bind(dnis)
-                    .fetch_optional(tx.conn())
-                    .await?;
+            let number_id: Option<i64> = sqlx::query_scalar(
+                "SELECT id FROM bridge_numbers WHERE pool_id = $1 AND dnis = $2",
+            )
+            .bind(pool_id)
+            .bind(dnis)
+            .fetch_optional(tx.conn())
+            .await?;
             if let Some(number_id) = number_id {
-                crate::lease::end_open_leases(tx, now_ms, pool_id, Some(number_id), "number_removed").await?;
+                crate::lease::end_open_leases(
+                    tx,
+                    now_ms,
+                    pool_id,
+                    Some(number_id),
+                    "number_removed",
+                )
+                .await?;
             }
             sqlx::query("DELETE FROM bridge_numbers WHERE pool_id = $1 AND dnis = $2")
                 .bind(pool_id)
@@ -340,16 +430,27 @@ async fn remove_in(tx: &mut foundation::WriteTx, now_ms: i64, pool_id: i64, numb
 pub async fn delete(db: &Db, now_ms: i64, actor: &str, name: &str) -> Result<()> {
     let pool = get(db, name).await?;
     let mut tx = db.begin_write().await?;
-    let ended = crate::lease::end_open_leases(&mut tx, now_ms, pool.id, None, "pool_deleted").await?;
-    sqlx::query("DELETE FROM bridge_numbers WHERE pool_id = $1").bind(pool.id).execute(tx.conn()).await?;
-    sqlx::query("DELETE FROM bridge_pools WHERE id = $1").bind(pool.id).execute(tx.conn()).await?;
-    audit::record(tx.conn(), now_ms, &audit::Entry {
-        actor,
-        action: "bridge.pool.delete",
-        subject: Some(name),
-        result: "ok",
-        detail: Some(serde_json::json!({"ended_leases": ended})),
-    })
+    let ended =
+        crate::lease::end_open_leases(&mut tx, now_ms, pool.id, None, "pool_deleted").await?;
+    sqlx::query("DELETE FROM bridge_numbers WHERE pool_id = $1")
+        .bind(pool.id)
+        .execute(tx.conn())
+        .await?;
+    sqlx::query("DELETE FROM bridge_pools WHERE id = $1")
+        .bind(pool.id)
+        .execute(tx.conn())
+        .await?;
+    audit::record(
+        tx.conn(),
+        now_ms,
+        &audit::Entry {
+            actor,
+            action: "bridge.pool.delete",
+            subject: Some(name),
+            result: "ok",
+            detail: Some(serde_json::json!({"ended_leases": ended})),
+        },
+    )
     .await?;
     tx.commit().await?;
     Ok(())
@@ -364,7 +465,14 @@ mod tests {
         for ok in ["+13125550100", "+442079460958", "+4930123456", "+12345678"] {
             assert!(is_e164(ok), "{ok}");
         }
-        for bad in ["13125550100", "+0312555", "+1312555010012345", "+1 312 555", "+", "+1234567"] {
+        for bad in [
+            "13125550100",
+            "+0312555",
+            "+1312555010012345",
+            "+1 312 555",
+            "+",
+            "+1234567",
+        ] {
             assert!(!is_e164(bad), "{bad}");
         }
     }

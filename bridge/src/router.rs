@@ -32,7 +32,9 @@ impl MatchKind {
             "number" => Ok(Self::Number),
             "line_of_business" => Ok(Self::LineOfBusiness),
             "site" => Ok(Self::Site),
-            _ => Err(BridgeError::Internal(anyhow::anyhow!("bad match_kind {s:?} in database"))),
+            _ => Err(BridgeError::Internal(anyhow::anyhow!(
+                "bad match_kind {s:?} in database"
+            ))),
         }
     }
 }
@@ -55,8 +57,12 @@ pub struct Route {
 pub enum Decision {
     /// No route matched: the number's own flow mapping applies.
     Default,
-    Local { flow: String },
-    Legacy { target: String },
+    Local {
+        flow: String,
+    },
+    Legacy {
+        target: String,
+    },
 }
 
 /// What is known about a call when it is routed.
@@ -74,13 +80,19 @@ fn validate(r: &Route) -> Result<()> {
         return Err(BridgeError::Invalid("match_value must not be empty".into()));
     }
     if r.legacy_percent > 100 {
-        return Err(BridgeError::Invalid("legacy_percent must be between 0 and 100".into()));
+        return Err(BridgeError::Invalid(
+            "legacy_percent must be between 0 and 100".into(),
+        ));
     }
     if r.legacy_percent < 100 && r.local_flow.as_deref().is_none_or(str::is_empty) {
-        return Err(BridgeError::Invalid("local_flow is required unless legacy_percent is 100".into()));
+        return Err(BridgeError::Invalid(
+            "local_flow is required unless legacy_percent is 100".into(),
+        ));
     }
     if r.legacy_percent > 0 && r.legacy_target.as_deref().is_none_or(str::is_empty) {
-        return Err(BridgeError::Invalid("legacy_target is required unless legacy_percent is 0".into()));
+        return Err(BridgeError::Invalid(
+            "legacy_target is required unless legacy_percent is 0".into(),
+        ));
     }
     Ok(())
 }
@@ -102,19 +114,29 @@ pub async fn put(db: &Db, now_ms: i64, actor: &str, r: &Route) -> Result<()> {
     .bind(now_ms)
     .execute(tx.conn())
     .await?;
-    audit::record(tx.conn(), now_ms, &audit::Entry {
-        actor,
-        action: "bridge.route.put",
-        subject: Some(&format!("{}:{}", r.match_kind.as_str(), r.match_value)),
-        result: "ok",
-        detail: Some(serde_json::to_value(r).map_err(anyhow::Error::from)?),
-    })
+    audit::record(
+        tx.conn(),
+        now_ms,
+        &audit::Entry {
+            actor,
+            action: "bridge.route.put",
+            subject: Some(&format!("{}:{}", r.match_kind.as_str(), r.match_value)),
+            result: "ok",
+            detail: Some(serde_json::to_value(r).map_err(anyhow::Error::from)?),
+        },
+    )
     .await?;
     tx.commit().await?;
     Ok(())
 }
 
-pub async fn delete(db: &Db, now_ms: i64, actor: &str, kind: MatchKind, value: &str) -> Result<bool> {
+pub async fn delete(
+    db: &Db,
+    now_ms: i64,
+    actor: &str,
+    kind: MatchKind,
+    value: &str,
+) -> Result<bool> {
     let mut tx = db.begin_write().await?;
     let n = sqlx::query("DELETE FROM migration_routes WHERE match_kind = $1 AND match_value = $2")
         .bind(kind.as_str())
@@ -122,13 +144,17 @@ pub async fn delete(db: &Db, now_ms: i64, actor: &str, kind: MatchKind, value: &
         .execute(tx.conn())
         .await?
         .rows_affected();
-    audit::record(tx.conn(), now_ms, &audit::Entry {
-        actor,
-        action: "bridge.route.delete",
-        subject: Some(&format!("{}:{value}", kind.as_str())),
-        result: if n > 0 { "ok" } else { "not_found" },
-        detail: None,
-    })
+    audit::record(
+        tx.conn(),
+        now_ms,
+        &audit::Entry {
+            actor,
+            action: "bridge.route.delete",
+            subject: Some(&format!("{}:{value}", kind.as_str())),
+            result: if n > 0 { "ok" } else { "not_found" },
+            detail: None,
+        },
+    )
     .await?;
     tx.commit().await?;
     Ok(n > 0)
@@ -175,15 +201,28 @@ pub async fn route(db: &Db, call: &CallFacts<'_>) -> Result<Decision> {
 
 /// The pure decision over the matching routes (exposed for tests and the simulator).
 pub fn decide(routes: &[Route], call: &CallFacts<'_>) -> Decision {
-    let best = [MatchKind::Number, MatchKind::LineOfBusiness, MatchKind::Site]
-        .into_iter()
-        .find_map(|k| routes.iter().find(|r| r.match_kind == k));
-    let Some(r) = best else { return Decision::Default };
-    let key = call.caller.filter(|c| !c.is_empty()).unwrap_or(call.call_id);
+    let best = [
+        MatchKind::Number,
+        MatchKind::LineOfBusiness,
+        MatchKind::Site,
+    ]
+    .into_iter()
+    .find_map(|k| routes.iter().find(|r| r.match_kind == k));
+    let Some(r) = best else {
+        return Decision::Default;
+    };
+    let key = call
+        .caller
+        .filter(|c| !c.is_empty())
+        .unwrap_or(call.call_id);
     if split_bucket(key) < r.legacy_percent as u64 {
-        Decision::Legacy { target: r.legacy_target.clone().unwrap_or_default() }
+        Decision::Legacy {
+            target: r.legacy_target.clone().unwrap_or_default(),
+        }
     } else {
-        Decision::Local { flow: r.local_flow.clone().unwrap_or_default() }
+        Decision::Local {
+            flow: r.local_flow.clone().unwrap_or_default(),
+        }
     }
 }
 
@@ -213,10 +252,28 @@ mod tests {
 
     #[test]
     fn the_most_specific_route_wins() {
-        let routes = [route(MatchKind::Site, "chicago", 100), route(MatchKind::Number, "+13125550100", 0)];
-        let call = CallFacts { dialed: "+13125550100", site: Some("chicago"), call_id: "c1", ..Default::default() };
-        assert_eq!(decide(&routes, &call), Decision::Local { flow: "flow-+13125550100".into() });
-        assert_eq!(decide(&routes[..1], &call), Decision::Legacy { target: "legacy-chicago".into() });
+        let routes = [
+            route(MatchKind::Site, "chicago", 100),
+            route(MatchKind::Number, "+13125550100", 0),
+        ];
+        let call = CallFacts {
+            dialed: "+13125550100",
+            site: Some("chicago"),
+            call_id: "c1",
+            ..Default::default()
+        };
+        assert_eq!(
+            decide(&routes, &call),
+            Decision::Local {
+                flow: "flow-+13125550100".into()
+            }
+        );
+        assert_eq!(
+            decide(&routes[..1], &call),
+            Decision::Legacy {
+                target: "legacy-chicago".into()
+            }
+        );
         assert_eq!(decide(&[], &call), Decision::Default);
     }
 
@@ -226,13 +283,30 @@ mod tests {
         let legacy = (0..10_000)
             .filter(|i| {
                 let caller = format!("+1312555{i:04}");
-                let call = CallFacts { dialed: "+1", caller: Some(&caller), call_id: "x", ..Default::default() };
+                let call = CallFacts {
+                    dialed: "+1",
+                    caller: Some(&caller),
+                    call_id: "x",
+                    ..Default::default()
+                };
                 matches!(decide(&routes, &call), Decision::Legacy { .. })
             })
             .count();
-        assert!((2_700..=3_300).contains(&legacy), "{legacy} of 10000 went to legacy at 30%");
-        let call = |id: &'static str| CallFacts { dialed: "+1", caller: Some("+13125550100"), call_id: id, ..Default::default() };
-        assert_eq!(decide(&routes, &call("a")), decide(&routes, &call("b")), "same caller, same side");
+        assert!(
+            (2_700..=3_300).contains(&legacy),
+            "{legacy} of 10000 went to legacy at 30%"
+        );
+        let call = |id: &'static str| CallFacts {
+            dialed: "+1",
+            caller: Some("+13125550100"),
+            call_id: id,
+            ..Default::default()
+        };
+        assert_eq!(
+            decide(&routes, &call("a")),
+            decide(&routes, &call("b")),
+            "same caller, same side"
+        );
     }
 
     #[test]

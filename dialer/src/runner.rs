@@ -590,7 +590,10 @@ async fn run_tick(
 /// abandon among few live answers would otherwise stall it for good).
 fn covered_by_ready_agents(w: &mut Worker, now: i64) -> u32 {
     let snap = w.pacer.snapshot(now);
-    let unconnected = w.in_flight.load(Ordering::SeqCst).saturating_sub(snap.agents_talking);
+    let unconnected = w
+        .in_flight
+        .load(Ordering::SeqCst)
+        .saturating_sub(snap.agents_talking);
     snap.agents_ready.saturating_sub(unconnected)
 }
 

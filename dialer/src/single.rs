@@ -282,7 +282,9 @@ pub async fn single_call(
                 .config
         }
         None => defaults.cloned().ok_or_else(|| {
-            CallError::Invalid("no default outbound trunk is configured (dialer.trunk): name a campaign".into())
+            CallError::Invalid(
+                "no default outbound trunk is configured (dialer.trunk): name a campaign".into(),
+            )
         })?,
     };
     let target = match (&req.queue, &req.flow) {

@@ -9,8 +9,8 @@ use std::fmt;
 use std::str::FromStr;
 
 use anyhow::{Context, bail};
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
@@ -103,7 +103,11 @@ pub fn hash_password(password: &str) -> anyhow::Result<String> {
 
 pub fn verify_password(password: &str, hash: &str) -> bool {
     PasswordHash::new(hash)
-        .map(|h| Argon2::default().verify_password(password.as_bytes(), &h).is_ok())
+        .map(|h| {
+            Argon2::default()
+                .verify_password(password.as_bytes(), &h)
+                .is_ok()
+        })
         .unwrap_or(false)
 }
 
@@ -238,8 +242,7 @@ pub async fn verify_login(db: &Db, username: &str, password: &str) -> anyhow::Re
 }
 
 /// A valid argon2id hash of a random password, for constant-time misses.
-const DUMMY_HASH: &str =
-    "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$N0oO2nZ2mc4bXqS6Xf7pYhU0x6rY0G0oUQ4b0QJkC9E";
+const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$N0oO2nZ2mc4bXqS6Xf7pYhU0x6rY0G0oUQ4b0QJkC9E";
 
 pub async fn user_by_name(db: &Db, username: &str) -> anyhow::Result<Option<User>> {
     let row: Option<UserRow> = sqlx::query_as(
@@ -351,12 +354,13 @@ pub async fn verify_api_key(db: &Db, token: &str) -> anyhow::Result<Option<ApiKe
 
 /// Revokes a key by its prefix; true when a live key was revoked.
 pub async fn revoke_api_key(db: &Db, now_ms: i64, prefix: &str) -> anyhow::Result<bool> {
-    let n = sqlx::query("UPDATE api_keys SET revoked_at = $1 WHERE prefix = $2 AND revoked_at IS NULL")
-        .bind(now_ms)
-        .bind(prefix)
-        .execute(db.pool())
-        .await?
-        .rows_affected();
+    let n =
+        sqlx::query("UPDATE api_keys SET revoked_at = $1 WHERE prefix = $2 AND revoked_at IS NULL")
+            .bind(now_ms)
+            .bind(prefix)
+            .execute(db.pool())
+            .await?
+            .rows_affected();
     Ok(n == 1)
 }
 
@@ -395,7 +399,16 @@ pub struct ApiKeyInfo {
 
 /// Every key, newest first; revoked keys too when `include_revoked`.
 pub async fn list_api_keys(db: &Db, include_revoked: bool) -> anyhow::Result<Vec<ApiKeyInfo>> {
-    type Row = (i64, String, String, String, Option<String>, Option<String>, i64, Option<i64>);
+    type Row = (
+        i64,
+        String,
+        String,
+        String,
+        Option<String>,
+        Option<String>,
+        i64,
+        Option<i64>,
+    );
     let rows: Vec<Row> = sqlx::query_as(
         "SELECT k.id, k.name, k.prefix, k.role, k.scope, u.username, k.created_at, k.revoked_at \
          FROM api_keys k LEFT JOIN users u ON u.id = k.created_by \
@@ -405,20 +418,37 @@ pub async fn list_api_keys(db: &Db, include_revoked: bool) -> anyhow::Result<Vec
     .fetch_all(db.pool())
     .await?;
     rows.into_iter()
-        .map(|(id, name, prefix, role, scope, created_by, created_at, revoked_at)| {
-            Ok(ApiKeyInfo { id, name, prefix, role: role.parse()?, scope, created_by, created_at, revoked_at })
-        })
+        .map(
+            |(id, name, prefix, role, scope, created_by, created_at, revoked_at)| {
+                Ok(ApiKeyInfo {
+                    id,
+                    name,
+                    prefix,
+                    role: role.parse()?,
+                    scope,
+                    created_by,
+                    created_at,
+                    revoked_at,
+                })
+            },
+        )
         .collect()
 }
 
 /// Revokes key `id` (audited under `actor`) and returns its prefix, so callers can drop it from
 /// any verification cache. Revoking a revoked key again is not an error (same prefix back).
-pub async fn revoke_api_key_by_id(db: &Db, now_ms: i64, id: i64, actor: &str) -> Result<String, AccountError> {
+pub async fn revoke_api_key_by_id(
+    db: &Db,
+    now_ms: i64,
+    id: i64,
+    actor: &str,
+) -> Result<String, AccountError> {
     let mut tx = db.begin_write().await?;
-    let row: Option<(String, Option<i64>)> = sqlx::query_as("SELECT prefix, revoked_at FROM api_keys WHERE id = $1")
-        .bind(id)
-        .fetch_optional(tx.conn())
-        .await?;
+    let row: Option<(String, Option<i64>)> =
+        sqlx::query_as("SELECT prefix, revoked_at FROM api_keys WHERE id = $1")
+            .bind(id)
+            .fetch_optional(tx.conn())
+            .await?;
     let Some((prefix, revoked_at)) = row else {
         return Err(AccountError::NotFound(format!("API key {id}")));
     };
@@ -431,7 +461,13 @@ pub async fn revoke_api_key_by_id(db: &Db, now_ms: i64, id: i64, actor: &str) ->
         audit::record(
             tx.conn(),
             now_ms,
-            &audit::Entry { actor, action: "apikey.revoke", subject: Some(&prefix), result: "ok", detail: None },
+            &audit::Entry {
+                actor,
+                action: "apikey.revoke",
+                subject: Some(&prefix),
+                result: "ok",
+                detail: None,
+            },
         )
         .await?;
     }
@@ -467,10 +503,27 @@ pub struct UserChanges {
 type InfoRow = (i64, String, String, String, i16, String, i64, i64, i64);
 
 fn info_from_row(r: InfoRow) -> anyhow::Result<UserInfo> {
-    let (id, username, display_name, role, disabled, attributes, created_at, updated_at, locked_until) = r;
+    let (
+        id,
+        username,
+        display_name,
+        role,
+        disabled,
+        attributes,
+        created_at,
+        updated_at,
+        locked_until,
+    ) = r;
     Ok(UserInfo {
-        user: User { id, username, display_name, role: role.parse()?, disabled: disabled != 0 },
-        attributes: serde_json::from_str(&attributes).with_context(|| format!("user {id}: attributes are not JSON"))?,
+        user: User {
+            id,
+            username,
+            display_name,
+            role: role.parse()?,
+            disabled: disabled != 0,
+        },
+        attributes: serde_json::from_str(&attributes)
+            .with_context(|| format!("user {id}: attributes are not JSON"))?,
         created_at,
         updated_at,
         locked_until,
@@ -504,21 +557,33 @@ pub async fn user_info(db: &Db, id: i64) -> anyhow::Result<Option<UserInfo>> {
 
 /// Checks attributes: a JSON object whose `skills`, when present, maps names to proficiency 1..=5.
 pub fn validate_attributes(attributes: &serde_json::Value) -> Result<(), AccountError> {
-    let obj = attributes.as_object().ok_or_else(|| AccountError::Invalid("attributes must be a JSON object".into()))?;
+    let obj = attributes
+        .as_object()
+        .ok_or_else(|| AccountError::Invalid("attributes must be a JSON object".into()))?;
     if attributes.to_string().len() > 16 * 1024 {
-        return Err(AccountError::Invalid("attributes are limited to 16 KiB".into()));
+        return Err(AccountError::Invalid(
+            "attributes are limited to 16 KiB".into(),
+        ));
     }
     if let Some(skills) = obj.get("skills") {
-        let skills = skills
-            .as_object()
-            .ok_or_else(|| AccountError::Invalid("attributes.skills must be an object of skill name to proficiency".into()))?;
+        let skills = skills.as_object().ok_or_else(|| {
+            AccountError::Invalid(
+                "attributes.skills must be an object of skill name to proficiency".into(),
+            )
+        })?;
         for (name, level) in skills {
             if name.trim().is_empty() || name.len() > 64 {
-                return Err(AccountError::Invalid(format!("skill name {name:?} must be 1-64 characters")));
+                return Err(AccountError::Invalid(format!(
+                    "skill name {name:?} must be 1-64 characters"
+                )));
             }
             match level.as_i64() {
                 Some(1..=5) => {}
-                _ => return Err(AccountError::Invalid(format!("skill {name:?}: proficiency {level} is outside 1..=5"))),
+                _ => {
+                    return Err(AccountError::Invalid(format!(
+                        "skill {name:?}: proficiency {level} is outside 1..=5"
+                    )));
+                }
             }
         }
     }
@@ -527,7 +592,9 @@ pub fn validate_attributes(attributes: &serde_json::Value) -> Result<(), Account
 
 fn validate_password(password: &str) -> Result<(), AccountError> {
     if password.len() < 8 {
-        return Err(AccountError::Invalid("password must be at least 8 characters".into()));
+        return Err(AccountError::Invalid(
+            "password must be at least 8 characters".into(),
+        ));
     }
     Ok(())
 }
@@ -537,14 +604,16 @@ fn validate_password(password: &str) -> Result<(), AccountError> {
 /// already excludes other writers.
 async fn keep_an_admin(db: &Db, tx: &mut crate::WriteTx, id: i64) -> Result<(), AccountError> {
     let sql = match db.backend() {
-        crate::db::Backend::Postgres => "SELECT id FROM users WHERE role = 'admin' AND disabled = 0 FOR UPDATE",
+        crate::db::Backend::Postgres => {
+            "SELECT id FROM users WHERE role = 'admin' AND disabled = 0 FOR UPDATE"
+        }
         crate::db::Backend::Sqlite => "SELECT id FROM users WHERE role = 'admin' AND disabled = 0",
     };
-    let admins: Vec<(i64,)> = sqlx::query_as(sql)
-    .fetch_all(tx.conn())
-    .await?;
+    let admins: Vec<(i64,)> = sqlx::query_as(sql).fetch_all(tx.conn()).await?;
     if admins.iter().all(|(a,)| *a == id) {
-        return Err(AccountError::Conflict("this is the last enabled admin; make another admin first".into()));
+        return Err(AccountError::Conflict(
+            "this is the last enabled admin; make another admin first".into(),
+        ));
     }
     Ok(())
 }
@@ -563,7 +632,9 @@ pub async fn create_user_with(
 ) -> Result<UserInfo, AccountError> {
     validate_username(username).map_err(|e| AccountError::Invalid(e.to_string()))?;
     if !role.is_for_users() {
-        return Err(AccountError::Invalid(format!("role {role} is for API keys only")));
+        return Err(AccountError::Invalid(format!(
+            "role {role} is for API keys only"
+        )));
     }
     validate_password(password)?;
     validate_attributes(attributes)?;
@@ -582,7 +653,9 @@ pub async fn create_user_with(
     .fetch_optional(tx.conn())
     .await?;
     let Some(id) = id else {
-        return Err(AccountError::Conflict(format!("user {username:?} already exists")));
+        return Err(AccountError::Conflict(format!(
+            "user {username:?} already exists"
+        )));
     };
     audit::record(
         tx.conn(),
@@ -597,17 +670,27 @@ pub async fn create_user_with(
     )
     .await?;
     tx.commit().await?;
-    user_info(db, id).await?.ok_or_else(|| AccountError::NotFound(format!("user {id}")))
+    user_info(db, id)
+        .await?
+        .ok_or_else(|| AccountError::NotFound(format!("user {id}")))
 }
 
 /// Applies `changes` to user `id` in one audited transaction. Refuses to demote, disable or
 /// (see [`delete_user`]) remove the last enabled admin. Disabling or a new password ends the
 /// user's sessions.
-pub async fn update_user(db: &Db, now_ms: i64, id: i64, changes: &UserChanges, actor: &str) -> Result<UserInfo, AccountError> {
+pub async fn update_user(
+    db: &Db,
+    now_ms: i64,
+    id: i64,
+    changes: &UserChanges,
+    actor: &str,
+) -> Result<UserInfo, AccountError> {
     if let Some(role) = changes.role
         && !role.is_for_users()
     {
-        return Err(AccountError::Invalid(format!("role {role} is for API keys only")));
+        return Err(AccountError::Invalid(format!(
+            "role {role} is for API keys only"
+        )));
     }
     if let Some(a) = &changes.attributes {
         validate_attributes(a)?;
@@ -615,7 +698,9 @@ pub async fn update_user(db: &Db, now_ms: i64, id: i64, changes: &UserChanges, a
     if let Some(name) = &changes.display_name
         && name.chars().count() > 128
     {
-        return Err(AccountError::Invalid("display_name is limited to 128 characters".into()));
+        return Err(AccountError::Invalid(
+            "display_name is limited to 128 characters".into(),
+        ));
     }
     let hash = match &changes.password {
         Some(p) => {
@@ -625,14 +710,18 @@ pub async fn update_user(db: &Db, now_ms: i64, id: i64, changes: &UserChanges, a
         None => None,
     };
     let mut tx = db.begin_write().await?;
-    let current: Option<(String, String, i16)> = sqlx::query_as("SELECT username, role, disabled FROM users WHERE id = $1")
-        .bind(id)
-        .fetch_optional(tx.conn())
-        .await?;
+    let current: Option<(String, String, i16)> =
+        sqlx::query_as("SELECT username, role, disabled FROM users WHERE id = $1")
+            .bind(id)
+            .fetch_optional(tx.conn())
+            .await?;
     let Some((username, role, disabled)) = current else {
         return Err(AccountError::NotFound(format!("user {id}")));
     };
-    let stays_admin = changes.role.map(|r| r == Role::Admin).unwrap_or(role == "admin")
+    let stays_admin = changes
+        .role
+        .map(|r| r == Role::Admin)
+        .unwrap_or(role == "admin")
         && !changes.disabled.unwrap_or(disabled != 0);
     if role == "admin" && disabled == 0 && !stays_admin {
         keep_an_admin(db, &mut tx, id).await?;
@@ -658,7 +747,10 @@ pub async fn update_user(db: &Db, now_ms: i64, id: i64, changes: &UserChanges, a
             .await?;
     }
     if hash.is_some() || changes.disabled == Some(true) {
-        sqlx::query("DELETE FROM sessions WHERE user_id = $1").bind(id).execute(tx.conn()).await?;
+        sqlx::query("DELETE FROM sessions WHERE user_id = $1")
+            .bind(id)
+            .execute(tx.conn())
+            .await?;
     }
     let changed: Vec<&str> = [
         changes.display_name.as_ref().map(|_| "display_name"),
@@ -683,30 +775,53 @@ pub async fn update_user(db: &Db, now_ms: i64, id: i64, changes: &UserChanges, a
     )
     .await?;
     tx.commit().await?;
-    user_info(db, id).await?.ok_or_else(|| AccountError::NotFound(format!("user {id}")))
+    user_info(db, id)
+        .await?
+        .ok_or_else(|| AccountError::NotFound(format!("user {id}")))
 }
 
 /// Deletes user `id` and their sessions (keys they created stay, without a creator). Refuses to
 /// delete the last enabled admin. Returns the user name.
-pub async fn delete_user(db: &Db, now_ms: i64, id: i64, actor: &str) -> Result<String, AccountError> {
+pub async fn delete_user(
+    db: &Db,
+    now_ms: i64,
+    id: i64,
+    actor: &str,
+) -> Result<String, AccountError> {
     let mut tx = db.begin_write().await?;
-    let current: Option<(String, String, i16)> = sqlx::query_as("SELECT username, role, disabled FROM users WHERE id = $1")
-        .bind(id)
-        .fetch_optional(tx.conn())
-        .await?;
+    let current: Option<(String, String, i16)> =
+        sqlx::query_as("SELECT username, role, disabled FROM users WHERE id = $1")
+            .bind(id)
+            .fetch_optional(tx.conn())
+            .await?;
     let Some((username, role, disabled)) = current else {
         return Err(AccountError::NotFound(format!("user {id}")));
     };
     if role == "admin" && disabled == 0 {
         keep_an_admin(db, &mut tx, id).await?;
     }
-    sqlx::query("DELETE FROM sessions WHERE user_id = $1").bind(id).execute(tx.conn()).await?;
-    sqlx::query("UPDATE api_keys SET created_by = NULL WHERE created_by = $1").bind(id).execute(tx.conn()).await?;
-    sqlx::query("DELETE FROM users WHERE id = $1").bind(id).execute(tx.conn()).await?;
+    sqlx::query("DELETE FROM sessions WHERE user_id = $1")
+        .bind(id)
+        .execute(tx.conn())
+        .await?;
+    sqlx::query("UPDATE api_keys SET created_by = NULL WHERE created_by = $1")
+        .bind(id)
+        .execute(tx.conn())
+        .await?;
+    sqlx::query("DELETE FROM users WHERE id = $1")
+        .bind(id)
+        .execute(tx.conn())
+        .await?;
     audit::record(
         tx.conn(),
         now_ms,
-        &audit::Entry { actor, action: "user.delete", subject: Some(&username), result: "ok", detail: None },
+        &audit::Entry {
+            actor,
+            action: "user.delete",
+            subject: Some(&username),
+            result: "ok",
+            detail: None,
+        },
     )
     .await?;
     tx.commit().await?;
@@ -723,7 +838,10 @@ mod tests {
             assert_eq!(r.as_str().parse::<Role>().unwrap(), r);
         }
         let err = "superuser".parse::<Role>().unwrap_err().to_string();
-        assert!(err.contains("superuser") && err.contains("legacy-pbx"), "{err}");
+        assert!(
+            err.contains("superuser") && err.contains("legacy-pbx"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -740,79 +858,273 @@ mod tests {
     async fn exercise_admin_functions(db: &Db) {
         db.migrate().await.unwrap();
         let now = 1_700_000_000_000;
-        ensure_first_admin(db, now, Some("first-admin-pw")).await.unwrap().unwrap();
+        ensure_first_admin(db, now, Some("first-admin-pw"))
+            .await
+            .unwrap()
+            .unwrap();
         let admin = user_by_name(db, "admin").await.unwrap().unwrap();
 
         // Keys: listed newest first with their creator; a revoked key leaves the live list.
-        let (a, token_a) = create_api_key(db, now, "pbx-a", Role::LegacyPbx, Some("pool-a"), Some(admin.id)).await.unwrap();
-        let (b, _) = create_api_key(db, now + 1, "script", Role::Supervisor, None, None).await.unwrap();
+        let (a, token_a) = create_api_key(
+            db,
+            now,
+            "pbx-a",
+            Role::LegacyPbx,
+            Some("pool-a"),
+            Some(admin.id),
+        )
+        .await
+        .unwrap();
+        let (b, _) = create_api_key(db, now + 1, "script", Role::Supervisor, None, None)
+            .await
+            .unwrap();
         let keys = list_api_keys(db, false).await.unwrap();
-        assert_eq!(keys.iter().map(|k| k.prefix.as_str()).collect::<Vec<_>>(), [b.prefix.as_str(), a.prefix.as_str()]);
-        assert_eq!((keys[1].created_by.as_deref(), keys[1].scope.as_deref(), keys[1].role), (Some("admin"), Some("pool-a"), Role::LegacyPbx));
-        assert_eq!(revoke_api_key_by_id(db, now + 5, a.id, "user:admin").await.unwrap(), a.prefix);
-        assert_eq!(revoke_api_key_by_id(db, now + 6, a.id, "user:admin").await.unwrap(), a.prefix, "idempotent");
+        assert_eq!(
+            keys.iter().map(|k| k.prefix.as_str()).collect::<Vec<_>>(),
+            [b.prefix.as_str(), a.prefix.as_str()]
+        );
+        assert_eq!(
+            (
+                keys[1].created_by.as_deref(),
+                keys[1].scope.as_deref(),
+                keys[1].role
+            ),
+            (Some("admin"), Some("pool-a"), Role::LegacyPbx)
+        );
+        assert_eq!(
+            revoke_api_key_by_id(db, now + 5, a.id, "user:admin")
+                .await
+                .unwrap(),
+            a.prefix
+        );
+        assert_eq!(
+            revoke_api_key_by_id(db, now + 6, a.id, "user:admin")
+                .await
+                .unwrap(),
+            a.prefix,
+            "idempotent"
+        );
         assert!(verify_api_key(db, &token_a).await.unwrap().is_none());
         assert_eq!(list_api_keys(db, false).await.unwrap().len(), 1);
         let all = list_api_keys(db, true).await.unwrap();
-        assert_eq!(all.iter().find(|k| k.id == a.id).unwrap().revoked_at, Some(now + 5));
-        assert!(matches!(revoke_api_key_by_id(db, now, 9999, "x").await, Err(AccountError::NotFound(_))));
+        assert_eq!(
+            all.iter().find(|k| k.id == a.id).unwrap().revoked_at,
+            Some(now + 5)
+        );
+        assert!(matches!(
+            revoke_api_key_by_id(db, now, 9999, "x").await,
+            Err(AccountError::NotFound(_))
+        ));
 
         // Users: create with skills, bad skills refused, update, password reset, delete.
         let skills = serde_json::json!({"skills": {"sales": 4, "billing": 2}});
-        let agnes = create_user_with(db, now, "agnes", Role::Agent, "agent-pass-1", "Agnes A.", &skills, "user:admin").await.unwrap();
-        assert_eq!((agnes.user.display_name.as_str(), &agnes.attributes), ("Agnes A.", &skills));
+        let agnes = create_user_with(
+            db,
+            now,
+            "agnes",
+            Role::Agent,
+            "agent-pass-1",
+            "Agnes A.",
+            &skills,
+            "user:admin",
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            (agnes.user.display_name.as_str(), &agnes.attributes),
+            ("Agnes A.", &skills)
+        );
         assert!(matches!(
-            create_user_with(db, now, "agnes", Role::Agent, "agent-pass-1", "", &serde_json::json!({}), "x").await,
+            create_user_with(
+                db,
+                now,
+                "agnes",
+                Role::Agent,
+                "agent-pass-1",
+                "",
+                &serde_json::json!({}),
+                "x"
+            )
+            .await,
             Err(AccountError::Conflict(_))
         ));
-        for bad in [serde_json::json!({"skills": {"sales": 6}}), serde_json::json!({"skills": ["sales"]}), serde_json::json!([1])] {
-            let err = create_user_with(db, now, "bob", Role::Agent, "agent-pass-1", "", &bad, "x").await.unwrap_err();
+        for bad in [
+            serde_json::json!({"skills": {"sales": 6}}),
+            serde_json::json!({"skills": ["sales"]}),
+            serde_json::json!([1]),
+        ] {
+            let err = create_user_with(db, now, "bob", Role::Agent, "agent-pass-1", "", &bad, "x")
+                .await
+                .unwrap_err();
             assert!(matches!(err, AccountError::Invalid(_)), "{bad}: {err}");
         }
-        assert!(matches!(create_user_with(db, now, "bob", Role::LegacyPbx, "agent-pass-1", "", &serde_json::json!({}), "x").await, Err(AccountError::Invalid(_))));
-        assert!(matches!(create_user_with(db, now, "bob", Role::Agent, "short", "", &serde_json::json!({}), "x").await, Err(AccountError::Invalid(_))));
+        assert!(matches!(
+            create_user_with(
+                db,
+                now,
+                "bob",
+                Role::LegacyPbx,
+                "agent-pass-1",
+                "",
+                &serde_json::json!({}),
+                "x"
+            )
+            .await,
+            Err(AccountError::Invalid(_))
+        ));
+        assert!(matches!(
+            create_user_with(
+                db,
+                now,
+                "bob",
+                Role::Agent,
+                "short",
+                "",
+                &serde_json::json!({}),
+                "x"
+            )
+            .await,
+            Err(AccountError::Invalid(_))
+        ));
 
-        let changes = UserChanges { role: Some(Role::Supervisor), password: Some("new-password-2".into()), ..Default::default() };
-        let updated = update_user(db, now + 10, agnes.user.id, &changes, "user:admin").await.unwrap();
-        assert_eq!((updated.user.role, updated.updated_at), (Role::Supervisor, now + 10));
-        assert_eq!(updated.attributes, skills, "attributes untouched when not given");
-        assert!(verify_login(db, "agnes", "agent-pass-1").await.unwrap().is_none());
-        assert!(verify_login(db, "agnes", "new-password-2").await.unwrap().is_some());
-        let disabled = update_user(db, now + 11, agnes.user.id, &UserChanges { disabled: Some(true), ..Default::default() }, "x").await.unwrap();
+        let changes = UserChanges {
+            role: Some(Role::Supervisor),
+            password: Some("new-password-2".into()),
+            ..Default::default()
+        };
+        let updated = update_user(db, now + 10, agnes.user.id, &changes, "user:admin")
+            .await
+            .unwrap();
+        assert_eq!(
+            (updated.user.role, updated.updated_at),
+            (Role::Supervisor, now + 10)
+        );
+        assert_eq!(
+            updated.attributes, skills,
+            "attributes untouched when not given"
+        );
+        assert!(
+            verify_login(db, "agnes", "agent-pass-1")
+                .await
+                .unwrap()
+                .is_none()
+        );
+        assert!(
+            verify_login(db, "agnes", "new-password-2")
+                .await
+                .unwrap()
+                .is_some()
+        );
+        let disabled = update_user(
+            db,
+            now + 11,
+            agnes.user.id,
+            &UserChanges {
+                disabled: Some(true),
+                ..Default::default()
+            },
+            "x",
+        )
+        .await
+        .unwrap();
         assert!(disabled.user.disabled);
-        assert!(verify_login(db, "agnes", "new-password-2").await.unwrap().is_none(), "a disabled user cannot log in");
+        assert!(
+            verify_login(db, "agnes", "new-password-2")
+                .await
+                .unwrap()
+                .is_none(),
+            "a disabled user cannot log in"
+        );
 
         // The last enabled admin can be neither demoted, disabled nor deleted.
-        let demote = UserChanges { role: Some(Role::Agent), ..Default::default() };
-        assert!(matches!(update_user(db, now, admin.id, &demote, "x").await, Err(AccountError::Conflict(_))));
-        let disable = UserChanges { disabled: Some(true), ..Default::default() };
-        assert!(matches!(update_user(db, now, admin.id, &disable, "x").await, Err(AccountError::Conflict(_))));
-        assert!(matches!(delete_user(db, now, admin.id, "x").await, Err(AccountError::Conflict(_))));
+        let demote = UserChanges {
+            role: Some(Role::Agent),
+            ..Default::default()
+        };
+        assert!(matches!(
+            update_user(db, now, admin.id, &demote, "x").await,
+            Err(AccountError::Conflict(_))
+        ));
+        let disable = UserChanges {
+            disabled: Some(true),
+            ..Default::default()
+        };
+        assert!(matches!(
+            update_user(db, now, admin.id, &disable, "x").await,
+            Err(AccountError::Conflict(_))
+        ));
+        assert!(matches!(
+            delete_user(db, now, admin.id, "x").await,
+            Err(AccountError::Conflict(_))
+        ));
         // With a second admin, the first may go.
-        let other = create_user_with(db, now, "root2", Role::Admin, "admin-pass-2", "", &serde_json::json!({}), "x").await.unwrap();
+        let other = create_user_with(
+            db,
+            now,
+            "root2",
+            Role::Admin,
+            "admin-pass-2",
+            "",
+            &serde_json::json!({}),
+            "x",
+        )
+        .await
+        .unwrap();
         update_user(db, now, admin.id, &demote, "x").await.unwrap();
-        assert!(matches!(delete_user(db, now, other.user.id, "x").await, Err(AccountError::Conflict(_))));
+        assert!(matches!(
+            delete_user(db, now, other.user.id, "x").await,
+            Err(AccountError::Conflict(_))
+        ));
         assert_eq!(delete_user(db, now, admin.id, "x").await.unwrap(), "admin");
         assert!(user_info(db, admin.id).await.unwrap().is_none());
-        assert_eq!(list_api_keys(db, true).await.unwrap().iter().filter(|k| k.created_by.is_some()).count(), 0, "keys outlive their creator");
-        assert_eq!(list_users(db).await.unwrap().iter().map(|u| u.user.username.as_str()).collect::<Vec<_>>(), ["agnes", "root2"]);
-        let actions: Vec<String> = audit::recent(db, None, 100).await.unwrap().into_iter().map(|r| r.action).collect();
+        assert_eq!(
+            list_api_keys(db, true)
+                .await
+                .unwrap()
+                .iter()
+                .filter(|k| k.created_by.is_some())
+                .count(),
+            0,
+            "keys outlive their creator"
+        );
+        assert_eq!(
+            list_users(db)
+                .await
+                .unwrap()
+                .iter()
+                .map(|u| u.user.username.as_str())
+                .collect::<Vec<_>>(),
+            ["agnes", "root2"]
+        );
+        let actions: Vec<String> = audit::recent(db, None, 100)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|r| r.action)
+            .collect();
         for a in ["apikey.revoke", "user.create", "user.update", "user.delete"] {
             assert!(actions.iter().any(|x| x == a), "{a} audited: {actions:?}");
         }
-        assert!(matches!(update_user(db, now, 424242, &demote, "x").await, Err(AccountError::NotFound(_))));
+        assert!(matches!(
+            update_user(db, now, 424242, &demote, "x").await,
+            Err(AccountError::NotFound(_))
+        ));
     }
 
     #[tokio::test]
     async fn admin_functions_on_sqlite() {
         let dir = tempfile::tempdir().unwrap();
-        let db = Db::connect(&format!("sqlite://{}/a.db", dir.path().display()), 2).await.unwrap();
+        let db = Db::connect(&format!("sqlite://{}/a.db", dir.path().display()), 2)
+            .await
+            .unwrap();
         exercise_admin_functions(&db).await;
     }
 
     #[tokio::test]
     async fn admin_functions_on_postgres() {
-        let Some(pg) = crate::testing::TempPgDatabase::create().await else { return };
+        let Some(pg) = crate::testing::TempPgDatabase::create().await else {
+            return;
+        };
         let db = Db::connect(&pg.url, 2).await.unwrap();
         exercise_admin_functions(&db).await;
         db.close().await;
@@ -821,9 +1133,18 @@ mod tests {
 
 /// Sets (or with `None` removes) the SIP credentials of `username`'s phones: the digest HA1
 /// (`MD5(username:realm:password)`, computed by the caller for the appliance's realm). Audited.
-pub async fn set_sip_ha1(db: &Db, now_ms: i64, username: &str, ha1: Option<&str>, actor: &str) -> anyhow::Result<()> {
+pub async fn set_sip_ha1(
+    db: &Db,
+    now_ms: i64,
+    username: &str,
+    ha1: Option<&str>,
+    actor: &str,
+) -> anyhow::Result<()> {
     if let Some(h) = ha1 {
-        anyhow::ensure!(h.len() == 32 && h.chars().all(|c| c.is_ascii_hexdigit()), "a SIP HA1 is 32 hex digits");
+        anyhow::ensure!(
+            h.len() == 32 && h.chars().all(|c| c.is_ascii_hexdigit()),
+            "a SIP HA1 is 32 hex digits"
+        );
     }
     let mut tx = db.begin_write().await?;
     let n = sqlx::query("UPDATE users SET sip_ha1 = $1 WHERE username = $2")
@@ -837,7 +1158,11 @@ pub async fn set_sip_ha1(db: &Db, now_ms: i64, username: &str, ha1: Option<&str>
     }
     let entry = audit::Entry {
         actor,
-        action: if ha1.is_some() { "user.sip_credentials.set" } else { "user.sip_credentials.remove" },
+        action: if ha1.is_some() {
+            "user.sip_credentials.set"
+        } else {
+            "user.sip_credentials.remove"
+        },
         subject: Some(username),
         result: "ok",
         detail: None,
@@ -849,7 +1174,10 @@ pub async fn set_sip_ha1(db: &Db, now_ms: i64, username: &str, ha1: Option<&str>
 
 /// Every enabled user with SIP credentials: username → HA1 (the registrar's lookup table).
 pub async fn sip_ha1_table(db: &Db) -> anyhow::Result<std::collections::HashMap<String, String>> {
-    let rows: Vec<(String, String)> =
-        sqlx::query_as("SELECT username, sip_ha1 FROM users WHERE sip_ha1 IS NOT NULL AND disabled = 0").fetch_all(db.pool()).await?;
+    let rows: Vec<(String, String)> = sqlx::query_as(
+        "SELECT username, sip_ha1 FROM users WHERE sip_ha1 IS NOT NULL AND disabled = 0",
+    )
+    .fetch_all(db.pool())
+    .await?;
     Ok(rows.into_iter().collect())
 }

@@ -53,7 +53,11 @@ pub struct Record {
 }
 
 /// The newest records first, optionally only one action.
-pub async fn recent(db: &crate::Db, action: Option<&str>, limit: i64) -> anyhow::Result<Vec<Record>> {
+pub async fn recent(
+    db: &crate::Db,
+    action: Option<&str>,
+    limit: i64,
+) -> anyhow::Result<Vec<Record>> {
     let rows = sqlx::query_as::<_, Record>(
         "SELECT id, at, actor, action, subject, result, detail FROM audit_log \
          WHERE ($1 IS NULL OR action = $1) ORDER BY id DESC LIMIT $2",

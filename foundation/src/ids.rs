@@ -52,8 +52,7 @@ mod tests {
         let b = public_id("lease", 1_700_000_000_001);
         assert!(a.starts_with("lease_") && a.len() == 6 + 26);
         assert!(a < b, "{a} should sort before {b}");
-        let same: std::collections::HashSet<_> =
-            (0..1000).map(|_| public_id("x", 5)).collect();
+        let same: std::collections::HashSet<_> = (0..1000).map(|_| public_id("x", 5)).collect();
         assert_eq!(same.len(), 1000);
     }
 

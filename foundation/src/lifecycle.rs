@@ -69,11 +69,17 @@ impl Lifecycle {
     pub async fn drain(&self, drain: Duration, grace: Duration) -> DrainOutcome {
         self.start_draining();
         self.inner.work.close();
-        if tokio::time::timeout(drain, self.inner.work.wait()).await.is_ok() {
+        if tokio::time::timeout(drain, self.inner.work.wait())
+            .await
+            .is_ok()
+        {
             return DrainOutcome::Finished;
         }
         self.inner.stop.cancel();
-        if tokio::time::timeout(grace, self.inner.work.wait()).await.is_err() {
+        if tokio::time::timeout(grace, self.inner.work.wait())
+            .await
+            .is_err()
+        {
             tracing::error!(
                 remaining = self.inner.work.len(),
                 "work still running after the stop grace period"
@@ -90,7 +96,9 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn drain_waits_for_work_then_stops_the_rest() {
         let lc = Lifecycle::new();
-        let quick = lc.tracker().spawn(tokio::time::sleep(Duration::from_secs(1)));
+        let quick = lc
+            .tracker()
+            .spawn(tokio::time::sleep(Duration::from_secs(1)));
         let stop = lc.stop_token();
         let (tx, rx) = tokio::sync::oneshot::channel();
         lc.tracker().spawn(async move {
@@ -98,7 +106,9 @@ mod tests {
             tx.send("recorded as interrupted").unwrap();
         });
         assert!(!lc.is_draining());
-        let outcome = lc.drain(Duration::from_secs(5), Duration::from_secs(2)).await;
+        let outcome = lc
+            .drain(Duration::from_secs(5), Duration::from_secs(2))
+            .await;
         assert!(lc.is_draining());
         assert_eq!(outcome, DrainOutcome::Stopped);
         assert!(quick.is_finished());
@@ -110,7 +120,8 @@ mod tests {
         let lc = Lifecycle::new();
         let t0 = tokio::time::Instant::now();
         assert_eq!(
-            lc.drain(Duration::from_secs(5), Duration::from_secs(1)).await,
+            lc.drain(Duration::from_secs(5), Duration::from_secs(1))
+                .await,
             DrainOutcome::Finished
         );
         assert!(t0.elapsed() < Duration::from_millis(10));

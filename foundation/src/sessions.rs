@@ -30,19 +30,38 @@ pub enum Login {
 }
 
 fn hash(token: &str) -> String {
-    Sha256::digest(token.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+    Sha256::digest(token.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// Checks the password and opens a session of `ttl_ms`; counts failures and locks the account.
-pub async fn login(db: &Db, now_ms: i64, username: &str, password: &str, ttl_ms: i64, from: &str) -> anyhow::Result<Login> {
-    let locked: Option<i64> = sqlx::query_scalar("SELECT locked_until FROM users WHERE username = $1")
-        .bind(username)
-        .fetch_optional(db.pool())
-        .await?;
+pub async fn login(
+    db: &Db,
+    now_ms: i64,
+    username: &str,
+    password: &str,
+    ttl_ms: i64,
+    from: &str,
+) -> anyhow::Result<Login> {
+    let locked: Option<i64> =
+        sqlx::query_scalar("SELECT locked_until FROM users WHERE username = $1")
+            .bind(username)
+            .fetch_optional(db.pool())
+            .await?;
     if let Some(until) = locked.filter(|u| *u > now_ms) {
-        audit::record(db.pool(), now_ms, &audit::Entry {
-            actor: &format!("user:{username}"), action: "auth.login", subject: Some(from), result: "locked", detail: None,
-        })
+        audit::record(
+            db.pool(),
+            now_ms,
+            &audit::Entry {
+                actor: &format!("user:{username}"),
+                action: "auth.login",
+                subject: Some(from),
+                result: "locked",
+                detail: None,
+            },
+        )
         .await?;
         return Ok(Login::Locked { until_ms: until });
     }
@@ -57,9 +76,17 @@ pub async fn login(db: &Db, now_ms: i64, username: &str, password: &str, ttl_ms:
         .bind(username)
         .execute(db.pool())
         .await?;
-        audit::record(db.pool(), now_ms, &audit::Entry {
-            actor: &format!("user:{username}"), action: "auth.login", subject: Some(from), result: "denied", detail: None,
-        })
+        audit::record(
+            db.pool(),
+            now_ms,
+            &audit::Entry {
+                actor: &format!("user:{username}"),
+                action: "auth.login",
+                subject: Some(from),
+                result: "denied",
+                detail: None,
+            },
+        )
         .await?;
         return Ok(Login::Denied);
     };
@@ -78,11 +105,26 @@ pub async fn login(db: &Db, now_ms: i64, username: &str, password: &str, ttl_ms:
         .bind(expires_at)
         .execute(db.pool())
         .await?;
-    audit::record(db.pool(), now_ms, &audit::Entry {
-        actor: &format!("user:{username}"), action: "auth.login", subject: Some(from), result: "ok", detail: None,
-    })
+    audit::record(
+        db.pool(),
+        now_ms,
+        &audit::Entry {
+            actor: &format!("user:{username}"),
+            action: "auth.login",
+            subject: Some(from),
+            result: "ok",
+            detail: None,
+        },
+    )
     .await?;
-    Ok(Login::Ok { token, session: Session { user, csrf_token, expires_at } })
+    Ok(Login::Ok {
+        token,
+        session: Session {
+            user,
+            csrf_token,
+            expires_at,
+        },
+    })
 }
 
 /// The live session for a cookie token, if any.
@@ -94,17 +136,35 @@ pub async fn lookup(db: &Db, now_ms: i64, token: &str) -> anyhow::Result<Option<
     .bind(now_ms)
     .fetch_optional(db.pool())
     .await?;
-    let Some((user_id, csrf_token, expires_at)) = row else { return Ok(None) };
-    let Some(user) = accounts::user_by_id(db, user_id).await?.filter(|u| !u.disabled) else { return Ok(None) };
-    Ok(Some(Session { user, csrf_token, expires_at }))
+    let Some((user_id, csrf_token, expires_at)) = row else {
+        return Ok(None);
+    };
+    let Some(user) = accounts::user_by_id(db, user_id)
+        .await?
+        .filter(|u| !u.disabled)
+    else {
+        return Ok(None);
+    };
+    Ok(Some(Session {
+        user,
+        csrf_token,
+        expires_at,
+    }))
 }
 
 pub async fn logout(db: &Db, token: &str) -> anyhow::Result<()> {
-    sqlx::query("DELETE FROM sessions WHERE token_hash = $1").bind(hash(token)).execute(db.pool()).await?;
+    sqlx::query("DELETE FROM sessions WHERE token_hash = $1")
+        .bind(hash(token))
+        .execute(db.pool())
+        .await?;
     Ok(())
 }
 
 /// Deletes expired sessions; returns how many.
 pub async fn purge_expired(db: &Db, now_ms: i64) -> anyhow::Result<u64> {
-    Ok(sqlx::query("DELETE FROM sessions WHERE expires_at <= $1").bind(now_ms).execute(db.pool()).await?.rows_affected())
+    Ok(sqlx::query("DELETE FROM sessions WHERE expires_at <= $1")
+        .bind(now_ms)
+        .execute(db.pool())
+        .await?
+        .rows_affected())
 }

@@ -36,7 +36,11 @@ pub fn report_skip(why: &str) {
     eprintln!("SKIP: {why}");
     if let Ok(path) = std::env::var("DIALBRIDGE_TEST_SKIP_LOG") {
         use std::io::Write;
-        if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(path) {
+        if let Ok(mut f) = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+        {
             let _ = writeln!(f, "SKIP: {why}");
         }
     }
@@ -80,7 +84,10 @@ impl TempPgDatabase {
             .execute(&mut conn)
             .await
             .expect("CREATE DATABASE");
-        let base = admin_url.rsplit_once('/').map(|(b, _)| b).unwrap_or(&admin_url);
+        let base = admin_url
+            .rsplit_once('/')
+            .map(|(b, _)| b)
+            .unwrap_or(&admin_url);
         Some(Self {
             url: format!("{base}/{name}"),
             name,

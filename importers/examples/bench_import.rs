@@ -24,9 +24,17 @@ fn cpu_secs() -> f64 {
 /// CPU seconds per thread name (threads that exited are not listed).
 fn cpu_by_thread() -> std::collections::BTreeMap<String, f64> {
     let mut out = std::collections::BTreeMap::new();
-    for t in std::fs::read_dir("/proc/self/task").into_iter().flatten().flatten() {
+    for t in std::fs::read_dir("/proc/self/task")
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
         let stat = std::fs::read_to_string(t.path().join("stat")).unwrap_or_default();
-        let name = stat.split_once('(').and_then(|(_, r)| r.rsplit_once(')')).map(|(n, _)| n.to_owned()).unwrap_or_default();
+        let name = stat
+            .split_once('(')
+            .and_then(|(_, r)| r.rsplit_once(')'))
+            .map(|(n, _)| n.to_owned())
+            .unwrap_or_default();
         let after = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
         let f: Vec<&str> = after.split_whitespace().collect();
         let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
@@ -38,7 +46,15 @@ fn cpu_by_thread() -> std::collections::BTreeMap<String, f64> {
 fn peak_rss_mib() -> f64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).map(|l| l.split_whitespace().nth(1).unwrap_or("0").parse::<f64>().unwrap_or(0.0)))
+        .and_then(|s| {
+            s.lines().find(|l| l.starts_with("VmHWM:")).map(|l| {
+                l.split_whitespace()
+                    .nth(1)
+                    .unwrap_or("0")
+                    .parse::<f64>()
+                    .unwrap_or(0.0)
+            })
+        })
         .unwrap_or(0.0)
         / 1024.0
 }
@@ -46,11 +62,24 @@ fn peak_rss_mib() -> f64 {
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().collect();
-    let arg = |k: &str| args.iter().position(|a| a == k).and_then(|i| args.get(i + 1)).cloned();
-    let rows: u64 = arg("--rows").map(|v| v.parse()).transpose()?.unwrap_or(1_000_000);
-    let dnc_total: u64 = arg("--dnc").map(|v| v.parse()).transpose()?.unwrap_or(5_000_000);
+    let arg = |k: &str| {
+        args.iter()
+            .position(|a| a == k)
+            .and_then(|i| args.get(i + 1))
+            .cloned()
+    };
+    let rows: u64 = arg("--rows")
+        .map(|v| v.parse())
+        .transpose()?
+        .unwrap_or(1_000_000);
+    let dnc_total: u64 = arg("--dnc")
+        .map(|v| v.parse())
+        .transpose()?
+        .unwrap_or(5_000_000);
     let tmp = tempfile::tempdir()?;
-    let dir = arg("--dir").map(std::path::PathBuf::from).unwrap_or_else(|| tmp.path().to_owned());
+    let dir = arg("--dir")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| tmp.path().to_owned());
     std::fs::create_dir_all(&dir)?;
 
     let t = Instant::now();
@@ -67,11 +96,29 @@ async fn main() -> anyhow::Result<()> {
         for f in ["bench.db", "bench.db-wal", "bench.db-shm"] {
             let _ = std::fs::remove_file(dir.join(f));
         }
-        write_csv(Generator::new(opts, true), &CsvStyle { delimiter: b',', bom: true }, std::io::sink())?
+        write_csv(
+            Generator::new(opts, true),
+            &CsvStyle {
+                delimiter: b',',
+                bom: true,
+            },
+            std::io::sink(),
+        )?
     } else {
-        let (expected, dnc_numbers) =
-            write_csv(Generator::new(opts, true), &CsvStyle { delimiter: b',', bom: true }, std::fs::File::create(&csv_path)?)?;
-        write_dnc_file(&dnc_numbers, dnc_total.saturating_sub(dnc_numbers.len() as u64), 7, std::fs::File::create(&dnc_path)?)?;
+        let (expected, dnc_numbers) = write_csv(
+            Generator::new(opts, true),
+            &CsvStyle {
+                delimiter: b',',
+                bom: true,
+            },
+            std::fs::File::create(&csv_path)?,
+        )?;
+        write_dnc_file(
+            &dnc_numbers,
+            dnc_total.saturating_sub(dnc_numbers.len() as u64),
+            7,
+            std::fs::File::create(&dnc_path)?,
+        )?;
         (expected, dnc_numbers)
     };
     let size = std::fs::metadata(&csv_path)?.len();
@@ -85,31 +132,40 @@ async fn main() -> anyhow::Result<()> {
 
     // Reading alone (the share polars could have helped with).
     if !only_import {
-    let t = Instant::now();
-    let mut reader = importers::reader::RecordReader::open(&csv_path)?;
-    let mut fields = Vec::new();
-    let mut n = 0u64;
-    while !matches!(reader.next_row(&mut fields), importers::reader::ReadRow::End) {
-        n += 1;
-    }
-    println!("read+decode only: {n} rows in {:.2?}", t.elapsed());
+        let t = Instant::now();
+        let mut reader = importers::reader::RecordReader::open(&csv_path)?;
+        let mut fields = Vec::new();
+        let mut n = 0u64;
+        while !matches!(
+            reader.next_row(&mut fields),
+            importers::reader::ReadRow::End
+        ) {
+            n += 1;
+        }
+        println!("read+decode only: {n} rows in {:.2?}", t.elapsed());
 
-    // Normalisation alone.
-    let t = Instant::now();
-    let mut norm = importers::phone::Normalizer::new("US")?;
-    let mut reader = importers::reader::RecordReader::open(&csv_path)?;
-    let (mut ok, mut bad) = (0u64, 0u64);
-    while !matches!(reader.next_row(&mut fields), importers::reader::ReadRow::End) {
-        for c in [3, 4] {
-            if let Some(f) = fields.get(c) {
-                match norm.normalize(f) {
-                    Ok(_) => ok += 1,
-                    Err(_) => bad += 1,
+        // Normalisation alone.
+        let t = Instant::now();
+        let mut norm = importers::phone::Normalizer::new("US")?;
+        let mut reader = importers::reader::RecordReader::open(&csv_path)?;
+        let (mut ok, mut bad) = (0u64, 0u64);
+        while !matches!(
+            reader.next_row(&mut fields),
+            importers::reader::ReadRow::End
+        ) {
+            for c in [3, 4] {
+                if let Some(f) = fields.get(c) {
+                    match norm.normalize(f) {
+                        Ok(_) => ok += 1,
+                        Err(_) => bad += 1,
+                    }
                 }
             }
         }
-    }
-    println!("read+E.164 only: {ok} valid, {bad} not, in {:.2?}", t.elapsed());
+        println!(
+            "read+E.164 only: {ok} valid, {bad} not, in {:.2?}",
+            t.elapsed()
+        );
     }
 
     let db = match arg("--pg") {
@@ -119,8 +175,20 @@ async fn main() -> anyhow::Result<()> {
     db.migrate().await?;
     let clock = SystemClock;
     let t = Instant::now();
-    let load = importers::dnc::load_registry_file(&db, &clock, "us-national", &dnc_path, clock_now(), "US").await?;
-    println!("DNC registry: {} numbers stored in {:.2?}", load.registry.entries, t.elapsed());
+    let load = importers::dnc::load_registry_file(
+        &db,
+        &clock,
+        "us-national",
+        &dnc_path,
+        clock_now(),
+        "US",
+    )
+    .await?;
+    println!(
+        "DNC registry: {} numbers stored in {:.2?}",
+        load.registry.entries,
+        t.elapsed()
+    );
 
     let mut o = importers::ImportOptions::new("bench");
     if !args.iter().any(|a| a == "--no-copy") {
@@ -133,7 +201,11 @@ async fn main() -> anyhow::Result<()> {
     let verbose = args.iter().any(|a| a == "--verbose");
     let report = importers::import_file(&db, &clock, &csv_path, &o, &|p| {
         if verbose {
-            println!("  {:>8} rows committed at {:.2?}", p.rows_committed, t.elapsed());
+            println!(
+                "  {:>8} rows committed at {:.2?}",
+                p.rows_committed,
+                t.elapsed()
+            );
         }
     })
     .await?;
@@ -151,16 +223,25 @@ async fn main() -> anyhow::Result<()> {
         report.rows_read,
         report.rows_read as f64 / secs,
         peak_rss_mib(),
-        load.split_whitespace().take(3).collect::<Vec<_>>().join(" ")
+        load.split_whitespace()
+            .take(3)
+            .collect::<Vec<_>>()
+            .join(" ")
     );
     println!(
         "accepted {} rejected {} duplicates {} dnc {} | numbers valid {} invalid {} dnc {}",
-        report.accepted, report.rejected, report.duplicates, report.dnc,
-        report.numbers.valid, report.numbers.invalid, report.numbers.dnc
+        report.accepted,
+        report.rejected,
+        report.duplicates,
+        report.dnc,
+        report.numbers.valid,
+        report.numbers.invalid,
+        report.numbers.dnc
     );
     anyhow::ensure!(report.is_balanced(), "unbalanced report");
     anyhow::ensure!(
-        (report.accepted, report.duplicates, report.dnc) == (expected.accepted, expected.duplicates, expected.dnc_rows)
+        (report.accepted, report.duplicates, report.dnc)
+            == (expected.accepted, expected.duplicates, expected.dnc_rows)
             && report.rejected_by_reason == expected.rejected_by_reason,
         "report differs from the generator's expectations: {report:?} vs {expected:?}"
     );

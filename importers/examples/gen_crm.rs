@@ -7,7 +7,9 @@
 
 use std::collections::HashMap;
 
-use importers::generate::{Cell, CrmStyle, CsvStyle, GenOptions, Generator, write_csv, write_dnc_file};
+use importers::generate::{
+    Cell, CrmStyle, CsvStyle, GenOptions, Generator, write_csv, write_dnc_file,
+};
 
 fn main() -> anyhow::Result<()> {
     let mut args: HashMap<String, String> = HashMap::new();
@@ -19,13 +21,20 @@ fn main() -> anyhow::Result<()> {
                 args.insert(key, "1".into());
             }
             _ => {
-                let v = it.next().ok_or_else(|| anyhow::anyhow!("--{key} needs a value"))?;
+                let v = it
+                    .next()
+                    .ok_or_else(|| anyhow::anyhow!("--{key} needs a value"))?;
                 args.insert(key, v);
             }
         }
     }
     let get = |k: &str| args.get(k).map(String::as_str);
-    let num = |k: &str, d: f64| get(k).map(|v| v.parse::<f64>()).transpose().map(|v| v.unwrap_or(d));
+    let num = |k: &str, d: f64| {
+        get(k)
+            .map(|v| v.parse::<f64>())
+            .transpose()
+            .map(|v| v.unwrap_or(d))
+    };
     let mut opts = GenOptions::new(num("rows", 1000.0)? as u64, num("seed", 1.0)? as u64);
     if let Some(s) = get("style") {
         opts.style = CrmStyle::parse(s).ok_or_else(|| anyhow::anyhow!("unknown --style {s}"))?;
@@ -40,16 +49,36 @@ fn main() -> anyhow::Result<()> {
         d => anyhow::bail!("bad --delimiter {d}"),
     };
     let xlsx = get("xlsx").is_some();
-    let out = get("out").map(str::to_owned).unwrap_or_else(|| if xlsx { "crm.xlsx".into() } else { "crm.csv".into() });
+    let out = get("out").map(str::to_owned).unwrap_or_else(|| {
+        if xlsx {
+            "crm.xlsx".into()
+        } else {
+            "crm.csv".into()
+        }
+    });
     let generator = Generator::new(opts, get("latin1").is_some() && !xlsx);
     let (expected, dnc) = if xlsx {
         write_xlsx(generator, &out)?
     } else if get("gzip").is_some() {
         let f = std::fs::File::create(&out)?;
         let gz = flate2::write::GzEncoder::new(f, flate2::Compression::fast());
-        write_csv(generator, &CsvStyle { delimiter, bom: get("bom").is_some() }, gz)?
+        write_csv(
+            generator,
+            &CsvStyle {
+                delimiter,
+                bom: get("bom").is_some(),
+            },
+            gz,
+        )?
     } else {
-        write_csv(generator, &CsvStyle { delimiter, bom: get("bom").is_some() }, std::fs::File::create(&out)?)?
+        write_csv(
+            generator,
+            &CsvStyle {
+                delimiter,
+                bom: get("bom").is_some(),
+            },
+            std::fs::File::create(&out)?,
+        )?
     };
     if let Some(d) = get("dnc-out") {
         let decoys = num("dnc-decoys", 0.0)? as u64;
@@ -68,7 +97,10 @@ fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-fn write_xlsx(mut g: Generator, out: &str) -> anyhow::Result<(importers::generate::Expected, Vec<u64>)> {
+fn write_xlsx(
+    mut g: Generator,
+    out: &str,
+) -> anyhow::Result<(importers::generate::Expected, Vec<u64>)> {
     use chrono::Datelike;
     let mut wb = rust_xlsxwriter::Workbook::new();
     let ws = wb.add_worksheet();
@@ -87,7 +119,11 @@ fn write_xlsx(mut g: Generator, out: &str) -> anyhow::Result<(importers::generat
                     ws.write_number(r, c, *n)?;
                 }
                 Cell::Date(d) => {
-                    let dt = rust_xlsxwriter::ExcelDateTime::from_ymd(d.year() as u16, d.month() as u8, d.day() as u8)?;
+                    let dt = rust_xlsxwriter::ExcelDateTime::from_ymd(
+                        d.year() as u16,
+                        d.month() as u8,
+                        d.day() as u8,
+                    )?;
                     ws.write_datetime_with_format(r, c, &dt, &date_fmt)?;
                 }
                 Cell::Empty => {}

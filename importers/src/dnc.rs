@@ -49,7 +49,12 @@ impl DncSet {
         for i in 1..starts.len() {
             starts[i] += starts[i - 1];
         }
-        Self { numbers, min, shift, starts }
+        Self {
+            numbers,
+            min,
+            shift,
+            starts,
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -184,7 +189,11 @@ impl RegistryInfo {
 }
 
 /// `is_registry_stale(now, 31 days)` for the dialer: true when `registry` is older than `max_age`.
-pub fn is_registry_stale(registry: &RegistryInfo, now_ms: i64, max_age: std::time::Duration) -> bool {
+pub fn is_registry_stale(
+    registry: &RegistryInfo,
+    now_ms: i64,
+    max_age: std::time::Duration,
+) -> bool {
     registry.is_stale(now_ms, max_age)
 }
 
@@ -198,7 +207,8 @@ pub struct RegistryLoad {
 
 /// Reads a registry file (one number a line; gzip accepted) into a set.
 pub fn read_registry_file(path: &Path, country_code: u16) -> anyhow::Result<(DncSet, u64, u64)> {
-    let file = std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let file =
+        std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
     let mut reader = crate::reader::maybe_gunzip(file)?;
     let mut numbers = Vec::new();
     let (mut lines, mut skipped) = (0u64, 0u64);
@@ -234,7 +244,10 @@ pub async fn load_registry_file(
         tokio::task::spawn_blocking(move || read_registry_file(&p, country_code)).await??;
     let blob = set.encode();
     let now = clock.now_ms();
-    let file_name = path.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
+    let file_name = path
+        .file_name()
+        .map(|f| f.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let mut tx = db.begin_write().await?;
     sqlx::query("UPDATE dnc_registries SET active = 0 WHERE name = $1")
         .bind(name)
@@ -303,8 +316,16 @@ pub async fn registries(db: &Db) -> anyhow::Result<Vec<RegistryInfo>> {
 }
 
 /// Active registries older than `max_age` (for the dialer's telemarketing check).
-pub async fn stale_registries(db: &Db, now_ms: i64, max_age: std::time::Duration) -> anyhow::Result<Vec<RegistryInfo>> {
-    Ok(registries(db).await?.into_iter().filter(|r| r.is_stale(now_ms, max_age)).collect())
+pub async fn stale_registries(
+    db: &Db,
+    now_ms: i64,
+    max_age: std::time::Duration,
+) -> anyhow::Result<Vec<RegistryInfo>> {
+    Ok(registries(db)
+        .await?
+        .into_iter()
+        .filter(|r| r.is_stale(now_ms, max_age))
+        .collect())
 }
 
 /// Adds a number (any format the normaliser accepts, read in `default_region`) to the internal list.
@@ -337,7 +358,10 @@ pub async fn add_internal(
 
 /// Removes a number (E.164) from the internal list; true if it was there.
 pub async fn remove_internal(db: &Db, e164: &str) -> anyhow::Result<bool> {
-    let r = sqlx::query("DELETE FROM dnc_entries WHERE e164 = $1").bind(e164).execute(db.pool()).await?;
+    let r = sqlx::query("DELETE FROM dnc_entries WHERE e164 = $1")
+        .bind(e164)
+        .execute(db.pool())
+        .await?;
     Ok(r.rows_affected() > 0)
 }
 
@@ -371,18 +395,29 @@ pub struct DncIndex {
 impl DncIndex {
     /// The internal list and every active registry.
     pub async fn load(db: &Db) -> anyhow::Result<Self> {
-        let rows: Vec<String> = sqlx::query_scalar("SELECT e164 FROM dnc_entries").fetch_all(db.pool()).await?;
-        let internal = DncSet::new(rows.iter().filter_map(|e| e.trim_start_matches('+').parse().ok()).collect());
+        let rows: Vec<String> = sqlx::query_scalar("SELECT e164 FROM dnc_entries")
+            .fetch_all(db.pool())
+            .await?;
+        let internal = DncSet::new(
+            rows.iter()
+                .filter_map(|e| e.trim_start_matches('+').parse().ok())
+                .collect(),
+        );
         let mut registries = Vec::new();
         for info in self::registries(db).await? {
-            let blob: Vec<u8> = sqlx::query_scalar("SELECT numbers FROM dnc_registries WHERE id = $1")
-                .bind(info.id)
-                .fetch_one(db.pool())
-                .await?;
+            let blob: Vec<u8> =
+                sqlx::query_scalar("SELECT numbers FROM dnc_registries WHERE id = $1")
+                    .bind(info.id)
+                    .fetch_one(db.pool())
+                    .await?;
             let set = tokio::task::spawn_blocking(move || DncSet::decode(&blob)).await??;
             registries.push((info, set));
         }
-        Ok(Self { internal, registries, files: Vec::new() })
+        Ok(Self {
+            internal,
+            registries,
+            files: Vec::new(),
+        })
     }
 
     pub fn check(&self, digits: u64) -> Option<Hit<'_>> {
@@ -415,12 +450,25 @@ mod tests {
 
     #[test]
     fn sets_find_members_only() {
-        let s = DncSet::new(vec![13125550100, 442079460958, 13125550100, 12125550123, 19999999999]);
+        let s = DncSet::new(vec![
+            13125550100,
+            442079460958,
+            13125550100,
+            12125550123,
+            19999999999,
+        ]);
         assert_eq!(s.len(), 4);
         for n in [13125550100, 442079460958, 12125550123, 19999999999] {
             assert!(s.contains(n), "{n}");
         }
-        for n in [0, 13125550101, 13125550099, 442079460959, u64::MAX, 20000000000] {
+        for n in [
+            0,
+            13125550101,
+            13125550099,
+            442079460959,
+            u64::MAX,
+            20000000000,
+        ] {
             assert!(!s.contains(n), "{n}");
         }
         assert!(!DncSet::default().contains(13125550100));
@@ -433,8 +481,14 @@ mod tests {
         assert_eq!(registry_line_digits("2125550123", 1), Some(12125550123));
         assert_eq!(registry_line_digits("212,5550123", 1), Some(12125550123));
         assert_eq!(registry_line_digits("1-212-555-0123", 1), Some(12125550123));
-        assert_eq!(registry_line_digits("+44 20 7946 0958", 1), Some(442079460958));
-        assert_eq!(registry_line_digits("020 7946 0958", 44), Some(442079460958));
+        assert_eq!(
+            registry_line_digits("+44 20 7946 0958", 1),
+            Some(442079460958)
+        );
+        assert_eq!(
+            registry_line_digits("020 7946 0958", 44),
+            Some(442079460958)
+        );
         assert_eq!(registry_line_digits("phone_number", 1), None);
         assert_eq!(registry_line_digits("555-0100", 1), None);
         assert_eq!(registry_line_digits("", 1), None);

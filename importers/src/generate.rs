@@ -41,26 +41,114 @@ impl Rng {
 
 /// Long-established US area codes with a ZIP in their area (all in libphonenumber's US ranges).
 const AREAS: &[(u16, &str, &str)] = &[
-    (212, "NY", "10001"), (718, "NY", "11201"), (917, "NY", "10016"), (516, "NY", "11501"), (716, "NY", "14201"),
-    (312, "IL", "60601"), (773, "IL", "60614"), (847, "IL", "60201"), (630, "IL", "60540"), (217, "IL", "62701"),
-    (213, "CA", "90012"), (415, "CA", "94103"), (619, "CA", "92101"), (916, "CA", "95814"), (818, "CA", "91401"),
-    (305, "FL", "33101"), (407, "FL", "32801"), (813, "FL", "33602"), (904, "FL", "32202"), (954, "FL", "33301"),
-    (713, "TX", "77002"), (214, "TX", "75201"), (512, "TX", "78701"), (210, "TX", "78205"), (817, "TX", "76102"),
-    (404, "GA", "30303"), (617, "MA", "02108"), (602, "AZ", "85004"), (303, "CO", "80202"), (206, "WA", "98101"),
-    (503, "OR", "97201"), (702, "NV", "89101"), (808, "HI", "96813"), (215, "PA", "19102"), (412, "PA", "15222"),
-    (313, "MI", "48226"), (614, "OH", "43215"), (216, "OH", "44113"), (504, "LA", "70112"), (615, "TN", "37203"),
-    (901, "TN", "38103"), (801, "UT", "84101"), (505, "NM", "87102"), (704, "NC", "28202"), (919, "NC", "27601"),
-    (804, "VA", "23219"), (202, "DC", "20001"), (410, "MD", "21201"), (201, "NJ", "07302"), (612, "MN", "55401"),
+    (212, "NY", "10001"),
+    (718, "NY", "11201"),
+    (917, "NY", "10016"),
+    (516, "NY", "11501"),
+    (716, "NY", "14201"),
+    (312, "IL", "60601"),
+    (773, "IL", "60614"),
+    (847, "IL", "60201"),
+    (630, "IL", "60540"),
+    (217, "IL", "62701"),
+    (213, "CA", "90012"),
+    (415, "CA", "94103"),
+    (619, "CA", "92101"),
+    (916, "CA", "95814"),
+    (818, "CA", "91401"),
+    (305, "FL", "33101"),
+    (407, "FL", "32801"),
+    (813, "FL", "33602"),
+    (904, "FL", "32202"),
+    (954, "FL", "33301"),
+    (713, "TX", "77002"),
+    (214, "TX", "75201"),
+    (512, "TX", "78701"),
+    (210, "TX", "78205"),
+    (817, "TX", "76102"),
+    (404, "GA", "30303"),
+    (617, "MA", "02108"),
+    (602, "AZ", "85004"),
+    (303, "CO", "80202"),
+    (206, "WA", "98101"),
+    (503, "OR", "97201"),
+    (702, "NV", "89101"),
+    (808, "HI", "96813"),
+    (215, "PA", "19102"),
+    (412, "PA", "15222"),
+    (313, "MI", "48226"),
+    (614, "OH", "43215"),
+    (216, "OH", "44113"),
+    (504, "LA", "70112"),
+    (615, "TN", "37203"),
+    (901, "TN", "38103"),
+    (801, "UT", "84101"),
+    (505, "NM", "87102"),
+    (704, "NC", "28202"),
+    (919, "NC", "27601"),
+    (804, "VA", "23219"),
+    (202, "DC", "20001"),
+    (410, "MD", "21201"),
+    (201, "NJ", "07302"),
+    (612, "MN", "55401"),
 ];
 
-const FIRST: &[&str] = &["James", "Mary", "John", "Patricia", "Robert", "Jennifer", "Michael", "Linda", "David", "Susan",
-    "Maria", "Carlos", "Wei", "Aisha", "Olivia", "Liam", "Noah", "Emma", "Sophia", "Mateo"];
-const FIRST_ACCENTED: &[&str] = &["José", "Zoë", "Françoise", "Jürgen", "Renée", "Søren", "Inés", "André", "Björn", "Chloé"];
-const LAST: &[&str] = &["Smith", "Johnson", "Williams", "Brown", "Jones", "Garcia", "Miller", "Davis", "Rodriguez",
-    "Martinez", "Lee", "Walker", "Hall", "Allen", "Young"];
-const LAST_ACCENTED: &[&str] = &["Müller", "Núñez", "Peña", "Gómez", "Lefèvre", "Østergård", "Çelik", "Brontë"];
-const COMPANIES: &[&str] = &["Acme, Inc.", "Globex Corporation", "Initech", "Umbrella \"Health\" LLC", "Stark Industries",
-    "Wayne Enterprises", "Hooli", "Vandelay Industries", "Soylent, Corp.", "Tyrell Corp"];
+const FIRST: &[&str] = &[
+    "James", "Mary", "John", "Patricia", "Robert", "Jennifer", "Michael", "Linda", "David",
+    "Susan", "Maria", "Carlos", "Wei", "Aisha", "Olivia", "Liam", "Noah", "Emma", "Sophia",
+    "Mateo",
+];
+const FIRST_ACCENTED: &[&str] = &[
+    "José",
+    "Zoë",
+    "Françoise",
+    "Jürgen",
+    "Renée",
+    "Søren",
+    "Inés",
+    "André",
+    "Björn",
+    "Chloé",
+];
+const LAST: &[&str] = &[
+    "Smith",
+    "Johnson",
+    "Williams",
+    "Brown",
+    "Jones",
+    "Garcia",
+    "Miller",
+    "Davis",
+    "Rodriguez",
+    "Martinez",
+    "Lee",
+    "Walker",
+    "Hall",
+    "Allen",
+    "Young",
+];
+const LAST_ACCENTED: &[&str] = &[
+    "Müller",
+    "Núñez",
+    "Peña",
+    "Gómez",
+    "Lefèvre",
+    "Østergård",
+    "Çelik",
+    "Brontë",
+];
+const COMPANIES: &[&str] = &[
+    "Acme, Inc.",
+    "Globex Corporation",
+    "Initech",
+    "Umbrella \"Health\" LLC",
+    "Stark Industries",
+    "Wayne Enterprises",
+    "Hooli",
+    "Vandelay Industries",
+    "Soylent, Corp.",
+    "Tyrell Corp",
+];
 const SOURCES: &[&str] = &["Web", "Trade Show", "Referral", "Partner", "Cold Call"];
 
 /// Header sets of the CRMs whose exports are imitated.
@@ -86,16 +174,66 @@ impl CrmStyle {
     /// id, first, last, phone, mobile, email, state, zip, company, source, consent type, consent date, notes
     pub fn headers(self) -> [&'static str; 13] {
         match self {
-            Self::Salesforce => ["Contact ID", "First Name", "Last Name", "Phone", "Mobile Phone", "Email",
-                "Mailing State/Province", "Mailing Zip/Postal Code", "Account Name", "Lead Source", "Consent Type",
-                "Consent Date", "Description"],
-            Self::HubSpot => ["Record ID", "First Name", "Last Name", "Phone Number", "Mobile Phone Number", "Email",
-                "State/Region", "Postal Code", "Company Name", "Original Source", "Consent Type", "Consent Date", "Notes"],
-            Self::Dynamics => ["(Do Not Modify) Contact", "First Name", "Last Name", "Business Phone", "Mobile Phone",
-                "Email", "Address 1: State/Province", "Address 1: ZIP/Postal Code", "Company Name", "Origin",
-                "Consent Type", "Consent Date", "Description"],
-            Self::Zoho => ["CONTACTID", "First Name", "Last Name", "Phone", "Mobile", "Email", "Mailing State",
-                "Mailing Zip", "Account Name", "Lead Source", "Consent Type", "Consent Date", "Description"],
+            Self::Salesforce => [
+                "Contact ID",
+                "First Name",
+                "Last Name",
+                "Phone",
+                "Mobile Phone",
+                "Email",
+                "Mailing State/Province",
+                "Mailing Zip/Postal Code",
+                "Account Name",
+                "Lead Source",
+                "Consent Type",
+                "Consent Date",
+                "Description",
+            ],
+            Self::HubSpot => [
+                "Record ID",
+                "First Name",
+                "Last Name",
+                "Phone Number",
+                "Mobile Phone Number",
+                "Email",
+                "State/Region",
+                "Postal Code",
+                "Company Name",
+                "Original Source",
+                "Consent Type",
+                "Consent Date",
+                "Notes",
+            ],
+            Self::Dynamics => [
+                "(Do Not Modify) Contact",
+                "First Name",
+                "Last Name",
+                "Business Phone",
+                "Mobile Phone",
+                "Email",
+                "Address 1: State/Province",
+                "Address 1: ZIP/Postal Code",
+                "Company Name",
+                "Origin",
+                "Consent Type",
+                "Consent Date",
+                "Description",
+            ],
+            Self::Zoho => [
+                "CONTACTID",
+                "First Name",
+                "Last Name",
+                "Phone",
+                "Mobile",
+                "Email",
+                "Mailing State",
+                "Mailing Zip",
+                "Account Name",
+                "Lead Source",
+                "Consent Type",
+                "Consent Date",
+                "Description",
+            ],
         }
     }
 }
@@ -246,7 +384,12 @@ impl Generator {
     }
 
     pub fn headers(&self) -> Vec<String> {
-        self.opts.style.headers().iter().map(|s| s.to_string()).collect()
+        self.opts
+            .style
+            .headers()
+            .iter()
+            .map(|s| s.to_string())
+            .collect()
     }
 
     /// A fresh NANP number (npa, nxx, line), never returned before: index `k` goes through a
@@ -265,10 +408,17 @@ impl Generator {
             2 => Cell::Text(format!("{npa}-{nxx}-{line:04}")),
             3 => Cell::Text(format!("+1 {npa} {nxx} {line:04}")),
             4 => Cell::Text(format!("1-{npa}-{nxx}-{line:04}")),
-            5 => Cell::Number(format!("{npa}{nxx}{line:04}").parse::<f64>().expect("digits")),
+            5 => Cell::Number(
+                format!("{npa}{nxx}{line:04}")
+                    .parse::<f64>()
+                    .expect("digits"),
+            ),
             6 => Cell::Text(format!("+1 ({npa}) {nxx}-{line:04}")),
             7 => Cell::Text(format!(" {npa} {nxx} {line:04} ")),
-            _ => Cell::Text(format!("{npa}-{nxx}-{line:04} x{}", 100 + self.rng.below(900))),
+            _ => Cell::Text(format!(
+                "{npa}-{nxx}-{line:04} x{}",
+                100 + self.rng.below(900)
+            )),
         };
         (cell, f == 8)
     }
@@ -293,12 +443,22 @@ impl Generator {
     fn person(&mut self, i: u64, area: usize, phone1: Cell, phone2: Cell) -> (Vec<Cell>, bool) {
         let accented = self.rng.chance(self.opts.accented_share);
         let (first, last) = if accented {
-            (self.rng.pick(FIRST_ACCENTED).to_string(), self.rng.pick(LAST_ACCENTED).to_string())
+            (
+                self.rng.pick(FIRST_ACCENTED).to_string(),
+                self.rng.pick(LAST_ACCENTED).to_string(),
+            )
         } else {
-            (self.rng.pick(FIRST).to_string(), self.rng.pick(LAST).to_string())
+            (
+                self.rng.pick(FIRST).to_string(),
+                self.rng.pick(LAST).to_string(),
+            )
         };
         let (_, state, zip) = AREAS[area];
-        let zip = if self.rng.chance(0.1) { Cell::Empty } else { Cell::Text(zip.to_owned()) };
+        let zip = if self.rng.chance(0.1) {
+            Cell::Empty
+        } else {
+            Cell::Text(zip.to_owned())
+        };
         let company = Cell::Text(self.rng.pick(COMPANIES).to_string());
         let consent = self.rng.chance(0.3);
         let notes = match self.rng.below(20) {
@@ -306,7 +466,12 @@ impl Generator {
             1 => Cell::Text("VIP; prefers \"mornings\"".to_owned()),
             _ => Cell::Empty,
         };
-        let email = Cell::Text(format!("{}.{}{}@example.com", first.to_lowercase(), last.to_lowercase(), i));
+        let email = Cell::Text(format!(
+            "{}.{}{}@example.com",
+            first.to_lowercase(),
+            last.to_lowercase(),
+            i
+        ));
         let cells = vec![
             self.crm_id(i),
             Cell::Text(first),
@@ -318,9 +483,20 @@ impl Generator {
             zip,
             company,
             Cell::Text(self.rng.pick(SOURCES).to_string()),
-            if consent { Cell::Text("pewc".into()) } else { Cell::Empty },
             if consent {
-                Cell::Date(chrono::NaiveDate::from_ymd_opt(2025, 1 + self.rng.below(12) as u32, 1 + self.rng.below(28) as u32).expect("date"))
+                Cell::Text("pewc".into())
+            } else {
+                Cell::Empty
+            },
+            if consent {
+                Cell::Date(
+                    chrono::NaiveDate::from_ymd_opt(
+                        2025,
+                        1 + self.rng.below(12) as u32,
+                        1 + self.rng.below(28) as u32,
+                    )
+                    .expect("date"),
+                )
             } else {
                 Cell::Empty
             },
@@ -364,7 +540,10 @@ impl Generator {
         // (Never the last row: spreadsheets drop trailing blank rows.)
         if r < o.blank_row_share && i + 1 < o.rows {
             Self::bump(&mut self.expected.rejected_by_reason, "blank_row");
-            return Row { cells: vec![Cell::Empty; 13], latin1: false };
+            return Row {
+                cells: vec![Cell::Empty; 13],
+                latin1: false,
+            };
         }
         r -= o.blank_row_share;
         if r < o.invalid_share {
@@ -451,7 +630,12 @@ impl Generator {
         self.expected.windows_1252_rows += latin1 as u64;
         // UK rows are not duplicated (their first number is not the NANP `n1`).
         if !uk {
-            self.accepted_pool.push(Source { cells: cells.clone(), phone1: n1, latin1, invalid2 });
+            self.accepted_pool.push(Source {
+                cells: cells.clone(),
+                phone1: n1,
+                latin1,
+                invalid2,
+            });
             if self.accepted_pool.len() > 4096 {
                 let k = self.rng.below(4096) as usize;
                 self.accepted_pool.swap_remove(k);
@@ -473,7 +657,11 @@ pub fn nanp_number(k: u64) -> (u16, u16, u16) {
     let space = AREAS.len() as u64 * 800 * 10_000;
     let k = (k % space).wrapping_mul(2_654_435_761) % space;
     let (a, rest) = (k / 8_000_000, k % 8_000_000);
-    (AREAS[a as usize].0, 200 + (rest / 10_000) as u16, (rest % 10_000) as u16)
+    (
+        AREAS[a as usize].0,
+        200 + (rest / 10_000) as u16,
+        (rest % 10_000) as u16,
+    )
 }
 
 pub fn e164_digits((npa, nxx, line): (u16, u16, u16)) -> u64 {
@@ -489,7 +677,11 @@ pub struct CsvStyle {
 
 /// Writes the generator's rows as delimited text (accented rows as Windows-1252 when the
 /// generator was built with `latin1`). Returns the expectations.
-pub fn write_csv<W: Write>(mut generator: Generator, style: &CsvStyle, out: W) -> anyhow::Result<(Expected, Vec<u64>)> {
+pub fn write_csv<W: Write>(
+    mut generator: Generator,
+    style: &CsvStyle,
+    out: W,
+) -> anyhow::Result<(Expected, Vec<u64>)> {
     let mut out = std::io::BufWriter::with_capacity(1 << 20, out);
     if style.bom {
         out.write_all(&[0xef, 0xbb, 0xbf])?;
@@ -533,7 +725,12 @@ fn write_record(line: &mut String, fields: &[String], delimiter: u8) {
 
 /// Writes a registry-style DNC file: one 10-digit NANP number a line, with `must` (E.164 digits)
 /// plus `decoys` numbers that the generator never uses in rows (drawn far beyond its indexes).
-pub fn write_dnc_file<W: Write>(must: &[u64], decoys: u64, seed: u64, out: W) -> anyhow::Result<()> {
+pub fn write_dnc_file<W: Write>(
+    must: &[u64],
+    decoys: u64,
+    seed: u64,
+    out: W,
+) -> anyhow::Result<()> {
     let mut out = std::io::BufWriter::with_capacity(1 << 20, out);
     let mut rng = Rng::new(seed);
     let mut lines: Vec<u64> = must.to_vec();
@@ -572,7 +769,13 @@ mod tests {
         let rows = g.by_ref().count() as u64;
         let e = &g.expected;
         assert_eq!(rows, 5000);
-        assert_eq!(e.rows, e.accepted + e.rejected() + e.duplicates + e.dnc_rows);
-        assert!(e.duplicates > 50 && e.dnc_rows > 10 && e.rejected() > 100, "{e:?}");
+        assert_eq!(
+            e.rows,
+            e.accepted + e.rejected() + e.duplicates + e.dnc_rows
+        );
+        assert!(
+            e.duplicates > 50 && e.dnc_rows > 10 && e.rejected() > 100,
+            "{e:?}"
+        );
     }
 }

@@ -109,20 +109,40 @@ pub async fn import_file(
     let started = Instant::now();
     let p = path.to_owned();
     let reader = tokio::task::spawn_blocking(move || RecordReader::open(&p)).await??;
-    let file_name = path.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
+    let file_name = path
+        .file_name()
+        .map(|f| f.to_string_lossy().into_owned())
+        .unwrap_or_default();
     // A mapping that does not fit the file is refused before the list or a job is created.
     let mapping = Mapping::resolve(&reader.headers, options.mapping.as_ref())?;
-    let list = store::ensure_list(db, clock, &options.list, options.region.as_deref().unwrap_or("US")).await?;
-    let region = options.region.clone().unwrap_or_else(|| list.default_region.clone());
+    let list = store::ensure_list(
+        db,
+        clock,
+        &options.list,
+        options.region.as_deref().unwrap_or("US"),
+    )
+    .await?;
+    let region = options
+        .region
+        .clone()
+        .unwrap_or_else(|| list.default_region.clone());
     let normalizer = Normalizer::new(&region)?;
 
     // The job: new, or the failed one being resumed.
     let (job_id, public_id, skip_rows, mut report) = match &options.resume_job {
         Some(resume) => {
-            let job = store::job(db, resume).await?.with_context(|| format!("no import job {resume} to resume"))?;
-            anyhow::ensure!(job.list_id == list.id, "job {resume} belongs to another list");
+            let job = store::job(db, resume)
+                .await?
+                .with_context(|| format!("no import job {resume} to resume"))?;
+            anyhow::ensure!(
+                job.list_id == list.id,
+                "job {resume} belongs to another list"
+            );
             anyhow::ensure!(job.state != "completed", "job {resume} already completed");
-            anyhow::ensure!(job.headers == reader.headers, "job {resume} read a file with other columns");
+            anyhow::ensure!(
+                job.headers == reader.headers,
+                "job {resume} read a file with other columns"
+            );
             store::set_job_state(db, clock.now_ms(), job.id, "running", None, None).await?;
             let mut report = job.report;
             report.resumed_after_row = job.rows_committed;
@@ -130,10 +150,21 @@ pub async fn import_file(
             (job.id, job.public_id, job.rows_committed, report)
         }
         None => {
-            let public_id = options.job_id.clone().unwrap_or_else(|| foundation::ids::public_id("import", clock.now_ms()));
+            let public_id = options
+                .job_id
+                .clone()
+                .unwrap_or_else(|| foundation::ids::public_id("import", clock.now_ms()));
             let opts = serde_json::json!({ "options": options, "headers": reader.headers });
-            let id = store::create_job(db, clock.now_ms(), &public_id, list.id, &file_name, reader.file_size, &opts.to_string())
-                .await?;
+            let id = store::create_job(
+                db,
+                clock.now_ms(),
+                &public_id,
+                list.id,
+                &file_name,
+                reader.file_size,
+                &opts.to_string(),
+            )
+            .await?;
             let report = ImportReport {
                 job_id: public_id.clone(),
                 list: list.name.clone(),
@@ -148,7 +179,11 @@ pub async fn import_file(
     report.format = Some(reader.format.clone());
     report.mapping = mapping.summary();
 
-    let result = run(db, clock, job_id, &public_id, list.id, reader, normalizer, mapping, options, skip_rows, report, progress).await;
+    let result = run(
+        db, clock, job_id, &public_id, list.id, reader, normalizer, mapping, options, skip_rows,
+        report, progress,
+    )
+    .await;
     let now = clock.now_ms();
     match result {
         Ok(mut report) => {
@@ -176,7 +211,12 @@ pub async fn import_file(
         Err(e) => {
             let msg = format!("{e:#}");
             let _ = store::set_job_state(db, now, job_id, "failed", None, Some(&msg)).await;
-            let committed = store::job(db, &public_id).await.ok().flatten().map(|j| j.rows_committed).unwrap_or(0);
+            let committed = store::job(db, &public_id)
+                .await
+                .ok()
+                .flatten()
+                .map(|j| j.rows_committed)
+                .unwrap_or(0);
             Err(e.context(format!(
                 "import job {public_id} failed after committing {committed} rows; resume it with resume_job = {public_id:?}"
             )))
@@ -209,14 +249,22 @@ async fn run(
     for f in &options.dnc_files {
         let cc = normalizer.country_code();
         let p = f.clone();
-        let (set, _, _) = tokio::task::spawn_blocking(move || crate::dnc::read_registry_file(&p, cc)).await??;
-        let name = f.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let (set, _, _) =
+            tokio::task::spawn_blocking(move || crate::dnc::read_registry_file(&p, cc)).await??;
+        let name = f
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
         dnc.files.push((name, set));
     }
-    report.dnc_sources.insert("internal".into(), dnc.internal.len() as u64);
+    report
+        .dnc_sources
+        .insert("internal".into(), dnc.internal.len() as u64);
     let now = clock.now_ms();
     for (info, set) in &dnc.registries {
-        report.dnc_sources.insert(format!("registry:{}", info.name), set.len() as u64);
+        report
+            .dnc_sources
+            .insert(format!("registry:{}", info.name), set.len() as u64);
         if info.is_stale(now, std::time::Duration::from_secs(31 * 86_400)) {
             let w = format!(
                 "DNC registry {:?} was downloaded {} days ago: telemarketing campaigns must not dial with a copy older than 31 days",
@@ -229,12 +277,16 @@ async fn run(
         }
     }
     for (name, set) in &dnc.files {
-        report.dnc_sources.insert(format!("file:{name}"), set.len() as u64);
+        report
+            .dnc_sources
+            .insert(format!("file:{name}"), set.len() as u64);
     }
     let keys = store::existing_keys(db, list_id, (skip_rows > 0).then_some(job_id)).await?;
 
     let pg_copy = match (&options.postgres_url, db.backend()) {
-        (Some(url), foundation::Backend::Postgres) => Some(crate::pgcopy::PgCopyWriter::connect(url).await?),
+        (Some(url), foundation::Backend::Postgres) => {
+            Some(crate::pgcopy::PgCopyWriter::connect(url).await?)
+        }
         _ => None,
     };
     let sqlite_bulk = crate::sqlite_bulk::SqliteBulkWriter::for_db(db).await?;
@@ -247,12 +299,24 @@ async fn run(
     let producer = tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
         let mut p = Processor {
             tz_memo: HashMap::new(),
-            columns: mapping.headers.iter().map(|h| std::sync::Arc::from(h.as_str())).collect(),
+            columns: mapping
+                .headers
+                .iter()
+                .map(|h| std::sync::Arc::from(h.as_str()))
+                .collect(),
             mapping,
             normalizer,
             dnc,
-            crm_keys: keys.crm.into_iter().map(|(k, v)| (k, Seen::from_existing(v))).collect(),
-            tel_keys: keys.tel.into_iter().map(|(k, v)| (k, Seen::from_existing(v))).collect(),
+            crm_keys: keys
+                .crm
+                .into_iter()
+                .map(|(k, v)| (k, Seen::from_existing(v)))
+                .collect(),
+            tel_keys: keys
+                .tel
+                .into_iter()
+                .map(|(k, v)| (k, Seen::from_existing(v)))
+                .collect(),
             policy,
             default_priority,
         };
@@ -261,8 +325,12 @@ async fn run(
         // Skip what an earlier run committed.
         while row_no < skip_rows {
             match reader.next_row(&mut fields) {
-                ReadRow::End => anyhow::bail!("the file has only {row_no} rows but the job committed {skip_rows}"),
-                ReadRow::Unreadable(e) if e.starts_with("io:") => anyhow::bail!("reading row {}: {e}", row_no + 1),
+                ReadRow::End => anyhow::bail!(
+                    "the file has only {row_no} rows but the job committed {skip_rows}"
+                ),
+                ReadRow::Unreadable(e) if e.starts_with("io:") => {
+                    anyhow::bail!("reading row {}: {e}", row_no + 1)
+                }
                 _ => row_no += 1,
             }
         }
@@ -308,7 +376,10 @@ async fn run(
         batch.report = report.clone();
         let written = match (&pg_copy, &sqlite_bulk) {
             (Some(w), _) => w.write_batch(clock.now_ms(), list_id, job_id, &batch).await,
-            (None, Some(w)) => w.write_batch(db, clock.now_ms(), list_id, job_id, batch).await,
+            (None, Some(w)) => {
+                w.write_batch(db, clock.now_ms(), list_id, job_id, batch)
+                    .await
+            }
             (None, None) => store::write_batch(db, clock.now_ms(), list_id, job_id, batch).await,
         };
         if let Err(e) = written {
@@ -354,7 +425,8 @@ fn flush(
     b.report = report.clone();
     b.report.windows_1252_rows = reader.windows_1252_rows;
     b.bytes_read = reader.bytes_read();
-    tx.blocking_send(b).map_err(|_| anyhow::anyhow!("the database writer stopped"))
+    tx.blocking_send(b)
+        .map_err(|_| anyhow::anyhow!("the database writer stopped"))
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -399,7 +471,11 @@ impl TzMemo {
             json: c.to_json().into(),
             ambiguous: c.ambiguous(),
             empty: c.is_empty(),
-            sources: c.zones.iter().flat_map(|z| z.sources.iter().map(|s| s.as_str())).collect(),
+            sources: c
+                .zones
+                .iter()
+                .flat_map(|z| z.sources.iter().map(|s| s.as_str()))
+                .collect(),
         }
     }
 }
@@ -423,35 +499,45 @@ fn cell(fields: &[String], i: Option<usize>) -> Option<&str> {
 }
 
 fn truthy(v: &str) -> bool {
-    matches!(v.trim().to_ascii_lowercase().as_str(), "1" | "true" | "yes" | "y" | "x" | "t" | "dnc" | "opted out")
+    matches!(
+        v.trim().to_ascii_lowercase().as_str(),
+        "1" | "true" | "yes" | "y" | "x" | "t" | "dnc" | "opted out"
+    )
 }
 
 impl Processor {
-    fn row(&mut self, fields: &[String], row_no: u64, report: &mut ImportReport, batch: &mut Batch) {
+    fn row(
+        &mut self,
+        fields: &[String],
+        row_no: u64,
+        report: &mut ImportReport,
+        batch: &mut Batch,
+    ) {
         report.rows_read += 1;
-        let outcome = |report: &mut ImportReport, batch: &mut Batch, kind: &'static str, reason: String| {
-            let map = match kind {
-                "rejected" => {
-                    report.rejected += 1;
-                    &mut report.rejected_by_reason
-                }
-                "duplicate" => {
-                    report.duplicates += 1;
-                    &mut report.duplicates_by_reason
-                }
-                _ => {
-                    report.dnc += 1;
-                    &mut report.dnc_by_source
-                }
+        let outcome =
+            |report: &mut ImportReport, batch: &mut Batch, kind: &'static str, reason: String| {
+                let map = match kind {
+                    "rejected" => {
+                        report.rejected += 1;
+                        &mut report.rejected_by_reason
+                    }
+                    "duplicate" => {
+                        report.duplicates += 1;
+                        &mut report.duplicates_by_reason
+                    }
+                    _ => {
+                        report.dnc += 1;
+                        &mut report.dnc_by_source
+                    }
+                };
+                bump(map, &reason);
+                batch.outcomes.push(RowOutcome {
+                    source_row: row_no as i64,
+                    outcome: kind,
+                    reason,
+                    fields_json: serde_json::to_string(fields).expect("strings serialise"),
+                });
             };
-            bump(map, &reason);
-            batch.outcomes.push(RowOutcome {
-                source_row: row_no as i64,
-                outcome: kind,
-                reason,
-                fields_json: serde_json::to_string(fields).expect("strings serialise"),
-            });
-        };
         if fields.iter().all(|f| f.trim().is_empty()) {
             return outcome(report, batch, "rejected", "blank_row".into());
         }
@@ -502,7 +588,9 @@ impl Processor {
             None => self.tel_keys.insert(valid[0].0.digits, Seen::InFile),
         };
         let update_of = match seen {
-            Some(Seen::InFile) => return outcome(report, batch, "duplicate", "duplicate_in_file".into()),
+            Some(Seen::InFile) => {
+                return outcome(report, batch, "duplicate", "duplicate_in_file".into());
+            }
             Some(Seen::Lead(_)) if self.policy == DuplicatePolicy::Skip => {
                 return outcome(report, batch, "duplicate", "duplicate_in_list".into());
             }
@@ -514,7 +602,10 @@ impl Processor {
         if cell(fields, self.mapping.do_not_call).is_some_and(truthy) {
             return outcome(report, batch, "dnc", "crm_do_not_call".into());
         }
-        let hits: Vec<Option<String>> = valid.iter().map(|(p, _, _)| self.dnc.check(p.digits).map(|h| h.label())).collect();
+        let hits: Vec<Option<String>> = valid
+            .iter()
+            .map(|(p, _, _)| self.dnc.check(p.digits).map(|h| h.label()))
+            .collect();
         for h in hits.iter().flatten() {
             report.numbers.dnc += 1;
             bump(&mut report.numbers.dnc_by_source, h);
@@ -537,11 +628,20 @@ impl Processor {
             // JSON written) once per import.
             let key = TzKey {
                 explicit,
-                postal: postal_zones.map(|(kind, zones)| (kind == tz::PostalKind::UsZip, zones.as_ptr() as usize)),
+                postal: postal_zones
+                    .map(|(kind, zones)| (kind == tz::PostalKind::UsZip, zones.as_ptr() as usize)),
                 region: p.region,
-                npa: if p.country_code == 1 { (p.national / 10_000_000) as u16 } else { u16::MAX },
+                npa: if p.country_code == 1 {
+                    (p.national / 10_000_000) as u16
+                } else {
+                    u16::MAX
+                },
             };
-            let cands = self.tz_memo.entry(key).or_insert_with(|| TzMemo::of(&tz::candidates(p, &place))).clone();
+            let cands = self
+                .tz_memo
+                .entry(key)
+                .or_insert_with(|| TzMemo::of(&tz::candidates(p, &place)))
+                .clone();
             let dialable = hit.is_none() && !cands.empty;
             if hit.is_none() && cands.empty {
                 no_tz += 1;
@@ -662,7 +762,13 @@ pub fn parse_time_ms(v: &str) -> Option<i64> {
     if let Ok(t) = DateTime::parse_from_rfc3339(v) {
         return Some(t.timestamp_millis());
     }
-    for f in ["%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M", "%m/%d/%Y %H:%M:%S", "%m/%d/%Y %H:%M"] {
+    for f in [
+        "%Y-%m-%d %H:%M:%S",
+        "%Y-%m-%dT%H:%M:%S",
+        "%Y-%m-%d %H:%M",
+        "%m/%d/%Y %H:%M:%S",
+        "%m/%d/%Y %H:%M",
+    ] {
         if let Ok(t) = NaiveDateTime::parse_from_str(v, f) {
             return Some(t.and_utc().timestamp_millis());
         }
@@ -686,10 +792,12 @@ mod tests {
     #[test]
     fn consent_times() {
         assert_eq!(parse_time_ms("2024-03-01"), Some(1_709_251_200_000));
-        assert_eq!(parse_time_ms("2024-03-01T00:00:00Z"), Some(1_709_251_200_000));
+        assert_eq!(
+            parse_time_ms("2024-03-01T00:00:00Z"),
+            Some(1_709_251_200_000)
+        );
         assert_eq!(parse_time_ms("03/01/2024"), Some(1_709_251_200_000));
         assert_eq!(parse_time_ms("1709251200"), Some(1_709_251_200_000));
         assert_eq!(parse_time_ms("yesterday"), None);
     }
 }
-

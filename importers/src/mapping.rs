@@ -47,11 +47,16 @@ pub struct MappingSpec {
 impl MappingSpec {
     /// Reads a `.toml` or `.json` file (by extension, else as [`MappingSpec::parse`] does).
     pub fn load(path: &Path) -> anyhow::Result<Self> {
-        let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-        let ext = path.extension().map(|e| e.to_string_lossy().to_ascii_lowercase());
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        let ext = path
+            .extension()
+            .map(|e| e.to_string_lossy().to_ascii_lowercase());
         match ext.as_deref() {
-            Some("json") => serde_json::from_str(&text).with_context(|| format!("{}: bad JSON mapping", path.display())),
-            Some("toml") => toml::from_str(&text).with_context(|| format!("{}: bad TOML mapping", path.display())),
+            Some("json") => serde_json::from_str(&text)
+                .with_context(|| format!("{}: bad JSON mapping", path.display())),
+            Some("toml") => toml::from_str(&text)
+                .with_context(|| format!("{}: bad TOML mapping", path.display())),
             _ => Self::parse(&text).with_context(|| format!("{}: bad mapping", path.display())),
         }
     }
@@ -64,7 +69,8 @@ impl MappingSpec {
         if t.starts_with('{') {
             serde_json::from_str(t).map_err(|e| anyhow::anyhow!("bad JSON mapping: {e}"))
         } else {
-            toml::from_str(t).map_err(|e| anyhow::anyhow!("bad TOML mapping: {}", e.to_string().trim()))
+            toml::from_str(t)
+                .map_err(|e| anyhow::anyhow!("bad TOML mapping: {}", e.to_string().trim()))
         }
     }
 }
@@ -104,7 +110,10 @@ pub struct MappingSummary {
 }
 
 pub fn normalize_header(h: &str) -> String {
-    h.chars().filter(|c| c.is_alphanumeric()).flat_map(char::to_lowercase).collect()
+    h.chars()
+        .filter(|c| c.is_alphanumeric())
+        .flat_map(char::to_lowercase)
+        .collect()
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -129,22 +138,40 @@ enum Role {
 fn recognise(h: &str) -> Option<Role> {
     use Role::*;
     let exact = match h {
-        "id" | "recordid" | "contactid" | "leadid" | "crmid" | "externalid" | "customerid" | "accountid"
-        | "donotmodifycontact" | "donotmodifylead" | "contactowneridid" | "zohoid" | "hubspotid"
-        | "recordidcontact" | "contactrecordid" => Some(CrmId),
+        "id" | "recordid" | "contactid" | "leadid" | "crmid" | "externalid" | "customerid"
+        | "accountid" | "donotmodifycontact" | "donotmodifylead" | "contactowneridid"
+        | "zohoid" | "hubspotid" | "recordidcontact" | "contactrecordid" => Some(CrmId),
         "firstname" | "first" | "givenname" | "fname" | "contactfirstname" => Some(FirstName),
-        "lastname" | "last" | "surname" | "familyname" | "lname" | "contactlastname" => Some(LastName),
-        "email" | "emailaddress" | "email1" | "primaryemail" | "emailaddress1" | "workemail" => Some(Email),
-        "tz" | "timezone" | "contacttimezone" | "hstimezone" | "contactstimezone" | "timezonename" => Some(Timezone),
+        "lastname" | "last" | "surname" | "familyname" | "lname" | "contactlastname" => {
+            Some(LastName)
+        }
+        "email" | "emailaddress" | "email1" | "primaryemail" | "emailaddress1" | "workemail" => {
+            Some(Email)
+        }
+        "tz" | "timezone" | "contacttimezone" | "hstimezone" | "contactstimezone"
+        | "timezonename" => Some(Timezone),
         "priority" | "leadpriority" | "dialpriority" => Some(Priority),
-        "consenttype" | "consent" | "tcpaconsent" | "tcpaconsenttype" | "pewc" | "consentkind" => Some(ConsentType),
+        "consenttype" | "consent" | "tcpaconsent" | "tcpaconsenttype" | "pewc" | "consentkind" => {
+            Some(ConsentType)
+        }
         "consentsource" | "optinsource" | "consentcapturedby" | "consenturl" => Some(ConsentSource),
-        "consentdate" | "consenttimestamp" | "consentat" | "optindate" | "consentedat" | "optintimestamp"
-        | "consentdatetime" | "consentgivenat" => Some(ConsentAt),
-        "donotcall" | "dnc" | "donotphone" | "donotallowphonecalls" | "optedoutofphone" | "phoneoptout"
-        | "donotcallflag" | "calloptout" => Some(DoNotCall),
-        "country" | "mailingcountry" | "countryregion" | "address1countryregion" | "billingcountry"
-        | "countrycode" | "countryiso" => Some(Country),
+        "consentdate" | "consenttimestamp" | "consentat" | "optindate" | "consentedat"
+        | "optintimestamp" | "consentdatetime" | "consentgivenat" => Some(ConsentAt),
+        "donotcall"
+        | "dnc"
+        | "donotphone"
+        | "donotallowphonecalls"
+        | "optedoutofphone"
+        | "phoneoptout"
+        | "donotcallflag"
+        | "calloptout" => Some(DoNotCall),
+        "country"
+        | "mailingcountry"
+        | "countryregion"
+        | "address1countryregion"
+        | "billingcountry"
+        | "countrycode"
+        | "countryiso" => Some(Country),
         _ => None,
     };
     if exact.is_some() {
@@ -157,9 +184,24 @@ fn recognise(h: &str) -> Option<Role> {
     if (has("state") || has("province")) && !has("status") && !has("statement") {
         return Some(Subdivision);
     }
-    let phone_like = has("phone") || has("mobile") || has("cell") || h.starts_with("tel") || has("telephone");
-    let not_a_number = ["type", "ext", "extension", "optout", "donot", "consent", "country", "verified",
-        "status", "valid", "carrier", "count", "date", "opt"];
+    let phone_like =
+        has("phone") || has("mobile") || has("cell") || h.starts_with("tel") || has("telephone");
+    let not_a_number = [
+        "type",
+        "ext",
+        "extension",
+        "optout",
+        "donot",
+        "consent",
+        "country",
+        "verified",
+        "status",
+        "valid",
+        "carrier",
+        "count",
+        "date",
+        "opt",
+    ];
     if phone_like && !not_a_number.iter().any(|w| has(w)) {
         return Some(Phone);
     }
@@ -180,21 +222,32 @@ impl Mapping {
                 .or_else(|| headers.iter().position(|h| normalize_header(h) == n))
                 .ok_or_else(|| anyhow::anyhow!("the mapping names column {name:?}, which the file does not have (columns: {headers:?})"))
         };
-        let mut m = Mapping { headers: headers.to_vec(), ..Default::default() };
+        let mut m = Mapping {
+            headers: headers.to_vec(),
+            ..Default::default()
+        };
         let mut used = vec![false; headers.len()];
         // The role each column was given explicitly, so a column named twice is refused by name.
         let mut given: Vec<Option<&'static str>> = vec![None; headers.len()];
-        let mut claim = |i: usize, role: &'static str, used: &mut Vec<bool>| -> anyhow::Result<()> {
-            if let Some(earlier) = given[i]
-                && earlier != role
-            {
-                bail!("the mapping gives column {:?} two roles: {earlier} and {role}", headers[i]);
-            }
-            given[i] = Some(role);
-            used[i] = true;
-            Ok(())
-        };
-        let mut take = |slot: &mut Option<usize>, role: &'static str, name: &Option<String>, used: &mut Vec<bool>| -> anyhow::Result<()> {
+        let mut claim =
+            |i: usize, role: &'static str, used: &mut Vec<bool>| -> anyhow::Result<()> {
+                if let Some(earlier) = given[i]
+                    && earlier != role
+                {
+                    bail!(
+                        "the mapping gives column {:?} two roles: {earlier} and {role}",
+                        headers[i]
+                    );
+                }
+                given[i] = Some(role);
+                used[i] = true;
+                Ok(())
+            };
+        let mut take = |slot: &mut Option<usize>,
+                        role: &'static str,
+                        name: &Option<String>,
+                        used: &mut Vec<bool>|
+         -> anyhow::Result<()> {
             if let Some(name) = name {
                 let i = index(name)?;
                 claim(i, role, used)?;
@@ -206,15 +259,40 @@ impl Mapping {
         take(&mut m.first_name, "first_name", &spec.first_name, &mut used)?;
         take(&mut m.last_name, "last_name", &spec.last_name, &mut used)?;
         take(&mut m.email, "email", &spec.email, &mut used)?;
-        take(&mut m.postal_code, "postal_code", &spec.postal_code, &mut used)?;
-        take(&mut m.subdivision, "subdivision", &spec.subdivision, &mut used)?;
+        take(
+            &mut m.postal_code,
+            "postal_code",
+            &spec.postal_code,
+            &mut used,
+        )?;
+        take(
+            &mut m.subdivision,
+            "subdivision",
+            &spec.subdivision,
+            &mut used,
+        )?;
         take(&mut m.country, "country", &spec.country, &mut used)?;
         take(&mut m.timezone, "timezone", &spec.timezone, &mut used)?;
         take(&mut m.priority, "priority", &spec.priority, &mut used)?;
-        take(&mut m.consent_type, "consent_type", &spec.consent_type, &mut used)?;
-        take(&mut m.consent_source, "consent_source", &spec.consent_source, &mut used)?;
+        take(
+            &mut m.consent_type,
+            "consent_type",
+            &spec.consent_type,
+            &mut used,
+        )?;
+        take(
+            &mut m.consent_source,
+            "consent_source",
+            &spec.consent_source,
+            &mut used,
+        )?;
         take(&mut m.consent_at, "consent_at", &spec.consent_at, &mut used)?;
-        take(&mut m.do_not_call, "do_not_call", &spec.do_not_call, &mut used)?;
+        take(
+            &mut m.do_not_call,
+            "do_not_call",
+            &spec.do_not_call,
+            &mut used,
+        )?;
         for p in &spec.phones {
             let i = index(p)?;
             claim(i, "phones", &mut used)?;
@@ -262,12 +340,18 @@ impl Mapping {
             }
         }
         if m.phones.is_empty() {
-            bail!("no phone column found among {headers:?}: name them in a mapping file (`phones = [\"…\"]`)");
+            bail!(
+                "no phone column found among {headers:?}: name them in a mapping file (`phones = [\"…\"]`)"
+            );
         }
         for (i, h) in headers.iter().enumerate() {
             if !used[i] && !ignored[i] {
                 let name = spec.rename.get(h).cloned().unwrap_or_else(|| {
-                    if h.is_empty() { format!("column_{}", i + 1) } else { h.clone() }
+                    if h.is_empty() {
+                        format!("column_{}", i + 1)
+                    } else {
+                        h.clone()
+                    }
                 });
                 m.attributes.push((i, name));
             }
@@ -279,7 +363,11 @@ impl Mapping {
         let name = |i: &Option<usize>| i.map(|i| self.headers[i].clone());
         MappingSummary {
             crm_id: name(&self.crm_id),
-            phones: self.phones.iter().map(|&i| self.headers[i].clone()).collect(),
+            phones: self
+                .phones
+                .iter()
+                .map(|&i| self.headers[i].clone())
+                .collect(),
             postal_code: name(&self.postal_code),
             timezone: name(&self.timezone),
             consent: [self.consent_type, self.consent_source, self.consent_at]
@@ -303,26 +391,78 @@ mod tests {
 
     #[test]
     fn salesforce_hubspot_dynamics_zoho_headers() {
-        let sf = h(&["Contact ID", "First Name", "Last Name", "Phone", "Mobile Phone", "Mailing State/Province",
-            "Mailing Zip/Postal Code", "Email", "Do Not Call", "Lead Source"]);
+        let sf = h(&[
+            "Contact ID",
+            "First Name",
+            "Last Name",
+            "Phone",
+            "Mobile Phone",
+            "Mailing State/Province",
+            "Mailing Zip/Postal Code",
+            "Email",
+            "Do Not Call",
+            "Lead Source",
+        ]);
         let m = Mapping::resolve(&sf, None).unwrap();
-        assert_eq!((m.crm_id, m.phones.clone(), m.first_name, m.last_name), (Some(0), vec![3, 4], Some(1), Some(2)));
-        assert_eq!((m.subdivision, m.postal_code, m.email, m.do_not_call), (Some(5), Some(6), Some(7), Some(8)));
+        assert_eq!(
+            (m.crm_id, m.phones.clone(), m.first_name, m.last_name),
+            (Some(0), vec![3, 4], Some(1), Some(2))
+        );
+        assert_eq!(
+            (m.subdivision, m.postal_code, m.email, m.do_not_call),
+            (Some(5), Some(6), Some(7), Some(8))
+        );
         assert_eq!(m.attributes, vec![(9, "Lead Source".to_string())]);
 
-        let hs = h(&["Record ID", "First Name", "Last Name", "Phone Number", "Mobile Phone Number", "Time Zone", "Postal Code"]);
+        let hs = h(&[
+            "Record ID",
+            "First Name",
+            "Last Name",
+            "Phone Number",
+            "Mobile Phone Number",
+            "Time Zone",
+            "Postal Code",
+        ]);
         let m = Mapping::resolve(&hs, None).unwrap();
-        assert_eq!((m.crm_id, m.phones.clone(), m.timezone, m.postal_code), (Some(0), vec![3, 4], Some(5), Some(6)));
+        assert_eq!(
+            (m.crm_id, m.phones.clone(), m.timezone, m.postal_code),
+            (Some(0), vec![3, 4], Some(5), Some(6))
+        );
 
-        let dy = h(&["(Do Not Modify) Contact", "Full Name", "Business Phone", "Mobile Phone", "Address 1: ZIP/Postal Code",
-            "Do not allow Phone Calls", "Business Phone Type"]);
+        let dy = h(&[
+            "(Do Not Modify) Contact",
+            "Full Name",
+            "Business Phone",
+            "Mobile Phone",
+            "Address 1: ZIP/Postal Code",
+            "Do not allow Phone Calls",
+            "Business Phone Type",
+        ]);
         let m = Mapping::resolve(&dy, None).unwrap();
-        assert_eq!((m.crm_id, m.phones.clone(), m.postal_code, m.do_not_call), (Some(0), vec![2, 3], Some(4), Some(5)));
-        assert_eq!(m.attributes.iter().map(|(i, _)| *i).collect::<Vec<_>>(), vec![1, 6]);
+        assert_eq!(
+            (m.crm_id, m.phones.clone(), m.postal_code, m.do_not_call),
+            (Some(0), vec![2, 3], Some(4), Some(5))
+        );
+        assert_eq!(
+            m.attributes.iter().map(|(i, _)| *i).collect::<Vec<_>>(),
+            vec![1, 6]
+        );
 
-        let zo = h(&["CONTACTID", "First Name", "Last Name", "Phone", "Mobile", "Home Phone", "Mailing Zip", "Mailing State"]);
+        let zo = h(&[
+            "CONTACTID",
+            "First Name",
+            "Last Name",
+            "Phone",
+            "Mobile",
+            "Home Phone",
+            "Mailing Zip",
+            "Mailing State",
+        ]);
         let m = Mapping::resolve(&zo, None).unwrap();
-        assert_eq!((m.crm_id, m.phones.clone(), m.postal_code, m.subdivision), (Some(0), vec![3, 4, 5], Some(6), Some(7)));
+        assert_eq!(
+            (m.crm_id, m.phones.clone(), m.postal_code, m.subdivision),
+            (Some(0), vec![3, 4, 5], Some(6), Some(7))
+        );
     }
 
     #[test]
@@ -335,28 +475,57 @@ mod tests {
         let m = Mapping::resolve(&hdr, Some(&spec)).unwrap();
         assert_eq!(m.crm_id, Some(0));
         assert_eq!(m.phones, vec![2, 1], "explicit phones replace recognition");
-        assert_eq!(m.attributes, vec![(4, "company".to_string()), (5, "Phone".to_string())]);
+        assert_eq!(
+            m.attributes,
+            vec![(4, "company".to_string()), (5, "Phone".to_string())]
+        );
         let bad: MappingSpec = serde_json::from_str(r#"{"phones": ["Fax"]}"#).unwrap();
-        assert!(Mapping::resolve(&hdr, Some(&bad)).unwrap_err().to_string().contains("Fax"));
-        assert!(Mapping::resolve(&h(&["Name", "Email"]), None).is_err(), "no phone column");
+        assert!(
+            Mapping::resolve(&hdr, Some(&bad))
+                .unwrap_err()
+                .to_string()
+                .contains("Fax")
+        );
+        assert!(
+            Mapping::resolve(&h(&["Name", "Email"]), None).is_err(),
+            "no phone column"
+        );
     }
 
     #[test]
     fn upload_mapping_text_json_or_toml_with_named_errors() {
         let hdr = h(&["Acct", "Work", "Cell", "Notes"]);
-        let json = MappingSpec::parse(r#"{"auto": false, "phones": ["Cell"], "crm_id": "Acct"}"#).unwrap();
-        let toml_spec = MappingSpec::parse("auto = false\nphones = [\"Cell\"]\ncrm_id = \"Acct\"\n").unwrap();
+        let json =
+            MappingSpec::parse(r#"{"auto": false, "phones": ["Cell"], "crm_id": "Acct"}"#).unwrap();
+        let toml_spec =
+            MappingSpec::parse("auto = false\nphones = [\"Cell\"]\ncrm_id = \"Acct\"\n").unwrap();
         assert_eq!(json, toml_spec);
         let m = Mapping::resolve(&hdr, Some(&json)).unwrap();
         assert_eq!((m.crm_id, m.phones.clone()), (Some(0), vec![2]));
-        assert_eq!(m.attributes.iter().map(|(i, _)| *i).collect::<Vec<_>>(), vec![1, 3], "auto = false: Work stays an attribute");
-        let e = MappingSpec::parse(r#"{"phone": ["Cell"]}"#).unwrap_err().to_string();
+        assert_eq!(
+            m.attributes.iter().map(|(i, _)| *i).collect::<Vec<_>>(),
+            vec![1, 3],
+            "auto = false: Work stays an attribute"
+        );
+        let e = MappingSpec::parse(r#"{"phone": ["Cell"]}"#)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("bad JSON mapping") && e.contains("phone"), "{e}");
         let e = MappingSpec::parse("phones = Cell").unwrap_err().to_string();
         assert!(e.starts_with("bad TOML mapping"), "{e}");
-        assert!(MappingSpec::parse("  ").unwrap_err().to_string().contains("empty"));
+        assert!(
+            MappingSpec::parse("  ")
+                .unwrap_err()
+                .to_string()
+                .contains("empty")
+        );
         let twice = MappingSpec::parse(r#"{"phones": ["Cell"], "crm_id": "Cell"}"#).unwrap();
-        let e = Mapping::resolve(&hdr, Some(&twice)).unwrap_err().to_string();
-        assert!(e.contains("\"Cell\"") && e.contains("crm_id") && e.contains("phones"), "{e}");
+        let e = Mapping::resolve(&hdr, Some(&twice))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("\"Cell\"") && e.contains("crm_id") && e.contains("phones"),
+            "{e}"
+        );
     }
 }

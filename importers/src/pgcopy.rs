@@ -38,7 +38,11 @@ fn int(out: &mut String, v: Option<i64>) {
 
 impl PgCopyWriter {
     pub async fn connect(url: &str) -> anyhow::Result<Self> {
-        let pool = PgPoolOptions::new().max_connections(1).connect(url).await.context("COPY connection to PostgreSQL")?;
+        let pool = PgPoolOptions::new()
+            .max_connections(1)
+            .connect(url)
+            .await
+            .context("COPY connection to PostgreSQL")?;
         Ok(Self { pool })
     }
 
@@ -49,16 +53,24 @@ impl PgCopyWriter {
         Ok(())
     }
 
-    pub async fn write_batch(&self, now: i64, list_id: i64, job_id: i64, batch: &Batch) -> anyhow::Result<()> {
+    pub async fn write_batch(
+        &self,
+        now: i64,
+        list_id: i64,
+        job_id: i64,
+        batch: &Batch,
+    ) -> anyhow::Result<()> {
         let mut conn = self.pool.acquire().await?;
         let mut tx = conn.begin().await?;
         let n_new = batch.leads.iter().filter(|l| l.update_of.is_none()).count();
         let mut new_ids: Vec<i64> = Vec::new();
         if n_new > 0 {
-            let rows = sqlx::query("SELECT nextval(pg_get_serial_sequence('leads', 'id')) FROM generate_series(1, $1)")
-                .bind(n_new as i64)
-                .fetch_all(&mut *tx)
-                .await?;
+            let rows = sqlx::query(
+                "SELECT nextval(pg_get_serial_sequence('leads', 'id')) FROM generate_series(1, $1)",
+            )
+            .bind(n_new as i64)
+            .fetch_all(&mut *tx)
+            .await?;
             new_ids = rows.iter().map(|r| r.get::<i64, _>(0)).collect();
         }
         let mut lead_ids = vec![0i64; batch.leads.len()];
@@ -83,7 +95,13 @@ impl PgCopyWriter {
             int(o, Some(l.priority));
             o.push(',');
             text(o, Some(l.state));
-            for v in [&l.first_name, &l.last_name, &l.email, &l.postal_code, &l.subdivision] {
+            for v in [
+                &l.first_name,
+                &l.last_name,
+                &l.email,
+                &l.postal_code,
+                &l.subdivision,
+            ] {
                 o.push(',');
                 text(o, v.as_deref());
             }
@@ -122,7 +140,10 @@ impl PgCopyWriter {
                 .execute(&mut *tx)
                 .await
                 .context("updating a lead")?;
-            sqlx::query("DELETE FROM lead_phones WHERE lead_id = $1").bind(id).execute(&mut *tx).await?;
+            sqlx::query("DELETE FROM lead_phones WHERE lead_id = $1")
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
         }
         let mut phones_csv = String::with_capacity(batch.leads.len() * 300);
         for (l, &id) in batch.leads.iter().zip(&lead_ids) {

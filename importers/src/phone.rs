@@ -136,7 +136,8 @@ fn static_region(id: Id) -> &'static str {
     static NAMES: OnceLock<Mutex<HashMap<Id, &'static str>>> = OnceLock::new();
     let map = NAMES.get_or_init(|| Mutex::new(HashMap::new()));
     let mut map = map.lock().expect("region names poisoned");
-    map.entry(id).or_insert_with(|| Box::leak(id.as_ref().to_owned().into_boxed_str()))
+    map.entry(id)
+        .or_insert_with(|| Box::leak(id.as_ref().to_owned().into_boxed_str()))
 }
 
 impl Normalizer {
@@ -147,10 +148,14 @@ impl Normalizer {
             .trim()
             .to_ascii_uppercase()
             .parse()
-            .map_err(|_| anyhow::anyhow!("unknown region {default_region:?} (use an ISO code such as US, GB, DE)"))?;
-        let meta = DATABASE
-            .by_id(id.as_ref())
-            .ok_or_else(|| anyhow::anyhow!("no numbering metadata for region {default_region:?}"))?;
+            .map_err(|_| {
+                anyhow::anyhow!(
+                    "unknown region {default_region:?} (use an ISO code such as US, GB, DE)"
+                )
+            })?;
+        let meta = DATABASE.by_id(id.as_ref()).ok_or_else(|| {
+            anyhow::anyhow!("no numbering metadata for region {default_region:?}")
+        })?;
         Ok(Self {
             default: Some(id),
             default_code: meta.country_code(),
@@ -182,7 +187,9 @@ impl Normalizer {
         for (i, c) in main.char_indices() {
             match c {
                 '0'..='9' => digits.push(c),
-                '+' if digits.is_empty() && !plus && main[..i].chars().all(is_separator) => plus = true,
+                '+' if digits.is_empty() && !plus && main[..i].chars().all(is_separator) => {
+                    plus = true
+                }
                 c if is_separator(c) => {}
                 c if c.is_alphabetic() => return Err(Reject::ContainsLetters),
                 _ => return Err(Reject::InvalidCharacters),
@@ -220,11 +227,23 @@ impl Normalizer {
         }
         if plus && digits.starts_with('1') {
             // +1 with the wrong length.
-            return Err(if digits.len() < 11 { Reject::TooShort } else { Reject::TooLong });
+            return Err(if digits.len() < 11 {
+                Reject::TooShort
+            } else {
+                Reject::TooLong
+            });
         }
-        let text = if plus { format!("+{digits}") } else { digits.clone() };
+        let text = if plus {
+            format!("+{digits}")
+        } else {
+            digits.clone()
+        };
         let first = slow(self.default, &text, extension.clone());
-        if plus && first.as_ref().is_err_and(|r| matches!(r, Reject::InvalidNumber | Reject::TooShort)) {
+        if plus
+            && first
+                .as_ref()
+                .is_err_and(|r| matches!(r, Reject::InvalidNumber | Reject::TooShort))
+        {
             // phonenumber 0.3.10 strips a "national prefix" from some +CC numbers (+33 1…,
             // +353 1… lose their leading 1). Re-read the NSN in its country's national format.
             if let Some(retry) = retry_national(&digits, extension) {
@@ -310,18 +329,29 @@ fn slow(default: Option<Id>, text: &str, extension: Option<String>) -> Result<Ph
 /// `digits` = country code + NSN. Parses `national prefix + NSN` in the code's main region.
 fn retry_national(digits: &str, extension: Option<String>) -> Option<Phone> {
     for cc_len in 1..=3 {
-        let Ok(cc) = digits.get(..cc_len)?.parse::<u16>() else { continue };
-        let Some(metas) = DATABASE.by_code(&cc) else { continue };
-        let meta = metas.iter().find(|m| m.is_main_country_for_code()).or(metas.first())?;
+        let Ok(cc) = digits.get(..cc_len)?.parse::<u16>() else {
+            continue;
+        };
+        let Some(metas) = DATABASE.by_code(&cc) else {
+            continue;
+        };
+        let meta = metas
+            .iter()
+            .find(|m| m.is_main_country_for_code())
+            .or(metas.first())?;
         let region: Id = meta.id().parse().ok()?;
         let prefix = meta.national_prefix().unwrap_or("");
         let text = format!("{prefix}{}", &digits[cc_len..]);
-        return slow(Some(region), &text, extension).ok().filter(|p| p.country_code == cc);
+        return slow(Some(region), &text, extension)
+            .ok()
+            .filter(|p| p.country_code == cc);
     }
     None
 }
 
-fn classify(n: &phonenumber::PhoneNumber) -> Result<(Kind, Option<&'static str>, &phonenumber::PhoneNumber), Reject> {
+fn classify(
+    n: &phonenumber::PhoneNumber,
+) -> Result<(Kind, Option<&'static str>, &phonenumber::PhoneNumber), Reject> {
     let code = n.code().value();
     let Some(metas) = DATABASE.by_code(&code) else {
         return Err(Reject::InvalidCountryCode);
@@ -333,13 +363,20 @@ fn classify(n: &phonenumber::PhoneNumber) -> Result<(Kind, Option<&'static str>,
             .iter()
             .flat_map(|m| {
                 let d = m.descriptors();
-                [d.general(), d.fixed_line().unwrap_or(d.general()), d.mobile().unwrap_or(d.general()),
-                 d.toll_free().unwrap_or(d.general()), d.premium_rate().unwrap_or(d.general()),
-                 d.shared_cost().unwrap_or(d.general()), d.personal_number().unwrap_or(d.general()),
-                 d.voip().unwrap_or(d.general()), d.uan().unwrap_or(d.general())]
-                    .into_iter()
-                    .flat_map(|x| x.possible_length().iter().copied())
-                    .collect::<Vec<_>>()
+                [
+                    d.general(),
+                    d.fixed_line().unwrap_or(d.general()),
+                    d.mobile().unwrap_or(d.general()),
+                    d.toll_free().unwrap_or(d.general()),
+                    d.premium_rate().unwrap_or(d.general()),
+                    d.shared_cost().unwrap_or(d.general()),
+                    d.personal_number().unwrap_or(d.general()),
+                    d.voip().unwrap_or(d.general()),
+                    d.uan().unwrap_or(d.general()),
+                ]
+                .into_iter()
+                .flat_map(|x| x.possible_length().iter().copied())
+                .collect::<Vec<_>>()
             })
             .collect();
         if let (Some(min), Some(max)) = (lengths.iter().min(), lengths.iter().max()) {
@@ -358,7 +395,12 @@ fn classify(n: &phonenumber::PhoneNumber) -> Result<(Kind, Option<&'static str>,
 
 fn national_len(n: &phonenumber::PhoneNumber) -> usize {
     let nat = n.national();
-    nat.zeros() as usize + if nat.value() == 0 { 0 } else { nat.value().to_string().len() }
+    nat.zeros() as usize
+        + if nat.value() == 0 {
+            0
+        } else {
+            nat.value().to_string().len()
+        }
 }
 
 fn parse_error(e: phonenumber::ParseError) -> Reject {
@@ -373,7 +415,10 @@ fn parse_error(e: phonenumber::ParseError) -> Reject {
 }
 
 fn is_separator(c: char) -> bool {
-    matches!(c, ' ' | '-' | '.' | '(' | ')' | '/' | '\t' | '\u{a0}' | '\u{2010}'..='\u{2015}')
+    matches!(
+        c,
+        ' ' | '-' | '.' | '(' | ')' | '/' | '\t' | '\u{a0}' | '\u{2010}'..='\u{2015}'
+    )
 }
 
 /// `+44 (0)20 …`: the bracketed trunk zero some Europeans write after the country code.
@@ -417,10 +462,22 @@ mod tests {
     #[test]
     fn extensions_are_split_at_the_marker() {
         assert_eq!(split_extension("555-0100 x123"), ("555-0100", Some("123")));
-        assert_eq!(split_extension("(212) 555-0123 ext. 45"), ("(212) 555-0123", Some("45")));
-        assert_eq!(split_extension("212 555 0123 extension 7"), ("212 555 0123", Some("7")));
-        assert_eq!(split_extension("+1 415 555 2671 #77"), ("+1 415 555 2671", Some("77")));
-        assert_eq!(split_extension("(312)555-0100;ext=22"), ("(312)555-0100", Some("22")));
+        assert_eq!(
+            split_extension("(212) 555-0123 ext. 45"),
+            ("(212) 555-0123", Some("45"))
+        );
+        assert_eq!(
+            split_extension("212 555 0123 extension 7"),
+            ("212 555 0123", Some("7"))
+        );
+        assert_eq!(
+            split_extension("+1 415 555 2671 #77"),
+            ("+1 415 555 2671", Some("77"))
+        );
+        assert_eq!(
+            split_extension("(312)555-0100;ext=22"),
+            ("(312)555-0100", Some("22"))
+        );
         assert_eq!(split_extension("3125550100"), ("3125550100", None));
         assert_eq!(split_extension("ext 12"), ("ext 12", None));
     }
@@ -441,8 +498,11 @@ mod tests {
                 seed ^= seed >> 7;
                 seed ^= seed << 17;
                 let national = key as u64 * 10_000 + seed % 10_000;
-                let fast = n.normalize(&national.to_string()).map(|p| (p.e164, p.kind, p.region));
-                let slow = slow(Some(Id::US), &format!("+1{national}"), None).map(|p| (p.e164, p.kind, p.region));
+                let fast = n
+                    .normalize(&national.to_string())
+                    .map(|p| (p.e164, p.kind, p.region));
+                let slow = slow(Some(Id::US), &format!("+1{national}"), None)
+                    .map(|p| (p.e164, p.kind, p.region));
                 assert_eq!(fast, slow, "{national}");
                 checked += 1;
             }

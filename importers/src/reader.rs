@@ -42,7 +42,9 @@ impl<R: Read> Read for Counting<R> {
 }
 
 /// A reader that transparently decompresses gzip (detected by its magic bytes).
-pub fn maybe_gunzip<R: Read + Send + 'static>(inner: R) -> std::io::Result<Box<dyn BufRead + Send>> {
+pub fn maybe_gunzip<R: Read + Send + 'static>(
+    inner: R,
+) -> std::io::Result<Box<dyn BufRead + Send>> {
     let mut buf = BufReader::with_capacity(256 * 1024, inner);
     let head = buf.fill_buf()?;
     if head.starts_with(&[0x1f, 0x8b]) {
@@ -68,8 +70,13 @@ pub struct RecordReader {
 }
 
 enum Inner {
-    Csv { reader: csv::Reader<Box<dyn Read + Send>>, record: csv::ByteRecord },
-    Rows { rows: std::vec::IntoIter<Vec<String>> },
+    Csv {
+        reader: csv::Reader<Box<dyn Read + Send>>,
+        record: csv::ByteRecord,
+    },
+    Rows {
+        rows: std::vec::IntoIter<Vec<String>>,
+    },
 }
 
 /// The result of reading one row.
@@ -89,13 +96,19 @@ impl RecordReader {
         let n = (&file).read(&mut magic)?;
         drop(file);
         let is_zip = n == 4 && magic == [0x50, 0x4b, 0x03, 0x04];
-        let ext = path.extension().map(|e| e.to_string_lossy().to_ascii_lowercase()).unwrap_or_default();
+        let ext = path
+            .extension()
+            .map(|e| e.to_string_lossy().to_ascii_lowercase())
+            .unwrap_or_default();
         if is_zip || ext == "xlsx" || ext == "xlsm" {
             return Self::open_xlsx(path, file_size);
         }
         let file = File::open(path)?;
         let count = Arc::new(AtomicU64::new(0));
-        let counting = Counting { inner: file, count: count.clone() };
+        let counting = Counting {
+            inner: file,
+            count: count.clone(),
+        };
         let gz = magic.starts_with(&[0x1f, 0x8b]);
         let stream = maybe_gunzip(counting)?;
         Self::from_csv_stream(stream, file_size, count, if gz { "csv.gz" } else { "csv" })
@@ -104,7 +117,10 @@ impl RecordReader {
     /// Reads CSV text from any stream (e.g. an HTTP upload body); `size` is for progress only.
     pub fn from_reader<R: Read + Send + 'static>(reader: R, size: u64) -> anyhow::Result<Self> {
         let count = Arc::new(AtomicU64::new(0));
-        let stream = maybe_gunzip(Counting { inner: reader, count: count.clone() })?;
+        let stream = maybe_gunzip(Counting {
+            inner: reader,
+            count: count.clone(),
+        })?;
         Self::from_csv_stream(stream, size, count, "csv")
     }
 
@@ -135,15 +151,24 @@ impl RecordReader {
         let mut record = csv::ByteRecord::new();
         let mut windows_1252_rows = 0;
         let headers = loop {
-            if !reader.read_byte_record(&mut record).context("cannot read the header row")? {
+            if !reader
+                .read_byte_record(&mut record)
+                .context("cannot read the header row")?
+            {
                 bail!("the file is empty");
             }
-            if record.iter().any(|f| !f.iter().all(u8::is_ascii_whitespace)) {
+            if record
+                .iter()
+                .any(|f| !f.iter().all(u8::is_ascii_whitespace))
+            {
                 let mut h = Vec::new();
                 if decode_record(&record, &mut h) {
                     windows_1252_rows += 1;
                 }
-                break h.into_iter().map(|s| s.trim().to_owned()).collect::<Vec<_>>();
+                break h
+                    .into_iter()
+                    .map(|s| s.trim().to_owned())
+                    .collect::<Vec<_>>();
             }
         };
         Ok(Self {
@@ -162,16 +187,22 @@ impl RecordReader {
 
     fn open_xlsx(path: &Path, file_size: u64) -> anyhow::Result<Self> {
         use calamine::{Reader, Xlsx, open_workbook};
-        let mut wb: Xlsx<_> = open_workbook(path).with_context(|| format!("cannot open {} as xlsx", path.display()))?;
+        let mut wb: Xlsx<_> = open_workbook(path)
+            .with_context(|| format!("cannot open {} as xlsx", path.display()))?;
         let range = wb
             .worksheet_range_at(0)
             .ok_or_else(|| anyhow::anyhow!("the workbook has no sheet"))?
             .context("cannot read the first sheet")?;
-        let mut rows = range.rows().map(|r| r.iter().map(cell_text).collect::<Vec<_>>());
+        let mut rows = range
+            .rows()
+            .map(|r| r.iter().map(cell_text).collect::<Vec<_>>());
         let headers = loop {
             match rows.next() {
                 Some(r) if r.iter().any(|c| !c.trim().is_empty()) => {
-                    break r.into_iter().map(|s| s.trim().to_owned()).collect::<Vec<_>>();
+                    break r
+                        .into_iter()
+                        .map(|s| s.trim().to_owned())
+                        .collect::<Vec<_>>();
                 }
                 Some(_) => continue,
                 None => bail!("the sheet is empty"),
@@ -180,10 +211,16 @@ impl RecordReader {
         let rest: Vec<Vec<String>> = rows.collect();
         Ok(Self {
             headers,
-            format: FileFormat { container: "xlsx".into(), delimiter: String::new(), encoding: "xlsx".into() },
+            format: FileFormat {
+                container: "xlsx".into(),
+                delimiter: String::new(),
+                encoding: "xlsx".into(),
+            },
             file_size,
             bytes_read: Arc::new(AtomicU64::new(file_size)),
-            inner: Inner::Rows { rows: rest.into_iter() },
+            inner: Inner::Rows {
+                rows: rest.into_iter(),
+            },
             windows_1252_rows: 0,
         })
     }

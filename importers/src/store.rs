@@ -26,7 +26,12 @@ pub struct LeadList {
 }
 
 /// Finds the list by name, creating it (with `default_region`) if needed.
-pub async fn ensure_list(db: &Db, clock: &dyn Clock, name: &str, default_region: &str) -> anyhow::Result<LeadList> {
+pub async fn ensure_list(
+    db: &Db,
+    clock: &dyn Clock,
+    name: &str,
+    default_region: &str,
+) -> anyhow::Result<LeadList> {
     if let Some(l) = list_by_name(db, name).await? {
         return Ok(l);
     }
@@ -40,7 +45,9 @@ pub async fn ensure_list(db: &Db, clock: &dyn Clock, name: &str, default_region:
     .bind(now)
     .execute(db.pool())
     .await?;
-    list_by_name(db, name).await?.context("list vanished after creation")
+    list_by_name(db, name)
+        .await?
+        .context("list vanished after creation")
 }
 
 pub async fn list_by_name(db: &Db, name: &str) -> anyhow::Result<Option<LeadList>> {
@@ -48,12 +55,21 @@ pub async fn list_by_name(db: &Db, name: &str) -> anyhow::Result<Option<LeadList
         .bind(name)
         .fetch_optional(db.pool())
         .await?;
-    Ok(row.map(|r| LeadList { id: r.get("id"), name: r.get("name"), default_region: r.get("default_region") }))
+    Ok(row.map(|r| LeadList {
+        id: r.get("id"),
+        name: r.get("name"),
+        default_region: r.get("default_region"),
+    }))
 }
 
 /// Number of leads in a list.
 pub async fn lead_count(db: &Db, list_id: i64) -> anyhow::Result<i64> {
-    Ok(sqlx::query_scalar("SELECT COUNT(*) FROM leads WHERE list_id = $1").bind(list_id).fetch_one(db.pool()).await?)
+    Ok(
+        sqlx::query_scalar("SELECT COUNT(*) FROM leads WHERE list_id = $1")
+            .bind(list_id)
+            .fetch_one(db.pool())
+            .await?,
+    )
 }
 
 /// One phone to write.
@@ -120,7 +136,13 @@ pub struct Batch {
 /// `INSERT … VALUES (…),(…)` for `rows` rows of `cols` parameters. PostgreSQL gets `$N`; SQLite
 /// gets anonymous `?`: sqlx-sqlite looks every `$N` up by name, and SQLite's name lookup is a linear
 /// scan, so a statement with thousands of `$N` costs O(n²) (70% of the import time when measured).
-pub(crate) fn values_sql(backend: Backend, head: &str, cols: usize, rows: usize, tail: &str) -> String {
+pub(crate) fn values_sql(
+    backend: Backend,
+    head: &str,
+    cols: usize,
+    rows: usize,
+    tail: &str,
+) -> String {
     let mut s = String::with_capacity(head.len() + rows * cols * 5 + tail.len());
     s.push_str(head);
     s.push_str(" VALUES ");
@@ -297,7 +319,11 @@ where
     &'static str: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
     i64: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
 {
-    q.bind(job_id).bind(o.source_row).bind(o.outcome).bind(o.reason).bind(o.fields_json)
+    q.bind(job_id)
+        .bind(o.source_row)
+        .bind(o.outcome)
+        .bind(o.reason)
+        .bind(o.fields_json)
 }
 
 /// The columns of an outcome row, in bind order.
@@ -310,20 +336,40 @@ pub(crate) const SQLITE_LAST_LEAD_ID: &str = "SELECT MAX(COALESCE((SELECT seq FR
 
 /// Writes one batch and advances the job, atomically. Takes the batch by value: its strings move
 /// into the statements' arguments instead of being copied.
-pub async fn write_batch(db: &Db, now: i64, list_id: i64, job_id: i64, batch: Batch) -> anyhow::Result<()> {
-    let Batch { rows_end, leads, outcomes, report, .. } = batch;
+pub async fn write_batch(
+    db: &Db,
+    now: i64,
+    list_id: i64,
+    job_id: i64,
+    batch: Batch,
+) -> anyhow::Result<()> {
+    let Batch {
+        rows_end,
+        leads,
+        outcomes,
+        report,
+        ..
+    } = batch;
     let mut tx = db.begin_write().await?;
     let sqlite = db.backend() == Backend::Sqlite;
     if sqlite {
         // A 64 MiB page cache for bulk writes (the dedupe-key index takes random inserts).
-        sqlx::query("PRAGMA cache_size = -65536").execute(tx.conn()).await?;
+        sqlx::query("PRAGMA cache_size = -65536")
+            .execute(tx.conn())
+            .await?;
     }
     // Updates of existing leads (few): their ids are known.
     let mut lead_ids = vec![0i64; leads.len()];
     for (i, l) in leads.iter().enumerate() {
         if let Some(id) = l.update_of {
-            update_lead::<sqlx::Any>(l, job_id, now, id).execute(tx.conn()).await.context("updating a lead")?;
-            sqlx::query("DELETE FROM lead_phones WHERE lead_id = $1").bind(id).execute(tx.conn()).await?;
+            update_lead::<sqlx::Any>(l, job_id, now, id)
+                .execute(tx.conn())
+                .await
+                .context("updating a lead")?;
+            sqlx::query("DELETE FROM lead_phones WHERE lead_id = $1")
+                .bind(id)
+                .execute(tx.conn())
+                .await?;
             lead_ids[i] = id;
         }
     }
@@ -333,9 +379,9 @@ pub async fn write_batch(db: &Db, now: i64, list_id: i64, job_id: i64, batch: Ba
         // AUTOINCREMENT would do), so phones need not wait for RETURNING rows and the leads go in
         // with their ids: no rows come back.
         let last: i64 = sqlx::query_scalar(SQLITE_LAST_LEAD_ID)
-        .fetch_one(tx.conn())
-        .await
-        .context("reading the next lead id")?;
+            .fetch_one(tx.conn())
+            .await
+            .context("reading the next lead id")?;
         let mut next = last;
         for (i, l) in leads.iter().enumerate() {
             if l.update_of.is_none() {
@@ -350,17 +396,32 @@ pub async fn write_batch(db: &Db, now: i64, list_id: i64, job_id: i64, batch: Ba
     let phones: Vec<(usize, NewPhone)> = leads
         .iter_mut()
         .enumerate()
-        .flat_map(|(i, l)| std::mem::take(&mut l.phones).into_iter().map(move |p| (i, p)))
+        .flat_map(|(i, l)| {
+            std::mem::take(&mut l.phones)
+                .into_iter()
+                .map(move |p| (i, p))
+        })
         .collect();
-    let new_leads: Vec<(usize, NewLead)> = leads.into_iter().enumerate().filter(|(_, l)| l.update_of.is_none()).collect();
+    let new_leads: Vec<(usize, NewLead)> = leads
+        .into_iter()
+        .enumerate()
+        .filter(|(_, l)| l.update_of.is_none())
+        .collect();
 
     let lead_stmt = |rows: usize| {
         values_sql(
             db.backend(),
-            &format!("INSERT INTO leads ({}{LEAD_COLUMNS})", if sqlite { "id, " } else { "" }),
+            &format!(
+                "INSERT INTO leads ({}{LEAD_COLUMNS})",
+                if sqlite { "id, " } else { "" }
+            ),
             LEAD_COLS + sqlite as usize,
             rows,
-            if sqlite { "" } else { " RETURNING id, dedupe_key" },
+            if sqlite {
+                ""
+            } else {
+                " RETURNING id, dedupe_key"
+            },
         )
     };
     let build_leads = |chunk: Vec<(usize, NewLead)>| {
@@ -394,10 +455,23 @@ pub async fn write_batch(db: &Db, now: i64, list_id: i64, job_id: i64, batch: Ba
         next = built;
         let rows = done.context("inserting leads")?;
         if !sqlite {
-            anyhow::ensure!(rows.len() == keys.len(), "{} ids returned for {} leads", rows.len(), keys.len());
-            let by_key: HashMap<String, i64> = rows.iter().map(|r| (r.get::<String, _>(1), r.get::<i64, _>(0))).collect();
+            anyhow::ensure!(
+                rows.len() == keys.len(),
+                "{} ids returned for {} leads",
+                rows.len(),
+                keys.len()
+            );
+            let by_key: HashMap<String, i64> = rows
+                .iter()
+                .map(|r| (r.get::<String, _>(1), r.get::<i64, _>(0)))
+                .collect();
             for (i, key) in keys {
-                returned_ids.push((i, *by_key.get(&key).context("an inserted lead's id was not returned")?));
+                returned_ids.push((
+                    i,
+                    *by_key
+                        .get(&key)
+                        .context("an inserted lead's id was not returned")?,
+                ));
             }
         }
     }
@@ -414,14 +488,18 @@ pub async fn write_batch(db: &Db, now: i64, list_id: i64, job_id: i64, batch: Ba
             "",
         )));
         for (i, p) in chunk {
-            q = bind_phone(q, lead_ids[i], p, &mut |s: &'static str| s, &mut |c| c.to_string());
+            q = bind_phone(q, lead_ids[i], p, &mut |s: &'static str| s, &mut |c| {
+                c.to_string()
+            });
         }
         q
     };
     let mut chunks = chunked(phones, PHONES_PER_STMT);
     let mut next = chunks.next().map(build_phones);
     while let Some(q) = next.take() {
-        let (done, built) = tokio::join!(q.execute(tx.conn()), async { chunks.next().map(build_phones) });
+        let (done, built) = tokio::join!(q.execute(tx.conn()), async {
+            chunks.next().map(build_phones)
+        });
         next = built;
         done.context("inserting lead phones")?;
     }
@@ -437,7 +515,9 @@ pub async fn write_batch(db: &Db, now: i64, list_id: i64, job_id: i64, batch: Ba
         for o in chunk {
             q = bind_outcome(q, job_id, o);
         }
-        q.execute(tx.conn()).await.context("inserting row outcomes")?;
+        q.execute(tx.conn())
+            .await
+            .context("inserting row outcomes")?;
     }
     advance_job(&mut tx, now, job_id, rows_end, &report).await?;
     tx.commit().await?;
@@ -460,13 +540,15 @@ async fn advance_job(
     rows_committed: u64,
     report: &ImportReport,
 ) -> anyhow::Result<()> {
-    sqlx::query("UPDATE import_jobs SET rows_committed = $1, report = $2, updated_at = $3 WHERE id = $4")
-        .bind(rows_committed as i64)
-        .bind(serde_json::to_string(report)?)
-        .bind(now)
-        .bind(job_id)
-        .execute(tx.conn())
-        .await?;
+    sqlx::query(
+        "UPDATE import_jobs SET rows_committed = $1, report = $2, updated_at = $3 WHERE id = $4",
+    )
+    .bind(rows_committed as i64)
+    .bind(serde_json::to_string(report)?)
+    .bind(now)
+    .bind(job_id)
+    .execute(tx.conn())
+    .await?;
     Ok(())
 }
 
@@ -514,13 +596,15 @@ pub async fn job(db: &Db, public_id: &str) -> anyhow::Result<Option<Job>> {
     .fetch_optional(db.pool())
     .await?;
     let Some(r) = row else { return Ok(None) };
-    let options: serde_json::Value = serde_json::from_str(&r.get::<String, _>("options")).unwrap_or_default();
+    let options: serde_json::Value =
+        serde_json::from_str(&r.get::<String, _>("options")).unwrap_or_default();
     let headers = options
         .get("headers")
         .and_then(|h| serde_json::from_value(h.clone()).ok())
         .unwrap_or_default();
     let state: String = r.get("state");
-    let mut report: ImportReport = serde_json::from_str(&r.get::<String, _>("report")).unwrap_or_default();
+    let mut report: ImportReport =
+        serde_json::from_str(&r.get::<String, _>("report")).unwrap_or_default();
     report.state = state.clone();
     Ok(Some(Job {
         id: r.get("id"),
@@ -577,12 +661,21 @@ pub(crate) struct ExistingKeys {
     pub tel: HashMap<u64, (i64, bool)>,
 }
 
-pub(crate) async fn existing_keys(db: &Db, list_id: i64, job_id: Option<i64>) -> anyhow::Result<ExistingKeys> {
-    let rows = sqlx::query("SELECT id, dedupe_key, COALESCE(import_job_id, 0) AS job FROM leads WHERE list_id = $1")
-        .bind(list_id)
-        .fetch_all(db.pool())
-        .await?;
-    let mut keys = ExistingKeys { crm: HashMap::new(), tel: HashMap::with_capacity(rows.len()) };
+pub(crate) async fn existing_keys(
+    db: &Db,
+    list_id: i64,
+    job_id: Option<i64>,
+) -> anyhow::Result<ExistingKeys> {
+    let rows = sqlx::query(
+        "SELECT id, dedupe_key, COALESCE(import_job_id, 0) AS job FROM leads WHERE list_id = $1",
+    )
+    .bind(list_id)
+    .fetch_all(db.pool())
+    .await?;
+    let mut keys = ExistingKeys {
+        crm: HashMap::new(),
+        tel: HashMap::with_capacity(rows.len()),
+    };
     for r in rows {
         let id: i64 = r.get(0);
         let key: String = r.get(1);
@@ -607,9 +700,15 @@ pub async fn write_outcomes_csv<W: std::io::Write>(
     outcome: Option<&str>,
     out: W,
 ) -> anyhow::Result<u64> {
-    let job = job(db, job_public_id).await?.with_context(|| format!("no import job {job_public_id}"))?;
+    let job = job(db, job_public_id)
+        .await?
+        .with_context(|| format!("no import job {job_public_id}"))?;
     let mut w = csv::WriterBuilder::new().flexible(true).from_writer(out);
-    let mut header = vec!["source_row".to_owned(), "outcome".to_owned(), "reason".to_owned()];
+    let mut header = vec![
+        "source_row".to_owned(),
+        "outcome".to_owned(),
+        "reason".to_owned(),
+    ];
     header.extend(job.headers.iter().cloned());
     w.write_record(&header)?;
     let mut n = 0;
@@ -629,8 +728,13 @@ pub async fn write_outcomes_csv<W: std::io::Write>(
         }
         for r in &rows {
             after = r.get(0);
-            let fields: Vec<String> = serde_json::from_str(&r.get::<String, _>(4)).unwrap_or_default();
-            let mut rec = vec![r.get::<i64, _>(1).to_string(), r.get::<String, _>(2), r.get::<String, _>(3)];
+            let fields: Vec<String> =
+                serde_json::from_str(&r.get::<String, _>(4)).unwrap_or_default();
+            let mut rec = vec![
+                r.get::<i64, _>(1).to_string(),
+                r.get::<String, _>(2),
+                r.get::<String, _>(3),
+            ];
             rec.extend(fields);
             w.write_record(&rec)?;
             n += 1;

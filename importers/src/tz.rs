@@ -62,7 +62,10 @@ impl Candidates {
             match self.zones.iter_mut().find(|c| c.tz == name) {
                 Some(c) if !c.sources.contains(&source) => c.sources.push(source),
                 Some(_) => {}
-                None => self.zones.push(Candidate { tz: name, sources: vec![source] }),
+                None => self.zones.push(Candidate {
+                    tz: name,
+                    sources: vec![source],
+                }),
             }
         }
     }
@@ -98,7 +101,10 @@ static TABLES: LazyLock<Tables> = LazyLock::new(|| {
         let z = zones(f[1], "nanp_area_codes.tsv");
         for code in f[2].split_whitespace() {
             let i: usize = code.parse().expect("nanp_area_codes.tsv: NPA");
-            assert!(npa[i].is_none(), "nanp_area_codes.tsv: NPA {code} listed twice");
+            assert!(
+                npa[i].is_none(),
+                "nanp_area_codes.tsv: NPA {code} listed twice"
+            );
             npa[i] = Some((f[0], z.clone()));
         }
     }
@@ -112,12 +118,22 @@ static TABLES: LazyLock<Tables> = LazyLock::new(|| {
         }
     }
     let ca_postal = data_lines(include_str!("../data/ca_postal_tz.tsv"))
-        .map(|f| (f[0].chars().next().expect("letter"), zones(f[1], "ca_postal_tz.tsv")))
+        .map(|f| {
+            (
+                f[0].chars().next().expect("letter"),
+                zones(f[1], "ca_postal_tz.tsv"),
+            )
+        })
         .collect();
     let country = data_lines(include_str!("../data/country_zones.tsv"))
         .map(|f| (f[0], zones(f[1], "country_zones.tsv")))
         .collect();
-    Tables { npa, zip3, ca_postal, country }
+    Tables {
+        npa,
+        zip3,
+        ca_postal,
+        country,
+    }
 });
 
 /// The region label of a NANP area code in the table (`US-IL`, `CA-ON`, `JM`, …).
@@ -126,14 +142,20 @@ pub fn nanp_region(npa: u16) -> Option<&'static str> {
 }
 
 pub fn area_code_zones(npa: u16) -> Option<&'static [Tz]> {
-    TABLES.npa.get(npa as usize)?.as_ref().map(|(_, z)| z.as_slice())
+    TABLES
+        .npa
+        .get(npa as usize)?
+        .as_ref()
+        .map(|(_, z)| z.as_slice())
 }
 
 /// Zones for a US ZIP (`60601`, `60601-1234`, `606`) or a Canadian postal code (`K1A 0B1`).
 pub fn postal_zones(postal: &str) -> Option<(PostalKind, &'static [Tz])> {
     let p = postal.trim();
     let digits: String = p.chars().take_while(|c| c.is_ascii_digit()).collect();
-    if digits.len() >= 3 && (digits.len() == 5 || digits.len() == 9 || digits.len() == 3 || p.len() > 5) {
+    if digits.len() >= 3
+        && (digits.len() == 5 || digits.len() == 9 || digits.len() == 3 || p.len() > 5)
+    {
         let i: usize = digits[..3].parse().ok()?;
         return TABLES.zip3[i].as_deref().map(|z| (PostalKind::UsZip, z));
     }
@@ -150,7 +172,10 @@ pub fn postal_zones(postal: &str) -> Option<(PostalKind, &'static [Tz])> {
         && compact[3].is_ascii_digit()
     {
         let letter = compact[0].to_ascii_uppercase();
-        return TABLES.ca_postal.get(&letter).map(|z| (PostalKind::CaPostal, z.as_slice()));
+        return TABLES
+            .ca_postal
+            .get(&letter)
+            .map(|z| (PostalKind::CaPostal, z.as_slice()));
     }
     None
 }
@@ -175,12 +200,28 @@ pub fn parse_explicit(cell: &str) -> Option<Tz> {
     if let Ok(tz) = Tz::from_str(s) {
         return Some(tz);
     }
-    let key: String = s.chars().filter(|c| c.is_ascii_alphanumeric()).collect::<String>().to_ascii_lowercase();
+    let key: String = s
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric())
+        .collect::<String>()
+        .to_ascii_lowercase();
     let named = match key.as_str() {
-        "eastern" | "easterntime" | "est" | "edt" | "et" | "useastern" | "easternstandardtime" => Some("America/New_York"),
-        "central" | "centraltime" | "cst" | "cdt" | "ct" | "uscentral" | "centralstandardtime" => Some("America/Chicago"),
-        "mountain" | "mountaintime" | "mst" | "mdt" | "mt" | "usmountain" | "mountainstandardtime" => Some("America/Denver"),
-        "pacific" | "pacifictime" | "pst" | "pdt" | "pt" | "uspacific" | "pacificstandardtime" => Some("America/Los_Angeles"),
+        "eastern" | "easterntime" | "est" | "edt" | "et" | "useastern" | "easternstandardtime" => {
+            Some("America/New_York")
+        }
+        "central" | "centraltime" | "cst" | "cdt" | "ct" | "uscentral" | "centralstandardtime" => {
+            Some("America/Chicago")
+        }
+        "mountain"
+        | "mountaintime"
+        | "mst"
+        | "mdt"
+        | "mt"
+        | "usmountain"
+        | "mountainstandardtime" => Some("America/Denver"),
+        "pacific" | "pacifictime" | "pst" | "pdt" | "pt" | "uspacific" | "pacificstandardtime" => {
+            Some("America/Los_Angeles")
+        }
         "arizona" | "usarizona" => Some("America/Phoenix"),
         "alaska" | "akst" | "akdt" | "usalaska" => Some("America/Anchorage"),
         "hawaii" | "hst" | "ushawaii" => Some("Pacific/Honolulu"),
@@ -204,13 +245,20 @@ pub fn parse_explicit(cell: &str) -> Option<Tz> {
     let digits: String = num.chars().filter(|c| c.is_ascii_digit()).collect();
     let (h, m) = match digits.len() {
         1 | 2 => (digits.parse::<i32>().ok()?, 0),
-        3 | 4 => (digits[..digits.len() - 2].parse::<i32>().ok()?, digits[digits.len() - 2..].parse::<i32>().ok()?),
+        3 | 4 => (
+            digits[..digits.len() - 2].parse::<i32>().ok()?,
+            digits[digits.len() - 2..].parse::<i32>().ok()?,
+        ),
         _ => return None,
     };
     if m != 0 || h > 14 {
         return None;
     }
-    let name = if h == 0 { "Etc/GMT".to_owned() } else { format!("Etc/GMT{}{h}", if sign > 0 { '-' } else { '+' }) };
+    let name = if h == 0 {
+        "Etc/GMT".to_owned()
+    } else {
+        format!("Etc/GMT{}{h}", if sign > 0 { '-' } else { '+' })
+    };
     Tz::from_str(&name).ok()
 }
 
@@ -271,8 +319,15 @@ mod tests {
     #[test]
     fn postal_codes() {
         assert_eq!(postal_zones("60601").unwrap().1, &[Tz::America__Chicago]);
-        assert_eq!(postal_zones("79901-1234").unwrap().1, &[Tz::America__Denver]);
-        assert_eq!(postal_zones("2134").unwrap().1, &[Tz::America__New_York], "Excel-stripped 02134");
+        assert_eq!(
+            postal_zones("79901-1234").unwrap().1,
+            &[Tz::America__Denver]
+        );
+        assert_eq!(
+            postal_zones("2134").unwrap().1,
+            &[Tz::America__New_York],
+            "Excel-stripped 02134"
+        );
         assert_eq!(postal_zones("K1A 0B1").unwrap().1, &[Tz::America__Toronto]);
         assert_eq!(postal_zones("T2P1J9").unwrap().1, &[Tz::America__Edmonton]);
         assert!(postal_zones("SW1A 1AA").is_none());
@@ -281,7 +336,10 @@ mod tests {
 
     #[test]
     fn explicit_cells() {
-        assert_eq!(parse_explicit("America/Chicago"), Some(Tz::America__Chicago));
+        assert_eq!(
+            parse_explicit("America/Chicago"),
+            Some(Tz::America__Chicago)
+        );
         assert_eq!(parse_explicit("Eastern"), Some(Tz::America__New_York));
         assert_eq!(parse_explicit("PST"), Some(Tz::America__Los_Angeles));
         assert_eq!(parse_explicit("UTC-5"), Some(Tz::Etc__GMTPlus5));

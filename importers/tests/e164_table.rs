@@ -36,7 +36,7 @@ const TABLE: &[(&str, &str, &str, Option<&str>)] = &[
     ("US", "800-555-0199", "+18005550199", None), // toll-free is dialable
     ("US", "(888) 222-3333", "+18882223333", None),
     ("US", "+1 613 555 0123", "+16135550123", None), // Ottawa, Canada
-    ("US", "604-555-0199", "+16045550199", None), // Vancouver, Canada
+    ("US", "604-555-0199", "+16045550199", None),    // Vancouver, Canada
     ("US", "call me", "!contains_letters", None),
     ("US", "N/A", "!contains_letters", None),
     ("US", "312-555-01OO", "!contains_letters", None), // letter O typed for zero
@@ -51,8 +51,8 @@ const TABLE: &[(&str, &str, &str, Option<&str>)] = &[
     // UK: trunk prefix 0, IDD 00, 10-digit NSNs.
     ("GB", "020 7946 0958", "+442079460958", None), // London
     ("GB", "0161 496 0000", "+441614960000", None), // Manchester
-    ("GB", "07400 123456", "+447400123456", None), // mobile (074xx)
-    ("GB", "09098 790000", "!premium_rate", None), // 09 = premium rate
+    ("GB", "07400 123456", "+447400123456", None),  // mobile (074xx)
+    ("GB", "09098 790000", "!premium_rate", None),  // 09 = premium rate
     ("GB", "020 7946", "!too_short", None),
     ("GB", "001 312 555 0100", "+13125550100", None), // UK IDD then NANP
     // France: 0 + 9 digits; 06/07 mobile; 089x premium.
@@ -66,7 +66,7 @@ const TABLE: &[(&str, &str, &str, Option<&str>)] = &[
     ("US", "+49 30 12345678", "+493012345678", None),
     // Elsewhere.
     ("US", "+61 2 9876 5432", "+61298765432", None), // Sydney
-    ("AU", "0412 345 678", "+61412345678", None), // AU mobile
+    ("AU", "0412 345 678", "+61412345678", None),    // AU mobile
     ("US", "+81 3-1234-5678", "+81312345678", None), // Tokyo
     ("US", "+353 1 234 5678", "+35312345678", None), // Dublin
     ("US", "+52 55 1234 5678", "+525512345678", None), // Mexico City
@@ -81,7 +81,10 @@ fn hand_written_table_of_raw_numbers() {
         let got = match n.normalize(raw) {
             Ok(p) => {
                 if p.extension.as_deref() != ext {
-                    failures.push(format!("{region} {raw:?}: extension {:?}, expected {ext:?}", p.extension));
+                    failures.push(format!(
+                        "{region} {raw:?}: extension {:?}, expected {ext:?}",
+                        p.extension
+                    ));
                 }
                 assert_eq!(p.digits.to_string(), p.e164[1..], "digits and e164 agree");
                 p.e164
@@ -92,7 +95,13 @@ fn hand_written_table_of_raw_numbers() {
             failures.push(format!("{region} {raw:?}: got {got}, expected {expected}"));
         }
     }
-    assert!(failures.is_empty(), "{} of {} rows differ:\n{}", failures.len(), TABLE.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {} rows differ:\n{}",
+        failures.len(),
+        TABLE.len(),
+        failures.join("\n")
+    );
 }
 
 #[test]
@@ -101,9 +110,21 @@ fn regions_and_kinds() {
     let ca = n.normalize("613-555-0123").unwrap();
     assert_eq!(ca.region, Some("CA"));
     let us = n.normalize("312-555-0100").unwrap();
-    assert_eq!((us.region, us.kind.as_str()), (Some("US"), "fixed_line_or_mobile"));
-    assert_eq!(n.normalize("800-555-0199").unwrap().kind.as_str(), "toll_free");
-    let gb = Normalizer::new("GB").unwrap().normalize("07400 123456").unwrap();
-    assert_eq!((gb.region, gb.kind.as_str(), gb.country_code), (Some("GB"), "mobile", 44));
+    assert_eq!(
+        (us.region, us.kind.as_str()),
+        (Some("US"), "fixed_line_or_mobile")
+    );
+    assert_eq!(
+        n.normalize("800-555-0199").unwrap().kind.as_str(),
+        "toll_free"
+    );
+    let gb = Normalizer::new("GB")
+        .unwrap()
+        .normalize("07400 123456")
+        .unwrap();
+    assert_eq!(
+        (gb.region, gb.kind.as_str(), gb.country_code),
+        (Some("GB"), "mobile", 44)
+    );
     assert!(Normalizer::new("XX").is_err());
 }

@@ -7,20 +7,30 @@ use std::path::{Path, PathBuf};
 use foundation::Db;
 use foundation::clock::VirtualClock;
 use foundation::testing::TempPgDatabase;
-use importers::generate::{CsvStyle, CrmStyle, Expected, GenOptions, Generator, write_csv, write_dnc_file};
+use importers::generate::{
+    CrmStyle, CsvStyle, Expected, GenOptions, Generator, write_csv, write_dnc_file,
+};
 use importers::{DuplicatePolicy, ImportOptions, ImportReport, import_file};
 
 const NOW: i64 = 1_764_000_000_000; // 2025-11-24
 
 async fn sqlite(dir: &Path) -> Db {
-    let db = Db::connect(&format!("sqlite://{}/t.db", dir.display()), 4).await.unwrap();
+    let db = Db::connect(&format!("sqlite://{}/t.db", dir.display()), 4)
+        .await
+        .unwrap();
     db.migrate().await.unwrap();
     db
 }
 
 fn no_progress(_: &importers::Progress) {}
 
-fn gen_csv(dir: &Path, name: &str, opts: GenOptions, latin1: bool, style: CsvStyle) -> (PathBuf, Expected, Vec<u64>) {
+fn gen_csv(
+    dir: &Path,
+    name: &str,
+    opts: GenOptions,
+    latin1: bool,
+    style: CsvStyle,
+) -> (PathBuf, Expected, Vec<u64>) {
     let path = dir.join(name);
     let file = std::fs::File::create(&path).unwrap();
     let (e, dnc) = write_csv(Generator::new(opts, latin1), &style, file).unwrap();
@@ -28,7 +38,11 @@ fn gen_csv(dir: &Path, name: &str, opts: GenOptions, latin1: bool, style: CsvSty
 }
 
 fn map(pairs: &[(&str, u64)]) -> BTreeMap<String, u64> {
-    pairs.iter().filter(|(_, v)| *v > 0).map(|(k, v)| (k.to_string(), *v)).collect()
+    pairs
+        .iter()
+        .filter(|(_, v)| *v > 0)
+        .map(|(k, v)| (k.to_string(), *v))
+        .collect()
 }
 
 /// The report must match the generator's expectations exactly.
@@ -36,21 +50,40 @@ fn assert_matches(r: &ImportReport, e: &Expected, dnc_label: &str) {
     assert!(r.is_balanced(), "{r:#?}");
     assert_eq!(r.rows_read, e.rows, "rows");
     assert_eq!(r.accepted, e.accepted, "accepted");
-    assert_eq!(r.rejected_by_reason, e.rejected_by_reason, "rejected by reason");
+    assert_eq!(
+        r.rejected_by_reason, e.rejected_by_reason,
+        "rejected by reason"
+    );
     assert_eq!(r.duplicates, e.duplicates, "duplicates");
-    assert_eq!(r.duplicates_by_reason, map(&[("duplicate_in_file", e.duplicates)]));
+    assert_eq!(
+        r.duplicates_by_reason,
+        map(&[("duplicate_in_file", e.duplicates)])
+    );
     assert_eq!(r.dnc, e.dnc_rows, "dnc rows");
     assert_eq!(r.dnc_by_source, map(&[(dnc_label, e.dnc_rows)]));
-    assert_eq!(r.numbers.invalid_by_reason, e.invalid_numbers_by_reason, "invalid numbers");
+    assert_eq!(
+        r.numbers.invalid_by_reason, e.invalid_numbers_by_reason,
+        "invalid numbers"
+    );
     assert_eq!(r.numbers.dnc, e.dnc_numbers, "dnc numbers");
-    assert_eq!(r.numbers.with_extension, e.stored_with_extension, "extensions");
+    assert_eq!(
+        r.numbers.with_extension, e.stored_with_extension,
+        "extensions"
+    );
     assert_eq!(r.numbers.no_timezone, 0);
 }
 
 async fn count(db: &Db, sql: &str, job: Option<&str>) -> i64 {
     match job {
-        Some(j) => sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_owned())).bind(j).fetch_one(db.pool()).await.unwrap(),
-        None => sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_owned())).fetch_one(db.pool()).await.unwrap(),
+        Some(j) => sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_owned()))
+            .bind(j)
+            .fetch_one(db.pool())
+            .await
+            .unwrap(),
+        None => sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_owned()))
+            .fetch_one(db.pool())
+            .await
+            .unwrap(),
     }
 }
 
@@ -64,10 +97,28 @@ async fn messy_csv_round(db: &Db, dir: &Path, postgres_url: Option<&str>) {
     opts.blank_row_share = 0.005;
     opts.uk_share = 0.01;
     opts.accented_share = 0.1;
-    let (path, e, dnc_numbers) = gen_csv(dir, "salesforce.csv", opts, true, CsvStyle { delimiter: b',', bom: true });
+    let (path, e, dnc_numbers) = gen_csv(
+        dir,
+        "salesforce.csv",
+        opts,
+        true,
+        CsvStyle {
+            delimiter: b',',
+            bom: true,
+        },
+    );
     let dnc_path = dir.join("dnc.txt");
-    write_dnc_file(&dnc_numbers, 1000, 1, std::fs::File::create(&dnc_path).unwrap()).unwrap();
-    assert!(e.windows_1252_rows > 100 && e.duplicates > 50 && e.dnc_rows > 20, "{e:?}");
+    write_dnc_file(
+        &dnc_numbers,
+        1000,
+        1,
+        std::fs::File::create(&dnc_path).unwrap(),
+    )
+    .unwrap();
+    assert!(
+        e.windows_1252_rows > 100 && e.duplicates > 50 && e.dnc_rows > 20,
+        "{e:?}"
+    );
 
     let mut o = ImportOptions::new("spring");
     o.region = Some("US".into());
@@ -82,7 +133,10 @@ async fn messy_csv_round(db: &Db, dir: &Path, postgres_url: Option<&str>) {
     .await
     .unwrap();
     assert_matches(&r, &e, "file:dnc.txt");
-    assert!(progress_calls.into_inner() >= 5, "one progress call per batch");
+    assert!(
+        progress_calls.into_inner() >= 5,
+        "one progress call per batch"
+    );
     assert_eq!(r.inserted, e.accepted);
     assert_eq!(r.windows_1252_rows, e.windows_1252_rows);
     assert_eq!(r.format.as_ref().unwrap().encoding, "utf-8-bom");
@@ -92,14 +146,26 @@ async fn messy_csv_round(db: &Db, dir: &Path, postgres_url: Option<&str>) {
 
     // The database agrees with the report.
     let list_id = r.list_id;
-    assert_eq!(importers::store::lead_count(db, list_id).await.unwrap(), e.accepted as i64);
+    assert_eq!(
+        importers::store::lead_count(db, list_id).await.unwrap(),
+        e.accepted as i64
+    );
     let phones = count(db, "SELECT COUNT(*) FROM lead_phones", None).await;
     assert_eq!(phones, r.numbers.stored as i64);
     let orphan_leads = count(db, "SELECT COUNT(*) FROM leads l WHERE NOT EXISTS (SELECT 1 FROM lead_phones p WHERE p.lead_id = l.id)", None).await;
     assert_eq!(orphan_leads, 0, "every lead has its numbers");
-    let dnc_phones = count(db, "SELECT COUNT(*) FROM lead_phones WHERE dnc = 1 AND dialable = 0", None).await;
+    let dnc_phones = count(
+        db,
+        "SELECT COUNT(*) FROM lead_phones WHERE dnc = 1 AND dialable = 0",
+        None,
+    )
+    .await;
     assert!(dnc_phones > 0);
-    assert_eq!(dnc_phones as u64, r.numbers.stored - r.numbers.dialable, "partial-DNC numbers are stored, not dialable");
+    assert_eq!(
+        dnc_phones as u64,
+        r.numbers.stored - r.numbers.dialable,
+        "partial-DNC numbers are stored, not dialable"
+    );
     let outcomes = count(
         db,
         "SELECT COUNT(*) FROM import_row_outcomes o JOIN import_jobs j ON j.id = o.job_id WHERE j.public_id = $1",
@@ -110,32 +176,66 @@ async fn messy_csv_round(db: &Db, dir: &Path, postgres_url: Option<&str>) {
     // An accented name written as Windows-1252 arrives as UTF-8.
     let accented = count(db, "SELECT COUNT(*) FROM leads WHERE first_name IN ('José','Zoë','Françoise','Jürgen','Renée','Søren','Inés','André','Björn','Chloé')", None).await;
     assert!(accented > 0);
-    let consent = count(db, "SELECT COUNT(*) FROM leads WHERE consent_type = 'pewc' AND consent_at > 1735689600000", None).await;
+    let consent = count(
+        db,
+        "SELECT COUNT(*) FROM leads WHERE consent_type = 'pewc' AND consent_at > 1735689600000",
+        None,
+    )
+    .await;
     assert!(consent > 0, "consent type and date mapped");
 
     // Rejected rows download as CSV with a reason column.
     let mut csv_out = Vec::new();
-    let n = importers::write_outcomes_csv(db, &r.job_id, Some("rejected"), &mut csv_out).await.unwrap();
+    let n = importers::write_outcomes_csv(db, &r.job_id, Some("rejected"), &mut csv_out)
+        .await
+        .unwrap();
     assert_eq!(n, r.rejected);
     let text = String::from_utf8(csv_out).unwrap();
-    assert!(text.starts_with("source_row,outcome,reason,Contact ID,First Name"), "{}", &text[..80]);
-    assert_eq!(csv::Reader::from_reader(text.as_bytes()).records().count() as u64, r.rejected);
+    assert!(
+        text.starts_with("source_row,outcome,reason,Contact ID,First Name"),
+        "{}",
+        &text[..80]
+    );
+    assert_eq!(
+        csv::Reader::from_reader(text.as_bytes()).records().count() as u64,
+        r.rejected
+    );
 
     // The same file again: nothing new.
-    let again = import_file(db, &clock, &path, &o, &no_progress).await.unwrap();
+    let again = import_file(db, &clock, &path, &o, &no_progress)
+        .await
+        .unwrap();
     assert!(again.is_balanced());
-    assert_eq!((again.accepted, again.rejected, again.dnc), (0, r.rejected, r.dnc));
+    assert_eq!(
+        (again.accepted, again.rejected, again.dnc),
+        (0, r.rejected, r.dnc)
+    );
     assert_eq!(again.duplicates, e.accepted + e.duplicates);
     assert_eq!(again.duplicates_by_reason["duplicate_in_list"], e.accepted);
-    assert_eq!(importers::store::lead_count(db, list_id).await.unwrap(), e.accepted as i64);
+    assert_eq!(
+        importers::store::lead_count(db, list_id).await.unwrap(),
+        e.accepted as i64
+    );
 
     // Update policy: every existing lead is refreshed, none added.
     o.duplicate_policy = DuplicatePolicy::Update;
-    let upd = import_file(db, &clock, &path, &o, &no_progress).await.unwrap();
+    let upd = import_file(db, &clock, &path, &o, &no_progress)
+        .await
+        .unwrap();
     assert!(upd.is_balanced());
-    assert_eq!((upd.inserted, upd.updated, upd.duplicates), (0, e.accepted, e.duplicates));
-    assert_eq!(importers::store::lead_count(db, list_id).await.unwrap(), e.accepted as i64);
-    assert_eq!(count(db, "SELECT COUNT(*) FROM lead_phones", None).await, phones, "numbers replaced, not added");
+    assert_eq!(
+        (upd.inserted, upd.updated, upd.duplicates),
+        (0, e.accepted, e.duplicates)
+    );
+    assert_eq!(
+        importers::store::lead_count(db, list_id).await.unwrap(),
+        e.accepted as i64
+    );
+    assert_eq!(
+        count(db, "SELECT COUNT(*) FROM lead_phones", None).await,
+        phones,
+        "numbers replaced, not added"
+    );
 }
 
 #[tokio::test]
@@ -147,7 +247,9 @@ async fn messy_csv_sqlite() {
 
 #[tokio::test]
 async fn messy_csv_postgres() {
-    let Some(pg) = TempPgDatabase::create().await else { return };
+    let Some(pg) = TempPgDatabase::create().await else {
+        return;
+    };
     let dir = tempfile::tempdir().unwrap();
     let db = Db::connect(&pg.url, 4).await.unwrap();
     db.migrate().await.unwrap();
@@ -157,7 +259,9 @@ async fn messy_csv_postgres() {
 
 #[tokio::test]
 async fn messy_csv_postgres_copy() {
-    let Some(pg) = TempPgDatabase::create().await else { return };
+    let Some(pg) = TempPgDatabase::create().await else {
+        return;
+    };
     let dir = tempfile::tempdir().unwrap();
     let db = Db::connect(&pg.url, 4).await.unwrap();
     db.migrate().await.unwrap();
@@ -179,10 +283,22 @@ async fn every_crm_style_delimiter_and_gzip() {
     for (i, (style, delim, bom, gzip, name)) in cases.into_iter().enumerate() {
         let mut opts = GenOptions::new(800, 100 + i as u64);
         opts.style = style;
-        let (mut path, e, dnc) = gen_csv(dir.path(), name, opts, !gzip, CsvStyle { delimiter: delim, bom });
+        let (mut path, e, dnc) = gen_csv(
+            dir.path(),
+            name,
+            opts,
+            !gzip,
+            CsvStyle {
+                delimiter: delim,
+                bom,
+            },
+        );
         if gzip {
             let gz = dir.path().join(format!("{name}.gz"));
-            let mut enc = flate2::write::GzEncoder::new(std::fs::File::create(&gz).unwrap(), flate2::Compression::fast());
+            let mut enc = flate2::write::GzEncoder::new(
+                std::fs::File::create(&gz).unwrap(),
+                flate2::Compression::fast(),
+            );
             std::io::copy(&mut std::fs::File::open(&path).unwrap(), &mut enc).unwrap();
             enc.finish().unwrap();
             path = gz;
@@ -191,7 +307,9 @@ async fn every_crm_style_delimiter_and_gzip() {
         write_dnc_file(&dnc, 50, 2, std::fs::File::create(&dnc_path).unwrap()).unwrap();
         let mut o = ImportOptions::new(&format!("list-{i}"));
         o.dnc_files.push(dnc_path);
-        let r = import_file(&db, &clock, &path, &o, &no_progress).await.unwrap();
+        let r = import_file(&db, &clock, &path, &o, &no_progress)
+            .await
+            .unwrap();
         assert_matches(&r, &e, &format!("file:dnc{i}.txt"));
         let f = r.format.unwrap();
         assert_eq!(f.delimiter, (delim as char).to_string(), "{name}");
@@ -229,7 +347,12 @@ async fn xlsx_with_numbers_and_dates_stored_as_such() {
                     numbers += 1;
                 }
                 Cell::Date(d) => {
-                    let dt = rust_xlsxwriter::ExcelDateTime::from_ymd(d.year_ce().1 as u16, d.month0() as u8 + 1, d.day0() as u8 + 1).unwrap();
+                    let dt = rust_xlsxwriter::ExcelDateTime::from_ymd(
+                        d.year_ce().1 as u16,
+                        d.month0() as u8 + 1,
+                        d.day0() as u8 + 1,
+                    )
+                    .unwrap();
                     ws.write_datetime_with_format(r, c, &dt, &date_fmt).unwrap();
                     dates += 1;
                 }
@@ -240,21 +363,38 @@ async fn xlsx_with_numbers_and_dates_stored_as_such() {
     use chrono::Datelike;
     let path = dir.path().join("hubspot.xlsx");
     wb.save(&path).unwrap();
-    assert!(numbers > 100 && dates > 100, "the file really holds numbers and dates");
+    assert!(
+        numbers > 100 && dates > 100,
+        "the file really holds numbers and dates"
+    );
     let dnc_path = dir.path().join("dnc.txt");
-    write_dnc_file(&g.dnc_numbers, 10, 3, std::fs::File::create(&dnc_path).unwrap()).unwrap();
+    write_dnc_file(
+        &g.dnc_numbers,
+        10,
+        3,
+        std::fs::File::create(&dnc_path).unwrap(),
+    )
+    .unwrap();
     let mut o = ImportOptions::new("xlsx");
     o.dnc_files.push(dnc_path);
-    let r = import_file(&db, &clock, &path, &o, &no_progress).await.unwrap();
+    let r = import_file(&db, &clock, &path, &o, &no_progress)
+        .await
+        .unwrap();
     assert_matches(&r, &g.expected, "file:dnc.txt");
     assert_eq!(r.format.unwrap().container, "xlsx");
     // HubSpot record ids stored as numbers come back without ".0"; dates as ISO dates.
-    let crm: Vec<String> = sqlx::query_scalar("SELECT crm_id FROM leads WHERE crm_id IS NOT NULL ORDER BY id LIMIT 3")
-        .fetch_all(db.pool())
-        .await
-        .unwrap();
+    let crm: Vec<String> =
+        sqlx::query_scalar("SELECT crm_id FROM leads WHERE crm_id IS NOT NULL ORDER BY id LIMIT 3")
+            .fetch_all(db.pool())
+            .await
+            .unwrap();
     assert!(crm.iter().all(|c| c.parse::<u64>().is_ok()), "{crm:?}");
-    let consent = count(&db, "SELECT COUNT(*) FROM leads WHERE consent_at IS NOT NULL", None).await;
+    let consent = count(
+        &db,
+        "SELECT COUNT(*) FROM leads WHERE consent_at IS NOT NULL",
+        None,
+    )
+    .await;
     assert!(consent > 0);
 }
 
@@ -264,7 +404,12 @@ fn zones(json: &str) -> Vec<(String, Vec<String>)> {
         .map(|c| {
             (
                 c["tz"].as_str().unwrap().to_owned(),
-                c["sources"].as_array().unwrap().iter().map(|s| s.as_str().unwrap().to_owned()).collect(),
+                c["sources"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|s| s.as_str().unwrap().to_owned())
+                    .collect(),
             )
         })
         .collect()
@@ -283,7 +428,9 @@ async fn tz_of(db: &Db, crm: &str) -> (Vec<(String, Vec<String>)>, i64, i64) {
 }
 
 fn s(v: &[(&str, &[&str])]) -> Vec<(String, Vec<String>)> {
-    v.iter().map(|(t, src)| (t.to_string(), src.iter().map(|x| x.to_string()).collect())).collect()
+    v.iter()
+        .map(|(t, src)| (t.to_string(), src.iter().map(|x| x.to_string()).collect()))
+        .collect()
 }
 
 #[tokio::test]
@@ -306,42 +453,104 @@ async fn time_zones_by_postal_code_area_code_explicit_and_country() {
     let path = dir.path().join("tz.csv");
     std::fs::write(&path, csv).unwrap();
     let mapping_path = dir.path().join("map.toml");
-    std::fs::write(&mapping_path, "crm_id = \"Id\"\nphones = [\"Work\"]\ntimezone = \"TZ\"\npostal_code = \"Zip\"\n").unwrap();
+    std::fs::write(
+        &mapping_path,
+        "crm_id = \"Id\"\nphones = [\"Work\"]\ntimezone = \"TZ\"\npostal_code = \"Zip\"\n",
+    )
+    .unwrap();
     let mut o = ImportOptions::new("tz");
     o.mapping = Some(importers::MappingSpec::load(&mapping_path).unwrap());
-    let r = import_file(&db, &clock, &path, &o, &no_progress).await.unwrap();
-    assert!(r.is_balanced());
-    assert_eq!((r.rows_read, r.accepted, r.rejected), (11, 10, 1));
-    assert_eq!(r.rejected_by_reason, map(&[("no_timezone", 1)]), "Greenland has no candidate zone");
-    assert_eq!(r.numbers.no_timezone, 1);
-
-    assert_eq!(tz_of(&db, "a1").await, (s(&[("America/Chicago", &["postal_code", "area_code"])]), 0, 1));
-    assert_eq!(tz_of(&db, "a2").await, (s(&[("America/New_York", &["area_code"])]), 0, 1));
-    assert_eq!(
-        tz_of(&db, "a3").await,
-        (s(&[("America/Denver", &["explicit"]), ("America/Chicago", &["area_code"])]), 1, 1),
-        "disagreeing sources are all kept and flagged"
-    );
-    assert_eq!(tz_of(&db, "a4").await, (s(&[("America/Chicago", &["explicit", "area_code"])]), 0, 1));
-    assert_eq!(tz_of(&db, "a5").await, (s(&[("America/Denver", &["postal_code"])]), 0, 1));
-    let (a6, amb6, _) = tz_of(&db, "a6").await;
-    assert_eq!(a6.len(), 7, "a US number known only by its country gets every US zone");
-    assert!(a6.iter().all(|(_, src)| src == &["country"]) && amb6 == 1);
-    assert_eq!(tz_of(&db, "a7").await, (s(&[("Europe/London", &["country"])]), 0, 1));
-    assert_eq!(
-        tz_of(&db, "a8").await,
-        (s(&[("America/Chicago", &["area_code"]), ("America/Denver", &["area_code"])]), 1, 1),
-        "an area code spanning zones keeps both"
-    );
-    assert_eq!(tz_of(&db, "a10").await, (s(&[("America/Toronto", &["postal_code", "area_code"])]), 0, 1));
-    assert_eq!(
-        tz_of(&db, "a11").await,
-        (s(&[("America/New_York", &["postal_code"]), ("America/Los_Angeles", &["area_code"])]), 1, 1)
-    );
-    let outcome: String = sqlx::query_scalar("SELECT reason FROM import_row_outcomes WHERE source_row = 9")
-        .fetch_one(db.pool())
+    let r = import_file(&db, &clock, &path, &o, &no_progress)
         .await
         .unwrap();
+    assert!(r.is_balanced());
+    assert_eq!((r.rows_read, r.accepted, r.rejected), (11, 10, 1));
+    assert_eq!(
+        r.rejected_by_reason,
+        map(&[("no_timezone", 1)]),
+        "Greenland has no candidate zone"
+    );
+    assert_eq!(r.numbers.no_timezone, 1);
+
+    assert_eq!(
+        tz_of(&db, "a1").await,
+        (
+            s(&[("America/Chicago", &["postal_code", "area_code"])]),
+            0,
+            1
+        )
+    );
+    assert_eq!(
+        tz_of(&db, "a2").await,
+        (s(&[("America/New_York", &["area_code"])]), 0, 1)
+    );
+    assert_eq!(
+        tz_of(&db, "a3").await,
+        (
+            s(&[
+                ("America/Denver", &["explicit"]),
+                ("America/Chicago", &["area_code"])
+            ]),
+            1,
+            1
+        ),
+        "disagreeing sources are all kept and flagged"
+    );
+    assert_eq!(
+        tz_of(&db, "a4").await,
+        (s(&[("America/Chicago", &["explicit", "area_code"])]), 0, 1)
+    );
+    assert_eq!(
+        tz_of(&db, "a5").await,
+        (s(&[("America/Denver", &["postal_code"])]), 0, 1)
+    );
+    let (a6, amb6, _) = tz_of(&db, "a6").await;
+    assert_eq!(
+        a6.len(),
+        7,
+        "a US number known only by its country gets every US zone"
+    );
+    assert!(a6.iter().all(|(_, src)| src == &["country"]) && amb6 == 1);
+    assert_eq!(
+        tz_of(&db, "a7").await,
+        (s(&[("Europe/London", &["country"])]), 0, 1)
+    );
+    assert_eq!(
+        tz_of(&db, "a8").await,
+        (
+            s(&[
+                ("America/Chicago", &["area_code"]),
+                ("America/Denver", &["area_code"])
+            ]),
+            1,
+            1
+        ),
+        "an area code spanning zones keeps both"
+    );
+    assert_eq!(
+        tz_of(&db, "a10").await,
+        (
+            s(&[("America/Toronto", &["postal_code", "area_code"])]),
+            0,
+            1
+        )
+    );
+    assert_eq!(
+        tz_of(&db, "a11").await,
+        (
+            s(&[
+                ("America/New_York", &["postal_code"]),
+                ("America/Los_Angeles", &["area_code"])
+            ]),
+            1,
+            1
+        )
+    );
+    let outcome: String =
+        sqlx::query_scalar("SELECT reason FROM import_row_outcomes WHERE source_row = 9")
+            .fetch_one(db.pool())
+            .await
+            .unwrap();
     assert_eq!(outcome, "no_timezone");
 }
 
@@ -350,10 +559,26 @@ async fn internal_dnc_and_crm_flag() {
     let dir = tempfile::tempdir().unwrap();
     let db = sqlite(dir.path()).await;
     let clock = VirtualClock::at_ms(NOW);
-    let e = importers::dnc::add_internal(&db, &clock, "(312) 555-0100", "US", "asked", "agent", Some("alice")).await.unwrap();
+    let e = importers::dnc::add_internal(
+        &db,
+        &clock,
+        "(312) 555-0100",
+        "US",
+        "asked",
+        "agent",
+        Some("alice"),
+    )
+    .await
+    .unwrap();
     assert_eq!(e, "+13125550100");
-    importers::dnc::add_internal(&db, &clock, "312.555.0100", "US", "again", "agent", None).await.unwrap();
-    assert_eq!(count(&db, "SELECT COUNT(*) FROM dnc_entries", None).await, 1, "adding twice is a no-op");
+    importers::dnc::add_internal(&db, &clock, "312.555.0100", "US", "again", "agent", None)
+        .await
+        .unwrap();
+    assert_eq!(
+        count(&db, "SELECT COUNT(*) FROM dnc_entries", None).await,
+        1,
+        "adding twice is a no-op"
+    );
     let csv = "Contact ID,Phone,Mobile,Do Not Call\n\
         1,312-555-0100,,\n\
         2,312-555-0100,212-555-0123,\n\
@@ -361,12 +586,21 @@ async fn internal_dnc_and_crm_flag() {
         4,415-555-0101,,no\n";
     let path = dir.path().join("dnc.csv");
     std::fs::write(&path, csv).unwrap();
-    let r = import_file(&db, &clock, &path, &ImportOptions::new("d"), &no_progress).await.unwrap();
+    let r = import_file(&db, &clock, &path, &ImportOptions::new("d"), &no_progress)
+        .await
+        .unwrap();
     assert!(r.is_balanced());
     assert_eq!((r.accepted, r.dnc), (2, 2));
-    assert_eq!(r.dnc_by_source, map(&[("internal", 1), ("crm_do_not_call", 1)]));
+    assert_eq!(
+        r.dnc_by_source,
+        map(&[("internal", 1), ("crm_do_not_call", 1)])
+    );
     assert_eq!(r.numbers.dnc_by_source, map(&[("internal", 2)]));
-    assert!(importers::dnc::remove_internal(&db, "+13125550100").await.unwrap());
+    assert!(
+        importers::dnc::remove_internal(&db, "+13125550100")
+            .await
+            .unwrap()
+    );
 }
 
 #[tokio::test]
@@ -377,9 +611,21 @@ async fn failure_mid_import_leaves_a_resumable_prefix() {
     let mut gen_opts = GenOptions::new(4000, 5);
     gen_opts.dnc_share = 0.0;
     gen_opts.partial_dnc_share = 0.0;
-    let (csv_path, e, _) = gen_csv(dir.path(), "full.csv", gen_opts, false, CsvStyle { delimiter: b',', bom: false });
+    let (csv_path, e, _) = gen_csv(
+        dir.path(),
+        "full.csv",
+        gen_opts,
+        false,
+        CsvStyle {
+            delimiter: b',',
+            bom: false,
+        },
+    );
     let gz_full = dir.path().join("full.csv.gz");
-    let mut enc = flate2::write::GzEncoder::new(std::fs::File::create(&gz_full).unwrap(), flate2::Compression::default());
+    let mut enc = flate2::write::GzEncoder::new(
+        std::fs::File::create(&gz_full).unwrap(),
+        flate2::Compression::default(),
+    );
     std::io::copy(&mut std::fs::File::open(&csv_path).unwrap(), &mut enc).unwrap();
     enc.finish().unwrap();
     // A copy cut in the middle: the gzip stream ends early, an I/O error mid-file.
@@ -389,35 +635,58 @@ async fn failure_mid_import_leaves_a_resumable_prefix() {
 
     let mut o = ImportOptions::new("resume");
     o.batch_rows = 300;
-    let err = import_file(&db, &clock, &cut, &o, &no_progress).await.unwrap_err();
+    let err = import_file(&db, &clock, &cut, &o, &no_progress)
+        .await
+        .unwrap_err();
     let msg = format!("{err:#}");
     assert!(msg.contains("resume it with resume_job"), "{msg}");
-    let job_id = msg.split_whitespace().skip_while(|w| *w != "job").nth(1).unwrap().to_owned();
+    let job_id = msg
+        .split_whitespace()
+        .skip_while(|w| *w != "job")
+        .nth(1)
+        .unwrap()
+        .to_owned();
     let job = importers::store::job(&db, &job_id).await.unwrap().unwrap();
     assert_eq!(job.state, "failed");
-    assert!(job.rows_committed >= 300 && job.rows_committed < 4000, "{}", job.rows_committed);
+    assert!(
+        job.rows_committed >= 300 && job.rows_committed < 4000,
+        "{}",
+        job.rows_committed
+    );
     // The committed prefix is consistent: its report matches the database.
     assert!(job.report.is_balanced());
     assert_eq!(job.report.rows_read, job.rows_committed);
     let list_id = job.list_id;
-    assert_eq!(importers::store::lead_count(&db, list_id).await.unwrap() as u64, job.report.accepted);
+    assert_eq!(
+        importers::store::lead_count(&db, list_id).await.unwrap() as u64,
+        job.report.accepted
+    );
     let orphan = count(&db, "SELECT COUNT(*) FROM leads l WHERE NOT EXISTS (SELECT 1 FROM lead_phones p WHERE p.lead_id = l.id)", None).await;
     assert_eq!(orphan, 0);
 
     // Resume with the whole file: the final report equals the generator's expectations.
     o.resume_job = Some(job_id.clone());
-    let r = import_file(&db, &clock, &gz_full, &o, &no_progress).await.unwrap();
+    let r = import_file(&db, &clock, &gz_full, &o, &no_progress)
+        .await
+        .unwrap();
     assert_matches(&r, &e, "none");
     assert_eq!(r.resumed_after_row, job.rows_committed);
     assert_eq!(r.job_id, job_id);
-    assert_eq!(importers::store::lead_count(&db, list_id).await.unwrap() as u64, e.accepted);
+    assert_eq!(
+        importers::store::lead_count(&db, list_id).await.unwrap() as u64,
+        e.accepted
+    );
     let rerun = importers::job_report(&db, &job_id).await.unwrap().unwrap();
     assert_eq!(rerun.state, "completed");
 }
 
 /// The HTTP handler runs imports in `tokio::spawn`: the future must be `Send`.
 #[allow(dead_code)]
-fn import_future_is_send(db: Db, clock: std::sync::Arc<dyn foundation::Clock>, opts: ImportOptions) {
+fn import_future_is_send(
+    db: Db,
+    clock: std::sync::Arc<dyn foundation::Clock>,
+    opts: ImportOptions,
+) {
     fn send<T: Send>(_: T) {}
     send(async move {
         let path = std::path::PathBuf::from("x.csv");

@@ -749,8 +749,14 @@ fn a_refused_agent_leaves_the_acd_as_it_was() {
         agents: vec![agent("ann", "p", &[])],
     })
     .unwrap();
-    assert!(acd.add_agent(&agent("ann", "p", &[])).is_err(), "ann is in already");
-    assert!(acd.add_agent(&agent("bob", "p", &[("sales", 9)])).is_err(), "proficiency 9 is out of 1..=5");
+    assert!(
+        acd.add_agent(&agent("ann", "p", &[])).is_err(),
+        "ann is in already"
+    );
+    assert!(
+        acd.add_agent(&agent("bob", "p", &[("sales", 9)])).is_err(),
+        "proficiency 9 is out of 1..=5"
+    );
     assert_eq!(acd.agent_state("ann"), Some(AgentState::Offline));
     assert_eq!(acd.agent_state("bob"), None);
     acd.add_agent(&agent("bob", "p", &[("sales", 3)])).unwrap();

@@ -38,7 +38,9 @@ async fn exercise(db: &Db) {
         },
         1_000,
     );
-    store::save_contact_on(db, Some("node-b"), &theirs, None).await.unwrap();
+    store::save_contact_on(db, Some("node-b"), &theirs, None)
+        .await
+        .unwrap();
     // A record that cannot be read is still closed.
     let mut tx = db.begin_write().await.unwrap();
     sqlx::query("INSERT INTO inbound_contacts (contact_id, started_at, record) VALUES ('c-bad', 1000, 'not json')").execute(tx.conn()).await.unwrap();
@@ -73,8 +75,19 @@ async fn exercise(db: &Db) {
         0,
         "nothing of this node is left open"
     );
-    assert_eq!(store::load_contact(db, "c-theirs").await.unwrap().ended_at_ms, None, "node-b's contact is still live");
-    assert_eq!(close_interrupted(db, 7_000, "node-b").await.unwrap(), 1, "node-b's own restart closes it");
+    assert_eq!(
+        store::load_contact(db, "c-theirs")
+            .await
+            .unwrap()
+            .ended_at_ms,
+        None,
+        "node-b's contact is still live"
+    );
+    assert_eq!(
+        close_interrupted(db, 7_000, "node-b").await.unwrap(),
+        1,
+        "node-b's own restart closes it"
+    );
 }
 
 #[tokio::test]

@@ -38,7 +38,10 @@ fn rss_kb() -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .unwrap_or_default()
         .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:").map(|v| v.trim().trim_end_matches(" kB").trim().parse().unwrap_or(0)))
+        .find_map(|l| {
+            l.strip_prefix("VmRSS:")
+                .map(|v| v.trim().trim_end_matches(" kB").trim().parse().unwrap_or(0))
+        })
         .unwrap_or(0)
 }
 
@@ -47,7 +50,8 @@ fn cpu_s() -> f64 {
     let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
     let after = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
     let f: Vec<&str> = after.split_whitespace().collect();
-    let ticks: f64 = f.get(11).and_then(|v| v.parse().ok()).unwrap_or(0.0) + f.get(12).and_then(|v| v.parse().ok()).unwrap_or(0.0);
+    let ticks: f64 = f.get(11).and_then(|v| v.parse().ok()).unwrap_or(0.0)
+        + f.get(12).and_then(|v| v.parse().ok()).unwrap_or(0.0);
     ticks / 100.0
 }
 
@@ -56,16 +60,27 @@ fn children_cpu_s() -> f64 {
     let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
     let after = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
     let f: Vec<&str> = after.split_whitespace().collect();
-    let ticks: f64 = f.get(13).and_then(|v| v.parse().ok()).unwrap_or(0.0) + f.get(14).and_then(|v| v.parse().ok()).unwrap_or(0.0);
+    let ticks: f64 = f.get(13).and_then(|v| v.parse().ok()).unwrap_or(0.0)
+        + f.get(14).and_then(|v| v.parse().ok()).unwrap_or(0.0);
     ticks / 100.0
 }
 
 /// The kernel's UDP receive-buffer drops (all sockets on the machine).
 fn udp_rcvbuf_errors() -> u64 {
     let s = std::fs::read_to_string("/proc/net/snmp").unwrap_or_default();
-    let rows: Vec<Vec<&str>> = s.lines().filter(|l| l.starts_with("Udp:")).map(|l| l.split_whitespace().collect()).collect();
-    let (Some(h), Some(v)) = (rows.first(), rows.get(1)) else { return 0 };
-    h.iter().position(|c| *c == "RcvbufErrors").and_then(|i| v.get(i)).and_then(|x| x.parse().ok()).unwrap_or(0)
+    let rows: Vec<Vec<&str>> = s
+        .lines()
+        .filter(|l| l.starts_with("Udp:"))
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    let (Some(h), Some(v)) = (rows.first(), rows.get(1)) else {
+        return 0;
+    };
+    h.iter()
+        .position(|c| *c == "RcvbufErrors")
+        .and_then(|i| v.get(i))
+        .and_then(|x| x.parse().ok())
+        .unwrap_or(0)
 }
 
 /// Per-socket receive drops from /proc/net/udp: (on `port`, on ports in `range`).
@@ -74,7 +89,13 @@ fn socket_drops(port: u16, range: (u16, u16)) -> (u64, u64) {
     let (mut one, mut ours) = (0, 0);
     for l in s.lines().skip(1) {
         let f: Vec<&str> = l.split_whitespace().collect();
-        let Some(p) = f.get(1).and_then(|a| a.rsplit_once(':')).and_then(|(_, p)| u16::from_str_radix(p, 16).ok()) else { continue };
+        let Some(p) = f
+            .get(1)
+            .and_then(|a| a.rsplit_once(':'))
+            .and_then(|(_, p)| u16::from_str_radix(p, 16).ok())
+        else {
+            continue;
+        };
         let drops: u64 = f.last().and_then(|d| d.parse().ok()).unwrap_or(0);
         if p == port {
             one += drops;
@@ -88,20 +109,34 @@ fn socket_drops(port: u16, range: (u16, u16)) -> (u64, u64) {
 /// Busy share of the whole machine (all processes) between two /proc/stat samples.
 fn machine_busy() -> (u64, u64) {
     let s = std::fs::read_to_string("/proc/stat").unwrap_or_default();
-    let v: Vec<u64> = s.lines().next().unwrap_or("").split_whitespace().skip(1).filter_map(|x| x.parse().ok()).collect();
+    let v: Vec<u64> = s
+        .lines()
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|x| x.parse().ok())
+        .collect();
     let idle = v.get(3).copied().unwrap_or(0) + v.get(4).copied().unwrap_or(0);
     (v.iter().sum::<u64>() - idle, v.iter().sum())
 }
 
 fn loadavg() -> String {
-    std::fs::read_to_string("/proc/loadavg").unwrap_or_default().split_whitespace().take(3).collect::<Vec<_>>().join(" ")
+    std::fs::read_to_string("/proc/loadavg")
+        .unwrap_or_default()
+        .split_whitespace()
+        .take(3)
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 fn free_port() -> u16 {
     loop {
         let u = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
         let p = u.local_addr().unwrap().port();
-        if std::net::TcpListener::bind(("127.0.0.1", p)).is_ok() && std::net::UdpSocket::bind(("127.0.0.1", p + 2)).is_ok() {
+        if std::net::TcpListener::bind(("127.0.0.1", p)).is_ok()
+            && std::net::UdpSocket::bind(("127.0.0.1", p + 2)).is_ok()
+        {
             return p;
         }
     }
@@ -111,7 +146,14 @@ fn free_port() -> u16 {
 /// In relay mode, the answered call waiting for a partner.
 type Pairing = Arc<std::sync::Mutex<Option<telephony::control::CallControl>>>;
 
-async fn serve(mut call: Call, prompt: Prompt, probe_at: Duration, acc: Arc<Acc>, calls: Calls, pairing: Option<Pairing>) {
+async fn serve(
+    mut call: Call,
+    prompt: Prompt,
+    probe_at: Duration,
+    acc: Arc<Acc>,
+    calls: Calls,
+    pairing: Option<Pairing>,
+) {
     let ctl = call.control().clone();
     let mut probe: Option<tokio::time::Instant> = None;
     loop {
@@ -124,10 +166,12 @@ async fn serve(mut call: Call, prompt: Prompt, probe_at: Duration, acc: Arc<Acc>
                         acc.probed.fetch_add(1, Ordering::Relaxed);
                         acc.sent.fetch_add(s.sent, Ordering::Relaxed);
                         acc.received.fetch_add(s.receiver.audio, Ordering::Relaxed);
-                        acc.rejected.fetch_add(s.receiver.rejected_sequence, Ordering::Relaxed);
+                        acc.rejected
+                            .fetch_add(s.receiver.rejected_sequence, Ordering::Relaxed);
                         acc.late.fetch_add(s.jitter.late, Ordering::Relaxed);
                         acc.lost.fetch_add(s.jitter.lost, Ordering::Relaxed);
-                        acc.relay_dropped.fetch_add(s.relay_dropped, Ordering::Relaxed);
+                        acc.relay_dropped
+                            .fetch_add(s.relay_dropped, Ordering::Relaxed);
                     }
                     continue;
                 }
@@ -147,7 +191,9 @@ async fn serve(mut call: Call, prompt: Prompt, probe_at: Duration, acc: Arc<Acc>
                         let waiting = slot.lock().unwrap().take();
                         match waiting {
                             Some(peer) => {
-                                let _ = peer.bridge(&ctl, telephony::control::OnPeerHangup::Stay).await;
+                                let _ = peer
+                                    .bridge(&ctl, telephony::control::OnPeerHangup::Stay)
+                                    .await;
                             }
                             None => *slot.lock().unwrap() = Some(ctl.clone()),
                         }
@@ -155,7 +201,10 @@ async fn serve(mut call: Call, prompt: Prompt, probe_at: Duration, acc: Arc<Acc>
                 }
                 probe = Some(tokio::time::Instant::now() + probe_at);
             }
-            Some(Event::Hangup { cause: telephony::control::EndCause::RtpInactivity, .. }) => {
+            Some(Event::Hangup {
+                cause: telephony::control::EndCause::RtpInactivity,
+                ..
+            }) => {
                 acc.inactive.fetch_add(1, Ordering::Relaxed);
             }
             Some(_) => {}
@@ -166,11 +215,21 @@ async fn serve(mut call: Call, prompt: Prompt, probe_at: Duration, acc: Arc<Acc>
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let levels: Vec<usize> = std::env::args().skip(1).filter_map(|a| a.parse().ok()).collect();
+    let levels: Vec<usize> = std::env::args()
+        .skip(1)
+        .filter_map(|a| a.parse().ok())
+        .collect();
     // `--sipp=K`: K sipp callers share each level (one echo socket each).
     let relay = std::env::args().any(|a| a == "--relay");
-    let k: usize = std::env::args().find_map(|a| a.strip_prefix("--sipp=").and_then(|v| v.parse().ok())).unwrap_or(1).max(1);
-    let levels = if levels.is_empty() { vec![200, 500, 1000] } else { levels };
+    let k: usize = std::env::args()
+        .find_map(|a| a.strip_prefix("--sipp=").and_then(|v| v.parse().ok()))
+        .unwrap_or(1)
+        .max(1);
+    let levels = if levels.is_empty() {
+        vec![200, 500, 1000]
+    } else {
+        levels
+    };
     let config = telephony::Config {
         udp: "127.0.0.1:0".parse()?,
         tcp: "127.0.0.1:0".parse()?,
@@ -181,32 +240,65 @@ async fn main() -> anyhow::Result<()> {
     let sip = listener::start_with(&config, SipOptions::default(), Lifecycle::new()).await?;
     let (calls, mut incoming) = Calls::start(
         sip.handle.clone(),
-        ControlConfig { media_ip: "127.0.0.1".parse()?, inactivity_timeout: Some(Duration::from_secs(5)), ..ControlConfig::default() },
+        ControlConfig {
+            media_ip: "127.0.0.1".parse()?,
+            inactivity_timeout: Some(Duration::from_secs(5)),
+            ..ControlConfig::default()
+        },
     );
     // 1 s of µ-law audio, looped for the whole call.
-    let pcm: Vec<i16> = (0..8000).map(|i| ((i as f64 * 0.07).sin() * 8000.0 * (1.0 + (i as f64 * 0.001).sin()) / 2.0) as i16).collect();
-    let wav = telephony::media::wav::Wav::parse(&telephony::media::wav::encode_wav(telephony::media::wav::WavEncoding::Ulaw, &pcm))?;
+    let pcm: Vec<i16> = (0..8000)
+        .map(|i| ((i as f64 * 0.07).sin() * 8000.0 * (1.0 + (i as f64 * 0.001).sin()) / 2.0) as i16)
+        .collect();
+    let wav = telephony::media::wav::Wav::parse(&telephony::media::wav::encode_wav(
+        telephony::media::wav::WavEncoding::Ulaw,
+        &pcm,
+    ))?;
     let prompt_one = Prompt::from_wav(wav);
     let dir = std::env::temp_dir().join(format!("dialbridge-control-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
-    println!("{} mode; levels {levels:?}, {k} sipp caller(s) per level; {} cores; load before: {}", if relay { "relay (calls bridged in pairs)" } else { "play (looped prompt, sipp echoes)" }, std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0), loadavg());
+    println!(
+        "{} mode; levels {levels:?}, {k} sipp caller(s) per level; {} cores; load before: {}",
+        if relay {
+            "relay (calls bridged in pairs)"
+        } else {
+            "play (looped prompt, sipp echoes)"
+        },
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(0),
+        loadavg()
+    );
     let base_rss = rss_kb();
-    let acc_slot: Arc<std::sync::Mutex<Arc<Acc>>> = Arc::new(std::sync::Mutex::new(Arc::new(Acc::default())));
+    let acc_slot: Arc<std::sync::Mutex<Arc<Acc>>> =
+        Arc::new(std::sync::Mutex::new(Arc::new(Acc::default())));
     let probe_slot = Arc::new(std::sync::Mutex::new(Duration::from_secs(5)));
     let pairing: Option<Pairing> = relay.then(|| Arc::new(std::sync::Mutex::new(None)));
     // The callers' audio in relay mode: 1 s of µ-law, streamed in a loop by sipp.
-    std::fs::write(dir.join("caller.ulaw"), telephony::media::g711::Codec::Pcmu.encode(&pcm))?;
+    std::fs::write(
+        dir.join("caller.ulaw"),
+        telephony::media::g711::Codec::Pcmu.encode(&pcm),
+    )?;
     {
         let (acc_slot, probe_slot, calls) = (acc_slot.clone(), probe_slot.clone(), calls.clone());
         tokio::spawn(async move {
             while let Some(call) = incoming.next().await {
                 let acc = acc_slot.lock().unwrap().clone();
                 let probe = *probe_slot.lock().unwrap();
-                tokio::spawn(serve(call, prompt_one.clone(), probe, acc, calls.clone(), pairing.clone()));
+                tokio::spawn(serve(
+                    call,
+                    prompt_one.clone(),
+                    probe,
+                    acc,
+                    calls.clone(),
+                    pairing.clone(),
+                ));
             }
         });
     }
-    println!("level | reached | sipp ok/failed | Dialbridge sent / received pkts (loss) | rejected/late/lost | CPU % of 1 core: Dialbridge / sipp | UDP rcvbuf drops: machine (sipp echo socket / Dialbridge sockets, sampled) | RSS MB (per call kB) | machine busy % | load");
+    println!(
+        "level | reached | sipp ok/failed | Dialbridge sent / received pkts (loss) | rejected/late/lost | CPU % of 1 core: Dialbridge / sipp | UDP rcvbuf drops: machine (sipp echo socket / Dialbridge sockets, sampled) | RSS MB (per call kB) | machine busy % | load"
+    );
     for n in levels {
         let rate = 100usize;
         let ramp_ms = (n * 1000 / rate) as u64;
@@ -215,12 +307,19 @@ async fn main() -> anyhow::Result<()> {
         *probe_slot.lock().unwrap() = Duration::from_millis(ramp_ms.max(4000).min(hold_ms - 2000));
         let acc = Arc::new(Acc::default());
         *acc_slot.lock().unwrap() = acc.clone();
-        let (cpu0, m0, t0, child0, drops0) = (cpu_s(), machine_busy(), Instant::now(), children_cpu_s(), udp_rcvbuf_errors());
+        let (cpu0, m0, t0, child0, drops0) = (
+            cpu_s(),
+            machine_busy(),
+            Instant::now(),
+            children_cpu_s(),
+            udp_rcvbuf_errors(),
+        );
         let peak_rss = Arc::new(AtomicU64::new(0));
         let sipp_mps: Vec<u16> = (0..k).map(|_| free_port()).collect();
         let sock_drops = Arc::new((AtomicU64::new(0), AtomicU64::new(0)));
         let sampler = {
-            let (peak_rss, sock_drops, sipp_mps) = (peak_rss.clone(), sock_drops.clone(), sipp_mps.clone());
+            let (peak_rss, sock_drops, sipp_mps) =
+                (peak_rss.clone(), sock_drops.clone(), sipp_mps.clone());
             tokio::spawn(async move {
                 loop {
                     peak_rss.fetch_max(rss_kb(), Ordering::Relaxed);
@@ -247,16 +346,41 @@ async fn main() -> anyhow::Result<()> {
             let mut cmd = tokio::process::Command::new("sipp");
             cmd.current_dir(&dir);
             if relay {
-                std::fs::write(dir.join("uac_stream.xml"), stream_scenario(&dir.join("caller.ulaw"), hold_ms))?;
+                std::fs::write(
+                    dir.join("uac_stream.xml"),
+                    stream_scenario(&dir.join("caller.ulaw"), hold_ms),
+                )?;
                 cmd.args(["-sf", "uac_stream.xml"]);
             } else {
                 cmd.args(["-sn", "uac", "-rtp_echo"]);
             }
             let cmd = cmd
-                .args([&format!("127.0.0.1:{}", sip.udp_addr.port()), "-i", "127.0.0.1", "-mi", "127.0.0.1"])
+                .args([
+                    &format!("127.0.0.1:{}", sip.udp_addr.port()),
+                    "-i",
+                    "127.0.0.1",
+                    "-mi",
+                    "127.0.0.1",
+                ])
                 .args(["-p", &free_port().to_string(), "-mp", &mp.to_string()])
-                .args(["-r", &(rate / k).max(1).to_string(), "-l", &m.to_string(), "-m", &m.to_string(), "-d", &hold_ms.to_string()])
-                .args(["-nostdin", "-trace_screen", "-screen_file", &screen, "-timeout", &format!("{}s", hold_ms / 1000 + ramp_ms / 1000 + 60)])
+                .args([
+                    "-r",
+                    &(rate / k).max(1).to_string(),
+                    "-l",
+                    &m.to_string(),
+                    "-m",
+                    &m.to_string(),
+                    "-d",
+                    &hold_ms.to_string(),
+                ])
+                .args([
+                    "-nostdin",
+                    "-trace_screen",
+                    "-screen_file",
+                    &screen,
+                    "-timeout",
+                    &format!("{}s", hold_ms / 1000 + ramp_ms / 1000 + 60),
+                ])
                 .output();
             runs.push(cmd);
         }
@@ -268,20 +392,36 @@ async fn main() -> anyhow::Result<()> {
         let drops = udp_rcvbuf_errors() - drops0;
         let m1 = machine_busy();
         let busy = (m1.0 - m0.0) as f64 / (m1.1 - m0.1).max(1) as f64 * 100.0;
-        let screens: Vec<String> = (0..k).map(|i| std::fs::read_to_string(dir.join(format!("screen{i}.log"))).unwrap_or_default()).collect();
+        let screens: Vec<String> = (0..k)
+            .map(|i| {
+                std::fs::read_to_string(dir.join(format!("screen{i}.log"))).unwrap_or_default()
+            })
+            .collect();
         let cum = |label: &str| -> u64 {
             screens
                 .iter()
-                .filter_map(|s| s.lines().rev().find(|l| l.contains(label)).and_then(|l| l.split('|').nth(2)).and_then(|v| v.trim().parse::<u64>().ok()))
+                .filter_map(|s| {
+                    s.lines()
+                        .rev()
+                        .find(|l| l.contains(label))
+                        .and_then(|l| l.split('|').nth(2))
+                        .and_then(|v| v.trim().parse::<u64>().ok())
+                })
                 .sum()
         };
-        let rc: Vec<i32> = outs.iter().map(|o| o.as_ref().ok().and_then(|o| o.status.code()).unwrap_or(-1)).collect();
+        let rc: Vec<i32> = outs
+            .iter()
+            .map(|o| o.as_ref().ok().and_then(|o| o.status.code()).unwrap_or(-1))
+            .collect();
         // Let the last hang-ups land.
         let deadline = Instant::now() + Duration::from_secs(10);
         while calls.live() > 0 && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        let (sent, recv) = (acc.sent.load(Ordering::Relaxed), acc.received.load(Ordering::Relaxed));
+        let (sent, recv) = (
+            acc.sent.load(Ordering::Relaxed),
+            acc.received.load(Ordering::Relaxed),
+        );
         let peak = acc.peak.load(Ordering::Relaxed);
         let rss = peak_rss.load(Ordering::Relaxed);
         println!(
@@ -291,7 +431,11 @@ async fn main() -> anyhow::Result<()> {
             cum("Successful call"),
             cum("Failed call"),
             rc,
-            if sent > 0 { (1.0 - recv as f64 / sent as f64) * 100.0 } else { 0.0 },
+            if sent > 0 {
+                (1.0 - recv as f64 / sent as f64) * 100.0
+            } else {
+                0.0
+            },
             acc.rejected.load(Ordering::Relaxed),
             acc.late.load(Ordering::Relaxed),
             acc.lost.load(Ordering::Relaxed),
@@ -302,10 +446,16 @@ async fn main() -> anyhow::Result<()> {
             loadavg(),
         );
         if acc.relay_dropped.load(Ordering::Relaxed) > 0 {
-            println!("  {} frames dropped between legs (relay queue full)", acc.relay_dropped.load(Ordering::Relaxed));
+            println!(
+                "  {} frames dropped between legs (relay queue full)",
+                acc.relay_dropped.load(Ordering::Relaxed)
+            );
         }
         if acc.inactive.load(Ordering::Relaxed) > 0 {
-            println!("  {} calls hung up for RTP inactivity", acc.inactive.load(Ordering::Relaxed));
+            println!(
+                "  {} calls hung up for RTP inactivity",
+                acc.inactive.load(Ordering::Relaxed)
+            );
         }
     }
     let _ = std::fs::remove_dir_all(&dir);

@@ -18,7 +18,9 @@ use telephony::media::mixer::{MixingDesk, Role};
 use telephony::media::session::next_peer_id;
 
 fn tone(freq: f64) -> Vec<i16> {
-    (0..160).map(|i| (8000.0 * (2.0 * std::f64::consts::PI * freq * i as f64 / 8000.0).sin()) as i16).collect()
+    (0..160)
+        .map(|i| (8000.0 * (2.0 * std::f64::consts::PI * freq * i as f64 / 8000.0).sin()) as i16)
+        .collect()
 }
 
 fn cpu_seconds() -> f64 {
@@ -26,18 +28,29 @@ fn cpu_seconds() -> f64 {
     // Fields after the command name (which is in parentheses): utime is the 14th, stime the 15th.
     let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
     let f: Vec<&str> = rest.split_whitespace().collect();
-    let ticks: f64 =
-        f.get(11).and_then(|v| v.parse().ok()).unwrap_or(0.0) + f.get(12).and_then(|v| v.parse().ok()).unwrap_or(0.0);
+    let ticks: f64 = f.get(11).and_then(|v| v.parse().ok()).unwrap_or(0.0)
+        + f.get(12).and_then(|v| v.parse().ok()).unwrap_or(0.0);
     ticks / 100.0
 }
 
 fn sans_io() {
-    let legs = [(PeerId(1), Codec::Pcmu, 500.0), (PeerId(2), Codec::Pcma, 800.0), (PeerId(3), Codec::Pcmu, 1300.0)];
+    let legs = [
+        (PeerId(1), Codec::Pcmu, 500.0),
+        (PeerId(2), Codec::Pcma, 800.0),
+        (PeerId(3), Codec::Pcmu, 1300.0),
+    ];
     let mut desk = MixingDesk::new();
     let encoded: Vec<(PeerId, Codec, Vec<u8>)> = legs
         .iter()
         .map(|&(p, c, f)| {
-            desk.set(p, if p == PeerId(3) { Role::Whisper(vec![PeerId(2)]) } else { Role::Talker });
+            desk.set(
+                p,
+                if p == PeerId(3) {
+                    Role::Whisper(vec![PeerId(2)])
+                } else {
+                    Role::Talker
+                },
+            );
             (p, c, c.encode(&tone(f)))
         })
         .collect();
@@ -49,7 +62,11 @@ fn sans_io() {
             desk.push(*p, c.decode(bytes));
         }
         for (p, pcm) in desk.tick() {
-            let codec = if p == PeerId(2) { Codec::Pcma } else { Codec::Pcmu };
+            let codec = if p == PeerId(2) {
+                Codec::Pcma
+            } else {
+                Codec::Pcmu
+            };
             sink += codec.encode(&pcm)[0] as u64;
         }
     }
@@ -71,7 +88,11 @@ async fn driver(rooms: usize) {
             let peer = next_peer_id();
             let (tx, mut rx) = tokio::sync::mpsc::channel::<(PeerId, Frame)>(16);
             room.add(peer, tx, if i == 2 { Role::Listener } else { Role::Talker });
-            feeds.push((room.input(), peer, Frame::from_encoded(Codec::Pcmu, Codec::Pcmu.encode(&tone(f)).into())));
+            feeds.push((
+                room.input(),
+                peer,
+                Frame::from_encoded(Codec::Pcmu, Codec::Pcmu.encode(&tone(f)).into()),
+            ));
             drains.push(tokio::spawn(async move {
                 let mut n = 0u64;
                 while rx.recv().await.is_some() {
@@ -123,7 +144,10 @@ async fn driver(rooms: usize) {
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
-    let rooms: usize = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(300);
+    let rooms: usize = std::env::args()
+        .nth(1)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(300);
     sans_io();
     driver(rooms).await;
 }

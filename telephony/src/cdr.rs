@@ -21,16 +21,33 @@ use crate::sip::outcome::Outcome;
 /// other records about the call (bridge arrivals, contacts) store. SIP-layer ids restart at 1 with
 /// every process, so a random per-process tag keeps references unique across restarts and nodes.
 pub fn call_ref(call: CallId) -> String {
-    static PROCESS_TAG: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| ids::random_base32(10));
+    static PROCESS_TAG: std::sync::LazyLock<String> =
+        std::sync::LazyLock::new(|| ids::random_base32(10));
     format!("call_{}_{}", *PROCESS_TAG, call.0)
 }
 
 /// A change to one call's record.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Change {
-    Open { call_ref: String, direction: &'static str, from: Option<String>, to: Option<String>, at: i64 },
-    Answered { call_ref: String, at: i64 },
-    Close { call_ref: String, direction: &'static str, outcome: &'static str, cause: String, code: Option<u16>, at: i64 },
+    Open {
+        call_ref: String,
+        direction: &'static str,
+        from: Option<String>,
+        to: Option<String>,
+        at: i64,
+    },
+    Answered {
+        call_ref: String,
+        at: i64,
+    },
+    Close {
+        call_ref: String,
+        direction: &'static str,
+        outcome: &'static str,
+        cause: String,
+        code: Option<u16>,
+        at: i64,
+    },
 }
 
 fn outcome_name(o: Outcome) -> &'static str {
@@ -46,7 +63,10 @@ fn outcome_name(o: Outcome) -> &'static str {
 }
 
 fn cause_name(c: HangupCause) -> String {
-    serde_json::to_value(c).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_else(|| format!("{c:?}"))
+    serde_json::to_value(c)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_else(|| format!("{c:?}"))
 }
 
 /// The calls this node has open, by SIP-layer id.
@@ -68,18 +88,38 @@ impl CdrBook {
         if let CallEvent::Incoming { from, to, .. } = e {
             let call_ref = call_ref(call);
             self.open.insert(call, (call_ref.clone(), "inbound"));
-            out.push(Change::Open { call_ref, direction: "inbound", from: Some(from.clone()), to: Some(to.clone()), at: now_ms });
+            out.push(Change::Open {
+                call_ref,
+                direction: "inbound",
+                from: Some(from.clone()),
+                to: Some(to.clone()),
+                at: now_ms,
+            });
             return out;
         }
         if !self.open.contains_key(&call) {
             let call_ref = call_ref(call);
             self.open.insert(call, (call_ref.clone(), "outbound"));
-            out.push(Change::Open { call_ref, direction: "outbound", from: None, to: None, at: now_ms });
+            out.push(Change::Open {
+                call_ref,
+                direction: "outbound",
+                from: None,
+                to: None,
+                at: now_ms,
+            });
         }
         let (call_ref, direction) = self.open.get(&call).cloned().expect("opened above");
         match e {
-            CallEvent::Answered { .. } => out.push(Change::Answered { call_ref, at: now_ms }),
-            CallEvent::Hangup { cause, code, outcome, .. } => {
+            CallEvent::Answered { .. } => out.push(Change::Answered {
+                call_ref,
+                at: now_ms,
+            }),
+            CallEvent::Hangup {
+                cause,
+                code,
+                outcome,
+                ..
+            } => {
                 self.open.remove(&call);
                 out.push(Change::Close {
                     call_ref,
@@ -99,7 +139,13 @@ impl CdrBook {
 /// Writes one change.
 pub async fn apply(db: &Db, node: &str, c: &Change) -> anyhow::Result<()> {
     match c {
-        Change::Open { call_ref, direction, from, to, at } => {
+        Change::Open {
+            call_ref,
+            direction,
+            from,
+            to,
+            at,
+        } => {
             sqlx::query(
                 "INSERT INTO calls (call_ref, node, direction, from_uri, to_uri, state, started_at) \
                  VALUES ($1, $2, $3, $4, $5, 'ringing', $6)",
@@ -114,13 +160,22 @@ pub async fn apply(db: &Db, node: &str, c: &Change) -> anyhow::Result<()> {
             .await?;
         }
         Change::Answered { call_ref, at } => {
-            sqlx::query("UPDATE calls SET state = 'answered', answered_at = $1 WHERE call_ref = $2")
-                .bind(at)
-                .bind(call_ref)
-                .execute(db.pool())
-                .await?;
+            sqlx::query(
+                "UPDATE calls SET state = 'answered', answered_at = $1 WHERE call_ref = $2",
+            )
+            .bind(at)
+            .bind(call_ref)
+            .execute(db.pool())
+            .await?;
         }
-        Change::Close { call_ref, outcome, cause, code, at, .. } => {
+        Change::Close {
+            call_ref,
+            outcome,
+            cause,
+            code,
+            at,
+            ..
+        } => {
             sqlx::query(
                 "UPDATE calls SET state = 'ended', ended_at = $1, outcome = $2, cause = $3, sip_code = $4 WHERE call_ref = $5",
             )
@@ -180,7 +235,13 @@ pub async fn recent(db: &Db, limit: i64) -> anyhow::Result<Vec<CallRecord>> {
 /// Records every call of `sip` until `stop` is cancelled. Events already sent are written before
 /// it returns, so a shutdown that cancels `stop` after its drain and awaits this task before closing
 /// the database loses no final record.
-pub async fn run(db: Db, clock: SharedClock, sip: SipHandle, node: String, stop: CancellationToken) {
+pub async fn run(
+    db: Db,
+    clock: SharedClock,
+    sip: SipHandle,
+    node: String,
+    stop: CancellationToken,
+) {
     let mut events = sip.subscribe();
     let mut book = CdrBook::default();
     loop {
@@ -198,7 +259,10 @@ pub async fn run(db: Db, clock: SharedClock, sip: SipHandle, node: String, stop:
             _ = stop.cancelled() => return,
         };
         for change in book.on_event(&e, clock.now_ms()) {
-            if let Change::Close { direction, outcome, .. } = &change {
+            if let Change::Close {
+                direction, outcome, ..
+            } = &change
+            {
                 metrics::counter!("dialbridge_calls_total", "direction" => *direction, "outcome" => *outcome).increment(1);
             }
             if let Err(err) = apply(&db, &node, &change).await {
@@ -217,7 +281,10 @@ mod tests {
     #[test]
     fn every_call_opens_once_and_closes_with_its_outcome() {
         let mut book = CdrBook::default();
-        let media = MediaInfo { local_rtp_port: 10_000, negotiated: None };
+        let media = MediaInfo {
+            local_rtp_port: 10_000,
+            negotiated: None,
+        };
         let incoming = CallEvent::Incoming {
             call: CallId(1),
             from: "<sip:a@h>".into(),
@@ -226,18 +293,62 @@ mod tests {
             user: None,
             source: "127.0.0.1:5062".parse().unwrap(),
         };
-        assert!(matches!(book.on_event(&incoming, 10)[..], [Change::Open { direction: "inbound", .. }]));
-        assert!(matches!(book.on_event(&CallEvent::Answered { call: CallId(1), media }, 20)[..], [Change::Answered { .. }]));
+        assert!(matches!(
+            book.on_event(&incoming, 10)[..],
+            [Change::Open {
+                direction: "inbound",
+                ..
+            }]
+        ));
+        assert!(matches!(
+            book.on_event(
+                &CallEvent::Answered {
+                    call: CallId(1),
+                    media
+                },
+                20
+            )[..],
+            [Change::Answered { .. }]
+        ));
         assert_eq!(book.active(), 1);
-        let hangup = CallEvent::Hangup { call: CallId(1), cause: HangupCause::RemoteBye, code: None, outcome: Outcome::Answered };
+        let hangup = CallEvent::Hangup {
+            call: CallId(1),
+            cause: HangupCause::RemoteBye,
+            code: None,
+            outcome: Outcome::Answered,
+        };
         let c = book.on_event(&hangup, 30);
-        assert!(matches!(&c[..], [Change::Close { outcome: "answered", direction: "inbound", cause, .. }] if cause == "remote_bye"), "{c:?}");
+        assert!(
+            matches!(&c[..], [Change::Close { outcome: "answered", direction: "inbound", cause, .. }] if cause == "remote_bye"),
+            "{c:?}"
+        );
         assert_eq!(book.active(), 0);
 
         // An outbound leg that fails at once: opened and closed by its only event.
-        let busy = CallEvent::Hangup { call: CallId(2), cause: HangupCause::Rejected, code: Some(486), outcome: Outcome::Busy };
+        let busy = CallEvent::Hangup {
+            call: CallId(2),
+            cause: HangupCause::Rejected,
+            code: Some(486),
+            outcome: Outcome::Busy,
+        };
         let c = book.on_event(&busy, 40);
-        assert!(matches!(&c[..], [Change::Open { direction: "outbound", .. }, Change::Close { outcome: "busy", code: Some(486), .. }]), "{c:?}");
+        assert!(
+            matches!(
+                &c[..],
+                [
+                    Change::Open {
+                        direction: "outbound",
+                        ..
+                    },
+                    Change::Close {
+                        outcome: "busy",
+                        code: Some(486),
+                        ..
+                    }
+                ]
+            ),
+            "{c:?}"
+        );
         assert_eq!(book.active(), 0);
     }
 }

@@ -8,14 +8,19 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use foundation::lifecycle::Lifecycle;
-use telephony::carrier_sim::{self, CarrierSim, CarrierSimConfig, Class, Ending, LastDigitRule, Plan};
+use telephony::carrier_sim::{
+    self, CarrierSim, CarrierSimConfig, Class, Ending, LastDigitRule, Plan,
+};
 use telephony::control::{Call, Calls, ControlConfig, EndCause, Event};
 use telephony::media::amd::{AmdConfig, AmdEvent, AmdVerdict};
 use telephony::sip::call::{HangupCause, Originate, Transport, Trunk};
 use telephony::sip::listener::{self, SipOptions};
 
 fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("dialbridge-carrier-sim-{name}-{}", std::process::id()));
+    let dir = std::env::temp_dir().join(format!(
+        "dialbridge-carrier-sim-{name}-{}",
+        std::process::id()
+    ));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     dir
@@ -31,7 +36,12 @@ fn free_port() -> u16 {
     }
 }
 
-async fn start_sim(rtp: (u16, u16), plan: Plan, agent_prefix: Option<&str>, audio_dir: &Path) -> CarrierSim {
+async fn start_sim(
+    rtp: (u16, u16),
+    plan: Plan,
+    agent_prefix: Option<&str>,
+    audio_dir: &Path,
+) -> CarrierSim {
     let config = CarrierSimConfig {
         listen: "127.0.0.1:0".parse().unwrap(),
         rtp_ports: rtp,
@@ -41,7 +51,9 @@ async fn start_sim(rtp: (u16, u16), plan: Plan, agent_prefix: Option<&str>, audi
         audio_dir: audio_dir.to_path_buf(),
         ..CarrierSimConfig::default()
     };
-    carrier_sim::start(config, Lifecycle::new()).await.expect("the simulator starts")
+    carrier_sim::start(config, Lifecycle::new())
+        .await
+        .expect("the simulator starts")
 }
 
 /// The shared speech cache (generated once per machine, like the CLI's).
@@ -141,7 +153,11 @@ async fn sipp_calls_get_200_486_480_by_the_last_digit_rule() {
     };
     let mut sim = start_sim((47000, 47199), plan, None, &audio_dir()).await;
     let numbers: Vec<String> = (0..20).map(|i| format!("155500{i:04}")).collect();
-    std::fs::write(dir.join("numbers.csv"), format!("SEQUENTIAL\n{}\n", numbers.join("\n"))).unwrap();
+    std::fs::write(
+        dir.join("numbers.csv"),
+        format!("SEQUENTIAL\n{}\n", numbers.join("\n")),
+    )
+    .unwrap();
     std::fs::write(dir.join("uac.xml"), uac_xml()).unwrap();
     let out = tokio::process::Command::new("sipp")
         .current_dir(&dir)
@@ -162,7 +178,12 @@ async fn sipp_calls_get_200_486_480_by_the_last_digit_rule() {
             "-l",
             "20",
         ])
-        .args(["-p", &free_port().to_string(), "-mp", &free_port().to_string()])
+        .args([
+            "-p",
+            &free_port().to_string(),
+            "-mp",
+            &free_port().to_string(),
+        ])
         .args([
             "-nostdin",
             "-trace_logs",
@@ -176,14 +197,21 @@ async fn sipp_calls_get_200_486_480_by_the_last_digit_rule() {
         ])
         .kill_on_drop(true)
         .output();
-    let out = tokio::time::timeout(Duration::from_secs(60), out).await.expect("sipp finishes").expect("sipp runs");
+    let out = tokio::time::timeout(Duration::from_secs(60), out)
+        .await
+        .expect("sipp finishes")
+        .expect("sipp runs");
     let log = std::fs::read_to_string(dir.join("calls.log")).unwrap_or_default();
     let errors = std::fs::read_to_string(dir.join("errors.log")).unwrap_or_default();
     assert_eq!(
         out.status.code(),
         Some(0),
         "sipp: {}\n{errors}\nlog:\n{log}",
-        String::from_utf8_lossy(&out.stdout).chars().rev().take(2000).collect::<String>()
+        String::from_utf8_lossy(&out.stdout)
+            .chars()
+            .rev()
+            .take(2000)
+            .collect::<String>()
     );
 
     // What sipp saw, per number.
@@ -191,7 +219,10 @@ async fn sipp_calls_get_200_486_480_by_the_last_digit_rule() {
         .lines()
         .filter_map(|l| {
             let mut it = l.split_whitespace();
-            Some((it.next()?.to_string(), (it.next()?.parse().ok()?, it.next()?.to_string())))
+            Some((
+                it.next()?.to_string(),
+                (it.next()?.parse().ok()?, it.next()?.to_string()),
+            ))
         })
         .collect();
     assert_eq!(seen.len(), 20, "one result per number:\n{log}");
@@ -209,8 +240,10 @@ async fn sipp_calls_get_200_486_480_by_the_last_digit_rule() {
     // What the simulator recorded: one record per call, class and ending as the rule says.
     let mut records = BTreeMap::new();
     while records.len() < 20 {
-        let r =
-            tokio::time::timeout(Duration::from_secs(10), sim.next_record()).await.expect("a record per call").unwrap();
+        let r = tokio::time::timeout(Duration::from_secs(10), sim.next_record())
+            .await
+            .expect("a record per call")
+            .unwrap();
         records.insert(r.to.clone(), r);
     }
     for n in &numbers {
@@ -222,12 +255,27 @@ async fn sipp_calls_get_200_486_480_by_the_last_digit_rule() {
             '8' => (Class::Busy, false, Ending::Refused, Some(486)),
             _ => (Class::NoAnswer, false, Ending::Refused, Some(480)),
         };
-        assert_eq!((r.class, r.answered, r.ending, r.code), (class, answered, ending, code), "{r:?}");
+        assert_eq!(
+            (r.class, r.answered, r.ending, r.code),
+            (class, answered, ending, code),
+            "{r:?}"
+        );
     }
     let c = sim.counters();
-    assert_eq!((c.calls, c.human, c.machine, c.busy, c.no_answer, c.agent), (20, 12, 4, 2, 2, 0), "{c:?}");
     assert_eq!(
-        (c.answered, c.completed, c.caller_hung_up, c.refused, c.failed, c.active),
+        (c.calls, c.human, c.machine, c.busy, c.no_answer, c.agent),
+        (20, 12, 4, 2, 2, 0),
+        "{c:?}"
+    );
+    assert_eq!(
+        (
+            c.answered,
+            c.completed,
+            c.caller_hung_up,
+            c.refused,
+            c.failed,
+            c.active
+        ),
         (16, 12, 4, 4, 0, 0),
         "{c:?}"
     );
@@ -245,7 +293,9 @@ async fn appliance(rtp: (u16, u16)) -> Calls {
         rtp_ports: rtp,
         max_message_bytes: 8192,
     };
-    let sip = listener::start_with(&config, SipOptions::default(), Lifecycle::new()).await.expect("SIP starts");
+    let sip = listener::start_with(&config, SipOptions::default(), Lifecycle::new())
+        .await
+        .expect("SIP starts");
     let cc = ControlConfig {
         media_ip: "127.0.0.1".parse().unwrap(),
         inactivity_timeout: Some(Duration::from_secs(20)),
@@ -258,14 +308,22 @@ async fn appliance(rtp: (u16, u16)) -> Calls {
 fn dial(calls: &Calls, sim: &CarrierSim, number: &str) -> Call {
     calls.originate(Originate {
         to_user: number.into(),
-        trunks: vec![Trunk { addr: sim.udp_addr, transport: Transport::Udp, credentials: None }],
+        trunks: vec![Trunk {
+            addr: sim.udp_addr,
+            transport: Transport::Udp,
+            credentials: None,
+        }],
         ring_timeout: Duration::from_secs(10),
         ..Originate::default()
     })
 }
 
 /// Events until `stop` says so (or the call ends); panics after `limit`.
-async fn until(call: &mut Call, limit: Duration, mut stop: impl FnMut(&Event) -> bool) -> Vec<Event> {
+async fn until(
+    call: &mut Call,
+    limit: Duration,
+    mut stop: impl FnMut(&Event) -> bool,
+) -> Vec<Event> {
     let mut seen = vec![];
     loop {
         let ev = tokio::time::timeout(limit, call.next_event())
@@ -302,49 +360,99 @@ async fn amd_hears_the_human_and_the_machine_and_the_human_presses_its_key() {
 
     // The human: AMD says Human, then the key press arrives, then they hang up after the talk time.
     let mut human = dial(&calls, &sim, "15550101");
-    let answered = until(&mut human, Duration::from_secs(10), |e| matches!(e, Event::Answered { .. })).await;
-    assert!(matches!(answered.last(), Some(Event::Answered { .. })), "{answered:?}");
-    human.control().start_amd(AmdConfig::default()).await.expect("AMD starts");
+    let answered = until(&mut human, Duration::from_secs(10), |e| {
+        matches!(e, Event::Answered { .. })
+    })
+    .await;
+    assert!(
+        matches!(answered.last(), Some(Event::Answered { .. })),
+        "{answered:?}"
+    );
+    human
+        .control()
+        .start_amd(AmdConfig::default())
+        .await
+        .expect("AMD starts");
     let events = until(&mut human, Duration::from_secs(10), |_| false).await;
     assert_eq!(verdict(&events), Some(AmdVerdict::Human), "{events:?}");
-    assert!(events.iter().any(|e| matches!(e, Event::Dtmf { digit: '1', .. })), "the human pressed 1: {events:?}");
     assert!(
-        !events.iter().any(|e| matches!(e, Event::Amd(AmdEvent::Beep { .. }))),
+        events
+            .iter()
+            .any(|e| matches!(e, Event::Dtmf { digit: '1', .. })),
+        "the human pressed 1: {events:?}"
+    );
+    assert!(
+        !events
+            .iter()
+            .any(|e| matches!(e, Event::Amd(AmdEvent::Beep { .. }))),
         "no beep from a person: {events:?}"
     );
     assert!(
-        matches!(events.last(), Some(Event::Hangup { cause: EndCause::Sip(HangupCause::RemoteBye), .. })),
+        matches!(
+            events.last(),
+            Some(Event::Hangup {
+                cause: EndCause::Sip(HangupCause::RemoteBye),
+                ..
+            })
+        ),
         "they hung up: {events:?}"
     );
 
     // The machine: AMD says Machine, and the beep follows the greeting; we hang up after it.
     let mut machine = dial(&calls, &sim, "15550106");
-    until(&mut machine, Duration::from_secs(10), |e| matches!(e, Event::Answered { .. })).await;
-    machine.control().start_amd(AmdConfig::default()).await.expect("AMD starts");
-    let events = until(&mut machine, Duration::from_secs(30), |e| matches!(e, Event::Amd(AmdEvent::Beep { .. }))).await;
+    until(&mut machine, Duration::from_secs(10), |e| {
+        matches!(e, Event::Answered { .. })
+    })
+    .await;
+    machine
+        .control()
+        .start_amd(AmdConfig::default())
+        .await
+        .expect("AMD starts");
+    let events = until(&mut machine, Duration::from_secs(30), |e| {
+        matches!(e, Event::Amd(AmdEvent::Beep { .. }))
+    })
+    .await;
     assert_eq!(verdict(&events), Some(AmdVerdict::Machine), "{events:?}");
     let beep = events.iter().find_map(|e| match e {
         Event::Amd(AmdEvent::Beep { freq, .. }) => Some(*freq),
         _ => None,
     });
-    assert!(beep.is_some_and(|f| (f - carrier_sim::audio::BEEP_HZ).abs() < 60.0), "a 1 kHz beep: {events:?}");
+    assert!(
+        beep.is_some_and(|f| (f - carrier_sim::audio::BEEP_HZ).abs() < 60.0),
+        "a 1 kHz beep: {events:?}"
+    );
     machine.control().hangup().await.unwrap();
     until(&mut machine, Duration::from_secs(10), |_| false).await;
 
     // An agent phone: answered, still up after longer than a human's talk time, gone on our BYE.
     let mut agent = dial(&calls, &sim, "agent7");
-    until(&mut agent, Duration::from_secs(10), |e| matches!(e, Event::Answered { .. })).await;
+    until(&mut agent, Duration::from_secs(10), |e| {
+        matches!(e, Event::Answered { .. })
+    })
+    .await;
     let quiet = tokio::time::timeout(Duration::from_secs(5), agent.next_event()).await;
-    assert!(!matches!(quiet, Ok(Some(Event::Hangup { .. })) | Ok(None)), "the agent leg stays up: {quiet:?}");
+    assert!(
+        !matches!(quiet, Ok(Some(Event::Hangup { .. })) | Ok(None)),
+        "the agent leg stays up: {quiet:?}"
+    );
     agent.control().hangup().await.unwrap();
     until(&mut agent, Duration::from_secs(10), |_| false).await;
 
     let mut records = vec![];
     while records.len() < 3 {
-        records.push(tokio::time::timeout(Duration::from_secs(10), sim.next_record()).await.expect("records").unwrap());
+        records.push(
+            tokio::time::timeout(Duration::from_secs(10), sim.next_record())
+                .await
+                .expect("records")
+                .unwrap(),
+        );
     }
     records.sort_by_key(|r| r.call);
-    let summary: Vec<_> = records.iter().map(|r| (r.class, r.ending, r.pressed)).collect();
+    let summary: Vec<_> = records
+        .iter()
+        .map(|r| (r.class, r.ending, r.pressed))
+        .collect();
     assert_eq!(
         summary,
         [

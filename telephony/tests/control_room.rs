@@ -21,9 +21,7 @@ use std::time::{Duration, Instant};
 
 use control_support::*;
 use telephony::control::room::Topology;
-use telephony::control::{
-    Call, Consult, EndCause, Event, HoldAudio, OnPeerHangup, Role, Room,
-};
+use telephony::control::{Call, Consult, EndCause, Event, HoldAudio, OnPeerHangup, Role, Room};
 use telephony::media::g711::Codec;
 use telephony::media::goertzel::{Goertzel, energy};
 use telephony::media::tone::ToneSpec;
@@ -56,41 +54,73 @@ struct Party {
 
 fn tone(freq: f64, ms: usize) -> Vec<i16> {
     (0..ms * 8)
-        .map(|i| (0.25 * 32767.0 * (2.0 * std::f64::consts::PI * freq * i as f64 / 8000.0).sin()) as i16)
+        .map(|i| {
+            (0.25 * 32767.0 * (2.0 * std::f64::consts::PI * freq * i as f64 / 8000.0).sin()) as i16
+        })
         .collect()
 }
 
 async fn party(dir: &Path, name: &'static str, codec: Codec, freq: f64) -> Party {
-    let file = dir.join(format!("{name}.{}", if codec == Codec::Pcmu { "ulaw" } else { "alaw" }));
+    let file = dir.join(format!(
+        "{name}.{}",
+        if codec == Codec::Pcmu { "ulaw" } else { "alaw" }
+    ));
     // A whole number of periods in 1 s at every test frequency: the loop has no phase jump.
     write_raw(&file, codec, &tone(freq, 1000));
     let cap = Capture::start().await;
     let pt = codec.payload_type();
     let enc = if codec == Codec::Pcmu { "PCMU" } else { "PCMA" };
     let xml = format!("{name}.xml");
-    std::fs::write(dir.join(&xml), uas_xml(&[(pt, enc), (101, "telephone-event")], Some((&file, pt)), 39_000)).unwrap();
+    std::fs::write(
+        dir.join(&xml),
+        uas_xml(
+            &[(pt, enc), (101, "telephone-event")],
+            Some((&file, pt)),
+            39_000,
+        ),
+    )
+    .unwrap();
     let uas_port = free_port();
-    let args: Vec<String> = ["-sf", xml.as_str(), "-i", "127.0.0.1", "-mi", "127.0.0.1", "-m", "1"]
-        .iter()
-        .map(|s| s.to_string())
-        .chain([
-            "-p".into(),
-            uas_port.to_string(),
-            "-mp".into(),
-            free_port().to_string(),
-            "-key".into(),
-            "rtpport".into(),
-            cap.port.to_string(),
-        ])
-        .collect();
+    let args: Vec<String> = [
+        "-sf",
+        xml.as_str(),
+        "-i",
+        "127.0.0.1",
+        "-mi",
+        "127.0.0.1",
+        "-m",
+        "1",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .chain([
+        "-p".into(),
+        uas_port.to_string(),
+        "-mp".into(),
+        free_port().to_string(),
+        "-key".into(),
+        "rtpport".into(),
+        cap.port.to_string(),
+    ])
+    .collect();
     let sipp = spawn_sipp(dir, &args);
-    Party { name, codec, cap, sipp, uas_port }
+    Party {
+        name,
+        codec,
+        cap,
+        sipp,
+        uas_port,
+    }
 }
 
 fn originate_to(p: &Party) -> Originate {
     Originate {
         to_user: p.name.into(),
-        trunks: vec![Trunk { addr: ([127, 0, 0, 1], p.uas_port).into(), transport: Transport::Udp, credentials: None }],
+        trunks: vec![Trunk {
+            addr: ([127, 0, 0, 1], p.uas_port).into(),
+            transport: Transport::Udp,
+            credentials: None,
+        }],
         ring_timeout: Duration::from_secs(10),
         ..Originate::default()
     }
@@ -98,7 +128,10 @@ fn originate_to(p: &Party) -> Originate {
 
 async fn answered(call: &mut Call) {
     loop {
-        match tokio::time::timeout(Duration::from_secs(10), call.next_event()).await.expect("answered within 10 s") {
+        match tokio::time::timeout(Duration::from_secs(10), call.next_event())
+            .await
+            .expect("answered within 10 s")
+        {
             Some(Event::Answered { .. }) => return,
             Some(ev @ Event::Hangup { .. }) => panic!("call ended before answer: {ev:?}"),
             Some(_) => {}
@@ -124,7 +157,11 @@ struct Phase {
 async fn phase(name: &'static str) -> Phase {
     let from = Instant::now();
     tokio::time::sleep(PHASE).await;
-    Phase { name, from, to: Instant::now() }
+    Phase {
+        name,
+        from,
+        to: Instant::now(),
+    }
 }
 
 /// What one party heard in one phase: per frequency, the mean over 20 ms frames of that
@@ -137,7 +174,11 @@ struct Heard {
 
 impl Heard {
     fn of(&self, freq: f64) -> f64 {
-        self.share.iter().find(|(f, _)| *f == freq).map(|(_, s)| *s).unwrap_or(0.0)
+        self.share
+            .iter()
+            .find(|(f, _)| *f == freq)
+            .map(|(_, s)| *s)
+            .unwrap_or(0.0)
     }
 }
 
@@ -158,7 +199,10 @@ fn heard(pkts: &[Rtp], codec: Codec, ph: Phase) -> Heard {
             (f, sum / expected.max(frames.len()).max(1) as f64)
         })
         .collect();
-    Heard { frames: frames.len(), share }
+    Heard {
+        frames: frames.len(),
+        share,
+    }
 }
 
 /// Asserts that in `ph`, `who` heard exactly the frequencies in `yes` (each at least `min`
@@ -166,21 +210,45 @@ fn heard(pkts: &[Rtp], codec: Codec, ph: Phase) -> Heard {
 fn assert_hears(all: &[(&str, Codec, Vec<Rtp>)], who: &str, ph: Phase, yes: &[f64], no: &[f64]) {
     let (_, codec, pkts) = all.iter().find(|(n, _, _)| *n == who).expect("party");
     let h = heard(pkts, *codec, ph);
-    eprintln!("{:>12} / {:<10} {} frames: {:?}", ph.name, who, h.frames, h.share.iter().map(|(f, s)| format!("{f}:{s:.3}")).collect::<Vec<_>>());
+    eprintln!(
+        "{:>12} / {:<10} {} frames: {:?}",
+        ph.name,
+        who,
+        h.frames,
+        h.share
+            .iter()
+            .map(|(f, s)| format!("{f}:{s:.3}"))
+            .collect::<Vec<_>>()
+    );
     // Each audible party's share: equal tones split the frame's energy among them.
-    let min = if yes.is_empty() { 0.0 } else { 0.6 / yes.len() as f64 };
+    let min = if yes.is_empty() {
+        0.0
+    } else {
+        0.6 / yes.len() as f64
+    };
     for &f in yes {
-        assert!(h.of(f) >= min, "{}: {who} should hear {f} Hz (share {:.3} < {min:.3}): {h:?}", ph.name, h.of(f));
+        assert!(
+            h.of(f) >= min,
+            "{}: {who} should hear {f} Hz (share {:.3} < {min:.3}): {h:?}",
+            ph.name,
+            h.of(f)
+        );
     }
     for &f in no {
-        assert!(h.of(f) < 0.02, "{}: {who} should not hear {f} Hz (share {:.3}): {h:?}", ph.name, h.of(f));
+        assert!(
+            h.of(f) < 0.02,
+            "{}: {who} should not hear {f} Hz (share {:.3}): {h:?}",
+            ph.name,
+            h.of(f)
+        );
     }
 }
 
 async fn hang_up_all(calls: Vec<Call>) {
     for mut c in calls {
         let _ = c.control().hangup().await;
-        while let Ok(Some(ev)) = tokio::time::timeout(Duration::from_secs(10), c.next_event()).await {
+        while let Ok(Some(ev)) = tokio::time::timeout(Duration::from_secs(10), c.next_event()).await
+        {
             if matches!(ev, Event::Hangup { .. }) {
                 break;
             }
@@ -192,7 +260,11 @@ async fn finish(dir: &Path, parties: Vec<Party>) -> Vec<(&'static str, Codec, Ve
     let mut out = Vec::new();
     for p in parties {
         let r = wait_sipp(dir, p.sipp).await;
-        assert_eq!(r.rc, 0, "sipp {} failed: {}\n{}", p.name, r.stdout, r.errors);
+        assert_eq!(
+            r.rc, 0,
+            "sipp {} failed: {}\n{}",
+            p.name, r.stdout, r.errors
+        );
         out.push((p.name, p.codec, p.cap.finish().await));
     }
     out
@@ -209,24 +281,45 @@ async fn room_supervisor_listens_whispers_then_barges() {
     let a = party(&dir, "agent", Codec::Pcma, AGENT_HZ).await;
     let s = party(&dir, "supervisor", Codec::Pcmu, SUPERVISOR_HZ).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let (cc, ac, sc) = (call_party(&sut, &c).await, call_party(&sut, &a).await, call_party(&sut, &s).await);
-    ac.control().bridge(cc.control(), OnPeerHangup::Stay).await.expect("bridged");
+    let (cc, ac, sc) = (
+        call_party(&sut, &c).await,
+        call_party(&sut, &a).await,
+        call_party(&sut, &s).await,
+    );
+    ac.control()
+        .bridge(cc.control(), OnPeerHangup::Stay)
+        .await
+        .expect("bridged");
     let p0 = phase("bridged").await;
 
     let room = Room::new();
-    room.join(ac.control(), Role::Full).await.expect("agent joins");
-    room.join(cc.control(), Role::Full).await.expect("customer joins");
-    assert_eq!(room.topology().await, Topology::Direct(cc.id().min(ac.id()), cc.id().max(ac.id())));
-    room.join(sc.control(), Role::Listen).await.expect("supervisor listens");
+    room.join(ac.control(), Role::Full)
+        .await
+        .expect("agent joins");
+    room.join(cc.control(), Role::Full)
+        .await
+        .expect("customer joins");
+    assert_eq!(
+        room.topology().await,
+        Topology::Direct(cc.id().min(ac.id()), cc.id().max(ac.id()))
+    );
+    room.join(sc.control(), Role::Listen)
+        .await
+        .expect("supervisor listens");
     assert_eq!(room.topology().await, Topology::Mixed);
     let p1 = phase("listen").await;
-    room.set_role(sc.id(), Role::Whisper { to: ac.id() }).await.expect("whisper");
+    room.set_role(sc.id(), Role::Whisper { to: ac.id() })
+        .await
+        .expect("whisper");
     let p2 = phase("whisper").await;
     room.set_role(sc.id(), Role::Full).await.expect("barge");
     let p3 = phase("barge").await;
     let stats = room.mix_stats().await.expect("mixing");
     room.leave(sc.id()).await.expect("supervisor leaves");
-    assert!(room.mix_stats().await.is_none(), "two Full legs are a direct bridge again");
+    assert!(
+        room.mix_stats().await.is_none(),
+        "two Full legs are a direct bridge again"
+    );
     let p4 = phase("left").await;
     eprintln!("mixer: {stats:?}");
     assert_eq!(stats.legs, 3);
@@ -259,7 +352,13 @@ async fn room_supervisor_listens_whispers_then_barges() {
 }
 
 fn hold_tone() -> HoldAudio {
-    HoldAudio::Tone(ToneSpec { freqs: vec![HOLD_HZ], amplitude: 0.25, cadence: vec![(1000, 0)], repeat: true, total_ms: None })
+    HoldAudio::Tone(ToneSpec {
+        freqs: vec![HOLD_HZ],
+        amplitude: 0.25,
+        cadence: vec![(1000, 0)],
+        repeat: true,
+        total_ms: None,
+    })
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -274,11 +373,25 @@ async fn consult_transfer_completes_with_customer_and_target_talking() {
     let t = party(&dir, "target", Codec::Pcma, TARGET_HZ).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     let (mut cc, mut ac) = (call_party(&sut, &c).await, call_party(&sut, &a).await);
-    ac.control().bridge(cc.control(), OnPeerHangup::Stay).await.expect("bridged");
+    ac.control()
+        .bridge(cc.control(), OnPeerHangup::Stay)
+        .await
+        .expect("bridged");
     let p0 = phase("talking").await;
-    let consult = Consult::start(&sut.calls, ac.control(), cc.control(), originate_to(&t), hold_tone()).await.expect("consulting");
+    let consult = Consult::start(
+        &sut.calls,
+        ac.control(),
+        cc.control(),
+        originate_to(&t),
+        hold_tone(),
+    )
+    .await
+    .expect("consulting");
     let p1 = phase("consulting").await;
-    let mut tc = consult.complete(OnPeerHangup::HangUp).await.expect("completed");
+    let mut tc = consult
+        .complete(OnPeerHangup::HangUp)
+        .await
+        .expect("completed");
     let p2 = phase("transferred").await;
 
     // The customer hangs up: the target's leg follows, the agent's stays up.
@@ -292,11 +405,23 @@ async fn consult_transfer_completes_with_customer_and_target_talking() {
     }
     assert_eq!(target_end, Some(EndCause::BridgePeerEnded(cc.id())));
     let mut agent_events = Vec::new();
-    while let Ok(Some(ev)) = tokio::time::timeout(Duration::from_millis(300), ac.next_event()).await {
+    while let Ok(Some(ev)) = tokio::time::timeout(Duration::from_millis(300), ac.next_event()).await
+    {
         agent_events.push(ev);
     }
-    assert!(!agent_events.iter().any(|e| matches!(e, Event::Hangup { .. })), "the agent's leg stays up: {agent_events:?}");
-    assert!(agent_events.contains(&Event::Unbridged { peer: tc.id(), peer_ended: false }), "{agent_events:?}");
+    assert!(
+        !agent_events
+            .iter()
+            .any(|e| matches!(e, Event::Hangup { .. })),
+        "the agent's leg stays up: {agent_events:?}"
+    );
+    assert!(
+        agent_events.contains(&Event::Unbridged {
+            peer: tc.id(),
+            peer_ended: false
+        }),
+        "{agent_events:?}"
+    );
     while let Ok(Some(ev)) = tokio::time::timeout(Duration::from_secs(5), cc.next_event()).await {
         if matches!(ev, Event::Hangup { .. }) {
             break;
@@ -329,15 +454,34 @@ async fn consult_cancel_returns_to_the_customer_then_a_conference_joins_three() 
     let t2 = party(&dir, "target2", Codec::Pcma, SUPERVISOR_HZ).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     let (cc, ac) = (call_party(&sut, &c).await, call_party(&sut, &a).await);
-    ac.control().bridge(cc.control(), OnPeerHangup::Stay).await.expect("bridged");
+    ac.control()
+        .bridge(cc.control(), OnPeerHangup::Stay)
+        .await
+        .expect("bridged");
 
-    let consult = Consult::start(&sut.calls, ac.control(), cc.control(), originate_to(&t1), HoldAudio::Silence).await.expect("consulting");
+    let consult = Consult::start(
+        &sut.calls,
+        ac.control(),
+        cc.control(),
+        originate_to(&t1),
+        HoldAudio::Silence,
+    )
+    .await
+    .expect("consulting");
     let p0 = phase("consult 1").await;
     let t1_id = consult.target().id();
     consult.cancel(OnPeerHangup::Stay).await.expect("cancelled");
     let p1 = phase("cancelled").await;
 
-    let consult = Consult::start(&sut.calls, ac.control(), cc.control(), originate_to(&t2), hold_tone()).await.expect("consulting again");
+    let consult = Consult::start(
+        &sut.calls,
+        ac.control(),
+        cc.control(),
+        originate_to(&t2),
+        hold_tone(),
+    )
+    .await
+    .expect("consulting again");
     let (room, tc2) = consult.conference().await.expect("conference");
     assert_eq!(room.members().await.len(), 3);
     assert_eq!(room.topology().await, Topology::Mixed);

@@ -57,12 +57,7 @@ fn rtp_receiver_survives_garbage() {
             b
         } else {
             let pt = [0u8, 8, 96, 101, 97][(rng.next() % 5) as usize];
-            let p = tx.packet(
-                pt,
-                false,
-                rng.next() as u32,
-                rng.bytes(200).into(),
-            );
+            let p = tx.packet(pt, false, rng.next() as u32, rng.bytes(200).into());
             rng.mutate(p.marshal().unwrap().to_vec())
         };
         let _ = rx.on_datagram(&d, now);

@@ -51,7 +51,10 @@ ctrl_tcp_listen 127.0.0.1:{ctrl_port}\n",
 impl Drop for Baresip {
     fn drop(&mut self) {
         for _ in 0..2 {
-            let _ = std::process::Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
+            let _ = std::process::Command::new("kill")
+                .arg("-TERM")
+                .arg(self.child.id().to_string())
+                .status();
             let deadline = std::time::Instant::now() + Duration::from_secs(4);
             while std::time::Instant::now() < deadline {
                 if let Ok(Some(_)) = self.child.try_wait() {
@@ -90,9 +93,13 @@ fn sine_wav(seconds: u32) -> Vec<u8> {
 
 /// One ctrl_tcp command (netstring-framed JSON).
 async fn ctrl(port: u16, command: &str, params: &str) {
-    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.expect("baresip ctrl_tcp");
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .expect("baresip ctrl_tcp");
     let json = format!("{{\"command\":\"{command}\",\"params\":\"{params}\",\"token\":\"t1\"}}");
-    s.write_all(format!("{}:{json},", json.len()).as_bytes()).await.unwrap();
+    s.write_all(format!("{}:{json},", json.len()).as_bytes())
+        .await
+        .unwrap();
     let mut buf = vec![0u8; 4096];
     let _ = tokio::time::timeout(Duration::from_secs(2), s.read(&mut buf)).await;
 }
@@ -104,7 +111,11 @@ async fn baresip_registers_is_called_and_calls_in() {
     }
     let users = HashMap::from([("agent1".to_string(), "pw1".to_string())]);
     let policy = InboundPolicy::with_users(vec![], "dialbridge", users);
-    let (sut, _lc) = start(SipOptions { policy: Some(policy), ..Default::default() }).await;
+    let (sut, _lc) = start(SipOptions {
+        policy: Some(policy),
+        ..Default::default()
+    })
+    .await;
     let mut rx = sut.handle.subscribe();
     let dir = scratch("baresip");
     let (sip_port, ctrl_port) = (free_port(), free_port());
@@ -127,44 +138,140 @@ async fn baresip_registers_is_called_and_calls_in() {
     assert_eq!(bindings.len(), 1, "baresip did not register:\n{}", log());
 
     // 2. We call it at its contact; it answers by itself; we hang up.
-    let id = sut.handle.originate_registered("agent1", "ivr", Duration::from_secs(10)).await.unwrap();
-    let ev = collect_events(&mut rx, Duration::from_secs(10), |e| e.iter().any(|e| e.call() == Some(id) && matches!(e, CallEvent::Answered { .. } | CallEvent::Hangup { .. }))).await;
-    let Some(CallEvent::Answered { media, .. }) = ev.last() else { panic!("{ev:?}\n{}", log()) };
+    let id = sut
+        .handle
+        .originate_registered("agent1", "ivr", Duration::from_secs(10))
+        .await
+        .unwrap();
+    let ev = collect_events(&mut rx, Duration::from_secs(10), |e| {
+        e.iter().any(|e| {
+            e.call() == Some(id)
+                && matches!(e, CallEvent::Answered { .. } | CallEvent::Hangup { .. })
+        })
+    })
+    .await;
+    let Some(CallEvent::Answered { media, .. }) = ev.last() else {
+        panic!("{ev:?}\n{}", log())
+    };
     assert_eq!(media.negotiated.unwrap().payload_type, 0);
     tokio::time::sleep(Duration::from_millis(500)).await;
     sut.handle.hangup(id);
     tokio::time::sleep(Duration::from_millis(500)).await;
 
     // 3. It calls us (authenticating its INVITE); we answer, it hangs up via ctrl_tcp.
-    ctrl(ctrl_port, "dial", &format!("sip:ivr@127.0.0.1:{}", sut.udp_addr.port())).await;
-    let ev = collect_events(&mut rx, Duration::from_secs(10), |e| e.iter().any(|e| matches!(e, CallEvent::Answered { .. }))).await;
-    let incoming = ev.iter().find_map(|e| if let CallEvent::Incoming { call, user, .. } = e { Some((*call, user.clone())) } else { None });
-    let Some((call, user)) = incoming else { panic!("{ev:?}\n{}", log()) };
+    ctrl(
+        ctrl_port,
+        "dial",
+        &format!("sip:ivr@127.0.0.1:{}", sut.udp_addr.port()),
+    )
+    .await;
+    let ev = collect_events(&mut rx, Duration::from_secs(10), |e| {
+        e.iter().any(|e| matches!(e, CallEvent::Answered { .. }))
+    })
+    .await;
+    let incoming = ev.iter().find_map(|e| {
+        if let CallEvent::Incoming { call, user, .. } = e {
+            Some((*call, user.clone()))
+        } else {
+            None
+        }
+    });
+    let Some((call, user)) = incoming else {
+        panic!("{ev:?}\n{}", log())
+    };
     assert_eq!(user.as_deref(), Some("agent1"));
-    assert!(ev.iter().any(|e| matches!(e, CallEvent::Answered { call: c, .. } if *c == call)), "{ev:?}\n{}", log());
+    assert!(
+        ev.iter()
+            .any(|e| matches!(e, CallEvent::Answered { call: c, .. } if *c == call)),
+        "{ev:?}\n{}",
+        log()
+    );
     tokio::time::sleep(Duration::from_millis(500)).await;
     ctrl(ctrl_port, "hangup", "").await;
-    let ev = collect_events(&mut rx, Duration::from_secs(5), |e| e.iter().any(|e| matches!(e, CallEvent::Hangup { .. }))).await;
-    assert!(matches!(ev.last(), Some(CallEvent::Hangup { cause: HangupCause::RemoteBye, .. })), "{ev:?}\n{}", log());
+    let ev = collect_events(&mut rx, Duration::from_secs(5), |e| {
+        e.iter().any(|e| matches!(e, CallEvent::Hangup { .. }))
+    })
+    .await;
+    assert!(
+        matches!(
+            ev.last(),
+            Some(CallEvent::Hangup {
+                cause: HangupCause::RemoteBye,
+                ..
+            })
+        ),
+        "{ev:?}\n{}",
+        log()
+    );
 
     // 4. Hold and resume by re-INVITE, then a blind transfer: the phone is REFERred back to us
     //    (sip:queue@…), calls that target, and reports success by NOTIFY.
-    let id = sut.handle.originate_registered("agent1", "ivr", Duration::from_secs(10)).await.unwrap();
-    let ev = collect_events(&mut rx, Duration::from_secs(10), |e| e.iter().any(|e| e.call() == Some(id) && matches!(e, CallEvent::Answered { .. } | CallEvent::Hangup { .. }))).await;
-    assert!(matches!(ev.last(), Some(CallEvent::Answered { .. })), "{ev:?}\n{}", log());
-    sut.handle.hold(id, true);
-    let ev = collect_events(&mut rx, Duration::from_secs(5), |e| e.iter().any(|e| matches!(e, CallEvent::MediaChanged { .. }))).await;
-    assert!(matches!(ev.last(), Some(CallEvent::MediaChanged { media, .. }) if media.direction() == Direction::SendOnly), "{ev:?}\n{}", log());
-    sut.handle.hold(id, false);
-    let ev = collect_events(&mut rx, Duration::from_secs(5), |e| e.iter().any(|e| matches!(e, CallEvent::MediaChanged { .. }))).await;
-    assert!(matches!(ev.last(), Some(CallEvent::MediaChanged { media, .. }) if media.direction() == Direction::SendRecv), "{ev:?}\n{}", log());
-    sut.handle.transfer(id, &format!("sip:queue@127.0.0.1:{}", sut.udp_addr.port()));
+    let id = sut
+        .handle
+        .originate_registered("agent1", "ivr", Duration::from_secs(10))
+        .await
+        .unwrap();
     let ev = collect_events(&mut rx, Duration::from_secs(10), |e| {
-        e.iter().any(|e| matches!(e, CallEvent::TransferProgress { code: 200.., .. }))
+        e.iter().any(|e| {
+            e.call() == Some(id)
+                && matches!(e, CallEvent::Answered { .. } | CallEvent::Hangup { .. })
+        })
+    })
+    .await;
+    assert!(
+        matches!(ev.last(), Some(CallEvent::Answered { .. })),
+        "{ev:?}\n{}",
+        log()
+    );
+    sut.handle.hold(id, true);
+    let ev = collect_events(&mut rx, Duration::from_secs(5), |e| {
+        e.iter()
+            .any(|e| matches!(e, CallEvent::MediaChanged { .. }))
+    })
+    .await;
+    assert!(
+        matches!(ev.last(), Some(CallEvent::MediaChanged { media, .. }) if media.direction() == Direction::SendOnly),
+        "{ev:?}\n{}",
+        log()
+    );
+    sut.handle.hold(id, false);
+    let ev = collect_events(&mut rx, Duration::from_secs(5), |e| {
+        e.iter()
+            .any(|e| matches!(e, CallEvent::MediaChanged { .. }))
+    })
+    .await;
+    assert!(
+        matches!(ev.last(), Some(CallEvent::MediaChanged { media, .. }) if media.direction() == Direction::SendRecv),
+        "{ev:?}\n{}",
+        log()
+    );
+    sut.handle
+        .transfer(id, &format!("sip:queue@127.0.0.1:{}", sut.udp_addr.port()));
+    let ev = collect_events(&mut rx, Duration::from_secs(10), |e| {
+        e.iter()
+            .any(|e| matches!(e, CallEvent::TransferProgress { code: 200.., .. }))
             && e.iter().any(|e| matches!(e, CallEvent::Incoming { .. }))
     })
     .await;
-    let transferred = ev.iter().find_map(|e| if let CallEvent::Incoming { request_uri, user, .. } = e { Some((request_uri.clone(), user.clone())) } else { None });
-    assert!(matches!(&transferred, Some((uri, Some(u))) if uri.contains("queue@") && u == "agent1"), "{ev:?}\n{}", log());
-    assert!(ev.iter().any(|e| matches!(e, CallEvent::TransferProgress { call, code: 200 } if *call == id)), "{ev:?}\n{}", log());
+    let transferred = ev.iter().find_map(|e| {
+        if let CallEvent::Incoming {
+            request_uri, user, ..
+        } = e
+        {
+            Some((request_uri.clone(), user.clone()))
+        } else {
+            None
+        }
+    });
+    assert!(
+        matches!(&transferred, Some((uri, Some(u))) if uri.contains("queue@") && u == "agent1"),
+        "{ev:?}\n{}",
+        log()
+    );
+    assert!(
+        ev.iter()
+            .any(|e| matches!(e, CallEvent::TransferProgress { call, code: 200 } if *call == id)),
+        "{ev:?}\n{}",
+        log()
+    );
 }

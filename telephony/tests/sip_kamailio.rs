@@ -14,7 +14,11 @@ use telephony::sip::listener::SipOptions;
 use telephony::sip::outcome::Outcome;
 
 fn scenario(name: &str) -> String {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/sip_scenarios").join(name).display().to_string()
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/sip_scenarios")
+        .join(name)
+        .display()
+        .to_string()
 }
 
 /// Kamailio running in the foreground; stopped (SIGTERM to its main process, which ends its
@@ -48,7 +52,10 @@ impl Kamailio {
 
 impl Drop for Kamailio {
     fn drop(&mut self) {
-        let _ = std::process::Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
+        let _ = std::process::Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
         let deadline = std::time::Instant::now() + Duration::from_secs(5);
         while std::time::Instant::now() < deadline {
             if let Ok(Some(_)) = self.child.try_wait() {
@@ -63,7 +70,9 @@ impl Drop for Kamailio {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn register_receive_and_call_out_through_kamailio_over_udp_and_tcp() {
-    if !foundation::testing::require_tool("sipp", "sip-tester") || !foundation::testing::require_tool("kamailio", "kamailio") {
+    if !foundation::testing::require_tool("sipp", "sip-tester")
+        || !foundation::testing::require_tool("kamailio", "kamailio")
+    {
         return;
     }
     let dir = scratch("kamailio");
@@ -77,40 +86,156 @@ async fn register_receive_and_call_out_through_kamailio_over_udp_and_tcp() {
     for (t, tp) in [(Transport::Udp, "u1"), (Transport::Tcp, "t1")] {
         // Ring 100 ms before answering: Kamailio forwards replies from several worker
         // processes, so a 180 sent in the same instant as the 200 can reach sipp after it.
-        let (sut, _lc) = start(SipOptions { auto_answer: Some(std::time::Duration::from_millis(100)), ..SipOptions::default() }).await;
+        let (sut, _lc) = start(SipOptions {
+            auto_answer: Some(std::time::Duration::from_millis(100)),
+            ..SipOptions::default()
+        })
+        .await;
         let mut rx = sut.handle.subscribe();
-        let trunk = Trunk { addr: kam, transport: t, credentials: Some(Credentials { username: "dialbridge".into(), password: "s3cret".into() }) };
+        let trunk = Trunk {
+            addr: kam,
+            transport: t,
+            credentials: Some(Credentials {
+                username: "dialbridge".into(),
+                password: "s3cret".into(),
+            }),
+        };
 
         // 1. Register (401 → digest → 200).
-        let reg = sut.handle.register(Registration { trunk: trunk.clone(), user: "dialbridge".into(), expires: 300 });
-        let ev = collect_events(&mut rx, Duration::from_secs(5), |e| e.iter().any(|e| matches!(e, CallEvent::Registration { .. }))).await;
-        assert!(matches!(ev.last(), Some(CallEvent::Registration { registration, registered: true, .. }) if *registration == reg), "{tp}: {ev:?}\n{}", log());
+        let reg = sut.handle.register(Registration {
+            trunk: trunk.clone(),
+            user: "dialbridge".into(),
+            expires: 300,
+        });
+        let ev = collect_events(&mut rx, Duration::from_secs(5), |e| {
+            e.iter()
+                .any(|e| matches!(e, CallEvent::Registration { .. }))
+        })
+        .await;
+        assert!(
+            matches!(ev.last(), Some(CallEvent::Registration { registration, registered: true, .. }) if *registration == reg),
+            "{tp}: {ev:?}\n{}",
+            log()
+        );
 
         // 2. A caller reaches us through the proxy (lookup → our Contact, Record-Route).
         let cdir = scratch(&format!("kam-caller-{tp}"));
         let cp = free_port().to_string();
-        let r = run_sipp(&cdir, &["-sf", &scenario("uac_via_proxy.xml"), &kam.to_string(), "-s", "dialbridge", "-t", tp, "-i", "127.0.0.1", "-mi", "127.0.0.1", "-p", &cp, "-m", "1", "-timeout", "15s", "-timeout_error"]).await;
+        let r = run_sipp(
+            &cdir,
+            &[
+                "-sf",
+                &scenario("uac_via_proxy.xml"),
+                &kam.to_string(),
+                "-s",
+                "dialbridge",
+                "-t",
+                tp,
+                "-i",
+                "127.0.0.1",
+                "-mi",
+                "127.0.0.1",
+                "-p",
+                &cp,
+                "-m",
+                "1",
+                "-timeout",
+                "15s",
+                "-timeout_error",
+            ],
+        )
+        .await;
         assert_eq!(r.rc, 0, "{tp}: {r:?}\n{}", log());
-        let ev = collect_events(&mut rx, Duration::from_secs(3), |e| e.iter().any(|e| matches!(e, CallEvent::Hangup { .. }))).await;
-        assert!(ev.iter().any(|e| matches!(e, CallEvent::Answered { .. })), "{tp}: {ev:?}");
-        assert!(matches!(ev.last(), Some(CallEvent::Hangup { cause: HangupCause::RemoteBye, .. })), "{tp}: {ev:?}");
+        let ev = collect_events(&mut rx, Duration::from_secs(3), |e| {
+            e.iter().any(|e| matches!(e, CallEvent::Hangup { .. }))
+        })
+        .await;
+        assert!(
+            ev.iter().any(|e| matches!(e, CallEvent::Answered { .. })),
+            "{tp}: {ev:?}"
+        );
+        assert!(
+            matches!(
+                ev.last(),
+                Some(CallEvent::Hangup {
+                    cause: HangupCause::RemoteBye,
+                    ..
+                })
+            ),
+            "{tp}: {ev:?}"
+        );
 
         // 3. We call out through the proxy: 407 → digest → relayed to the gateway (sipp uas);
         //    our ACK and BYE go through the proxy on the route set.
         let gdir = scratch(&format!("kam-gw-{tp}"));
         let gp = gw_port.to_string();
-        let gw = spawn_sipp(&gdir, &["-sn", "uas", "-t", tp, "-i", "127.0.0.1", "-mi", "127.0.0.1", "-p", &gp, "-m", "1", "-timeout", "15s", "-timeout_error"]);
+        let gw = spawn_sipp(
+            &gdir,
+            &[
+                "-sn",
+                "uas",
+                "-t",
+                tp,
+                "-i",
+                "127.0.0.1",
+                "-mi",
+                "127.0.0.1",
+                "-p",
+                &gp,
+                "-m",
+                "1",
+                "-timeout",
+                "15s",
+                "-timeout_error",
+            ],
+        );
         tokio::time::sleep(Duration::from_millis(400)).await;
-        let id = sut.handle.originate(Originate { to_user: "15551234".into(), from_user: "dialbridge".into(), trunks: vec![trunk.clone()], ..Default::default() });
-        let ev = collect_events(&mut rx, Duration::from_secs(5), |e| e.iter().any(|e| e.call() == Some(id) && matches!(e, CallEvent::Answered { .. } | CallEvent::Hangup { .. }))).await;
-        assert!(matches!(ev.last(), Some(CallEvent::Answered { .. })), "{tp}: {ev:?}\n{}", log());
+        let id = sut.handle.originate(Originate {
+            to_user: "15551234".into(),
+            from_user: "dialbridge".into(),
+            trunks: vec![trunk.clone()],
+            ..Default::default()
+        });
+        let ev = collect_events(&mut rx, Duration::from_secs(5), |e| {
+            e.iter().any(|e| {
+                e.call() == Some(id)
+                    && matches!(e, CallEvent::Answered { .. } | CallEvent::Hangup { .. })
+            })
+        })
+        .await;
+        assert!(
+            matches!(ev.last(), Some(CallEvent::Answered { .. })),
+            "{tp}: {ev:?}\n{}",
+            log()
+        );
         sut.handle.hangup(id);
         let r = wait_sipp(&gdir, gw).await;
-        assert_eq!(r.rc, 0, "{tp}: the gateway must see ACK and BYE through the proxy: {r:?}\n{}", log());
-        let ev = collect_events(&mut rx, Duration::from_secs(2), |e| e.iter().any(|e| matches!(e, CallEvent::Hangup { .. }))).await;
-        assert!(matches!(ev.last(), Some(CallEvent::Hangup { outcome: Outcome::Answered, .. })), "{tp}: {ev:?}");
+        assert_eq!(
+            r.rc,
+            0,
+            "{tp}: the gateway must see ACK and BYE through the proxy: {r:?}\n{}",
+            log()
+        );
+        let ev = collect_events(&mut rx, Duration::from_secs(2), |e| {
+            e.iter().any(|e| matches!(e, CallEvent::Hangup { .. }))
+        })
+        .await;
+        assert!(
+            matches!(
+                ev.last(),
+                Some(CallEvent::Hangup {
+                    outcome: Outcome::Answered,
+                    ..
+                })
+            ),
+            "{tp}: {ev:?}"
+        );
 
         sut.handle.unregister(reg);
-        let _ = collect_events(&mut rx, Duration::from_secs(2), |e| e.iter().any(|e| matches!(e, CallEvent::Registration { .. }))).await;
+        let _ = collect_events(&mut rx, Duration::from_secs(2), |e| {
+            e.iter()
+                .any(|e| matches!(e, CallEvent::Registration { .. }))
+        })
+        .await;
     }
 }

@@ -34,7 +34,9 @@ async fn udp_malformed_messages_get_400_or_nothing_and_the_listener_survives() {
     let sock = UdpSocket::bind("127.0.0.1:0").await.unwrap();
     let to = sut.udp_addr;
 
-    let ok = udp_exchange(&sock, to, options("a1", "", "UDP").as_bytes()).await.unwrap();
+    let ok = udp_exchange(&sock, to, options("a1", "", "UDP").as_bytes())
+        .await
+        .unwrap();
     assert!(ok.starts_with("SIP/2.0 200 "), "{ok}");
 
     // A header line without a colon.
@@ -54,16 +56,39 @@ async fn udp_malformed_messages_get_400_or_nothing_and_the_listener_survives() {
     assert!(r.starts_with("SIP/2.0 513 "), "{r}");
 
     // Garbage bytes, a truncated start line, a malformed ACK: no response possible.
-    for junk in [&b"\x00\x01\x02\xff\xfe garbage"[..], b"INVITE sip:x", b"ACK sip:x SIP/2.0\r\nVia: broken\r\n\r\n", b"SIP/2.0 200 OK\r\n\r\n"] {
+    for junk in [
+        &b"\x00\x01\x02\xff\xfe garbage"[..],
+        b"INVITE sip:x",
+        b"ACK sip:x SIP/2.0\r\nVia: broken\r\n\r\n",
+        b"SIP/2.0 200 OK\r\n\r\n",
+    ] {
         assert_eq!(udp_exchange(&sock, to, junk).await, None);
     }
 
     // An unknown method: 501; a BYE outside any dialog: 481; still serving.
-    let r = udp_exchange(&sock, to, options("a5", "", "UDP").replace("OPTIONS", "FOO").as_bytes()).await.unwrap();
+    let r = udp_exchange(
+        &sock,
+        to,
+        options("a5", "", "UDP")
+            .replace("OPTIONS", "FOO")
+            .as_bytes(),
+    )
+    .await
+    .unwrap();
     assert!(r.starts_with("SIP/2.0 501 "), "{r}");
-    let r = udp_exchange(&sock, to, options("a7", "", "UDP").replace("OPTIONS", "BYE").as_bytes()).await.unwrap();
+    let r = udp_exchange(
+        &sock,
+        to,
+        options("a7", "", "UDP")
+            .replace("OPTIONS", "BYE")
+            .as_bytes(),
+    )
+    .await
+    .unwrap();
     assert!(r.starts_with("SIP/2.0 481 "), "{r}");
-    let ok = udp_exchange(&sock, to, options("a6", "", "UDP").as_bytes()).await.unwrap();
+    let ok = udp_exchange(&sock, to, options("a6", "", "UDP").as_bytes())
+        .await
+        .unwrap();
     assert!(ok.starts_with("SIP/2.0 200 "), "{ok}");
 }
 
@@ -111,16 +136,26 @@ async fn tcp_malformed_gets_400_and_the_listener_survives() {
     let (sut, _lc) = start(SipOptions::default()).await;
     // A bad header inside a well-framed message: 400, the connection stays usable.
     let mut s = TcpStream::connect(sut.tcp_addr).await.unwrap();
-    s.write_all(options("m1", "Broken header line\r\n", "TCP").as_bytes()).await.unwrap();
+    s.write_all(options("m1", "Broken header line\r\n", "TCP").as_bytes())
+        .await
+        .unwrap();
     let r = read_responses(&mut s, 1).await;
     assert!(r.len() == 1 && r[0].starts_with("SIP/2.0 400 "), "{r:?}");
-    s.write_all(options("m2", "", "TCP").as_bytes()).await.unwrap();
+    s.write_all(options("m2", "", "TCP").as_bytes())
+        .await
+        .unwrap();
     let r = read_responses(&mut s, 1).await;
     assert!(r.len() == 1 && r[0].starts_with("SIP/2.0 200 "), "{r:?}");
 
     // A garbled Content-Length breaks the framing: 400, then the connection is closed.
     let mut s = TcpStream::connect(sut.tcp_addr).await.unwrap();
-    s.write_all(options("m3", "", "TCP").replace("Content-Length: 0", "Content-Length: zero").as_bytes()).await.unwrap();
+    s.write_all(
+        options("m3", "", "TCP")
+            .replace("Content-Length: 0", "Content-Length: zero")
+            .as_bytes(),
+    )
+    .await
+    .unwrap();
     let mut buf = vec![0u8; 4096];
     let mut got = Vec::new();
     loop {
@@ -136,12 +171,18 @@ async fn tcp_malformed_gets_400_and_the_listener_survives() {
     let mut s = TcpStream::connect(sut.tcp_addr).await.unwrap();
     s.write_all(b"\xff\xfe\x00garbage\r\n\r\n").await.unwrap();
     let mut buf = vec![0u8; 4096];
-    let n = tokio::time::timeout(Duration::from_secs(2), s.read(&mut buf)).await.unwrap().unwrap_or(0);
+    let n = tokio::time::timeout(Duration::from_secs(2), s.read(&mut buf))
+        .await
+        .unwrap()
+        .unwrap_or(0);
     assert_eq!(n, 0);
 
     // Over the size limit: 513.
     let mut s = TcpStream::connect(sut.tcp_addr).await.unwrap();
-    let big = options("m4", "", "TCP").replace("Content-Length: 0\r\n\r\n", &format!("Content-Length: 9000\r\n\r\n{}", "x".repeat(9000)));
+    let big = options("m4", "", "TCP").replace(
+        "Content-Length: 0\r\n\r\n",
+        &format!("Content-Length: 9000\r\n\r\n{}", "x".repeat(9000)),
+    );
     s.write_all(big.as_bytes()).await.unwrap();
     let mut got = Vec::new();
     while let Ok(Ok(n)) = tokio::time::timeout(Duration::from_secs(2), s.read(&mut buf)).await {
@@ -150,11 +191,17 @@ async fn tcp_malformed_gets_400_and_the_listener_survives() {
         }
         got.extend_from_slice(&buf[..n]);
     }
-    assert!(String::from_utf8_lossy(&got).starts_with("SIP/2.0 513 "), "{}", String::from_utf8_lossy(&got));
+    assert!(
+        String::from_utf8_lossy(&got).starts_with("SIP/2.0 513 "),
+        "{}",
+        String::from_utf8_lossy(&got)
+    );
 
     // Still serving.
     let mut s = TcpStream::connect(sut.tcp_addr).await.unwrap();
-    s.write_all(options("m5", "", "TCP").as_bytes()).await.unwrap();
+    s.write_all(options("m5", "", "TCP").as_bytes())
+        .await
+        .unwrap();
     let r = read_responses(&mut s, 1).await;
     assert!(r.len() == 1 && r[0].starts_with("SIP/2.0 200 "), "{r:?}");
 }
@@ -173,24 +220,44 @@ Contact: <sip:c@{me}>\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
         )
     };
     // One call up before draining (late offer: no SDP in the INVITE).
-    sock.send_to(invite("d1", "drain-1").as_bytes(), sut.udp_addr).await.unwrap();
-    let ev = sip_common::collect_events(&mut rx, Duration::from_secs(2), |e| e.iter().any(|e| matches!(e, telephony::sip::call::CallEvent::Incoming { .. }))).await;
+    sock.send_to(invite("d1", "drain-1").as_bytes(), sut.udp_addr)
+        .await
+        .unwrap();
+    let ev = sip_common::collect_events(&mut rx, Duration::from_secs(2), |e| {
+        e.iter()
+            .any(|e| matches!(e, telephony::sip::call::CallEvent::Incoming { .. }))
+    })
+    .await;
     assert!(!ev.is_empty());
     lc.start_draining();
     let mut buf = vec![0u8; 65535];
     // Drain the first call's responses, then check the new INVITE gets 503.
-    while let Ok(Ok(_)) = tokio::time::timeout(Duration::from_millis(300), sock.recv_from(&mut buf)).await {}
-    sock.send_to(invite("d2", "drain-2").as_bytes(), sut.udp_addr).await.unwrap();
+    while let Ok(Ok(_)) =
+        tokio::time::timeout(Duration::from_millis(300), sock.recv_from(&mut buf)).await
+    {}
+    sock.send_to(invite("d2", "drain-2").as_bytes(), sut.udp_addr)
+        .await
+        .unwrap();
     let mut got = Vec::new();
-    while let Ok(Ok((n, _))) = tokio::time::timeout(Duration::from_millis(500), sock.recv_from(&mut buf)).await {
+    while let Ok(Ok((n, _))) =
+        tokio::time::timeout(Duration::from_millis(500), sock.recv_from(&mut buf)).await
+    {
         got.push(String::from_utf8_lossy(&buf[..n]).into_owned());
     }
-    assert!(got.iter().any(|m| m.starts_with("SIP/2.0 503 ") && m.contains("Call-ID: drain-2")), "{got:?}");
+    assert!(
+        got.iter()
+            .any(|m| m.starts_with("SIP/2.0 503 ") && m.contains("Call-ID: drain-2")),
+        "{got:?}"
+    );
     // The drain time runs out: the call in progress is ended with a BYE.
-    let outcome = lc.drain(Duration::from_millis(100), Duration::from_secs(2)).await;
+    let outcome = lc
+        .drain(Duration::from_millis(100), Duration::from_secs(2))
+        .await;
     assert_eq!(outcome, foundation::lifecycle::DrainOutcome::Stopped);
     let mut saw_bye = false;
-    while let Ok(Ok((n, _))) = tokio::time::timeout(Duration::from_millis(500), sock.recv_from(&mut buf)).await {
+    while let Ok(Ok((n, _))) =
+        tokio::time::timeout(Duration::from_millis(500), sock.recv_from(&mut buf)).await
+    {
         saw_bye |= buf[..n].starts_with(b"BYE ");
     }
     assert!(saw_bye, "the answered call got a BYE at shutdown");
@@ -201,17 +268,46 @@ async fn trunk_ping_reports_alive_and_dead_trunks() {
     use telephony::sip::call::{CallEvent, Transport, Trunk};
     use telephony::sip::transaction::TimerConfig;
     // T1 = 50 ms: a dead trunk is declared after 64*T1 = 3.2 s.
-    let timers = TimerConfig { t1: Duration::from_millis(50), ..Default::default() };
-    let (a, _la) = start(SipOptions { timers, ..Default::default() }).await;
+    let timers = TimerConfig {
+        t1: Duration::from_millis(50),
+        ..Default::default()
+    };
+    let (a, _la) = start(SipOptions {
+        timers,
+        ..Default::default()
+    })
+    .await;
     let (b, _lb) = start(SipOptions::default()).await;
     let mut rx = a.handle.subscribe();
     for (addr, transport) in [(b.udp_addr, Transport::Udp), (b.tcp_addr, Transport::Tcp)] {
-        let id = a.handle.ping(Trunk { addr, transport, credentials: None });
-        let ev = sip_common::collect_events(&mut rx, Duration::from_secs(3), |e| e.iter().any(|e| matches!(e, CallEvent::TrunkStatus { .. }))).await;
-        assert!(matches!(ev.last(), Some(CallEvent::TrunkStatus { ping, code: Some(200), .. }) if *ping == id), "{transport:?}: {ev:?}");
+        let id = a.handle.ping(Trunk {
+            addr,
+            transport,
+            credentials: None,
+        });
+        let ev = sip_common::collect_events(&mut rx, Duration::from_secs(3), |e| {
+            e.iter().any(|e| matches!(e, CallEvent::TrunkStatus { .. }))
+        })
+        .await;
+        assert!(
+            matches!(ev.last(), Some(CallEvent::TrunkStatus { ping, code: Some(200), .. }) if *ping == id),
+            "{transport:?}: {ev:?}"
+        );
     }
-    let dead: std::net::SocketAddr = format!("127.0.0.1:{}", sip_common::free_port()).parse().unwrap();
-    let id = a.handle.ping(Trunk { addr: dead, transport: Transport::Udp, credentials: None });
-    let ev = sip_common::collect_events(&mut rx, Duration::from_secs(6), |e| e.iter().any(|e| matches!(e, CallEvent::TrunkStatus { .. }))).await;
-    assert!(matches!(ev.last(), Some(CallEvent::TrunkStatus { ping, code: None, .. }) if *ping == id), "{ev:?}");
+    let dead: std::net::SocketAddr = format!("127.0.0.1:{}", sip_common::free_port())
+        .parse()
+        .unwrap();
+    let id = a.handle.ping(Trunk {
+        addr: dead,
+        transport: Transport::Udp,
+        credentials: None,
+    });
+    let ev = sip_common::collect_events(&mut rx, Duration::from_secs(6), |e| {
+        e.iter().any(|e| matches!(e, CallEvent::TrunkStatus { .. }))
+    })
+    .await;
+    assert!(
+        matches!(ev.last(), Some(CallEvent::TrunkStatus { ping, code: None, .. }) if *ping == id),
+        "{ev:?}"
+    );
 }

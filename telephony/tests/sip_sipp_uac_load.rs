@@ -19,8 +19,26 @@ async fn sipp_uac_1000_calls_at_100_cps_none_fail() {
     let port = free_port().to_string();
     let run = run_sipp(
         &dir,
-        &["-sn", "uac", &target, "-i", "127.0.0.1", "-mi", "127.0.0.1", "-p", &port, "-r", "100", "-m", "1000", "-l", "300",
-          "-timeout", "60s", "-timeout_error"],
+        &[
+            "-sn",
+            "uac",
+            &target,
+            "-i",
+            "127.0.0.1",
+            "-mi",
+            "127.0.0.1",
+            "-p",
+            &port,
+            "-r",
+            "100",
+            "-m",
+            "1000",
+            "-l",
+            "300",
+            "-timeout",
+            "60s",
+            "-timeout_error",
+        ],
     )
     .await;
     assert_eq!(run.rc, 0, "sipp failed: {run:?}");
@@ -42,17 +60,43 @@ async fn sipp_uac_with_10_percent_loss_retransmits_without_duplicate_calls() {
     let port = free_port().to_string();
     let run = run_sipp(
         &dir,
-        &["-sn", "uac", &target, "-i", "127.0.0.1", "-mi", "127.0.0.1", "-p", &port, "-r", "50", "-m", "300", "-l", "300",
-          "-lost", "10", "-timeout", "90s", "-timeout_error"],
+        &[
+            "-sn",
+            "uac",
+            &target,
+            "-i",
+            "127.0.0.1",
+            "-mi",
+            "127.0.0.1",
+            "-p",
+            &port,
+            "-r",
+            "50",
+            "-m",
+            "300",
+            "-l",
+            "300",
+            "-lost",
+            "10",
+            "-timeout",
+            "90s",
+            "-timeout_error",
+        ],
     )
     .await;
     let created = run.stat("TotalCallCreated");
     let retrans = run.stat("Retransmissions(C)");
-    assert!(retrans > 0, "loss must have forced retransmissions: {run:?}");
+    assert!(
+        retrans > 0,
+        "loss must have forced retransmissions: {run:?}"
+    );
     assert_eq!(run.rc, 0, "sipp failed: {run:?}");
     assert_eq!(run.stat("SuccessfulCall(C)"), 300, "{run:?}");
     let stats = settle(&sut, Duration::from_secs(40)).await;
-    assert_eq!(stats.inbound_calls_created, created, "a retransmitted INVITE must never create a second call");
+    assert_eq!(
+        stats.inbound_calls_created, created,
+        "a retransmitted INVITE must never create a second call"
+    );
     assert_eq!(stats.active_calls, 0);
 }
 
@@ -63,13 +107,37 @@ async fn sipp_uac_over_tcp_one_connection_and_one_per_call() {
     }
     let (sut, _lc) = start(SipOptions::default()).await;
     for (mode, calls) in [("t1", 1000u64), ("tn", 300)] {
-        let max_socket: &[&str] = if mode == "tn" { &["-max_socket", "1000"] } else { &[] };
+        let max_socket: &[&str] = if mode == "tn" {
+            &["-max_socket", "1000"]
+        } else {
+            &[]
+        };
         let dir = scratch(&format!("uac-tcp-{mode}"));
         let target = sut.tcp_addr.to_string();
         let port = free_port().to_string();
         let m = calls.to_string();
-        let mut args = vec!["-sn", "uac", &target, "-t", mode, "-i", "127.0.0.1", "-mi", "127.0.0.1", "-p", &port, "-r", "100",
-            "-m", &m, "-l", "300", "-timeout", "60s", "-timeout_error"];
+        let mut args = vec![
+            "-sn",
+            "uac",
+            &target,
+            "-t",
+            mode,
+            "-i",
+            "127.0.0.1",
+            "-mi",
+            "127.0.0.1",
+            "-p",
+            &port,
+            "-r",
+            "100",
+            "-m",
+            &m,
+            "-l",
+            "300",
+            "-timeout",
+            "60s",
+            "-timeout_error",
+        ];
         args.extend_from_slice(max_socket);
         let run = run_sipp(&dir, &args).await;
         assert_eq!(run.rc, 0, "{mode}: {run:?}");
@@ -80,7 +148,10 @@ async fn sipp_uac_over_tcp_one_connection_and_one_per_call() {
     // Connections closed by sipp are forgotten.
     tokio::time::sleep(Duration::from_millis(500)).await;
     let stats = sut.handle.stats().await.unwrap();
-    assert!(stats.tcp_connections <= 1, "closed connections were kept: {stats:?}");
+    assert!(
+        stats.tcp_connections <= 1,
+        "closed connections were kept: {stats:?}"
+    );
 }
 
 /// Benchmark (run with `--release -- --ignored --nocapture`): the highest sipp call rate at which
@@ -101,13 +172,43 @@ async fn benchmark_max_answered_calls_per_second() {
         let t0 = std::time::Instant::now();
         let run = run_sipp(
             &dir,
-            &["-sn", "uac", &target, "-i", "127.0.0.1", "-mi", "127.0.0.1", "-p", &port, "-r", &r, "-m", &m, "-l", "5000",
-              "-timeout", "60s", "-timeout_error"],
+            &[
+                "-sn",
+                "uac",
+                &target,
+                "-i",
+                "127.0.0.1",
+                "-mi",
+                "127.0.0.1",
+                "-p",
+                &port,
+                "-r",
+                &r,
+                "-m",
+                &m,
+                "-l",
+                "5000",
+                "-timeout",
+                "60s",
+                "-timeout_error",
+            ],
         )
         .await;
-        let ok = run.stats.get("SuccessfulCall(C)").and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
-        let failed = run.stats.get("FailedCall(C)").and_then(|v| v.parse::<u64>().ok()).unwrap_or(u64::MAX);
-        let retrans = run.stats.get("Retransmissions(C)").cloned().unwrap_or_default();
+        let ok = run
+            .stats
+            .get("SuccessfulCall(C)")
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0);
+        let failed = run
+            .stats
+            .get("FailedCall(C)")
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(u64::MAX);
+        let retrans = run
+            .stats
+            .get("Retransmissions(C)")
+            .cloned()
+            .unwrap_or_default();
         let achieved = run.stats.get("CallRate(C)").cloned().unwrap_or_default();
         eprintln!(
             "BENCH rate={rate} rc={} successful={ok} failed={failed} retransmissions={retrans} sipp-cps={achieved} wall={:?}",
@@ -126,7 +227,11 @@ async fn benchmark_max_answered_calls_per_second() {
 fn rss_kib() -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)?.parse().ok()))
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
         .unwrap_or(0)
 }
 
@@ -143,13 +248,53 @@ async fn benchmark_memory_per_call() {
     let target = sut.udp_addr.to_string();
     let port = free_port().to_string();
     // Warm up allocator pools with a few calls first.
-    let _ = run_sipp(&dir, &["-sn", "uac", &target, "-i", "127.0.0.1", "-mi", "127.0.0.1", "-p", &port, "-r", "100", "-m", "200", "-timeout", "30s"]).await;
+    let _ = run_sipp(
+        &dir,
+        &[
+            "-sn",
+            "uac",
+            &target,
+            "-i",
+            "127.0.0.1",
+            "-mi",
+            "127.0.0.1",
+            "-p",
+            &port,
+            "-r",
+            "100",
+            "-m",
+            "200",
+            "-timeout",
+            "30s",
+        ],
+    )
+    .await;
     settle(&sut, Duration::from_secs(5)).await;
     let base = rss_kib();
     let child = spawn_sipp(
         &dir,
-        &["-sn", "uac", &target, "-i", "127.0.0.1", "-mi", "127.0.0.1", "-p", &port, "-r", "500", "-m", "5000", "-l", "6000",
-          "-d", "15000", "-timeout", "60s", "-timeout_error"],
+        &[
+            "-sn",
+            "uac",
+            &target,
+            "-i",
+            "127.0.0.1",
+            "-mi",
+            "127.0.0.1",
+            "-p",
+            &port,
+            "-r",
+            "500",
+            "-m",
+            "5000",
+            "-l",
+            "6000",
+            "-d",
+            "15000",
+            "-timeout",
+            "60s",
+            "-timeout_error",
+        ],
     );
     tokio::time::sleep(Duration::from_secs(11)).await;
     let peak = rss_kib();

@@ -345,7 +345,10 @@ async fn browser_and_a_rust_leg_hear_each_other() {
     let mut connected = false;
     let closed = std::time::Instant::now();
     let (reason, stats) = wait_ended(&mut leg, &mut connected).await;
-    eprintln!("leg Ended {:?} after the browser process exited (0 = before)", closed.elapsed());
+    eprintln!(
+        "leg Ended {:?} after the browser process exited (0 = before)",
+        closed.elapsed()
+    );
     assert!(connected);
     assert_eq!(reason, EndReason::Disconnected);
     eprintln!("leg stats: {stats:?}");
@@ -496,7 +499,10 @@ async fn a_sipp_caller_and_the_browser_talk_through_the_call() {
     let mut connected = false;
     let closed = std::time::Instant::now();
     let (reason, stats) = wait_ended(&mut leg, &mut connected).await;
-    eprintln!("leg Ended {:?} after the browser process exited (0 = before)", closed.elapsed());
+    eprintln!(
+        "leg Ended {:?} after the browser process exited (0 = before)",
+        closed.elapsed()
+    );
     assert!(connected);
     assert_eq!(reason, EndReason::Disconnected);
     eprintln!("leg stats: {stats:?}");

@@ -42,7 +42,10 @@ impl Appliance {
     /// Starts `dialbridge serve ARGS` (e.g. `--demo`) in `dir` with extra environment.
     pub fn start_with_args(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Appliance {
         let mut cmd = dialbridge(dir);
-        cmd.arg("serve").args(args).stdout(Stdio::null()).stderr(Stdio::piped());
+        cmd.arg("serve")
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
         for (k, v) in env {
             cmd.env(k, v);
         }
@@ -65,12 +68,23 @@ impl Appliance {
             Ok(v) => v,
             Err(_) => {
                 let _ = child.kill();
-                panic!("no listening line; log:\n{}", log.lock().unwrap().join("\n"));
+                panic!(
+                    "no listening line; log:\n{}",
+                    log.lock().unwrap().join("\n")
+                );
             }
         };
         let s = |k: &str| listening[k].as_str().unwrap().to_owned();
         Appliance {
-            http: format!("{}://{}", if listening["https"] == true { "https" } else { "http" }, s("http")),
+            http: format!(
+                "{}://{}",
+                if listening["https"] == true {
+                    "https"
+                } else {
+                    "http"
+                },
+                s("http")
+            ),
             sip_udp: s("sip_udp"),
             sip_tcp: s("sip_tcp"),
             child,
@@ -99,7 +113,10 @@ impl Appliance {
             }
             if t0.elapsed() > limit {
                 let _ = self.child.kill();
-                panic!("dialbridge did not exit within {limit:?} of SIGTERM; log:\n{}", self.log_text());
+                panic!(
+                    "dialbridge did not exit within {limit:?} of SIGTERM; log:\n{}",
+                    self.log_text()
+                );
             }
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -142,7 +159,13 @@ pub const QUEUE_FLOW: &str = r#"{"Version": "2019-10-30", "StartAction": "q", "A
   {"Identifier": "bye", "Type": "DisconnectParticipant", "Parameters": {}, "Transitions": {}}]}"#;
 
 /// Saves `flow` as `name` and points each of `numbers` at it, with an admin API key.
-pub async fn route_numbers(app: &Appliance, admin_key: &str, name: &str, flow: &str, numbers: &[&str]) {
+pub async fn route_numbers(
+    app: &Appliance,
+    admin_key: &str,
+    name: &str,
+    flow: &str,
+    numbers: &[&str],
+) {
     let c = reqwest::Client::new();
     let resp = c
         .put(app.url(&format!("/api/v1/flows/{name}")))
@@ -151,7 +174,12 @@ pub async fn route_numbers(app: &Appliance, admin_key: &str, name: &str, flow: &
         .send()
         .await
         .unwrap();
-    assert!(resp.status().is_success(), "saving flow {name}: {} {}", resp.status(), resp.text().await.unwrap_or_default());
+    assert!(
+        resp.status().is_success(),
+        "saving flow {name}: {} {}",
+        resp.status(),
+        resp.text().await.unwrap_or_default()
+    );
     for n in numbers {
         let resp = c
             .put(app.url(&format!("/api/v1/numbers/{n}")))
@@ -160,14 +188,23 @@ pub async fn route_numbers(app: &Appliance, admin_key: &str, name: &str, flow: &
             .send()
             .await
             .unwrap();
-        assert!(resp.status().is_success(), "routing {n}: {} {}", resp.status(), resp.text().await.unwrap_or_default());
+        assert!(
+            resp.status().is_success(),
+            "routing {n}: {} {}",
+            resp.status(),
+            resp.text().await.unwrap_or_default()
+        );
     }
 }
 
 /// A new API key with `role`, made with the CLI in `dir` (before the appliance starts).
 pub fn api_key(dir: &Path, role: &str) -> String {
     let out = run(dir, &["apikey", "create", "--role", role], &[]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8(out.stdout).unwrap().trim().to_owned()
 }
 
@@ -178,5 +215,9 @@ pub fn admin_key(dir: &Path) -> String {
 
 /// A UDP port free on loopback now (for a sipp peer).
 pub fn free_port() -> u16 {
-    std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }

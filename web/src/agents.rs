@@ -13,7 +13,9 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use foundation::accounts::Role;
 use inbound::acd::{AgentStatus, QueueStats};
-use inbound::runtime::{AgentEndpoint, AgentMode, AgentView, Login, Runtime, RuntimeError, RuntimeEvent, Supervise};
+use inbound::runtime::{
+    AgentEndpoint, AgentMode, AgentView, Login, Runtime, RuntimeError, RuntimeEvent, Supervise,
+};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -28,7 +30,12 @@ const AGENT: &[Role] = &[Role::Agent, Role::Supervisor, Role::Admin];
 const SUPERVISE: &[Role] = &[Role::Supervisor, Role::Admin];
 /// May open the events socket: agents (their own events), supervisors and admins (all events),
 /// and campaign managers (all events, watch only: their dashboards refresh on them).
-const SOCKET: &[Role] = &[Role::Agent, Role::Supervisor, Role::Admin, Role::CampaignManager];
+const SOCKET: &[Role] = &[
+    Role::Agent,
+    Role::Supervisor,
+    Role::Admin,
+    Role::CampaignManager,
+];
 
 impl From<RuntimeError> for ApiError {
     fn from(e: RuntimeError) -> Self {
@@ -38,7 +45,9 @@ impl From<RuntimeError> for ApiError {
             RuntimeError::UnknownContact(_) => (StatusCode::NOT_FOUND, "unknown_contact"),
             RuntimeError::UnknownQueue(_) => (StatusCode::NOT_FOUND, "unknown_queue"),
             RuntimeError::InvalidAgent(_) => (StatusCode::BAD_REQUEST, "bad_request"),
-            RuntimeError::EndpointUnreachable(_) => (StatusCode::BAD_GATEWAY, "endpoint_unreachable"),
+            RuntimeError::EndpointUnreachable(_) => {
+                (StatusCode::BAD_GATEWAY, "endpoint_unreachable")
+            }
             RuntimeError::Media(_) => (StatusCode::CONFLICT, "media"),
             RuntimeError::Stopped => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
         };
@@ -47,11 +56,14 @@ impl From<RuntimeError> for ApiError {
 }
 
 fn runtime(st: &AppState) -> Result<&Runtime, ApiError> {
-    st.runtime
-        .as_ref()
-        .ok_or_else(|| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "the contact runtime is not running on this node"))
+    st.runtime.as_ref().ok_or_else(|| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "the contact runtime is not running on this node",
+        )
+    })
 }
-
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -75,7 +87,11 @@ pub struct LoginBody {
     request_body = LoginBody,
     responses((status = 204), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody),
               (status = 502, body = ErrorBody, description = "the agent's phone did not answer")))]
-async fn login(State(st): State<AppState>, caller: Caller, ApiJson(b): ApiJson<LoginBody>) -> Result<StatusCode, ApiError> {
+async fn login(
+    State(st): State<AppState>,
+    caller: Caller,
+    ApiJson(b): ApiJson<LoginBody>,
+) -> Result<StatusCode, ApiError> {
     caller.require(AGENT)?;
     let login = Login {
         agent_id: caller.agent_id(),
@@ -109,18 +125,28 @@ fn status_of(b: &StateBody) -> Result<AgentStatus, ApiError> {
     match (b.status.as_str(), &b.reason) {
         ("available", _) => Ok(AgentStatus::Available),
         ("offline", _) => Ok(AgentStatus::Offline),
-        ("break", Some(r)) if !r.trim().is_empty() => Ok(AgentStatus::NotRoutable(r.trim().to_owned())),
+        ("break", Some(r)) if !r.trim().is_empty() => {
+            Ok(AgentStatus::NotRoutable(r.trim().to_owned()))
+        }
         ("break", _) => Err(ApiError::bad_request("a break needs a reason")),
-        (other, _) => Err(ApiError::bad_request(format!("unknown status {other:?}: available, offline or break"))),
+        (other, _) => Err(ApiError::bad_request(format!(
+            "unknown status {other:?}: available, offline or break"
+        ))),
     }
 }
 
 /// Sets the calling agent's status.
 #[utoipa::path(put, path = "/api/v1/agent/state", tag = "agents", security(("session" = []), ("api_key" = [])),
     request_body = StateBody, responses((status = 204), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
-async fn set_state(State(st): State<AppState>, caller: Caller, ApiJson(b): ApiJson<StateBody>) -> Result<StatusCode, ApiError> {
+async fn set_state(
+    State(st): State<AppState>,
+    caller: Caller,
+    ApiJson(b): ApiJson<StateBody>,
+) -> Result<StatusCode, ApiError> {
     caller.require(AGENT)?;
-    runtime(&st)?.set_state(&caller.agent_id(), status_of(&b)?).await?;
+    runtime(&st)?
+        .set_state(&caller.agent_id(), status_of(&b)?)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -128,7 +154,12 @@ async fn set_state(State(st): State<AppState>, caller: Caller, ApiJson(b): ApiJs
 #[utoipa::path(put, path = "/api/v1/agents/{agent}/state", tag = "agents", security(("session" = []), ("api_key" = [])),
     params(("agent" = String, Path)), request_body = StateBody,
     responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
-async fn force_state(State(st): State<AppState>, caller: Caller, Path(agent): Path<String>, ApiJson(b): ApiJson<StateBody>) -> Result<StatusCode, ApiError> {
+async fn force_state(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path(agent): Path<String>,
+    ApiJson(b): ApiJson<StateBody>,
+) -> Result<StatusCode, ApiError> {
     caller.require(SUPERVISE)?;
     runtime(&st)?.set_state(&agent, status_of(&b)?).await?;
     caller.audit_ok(&st, "agent.force_state", &agent).await?;
@@ -145,10 +176,17 @@ pub struct DispositionBody {
 #[utoipa::path(post, path = "/api/v1/agent/contacts/{contact}/disposition", tag = "agents", security(("session" = []), ("api_key" = [])),
     params(("contact" = String, Path)), request_body = DispositionBody,
     responses((status = 204), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
-async fn disposition(State(st): State<AppState>, caller: Caller, Path(contact): Path<String>, ApiJson(b): ApiJson<DispositionBody>) -> Result<StatusCode, ApiError> {
+async fn disposition(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path(contact): Path<String>,
+    ApiJson(b): ApiJson<DispositionBody>,
+) -> Result<StatusCode, ApiError> {
     caller.require(AGENT)?;
     if b.code.trim().is_empty() || b.code.len() > 64 {
-        return Err(ApiError::bad_request("a disposition code is 1–64 characters"));
+        return Err(ApiError::bad_request(
+            "a disposition code is 1–64 characters",
+        ));
     }
     runtime(&st)?.disposition(&contact, b.code.trim()).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -157,7 +195,11 @@ async fn disposition(State(st): State<AppState>, caller: Caller, Path(contact): 
 /// Hangs up a contact's customer leg.
 #[utoipa::path(post, path = "/api/v1/agent/contacts/{contact}/hangup", tag = "agents", security(("session" = []), ("api_key" = [])),
     params(("contact" = String, Path)), responses((status = 204), (status = 404, body = ErrorBody)))]
-async fn hangup(State(st): State<AppState>, caller: Caller, Path(contact): Path<String>) -> Result<StatusCode, ApiError> {
+async fn hangup(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path(contact): Path<String>,
+) -> Result<StatusCode, ApiError> {
     caller.require(AGENT)?;
     runtime(&st)?.end_contact(&contact).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -167,9 +209,15 @@ async fn hangup(State(st): State<AppState>, caller: Caller, Path(contact): Path<
 #[utoipa::path(get, path = "/api/v1/agents", tag = "agents", security(("session" = []), ("api_key" = [])),
     params(("queue" = Option<String>, Query)),
     responses((status = 200, body = Vec<Object>), (status = 403, body = ErrorBody)))]
-async fn agents(State(st): State<AppState>, caller: Caller, q: axum::extract::Query<QueueQuery>) -> Result<Json<Vec<AgentView>>, ApiError> {
+async fn agents(
+    State(st): State<AppState>,
+    caller: Caller,
+    q: axum::extract::Query<QueueQuery>,
+) -> Result<Json<Vec<AgentView>>, ApiError> {
     caller.require(SUPERVISE)?;
-    Ok(Json(runtime(&st)?.agent_snapshot(q.queue.as_deref()).await?))
+    Ok(Json(
+        runtime(&st)?.agent_snapshot(q.queue.as_deref()).await?,
+    ))
 }
 
 /// The name of an agent state on dashboards (`Available`, `OnContact`, `NotRoutable`…).
@@ -191,7 +239,11 @@ fn state_name(state: &inbound::acd::AgentState) -> &'static str {
 #[utoipa::path(get, path = "/api/v1/agents/states", tag = "agents", security(("session" = []), ("api_key" = [])),
     params(("queue" = Option<String>, Query)),
     responses((status = 200, body = std::collections::BTreeMap<String, u64>), (status = 403, body = ErrorBody)))]
-async fn agent_states(State(st): State<AppState>, caller: Caller, q: axum::extract::Query<QueueQuery>) -> Result<Json<std::collections::BTreeMap<&'static str, u64>>, ApiError> {
+async fn agent_states(
+    State(st): State<AppState>,
+    caller: Caller,
+    q: axum::extract::Query<QueueQuery>,
+) -> Result<Json<std::collections::BTreeMap<&'static str, u64>>, ApiError> {
     caller.require(&[Role::Supervisor, Role::Admin, Role::CampaignManager])?;
     let mut counts = std::collections::BTreeMap::new();
     for a in runtime(&st)?.agent_snapshot(q.queue.as_deref()).await? {
@@ -208,7 +260,11 @@ pub struct QueueQuery {
 /// Real-time statistics of a queue: waiting, oldest, service level, ASA, AHT, occupancy.
 #[utoipa::path(get, path = "/api/v1/queues/{queue}/stats", tag = "agents", security(("session" = []), ("api_key" = [])),
     params(("queue" = String, Path)), responses((status = 200, body = QueueStatsOut), (status = 404, body = ErrorBody)))]
-async fn queue_stats(State(st): State<AppState>, caller: Caller, Path(queue): Path<String>) -> Result<Json<QueueStatsOut>, ApiError> {
+async fn queue_stats(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path(queue): Path<String>,
+) -> Result<Json<QueueStatsOut>, ApiError> {
     caller.require(&[Role::Supervisor, Role::Admin, Role::CampaignManager])?;
     let s = runtime(&st)?.queue_stats(&queue).await?;
     Ok(Json(QueueStatsOut::from(s)))
@@ -263,20 +319,29 @@ pub struct SuperviseBody {
 #[utoipa::path(post, path = "/api/v1/contacts/{contact}/supervise", tag = "agents", security(("session" = []), ("api_key" = [])),
     params(("contact" = String, Path)), request_body = SuperviseBody,
     responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 502, body = ErrorBody)))]
-async fn supervise(State(st): State<AppState>, caller: Caller, Path(contact): Path<String>, ApiJson(b): ApiJson<SuperviseBody>) -> Result<StatusCode, ApiError> {
+async fn supervise(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path(contact): Path<String>,
+    ApiJson(b): ApiJson<SuperviseBody>,
+) -> Result<StatusCode, ApiError> {
     caller.require(SUPERVISE)?;
-    runtime(&st)?.supervise(&contact, b.endpoint, b.mode).await?;
+    runtime(&st)?
+        .supervise(&contact, b.endpoint, b.mode)
+        .await?;
     caller.audit_ok(&st, "contact.supervise", &contact).await?;
     Ok(StatusCode::NO_CONTENT)
 }
-
 
 /// What the desktop socket sends (server → browser). See `docs/desktop-events.md`.
 #[derive(Debug, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 enum Outgoing<'a> {
     /// First message: who the socket belongs to and the agent's current view (None: logged out).
-    Hello { agent: &'a str, view: Option<AgentView> },
+    Hello {
+        agent: &'a str,
+        view: Option<AgentView>,
+    },
     /// A runtime event concerning this agent (all events for supervisors).
     Event { event: &'a RuntimeEvent },
     /// Events were dropped because the socket fell behind; refresh the state with GET.
@@ -291,9 +356,17 @@ enum Outgoing<'a> {
 #[derive(Debug, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 enum Incoming {
-    State { status: String, reason: Option<String> },
-    Disposition { contact: String, code: String },
-    Hangup { contact: String },
+    State {
+        status: String,
+        reason: Option<String>,
+    },
+    Disposition {
+        contact: String,
+        code: String,
+    },
+    Hangup {
+        contact: String,
+    },
     Ping,
 }
 
@@ -311,27 +384,58 @@ fn concerns(event: &RuntimeEvent, agent: &str) -> bool {
 /// their session cookie; the Origin must be this appliance (no cross-site socket).
 #[utoipa::path(get, path = "/api/v1/agent/events", tag = "agents", security(("session" = []), ("api_key" = [])),
     responses((status = 101, description = "WebSocket: see docs/desktop-events.md"), (status = 403, body = ErrorBody)))]
-async fn events(State(st): State<AppState>, caller: Caller, headers: HeaderMap, ws: WebSocketUpgrade) -> Result<Response, ApiError> {
+async fn events(
+    State(st): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    ws: WebSocketUpgrade,
+) -> Result<Response, ApiError> {
     caller.require(SOCKET)?;
     if let (Some(origin), Some(host)) = (headers.get(header::ORIGIN), headers.get(header::HOST)) {
         let origin = origin.to_str().unwrap_or("");
         let host = host.to_str().unwrap_or("");
-        let same = origin.strip_prefix("http://").or_else(|| origin.strip_prefix("https://")) == Some(host);
+        let same = origin
+            .strip_prefix("http://")
+            .or_else(|| origin.strip_prefix("https://"))
+            == Some(host);
         if !same {
-            return Err(ApiError::forbidden("the socket must be opened from this appliance's pages"));
+            return Err(ApiError::forbidden(
+                "the socket must be opened from this appliance's pages",
+            ));
         }
     }
     let rt = runtime(&st)?.clone();
     let agent = caller.agent_id();
     let everyone = SUPERVISE.contains(&caller.role) || caller.role == Role::CampaignManager;
     let watch_only = !AGENT.contains(&caller.role);
-    Ok(ws.on_upgrade(move |socket| desktop(socket, rt, agent, everyone, watch_only)).into_response())
+    Ok(ws
+        .on_upgrade(move |socket| desktop(socket, rt, agent, everyone, watch_only))
+        .into_response())
 }
 
-async fn desktop(mut socket: WebSocket, rt: Runtime, agent: String, everyone: bool, watch_only: bool) {
+async fn desktop(
+    mut socket: WebSocket,
+    rt: Runtime,
+    agent: String,
+    everyone: bool,
+    watch_only: bool,
+) {
     let mut feed = rt.subscribe();
-    let view = rt.agent_snapshot(None).await.ok().and_then(|all| all.into_iter().find(|v| v.id == agent));
-    if send(&mut socket, &Outgoing::Hello { agent: &agent, view }).await.is_err() {
+    let view = rt
+        .agent_snapshot(None)
+        .await
+        .ok()
+        .and_then(|all| all.into_iter().find(|v| v.id == agent));
+    if send(
+        &mut socket,
+        &Outgoing::Hello {
+            agent: &agent,
+            view,
+        },
+    )
+    .await
+    .is_err()
+    {
         return;
     }
     loop {
@@ -377,11 +481,15 @@ async fn command(rt: &Runtime, agent: &str, cmd: Incoming) -> Result<&'static st
     match cmd {
         Incoming::State { status, reason } => {
             let status = status_of(&StateBody { status, reason }).map_err(|e| e.message)?;
-            rt.set_state(agent, status).await.map_err(|e| e.to_string())?;
+            rt.set_state(agent, status)
+                .await
+                .map_err(|e| e.to_string())?;
             Ok("state")
         }
         Incoming::Disposition { contact, code } => {
-            rt.disposition(&contact, &code).await.map_err(|e| e.to_string())?;
+            rt.disposition(&contact, &code)
+                .await
+                .map_err(|e| e.to_string())?;
             Ok("disposition")
         }
         Incoming::Hangup { contact } => {

@@ -25,7 +25,9 @@ use foundation::accounts::{self, ApiKey, Role};
 use foundation::sessions::{self, Login};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use utoipa::openapi::security::{ApiKey as ApiKeyScheme, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::security::{
+    ApiKey as ApiKeyScheme, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme,
+};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -56,8 +58,12 @@ impl KeyGate {
     pub fn new(per_second: u32, burst: u32) -> Self {
         let nz = |n: u32| std::num::NonZeroU32::new(n.max(1)).expect("non-zero");
         Self {
-            limiter: governor::RateLimiter::keyed(governor::Quota::per_second(nz(per_second)).allow_burst(nz(burst))),
-            logins: governor::RateLimiter::keyed(governor::Quota::per_minute(nz(20)).allow_burst(nz(10))),
+            limiter: governor::RateLimiter::keyed(
+                governor::Quota::per_second(nz(per_second)).allow_burst(nz(burst)),
+            ),
+            logins: governor::RateLimiter::keyed(
+                governor::Quota::per_minute(nz(20)).allow_burst(nz(10)),
+            ),
             verified: Mutex::new(HashMap::new()),
         }
     }
@@ -65,10 +71,17 @@ impl KeyGate {
     /// Stops trusting a key at once on this node (called when it is revoked); other nodes stop
     /// within `KEY_CACHE_TTL`.
     pub fn forget(&self, prefix: &str) {
-        self.verified.lock().expect("key cache").retain(|_, (k, _)| k.prefix != prefix);
+        self.verified
+            .lock()
+            .expect("key cache")
+            .retain(|_, (k, _)| k.prefix != prefix);
     }
 
-    async fn verify_key(&self, db: &foundation::Db, token: &str) -> Result<Option<ApiKey>, ApiError> {
+    async fn verify_key(
+        &self,
+        db: &foundation::Db,
+        token: &str,
+    ) -> Result<Option<ApiKey>, ApiError> {
         let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
         if let Some((key, at)) = self.verified.lock().expect("key cache").get(&digest) {
             if at.elapsed() < KEY_CACHE_TTL {
@@ -99,7 +112,11 @@ pub struct Caller {
 #[derive(Debug, Clone)]
 pub enum CallerKind {
     Key(ApiKey),
-    User { id: i64, username: String, csrf_token: String },
+    User {
+        id: i64,
+        username: String,
+        csrf_token: String,
+    },
 }
 
 impl Caller {
@@ -108,7 +125,10 @@ impl Caller {
         if roles.contains(&self.role) {
             Ok(())
         } else {
-            Err(ApiError::forbidden(format!("role {} may not do this", self.role)))
+            Err(ApiError::forbidden(format!(
+                "role {} may not do this",
+                self.role
+            )))
         }
     }
 
@@ -122,9 +142,20 @@ impl Caller {
     }
 
     /// Writes a successful `action` on `subject` by this caller to the audit log.
-    pub async fn audit_ok(&self, st: &crate::AppState, action: &str, subject: &str) -> anyhow::Result<()> {
+    pub async fn audit_ok(
+        &self,
+        st: &crate::AppState,
+        action: &str,
+        subject: &str,
+    ) -> anyhow::Result<()> {
         let actor = self.actor();
-        let entry = foundation::audit::Entry { actor: &actor, action, subject: Some(subject), result: "ok", detail: None };
+        let entry = foundation::audit::Entry {
+            actor: &actor,
+            action,
+            subject: Some(subject),
+            result: "ok",
+            detail: None,
+        };
         foundation::audit::record(st.db.pool(), st.clock.now_ms(), &entry).await
     }
 
@@ -173,7 +204,11 @@ impl FromRequestParts<AppState> for Caller {
                     "too many requests for this API key; slow down",
                 ));
             }
-            return Ok(Caller { role: key.role, scope: key.scope.clone(), kind: CallerKind::Key(key) });
+            return Ok(Caller {
+                role: key.role,
+                scope: key.scope.clone(),
+                kind: CallerKind::Key(key),
+            });
         }
         let Some(token) = cookie(&parts.headers, SESSION_COOKIE) else {
             return Err(ApiError::unauthorized());
@@ -182,16 +217,26 @@ impl FromRequestParts<AppState> for Caller {
             return Err(ApiError::unauthorized());
         };
         if changes_state(&parts.method) {
-            let sent = parts.headers.get(CSRF_HEADER).and_then(|v| v.to_str().ok()).unwrap_or("");
+            let sent = parts
+                .headers
+                .get(CSRF_HEADER)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("");
             let ok: bool = subtle_eq(sent.as_bytes(), session.csrf_token.as_bytes());
             if !ok {
-                return Err(ApiError::forbidden("missing or wrong CSRF token (send X-CSRF-Token)"));
+                return Err(ApiError::forbidden(
+                    "missing or wrong CSRF token (send X-CSRF-Token)",
+                ));
             }
         }
         Ok(Caller {
             role: session.user.role,
             scope: None,
-            kind: CallerKind::User { id: session.user.id, username: session.user.username, csrf_token: session.csrf_token },
+            kind: CallerKind::User {
+                id: session.user.id,
+                username: session.user.username,
+                csrf_token: session.csrf_token,
+            },
         })
     }
 }
@@ -242,7 +287,11 @@ impl From<&Caller> for WhoAmI {
                 scope: c.scope.clone(),
                 csrf_token: None,
             },
-            CallerKind::User { username, csrf_token, .. } => WhoAmI {
+            CallerKind::User {
+                username,
+                csrf_token,
+                ..
+            } => WhoAmI {
                 kind: "user",
                 name: username.clone(),
                 prefix: None,
@@ -286,10 +335,23 @@ async fn login(
     ApiJson(b): ApiJson<LoginBody>,
 ) -> Result<Response, ApiError> {
     if st.keys.logins.check_key(&peer.ip()).is_err() {
-        return Err(ApiError::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", "too many login attempts; wait a minute"));
+        return Err(ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            "too many login attempts; wait a minute",
+        ));
     }
     let ttl_ms = SESSION_TTL.as_millis() as i64;
-    match sessions::login(&st.db, st.clock.now_ms(), &b.username, &b.password, ttl_ms, &peer.ip().to_string()).await? {
+    match sessions::login(
+        &st.db,
+        st.clock.now_ms(),
+        &b.username,
+        &b.password,
+        ttl_ms,
+        &peer.ip().to_string(),
+    )
+    .await?
+    {
         Login::Ok { token, session } => {
             let secure = if st.listening.https { "; Secure" } else { "" };
             let cookie = format!(
@@ -299,10 +361,17 @@ async fn login(
             let caller = Caller {
                 role: session.user.role,
                 scope: None,
-                kind: CallerKind::User { id: session.user.id, username: session.user.username, csrf_token: session.csrf_token },
+                kind: CallerKind::User {
+                    id: session.user.id,
+                    username: session.user.username,
+                    csrf_token: session.csrf_token,
+                },
             };
             let mut resp = Json(WhoAmI::from(&caller)).into_response();
-            resp.headers_mut().insert(header::SET_COOKIE, HeaderValue::from_str(&cookie).expect("cookie is ASCII"));
+            resp.headers_mut().insert(
+                header::SET_COOKIE,
+                HeaderValue::from_str(&cookie).expect("cookie is ASCII"),
+            );
             Ok(resp)
         }
         Login::Denied | Login::Locked { .. } => Err(ApiError::new(
@@ -318,8 +387,13 @@ async fn login(
     post, path = "/api/v1/auth/logout", tag = "auth", security(("session" = [])),
     responses((status = 204), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody, description = "CSRF token missing"))
 )]
-async fn logout(State(st): State<AppState>, caller: Caller, headers: HeaderMap) -> Result<Response, ApiError> {
-    if let (CallerKind::User { .. }, Some(token)) = (&caller.kind, cookie(&headers, SESSION_COOKIE)) {
+async fn logout(
+    State(st): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    if let (CallerKind::User { .. }, Some(token)) = (&caller.kind, cookie(&headers, SESSION_COOKIE))
+    {
         sessions::logout(&st.db, &token).await?;
     }
     let mut resp = StatusCode::NO_CONTENT.into_response();
@@ -331,5 +405,8 @@ async fn logout(State(st): State<AppState>, caller: Caller, headers: HeaderMap) 
 }
 
 pub(crate) fn routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(whoami)).routes(routes!(login)).routes(routes!(logout))
+    OpenApiRouter::new()
+        .routes(routes!(whoami))
+        .routes(routes!(login))
+        .routes(routes!(logout))
 }

@@ -107,7 +107,13 @@ impl From<pool::PoolView> for PoolOut {
     }
 }
 
-fn spec(name: String, numbers: Vec<String>, direction: Direction, ttl: Option<u64>, cooldown: Option<u64>) -> PoolSpec {
+fn spec(
+    name: String,
+    numbers: Vec<String>,
+    direction: Direction,
+    ttl: Option<u64>,
+    cooldown: Option<u64>,
+) -> PoolSpec {
     PoolSpec {
         name,
         numbers,
@@ -122,7 +128,11 @@ fn spec(name: String, numbers: Vec<String>, direction: Direction, ttl: Option<u6
     request_body = PoolBody,
     responses((status = 201, body = PoolOut), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
               (status = 403, body = ErrorBody), (status = 409, body = ErrorBody, description = "name or number taken")))]
-async fn create_pool(State(st): State<AppState>, caller: Caller, ApiJson(b): ApiJson<PoolBody>) -> Result<impl IntoResponse, ApiError> {
+async fn create_pool(
+    State(st): State<AppState>,
+    caller: Caller,
+    ApiJson(b): ApiJson<PoolBody>,
+) -> Result<impl IntoResponse, ApiError> {
     caller.require(ADMIN)?;
     let now = st.clock.now_ms();
     let s = spec(b.name, b.numbers, b.direction, b.lease_ttl_s, b.cooldown_s);
@@ -134,7 +144,10 @@ async fn create_pool(State(st): State<AppState>, caller: Caller, ApiJson(b): Api
 /// Lists pools (a pool-limited key sees its own).
 #[utoipa::path(get, path = "/api/v1/bridge/pools", tag = "bridge", security(("api_key" = [])),
     responses((status = 200, body = Vec<PoolOut>), (status = 401, body = ErrorBody)))]
-async fn list_pools(State(st): State<AppState>, caller: Caller) -> Result<Json<Vec<PoolOut>>, ApiError> {
+async fn list_pools(
+    State(st): State<AppState>,
+    caller: Caller,
+) -> Result<Json<Vec<PoolOut>>, ApiError> {
     caller.require(LEASE_ROLES)?;
     let pools = pool::list(&st.db, st.clock.now_ms()).await?;
     Ok(Json(
@@ -157,20 +170,43 @@ fn scoped(caller: &Caller, pool: &str) -> Result<(), ApiError> {
 #[utoipa::path(get, path = "/api/v1/bridge/pools/{name}", tag = "bridge", security(("api_key" = [])),
     params(("name" = String, Path)),
     responses((status = 200, body = PoolOut), (status = 404, body = ErrorBody)))]
-async fn get_pool(State(st): State<AppState>, caller: Caller, Path(name): Path<String>) -> Result<Json<PoolOut>, ApiError> {
+async fn get_pool(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+) -> Result<Json<PoolOut>, ApiError> {
     caller.require(LEASE_ROLES)?;
     scoped(&caller, &name)?;
-    Ok(Json(pool::view(&st.db, st.clock.now_ms(), &name).await?.into()))
+    Ok(Json(
+        pool::view(&st.db, st.clock.now_ms(), &name).await?.into(),
+    ))
 }
 
 /// Replaces a pool's settings and number set.
 #[utoipa::path(put, path = "/api/v1/bridge/pools/{name}", tag = "bridge", security(("api_key" = [])),
     params(("name" = String, Path)), request_body = PoolUpdateBody,
     responses((status = 200, body = PoolOut), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
-async fn update_pool(State(st): State<AppState>, caller: Caller, Path(name): Path<String>, ApiJson(b): ApiJson<PoolUpdateBody>) -> Result<Json<PoolOut>, ApiError> {
+async fn update_pool(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+    ApiJson(b): ApiJson<PoolUpdateBody>,
+) -> Result<Json<PoolOut>, ApiError> {
     caller.require(ADMIN)?;
     let now = st.clock.now_ms();
-    pool::update(&st.db, now, &caller.actor(), &spec(name.clone(), b.numbers, b.direction, b.lease_ttl_s, b.cooldown_s)).await?;
+    pool::update(
+        &st.db,
+        now,
+        &caller.actor(),
+        &spec(
+            name.clone(),
+            b.numbers,
+            b.direction,
+            b.lease_ttl_s,
+            b.cooldown_s,
+        ),
+    )
+    .await?;
     Ok(Json(pool::view(&st.db, now, &name).await?.into()))
 }
 
@@ -178,7 +214,11 @@ async fn update_pool(State(st): State<AppState>, caller: Caller, Path(name): Pat
 #[utoipa::path(delete, path = "/api/v1/bridge/pools/{name}", tag = "bridge", security(("api_key" = [])),
     params(("name" = String, Path)),
     responses((status = 204), (status = 404, body = ErrorBody)))]
-async fn delete_pool(State(st): State<AppState>, caller: Caller, Path(name): Path<String>) -> Result<StatusCode, ApiError> {
+async fn delete_pool(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+) -> Result<StatusCode, ApiError> {
     caller.require(ADMIN)?;
     pool::delete(&st.db, st.clock.now_ms(), &caller.actor(), &name).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -188,7 +228,12 @@ async fn delete_pool(State(st): State<AppState>, caller: Caller, Path(name): Pat
 #[utoipa::path(post, path = "/api/v1/bridge/pools/{name}/numbers", tag = "bridge", security(("api_key" = [])),
     params(("name" = String, Path)), request_body = NumbersBody,
     responses((status = 200, body = PoolOut), (status = 400, body = ErrorBody), (status = 409, body = ErrorBody)))]
-async fn add_numbers(State(st): State<AppState>, caller: Caller, Path(name): Path<String>, ApiJson(b): ApiJson<NumbersBody>) -> Result<Json<PoolOut>, ApiError> {
+async fn add_numbers(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+    ApiJson(b): ApiJson<NumbersBody>,
+) -> Result<Json<PoolOut>, ApiError> {
     caller.require(ADMIN)?;
     let now = st.clock.now_ms();
     pool::add_numbers(&st.db, now, &caller.actor(), &name, &b.numbers).await?;
@@ -199,7 +244,11 @@ async fn add_numbers(State(st): State<AppState>, caller: Caller, Path(name): Pat
 #[utoipa::path(delete, path = "/api/v1/bridge/pools/{name}/numbers/{dnis}", tag = "bridge", security(("api_key" = [])),
     params(("name" = String, Path), ("dnis" = String, Path)),
     responses((status = 204), (status = 404, body = ErrorBody)))]
-async fn remove_number(State(st): State<AppState>, caller: Caller, Path((name, dnis)): Path<(String, String)>) -> Result<StatusCode, ApiError> {
+async fn remove_number(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path((name, dnis)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
     caller.require(ADMIN)?;
     pool::remove_numbers(&st.db, st.clock.now_ms(), &caller.actor(), &name, &[dnis]).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -236,13 +285,35 @@ pub struct LeaseOut {
               (status = 403, body = ErrorBody), (status = 404, body = ErrorBody, description = "unknown pool"),
               (status = 413, body = ErrorBody), (status = 429, body = ErrorBody),
               (status = 503, body = ErrorBody, description = "pool_exhausted")))]
-async fn create_lease(State(st): State<AppState>, caller: Caller, ApiJson(b): ApiJson<LeaseBody>) -> Result<impl IntoResponse, ApiError> {
+async fn create_lease(
+    State(st): State<AppState>,
+    caller: Caller,
+    ApiJson(b): ApiJson<LeaseBody>,
+) -> Result<impl IntoResponse, ApiError> {
     caller.require(LEASE_ROLES)?;
-    let req = LeaseRequest { pool: b.pool, data: b.data, ani: b.ani, ttl_s: b.ttl_s, idempotency_key: b.idempotency_key };
-    let l = lease::lease(&st.db, st.clock.as_ref(), &caller.actor(), caller.scope.as_deref(), &req).await?;
+    let req = LeaseRequest {
+        pool: b.pool,
+        data: b.data,
+        ani: b.ani,
+        ttl_s: b.ttl_s,
+        idempotency_key: b.idempotency_key,
+    };
+    let l = lease::lease(
+        &st.db,
+        st.clock.as_ref(),
+        &caller.actor(),
+        caller.scope.as_deref(),
+        &req,
+    )
+    .await?;
     Ok((
         StatusCode::CREATED,
-        Json(LeaseOut { lease_id: l.lease_id, dnis: l.dnis, pool: l.pool, expires_at: rfc3339_ms(l.expires_at_ms) }),
+        Json(LeaseOut {
+            lease_id: l.lease_id,
+            dnis: l.dnis,
+            pool: l.pool,
+            expires_at: rfc3339_ms(l.expires_at_ms),
+        }),
     ))
 }
 
@@ -274,19 +345,49 @@ pub struct LookupOut {
     params(LookupParams),
     responses((status = 200, body = LookupOut), (status = 404, body = ErrorBody, description = "unknown"),
               (status = 410, body = ErrorBody, description = "expired")))]
-async fn lookup(State(st): State<AppState>, caller: Caller, ApiQuery(q): ApiQuery<LookupParams>) -> Result<Json<LookupOut>, ApiError> {
+async fn lookup(
+    State(st): State<AppState>,
+    caller: Caller,
+    ApiQuery(q): ApiQuery<LookupParams>,
+) -> Result<Json<LookupOut>, ApiError> {
     caller.require(LEASE_ROLES)?;
-    let f = lease::lookup(&st.db, st.clock.as_ref(), &caller.actor(), caller.scope.as_deref(), &q.dnis, q.ani.as_deref(), q.consume).await?;
-    Ok(Json(LookupOut { lease_id: f.lease_id, data: f.data, leased_at: rfc3339_ms(f.leased_at_ms), dnis: f.dnis, pool: f.pool }))
+    let f = lease::lookup(
+        &st.db,
+        st.clock.as_ref(),
+        &caller.actor(),
+        caller.scope.as_deref(),
+        &q.dnis,
+        q.ani.as_deref(),
+        q.consume,
+    )
+    .await?;
+    Ok(Json(LookupOut {
+        lease_id: f.lease_id,
+        data: f.data,
+        leased_at: rfc3339_ms(f.leased_at_ms),
+        dnis: f.dnis,
+        pool: f.pool,
+    }))
 }
 
 /// Releases a lease early and wipes its data (idempotent).
 #[utoipa::path(delete, path = "/api/v1/bridge/leases/{lease_id}", tag = "bridge", security(("api_key" = [])),
     params(("lease_id" = String, Path)),
     responses((status = 204), (status = 404, body = ErrorBody)))]
-async fn release(State(st): State<AppState>, caller: Caller, Path(lease_id): Path<String>) -> Result<StatusCode, ApiError> {
+async fn release(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path(lease_id): Path<String>,
+) -> Result<StatusCode, ApiError> {
     caller.require(LEASE_ROLES)?;
-    lease::release(&st.db, st.clock.as_ref(), &caller.actor(), caller.scope.as_deref(), &lease_id).await?;
+    lease::release(
+        &st.db,
+        st.clock.as_ref(),
+        &caller.actor(),
+        caller.scope.as_deref(),
+        &lease_id,
+    )
+    .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -343,16 +444,29 @@ impl From<router::Route> for RouteBody {
 /// The migration router's table.
 #[utoipa::path(get, path = "/api/v1/bridge/routes", tag = "bridge", security(("api_key" = [])),
     responses((status = 200, body = Vec<RouteBody>), (status = 403, body = ErrorBody)))]
-async fn list_routes(State(st): State<AppState>, caller: Caller) -> Result<Json<Vec<RouteBody>>, ApiError> {
+async fn list_routes(
+    State(st): State<AppState>,
+    caller: Caller,
+) -> Result<Json<Vec<RouteBody>>, ApiError> {
     caller.require(ADMIN)?;
-    Ok(Json(router::list(&st.db).await?.into_iter().map(RouteBody::from).collect()))
+    Ok(Json(
+        router::list(&st.db)
+            .await?
+            .into_iter()
+            .map(RouteBody::from)
+            .collect(),
+    ))
 }
 
 /// Creates or replaces a route; the next call follows it (no restart).
 #[utoipa::path(put, path = "/api/v1/bridge/routes", tag = "bridge", security(("api_key" = [])),
     request_body = RouteBody,
     responses((status = 200, body = RouteBody), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody)))]
-async fn put_route(State(st): State<AppState>, caller: Caller, ApiJson(b): ApiJson<RouteBody>) -> Result<Json<RouteBody>, ApiError> {
+async fn put_route(
+    State(st): State<AppState>,
+    caller: Caller,
+    ApiJson(b): ApiJson<RouteBody>,
+) -> Result<Json<RouteBody>, ApiError> {
     caller.require(ADMIN)?;
     let r: router::Route = b.into();
     router::put(&st.db, st.clock.now_ms(), &caller.actor(), &r).await?;
@@ -363,10 +477,16 @@ async fn put_route(State(st): State<AppState>, caller: Caller, ApiJson(b): ApiJs
 #[utoipa::path(delete, path = "/api/v1/bridge/routes/{match_kind}/{match_value}", tag = "bridge", security(("api_key" = [])),
     params(("match_kind" = String, Path), ("match_value" = String, Path)),
     responses((status = 204), (status = 404, body = ErrorBody)))]
-async fn delete_route(State(st): State<AppState>, caller: Caller, Path((kind, value)): Path<(String, String)>) -> Result<StatusCode, ApiError> {
+async fn delete_route(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path((kind, value)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
     caller.require(ADMIN)?;
-    let kind: router::MatchKind = serde_json::from_value(serde_json::Value::String(kind))
-        .map_err(|_| ApiError::bad_request("match_kind must be number, line_of_business or site"))?;
+    let kind: router::MatchKind =
+        serde_json::from_value(serde_json::Value::String(kind)).map_err(|_| {
+            ApiError::bad_request("match_kind must be number, line_of_business or site")
+        })?;
     if router::delete(&st.db, st.clock.now_ms(), &caller.actor(), kind, &value).await? {
         Ok(StatusCode::NO_CONTENT)
     } else {
@@ -387,7 +507,11 @@ pub struct DecisionParams {
 #[utoipa::path(get, path = "/api/v1/bridge/routes/decision", tag = "bridge", security(("api_key" = [])),
     params(DecisionParams),
     responses((status = 200, description = "`{\"to\": \"default\" | \"local\" | \"legacy\", ...}`")))]
-async fn route_decision(State(st): State<AppState>, caller: Caller, ApiQuery(q): ApiQuery<DecisionParams>) -> Result<Json<router::Decision>, ApiError> {
+async fn route_decision(
+    State(st): State<AppState>,
+    caller: Caller,
+    ApiQuery(q): ApiQuery<DecisionParams>,
+) -> Result<Json<router::Decision>, ApiError> {
     caller.require(ADMIN)?;
     let facts = router::CallFacts {
         dialed: &q.dialed,
@@ -419,8 +543,14 @@ pub struct ArrivalParams {
 #[utoipa::path(get, path = "/api/v1/bridge/arrivals", tag = "bridge", security(("api_key" = []), ("session" = [])),
     params(ArrivalParams),
     responses((status = 200, description = "`[{call_ref, dnis, ani, pool, result, lease_id, data, arrived_at_ms}]`")))]
-async fn arrivals(State(st): State<AppState>, caller: Caller, ApiQuery(q): ApiQuery<ArrivalParams>) -> Result<Json<Vec<bridge::calls::Arrival>>, ApiError> {
+async fn arrivals(
+    State(st): State<AppState>,
+    caller: Caller,
+    ApiQuery(q): ApiQuery<ArrivalParams>,
+) -> Result<Json<Vec<bridge::calls::Arrival>>, ApiError> {
     caller.require(&[Role::Admin, Role::Supervisor])?;
     let limit = q.limit.unwrap_or(50).clamp(1, 1000);
-    Ok(Json(bridge::calls::recent(&st.db, q.dnis.as_deref(), limit).await?))
+    Ok(Json(
+        bridge::calls::recent(&st.db, q.dnis.as_deref(), limit).await?,
+    ))
 }

@@ -25,9 +25,15 @@ pub struct CallParams {
 #[utoipa::path(get, path = "/api/v1/calls", tag = "calls", security(("api_key" = []), ("session" = [])),
     params(CallParams),
     responses((status = 200, description = "`[{call_ref, node, direction, from_uri, to_uri, state, started_at, answered_at, ended_at, outcome, cause, sip_code}]`")))]
-async fn list(State(st): State<AppState>, caller: Caller, ApiQuery(q): ApiQuery<CallParams>) -> Result<Json<Vec<telephony::cdr::CallRecord>>, ApiError> {
+async fn list(
+    State(st): State<AppState>,
+    caller: Caller,
+    ApiQuery(q): ApiQuery<CallParams>,
+) -> Result<Json<Vec<telephony::cdr::CallRecord>>, ApiError> {
     caller.require(&[Role::Admin, Role::Supervisor])?;
-    Ok(Json(telephony::cdr::recent(&st.db, q.limit.unwrap_or(100).clamp(1, 1000)).await?))
+    Ok(Json(
+        telephony::cdr::recent(&st.db, q.limit.unwrap_or(100).clamp(1, 1000)).await?,
+    ))
 }
 
 pub(crate) fn routes() -> OpenApiRouter<AppState> {

@@ -100,9 +100,15 @@ impl From<Campaign> for CampaignOut {
     request_body = NewCampaign,
     responses((status = 201, body = CampaignOut), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody),
               (status = 409, body = ErrorBody, description = "name taken")))]
-async fn create(State(st): State<AppState>, caller: Caller, ApiJson(b): ApiJson<NewCampaign>) -> Result<impl IntoResponse, ApiError> {
+async fn create(
+    State(st): State<AppState>,
+    caller: Caller,
+    ApiJson(b): ApiJson<NewCampaign>,
+) -> Result<impl IntoResponse, ApiError> {
     caller.require(MANAGE)?;
-    let c = campaign::create(&st.db, st.clock.as_ref(), &b.name, &b.config).await.map_err(campaign_error)?;
+    let c = campaign::create(&st.db, st.clock.as_ref(), &b.name, &b.config)
+        .await
+        .map_err(campaign_error)?;
     caller.audit_ok(&st, "campaign.create", &c.name).await?;
     Ok((StatusCode::CREATED, Json(CampaignOut::from(c))))
 }
@@ -110,21 +116,35 @@ async fn create(State(st): State<AppState>, caller: Caller, ApiJson(b): ApiJson<
 /// Lists campaigns.
 #[utoipa::path(get, path = "/api/v1/campaigns", tag = "campaigns", security(("api_key" = []), ("session" = [])),
     responses((status = 200, body = Vec<CampaignOut>), (status = 403, body = ErrorBody)))]
-async fn list(State(st): State<AppState>, caller: Caller) -> Result<Json<Vec<CampaignOut>>, ApiError> {
+async fn list(
+    State(st): State<AppState>,
+    caller: Caller,
+) -> Result<Json<Vec<CampaignOut>>, ApiError> {
     caller.require(WATCH)?;
-    Ok(Json(campaign::list(&st.db, None).await?.into_iter().map(CampaignOut::from).collect()))
+    Ok(Json(
+        campaign::list(&st.db, None)
+            .await?
+            .into_iter()
+            .map(CampaignOut::from)
+            .collect(),
+    ))
 }
 
-
 async fn load(st: &AppState, id: i64) -> Result<Campaign, ApiError> {
-    campaign::get(&st.db, id).await?.ok_or_else(|| ApiError::not_found(format!("no campaign {id}")))
+    campaign::get(&st.db, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no campaign {id}")))
 }
 
 /// One campaign.
 #[utoipa::path(get, path = "/api/v1/campaigns/{id}", tag = "campaigns", security(("api_key" = []), ("session" = [])),
     params(("id" = i64, Path)),
     responses((status = 200, body = CampaignOut), (status = 404, body = ErrorBody)))]
-async fn get(State(st): State<AppState>, caller: Caller, Path(id): Path<i64>) -> Result<Json<CampaignOut>, ApiError> {
+async fn get(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path(id): Path<i64>,
+) -> Result<Json<CampaignOut>, ApiError> {
     caller.require(WATCH)?;
     Ok(Json(load(&st, id).await?.into()))
 }
@@ -134,10 +154,17 @@ async fn get(State(st): State<AppState>, caller: Caller, Path(id): Path<i64>) ->
     params(("id" = i64, Path)), request_body = CampaignUpdate,
     responses((status = 200, body = CampaignOut), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
               (status = 409, body = ErrorBody, description = "completed, or edited since `version`")))]
-async fn update(State(st): State<AppState>, caller: Caller, Path(id): Path<i64>, ApiJson(b): ApiJson<CampaignUpdate>) -> Result<Json<CampaignOut>, ApiError> {
+async fn update(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path(id): Path<i64>,
+    ApiJson(b): ApiJson<CampaignUpdate>,
+) -> Result<Json<CampaignOut>, ApiError> {
     caller.require(MANAGE)?;
     load(&st, id).await?;
-    let c = campaign::update_config(&st.db, st.clock.as_ref(), id, &b.config, b.version).await.map_err(campaign_error)?;
+    let c = campaign::update_config(&st.db, st.clock.as_ref(), id, &b.config, b.version)
+        .await
+        .map_err(campaign_error)?;
     caller.audit_ok(&st, "campaign.update", &c.name).await?;
     Ok(Json(c.into()))
 }
@@ -147,11 +174,24 @@ async fn update(State(st): State<AppState>, caller: Caller, Path(id): Path<i64>,
     params(("id" = i64, Path)), request_body = ActionBody,
     responses((status = 200, body = CampaignOut), (status = 404, body = ErrorBody),
               (status = 409, body = ErrorBody, description = "not allowed from the current state")))]
-async fn act(State(st): State<AppState>, caller: Caller, Path(id): Path<i64>, ApiJson(b): ApiJson<ActionBody>) -> Result<Json<CampaignOut>, ApiError> {
+async fn act(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path(id): Path<i64>,
+    ApiJson(b): ApiJson<ActionBody>,
+) -> Result<Json<CampaignOut>, ApiError> {
     caller.require(MANAGE)?;
     load(&st, id).await?;
-    let c = campaign::apply(&st.db, st.clock.as_ref(), id, b.action).await.map_err(campaign_error)?;
-    let what = format!("campaign.{}", serde_json::to_value(b.action).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default());
+    let c = campaign::apply(&st.db, st.clock.as_ref(), id, b.action)
+        .await
+        .map_err(campaign_error)?;
+    let what = format!(
+        "campaign.{}",
+        serde_json::to_value(b.action)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default()
+    );
     caller.audit_ok(&st, &what, &c.name).await?;
     Ok(Json(c.into()))
 }
@@ -180,7 +220,11 @@ pub struct CampaignStats {
 #[utoipa::path(get, path = "/api/v1/campaigns/{id}/stats", tag = "campaigns", security(("api_key" = []), ("session" = [])),
     params(("id" = i64, Path)),
     responses((status = 200, body = CampaignStats), (status = 404, body = ErrorBody)))]
-async fn stats(State(st): State<AppState>, caller: Caller, Path(id): Path<i64>) -> Result<Json<CampaignStats>, ApiError> {
+async fn stats(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path(id): Path<i64>,
+) -> Result<Json<CampaignStats>, ApiError> {
     caller.require(WATCH)?;
     let c = load(&st, id).await?;
     let now = st.clock.now_ms();
@@ -197,8 +241,19 @@ async fn stats(State(st): State<AppState>, caller: Caller, Path(id): Path<i64>) 
     .fetch_one(pool)
     .await
     .map_err(anyhow::Error::from)?;
-    let (attempts, dials_last_minute, in_progress, live_answers, abandoned): (i64, i64, i64, i64, i64) =
-        (row.get("attempts"), row.get("last_minute"), row.get("in_progress"), row.get("live"), row.get("abandoned"));
+    let (attempts, dials_last_minute, in_progress, live_answers, abandoned): (
+        i64,
+        i64,
+        i64,
+        i64,
+        i64,
+    ) = (
+        row.get("attempts"),
+        row.get("last_minute"),
+        row.get("in_progress"),
+        row.get("live"),
+        row.get("abandoned"),
+    );
     let hopper_depth: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM campaign_leads WHERE campaign_id = $1 AND state IN ('ready', 'claimed', 'dialing')")
         .bind(id)
         .fetch_one(pool)
@@ -214,7 +269,11 @@ async fn stats(State(st): State<AppState>, caller: Caller, Path(id): Path<i64>) 
         let outcome: Option<String> = r.get("final_outcome");
         outcomes.insert(outcome.unwrap_or_else(|| "unknown".into()), r.get::<i64, _>("n"));
     }
-    let abandon_rate = if live_answers > 0 { abandoned as f64 / live_answers as f64 } else { 0.0 };
+    let abandon_rate = if live_answers > 0 {
+        abandoned as f64 / live_answers as f64
+    } else {
+        0.0
+    };
     Ok(Json(CampaignStats {
         campaign_id: id,
         dials_last_minute,
@@ -233,7 +292,11 @@ async fn stats(State(st): State<AppState>, caller: Caller, Path(id): Path<i64>) 
 #[utoipa::path(get, path = "/api/v1/campaigns/{id}/attempts.csv", tag = "campaigns", security(("api_key" = []), ("session" = [])),
     params(("id" = i64, Path)),
     responses((status = 200, content_type = "text/csv", body = String), (status = 404, body = ErrorBody)))]
-async fn attempts_csv(State(st): State<AppState>, caller: Caller, Path(id): Path<i64>) -> Result<Response, ApiError> {
+async fn attempts_csv(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path(id): Path<i64>,
+) -> Result<Response, ApiError> {
     caller.require(WATCH)?;
     let c = load(&st, id).await?;
     let rows = sqlx::query(
@@ -247,8 +310,23 @@ async fn attempts_csv(State(st): State<AppState>, caller: Caller, Path(id): Path
     .map_err(anyhow::Error::from)?;
     let mut w = csv::Writer::from_writer(Vec::new());
     let header = [
-        "contact_id", "lead_id", "number", "caller_id", "state", "allowed_reason", "outcome", "disposition", "agent",
-        "live", "abandoned", "sip_code", "amd", "created_at", "answered_at", "bridged_at", "ended_at",
+        "contact_id",
+        "lead_id",
+        "number",
+        "caller_id",
+        "state",
+        "allowed_reason",
+        "outcome",
+        "disposition",
+        "agent",
+        "live",
+        "abandoned",
+        "sip_code",
+        "amd",
+        "created_at",
+        "answered_at",
+        "bridged_at",
+        "ended_at",
     ];
     w.write_record(header).map_err(anyhow::Error::from)?;
     let t = |v: Option<i64>| v.map(foundation::clock::rfc3339_ms).unwrap_or_default();
@@ -256,7 +334,9 @@ async fn attempts_csv(State(st): State<AppState>, caller: Caller, Path(id): Path
     for r in rows {
         w.write_record([
             r.get::<String, _>("public_id"),
-            r.get::<Option<i64>, _>("lead_id").map(|v| v.to_string()).unwrap_or_default(),
+            r.get::<Option<i64>, _>("lead_id")
+                .map(|v| v.to_string())
+                .unwrap_or_default(),
             r.get::<String, _>("e164"),
             r.get::<String, _>("caller_id"),
             r.get::<String, _>("state"),
@@ -266,7 +346,9 @@ async fn attempts_csv(State(st): State<AppState>, caller: Caller, Path(id): Path
             s(r.get("agent")),
             r.get::<i64, _>("live").to_string(),
             r.get::<i64, _>("abandoned").to_string(),
-            r.get::<Option<i64>, _>("sip_code").map(|v| v.to_string()).unwrap_or_default(),
+            r.get::<Option<i64>, _>("sip_code")
+                .map(|v| v.to_string())
+                .unwrap_or_default(),
             s(r.get("amd")),
             t(Some(r.get("created_at"))),
             t(r.get("answered_at")),
@@ -276,8 +358,19 @@ async fn attempts_csv(State(st): State<AppState>, caller: Caller, Path(id): Path
         .map_err(anyhow::Error::from)?;
     }
     let body = w.into_inner().map_err(|e| anyhow::anyhow!("{e}"))?;
-    let file = format!("attachment; filename=\"campaign-{}-attempts.csv\"", c.name.replace(|ch: char| !ch.is_ascii_alphanumeric() && ch != '-', "_"));
-    Ok(([(header::CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()), (header::CONTENT_DISPOSITION, file)], body).into_response())
+    let file = format!(
+        "attachment; filename=\"campaign-{}-attempts.csv\"",
+        c.name
+            .replace(|ch: char| !ch.is_ascii_alphanumeric() && ch != '-', "_")
+    );
+    Ok((
+        [
+            (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()),
+            (header::CONTENT_DISPOSITION, file),
+        ],
+        body,
+    )
+        .into_response())
 }
 
 pub(crate) fn routes() -> OpenApiRouter<AppState> {

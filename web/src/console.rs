@@ -67,27 +67,112 @@ struct Asset {
 
 static ASSETS: LazyLock<HashMap<&'static str, Asset>> = LazyLock::new(|| {
     let list: [(&str, &str, &[u8], bool); 14] = [
-        ("console.css", "text/css; charset=utf-8", include_bytes!("../assets/console.css"), true),
-        ("login.js", "text/javascript; charset=utf-8", include_bytes!("../assets/login.js"), true),
-        ("shell.js", "text/javascript; charset=utf-8", include_bytes!("../assets/shell.js"), false),
-        ("lists.js", "text/javascript; charset=utf-8", include_bytes!("../assets/lists.js"), false),
-        ("bridge.js", "text/javascript; charset=utf-8", include_bytes!("../assets/bridge.js"), false),
-        ("apikeys.js", "text/javascript; charset=utf-8", include_bytes!("../assets/apikeys.js"), false),
-        ("users.js", "text/javascript; charset=utf-8", include_bytes!("../assets/users.js"), false),
-        ("flows.js", "text/javascript; charset=utf-8", include_bytes!("../assets/flows.js"), false),
-        ("contacts.js", "text/javascript; charset=utf-8", include_bytes!("../assets/contacts.js"), false),
-        ("campaigns.js", "text/javascript; charset=utf-8", include_bytes!("../assets/campaigns.js"), false),
-        ("desktop.js", "text/javascript; charset=utf-8", include_bytes!("../assets/desktop.js"), false),
-        ("supervisor.js", "text/javascript; charset=utf-8", include_bytes!("../assets/supervisor.js"), false),
+        (
+            "console.css",
+            "text/css; charset=utf-8",
+            include_bytes!("../assets/console.css"),
+            true,
+        ),
+        (
+            "login.js",
+            "text/javascript; charset=utf-8",
+            include_bytes!("../assets/login.js"),
+            true,
+        ),
+        (
+            "shell.js",
+            "text/javascript; charset=utf-8",
+            include_bytes!("../assets/shell.js"),
+            false,
+        ),
+        (
+            "lists.js",
+            "text/javascript; charset=utf-8",
+            include_bytes!("../assets/lists.js"),
+            false,
+        ),
+        (
+            "bridge.js",
+            "text/javascript; charset=utf-8",
+            include_bytes!("../assets/bridge.js"),
+            false,
+        ),
+        (
+            "apikeys.js",
+            "text/javascript; charset=utf-8",
+            include_bytes!("../assets/apikeys.js"),
+            false,
+        ),
+        (
+            "users.js",
+            "text/javascript; charset=utf-8",
+            include_bytes!("../assets/users.js"),
+            false,
+        ),
+        (
+            "flows.js",
+            "text/javascript; charset=utf-8",
+            include_bytes!("../assets/flows.js"),
+            false,
+        ),
+        (
+            "contacts.js",
+            "text/javascript; charset=utf-8",
+            include_bytes!("../assets/contacts.js"),
+            false,
+        ),
+        (
+            "campaigns.js",
+            "text/javascript; charset=utf-8",
+            include_bytes!("../assets/campaigns.js"),
+            false,
+        ),
+        (
+            "desktop.js",
+            "text/javascript; charset=utf-8",
+            include_bytes!("../assets/desktop.js"),
+            false,
+        ),
+        (
+            "supervisor.js",
+            "text/javascript; charset=utf-8",
+            include_bytes!("../assets/supervisor.js"),
+            false,
+        ),
         // Vendored, pinned libraries (web/assets/vendor/README.md: source, version, licence).
-        ("uplot.esm.js", "text/javascript; charset=utf-8", include_bytes!("../assets/vendor/uplot-1.6.32.esm.js"), false),
-        ("uplot.min.css", "text/css; charset=utf-8", include_bytes!("../assets/vendor/uplot-1.6.32.min.css"), false),
+        (
+            "uplot.esm.js",
+            "text/javascript; charset=utf-8",
+            include_bytes!("../assets/vendor/uplot-1.6.32.esm.js"),
+            false,
+        ),
+        (
+            "uplot.min.css",
+            "text/css; charset=utf-8",
+            include_bytes!("../assets/vendor/uplot-1.6.32.min.css"),
+            false,
+        ),
     ];
     list.into_iter()
         .map(|(name, content_type, bytes, public)| {
             let digest = Sha256::digest(bytes);
-            let etag = format!("\"{}\"", digest.iter().take(12).map(|b| format!("{b:02x}")).collect::<String>());
-            (name, Asset { content_type, bytes, public, etag })
+            let etag = format!(
+                "\"{}\"",
+                digest
+                    .iter()
+                    .take(12)
+                    .map(|b| format!("{b:02x}"))
+                    .collect::<String>()
+            );
+            (
+                name,
+                Asset {
+                    content_type,
+                    bytes,
+                    public,
+                    etag,
+                },
+            )
         })
         .collect()
 });
@@ -101,7 +186,12 @@ struct NavItem {
 
 const LIST_ROLES: &[Role] = &[Role::Admin, Role::CampaignManager];
 const ADMIN: &[Role] = &[Role::Admin];
-const PEOPLE: &[Role] = &[Role::Admin, Role::CampaignManager, Role::Supervisor, Role::Agent];
+const PEOPLE: &[Role] = &[
+    Role::Admin,
+    Role::CampaignManager,
+    Role::Supervisor,
+    Role::Agent,
+];
 /// Campaigns: managed by admins and campaign managers, watched (read-only) by supervisors.
 const CAMPAIGN_ROLES: &[Role] = &[Role::Admin, Role::CampaignManager, Role::Supervisor];
 /// The agent desktop: the same roles as the agent API (`web/src/agents.rs`).
@@ -109,16 +199,56 @@ const DESKTOP_ROLES: &[Role] = &[Role::Agent, Role::Supervisor, Role::Admin];
 const SUPERVISOR_ROLES: &[Role] = &[Role::Supervisor, Role::Admin];
 
 const NAV: &[NavItem] = &[
-    NavItem { path: "/", label: "Home", roles: PEOPLE },
-    NavItem { path: "/lists", label: "Lists", roles: LIST_ROLES },
-    NavItem { path: "/campaigns", label: "Campaigns", roles: CAMPAIGN_ROLES },
-    NavItem { path: "/desktop", label: "Desktop", roles: DESKTOP_ROLES },
-    NavItem { path: "/supervisor", label: "Supervisor", roles: SUPERVISOR_ROLES },
-    NavItem { path: "/contacts", label: "Contacts", roles: crate::contacts::ROLES },
-    NavItem { path: "/admin/flows", label: "Flows", roles: ADMIN },
-    NavItem { path: "/admin/users", label: "Users", roles: ADMIN },
-    NavItem { path: "/admin/apikeys", label: "API keys", roles: ADMIN },
-    NavItem { path: "/admin/bridge", label: "Bridge", roles: ADMIN },
+    NavItem {
+        path: "/",
+        label: "Home",
+        roles: PEOPLE,
+    },
+    NavItem {
+        path: "/lists",
+        label: "Lists",
+        roles: LIST_ROLES,
+    },
+    NavItem {
+        path: "/campaigns",
+        label: "Campaigns",
+        roles: CAMPAIGN_ROLES,
+    },
+    NavItem {
+        path: "/desktop",
+        label: "Desktop",
+        roles: DESKTOP_ROLES,
+    },
+    NavItem {
+        path: "/supervisor",
+        label: "Supervisor",
+        roles: SUPERVISOR_ROLES,
+    },
+    NavItem {
+        path: "/contacts",
+        label: "Contacts",
+        roles: crate::contacts::ROLES,
+    },
+    NavItem {
+        path: "/admin/flows",
+        label: "Flows",
+        roles: ADMIN,
+    },
+    NavItem {
+        path: "/admin/users",
+        label: "Users",
+        roles: ADMIN,
+    },
+    NavItem {
+        path: "/admin/apikeys",
+        label: "API keys",
+        roles: ADMIN,
+    },
+    NavItem {
+        path: "/admin/bridge",
+        label: "Bridge",
+        roles: ADMIN,
+    },
 ];
 
 /// Escapes text for HTML element content and double-quoted attributes.
@@ -140,11 +270,23 @@ pub fn escape(s: &str) -> String {
 fn html(status: StatusCode, body: String) -> Response {
     let mut resp = (status, body).into_response();
     let h = resp.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
-    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
-    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CSP),
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("same-origin"),
+    );
     resp
 }
 
@@ -157,16 +299,33 @@ fn display_name(c: &Caller) -> String {
 
 /// The page frame: header with the navigation the caller's role may use, who is signed in, and
 /// the logout button; `main` is the page's own HTML, `script` its script (or none).
-fn render(c: &Caller, status: StatusCode, title: &str, active: &str, main: &str, script: Option<&str>) -> Response {
+fn render(
+    c: &Caller,
+    status: StatusCode,
+    title: &str,
+    active: &str,
+    main: &str,
+    script: Option<&str>,
+) -> Response {
     let nav: String = NAV
         .iter()
         .filter(|n| n.roles.contains(&c.role))
         .map(|n| {
-            let current = if n.path == active { " aria-current=\"page\"" } else { "" };
-            format!("<li><a href=\"{}\"{current}>{}</a></li>", n.path, escape(n.label))
+            let current = if n.path == active {
+                " aria-current=\"page\""
+            } else {
+                ""
+            };
+            format!(
+                "<li><a href=\"{}\"{current}>{}</a></li>",
+                n.path,
+                escape(n.label)
+            )
         })
         .collect();
-    let script = script.map(|s| format!("<script type=\"module\" src=\"/assets/{s}\"></script>")).unwrap_or_default();
+    let script = script
+        .map(|s| format!("<script type=\"module\" src=\"/assets/{s}\"></script>"))
+        .unwrap_or_default();
     let page = LAYOUT
         .replace("{{title}}", &escape(title))
         .replace("{{nav}}", &nav)
@@ -188,8 +347,16 @@ impl FromRequestParts<AppState> for PageCaller {
         match Caller::from_request_parts(parts, state).await {
             Ok(c) => Ok(PageCaller(c)),
             Err(e) if e.status == StatusCode::UNAUTHORIZED => {
-                let next = parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
-                let to = if next == "/" { "/login".to_owned() } else { format!("/login?next={}", percent_encode(next)) };
+                let next = parts
+                    .uri
+                    .path_and_query()
+                    .map(|p| p.as_str())
+                    .unwrap_or("/");
+                let to = if next == "/" {
+                    "/login".to_owned()
+                } else {
+                    format!("/login?next={}", percent_encode(next))
+                };
                 Err(Redirect::to(&to).into_response())
             }
             Err(e) => Err(e.into_response()),
@@ -200,7 +367,9 @@ impl FromRequestParts<AppState> for PageCaller {
 fn percent_encode(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => (b as char).to_string(),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => {
+                (b as char).to_string()
+            }
             _ => format!("%{b:02X}"),
         })
         .collect()
@@ -216,13 +385,23 @@ fn forbidden(c: &Caller, roles: &[Role]) -> Option<Response> {
          <p><a href=\"/\">Back to the console home</a></p></section>",
         escape(c.role.as_str())
     );
-    Some(render(c, StatusCode::FORBIDDEN, "Not allowed", "", &main, None))
+    Some(render(
+        c,
+        StatusCode::FORBIDDEN,
+        "Not allowed",
+        "",
+        &main,
+        None,
+    ))
 }
 
 /// The login form, open to everyone; someone already signed in goes to the console home.
 async fn login_page(caller: Result<Caller, ApiError>) -> Response {
     match caller {
-        Ok(Caller { kind: CallerKind::User { .. }, .. }) => Redirect::to("/").into_response(),
+        Ok(Caller {
+            kind: CallerKind::User { .. },
+            ..
+        }) => Redirect::to("/").into_response(),
         _ => html(StatusCode::OK, LOGIN.to_owned()),
     }
 }
@@ -242,7 +421,10 @@ async fn home(PageCaller(c): PageCaller) -> Response {
     } else {
         format!("<ul class=\"links\">{links}</ul>")
     };
-    let main = HOME.replace("{{user}}", &escape(&display_name(&c))).replace("{{role}}", &escape(c.role.as_str())).replace("{{links}}", &links);
+    let main = HOME
+        .replace("{{user}}", &escape(&display_name(&c)))
+        .replace("{{role}}", &escape(c.role.as_str()))
+        .replace("{{links}}", &links);
     render(&c, StatusCode::OK, "Console", "/", &main, None)
 }
 
@@ -250,14 +432,28 @@ async fn lists(PageCaller(c): PageCaller) -> Response {
     if let Some(r) = forbidden(&c, LIST_ROLES) {
         return r;
     }
-    render(&c, StatusCode::OK, "Lists", "/lists", LISTS, Some("lists.js"))
+    render(
+        &c,
+        StatusCode::OK,
+        "Lists",
+        "/lists",
+        LISTS,
+        Some("lists.js"),
+    )
 }
 
 async fn bridge_page(PageCaller(c): PageCaller) -> Response {
     if let Some(r) = forbidden(&c, ADMIN) {
         return r;
     }
-    render(&c, StatusCode::OK, "Bridge", "/admin/bridge", BRIDGE, Some("bridge.js"))
+    render(
+        &c,
+        StatusCode::OK,
+        "Bridge",
+        "/admin/bridge",
+        BRIDGE,
+        Some("bridge.js"),
+    )
 }
 
 /// Admin: API keys (create, shown once; revoke).
@@ -265,7 +461,14 @@ async fn apikeys_page(PageCaller(c): PageCaller) -> Response {
     if let Some(r) = forbidden(&c, ADMIN) {
         return r;
     }
-    render(&c, StatusCode::OK, "API keys", "/admin/apikeys", APIKEYS, Some("apikeys.js"))
+    render(
+        &c,
+        StatusCode::OK,
+        "API keys",
+        "/admin/apikeys",
+        APIKEYS,
+        Some("apikeys.js"),
+    )
 }
 
 /// Admin: users and agents with their skills.
@@ -273,7 +476,14 @@ async fn users_page(PageCaller(c): PageCaller) -> Response {
     if let Some(r) = forbidden(&c, ADMIN) {
         return r;
     }
-    render(&c, StatusCode::OK, "Users", "/admin/users", USERS, Some("users.js"))
+    render(
+        &c,
+        StatusCode::OK,
+        "Users",
+        "/admin/users",
+        USERS,
+        Some("users.js"),
+    )
 }
 
 /// Admin: flows (editor, Connect import), numbers and hours of operation.
@@ -281,7 +491,14 @@ async fn flows_page(PageCaller(c): PageCaller) -> Response {
     if let Some(r) = forbidden(&c, ADMIN) {
         return r;
     }
-    render(&c, StatusCode::OK, "Flows", "/admin/flows", FLOWS, Some("flows.js"))
+    render(
+        &c,
+        StatusCode::OK,
+        "Flows",
+        "/admin/flows",
+        FLOWS,
+        Some("flows.js"),
+    )
 }
 
 /// Contact search and CSV export (admins and supervisors).
@@ -289,7 +506,14 @@ async fn contacts_page(PageCaller(c): PageCaller) -> Response {
     if let Some(r) = forbidden(&c, crate::contacts::ROLES) {
         return r;
     }
-    render(&c, StatusCode::OK, "Contacts", "/contacts", CONTACTS, Some("contacts.js"))
+    render(
+        &c,
+        StatusCode::OK,
+        "Contacts",
+        "/contacts",
+        CONTACTS,
+        Some("contacts.js"),
+    )
 }
 
 /// Campaigns: list, create / edit, lifecycle buttons, the live dashboard. Supervisors see it
@@ -300,7 +524,14 @@ async fn campaigns_page(PageCaller(c): PageCaller) -> Response {
     }
     let can_manage = [Role::Admin, Role::CampaignManager].contains(&c.role);
     let main = CAMPAIGNS.replace("{{manage}}", if can_manage { "true" } else { "false" });
-    render(&c, StatusCode::OK, "Campaigns", "/campaigns", &main, Some("campaigns.js"))
+    render(
+        &c,
+        StatusCode::OK,
+        "Campaigns",
+        "/campaigns",
+        &main,
+        Some("campaigns.js"),
+    )
 }
 
 /// The agent desktop: login with an endpoint, state, contacts with screen pop, disposition.
@@ -308,7 +539,14 @@ async fn desktop_page(PageCaller(c): PageCaller) -> Response {
     if let Some(r) = forbidden(&c, DESKTOP_ROLES) {
         return r;
     }
-    render(&c, StatusCode::OK, "Agent desktop", "/desktop", DESKTOP, Some("desktop.js"))
+    render(
+        &c,
+        StatusCode::OK,
+        "Agent desktop",
+        "/desktop",
+        DESKTOP,
+        Some("desktop.js"),
+    )
 }
 
 /// The supervisor view: live agents and queues, force state, listen / whisper / barge.
@@ -316,7 +554,14 @@ async fn supervisor_page(PageCaller(c): PageCaller) -> Response {
     if let Some(r) = forbidden(&c, SUPERVISOR_ROLES) {
         return r;
     }
-    render(&c, StatusCode::OK, "Supervisor", "/supervisor", SUPERVISOR, Some("supervisor.js"))
+    render(
+        &c,
+        StatusCode::OK,
+        "Supervisor",
+        "/supervisor",
+        SUPERVISOR,
+        Some("supervisor.js"),
+    )
 }
 
 /// Any other `/admin/…` page: admins get a 404 page, everyone else 403 (what exists under
@@ -325,11 +570,16 @@ async fn admin_other(PageCaller(c): PageCaller) -> Response {
     if let Some(r) = forbidden(&c, ADMIN) {
         return r;
     }
-    let main = "<section class=\"panel\"><h1>Not found</h1><p>There is no such admin page.</p></section>";
+    let main =
+        "<section class=\"panel\"><h1>Not found</h1><p>There is no such admin page.</p></section>";
     render(&c, StatusCode::NOT_FOUND, "Not found", "", main, None)
 }
 
-async fn asset(State(state): State<AppState>, Path(name): Path<String>, headers: HeaderMap) -> Response {
+async fn asset(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+) -> Response {
     let Some(a) = ASSETS.get(name.as_str()) else {
         return ApiError::not_found("no such asset").into_response();
     };
@@ -340,18 +590,35 @@ async fn asset(State(state): State<AppState>, Path(name): Path<String>, headers:
             return e.into_response();
         }
     }
-    let mut resp = if headers.get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()) == Some(a.etag.as_str()) {
+    let mut resp = if headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        == Some(a.etag.as_str())
+    {
         StatusCode::NOT_MODIFIED.into_response()
     } else {
         let mut r = a.bytes.into_response();
-        r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(a.content_type));
+        r.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static(a.content_type),
+        );
         r
     };
     let h = resp.headers_mut();
-    h.insert(header::ETAG, HeaderValue::from_str(&a.etag).expect("hex etag"));
-    let cache = if a.public { "no-cache" } else { "private, no-cache" };
+    h.insert(
+        header::ETAG,
+        HeaderValue::from_str(&a.etag).expect("hex etag"),
+    );
+    let cache = if a.public {
+        "no-cache"
+    } else {
+        "private, no-cache"
+    };
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
-    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
     resp
 }
 
@@ -409,7 +676,10 @@ pub struct MappingPreview {
 #[utoipa::path(post, path = "/api/v1/imports/mapping-preview", tag = "lists", security(("api_key" = []), ("session" = [])),
     request_body = MappingPreviewBody,
     responses((status = 200, body = MappingPreview), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody)))]
-async fn mapping_preview(caller: Caller, ApiJson(b): ApiJson<MappingPreviewBody>) -> Result<Json<MappingPreview>, ApiError> {
+async fn mapping_preview(
+    caller: Caller,
+    ApiJson(b): ApiJson<MappingPreviewBody>,
+) -> Result<Json<MappingPreview>, ApiError> {
     caller.require(LIST_ROLES)?;
     if b.headers.len() > 1000 {
         return Err(ApiError::bad_request("at most 1000 columns"));
@@ -417,8 +687,19 @@ async fn mapping_preview(caller: Caller, ApiJson(b): ApiJson<MappingPreviewBody>
     let m = match importers::mapping::Mapping::resolve(&b.headers, None) {
         Ok(m) => m,
         Err(e) => {
-            let columns = b.headers.iter().map(|h| ColumnRole { header: h.clone(), role: "attribute", phone_order: None }).collect();
-            return Ok(Json(MappingPreview { columns, error: Some(format!("{e:#}")) }));
+            let columns = b
+                .headers
+                .iter()
+                .map(|h| ColumnRole {
+                    header: h.clone(),
+                    role: "attribute",
+                    phone_order: None,
+                })
+                .collect();
+            return Ok(Json(MappingPreview {
+                columns,
+                error: Some(format!("{e:#}")),
+            }));
         }
     };
     let singles = [
@@ -445,12 +726,23 @@ async fn mapping_preview(caller: Caller, ApiJson(b): ApiJson<MappingPreviewBody>
             let role = if phone_order.is_some() {
                 "phone"
             } else {
-                singles.iter().find(|(slot, _)| *slot == Some(i)).map(|(_, r)| *r).unwrap_or("attribute")
+                singles
+                    .iter()
+                    .find(|(slot, _)| *slot == Some(i))
+                    .map(|(_, r)| *r)
+                    .unwrap_or("attribute")
             };
-            ColumnRole { header: h.clone(), role, phone_order }
+            ColumnRole {
+                header: h.clone(),
+                role,
+                phone_order,
+            }
         })
         .collect();
-    Ok(Json(MappingPreview { columns, error: None }))
+    Ok(Json(MappingPreview {
+        columns,
+        error: None,
+    }))
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -465,7 +757,10 @@ pub struct ListSummary {
 /// The lead lists (from the imports), for the campaign form's list picker.
 #[utoipa::path(get, path = "/api/v1/lists", tag = "lists", security(("api_key" = []), ("session" = [])),
     responses((status = 200, body = Vec<ListSummary>), (status = 403, body = ErrorBody)))]
-async fn list_lists(State(st): State<AppState>, caller: Caller) -> Result<Json<Vec<ListSummary>>, ApiError> {
+async fn list_lists(
+    State(st): State<AppState>,
+    caller: Caller,
+) -> Result<Json<Vec<ListSummary>>, ApiError> {
     caller.require(CAMPAIGN_ROLES)?;
     let rows = sqlx::query(
         "SELECT l.id, l.name, l.created_at, (SELECT COUNT(*) FROM leads d WHERE d.list_id = l.id) AS leads \
@@ -489,7 +784,9 @@ async fn list_lists(State(st): State<AppState>, caller: Caller) -> Result<Json<V
 
 /// The console's API routes (in the OpenAPI document).
 pub(crate) fn api_routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(mapping_preview)).routes(routes!(list_lists))
+    OpenApiRouter::new()
+        .routes(routes!(mapping_preview))
+        .routes(routes!(list_lists))
 }
 
 #[cfg(test)]
@@ -498,24 +795,47 @@ mod tests {
 
     #[test]
     fn escapes_markup_and_quotes() {
-        assert_eq!(escape("<a href=\"x\">O'Neil & co</a>"), "&lt;a href=&quot;x&quot;&gt;O&#39;Neil &amp; co&lt;/a&gt;");
+        assert_eq!(
+            escape("<a href=\"x\">O'Neil & co</a>"),
+            "&lt;a href=&quot;x&quot;&gt;O&#39;Neil &amp; co&lt;/a&gt;"
+        );
     }
 
     #[test]
     fn next_parameter_is_percent_encoded() {
-        assert_eq!(percent_encode("/admin/bridge?x=1&y=2"), "/admin/bridge%3Fx%3D1%26y%3D2");
+        assert_eq!(
+            percent_encode("/admin/bridge?x=1&y=2"),
+            "/admin/bridge%3Fx%3D1%26y%3D2"
+        );
     }
 
     #[test]
     fn every_page_script_is_an_asset() {
-        for page in [LISTS, BRIDGE, HOME, LOGIN, LAYOUT, APIKEYS, USERS, FLOWS, CONTACTS, CAMPAIGNS, DESKTOP, SUPERVISOR] {
+        for page in [
+            LISTS, BRIDGE, HOME, LOGIN, LAYOUT, APIKEYS, USERS, FLOWS, CONTACTS, CAMPAIGNS,
+            DESKTOP, SUPERVISOR,
+        ] {
             for part in page.split("/assets/").skip(1) {
                 let name = part.split('"').next().unwrap();
-                assert!(ASSETS.contains_key(name), "{name} is referenced but not embedded");
+                assert!(
+                    ASSETS.contains_key(name),
+                    "{name} is referenced but not embedded"
+                );
             }
         }
-        assert!(ASSETS["login.js"].public && ASSETS["console.css"].public && !ASSETS["lists.js"].public);
-        for script in ["apikeys.js", "users.js", "flows.js", "contacts.js", "campaigns.js", "desktop.js", "supervisor.js", "uplot.esm.js"] {
+        assert!(
+            ASSETS["login.js"].public && ASSETS["console.css"].public && !ASSETS["lists.js"].public
+        );
+        for script in [
+            "apikeys.js",
+            "users.js",
+            "flows.js",
+            "contacts.js",
+            "campaigns.js",
+            "desktop.js",
+            "supervisor.js",
+            "uplot.esm.js",
+        ] {
             assert!(!ASSETS[script].public, "{script} needs a session");
         }
     }

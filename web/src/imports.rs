@@ -43,10 +43,20 @@ fn safe_name(name: &str) -> String {
     let base = name.rsplit(['/', '\\']).next().unwrap_or("upload");
     let cleaned: String = base
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || ".-_".contains(c) { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || ".-_".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
         .take(80)
         .collect();
-    if cleaned.is_empty() { "upload.csv".into() } else { cleaned }
+    if cleaned.is_empty() {
+        "upload.csv".into()
+    } else {
+        cleaned
+    }
 }
 
 /// Uploads a CRM export and starts importing it into the list (created when new).
@@ -67,7 +77,12 @@ fn safe_name(name: &str) -> String {
         do_not_call, ignore [columns dropped], rename {header: attribute}); 400 names an unparsable mapping or a column the file lacks"),
     responses((status = 202, body = ImportStarted), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody),
               (status = 413, body = ErrorBody)))]
-async fn upload(State(st): State<AppState>, caller: Caller, Path(list): Path<String>, mut form: Multipart) -> Result<Response, ApiError> {
+async fn upload(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path(list): Path<String>,
+    mut form: Multipart,
+) -> Result<Response, ApiError> {
     caller.require(ROLES)?;
     let job_id = foundation::ids::public_id("import", st.clock.now_ms());
     let mut opts = importers::ImportOptions::new(&list);
@@ -75,46 +90,81 @@ async fn upload(State(st): State<AppState>, caller: Caller, Path(list): Path<Str
     opts.actor = caller.actor();
     opts.postgres_url = st.postgres_url.clone();
     let mut path: Option<PathBuf> = None;
-    while let Some(mut field) = form.next_field().await.map_err(|e| ApiError::bad_request(format!("malformed upload: {e}")))? {
+    while let Some(mut field) = form
+        .next_field()
+        .await
+        .map_err(|e| ApiError::bad_request(format!("malformed upload: {e}")))?
+    {
         match field.name().unwrap_or("") {
             "file" => {
-                tokio::fs::create_dir_all(&st.uploads_dir).await.map_err(anyhow::Error::from)?;
-                let p = st.uploads_dir.join(format!("{job_id}-{}", safe_name(field.file_name().unwrap_or("upload.csv"))));
-                let mut out = tokio::fs::File::create(&p).await.map_err(anyhow::Error::from)?;
+                tokio::fs::create_dir_all(&st.uploads_dir)
+                    .await
+                    .map_err(anyhow::Error::from)?;
+                let p = st.uploads_dir.join(format!(
+                    "{job_id}-{}",
+                    safe_name(field.file_name().unwrap_or("upload.csv"))
+                ));
+                let mut out = tokio::fs::File::create(&p)
+                    .await
+                    .map_err(anyhow::Error::from)?;
                 let mut size = 0u64;
-                while let Some(chunk) = field.chunk().await.map_err(|e| ApiError::bad_request(format!("upload interrupted: {e}")))? {
+                while let Some(chunk) = field
+                    .chunk()
+                    .await
+                    .map_err(|e| ApiError::bad_request(format!("upload interrupted: {e}")))?
+                {
                     size += chunk.len() as u64;
                     if size > MAX_UPLOAD {
                         drop(out);
                         let _ = tokio::fs::remove_file(&p).await;
-                        return Err(ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", "uploads are limited to 2 GiB"));
+                        return Err(ApiError::new(
+                            StatusCode::PAYLOAD_TOO_LARGE,
+                            "payload_too_large",
+                            "uploads are limited to 2 GiB",
+                        ));
                     }
                     out.write_all(&chunk).await.map_err(anyhow::Error::from)?;
                 }
                 out.flush().await.map_err(anyhow::Error::from)?;
                 path = Some(p);
             }
-            "region" => opts.region = Some(field.text().await.unwrap_or_default()).filter(|r| !r.is_empty()),
+            "region" => {
+                opts.region = Some(field.text().await.unwrap_or_default()).filter(|r| !r.is_empty())
+            }
             "duplicate_policy" => {
                 opts.duplicate_policy = match field.text().await.unwrap_or_default().as_str() {
                     "update" => importers::DuplicatePolicy::Update,
                     "skip" | "" => importers::DuplicatePolicy::Skip,
-                    other => return Err(ApiError::bad_request(format!("duplicate_policy {other:?}: use skip or update"))),
+                    other => {
+                        return Err(ApiError::bad_request(format!(
+                            "duplicate_policy {other:?}: use skip or update"
+                        )));
+                    }
                 }
             }
             "mapping" => {
-                let text = field.text().await.map_err(|e| ApiError::bad_request(format!("mapping field: {e}")))?;
+                let text = field
+                    .text()
+                    .await
+                    .map_err(|e| ApiError::bad_request(format!("mapping field: {e}")))?;
                 if text.len() > MAX_MAPPING {
-                    return Err(ApiError::bad_request(format!("the mapping field is over {MAX_MAPPING} bytes")));
+                    return Err(ApiError::bad_request(format!(
+                        "the mapping field is over {MAX_MAPPING} bytes"
+                    )));
                 }
                 // Checked against the file's columns when the import opens it (a 400 naming the column).
                 // Empty (a form that always sends the field) means no override.
                 if !text.trim().is_empty() {
-                    let spec = importers::MappingSpec::parse(&text).map_err(|e| ApiError::bad_request(format!("mapping: {e:#}")))?;
+                    let spec = importers::MappingSpec::parse(&text)
+                        .map_err(|e| ApiError::bad_request(format!("mapping: {e:#}")))?;
                     opts.mapping = Some(spec);
                 }
             }
-            other => return Err(ApiError::bad_request(format!("unknown form field {other:?}"))),
+            other => {
+                return Err(ApiError::bad_request(format!(
+                    "unknown form field {other:?}"
+                )));
+            }
         }
     }
     let path = path.ok_or_else(|| ApiError::bad_request("the form has no `file` field"))?;
@@ -133,23 +183,41 @@ async fn upload(State(st): State<AppState>, caller: Caller, Path(list): Path<Str
     loop {
         if task.is_finished() {
             return match task.await.map_err(anyhow::Error::from)? {
-                Ok(_) => Ok((StatusCode::ACCEPTED, Json(ImportStarted { job_id, status_url })).into_response()),
+                Ok(_) => Ok((
+                    StatusCode::ACCEPTED,
+                    Json(ImportStarted { job_id, status_url }),
+                )
+                    .into_response()),
                 Err(e) if importers::job_report(&st.db, &job_id).await?.is_some() => {
                     tracing::debug!(error = %e, "import failed after its job was created");
-                    Ok((StatusCode::ACCEPTED, Json(ImportStarted { job_id, status_url })).into_response())
+                    Ok((
+                        StatusCode::ACCEPTED,
+                        Json(ImportStarted { job_id, status_url }),
+                    )
+                        .into_response())
                 }
                 Err(e) => Err(ApiError::bad_request(format!("{e:#}"))),
             };
         }
         if importers::job_report(&st.db, &job_id).await?.is_some() {
-            return Ok((StatusCode::ACCEPTED, Json(ImportStarted { job_id, status_url })).into_response());
+            return Ok((
+                StatusCode::ACCEPTED,
+                Json(ImportStarted { job_id, status_url }),
+            )
+                .into_response());
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 
-async fn report_of(st: &AppState, list: &str, job: &str) -> Result<importers::ImportReport, ApiError> {
-    let list_id = importers::store::list_by_name(&st.db, list).await?.map(|l| l.id);
+async fn report_of(
+    st: &AppState,
+    list: &str,
+    job: &str,
+) -> Result<importers::ImportReport, ApiError> {
+    let list_id = importers::store::list_by_name(&st.db, list)
+        .await?
+        .map(|l| l.id);
     match importers::store::job(&st.db, job).await? {
         Some(j) if Some(j.list_id) == list_id => Ok(j.report),
         _ => Err(ApiError::not_found("no such import job for this list")),
@@ -162,7 +230,11 @@ async fn report_of(st: &AppState, list: &str, job: &str) -> Result<importers::Im
     params(("list" = String, Path), ("job" = String, Path)),
     responses((status = 200, description = "the import report: rows_read = accepted + rejected + duplicates + dnc"),
               (status = 404, body = ErrorBody)))]
-async fn status(State(st): State<AppState>, caller: Caller, Path((list, job)): Path<(String, String)>) -> Result<Json<importers::ImportReport>, ApiError> {
+async fn status(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path((list, job)): Path<(String, String)>,
+) -> Result<Json<importers::ImportReport>, ApiError> {
     caller.require(ROLES)?;
     Ok(Json(report_of(&st, &list, &job).await?))
 }
@@ -171,7 +243,11 @@ async fn status(State(st): State<AppState>, caller: Caller, Path((list, job)): P
 #[utoipa::path(get, path = "/api/v1/lists/{list}/imports/{job}/rejected.csv", tag = "lists", security(("api_key" = []), ("session" = [])),
     params(("list" = String, Path), ("job" = String, Path)),
     responses((status = 200, content_type = "text/csv", body = String), (status = 404, body = ErrorBody)))]
-async fn rejected_csv(State(st): State<AppState>, caller: Caller, Path((list, job)): Path<(String, String)>) -> Result<Response, ApiError> {
+async fn rejected_csv(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path((list, job)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
     caller.require(ROLES)?;
     report_of(&st, &list, &job).await?;
     let mut buf = Vec::new();
@@ -179,7 +255,10 @@ async fn rejected_csv(State(st): State<AppState>, caller: Caller, Path((list, jo
     Ok((
         [
             (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()),
-            (header::CONTENT_DISPOSITION, format!("attachment; filename=\"{job}-rejected.csv\"")),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{job}-rejected.csv\""),
+            ),
         ],
         buf,
     )

@@ -151,8 +151,13 @@ mod tests {
     /// The paths axum has registered, read from the router itself (its `Debug` lists them).
     fn registered_paths(router: &Router<AppState>) -> Vec<String> {
         let dbg = format!("{router:?}");
-        let mut paths: Vec<String> =
-            dbg.split('"').skip(1).step_by(2).filter(|s| s.starts_with('/')).map(str::to_owned).collect();
+        let mut paths: Vec<String> = dbg
+            .split('"')
+            .skip(1)
+            .step_by(2)
+            .filter(|s| s.starts_with('/'))
+            .map(str::to_owned)
+            .collect();
         paths.sort();
         paths.dedup();
         paths
@@ -165,14 +170,22 @@ mod tests {
     #[tokio::test]
     async fn every_api_route_is_in_the_openapi_document() {
         let dir = tempfile::tempdir().unwrap();
-        let db = Db::connect(&format!("sqlite://{}/o.db", dir.path().display()), 1).await.unwrap();
+        let db = Db::connect(&format!("sqlite://{}/o.db", dir.path().display()), 1)
+            .await
+            .unwrap();
         db.migrate().await.unwrap();
         let addr: SocketAddr = "127.0.0.1:1".parse().unwrap();
         let state = AppState {
             db,
             clock: Arc::new(foundation::clock::SystemClock),
             lifecycle: Lifecycle::new(),
-            listening: Arc::new(Listening { http: addr, sip_udp: addr, sip_tcp: addr, rtp_ports: "1-2".into(), https: false }),
+            listening: Arc::new(Listening {
+                http: addr,
+                sip_udp: addr,
+                sip_tcp: addr,
+                rtp_ports: "1-2".into(),
+                https: false,
+            }),
             render_metrics: Arc::new(String::new),
             uploads_dir: dir.path().join("uploads"),
             postgres_url: None,
@@ -183,22 +196,38 @@ mod tests {
         };
         let router = router();
         let paths = registered_paths(&router);
-        assert!(paths.iter().any(|p| p == "/api/v1/apikeys"), "the router walk finds routes: {paths:?}");
+        assert!(
+            paths.iter().any(|p| p == "/api/v1/apikeys"),
+            "the router walk finds routes: {paths:?}"
+        );
         let (_, doc) = api();
         let app = router.with_state(state);
         // Served outside the document on purpose: the document itself.
         let exempt = ["/api/openapi.json"];
         let mut missing = Vec::new();
         let mut checked = 0;
-        for path in paths.iter().filter(|p| p.starts_with("/api/") && !exempt.contains(&p.as_str())) {
+        for path in paths
+            .iter()
+            .filter(|p| p.starts_with("/api/") && !exempt.contains(&p.as_str()))
+        {
             let concrete: String = path
                 .split('/')
                 .map(|seg| if seg.starts_with('{') { "1" } else { seg })
                 .collect::<Vec<_>>()
                 .join("/");
             let item = doc.paths.paths.get(path.as_str());
-            for method in [Method::GET, Method::POST, Method::PUT, Method::DELETE, Method::PATCH] {
-                let req = Request::builder().method(method.clone()).uri(&concrete).body(Body::empty()).unwrap();
+            for method in [
+                Method::GET,
+                Method::POST,
+                Method::PUT,
+                Method::DELETE,
+                Method::PATCH,
+            ] {
+                let req = Request::builder()
+                    .method(method.clone())
+                    .uri(&concrete)
+                    .body(Body::empty())
+                    .unwrap();
                 let status = app.clone().oneshot(req).await.unwrap().status();
                 if status == StatusCode::METHOD_NOT_ALLOWED || status == StatusCode::NOT_FOUND {
                     continue;
@@ -217,7 +246,10 @@ mod tests {
             }
         }
         assert!(checked >= 30, "only {checked} API operations found");
-        assert!(missing.is_empty(), "served but missing from the OpenAPI document: {missing:#?}");
+        assert!(
+            missing.is_empty(),
+            "served but missing from the OpenAPI document: {missing:#?}"
+        );
         // And the other way: every documented operation is served.
         for (path, item) in &doc.paths.paths {
             assert!(paths.contains(path), "{path} is documented but not routed");

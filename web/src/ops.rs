@@ -26,7 +26,10 @@ pub struct Health {
 /// Liveness: 200 while the process serves HTTP.
 #[utoipa::path(get, path = "/healthz", tag = "ops", responses((status = 200, body = Health)))]
 async fn healthz() -> Json<Health> {
-    Json(Health { status: "ok", version: env!("CARGO_PKG_VERSION") })
+    Json(Health {
+        status: "ok",
+        version: env!("CARGO_PKG_VERSION"),
+    })
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -58,7 +61,11 @@ async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
         (true, false) => "ready",
         (false, false) => "unavailable",
     };
-    let code = if status == "ready" { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let code = if status == "ready" {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
     let body = Readiness {
         status,
         version: env!("CARGO_PKG_VERSION"),
@@ -77,7 +84,10 @@ async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
 )]
 async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
         (state.render_metrics)(),
     )
 }

@@ -37,20 +37,31 @@ pub struct Outbound {
 
 impl Outbound {
     pub fn new(dialer: Dialer, defaults: Option<CampaignConfig>, region: &str) -> Self {
-        Outbound { dialer, defaults, region: region.to_owned(), cards: Mutex::new(HashMap::new()) }
+        Outbound {
+            dialer,
+            defaults,
+            region: region.to_owned(),
+            cards: Mutex::new(HashMap::new()),
+        }
     }
 }
 
 fn outbound(st: &AppState) -> Result<&Outbound, ApiError> {
-    st.outbound
-        .as_deref()
-        .ok_or_else(|| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "outbound calling is not running on this node"))
+    st.outbound.as_deref().ok_or_else(|| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "outbound calling is not running on this node",
+        )
+    })
 }
 
 impl From<CallError> for ApiError {
     fn from(e: CallError) -> Self {
         match e {
-            CallError::Blocked { code, reason } => ApiError::new(StatusCode::CONFLICT, "blocked", format!("{code}: {reason}")),
+            CallError::Blocked { code, reason } => {
+                ApiError::new(StatusCode::CONFLICT, "blocked", format!("{code}: {reason}"))
+            }
             CallError::Invalid(m) => ApiError::bad_request(m),
             other => ApiError::internal(anyhow::anyhow!("{other}")),
         }
@@ -84,12 +95,29 @@ pub struct Placed {
     request_body = CallBody,
     responses((status = 201, body = Placed), (status = 400, body = ErrorBody),
               (status = 409, body = ErrorBody, description = "a compliance check blocks the call; the message says which and why")))]
-pub(crate) async fn place(State(st): State<AppState>, caller: Caller, ApiJson(b): ApiJson<CallBody>) -> Result<Response, ApiError> {
+pub(crate) async fn place(
+    State(st): State<AppState>,
+    caller: Caller,
+    ApiJson(b): ApiJson<CallBody>,
+) -> Result<Response, ApiError> {
     caller.require(&[Role::Admin, Role::CampaignManager, Role::Agent])?;
     let o = outbound(&st)?;
-    let req = SingleCall { to: b.to, from: b.from, campaign: b.campaign, queue: b.queue, flow: None, attributes: b.attributes };
+    let req = SingleCall {
+        to: b.to,
+        from: b.from,
+        campaign: b.campaign,
+        queue: b.queue,
+        flow: None,
+        attributes: b.attributes,
+    };
     let placed = single::single_call(&o.dialer, &req, o.defaults.as_ref(), &o.region).await?;
-    Ok((StatusCode::CREATED, Json(Placed { contact_id: placed.contact_id })).into_response())
+    Ok((
+        StatusCode::CREATED,
+        Json(Placed {
+            contact_id: placed.contact_id,
+        }),
+    )
+        .into_response())
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -104,11 +132,21 @@ pub struct PreviewParams {
 #[utoipa::path(get, path = "/api/v1/agent/preview", tag = "agents", security(("session" = []), ("api_key" = [])),
     params(PreviewParams),
     responses((status = 200, description = "the lead card: lead, phone, allowed_reason, auto_dial_s"), (status = 204), (status = 400, body = ErrorBody)))]
-async fn preview(State(st): State<AppState>, caller: Caller, ApiQuery(q): ApiQuery<PreviewParams>) -> Result<Response, ApiError> {
+async fn preview(
+    State(st): State<AppState>,
+    caller: Caller,
+    ApiQuery(q): ApiQuery<PreviewParams>,
+) -> Result<Response, ApiError> {
     caller.require(&[Role::Agent, Role::Supervisor, Role::Admin])?;
     let o = outbound(&st)?;
     let agent = caller.agent_id();
-    if let Some(card) = o.cards.lock().expect("cards").get(&agent).filter(|c| c.lead.campaign_id == q.campaign) {
+    if let Some(card) = o
+        .cards
+        .lock()
+        .expect("cards")
+        .get(&agent)
+        .filter(|c| c.lead.campaign_id == q.campaign)
+    {
         return Ok(Json(serde_json::to_value(card).map_err(anyhow::Error::from)?).into_response());
     }
     match single::preview_next(&o.dialer, q.campaign, &agent).await? {
@@ -122,7 +160,11 @@ async fn preview(State(st): State<AppState>, caller: Caller, ApiQuery(q): ApiQue
 }
 
 fn take_card(o: &Outbound, agent: &str) -> Result<PreviewCard, ApiError> {
-    o.cards.lock().expect("cards").remove(agent).ok_or_else(|| ApiError::not_found("no lead card: GET /api/v1/agent/preview first"))
+    o.cards
+        .lock()
+        .expect("cards")
+        .remove(agent)
+        .ok_or_else(|| ApiError::not_found("no lead card: GET /api/v1/agent/preview first"))
 }
 
 /// Dials the agent's lead card (compliance is checked again now); on answer the call is
@@ -135,7 +177,13 @@ async fn preview_dial(State(st): State<AppState>, caller: Caller) -> Result<Resp
     let agent = caller.agent_id();
     let card = take_card(o, &agent)?;
     let placed = single::preview_dial(&o.dialer, &card, &agent).await?;
-    Ok((StatusCode::CREATED, Json(Placed { contact_id: placed.contact_id })).into_response())
+    Ok((
+        StatusCode::CREATED,
+        Json(Placed {
+            contact_id: placed.contact_id,
+        }),
+    )
+        .into_response())
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -148,7 +196,11 @@ pub struct SkipBody {
 /// Skips the agent's lead card; the lead comes back later.
 #[utoipa::path(post, path = "/api/v1/agent/preview/skip", tag = "agents", security(("session" = []), ("api_key" = [])),
     request_body = SkipBody, responses((status = 204), (status = 404, body = ErrorBody)))]
-async fn preview_skip(State(st): State<AppState>, caller: Caller, ApiJson(b): ApiJson<SkipBody>) -> Result<StatusCode, ApiError> {
+async fn preview_skip(
+    State(st): State<AppState>,
+    caller: Caller,
+    ApiJson(b): ApiJson<SkipBody>,
+) -> Result<StatusCode, ApiError> {
     caller.require(&[Role::Agent, Role::Supervisor, Role::Admin])?;
     let o = outbound(&st)?;
     let agent = caller.agent_id();
@@ -158,5 +210,8 @@ async fn preview_skip(State(st): State<AppState>, caller: Caller, ApiJson(b): Ap
 }
 
 pub(crate) fn routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(preview)).routes(routes!(preview_dial)).routes(routes!(preview_skip))
+    OpenApiRouter::new()
+        .routes(routes!(preview))
+        .routes(routes!(preview_dial))
+        .routes(routes!(preview_skip))
 }

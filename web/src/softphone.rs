@@ -90,7 +90,9 @@ pub struct Gateway {
 
 impl std::fmt::Debug for Gateway {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Gateway").field("sip_addr", &self.sip_addr).finish()
+        f.debug_struct("Gateway")
+            .field("sip_addr", &self.sip_addr)
+            .finish()
     }
 }
 
@@ -140,12 +142,20 @@ impl Gateway {
             rtp_ports: rtp,
             max_message_bytes: 65_535,
         };
-        let options = telephony::sip::listener::SipOptions { auto_answer: None, policy: None, ..Default::default() };
+        let options = telephony::sip::listener::SipOptions {
+            auto_answer: None,
+            policy: None,
+            ..Default::default()
+        };
         // Its own lifecycle: the appliance's drain is about its own calls; these legs end with them.
         let sip = telephony::sip::listener::start_with(&tel, options, Lifecycle::new()).await?;
         // No RTP-inactivity hang-up on the gateway's legs: the appliance may send nothing on an
         // idle nailed-up leg, and the browser leg's liveness is ICE consent (its `Ended`).
-        let control = ControlConfig { media_ip: lo, inactivity_timeout: None, ..Default::default() };
+        let control = ControlConfig {
+            media_ip: lo,
+            inactivity_timeout: None,
+            ..Default::default()
+        };
         let (calls, incoming) = Calls::start(sip.handle.clone(), control);
         let ports = match config.rtp_ports {
             Some((low, high)) => Some(SharedPorts::new(PortAllocator::new(low, high)?)),
@@ -159,7 +169,11 @@ impl Gateway {
             agents: Arc::new(Mutex::new(HashMap::new())),
             generation: AtomicU64::new(1),
         });
-        tokio::spawn(take_calls(gateway.agents.clone(), incoming, config.appliance_sip));
+        tokio::spawn(take_calls(
+            gateway.agents.clone(),
+            incoming,
+            config.appliance_sip,
+        ));
         info!(sip = %sip.udp_addr, "softphone gateway listening");
         Ok(gateway)
     }
@@ -171,7 +185,11 @@ impl Gateway {
 
     /// The SIP URI the runtime calls for `agent`'s browser.
     pub fn endpoint_uri(&self, agent: &str) -> Result<String, OfferError> {
-        if agent.is_empty() || !agent.chars().all(|c| c.is_ascii_alphanumeric() || "-_.!~*'".contains(c)) {
+        if agent.is_empty()
+            || !agent
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.!~*'".contains(c))
+        {
             return Err(OfferError::BadAgent(agent.to_owned()));
         }
         Ok(format!("sip:{PREFIX}{agent}@{}", self.sip_addr))
@@ -181,11 +199,20 @@ impl Gateway {
     /// same agent is closed (its call hung up).
     pub async fn offer(&self, agent: &str, sdp: &str) -> Result<(String, String), OfferError> {
         let uri = self.endpoint_uri(agent)?;
-        let (answer, leg) = self.endpoint.accept_offer(sdp).await.map_err(OfferError::WebRtc)?;
+        let (answer, leg) = self
+            .endpoint
+            .accept_offer(sdp)
+            .await
+            .map_err(OfferError::WebRtc)?;
         let generation = self.generation.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = mpsc::unbounded_channel();
-        let old =
-            self.agents.lock().expect("softphone agents").insert(agent.to_owned(), Slot { generation, commands: tx });
+        let old = self.agents.lock().expect("softphone agents").insert(
+            agent.to_owned(),
+            Slot {
+                generation,
+                commands: tx,
+            },
+        );
         if let Some(old) = old {
             let (done, wait) = oneshot::channel();
             if old.commands.send(Command::Close(done)).is_ok() {
@@ -193,7 +220,13 @@ impl Gateway {
             }
         }
         info!(agent, codec = webrtc::codec_name(leg.codec()), local = %leg.local_addr(), "softphone leg started");
-        tokio::spawn(run_leg(agent.to_owned(), generation, leg, rx, self.agents.clone()));
+        tokio::spawn(run_leg(
+            agent.to_owned(),
+            generation,
+            leg,
+            rx,
+            self.agents.clone(),
+        ));
         Ok((answer, uri))
     }
 
@@ -221,7 +254,9 @@ impl Gateway {
 
 /// The agent a request URI (`sip:webrtc-<agent>@…`) is for.
 fn agent_of(request_uri: &str) -> Option<&str> {
-    let rest = request_uri.strip_prefix("sip:").or_else(|| request_uri.strip_prefix("sips:"))?;
+    let rest = request_uri
+        .strip_prefix("sip:")
+        .or_else(|| request_uri.strip_prefix("sips:"))?;
     let user = rest.split(['@', ';', '?']).next()?;
     user.strip_prefix(PREFIX).filter(|a| !a.is_empty())
 }
@@ -248,7 +283,8 @@ async fn take_calls(
         let info = call.info().clone();
         if !from_appliance(info.source, appliance) {
             warn!(source = ?info.source, uri = %info.request_uri, "softphone gateway: call not from the appliance refused (403)");
-            metrics::counter!("dialbridge_softphone_calls_total", "outcome" => "forbidden").increment(1);
+            metrics::counter!("dialbridge_softphone_calls_total", "outcome" => "forbidden")
+                .increment(1);
             let _ = call.control().reject(403);
             continue;
         }
@@ -256,16 +292,20 @@ async fn take_calls(
         let sent = {
             let map = agents.lock().expect("softphone agents");
             match map.get(&agent) {
-                Some(slot) => slot.commands.send(Command::Call(call)).map_err(|e| match e.0 {
-                    Command::Call(c) => c,
-                    Command::Close(_) => unreachable!("only a call was sent"),
-                }),
+                Some(slot) => slot
+                    .commands
+                    .send(Command::Call(call))
+                    .map_err(|e| match e.0 {
+                        Command::Call(c) => c,
+                        Command::Close(_) => unreachable!("only a call was sent"),
+                    }),
                 None => Err(call),
             }
         };
         if let Err(call) = sent {
             info!(agent, uri = %info.request_uri, "softphone gateway: no browser leg for this agent (480)");
-            metrics::counter!("dialbridge_softphone_calls_total", "outcome" => "no_leg").increment(1);
+            metrics::counter!("dialbridge_softphone_calls_total", "outcome" => "no_leg")
+                .increment(1);
             let _ = call.control().reject(480);
         }
     }
@@ -366,7 +406,6 @@ async fn hang_up(call: &mut Option<Call>) {
     }
 }
 
-
 fn gateway(st: &AppState) -> Result<&Arc<Gateway>, ApiError> {
     st.softphone.as_ref().ok_or_else(|| {
         ApiError::new(
@@ -438,7 +477,10 @@ mod tests {
     #[test]
     fn agent_names_come_back_from_request_uris() {
         assert_eq!(agent_of("sip:webrtc-agent1@127.0.0.1:5070"), Some("agent1"));
-        assert_eq!(agent_of("sip:webrtc-a.b_c@127.0.0.1;transport=udp"), Some("a.b_c"));
+        assert_eq!(
+            agent_of("sip:webrtc-a.b_c@127.0.0.1;transport=udp"),
+            Some("a.b_c")
+        );
         assert_eq!(agent_of("sip:agent1@127.0.0.1"), None);
         assert_eq!(agent_of("sip:webrtc-@127.0.0.1"), None);
         assert_eq!(agent_of("tel:+15551234"), None);
@@ -448,11 +490,26 @@ mod tests {
     fn only_the_appliance_may_call() {
         let app: SocketAddr = "127.0.0.1:5060".parse().unwrap();
         assert!(from_appliance(Some(app), Some(app)));
-        assert!(from_appliance(Some("127.0.0.1:5060".parse().unwrap()), Some("0.0.0.0:5060".parse().unwrap())));
-        assert!(!from_appliance(Some("127.0.0.1:5999".parse().unwrap()), Some(app)));
-        assert!(!from_appliance(Some("10.0.0.7:5060".parse().unwrap()), Some(app)));
-        assert!(!from_appliance(Some("10.0.0.7:5060".parse().unwrap()), None));
-        assert!(from_appliance(Some("127.0.0.1:40000".parse().unwrap()), None));
+        assert!(from_appliance(
+            Some("127.0.0.1:5060".parse().unwrap()),
+            Some("0.0.0.0:5060".parse().unwrap())
+        ));
+        assert!(!from_appliance(
+            Some("127.0.0.1:5999".parse().unwrap()),
+            Some(app)
+        ));
+        assert!(!from_appliance(
+            Some("10.0.0.7:5060".parse().unwrap()),
+            Some(app)
+        ));
+        assert!(!from_appliance(
+            Some("10.0.0.7:5060".parse().unwrap()),
+            None
+        ));
+        assert!(from_appliance(
+            Some("127.0.0.1:40000".parse().unwrap()),
+            None
+        ));
         assert!(!from_appliance(None, None));
     }
 }

@@ -310,7 +310,11 @@ impl Acd {
         }
         let ix = self.agents.len() as u32;
         self.agent_ix.insert(a.id.clone(), ix);
-        let mut skills: Vec<_> = a.skills.iter().map(|(name, &level)| (self.skill(name), level)).collect();
+        let mut skills: Vec<_> = a
+            .skills
+            .iter()
+            .map(|(name, &level)| (self.skill(name), level))
+            .collect();
         skills.sort();
         for &(q, _, _) in &self.profiles[profile as usize].queues {
             self.staffed_by[q as usize].push(ix);

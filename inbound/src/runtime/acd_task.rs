@@ -1038,7 +1038,8 @@ impl Task {
     /// Writes an outbound contact's record (awaited, so a later disposition finds it).
     async fn save_outbound(&self, contact: &str) {
         if let Some(rec) = self.contacts.get(contact).and_then(|c| c.record.as_ref())
-            && let Err(e) = crate::store::save_contact_on(&self.sh.db, Some(&self.sh.cfg.node), rec, None).await
+            && let Err(e) =
+                crate::store::save_contact_on(&self.sh.db, Some(&self.sh.cfg.node), rec, None).await
         {
             tracing::error!(contact = %rec.contact.contact_id, error = %e, "outbound contact record not saved");
         }

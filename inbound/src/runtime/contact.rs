@@ -157,8 +157,13 @@ impl Contact {
     }
 
     async fn save(&self, interp: Option<&Interpreter>) {
-        if let Err(e) =
-            store::save_contact_on(&self.sh.db, Some(&self.sh.cfg.node), &self.record(interp), self.flow.as_ref()).await
+        if let Err(e) = store::save_contact_on(
+            &self.sh.db,
+            Some(&self.sh.cfg.node),
+            &self.record(interp),
+            self.flow.as_ref(),
+        )
+        .await
         {
             tracing::error!(contact = %self.id(), error = %e, "contact record not saved");
         }

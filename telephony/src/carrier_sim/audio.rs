@@ -33,7 +33,9 @@ pub enum AudioSource {
 impl std::fmt::Display for AudioSource {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            AudioSource::Speech { cache } => write!(f, "espeak-ng speech (cached in {})", cache.display()),
+            AudioSource::Speech { cache } => {
+                write!(f, "espeak-ng speech (cached in {})", cache.display())
+            }
             AudioSource::Tones { why } => write!(f, "synthetic tones instead of speech: {why}"),
         }
     }
@@ -51,11 +53,16 @@ pub struct Clips {
 impl Clips {
     /// Speech from the cache or espeak-ng + sox; tones when either tool is missing or fails.
     pub fn load(cache_dir: &Path) -> Clips {
-        match (speak(HELLO_TEXT, cache_dir), speak(GREETING_TEXT, cache_dir)) {
+        match (
+            speak(HELLO_TEXT, cache_dir),
+            speak(GREETING_TEXT, cache_dir),
+        ) {
             (Ok(hello), Ok(greeting)) => Clips {
                 hello: trim_silence(&hello),
                 greeting: with_beep(trim_silence(&greeting)),
-                source: AudioSource::Speech { cache: cache_dir.to_path_buf() },
+                source: AudioSource::Speech {
+                    cache: cache_dir.to_path_buf(),
+                },
             },
             (Err(why), _) | (_, Err(why)) => Clips::tones(why),
         }
@@ -80,18 +87,25 @@ impl Clips {
 }
 
 fn tool_present(name: &str) -> bool {
-    std::env::var_os("PATH").map(|p| std::env::split_paths(&p).any(|d| d.join(name).is_file())).unwrap_or(false)
+    std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).any(|d| d.join(name).is_file()))
+        .unwrap_or(false)
 }
 
 /// `text` as 8 kHz speech, from the cache or generated into it.
 fn speak(text: &str, cache_dir: &Path) -> Result<Vec<i16>, String> {
-    let file = cache_dir.join(format!("speech-{:016x}.wav", fnv1a(&format!("{GENERATION}\n{text}"))));
+    let file = cache_dir.join(format!(
+        "speech-{:016x}.wav",
+        fnv1a(&format!("{GENERATION}\n{text}"))
+    ));
     if let Ok(w) = Wav::read(&file) {
         return Ok(w.pcm);
     }
     for tool in ["espeak-ng", "sox"] {
         if !tool_present(tool) {
-            return Err(format!("{tool} is not installed (apt-get install espeak-ng sox)"));
+            return Err(format!(
+                "{tool} is not installed (apt-get install espeak-ng sox)"
+            ));
         }
     }
     std::fs::create_dir_all(cache_dir)
@@ -103,25 +117,37 @@ fn speak(text: &str, cache_dir: &Path) -> Result<Vec<i16>, String> {
         if out.status.success() {
             Ok(())
         } else {
-            Err(format!("{cmd:?} failed: {}", String::from_utf8_lossy(&out.stderr).trim()))
+            Err(format!(
+                "{cmd:?} failed: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            ))
         }
     };
-    let result = run(Command::new("espeak-ng").args(["-v", "en-us", "-s", "165", "-w"]).arg(&raw).arg(text))
-        .and_then(|()| {
-            run(Command::new("sox")
-                .arg(&raw)
-                .args(["-r", "8000", "-c", "1", "-b", "16", "-e", "signed-integer"])
-                .arg(&tmp))
-        })
-        .and_then(|()| std::fs::rename(&tmp, &file).map_err(|e| format!("cannot write {}: {e}", file.display())));
+    let result = run(Command::new("espeak-ng")
+        .args(["-v", "en-us", "-s", "165", "-w"])
+        .arg(&raw)
+        .arg(text))
+    .and_then(|()| {
+        run(Command::new("sox")
+            .arg(&raw)
+            .args(["-r", "8000", "-c", "1", "-b", "16", "-e", "signed-integer"])
+            .arg(&tmp))
+    })
+    .and_then(|()| {
+        std::fs::rename(&tmp, &file).map_err(|e| format!("cannot write {}: {e}", file.display()))
+    });
     let _ = std::fs::remove_file(&raw);
     let _ = std::fs::remove_file(&tmp);
     result?;
-    Wav::read(&file).map(|w| w.pcm).map_err(|e| format!("{}: {e}", file.display()))
+    Wav::read(&file)
+        .map(|w| w.pcm)
+        .map_err(|e| format!("{}: {e}", file.display()))
 }
 
 fn fnv1a(s: &str) -> u64 {
-    s.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3))
+    s.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3)
+    })
 }
 
 /// Drops leading and trailing near-silence (espeak pads its output).
@@ -155,7 +181,9 @@ fn babble(syllables: usize, seed: u64) -> Vec<i16> {
         for i in 0..syl {
             let env = (std::f64::consts::PI * i as f64 / syl as f64).sin();
             phase += 2.0 * std::f64::consts::PI * f0 / RATE as f64;
-            let harmonics = (1..=(3000.0 / f0) as usize).map(|h| (phase * h as f64).sin() / h as f64).sum::<f64>();
+            let harmonics = (1..=(3000.0 / f0) as usize)
+                .map(|h| (phase * h as f64).sin() / h as f64)
+                .sum::<f64>();
             out.push((0.25 * 32767.0 * env * harmonics / 2.0).clamp(-32768.0, 32767.0) as i16);
         }
         out.extend(std::iter::repeat_n(0, gap));
@@ -199,11 +227,24 @@ mod tests {
             eprintln!("SKIP: espeak-ng or sox missing");
             return;
         }
-        let dir = std::env::temp_dir().join(format!("dialbridge-carrier-audio-{}", std::process::id()));
+        let dir =
+            std::env::temp_dir().join(format!("dialbridge-carrier-audio-{}", std::process::id()));
         let c = Clips::load(&dir);
-        assert!(matches!(c.source, AudioSource::Speech { .. }), "{}", c.source);
-        assert!(c.hello.len() > 1600 && c.hello.len() < 8000 * 2, "hello is short: {} samples", c.hello.len());
-        assert!(c.greeting.len() > 8000 * 5, "the greeting is long: {} samples", c.greeting.len());
+        assert!(
+            matches!(c.source, AudioSource::Speech { .. }),
+            "{}",
+            c.source
+        );
+        assert!(
+            c.hello.len() > 1600 && c.hello.len() < 8000 * 2,
+            "hello is short: {} samples",
+            c.hello.len()
+        );
+        assert!(
+            c.greeting.len() > 8000 * 5,
+            "the greeting is long: {} samples",
+            c.greeting.len()
+        );
         let cached = std::fs::read_dir(&dir).unwrap().count();
         assert_eq!(cached, 2, "two cached clips and no leftovers");
         // From the cache the second time: the same samples.
@@ -216,7 +257,10 @@ mod tests {
     #[test]
     fn missing_tools_fall_back_to_tones_with_the_reason() {
         let c = Clips::tones("espeak-ng is not installed");
-        assert_eq!(c.source.to_string(), "synthetic tones instead of speech: espeak-ng is not installed");
+        assert_eq!(
+            c.source.to_string(),
+            "synthetic tones instead of speech: espeak-ng is not installed"
+        );
         assert!(c.greeting.len() > 8000 * 4);
     }
 }

@@ -135,7 +135,10 @@ pub struct Flags {
 impl Flags {
     pub fn into_config(self) -> anyhow::Result<CarrierSimConfig> {
         let secs = |name: &str, v: f64| -> anyhow::Result<Duration> {
-            anyhow::ensure!(v.is_finite() && v >= 0.0, "--{name} must be a non-negative number of seconds, got {v}");
+            anyhow::ensure!(
+                v.is_finite() && v >= 0.0,
+                "--{name} must be a non-negative number of seconds, got {v}"
+            );
             Ok(Duration::from_secs_f64(v))
         };
         let rtp_ports = self
@@ -143,16 +146,26 @@ impl Flags {
             .split_once('-')
             .and_then(|(a, b)| Some((a.trim().parse::<u16>().ok()?, b.trim().parse::<u16>().ok()?)))
             .ok_or_else(|| {
-                anyhow::anyhow!("--rtp-ports must be LOW-HIGH, e.g. 40000-40999, got {:?}", self.rtp_ports)
+                anyhow::anyhow!(
+                    "--rtp-ports must be LOW-HIGH, e.g. 40000-40999, got {:?}",
+                    self.rtp_ports
+                )
             })?;
         let rule = match &self.by_last_digit {
-            Some(r) => LastDigitRule::parse(r).map_err(|e| anyhow::anyhow!("--by-last-digit: {e}"))?,
+            Some(r) => {
+                LastDigitRule::parse(r).map_err(|e| anyhow::anyhow!("--by-last-digit: {e}"))?
+            }
             None => LastDigitRule::default(),
         };
         let config = CarrierSimConfig {
             listen: self.listen,
             rtp_ports,
-            shares: Shares { human: self.human, machine: self.machine, busy: self.busy, no_answer: self.no_answer },
+            shares: Shares {
+                human: self.human,
+                machine: self.machine,
+                busy: self.busy,
+                no_answer: self.no_answer,
+            },
             rule,
             agent_prefix: self.agent_prefix,
             plan: Plan {
@@ -327,7 +340,10 @@ pub async fn start(config: CarrierSimConfig, lifecycle: Lifecycle) -> anyhow::Re
     if let AudioSource::Tones { why } = &clips.source {
         tracing::warn!(%why, "carrier-sim speaks in tones, not speech");
     }
-    let voices = Arc::new(Voices { hello: clips.hello_prompt(), greeting: clips.greeting_prompt() });
+    let voices = Arc::new(Voices {
+        hello: clips.hello_prompt(),
+        greeting: clips.greeting_prompt(),
+    });
     let sip_config = crate::Config {
         udp: config.listen,
         tcp: config.listen,
@@ -354,8 +370,12 @@ pub async fn start(config: CarrierSimConfig, lifecycle: Lifecycle) -> anyhow::Re
     let (calls, mut incoming) = Calls::start(sip.handle.clone(), control);
     let counters = Arc::new(Counters::default());
     let (tx, records) = mpsc::unbounded_channel();
-    let picker =
-        Arc::new(Mutex::new(Picker::new(config.shares, config.rule.clone(), config.agent_prefix.clone(), config.seed)));
+    let picker = Arc::new(Mutex::new(Picker::new(
+        config.shares,
+        config.rule.clone(),
+        config.agent_prefix.clone(),
+        config.seed,
+    )));
     let plan = config.plan.clone();
     let c2 = counters.clone();
     tokio::spawn(async move {
@@ -365,7 +385,8 @@ pub async fn start(config: CarrierSimConfig, lifecycle: Lifecycle) -> anyhow::Re
             let class = picker.lock().expect("picker").pick(&user);
             c2.by_class[class_index(class)].fetch_add(1, Ordering::Relaxed);
             c2.active.fetch_add(1, Ordering::Relaxed);
-            let (voices, plan, counters, tx) = (voices.clone(), plan.clone(), c2.clone(), tx.clone());
+            let (voices, plan, counters, tx) =
+                (voices.clone(), plan.clone(), c2.clone(), tx.clone());
             tokio::spawn(async move {
                 let record = run_call(call, user, Persona::new(class, plan), &voices).await;
                 counters.record(&record);
@@ -373,19 +394,30 @@ pub async fn start(config: CarrierSimConfig, lifecycle: Lifecycle) -> anyhow::Re
             });
         }
     });
-    Ok(CarrierSim { udp_addr: sip.udp_addr, tcp_addr: sip.tcp_addr, audio: clips.source, counters, records, lifecycle })
+    Ok(CarrierSim {
+        udp_addr: sip.udp_addr,
+        tcp_addr: sip.tcp_addr,
+        audio: clips.source,
+        counters,
+        records,
+        lifecycle,
+    })
 }
 
 /// The Request-URI user (what was dialled), else the To user.
 fn called_user(call: &Call) -> String {
     let info = call.info();
-    uri_user(&info.request_uri).unwrap_or_else(|| uri_user(&info.to).unwrap_or_else(|| info.to.clone()))
+    uri_user(&info.request_uri)
+        .unwrap_or_else(|| uri_user(&info.to).unwrap_or_else(|| info.to.clone()))
 }
 
 /// The user part of the first `sip:`/`sips:` URI in a header value or URI (`"A" <sip:123@h>;tag=x`
 /// gives `123`).
 fn uri_user(s: &str) -> Option<String> {
-    let at = s.find("sip:").map(|i| i + 4).or_else(|| s.find("sips:").map(|i| i + 5))?;
+    let at = s
+        .find("sip:")
+        .map(|i| i + 4)
+        .or_else(|| s.find("sips:").map(|i| i + 5))?;
     let rest = &s[at..];
     let end = rest.find(['@', '>', ';', ' ']).unwrap_or(rest.len());
     (rest[end..].starts_with('@') && end > 0).then(|| rest[..end].to_string())
@@ -424,17 +456,23 @@ async fn run_call(mut call: Call, to: String, mut persona: Persona, voices: &Voi
             if let Err(e) = result {
                 // The call is gone or lost its media: the hang-up event that follows says why.
                 tracing::debug!(call = record.call, ?action, error = %e, "carrier-sim action failed");
-                record.detail.get_or_insert_with(|| format!("{action:?}: {e}"));
+                record
+                    .detail
+                    .get_or_insert_with(|| format!("{action:?}: {e}"));
             }
         }
         let event = match persona.deadline() {
-            Some(at) => match tokio::time::timeout_at(tokio::time::Instant::from_std(at), call.next_event()).await {
-                Ok(ev) => ev,
-                Err(_) => {
-                    pending = persona.on(Input::Timer, Instant::now());
-                    continue;
+            Some(at) => {
+                match tokio::time::timeout_at(tokio::time::Instant::from_std(at), call.next_event())
+                    .await
+                {
+                    Ok(ev) => ev,
+                    Err(_) => {
+                        pending = persona.on(Input::Timer, Instant::now());
+                        continue;
+                    }
                 }
-            },
+            }
             None => call.next_event().await,
         };
         let Some(event) = event else { break };
@@ -469,7 +507,10 @@ async fn run_call(mut call: Call, to: String, mut persona: Persona, voices: &Voi
 
 /// The command line: binds, prints one JSON line when listening, one per finished call, and the
 /// totals every `totals_every` and at Ctrl-C / SIGTERM.
-pub async fn run_cli(config: CarrierSimConfig, totals_every: Option<Duration>) -> anyhow::Result<()> {
+pub async fn run_cli(
+    config: CarrierSimConfig,
+    totals_every: Option<Duration>,
+) -> anyhow::Result<()> {
     let lifecycle = Lifecycle::new();
     let mut sim = start(config.clone(), lifecycle).await?;
     let listening = serde_json::json!({
@@ -484,12 +525,14 @@ pub async fn run_cli(config: CarrierSimConfig, totals_every: Option<Duration>) -
     if let AudioSource::Tones { why } = &sim.audio {
         eprintln!("carrier-sim: no speech ({why}); humans and machines speak in tones");
     }
-    let mut tick = tokio::time::interval(totals_every.unwrap_or(Duration::from_secs(3600 * 24 * 365)));
+    let mut tick =
+        tokio::time::interval(totals_every.unwrap_or(Duration::from_secs(3600 * 24 * 365)));
     tick.tick().await;
     let stop = async {
         #[cfg(unix)]
         {
-            let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+            let mut term =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
             tokio::select! {
                 r = tokio::signal::ctrl_c() => r,
                 _ = term.recv() => Ok(()),
@@ -510,7 +553,10 @@ pub async fn run_cli(config: CarrierSimConfig, totals_every: Option<Duration>) -
         }
     }
     sim.stop();
-    println!("{}", serde_json::json!({ "event": "totals", "final": true, "counters": sim.counters() }));
+    println!(
+        "{}",
+        serde_json::json!({ "event": "totals", "final": true, "counters": sim.counters() })
+    );
     Ok(())
 }
 
@@ -544,9 +590,19 @@ mod tests {
             c.record(&r);
         }
         let s = c.snapshot();
-        assert_eq!((s.calls, s.human, s.machine, s.busy, s.no_answer, s.agent), (4, 1, 1, 1, 1, 0));
         assert_eq!(
-            (s.answered, s.completed, s.caller_hung_up, s.refused, s.caller_cancelled, s.failed),
+            (s.calls, s.human, s.machine, s.busy, s.no_answer, s.agent),
+            (4, 1, 1, 1, 1, 0)
+        );
+        assert_eq!(
+            (
+                s.answered,
+                s.completed,
+                s.caller_hung_up,
+                s.refused,
+                s.caller_cancelled,
+                s.failed
+            ),
             (2, 1, 1, 1, 1, 0)
         );
         assert_eq!((s.dtmf_sent, s.active), (1, 0));
@@ -582,18 +638,57 @@ mod tests {
         assert_eq!(c.plan.talk, Duration::from_secs(30));
         assert_eq!(c.rule, LastDigitRule::standard());
         let err = |f: Flags| f.into_config().unwrap_err().to_string();
-        assert!(err(Flags { rtp_ports: "40000".into(), ..flags() }).contains("--rtp-ports"));
-        assert!(err(Flags { talk_s: -1.0, ..flags() }).contains("--talk-s"));
-        assert!(err(Flags { by_last_digit: Some("0=fax".into()), ..flags() }).contains("--by-last-digit"));
-        assert!(err(Flags { busy: -0.5, ..flags() }).contains("--busy"));
-        assert!(err(Flags { press: Some('x'), ..flags() }).contains("DTMF key"));
+        assert!(
+            err(Flags {
+                rtp_ports: "40000".into(),
+                ..flags()
+            })
+            .contains("--rtp-ports")
+        );
+        assert!(
+            err(Flags {
+                talk_s: -1.0,
+                ..flags()
+            })
+            .contains("--talk-s")
+        );
+        assert!(
+            err(Flags {
+                by_last_digit: Some("0=fax".into()),
+                ..flags()
+            })
+            .contains("--by-last-digit")
+        );
+        assert!(
+            err(Flags {
+                busy: -0.5,
+                ..flags()
+            })
+            .contains("--busy")
+        );
+        assert!(
+            err(Flags {
+                press: Some('x'),
+                ..flags()
+            })
+            .contains("DTMF key")
+        );
     }
 
     #[test]
     fn uri_users_are_read_from_headers_and_uris() {
-        assert_eq!(uri_user("sip:15550101@127.0.0.1:5090").as_deref(), Some("15550101"));
-        assert_eq!(uri_user("sipp <sip:sipp@127.0.0.1:5097>;tag=1SIPpTag001").as_deref(), Some("sipp"));
-        assert_eq!(uri_user("\"Desk\" <sips:agent7@example.com;transport=tls>").as_deref(), Some("agent7"));
+        assert_eq!(
+            uri_user("sip:15550101@127.0.0.1:5090").as_deref(),
+            Some("15550101")
+        );
+        assert_eq!(
+            uri_user("sipp <sip:sipp@127.0.0.1:5097>;tag=1SIPpTag001").as_deref(),
+            Some("sipp")
+        );
+        assert_eq!(
+            uri_user("\"Desk\" <sips:agent7@example.com;transport=tls>").as_deref(),
+            Some("agent7")
+        );
         assert_eq!(uri_user("<sip:127.0.0.1:5090>"), None);
         assert_eq!(uri_user("15550101"), None);
     }

@@ -27,7 +27,13 @@ pub enum Class {
 }
 
 impl Class {
-    pub const ALL: [Class; 5] = [Class::Human, Class::Machine, Class::Busy, Class::NoAnswer, Class::Agent];
+    pub const ALL: [Class; 5] = [
+        Class::Human,
+        Class::Machine,
+        Class::Busy,
+        Class::NoAnswer,
+        Class::Agent,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -137,7 +143,15 @@ pub struct Persona {
 
 impl Persona {
     pub fn new(class: Class, plan: Plan) -> Persona {
-        Persona { class, plan, state: State::Idle, deadline: None, hang_up_at: None, press_at: None, pressed: false }
+        Persona {
+            class,
+            plan,
+            state: State::Idle,
+            deadline: None,
+            hang_up_at: None,
+            press_at: None,
+            pressed: false,
+        }
     }
 
     pub fn class(&self) -> Class {
@@ -281,10 +295,21 @@ mod tests {
         let mut p = Persona::new(Class::Human, plan());
         assert_eq!(p.on(Input::Offered, t0), vec![]);
         assert_eq!(p.deadline(), Some(t0 + s(1)));
-        assert_eq!(p.on(Input::Timer, t0 + Duration::from_millis(500)), vec![], "not due yet");
+        assert_eq!(
+            p.on(Input::Timer, t0 + Duration::from_millis(500)),
+            vec![],
+            "not due yet"
+        );
         assert_eq!(p.on(Input::Timer, t0 + s(1)), vec![Action::Answer]);
-        assert_eq!(p.on(Input::Answered, t0 + s(1)), vec![Action::Play(Clip::Hello)]);
-        assert_eq!(p.deadline(), Some(t0 + s(11)), "talk time counts from the answer");
+        assert_eq!(
+            p.on(Input::Answered, t0 + s(1)),
+            vec![Action::Play(Clip::Hello)]
+        );
+        assert_eq!(
+            p.deadline(),
+            Some(t0 + s(11)),
+            "talk time counts from the answer"
+        );
         assert_eq!(p.on(Input::PlaybackFinished, t0 + s(2)), vec![]);
         assert_eq!(p.deadline(), Some(t0 + s(4)), "the key press comes first");
         assert_eq!(p.on(Input::Timer, t0 + s(4)), vec![Action::SendDtmf('1')]);
@@ -311,14 +336,29 @@ mod tests {
     #[test]
     fn machine_plays_greeting_then_records_for_the_talk_time() {
         let t0 = Instant::now();
-        let mut p = Persona::new(Class::Machine, Plan { press: None, ..plan() });
+        let mut p = Persona::new(
+            Class::Machine,
+            Plan {
+                press: None,
+                ..plan()
+            },
+        );
         p.on(Input::Offered, t0);
-        assert_eq!(p.on(Input::Timer, t0 + Duration::from_secs(1)), vec![Action::Answer]);
-        assert_eq!(p.on(Input::Answered, t0 + Duration::from_secs(1)), vec![Action::Play(Clip::Greeting)]);
+        assert_eq!(
+            p.on(Input::Timer, t0 + Duration::from_secs(1)),
+            vec![Action::Answer]
+        );
+        assert_eq!(
+            p.on(Input::Answered, t0 + Duration::from_secs(1)),
+            vec![Action::Play(Clip::Greeting)]
+        );
         assert_eq!(p.deadline(), None, "no timer while the greeting plays");
         p.on(Input::PlaybackFinished, t0 + Duration::from_secs(7));
         assert_eq!(p.deadline(), Some(t0 + Duration::from_secs(17)));
-        assert_eq!(p.on(Input::Timer, t0 + Duration::from_secs(17)), vec![Action::Hangup]);
+        assert_eq!(
+            p.on(Input::Timer, t0 + Duration::from_secs(17)),
+            vec![Action::Hangup]
+        );
     }
 
     #[test]
@@ -327,12 +367,18 @@ mod tests {
         let mut b = Persona::new(Class::Busy, plan());
         b.on(Input::Offered, t0);
         assert_eq!(b.deadline(), Some(t0 + Duration::from_millis(200)));
-        assert_eq!(b.on(Input::Timer, t0 + Duration::from_millis(200)), vec![Action::Reject(486)]);
+        assert_eq!(
+            b.on(Input::Timer, t0 + Duration::from_millis(200)),
+            vec![Action::Reject(486)]
+        );
         assert!(b.done());
         let mut n = Persona::new(Class::NoAnswer, plan());
         n.on(Input::Offered, t0);
         assert_eq!(n.on(Input::Timer, t0 + Duration::from_secs(19)), vec![]);
-        assert_eq!(n.on(Input::Timer, t0 + Duration::from_secs(20)), vec![Action::Reject(480)]);
+        assert_eq!(
+            n.on(Input::Timer, t0 + Duration::from_secs(20)),
+            vec![Action::Reject(480)]
+        );
         // The caller cancelling first just ends it.
         let mut c = Persona::new(Class::NoAnswer, plan());
         c.on(Input::Offered, t0);
@@ -345,7 +391,10 @@ mod tests {
         let t0 = Instant::now();
         let mut a = Persona::new(Class::Agent, plan());
         a.on(Input::Offered, t0);
-        assert_eq!(a.on(Input::Timer, t0 + Duration::from_secs(1)), vec![Action::Answer]);
+        assert_eq!(
+            a.on(Input::Timer, t0 + Duration::from_secs(1)),
+            vec![Action::Answer]
+        );
         assert_eq!(a.on(Input::Answered, t0 + Duration::from_secs(1)), vec![]);
         assert_eq!(a.deadline(), None);
         assert!(!a.done());

@@ -251,12 +251,20 @@ impl CallControl {
     /// Relays media both ways between this call and `other` (PCMU↔PCMA transcoded when the legs
     /// differ); both get [`Event::Bridged`]. Bridging a call again with a third call switches its
     /// media to that one. `on_peer_hangup` says what each leg does when the other ends.
-    pub async fn bridge(&self, other: &CallControl, on_peer_hangup: OnPeerHangup) -> Result<(), ControlError> {
+    pub async fn bridge(
+        &self,
+        other: &CallControl,
+        on_peer_hangup: OnPeerHangup,
+    ) -> Result<(), ControlError> {
         if self.id == other.id {
             return Err(ControlError::SameCall);
         }
         // Borrow in call-id order: two bridges over the same calls never wait on each other.
-        let (first, second) = if self.id < other.id { (self, other) } else { (other, self) };
+        let (first, second) = if self.id < other.id {
+            (self, other)
+        } else {
+            (other, self)
+        };
         let a = first.ask(Cmd::Lend).await?;
         let b = match second.ask(Cmd::Lend).await {
             Ok(b) => b,
@@ -266,8 +274,12 @@ impl CallControl {
             }
         };
         session::bridge(&a.session, &b.session);
-        let _ = a.back.send((a.session, Some((second.clone(), on_peer_hangup))));
-        let _ = b.back.send((b.session, Some((first.clone(), on_peer_hangup))));
+        let _ = a
+            .back
+            .send((a.session, Some((second.clone(), on_peer_hangup))));
+        let _ = b
+            .back
+            .send((b.session, Some((first.clone(), on_peer_hangup))));
         Ok(())
     }
 
@@ -329,8 +341,18 @@ pub(crate) fn spawn(
         live,
     };
     tokio::spawn(task.run(sip_rx, cmd_rx));
-    let control = CallControl { id: info.id, tx: cmd_tx };
-    (Call { info, control, events: ev_rx }, sip_tx)
+    let control = CallControl {
+        id: info.id,
+        tx: cmd_tx,
+    };
+    (
+        Call {
+            info,
+            control,
+            events: ev_rx,
+        },
+        sip_tx,
+    )
 }
 
 async fn next_media(s: &mut Option<RtpSession>) -> Option<MediaEvent> {
@@ -341,7 +363,11 @@ async fn next_media(s: &mut Option<RtpSession>) -> Option<MediaEvent> {
 }
 
 impl CallTask {
-    async fn run(mut self, mut sip_rx: mpsc::UnboundedReceiver<CallEvent>, mut cmd_rx: mpsc::UnboundedReceiver<Cmd>) {
+    async fn run(
+        mut self,
+        mut sip_rx: mpsc::UnboundedReceiver<CallEvent>,
+        mut cmd_rx: mpsc::UnboundedReceiver<Cmd>,
+    ) {
         let mut commands_open = true;
         loop {
             tokio::select! {
@@ -385,19 +411,34 @@ impl CallTask {
                 if self.apply_media(&media).await
                     && let Some(p) = &self.plan
                 {
-                    self.emit(Event::Answered { codec: p.codec, remote: p.remote });
+                    self.emit(Event::Answered {
+                        codec: p.codec,
+                        remote: p.remote,
+                    });
                 }
             }
             CallEvent::MediaChanged { media, .. } => {
                 let up = self.apply_media(&media).await;
                 if up {
-                    self.emit(Event::MediaChanged { direction: media.direction() });
+                    self.emit(Event::MediaChanged {
+                        direction: media.direction(),
+                    });
                 }
             }
-            CallEvent::Dtmf { digit, .. } => self.emit(Event::Dtmf { digit, via: DtmfVia::SipInfo }),
-            CallEvent::TransferRequested { target, .. } => self.emit(Event::TransferRequested { target }),
+            CallEvent::Dtmf { digit, .. } => self.emit(Event::Dtmf {
+                digit,
+                via: DtmfVia::SipInfo,
+            }),
+            CallEvent::TransferRequested { target, .. } => {
+                self.emit(Event::TransferRequested { target })
+            }
             CallEvent::TransferProgress { code, .. } => self.emit(Event::TransferProgress { code }),
-            CallEvent::Hangup { cause, code, outcome, .. } => {
+            CallEvent::Hangup {
+                cause,
+                code,
+                outcome,
+                ..
+            } => {
                 let cause = policy::end_cause(self.ending.as_ref(), cause);
                 self.finish(cause, code, outcome).await;
                 return true;
@@ -408,15 +449,27 @@ impl CallTask {
         false
     }
 
-    async fn finish(&mut self, cause: EndCause, code: Option<u16>, outcome: crate::sip::outcome::Outcome) {
+    async fn finish(
+        &mut self,
+        cause: EndCause,
+        code: Option<u16>,
+        outcome: crate::sip::outcome::Outcome,
+    ) {
         if let Some((peer, _)) = self.partner.take() {
-            let _ = peer.post(Cmd::PeerLeft { peer: self.id, ended: true });
+            let _ = peer.post(Cmd::PeerLeft {
+                peer: self.id,
+                ended: true,
+            });
         }
         self.leave_room();
         if let Some(s) = self.session.take() {
             s.close().await;
         }
-        self.emit(Event::Hangup { cause, code, outcome });
+        self.emit(Event::Hangup {
+            cause,
+            code,
+            outcome,
+        });
     }
 
     /// Creates or updates the media session; false when the call had to be ended.
@@ -464,7 +517,10 @@ impl CallTask {
                     true
                 }
                 Err(e) => {
-                    self.end(EndCause::MediaUnavailable(format!("cannot bind RTP port {}: {e}", plan.local_port)));
+                    self.end(EndCause::MediaUnavailable(format!(
+                        "cannot bind RTP port {}: {e}",
+                        plan.local_port
+                    )));
                     false
                 }
             },
@@ -480,7 +536,9 @@ impl CallTask {
     }
 
     fn on_media(&mut self, ev: MediaEvent) {
-        let held = self.plan.is_some_and(|p| p.direction != crate::sip::sdp::Direction::SendRecv);
+        let held = self
+            .plan
+            .is_some_and(|p| p.direction != crate::sip::sdp::Direction::SendRecv);
         match policy::on_media_event(ev, held) {
             MediaAction::Emit(e) => self.emit(e),
             MediaAction::HangUp(cause) => self.end(cause),
@@ -524,14 +582,20 @@ impl CallTask {
             }
             Cmd::Record(path, layout, enc, r) => {
                 let res = match self.media() {
-                    Ok(s) => s.record_to_file(path, layout, enc).await.map_err(|e| ControlError::Io(e.to_string())),
+                    Ok(s) => s
+                        .record_to_file(path, layout, enc)
+                        .await
+                        .map_err(|e| ControlError::Io(e.to_string())),
                     Err(e) => Err(e),
                 };
                 let _ = r.send(res);
             }
             Cmd::StopRecording(r) => {
                 let res = match self.media() {
-                    Ok(s) => s.finish_recording_file().await.map_err(|e| ControlError::Io(e.to_string())),
+                    Ok(s) => s
+                        .finish_recording_file()
+                        .await
+                        .map_err(|e| ControlError::Io(e.to_string())),
                     Err(e) => Err(e),
                 };
                 let _ = r.send(res);
@@ -566,7 +630,10 @@ impl CallTask {
                     return;
                 };
                 let (back_tx, back_rx) = oneshot::channel();
-                if let Err(Ok(loan)) = r.send(Ok(Loan { session, back: back_tx })) {
+                if let Err(Ok(loan)) = r.send(Ok(Loan {
+                    session,
+                    back: back_tx,
+                })) {
                     self.session = Some(loan.session);
                     return;
                 }
@@ -578,7 +645,9 @@ impl CallTask {
                             self.partnered(peer, on_hangup);
                         }
                     }
-                    _ => self.end(EndCause::MediaUnavailable("media session lost while bridging".into())),
+                    _ => self.end(EndCause::MediaUnavailable(
+                        "media session lost while bridging".into(),
+                    )),
                 }
             }
             Cmd::Unbridge(r) => {
@@ -594,7 +663,10 @@ impl CallTask {
                     if let Some(s) = &self.session {
                         s.disconnect();
                     }
-                    self.emit(Event::Unbridged { peer, peer_ended: ended });
+                    self.emit(Event::Unbridged {
+                        peer,
+                        peer_ended: ended,
+                    });
                     if ended && on_hangup == OnPeerHangup::HangUp {
                         self.end(EndCause::BridgePeerEnded(peer));
                     }
@@ -608,7 +680,10 @@ impl CallTask {
                 let _ = r.send(res);
             }
             Cmd::Port(r) => {
-                let _ = r.send(self.media().map(|s| MediaPort { peer: s.id(), input: s.input() }));
+                let _ = r.send(self.media().map(|s| MediaPort {
+                    peer: s.id(),
+                    input: s.input(),
+                }));
             }
             Cmd::Route(route, r) => {
                 let res = self.media().map(|s| {
@@ -627,7 +702,9 @@ impl CallTask {
                     if let Some((old_room, _)) = old
                         && after.is_none_or(|(r, _)| r != old_room.id())
                     {
-                        self.emit(Event::RoomLeft { room: old_room.id() });
+                        self.emit(Event::RoomLeft {
+                            room: old_room.id(),
+                        });
                         // Moved to another room: the old one forgets it (a no-op when the old
                         // room is the one taking it out).
                         let id = self.id;
@@ -660,7 +737,10 @@ impl CallTask {
         if let Some((old, _)) = self.partner.take()
             && old.id != peer.id
         {
-            let _ = old.post(Cmd::PeerLeft { peer: self.id, ended: false });
+            let _ = old.post(Cmd::PeerLeft {
+                peer: self.id,
+                ended: false,
+            });
         }
         self.echoing = false;
         self.leave_room();
@@ -671,8 +751,14 @@ impl CallTask {
     /// Leaves the current bridge, telling the partner.
     fn leave_bridge(&mut self) {
         if let Some((peer, _)) = self.partner.take() {
-            let _ = peer.post(Cmd::PeerLeft { peer: self.id, ended: false });
-            self.emit(Event::Unbridged { peer: peer.id, peer_ended: false });
+            let _ = peer.post(Cmd::PeerLeft {
+                peer: self.id,
+                ended: false,
+            });
+            self.emit(Event::Unbridged {
+                peer: peer.id,
+                peer_ended: false,
+            });
         }
     }
 }

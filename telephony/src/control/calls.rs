@@ -118,7 +118,12 @@ impl Calls {
         };
         let id = self.shared.sip.originate(o);
         let info = CallInfo { id, ..info };
-        let (call, tx) = call::spawn(info, self.shared.sip.clone(), self.shared.settings, self.shared.live.clone());
+        let (call, tx) = call::spawn(
+            info,
+            self.shared.sip.clone(),
+            self.shared.settings,
+            self.shared.live.clone(),
+        );
         let mut reg = self.shared.registry.lock().expect("registry");
         let mut ended = false;
         let orphans = std::mem::take(&mut reg.orphans);
@@ -147,18 +152,33 @@ impl Calls {
     }
 }
 
-async fn dispatch(shared: Arc<Shared>, mut rx: broadcast::Receiver<CallEvent>, incoming: mpsc::UnboundedSender<Call>) {
+async fn dispatch(
+    shared: Arc<Shared>,
+    mut rx: broadcast::Receiver<CallEvent>,
+    incoming: mpsc::UnboundedSender<Call>,
+) {
     loop {
         let ev = match rx.recv().await {
             Ok(ev) => ev,
             Err(broadcast::error::RecvError::Lagged(n)) => {
-                tracing::error!(lost = n, "call control fell behind the SIP events; some calls may miss events");
+                tracing::error!(
+                    lost = n,
+                    "call control fell behind the SIP events; some calls may miss events"
+                );
                 continue;
             }
             Err(broadcast::error::RecvError::Closed) => break,
         };
         let Some(id) = ev.call() else { continue };
-        if let CallEvent::Incoming { from, to, request_uri, user, source, .. } = &ev {
+        if let CallEvent::Incoming {
+            from,
+            to,
+            request_uri,
+            user,
+            source,
+            ..
+        } = &ev
+        {
             let info = CallInfo {
                 id,
                 inbound: true,
@@ -168,8 +188,18 @@ async fn dispatch(shared: Arc<Shared>, mut rx: broadcast::Receiver<CallEvent>, i
                 user: user.clone(),
                 source: Some(*source),
             };
-            let (call, tx) = call::spawn(info, shared.sip.clone(), shared.settings, shared.live.clone());
-            shared.registry.lock().expect("registry").routes.insert(id, tx);
+            let (call, tx) = call::spawn(
+                info,
+                shared.sip.clone(),
+                shared.settings,
+                shared.live.clone(),
+            );
+            shared
+                .registry
+                .lock()
+                .expect("registry")
+                .routes
+                .insert(id, tx);
             if incoming.send(call).is_err() {
                 // Nobody takes inbound calls.
                 shared.sip.reject(id, 480);
@@ -187,7 +217,10 @@ async fn dispatch(shared: Arc<Shared>, mut rx: broadcast::Receiver<CallEvent>, i
             }
             None => {
                 let now = Instant::now();
-                while reg.orphans.front().is_some_and(|(at, _)| now.duration_since(*at) > ORPHAN_TTL)
+                while reg
+                    .orphans
+                    .front()
+                    .is_some_and(|(at, _)| now.duration_since(*at) > ORPHAN_TTL)
                     || reg.orphans.len() >= MAX_ORPHANS
                 {
                     reg.orphans.pop_front();

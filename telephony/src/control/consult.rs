@@ -135,7 +135,10 @@ impl Consult {
         .await
         .unwrap_or(Err(ConsultError::TargetTimeout));
         let joined = match answered {
-            Ok(()) => agent.bridge(target.control(), OnPeerHangup::Stay).await.map_err(ConsultError::from),
+            Ok(()) => agent
+                .bridge(target.control(), OnPeerHangup::Stay)
+                .await
+                .map_err(ConsultError::from),
             Err(e) => Err(e),
         };
         if let Err(e) = joined {
@@ -143,7 +146,11 @@ impl Consult {
             Self::back_to_customer(agent, customer, OnPeerHangup::Stay).await?;
             return Err(e);
         }
-        Ok(Consult { agent: agent.clone(), customer: customer.clone(), target })
+        Ok(Consult {
+            agent: agent.clone(),
+            customer: customer.clone(),
+            target,
+        })
     }
 
     /// The target's call (its id, info).
@@ -161,7 +168,9 @@ impl Consult {
     /// ([`Event::Unbridged`] on it). Returns the target's call to the caller.
     pub async fn complete(self, on_peer_hangup: OnPeerHangup) -> Result<Call, ConsultError> {
         self.customer.stop_playback().await?;
-        self.customer.bridge(self.target.control(), on_peer_hangup).await?;
+        self.customer
+            .bridge(self.target.control(), on_peer_hangup)
+            .await?;
         Ok(self.target)
     }
 

@@ -9,9 +9,9 @@ use tokio::sync::mpsc;
 use crate::media::prompt::Prompt;
 use crate::sip::call::CallId;
 
+use super::call::Call;
 use super::calls::IncomingCalls;
 use super::event::{EndCause, Event};
-use super::call::Call;
 
 /// What the endpoint does with each answered call.
 #[derive(Debug, Clone)]
@@ -22,7 +22,12 @@ pub enum Mode {
     Prompt { prompt: Prompt, then_echo: bool },
     /// Plays the prompt (if any) and collects digits until `max` digits, `terminator`, or
     /// `timeout` after the prompt; then hangs up.
-    CollectDigits { prompt: Option<Prompt>, max: usize, terminator: Option<char>, timeout: Duration },
+    CollectDigits {
+        prompt: Option<Prompt>,
+        max: usize,
+        terminator: Option<char>,
+        timeout: Duration,
+    },
 }
 
 /// What happened on one call.
@@ -53,7 +58,13 @@ pub fn serve(mut incoming: IncomingCalls, mode: Mode) -> mpsc::UnboundedReceiver
 
 /// Runs one call in `mode` to its end.
 pub async fn handle(mut call: Call, mode: Mode) -> Report {
-    let mut r = Report { call: call.id(), answered: false, digits: String::new(), prompt_finished: false, cause: None };
+    let mut r = Report {
+        call: call.id(),
+        answered: false,
+        digits: String::new(),
+        prompt_finished: false,
+        cause: None,
+    };
     let ctl = call.control().clone();
     let mut deadline: Option<tokio::time::Instant> = None;
     let mut done = false;
@@ -80,10 +91,16 @@ pub async fn handle(mut call: Call, mode: Mode) -> Report {
                     Mode::Prompt { prompt, .. } => {
                         let _ = ctl.play_prompt(prompt).await;
                     }
-                    Mode::CollectDigits { prompt: Some(p), .. } => {
+                    Mode::CollectDigits {
+                        prompt: Some(p), ..
+                    } => {
                         let _ = ctl.play_prompt(p).await;
                     }
-                    Mode::CollectDigits { prompt: None, timeout, .. } => {
+                    Mode::CollectDigits {
+                        prompt: None,
+                        timeout,
+                        ..
+                    } => {
                         deadline = Some(tokio::time::Instant::now() + *timeout);
                     }
                 }
@@ -91,10 +108,14 @@ pub async fn handle(mut call: Call, mode: Mode) -> Report {
             Event::PlaybackFinished => {
                 r.prompt_finished = true;
                 match &mode {
-                    Mode::Prompt { then_echo: true, .. } => {
+                    Mode::Prompt {
+                        then_echo: true, ..
+                    } => {
                         let _ = ctl.echo(true).await;
                     }
-                    Mode::Prompt { then_echo: false, .. } => {
+                    Mode::Prompt {
+                        then_echo: false, ..
+                    } => {
                         let _ = ctl.hangup().await;
                     }
                     Mode::CollectDigits { timeout, .. } if !done => {
@@ -105,7 +126,9 @@ pub async fn handle(mut call: Call, mode: Mode) -> Report {
             }
             Event::Dtmf { digit, .. } => {
                 r.digits.push(digit);
-                if let Mode::CollectDigits { max, terminator, .. } = &mode
+                if let Mode::CollectDigits {
+                    max, terminator, ..
+                } = &mode
                     && !done
                     && (r.digits.len() >= *max || Some(digit) == *terminator)
                 {

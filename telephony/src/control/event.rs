@@ -49,7 +49,10 @@ pub enum Event {
     /// Outbound: 183 with SDP; the media session exists (progress tones can be detected).
     EarlyMedia { code: u16 },
     /// The call is up and its media session runs.
-    Answered { codec: Codec, remote: Option<SocketAddr> },
+    Answered {
+        codec: Codec,
+        remote: Option<SocketAddr>,
+    },
     /// A re-INVITE changed the media (hold / resume); `direction` is ours.
     MediaChanged { direction: Direction },
     /// A key, once per press.
@@ -74,7 +77,11 @@ pub enum Event {
     /// Progress of our REFER.
     TransferProgress { code: u16 },
     /// The call is over; the last event.
-    Hangup { cause: EndCause, code: Option<u16>, outcome: Outcome },
+    Hangup {
+        cause: EndCause,
+        code: Option<u16>,
+        outcome: Outcome,
+    },
 }
 
 /// Why a call command was not carried out.

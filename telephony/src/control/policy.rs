@@ -138,7 +138,11 @@ pub fn on_media_event(ev: MediaEvent, held: bool) -> MediaAction {
     match ev {
         MediaEvent::Dtmf { digit, inband } => MediaAction::Emit(Event::Dtmf {
             digit,
-            via: if inband { DtmfVia::Inband } else { DtmfVia::Rfc4733 },
+            via: if inband {
+                DtmfVia::Inband
+            } else {
+                DtmfVia::Rfc4733
+            },
         }),
         MediaEvent::PlaybackFinished => MediaAction::Emit(Event::PlaybackFinished),
         MediaEvent::Amd(a) => MediaAction::Emit(Event::Amd(a)),
@@ -203,10 +207,22 @@ mod tests {
 
     #[test]
     fn plan_follows_the_negotiation() {
-        let p = MediaPlan::from_info(&info(8, Some(96), Direction::SendRecv, Some("127.0.0.1:6000"))).unwrap();
-        assert_eq!((p.local_port, p.codec, p.payload_type, p.telephone_event), (20002, Codec::Pcma, 8, Some(96)));
+        let p = MediaPlan::from_info(&info(
+            8,
+            Some(96),
+            Direction::SendRecv,
+            Some("127.0.0.1:6000"),
+        ))
+        .unwrap();
+        assert_eq!(
+            (p.local_port, p.codec, p.payload_type, p.telephone_event),
+            (20002, Codec::Pcma, 8, Some(96))
+        );
         let c = p.session_config(&settings());
-        assert_eq!((c.codec, c.payload_type, c.dtmf.payload_type), (Codec::Pcma, 8, 96));
+        assert_eq!(
+            (c.codec, c.payload_type, c.dtmf.payload_type),
+            (Codec::Pcma, 8, 96)
+        );
         assert_eq!(c.receive.telephone_event, vec![96]);
         assert_eq!(c.inactivity_timeout, Some(Duration::from_secs(30)));
         assert!(c.inband_dtmf);
@@ -216,14 +232,28 @@ mod tests {
     #[test]
     fn non_g711_is_refused_and_no_negotiation_latches() {
         assert!(MediaPlan::from_info(&info(18, None, Direction::SendRecv, None)).is_err());
-        let p = MediaPlan::from_info(&MediaInfo { local_rtp_port: 20004, negotiated: None }).unwrap();
-        assert_eq!((p.codec, p.remote, p.flow()), (Codec::Pcmu, None, (true, true)));
-        assert_eq!(p.session_config(&settings()).receive.telephone_event, vec![101, 96]);
+        let p = MediaPlan::from_info(&MediaInfo {
+            local_rtp_port: 20004,
+            negotiated: None,
+        })
+        .unwrap();
+        assert_eq!(
+            (p.codec, p.remote, p.flow()),
+            (Codec::Pcmu, None, (true, true))
+        );
+        assert_eq!(
+            p.session_config(&settings()).receive.telephone_event,
+            vec![101, 96]
+        );
     }
 
     #[test]
     fn hold_directions() {
-        let flow = |d| MediaPlan::from_info(&info(0, None, d, None)).unwrap().flow();
+        let flow = |d| {
+            MediaPlan::from_info(&info(0, None, d, None))
+                .unwrap()
+                .flow()
+        };
         assert_eq!(flow(Direction::SendRecv), (true, true));
         assert_eq!(flow(Direction::SendOnly), (true, false));
         assert_eq!(flow(Direction::RecvOnly), (false, true));
@@ -232,28 +262,85 @@ mod tests {
 
     #[test]
     fn reinvite_diff() {
-        let a = MediaPlan::from_info(&info(0, Some(101), Direction::SendRecv, Some("127.0.0.1:6000"))).unwrap();
+        let a = MediaPlan::from_info(&info(
+            0,
+            Some(101),
+            Direction::SendRecv,
+            Some("127.0.0.1:6000"),
+        ))
+        .unwrap();
         let hold = MediaPlan::from_info(&info(0, Some(101), Direction::RecvOnly, None)).unwrap();
-        assert_eq!(diff(&a, &hold), PlanChange { codec: false, remote: false, flow: true });
-        let moved = MediaPlan::from_info(&info(8, Some(101), Direction::SendRecv, Some("127.0.0.1:6002"))).unwrap();
-        assert_eq!(diff(&a, &moved), PlanChange { codec: true, remote: true, flow: false });
+        assert_eq!(
+            diff(&a, &hold),
+            PlanChange {
+                codec: false,
+                remote: false,
+                flow: true
+            }
+        );
+        let moved = MediaPlan::from_info(&info(
+            8,
+            Some(101),
+            Direction::SendRecv,
+            Some("127.0.0.1:6002"),
+        ))
+        .unwrap();
+        assert_eq!(
+            diff(&a, &moved),
+            PlanChange {
+                codec: true,
+                remote: true,
+                flow: false
+            }
+        );
         assert_eq!(diff(&a, &a), PlanChange::default());
     }
 
     #[test]
     fn media_events() {
         assert_eq!(
-            on_media_event(MediaEvent::Dtmf { digit: '5', inband: false }, false),
-            MediaAction::Emit(Event::Dtmf { digit: '5', via: DtmfVia::Rfc4733 })
+            on_media_event(
+                MediaEvent::Dtmf {
+                    digit: '5',
+                    inband: false
+                },
+                false
+            ),
+            MediaAction::Emit(Event::Dtmf {
+                digit: '5',
+                via: DtmfVia::Rfc4733
+            })
         );
         assert_eq!(
-            on_media_event(MediaEvent::Dtmf { digit: '#', inband: true }, false),
-            MediaAction::Emit(Event::Dtmf { digit: '#', via: DtmfVia::Inband })
+            on_media_event(
+                MediaEvent::Dtmf {
+                    digit: '#',
+                    inband: true
+                },
+                false
+            ),
+            MediaAction::Emit(Event::Dtmf {
+                digit: '#',
+                via: DtmfVia::Inband
+            })
         );
-        assert_eq!(on_media_event(MediaEvent::Inactive, false), MediaAction::HangUp(EndCause::RtpInactivity));
-        assert_eq!(on_media_event(MediaEvent::Inactive, true), MediaAction::Ignore, "a held peer may send nothing");
-        assert_eq!(on_media_event(MediaEvent::SourceChanged { ssrc: 1 }, false), MediaAction::Ignore);
-        assert_eq!(on_media_event(MediaEvent::PlaybackFinished, false), MediaAction::Emit(Event::PlaybackFinished));
+        assert_eq!(
+            on_media_event(MediaEvent::Inactive, false),
+            MediaAction::HangUp(EndCause::RtpInactivity)
+        );
+        assert_eq!(
+            on_media_event(MediaEvent::Inactive, true),
+            MediaAction::Ignore,
+            "a held peer may send nothing"
+        );
+        assert_eq!(
+            on_media_event(MediaEvent::SourceChanged { ssrc: 1 }, false),
+            MediaAction::Ignore
+        );
+        assert_eq!(
+            on_media_event(MediaEvent::PlaybackFinished, false),
+            MediaAction::Emit(Event::PlaybackFinished)
+        );
     }
 
     #[test]
@@ -268,9 +355,18 @@ mod tests {
     #[test]
     fn our_reason_wins_only_for_our_own_hangup() {
         let ours = EndCause::RtpInactivity;
-        assert_eq!(end_cause(Some(&ours), HangupCause::LocalHangup), EndCause::RtpInactivity);
+        assert_eq!(
+            end_cause(Some(&ours), HangupCause::LocalHangup),
+            EndCause::RtpInactivity
+        );
         // The peer's BYE crossed ours: the peer ended it.
-        assert_eq!(end_cause(Some(&ours), HangupCause::RemoteBye), EndCause::Sip(HangupCause::RemoteBye));
-        assert_eq!(end_cause(None, HangupCause::LocalHangup), EndCause::Sip(HangupCause::LocalHangup));
+        assert_eq!(
+            end_cause(Some(&ours), HangupCause::RemoteBye),
+            EndCause::Sip(HangupCause::RemoteBye)
+        );
+        assert_eq!(
+            end_cause(None, HangupCause::LocalHangup),
+            EndCause::Sip(HangupCause::LocalHangup)
+        );
     }
 }

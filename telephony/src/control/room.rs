@@ -189,7 +189,16 @@ impl RoomPlan {
     pub fn matrix(&self) -> Vec<(CallId, Vec<CallId>)> {
         self.members
             .keys()
-            .map(|&h| (h, self.members.keys().copied().filter(|&s| self.hears(h, s)).collect()))
+            .map(|&h| {
+                (
+                    h,
+                    self.members
+                        .keys()
+                        .copied()
+                        .filter(|&s| self.hears(h, s))
+                        .collect(),
+                )
+            })
             .collect()
     }
 
@@ -203,7 +212,11 @@ impl RoomPlan {
     }
 
     /// The mixer role of a member, given each member's relay identity.
-    pub fn mixer_role(&self, id: CallId, peer_of: impl Fn(CallId) -> Option<PeerId>) -> mixer::Role {
+    pub fn mixer_role(
+        &self,
+        id: CallId,
+        peer_of: impl Fn(CallId) -> Option<PeerId>,
+    ) -> mixer::Role {
         match self.members.get(&id) {
             Some(Role::Full) => mixer::Role::Talker,
             Some(Role::Whisper { to }) => mixer::Role::Whisper(peer_of(*to).into_iter().collect()),
@@ -274,13 +287,22 @@ impl Room {
 
     /// Adds a call with media (answered) in `role`, or changes its role when it is already in.
     pub async fn join(&self, call: &CallControl, role: Role) -> Result<(), RoomError> {
-        let port = call.media_port().await.map_err(|e| RoomError::Call(call.id(), e))?;
+        let port = call
+            .media_port()
+            .await
+            .map_err(|e| RoomError::Call(call.id(), e))?;
         let mut st = self.inner.state.lock().await;
         if st.closed {
             return Err(RoomError::Closed);
         }
         st.plan.join(call.id(), role)?;
-        st.legs.insert(call.id(), Leg { control: call.clone(), port });
+        st.legs.insert(
+            call.id(),
+            Leg {
+                control: call.clone(),
+                port,
+            },
+        );
         let res = self.apply(&mut st).await;
         match res {
             Err(e) if st.plan.role(call.id()).is_none() => Err(e),
@@ -306,7 +328,14 @@ impl Room {
             if let Some(m) = &st.mix {
                 m.remove(leg.port.peer);
             }
-            let _ = leg.control.route(Route { forward: None, listen: None, room: None }).await;
+            let _ = leg
+                .control
+                .route(Route {
+                    forward: None,
+                    listen: None,
+                    room: None,
+                })
+                .await;
         }
         self.apply(&mut st).await?;
         Ok(())
@@ -332,7 +361,14 @@ impl Room {
         let mut st = self.inner.state.lock().await;
         st.closed = true;
         for (_, leg) in std::mem::take(&mut st.legs) {
-            let _ = leg.control.route(Route { forward: None, listen: None, room: None }).await;
+            let _ = leg
+                .control
+                .route(Route {
+                    forward: None,
+                    listen: None,
+                    room: None,
+                })
+                .await;
         }
         st.plan = RoomPlan::new();
         if let Some(m) = st.mix.take() {
@@ -401,7 +437,11 @@ impl Room {
                         .into_iter()
                         .map(|(id, role)| {
                             let port = &st.legs[&id].port;
-                            mix.add(port.peer, port.input.clone(), st.plan.mixer_role(id, peer_of));
+                            mix.add(
+                                port.peer,
+                                port.input.clone(),
+                                st.plan.mixer_role(id, peer_of),
+                            );
                             (
                                 id,
                                 Route {
@@ -417,7 +457,16 @@ impl Room {
                     .plan
                     .members()
                     .into_iter()
-                    .map(|(id, role)| (id, Route { forward: None, listen: None, room: Some((self.clone(), role)) }))
+                    .map(|(id, role)| {
+                        (
+                            id,
+                            Route {
+                                forward: None,
+                                listen: None,
+                                room: Some((self.clone(), role)),
+                            },
+                        )
+                    })
                     .collect(),
             };
             for (id, route) in routes {
@@ -476,7 +525,10 @@ mod tests {
     fn listen_hears_both_and_is_heard_by_nobody() {
         let mut p = call_center();
         p.join(S, Role::Listen).unwrap();
-        assert_eq!(p.matrix(), vec![(C, vec![A]), (A, vec![C]), (S, vec![C, A])]);
+        assert_eq!(
+            p.matrix(),
+            vec![(C, vec![A]), (A, vec![C]), (S, vec![C, A])]
+        );
     }
 
     #[test]
@@ -484,18 +536,33 @@ mod tests {
         let mut p = call_center();
         p.join(S, Role::Listen).unwrap();
         p.set_role(S, Role::Whisper { to: A }).unwrap();
-        assert_eq!(p.matrix(), vec![(C, vec![A]), (A, vec![C, S]), (S, vec![C, A])]);
+        assert_eq!(
+            p.matrix(),
+            vec![(C, vec![A]), (A, vec![C, S]), (S, vec![C, A])]
+        );
         p.set_role(S, Role::Full).unwrap();
-        assert_eq!(p.matrix(), vec![(C, vec![A, S]), (A, vec![C, S]), (S, vec![C, A])]);
+        assert_eq!(
+            p.matrix(),
+            vec![(C, vec![A, S]), (A, vec![C, S]), (S, vec![C, A])]
+        );
         assert!(!p.hears(S, S) && !p.hears(A, A) && !p.hears(C, C));
     }
 
     #[test]
     fn whisper_needs_another_member_and_falls_back_to_listen_when_it_leaves() {
         let mut p = call_center();
-        assert_eq!(p.join(S, Role::Whisper { to: CallId(9) }), Err(RoomError::WhisperTarget(S, CallId(9))));
-        assert_eq!(p.join(S, Role::Whisper { to: S }), Err(RoomError::WhisperTarget(S, S)));
-        assert_eq!(p.set_role(CallId(9), Role::Full), Err(RoomError::NotMember(CallId(9))));
+        assert_eq!(
+            p.join(S, Role::Whisper { to: CallId(9) }),
+            Err(RoomError::WhisperTarget(S, CallId(9)))
+        );
+        assert_eq!(
+            p.join(S, Role::Whisper { to: S }),
+            Err(RoomError::WhisperTarget(S, S))
+        );
+        assert_eq!(
+            p.set_role(CallId(9), Role::Full),
+            Err(RoomError::NotMember(CallId(9)))
+        );
         p.join(S, Role::Whisper { to: A }).unwrap();
         assert_eq!(p.leave(A), Some(vec![S]));
         assert_eq!(p.role(S), Some(Role::Listen));
@@ -509,7 +576,10 @@ mod tests {
         p.join(S, Role::Whisper { to: A }).unwrap();
         let peer = |c: CallId| Some(PeerId(c.0 + 100));
         assert_eq!(p.mixer_role(C, peer), mixer::Role::Talker);
-        assert_eq!(p.mixer_role(S, peer), mixer::Role::Whisper(vec![PeerId(102)]));
+        assert_eq!(
+            p.mixer_role(S, peer),
+            mixer::Role::Whisper(vec![PeerId(102)])
+        );
         p.set_role(S, Role::Listen).unwrap();
         assert_eq!(p.mixer_role(S, peer), mixer::Role::Listener);
         // The plan's matrix and the mixer agree on who hears whom.
@@ -518,12 +588,19 @@ mod tests {
         for (id, _) in p.members() {
             m.set(peer(id).unwrap(), p.mixer_role(id, peer));
         }
-        let frames: BTreeMap<PeerId, Vec<i16>> =
-            p.members().iter().map(|(id, _)| (peer(*id).unwrap(), vec![1 << id.0; 160])).collect();
+        let frames: BTreeMap<PeerId, Vec<i16>> = p
+            .members()
+            .iter()
+            .map(|(id, _)| (peer(*id).unwrap(), vec![1 << id.0; 160]))
+            .collect();
         let out = m.mix(&frames);
         for (hearer, speakers) in p.matrix() {
             let expect: i16 = speakers.iter().map(|s| 1i16 << s.0).sum();
-            assert_eq!(out[&peer(hearer).unwrap()][0], expect, "{hearer} hears {speakers:?}");
+            assert_eq!(
+                out[&peer(hearer).unwrap()][0],
+                expect,
+                "{hearer} hears {speakers:?}"
+            );
         }
     }
 }

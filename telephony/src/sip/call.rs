@@ -81,7 +81,9 @@ impl Default for Originate {
 /// Whether an extra header may be sent as is: a token name, and no line break in the value.
 pub fn is_safe_header(name: &str, value: &str) -> bool {
     !name.is_empty()
-        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"-.!%*_+`'~".contains(&b))
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-.!%*_+`'~".contains(&b))
         && !value.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0)
 }
 
@@ -141,7 +143,9 @@ pub struct MediaInfo {
 
 impl MediaInfo {
     pub fn direction(&self) -> Direction {
-        self.negotiated.map(|n| n.direction).unwrap_or(Direction::SendRecv)
+        self.negotiated
+            .map(|n| n.direction)
+            .unwrap_or(Direction::SendRecv)
     }
 }
 
@@ -175,13 +179,24 @@ pub enum CallEvent {
     /// A new inbound call (it rings; it is answered automatically if so configured).
     /// `user` is the endpoint's digest username when it authenticated (calls from trusted trunks
     /// have none); `source` is where the INVITE came from.
-    Incoming { call: CallId, from: String, to: String, request_uri: String, user: Option<String>, source: std::net::SocketAddr },
+    Incoming {
+        call: CallId,
+        from: String,
+        to: String,
+        request_uri: String,
+        user: Option<String>,
+        source: std::net::SocketAddr,
+    },
     /// Outbound: the callee rings (18x); inbound: we sent 180.
     Ringing { call: CallId, code: u16 },
     /// Outbound: a provisional response with SDP (183 Session Progress): early media (ringback,
     /// announcements, special-information tones) arrives from `media.negotiated.remote_rtp`.
     /// Inbound: we sent 183 (`Command::Progress`): prompts may be played before answering.
-    EarlyMedia { call: CallId, code: u16, media: MediaInfo },
+    EarlyMedia {
+        call: CallId,
+        code: u16,
+        media: MediaInfo,
+    },
     /// The call is up (inbound: our 200 was acknowledged; outbound: 200 received and ACKed).
     Answered { call: CallId, media: MediaInfo },
     /// A re-INVITE changed the media (hold/resume).
@@ -194,12 +209,27 @@ pub enum CallEvent {
     /// A digit received by SIP INFO (application/dtmf-relay).
     Dtmf { call: CallId, digit: char },
     /// The call is over.
-    Hangup { call: CallId, cause: HangupCause, code: Option<u16>, outcome: Outcome },
+    Hangup {
+        call: CallId,
+        cause: HangupCause,
+        code: Option<u16>,
+        outcome: Outcome,
+    },
     /// A trunk probe's result: the response code (any response means the trunk is alive),
     /// or `None` when nothing answered; `rtt_ms` is the round trip.
-    TrunkStatus { ping: u64, trunk: std::net::SocketAddr, code: Option<u16>, rtt_ms: u64 },
+    TrunkStatus {
+        ping: u64,
+        trunk: std::net::SocketAddr,
+        code: Option<u16>,
+        rtt_ms: u64,
+    },
     /// A registration of ours changed state (`code` is the final response, if any).
-    Registration { registration: u64, registered: bool, code: Option<u16>, expires: u32 },
+    Registration {
+        registration: u64,
+        registered: bool,
+        code: Option<u16>,
+        expires: u32,
+    },
 }
 
 impl CallEvent {

@@ -34,7 +34,10 @@ pub fn strip_tag(v: &str) -> String {
         // addr-spec form: parameters after the URI belong to the header.
         return v.split(";tag=").next().unwrap_or(v).to_string();
     }
-    let params: Vec<&str> = tail.split(';').filter(|p| !p.trim().is_empty() && !p.trim().to_ascii_lowercase().starts_with("tag=")).collect();
+    let params: Vec<&str> = tail
+        .split(';')
+        .filter(|p| !p.trim().is_empty() && !p.trim().to_ascii_lowercase().starts_with("tag="))
+        .collect();
     let mut out = head.to_string();
     for p in params {
         out.push(';');
@@ -44,7 +47,9 @@ pub fn strip_tag(v: &str) -> String {
 }
 
 fn contact_uri(h: &rsip::Headers) -> Option<String> {
-    message::values(h, "Contact").first().map(|c| message::addr_uri(c))
+    message::values(h, "Contact")
+        .first()
+        .map(|c| message::addr_uri(c))
 }
 
 impl Dialog {
@@ -99,7 +104,10 @@ impl Dialog {
     /// The URI of the next hop: the first route when there is one (loose routing), else the
     /// remote target.
     pub fn next_hop(&self) -> String {
-        self.route_set.first().map(|r| message::addr_uri(r)).unwrap_or_else(|| self.remote_target.clone())
+        self.route_set
+            .first()
+            .map(|r| message::addr_uri(r))
+            .unwrap_or_else(|| self.remote_target.clone())
     }
 
     /// A new in-dialog request (not ACK/CANCEL): CSeq incremented.
@@ -121,7 +129,10 @@ impl Dialog {
         for r in &self.route_set {
             h.push(message::header("Route", r));
         }
-        h.push(message::header("From", format!("{};tag={}", self.local_uri, self.local_tag)));
+        h.push(message::header(
+            "From",
+            format!("{};tag={}", self.local_uri, self.local_tag),
+        ));
         let to = if self.remote_tag.is_empty() {
             self.remote_uri.clone()
         } else {
@@ -136,7 +147,13 @@ impl Dialog {
         h.push(rsip::Header::ContentLength(0.into()));
         let uri = rsip::Uri::try_from(self.remote_target.as_str())
             .unwrap_or_else(|_| rsip::Uri::try_from("sip:invalid").expect("static URI"));
-        Request { method, uri, version: rsip::Version::V2, headers: h, body: vec![] }
+        Request {
+            method,
+            uri,
+            version: rsip::Version::V2,
+            headers: h,
+            body: vec![],
+        }
     }
 }
 
@@ -149,7 +166,10 @@ pub fn uri_addr(uri: &str) -> Option<SocketAddr> {
     if let Some(v6) = hostport.strip_prefix('[') {
         let (host, port) = v6.split_once(']')?;
         let ip: IpAddr = host.parse().ok()?;
-        let port = port.strip_prefix(':').map(|p| p.parse().ok()).unwrap_or(Some(default_port))?;
+        let port = port
+            .strip_prefix(':')
+            .map(|p| p.parse().ok())
+            .unwrap_or(Some(default_port))?;
         return Some(SocketAddr::new(ip, port));
     }
     let (host, port) = match hostport.split_once(':') {
@@ -186,14 +206,27 @@ Contact: <sip:alice@127.0.0.1:5070>\r\nContent-Length: 0\r\n\r\n";
         assert_eq!(d.remote_uri, "\"A\" <sip:alice@127.0.0.1>");
         assert_eq!(d.route_set.len(), 2);
         assert_eq!(d.next_hop(), "sip:127.0.0.1:5065;lr");
-        let bye = d.request(Method::Bye, "SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKx", "<sip:b@127.0.0.1>");
+        let bye = d.request(
+            Method::Bye,
+            "SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKx",
+            "<sip:b@127.0.0.1>",
+        );
         let text = bye.to_string();
-        assert!(text.starts_with("BYE sip:alice@127.0.0.1:5070 SIP/2.0\r\n"), "{text}");
+        assert!(
+            text.starts_with("BYE sip:alice@127.0.0.1:5070 SIP/2.0\r\n"),
+            "{text}"
+        );
         assert!(text.contains("From: <sip:bob@127.0.0.1>;tag=b9"));
         assert!(text.contains("To: \"A\" <sip:alice@127.0.0.1>;tag=a1"));
         assert!(text.contains("CSeq: 1 BYE"));
         let routes: Vec<_> = text.lines().filter(|l| l.starts_with("Route:")).collect();
-        assert_eq!(routes, ["Route: <sip:127.0.0.1:5065;lr>", "Route: <sip:127.0.0.2:5065;lr>"]);
+        assert_eq!(
+            routes,
+            [
+                "Route: <sip:127.0.0.1:5065;lr>",
+                "Route: <sip:127.0.0.2:5065;lr>"
+            ]
+        );
     }
 
     #[test]
@@ -209,9 +242,13 @@ Contact: <sip:alice@127.0.0.1:5070>\r\nContent-Length: 0\r\n\r\n";
         let inv = invite();
         let mut resp = message::response_to(&inv, 200, Some("t2"));
         // response_to copied the INVITE's two Record-Route headers.
-        resp.headers.push(message::header("Contact", "<sip:bob@127.0.0.1:5090>"));
+        resp.headers
+            .push(message::header("Contact", "<sip:bob@127.0.0.1:5090>"));
         let d = Dialog::uac(&inv, &resp).unwrap();
-        assert_eq!(d.route_set, ["<sip:127.0.0.2:5065;lr>", "<sip:127.0.0.1:5065;lr>"]);
+        assert_eq!(
+            d.route_set,
+            ["<sip:127.0.0.2:5065;lr>", "<sip:127.0.0.1:5065;lr>"]
+        );
         assert_eq!(d.remote_target, "sip:bob@127.0.0.1:5090");
         assert_eq!(d.local_seq, 7);
         let ack = d.ack(7, "SIP/2.0/UDP h;branch=z9hG4bKa", "<sip:x@h>");
@@ -220,9 +257,18 @@ Contact: <sip:alice@127.0.0.1:5070>\r\nContent-Length: 0\r\n\r\n";
 
     #[test]
     fn uri_addresses() {
-        assert_eq!(uri_addr("sip:u@127.0.0.1:5080;lr"), Some("127.0.0.1:5080".parse().unwrap()));
-        assert_eq!(uri_addr("sip:127.0.0.1;lr"), Some("127.0.0.1:5060".parse().unwrap()));
-        assert_eq!(uri_addr("sip:u@[::1]:5070"), Some("[::1]:5070".parse().unwrap()));
+        assert_eq!(
+            uri_addr("sip:u@127.0.0.1:5080;lr"),
+            Some("127.0.0.1:5080".parse().unwrap())
+        );
+        assert_eq!(
+            uri_addr("sip:127.0.0.1;lr"),
+            Some("127.0.0.1:5060".parse().unwrap())
+        );
+        assert_eq!(
+            uri_addr("sip:u@[::1]:5070"),
+            Some("[::1]:5070".parse().unwrap())
+        );
         assert_eq!(uri_addr("sip:u@example.com"), None);
         assert_eq!(strip_tag("<sip:a@h>;tag=1;x=y"), "<sip:a@h>;x=y");
         assert_eq!(strip_tag("sip:a@h;tag=1"), "sip:a@h");

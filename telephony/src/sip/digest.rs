@@ -97,7 +97,11 @@ impl Challenge {
             other => return Err(format!("unsupported algorithm {other}")),
         };
         let qops: Vec<String> = get("qop")
-            .map(|q| q.split(',').map(|s| s.trim().to_ascii_lowercase()).collect())
+            .map(|q| {
+                q.split(',')
+                    .map(|s| s.trim().to_ascii_lowercase())
+                    .collect()
+            })
             .unwrap_or_default();
         let qop = if qops.iter().any(|q| q == "auth") {
             Some(Qop::Auth)
@@ -159,7 +163,9 @@ pub fn response(
     let cnonce = qop.map(|(_, _, c)| c).unwrap_or("");
     let ha1 = ha1(user, realm, password, sess.then_some((nonce, cnonce)));
     let ha2 = match qop {
-        Some((Qop::AuthInt, _, _)) => md5_hex(format!("{method}:{uri}:{}", md5_hex(body)).as_bytes()),
+        Some((Qop::AuthInt, _, _)) => {
+            md5_hex(format!("{method}:{uri}:{}", md5_hex(body)).as_bytes())
+        }
         _ => md5_hex(format!("{method}:{uri}").as_bytes()),
     };
     match qop {
@@ -173,9 +179,27 @@ pub fn response(
 
 impl Credentials {
     /// The Authorization / Proxy-Authorization value answering `ch` for this request.
-    pub fn authorize(&self, ch: &Challenge, method: &str, uri: &str, body: &[u8], nc: u32, cnonce: &str) -> String {
+    pub fn authorize(
+        &self,
+        ch: &Challenge,
+        method: &str,
+        uri: &str,
+        body: &[u8],
+        nc: u32,
+        cnonce: &str,
+    ) -> String {
         let qop = ch.qop.map(|q| (q, nc, cnonce));
-        let r = response(&self.username, &ch.realm, &self.password, &ch.nonce, method, uri, body, qop, ch.algorithm_sess);
+        let r = response(
+            &self.username,
+            &ch.realm,
+            &self.password,
+            &ch.nonce,
+            method,
+            uri,
+            body,
+            qop,
+            ch.algorithm_sess,
+        );
         let mut v = format!(
             "Digest username=\"{}\", realm=\"{}\", nonce=\"{}\", uri=\"{}\", response=\"{}\", algorithm={}",
             self.username,
@@ -217,13 +241,27 @@ pub fn verify(
     let sess = get("algorithm").is_some_and(|a| a.eq_ignore_ascii_case("MD5-sess"));
     let qop = match get("qop") {
         Some(q) => {
-            let q = if q.eq_ignore_ascii_case("auth-int") { Qop::AuthInt } else { Qop::Auth };
+            let q = if q.eq_ignore_ascii_case("auth-int") {
+                Qop::AuthInt
+            } else {
+                Qop::Auth
+            };
             let nc = u32::from_str_radix(get("nc")?, 16).ok()?;
             Some((q, nc, get("cnonce")?))
         }
         None => None,
     };
-    let want = response(user, realm, &password, get("nonce")?, method, get("uri")?, body, qop, sess);
+    let want = response(
+        user,
+        realm,
+        &password,
+        get("nonce")?,
+        method,
+        get("uri")?,
+        body,
+        qop,
+        sess,
+    );
     (want.eq_ignore_ascii_case(get("response")?)).then(|| user.to_string())
 }
 
@@ -237,12 +275,45 @@ mod tests {
         let auth = "Digest username=\"Mufasa\", realm=\"testrealm@host.com\", nonce=\"dcd98b7102dd2f0e8b11d0f600bfb0c093\", \
                     uri=\"/dir/index.html\", qop=auth, nc=00000001, cnonce=\"0a4f113b\", \
                     response=\"6629fae49393a05397450978507c4ef1\", opaque=\"5ccc069c403ebaf9f0171e9517f40e41\"";
-        let by_password = verify(auth, "testrealm@host.com", "GET", b"", |_| Some("Circle Of Life".into()), |_| true);
-        let stored = format!("{HA1_PREFIX}{}", ha1_hex("Mufasa", "testrealm@host.com", "Circle Of Life"));
-        let by_ha1 = verify(auth, "testrealm@host.com", "GET", b"", |_| Some(stored.clone()), |_| true);
-        assert_eq!((by_password.as_deref(), by_ha1.as_deref()), (Some("Mufasa"), Some("Mufasa")));
-        let wrong = format!("{HA1_PREFIX}{}", ha1_hex("Mufasa", "testrealm@host.com", "Circle of Life"));
-        assert_eq!(verify(auth, "testrealm@host.com", "GET", b"", |_| Some(wrong.clone()), |_| true), None);
+        let by_password = verify(
+            auth,
+            "testrealm@host.com",
+            "GET",
+            b"",
+            |_| Some("Circle Of Life".into()),
+            |_| true,
+        );
+        let stored = format!(
+            "{HA1_PREFIX}{}",
+            ha1_hex("Mufasa", "testrealm@host.com", "Circle Of Life")
+        );
+        let by_ha1 = verify(
+            auth,
+            "testrealm@host.com",
+            "GET",
+            b"",
+            |_| Some(stored.clone()),
+            |_| true,
+        );
+        assert_eq!(
+            (by_password.as_deref(), by_ha1.as_deref()),
+            (Some("Mufasa"), Some("Mufasa"))
+        );
+        let wrong = format!(
+            "{HA1_PREFIX}{}",
+            ha1_hex("Mufasa", "testrealm@host.com", "Circle of Life")
+        );
+        assert_eq!(
+            verify(
+                auth,
+                "testrealm@host.com",
+                "GET",
+                b"",
+                |_| Some(wrong.clone()),
+                |_| true
+            ),
+            None
+        );
     }
 
     #[test]
@@ -265,7 +336,10 @@ mod tests {
     #[test]
     fn nc_is_eight_hex_digits() {
         let ch = Challenge::parse(r#"Digest realm="r", nonce="n", qop="auth""#).unwrap();
-        let c = Credentials { username: "u".into(), password: "p".into() };
+        let c = Credentials {
+            username: "u".into(),
+            password: "p".into(),
+        };
         let v = c.authorize(&ch, "INVITE", "sip:x@h", b"", 10, "c");
         assert!(v.contains("nc=0000000a"), "{v}");
     }
@@ -290,11 +364,51 @@ mod tests {
 
     #[test]
     fn md5_sess_uses_session_ha1_and_auth_int_hashes_body() {
-        let plain = response("u", "r", "p", "n", "INVITE", "sip:x", b"body", Some((Qop::Auth, 1, "c")), false);
-        let sess = response("u", "r", "p", "n", "INVITE", "sip:x", b"body", Some((Qop::Auth, 1, "c")), true);
+        let plain = response(
+            "u",
+            "r",
+            "p",
+            "n",
+            "INVITE",
+            "sip:x",
+            b"body",
+            Some((Qop::Auth, 1, "c")),
+            false,
+        );
+        let sess = response(
+            "u",
+            "r",
+            "p",
+            "n",
+            "INVITE",
+            "sip:x",
+            b"body",
+            Some((Qop::Auth, 1, "c")),
+            true,
+        );
         assert_ne!(plain, sess);
-        let int_a = response("u", "r", "p", "n", "INVITE", "sip:x", b"body", Some((Qop::AuthInt, 1, "c")), false);
-        let int_b = response("u", "r", "p", "n", "INVITE", "sip:x", b"", Some((Qop::AuthInt, 1, "c")), false);
+        let int_a = response(
+            "u",
+            "r",
+            "p",
+            "n",
+            "INVITE",
+            "sip:x",
+            b"body",
+            Some((Qop::AuthInt, 1, "c")),
+            false,
+        );
+        let int_b = response(
+            "u",
+            "r",
+            "p",
+            "n",
+            "INVITE",
+            "sip:x",
+            b"",
+            Some((Qop::AuthInt, 1, "c")),
+            false,
+        );
         assert_ne!(int_a, int_b);
     }
 
@@ -304,13 +418,21 @@ mod tests {
             let chal = if qop.is_empty() {
                 r#"Digest realm="dialbridge", nonce="xyz""#.to_string()
             } else {
-                format!(r#"Digest realm="dialbridge", nonce="xyz", qop="{qop}", algorithm=MD5-sess"#)
+                format!(
+                    r#"Digest realm="dialbridge", nonce="xyz", qop="{qop}", algorithm=MD5-sess"#
+                )
             };
             let ch = Challenge::parse(&chal).unwrap();
-            let c = Credentials { username: "agent1".into(), password: "s3cret".into() };
+            let c = Credentials {
+                username: "agent1".into(),
+                password: "s3cret".into(),
+            };
             let auth = c.authorize(&ch, "REGISTER", "sip:127.0.0.1", b"b", 3, "cn");
             let pw = |u: &str| (u == "agent1").then(|| "s3cret".to_string());
-            assert_eq!(verify(&auth, "dialbridge", "REGISTER", b"b", pw, |n| n == "xyz").as_deref(), Some("agent1"));
+            assert_eq!(
+                verify(&auth, "dialbridge", "REGISTER", b"b", pw, |n| n == "xyz").as_deref(),
+                Some("agent1")
+            );
             assert!(verify(&auth, "dialbridge", "INVITE", b"b", pw, |_| true).is_none());
             let wrong = |_: &str| Some("nope".to_string());
             assert!(verify(&auth, "dialbridge", "REGISTER", b"b", wrong, |_| true).is_none());

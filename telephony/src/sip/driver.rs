@@ -39,8 +39,15 @@ pub(crate) enum Input {
     Command(Command),
     Stats(oneshot::Sender<Stats>),
     Bindings(String, oneshot::Sender<Vec<Binding>>),
-    TcpOpened { id: u64, addr: SocketAddr, writer: mpsc::UnboundedSender<Vec<u8>> },
-    TcpClosed { id: u64, addr: SocketAddr },
+    TcpOpened {
+        id: u64,
+        addr: SocketAddr,
+        writer: mpsc::UnboundedSender<Vec<u8>>,
+    },
+    TcpClosed {
+        id: u64,
+        addr: SocketAddr,
+    },
     TcpConnectFailed(SocketAddr),
 }
 
@@ -136,16 +143,33 @@ impl SipHandle {
 
     /// Calls an endpoint registered with us (an agent's phone) at its most recent contact; `None`
     /// when it has no live registration.
-    pub async fn originate_registered(&self, user: &str, from_user: &str, ring_timeout: std::time::Duration) -> Option<CallId> {
-        let b = self.bindings(user).await.into_iter().max_by_key(|b| b.expires_at)?;
+    pub async fn originate_registered(
+        &self,
+        user: &str,
+        from_user: &str,
+        ring_timeout: std::time::Duration,
+    ) -> Option<CallId> {
+        let b = self
+            .bindings(user)
+            .await
+            .into_iter()
+            .max_by_key(|b| b.expires_at)?;
         // The Contact's own address when it is an IP literal, else where the REGISTER came from.
         let addr = super::dialog::uri_addr(&b.contact).unwrap_or(b.source);
-        let transport = if b.tcp || super::dialog::uri_wants_tcp(&b.contact) { Transport::Tcp } else { Transport::Udp };
+        let transport = if b.tcp || super::dialog::uri_wants_tcp(&b.contact) {
+            Transport::Tcp
+        } else {
+            Transport::Udp
+        };
         Some(self.originate(Originate {
             request_uri: Some(b.contact.clone()),
             to_user: user.to_string(),
             from_user: from_user.to_string(),
-            trunks: vec![super::call::Trunk { addr, transport, credentials: None }],
+            trunks: vec![super::call::Trunk {
+                addr,
+                transport,
+                credentials: None,
+            }],
             ring_timeout,
             headers: Vec::new(),
         }))
@@ -176,20 +200,33 @@ pub async fn spawn(
     lifecycle: Lifecycle,
 ) -> anyhow::Result<(SocketAddr, SocketAddr, SipHandle)> {
     let udp = Arc::new(
-        UdpSocket::bind(udp_bind).await.map_err(|e| anyhow::anyhow!("cannot bind SIP UDP on {udp_bind}: {e}"))?,
+        UdpSocket::bind(udp_bind)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot bind SIP UDP on {udp_bind}: {e}"))?,
     );
-    let tcp = TcpListener::bind(tcp_bind).await.map_err(|e| anyhow::anyhow!("cannot bind SIP TCP on {tcp_bind}: {e}"))?;
+    let tcp = TcpListener::bind(tcp_bind)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot bind SIP TCP on {tcp_bind}: {e}"))?;
     let (udp_addr, tcp_addr) = (udp.local_addr()?, tcp.local_addr()?);
     cfg.udp_addr = udp_addr;
     cfg.tcp_addr = tcp_addr;
     let ids = Arc::new(AtomicU64::new(1));
     let (tx, rx) = mpsc::unbounded_channel();
     let (events, _) = broadcast::channel(4096);
-    let handle = SipHandle { tx: tx.clone(), ids: ids.clone(), events: events.clone() };
+    let handle = SipHandle {
+        tx: tx.clone(),
+        ids: ids.clone(),
+        events: events.clone(),
+    };
     let conn_ids = Arc::new(AtomicU64::new(1));
 
     tokio::spawn(udp_reader(udp.clone(), tx.clone(), max_message_bytes));
-    tokio::spawn(tcp_acceptor(tcp, tx.clone(), max_message_bytes, conn_ids.clone()));
+    tokio::spawn(tcp_acceptor(
+        tcp,
+        tx.clone(),
+        max_message_bytes,
+        conn_ids.clone(),
+    ));
     let core = Core {
         ep: Endpoint::new(cfg, ids),
         udp,
@@ -233,7 +270,8 @@ impl Core {
         loop {
             let next = self.timers.first_key_value().map(|((at, _), _)| *at);
             let sleep = tokio::time::sleep_until(
-                next.map(tokio::time::Instant::from_std).unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(3600)),
+                next.map(tokio::time::Instant::from_std)
+                    .unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(3600)),
             );
             tokio::select! {
                 input = rx.recv() => {
@@ -301,7 +339,14 @@ impl Core {
             }
             Input::TcpConnectFailed(addr) => {
                 self.connecting.remove(&addr);
-                self.ep.on_transport_error(&Peer { transport: Transport::Tcp, addr, conn: None }, now);
+                self.ep.on_transport_error(
+                    &Peer {
+                        transport: Transport::Tcp,
+                        addr,
+                        conn: None,
+                    },
+                    now,
+                );
             }
             Input::TcpClosed { id, addr } => {
                 self.conns.remove(&id);
@@ -361,7 +406,10 @@ impl Core {
                 }
             }
             Transport::Tcp => {
-                let id = peer.conn.filter(|c| self.conns.contains_key(c)).or_else(|| self.conn_by_addr.get(&peer.addr).copied());
+                let id = peer
+                    .conn
+                    .filter(|c| self.conns.contains_key(c))
+                    .or_else(|| self.conn_by_addr.get(&peer.addr).copied());
                 if let Some((_, w)) = id.and_then(|id| self.conns.get(&id)) {
                     let _ = w.send(bytes);
                     return;
@@ -369,10 +417,24 @@ impl Core {
                 let first = !self.connecting.contains_key(&peer.addr);
                 self.connecting.entry(peer.addr).or_default().push(bytes);
                 if first {
-                    let (tx, ids, max, addr) = (self.tx.clone(), self.conn_ids.clone(), self.max_message_bytes, peer.addr);
+                    let (tx, ids, max, addr) = (
+                        self.tx.clone(),
+                        self.conn_ids.clone(),
+                        self.max_message_bytes,
+                        peer.addr,
+                    );
                     tokio::spawn(async move {
                         match TcpStream::connect(addr).await {
-                            Ok(s) => tcp_connection(s, addr, tx, max, ids.fetch_add(1, Ordering::Relaxed)).await,
+                            Ok(s) => {
+                                tcp_connection(
+                                    s,
+                                    addr,
+                                    tx,
+                                    max,
+                                    ids.fetch_add(1, Ordering::Relaxed),
+                                )
+                                .await
+                            }
                             Err(e) => {
                                 tracing::debug!(%addr, error = %e, "SIP TCP connect failed");
                                 let _ = tx.send(Input::TcpConnectFailed(addr));
@@ -401,7 +463,17 @@ async fn udp_reader(udp: Arc<UdpSocket>, tx: mpsc::UnboundedSender<Input>, max: 
         }
         match message::parse(data, max) {
             Ok(msg) => {
-                if tx.send(Input::Message(msg, Peer { transport: Transport::Udp, addr: src, conn: None })).is_err() {
+                if tx
+                    .send(Input::Message(
+                        msg,
+                        Peer {
+                            transport: Transport::Udp,
+                            addr: src,
+                            conn: None,
+                        },
+                    ))
+                    .is_err()
+                {
                     return;
                 }
             }
@@ -415,7 +487,12 @@ async fn udp_reader(udp: Arc<UdpSocket>, tx: mpsc::UnboundedSender<Input>, max: 
     }
 }
 
-async fn tcp_acceptor(listener: TcpListener, tx: mpsc::UnboundedSender<Input>, max: usize, ids: Arc<AtomicU64>) {
+async fn tcp_acceptor(
+    listener: TcpListener,
+    tx: mpsc::UnboundedSender<Input>,
+    max: usize,
+    ids: Arc<AtomicU64>,
+) {
     loop {
         match listener.accept().await {
             Ok((stream, addr)) => {
@@ -430,11 +507,24 @@ async fn tcp_acceptor(listener: TcpListener, tx: mpsc::UnboundedSender<Input>, m
     }
 }
 
-async fn tcp_connection(stream: TcpStream, addr: SocketAddr, tx: mpsc::UnboundedSender<Input>, max: usize, id: u64) {
+async fn tcp_connection(
+    stream: TcpStream,
+    addr: SocketAddr,
+    tx: mpsc::UnboundedSender<Input>,
+    max: usize,
+    id: u64,
+) {
     let _ = stream.set_nodelay(true);
     let (mut rd, mut wr) = stream.into_split();
     let (wtx, mut wrx) = mpsc::unbounded_channel::<Vec<u8>>();
-    if tx.send(Input::TcpOpened { id, addr, writer: wtx.clone() }).is_err() {
+    if tx
+        .send(Input::TcpOpened {
+            id,
+            addr,
+            writer: wtx.clone(),
+        })
+        .is_err()
+    {
         return;
     }
     let writer = tokio::spawn(async move {
@@ -456,7 +546,14 @@ async fn tcp_connection(stream: TcpStream, addr: SocketAddr, tx: mpsc::Unbounded
             match frame {
                 Frame::Message(bytes) => match message::parse(&bytes, max) {
                     Ok(msg) => {
-                        let _ = tx.send(Input::Message(msg, Peer { transport: Transport::Tcp, addr, conn: Some(id) }));
+                        let _ = tx.send(Input::Message(
+                            msg,
+                            Peer {
+                                transport: Transport::Tcp,
+                                addr,
+                                conn: Some(id),
+                            },
+                        ));
                     }
                     Err(rej) => {
                         tracing::debug!(%addr, reason = %rej.reason, "refused SIP message on TCP");

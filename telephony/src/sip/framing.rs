@@ -14,7 +14,10 @@ pub enum Frame {
     /// One complete message (head and body), ready for [`message::parse`].
     Message(Vec<u8>),
     /// The stream is broken; send `response` if any, then close.
-    Fatal { reason: String, response: Option<Vec<u8>> },
+    Fatal {
+        reason: String,
+        response: Option<Vec<u8>>,
+    },
 }
 
 #[derive(Debug)]
@@ -26,7 +29,11 @@ pub struct Framer {
 
 impl Framer {
     pub fn new(max_message_bytes: usize) -> Self {
-        Self { buf: Vec::new(), max: max_message_bytes, broken: false }
+        Self {
+            buf: Vec::new(),
+            max: max_message_bytes,
+            broken: false,
+        }
     }
 
     /// Feeds bytes read from the socket and returns every message now complete.
@@ -38,14 +45,22 @@ impl Framer {
         self.buf.extend_from_slice(data);
         loop {
             // Keep-alive CRLFs between messages.
-            let skip = self.buf.iter().position(|b| *b != b'\r' && *b != b'\n').unwrap_or(self.buf.len());
+            let skip = self
+                .buf
+                .iter()
+                .position(|b| *b != b'\r' && *b != b'\n')
+                .unwrap_or(self.buf.len());
             self.buf.drain(..skip);
             if self.buf.is_empty() {
                 break;
             }
             let Some(head_len) = message::head_end(&self.buf) else {
                 if self.buf.len() > self.max {
-                    out.push(self.fatal(513, "Message Too Large", "header block over the size limit"));
+                    out.push(self.fatal(
+                        513,
+                        "Message Too Large",
+                        "header block over the size limit",
+                    ));
                 }
                 break;
             };
@@ -75,7 +90,10 @@ impl Framer {
         let head_len = message::head_end(&self.buf).unwrap_or(self.buf.len());
         let response = message::raw_response(&self.buf[..head_len.min(self.max)], code, reason);
         self.buf.clear();
-        Frame::Fatal { reason: why.to_string(), response }
+        Frame::Fatal {
+            reason: why.to_string(),
+            response,
+        }
     }
 }
 
@@ -83,9 +101,14 @@ impl Framer {
 fn content_length(head: &[u8]) -> Result<usize, String> {
     let text = std::str::from_utf8(head).map_err(|_| "header block is not UTF-8".to_string())?;
     for line in text.split('\n') {
-        let Some((name, value)) = line.split_once(':') else { continue };
+        let Some((name, value)) = line.split_once(':') else {
+            continue;
+        };
         if message::expand_name(name.trim()).eq_ignore_ascii_case("Content-Length") {
-            return value.trim().parse().map_err(|_| format!("bad Content-Length {:.20}", value.trim()));
+            return value
+                .trim()
+                .parse()
+                .map_err(|_| format!("bad Content-Length {:.20}", value.trim()));
         }
     }
     Err("no Content-Length on a stream transport".into())
@@ -141,16 +164,37 @@ From: <sip:a@h>;tag=1\r\nTo: <sip:x@h>\r\nCall-ID: c\r\nCSeq: 1 MESSAGE\r\nl: {}
         let mut f = Framer::new(65535);
         let bad = msg("x").replace("l: 1", "l: nope");
         let frames = f.push(bad.as_bytes());
-        let [Frame::Fatal { response: Some(r), .. }] = &frames[..] else { panic!("{frames:?}") };
+        let [
+            Frame::Fatal {
+                response: Some(r), ..
+            },
+        ] = &frames[..]
+        else {
+            panic!("{frames:?}")
+        };
         assert!(r.starts_with(b"SIP/2.0 400"));
-        assert!(f.push(msg("y").as_bytes()).is_empty(), "a broken stream yields nothing more");
+        assert!(
+            f.push(msg("y").as_bytes()).is_empty(),
+            "a broken stream yields nothing more"
+        );
     }
 
     #[test]
     fn oversize_is_513() {
         let mut f = Framer::new(300);
         let frames = f.push(msg(&"z".repeat(400)).as_bytes());
-        let [Frame::Fatal { response: Some(r), .. }] = &frames[..] else { panic!("{frames:?}") };
-        assert!(r.starts_with(b"SIP/2.0 513"), "{}", String::from_utf8_lossy(r));
+        let [
+            Frame::Fatal {
+                response: Some(r), ..
+            },
+        ] = &frames[..]
+        else {
+            panic!("{frames:?}")
+        };
+        assert!(
+            r.starts_with(b"SIP/2.0 513"),
+            "{}",
+            String::from_utf8_lossy(r)
+        );
     }
 }

@@ -33,7 +33,11 @@ fn endpoint() -> Endpoint {
 pub fn exercise(data: &[u8]) {
     let now = Instant::now();
     let mut ep = endpoint();
-    let peer = Peer { transport: Transport::Udp, addr: "127.0.0.1:5070".parse().expect("static address"), conn: None };
+    let peer = Peer {
+        transport: Transport::Udp,
+        addr: "127.0.0.1:5070".parse().expect("static address"),
+        conn: None,
+    };
     let mut messages = Vec::new();
     if let Ok(m) = message::parse(data, 65_535) {
         messages.push(m);
@@ -57,7 +61,13 @@ pub fn exercise(data: &[u8]) {
         let timers: Vec<_> = ep
             .take_effects()
             .into_iter()
-            .filter_map(|e| if let Effect::Timer { at, key } = e { Some((at, key)) } else { None })
+            .filter_map(|e| {
+                if let Effect::Timer { at, key } = e {
+                    Some((at, key))
+                } else {
+                    None
+                }
+            })
             .collect();
         if timers.is_empty() {
             break;
@@ -80,7 +90,9 @@ mod tests {
         let mut seed = 7u64;
         for _ in 0..2000 {
             let mut v = valid.to_vec();
-            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             let i = (seed >> 33) as usize % v.len();
             v[i] = (seed >> 17) as u8;
             v.truncate(v.len() - (seed as usize % 20));

@@ -57,12 +57,22 @@ pub async fn start(config: &Config, lifecycle: Lifecycle) -> anyhow::Result<SipL
     start_with(config, SipOptions::default(), lifecycle).await
 }
 
-pub async fn start_with(config: &Config, options: SipOptions, lifecycle: Lifecycle) -> anyhow::Result<SipListeners> {
+pub async fn start_with(
+    config: &Config,
+    options: SipOptions,
+    lifecycle: Lifecycle,
+) -> anyhow::Result<SipListeners> {
     let advertised = config
         .advertised_address
         .clone()
         .filter(|a| !a.is_empty())
-        .unwrap_or_else(|| if config.udp.ip().is_unspecified() { "127.0.0.1".to_string() } else { config.udp.ip().to_string() });
+        .unwrap_or_else(|| {
+            if config.udp.ip().is_unspecified() {
+                "127.0.0.1".to_string()
+            } else {
+                config.udp.ip().to_string()
+            }
+        });
     let cfg = EndpointConfig {
         udp_addr: config.udp,
         tcp_addr: config.tcp,
@@ -75,7 +85,17 @@ pub async fn start_with(config: &Config, options: SipOptions, lifecycle: Lifecyc
         min_se: options.min_se,
         session_interval: options.session_interval,
     };
-    let (udp_addr, tcp_addr, handle) =
-        driver::spawn(config.udp, config.tcp, cfg, config.max_message_bytes, lifecycle).await?;
-    Ok(SipListeners { udp_addr, tcp_addr, handle })
+    let (udp_addr, tcp_addr, handle) = driver::spawn(
+        config.udp,
+        config.tcp,
+        cfg,
+        config.max_message_bytes,
+        lifecycle,
+    )
+    .await?;
+    Ok(SipListeners {
+        udp_addr,
+        tcp_addr,
+        handle,
+    })
 }

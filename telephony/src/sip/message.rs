@@ -120,7 +120,10 @@ fn is_token_char(c: char) -> bool {
 /// to Content-Length).
 pub fn normalize(raw: &[u8]) -> Result<Normalized, String> {
     // Leading CRLFs are keep-alives (RFC 5626) or stream noise: skip them.
-    let start = raw.iter().position(|b| *b != b'\r' && *b != b'\n').unwrap_or(raw.len());
+    let start = raw
+        .iter()
+        .position(|b| *b != b'\r' && *b != b'\n')
+        .unwrap_or(raw.len());
     let raw = &raw[start..];
     let (head, body) = match head_end(raw) {
         Some(end) => (&raw[..end], &raw[end..]),
@@ -161,29 +164,56 @@ pub fn normalize(raw: &[u8]) -> Result<Normalized, String> {
     }
     // rsip cannot represent an empty header value; an empty value carries no information.
     headers.retain(|(_, v)| !v.is_empty());
-    Ok(Normalized { start_line, headers, body: body.to_vec() })
+    Ok(Normalized {
+        start_line,
+        headers,
+        body: body.to_vec(),
+    })
 }
 
 /// Parses one complete message (a datagram, or one frame cut from a stream).
 pub fn parse(raw: &[u8], max_bytes: usize) -> Result<SipMessage, Rejected> {
     if raw.len() > max_bytes {
-        return Err(reject(raw, 513, "Message Too Large", "message over the size limit".into()));
+        return Err(reject(
+            raw,
+            513,
+            "Message Too Large",
+            "message over the size limit".into(),
+        ));
     }
     let mut norm = normalize(raw).map_err(|e| reject(raw, 400, "Bad Request", e))?;
     // rsip 0.4 knows only the methods it lists: an extension method gets 501, not 400.
-    if let Some(method) = norm.start_line.strip_suffix("SIP/2.0").and_then(|l| l.split(' ').next())
+    if let Some(method) = norm
+        .start_line
+        .strip_suffix("SIP/2.0")
+        .and_then(|l| l.split(' ').next())
         && !method.is_empty()
         && method.chars().all(|c| c.is_ascii_uppercase())
         && method.parse::<Method>().is_err()
     {
-        return Err(reject(raw, 501, "Not Implemented", format!("unknown method {method:.20}")));
+        return Err(reject(
+            raw,
+            501,
+            "Not Implemented",
+            format!("unknown method {method:.20}"),
+        ));
     }
     if let Some(cl) = norm.get("Content-Length") {
-        let cl: usize = cl
-            .parse()
-            .map_err(|_| reject(raw, 400, "Bad Content-Length", format!("bad Content-Length {cl:.20}")))?;
+        let cl: usize = cl.parse().map_err(|_| {
+            reject(
+                raw,
+                400,
+                "Bad Content-Length",
+                format!("bad Content-Length {cl:.20}"),
+            )
+        })?;
         if cl > norm.body.len() {
-            return Err(reject(raw, 400, "Bad Content-Length", "body shorter than Content-Length".into()));
+            return Err(reject(
+                raw,
+                400,
+                "Bad Content-Length",
+                "body shorter than Content-Length".into(),
+            ));
         }
         norm.body.truncate(cl);
     }
@@ -214,7 +244,10 @@ fn check_mandatory(msg: &SipMessage) -> Result<(), String> {
 
 /// Builds a 400/513 response from raw text when the input is a request we can answer.
 fn reject(raw: &[u8], code: u16, reason: &str, why: String) -> Rejected {
-    Rejected { response: raw_response(raw, code, reason), reason: why }
+    Rejected {
+        response: raw_response(raw, code, reason),
+        reason: why,
+    }
 }
 
 /// A response built from raw request text (only Via/From/To/Call-ID/CSeq are needed), or `None`
@@ -227,7 +260,10 @@ pub fn raw_response(raw: &[u8], code: u16, reason: &str) -> Option<Vec<u8>> {
     let mut parts = first.split(' ');
     let method = parts.next()?;
     let _uri = parts.next()?;
-    if parts.next()? != "SIP/2.0" || method.is_empty() || !method.chars().all(|c| c.is_ascii_uppercase()) {
+    if parts.next()? != "SIP/2.0"
+        || method.is_empty()
+        || !method.chars().all(|c| c.is_ascii_uppercase())
+    {
         return None;
     }
     if method == "ACK" {
@@ -237,7 +273,9 @@ pub fn raw_response(raw: &[u8], code: u16, reason: &str) -> Option<Vec<u8>> {
     let mut seen = [false; 5];
     let wanted = ["Via", "From", "To", "Call-ID", "CSeq"];
     for line in lines {
-        let Some((name, value)) = line.split_once(':') else { continue };
+        let Some((name, value)) = line.split_once(':') else {
+            continue;
+        };
         let name = expand_name(name.trim());
         let value = value.trim();
         if value.is_empty() || value.chars().any(|c| c.is_control()) {
@@ -269,13 +307,20 @@ pub fn name_value(h: &Header) -> (String, String) {
 
 /// The first value of the named header.
 pub fn value(h: &Headers, name: &str) -> Option<String> {
-    h.iter().map(name_value).find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v)
+    h.iter()
+        .map(name_value)
+        .find(|(n, _)| n.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v)
 }
 
 /// Every header line with this name, unsplit (for values such as digest challenges, which contain
 /// commas).
 pub fn raw_values(h: &Headers, name: &str) -> Vec<String> {
-    h.iter().map(name_value).filter(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v).collect()
+    h.iter()
+        .map(name_value)
+        .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v)
+        .collect()
 }
 
 /// Every value of the named header, comma-separated lists split (outside quotes and <>).
@@ -332,7 +377,9 @@ pub fn param(v: &str, name: &str) -> Option<String> {
     };
     tail.split(';').skip(1).find_map(|p| {
         let (k, val) = p.split_once('=').unwrap_or((p, ""));
-        k.trim().eq_ignore_ascii_case(name).then(|| val.trim().trim_matches('"').to_string())
+        k.trim()
+            .eq_ignore_ascii_case(name)
+            .then(|| val.trim().trim_matches('"').to_string())
     })
 }
 
@@ -395,11 +442,16 @@ pub fn response_to(req: &rsip::Request, code: u16, to_tag: Option<&str>) -> rsip
     let mut headers = Headers::default();
     for h in req.headers.iter() {
         let (n, v) = name_value(h);
-        if ["Via", "From", "Call-ID", "CSeq"].iter().any(|w| w.eq_ignore_ascii_case(&n)) {
+        if ["Via", "From", "Call-ID", "CSeq"]
+            .iter()
+            .any(|w| w.eq_ignore_ascii_case(&n))
+        {
             headers.push(h.clone());
         } else if n.eq_ignore_ascii_case("To") {
             match (to_tag, param(&v, "tag")) {
-                (Some(tag), None) if code != 100 => headers.push(header("To", format!("{v};tag={tag}"))),
+                (Some(tag), None) if code != 100 => {
+                    headers.push(header("To", format!("{v};tag={tag}")))
+                }
                 _ => headers.push(h.clone()),
             }
         } else if n.eq_ignore_ascii_case("Record-Route") && (101..300).contains(&code) {
@@ -407,11 +459,21 @@ pub fn response_to(req: &rsip::Request, code: u16, to_tag: Option<&str>) -> rsip
         }
     }
     headers.push(Header::ContentLength(0.into()));
-    rsip::Response { status_code: code.into(), version: rsip::Version::V2, headers, body: vec![] }
+    rsip::Response {
+        status_code: code.into(),
+        version: rsip::Version::V2,
+        headers,
+        body: vec![],
+    }
 }
 
 /// Sets body and Content-Type/Content-Length.
-pub fn set_body(h: &mut Headers, body: &mut Vec<u8>, content_type: Option<&str>, new_body: Vec<u8>) {
+pub fn set_body(
+    h: &mut Headers,
+    body: &mut Vec<u8>,
+    content_type: Option<&str>,
+    new_body: Vec<u8>,
+) {
     remove_header(h, "Content-Type");
     remove_header(h, "Content-Length");
     if let Some(ct) = content_type {
@@ -458,7 +520,10 @@ l: 4\r\n\r\nv=0\r\n";
     #[test]
     fn compact_headers_are_expanded_before_typed_access() {
         let msg = parse(COMPACT_INVITE.as_bytes(), 65535).unwrap();
-        assert_eq!(msg.call_id_header().unwrap().value(), "a84b4c76e66710@127.0.0.1");
+        assert_eq!(
+            msg.call_id_header().unwrap().value(),
+            "a84b4c76e66710@127.0.0.1"
+        );
         assert!(msg.via_header().is_ok());
         assert!(msg.from_header().is_ok());
         assert!(msg.to_header().is_ok());
@@ -467,7 +532,10 @@ l: 4\r\n\r\nv=0\r\n";
         assert_eq!(from_tag(msg.headers()).as_deref(), Some("1928301774"));
         assert_eq!(value(msg.headers(), "Supported").as_deref(), Some("timer"));
         assert_eq!(value(msg.headers(), "Subject").as_deref(), Some("hello"));
-        assert_eq!(value(msg.headers(), "Content-Type").as_deref(), Some("application/sdp"));
+        assert_eq!(
+            value(msg.headers(), "Content-Type").as_deref(),
+            Some("application/sdp")
+        );
         // Content-Length 4 cuts "v=0\r\n" to "v=0\r".
         assert_eq!(msg.body(), b"v=0\r");
     }
@@ -495,7 +563,11 @@ From: <sip:a@127.0.0.1>;tag=9\nTo: <sip:x@127.0.0.1>\nCall-ID: c1\nCSeq: 1 OPTIO
     fn content_length_longer_than_body_is_400() {
         let raw = COMPACT_INVITE.replace("l: 4", "l: 400");
         let err = parse(raw.as_bytes(), 65535).unwrap_err();
-        assert!(String::from_utf8(err.response.unwrap()).unwrap().starts_with("SIP/2.0 400 "));
+        assert!(
+            String::from_utf8(err.response.unwrap())
+                .unwrap()
+                .starts_with("SIP/2.0 400 ")
+        );
         let raw = COMPACT_INVITE.replace("l: 4", "l: four");
         assert!(parse(raw.as_bytes(), 65535).unwrap_err().response.is_some());
     }
@@ -504,7 +576,11 @@ From: <sip:a@127.0.0.1>;tag=9\nTo: <sip:x@127.0.0.1>\nCall-ID: c1\nCSeq: 1 OPTIO
     fn bad_header_line_is_400_and_garbage_is_dropped() {
         let raw = COMPACT_INVITE.replace("k: timer", "this line has no colon");
         let err = parse(raw.as_bytes(), 65535).unwrap_err();
-        assert!(String::from_utf8(err.response.unwrap()).unwrap().starts_with("SIP/2.0 400 "));
+        assert!(
+            String::from_utf8(err.response.unwrap())
+                .unwrap()
+                .starts_with("SIP/2.0 400 ")
+        );
         let err = parse(b"\x00\xff\xfegarbage\r\n\r\n", 65535).unwrap_err();
         assert!(err.response.is_none());
         // A malformed ACK never gets a response.
@@ -516,7 +592,11 @@ From: <sip:a@127.0.0.1>;tag=9\nTo: <sip:x@127.0.0.1>\nCall-ID: c1\nCSeq: 1 OPTIO
     fn unknown_method_is_501() {
         let raw = COMPACT_INVITE.replace("INVITE", "FROB");
         let err = parse(raw.as_bytes(), 65535).unwrap_err();
-        assert!(String::from_utf8(err.response.unwrap()).unwrap().starts_with("SIP/2.0 501 "));
+        assert!(
+            String::from_utf8(err.response.unwrap())
+                .unwrap()
+                .starts_with("SIP/2.0 501 ")
+        );
     }
 
     #[test]
@@ -548,10 +628,15 @@ From: <sip:a@127.0.0.1>;tag=9\nTo: <sip:x@127.0.0.1>\nCall-ID: c1\nCSeq: 1 OPTIO
 
     #[test]
     fn response_to_copies_headers_and_adds_tag() {
-        let SipMessage::Request(req) = parse(COMPACT_INVITE.as_bytes(), 65535).unwrap() else { panic!() };
+        let SipMessage::Request(req) = parse(COMPACT_INVITE.as_bytes(), 65535).unwrap() else {
+            panic!()
+        };
         let r = response_to(&req, 180, Some("abc"));
         assert_eq!(to_tag(&r.headers).as_deref(), Some("abc"));
-        assert_eq!(call_id(&r.headers).as_deref(), Some("a84b4c76e66710@127.0.0.1"));
+        assert_eq!(
+            call_id(&r.headers).as_deref(),
+            Some("a84b4c76e66710@127.0.0.1")
+        );
         let text = r.to_string();
         let back = parse(text.as_bytes(), 65535).unwrap();
         assert!(back.is_response());
@@ -560,8 +645,14 @@ From: <sip:a@127.0.0.1>;tag=9\nTo: <sip:x@127.0.0.1>\nCall-ID: c1\nCSeq: 1 OPTIO
     #[test]
     fn list_and_param_helpers() {
         assert_eq!(split_list("<sip:a;lr>, <sip:b>,\"x, y\" <sip:c>").len(), 3);
-        assert_eq!(param("<sip:a;tag=no>;tag=yes", "tag").as_deref(), Some("yes"));
-        assert_eq!(addr_uri("\"Bob\" <sip:bob@h:5060;transport=tcp>;tag=1"), "sip:bob@h:5060;transport=tcp");
+        assert_eq!(
+            param("<sip:a;tag=no>;tag=yes", "tag").as_deref(),
+            Some("yes")
+        );
+        assert_eq!(
+            addr_uri("\"Bob\" <sip:bob@h:5060;transport=tcp>;tag=1"),
+            "sip:bob@h:5060;transport=tcp"
+        );
         assert_eq!(addr_uri("sip:bob@h;tag=1"), "sip:bob@h");
     }
 }

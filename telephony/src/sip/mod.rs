@@ -16,18 +16,18 @@
 //! the RTP port we advertised and the negotiated payload types and remote address; bind the RTP
 //! session on exactly that port.
 
+pub mod call;
+pub mod dialog;
+pub mod digest;
+pub mod driver;
+pub mod endpoint;
 pub mod framing;
+pub mod fuzzing;
 pub mod listener;
 pub mod message;
-pub mod transaction;
-pub mod digest;
 pub mod outcome;
+pub mod registrar;
 pub mod rtp_ports;
 pub mod sdp;
-pub mod dialog;
-pub mod call;
-pub mod endpoint;
-pub mod driver;
-pub mod registrar;
 pub mod session_timer;
-pub mod fuzzing;
+pub mod transaction;

@@ -31,14 +31,22 @@ pub struct InboundPolicy {
 
 impl std::fmt::Debug for InboundPolicy {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("InboundPolicy").field("trusted", &self.trusted).field("realm", &self.realm).finish_non_exhaustive()
+        f.debug_struct("InboundPolicy")
+            .field("trusted", &self.trusted)
+            .field("realm", &self.realm)
+            .finish_non_exhaustive()
     }
 }
 
 impl InboundPolicy {
     /// A policy from a fixed user table.
     pub fn with_users(trusted: Vec<IpAddr>, realm: &str, users: HashMap<String, String>) -> Self {
-        Self { trusted, realm: realm.into(), users: Arc::new(move |u| users.get(u).cloned()), expires: (60, 3600) }
+        Self {
+            trusted,
+            realm: realm.into(),
+            users: Arc::new(move |u| users.get(u).cloned()),
+            expires: (60, 3600),
+        }
     }
 }
 
@@ -51,12 +59,18 @@ pub struct Nonces {
 
 impl Nonces {
     pub fn new(epoch: Instant) -> Self {
-        Self { secret: format!("{:032x}", rand::random::<u128>()), epoch }
+        Self {
+            secret: format!("{:032x}", rand::random::<u128>()),
+            epoch,
+        }
     }
 
     pub fn issue(&self, now: Instant) -> String {
         let t = now.saturating_duration_since(self.epoch).as_secs();
-        format!("{t:x}.{}", &digest::md5_hex(format!("{t}:{}", self.secret).as_bytes())[..20])
+        format!(
+            "{t:x}.{}",
+            &digest::md5_hex(format!("{t}:{}", self.secret).as_bytes())[..20]
+        )
     }
 
     /// `Some(true)`: ours and fresh; `Some(false)`: ours but stale; `None`: not ours.
@@ -66,7 +80,10 @@ impl Nonces {
         if digest::md5_hex(format!("{t}:{}", self.secret).as_bytes())[..20] != *mac {
             return None;
         }
-        let age = now.saturating_duration_since(self.epoch).as_secs().saturating_sub(t);
+        let age = now
+            .saturating_duration_since(self.epoch)
+            .as_secs()
+            .saturating_sub(t);
         Some(age <= NONCE_LIFETIME.as_secs())
     }
 }
@@ -107,7 +124,10 @@ impl Bindings {
 
     /// Live contacts of a user.
     pub fn lookup(&self, user: &str, now: Instant) -> Vec<Binding> {
-        self.by_user.get(user).map(|l| l.iter().filter(|b| b.expires_at > now).cloned().collect()).unwrap_or_default()
+        self.by_user
+            .get(user)
+            .map(|l| l.iter().filter(|b| b.expires_at > now).cloned().collect())
+            .unwrap_or_default()
     }
 }
 

@@ -39,8 +39,17 @@ impl RtpPorts {
         if self.free.is_empty() {
             return None;
         }
-        let pivot = self.free.iter().nth(rand::random::<u32>() as usize % self.free.len()).copied()?;
-        let port = self.free.range(pivot..).chain(self.free.range(..pivot)).copied().find(|p| usable(*p))?;
+        let pivot = self
+            .free
+            .iter()
+            .nth(rand::random::<u32>() as usize % self.free.len())
+            .copied()?;
+        let port = self
+            .free
+            .range(pivot..)
+            .chain(self.free.range(..pivot))
+            .copied()
+            .find(|p| usable(*p))?;
         self.free.remove(&port);
         Some(port)
     }
@@ -76,7 +85,11 @@ mod tests {
     fn ports_in_use_are_skipped_and_stay_free() {
         let mut p = RtpPorts::new((10000, 10005));
         assert_eq!(p.allocate_with(|port| port == 10004), Some(10004));
-        assert_eq!(p.available(), 2, "10000 and 10002 were refused but stay in the pool");
+        assert_eq!(
+            p.available(),
+            2,
+            "10000 and 10002 were refused but stay in the pool"
+        );
         assert_eq!(p.allocate_with(|_| false), None);
     }
 

@@ -107,7 +107,9 @@ impl Sdp {
             if line.is_empty() {
                 continue;
             }
-            let Some((k, v)) = line.split_once('=') else { return Err(format!("bad SDP line {line:.40}")) };
+            let Some((k, v)) = line.split_once('=') else {
+                return Err(format!("bad SDP line {line:.40}"));
+            };
             match (k, sdp.media.last_mut()) {
                 ("v", _) => seen_v = true,
                 ("o", _) => {
@@ -127,7 +129,12 @@ impl Sdp {
                     if f.len() < 3 {
                         return Err("bad m= line".into());
                     }
-                    let port = f[1].split('/').next().unwrap_or("").parse().map_err(|_| "bad m= port")?;
+                    let port = f[1]
+                        .split('/')
+                        .next()
+                        .unwrap_or("")
+                        .parse()
+                        .map_err(|_| "bad m= port")?;
                     sdp.media.push(Media {
                         kind: f[0].into(),
                         port,
@@ -151,7 +158,11 @@ impl Sdp {
                             let encoding = parts.next().unwrap_or("").to_string();
                             let clock = parts.next().and_then(|c| c.parse().ok()).unwrap_or(8000);
                             if let Ok(pt) = pt.parse() {
-                                m.rtpmaps.push(RtpMap { pt, encoding, clock });
+                                m.rtpmaps.push(RtpMap {
+                                    pt,
+                                    encoding,
+                                    clock,
+                                });
                             }
                         }
                         ("fmtp", Some(m)) => {
@@ -177,8 +188,15 @@ impl Sdp {
     pub fn to_text(&self) -> String {
         let mut s = String::with_capacity(300);
         let ip = |a: &str| if a.contains(':') { "IP6" } else { "IP4" };
-        let _ = write!(s, "v=0\r\no={} {} {} IN {} {}\r\ns=-\r\n", self.origin_user, self.session_id,
-            self.session_version, ip(&self.origin_address), self.origin_address);
+        let _ = write!(
+            s,
+            "v=0\r\no={} {} {} IN {} {}\r\ns=-\r\n",
+            self.origin_user,
+            self.session_id,
+            self.session_version,
+            ip(&self.origin_address),
+            self.origin_address
+        );
         if let Some(c) = &self.connection {
             let _ = write!(s, "c=IN {} {}\r\n", ip(c), c);
         }
@@ -241,7 +259,10 @@ fn static_or_mapped(m: &Media, fmt: &str) -> Option<(u8, String)> {
 }
 
 fn te_pt(m: &Media) -> Option<u8> {
-    m.rtpmaps.iter().find(|r| r.encoding.eq_ignore_ascii_case("telephone-event") && r.clock == 8000).map(|r| r.pt)
+    m.rtpmaps
+        .iter()
+        .find(|r| r.encoding.eq_ignore_ascii_case("telephone-event") && r.clock == 8000)
+        .map(|r| r.pt)
 }
 
 fn remote_of(sdp: &Sdp, m: &Media) -> Option<SocketAddr> {
@@ -252,8 +273,16 @@ fn remote_of(sdp: &Sdp, m: &Media) -> Option<SocketAddr> {
 
 fn direction_of(sdp: &Sdp, m: &Media) -> Direction {
     let d = m.direction.or(sdp.direction).unwrap_or(Direction::SendRecv);
-    let held = m.connection.as_ref().or(sdp.connection.as_ref()).is_some_and(|c| c == "0.0.0.0");
-    if held && d == Direction::SendRecv { Direction::SendOnly } else { d }
+    let held = m
+        .connection
+        .as_ref()
+        .or(sdp.connection.as_ref())
+        .is_some_and(|c| c == "0.0.0.0");
+    if held && d == Direction::SendRecv {
+        Direction::SendOnly
+    } else {
+        d
+    }
 }
 
 /// Our local description parameters.
@@ -286,9 +315,21 @@ pub fn offer(local: &Local, direction: Direction) -> Sdp {
         proto: "RTP/AVP".into(),
         formats: vec!["0".into(), "8".into(), "101".into()],
         rtpmaps: vec![
-            RtpMap { pt: 0, encoding: "PCMU".into(), clock: 8000 },
-            RtpMap { pt: 8, encoding: "PCMA".into(), clock: 8000 },
-            RtpMap { pt: 101, encoding: "telephone-event".into(), clock: 8000 },
+            RtpMap {
+                pt: 0,
+                encoding: "PCMU".into(),
+                clock: 8000,
+            },
+            RtpMap {
+                pt: 8,
+                encoding: "PCMA".into(),
+                clock: 8000,
+            },
+            RtpMap {
+                pt: 101,
+                encoding: "telephone-event".into(),
+                clock: 8000,
+            },
         ],
         fmtps: vec![(101, "0-16".into())],
         connection: None,
@@ -329,11 +370,19 @@ pub fn answer(offer: &Sdp, local: &Local) -> Result<(Sdp, Negotiated), String> {
         let te = te_pt(m);
         let dir = direction_of(offer, m).answer();
         let mut formats = vec![pt.to_string()];
-        let mut rtpmaps = vec![RtpMap { pt, encoding: enc, clock: 8000 }];
+        let mut rtpmaps = vec![RtpMap {
+            pt,
+            encoding: enc,
+            clock: 8000,
+        }];
         let mut fmtps = vec![];
         if let Some(te) = te {
             formats.push(te.to_string());
-            rtpmaps.push(RtpMap { pt: te, encoding: "telephone-event".into(), clock: 8000 });
+            rtpmaps.push(RtpMap {
+                pt: te,
+                encoding: "telephone-event".into(),
+                clock: 8000,
+            });
             fmtps.push((te, "0-16".into()));
         }
         sdp.media.push(Media {
@@ -347,9 +396,16 @@ pub fn answer(offer: &Sdp, local: &Local) -> Result<(Sdp, Negotiated), String> {
             direction: Some(dir),
             ptime: Some(20),
         });
-        chosen = Some(Negotiated { payload_type: pt, telephone_event: te, remote_rtp: remote_of(offer, m), direction: dir });
+        chosen = Some(Negotiated {
+            payload_type: pt,
+            telephone_event: te,
+            remote_rtp: remote_of(offer, m),
+            direction: dir,
+        });
     }
-    chosen.map(|n| (sdp, n)).ok_or_else(|| "no PCMU/PCMA audio stream in the offer".into())
+    chosen
+        .map(|n| (sdp, n))
+        .ok_or_else(|| "no PCMU/PCMA audio stream in the offer".into())
 }
 
 /// Reads the answer to our offer.
@@ -367,7 +423,12 @@ pub fn accept_answer(answer: &Sdp) -> Result<Negotiated, String> {
         .ok_or("answer has neither PCMU nor PCMA")?;
     // Our direction is the answer's direction seen from our side.
     let dir = direction_of(answer, m).answer();
-    Ok(Negotiated { payload_type: pt, telephone_event: te_pt(m), remote_rtp: remote_of(answer, m), direction: dir })
+    Ok(Negotiated {
+        payload_type: pt,
+        telephone_event: te_pt(m),
+        remote_rtp: remote_of(answer, m),
+        direction: dir,
+    })
 }
 
 #[cfg(test)]
@@ -379,7 +440,12 @@ c=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 6000 RTP/AVP 8 96\r\na=rtpmap:8 PCMA/8000
 a=rtpmap:96 telephone-event/8000\r\na=fmtp:96 0-15\r\nm=video 6002 RTP/AVP 31\r\n";
 
     fn local() -> Local {
-        Local { address: "127.0.0.1".into(), rtp_port: 20000, session_id: 7, session_version: 1 }
+        Local {
+            address: "127.0.0.1".into(),
+            rtp_port: 20000,
+            session_id: 7,
+            session_version: 1,
+        }
     }
 
     #[test]
@@ -400,19 +466,31 @@ a=rtpmap:96 telephone-event/8000\r\na=fmtp:96 0-15\r\nm=video 6002 RTP/AVP 31\r\
 
     #[test]
     fn telephone_event_at_101_and_pcmu_preferred_in_offer_order() {
-        let offer = Sdp::parse(&SIPP_OFFER.replace("RTP/AVP 8 96", "RTP/AVP 0 8 101").replace(":96", ":101")).unwrap();
+        let offer = Sdp::parse(
+            &SIPP_OFFER
+                .replace("RTP/AVP 8 96", "RTP/AVP 0 8 101")
+                .replace(":96", ":101"),
+        )
+        .unwrap();
         let (_, neg) = answer(&offer, &local()).unwrap();
         assert_eq!((neg.payload_type, neg.telephone_event), (0, Some(101)));
     }
 
     #[test]
     fn hold_directions() {
-        let o = Sdp::parse(&format!("{SIPP_OFFER}a=sendonly\r\n").replace("m=video 6002 RTP/AVP 31\r\n", "")).unwrap();
+        let o = Sdp::parse(
+            &format!("{SIPP_OFFER}a=sendonly\r\n").replace("m=video 6002 RTP/AVP 31\r\n", ""),
+        )
+        .unwrap();
         let (ans, neg) = answer(&o, &local()).unwrap();
         assert_eq!(neg.direction, Direction::RecvOnly);
         assert!(ans.to_text().contains("a=recvonly"));
-        let o = Sdp::parse(&SIPP_OFFER.replace("m=video 6002 RTP/AVP 31\r\n", "a=inactive\r\n")).unwrap();
-        assert_eq!(answer(&o, &local()).unwrap().1.direction, Direction::Inactive);
+        let o = Sdp::parse(&SIPP_OFFER.replace("m=video 6002 RTP/AVP 31\r\n", "a=inactive\r\n"))
+            .unwrap();
+        assert_eq!(
+            answer(&o, &local()).unwrap().1.direction,
+            Direction::Inactive
+        );
         let o = Sdp::parse(&SIPP_OFFER.replace("c=IN IP4 127.0.0.1", "c=IN IP4 0.0.0.0")).unwrap();
         let (_, neg) = answer(&o, &local()).unwrap();
         assert_eq!((neg.direction, neg.remote_rtp), (Direction::RecvOnly, None));
@@ -420,7 +498,12 @@ a=rtpmap:96 telephone-event/8000\r\na=fmtp:96 0-15\r\nm=video 6002 RTP/AVP 31\r\
 
     #[test]
     fn no_g711_is_refused() {
-        let o = Sdp::parse(&SIPP_OFFER.replace("RTP/AVP 8 96", "RTP/AVP 18").replace("a=rtpmap:8 PCMA/8000\r\n", "")).unwrap();
+        let o = Sdp::parse(
+            &SIPP_OFFER
+                .replace("RTP/AVP 8 96", "RTP/AVP 18")
+                .replace("a=rtpmap:8 PCMA/8000\r\n", ""),
+        )
+        .unwrap();
         assert!(answer(&o, &local()).is_err());
     }
 
@@ -429,7 +512,14 @@ a=rtpmap:96 telephone-event/8000\r\na=fmtp:96 0-15\r\nm=video 6002 RTP/AVP 31\r\
         let off = offer(&local(), Direction::SendRecv);
         let text = off.to_text();
         assert!(text.contains("m=audio 20000 RTP/AVP 0 8 101"));
-        let (ans, _) = answer(&Sdp::parse(&text).unwrap(), &Local { rtp_port: 30000, ..local() }).unwrap();
+        let (ans, _) = answer(
+            &Sdp::parse(&text).unwrap(),
+            &Local {
+                rtp_port: 30000,
+                ..local()
+            },
+        )
+        .unwrap();
         let neg = accept_answer(&ans).unwrap();
         assert_eq!(neg.payload_type, 0);
         assert_eq!(neg.telephone_event, Some(101));

@@ -31,7 +31,9 @@ pub async fn start(rtp_base: u16, inactivity: Option<Duration>) -> Sut {
         max_message_bytes: 8192,
     };
     let lifecycle = Lifecycle::new();
-    let sip = listener::start_with(&config, SipOptions::default(), lifecycle.clone()).await.expect("SIP starts");
+    let sip = listener::start_with(&config, SipOptions::default(), lifecycle.clone())
+        .await
+        .expect("SIP starts");
     let cc = ControlConfig {
         media_ip: "127.0.0.1".parse().unwrap(),
         inactivity_timeout: inactivity,
@@ -39,11 +41,17 @@ pub async fn start(rtp_base: u16, inactivity: Option<Duration>) -> Sut {
         jitter_depth: 3,
     };
     let (calls, incoming) = Calls::start(sip.handle.clone(), cc);
-    Sut { sip, lifecycle, calls, incoming: Some(incoming) }
+    Sut {
+        sip,
+        lifecycle,
+        calls,
+        incoming: Some(incoming),
+    }
 }
 
 pub fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("dialbridge-control-{name}-{}", std::process::id()));
+    let dir =
+        std::env::temp_dir().join(format!("dialbridge-control-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     dir
@@ -73,7 +81,14 @@ pub fn spawn_sipp(dir: &Path, args: &[String]) -> tokio::process::Child {
     tokio::process::Command::new("sipp")
         .current_dir(dir)
         .args(args)
-        .args(["-nostdin", "-trace_err", "-error_file", "errors.log", "-timeout", "40s"])
+        .args([
+            "-nostdin",
+            "-trace_err",
+            "-error_file",
+            "errors.log",
+            "-timeout",
+            "40s",
+        ])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .kill_on_drop(true)
@@ -88,12 +103,22 @@ pub async fn wait_sipp(dir: &Path, child: tokio::process::Child) -> SippOut {
         .expect("sipp runs");
     let tail = |b: &[u8]| {
         let s = String::from_utf8_lossy(b);
-        s.chars().rev().take(2500).collect::<String>().chars().rev().collect::<String>()
+        s.chars()
+            .rev()
+            .take(2500)
+            .collect::<String>()
+            .chars()
+            .rev()
+            .collect::<String>()
     };
     SippOut {
         rc: out.status.code().unwrap_or(-1),
         stdout: tail(&out.stdout) + &tail(&out.stderr),
-        errors: std::fs::read_to_string(dir.join("errors.log")).unwrap_or_default().chars().take(3000).collect(),
+        errors: std::fs::read_to_string(dir.join("errors.log"))
+            .unwrap_or_default()
+            .chars()
+            .take(3000)
+            .collect(),
     }
 }
 
@@ -136,22 +161,37 @@ const UAC_HEAD: &str = r#"      Via: SIP/2.0/[transport] [local_ip]:[local_port]
 
 impl Uac<'_> {
     pub fn xml(&self) -> String {
-        let mut x = String::from("<?xml version=\"1.0\" encoding=\"ISO-8859-1\" ?>\n<scenario name=\"control uac\">\n");
+        let mut x = String::from(
+            "<?xml version=\"1.0\" encoding=\"ISO-8859-1\" ?>\n<scenario name=\"control uac\">\n",
+        );
         x += &format!(
             "  <send retrans=\"500\"><![CDATA[\n      INVITE sip:[service]@[remote_ip]:[remote_port] SIP/2.0\n{UAC_HEAD}      CSeq: 1 INVITE\n      Contact: sip:sipp@[local_ip]:[local_port]\n      Content-Type: application/sdp\n      Content-Length: [len]\n\n      v=0\n      o=user1 1 1 IN IP4 [local_ip]\n      s=-\n      c=IN IP4 127.0.0.1\n      t=0 0\n{}\n    ]]></send>\n",
-            sdp_media("[rtpport]", self.codecs).lines().map(|l| format!("      {l}\n")).collect::<String>()
+            sdp_media("[rtpport]", self.codecs)
+                .lines()
+                .map(|l| format!("      {l}\n"))
+                .collect::<String>()
         );
         x += "  <recv response=\"100\" optional=\"true\"/>\n  <recv response=\"180\" optional=\"true\"/>\n  <recv response=\"200\"/>\n";
-        x += &format!("  <send><![CDATA[\n      ACK sip:[service]@[remote_ip]:[remote_port] SIP/2.0\n{UAC_HEAD}      CSeq: 1 ACK\n      Content-Length: 0\n\n    ]]></send>\n");
+        x += &format!(
+            "  <send><![CDATA[\n      ACK sip:[service]@[remote_ip]:[remote_port] SIP/2.0\n{UAC_HEAD}      CSeq: 1 ACK\n      Content-Length: 0\n\n    ]]></send>\n"
+        );
         if let Some((file, pt)) = self.stream {
-            x += &format!("  <nop><action><exec rtp_stream=\"{},-1,{pt}\"/></action></nop>\n", file.display());
+            x += &format!(
+                "  <nop><action><exec rtp_stream=\"{},-1,{pt}\"/></action></nop>\n",
+                file.display()
+            );
         }
         x += "  <pause milliseconds=\"300\"/>\n";
         if let Some(d) = self.play_dtmf {
-            x += &format!("  <nop><action><exec play_dtmf=\"{d},160\"/></action></nop>\n  <pause milliseconds=\"{}\"/>\n", d.len() as u32 * 300 + 500);
+            x += &format!(
+                "  <nop><action><exec play_dtmf=\"{d},160\"/></action></nop>\n  <pause milliseconds=\"{}\"/>\n",
+                d.len() as u32 * 300 + 500
+            );
         }
         if let Some(d) = self.info_digit {
-            x += &format!("  <send retrans=\"500\"><![CDATA[\n      INFO sip:[service]@[remote_ip]:[remote_port] SIP/2.0\n{UAC_HEAD}      CSeq: 2 INFO\n      Content-Type: application/dtmf-relay\n      Content-Length: [len]\n\n      Signal={d}\n      Duration=160\n\n    ]]></send>\n  <recv response=\"200\"/>\n");
+            x += &format!(
+                "  <send retrans=\"500\"><![CDATA[\n      INFO sip:[service]@[remote_ip]:[remote_port] SIP/2.0\n{UAC_HEAD}      CSeq: 2 INFO\n      Content-Type: application/dtmf-relay\n      Content-Length: [len]\n\n      Signal={d}\n      Duration=160\n\n    ]]></send>\n  <recv response=\"200\"/>\n"
+            );
         }
         match self.end {
             End::ByeAfter(ms) => {
@@ -159,7 +199,9 @@ impl Uac<'_> {
                 if self.stream.is_some() {
                     x += "  <nop><action><exec rtp_stream=\"pause\"/></action></nop>\n";
                 }
-                x += &format!("  <send retrans=\"500\"><![CDATA[\n      BYE sip:[service]@[remote_ip]:[remote_port] SIP/2.0\n{UAC_HEAD}      CSeq: 3 BYE\n      Content-Length: 0\n\n    ]]></send>\n  <recv response=\"200\" crlf=\"true\"/>\n");
+                x += &format!(
+                    "  <send retrans=\"500\"><![CDATA[\n      BYE sip:[service]@[remote_ip]:[remote_port] SIP/2.0\n{UAC_HEAD}      CSeq: 3 BYE\n      Content-Length: 0\n\n    ]]></send>\n  <recv response=\"200\" crlf=\"true\"/>\n"
+                );
             }
             End::WaitBye(ms) => {
                 x += &format!("  <recv request=\"BYE\" timeout=\"{ms}\"/>\n");
@@ -175,13 +217,21 @@ const OK_TO_BYE: &str = "  <send><![CDATA[\n      SIP/2.0 200 OK\n      [last_Vi
 /// A sipp callee: answers with only `codecs` (SDP media at `[rtpport]`), streams a headerless
 /// file from its media socket after the ACK, and waits for the caller's BYE.
 pub fn uas_xml(codecs: &[(u8, &str)], stream: Option<(&Path, u8)>, wait_bye_ms: u32) -> String {
-    let mut x = String::from("<?xml version=\"1.0\" encoding=\"ISO-8859-1\" ?>\n<scenario name=\"control uas\">\n  <recv request=\"INVITE\" crlf=\"true\"/>\n");
+    let mut x = String::from(
+        "<?xml version=\"1.0\" encoding=\"ISO-8859-1\" ?>\n<scenario name=\"control uas\">\n  <recv request=\"INVITE\" crlf=\"true\"/>\n",
+    );
     x += &format!(
         "  <send><![CDATA[\n      SIP/2.0 200 OK\n      [last_Via:]\n      [last_From:]\n      [last_To:];tag=[pid]SIPpTag01[call_number]\n      [last_Call-ID:]\n      [last_CSeq:]\n      Contact: <sip:[local_ip]:[local_port];transport=[transport]>\n      Content-Type: application/sdp\n      Content-Length: [len]\n\n      v=0\n      o=user1 1 1 IN IP4 [local_ip]\n      s=-\n      c=IN IP4 127.0.0.1\n      t=0 0\n{}\n    ]]></send>\n  <recv request=\"ACK\" crlf=\"true\"/>\n",
-        sdp_media("[rtpport]", codecs).lines().map(|l| format!("      {l}\n")).collect::<String>()
+        sdp_media("[rtpport]", codecs)
+            .lines()
+            .map(|l| format!("      {l}\n"))
+            .collect::<String>()
     );
     if let Some((file, pt)) = stream {
-        x += &format!("  <nop><action><exec rtp_stream=\"{},-1,{pt}\"/></action></nop>\n", file.display());
+        x += &format!(
+            "  <nop><action><exec rtp_stream=\"{},-1,{pt}\"/></action></nop>\n",
+            file.display()
+        );
     }
     x += &format!("  <recv request=\"BYE\" timeout=\"{wait_bye_ms}\"/>\n");
     if stream.is_some() {
@@ -253,7 +303,11 @@ impl Capture {
             }
             got
         });
-        Capture { port, stop: Some(stop), task }
+        Capture {
+            port,
+            stop: Some(stop),
+            task,
+        }
     }
 
     pub async fn finish(mut self) -> Vec<Rtp> {
@@ -271,7 +325,10 @@ pub fn stream_of(pkts: &[Rtp], rtp_base: u16, pt: u8) -> Vec<Rtp> {
         .filter(|p| p.pt == pt && (rtp_base..rtp_base + 200).contains(&p.from.port()))
         .cloned()
         .collect();
-    let foreign = pkts.iter().filter(|p| !(rtp_base..rtp_base + 200).contains(&p.from.port())).count();
+    let foreign = pkts
+        .iter()
+        .filter(|p| !(rtp_base..rtp_base + 200).contains(&p.from.port()))
+        .count();
     if foreign > 0 {
         eprintln!("capture: {foreign} packets from outside the SUT's RTP range ignored");
     }
@@ -289,8 +346,10 @@ pub fn test_audio(ms: usize, seed: u32) -> Vec<i16> {
     (0..n)
         .map(|i| {
             let t = i as f64 / 8000.0;
-            let env = 0.55 + 0.45 * (2.0 * std::f64::consts::PI * (3.0 + seed as f64 % 2.0) * t).sin();
-            let f0 = 180.0 + 60.0 * (2.0 * std::f64::consts::PI * 0.7 * t).sin() + seed as f64 * 7.0;
+            let env =
+                0.55 + 0.45 * (2.0 * std::f64::consts::PI * (3.0 + seed as f64 % 2.0) * t).sin();
+            let f0 =
+                180.0 + 60.0 * (2.0 * std::f64::consts::PI * 0.7 * t).sin() + seed as f64 * 7.0;
             let v = (2.0 * std::f64::consts::PI * f0 * t).sin() * 0.5
                 + (2.0 * std::f64::consts::PI * f0 * 2.3 * t).sin() * 0.25
                 + (2.0 * std::f64::consts::PI * f0 * 4.1 * t).sin() * 0.12;
@@ -320,7 +379,11 @@ pub fn correlation(a: &[i16], b: &[i16]) -> f64 {
         aa += x * x;
         bb += y * y;
     }
-    if aa == 0.0 || bb == 0.0 { 0.0 } else { ab / (aa * bb).sqrt() }
+    if aa == 0.0 || bb == 0.0 {
+        0.0
+    } else {
+        ab / (aa * bb).sqrt()
+    }
 }
 
 /// Where a received run of 20 ms frames sits in a looped source: the frame offset whose
@@ -329,12 +392,19 @@ pub fn correlation(a: &[i16], b: &[i16]) -> f64 {
 pub fn best_alignment(source: &[i16], received: &[i16]) -> (usize, f64) {
     let frames = source.len() / 160;
     let probe = &received[..received.len().min(160 * 10)];
-    let looped = |k: usize, len: usize| -> Vec<i16> { (0..len).map(|i| source[(k * 160 + i) % source.len()]).collect() };
+    let looped = |k: usize, len: usize| -> Vec<i16> {
+        (0..len)
+            .map(|i| source[(k * 160 + i) % source.len()])
+            .collect()
+    };
     let best = (0..frames)
         .map(|k| (k, correlation(&looped(k, probe.len()), probe)))
         .max_by(|a, b| a.1.total_cmp(&b.1))
         .unwrap();
-    (best.0, correlation(&looped(best.0, received.len()), received))
+    (
+        best.0,
+        correlation(&looped(best.0, received.len()), received),
+    )
 }
 
 /// A sipp caller that holds the call (re-INVITE `a=sendonly`), resumes it (`a=sendrecv`) and
@@ -345,13 +415,17 @@ pub fn hold_xml(talk_ms: u32, hold_ms: u32) -> String {
             "  <send retrans=\"500\"><![CDATA[\n      INVITE sip:[service]@[remote_ip]:[remote_port] SIP/2.0\n{UAC_HEAD}      CSeq: {cseq} INVITE\n      Contact: sip:sipp@[local_ip]:[local_port]\n      Content-Type: application/sdp\n      Content-Length: [len]\n\n      v=0\n      o=user1 1 {cseq} IN IP4 [local_ip]\n      s=-\n      c=IN IP4 127.0.0.1\n      t=0 0\n      m=audio [rtpport] RTP/AVP 0 101\n      a=rtpmap:0 PCMU/8000\n      a=rtpmap:101 telephone-event/8000\n      a={dir}\n\n    ]]></send>\n  <recv response=\"100\" optional=\"true\"/>\n  <recv response=\"180\" optional=\"true\"/>\n  <recv response=\"200\"/>\n  <send><![CDATA[\n      ACK sip:[service]@[remote_ip]:[remote_port] SIP/2.0\n{UAC_HEAD}      CSeq: {cseq} ACK\n      Content-Length: 0\n\n    ]]></send>\n"
         )
     };
-    let mut x = String::from("<?xml version=\"1.0\" encoding=\"ISO-8859-1\" ?>\n<scenario name=\"control hold\">\n");
+    let mut x = String::from(
+        "<?xml version=\"1.0\" encoding=\"ISO-8859-1\" ?>\n<scenario name=\"control hold\">\n",
+    );
     x += &invite(1, "sendrecv");
     x += &format!("  <pause milliseconds=\"{talk_ms}\"/>\n");
     x += &invite(2, "sendonly");
     x += &format!("  <pause milliseconds=\"{hold_ms}\"/>\n");
     x += &invite(3, "sendrecv");
     x += &format!("  <pause milliseconds=\"{talk_ms}\"/>\n");
-    x += &format!("  <send retrans=\"500\"><![CDATA[\n      BYE sip:[service]@[remote_ip]:[remote_port] SIP/2.0\n{UAC_HEAD}      CSeq: 4 BYE\n      Content-Length: 0\n\n    ]]></send>\n  <recv response=\"200\" crlf=\"true\"/>\n");
+    x += &format!(
+        "  <send retrans=\"500\"><![CDATA[\n      BYE sip:[service]@[remote_ip]:[remote_port] SIP/2.0\n{UAC_HEAD}      CSeq: 4 BYE\n      Content-Length: 0\n\n    ]]></send>\n  <recv response=\"200\" crlf=\"true\"/>\n"
+    );
     x + "</scenario>\n"
 }

@@ -22,7 +22,9 @@ pub fn config() -> telephony::Config {
 
 pub async fn start(options: SipOptions) -> (SipListeners, Lifecycle) {
     let lc = Lifecycle::new();
-    let l = listener::start_with(&config(), options, lc.clone()).await.expect("SIP listeners start");
+    let l = listener::start_with(&config(), options, lc.clone())
+        .await
+        .expect("SIP listeners start");
     (l, lc)
 }
 
@@ -58,9 +60,17 @@ pub struct SippRun {
 
 impl SippRun {
     pub fn stat(&self, name: &str) -> u64 {
-        self.stats.get(name).and_then(|v| v.trim().parse().ok()).unwrap_or_else(|| {
-            panic!("no numeric `{name}` in sipp stats: {:?}\nstdout: {}\nerrors: {}", self.stats.keys(), self.stdout, self.errors)
-        })
+        self.stats
+            .get(name)
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| {
+                panic!(
+                    "no numeric `{name}` in sipp stats: {:?}\nstdout: {}\nerrors: {}",
+                    self.stats.keys(),
+                    self.stdout,
+                    self.errors
+                )
+            })
     }
 }
 
@@ -69,7 +79,17 @@ pub fn spawn_sipp(dir: &Path, args: &[&str]) -> tokio::process::Child {
     let mut cmd = tokio::process::Command::new("sipp");
     cmd.current_dir(dir)
         .args(args)
-        .args(["-nostdin", "-trace_stat", "-stf", "stat.csv", "-fd", "1", "-trace_err", "-error_file", "errors.log"])
+        .args([
+            "-nostdin",
+            "-trace_stat",
+            "-stf",
+            "stat.csv",
+            "-fd",
+            "1",
+            "-trace_err",
+            "-error_file",
+            "errors.log",
+        ])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .kill_on_drop(true);
@@ -80,14 +100,35 @@ pub async fn wait_sipp(dir: &Path, child: tokio::process::Child) -> SippRun {
     let out = child.wait_with_output().await.expect("sipp runs");
     let csv = std::fs::read_to_string(dir.join("stat.csv")).unwrap_or_default();
     let mut lines = csv.lines().filter(|l| !l.trim().is_empty());
-    let header: Vec<&str> = lines.next().map(|h| h.split(';').collect()).unwrap_or_default();
-    let last: Vec<&str> = lines.next_back().map(|l| l.split(';').collect()).unwrap_or_default();
-    let stats = header.iter().zip(last.iter()).map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    let header: Vec<&str> = lines
+        .next()
+        .map(|h| h.split(';').collect())
+        .unwrap_or_default();
+    let last: Vec<&str> = lines
+        .next_back()
+        .map(|l| l.split(';').collect())
+        .unwrap_or_default();
+    let stats = header
+        .iter()
+        .zip(last.iter())
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
     SippRun {
         rc: out.status.code().unwrap_or(-1),
         stats,
-        stdout: String::from_utf8_lossy(&out.stdout).chars().rev().take(3000).collect::<String>().chars().rev().collect(),
-        errors: std::fs::read_to_string(dir.join("errors.log")).unwrap_or_default().chars().take(3000).collect(),
+        stdout: String::from_utf8_lossy(&out.stdout)
+            .chars()
+            .rev()
+            .take(3000)
+            .collect::<String>()
+            .chars()
+            .rev()
+            .collect(),
+        errors: std::fs::read_to_string(dir.join("errors.log"))
+            .unwrap_or_default()
+            .chars()
+            .take(3000)
+            .collect(),
     }
 }
 

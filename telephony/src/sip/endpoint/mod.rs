@@ -4,8 +4,8 @@
 //! tests can drive it directly with a virtual `now`.
 
 mod register;
-mod session;
 mod registrar;
+mod session;
 mod uac;
 mod uas;
 
@@ -25,7 +25,8 @@ use super::registrar::{Bindings, InboundPolicy, Nonces};
 use super::rtp_ports::RtpPorts;
 use super::sdp;
 use super::transaction::{
-    self, ClientInvite, ClientKey, ClientNonInvite, ServerInvite, ServerKey, ServerNonInvite, TimerConfig, TimerId,
+    self, ClientInvite, ClientKey, ClientNonInvite, ServerInvite, ServerKey, ServerNonInvite,
+    TimerConfig, TimerId,
 };
 
 /// Where a message comes from or goes to.
@@ -64,7 +65,6 @@ pub enum CallTimer {
     /// Our re-INVITE met glare (491): try again (RFC 3261 §14.1).
     ReinviteRetry,
 }
-
 
 /// What the driver must do.
 #[derive(Debug, Clone, PartialEq)]
@@ -262,8 +262,14 @@ impl Endpoint {
             .collect();
         for k in keys {
             let outs = match self.client.get_mut(&k) {
-                Some(ClientEntry { tx: ClientTx::Invite(t), .. }) => t.on_transport_error(),
-                Some(ClientEntry { tx: ClientTx::NonInvite(t), .. }) => t.on_transport_error(),
+                Some(ClientEntry {
+                    tx: ClientTx::Invite(t),
+                    ..
+                }) => t.on_transport_error(),
+                Some(ClientEntry {
+                    tx: ClientTx::NonInvite(t),
+                    ..
+                }) => t.on_transport_error(),
                 None => continue,
             };
             self.client_outputs(&k, outs, now);
@@ -278,7 +284,11 @@ impl Endpoint {
             Command::Reject(id, code) => self.reject(id, code, now),
             Command::Hangup(id) => self.hangup(id, HangupCause::LocalHangup, now),
             Command::Hold(id, hold) => {
-                let dir = if hold { sdp::Direction::SendOnly } else { sdp::Direction::SendRecv };
+                let dir = if hold {
+                    sdp::Direction::SendOnly
+                } else {
+                    sdp::Direction::SendRecv
+                };
                 self.set_direction(id, dir, now)
             }
             Command::SetDirection(id, dir) => self.set_direction(id, dir, now),
@@ -302,16 +312,28 @@ impl Endpoint {
         match key {
             TimerKey::Client(k, id) => {
                 let outs = match self.client.get_mut(&k) {
-                    Some(ClientEntry { tx: ClientTx::Invite(t), .. }) => t.on_timer(id, now),
-                    Some(ClientEntry { tx: ClientTx::NonInvite(t), .. }) => t.on_timer(id, now),
+                    Some(ClientEntry {
+                        tx: ClientTx::Invite(t),
+                        ..
+                    }) => t.on_timer(id, now),
+                    Some(ClientEntry {
+                        tx: ClientTx::NonInvite(t),
+                        ..
+                    }) => t.on_timer(id, now),
                     None => return,
                 };
                 self.client_outputs(&k, outs, now);
             }
             TimerKey::Server(k, id) => {
                 let outs = match self.server.get_mut(&k) {
-                    Some(ServerEntry { tx: ServerTx::Invite(t), .. }) => t.on_timer(id, now),
-                    Some(ServerEntry { tx: ServerTx::NonInvite(t), .. }) => t.on_timer(id, now),
+                    Some(ServerEntry {
+                        tx: ServerTx::Invite(t),
+                        ..
+                    }) => t.on_timer(id, now),
+                    Some(ServerEntry {
+                        tx: ServerTx::NonInvite(t),
+                        ..
+                    }) => t.on_timer(id, now),
                     None => return,
                 };
                 self.server_outputs(&k, outs);
@@ -324,7 +346,9 @@ impl Endpoint {
     // Requests.
 
     fn on_request(&mut self, req: Request, peer: Peer, now: Instant) {
-        let Some(key) = ServerKey::of(&req) else { return };
+        let Some(key) = ServerKey::of(&req) else {
+            return;
+        };
         if let Some(entry) = self.server.get_mut(&key) {
             let outs = match &mut entry.tx {
                 ServerTx::Invite(t) => {
@@ -352,7 +376,13 @@ impl Endpoint {
             let (t, o) = ServerNonInvite::start(req.clone(), reliable, self.cfg.timers, now);
             (ServerTx::NonInvite(t), o)
         };
-        self.server.insert(key.clone(), ServerEntry { tx, peer: peer.clone() });
+        self.server.insert(
+            key.clone(),
+            ServerEntry {
+                tx,
+                peer: peer.clone(),
+            },
+        );
         self.server_outputs(&key, outs);
         self.on_new_request(key, req, peer, now);
     }
@@ -360,8 +390,14 @@ impl Endpoint {
     /// Sends a response through the server transaction `key`.
     pub(crate) fn respond(&mut self, key: &ServerKey, resp: Response, now: Instant) {
         let outs = match self.server.get_mut(key) {
-            Some(ServerEntry { tx: ServerTx::Invite(t), .. }) => t.respond(resp, now),
-            Some(ServerEntry { tx: ServerTx::NonInvite(t), .. }) => t.respond(resp, now),
+            Some(ServerEntry {
+                tx: ServerTx::Invite(t),
+                ..
+            }) => t.respond(resp, now),
+            Some(ServerEntry {
+                tx: ServerTx::NonInvite(t),
+                ..
+            }) => t.respond(resp, now),
             None => return,
         };
         self.server_outputs(key, outs);
@@ -371,13 +407,20 @@ impl Endpoint {
     pub(crate) fn respond_code(&mut self, key: &ServerKey, req: &Request, code: u16, now: Instant) {
         let tag = (code >= 200 && message::to_tag(&req.headers).is_none()).then(random_hex);
         let mut resp = message::response_to(req, code, tag.as_deref());
-        resp.headers.push(message::header("Server", &self.cfg.user_agent));
+        resp.headers
+            .push(message::header("Server", &self.cfg.user_agent));
         self.respond(key, resp, now);
     }
 
-    pub(crate) fn server_invite_state(&self, key: &ServerKey) -> Option<transaction::server_invite::State> {
+    pub(crate) fn server_invite_state(
+        &self,
+        key: &ServerKey,
+    ) -> Option<transaction::server_invite::State> {
         match self.server.get(key) {
-            Some(ServerEntry { tx: ServerTx::Invite(t), .. }) => Some(t.state()),
+            Some(ServerEntry {
+                tx: ServerTx::Invite(t),
+                ..
+            }) => Some(t.state()),
             _ => None,
         }
     }
@@ -387,12 +430,16 @@ impl Endpoint {
             match o {
                 transaction::Output::Send(m) => {
                     if let Some(e) = self.server.get(key) {
-                        self.out.push(Effect::Send { peer: e.peer.clone(), bytes: message::to_bytes(&m) });
+                        self.out.push(Effect::Send {
+                            peer: e.peer.clone(),
+                            bytes: message::to_bytes(&m),
+                        });
                     }
                 }
-                transaction::Output::StartTimer(id, at) => {
-                    self.out.push(Effect::Timer { at, key: TimerKey::Server(key.clone(), id) })
-                }
+                transaction::Output::StartTimer(id, at) => self.out.push(Effect::Timer {
+                    at,
+                    key: TimerKey::Server(key.clone(), id),
+                }),
                 transaction::Output::Terminated => {
                     self.server.remove(key);
                 }
@@ -406,10 +453,18 @@ impl Endpoint {
     // Responses and client transactions.
 
     fn on_response(&mut self, resp: Response, now: Instant) {
-        let Some(key) = ClientKey::of(&resp.headers) else { return };
+        let Some(key) = ClientKey::of(&resp.headers) else {
+            return;
+        };
         let outs = match self.client.get_mut(&key) {
-            Some(ClientEntry { tx: ClientTx::Invite(t), .. }) => t.on_response(resp, now),
-            Some(ClientEntry { tx: ClientTx::NonInvite(t), .. }) => t.on_response(resp, now),
+            Some(ClientEntry {
+                tx: ClientTx::Invite(t),
+                ..
+            }) => t.on_response(resp, now),
+            Some(ClientEntry {
+                tx: ClientTx::NonInvite(t),
+                ..
+            }) => t.on_response(resp, now),
             None => {
                 // A 2xx retransmission after the transaction ended: ACK it again.
                 if key.method == "INVITE" && (200..300).contains(&resp.status_code.code()) {
@@ -422,7 +477,13 @@ impl Endpoint {
     }
 
     /// Starts a client transaction for `req` towards `peer`, owned by `call`.
-    pub(crate) fn send_request(&mut self, req: Request, peer: Peer, owner: Option<Owner>, now: Instant) -> Option<ClientKey> {
+    pub(crate) fn send_request(
+        &mut self,
+        req: Request,
+        peer: Peer,
+        owner: Option<Owner>,
+        now: Instant,
+    ) -> Option<ClientKey> {
         let key = ClientKey::of(&req.headers)?;
         let reliable = peer.transport.reliable();
         let (tx, outs) = if req.method == Method::Invite {
@@ -432,7 +493,8 @@ impl Endpoint {
             let (t, o) = ClientNonInvite::start(req, reliable, self.cfg.timers, now);
             (ClientTx::NonInvite(t), o)
         };
-        self.client.insert(key.clone(), ClientEntry { tx, peer, owner });
+        self.client
+            .insert(key.clone(), ClientEntry { tx, peer, owner });
         self.client_outputs(&key, outs, now);
         Some(key)
     }
@@ -444,12 +506,14 @@ impl Endpoint {
         };
         for o in outs {
             match o {
-                transaction::Output::Send(m) => {
-                    self.out.push(Effect::Send { peer: peer.clone(), bytes: message::to_bytes(&m) })
-                }
-                transaction::Output::StartTimer(id, at) => {
-                    self.out.push(Effect::Timer { at, key: TimerKey::Client(key.clone(), id) })
-                }
+                transaction::Output::Send(m) => self.out.push(Effect::Send {
+                    peer: peer.clone(),
+                    bytes: message::to_bytes(&m),
+                }),
+                transaction::Output::StartTimer(id, at) => self.out.push(Effect::Timer {
+                    at,
+                    key: TimerKey::Client(key.clone(), id),
+                }),
                 transaction::Output::Response(r) => match owner {
                     Some(Owner::Call(call)) => self.uac_response(call, key, r, now),
                     Some(Owner::Registration(reg)) => self.register_response(reg, r, now),
@@ -477,11 +541,17 @@ impl Endpoint {
     }
 
     pub(crate) fn timer(&mut self, at: Instant, call: CallId, t: CallTimer) {
-        self.out.push(Effect::Timer { at, key: TimerKey::Call(call, t) });
+        self.out.push(Effect::Timer {
+            at,
+            key: TimerKey::Call(call, t),
+        });
     }
 
     pub(crate) fn send_raw(&mut self, peer: Peer, msg: &SipMessage) {
-        self.out.push(Effect::Send { peer, bytes: message::to_bytes(msg) });
+        self.out.push(Effect::Send {
+            peer,
+            bytes: message::to_bytes(msg),
+        });
     }
 
     pub(crate) fn local_addr(&self, t: Transport) -> SocketAddr {
@@ -492,12 +562,26 @@ impl Endpoint {
     }
 
     pub(crate) fn via(&self, t: Transport) -> String {
-        format!("SIP/2.0/{} {}:{};branch=z9hG4bK{};rport", t.via_name(), self.cfg.advertised, self.local_addr(t).port(), random_hex())
+        format!(
+            "SIP/2.0/{} {}:{};branch=z9hG4bK{};rport",
+            t.via_name(),
+            self.cfg.advertised,
+            self.local_addr(t).port(),
+            random_hex()
+        )
     }
 
     pub(crate) fn contact(&self, user: &str, t: Transport) -> String {
-        let tp = if t == Transport::Tcp { ";transport=tcp" } else { "" };
-        format!("<sip:{user}@{}:{}{tp}>", self.cfg.advertised, self.local_addr(t).port())
+        let tp = if t == Transport::Tcp {
+            ";transport=tcp"
+        } else {
+            ""
+        };
+        format!(
+            "<sip:{user}@{}:{}{tp}>",
+            self.cfg.advertised,
+            self.local_addr(t).port()
+        )
     }
 
     /// Where in-dialog requests of `call` go: the first route or the remote target when its host
@@ -506,13 +590,20 @@ impl Endpoint {
         let hop = call.dialog.as_ref().map(|d| d.next_hop());
         match hop.as_deref().and_then(dialog::uri_addr) {
             Some(addr) if addr == call.peer.addr => call.peer.clone(),
-            Some(addr) => Peer { transport: call.peer.transport, addr, conn: None },
+            Some(addr) => Peer {
+                transport: call.peer.transport,
+                addr,
+                conn: None,
+            },
             None => call.peer.clone(),
         }
     }
 
     pub(crate) fn media_info(&self, call: &Call) -> MediaInfo {
-        MediaInfo { local_rtp_port: call.rtp_port, negotiated: call.media }
+        MediaInfo {
+            local_rtp_port: call.rtp_port,
+            negotiated: call.media,
+        }
     }
 
     pub(crate) fn local_sdp(&self, call: &Call) -> sdp::Local {
@@ -530,27 +621,51 @@ impl Endpoint {
 
     /// Sends BYE for a call with a dialog (fire and forget: the call is over for us).
     pub(crate) fn send_bye(&mut self, id: CallId, now: Instant) {
-        let Some(call) = self.calls.get(&id) else { return };
+        let Some(call) = self.calls.get(&id) else {
+            return;
+        };
         let peer = self.dialog_peer(call);
         let via = self.via(peer.transport);
         let contact = self.contact("dialbridge", peer.transport);
-        let Some(call) = self.calls.get_mut(&id) else { return };
-        let Some(d) = call.dialog.as_mut() else { return };
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
+        let Some(d) = call.dialog.as_mut() else {
+            return;
+        };
         let bye = d.request(Method::Bye, &via, &contact);
         self.send_request(bye, peer, None, now);
     }
 
     /// Forgets a call, frees its port and reports the hangup.
-    pub(crate) fn end_call(&mut self, id: CallId, cause: HangupCause, code: Option<u16>, outcome: Outcome) {
-        let Some(call) = self.calls.remove(&id) else { return };
+    pub(crate) fn end_call(
+        &mut self,
+        id: CallId,
+        cause: HangupCause,
+        code: Option<u16>,
+        outcome: Outcome,
+    ) {
+        let Some(call) = self.calls.remove(&id) else {
+            return;
+        };
         if let Some(d) = &call.dialog {
-            self.dialogs.remove(&(d.call_id.clone(), d.local_tag.clone()));
+            self.dialogs
+                .remove(&(d.call_id.clone(), d.local_tag.clone()));
         }
         self.ports.release(call.rtp_port);
-        self.emit(CallEvent::Hangup { call: id, cause, code, outcome });
+        self.emit(CallEvent::Hangup {
+            call: id,
+            cause,
+            code,
+            outcome,
+        });
     }
 
-    pub(crate) fn find_dialog(&self, h: &rsip::Headers, local_tag: Option<String>) -> Option<CallId> {
+    pub(crate) fn find_dialog(
+        &self,
+        h: &rsip::Headers,
+        local_tag: Option<String>,
+    ) -> Option<CallId> {
         let key = (message::call_id(h)?, local_tag?);
         self.dialogs.get(&key).copied()
     }
@@ -565,14 +680,20 @@ impl Endpoint {
             CallTimer::RegistrationRefresh => self.register_refresh(id.0, now),
             CallTimer::Session => self.session_timer_fired(id, now),
             CallTimer::ReinviteRetry => {
-                let dir = self.calls.get(&id).map(|c| c.offered).unwrap_or(sdp::Direction::SendRecv);
+                let dir = self
+                    .calls
+                    .get(&id)
+                    .map(|c| c.offered)
+                    .unwrap_or(sdp::Direction::SendRecv);
                 self.send_reinvite(id, dir, now);
             }
         }
     }
 
     fn hangup(&mut self, id: CallId, cause: HangupCause, now: Instant) {
-        let Some(call) = self.calls.get(&id) else { return };
+        let Some(call) = self.calls.get(&id) else {
+            return;
+        };
         if call.inbound {
             if call.answered {
                 self.send_bye(id, now);

@@ -11,7 +11,9 @@ use crate::sip::session_timer::{Due, SessionTimer};
 impl Endpoint {
     /// (Re)starts the session timer of a call from `now` (an answer, an ACK, a refresh).
     pub(super) fn session_start(&mut self, id: CallId, timer: Option<SessionTimer>, now: Instant) {
-        let Some(call) = self.calls.get_mut(&id) else { return };
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
         if timer.is_some() {
             call.session = timer;
         }
@@ -24,8 +26,12 @@ impl Endpoint {
     }
 
     pub(super) fn session_timer_fired(&mut self, id: CallId, now: Instant) {
-        let Some(call) = self.calls.get(&id) else { return };
-        let (Some(t), Some(due)) = (call.session, call.session_due) else { return };
+        let Some(call) = self.calls.get(&id) else {
+            return;
+        };
+        let (Some(t), Some(due)) = (call.session, call.session_due) else {
+            return;
+        };
         if now < due {
             return; // refreshed since this timer was armed
         }

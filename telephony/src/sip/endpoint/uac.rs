@@ -39,15 +39,29 @@ pub(crate) struct Outbound {
 impl Endpoint {
     pub(super) fn originate(&mut self, id: CallId, req: Originate, now: Instant) {
         if req.trunks.is_empty() || self.calls.contains_key(&id) {
-            self.emit(CallEvent::Hangup { call: id, cause: HangupCause::Rejected, code: None, outcome: Outcome::Unreachable });
+            self.emit(CallEvent::Hangup {
+                call: id,
+                cause: HangupCause::Rejected,
+                code: None,
+                outcome: Outcome::Unreachable,
+            });
             return;
         }
         let Some(rtp_port) = self.ports.allocate() else {
-            self.emit(CallEvent::Hangup { call: id, cause: HangupCause::Rejected, code: Some(503), outcome: Outcome::Congestion });
+            self.emit(CallEvent::Hangup {
+                call: id,
+                cause: HangupCause::Rejected,
+                code: Some(503),
+                outcome: Outcome::Congestion,
+            });
             return;
         };
         let trunk = &req.trunks[0];
-        let peer = Peer { transport: trunk.transport, addr: trunk.addr, conn: None };
+        let peer = Peer {
+            transport: trunk.transport,
+            addr: trunk.addr,
+            conn: None,
+        };
         let ring_timeout = req.ring_timeout;
         let call = Call {
             id,
@@ -95,12 +109,25 @@ impl Endpoint {
 
     /// (Re)sends the INVITE to the current trunk, with an Authorization header if given.
     fn send_invite(&mut self, id: CallId, auth: Option<(&str, String)>, now: Instant) {
-        let Some(call) = self.calls.get(&id) else { return };
+        let Some(call) = self.calls.get(&id) else {
+            return;
+        };
         let Some(o) = &call.out else { return };
         let trunk = o.req.trunks[o.trunk].clone();
-        let tp = if trunk.transport == Transport::Tcp { ";transport=tcp" } else { "" };
-        let uri = o.req.request_uri.clone().unwrap_or_else(|| format!("sip:{}@{}{tp}", o.req.to_user, trunk.addr));
-        let from = format!("<sip:{}@{}>;tag={}", o.req.from_user, self.cfg.advertised, call.local_tag);
+        let tp = if trunk.transport == Transport::Tcp {
+            ";transport=tcp"
+        } else {
+            ""
+        };
+        let uri = o
+            .req
+            .request_uri
+            .clone()
+            .unwrap_or_else(|| format!("sip:{}@{}{tp}", o.req.to_user, trunk.addr));
+        let from = format!(
+            "<sip:{}@{}>;tag={}",
+            o.req.from_user, self.cfg.advertised, call.local_tag
+        );
         let contact = self.contact(&o.req.from_user, trunk.transport);
         let body = sdp::offer(&self.local_sdp(call), sdp::Direction::SendRecv).to_text();
         let mut h = rsip::Headers::default();
@@ -111,9 +138,17 @@ impl Endpoint {
         h.push(message::header("Call-ID", &o.call_id));
         h.push(message::header("CSeq", format!("{} INVITE", o.cseq + 1)));
         h.push(message::header("Contact", contact));
-        h.push(message::header("Allow", "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO"));
+        h.push(message::header(
+            "Allow",
+            "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO",
+        ));
         h.push(message::header("User-Agent", &self.cfg.user_agent));
-        for (name, value) in o.req.headers.iter().filter(|(n, v)| crate::sip::call::is_safe_header(n, v)) {
+        for (name, value) in o
+            .req
+            .headers
+            .iter()
+            .filter(|(n, v)| crate::sip::call::is_safe_header(n, v))
+        {
             h.push(message::header(name, value));
         }
         if let Some((name, value)) = auth {
@@ -125,10 +160,27 @@ impl Endpoint {
             }
         }
         let mut body_vec = Vec::new();
-        message::set_body(&mut h, &mut body_vec, Some("application/sdp"), body.into_bytes());
-        let Ok(uri) = rsip::Uri::try_from(uri.as_str()) else { return };
-        let invite = Request { method: Method::Invite, uri, version: rsip::Version::V2, headers: h, body: body_vec };
-        let peer = Peer { transport: trunk.transport, addr: trunk.addr, conn: None };
+        message::set_body(
+            &mut h,
+            &mut body_vec,
+            Some("application/sdp"),
+            body.into_bytes(),
+        );
+        let Ok(uri) = rsip::Uri::try_from(uri.as_str()) else {
+            return;
+        };
+        let invite = Request {
+            method: Method::Invite,
+            uri,
+            version: rsip::Version::V2,
+            headers: h,
+            body: body_vec,
+        };
+        let peer = Peer {
+            transport: trunk.transport,
+            addr: trunk.addr,
+            conn: None,
+        };
         let local_tag = self.calls[&id].local_tag.clone();
         let call = self.calls.get_mut(&id).expect("checked");
         call.peer = peer.clone();
@@ -143,7 +195,13 @@ impl Endpoint {
         }
     }
 
-    pub(super) fn uac_response(&mut self, id: CallId, key: &ClientKey, resp: Response, now: Instant) {
+    pub(super) fn uac_response(
+        &mut self,
+        id: CallId,
+        key: &ClientKey,
+        resp: Response,
+        now: Instant,
+    ) {
         let code = resp.status_code.code();
         let Some(call) = self.calls.get(&id) else {
             if key.method == "INVITE" && (200..300).contains(&code) {
@@ -168,7 +226,11 @@ impl Endpoint {
             100..=199 => {
                 let report = code > 100 && !o.ringing_reported;
                 let cancel_now = o.cancel_pending && !o.cancel_sent;
-                let o = self.calls.get_mut(&id).and_then(|c| c.out.as_mut()).expect("checked");
+                let o = self
+                    .calls
+                    .get_mut(&id)
+                    .and_then(|c| c.out.as_mut())
+                    .expect("checked");
                 o.provisional = true;
                 if report {
                     o.ringing_reported = true;
@@ -179,7 +241,11 @@ impl Endpoint {
                 }
                 // Early media (183 + SDP): where the far end's tones/announcements come from.
                 let early = (code > 100 && !resp.body.is_empty())
-                    .then(|| std::str::from_utf8(&resp.body).ok().and_then(|t| sdp::Sdp::parse(t).ok()))
+                    .then(|| {
+                        std::str::from_utf8(&resp.body)
+                            .ok()
+                            .and_then(|t| sdp::Sdp::parse(t).ok())
+                    })
                     .flatten()
                     .and_then(|a| sdp::accept_answer(&a).ok());
                 if let Some(n) = early {
@@ -187,20 +253,38 @@ impl Endpoint {
                     if call.media.is_none() {
                         call.media = Some(n);
                         let media = self.media_info(&self.calls[&id]);
-                        self.emit(CallEvent::EarlyMedia { call: id, code, media });
+                        self.emit(CallEvent::EarlyMedia {
+                            call: id,
+                            code,
+                            media,
+                        });
                     }
                 }
             }
             200..=299 => self.uac_2xx(id, resp, now),
-            401 | 407 if o.auth_tries < 2 && o.req.trunks[o.trunk].credentials.is_some() && !o.cancel_sent => {
-                let (chal_name, auth_name) =
-                    if code == 401 { ("WWW-Authenticate", "Authorization") } else { ("Proxy-Authenticate", "Proxy-Authorization") };
-                let Some(ch) = message::raw_values(&resp.headers, chal_name).iter().find_map(|v| Challenge::parse(v).ok()) else {
+            401 | 407
+                if o.auth_tries < 2
+                    && o.req.trunks[o.trunk].credentials.is_some()
+                    && !o.cancel_sent =>
+            {
+                let (chal_name, auth_name) = if code == 401 {
+                    ("WWW-Authenticate", "Authorization")
+                } else {
+                    ("Proxy-Authenticate", "Proxy-Authorization")
+                };
+                let Some(ch) = message::raw_values(&resp.headers, chal_name)
+                    .iter()
+                    .find_map(|v| Challenge::parse(v).ok())
+                else {
                     return self.uac_final(id, code, now);
                 };
                 let creds = o.req.trunks[o.trunk].credentials.clone().expect("checked");
                 let Some(inv) = o.invite.clone() else { return };
-                let o = self.calls.get_mut(&id).and_then(|c| c.out.as_mut()).expect("checked");
+                let o = self
+                    .calls
+                    .get_mut(&id)
+                    .and_then(|c| c.out.as_mut())
+                    .expect("checked");
                 // A second challenge with the same nonce means the password is wrong.
                 if o.nonce == ch.nonce && !ch.stale {
                     return self.uac_final(id, code, now);
@@ -208,7 +292,14 @@ impl Endpoint {
                 o.auth_tries += 1;
                 o.nc = if o.nonce == ch.nonce { o.nc + 1 } else { 1 };
                 o.nonce = ch.nonce.clone();
-                let value = creds.authorize(&ch, "INVITE", &inv.uri.to_string(), &inv.body, o.nc, &random_hex());
+                let value = creds.authorize(
+                    &ch,
+                    "INVITE",
+                    &inv.uri.to_string(),
+                    &inv.body,
+                    o.nc,
+                    &random_hex(),
+                );
                 self.send_invite(id, Some((auth_name, value)), now);
             }
             _ => self.uac_final(id, code, now),
@@ -216,7 +307,9 @@ impl Endpoint {
     }
 
     fn uac_final(&mut self, id: CallId, code: u16, now: Instant) {
-        let Some(o) = self.calls.get(&id).and_then(|c| c.out.as_ref()) else { return };
+        let Some(o) = self.calls.get(&id).and_then(|c| c.out.as_ref()) else {
+            return;
+        };
         let cancelled = o.cancel_sent || o.cancel_pending;
         let mut outcome = Outcome::from_code(code);
         let mut cause = HangupCause::Rejected;
@@ -225,7 +318,11 @@ impl Endpoint {
             outcome = Outcome::NoAnswer;
         }
         if !cancelled && outcome.try_next_trunk() && o.trunk + 1 < o.req.trunks.len() {
-            let o = self.calls.get_mut(&id).and_then(|c| c.out.as_mut()).expect("checked");
+            let o = self
+                .calls
+                .get_mut(&id)
+                .and_then(|c| c.out.as_mut())
+                .expect("checked");
             o.trunk += 1;
             o.auth_tries = 0;
             o.nonce.clear();
@@ -235,7 +332,9 @@ impl Endpoint {
     }
 
     pub(super) fn uac_timeout(&mut self, id: CallId, key: &ClientKey, now: Instant) {
-        let Some(call) = self.calls.get_mut(&id) else { return };
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
         if call.reinvite.as_ref() == Some(key) {
             call.reinvite = None;
             return;
@@ -252,16 +351,27 @@ impl Endpoint {
             o.nonce.clear();
             return self.send_invite(id, None, now);
         }
-        let cause = if cancelled { o.cancel_cause.unwrap_or(HangupCause::LocalHangup) } else { HangupCause::Timeout };
-        let outcome = if cancelled { Outcome::NoAnswer } else { Outcome::Unreachable };
+        let cause = if cancelled {
+            o.cancel_cause.unwrap_or(HangupCause::LocalHangup)
+        } else {
+            HangupCause::Timeout
+        };
+        let outcome = if cancelled {
+            Outcome::NoAnswer
+        } else {
+            Outcome::Unreachable
+        };
         self.end_call(id, cause, None, outcome);
     }
 
     fn uac_2xx(&mut self, id: CallId, resp: Response, now: Instant) {
-        let Some(call) = self.calls.get(&id) else { return };
+        let Some(call) = self.calls.get(&id) else {
+            return;
+        };
         let o = call.out.as_ref().expect("outbound");
         if call.answered {
-            let same_dialog = call.dialog.as_ref().map(|d| d.remote_tag.clone()) == message::to_tag(&resp.headers);
+            let same_dialog = call.dialog.as_ref().map(|d| d.remote_tag.clone())
+                == message::to_tag(&resp.headers);
             if same_dialog {
                 // A retransmitted 2xx: the same ACK again.
                 if let Some((ack, peer)) = o.ack.clone() {
@@ -274,7 +384,9 @@ impl Endpoint {
             return;
         }
         let Some(inv) = o.invite.clone() else { return };
-        let Some(d) = Dialog::uac(&inv, &resp) else { return };
+        let Some(d) = Dialog::uac(&inv, &resp) else {
+            return;
+        };
         let cancelled = o.cancel_sent || o.cancel_pending;
         let cancel_cause = o.cancel_cause;
         let media = std::str::from_utf8(&resp.body)
@@ -285,7 +397,8 @@ impl Endpoint {
         let via = self.via(transport);
         let contact = self.contact("dialbridge", transport);
         let ack = d.ack(d.local_seq, &via, &contact);
-        self.dialogs.insert((d.call_id.clone(), d.local_tag.clone()), id);
+        self.dialogs
+            .insert((d.call_id.clone(), d.local_tag.clone()), id);
         let call = self.calls.get_mut(&id).expect("checked");
         call.dialog = Some(d);
         call.answered = true;
@@ -316,7 +429,9 @@ impl Endpoint {
 
     fn cancel_outbound(&mut self, id: CallId, cause: HangupCause, now: Instant) {
         let t64 = self.cfg.timers.t64();
-        let Some(call) = self.calls.get_mut(&id) else { return };
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
         if call.answered {
             return;
         }
@@ -335,7 +450,9 @@ impl Endpoint {
     }
 
     fn send_cancel(&mut self, id: CallId, now: Instant) {
-        let Some(call) = self.calls.get_mut(&id) else { return };
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
         let peer = call.peer.clone();
         let Some(o) = call.out.as_mut() else { return };
         let Some(inv) = &o.invite else { return };
@@ -354,21 +471,35 @@ impl Endpoint {
         }
         h.push(message::header("CSeq", format!("{} CANCEL", o.cseq)));
         h.push(rsip::Header::ContentLength(0.into()));
-        let cancel = Request { method: Method::Cancel, uri: inv.uri.clone(), version: rsip::Version::V2, headers: h, body: vec![] };
+        let cancel = Request {
+            method: Method::Cancel,
+            uri: inv.uri.clone(),
+            version: rsip::Version::V2,
+            headers: h,
+            body: vec![],
+        };
         self.send_request(cancel, peer, None, now);
     }
 
     pub(super) fn cancel_guard(&mut self, id: CallId) {
-        let Some(call) = self.calls.get(&id) else { return };
+        let Some(call) = self.calls.get(&id) else {
+            return;
+        };
         if call.answered {
             return;
         }
-        let cause = call.out.as_ref().and_then(|o| o.cancel_cause).unwrap_or(HangupCause::RingTimeout);
+        let cause = call
+            .out
+            .as_ref()
+            .and_then(|o| o.cancel_cause)
+            .unwrap_or(HangupCause::RingTimeout);
         self.end_call(id, cause, None, Outcome::NoAnswer);
     }
 
     pub(super) fn uac_hangup(&mut self, id: CallId, cause: HangupCause, now: Instant) {
-        let Some(call) = self.calls.get(&id) else { return };
+        let Some(call) = self.calls.get(&id) else {
+            return;
+        };
         if call.answered {
             self.send_bye(id, now);
             self.end_call(id, cause, None, Outcome::Answered);
@@ -385,7 +516,12 @@ impl Endpoint {
     /// A 2xx for an INVITE whose call is gone or whose transaction ended.
     pub(super) fn stray_2xx(&mut self, resp: &Response, now: Instant) {
         if let Some(id) = self.find_dialog(&resp.headers, message::from_tag(&resp.headers)) {
-            if let Some((ack, peer)) = self.calls.get(&id).and_then(|c| c.out.as_ref()).and_then(|o| o.ack.clone()) {
+            if let Some((ack, peer)) = self
+                .calls
+                .get(&id)
+                .and_then(|c| c.out.as_ref())
+                .and_then(|o| o.ack.clone())
+            {
                 self.send_raw(peer, &rsip::SipMessage::Request(ack));
             }
             return;
@@ -396,13 +532,23 @@ impl Endpoint {
     /// ACKs a 2xx nobody wants and BYEs its dialog, so the far end does not hold a call open.
     fn ack_and_bye(&mut self, resp: &Response, now: Instant) {
         let h = &resp.headers;
-        let (Some(call_id), Some(from), Some(to), Some((seq, _))) =
-            (message::call_id(h), message::value(h, "From"), message::value(h, "To"), message::cseq(h))
+        let (Some(call_id), Some(from), Some(to), Some((seq, _))) = (
+            message::call_id(h),
+            message::value(h, "From"),
+            message::value(h, "To"),
+            message::cseq(h),
+        ) else {
+            return;
+        };
+        let Some(contact) = message::values(h, "Contact")
+            .first()
+            .map(|c| message::addr_uri(c))
         else {
             return;
         };
-        let Some(contact) = message::values(h, "Contact").first().map(|c| message::addr_uri(c)) else { return };
-        let Some(addr) = dialog::uri_addr(&contact) else { return };
+        let Some(addr) = dialog::uri_addr(&contact) else {
+            return;
+        };
         let mut rr = message::values(h, "Record-Route");
         rr.reverse();
         let mut d = Dialog {
@@ -416,9 +562,21 @@ impl Endpoint {
             remote_target: contact,
             route_set: rr,
         };
-        let transport = if dialog::uri_wants_tcp(&d.remote_target) { Transport::Tcp } else { Transport::Udp };
-        let addr = d.route_set.first().and_then(|r| dialog::uri_addr(&message::addr_uri(r))).unwrap_or(addr);
-        let peer = Peer { transport, addr, conn: None };
+        let transport = if dialog::uri_wants_tcp(&d.remote_target) {
+            Transport::Tcp
+        } else {
+            Transport::Udp
+        };
+        let addr = d
+            .route_set
+            .first()
+            .and_then(|r| dialog::uri_addr(&message::addr_uri(r)))
+            .unwrap_or(addr);
+        let peer = Peer {
+            transport,
+            addr,
+            conn: None,
+        };
         let via = self.via(transport);
         let contact = self.contact("dialbridge", transport);
         let ack = d.ack(seq, &via, &contact);
@@ -438,7 +596,9 @@ impl Endpoint {
 
     /// Sends a re-INVITE with a new offer in direction `dir`, carrying the session timer.
     pub(super) fn send_reinvite(&mut self, id: CallId, dir: sdp::Direction, now: Instant) {
-        let Some(call) = self.calls.get(&id) else { return };
+        let Some(call) = self.calls.get(&id) else {
+            return;
+        };
         if !call.answered || call.reinvite.is_some() || call.pending_2xx.is_some() {
             return;
         }
@@ -448,15 +608,25 @@ impl Endpoint {
         let mut local = self.local_sdp(call);
         local.session_version += 1;
         let body = sdp::offer(&local, dir).to_text();
-        let st = call.session.map(|t| session_timer::request_headers(t.interval, t.we_refresh)).unwrap_or_default();
+        let st = call
+            .session
+            .map(|t| session_timer::request_headers(t.interval, t.we_refresh))
+            .unwrap_or_default();
         let call = self.calls.get_mut(&id).expect("checked");
         call.sdp_version += 1;
-        let Some(d) = call.dialog.as_mut() else { return };
+        let Some(d) = call.dialog.as_mut() else {
+            return;
+        };
         let mut req = d.request(Method::Invite, &via, &contact);
         for (n, v) in st {
             req.headers.push(message::header(n, v));
         }
-        message::set_body(&mut req.headers, &mut req.body, Some("application/sdp"), body.into_bytes());
+        message::set_body(
+            &mut req.headers,
+            &mut req.body,
+            Some("application/sdp"),
+            body.into_bytes(),
+        );
         let key = self.send_request(req, peer, Some(Owner::Call(id)), now);
         if let Some(c) = self.calls.get_mut(&id) {
             c.reinvite = key;
@@ -468,7 +638,9 @@ impl Endpoint {
         if code < 200 {
             return;
         }
-        let Some(call) = self.calls.get_mut(&id) else { return };
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
         call.reinvite = None;
         if code == 491 {
             // Glare: retry after 2.1–4 s (RFC 3261 §14.1, for the side that did not set up the call).
@@ -479,14 +651,22 @@ impl Endpoint {
         if code >= 300 {
             return;
         }
-        let Some(seq) = message::cseq(&resp.headers).map(|c| c.0) else { return };
-        if let Some(n) = std::str::from_utf8(&resp.body).ok().and_then(|t| sdp::Sdp::parse(t).ok()).and_then(|a| sdp::accept_answer(&a).ok()) {
+        let Some(seq) = message::cseq(&resp.headers).map(|c| c.0) else {
+            return;
+        };
+        if let Some(n) = std::str::from_utf8(&resp.body)
+            .ok()
+            .and_then(|t| sdp::Sdp::parse(t).ok())
+            .and_then(|a| sdp::accept_answer(&a).ok())
+        {
             call.media = Some(n);
         }
         let peer = self.dialog_peer(&self.calls[&id]);
         let via = self.via(peer.transport);
         let contact = self.contact("dialbridge", peer.transport);
-        let Some(d) = self.calls[&id].dialog.as_ref() else { return };
+        let Some(d) = self.calls[&id].dialog.as_ref() else {
+            return;
+        };
         let ack = d.ack(seq, &via, &contact);
         self.send_raw(peer, &rsip::SipMessage::Request(ack));
         let media = self.media_info(&self.calls[&id]);
@@ -497,15 +677,25 @@ impl Endpoint {
 
 impl Endpoint {
     /// Sends an in-dialog request built by `fill` (REFER, NOTIFY), owned by the call.
-    fn in_dialog_request(&mut self, id: CallId, method: Method, fill: impl FnOnce(&mut Request), now: Instant) {
-        let Some(call) = self.calls.get(&id) else { return };
+    fn in_dialog_request(
+        &mut self,
+        id: CallId,
+        method: Method,
+        fill: impl FnOnce(&mut Request),
+        now: Instant,
+    ) {
+        let Some(call) = self.calls.get(&id) else {
+            return;
+        };
         if !call.answered {
             return;
         }
         let peer = self.dialog_peer(call);
         let via = self.via(peer.transport);
         let contact = self.contact("dialbridge", peer.transport);
-        let Some(d) = self.calls.get_mut(&id).and_then(|c| c.dialog.as_mut()) else { return };
+        let Some(d) = self.calls.get_mut(&id).and_then(|c| c.dialog.as_mut()) else {
+            return;
+        };
         let mut req = d.request(method, &via, &contact);
         fill(&mut req);
         self.send_request(req, peer, Some(Owner::Call(id)), now);
@@ -513,12 +703,17 @@ impl Endpoint {
 
     /// Blind transfer (RFC 3515): REFER the peer to `target`.
     pub(super) fn transfer(&mut self, id: CallId, target: String, now: Instant) {
-        let referred_by = self.calls.get(&id).and_then(|c| c.dialog.as_ref()).map(|d| d.local_uri.clone());
+        let referred_by = self
+            .calls
+            .get(&id)
+            .and_then(|c| c.dialog.as_ref())
+            .map(|d| d.local_uri.clone());
         self.in_dialog_request(
             id,
             Method::Refer,
             |req| {
-                req.headers.push(message::header("Refer-To", format!("<{target}>")));
+                req.headers
+                    .push(message::header("Refer-To", format!("<{target}>")));
                 if let Some(rb) = referred_by {
                     req.headers.push(message::header("Referred-By", rb));
                 }
@@ -536,7 +731,14 @@ impl Endpoint {
         self.in_dialog_request(
             id,
             Method::Info,
-            |req| message::set_body(&mut req.headers, &mut req.body, Some("application/dtmf-relay"), body.into_bytes()),
+            |req| {
+                message::set_body(
+                    &mut req.headers,
+                    &mut req.body,
+                    Some("application/dtmf-relay"),
+                    body.into_bytes(),
+                )
+            },
             now,
         );
     }
@@ -545,14 +747,24 @@ impl Endpoint {
     pub(super) fn transfer_notify(&mut self, id: CallId, code: u16, now: Instant) {
         let reason = rsip::StatusCode::from(code).to_string();
         let body = format!("SIP/2.0 {reason}\r\n");
-        let state = if code >= 200 { "terminated;reason=noresource" } else { "active;expires=60" };
+        let state = if code >= 200 {
+            "terminated;reason=noresource"
+        } else {
+            "active;expires=60"
+        };
         self.in_dialog_request(
             id,
             Method::Notify,
             |req| {
                 req.headers.push(message::header("Event", "refer"));
-                req.headers.push(message::header("Subscription-State", state));
-                message::set_body(&mut req.headers, &mut req.body, Some("message/sipfrag;version=2.0"), body.into_bytes());
+                req.headers
+                    .push(message::header("Subscription-State", state));
+                message::set_body(
+                    &mut req.headers,
+                    &mut req.body,
+                    Some("message/sipfrag;version=2.0"),
+                    body.into_bytes(),
+                );
             },
             now,
         );

@@ -24,13 +24,25 @@ fn sdp_body(req: &Request) -> Option<Result<sdp::Sdp, String>> {
     if !ct.to_ascii_lowercase().starts_with("application/sdp") {
         return Some(Err(format!("unsupported body type {ct}")));
     }
-    Some(std::str::from_utf8(&req.body).map_err(|e| e.to_string()).and_then(sdp::Sdp::parse))
+    Some(
+        std::str::from_utf8(&req.body)
+            .map_err(|e| e.to_string())
+            .and_then(sdp::Sdp::parse),
+    )
 }
 
 impl Endpoint {
-    pub(super) fn on_new_request(&mut self, key: ServerKey, req: Request, peer: Peer, now: Instant) {
+    pub(super) fn on_new_request(
+        &mut self,
+        key: ServerKey,
+        req: Request,
+        peer: Peer,
+        now: Instant,
+    ) {
         // RFC 3261 §16.3/§8.2.2.3: exhausted Max-Forwards, and extensions we do not support.
-        if message::value(&req.headers, "Max-Forwards").is_some_and(|m| m.trim() == "0") && req.method != Method::Options {
+        if message::value(&req.headers, "Max-Forwards").is_some_and(|m| m.trim() == "0")
+            && req.method != Method::Options
+        {
             return self.respond_code(&key, &req, 483, now);
         }
         let unsupported: Vec<String> = message::values(&req.headers, "Require")
@@ -40,7 +52,8 @@ impl Endpoint {
         if !unsupported.is_empty() && req.method != Method::Cancel {
             let tag = message::to_tag(&req.headers).is_none().then(random_hex);
             let mut resp = message::response_to(&req, 420, tag.as_deref());
-            resp.headers.push(message::header("Unsupported", unsupported.join(", ")));
+            resp.headers
+                .push(message::header("Unsupported", unsupported.join(", ")));
             return self.respond(&key, resp, now);
         }
         let to_tag = message::to_tag(&req.headers);
@@ -53,17 +66,17 @@ impl Endpoint {
             Method::Options => {
                 let mut resp = message::response_to(&req, 200, Some(&random_hex()));
                 resp.headers.push(message::header("Allow", ALLOW));
-                resp.headers.push(message::header("Accept", "application/sdp"));
-                resp.headers.push(message::header("Server", &self.cfg.user_agent));
+                resp.headers
+                    .push(message::header("Accept", "application/sdp"));
+                resp.headers
+                    .push(message::header("Server", &self.cfg.user_agent));
                 self.respond(&key, resp, now);
             }
             Method::Bye | Method::Info | Method::Refer | Method::Notify | Method::Update => {
                 self.respond_code(&key, &req, 481, now)
             }
             Method::Register => self.registrar(key, req, peer, now),
-            Method::Subscribe | Method::Message => {
-                self.respond_code(&key, &req, 501, now)
-            }
+            Method::Subscribe | Method::Message => self.respond_code(&key, &req, 501, now),
             _ => self.respond_code(&key, &req, 405, now),
         }
     }
@@ -77,7 +90,8 @@ impl Endpoint {
         };
         if let Err(min) = session_timer::uas_negotiate(&req.headers, self.cfg.min_se) {
             let mut resp = message::response_to(&req, 422, Some(&random_hex()));
-            resp.headers.push(message::header("Min-SE", min.to_string()));
+            resp.headers
+                .push(message::header("Min-SE", min.to_string()));
             return self.respond(&key, resp, now);
         }
         let offer = match sdp_body(&req) {
@@ -125,10 +139,14 @@ impl Endpoint {
             self.ports.release(rtp_port);
             return self.respond_code(&key, &req, 488, now);
         }
-        self.dialogs.insert((dialog.call_id.clone(), local_tag.clone()), id);
+        self.dialogs
+            .insert((dialog.call_id.clone(), local_tag.clone()), id);
         self.calls.insert(id, call);
         let mut ringing = message::response_to(&req, 180, Some(&local_tag));
-        ringing.headers.push(message::header("Contact", self.contact("dialbridge", key_transport(&self.calls[&id]))));
+        ringing.headers.push(message::header(
+            "Contact",
+            self.contact("dialbridge", key_transport(&self.calls[&id])),
+        ));
         self.respond(&key, ringing, now);
         self.emit(CallEvent::Incoming {
             call: id,
@@ -138,7 +156,10 @@ impl Endpoint {
             user,
             source,
         });
-        self.emit(CallEvent::Ringing { call: id, code: 180 });
+        self.emit(CallEvent::Ringing {
+            call: id,
+            code: 180,
+        });
         match self.cfg.auto_answer {
             Some(d) if d.is_zero() => self.answer(id, now),
             Some(d) => self.timer(now + d, id, CallTimer::Answer),
@@ -148,11 +169,15 @@ impl Endpoint {
 
     /// Answers a ringing inbound call with 200 + SDP.
     pub(super) fn answer(&mut self, id: CallId, now: Instant) {
-        let Some(call) = self.calls.get(&id) else { return };
+        let Some(call) = self.calls.get(&id) else {
+            return;
+        };
         if !call.inbound || call.answered {
             return;
         }
-        let (Some(key), Some(req)) = (call.invite_key.clone(), call.invite.clone()) else { return };
+        let (Some(key), Some(req)) = (call.invite_key.clone(), call.invite.clone()) else {
+            return;
+        };
         let local = self.local_sdp(call);
         let (body, media) = match &call.offer {
             Some(o) => match sdp::answer(o, &local) {
@@ -163,22 +188,38 @@ impl Endpoint {
             None => (sdp::offer(&local, sdp::Direction::SendRecv).to_text(), None),
         };
         let mut ok = message::response_to(&req, 200, Some(&call.local_tag));
-        ok.headers.push(message::header("Contact", self.contact("dialbridge", key_transport(call))));
+        ok.headers.push(message::header(
+            "Contact",
+            self.contact("dialbridge", key_transport(call)),
+        ));
         ok.headers.push(message::header("Allow", ALLOW));
-        let session = session_timer::uas_negotiate(&req.headers, self.cfg.min_se).ok().flatten();
+        let session = session_timer::uas_negotiate(&req.headers, self.cfg.min_se)
+            .ok()
+            .flatten();
         if let Some((_, add)) = &session {
             for (n, v) in add {
                 ok.headers.push(message::header(n, v));
             }
         }
-        message::set_body(&mut ok.headers, &mut ok.body, Some("application/sdp"), body.into_bytes());
+        message::set_body(
+            &mut ok.headers,
+            &mut ok.body,
+            Some("application/sdp"),
+            body.into_bytes(),
+        );
         let cseq = message::cseq(&req.headers).map(|c| c.0).unwrap_or(0);
         let reliable = call.peer.transport.reliable();
         let t1 = self.cfg.timers.t1;
         let call = self.calls.get_mut(&id).expect("checked");
         call.answered = true;
         call.media = media;
-        call.pending_2xx = Some(Pending2xx { response: ok.clone(), cseq, interval: t1, key: key.clone(), initial: true });
+        call.pending_2xx = Some(Pending2xx {
+            response: ok.clone(),
+            cseq,
+            interval: t1,
+            key: key.clone(),
+            initial: true,
+        });
         self.respond(&key, ok, now);
         if !reliable {
             self.timer(now + t1, id, CallTimer::Retransmit2xx);
@@ -193,22 +234,37 @@ impl Endpoint {
         self.reject_with_cause(id, code, HangupCause::Rejected, now);
     }
 
-    pub(super) fn reject_with_cause(&mut self, id: CallId, code: u16, cause: HangupCause, now: Instant) {
-        let Some(call) = self.calls.get(&id) else { return };
+    pub(super) fn reject_with_cause(
+        &mut self,
+        id: CallId,
+        code: u16,
+        cause: HangupCause,
+        now: Instant,
+    ) {
+        let Some(call) = self.calls.get(&id) else {
+            return;
+        };
         if !call.inbound || call.answered {
             return;
         }
-        let (Some(key), Some(req)) = (call.invite_key.clone(), call.invite.clone()) else { return };
+        let (Some(key), Some(req)) = (call.invite_key.clone(), call.invite.clone()) else {
+            return;
+        };
         let mut resp = message::response_to(&req, code, Some(&call.local_tag));
-        resp.headers.push(message::header("Server", &self.cfg.user_agent));
+        resp.headers
+            .push(message::header("Server", &self.cfg.user_agent));
         self.respond(&key, resp, now);
         self.end_call(id, cause, Some(code), Outcome::from_code(code));
     }
 
     pub(super) fn retransmit_2xx(&mut self, id: CallId, now: Instant) {
         let t2 = self.cfg.timers.t2;
-        let Some(call) = self.calls.get_mut(&id) else { return };
-        let Some(p) = call.pending_2xx.as_mut() else { return };
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
+        let Some(p) = call.pending_2xx.as_mut() else {
+            return;
+        };
         let resp = p.response.clone();
         let key = p.key.clone();
         p.interval = (p.interval * 2).min(t2);
@@ -223,7 +279,9 @@ impl Endpoint {
     }
 
     pub(super) fn ack_timeout(&mut self, id: CallId, now: Instant) {
-        let Some(call) = self.calls.get(&id) else { return };
+        let Some(call) = self.calls.get(&id) else {
+            return;
+        };
         if call.pending_2xx.is_none() {
             return;
         }
@@ -232,15 +290,23 @@ impl Endpoint {
             call.pending_2xx = None;
         }
         self.send_bye(id, now);
-        let cause = if initial { HangupCause::AckTimeout } else { HangupCause::LocalHangup };
+        let cause = if initial {
+            HangupCause::AckTimeout
+        } else {
+            HangupCause::LocalHangup
+        };
         self.end_call(id, cause, None, Outcome::Answered);
     }
 
     /// An ACK that is not part of a server transaction: the ACK for our 2xx.
     pub(super) fn ack_2xx(&mut self, ack: &Request, _now: Instant) {
-        let Some(id) = self.find_dialog(&ack.headers, message::to_tag(&ack.headers)) else { return };
+        let Some(id) = self.find_dialog(&ack.headers, message::to_tag(&ack.headers)) else {
+            return;
+        };
         let seq = message::cseq(&ack.headers).map(|c| c.0);
-        let Some(call) = self.calls.get_mut(&id) else { return };
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
         let Some(p) = &call.pending_2xx else { return };
         if Some(p.cseq) != seq {
             return;
@@ -249,7 +315,11 @@ impl Endpoint {
         call.pending_2xx = None;
         if call.offer.is_none() && initial && !ack.body.is_empty() {
             // Late offer: the answer is in the ACK.
-            if let Some(n) = std::str::from_utf8(&ack.body).ok().and_then(|t| sdp::Sdp::parse(t).ok()).and_then(|a| sdp::accept_answer(&a).ok()) {
+            if let Some(n) = std::str::from_utf8(&ack.body)
+                .ok()
+                .and_then(|t| sdp::Sdp::parse(t).ok())
+                .and_then(|a| sdp::accept_answer(&a).ok())
+            {
                 call.media = Some(n);
             }
         }
@@ -266,10 +336,18 @@ impl Endpoint {
             None => self.respond_code(&key, &req, 481, now),
             Some(state) => {
                 // The CANCEL's 200 carries the same To tag as the INVITE's responses.
-                let call = self.calls.values().find(|c| c.invite_key.as_ref() == Some(&invite_key)).map(|c| c.id);
-                let tag = call.and_then(|id| self.calls.get(&id)).map(|c| c.local_tag.clone()).unwrap_or_else(random_hex);
+                let call = self
+                    .calls
+                    .values()
+                    .find(|c| c.invite_key.as_ref() == Some(&invite_key))
+                    .map(|c| c.id);
+                let tag = call
+                    .and_then(|id| self.calls.get(&id))
+                    .map(|c| c.local_tag.clone())
+                    .unwrap_or_else(random_hex);
                 let mut ok = message::response_to(&req, 200, Some(&tag));
-                ok.headers.push(message::header("Server", &self.cfg.user_agent));
+                ok.headers
+                    .push(message::header("Server", &self.cfg.user_agent));
                 self.respond(&key, ok, now);
                 if state == server_invite::State::Proceeding {
                     match call {
@@ -287,7 +365,10 @@ impl Endpoint {
 
     fn invite_request(&self, key: &ServerKey) -> Option<Request> {
         match self.server.get(key) {
-            Some(super::ServerEntry { tx: super::ServerTx::Invite(t), .. }) => Some(t.request().clone()),
+            Some(super::ServerEntry {
+                tx: super::ServerTx::Invite(t),
+                ..
+            }) => Some(t.request().clone()),
             _ => None,
         }
     }
@@ -296,8 +377,14 @@ impl Endpoint {
         let Some(id) = self.find_dialog(&req.headers, message::to_tag(&req.headers)) else {
             return self.respond_code(&key, &req, 481, now);
         };
-        let Some((seq, method)) = message::cseq(&req.headers) else { return };
-        let in_order = self.calls.get_mut(&id).and_then(|c| c.dialog.as_mut()).map(|d| d.accept_remote_seq(seq, &method));
+        let Some((seq, method)) = message::cseq(&req.headers) else {
+            return;
+        };
+        let in_order = self
+            .calls
+            .get_mut(&id)
+            .and_then(|c| c.dialog.as_mut())
+            .map(|d| d.accept_remote_seq(seq, &method));
         if in_order == Some(false) {
             return self.respond_code(&key, &req, 500, now);
         }
@@ -305,7 +392,11 @@ impl Endpoint {
             Method::Bye => {
                 self.respond_code(&key, &req, 200, now);
                 let answered = self.calls.get(&id).is_some_and(|c| c.answered);
-                let outcome = if answered { Outcome::Answered } else { Outcome::NoAnswer };
+                let outcome = if answered {
+                    Outcome::Answered
+                } else {
+                    Outcome::NoAnswer
+                };
                 if !answered && self.calls.get(&id).is_some_and(|c| c.inbound) {
                     // BYE before our final response (RFC 3261 §15.1.2): end the INVITE with 487.
                     self.reject_with_cause(id, 487, HangupCause::RemoteBye, now);
@@ -323,7 +414,9 @@ impl Endpoint {
             Method::Options => self.respond_code(&key, &req, 200, now),
             Method::Update => self.update(id, key, req, now),
             Method::Refer => {
-                let Some(target) = message::value(&req.headers, "Refer-To").map(|v| message::addr_uri(&v)) else {
+                let Some(target) =
+                    message::value(&req.headers, "Refer-To").map(|v| message::addr_uri(&v))
+                else {
                     return self.respond_code(&key, &req, 400, now);
                 };
                 self.respond_code(&key, &req, 202, now);
@@ -331,7 +424,8 @@ impl Endpoint {
             }
             Method::Notify => {
                 self.respond_code(&key, &req, 200, now);
-                let is_refer = message::value(&req.headers, "Event").is_some_and(|e| e.to_ascii_lowercase().starts_with("refer"));
+                let is_refer = message::value(&req.headers, "Event")
+                    .is_some_and(|e| e.to_ascii_lowercase().starts_with("refer"));
                 let code = std::str::from_utf8(&req.body)
                     .ok()
                     .and_then(|b| b.lines().next())
@@ -348,7 +442,9 @@ impl Endpoint {
 
     /// UPDATE (RFC 3311): a session refresh (RFC 4028), with or without a new offer.
     fn update(&mut self, id: CallId, key: ServerKey, req: Request, now: Instant) {
-        let Some(call) = self.calls.get(&id) else { return };
+        let Some(call) = self.calls.get(&id) else {
+            return;
+        };
         let (mut ok, session) = match self.refresh_ok(call, &req) {
             Ok(r) => r,
             Err(too_brief) => return self.respond(&key, too_brief, now),
@@ -363,7 +459,12 @@ impl Endpoint {
                 let Ok((answer, neg)) = sdp::answer(&offer, &local) else {
                     return self.respond_code(&key, &req, 488, now);
                 };
-                message::set_body(&mut ok.headers, &mut ok.body, Some("application/sdp"), answer.to_text().into_bytes());
+                message::set_body(
+                    &mut ok.headers,
+                    &mut ok.body,
+                    Some("application/sdp"),
+                    answer.to_text().into_bytes(),
+                );
                 changed = Some(neg);
             }
         }
@@ -381,26 +482,48 @@ impl Endpoint {
     /// Sends 183 Session Progress with our SDP answer on a ringing inbound call, so prompts can
     /// be played before (or instead of) answering.
     pub(super) fn progress(&mut self, id: CallId, now: Instant) {
-        let Some(call) = self.calls.get(&id) else { return };
+        let Some(call) = self.calls.get(&id) else {
+            return;
+        };
         if !call.inbound || call.answered {
             return;
         }
-        let (Some(key), Some(req), Some(offer)) = (call.invite_key.clone(), call.invite.clone(), call.offer.clone()) else {
+        let (Some(key), Some(req), Some(offer)) = (
+            call.invite_key.clone(),
+            call.invite.clone(),
+            call.offer.clone(),
+        ) else {
             return;
         };
-        let Ok((answer, neg)) = sdp::answer(&offer, &self.local_sdp(call)) else { return };
+        let Ok((answer, neg)) = sdp::answer(&offer, &self.local_sdp(call)) else {
+            return;
+        };
         let mut p = message::response_to(&req, 183, Some(&call.local_tag));
-        p.headers.push(message::header("Contact", self.contact("dialbridge", key_transport(call))));
-        message::set_body(&mut p.headers, &mut p.body, Some("application/sdp"), answer.to_text().into_bytes());
+        p.headers.push(message::header(
+            "Contact",
+            self.contact("dialbridge", key_transport(call)),
+        ));
+        message::set_body(
+            &mut p.headers,
+            &mut p.body,
+            Some("application/sdp"),
+            answer.to_text().into_bytes(),
+        );
         self.respond(&key, p, now);
         let call = self.calls.get_mut(&id).expect("checked");
         call.media = Some(neg);
         let media = self.media_info(&self.calls[&id]);
-        self.emit(CallEvent::EarlyMedia { call: id, code: 183, media });
+        self.emit(CallEvent::EarlyMedia {
+            call: id,
+            code: 183,
+            media,
+        });
     }
 
     fn reinvite(&mut self, id: CallId, key: ServerKey, req: Request, now: Instant) {
-        let Some(call) = self.calls.get(&id) else { return };
+        let Some(call) = self.calls.get(&id) else {
+            return;
+        };
         // Glare (RFC 3261 §14.2): an offer of ours is outstanding, or our 2xx awaits its ACK.
         if call.pending_2xx.is_some() || call.reinvite.is_some() || !call.answered {
             return self.respond_code(&key, &req, 491, now);
@@ -408,7 +531,12 @@ impl Endpoint {
         let offer = match sdp_body(&req) {
             Some(Ok(o)) => o,
             // A re-INVITE without an offer: offer what we have (we keep it simple: same media).
-            None => sdp::offer(&self.local_sdp(call), call.media.map(|m| m.direction).unwrap_or(sdp::Direction::SendRecv)),
+            None => sdp::offer(
+                &self.local_sdp(call),
+                call.media
+                    .map(|m| m.direction)
+                    .unwrap_or(sdp::Direction::SendRecv),
+            ),
             Some(Err(_)) => return self.respond_code(&key, &req, 488, now),
         };
         let mut local = self.local_sdp(call);
@@ -420,14 +548,25 @@ impl Endpoint {
             Ok(r) => r,
             Err(too_brief) => return self.respond(&key, too_brief, now),
         };
-        message::set_body(&mut ok.headers, &mut ok.body, Some("application/sdp"), answer.to_text().into_bytes());
+        message::set_body(
+            &mut ok.headers,
+            &mut ok.body,
+            Some("application/sdp"),
+            answer.to_text().into_bytes(),
+        );
         let reliable = call.peer.transport.reliable();
         let t1 = self.cfg.timers.t1;
         let call = self.calls.get_mut(&id).expect("checked");
         call.sdp_version += 1;
         call.media = Some(neg);
         let cseq = message::cseq(&req.headers).map(|c| c.0).unwrap_or(0);
-        call.pending_2xx = Some(Pending2xx { response: ok.clone(), cseq, interval: t1, key: key.clone(), initial: false });
+        call.pending_2xx = Some(Pending2xx {
+            response: ok.clone(),
+            cseq,
+            interval: t1,
+            key: key.clone(),
+            initial: false,
+        });
         self.respond(&key, ok, now);
         if !reliable {
             self.timer(now + t1, id, CallTimer::Retransmit2xx);
@@ -447,13 +586,18 @@ impl Endpoint {
         call: &Call,
         req: &Request,
     ) -> Result<(rsip::Response, Option<session_timer::SessionTimer>), rsip::Response> {
-        let session = session_timer::uas_negotiate(&req.headers, self.cfg.min_se).map_err(|min| {
-            let mut resp = message::response_to(req, 422, None);
-            resp.headers.push(message::header("Min-SE", min.to_string()));
-            resp
-        })?;
+        let session =
+            session_timer::uas_negotiate(&req.headers, self.cfg.min_se).map_err(|min| {
+                let mut resp = message::response_to(req, 422, None);
+                resp.headers
+                    .push(message::header("Min-SE", min.to_string()));
+                resp
+            })?;
         let mut ok = message::response_to(req, 200, None);
-        ok.headers.push(message::header("Contact", self.contact("dialbridge", key_transport(call))));
+        ok.headers.push(message::header(
+            "Contact",
+            self.contact("dialbridge", key_transport(call)),
+        ));
         let timer = session.map(|(timer, add)| {
             for (n, v) in add {
                 ok.headers.push(message::header(n, v));
@@ -480,6 +624,9 @@ fn info_digit(req: &Request) -> Option<char> {
         if !k.trim().eq_ignore_ascii_case("signal") {
             return None;
         }
-        v.trim().chars().next().filter(|c| c.is_ascii_digit() || "*#ABCDabcd".contains(*c))
+        v.trim()
+            .chars()
+            .next()
+            .filter(|c| c.is_ascii_digit() || "*#ABCDabcd".contains(*c))
     })
 }

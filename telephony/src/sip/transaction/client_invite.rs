@@ -29,7 +29,12 @@ pub struct ClientInvite {
 
 impl ClientInvite {
     /// Sends the INVITE and arms A (unreliable transports) and B.
-    pub fn start(request: Request, reliable: bool, cfg: TimerConfig, now: Instant) -> (Self, Vec<Output>) {
+    pub fn start(
+        request: Request,
+        reliable: bool,
+        cfg: TimerConfig,
+        now: Instant,
+    ) -> (Self, Vec<Output>) {
         let mut me = Self {
             state: State::Calling,
             request,
@@ -102,13 +107,16 @@ impl ClientInvite {
             (State::Calling, TimerId::A) => {
                 out.push(Output::Send(SipMessage::Request(self.request.clone())));
                 self.a_interval *= 2;
-                self.armed.start(TimerId::A, now + self.a_interval, &mut out);
+                self.armed
+                    .start(TimerId::A, now + self.a_interval, &mut out);
             }
             (State::Calling, TimerId::B) => {
                 self.terminate(&mut out);
                 out.insert(0, Output::Timeout);
             }
-            (State::Completed, TimerId::D) | (State::Accepted, TimerId::M) => self.terminate(&mut out),
+            (State::Completed, TimerId::D) | (State::Accepted, TimerId::M) => {
+                self.terminate(&mut out)
+            }
             _ => {}
         }
         out
@@ -202,8 +210,12 @@ mod tests {
     #[test]
     fn early_timer_is_ignored() {
         let now = t0();
-        let (mut tx, _) = ClientInvite::start(request("INVITE"), false, TimerConfig::default(), now);
-        assert!(tx.on_timer(TimerId::A, now + Duration::from_millis(100)).is_empty());
+        let (mut tx, _) =
+            ClientInvite::start(request("INVITE"), false, TimerConfig::default(), now);
+        assert!(
+            tx.on_timer(TimerId::A, now + Duration::from_millis(100))
+                .is_empty()
+        );
     }
 
     #[test]
@@ -221,13 +233,21 @@ mod tests {
         let out = tx.on_response(response(&inv, 180), now);
         assert!(matches!(out[..], [Output::Response(_)]));
         assert_eq!(tx.state(), State::Proceeding);
-        assert!(tx.on_timer(TimerId::A, now + Duration::from_secs(1)).is_empty());
+        assert!(
+            tx.on_timer(TimerId::A, now + Duration::from_secs(1))
+                .is_empty()
+        );
         let out = tx.on_response(response(&inv, 486), now);
         let acks = sent(&out);
         assert_eq!(acks.len(), 1);
-        let SipMessage::Request(ack) = &acks[0] else { panic!() };
+        let SipMessage::Request(ack) = &acks[0] else {
+            panic!()
+        };
         assert_eq!(ack.method, rsip::Method::Ack);
-        assert_eq!(message::branch(&ack.headers).as_deref(), Some("z9hG4bKtest1"));
+        assert_eq!(
+            message::branch(&ack.headers).as_deref(),
+            Some("z9hG4bKtest1")
+        );
         assert_eq!(message::to_tag(&ack.headers).as_deref(), Some("b1"));
         assert_eq!(message::cseq(&ack.headers), Some((1, rsip::Method::Ack)));
         assert_eq!(tx.state(), State::Completed);
@@ -249,10 +269,16 @@ mod tests {
         let (mut tx, _) = ClientInvite::start(inv.clone(), false, cfg, now);
         let out = tx.on_response(response(&inv, 200), now);
         assert_eq!(tx.state(), State::Accepted);
-        assert!(sent(&out).is_empty(), "the TU ACKs a 2xx, not the transaction");
+        assert!(
+            sent(&out).is_empty(),
+            "the TU ACKs a 2xx, not the transaction"
+        );
         assert_eq!(timer(&out, TimerId::M), Some(now + cfg.t64()));
         let out = tx.on_response(response(&inv, 200), now + Duration::from_secs(1));
         assert!(matches!(out[..], [Output::Response(_)]));
-        assert_eq!(tx.on_timer(TimerId::M, now + cfg.t64()), vec![Output::Terminated]);
+        assert_eq!(
+            tx.on_timer(TimerId::M, now + cfg.t64()),
+            vec![Output::Terminated]
+        );
     }
 }

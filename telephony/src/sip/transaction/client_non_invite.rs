@@ -26,7 +26,12 @@ pub struct ClientNonInvite {
 
 impl ClientNonInvite {
     /// Sends the request and arms E (unreliable transports) and F.
-    pub fn start(request: Request, reliable: bool, cfg: TimerConfig, now: Instant) -> (Self, Vec<Output>) {
+    pub fn start(
+        request: Request,
+        reliable: bool,
+        cfg: TimerConfig,
+        now: Instant,
+    ) -> (Self, Vec<Output>) {
         let mut me = Self {
             state: State::Trying,
             request,
@@ -85,7 +90,8 @@ impl ClientNonInvite {
                 } else {
                     self.cfg.t2
                 };
-                self.armed.start(TimerId::E, now + self.e_interval, &mut out);
+                self.armed
+                    .start(TimerId::E, now + self.e_interval, &mut out);
             }
             (State::Trying | State::Proceeding, TimerId::F) => {
                 out.push(Output::Timeout);
@@ -148,7 +154,10 @@ mod tests {
         // Retransmitted 200 is absorbed; E no longer fires.
         assert!(tx.on_response(response(&bye, 200), now).is_empty());
         assert!(tx.on_timer(TimerId::E, now + cfg.t1).is_empty());
-        assert_eq!(tx.on_timer(TimerId::K, now + cfg.t4), vec![Output::Terminated]);
+        assert_eq!(
+            tx.on_timer(TimerId::K, now + cfg.t4),
+            vec![Output::Terminated]
+        );
     }
 
     #[test]

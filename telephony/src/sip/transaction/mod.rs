@@ -32,7 +32,11 @@ pub struct TimerConfig {
 
 impl Default for TimerConfig {
     fn default() -> Self {
-        Self { t1: Duration::from_millis(500), t2: Duration::from_secs(4), t4: Duration::from_secs(5) }
+        Self {
+            t1: Duration::from_millis(500),
+            t2: Duration::from_secs(4),
+            t4: Duration::from_secs(5),
+        }
     }
 }
 
@@ -134,7 +138,10 @@ pub struct ClientKey {
 
 impl ClientKey {
     pub fn of(headers: &rsip::Headers) -> Option<Self> {
-        Some(Self { branch: message::branch(headers)?, method: message::cseq(headers)?.1.to_string() })
+        Some(Self {
+            branch: message::branch(headers)?,
+            method: message::cseq(headers)?.1.to_string(),
+        })
     }
 }
 
@@ -149,7 +156,11 @@ pub struct ServerKey {
 
 impl ServerKey {
     pub fn of(req: &rsip::Request) -> Option<Self> {
-        let method = if req.method == Method::Ack { Method::Invite } else { req.method };
+        let method = if req.method == Method::Ack {
+            Method::Invite
+        } else {
+            req.method
+        };
         Some(Self {
             branch: message::branch(&req.headers)?,
             sent_by: message::via_sent_by(&req.headers).unwrap_or_default(),
@@ -159,7 +170,10 @@ impl ServerKey {
 
     /// The key of the INVITE a CANCEL with this key targets.
     pub fn invite_for_cancel(&self) -> Self {
-        Self { method: Method::Invite.to_string(), ..self.clone() }
+        Self {
+            method: Method::Invite.to_string(),
+            ..self.clone()
+        }
     }
 }
 
@@ -184,7 +198,15 @@ CSeq: 1 {method}\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
     }
 
     pub fn sent(out: &[Output]) -> Vec<rsip::SipMessage> {
-        out.iter().filter_map(|o| if let Output::Send(m) = o { Some(m.clone()) } else { None }).collect()
+        out.iter()
+            .filter_map(|o| {
+                if let Output::Send(m) = o {
+                    Some(m.clone())
+                } else {
+                    None
+                }
+            })
+            .collect()
     }
 
     pub fn timer(out: &[Output], id: TimerId) -> Option<Instant> {
@@ -197,7 +219,13 @@ CSeq: 1 {method}\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
     pub fn sent_codes(out: &[Output]) -> Vec<u16> {
         sent(out)
             .into_iter()
-            .filter_map(|m| if let rsip::SipMessage::Response(r) = m { Some(r.status_code.code()) } else { None })
+            .filter_map(|m| {
+                if let rsip::SipMessage::Response(r) = m {
+                    Some(r.status_code.code())
+                } else {
+                    None
+                }
+            })
             .collect()
     }
 }

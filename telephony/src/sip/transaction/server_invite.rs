@@ -33,7 +33,12 @@ pub struct ServerInvite {
 
 impl ServerInvite {
     /// Takes a new INVITE; sends 100 Trying.
-    pub fn start(request: Request, reliable: bool, cfg: TimerConfig, _now: Instant) -> (Self, Vec<Output>) {
+    pub fn start(
+        request: Request,
+        reliable: bool,
+        cfg: TimerConfig,
+        _now: Instant,
+    ) -> (Self, Vec<Output>) {
         let trying = message::response_to(&request, 100, None);
         let me = Self {
             state: State::Proceeding,
@@ -57,7 +62,10 @@ impl ServerInvite {
 
     /// The final response sent, if any.
     pub fn final_code(&self) -> Option<u16> {
-        self.last.as_ref().map(|r| r.status_code.code()).filter(|c| *c >= 200)
+        self.last
+            .as_ref()
+            .map(|r| r.status_code.code())
+            .filter(|c| *c >= 200)
     }
 
     /// A retransmitted INVITE or an ACK (for a non-2xx final) matched to this transaction.
@@ -105,7 +113,8 @@ impl ServerInvite {
                 self.last = Some(resp.clone());
                 out.push(Output::Send(SipMessage::Response(resp)));
                 if !self.reliable {
-                    self.armed.start(TimerId::G, now + self.g_interval, &mut out);
+                    self.armed
+                        .start(TimerId::G, now + self.g_interval, &mut out);
                 }
                 self.armed.start(TimerId::H, now + self.cfg.t64(), &mut out);
             }
@@ -125,13 +134,16 @@ impl ServerInvite {
                     out.push(Output::Send(SipMessage::Response(last.clone())));
                 }
                 self.g_interval = (self.g_interval * 2).min(self.cfg.t2);
-                self.armed.start(TimerId::G, now + self.g_interval, &mut out);
+                self.armed
+                    .start(TimerId::G, now + self.g_interval, &mut out);
             }
             (State::Completed, TimerId::H) => {
                 out.push(Output::Timeout);
                 self.terminate(&mut out);
             }
-            (State::Confirmed, TimerId::I) | (State::Accepted, TimerId::L) => self.terminate(&mut out),
+            (State::Confirmed, TimerId::I) | (State::Accepted, TimerId::L) => {
+                self.terminate(&mut out)
+            }
             _ => {}
         }
         out
@@ -183,7 +195,10 @@ mod tests {
         let out = tx.on_request(&request("ACK"), g);
         assert_eq!(tx.state(), State::Confirmed);
         let i = timer(&out, TimerId::I).unwrap();
-        assert!(tx.on_timer(TimerId::G, g + cfg.t1 * 2).is_empty(), "G stopped by the ACK");
+        assert!(
+            tx.on_timer(TimerId::G, g + cfg.t1 * 2).is_empty(),
+            "G stopped by the ACK"
+        );
         assert_eq!(tx.on_timer(TimerId::I, i), vec![Output::Terminated]);
     }
 

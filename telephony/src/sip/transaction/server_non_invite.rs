@@ -25,8 +25,20 @@ pub struct ServerNonInvite {
 }
 
 impl ServerNonInvite {
-    pub fn start(request: Request, reliable: bool, cfg: TimerConfig, _now: Instant) -> (Self, Vec<Output>) {
-        let me = Self { state: State::Trying, request, last: None, reliable, cfg, armed: Armed::default() };
+    pub fn start(
+        request: Request,
+        reliable: bool,
+        cfg: TimerConfig,
+        _now: Instant,
+    ) -> (Self, Vec<Output>) {
+        let me = Self {
+            state: State::Trying,
+            request,
+            last: None,
+            reliable,
+            cfg,
+            armed: Armed::default(),
+        };
         (me, Vec::new())
     }
 
@@ -104,7 +116,10 @@ mod tests {
         let j = timer(&out, TimerId::J).unwrap();
         assert_eq!(j, now + cfg.t64());
         assert_eq!(sent_codes(&tx.on_request(&bye, now)), [200]);
-        assert!(tx.respond(response(&bye, 500), now).is_empty(), "only one final");
+        assert!(
+            tx.respond(response(&bye, 500), now).is_empty(),
+            "only one final"
+        );
         assert_eq!(tx.on_timer(TimerId::J, j), vec![Output::Terminated]);
     }
 
