@@ -169,6 +169,7 @@ async fn update(
     Path(id): Path<i64>,
     ApiJson(b): ApiJson<UpdateUser>,
 ) -> Result<Json<UserOut>, ApiError> {
+    let live_skills = b.skills.clone();
     let attributes = match b.skills {
         Some(skills) => {
             let current = accounts::user_info(&st.db, id)
@@ -194,6 +195,22 @@ async fn update(
     let u = accounts::update_user(&st.db, now, id, &changes, &caller.actor())
         .await
         .map_err(account_error)?;
+    // A logged-in agent routes with the new skills at once (not only from its next login).
+    if let (Some(rt), Some(skills)) = (&st.runtime, live_skills) {
+        let skills = skills
+            .iter()
+            .filter_map(|(k, v)| Some((k.clone(), u8::try_from(v.as_u64()?).ok()?)))
+            .collect();
+        match rt
+            .update_agent_profile(&u.user.username, None, skills)
+            .await
+        {
+            Ok(()) | Err(inbound::runtime::RuntimeError::UnknownAgent(_)) => {}
+            Err(e) => {
+                tracing::warn!(user = %u.user.username, error = %e, "skills saved; the logged-in agent keeps its routing until its next login")
+            }
+        }
+    }
     Ok(Json(out(u, now)))
 }
 

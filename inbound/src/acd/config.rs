@@ -52,6 +52,36 @@ pub struct QueueConfig {
     /// in an imported flow's `QueueId`.
     #[serde(default)]
     pub aliases: Vec<String>,
+    /// Waiting callers hear their position ("You are caller number N.").
+    #[serde(default)]
+    pub announce_position: bool,
+    /// Waiting callers hear their estimated wait ("Your estimated wait is about M minutes.").
+    #[serde(default)]
+    pub announce_wait: bool,
+    /// Seconds between announcements (at least [`MIN_ANNOUNCE_EVERY_S`]).
+    #[serde(default = "default_announce_every_s")]
+    pub announce_every_s: i64,
+    /// Callbacks: dial attempts before the callback closes as not reached (overrides the flow's
+    /// `MaximumConnectionAttempts`; 1..=10).
+    #[serde(default)]
+    pub callback_attempts: Option<i64>,
+    /// Callbacks: seconds between attempts (overrides the flow's `RetryDelaySeconds`; at least 1).
+    #[serde(default)]
+    pub callback_retry_s: Option<i64>,
+    /// Callbacks: how long the customer's phone rings per attempt (5..=120).
+    #[serde(default = "default_callback_ring_s")]
+    pub callback_ring_s: i64,
+}
+
+pub const DEFAULT_ANNOUNCE_EVERY_S: i64 = 30;
+pub const MIN_ANNOUNCE_EVERY_S: i64 = 10;
+
+fn default_announce_every_s() -> i64 {
+    DEFAULT_ANNOUNCE_EVERY_S
+}
+
+fn default_callback_ring_s() -> i64 {
+    30
 }
 
 pub const DEFAULT_SERVICE_LEVEL_S: i64 = 20;
@@ -82,7 +112,54 @@ impl QueueConfig {
             escalation: Vec::new(),
             service_level_s: DEFAULT_SERVICE_LEVEL_S,
             aliases: Vec::new(),
+            announce_position: false,
+            announce_wait: false,
+            announce_every_s: DEFAULT_ANNOUNCE_EVERY_S,
+            callback_attempts: None,
+            callback_retry_s: None,
+            callback_ring_s: default_callback_ring_s(),
         }
+    }
+
+    /// Whether waiting callers hear announcements.
+    pub fn announces(&self) -> bool {
+        self.announce_position || self.announce_wait
+    }
+
+    /// Checks the queue's own settings; the error names the key.
+    pub fn validate(&self) -> Result<(), (&'static str, String)> {
+        if self.announce_every_s < MIN_ANNOUNCE_EVERY_S {
+            return Err((
+                "announce_every_s",
+                format!(
+                    "is {}, at least {MIN_ANNOUNCE_EVERY_S} seconds",
+                    self.announce_every_s
+                ),
+            ));
+        }
+        if let Some(n) = self.callback_attempts
+            && !(1..=10).contains(&n)
+        {
+            return Err(("callback_attempts", format!("is {n}, must be 1..=10")));
+        }
+        if let Some(s) = self.callback_retry_s
+            && s < 1
+        {
+            return Err(("callback_retry_s", format!("is {s}, at least 1 second")));
+        }
+        if !(5..=120).contains(&self.callback_ring_s) {
+            return Err((
+                "callback_ring_s",
+                format!("is {}, must be 5..=120", self.callback_ring_s),
+            ));
+        }
+        if self.ring_timeout_s < 1 {
+            return Err((
+                "ring_timeout_s",
+                format!("is {}, at least 1 second", self.ring_timeout_s),
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -147,6 +224,10 @@ pub struct ContactRequest {
     pub waiting_since_ms: Option<i64>,
     #[serde(default)]
     pub criteria: Vec<CriteriaStep>,
+    /// How long an offer of this contact may last before it counts as missed, instead of the
+    /// queue's ring timeout (a callback's offer lasts while the customer's phone rings).
+    #[serde(default)]
+    pub offer_timeout_s: Option<i64>,
 }
 
 fn default_priority() -> i64 {
@@ -162,6 +243,7 @@ impl ContactRequest {
             time_adjustment_s: 0,
             waiting_since_ms: None,
             criteria: Vec::new(),
+            offer_timeout_s: None,
         }
     }
 }
@@ -220,6 +302,12 @@ pub enum Event {
     },
     /// The agent finished after-contact work early.
     AcwDone {
+        agent: String,
+    },
+    /// The offer ends through no fault of the agent and the contact leaves the queue (a
+    /// callback whose customer did not answer): the agent is idle again, nothing is counted.
+    Withdraw {
+        contact: String,
         agent: String,
     },
 }

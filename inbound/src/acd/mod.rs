@@ -10,15 +10,19 @@
 //! becoming available looks at the front of each queue in its routing profile.
 
 mod config;
+#[cfg(test)]
+mod live_tests;
+pub mod wait;
 
 use std::cmp::Reverse;
 use std::collections::{BTreeSet, BinaryHeap, HashMap};
 
 pub use config::{
     AcdConfig, AgentConfig, AgentState, AgentStatus, ContactRequest, CriteriaStep,
-    DEFAULT_SERVICE_LEVEL_S, Decision, Escalation, Event, ProfileQueue, QueueConfig,
-    RoutingProfileConfig, Strategy,
+    DEFAULT_ANNOUNCE_EVERY_S, DEFAULT_SERVICE_LEVEL_S, Decision, Escalation, Event,
+    MIN_ANNOUNCE_EVERY_S, ProfileQueue, QueueConfig, RoutingProfileConfig, Strategy,
 };
+pub use wait::Estimate;
 
 /// A configuration problem, with the offending name.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -33,6 +37,14 @@ pub enum ConfigError {
     UnknownProfile { agent: String, profile: String },
     #[error("routing profile {profile:?}: priority {priority} is outside 1..=99")]
     BadPriority { profile: String, priority: u8 },
+    #[error("queue {queue:?}: {key} {reason}")]
+    InvalidQueueSetting {
+        queue: String,
+        key: &'static str,
+        reason: String,
+    },
+    #[error("unknown agent {0:?}")]
+    UnknownAgent(String),
     #[error("agent {agent:?}: proficiency {level} of {skill:?} is outside 1..=5")]
     BadProficiency {
         agent: String,
@@ -71,8 +83,8 @@ struct Queue {
     waiting: BTreeSet<WaitKey>,
     idle: BTreeSet<IdleKey>,
     rr_last: Option<i64>,
-    /// Exponentially weighted average handle time, for estimated wait.
-    aht_ms: f64,
+    /// Recent handle times, for the estimated wait.
+    handle_times: wait::HandleTimes,
     sl_threshold_ms: i64,
     counters: Counters,
 }
@@ -138,6 +150,8 @@ struct Contact {
     offer_epoch: u64,
     steps: Vec<Step>,
     state: CState,
+    /// The contact's own offer timeout (ms), instead of the queue's ring timeout.
+    offer_ms: Option<i64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -200,6 +214,12 @@ impl Acd {
             seq: 0,
         };
         for q in &cfg.queues {
+            q.validate()
+                .map_err(|(key, reason)| ConfigError::InvalidQueueSetting {
+                    queue: q.name.clone(),
+                    key,
+                    reason,
+                })?;
             for name in std::iter::once(&q.name).chain(&q.aliases) {
                 if acd
                     .queue_ix
@@ -227,7 +247,7 @@ impl Acd {
                 waiting: BTreeSet::new(),
                 idle: BTreeSet::new(),
                 rr_last: None,
-                aht_ms: 180_000.0,
+                handle_times: wait::HandleTimes::default(),
                 sl_threshold_ms: q.service_level_s * 1000,
                 counters: Counters::default(),
             });
@@ -294,6 +314,62 @@ impl Acd {
             }
         })?;
         self.insert_agent(a, profile)
+    }
+
+    /// Changes a known agent's routing profile and skills at once (an admin edited them): the
+    /// agent's queues and idle indexes follow, and an idle agent looks for work it may now
+    /// take. A contact in hand stays. Checks everything before changing anything.
+    pub fn update_agent(
+        &mut self,
+        cfg: &AgentConfig,
+        now: i64,
+    ) -> Result<Vec<Decision>, ConfigError> {
+        let a = *self
+            .agent_ix
+            .get(&cfg.id)
+            .ok_or_else(|| ConfigError::UnknownAgent(cfg.id.clone()))?;
+        let profile = self.profile_ix.get(&cfg.profile).copied().ok_or_else(|| {
+            ConfigError::UnknownProfile {
+                agent: cfg.id.clone(),
+                profile: cfg.profile.clone(),
+            }
+        })?;
+        if let Some((name, &level)) = cfg.skills.iter().find(|(_, l)| !(1..=5).contains(*l)) {
+            return Err(ConfigError::BadProficiency {
+                agent: cfg.id.clone(),
+                skill: name.clone(),
+                level,
+            });
+        }
+        let mut skills: Vec<_> = cfg
+            .skills
+            .iter()
+            .map(|(name, &level)| (self.skill(name), level))
+            .collect();
+        skills.sort();
+        let old = self.agents[a as usize].profile;
+        if old != profile {
+            for &(q, _, _) in &self.profiles[old as usize].queues {
+                self.staffed_by[q as usize].retain(|&x| x != a);
+            }
+            for &(q, _, _) in &self.profiles[profile as usize].queues {
+                self.staffed_by[q as usize].push(a);
+            }
+        }
+        let was_indexed = !self.agents[a as usize].indexed.is_empty();
+        if was_indexed {
+            self.unindex(a);
+        }
+        let ag = &mut self.agents[a as usize];
+        ag.profile = profile;
+        ag.skills = skills;
+        let mut out = Vec::new();
+        self.run_timers(now, &mut out);
+        if self.routable(a) {
+            self.index(a);
+            self.route_agent(a, now, &mut out);
+        }
+        Ok(out)
     }
 
     fn insert_agent(&mut self, a: &AgentConfig, profile: u32) -> Result<(), ConfigError> {
@@ -379,6 +455,22 @@ impl Acd {
                 Some(a) => self.contact_ended(a, now, &mut out),
                 None => out.push(ignored(format!("contact ended: unknown agent {agent:?}"))),
             },
+            Event::Withdraw { contact, agent } => {
+                match (
+                    self.contact_ix.get(&contact).copied(),
+                    self.agent_ix.get(&agent).copied(),
+                ) {
+                    (Some(slot), Some(a))
+                        if self.agents[a as usize].activity == Activity::Offered(slot) =>
+                    {
+                        self.retract_all(slot, now, &mut out);
+                        self.remove_contact(slot);
+                    }
+                    _ => out.push(ignored(format!(
+                        "withdraw: {contact:?} is not offered to {agent:?}"
+                    ))),
+                }
+            }
             Event::AcwDone { agent } => match self.agent_ix.get(&agent).copied() {
                 Some(a) if matches!(self.agents[a as usize].activity, Activity::Acw { .. }) => {
                     self.end_acw(a, now, &mut out)
@@ -517,6 +609,7 @@ impl Acd {
             offer_epoch: 0,
             steps,
             state: CState::Waiting,
+            offer_ms: req.offer_timeout_s.map(|s| s.max(1) * 1000),
         });
         self.contact_ix.insert(req.contact_id.clone(), slot);
         if q != asked {
@@ -756,10 +849,10 @@ impl Acd {
 
     fn offer(&mut self, slot: u32, agents: &[u32], now: i64, out: &mut Vec<Decision>) {
         let c = self.contact(slot).expect("live");
-        let (q, key, id) = (c.queue, c.key, c.id.clone());
+        let (q, key, id, own) = (c.queue, c.key, c.id.clone(), c.offer_ms);
         let queue = &mut self.queues[q as usize];
         queue.waiting.remove(&key);
-        let ring = queue.ring_ms;
+        let ring = own.unwrap_or(queue.ring_ms);
         if queue.strategy == Strategy::RoundRobin {
             queue.rr_last = Some(i64::from(agents[0]));
         }
@@ -984,7 +1077,7 @@ impl Acd {
         let talk = now - since;
         let acw = self.profiles[self.agents[a as usize].profile as usize].acw_ms;
         let queue = &mut self.queues[q as usize];
-        queue.aht_ms = 0.8 * queue.aht_ms + 0.2 * (talk + acw) as f64;
+        queue.handle_times.push(talk + acw);
         queue.counters.handled += 1;
         queue.counters.handle_ms_total += talk + acw;
         let ag = &mut self.agents[a as usize];
@@ -1061,18 +1154,34 @@ impl Acd {
             .collect()
     }
 
-    /// A waiting contact's queue, 1-based position and estimated wait in ms.
+    /// A queued contact's queue, 1-based position and estimated wait in ms (-1: no agent
+    /// staffs the queue). See [`Acd::estimate`].
     pub fn position(&self, contact: &str) -> Option<(String, usize, i64)> {
+        self.estimate(contact)
+            .map(|e| (e.queue, e.position, e.wait_ms.unwrap_or(-1)))
+    }
+
+    /// A queued contact's queue, 1-based position and estimated wait ([`wait`]); `None` for an
+    /// unknown contact (never queued, or gone to an agent).
+    pub fn estimate(&self, contact: &str) -> Option<Estimate> {
         let c = self.contact(*self.contact_ix.get(contact)?)?;
         let q = &self.queues[c.queue as usize];
-        let ahead = q.waiting.range(..c.key).count();
+        let position = q.waiting.range(..c.key).count() + 1;
         let staffed = self.staffed_by[c.queue as usize]
             .iter()
             .filter(|&&a| self.agents[a as usize].status == AgentStatus::Available)
-            .count()
-            .max(1);
-        let ewt = ((ahead + 1) as f64 * q.aht_ms / staffed as f64) as i64;
-        Some((q.name.clone(), ahead + 1, ewt))
+            .count();
+        Some(Estimate {
+            offered: c.state != CState::Waiting,
+            queue: q.name.clone(),
+            position,
+            wait_ms: wait::estimated_wait_ms(
+                position,
+                staffed,
+                q.idle.len(),
+                q.handle_times.average_ms(),
+            ),
+        })
     }
 
     pub fn queue_stats(&self, queue: &str, now: i64) -> Option<QueueStats> {

@@ -96,6 +96,34 @@ pub(crate) enum Cmd {
         leg_no: u64,
         what: LegEvent,
     },
+    /// A callback is due: it joins its queue with the caller's original time.
+    Callback {
+        entry: super::callbacks::Entry,
+    },
+    /// A callback's dial ended (see [`super::callbacks::dial`]).
+    CallbackDialed {
+        contact: String,
+        agent: String,
+        result: super::callbacks::Dialed,
+    },
+    /// A queued contact's place and estimated wait (`None`: not queued).
+    Estimate {
+        contact: String,
+        reply: oneshot::Sender<Option<crate::acd::Estimate>>,
+    },
+    /// Plays an announcement (then the hold audio) to a caller still waiting.
+    Announce {
+        contact: String,
+        detail: String,
+        audio: Box<dyn telephony::media::frame::FrameSource>,
+    },
+    /// An admin changed an agent's routing profile or skills.
+    UpdateAgent {
+        agent: String,
+        profile: Option<String>,
+        skills: BTreeMap<String, u8>,
+        reply: Reply<()>,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -155,6 +183,8 @@ struct Task {
     serving: HashMap<String, Vec<String>>,
     leg_no: u64,
     tx: mpsc::WeakUnboundedSender<Cmd>,
+    /// Queued callbacks by ACD contact id (true once being dialled).
+    callbacks: HashMap<String, (super::callbacks::Entry, bool)>,
 }
 
 /// Stops what a queued caller hears (hold audio) before the media goes to an agent.
@@ -214,6 +244,7 @@ pub(crate) async fn run(sh: Arc<Shared>, acd: Acd, mut rx: mpsc::UnboundedReceiv
         serving,
         leg_no: 0,
         tx,
+        callbacks: HashMap::new(),
     };
     loop {
         let cmd = match t.acd.next_deadline() {
@@ -310,7 +341,11 @@ impl Task {
                 if let Some(a) = self.agents.get_mut(&agent) {
                     a.contact = Some(contact.clone());
                 }
-                self.offer(&contact, &agent, ring_timeout_ms, pending).await;
+                if self.callbacks.contains_key(&contact) {
+                    self.callback_offer(&contact, &agent, pending);
+                } else {
+                    self.offer(&contact, &agent, ring_timeout_ms, pending).await;
+                }
             }
             Decision::RetractOffer { contact, agent } => {
                 self.note(&contact, "offer_retracted", &agent);
@@ -349,6 +384,7 @@ impl Task {
                 });
             }
             Decision::Timeout { contact, queue } => {
+                self.callback_timed_out(&contact);
                 self.note(&contact, "queue_timeout", &queue);
                 if let Some(c) = self.contacts.get_mut(&contact) {
                     c.timed_out = true;
@@ -522,6 +558,9 @@ impl Task {
                 }
                 if result != QueueResult::Queued {
                     self.contacts.remove(&id);
+                } else if super::announce::any(&self.sh) {
+                    let queue = self.contacts.get(&id).map(|c| c.queue.clone());
+                    super::announce::spawn(self.sh.clone(), id.clone(), queue.unwrap_or_default());
                 }
                 let _ = reply.send(result);
                 while let Some(ev) = pending.pop_front() {
@@ -660,6 +699,29 @@ impl Task {
                 leg_no,
                 what,
             } => self.leg_event(&agent, leg_no, what).await,
+            Cmd::Callback { entry } => self.callback_due(entry).await,
+            Cmd::CallbackDialed {
+                contact,
+                agent,
+                result,
+            } => self.callback_dialed(&contact, &agent, result).await,
+            Cmd::Estimate { contact, reply } => {
+                let _ = reply.send(self.acd.estimate(&contact));
+            }
+            Cmd::Announce {
+                contact,
+                detail,
+                audio,
+            } => self.announce(&contact, &detail, audio).await,
+            Cmd::UpdateAgent {
+                agent,
+                profile,
+                skills,
+                reply,
+            } => {
+                let r = self.update_agent(&agent, profile, skills).await;
+                let _ = reply.send(r);
+            }
             Cmd::ContactMedia { contact, reply } => {
                 let r = match self.contacts.get(&contact) {
                     Some(c) if c.connected => {
@@ -1094,5 +1156,317 @@ impl Task {
         for e in changed {
             self.emit(e);
         }
+    }
+}
+
+// ---- callbacks, announcements, live agent changes -------------------------------------------
+
+impl Task {
+    /// Carries out decisions the ACD returned outside [`Task::step`].
+    async fn apply_all(&mut self, decisions: Vec<Decision>) {
+        let mut pending = VecDeque::new();
+        for d in decisions {
+            self.apply(d, &mut pending).await;
+        }
+        while let Some(ev) = pending.pop_front() {
+            self.step(ev).await;
+        }
+        self.refresh_states();
+    }
+
+    /// A callback is due: queued with the caller's original time and an offer long enough to
+    /// ring the agent and then the customer.
+    async fn callback_due(&mut self, entry: super::callbacks::Entry) {
+        let contact = entry.acd_contact();
+        if self.callbacks.contains_key(&contact) {
+            return;
+        }
+        let now = self.now();
+        if self.acd.queue_stats(&entry.queue, now).is_none() {
+            tracing::warn!(callback = entry.id, queue = %entry.queue, "callback for an unknown queue closed");
+            let db = self.sh.db.clone();
+            tokio::spawn(async move {
+                super::callbacks::close_pending(&db, entry.id, "unknown_queue", now).await
+            });
+            return;
+        }
+        let ring = self
+            .sh
+            .cfg
+            .acd
+            .queues
+            .iter()
+            .find(|q| q.name == entry.queue || q.aliases.contains(&entry.queue))
+            .map_or(20, |q| q.ring_timeout_s);
+        let mut req = ContactRequest::new(&contact, &entry.queue);
+        req.waiting_since_ms = Some(entry.waiting_since);
+        req.offer_timeout_s = Some(ring + super::callbacks::ring_s(&self.sh, &entry.queue) + 15);
+        self.callbacks.insert(contact.clone(), (entry, false));
+        self.step(Event::Enqueue(req)).await;
+        if self.acd.estimate(&contact).is_none()
+            && matches!(self.callbacks.get(&contact), Some((_, false)))
+            && let Some((mut entry, _)) = self.callbacks.remove(&contact)
+        {
+            // The queue is full: try again later, keeping the place.
+            entry.due_at = now + 30_000;
+            let _ = self.sh.callbacks.send(entry);
+        }
+    }
+
+    /// The ACD offered a callback to `agent`: the agent is reserved while the customer is
+    /// dialled.
+    fn callback_offer(&mut self, contact: &str, agent: &str, pending: &mut VecDeque<Event>) {
+        let Some((entry, dialing)) = self.callbacks.get_mut(contact) else {
+            return;
+        };
+        if *dialing {
+            // Offered again while a dial is under way (the first agent left): that dial
+            // decides; this offer times out.
+            return;
+        }
+        let side = match self.agents.get(agent) {
+            Some(a) if a.login.mode == AgentMode::NailedUp && a.leg_up => {
+                super::callbacks::AgentSide::Leg
+            }
+            Some(a) if a.login.mode == AgentMode::RingPerOffer => {
+                let ring = self
+                    .sh
+                    .cfg
+                    .acd
+                    .queues
+                    .iter()
+                    .find(|q| q.name == entry.queue || q.aliases.contains(&entry.queue))
+                    .map_or(20, |q| q.ring_timeout_s);
+                super::callbacks::AgentSide::Ring(
+                    a.login.endpoint.clone(),
+                    Duration::from_secs(ring.clamp(1, 600) as u64),
+                )
+            }
+            _ => {
+                pending.push_back(Event::Reject {
+                    contact: contact.into(),
+                    agent: agent.into(),
+                });
+                return;
+            }
+        };
+        *dialing = true;
+        let entry = entry.clone();
+        self.note_callback(contact, "callback_dialing", &entry.number);
+        super::callbacks::dial(self.sh.clone(), entry, agent.into(), side);
+    }
+
+    fn note_callback(&self, contact: &str, what: &str, detail: &str) {
+        tracing::info!(contact, what, detail, "callback");
+    }
+
+    /// The ACD dropped a queued callback (max wait with no overflow): closed for good.
+    fn callback_timed_out(&mut self, contact: &str) {
+        if let Some((entry, _)) = self.callbacks.remove(contact) {
+            let (db, now) = (self.sh.db.clone(), self.now());
+            tokio::spawn(async move {
+                super::callbacks::close_pending(&db, entry.id, "queue_timeout", now).await
+            });
+        }
+    }
+
+    /// A callback's dial ended: connect agent and customer, or free the agent.
+    async fn callback_dialed(
+        &mut self,
+        contact: &str,
+        agent: &str,
+        result: super::callbacks::Dialed,
+    ) {
+        let Some((entry, _)) = self.callbacks.remove(contact) else {
+            return;
+        };
+        let offered = self.acd.agent_state(agent) == Some(AgentState::Offered(contact.into()));
+        let (customer, customer_events, agent_leg) = match result {
+            super::callbacks::Dialed::Answered {
+                customer,
+                customer_events,
+                agent_leg,
+            } if offered => (customer, customer_events, agent_leg),
+            super::callbacks::Dialed::Answered {
+                customer,
+                agent_leg,
+                ..
+            } => {
+                // The agent went away meanwhile: nobody to connect the customer with.
+                tracing::warn!(contact, agent, "callback answered but the agent left");
+                let _ = customer.hangup().await;
+                if let Some((leg, _)) = agent_leg {
+                    let _ = leg.hangup().await;
+                }
+                self.step(Event::Abandon {
+                    contact: contact.into(),
+                })
+                .await;
+                return;
+            }
+            super::callbacks::Dialed::NotConnected { why, .. } => {
+                self.note_callback(contact, "callback_not_connected", &why);
+                if let Some(a) = self.agents.get_mut(agent)
+                    && a.contact.as_deref() == Some(contact)
+                {
+                    a.contact = None;
+                }
+                let ev = if offered {
+                    Event::Withdraw {
+                        contact: contact.into(),
+                        agent: agent.into(),
+                    }
+                } else {
+                    Event::Abandon {
+                        contact: contact.into(),
+                    }
+                };
+                self.step(ev).await;
+                return;
+            }
+        };
+        let now = self.now();
+        let mut attributes = BTreeMap::new();
+        attributes.insert("callback_id".to_string(), entry.id.to_string());
+        attributes.insert("callback_of".to_string(), entry.contact_id.clone());
+        let mut record = ContactRecord::new(
+            ContactInfo {
+                contact_id: contact.into(),
+                customer_address: entry.number.clone(),
+                channel: "VOICE".into(),
+                attributes: attributes.clone(),
+                ..Default::default()
+            },
+            now,
+        );
+        record.target_queue = Some(entry.queue.clone());
+        record.note(now, "callback", &entry.contact_id);
+        record.note(now, "customer_answered", &entry.number);
+        // Media: the customer onto the agent's standing leg, or onto the leg just answered.
+        let bridged = match agent_leg {
+            Some((leg, events)) => {
+                self.leg_no += 1;
+                let leg_no = self.leg_no;
+                let ok = customer.bridge(&leg, OnPeerHangup::HangUp).await.is_ok();
+                if let Some(a) = self.agents.get_mut(agent) {
+                    a.leg = Some(leg);
+                    a.leg_no = leg_no;
+                    a.leg_up = true;
+                    a.leg_for = Some(contact.into());
+                }
+                self.watch_leg(agent, leg_no, events);
+                ok
+            }
+            None => match self.agents.get(agent).and_then(|a| a.leg.clone()) {
+                Some(leg) => customer.bridge(&leg, OnPeerHangup::Stay).await.is_ok(),
+                None => false,
+            },
+        };
+        self.contacts.insert(
+            contact.into(),
+            ContactSlot {
+                call: customer.clone(),
+                queue: entry.queue.clone(),
+                attributes,
+                notes: None,
+                record: Some(record),
+                agent: Some(agent.into()),
+                connected: false,
+                timed_out: false,
+                room: None,
+                supervisor: None,
+                extra_legs: Vec::new(),
+            },
+        );
+        // The customer's hang-up ends the contact.
+        let tx = self.tx.clone();
+        let id = contact.to_owned();
+        let mut events = customer_events;
+        tokio::spawn(async move {
+            while let Some(ev) = events.recv().await {
+                if matches!(ev, CallEvent::Hangup { .. }) {
+                    break;
+                }
+            }
+            if let Some(tx) = tx.upgrade() {
+                let _ = tx.send(Cmd::CustomerGone { contact: id });
+            }
+        });
+        if bridged {
+            self.step(Event::Accept {
+                contact: contact.into(),
+                agent: agent.into(),
+            })
+            .await;
+        } else {
+            tracing::warn!(contact, agent, "callback: the media could not be connected");
+            let _ = customer.hangup().await;
+            self.step(Event::Withdraw {
+                contact: contact.into(),
+                agent: agent.into(),
+            })
+            .await;
+        }
+    }
+
+    /// Plays an announcement to a caller still waiting (not offered, no agent).
+    async fn announce(
+        &mut self,
+        contact: &str,
+        detail: &str,
+        audio: Box<dyn telephony::media::frame::FrameSource>,
+    ) {
+        let waiting = self
+            .contacts
+            .get(contact)
+            .filter(|c| !c.connected && c.agent.is_none() && c.room.is_none())
+            .map(|c| c.call.clone());
+        if let Some(call) = waiting
+            && call.play(audio).await.is_ok()
+        {
+            self.note(contact, "announcement", detail);
+        }
+    }
+
+    /// An admin changed an agent's routing profile or skills: the ACD routes with them at once
+    /// (a logged-in agent keeps them in its login for snapshots and the next login).
+    async fn update_agent(
+        &mut self,
+        agent: &str,
+        profile: Option<String>,
+        skills: BTreeMap<String, u8>,
+    ) -> Result<(), RuntimeError> {
+        let current = self
+            .agents
+            .get(agent)
+            .map(|a| a.login.routing_profile.clone())
+            .or_else(|| {
+                self.sh
+                    .cfg
+                    .acd
+                    .agents
+                    .iter()
+                    .find(|a| a.id == agent)
+                    .map(|a| a.profile.clone())
+            })
+            .ok_or_else(|| RuntimeError::UnknownAgent(agent.into()))?;
+        let cfg = AgentConfig {
+            id: agent.into(),
+            profile: profile.unwrap_or(current),
+            skills,
+        };
+        let decisions = self
+            .acd
+            .update_agent(&cfg, self.now())
+            .map_err(|e| match e {
+                crate::acd::ConfigError::UnknownAgent(a) => RuntimeError::UnknownAgent(a),
+                e => RuntimeError::InvalidAgent(e.to_string()),
+            })?;
+        if let Some(a) = self.agents.get_mut(agent) {
+            a.login.routing_profile = cfg.profile.clone();
+            a.login.skills = cfg.skills.clone();
+        }
+        self.apply_all(decisions).await;
+        Ok(())
     }
 }

@@ -674,20 +674,18 @@ impl Contact {
                 attempts,
                 retry_delay_s,
             } => {
-                let now = self.now();
-                let r = sqlx::query(
-                    "INSERT INTO inbound_callbacks (contact_id, number, queue, waiting_since, due_at, attempts_left, retry_delay_s, status, created_at, updated_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, 'pending', $8, $8)",
+                let r = super::callbacks::schedule(
+                    &self.sh,
+                    super::callbacks::Request {
+                        contact_id: &self.id(),
+                        number: &number,
+                        queue: &queue,
+                        arrived_ms: self.base.started_at_ms,
+                        delay_s,
+                        attempts,
+                        retry_delay_s,
+                    },
                 )
-                .bind(self.id())
-                .bind(&number)
-                .bind(&queue)
-                .bind(self.base.started_at_ms)
-                .bind(now + delay_s.max(0) * 1000)
-                .bind(attempts.max(1))
-                .bind(retry_delay_s.max(0))
-                .bind(now)
-                .execute(self.sh.db.pool())
                 .await;
                 if let Err(e) = &r {
                     tracing::error!(contact = %self.id(), error = %e, "callback not stored");

@@ -31,6 +31,8 @@
 //! core).
 
 pub mod acd_task;
+mod announce;
+pub mod callbacks;
 pub mod contact;
 pub mod prompts;
 
@@ -76,6 +78,9 @@ pub struct RuntimeConfig {
     pub recording_dir: PathBuf,
     /// Trunks for transfers to external numbers (tried in order).
     pub trunks: Vec<Trunk>,
+    /// The trunk that dials customers back (flows' callbacks); `None`: callbacks are stored but
+    /// close as `no_trunk` when their turn comes.
+    pub callback_trunk: Option<Trunk>,
     /// The legacy platform, for `TransferToLegacy` and router decisions to legacy.
     pub legacy: Option<bridge::calls::LegacyTrunk>,
     /// Our caller id on calls to agents.
@@ -105,6 +110,7 @@ impl Default for RuntimeConfig {
             recording_dir: base.join("recordings"),
             hold_audio: None,
             trunks: Vec::new(),
+            callback_trunk: None,
             legacy: None,
             agent_caller_id: "dialbridge".into(),
             login_ring_timeout: Duration::from_secs(30),
@@ -256,6 +262,8 @@ pub(crate) struct Shared {
     pub http: reqwest::Client,
     pub acd: mpsc::UnboundedSender<acd_task::Cmd>,
     pub events: broadcast::Sender<RuntimeEvent>,
+    /// New and retried callbacks, to the scheduler ([`callbacks::run_scheduler`]).
+    pub callbacks: mpsc::UnboundedSender<callbacks::Entry>,
 }
 
 /// The running inbound side. Cheap to clone.
@@ -284,6 +292,14 @@ impl Runtime {
                 "closed contacts left open by the previous run as interrupted"
             );
         }
+        let (settled, due) = callbacks::recover(&db, &cfg.node, clock.now_ms()).await?;
+        if settled > 0 {
+            tracing::warn!(
+                callbacks = settled,
+                "closed callbacks the previous run left dialling as interrupted"
+            );
+        }
+        let (cb_tx, cb_rx) = mpsc::unbounded_channel();
         let (tx, rx) = mpsc::unbounded_channel();
         let (events, _) = broadcast::channel(cfg.event_capacity.max(16));
         let shared = Arc::new(Shared {
@@ -294,9 +310,15 @@ impl Runtime {
             http: reqwest::Client::new(),
             acd: tx,
             events,
+            callbacks: cb_tx,
             cfg,
         });
         tokio::spawn(acd_task::run(shared.clone(), acd, rx));
+        tokio::spawn(callbacks::run_scheduler(
+            Arc::downgrade(&shared),
+            cb_rx,
+            due,
+        ));
         tokio::spawn(take_calls(shared.clone(), incoming));
         Ok(Runtime { shared })
     }
@@ -365,6 +387,51 @@ impl Runtime {
         let queue = queue.map(str::to_owned);
         self.ask(|reply| acd_task::Cmd::Snapshot { queue, reply })
             .await
+    }
+
+    /// Changes an agent's routing profile (`None` keeps it) and skills at once: a logged-in
+    /// agent routes with them from now on (an admin edited the user). `UnknownAgent` when the
+    /// agent is neither logged in nor configured.
+    pub async fn update_agent_profile(
+        &self,
+        agent: &str,
+        routing_profile: Option<&str>,
+        skills: BTreeMap<String, u8>,
+    ) -> Result<(), RuntimeError> {
+        let agent = agent.to_owned();
+        let profile = routing_profile.map(str::to_owned);
+        self.ask(|reply| acd_task::Cmd::UpdateAgent {
+            agent,
+            profile,
+            skills,
+            reply,
+        })
+        .await?
+    }
+
+    /// A queued contact's queue, position and estimated wait (`None`: not queued).
+    pub async fn queue_position(
+        &self,
+        contact: &str,
+    ) -> Result<Option<crate::acd::Estimate>, RuntimeError> {
+        let contact = contact.to_owned();
+        self.ask(|reply| acd_task::Cmd::Estimate { contact, reply })
+            .await
+    }
+
+    /// Callbacks, newest first (at most `limit`), optionally only those with `status`
+    /// (`pending`, `dialing`, `done`, `failed`, `cancelled`, `interrupted`).
+    pub async fn callbacks(
+        &self,
+        status: Option<&str>,
+        limit: i64,
+    ) -> anyhow::Result<Vec<callbacks::CallbackView>> {
+        callbacks::list(&self.shared.db, status, limit).await
+    }
+
+    /// Cancels a callback not dialled yet; false when it was not pending.
+    pub async fn cancel_callback(&self, id: i64) -> anyhow::Result<bool> {
+        callbacks::cancel(&self.shared.db, id, self.shared.clock.now_ms()).await
     }
 
     /// Real-time statistics of a queue (waiting, oldest, service level, ASA, AHT...).
