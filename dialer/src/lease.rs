@@ -14,6 +14,14 @@
 //! attempts become `interrupted`, its claimed leads go back to the hopper, as
 //! [`attempts::recover`] does at a restart) and records who took over from whom in
 //! `campaign_pacer_takeovers` and the audit log. The decision itself is sans-IO ([`decide`]).
+//!
+//! That recovery survives the taker: [`claim`] registers it in `campaign_pacer_recoveries`
+//! (keyed to the dead holder's node and fencing token) in the same transaction that takes the
+//! lease, and flags the lease row `recovering`; [`recover_pending`] carries out every pending
+//! recovery of the campaign and marks each done. [`acquire`] does both, so a taker that dies
+//! between them (or in the middle of the recovery) leaves the work pending, and the next holder —
+//! a node taking over from the dead taker, or the taker itself restarted under its name — redoes
+//! it. The work is idempotent: an attempt is finished once, a lead given back once.
 
 use std::time::Duration;
 
@@ -32,6 +40,8 @@ pub struct LeaseRow {
     pub token: i64,
     pub heartbeat_at: i64,
     pub expires_at: i64,
+    /// A takeover's recovery is registered and not yet carried out.
+    pub recovering: bool,
 }
 
 /// What a node asking for the lease at `now` does (sans-IO).
@@ -81,6 +91,9 @@ pub struct Takeover {
     pub expired_at: i64,
     /// What was closed of the old holder's work in this campaign.
     pub recovery: Recovery,
+    /// Earlier takers' unfinished recoveries this acquisition carried out (their expired
+    /// holders' nodes, oldest first).
+    pub resumed: Vec<String>,
 }
 
 /// A held lease.
@@ -119,7 +132,7 @@ pub struct Fence<'a> {
 /// The lease row of a campaign.
 pub async fn get(db: &Db, campaign_id: i64) -> anyhow::Result<Option<LeaseRow>> {
     let r = sqlx::query(
-        "SELECT node, token, heartbeat_at, expires_at FROM campaign_pacers WHERE campaign_id = $1",
+        "SELECT node, token, heartbeat_at, expires_at, recovering FROM campaign_pacers WHERE campaign_id = $1",
     )
     .bind(campaign_id)
     .fetch_optional(db.pool())
@@ -130,12 +143,14 @@ pub async fn get(db: &Db, campaign_id: i64) -> anyhow::Result<Option<LeaseRow>> 
         token: r.get("token"),
         heartbeat_at: r.get("heartbeat_at"),
         expires_at: r.get("expires_at"),
+        recovering: r.get::<i16, _>("recovering") != 0,
     }))
 }
 
 /// Takes, renews or fails to get the pacer lease of `campaign_id` for `node` for `ttl` from now.
 /// A takeover from an expired holder closes that holder's leftovers in the campaign before
-/// returning (see the module doc).
+/// returning, and so does any holder that finds an earlier taker's recovery unfinished (see the
+/// module doc): [`claim`], then [`recover_pending`] when the lease row says `recovering`.
 pub async fn acquire(
     db: &Db,
     clock: &dyn Clock,
@@ -143,6 +158,39 @@ pub async fn acquire(
     node: &str,
     ttl: Duration,
 ) -> anyhow::Result<Acquired> {
+    let (acquired, pending) = claim(db, clock, campaign_id, node, ttl).await?;
+    let Acquired::Held(mut lease) = acquired else {
+        return Ok(acquired);
+    };
+    if let Some(taken) = pending {
+        let mut done = recover_pending(db, clock, campaign_id, node, lease.token).await?;
+        // The takeover this call made is reported with its recovery, earlier takers'
+        // unfinished ones as resumed (only those when this node renewed, e.g. restarted).
+        let mine = done
+            .iter()
+            .position(|t| taken.as_ref().is_some_and(|(from, _)| t.from == *from));
+        if !done.is_empty() {
+            let mut t = done.remove(mine.unwrap_or(0));
+            t.resumed = done.into_iter().map(|t| t.from).collect();
+            lease.takeover = Some(t);
+        }
+    }
+    Ok(Acquired::Held(lease))
+}
+
+/// The lease step of [`acquire`] alone: takes, renews or fails to get the lease. Taking it from
+/// an expired holder registers that holder's recovery as pending (same transaction) without
+/// carrying it out. The second value is `Some` when recovery is pending for the campaign after
+/// this call (holding `Some((expired holder, its token))` when this call took over from one):
+/// the caller must run [`recover_pending`] before pacing. A node that stops between the two
+/// leaves the work to the next holder.
+pub async fn claim(
+    db: &Db,
+    clock: &dyn Clock,
+    campaign_id: i64,
+    node: &str,
+    ttl: Duration,
+) -> anyhow::Result<(Acquired, Option<Option<(String, i64)>>)> {
     anyhow::ensure!(!node.is_empty(), "a pacer needs a node name");
     // A lost race (another node created or took the row between our read and our write) is
     // answered by reading again: at most a few rounds.
@@ -155,10 +203,13 @@ pub async fn acquire(
         let won = match &decision {
             Decision::Busy { holder, expires_at } => {
                 tx.rollback().await?;
-                return Ok(Acquired::Busy {
-                    holder: holder.clone(),
-                    expires_at: *expires_at,
-                });
+                return Ok((
+                    Acquired::Busy {
+                        holder: holder.clone(),
+                        expires_at: *expires_at,
+                    },
+                    None,
+                ));
             }
             Decision::Create => sqlx::query(
                 "INSERT INTO campaign_pacers (campaign_id, node, token, acquired_at, heartbeat_at, expires_at) \
@@ -200,8 +251,8 @@ pub async fn acquire(
                     == 1
             }
         };
-        tx.commit().await?;
         if !won {
+            tx.commit().await?;
             continue;
         }
         let token = match &decision {
@@ -210,30 +261,124 @@ pub async fn acquire(
             Decision::Take { token, .. } => token + 1,
             Decision::Busy { .. } => unreachable!("returned above"),
         };
-        let takeover = match decision {
+        // Taking over from an expired holder: its recovery is owed from now on, by whoever
+        // holds the lease, until carried out.
+        let taken = match &decision {
             Decision::Take {
                 from: Some(from),
+                token: from_token,
                 expired_at,
-                ..
-            } => Some(take_over(db, clock, campaign_id, node, &from, token, expired_at).await?),
+            } => {
+                sqlx::query(
+                    "INSERT INTO campaign_pacer_recoveries (campaign_id, from_node, from_token, expired_at, \
+                     created_by, created_at) VALUES ($1, $2, $3, $4, $5, $6) \
+                     ON CONFLICT (campaign_id, from_node, from_token) DO NOTHING",
+                )
+                .bind(campaign_id)
+                .bind(from)
+                .bind(from_token)
+                .bind(expired_at)
+                .bind(node)
+                .bind(now)
+                .execute(tx.conn())
+                .await?;
+                sqlx::query("UPDATE campaign_pacers SET recovering = 1 WHERE campaign_id = $1")
+                    .bind(campaign_id)
+                    .execute(tx.conn())
+                    .await?;
+                Some((from.clone(), *from_token))
+            }
             _ => None,
         };
-        return Ok(Acquired::Held(Lease {
-            campaign_id,
-            token,
-            expires_at,
-            takeover,
-        }));
+        tx.commit().await?;
+        let pending =
+            (taken.is_some() || row.as_ref().is_some_and(|r| r.recovering)).then_some(taken);
+        return Ok((
+            Acquired::Held(Lease {
+                campaign_id,
+                token,
+                expires_at,
+                takeover: None,
+            }),
+            pending,
+        ));
     }
     let row = get(db, campaign_id).await?;
-    Ok(Acquired::Busy {
-        holder: row.as_ref().map(|r| r.node.clone()).unwrap_or_default(),
-        expires_at: row.map(|r| r.expires_at).unwrap_or(0),
-    })
+    Ok((
+        Acquired::Busy {
+            holder: row.as_ref().map(|r| r.node.clone()).unwrap_or_default(),
+            expires_at: row.map(|r| r.expires_at).unwrap_or(0),
+        },
+        None,
+    ))
 }
 
-/// Closes the expired holder's leftovers in the campaign and records the takeover.
-async fn take_over(
+/// Carries out every pending takeover recovery of the campaign as the holder `node` with
+/// `token` (oldest first), records each takeover, and clears the lease row's `recovering` flag
+/// once none is left. Stops without doing anything when `node` no longer holds `token` (the
+/// newer holder owes the work). Returns the recoveries carried out.
+pub async fn recover_pending(
+    db: &Db,
+    clock: &dyn Clock,
+    campaign_id: i64,
+    node: &str,
+    token: i64,
+) -> anyhow::Result<Vec<Takeover>> {
+    let mut done = Vec::new();
+    let pending = sqlx::query(
+        "SELECT id, from_node, from_token, expired_at FROM campaign_pacer_recoveries \
+         WHERE campaign_id = $1 AND done_at IS NULL ORDER BY id",
+    )
+    .bind(campaign_id)
+    .fetch_all(db.pool())
+    .await?;
+    for r in pending {
+        let still = get(db, campaign_id).await?;
+        if !still.is_some_and(|l| l.node == node && l.token == token) {
+            return Ok(done);
+        }
+        let (id, from): (i64, String) = (r.get("id"), r.get("from_node"));
+        let expired_at: i64 = r.get("expired_at");
+        let recovery = attempts::recover_campaign(db, clock, &from, campaign_id).await?;
+        if record_takeover(
+            db,
+            clock,
+            campaign_id,
+            node,
+            &from,
+            token,
+            expired_at,
+            id,
+            &recovery,
+        )
+        .await?
+        {
+            done.push(Takeover {
+                from,
+                expired_at,
+                recovery,
+                resumed: Vec::new(),
+            });
+        }
+    }
+    let mut tx = db.begin_write().await?;
+    sqlx::query(
+        "UPDATE campaign_pacers SET recovering = 0 WHERE campaign_id = $1 AND node = $2 AND token = $3 \
+         AND NOT EXISTS (SELECT 1 FROM campaign_pacer_recoveries WHERE campaign_id = $1 AND done_at IS NULL)",
+    )
+    .bind(campaign_id)
+    .bind(node)
+    .bind(token)
+    .execute(tx.conn())
+    .await?;
+    tx.commit().await?;
+    Ok(done)
+}
+
+/// Marks recovery `recovery_id` done and records the takeover (once: false when another holder
+/// marked it first).
+#[allow(clippy::too_many_arguments)]
+async fn record_takeover(
     db: &Db,
     clock: &dyn Clock,
     campaign_id: i64,
@@ -241,10 +386,26 @@ async fn take_over(
     from: &str,
     token: i64,
     expired_at: i64,
-) -> anyhow::Result<Takeover> {
-    let recovery = attempts::recover_campaign(db, clock, from, campaign_id).await?;
+    recovery_id: i64,
+    recovery: &Recovery,
+) -> anyhow::Result<bool> {
+    let recovery = recovery.clone();
     let now = clock.now_ms();
     let mut tx = db.begin_write().await?;
+    let marked = sqlx::query(
+        "UPDATE campaign_pacer_recoveries SET done_by = $1, done_at = $2 WHERE id = $3 AND done_at IS NULL",
+    )
+    .bind(node)
+    .bind(now)
+    .bind(recovery_id)
+    .execute(tx.conn())
+    .await?
+    .rows_affected()
+        == 1;
+    if !marked {
+        tx.rollback().await?;
+        return Ok(false);
+    }
     sqlx::query(
         "INSERT INTO campaign_pacer_takeovers (campaign_id, from_node, to_node, token, expired_at, at, \
          interrupted, counted_abandoned, released) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
@@ -290,11 +451,7 @@ async fn take_over(
         ?recovery,
         "took over the pacer of an expired node"
     );
-    Ok(Takeover {
-        from: from.to_owned(),
-        expired_at,
-        recovery,
-    })
+    Ok(true)
 }
 
 /// Gives the lease up (campaign paused or completed, runner stopping): free at once for any
@@ -413,6 +570,7 @@ mod tests {
             token,
             heartbeat_at: 0,
             expires_at,
+            recovering: false,
         }
     }
 

@@ -2,7 +2,8 @@
 //! processes would have: one holder at a time, renewal keeps the token, expiry lets another node
 //! take over with a newer token and close the old holder's open attempts and claims, the old
 //! holder's claims and attempts are refused by the fencing token afterwards, a clean release is
-//! taken without recovery, and racing claimers never both win.
+//! taken without recovery, and racing claimers never both win. A taker that dies during its
+//! recovery leaves it pending, and the next holder redoes exactly the unfinished part.
 
 mod support;
 
@@ -261,6 +262,160 @@ async fn racing_claimers(a: &Db, b: &Db) {
     assert_eq!(lease::takeovers(a, c.id).await.unwrap().len(), taken);
 }
 
+/// The node that took over ("nc") dies after taking the lease and while recovering (it closed
+/// one of the dead holder's two open attempts): the recovery stays pending in the database,
+/// keyed to the dead holder's token. The next holder ("nd", taking over from the dead taker)
+/// redoes the unfinished part once: the other attempt is closed, the claimed lead is given back,
+/// both takeovers are recorded, and nothing is redone afterwards. A taker restarted under its
+/// own name redoes its pending recovery on its next renewal.
+async fn takeover_recovery_retried(a: &Db, b: &Db) {
+    let clock = clock();
+    let c = campaign(a, &clock, "retry", 5000).await;
+    held(lease::acquire(a, &clock, c.id, "na", TTL).await.unwrap());
+    let fa = Fence {
+        node: "na",
+        token: 1,
+    };
+    let leads = hopper::claim_fenced(a, &clock, &c, "na", Some(1), 3, &mut ListMix::default())
+        .await
+        .unwrap();
+    let first = open(a, &clock, &c, &leads[0], fa).await.unwrap();
+    let second = open(a, &clock, &c, &leads[1], fa).await.unwrap();
+    attempts::mark(a, &clock, second.id, Progress::Answered)
+        .await
+        .unwrap();
+
+    // "na" dies; "nc" takes over (token 2) and dies mid-recovery.
+    clock.advance(Duration::from_millis(5001));
+    let (got, pending) = lease::claim(b, &clock, c.id, "nc", TTL).await.unwrap();
+    assert_eq!(held(got).token, 2);
+    assert_eq!(pending, Some(Some(("na".to_owned(), 1))));
+    let partial = attempts::Final {
+        outcome: Some(attempts::Outcome::Interrupted),
+        detail: Some("closed by nc before it died".into()),
+        ..Default::default()
+    };
+    attempts::finish(b, &clock, first.id, &partial, Some(&c.config))
+        .await
+        .unwrap();
+    let row = lease::get(a, c.id).await.unwrap().unwrap();
+    assert_eq!(
+        (row.node.as_str(), row.token, row.recovering),
+        ("nc", 2, true)
+    );
+    assert!(lease::takeovers(a, c.id).await.unwrap().is_empty());
+
+    // "nc"'s lease expires; "nd" takes over from it and finishes "na"'s recovery too.
+    clock.advance(Duration::from_millis(5001));
+    let ld = held(lease::acquire(a, &clock, c.id, "nd", TTL).await.unwrap());
+    assert_eq!(ld.token, 3);
+    let t = ld.takeover.expect("a takeover");
+    assert_eq!(
+        (t.from.as_str(), t.resumed.clone()),
+        ("nc", vec!["na".to_owned()])
+    );
+    assert_eq!(t.recovery, attempts::Recovery::default());
+    let states: Vec<(i64, String, String, i16)> =
+        sqlx::query(
+            "SELECT id, state, outcome, abandoned FROM dial_attempts WHERE campaign_id = $1 ORDER BY id",
+        )
+        .bind(c.id)
+        .fetch_all(a.pool())
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| (r.get("id"), r.get("state"), r.get("outcome"), r.get("abandoned")))
+            .collect();
+    assert_eq!(
+        states,
+        vec![
+            (first.id, "final".into(), "interrupted".into(), 0),
+            (second.id, "final".into(), "interrupted".into(), 1)
+        ]
+    );
+    let lead_state: String = sqlx::query_scalar(
+        "SELECT state FROM campaign_leads WHERE campaign_id = $1 AND lead_id = $2",
+    )
+    .bind(c.id)
+    .bind(leads[2].lead_id)
+    .fetch_one(a.pool())
+    .await
+    .unwrap();
+    assert_eq!(lead_state, "ready");
+    let recs = lease::takeovers(a, c.id).await.unwrap();
+    let got: Vec<_> = recs
+        .iter()
+        .map(|r| {
+            (
+                r.from_node.as_str(),
+                r.to_node.as_str(),
+                r.token,
+                r.interrupted,
+                r.counted_abandoned,
+                r.released,
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        vec![("na", "nd", 3, 1, 1, 1), ("nc", "nd", 3, 0, 0, 0)]
+    );
+    let done: Vec<(String, i64, Option<String>)> = sqlx::query(
+        "SELECT from_node, from_token, done_by FROM campaign_pacer_recoveries WHERE campaign_id = $1 ORDER BY id",
+    )
+    .bind(c.id)
+    .fetch_all(a.pool())
+    .await
+    .unwrap()
+    .iter()
+    .map(|r| (r.get("from_node"), r.get("from_token"), r.get("done_by")))
+    .collect();
+    assert_eq!(
+        done,
+        vec![
+            ("na".into(), 1, Some("nd".into())),
+            ("nc".into(), 2, Some("nd".into()))
+        ]
+    );
+    assert!(!lease::get(a, c.id).await.unwrap().unwrap().recovering);
+
+    // Renewing redoes nothing.
+    let ld = held(lease::acquire(a, &clock, c.id, "nd", TTL).await.unwrap());
+    assert_eq!((ld.token, ld.takeover), (3, None));
+    assert_eq!(lease::takeovers(a, c.id).await.unwrap().len(), 2);
+
+    // A taker restarted under its own name: "nd" dies, "ne" takes over and dies before
+    // recovering, comes back within its lease and renews: the pending recovery runs then.
+    let fd = Fence {
+        node: "nd",
+        token: 3,
+    };
+    let more = hopper::claim_fenced(a, &clock, &c, "nd", Some(3), 1, &mut ListMix::default())
+        .await
+        .unwrap();
+    let third = open(a, &clock, &c, &more[0], fd).await.unwrap();
+    clock.advance(Duration::from_millis(5001));
+    let (got, pending) = lease::claim(b, &clock, c.id, "ne", TTL).await.unwrap();
+    assert_eq!(
+        (held(got).token, pending),
+        (4, Some(Some(("nd".to_owned(), 3))))
+    );
+    clock.advance(Duration::from_secs(1));
+    let le = held(lease::acquire(b, &clock, c.id, "ne", TTL).await.unwrap());
+    let t = le.takeover.expect("the resumed recovery");
+    assert_eq!(
+        (t.from.as_str(), t.recovery.interrupted, t.resumed.len()),
+        ("nd", 1, 0)
+    );
+    let st: String = sqlx::query_scalar("SELECT state FROM dial_attempts WHERE id = $1")
+        .bind(third.id)
+        .fetch_one(a.pool())
+        .await
+        .unwrap();
+    assert_eq!(st, "final");
+    assert!(!lease::get(a, c.id).await.unwrap().unwrap().recovering);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pacer_lease_sqlite() {
     let dir = tempfile::tempdir().unwrap();
@@ -270,6 +425,7 @@ async fn pacer_lease_sqlite() {
         .unwrap();
     lease_lifecycle(&a, &b).await;
     racing_claimers(&a, &b).await;
+    takeover_recovery_retried(&a, &b).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -282,6 +438,7 @@ async fn pacer_lease_postgres() {
     let b = Db::connect(&pg.url, 4).await.unwrap();
     lease_lifecycle(&a, &b).await;
     racing_claimers(&a, &b).await;
+    takeover_recovery_retried(&a, &b).await;
     a.close().await;
     b.close().await;
 }
