@@ -1,5 +1,6 @@
 //! Callbacks on real calls: a caller asks for a callback in a flow and hangs up; a second caller
-//! queues after; when an agent (a sipp UAS phone) becomes available the callback is dialled
+//! queues before the callback is due, yet the callback enters ahead of it (the first caller's
+//! place); when an agent (a sipp UAS phone) becomes available the callback is dialled
 //! first (the customer's phone is a sipp UAS behind the callback trunk) and connected, then the
 //! second caller gets the agent. A busy customer is retried, then the callback closes with its
 //! final outcome. After a restart a pending callback is reloaded and dialled once, and one a
@@ -25,11 +26,17 @@ const CALLBACK_DID: &str = "+15550005000";
 /// The number sipp callers send in From (`caller_xml`), dialled back.
 const CUSTOMER: &str = "+13125550100";
 
+/// Sets the caller's own number as callback number and asks for a callback in sales after
+/// `delay_s` (2 attempts, 2 s apart).
+fn callback_flow(delay_s: u32) -> String {
+    CALLBACK_FLOW.replace("DELAY", &delay_s.to_string())
+}
+
 const CALLBACK_FLOW: &str = r#"{"Version": "2019-10-30", "StartAction": "num", "Actions": [
   {"Identifier": "num", "Type": "UpdateContactCallbackNumber", "Parameters": {"CallbackNumber": "$.CustomerEndpoint.Address"},
    "Transitions": {"NextAction": "cb", "Errors": [{"NextAction": "bye", "ErrorType": "InvalidCallbackNumber"}]}},
   {"Identifier": "cb", "Type": "CreateCallbackContact",
-   "Parameters": {"QueueId": "sales", "InitialCallDelaySeconds": "1", "MaximumConnectionAttempts": "2", "RetryDelaySeconds": "2"},
+   "Parameters": {"QueueId": "sales", "InitialCallDelaySeconds": "DELAY", "MaximumConnectionAttempts": "2", "RetryDelaySeconds": "2"},
    "Transitions": {"NextAction": "bye", "Errors": [{"NextAction": "bye", "ErrorType": "NoMatchingError"}]}},
   {"Identifier": "bye", "Type": "DisconnectParticipant", "Parameters": {}, "Transitions": {}}]}"#;
 
@@ -183,7 +190,7 @@ async fn start_on(
         inbound::store::assign_number(&db, DID, "main", 1_000, "test")
             .await
             .unwrap();
-        inbound::store::import_flow(&db, "callback", CALLBACK_FLOW, 1_000, "test")
+        inbound::store::import_flow(&db, "callback", &callback_flow(1), 1_000, "test")
             .await
             .unwrap();
         inbound::store::assign_number(&db, CALLBACK_DID, "callback", 1_000, "test")
@@ -227,8 +234,8 @@ async fn start_on(
     (sip, db, runtime, lifecycle)
 }
 
-async fn callback_flow_on(sut: &Sut) {
-    inbound::store::import_flow(&sut.db, "callback", CALLBACK_FLOW, 1_000, "test")
+async fn callback_flow_on(sut: &Sut, delay_s: u32) {
+    inbound::store::import_flow(&sut.db, "callback", &callback_flow(delay_s), 1_000, "test")
         .await
         .unwrap();
     inbound::store::assign_number(&sut.db, CALLBACK_DID, "callback", 1_000, "test")
@@ -277,7 +284,9 @@ async fn a_callback_keeps_the_callers_place_and_is_dialled_first() {
     }
     let (customer_port, agent_port) = (free_port(), free_port());
     let sut = start(33_000, |c| c.callback_trunk = Some(trunk(customer_port))).await;
-    callback_flow_on(&sut).await;
+    // "Call me back when it's my turn", entering the queue 12 s later: long enough for a second
+    // caller to queue first.
+    callback_flow_on(&sut, 12).await;
     let dir = sut.dir.path().to_path_buf();
     write(&dir, "until_bye.xml", CALLER_UNTIL_BYE);
     write(
@@ -311,14 +320,8 @@ async fn a_callback_keeps_the_callers_place_and_is_dialled_first() {
         first.stages
     );
     let cb_contact = format!("callback-{}", cb.id);
-    eventually("the callback is queued", Duration::from_secs(10), || {
-        let rt = sut.runtime.clone();
-        let c = cb_contact.clone();
-        async move { rt.queue_position(&c).await.unwrap().is_some() }
-    })
-    .await;
 
-    // 2. A second caller queues in sales behind the callback.
+    // 2. A second caller queues in sales before the callback enters the queue...
     let b = call_in(&sut, &dir, "menu_caller.xml", DID).await;
     let b_contact = second_queued(&sut.db, &cb.contact_id).await;
     let pos = |c: &str| {
@@ -326,6 +329,15 @@ async fn a_callback_keeps_the_callers_place_and_is_dialled_first() {
         let c = c.to_owned();
         async move { rt.queue_position(&c).await.unwrap().map(|e| e.position) }
     };
+    assert_eq!(pos(&b_contact).await, Some(1));
+    assert_eq!(pos(&cb_contact).await, None, "the callback is not due yet");
+    // ...and the callback, entering later, goes ahead of it: it keeps the first caller's place.
+    eventually("the callback is queued", Duration::from_secs(20), || {
+        let rt = sut.runtime.clone();
+        let c = cb_contact.clone();
+        async move { rt.queue_position(&c).await.unwrap().is_some() }
+    })
+    .await;
     assert_eq!(
         pos(&cb_contact).await,
         Some(1),
@@ -400,7 +412,7 @@ async fn a_busy_customer_is_retried_then_the_callback_closes() {
         sales.callback_ring_s = 5;
     })
     .await;
-    callback_flow_on(&sut).await;
+    callback_flow_on(&sut, 1).await;
     let dir = sut.dir.path().to_path_buf();
     write(&dir, "until_bye.xml", CALLER_UNTIL_BYE);
     write(&dir, "busy.xml", BUSY_PHONE);

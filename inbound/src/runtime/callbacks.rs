@@ -542,3 +542,89 @@ async fn dial_inner(sh: &Shared, entry: &mut Entry, side: &AgentSide) -> Dialed 
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn row(db: &Db, contact: &str, status: &str, node: Option<&str>) {
+        let mut tx = db.begin_write().await.unwrap();
+        sqlx::query(
+            "INSERT INTO inbound_callbacks (contact_id, number, queue, waiting_since, due_at, attempts_left, retry_delay_s, status, created_at, updated_at, node) \
+             VALUES ($1, '+15551230000', 'sales', 1000, 2000, 2, 60, $2, 1000, 1000, $3)",
+        )
+        .bind(contact)
+        .bind(status)
+        .bind(node)
+        .execute(tx.conn())
+        .await
+        .unwrap();
+        tx.commit().await.unwrap();
+    }
+
+    /// Recovery, listing and cancelling: the same SQL on both backends.
+    async fn exercise(db: &Db) {
+        db.migrate().await.unwrap();
+        row(db, "c-pending", "pending", None).await;
+        row(db, "c-mine", "dialing", Some("n1")).await;
+        row(db, "c-theirs", "dialing", Some("n2")).await;
+        row(db, "c-done", "done", Some("n1")).await;
+        let (settled, pending) = recover(db, "n1", 5_000).await.unwrap();
+        assert_eq!(settled, 1, "only this node's dialling row");
+        assert_eq!(pending.len(), 1);
+        assert_eq!(
+            (
+                pending[0].contact_id.as_str(),
+                pending[0].waiting_since,
+                pending[0].due_at,
+                pending[0].attempts_left
+            ),
+            ("c-pending", 1000, 2000, 2)
+        );
+        let all = list(db, None, 10).await.unwrap();
+        assert_eq!(
+            all.iter()
+                .map(|c| c.contact_id.as_str())
+                .collect::<Vec<_>>(),
+            ["c-done", "c-theirs", "c-mine", "c-pending"]
+        );
+        let mine = list(db, Some("interrupted"), 10).await.unwrap();
+        assert_eq!(mine.len(), 1);
+        assert_eq!(
+            (
+                mine[0].contact_id.as_str(),
+                mine[0].outcome.as_deref(),
+                mine[0].ended_at_ms
+            ),
+            ("c-mine", Some("interrupted"), Some(5_000))
+        );
+        assert_eq!(list(db, Some("dialing"), 10).await.unwrap().len(), 1);
+        let id = pending[0].id;
+        assert!(cancel(db, id, 6_000).await.unwrap());
+        assert!(!cancel(db, id, 7_000).await.unwrap(), "cancelled once");
+        let c = list(db, Some("cancelled"), 10).await.unwrap();
+        assert_eq!(
+            (c[0].id, c[0].outcome.as_deref(), c[0].ended_at_ms),
+            (id, Some("cancelled"), Some(6_000))
+        );
+        assert_eq!(recover(db, "n1", 8_000).await.unwrap(), (0, Vec::new()));
+    }
+
+    #[tokio::test]
+    async fn callback_rows_on_sqlite() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::connect(&format!("sqlite://{}/cb.db", dir.path().display()), 4)
+            .await
+            .unwrap();
+        exercise(&db).await;
+    }
+
+    #[tokio::test]
+    async fn callback_rows_on_postgres() {
+        let Some(pg) = foundation::testing::TempPgDatabase::create().await else {
+            return;
+        };
+        let db = Db::connect(&pg.url, 4).await.unwrap();
+        exercise(&db).await;
+    }
+}
