@@ -23,6 +23,9 @@ use crate::interpreter::QueueResult;
 use super::contact::Note;
 use super::{AgentEndpoint, AgentMode, AgentView, Login, RuntimeError, RuntimeEvent, Shared};
 
+#[path = "controls.rs"]
+pub mod controls;
+
 /// No agent of the queue was ready to take the call at once.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("no agent ready in the queue")]
@@ -31,6 +34,8 @@ pub struct NoAgent;
 type Reply<T> = oneshot::Sender<Result<T, RuntimeError>>;
 
 pub(crate) enum Cmd {
+    /// Agents' call control (hold, mute, DTMF, transfers, conference).
+    Control(controls::Op),
     Enqueue {
         req: ContactRequest,
         call: CallControl,
@@ -183,6 +188,7 @@ struct Task {
     serving: HashMap<String, Vec<String>>,
     leg_no: u64,
     tx: mpsc::WeakUnboundedSender<Cmd>,
+    ctl: controls::Controls,
     /// Queued callbacks by ACD contact id (true once being dialled).
     callbacks: HashMap<String, (super::callbacks::Entry, bool)>,
 }
@@ -244,6 +250,7 @@ pub(crate) async fn run(sh: Arc<Shared>, acd: Acd, mut rx: mpsc::UnboundedReceiv
         serving,
         leg_no: 0,
         tx,
+        ctl: Default::default(),
         callbacks: HashMap::new(),
     };
     loop {
@@ -694,6 +701,7 @@ impl Task {
                 let r = self.connect_outbound(&queue, call, attributes).await;
                 let _ = reply.send(r);
             }
+            Cmd::Control(op) => self.control(op).await,
             Cmd::Leg {
                 agent,
                 leg_no,
@@ -888,6 +896,7 @@ impl Task {
                     ))));
                 }
                 tracing::info!(agent, "the agent's nailed-up leg ended");
+                self.control_leg_ended(agent).await;
                 if let Some(c) = contact {
                     self.hang_up_contact(&c).await;
                 }
@@ -998,6 +1007,8 @@ impl Task {
                 })
                 .await;
             }
+            // Transferred to a number: the agent was released at the transfer.
+            (None, true) => self.note(contact, "ended", "transferred"),
             _ => {
                 if let Some(agent) = &agent {
                     self.drop_ring_leg(agent).await;
@@ -1033,6 +1044,7 @@ impl Task {
         }
         self.save_outbound(contact).await;
         self.contacts.remove(contact);
+        self.control_contact_gone(contact).await;
         self.emit(RuntimeEvent::ContactEnded {
             contact: contact.into(),
             agent,

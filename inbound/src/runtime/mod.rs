@@ -53,6 +53,9 @@ use crate::hours::HoursBook;
 use crate::webhook::WebhookTargets;
 
 pub use acd_task::NoAgent;
+pub use acd_task::controls::{
+    ConsultPhase, ConsultView, ControlEvent, ControlRefused, ControlView, Target, TransferMode,
+};
 
 /// What the runtime needs besides the database, the clock and the calls.
 #[derive(Clone)]
@@ -202,6 +205,17 @@ pub enum RuntimeEvent {
     ContactEnded {
         contact: String,
         agent: Option<String>,
+        at_ms: i64,
+    },
+    /// An agent's call control on a contact (`action`: hold, mute, consult_ringing, …; see
+    /// [`ControlEvent`] and `docs/desktop-events.md`).
+    CallControl {
+        contact: String,
+        agent: String,
+        /// The agent taken as the target of a transfer or consultation.
+        target_agent: Option<String>,
+        #[serde(flatten)]
+        what: ControlEvent,
         at_ms: i64,
     },
 }
