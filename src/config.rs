@@ -40,6 +40,10 @@ pub struct Config {
     pub bridge: Bridge,
     pub inbound: Inbound,
     pub dialer: Dialer,
+    /// Webhooks to the CRM (`docs/webhooks.md`): `[integrations.webhooks.<name>]` subscriptions.
+    pub integrations: web::integrations::IntegrationsConfig,
+    /// Call recordings: retention.
+    pub recordings: web::recordings::RecordingsConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -360,6 +364,8 @@ impl Default for Config {
             bridge: Bridge::default(),
             inbound: Inbound::default(),
             dialer: Dialer::default(),
+            integrations: Default::default(),
+            recordings: Default::default(),
         }
     }
 }
@@ -617,6 +623,13 @@ impl Config {
         self.bridge.legacy.trunk()?;
         self.inbound.acd_config()?;
         self.dialer.single_call_defaults()?;
+        // These answer "key: what is wrong".
+        let keyed = |e: String| {
+            let (key, what) = e.split_once(": ").unwrap_or((e.as_str(), "invalid"));
+            anyhow::anyhow!("invalid configuration at key `{key}`: {what}")
+        };
+        self.integrations.validate().map_err(keyed)?;
+        self.recordings.validate().map_err(keyed)?;
         if importers::phone::Normalizer::new(&self.dialer.region).is_err() {
             bail!(
                 "invalid configuration at key `dialer.region`: {:?} is not a region code like \"US\"",

@@ -4,7 +4,12 @@
 //! `number` matches the dialled number or the caller's; `agent` the agent the contact connected
 //! to; `from`/`to` bound the start time (RFC 3339, a date `YYYY-MM-DD` meaning midnight UTC, or
 //! epoch ms; `from` inclusive, `to` exclusive). Newest first. The answer is JSON, or CSV when the
-//! request asks `Accept: text/csv` or `?format=csv` (the integration export, up to 100,000 rows).
+//! request asks `Accept: text/csv` or `?format=csv` (the integration export, up to 100,000 rows),
+//! or JSON lines (`format=jsonl` or `Accept: application/x-ndjson`: one [`ContactOut`] object per
+//! line, the stable export schema, up to 10,000 rows per page). Large exports page with a cursor:
+//! when a page is full the answer carries `X-Next-Cursor`, and `cursor=<it>` with the same filters
+//! continues after the last row (keyset paging on start time and row id: stable while new contacts
+//! arrive, and each page is read on its own, so memory stays bounded).
 //! Caller number and agent live inside the stored record (JSON text), so they are matched with an
 //! escaped `LIKE` on its exact serialized form, which works the same on SQLite and PostgreSQL.
 
@@ -51,12 +56,14 @@ pub struct ContactQuery {
     pub agent: Option<String>,
     /// disconnected, queued, transferred_to_number, transferred_to_legacy, caller_hung_up, error.
     pub outcome: Option<String>,
-    /// `json` (default) or `csv`.
+    /// `json` (default), `csv` or `jsonl` (JSON lines).
     pub format: Option<String>,
     /// At most this many (JSON: default 100, at most 1000; CSV: default and at most 100000).
     pub limit: Option<i64>,
     /// Skip this many (paging).
     pub offset: Option<i64>,
+    /// Continue after this position: the `X-Next-Cursor` header of the previous page.
+    pub cursor: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -101,7 +108,7 @@ pub fn parse_time(name: &str, s: &str) -> Result<i64, ApiError> {
 }
 
 /// `%…%` pattern matching `fragment` literally (LIKE wildcards and the escape escaped).
-fn like_fragment(fragment: &str) -> String {
+pub(crate) fn like_fragment(fragment: &str) -> String {
     let mut p = String::from("%");
     for c in fragment.chars() {
         if matches!(c, '%' | '_' | '\\') {
@@ -113,20 +120,36 @@ fn like_fragment(fragment: &str) -> String {
     p
 }
 
-fn json_str(s: &str) -> String {
+pub(crate) fn json_str(s: &str) -> String {
     serde_json::to_string(s).expect("strings serialize")
 }
 
 /// The filters as SQL conditions with their bound values, in order ($1…).
 #[derive(Debug)]
-struct Filter {
-    sql: String,
-    text: Vec<String>,
-    from: Option<i64>,
-    to: Option<i64>,
+pub(crate) struct Filter {
+    pub(crate) sql: String,
+    pub(crate) text: Vec<String>,
+    pub(crate) from: Option<i64>,
+    pub(crate) to: Option<i64>,
+    /// Rows before (started_at, id) only, newest first: bound as `$3`, `$4`.
+    pub(crate) cursor: Option<(i64, i64)>,
 }
 
-fn build_filter(q: &ContactQuery) -> Result<Filter, ApiError> {
+/// The number of leading BIGINT binds of a [`Filter`]: from, to, cursor time, cursor id.
+pub(crate) const FIXED_BINDS: usize = 4;
+
+/// Parses a cursor (`<started_at>.<row id>`), naming the parameter when it is not one.
+fn parse_cursor(s: &str) -> Result<(i64, i64), ApiError> {
+    s.split_once('.')
+        .and_then(|(t, id)| Some((t.parse().ok()?, id.parse().ok()?)))
+        .ok_or_else(|| {
+            ApiError::bad_request(format!(
+                "cursor={s:?}: pass the X-Next-Cursor header of the previous page as it is"
+            ))
+        })
+}
+
+pub(crate) fn build_filter(q: &ContactQuery) -> Result<Filter, ApiError> {
     let mut conds = Vec::new();
     let mut text = Vec::new();
     let mut n = 0;
@@ -148,8 +171,18 @@ fn build_filter(q: &ContactQuery) -> Result<Filter, ApiError> {
     // Time bounds come first so their placeholders are $1 and $2 (bound as BIGINT).
     let p_from = next();
     let p_to = next();
+    let (p_ct, p_cid) = (next(), next());
     conds.push(format!("({p_from} = -1 OR c.started_at >= {p_from})"));
     conds.push(format!("({p_to} = -1 OR c.started_at < {p_to})"));
+    conds.push(format!(
+        "({p_ct} = -1 OR c.started_at < {p_ct} OR (c.started_at = {p_ct} AND c.id < {p_cid}))"
+    ));
+    let cursor = q
+        .cursor
+        .as_deref()
+        .filter(|s| !s.is_empty())
+        .map(parse_cursor)
+        .transpose()?;
     if let Some(num) = q.number.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
         if num.len() > 32 || !num.chars().all(|c| c.is_ascii_digit() || c == '+') {
             return Err(ApiError::bad_request(
@@ -198,10 +231,11 @@ fn build_filter(q: &ContactQuery) -> Result<Filter, ApiError> {
         text,
         from,
         to,
+        cursor,
     })
 }
 
-fn agent_of(r: &ContactRecord) -> Option<String> {
+pub(crate) fn agent_of(r: &ContactRecord) -> Option<String> {
     r.stages
         .iter()
         .rev()
@@ -215,10 +249,19 @@ pub async fn search(
     q: &ContactQuery,
     limit: i64,
 ) -> Result<Vec<ContactOut>, ApiError> {
+    Ok(search_page(db, q, limit).await?.0)
+}
+
+/// Runs the search; with a full page, also the cursor that continues after it.
+pub async fn search_page(
+    db: &foundation::Db,
+    q: &ContactQuery,
+    limit: i64,
+) -> Result<(Vec<ContactOut>, Option<String>), ApiError> {
     let f = build_filter(q)?;
-    let n = f.text.len() + 2;
+    let n = f.text.len() + FIXED_BINDS;
     let sql = format!(
-        "SELECT c.contact_id, c.did, fl.name, c.flow_version, c.started_at, c.ended_at, c.outcome, c.queue, c.record \
+        "SELECT c.contact_id, c.did, fl.name, c.flow_version, c.started_at, c.ended_at, c.outcome, c.queue, c.record, c.id \
          FROM inbound_contacts c LEFT JOIN inbound_flows fl ON fl.id = c.flow_id WHERE {} \
          ORDER BY c.started_at DESC, c.id DESC LIMIT ${} OFFSET ${}",
         f.sql,
@@ -235,10 +278,14 @@ pub async fn search(
         Option<String>,
         Option<String>,
         String,
+        i64,
     );
+    let (cursor_t, cursor_id) = f.cursor.unwrap_or((-1, -1));
     let mut query = sqlx::query_as::<_, Row>(sqlx::AssertSqlSafe(sql))
         .bind(f.from.unwrap_or(-1))
-        .bind(f.to.unwrap_or(-1));
+        .bind(f.to.unwrap_or(-1))
+        .bind(cursor_t)
+        .bind(cursor_id);
     for t in &f.text {
         query = query.bind(t.clone());
     }
@@ -248,7 +295,11 @@ pub async fn search(
         .fetch_all(db.pool())
         .await
         .map_err(anyhow::Error::from)?;
-    rows.into_iter()
+    let next = (rows.len() as i64 == limit)
+        .then(|| rows.last().map(|r| format!("{}.{}", r.4, r.9)))
+        .flatten();
+    let out = rows
+        .into_iter()
         .map(
             |(
                 contact_id,
@@ -260,6 +311,7 @@ pub async fn search(
                 outcome,
                 queue,
                 record,
+                _,
             )| {
                 let r: ContactRecord = serde_json::from_str(&record).map_err(|e| {
                     anyhow::anyhow!("contact {contact_id}: record is not readable: {e}")
@@ -279,25 +331,53 @@ pub async fn search(
                 })
             },
         )
-        .collect()
+        .collect::<Result<Vec<_>, ApiError>>()?;
+    Ok((out, next))
 }
 
-fn wants_csv(q: &ContactQuery, headers: &HeaderMap) -> Result<bool, ApiError> {
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Format {
+    Json,
+    Csv,
+    JsonLines,
+}
+
+fn format_of(q: &ContactQuery, headers: &HeaderMap) -> Result<Format, ApiError> {
     match q.format.as_deref() {
-        Some("csv") => Ok(true),
-        Some("json") => Ok(false),
+        Some("csv") => Ok(Format::Csv),
+        Some("json") => Ok(Format::Json),
+        Some("jsonl" | "ndjson") => Ok(Format::JsonLines),
         Some(other) => Err(ApiError::bad_request(format!(
-            "format {other:?}: use json or csv"
+            "format {other:?}: use json, csv or jsonl"
         ))),
-        None => Ok(headers
-            .get(header::ACCEPT)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|a| {
-                a.split(',')
-                    .next()
-                    .is_some_and(|first| first.trim().starts_with("text/csv"))
-            })),
+        None => {
+            let first = headers
+                .get(header::ACCEPT)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|a| a.split(',').next())
+                .map(str::trim)
+                .unwrap_or_default();
+            Ok(if first.starts_with("text/csv") {
+                Format::Csv
+            } else if first.starts_with("application/x-ndjson")
+                || first.starts_with("application/jsonl")
+            {
+                Format::JsonLines
+            } else {
+                Format::Json
+            })
+        }
     }
+}
+
+/// One JSON object per line (`\n`-terminated), in the [`ContactOut`] schema.
+fn to_json_lines(rows: &[ContactOut]) -> anyhow::Result<Vec<u8>> {
+    let mut out = Vec::new();
+    for r in rows {
+        serde_json::to_writer(&mut out, r)?;
+        out.push(b'\n');
+    }
+    Ok(out)
 }
 
 fn to_csv(rows: &[ContactOut]) -> anyhow::Result<Vec<u8>> {
@@ -333,10 +413,14 @@ fn to_csv(rows: &[ContactOut]) -> anyhow::Result<Vec<u8>> {
     w.into_inner().map_err(|e| anyhow::anyhow!("csv: {e}"))
 }
 
-/// Finds contacts; JSON, or CSV with `Accept: text/csv` or `format=csv` (an export).
+/// Finds contacts; JSON, or CSV (`Accept: text/csv` or `format=csv`) or JSON lines (`Accept:
+/// application/x-ndjson` or `format=jsonl`) for exports. A full page carries `X-Next-Cursor`;
+/// pass it as `cursor` with the same filters for the next page.
 #[utoipa::path(get, path = "/api/v1/contacts", tag = "contacts", security(("api_key" = []), ("session" = [])),
     params(ContactQuery),
-    responses((status = 200, body = [ContactOut], description = "JSON, or text/csv when asked"),
+    responses((status = 200, body = [ContactOut], description = "JSON; text/csv or application/x-ndjson (one ContactOut per line) when asked. \
+               A full page has the header X-Next-Cursor: pass it as `cursor` for the next page.",
+               headers(("X-Next-Cursor" = String, description = "Where the next page starts (only when this page is full)"))),
               (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
 async fn list(
     State(st): State<AppState>,
@@ -345,28 +429,36 @@ async fn list(
     ApiQuery(q): ApiQuery<ContactQuery>,
 ) -> Result<Response, ApiError> {
     caller.require(ROLES)?;
-    let csv = wants_csv(&q, &headers)?;
-    let limit = if csv {
-        q.limit.unwrap_or(100_000).clamp(1, 100_000)
-    } else {
-        q.limit.unwrap_or(100).clamp(1, 1000)
+    let format = format_of(&q, &headers)?;
+    let limit = match format {
+        Format::Csv => q.limit.unwrap_or(100_000).clamp(1, 100_000),
+        Format::JsonLines => q.limit.unwrap_or(10_000).clamp(1, 10_000),
+        Format::Json => q.limit.unwrap_or(100).clamp(1, 1000),
     };
-    let rows = search(&st.db, &q, limit).await?;
-    if !csv {
-        return Ok(Json(rows).into_response());
+    let (rows, next) = search_page(&st.db, &q, limit).await?;
+    let mut resp = match format {
+        Format::Json => Json(rows).into_response(),
+        Format::Csv => (
+            [
+                (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
+                (
+                    header::CONTENT_DISPOSITION,
+                    "attachment; filename=\"contacts.csv\"",
+                ),
+            ],
+            to_csv(&rows)?,
+        )
+            .into_response(),
+        Format::JsonLines => (
+            [(header::CONTENT_TYPE, "application/x-ndjson")],
+            to_json_lines(&rows)?,
+        )
+            .into_response(),
+    };
+    if let Some(v) = next.and_then(|n| header::HeaderValue::from_str(&n).ok()) {
+        resp.headers_mut().insert("x-next-cursor", v);
     }
-    let body = to_csv(&rows)?;
-    Ok((
-        [
-            (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
-            (
-                header::CONTENT_DISPOSITION,
-                "attachment; filename=\"contacts.csv\"",
-            ),
-        ],
-        body,
-    )
-        .into_response())
+    Ok(resp)
 }
 
 pub(crate) fn routes() -> OpenApiRouter<AppState> {
@@ -600,6 +692,49 @@ mod tests {
                 .collect::<Vec<_>>(),
             ["c2", "c1"]
         );
+
+        // Cursor paging: full pages carry the cursor, the last page none; a bad cursor is named.
+        let (p1, next) = search_page(db, &ContactQuery::default(), 3).await.unwrap();
+        let page_ids =
+            |p: &[ContactOut]| p.iter().map(|c| c.contact_id.clone()).collect::<Vec<_>>();
+        assert_eq!(page_ids(&p1), ["c4", "c2", "c1"]);
+        let (p2, last) = search_page(
+            db,
+            &ContactQuery {
+                cursor: next.clone(),
+                ..Default::default()
+            },
+            3,
+        )
+        .await
+        .unwrap();
+        assert_eq!(page_ids(&p2), ["c3"], "after {next:?}");
+        assert_eq!(last, None);
+        let (p3, _) = search_page(
+            db,
+            &ContactQuery {
+                cursor: next,
+                number: Some("+13125550001".into()),
+                ..Default::default()
+            },
+            3,
+        )
+        .await
+        .unwrap();
+        assert_eq!(page_ids(&p3), ["c3"], "filters apply after the cursor");
+        let bad = ContactQuery {
+            cursor: Some("yesterday".into()),
+            ..Default::default()
+        };
+        assert!(build_filter(&bad).unwrap_err().message.contains("cursor="));
+        let lines = String::from_utf8(to_json_lines(&p1).unwrap()).unwrap();
+        let parsed: Vec<serde_json::Value> = lines
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(parsed.len(), 3);
+        assert_eq!(parsed[0]["contact_id"], "c4");
+        assert!(parsed[0]["attributes"].is_object() && parsed[0]["started_at"].is_string());
 
         let found = search(
             db,

@@ -10,7 +10,8 @@
 //! - [`apikeys`] and [`users`]: API keys (shown once, revoked at once) and console users and
 //!   agents with skills, for admins.
 //! - [`flows`]: inbound flows (placed validation problems, Connect import), numbers, hours;
-//!   [`contacts`]: contact search and CSV/JSON export.
+//!   [`contacts`]: contact search and CSV/JSON export; [`recordings`]: search, playback,
+//!   retention; [`integrations`]: signed, retried webhooks to the CRM.
 //! - [`console`]: the web console's pages and embedded assets (outside the OpenAPI router; pages
 //!   redirect to `/login` without a session and answer 403 to roles that may not see them).
 //!
@@ -30,8 +31,10 @@ pub mod error;
 pub mod extract;
 pub mod flows;
 pub mod imports;
+pub mod integrations;
 pub mod ops;
 pub mod outbound;
+pub mod recordings;
 pub mod softphone;
 pub mod users;
 
@@ -116,6 +119,8 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(users::routes())
         .merge(flows::routes())
         .merge(contacts::routes())
+        .merge(integrations::routes())
+        .merge(recordings::routes())
         .split_for_parts()
 }
 
