@@ -6,6 +6,7 @@ mod backup;
 mod bench;
 mod config;
 mod demo;
+mod flow_port;
 mod gauges;
 mod progress;
 mod reload;

@@ -150,11 +150,14 @@ pub async fn run(
     tokio::spawn(crate::gauges::run(db.clone(), runtime.clone(), queues));
     let agents: Arc<dyn dialer::agents::AgentPort> =
         crate::agents_port::RuntimeAgents::start(runtime.clone());
-    let dialer = dialer::runner::start(
+    let flows: Arc<dyn dialer::flows::FlowPort> =
+        crate::flow_port::RuntimeFlows::new(runtime.clone());
+    let dialer = dialer::runner::start_with(
         db.clone(),
         clock.clone(),
         calls.clone(),
         agents.clone(),
+        Some(flows.clone()),
         dialer::runner::RunnerConfig::new(&node),
     )
     .await?;
@@ -163,6 +166,7 @@ pub async fn run(
         clock: clock.clone(),
         calls,
         agents,
+        flows: Some(flows),
         node: node.clone(),
     };
     let outbound = Arc::new(web::outbound::Outbound::new(

@@ -198,6 +198,32 @@ pub struct Final {
     pub agent: Option<String>,
     pub greeting_end_at: Option<i64>,
     pub bridged_at: Option<i64>,
+    /// The AMD said machine, then the callee showed itself a live person (see
+    /// [`Final::live_person_after_machine`]).
+    pub live_person_after_machine: bool,
+    /// What showed it (a key, a reply).
+    pub evidence: Option<String>,
+    /// The flow that ran on the answered call.
+    pub flow_id: Option<String>,
+    /// Attributes the call produced (a flow's contact attributes), merged over the attempt's own.
+    pub attributes: Option<serde_json::Map<String, serde_json::Value>>,
+    /// A disposition the call itself produced (a flow's `disposition` attribute).
+    pub disposition: Option<String>,
+}
+
+impl Final {
+    /// The AMD's machine verdict was wrong: a live person answered and heard no agent. The
+    /// attempt counts as a live answer *and* as abandoned (the rule: "an AMD 'machine' verdict
+    /// on a live person counts as abandoned too"), in every abandonment rate — campaign to date,
+    /// 30-day period, rolling window — since they all sum `live` and `abandoned`.
+    pub fn live_person_after_machine(&mut self, evidence: &str) {
+        self.live = true;
+        self.abandoned = true;
+        self.live_person_after_machine = true;
+        if self.evidence.is_none() {
+            self.evidence = Some(evidence.to_owned());
+        }
+    }
 }
 
 /// What [`finish`] did to the lead.
@@ -233,7 +259,8 @@ pub async fn finish(
     sqlx::query(
         "UPDATE dial_attempts SET state = 'final', outcome = $1, live = $2, abandoned = $3, sip_code = $4, amd = $5, \
          detail = $6, agent = COALESCE($7, agent), greeting_end_at = COALESCE($8, greeting_end_at), \
-         bridged_at = COALESCE($9, bridged_at), ended_at = $10 WHERE id = $11",
+         bridged_at = COALESCE($9, bridged_at), ended_at = $10, live_person_after_machine = $11, \
+         evidence = $12, flow_id = COALESCE($13, flow_id), disposition = COALESCE($14, disposition) WHERE id = $15",
     )
     .bind(outcome.as_str())
     .bind(f.live as i16)
@@ -245,9 +272,27 @@ pub async fn finish(
     .bind(f.greeting_end_at)
     .bind(f.bridged_at)
     .bind(now)
+    .bind(f.live_person_after_machine as i16)
+    .bind(f.evidence.as_deref())
+    .bind(f.flow_id.as_deref())
+    .bind(f.disposition.as_deref())
     .bind(id)
     .execute(tx.conn())
     .await?;
+    if let Some(attrs) = f.attributes.as_ref().filter(|a| !a.is_empty()) {
+        let old: String = sqlx::query_scalar("SELECT attributes FROM dial_attempts WHERE id = $1")
+            .bind(id)
+            .fetch_one(tx.conn())
+            .await?;
+        let mut merged: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_str(&old).unwrap_or_default();
+        merged.extend(attrs.clone());
+        sqlx::query("UPDATE dial_attempts SET attributes = $1 WHERE id = $2")
+            .bind(serde_json::to_string(&merged)?)
+            .bind(id)
+            .execute(tx.conn())
+            .await?;
+    }
     let e164: String = row.get("e164");
     if outcome == Outcome::Disconnected {
         sqlx::query(
@@ -274,9 +319,14 @@ pub async fn finish(
             .fetch_one(tx.conn())
             .await?;
             let next = lead_next(cfg, outcome, attempts, now);
+            // A disposition the call produced (a flow's) is the lead's outcome, as an agent's is.
+            let lead_outcome = match &f.disposition {
+                Some(d) => format!("disposition:{d}"),
+                None => outcome.as_str().to_owned(),
+            };
             let (state, next_at, fin) = match next {
                 LeadNext::Retry { at } => ("ready", at, None),
-                _ => ("done", 0, Some(outcome.as_str())),
+                _ => ("done", 0, Some(lead_outcome.clone())),
             };
             sqlx::query(
                 "UPDATE campaign_leads SET state = $1, next_at = $2, final_outcome = $3, last_outcome = $4, \
@@ -285,7 +335,7 @@ pub async fn finish(
             .bind(state)
             .bind(next_at)
             .bind(fin)
-            .bind(outcome.as_str())
+            .bind(&lead_outcome)
             .bind(now)
             .bind(c)
             .bind(l)

@@ -253,6 +253,12 @@ pub struct CampaignConfig {
     /// Played to every answer of an agentless campaign.
     #[serde(default)]
     pub agentless_prompt: Option<String>,
+    /// Agentless: run this flow (an id of the inbound flows store, e.g. "press 1 to confirm, 2
+    /// for an agent") on every live answer instead of playing a message. Exclusive with
+    /// `agentless_prompt`. The safe-harbor opt-out key works throughout the flow: the dialer
+    /// takes it before the flow sees any input (the flow's opening prompt should announce it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agentless_flow: Option<String>,
     pub safe_harbor: SafeHarbor,
     #[serde(default)]
     pub filters: Vec<LeadFilter>,
@@ -295,8 +301,22 @@ impl CampaignConfig {
         if self.mode != DialMode::Agentless && self.queue.trim().is_empty() {
             return err("queue is needed for preview, progressive and predictive campaigns".into());
         }
-        if self.mode == DialMode::Agentless && self.agentless_prompt.is_none() {
-            return err("agentless campaigns need agentless_prompt".into());
+        match (&self.agentless_prompt, &self.agentless_flow) {
+            (Some(_), Some(_)) => {
+                return err(
+                    "agentless_prompt and agentless_flow are exclusive: give one of them".into(),
+                );
+            }
+            (None, None) if self.mode == DialMode::Agentless => {
+                return err("agentless campaigns need agentless_prompt or agentless_flow".into());
+            }
+            (_, Some(f)) if f.trim().is_empty() => {
+                return err("agentless_flow is empty".into());
+            }
+            (_, Some(_)) if self.mode != DialMode::Agentless => {
+                return err("agentless_flow is only for agentless campaigns".into());
+            }
+            _ => {}
         }
         if self.amd == AmdPolicy::LeaveMessage && self.voicemail_prompt.is_none() {
             return err("amd leave_message needs voicemail_prompt".into());
@@ -475,6 +495,24 @@ async fn check_lists(db: &Db, config: &CampaignConfig) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The `agentless_flow` must name a flow of the flows store (the inbound flows' table, read
+/// here so that the dialer does not depend on `inbound`).
+async fn check_flow(db: &Db, config: &CampaignConfig) -> anyhow::Result<()> {
+    let Some(flow) = &config.agentless_flow else {
+        return Ok(());
+    };
+    let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM inbound_flows WHERE name = $1")
+        .bind(flow)
+        .fetch_one(db.pool())
+        .await?;
+    if n == 0 {
+        bail!(ConfigError(format!(
+            "agentless_flow {flow:?} is not a stored flow"
+        )));
+    }
+    Ok(())
+}
+
 /// Creates a campaign in `draft`.
 pub async fn create(
     db: &Db,
@@ -487,6 +525,7 @@ pub async fn create(
     }
     config.validate()?;
     check_lists(db, config).await?;
+    check_flow(db, config).await?;
     let now = clock.now_ms();
     let mut tx = db.begin_write().await?;
     let id: i64 = sqlx::query_scalar(
@@ -563,6 +602,7 @@ pub async fn update_config(
 ) -> anyhow::Result<Campaign> {
     config.validate()?;
     check_lists(db, config).await?;
+    check_flow(db, config).await?;
     let now = clock.now_ms();
     let mut tx = db.begin_write().await?;
     let row = sqlx::query(sqlx::AssertSqlSafe(format!(

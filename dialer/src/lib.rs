@@ -9,7 +9,8 @@
 //!   dispositions, callbacks and crash recovery.
 //! - [`lease`]: the pacer lease (one pacer per campaign across nodes, fencing token, takeover of
 //!   an expired node's campaign).
-//! - [`agents`]: the port through which the dialer sees and connects agents.
+//! - [`agents`]: the port through which the dialer sees and connects agents; [`flows`]: the port
+//!   through which it runs a flow on an answered call (agentless flows, single calls to a flow).
 //! - [`runner`]: the tokio driver running campaigns over telephony; [`single`]: programmatic single
 //!   calls and preview mode.
 //! - [`pacing`]: the sans-IO pacing state machine (progressive, fixed ratio, VICIdial-style adaptive
@@ -23,6 +24,7 @@ pub mod agents;
 pub mod attempts;
 pub mod campaign;
 pub mod compliance;
+pub mod flows;
 pub mod gate;
 pub mod hopper;
 pub mod lease;

@@ -33,6 +33,7 @@ use tokio::sync::{mpsc, watch};
 use crate::agents::{AgentPort, AgentState};
 use crate::attempts::{self, Final, NewAttempt, Outcome, Progress};
 use crate::campaign::{self, AmdPolicy, Campaign, CampaignConfig, CampaignState, DialMode};
+use crate::flows::{FlowCall, FlowPort, FlowResult, FlowRun};
 use crate::gate::{self, Registries, Verdict};
 use crate::hopper::{self, ClaimedLead, ListMix};
 use crate::lease;
@@ -52,6 +53,13 @@ pub struct RunnerConfig {
     /// A campaign's pacer lease lasts this long after each renewal (every tick): another node
     /// takes a campaign over this long after its pacer stopped renewing (5 s).
     pub lease_ttl: Duration,
+    /// After a machine verdict (AMD policy `leave_message`) the AMD listens again with these
+    /// thresholds for a live reply: a short utterance followed by a pause ("Hello? … Hello?")
+    /// is a person, where a machine goes on with its greeting, beeps, or records silently.
+    pub reply_amd: AmdConfig,
+    /// A live reply heard before the beep counts once no beep follows within this long (a
+    /// machine's beep comes right after its greeting; a person does not beep) (5 s).
+    pub reply_confirm: Duration,
 }
 
 impl RunnerConfig {
@@ -70,6 +78,8 @@ impl RunnerConfig {
             amd: AmdConfig::default(),
             abandon_window: Duration::from_secs(2),
             lease_ttl: Duration::from_secs(5),
+            reply_amd: AmdConfig::default(),
+            reply_confirm: Duration::from_secs(5),
         }
     }
 }
@@ -153,6 +163,7 @@ struct Shared {
     clock: SharedClock,
     calls: Calls,
     agents: Arc<dyn AgentPort>,
+    flows: Option<Arc<dyn FlowPort>>,
     cfg: RunnerConfig,
     stats: Mutex<Stats>,
     prompts: Mutex<HashMap<String, Prompt>>,
@@ -202,12 +213,25 @@ impl RunnerHandle {
     }
 }
 
-/// Recovers this node's open attempts, then starts the runner.
+/// Recovers this node's open attempts, then starts the runner (without flows: agentless
+/// campaigns with an `agentless_flow` are not answered by a flow; see [`start_with`]).
 pub async fn start(
     db: Db,
     clock: SharedClock,
     calls: Calls,
     agents: Arc<dyn AgentPort>,
+    cfg: RunnerConfig,
+) -> anyhow::Result<RunnerHandle> {
+    start_with(db, clock, calls, agents, None, cfg).await
+}
+
+/// [`start`] with the port that runs agentless campaigns' flows.
+pub async fn start_with(
+    db: Db,
+    clock: SharedClock,
+    calls: Calls,
+    agents: Arc<dyn AgentPort>,
+    flows: Option<Arc<dyn FlowPort>>,
     cfg: RunnerConfig,
 ) -> anyhow::Result<RunnerHandle> {
     let recovery = attempts::recover(&db, clock.as_ref(), &cfg.node).await?;
@@ -219,6 +243,7 @@ pub async fn start(
         clock,
         calls,
         agents,
+        flows,
         cfg,
         stats: Mutex::default(),
         prompts: Mutex::default(),
@@ -876,6 +901,106 @@ enum Playing {
     SafeHarbor,
     Agentless,
     Voicemail,
+    /// An agentless flow has the call.
+    Flow,
+}
+
+/// Where the AMD is after pick-up (see [`RunnerConfig::reply_amd`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum AmdPhase {
+    /// The first verdict: person, machine or unknown.
+    Verdict,
+    /// A machine verdict, waiting for the beep: listening for a live reply.
+    ReplyBeforeBeep,
+    /// The message after the beep plays: a machine records silently, a person may answer.
+    ReplyDuringMessage,
+}
+
+/// A flow running on the call: where its events go, and its result.
+struct RunningFlow {
+    events: mpsc::UnboundedSender<Event>,
+    done: tokio::sync::oneshot::Receiver<FlowResult>,
+}
+
+/// Hands the answered call to the flow port (the call's events are forwarded by [`run_call`]).
+fn start_flow(port: &Arc<dyn FlowPort>, ctx: &CallCtx, call: &Call, flow: &str) -> RunningFlow {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let (done_tx, done) = tokio::sync::oneshot::channel();
+    let mut attributes = BTreeMap::new();
+    attributes.insert("direction".to_owned(), "outbound".to_owned());
+    if let Some(l) = &ctx.lead {
+        attributes.insert("lead_id".to_owned(), l.lead_id.to_string());
+        attributes.insert("campaign_id".to_owned(), ctx.campaign_id.to_string());
+        for (k, v) in [("first_name", &l.first_name), ("last_name", &l.last_name)] {
+            if let Some(v) = v {
+                attributes.insert(k.to_owned(), v.clone());
+            }
+        }
+        for (k, v) in &l.attributes {
+            let v = match v {
+                serde_json::Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            attributes.entry(k.clone()).or_insert(v);
+        }
+    }
+    let fut = port.run_flow(
+        FlowCall {
+            info: call.info().clone(),
+            control: call.control().clone(),
+            events: rx,
+        },
+        FlowRun {
+            flow: flow.to_owned(),
+            contact_id: ctx.attempt.public_id.clone(),
+            customer: ctx.e164.clone(),
+            system: ctx.cfg.caller_id.clone(),
+            attributes,
+        },
+    );
+    tokio::spawn(async move {
+        let _ = done_tx.send(fut.await);
+    });
+    RunningFlow { events: tx, done }
+}
+
+/// What a finished flow leaves in the final record: its attributes, its `disposition`
+/// attribute, the agent of a transfer to a queue, the keys pressed.
+pub fn apply_flow_result(fin: &mut Final, flow: &str, r: &FlowResult) {
+    fin.flow_id = Some(flow.to_owned());
+    let mut attrs: serde_json::Map<String, serde_json::Value> = r
+        .attributes
+        .iter()
+        .filter(|(k, _)| {
+            !matches!(
+                k.as_str(),
+                "direction" | "lead_id" | "campaign_id" | "contact_id" | "number" | "flow"
+            )
+        })
+        .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
+        .collect();
+    if !r.digits.is_empty() {
+        attrs.insert("flow_digits".into(), r.digits.clone().into());
+    }
+    fin.attributes = Some(attrs);
+    fin.disposition = r.attributes.get("disposition").cloned();
+    if let Some(a) = &r.agent {
+        fin.agent = Some(a.clone());
+    }
+    fin.detail = Some(match &r.error {
+        Some(e) => format!("flow {flow}: {e}"),
+        None => format!("flow {flow}: {}", r.outcome),
+    });
+}
+
+async fn opt_out(db: &Db, clock: &dyn foundation::Clock, e164: &str, why: &str) -> bool {
+    match importers::dnc::add_internal(db, clock, e164, "US", why, "opt_out", None).await {
+        Ok(_) => true,
+        Err(e) => {
+            tracing::error!(number = %e164, error = %format!("{e:#}"), "opt-out not recorded");
+            false
+        }
+    }
 }
 
 async fn run_call(ctx: CallCtx, mut call: Call, mut cmd_rx: mpsc::UnboundedReceiver<Cmd>) {
@@ -897,6 +1022,11 @@ async fn run_call(ctx: CallCtx, mut call: Call, mut cmd_rx: mpsc::UnboundedRecei
     let mut greeting_end: Option<(i64, Instant)> = None;
     let mut sit = false;
     let mut deadline: Option<tokio::time::Instant> = None;
+    let mut phase = AmdPhase::Verdict;
+    // A live reply heard before the beep, counted once no beep follows (`reply_confirm`).
+    let mut tentative_reply: Option<String> = None;
+    let mut flow: Option<RunningFlow> = None;
+    let opt_out_key = ctx.cfg.safe_harbor.opt_out_key;
     let send = |ev: CallEv| {
         let _ = ctx.ev.send((ctx.campaign_id, ctx.call_no, ev));
     };
@@ -914,6 +1044,22 @@ async fn run_call(ctx: CallCtx, mut call: Call, mut cmd_rx: mpsc::UnboundedRecei
                     fin.detail = Some("call control ended without a hang-up event".into());
                     break;
                 };
+                // A flow has the call: it gets every event but the opt-out key, which is ours.
+                if let Some(f) = &flow {
+                    match &ev {
+                        Event::Dtmf { digit, .. } if *digit == opt_out_key => {
+                            opted_out = opt_out(db, clock, &ctx.e164, "opt-out key during an agentless flow").await;
+                            let _ = control.hangup().await;
+                            continue;
+                        }
+                        Event::Hangup { .. } => {}
+                        other => {
+                            let _ = f.events.send(other.clone());
+                            continue;
+                        }
+                    }
+                }
+                let hangup = matches!(ev, Event::Hangup { .. }).then(|| ev.clone());
                 match ev {
                     Event::Ringing { .. } | Event::EarlyMedia { .. } if !ringing => {
                         ringing = true;
@@ -932,7 +1078,7 @@ async fn run_call(ctx: CallCtx, mut call: Call, mut cmd_rx: mpsc::UnboundedRecei
                             let _ = control.hangup().await;
                         }
                     }
-                    Event::Amd(AmdEvent::Verdict { verdict, reason, .. }) => {
+                    Event::Amd(AmdEvent::Verdict { verdict, reason, .. }) if phase == AmdPhase::Verdict => {
                         fin.amd = Some(format!("{verdict:?}").to_ascii_lowercase());
                         fin.detail = Some(format!("AMD: {reason}"));
                         let human = verdict != AmdVerdict::Machine || ctx.cfg.amd == AmdPolicy::PassToAgent;
@@ -943,7 +1089,20 @@ async fn run_call(ctx: CallCtx, mut call: Call, mut cmd_rx: mpsc::UnboundedRecei
                             greeting_end = Some((now, Instant::now()));
                             fin.greeting_end_at = Some(now);
                             if ctx.cfg.mode == DialMode::Agentless {
-                                if let Some(p) = ctx.cfg.agentless_prompt.as_deref().and_then(|p| shared.prompt(p).ok()) {
+                                if let Some(f) = ctx.cfg.agentless_flow.as_deref() {
+                                    match &shared.flows {
+                                        Some(port) => {
+                                            playing = Playing::Flow;
+                                            message = true;
+                                            fin.flow_id = Some(f.to_owned());
+                                            flow = Some(start_flow(port, &ctx, &call, f));
+                                        }
+                                        None => {
+                                            fin.detail = Some(format!("flow {f}: no flow runner on this node"));
+                                            let _ = control.hangup().await;
+                                        }
+                                    }
+                                } else if let Some(p) = ctx.cfg.agentless_prompt.as_deref().and_then(|p| shared.prompt(p).ok()) {
                                     playing = Playing::Agentless;
                                     message = true;
                                     let _ = control.play_prompt(&p).await;
@@ -961,44 +1120,86 @@ async fn run_call(ctx: CallCtx, mut call: Call, mut cmd_rx: mpsc::UnboundedRecei
                                 AmdPolicy::LeaveMessage => {
                                     waiting_beep = true;
                                     deadline = Some(tokio::time::Instant::now() + Duration::from_secs(30));
+                                    // Listen again: a person says "Hello?" and waits; a
+                                    // machine talks on, beeps, or records silently.
+                                    if machine {
+                                        phase = AmdPhase::ReplyBeforeBeep;
+                                        let _ = control.start_amd(shared.cfg.reply_amd.clone()).await;
+                                    }
                                 }
+                                // Hang-up policy: no audio after the verdict, nothing to judge.
                                 _ => { let _ = control.hangup().await; }
                             }
+                        }
+                    }
+                    Event::Amd(AmdEvent::Verdict { verdict: AmdVerdict::Human, reason, .. }) if phase != AmdPhase::Verdict && !fin.live_person_after_machine => {
+                        if phase == AmdPhase::ReplyBeforeBeep && waiting_beep {
+                            tentative_reply = Some(format!("a reply after the machine verdict, and no beep (AMD: {reason})"));
+                            deadline = Some(tokio::time::Instant::now() + shared.cfg.reply_confirm);
+                        } else if phase == AmdPhase::ReplyDuringMessage && playing == Playing::Voicemail {
+                            fin.live_person_after_machine(&format!("a reply during the message after the beep (AMD: {reason})"));
                         }
                     }
                     Event::Amd(AmdEvent::Beep { .. }) if waiting_beep => {
                         waiting_beep = false;
                         deadline = None;
+                        // A machine beeps: a "reply" before it was its own greeting.
+                        tentative_reply = None;
                         match ctx.cfg.voicemail_prompt.as_deref().and_then(|p| shared.prompt(p).ok()) {
                             Some(p) => {
                                 playing = Playing::Voicemail;
                                 let _ = control.play_prompt(&p).await;
+                                phase = AmdPhase::ReplyDuringMessage;
+                                let _ = control.start_amd(shared.cfg.reply_amd.clone()).await;
                             }
                             None => { let _ = control.hangup().await; }
                         }
                     }
-                    Event::Dtmf { digit, .. } if digit == ctx.cfg.safe_harbor.opt_out_key && playing != Playing::None && playing != Playing::Voicemail => {
-                        let r = importers::dnc::add_internal(db, clock, &ctx.e164, "US", "opt-out key during a prerecorded message", "opt_out", None).await;
-                        if let Err(e) = r {
-                            tracing::error!(number = %ctx.e164, error = %format!("{e:#}"), "opt-out not recorded");
-                        } else {
-                            opted_out = true;
+                    // Machines do not press keys: a key after a machine verdict is a person.
+                    Event::Dtmf { digit, .. } if machine && (waiting_beep || playing == Playing::Voicemail) => {
+                        fin.live_person_after_machine(&format!("key {digit} pressed after the machine verdict"));
+                        if digit == opt_out_key {
+                            opted_out = opt_out(db, clock, &ctx.e164, "opt-out key after an AMD machine verdict").await;
+                            let _ = control.hangup().await;
+                        } else if waiting_beep {
+                            waiting_beep = false;
+                            tentative_reply = None;
+                            abandon(&shared, &ctx, &control, &mut abandoned, &mut playing, &mut deadline).await;
                         }
+                    }
+                    Event::Dtmf { digit, .. } if digit == opt_out_key && playing != Playing::None && playing != Playing::Voicemail => {
+                        opted_out = opt_out(db, clock, &ctx.e164, "opt-out key during a prerecorded message").await;
                         let _ = control.hangup().await;
                     }
-                    Event::PlaybackFinished if playing != Playing::None => {
+                    Event::PlaybackFinished if playing != Playing::None && playing != Playing::Flow => {
                         if playing == Playing::Voicemail {
                             fin.detail = Some("message left after the beep".into());
                         }
                         let _ = control.hangup().await;
                     }
                     Event::Hangup { code, outcome, .. } => {
+                        if let Some(f) = flow.take() {
+                            if let Some(h) = hangup {
+                                let _ = f.events.send(h);
+                            }
+                            drop(f.events);
+                            let flow_id = fin.flow_id.clone().unwrap_or_default();
+                            match tokio::time::timeout(Duration::from_secs(15), f.done).await {
+                                Ok(Ok(r)) => {
+                                    if r.agent.is_some() {
+                                        connected = true;
+                                    }
+                                    apply_flow_result(&mut fin, &flow_id, &r);
+                                }
+                                _ => fin.detail = Some(format!("flow {flow_id}: no result")),
+                            }
+                        }
                         fin.sip_code = code;
                         fin.outcome = Some(if opted_out {
                             Outcome::Dnc
                         } else if connected {
                             Outcome::Connected
-                        } else if abandoned {
+                        } else if abandoned || fin.live_person_after_machine {
                             Outcome::Abandoned
                         } else if message {
                             Outcome::Message
@@ -1061,7 +1262,13 @@ async fn run_call(ctx: CallCtx, mut call: Call, mut cmd_rx: mpsc::UnboundedRecei
             },
             _ = sleep => {
                 deadline = None;
-                if waiting_beep {
+                if let Some(evidence) = tentative_reply.take().filter(|_| waiting_beep) {
+                    // No beep after the reply: a person heard "machine" silence. Counted
+                    // abandoned; they hear the safe-harbor message (seller, number, opt-out).
+                    waiting_beep = false;
+                    fin.live_person_after_machine(&evidence);
+                    abandon(&shared, &ctx, &control, &mut abandoned, &mut playing, &mut deadline).await;
+                } else if waiting_beep {
                     waiting_beep = false;
                     let _ = control.hangup().await;
                 } else if !connected && !abandoned && greeting_end.is_some() {
@@ -1070,8 +1277,8 @@ async fn run_call(ctx: CallCtx, mut call: Call, mut cmd_rx: mpsc::UnboundedRecei
             }
         }
     }
-    fin.abandoned = abandoned;
-    if abandoned {
+    fin.abandoned = abandoned || fin.live_person_after_machine;
+    if fin.abandoned {
         fin.live = true;
     }
     let outcome = fin.outcome.unwrap_or(Outcome::Failed);

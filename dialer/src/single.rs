@@ -14,13 +14,14 @@ use std::sync::Arc;
 
 use foundation::Db;
 use serde::{Deserialize, Serialize};
-use telephony::control::{Call, CallControl, Calls, Event};
-use tokio::sync::oneshot;
+use telephony::control::{Call, Calls, Event};
+use tokio::sync::mpsc;
 
 use crate::agents::AgentPort;
 use crate::attempts::{self, Final, NewAttempt, Outcome, Progress};
 use crate::campaign::{self, CampaignConfig, CampaignState};
 use crate::compliance::{self, Counters, Decision, LeadFacts};
+use crate::flows::{FlowCall, FlowPort, FlowRun};
 use crate::gate::{self, Registries, Verdict};
 use crate::hopper::{self, ClaimedLead, LeadPhone};
 use crate::runner;
@@ -45,6 +46,8 @@ pub struct Dialer {
     pub clock: foundation::SharedClock,
     pub calls: Calls,
     pub agents: Arc<dyn AgentPort>,
+    /// Runs flows on answered calls (`None`: single calls to a flow are refused).
+    pub flows: Option<Arc<dyn FlowPort>>,
     pub node: String,
 }
 
@@ -58,11 +61,9 @@ pub struct PreviewCard {
     pub auto_dial_s: Option<u32>,
 }
 
-/// A placed call: its contact id, and for a `flow` request the answered call's control.
+/// A placed call: its contact id.
 pub struct Placed {
     pub contact_id: String,
-    /// Fires on answer when the request named a flow (the caller runs the flow on it).
-    pub answered: Option<oneshot::Receiver<CallControl>>,
 }
 
 /// Preview: the next dialable lead for `agent` in a running preview campaign, or `None`.
@@ -294,7 +295,17 @@ pub async fn single_call(
             ));
         }
         (Some(q), None) => Target::Queue(q.clone()),
-        (None, Some(f)) => Target::Flow(f.clone()),
+        (None, Some(f)) => {
+            let Some(port) = &d.flows else {
+                return Err(CallError::Invalid(
+                    "flow: this node runs no flows on outbound calls".into(),
+                ));
+            };
+            port.check(f)
+                .await
+                .map_err(|why| CallError::Invalid(format!("flow {f:?}: {why}")))?;
+            Target::Flow(f.clone())
+        }
         (None, None) if req.campaign.is_some() => Target::Queue(config.queue.clone()),
         (None, None) => {
             return Err(CallError::Invalid(
@@ -356,8 +367,12 @@ pub async fn single_call(
     .await
 }
 
-enum Target {
+/// What an answered single call goes to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// An agent of this queue.
     Queue(String),
+    /// This flow (through the [`FlowPort`]).
     Flow(String),
 }
 
@@ -395,49 +410,76 @@ async fn place(
     let mut invite = runner::originate(config, e164)?;
     invite.from_user = from.to_owned();
     let call = d.calls.originate(invite);
-    let (tx, rx) = oneshot::channel();
-    let flow = matches!(target, Target::Flow(_));
     let mut attrs = attrs;
     attrs.insert("contact_id".into(), attempt.public_id.clone());
     attrs.insert("number".into(), e164.to_owned());
     if let Target::Flow(f) = &target {
         attrs.insert("flow".into(), f.clone());
     }
-    let queue = match target {
-        Target::Queue(q) => Some(q),
-        Target::Flow(_) => None,
-    };
     tokio::spawn(follow(
         d.clone(),
         call,
         attempt.clone(),
         config.clone(),
-        queue,
+        target,
         attrs,
-        tx,
     ));
     Ok(Placed {
         contact_id: attempt.public_id,
-        answered: flow.then_some(rx),
     })
 }
 
 /// Follows a single or preview call to its end: progress marks, the connect to the queue (or
-/// the hand-over to a flow) on answer, and the final record.
+/// the run of the flow, with the opt-out key taken before the flow's input) on answer, and the
+/// final record.
 pub async fn follow(
     d: Dialer,
     mut call: Call,
     attempt: attempts::Attempt,
     config: CampaignConfig,
-    queue: Option<String>,
+    target: Target,
     attrs: BTreeMap<String, String>,
-    on_answer: oneshot::Sender<CallControl>,
 ) {
     let (db, clock) = (&d.db, d.clock.as_ref());
     let mut fin = Final::default();
-    let mut on_answer = Some(on_answer);
-    let (mut answered, mut connected) = (false, false);
+    let (mut answered, mut connected, mut opted_out) = (false, false, false);
+    let mut flow: Option<(
+        mpsc::UnboundedSender<Event>,
+        tokio::sync::oneshot::Receiver<_>,
+    )> = None;
+    let opt_out_key = config.safe_harbor.opt_out_key;
     while let Some(ev) = call.next_event().await {
+        if let Some((tx, _)) = &flow {
+            match &ev {
+                Event::Dtmf { digit, .. } if *digit == opt_out_key => {
+                    match importers::dnc::add_internal(
+                        db,
+                        clock,
+                        &attempt_e164(&attrs),
+                        "US",
+                        "opt-out key during a flow",
+                        "opt_out",
+                        None,
+                    )
+                    .await
+                    {
+                        Ok(_) => opted_out = true,
+                        Err(e) => {
+                            tracing::error!(error = %format!("{e:#}"), "opt-out not recorded")
+                        }
+                    }
+                    let _ = call.control().hangup().await;
+                    continue;
+                }
+                Event::Hangup { .. } => {
+                    let _ = tx.send(ev.clone());
+                }
+                other => {
+                    let _ = tx.send(other.clone());
+                    continue;
+                }
+            }
+        }
         match ev {
             Event::Ringing { .. } => {
                 let _ = attempts::mark(db, clock, attempt.id, Progress::Ringing).await;
@@ -446,8 +488,8 @@ pub async fn follow(
                 answered = true;
                 fin.live = true;
                 let _ = attempts::mark(db, clock, attempt.id, Progress::Answered).await;
-                match &queue {
-                    Some(q) => match d
+                match &target {
+                    Target::Queue(q) => match d
                         .agents
                         .connect(q, call.control().clone(), attrs.clone())
                         .await
@@ -471,22 +513,65 @@ pub async fn follow(
                             }
                         }
                     },
-                    None => {
-                        if let Some(tx) = on_answer.take() {
-                            connected = tx.send(call.control().clone()).is_ok();
+                    Target::Flow(f) => match &d.flows {
+                        Some(port) => {
+                            fin.flow_id = Some(f.clone());
+                            let (tx, rx) = mpsc::unbounded_channel();
+                            let (done_tx, done) = tokio::sync::oneshot::channel();
+                            let mut attributes = attrs.clone();
+                            attributes.insert("direction".into(), "outbound".into());
+                            let fut = port.run_flow(
+                                FlowCall {
+                                    info: call.info().clone(),
+                                    control: call.control().clone(),
+                                    events: rx,
+                                },
+                                FlowRun {
+                                    flow: f.clone(),
+                                    contact_id: attempt.public_id.clone(),
+                                    customer: attempt_e164(&attrs),
+                                    system: config.caller_id.clone(),
+                                    attributes,
+                                },
+                            );
+                            tokio::spawn(async move {
+                                let _ = done_tx.send(fut.await);
+                            });
+                            flow = Some((tx, done));
                         }
-                    }
+                        None => {
+                            fin.detail = Some(format!("flow {f}: no flow runner on this node"));
+                            let _ = call.control().hangup().await;
+                        }
+                    },
                 }
             }
             Event::PlaybackFinished if fin.abandoned => {
                 let _ = call.control().hangup().await;
             }
             Event::Hangup { code, outcome, .. } => {
+                let mut ran = false;
+                if let Some((tx, done)) = flow.take() {
+                    drop(tx);
+                    let f = fin.flow_id.clone().unwrap_or_default();
+                    match tokio::time::timeout(std::time::Duration::from_secs(15), done).await {
+                        Ok(Ok(r)) => {
+                            ran = r.error.is_none();
+                            connected = r.agent.is_some();
+                            runner::apply_flow_result(&mut fin, &f, &r);
+                        }
+                        _ => fin.detail = Some(format!("flow {f}: no result")),
+                    }
+                }
                 fin.sip_code = code;
-                fin.outcome = Some(if connected {
+                fin.outcome = Some(if opted_out {
+                    Outcome::Dnc
+                } else if connected {
                     Outcome::Connected
                 } else if fin.abandoned {
                     Outcome::Abandoned
+                } else if ran {
+                    Outcome::Message
                 } else if answered {
                     Outcome::Failed
                 } else {
@@ -507,6 +592,11 @@ pub async fn follow(
     if let Err(e) = attempts::finish(db, clock, attempt.id, &fin, Some(&config)).await {
         tracing::error!(contact = %attempt.public_id, error = %format!("{e:#}"), "final record not written");
     }
+}
+
+/// The dialled number (`number` of the call's attributes).
+fn attempt_e164(attrs: &BTreeMap<String, String>) -> String {
+    attrs.get("number").cloned().unwrap_or_default()
 }
 
 fn runner_prompt(path: &str) -> Option<telephony::media::prompt::Prompt> {

@@ -35,6 +35,7 @@ pub fn config(mode: DialMode, purpose: Purpose) -> CampaignConfig {
         amd: AmdPolicy::HangUp,
         voicemail_prompt: None,
         agentless_prompt: Some("msg.wav".into()),
+        agentless_flow: None,
         safe_harbor: SafeHarbor {
             seller: "Acme".into(),
             callback_number: "+15550001000".into(),

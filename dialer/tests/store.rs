@@ -575,3 +575,132 @@ async fn retries_callbacks_filters_postgres() {
     retries_callbacks_filters(&db).await;
     db.close().await;
 }
+
+/// An AMD "machine" verdict on a live person counts as abandoned: the attempt is marked
+/// `live_person_after_machine` with its evidence and counts as a live answer and an abandoned
+/// call in every abandonment rate (campaign to date, 30-day period, rolling window).
+async fn false_machine_counts_as_abandoned(db: &Db) {
+    let clock = clock();
+    let list = support::seed_list(db, "fm", 1, 8000, &["America/New_York"], clock.now_ms()).await;
+    let mut cfg = support::config(&[(list, 1)], DialMode::Predictive, "sip:127.0.0.1:5090");
+    cfg.compliance.rolling_window_h = Some(24);
+    let c = campaign::create(db, &clock, "false machine", &cfg)
+        .await
+        .unwrap();
+    let c = campaign::apply(db, &clock, c.id, Action::Start)
+        .await
+        .unwrap();
+    let open = |n: u32| NewAttempt {
+        campaign_id: Some(c.id),
+        e164: format!("+1212555{n:04}"),
+        caller_id: "15550001000".into(),
+        node: "n1".into(),
+        allowed_reason: "test".into(),
+        ..NewAttempt::default()
+    };
+    let mut finals = Vec::new();
+    // Two live answers connected, one real machine, one machine verdict on a person who then
+    // pressed a key.
+    let connected = Final {
+        outcome: Some(Outcome::Connected),
+        live: true,
+        amd: Some("human".into()),
+        ..Final::default()
+    };
+    finals.push(connected.clone());
+    finals.push(connected);
+    finals.push(Final {
+        outcome: Some(Outcome::Machine),
+        amd: Some("machine".into()),
+        ..Final::default()
+    });
+    let mut fm = Final {
+        outcome: Some(Outcome::Abandoned),
+        amd: Some("machine".into()),
+        ..Final::default()
+    };
+    fm.live_person_after_machine("key 5 pressed after the machine verdict");
+    assert!(fm.live && fm.abandoned && fm.live_person_after_machine);
+    finals.push(fm);
+    let mut ids = Vec::new();
+    for (i, f) in finals.iter().enumerate() {
+        let a = attempts::open(db, &clock, &open(i as u32)).await.unwrap();
+        attempts::finish(db, &clock, a.id, f, Some(&c.config))
+            .await
+            .unwrap();
+        ids.push(a.id);
+    }
+    let r = sqlx::query(
+        "SELECT outcome, live, abandoned, live_person_after_machine, evidence FROM dial_attempts WHERE id = $1",
+    )
+    .bind(ids[3])
+    .fetch_one(db.pool())
+    .await
+    .unwrap();
+    assert_eq!(r.get::<String, _>("outcome"), "abandoned");
+    assert_eq!(
+        (
+            r.get::<i16, _>("live"),
+            r.get::<i16, _>("abandoned"),
+            r.get::<i16, _>("live_person_after_machine")
+        ),
+        (1, 1, 1)
+    );
+    assert_eq!(
+        r.get::<Option<String>, _>("evidence").as_deref(),
+        Some("key 5 pressed after the machine verdict")
+    );
+    let machine: i16 =
+        sqlx::query_scalar("SELECT live_person_after_machine FROM dial_attempts WHERE id = $1")
+            .bind(ids[2])
+            .fetch_one(db.pool())
+            .await
+            .unwrap();
+    assert_eq!(machine, 0, "a real machine is not a live person");
+
+    clock.advance(Duration::from_secs(60));
+    let counters = gate::counters(db, &c, clock.now_ms(), 0, false)
+        .await
+        .unwrap();
+    let rolling = counters.rolling.clone().expect("a rolling window");
+    for (span, n) in [
+        ("to date", &counters.to_date),
+        ("period", &counters.period),
+        ("rolling", &rolling),
+    ] {
+        assert_eq!((n.live, n.abandoned), (3, 1), "{span}");
+    }
+    // 1 of 3 live answers abandoned: over the 3 % cap, so only agent-reserved dials go out.
+    hopper::refill(db, &clock, &c).await.unwrap();
+    let lead = hopper::claim(db, &clock, &c, "n1", 1, &mut ListMix::default())
+        .await
+        .unwrap()
+        .pop()
+        .expect("a lead");
+    let v = gate::decide(db, &clock, &c, &lead, &Registries::default(), &counters)
+        .await
+        .unwrap();
+    assert!(
+        matches!(&v, Verdict::Release { code, .. } if *code == "abandon_cap"),
+        "{v:?}"
+    );
+}
+
+#[tokio::test]
+async fn false_machine_counts_as_abandoned_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = support::sqlite(dir.path()).await;
+    false_machine_counts_as_abandoned(&db).await;
+    db.close().await;
+}
+
+#[tokio::test]
+async fn false_machine_counts_as_abandoned_postgres() {
+    let Some(pg) = TempPgDatabase::create().await else {
+        return;
+    };
+    let db = Db::connect(&pg.url, 4).await.unwrap();
+    db.migrate().await.unwrap();
+    false_machine_counts_as_abandoned(&db).await;
+    db.close().await;
+}

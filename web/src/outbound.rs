@@ -79,7 +79,10 @@ pub struct CallBody {
     pub campaign: Option<i64>,
     /// On answer, connect to an agent of this queue.
     pub queue: Option<String>,
-    /// Contact attributes (shown to the agent).
+    /// On answer, run this flow (an id of the flows store; not with `queue`). The campaign's
+    /// (or the defaults') opt-out key works throughout the flow.
+    pub flow: Option<String>,
+    /// Contact attributes (shown to the agent; the flow's contact attributes).
     #[serde(default)]
     pub attributes: BTreeMap<String, String>,
 }
@@ -93,7 +96,7 @@ pub struct Placed {
 /// every candidate zone of the number, DNC, registries, retired numbers, redial limits).
 #[utoipa::path(post, path = "/api/v1/calls", tag = "calls", security(("api_key" = []), ("session" = [])),
     request_body = CallBody,
-    responses((status = 201, body = Placed), (status = 400, body = ErrorBody),
+    responses((status = 201, body = Placed), (status = 400, body = ErrorBody, description = "a bad field, named: the number, a queue and a flow together, an unknown flow"),
               (status = 409, body = ErrorBody, description = "a compliance check blocks the call; the message says which and why")))]
 pub(crate) async fn place(
     State(st): State<AppState>,
@@ -107,7 +110,7 @@ pub(crate) async fn place(
         from: b.from,
         campaign: b.campaign,
         queue: b.queue,
-        flow: None,
+        flow: b.flow,
         attributes: b.attributes,
     };
     let placed = single::single_call(&o.dialer, &req, o.defaults.as_ref(), &o.region).await?;

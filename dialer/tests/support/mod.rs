@@ -88,6 +88,7 @@ pub fn config(lists: &[(i64, u32)], mode: DialMode, trunk_uri: &str) -> Campaign
         amd: AmdPolicy::HangUp,
         voicemail_prompt: None,
         agentless_prompt: None,
+        agentless_flow: None,
         safe_harbor: SafeHarbor {
             seller: "Acme".into(),
             callback_number: "+15550001000".into(),

@@ -35,6 +35,7 @@ mod announce;
 pub mod callbacks;
 pub mod contact;
 pub mod prompts;
+mod outbound_flow;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
