@@ -23,18 +23,95 @@ impl std::fmt::Display for CallId {
 pub enum Transport {
     Udp,
     Tcp,
+    /// SIP over TLS over TCP (RFC 3261 §26.2.1, Via `SIP/2.0/TLS`, `;transport=tls`, port 5061).
+    Tls,
 }
 
 impl Transport {
+    /// Stream transports (TCP, TLS): no retransmissions, Content-Length framing.
     pub fn reliable(self) -> bool {
-        self == Transport::Tcp
+        self != Transport::Udp
     }
 
     pub fn via_name(self) -> &'static str {
         match self {
             Transport::Udp => "UDP",
             Transport::Tcp => "TCP",
+            Transport::Tls => "TLS",
         }
+    }
+
+    /// The URI parameter naming it (`None` for UDP, the default).
+    pub fn uri_param(self) -> Option<&'static str> {
+        match self {
+            Transport::Udp => None,
+            Transport::Tcp => Some("tcp"),
+            Transport::Tls => Some("tls"),
+        }
+    }
+
+    /// The default port (RFC 3261 §19.1.2): 5061 for TLS, 5060 otherwise.
+    pub fn default_port(self) -> u16 {
+        if self == Transport::Tls { 5061 } else { 5060 }
+    }
+
+    /// A configuration word: `udp`, `tcp` or `tls` (any case).
+    pub fn parse(word: &str) -> Option<Transport> {
+        match word.to_ascii_lowercase().as_str() {
+            "udp" => Some(Transport::Udp),
+            "tcp" => Some(Transport::Tcp),
+            "tls" => Some(Transport::Tls),
+            _ => None,
+        }
+    }
+}
+
+impl Trunk {
+    /// A trunk from a SIP URI: `sip:HOST[:PORT][;transport=udp|tcp|tls]` or `sips:HOST[:PORT]`
+    /// (TLS). HOST must be an IP address (a user part is ignored); the port defaults to 5060, or
+    /// 5061 over TLS. Errors name what is wrong.
+    pub fn from_uri(uri: &str) -> Result<Trunk, String> {
+        let lower = uri.to_ascii_lowercase();
+        let (rest, sips) = if let Some(r) = lower.strip_prefix("sips:") {
+            (r, true)
+        } else if let Some(r) = lower.strip_prefix("sip:") {
+            (r, false)
+        } else {
+            return Err(format!("trunk {uri:?} is not a sip: or sips: URI"));
+        };
+        let (hostport, params) = rest.split_once(';').unwrap_or((rest, ""));
+        let hostport = hostport.rsplit('@').next().unwrap_or(hostport);
+        let mut transport = if sips { Transport::Tls } else { Transport::Udp };
+        for p in params.split(';') {
+            if let Some(t) = p.trim().strip_prefix("transport=") {
+                let t = Transport::parse(t)
+                    .ok_or_else(|| format!("trunk {uri:?}: unknown transport {t:?}"))?;
+                if sips && t != Transport::Tls {
+                    return Err(format!("trunk {uri:?}: a sips: URI goes over TLS only"));
+                }
+                transport = t;
+            }
+        }
+        let addr = match hostport.parse::<SocketAddr>() {
+            Ok(a) => a,
+            Err(_) => {
+                let ip = hostport
+                    .trim_start_matches('[')
+                    .trim_end_matches(']')
+                    .parse::<std::net::IpAddr>()
+                    .map_err(|_| {
+                        format!(
+                            "trunk {uri:?}: the host must be an IP address with an optional port"
+                        )
+                    })?;
+                SocketAddr::new(ip, transport.default_port())
+            }
+        };
+        Ok(Trunk {
+            addr,
+            transport,
+            credentials: None,
+        })
     }
 }
 
@@ -246,6 +323,41 @@ impl CallEvent {
             | CallEvent::TransferProgress { call, .. }
             | CallEvent::Hangup { call, .. } => Some(*call),
             CallEvent::Registration { .. } | CallEvent::TrunkStatus { .. } => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod trunk_uri_tests {
+    use super::*;
+
+    #[test]
+    fn transports_and_default_ports() {
+        let t = |u: &str| {
+            let t = Trunk::from_uri(u).unwrap();
+            (t.addr.to_string(), t.transport)
+        };
+        assert_eq!(t("sip:10.0.0.1"), ("10.0.0.1:5060".into(), Transport::Udp));
+        assert_eq!(
+            t("sip:10.0.0.1:5080;transport=TCP"),
+            ("10.0.0.1:5080".into(), Transport::Tcp)
+        );
+        assert_eq!(
+            t("sip:10.0.0.1;transport=tls"),
+            ("10.0.0.1:5061".into(), Transport::Tls)
+        );
+        assert_eq!(
+            t("sips:gw@10.0.0.1"),
+            ("10.0.0.1:5061".into(), Transport::Tls)
+        );
+        assert_eq!(t("sips:[::1]:5071"), ("[::1]:5071".into(), Transport::Tls));
+        for bad in [
+            "http://x",
+            "sip:carrier.example",
+            "sip:1.2.3.4;transport=sctp",
+            "sips:1.2.3.4;transport=udp",
+        ] {
+            assert!(Trunk::from_uri(bad).is_err(), "{bad}");
         }
     }
 }

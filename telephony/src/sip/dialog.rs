@@ -5,6 +5,7 @@ use std::net::{IpAddr, SocketAddr};
 
 use rsip::{Method, Request};
 
+use super::call::Transport;
 use super::message;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -162,7 +163,7 @@ pub fn uri_addr(uri: &str) -> Option<SocketAddr> {
     let rest = uri.split_once(':')?.1;
     let hostport = rest.rsplit_once('@').map(|(_, h)| h).unwrap_or(rest);
     let hostport = hostport.split([';', '?', '>']).next()?;
-    let default_port = if uri.starts_with("sips:") { 5061 } else { 5060 };
+    let default_port = uri_transport(uri).unwrap_or(Transport::Udp).default_port();
     if let Some(v6) = hostport.strip_prefix('[') {
         let (host, port) = v6.split_once(']')?;
         let ip: IpAddr = host.parse().ok()?;
@@ -184,9 +185,44 @@ pub fn uri_wants_tcp(uri: &str) -> bool {
     uri.to_ascii_lowercase().contains("transport=tcp")
 }
 
+/// The transport a URI asks for: `sips:` or `;transport=tls` → TLS, `;transport=tcp` → TCP,
+/// `;transport=udp` → UDP; `None` when it says nothing.
+pub fn uri_transport(uri: &str) -> Option<Transport> {
+    let lower = uri.trim_start_matches('<').to_ascii_lowercase();
+    if lower.starts_with("sips:") {
+        return Some(Transport::Tls);
+    }
+    let params = lower.split('>').next().unwrap_or(&lower);
+    params
+        .split(';')
+        .skip(1)
+        .find_map(|p| p.trim().strip_prefix("transport="))
+        .and_then(|t| Transport::parse(t.split(['?', ' ']).next().unwrap_or(t)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn uri_transports_and_tls_default_port() {
+        assert_eq!(uri_transport("sip:a@1.2.3.4"), None);
+        assert_eq!(
+            uri_transport("sip:a@1.2.3.4;transport=TCP"),
+            Some(Transport::Tcp)
+        );
+        assert_eq!(
+            uri_transport("<sip:a@1.2.3.4;transport=tls>"),
+            Some(Transport::Tls)
+        );
+        assert_eq!(uri_transport("sips:a@1.2.3.4"), Some(Transport::Tls));
+        assert_eq!(
+            uri_addr("sip:a@1.2.3.4;transport=tls").unwrap().to_string(),
+            "1.2.3.4:5061"
+        );
+        assert_eq!(uri_addr("sips:a@1.2.3.4").unwrap().port(), 5061);
+        assert_eq!(uri_addr("sip:a@1.2.3.4;lr").unwrap().port(), 5060);
+    }
 
     fn invite() -> Request {
         let raw = "INVITE sip:bob@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK1\r\n\

@@ -1,9 +1,13 @@
-//! The tokio driver: owns the UDP socket and the TCP listener/connections, feeds the sans-IO
-//! [`Endpoint`] and carries out its effects (send, arm timers, publish call events).
+//! The tokio driver: owns the UDP socket, the TCP and TLS listeners and the stream connections,
+//! feeds the sans-IO [`Endpoint`] and carries out its effects (send, arm timers, publish call
+//! events).
 //!
 //! One task owns the endpoint; socket readers parse in their own tasks (parsing is pure) and send
 //! it parsed messages, so a malformed message is answered (400/513) or dropped before it ever
-//! reaches the core. Timers live in one ordered map keyed by deadline.
+//! reaches the core. Timers live in one ordered map keyed by deadline. TCP and TLS connections
+//! are the same code over different streams ([`stream_connection`]): one connection per peer
+//! and transport, reused for every request; TLS handshakes (see [`super::tls`]) run in the
+//! connection's own task and never hold up the others.
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
@@ -13,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use foundation::lifecycle::Lifecycle;
 use rsip::SipMessage;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::{broadcast, mpsc, oneshot};
 
@@ -22,6 +26,10 @@ use super::endpoint::{Effect, Endpoint, EndpointConfig, Peer, TimerKey};
 use super::framing::{Frame, Framer};
 use super::message;
 use super::registrar::Binding;
+use super::tls::TlsSetup;
+
+/// A TLS handshake (either direction) gets this long.
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Counters for tests and metrics.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -32,6 +40,10 @@ pub struct Stats {
     pub server_transactions: usize,
     pub rtp_ports_available: usize,
     pub tcp_connections: usize,
+    pub tls_connections: usize,
+    /// TLS handshakes that failed since start (both directions: bad certificates, garbage,
+    /// timeouts).
+    pub tls_handshake_failures: u64,
 }
 
 pub(crate) enum Input {
@@ -39,16 +51,18 @@ pub(crate) enum Input {
     Command(Command),
     Stats(oneshot::Sender<Stats>),
     Bindings(String, oneshot::Sender<Vec<Binding>>),
-    TcpOpened {
+    StreamOpened {
         id: u64,
         addr: SocketAddr,
+        transport: Transport,
         writer: mpsc::UnboundedSender<Vec<u8>>,
     },
-    TcpClosed {
+    StreamClosed {
         id: u64,
         addr: SocketAddr,
+        transport: Transport,
     },
-    TcpConnectFailed(SocketAddr),
+    ConnectFailed(SocketAddr, Transport),
 }
 
 /// The appliance's handle on the SIP layer: place and control calls, watch call events.
@@ -156,11 +170,8 @@ impl SipHandle {
             .max_by_key(|b| b.expires_at)?;
         // The Contact's own address when it is an IP literal, else where the REGISTER came from.
         let addr = super::dialog::uri_addr(&b.contact).unwrap_or(b.source);
-        let transport = if b.tcp || super::dialog::uri_wants_tcp(&b.contact) {
-            Transport::Tcp
-        } else {
-            Transport::Udp
-        };
+        // What the Contact asks for, else what the REGISTER came over.
+        let transport = super::dialog::uri_transport(&b.contact).unwrap_or(b.transport);
         Some(self.originate(Originate {
             request_uri: Some(b.contact.clone()),
             to_user: user.to_string(),
@@ -191,14 +202,27 @@ impl SipHandle {
     }
 }
 
+/// The bound sockets of a running driver.
+pub struct Bound {
+    pub udp: SocketAddr,
+    pub tcp: SocketAddr,
+    pub tls: Option<SocketAddr>,
+    pub handle: SipHandle,
+    /// The allocator of the endpoint's RTP ports.
+    pub rtp_ports: crate::media::ports::SharedPorts,
+}
+
 /// Binds the sockets and starts the driver; returns the bound addresses and the handle.
+/// `tls`: the TLS listener (when `tls.listen` is set) and the configuration for TLS connections
+/// we open; `None`: TLS connections are verified against the system roots, no listener.
 pub async fn spawn(
     udp_bind: SocketAddr,
     tcp_bind: SocketAddr,
     mut cfg: EndpointConfig,
     max_message_bytes: usize,
+    tls: Option<TlsSetup>,
     lifecycle: Lifecycle,
-) -> anyhow::Result<(SocketAddr, SocketAddr, SipHandle)> {
+) -> anyhow::Result<Bound> {
     let udp = Arc::new(
         UdpSocket::bind(udp_bind)
             .await
@@ -208,8 +232,21 @@ pub async fn spawn(
         .await
         .map_err(|e| anyhow::anyhow!("cannot bind SIP TCP on {tcp_bind}: {e}"))?;
     let (udp_addr, tcp_addr) = (udp.local_addr()?, tcp.local_addr()?);
+    let tls_listener = match tls.as_ref().and_then(|t| t.listen) {
+        Some(bind) => Some(
+            TcpListener::bind(bind)
+                .await
+                .map_err(|e| anyhow::anyhow!("cannot bind SIP TLS on {bind}: {e}"))?,
+        ),
+        None => None,
+    };
+    let tls_addr = match &tls_listener {
+        Some(l) => Some(l.local_addr()?),
+        None => None,
+    };
     cfg.udp_addr = udp_addr;
     cfg.tcp_addr = tcp_addr;
+    cfg.tls_addr = tls_addr;
     let ids = Arc::new(AtomicU64::new(1));
     let (tx, rx) = mpsc::unbounded_channel();
     let (events, _) = broadcast::channel(4096);
@@ -219,6 +256,7 @@ pub async fn spawn(
         events: events.clone(),
     };
     let conn_ids = Arc::new(AtomicU64::new(1));
+    let tls_failures = Arc::new(AtomicU64::new(0));
 
     tokio::spawn(udp_reader(udp.clone(), tx.clone(), max_message_bytes));
     tokio::spawn(tcp_acceptor(
@@ -227,8 +265,22 @@ pub async fn spawn(
         max_message_bytes,
         conn_ids.clone(),
     ));
+    if let (Some(listener), Some(server)) =
+        (tls_listener, tls.as_ref().and_then(|t| t.server.clone()))
+    {
+        tokio::spawn(tls_acceptor(
+            listener,
+            tokio_rustls::TlsAcceptor::from(server),
+            tx.clone(),
+            max_message_bytes,
+            conn_ids.clone(),
+            tls_failures.clone(),
+        ));
+    }
+    let ep = Endpoint::new(cfg, ids);
+    let rtp_ports = ep.rtp_ports();
     let core = Core {
-        ep: Endpoint::new(cfg, ids),
+        ep,
         udp,
         tx,
         events,
@@ -241,9 +293,17 @@ pub async fn spawn(
         max_message_bytes,
         tracked: HashMap::new(),
         lifecycle,
+        tls_client: tls.map(|t| t.client),
+        tls_failures,
     };
     tokio::spawn(core.run(rx));
-    Ok((udp_addr, tcp_addr, handle))
+    Ok(Bound {
+        udp: udp_addr,
+        tcp: tcp_addr,
+        tls: tls_addr,
+        handle,
+        rtp_ports,
+    })
 }
 
 struct Core {
@@ -253,14 +313,19 @@ struct Core {
     events: broadcast::Sender<CallEvent>,
     timers: BTreeMap<(Instant, u64), TimerKey>,
     timer_seq: u64,
-    conns: HashMap<u64, (SocketAddr, mpsc::UnboundedSender<Vec<u8>>)>,
-    conn_by_addr: HashMap<SocketAddr, u64>,
-    connecting: HashMap<SocketAddr, Vec<Vec<u8>>>,
+    /// Stream connections (TCP and TLS) by id: peer, transport, writer.
+    conns: HashMap<u64, (SocketAddr, Transport, mpsc::UnboundedSender<Vec<u8>>)>,
+    conn_by_addr: HashMap<(Transport, SocketAddr), u64>,
+    /// Connections being opened, with what waits to be sent on them.
+    connecting: HashMap<(Transport, SocketAddr), Vec<Vec<u8>>>,
     conn_ids: Arc<AtomicU64>,
     max_message_bytes: usize,
     /// Calls in progress, each held open in the lifecycle's tracker until it ends.
     tracked: HashMap<CallId, oneshot::Sender<()>>,
     lifecycle: Lifecycle,
+    /// For TLS connections we open; built on first use (system roots) when not configured.
+    tls_client: Option<Arc<tokio_rustls::rustls::ClientConfig>>,
+    tls_failures: Arc<AtomicU64>,
 }
 
 impl Core {
@@ -324,39 +389,58 @@ impl Core {
                     client_transactions: c,
                     server_transactions: s,
                     rtp_ports_available: self.ep.rtp_ports_available(),
-                    tcp_connections: self.conns.len(),
+                    tcp_connections: self.count_conns(Transport::Tcp),
+                    tls_connections: self.count_conns(Transport::Tls),
+                    tls_handshake_failures: self.tls_failures.load(Ordering::Relaxed),
                 });
             }
             Input::Bindings(user, reply) => {
                 let _ = reply.send(self.ep.bindings(&user, now));
             }
-            Input::TcpOpened { id, addr, writer } => {
-                for bytes in self.connecting.remove(&addr).unwrap_or_default() {
+            Input::StreamOpened {
+                id,
+                addr,
+                transport,
+                writer,
+            } => {
+                for bytes in self
+                    .connecting
+                    .remove(&(transport, addr))
+                    .unwrap_or_default()
+                {
                     let _ = writer.send(bytes);
                 }
-                self.conns.insert(id, (addr, writer));
-                self.conn_by_addr.insert(addr, id);
+                self.conns.insert(id, (addr, transport, writer));
+                self.conn_by_addr.insert((transport, addr), id);
             }
-            Input::TcpConnectFailed(addr) => {
-                self.connecting.remove(&addr);
+            Input::ConnectFailed(addr, transport) => {
+                self.connecting.remove(&(transport, addr));
                 self.ep.on_transport_error(
                     &Peer {
-                        transport: Transport::Tcp,
+                        transport,
                         addr,
                         conn: None,
                     },
                     now,
                 );
             }
-            Input::TcpClosed { id, addr } => {
+            Input::StreamClosed {
+                id,
+                addr,
+                transport,
+            } => {
                 self.conns.remove(&id);
-                if self.conn_by_addr.get(&addr) == Some(&id) {
-                    self.conn_by_addr.remove(&addr);
+                if self.conn_by_addr.get(&(transport, addr)) == Some(&id) {
+                    self.conn_by_addr.remove(&(transport, addr));
                 }
-                self.connecting.remove(&addr);
+                self.connecting.remove(&(transport, addr));
             }
         }
         self.effects();
+    }
+
+    fn count_conns(&self, t: Transport) -> usize {
+        self.conns.values().filter(|(_, ct, _)| *ct == t).count()
     }
 
     fn track(&mut self, id: CallId) {
@@ -405,46 +489,99 @@ impl Core {
                     }
                 }
             }
-            Transport::Tcp => {
+            Transport::Tcp | Transport::Tls => {
+                let t = peer.transport;
                 let id = peer
                     .conn
-                    .filter(|c| self.conns.contains_key(c))
-                    .or_else(|| self.conn_by_addr.get(&peer.addr).copied());
-                if let Some((_, w)) = id.and_then(|id| self.conns.get(&id)) {
+                    .filter(|c| self.conns.get(c).is_some_and(|(_, ct, _)| *ct == t))
+                    .or_else(|| self.conn_by_addr.get(&(t, peer.addr)).copied());
+                if let Some((_, _, w)) = id.and_then(|id| self.conns.get(&id)) {
                     let _ = w.send(bytes);
                     return;
                 }
-                let first = !self.connecting.contains_key(&peer.addr);
-                self.connecting.entry(peer.addr).or_default().push(bytes);
+                let first = !self.connecting.contains_key(&(t, peer.addr));
+                self.connecting
+                    .entry((t, peer.addr))
+                    .or_default()
+                    .push(bytes);
                 if first {
-                    let (tx, ids, max, addr) = (
-                        self.tx.clone(),
-                        self.conn_ids.clone(),
-                        self.max_message_bytes,
-                        peer.addr,
-                    );
-                    tokio::spawn(async move {
-                        match TcpStream::connect(addr).await {
-                            Ok(s) => {
-                                tcp_connection(
-                                    s,
-                                    addr,
-                                    tx,
-                                    max,
-                                    ids.fetch_add(1, Ordering::Relaxed),
-                                )
-                                .await
-                            }
-                            Err(e) => {
-                                tracing::debug!(%addr, error = %e, "SIP TCP connect failed");
-                                let _ = tx.send(Input::TcpConnectFailed(addr));
-                            }
-                        }
-                    });
+                    self.connect(t, peer.addr);
                 }
             }
         }
     }
+
+    /// Opens a stream connection to `addr`; what waits in `connecting` goes out once it is up.
+    fn connect(&mut self, t: Transport, addr: SocketAddr) {
+        let (tx, ids, max) = (
+            self.tx.clone(),
+            self.conn_ids.clone(),
+            self.max_message_bytes,
+        );
+        let tls = if t == Transport::Tls {
+            match self.tls_client() {
+                Some(c) => Some((c, self.tls_failures.clone())),
+                None => {
+                    let _ = tx.send(Input::ConnectFailed(addr, t));
+                    return;
+                }
+            }
+        } else {
+            None
+        };
+        tokio::spawn(async move {
+            let tcp = match TcpStream::connect(addr).await {
+                Ok(s) => {
+                    let _ = s.set_nodelay(true);
+                    s
+                }
+                Err(e) => {
+                    tracing::debug!(%addr, transport = t.via_name(), error = %e, "SIP connect failed");
+                    let _ = tx.send(Input::ConnectFailed(addr, t));
+                    return;
+                }
+            };
+            let id = ids.fetch_add(1, Ordering::Relaxed);
+            let Some((client, failures)) = tls else {
+                return stream_connection(tcp, addr, Transport::Tcp, tx, max, id).await;
+            };
+            let connector = tokio_rustls::TlsConnector::from(client);
+            let handshake = connector.connect(super::tls::server_name(addr), tcp);
+            match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, handshake).await {
+                Ok(Ok(s)) => stream_connection(s, addr, Transport::Tls, tx, max, id).await,
+                outcome => {
+                    let error = match outcome {
+                        Ok(Err(e)) => e.to_string(),
+                        _ => "timed out".to_string(),
+                    };
+                    tls_failed(&failures, "outbound", addr, &error);
+                    let _ = tx.send(Input::ConnectFailed(addr, t));
+                }
+            }
+        });
+    }
+
+    /// The configuration for TLS connections we open (system roots unless configured).
+    fn tls_client(&mut self) -> Option<Arc<tokio_rustls::rustls::ClientConfig>> {
+        if self.tls_client.is_none() {
+            match super::tls::TlsOptions::default().build() {
+                Ok(s) => self.tls_client = Some(s.client),
+                Err(e) => {
+                    tracing::warn!(error = %e, "SIP TLS: cannot build a client configuration");
+                    return None;
+                }
+            }
+        }
+        self.tls_client.clone()
+    }
+}
+
+/// Logs and counts a failed TLS handshake.
+fn tls_failed(failures: &AtomicU64, direction: &'static str, addr: SocketAddr, error: &str) {
+    failures.fetch_add(1, Ordering::Relaxed);
+    metrics::counter!("dialbridge_sip_tls_handshake_failures_total", "direction" => direction)
+        .increment(1);
+    tracing::warn!(%addr, direction, %error, "SIP TLS handshake failed");
 }
 
 async fn udp_reader(udp: Arc<UdpSocket>, tx: mpsc::UnboundedSender<Input>, max: usize) {
@@ -497,7 +634,15 @@ async fn tcp_acceptor(
         match listener.accept().await {
             Ok((stream, addr)) => {
                 let id = ids.fetch_add(1, Ordering::Relaxed);
-                tokio::spawn(tcp_connection(stream, addr, tx.clone(), max, id));
+                let _ = stream.set_nodelay(true);
+                tokio::spawn(stream_connection(
+                    stream,
+                    addr,
+                    Transport::Tcp,
+                    tx.clone(),
+                    max,
+                    id,
+                ));
             }
             Err(e) => {
                 tracing::warn!(error = %e, "SIP TCP accept failed");
@@ -507,20 +652,61 @@ async fn tcp_acceptor(
     }
 }
 
-async fn tcp_connection(
-    stream: TcpStream,
+/// Accepts TLS connections: each handshake runs in its own task (with a time limit), so a slow,
+/// silent or garbage-sending peer holds up nobody; a failed one is logged and counted.
+async fn tls_acceptor(
+    listener: TcpListener,
+    acceptor: tokio_rustls::TlsAcceptor,
+    tx: mpsc::UnboundedSender<Input>,
+    max: usize,
+    ids: Arc<AtomicU64>,
+    failures: Arc<AtomicU64>,
+) {
+    loop {
+        match listener.accept().await {
+            Ok((stream, addr)) => {
+                let _ = stream.set_nodelay(true);
+                let (acceptor, tx, ids, failures) =
+                    (acceptor.clone(), tx.clone(), ids.clone(), failures.clone());
+                tokio::spawn(async move {
+                    match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await
+                    {
+                        Ok(Ok(tls)) => {
+                            let id = ids.fetch_add(1, Ordering::Relaxed);
+                            stream_connection(tls, addr, Transport::Tls, tx, max, id).await
+                        }
+                        Ok(Err(e)) => tls_failed(&failures, "inbound", addr, &e.to_string()),
+                        Err(_) => tls_failed(&failures, "inbound", addr, "timed out"),
+                    }
+                });
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "SIP TLS accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
+/// One stream connection (TCP, or TLS after its handshake): frames what arrives by
+/// Content-Length and writes what the core sends, until either side closes.
+async fn stream_connection<S>(
+    stream: S,
     addr: SocketAddr,
+    transport: Transport,
     tx: mpsc::UnboundedSender<Input>,
     max: usize,
     id: u64,
-) {
-    let _ = stream.set_nodelay(true);
-    let (mut rd, mut wr) = stream.into_split();
+) where
+    S: AsyncRead + AsyncWrite + Send + 'static,
+{
+    let (mut rd, mut wr) = tokio::io::split(stream);
     let (wtx, mut wrx) = mpsc::unbounded_channel::<Vec<u8>>();
     if tx
-        .send(Input::TcpOpened {
+        .send(Input::StreamOpened {
             id,
             addr,
+            transport,
             writer: wtx.clone(),
         })
         .is_err()
@@ -549,21 +735,21 @@ async fn tcp_connection(
                         let _ = tx.send(Input::Message(
                             msg,
                             Peer {
-                                transport: Transport::Tcp,
+                                transport,
                                 addr,
                                 conn: Some(id),
                             },
                         ));
                     }
                     Err(rej) => {
-                        tracing::debug!(%addr, reason = %rej.reason, "refused SIP message on TCP");
+                        tracing::debug!(%addr, transport = transport.via_name(), reason = %rej.reason, "refused SIP message on a stream");
                         if let Some(resp) = rej.response {
                             let _ = wtx.send(resp);
                         }
                     }
                 },
                 Frame::Fatal { reason, response } => {
-                    tracing::debug!(%addr, %reason, "closing SIP TCP connection");
+                    tracing::debug!(%addr, transport = transport.via_name(), %reason, "closing SIP stream connection");
                     if let Some(resp) = response {
                         let _ = wtx.send(resp);
                     }
@@ -572,7 +758,11 @@ async fn tcp_connection(
             }
         }
     }
-    let _ = tx.send(Input::TcpClosed { id, addr });
+    let _ = tx.send(Input::StreamClosed {
+        id,
+        addr,
+        transport,
+    });
     drop(wtx);
     // Let queued responses (a 400 before closing) go out.
     let _ = tokio::time::timeout(Duration::from_secs(2), writer).await;

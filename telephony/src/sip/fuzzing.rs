@@ -15,6 +15,7 @@ use super::transaction::TimerConfig;
 fn endpoint() -> Endpoint {
     let cfg = EndpointConfig {
         udp_addr: "127.0.0.1:5060".parse().expect("static address"),
+        tls_addr: None,
         tcp_addr: "127.0.0.1:5060".parse().expect("static address"),
         advertised: "127.0.0.1".into(),
         rtp_ports: (20000, 20100),

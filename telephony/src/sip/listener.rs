@@ -1,7 +1,8 @@
-//! The SIP listeners the appliance binds at start (UDP and TCP), and the handle on the call layer.
+//! The SIP listeners the appliance binds at start (UDP, TCP, and TLS when configured), and the
+//! handle on the call layer.
 //!
 //! [`start`] is what the binary calls; [`start_with`] takes [`SipOptions`] for everything the
-//! appliance configuration does not carry yet (auto-answer, timers).
+//! appliance configuration does not carry yet (auto-answer, timers, TLS).
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -18,6 +19,11 @@ use crate::Config;
 pub struct SipListeners {
     pub udp_addr: SocketAddr,
     pub tcp_addr: SocketAddr,
+    /// The TLS listener, when [`SipOptions::tls`] asked for one.
+    pub tls_addr: Option<SocketAddr>,
+    /// The allocator the SIP layer takes call legs' RTP ports from (share it with other media
+    /// users of the same range).
+    pub rtp_ports: crate::media::ports::SharedPorts,
     /// Place and control calls; subscribe to call events.
     pub handle: SipHandle,
 }
@@ -37,6 +43,9 @@ pub struct SipOptions {
     /// our INVITEs (0: none).
     pub min_se: u32,
     pub session_interval: u32,
+    /// SIP over TLS: the listener and how TLS peers are verified (`None`: no listener; trunks
+    /// over TLS are verified against the system roots).
+    pub tls: Option<super::tls::TlsOptions>,
 }
 
 impl Default for SipOptions {
@@ -48,6 +57,7 @@ impl Default for SipOptions {
             policy: None,
             min_se: crate::sip::session_timer::DEFAULT_MIN_SE,
             session_interval: crate::sip::session_timer::DEFAULT_INTERVAL,
+            tls: None,
         }
     }
 }
@@ -73,9 +83,14 @@ pub async fn start_with(
                 config.udp.ip().to_string()
             }
         });
+    let tls = match &options.tls {
+        Some(t) => Some(t.build().map_err(|e| anyhow::anyhow!("SIP TLS {e}"))?),
+        None => None,
+    };
     let cfg = EndpointConfig {
         udp_addr: config.udp,
         tcp_addr: config.tcp,
+        tls_addr: None,
         advertised,
         rtp_ports: config.rtp_ports,
         timers: options.timers,
@@ -85,17 +100,20 @@ pub async fn start_with(
         min_se: options.min_se,
         session_interval: options.session_interval,
     };
-    let (udp_addr, tcp_addr, handle) = driver::spawn(
+    let bound = driver::spawn(
         config.udp,
         config.tcp,
         cfg,
         config.max_message_bytes,
+        tls,
         lifecycle,
     )
     .await?;
     Ok(SipListeners {
-        udp_addr,
-        tcp_addr,
-        handle,
+        udp_addr: bound.udp,
+        tcp_addr: bound.tcp,
+        tls_addr: bound.tls,
+        rtp_ports: bound.rtp_ports,
+        handle: bound.handle,
     })
 }

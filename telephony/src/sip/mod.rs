@@ -2,13 +2,17 @@
 //!
 //! Layers, bottom up: [`message`] and [`framing`] (what rsip 0.4 lacks), [`transaction`] (sans-IO
 //! RFC 3261/6026 machines), [`dialog`], [`sdp`], [`digest`], [`session_timer`], [`registrar`]
-//! (bindings, nonces, inbound policy), [`outcome`] (the shared outcome table), [`rtp_ports`];
+//! (bindings, nonces, inbound policy), [`outcome`] (the shared outcome table);
 //! [`endpoint`] is the sans-IO core that routes messages to transactions and runs calls (UAS, UAC,
 //! registrar, REGISTER client, transfer); [`driver`] owns the sockets and timers and hands out a
 //! [`driver::SipHandle`]; [`listener`] is what the binary starts. [`call`] holds the call API's
 //! commands and events.
 //!
-//! Using it: `listener::start_with(&config, SipOptions { .. }, lifecycle)` binds UDP+TCP and
+//! [`tls`] holds the TLS configurations (listener, verification of peers) the driver's TLS
+//! connections use; TLS streams are framed and handled exactly like TCP.
+//!
+//! Using it: `listener::start_with(&config, SipOptions { .. }, lifecycle)` binds UDP+TCP (and
+//! TLS when `SipOptions::tls` asks) and
 //! returns the addresses and a [`driver::SipHandle`]: `subscribe()` for [`call::CallEvent`]s,
 //! `originate`, `originate_registered`, `answer`/`progress`/`reject`, `hangup`, `hold`/
 //! `set_direction`, `transfer`/`transfer_notify`, `send_dtmf_info`, `register`/`unregister`,
@@ -27,7 +31,7 @@ pub mod listener;
 pub mod message;
 pub mod outcome;
 pub mod registrar;
-pub mod rtp_ports;
 pub mod sdp;
 pub mod session_timer;
+pub mod tls;
 pub mod transaction;

@@ -95,7 +95,10 @@ pub struct Binding {
     pub contact: String,
     /// Where the REGISTER came from (used to reach endpoints behind NAT).
     pub source: std::net::SocketAddr,
+    /// It came over a stream transport (TCP or TLS).
     pub tcp: bool,
+    /// The transport the REGISTER came over.
+    pub transport: super::call::Transport,
     pub expires_at: Instant,
 }
 
@@ -154,6 +157,7 @@ mod tests {
             contact: c.into(),
             source: "127.0.0.1:5070".parse().unwrap(),
             tcp: false,
+            transport: crate::sip::call::Transport::Udp,
             expires_at: t0 + Duration::from_secs(secs),
         };
         b.update("agent1", bind("sip:a@127.0.0.1:5070", 60), 60, t0);

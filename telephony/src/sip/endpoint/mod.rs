@@ -22,12 +22,12 @@ use super::dialog::{self, Dialog};
 use super::message;
 use super::outcome::Outcome;
 use super::registrar::{Bindings, InboundPolicy, Nonces};
-use super::rtp_ports::RtpPorts;
 use super::sdp;
 use super::transaction::{
     self, ClientInvite, ClientKey, ClientNonInvite, ServerInvite, ServerKey, ServerNonInvite,
     TimerConfig, TimerId,
 };
+use crate::media::ports::{PortAllocator, PortLease, SharedPorts};
 
 /// Where a message comes from or goes to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -79,6 +79,10 @@ pub enum Effect {
 pub struct EndpointConfig {
     pub udp_addr: SocketAddr,
     pub tcp_addr: SocketAddr,
+    /// The TLS listener (`None`: TLS is used only for connections we open; Via and Contact then
+    /// name the TCP port, and in-dialog requests from TLS peers reach us only on our
+    /// connections).
+    pub tls_addr: Option<SocketAddr>,
     /// Host written into Via, Contact and SDP.
     pub advertised: String,
     pub rtp_ports: (u16, u16),
@@ -134,6 +138,8 @@ pub(crate) struct Call {
     pub peer: Peer,
     pub dialog: Option<Dialog>,
     pub rtp_port: u16,
+    /// Holds `rtp_port` until the call is forgotten (released on drop).
+    pub _rtp_lease: PortLease,
     pub sdp_version: u64,
     pub session_id: u64,
     pub media: Option<sdp::Negotiated>,
@@ -173,7 +179,7 @@ pub struct Endpoint {
     calls: HashMap<CallId, Call>,
     /// (Call-ID, local tag) → call.
     dialogs: HashMap<(String, String), CallId>,
-    ports: RtpPorts,
+    ports: SharedPorts,
     ids: Arc<AtomicU64>,
     draining: bool,
     out: Vec<Effect>,
@@ -185,6 +191,13 @@ pub struct Endpoint {
     pings: HashMap<u64, (SocketAddr, Instant)>,
 }
 
+/// `;transport=tcp` / `;transport=tls` for URIs (nothing for UDP).
+pub(crate) fn transport_param(t: Transport) -> String {
+    t.uri_param()
+        .map(|p| format!(";transport={p}"))
+        .unwrap_or_default()
+}
+
 pub(crate) fn random_hex() -> String {
     format!("{:016x}", rand::random::<u64>())
 }
@@ -192,7 +205,13 @@ pub(crate) fn random_hex() -> String {
 impl Endpoint {
     /// `ids` hands out call ids; share it with whoever issues [`Command::Originate`].
     pub fn new(cfg: EndpointConfig, ids: Arc<AtomicU64>) -> Self {
-        let ports = RtpPorts::new(cfg.rtp_ports);
+        // A range without an even/odd pair gives every call 503 (the appliance's configuration
+        // validation refuses such ranges before this).
+        let ports = SharedPorts::new(
+            PortAllocator::new(cfg.rtp_ports.0, cfg.rtp_ports.1)
+                .unwrap_or_else(|_| PortAllocator::empty())
+                .with_random_start(),
+        );
         Self {
             cfg,
             server: HashMap::new(),
@@ -237,6 +256,16 @@ impl Endpoint {
 
     pub fn rtp_ports_available(&self) -> usize {
         self.ports.available()
+    }
+
+    /// The allocator the endpoint takes call legs' RTP ports from.
+    pub fn rtp_ports(&self) -> SharedPorts {
+        self.ports.clone()
+    }
+
+    /// An RTP port for a new call leg (bindable now), or `None` when the range is exhausted.
+    pub(crate) fn lease_rtp_port(&self) -> Option<PortLease> {
+        self.ports.lease_bindable()
     }
 
     /// Takes the effects produced so far.
@@ -558,6 +587,7 @@ impl Endpoint {
         match t {
             Transport::Udp => self.cfg.udp_addr,
             Transport::Tcp => self.cfg.tcp_addr,
+            Transport::Tls => self.cfg.tls_addr.unwrap_or(self.cfg.tcp_addr),
         }
     }
 
@@ -572,11 +602,7 @@ impl Endpoint {
     }
 
     pub(crate) fn contact(&self, user: &str, t: Transport) -> String {
-        let tp = if t == Transport::Tcp {
-            ";transport=tcp"
-        } else {
-            ""
-        };
+        let tp = transport_param(t);
         format!(
             "<sip:{user}@{}:{}{tp}>",
             self.cfg.advertised,
@@ -585,13 +611,19 @@ impl Endpoint {
     }
 
     /// Where in-dialog requests of `call` go: the first route or the remote target when its host
-    /// is an IP literal, else back to where the call came from.
+    /// is an IP literal, else back to where the call came from. The transport is the one that
+    /// URI names (`sips:`, `;transport=`), else the call's own.
     pub(crate) fn dialog_peer(&self, call: &Call) -> Peer {
-        let hop = call.dialog.as_ref().map(|d| d.next_hop());
-        match hop.as_deref().and_then(dialog::uri_addr) {
-            Some(addr) if addr == call.peer.addr => call.peer.clone(),
+        let Some(hop) = call.dialog.as_ref().map(|d| d.next_hop()) else {
+            return call.peer.clone();
+        };
+        let transport = dialog::uri_transport(&hop).unwrap_or(call.peer.transport);
+        match dialog::uri_addr(&hop) {
+            Some(addr) if addr == call.peer.addr && transport == call.peer.transport => {
+                call.peer.clone()
+            }
             Some(addr) => Peer {
-                transport: call.peer.transport,
+                transport,
                 addr,
                 conn: None,
             },
@@ -652,7 +684,7 @@ impl Endpoint {
             self.dialogs
                 .remove(&(d.call_id.clone(), d.local_tag.clone()));
         }
-        self.ports.release(call.rtp_port);
+        drop(call); // gives its RTP port back
         self.emit(CallEvent::Hangup {
             call: id,
             cause,

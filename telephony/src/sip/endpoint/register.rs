@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use rsip::{Method, Request, Response};
 
 use super::{CallTimer, Endpoint, Owner, Peer, random_hex};
-use crate::sip::call::{CallEvent, CallId, Registration, Transport};
+use crate::sip::call::{CallEvent, CallId, Registration};
 use crate::sip::digest::Challenge;
 use crate::sip::message;
 
@@ -28,11 +28,7 @@ impl Endpoint {
     /// OPTIONS to a trunk (out of dialog) as a health probe.
     pub(super) fn ping(&mut self, id: u64, trunk: crate::sip::call::Trunk, now: Instant) {
         let t = trunk.transport;
-        let tp = if t == Transport::Tcp {
-            ";transport=tcp"
-        } else {
-            ""
-        };
+        let tp = super::transport_param(t);
         let Ok(uri) = rsip::Uri::try_from(format!("sip:{}{tp}", trunk.addr).as_str()) else {
             return;
         };
@@ -124,11 +120,7 @@ impl Endpoint {
             return;
         };
         let t = c.reg.trunk.transport;
-        let tp = if t == Transport::Tcp {
-            ";transport=tcp"
-        } else {
-            ""
-        };
+        let tp = super::transport_param(t);
         let registrar = format!("sip:{}{tp}", c.reg.trunk.addr);
         let aor = format!("<sip:{}@{}>", c.reg.user, c.reg.trunk.addr);
         let expires = if c.stopping { 0 } else { c.reg.expires };

@@ -154,6 +154,7 @@ impl Endpoint {
                     contact: message::addr_uri(c),
                     source: peer.addr,
                     tcp: peer.transport.reliable(),
+                    transport: peer.transport,
                     expires_at: now + Duration::from_secs(e as u64),
                 };
                 self.bindings.update(&user, b, e, now);

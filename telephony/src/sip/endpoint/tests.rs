@@ -7,6 +7,7 @@ use rsip::message::HasHeaders;
 fn cfg(auto: Option<Duration>) -> EndpointConfig {
     EndpointConfig {
         udp_addr: "127.0.0.1:5060".parse().unwrap(),
+        tls_addr: None,
         tcp_addr: "127.0.0.1:5060".parse().unwrap(),
         advertised: "127.0.0.1".into(),
         rtp_ports: (20000, 20010),

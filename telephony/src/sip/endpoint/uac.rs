@@ -47,7 +47,7 @@ impl Endpoint {
             });
             return;
         }
-        let Some(rtp_port) = self.ports.allocate() else {
+        let Some(rtp_lease) = self.lease_rtp_port() else {
             self.emit(CallEvent::Hangup {
                 call: id,
                 cause: HangupCause::Rejected,
@@ -68,7 +68,8 @@ impl Endpoint {
             inbound: false,
             peer,
             dialog: None,
-            rtp_port,
+            rtp_port: rtp_lease.port(),
+            _rtp_lease: rtp_lease,
             sdp_version: 1,
             session_id: rand::random::<u32>() as u64,
             media: None,
@@ -114,11 +115,7 @@ impl Endpoint {
         };
         let Some(o) = &call.out else { return };
         let trunk = o.req.trunks[o.trunk].clone();
-        let tp = if trunk.transport == Transport::Tcp {
-            ";transport=tcp"
-        } else {
-            ""
-        };
+        let tp = super::transport_param(trunk.transport);
         let uri = o
             .req
             .request_uri
@@ -393,10 +390,6 @@ impl Endpoint {
             .ok()
             .and_then(|t| sdp::Sdp::parse(t).ok())
             .and_then(|a| sdp::accept_answer(&a).ok());
-        let transport = call.peer.transport;
-        let via = self.via(transport);
-        let contact = self.contact("dialbridge", transport);
-        let ack = d.ack(d.local_seq, &via, &contact);
         self.dialogs
             .insert((d.call_id.clone(), d.local_tag.clone()), id);
         let call = self.calls.get_mut(&id).expect("checked");
@@ -407,6 +400,10 @@ impl Endpoint {
             call.media = media;
         }
         let peer = self.dialog_peer(&self.calls[&id]);
+        let via = self.via(peer.transport);
+        let contact = self.contact("dialbridge", peer.transport);
+        let d = self.calls[&id].dialog.as_ref().expect("set above");
+        let ack = d.ack(d.local_seq, &via, &contact);
         self.send_raw(peer.clone(), &rsip::SipMessage::Request(ack.clone()));
         if let Some(o) = self.calls.get_mut(&id).and_then(|c| c.out.as_mut()) {
             o.ack = Some((ack, peer));
@@ -562,16 +559,9 @@ impl Endpoint {
             remote_target: contact,
             route_set: rr,
         };
-        let transport = if dialog::uri_wants_tcp(&d.remote_target) {
-            Transport::Tcp
-        } else {
-            Transport::Udp
-        };
-        let addr = d
-            .route_set
-            .first()
-            .and_then(|r| dialog::uri_addr(&message::addr_uri(r)))
-            .unwrap_or(addr);
+        let hop = d.next_hop();
+        let transport = dialog::uri_transport(&hop).unwrap_or(Transport::Udp);
+        let addr = dialog::uri_addr(&hop).unwrap_or(addr);
         let peer = Peer {
             transport,
             addr,

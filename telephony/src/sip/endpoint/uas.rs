@@ -99,12 +99,11 @@ impl Endpoint {
             Some(Ok(o)) => Some(o),
             Some(Err(_)) => return self.respond_code(&key, &req, 488, now),
         };
-        let Some(rtp_port) = self.ports.allocate() else {
+        let Some(rtp_lease) = self.lease_rtp_port() else {
             return self.respond_code(&key, &req, 503, now);
         };
         let local_tag = random_hex();
         let Some(dialog) = Dialog::uas(&req, &local_tag) else {
-            self.ports.release(rtp_port);
             return self.respond_code(&key, &req, 400, now);
         };
         let id = self.new_call_id();
@@ -115,7 +114,8 @@ impl Endpoint {
             inbound: true,
             peer,
             dialog: Some(dialog.clone()),
-            rtp_port,
+            rtp_port: rtp_lease.port(),
+            _rtp_lease: rtp_lease,
             sdp_version: 1,
             session_id: rand::random::<u32>() as u64,
             media: None,
@@ -136,7 +136,7 @@ impl Endpoint {
         if let Some(o) = &call.offer
             && sdp::answer(o, &self.local_sdp(&call)).is_err()
         {
-            self.ports.release(rtp_port);
+            // Dropping `call` gives its port back.
             return self.respond_code(&key, &req, 488, now);
         }
         self.dialogs
