@@ -103,6 +103,18 @@ pub(crate) struct Request<'a> {
     pub retry_delay_s: i64,
 }
 
+/// (waiting since, due at) of a callback asked for at `now` by a caller who arrived at
+/// `arrived_ms`, `delay_s` from now: an immediate one keeps the caller's arrival as its place, a
+/// later one queues as if it arrived when due.
+pub fn place(arrived_ms: i64, now: i64, delay_s: i64) -> (i64, i64) {
+    let due = now + delay_s.max(0) * 1000;
+    if delay_s <= IMMEDIATE_MAX_DELAY_S {
+        (arrived_ms.min(now), due)
+    } else {
+        (due, due)
+    }
+}
+
 /// Stores a callback and hands it to the scheduler. Returns its id.
 pub(crate) async fn schedule(sh: &Shared, r: Request<'_>) -> anyhow::Result<i64> {
     let now = sh.clock.now_ms();
@@ -115,12 +127,7 @@ pub(crate) async fn schedule(sh: &Shared, r: Request<'_>) -> anyhow::Result<i64>
         .and_then(|q| q.callback_retry_s)
         .unwrap_or(r.retry_delay_s)
         .max(1);
-    let due = now + r.delay_s.max(0) * 1000;
-    let waiting_since = if r.delay_s <= IMMEDIATE_MAX_DELAY_S {
-        r.arrived_ms.min(now)
-    } else {
-        due
-    };
+    let (waiting_since, due) = place(r.arrived_ms, now, r.delay_s);
     let mut tx = sh.db.begin_write().await?;
     let id: i64 = sqlx::query_scalar(
         "INSERT INTO inbound_callbacks (contact_id, number, queue, waiting_since, due_at, attempts_left, retry_delay_s, status, created_at, updated_at) \
@@ -608,6 +615,18 @@ mod tests {
             (id, Some("cancelled"), Some(6_000))
         );
         assert_eq!(recover(db, "n1", 8_000).await.unwrap(), (0, Vec::new()));
+    }
+
+    #[test]
+    fn an_immediate_callback_keeps_the_arrival_a_later_one_counts_from_its_time() {
+        assert_eq!(place(10_000, 70_000, 1), (10_000, 71_000));
+        assert_eq!(place(10_000, 70_000, 60), (10_000, 130_000));
+        assert_eq!(place(10_000, 70_000, 3_600), (3_670_000, 3_670_000));
+        assert_eq!(
+            place(10_000, 70_000, -5),
+            (10_000, 70_000),
+            "no past due time"
+        );
     }
 
     #[tokio::test]
