@@ -21,8 +21,8 @@ fn cpu_secs() -> f64 {
     (ticks(11) + ticks(12)) / 100.0
 }
 
-/// CPU seconds per thread name (threads that exited are not listed).
-fn cpu_by_thread() -> std::collections::BTreeMap<String, f64> {
+/// CPU seconds per thread id (with its name) from /proc.
+fn cpu_by_tid() -> std::collections::BTreeMap<String, (String, f64)> {
     let mut out = std::collections::BTreeMap::new();
     for t in std::fs::read_dir("/proc/self/task")
         .into_iter()
@@ -38,9 +38,52 @@ fn cpu_by_thread() -> std::collections::BTreeMap<String, f64> {
         let after = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
         let f: Vec<&str> = after.split_whitespace().collect();
         let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
-        *out.entry(name).or_insert(0.0) += (ticks(11) + ticks(12)) / 100.0;
+        let tid = t.file_name().to_string_lossy().into_owned();
+        out.insert(tid, (name, (ticks(11) + ticks(12)) / 100.0));
     }
     out
+}
+
+/// Samples every thread's CPU time every 100 ms until stopped, so threads that exit before the end
+/// (the bulk writer) are still counted with their last sample (at most 100 ms short).
+struct ThreadCpu {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    handle: std::thread::JoinHandle<std::collections::BTreeMap<String, (String, f64)>>,
+}
+
+impl ThreadCpu {
+    fn start() -> Self {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let s = stop.clone();
+        let handle = std::thread::Builder::new()
+            .name("cpu-sampler".into())
+            .spawn(move || {
+                let start = cpu_by_tid();
+                let mut last = start.clone();
+                while !s.load(std::sync::atomic::Ordering::Relaxed) {
+                    std::thread::sleep(std::time::Duration::from_millis(100));
+                    last.extend(cpu_by_tid());
+                }
+                for (tid, (_, v)) in last.iter_mut() {
+                    *v -= start.get(tid).map(|x| x.1).unwrap_or(0.0);
+                }
+                last
+            })
+            .expect("sampler thread");
+        Self { stop, handle }
+    }
+
+    /// CPU seconds per thread name since `start`.
+    fn finish(self) -> std::collections::BTreeMap<String, f64> {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let mut out = std::collections::BTreeMap::new();
+        for (_, (name, v)) in self.handle.join().expect("sampler") {
+            if name != "cpu-sampler" {
+                *out.entry(name).or_insert(0.0) += v;
+            }
+        }
+        out
+    }
 }
 
 fn peak_rss_mib() -> f64 {
@@ -197,7 +240,7 @@ async fn main() -> anyhow::Result<()> {
     o.batch_rows = 50_000;
     let t = Instant::now();
     let cpu0 = cpu_secs();
-    let threads0 = cpu_by_thread();
+    let sampler = ThreadCpu::start();
     let verbose = args.iter().any(|a| a == "--verbose");
     let report = importers::import_file(&db, &clock, &csv_path, &o, &|p| {
         if verbose {
@@ -211,9 +254,11 @@ async fn main() -> anyhow::Result<()> {
     .await?;
     let secs = t.elapsed().as_secs_f64();
     let cpu = cpu_secs() - cpu0;
-    let threads: Vec<String> = cpu_by_thread()
+    let threads: Vec<String> = sampler
+        .finish()
         .into_iter()
-        .map(|(k, v)| format!("{k} {:.2}", v - threads0.get(&k).copied().unwrap_or(0.0)))
+        .filter(|(_, v)| *v >= 0.005)
+        .map(|(k, v)| format!("{k} {v:.2}"))
         .collect();
     println!("CPU by thread during the import: {}", threads.join(", "));
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();

@@ -18,7 +18,8 @@
 //! the `csv` crate streams the file with a reused record buffer in constant memory, and reading is a
 //! small share of the import. `examples/bench_import.rs` on the 1,000,000-row, 124 MiB file (release,
 //! shared 2-core machine): read + decode 0.34–0.51 s, read + E.164 of both phone columns 1.8–2.0 s,
-//! whole import into SQLite 15.7 s CPU — the database writes dominate. polars with lazy CSV would
+//! whole import into SQLite 15.7 s CPU then (about 10.8 s now, see `BENCHMARKS.md`) — reading is
+//! never the large part. polars with lazy CSV would
 //! add ~3 min to a clean debug build and 10–18 min to a release build here and ~50 MB to the binary
 //! (`../shared/reference/rust-crates.md`) to speed up the 0.4 s part. If a columnar step is ever
 //! needed (e.g. list analytics), put it in a separate crate.
@@ -27,17 +28,20 @@
 //! - E.164: `phonenumber` costs ~5 µs a number (regexes behind a locked cache); 10-digit NANP
 //!   numbers are memoised per NPA-NXX (see [`phone`]), which makes the common case ~50× cheaper.
 //! - SQLite: bulk inserts use anonymous `?` placeholders (sqlx-sqlite resolves `$N` by name with a
-//!   linear scan: O(n²) per statement, 70% of the time before the fix), statements of 500–1,000
-//!   rows, 20,000+ rows per transaction, and the next statement's arguments are built while the
-//!   database runs the current one. `lead_phones` has no index on `e164` (a random-insert index was
-//!   55% of SQLite's time at 1M rows).
-//! - SQLite writes run on a concrete `SqliteConnection` ([`sqlite_bulk`], inside the write lane):
-//!   the Any driver copied every text argument twice and allocated it three times. Lead ids are
-//!   handed out under the write lock instead of coming back with RETURNING, the batch's strings
-//!   move into the arguments, and fixed strings (state, number type, region, column name) are
-//!   shared `Arc<str>`s. Measured with callgrind on 100,000 rows: 19.9 → 18.7 G instructions
-//!   (the writer's own share 2.39 → 1.16 G); what remains on the SQLite thread is sqlx's per-value
-//!   binding and freeing plus SQLite itself.
+//!   linear scan: O(n²) per statement, 70% of the time before the fix), 20,000+ rows per
+//!   transaction. `lead_phones` has no index on `e164` (a random-insert index was 55% of SQLite's
+//!   time at 1M rows).
+//! - SQLite writes run on a raw connection of their own ([`sqlite_bulk`] over a small safe wrapper
+//!   of the C API, `sqlite_raw`; inside the write lane) on a writer thread: the batch's strings are
+//!   bound in place into prepared 256-row INSERTs instead of being copied into sqlx arguments,
+//!   and the written batch goes back to the row thread, which frees it and reuses its buffers.
+//! - Rows are processed on a thread of their own (`import-rows`) with few allocations: a lead's
+//!   text fields share one buffer ([`store::LeadText`]), phone digits stay on the stack, hash maps
+//!   use foldhash. `examples/bench_import.rs` prints CPU seconds per thread; the history of these
+//!   changes with figures is in `importers/BENCHMARKS.md` (1,000,000 rows into SQLite: 18.5 → about
+//!   10.8 CPU seconds).
+//! - PostgreSQL: COPY ([`pgcopy`]), two batches in flight on two connections, committed in order;
+//!   the server's per-row foreign-key checks are most of its time.
 //!
 //! ## Calling it (CLI / HTTP)
 //! ```no_run
@@ -66,6 +70,7 @@ pub mod phone;
 pub mod reader;
 pub mod report;
 pub mod sqlite_bulk;
+mod sqlite_raw;
 pub mod store;
 pub mod tz;
 

@@ -182,25 +182,31 @@ impl Normalizer {
         }
         let (main, extension) = split_extension(raw);
         let main = strip_international_trunk_zero(main);
-        let mut digits = String::with_capacity(main.len());
+        // The digits on the stack (no allocation per cell); only their count past 17 matters.
+        let mut buf = [0u8; 18];
+        let mut count = 0usize;
         let mut plus = false;
         for (i, c) in main.char_indices() {
             match c {
-                '0'..='9' => digits.push(c),
-                '+' if digits.is_empty() && !plus && main[..i].chars().all(is_separator) => {
-                    plus = true
+                '0'..='9' => {
+                    if count < buf.len() {
+                        buf[count] = c as u8;
+                    }
+                    count += 1;
                 }
+                '+' if count == 0 && !plus && main[..i].chars().all(is_separator) => plus = true,
                 c if is_separator(c) => {}
                 c if c.is_alphabetic() => return Err(Reject::ContainsLetters),
                 _ => return Err(Reject::InvalidCharacters),
             }
         }
-        if digits.is_empty() {
+        if count == 0 {
             return Err(Reject::TooShort);
         }
-        if digits.len() > 17 {
+        if count > 17 {
             return Err(Reject::TooLong);
         }
+        let digits = std::str::from_utf8(&buf[..count]).expect("ASCII digits");
         let extension = extension.map(str::to_owned);
 
         // NANP numbers: the plan's own rules first, then the memoised fast path.
@@ -236,7 +242,7 @@ impl Normalizer {
         let text = if plus {
             format!("+{digits}")
         } else {
-            digits.clone()
+            digits.to_owned()
         };
         let first = slow(self.default, &text, extension.clone());
         if plus
@@ -246,7 +252,7 @@ impl Normalizer {
         {
             // phonenumber 0.3.10 strips a "national prefix" from some +CC numbers (+33 1…,
             // +353 1… lose their leading 1). Re-read the NSN in its country's national format.
-            if let Some(retry) = retry_national(&digits, extension) {
+            if let Some(retry) = retry_national(digits, extension) {
                 return Ok(retry);
             }
         }
@@ -356,7 +362,10 @@ fn classify(
     let Some(metas) = DATABASE.by_code(&code) else {
         return Err(Reject::InvalidCountryCode);
     };
-    if !phonenumber::is_valid(n) {
+    // `is_valid` is exactly `number_type != Unknown` (both look the number's metadata up and run
+    // the same type match), so the type is computed once instead of twice.
+    let number_type = n.number_type(&DATABASE);
+    if number_type == Type::Unknown {
         // Explain by length where the metadata allows it.
         let len = national_len(n) as u16;
         let lengths: Vec<u16> = metas
@@ -389,7 +398,7 @@ fn classify(
         }
         return Err(Reject::InvalidNumber);
     }
-    let kind = Kind::from_type(n.number_type(&DATABASE))?;
+    let kind = Kind::from_type(number_type)?;
     Ok((kind, n.country().id().map(static_region), n))
 }
 
@@ -432,6 +441,13 @@ fn strip_international_trunk_zero(s: &str) -> std::borrow::Cow<'_, str> {
 
 /// Splits `main ext` at the last extension marker followed only by 1–7 digits.
 pub fn split_extension(raw: &str) -> (&str, Option<&str>) {
+    // Every marker has a letter, `#`, `,` or `;`: most cells have none of them.
+    if !raw
+        .bytes()
+        .any(|b| b.is_ascii_alphabetic() || matches!(b, b'#' | b',' | b';'))
+    {
+        return (raw, None);
+    }
     let lower = raw.to_ascii_lowercase();
     // Longest markers first so that "extension" is not read as "ext" + "ension".
     const MARKERS: [&str; 8] = [";ext=", "extension", "ext.", "ext", "x.", "x", "#", ","];
