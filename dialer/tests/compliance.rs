@@ -459,6 +459,30 @@ fn config_validation_and_lifecycle() {
         f(&mut c);
         assert!(c.validate().is_err(), "{what} accepted");
     }
+    // Agentless: a message or a flow, exactly one of them, and a flow only for agentless.
+    let agentless = config(DialMode::Agentless, Purpose::Informational);
+    let mut flow = agentless.clone();
+    flow.agentless_prompt = None;
+    flow.agentless_flow = Some("confirm".into());
+    flow.validate().unwrap();
+    let mut both = flow.clone();
+    both.agentless_prompt = Some("msg.wav".into());
+    let e = both.validate().unwrap_err().to_string();
+    assert!(
+        e.contains("agentless_prompt") && e.contains("agentless_flow"),
+        "{e}"
+    );
+    let mut neither = flow.clone();
+    neither.agentless_flow = None;
+    assert!(neither.validate().is_err());
+    let mut blank = flow.clone();
+    blank.agentless_flow = Some(" ".into());
+    assert!(blank.validate().is_err());
+    let mut predictive = good.clone();
+    predictive.agentless_prompt = None;
+    predictive.agentless_flow = Some("confirm".into());
+    let e = predictive.validate().unwrap_err().to_string();
+    assert!(e.contains("agentless_flow"), "{e}");
     // Informational campaigns may use a wider window; JSON round trip keeps everything.
     let mut info = config(DialMode::Agentless, Purpose::Informational);
     info.compliance.window.start = NaiveTime::from_hms_opt(7, 0, 0).unwrap();

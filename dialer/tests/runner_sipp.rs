@@ -1078,10 +1078,56 @@ async fn amd_machine_verdict_on_a_person_counts_as_abandoned() {
             "hello_hello.ulaw",
         ],
     );
+    // Another person says "Hello?" and then presses the opt-out key 9 (in band) while the
+    // dialer waits for a beep: machines do not press keys.
+    sh(
+        &dir,
+        "sox",
+        &[
+            "-n",
+            "-r",
+            "8000",
+            "-c",
+            "1",
+            "-e",
+            "signed",
+            "-b",
+            "16",
+            "dtmf9.wav",
+            "synth",
+            "0.25",
+            "sine",
+            "852",
+            "sine",
+            "1477",
+            "remix",
+            "1,2",
+            "vol",
+            "0.5",
+        ],
+    );
+    sh(
+        &dir,
+        "sox",
+        &[
+            "hello16.wav",
+            "sil15.wav",
+            "dtmf9.wav",
+            "sil20.wav",
+            "-t",
+            "ul",
+            "hello_key.ulaw",
+        ],
+    );
     let person = sipp_uas(
         &dir,
         "person",
         &answer_xml(Some(&dir.join("hello_hello.ulaw"))),
+    );
+    let keypress = sipp_uas(
+        &dir,
+        "keypress",
+        &answer_xml(Some(&dir.join("hello_key.ulaw"))),
     );
     tokio::time::sleep(Duration::from_millis(300)).await;
     let (calls, lifecycle) = call_control((36000, 36399)).await;
@@ -1107,6 +1153,16 @@ async fn amd_machine_verdict_on_a_person_counts_as_abandoned() {
     campaign::apply(&db, clock.as_ref(), c.id, Action::Start)
         .await
         .unwrap();
+    let list_k = support::seed_list(&db, "keys", 1, 950, &[open_zone()], clock.now_ms()).await;
+    let mut cfg_k = cfg.clone();
+    cfg_k.lists[0].list_id = list_k;
+    cfg_k.trunk.uri = format!("sip:127.0.0.1:{}", keypress.port);
+    let ck = campaign::create(&db, clock.as_ref(), "false machine key", &cfg_k)
+        .await
+        .unwrap();
+    campaign::apply(&db, clock.as_ref(), ck.id, Action::Start)
+        .await
+        .unwrap();
     let mut rc = RunnerConfig::new("node-fm");
     // Short thresholds: a plain "Hello?" is a "long greeting" (machine).
     rc.amd.max_greeting_ms = 200;
@@ -1127,7 +1183,11 @@ async fn amd_machine_verdict_on_a_person_counts_as_abandoned() {
         .await
         .unwrap()
         .done
-        < 1
+        + hopper::counts(&db, ck.id, clock.now_ms())
+            .await
+            .unwrap()
+            .done
+        < 2
     {
         assert!(std::time::Instant::now() < deadline, "the call did not end");
         tokio::time::sleep(Duration::from_millis(200)).await;
@@ -1169,7 +1229,47 @@ async fn amd_machine_verdict_on_a_person_counts_as_abandoned() {
     );
     let ab = dialer::attempts::abandon_count(&db, c.id, 0).await.unwrap();
     assert_eq!((ab.live, ab.abandoned), (1, 1));
-    drop(person);
+
+    // The key: a live person (counted abandoned), and the opt-out is honoured.
+    let r = sqlx::query(
+        "SELECT e164, outcome, amd, live, abandoned, live_person_after_machine, evidence FROM dial_attempts WHERE campaign_id = $1",
+    )
+    .bind(ck.id)
+    .fetch_one(db.pool())
+    .await
+    .unwrap();
+    let evidence: Option<String> = r.get("evidence");
+    eprintln!(
+        "key attempt: {:?} evidence {evidence:?}",
+        r.get::<Option<String>, _>("outcome")
+    );
+    assert_eq!(
+        r.get::<Option<String>, _>("amd").as_deref(),
+        Some("machine")
+    );
+    assert_eq!(
+        r.get::<Option<String>, _>("outcome").as_deref(),
+        Some("dnc")
+    );
+    assert_eq!(
+        (
+            r.get::<i16, _>("live"),
+            r.get::<i16, _>("abandoned"),
+            r.get::<i16, _>("live_person_after_machine")
+        ),
+        (1, 1, 1)
+    );
+    assert!(
+        evidence.as_deref().is_some_and(|e| e.contains("key 9")),
+        "{evidence:?}"
+    );
+    let dnc: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM dnc_entries WHERE e164 = $1")
+        .bind(r.get::<String, _>("e164"))
+        .fetch_one(db.pool())
+        .await
+        .unwrap();
+    assert_eq!(dnc, 1);
+    drop((person, keypress));
     lifecycle.start_draining();
 }
 
