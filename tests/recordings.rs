@@ -2,6 +2,8 @@
 //! recording is found by number and campaign, its WAV downloads whole and in ranges (206), an
 //! agent who did not take the call gets 403 (and the refusal is audited), and with a 1-day
 //! retention a recording whose contact is backdated two days loses its file and shows `expired`.
+//! The console's Recordings page plays it in chromium (`tests/console/recordings.mjs`, with a
+//! screenshot) when chromium, node and the console's npm packages are here.
 
 mod common;
 
@@ -92,6 +94,77 @@ fn caller_xml(audio: &std::path::Path, talk_ms: u32) -> String {
     )
 }
 
+const SUPERVISOR_PASSWORD: &str = "recordings-supervisor-pw";
+
+/// Chromium, node and the console scripts' npm packages (skipped, or failed on CI, without).
+fn browser_present() -> bool {
+    use foundation::testing::{on_ci, report_skip, require_tool};
+    if !require_tool("chromium", "chromium") || !require_tool("node", "nodejs") {
+        return false;
+    }
+    let console = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/console");
+    if !console
+        .join("node_modules/playwright-core/package.json")
+        .exists()
+    {
+        let msg = "tests/console has no node_modules (run `npm ci` there, with PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1)";
+        assert!(!on_ci(), "{msg}; CI must not skip this test");
+        report_skip(msg);
+        return false;
+    }
+    true
+}
+
+/// A supervisor finds the recording on the console's Recordings page and plays it.
+fn play_in_the_console(app: &Appliance, number: &str) {
+    let artifacts = std::env::var_os("DIALBRIDGE_ARTIFACTS")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("artifacts"))
+        .join("console");
+    std::fs::create_dir_all(&artifacts).unwrap();
+    let shot = artifacts.join("recordings.png");
+    let _ = std::fs::remove_file(&shot);
+    let out = Command::new("node")
+        .arg("recordings.mjs")
+        .current_dir(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/console"))
+        .env("BASE_URL", &app.http)
+        .env("USERNAME", "sup1")
+        .env("PASSWORD", SUPERVISOR_PASSWORD)
+        .env("NUMBER", number)
+        .env("SCREENSHOT", &shot)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "recordings page in chromium failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let result: Value = serde_json::from_str(
+        stdout
+            .lines()
+            .find_map(|l| l.strip_prefix("RESULT "))
+            .expect("a RESULT line"),
+    )
+    .unwrap();
+    assert_eq!(result["rows"], 1, "{result}");
+    assert!(result["duration"].as_f64().unwrap() > 2.0, "{result}");
+    assert!(
+        result["currentTime"].as_f64().unwrap() > 0.5,
+        "it played: {result}"
+    );
+    assert!(
+        result["download"]
+            .as_str()
+            .unwrap()
+            .ends_with("/audio?download=true"),
+        "{result}"
+    );
+    let len = std::fs::metadata(&shot).map(|m| m.len()).unwrap_or(0);
+    assert!(len > 1000, "screenshot {} missing or empty", shot.display());
+    eprintln!("recordings page screenshot: {}", shot.display());
+}
+
 async fn get(c: &reqwest::Client, app: &Appliance, key: &str, path: &str) -> reqwest::Response {
     c.get(app.url(path)).bearer_auth(key).send().await.unwrap()
 }
@@ -122,6 +195,23 @@ async fn a_recorded_call_is_found_played_in_ranges_role_checked_and_expired() {
     let supervisor = api_key(dir.path(), "supervisor");
     let agent = api_key(dir.path(), "agent");
     let manager = api_key(dir.path(), "campaign-manager");
+    let created = common::run(
+        dir.path(),
+        &[
+            "user",
+            "create",
+            "--username",
+            "sup1",
+            "--role",
+            "supervisor",
+        ],
+        &[("DIALBRIDGE_USER_PASSWORD", SUPERVISOR_PASSWORD)],
+    );
+    assert!(
+        created.status.success(),
+        "{}",
+        String::from_utf8_lossy(&created.stderr)
+    );
     let app = Appliance::start(dir.path(), &[]);
     route_numbers(&app, &key, "recorded", RECORDED_FLOW, &[DID]).await;
 
@@ -293,6 +383,11 @@ async fn a_recorded_call_is_found_played_in_ranges_role_checked_and_expired() {
         format!("bytes */{size}").as_str()
     );
 
+    // The console page plays it (a browser's audio element asks for ranges).
+    if browser_present() {
+        play_in_the_console(&app, CALLER);
+    }
+
     // Roles: an agent who did not take the call, and a campaign manager, may not hear it.
     for (who, k) in [("agent", &agent), ("campaign manager", &manager)] {
         let r = get(&c, &app, k, &format!("/api/v1/recordings/{id}/audio")).await;
@@ -339,10 +434,12 @@ async fn a_recorded_call_is_found_played_in_ranges_role_checked_and_expired() {
     assert_eq!(
         audit
             .iter()
-            .filter(|(a, _, r)| a == "recordings.play" && r == "ok")
+            .filter(|(a, actor, r)| a == "recordings.play"
+                && r == "ok"
+                && actor.starts_with("apikey:"))
             .count(),
         1,
-        "one play from byte 0 (the other ranged reads are not new plays): {audit:?}"
+        "the API's one play from byte 0 (the other ranged reads are not new plays): {audit:?}"
     );
 
     // Retention: 1 day. Nothing goes while the contact is fresh; backdated two days, it goes.

@@ -181,7 +181,7 @@ await step('the admin logs in, lands on the page asked for and sees every consol
   assert.equal(new URL(admin.url()).pathname, '/', 'the login form sends a signed-in user home');
   assert.equal(await admin.textContent('#who-user'), 'admin');
   assert.equal(await admin.textContent('#who-role'), 'admin');
-  assert.deepEqual(await navLabels(admin), ['Home', 'Lists', 'Campaigns', 'Desktop', 'Supervisor', 'Contacts', 'Flows', 'Users', 'API keys', 'Bridge']);
+  assert.deepEqual(await navLabels(admin), ['Home', 'Lists', 'Campaigns', 'Desktop', 'Supervisor', 'Contacts', 'Recordings', 'Flows', 'Users', 'API keys', 'Bridge']);
   await shot(admin, '03-home-admin');
 });
 

@@ -50,6 +50,7 @@ const APIKEYS: &str = include_str!("../assets/pages/apikeys.html");
 const USERS: &str = include_str!("../assets/pages/users.html");
 const FLOWS: &str = include_str!("../assets/pages/flows.html");
 const CONTACTS: &str = include_str!("../assets/pages/contacts.html");
+const RECORDINGS: &str = include_str!("../assets/pages/recordings.html");
 const CAMPAIGNS: &str = include_str!("../assets/pages/campaigns.html");
 const DESKTOP: &str = include_str!("../assets/pages/desktop.html");
 const SUPERVISOR: &str = include_str!("../assets/pages/supervisor.html");
@@ -66,7 +67,7 @@ struct Asset {
 }
 
 static ASSETS: LazyLock<HashMap<&'static str, Asset>> = LazyLock::new(|| {
-    let list: [(&str, &str, &[u8], bool); 14] = [
+    let list: [(&str, &str, &[u8], bool); 15] = [
         (
             "console.css",
             "text/css; charset=utf-8",
@@ -119,6 +120,12 @@ static ASSETS: LazyLock<HashMap<&'static str, Asset>> = LazyLock::new(|| {
             "contacts.js",
             "text/javascript; charset=utf-8",
             include_bytes!("../assets/contacts.js"),
+            false,
+        ),
+        (
+            "recordings.js",
+            "text/javascript; charset=utf-8",
+            include_bytes!("../assets/recordings.js"),
             false,
         ),
         (
@@ -227,6 +234,12 @@ const NAV: &[NavItem] = &[
     NavItem {
         path: "/contacts",
         label: "Contacts",
+        roles: crate::contacts::ROLES,
+    },
+    NavItem {
+        path: "/recordings",
+        label: "Recordings",
+        // Agents may open it (their own contacts' recordings); it is not in their navigation.
         roles: crate::contacts::ROLES,
     },
     NavItem {
@@ -516,6 +529,21 @@ async fn contacts_page(PageCaller(c): PageCaller) -> Response {
     )
 }
 
+/// Recordings: search, play, download (agents: their own contacts' only).
+async fn recordings_page(PageCaller(c): PageCaller) -> Response {
+    if let Some(r) = forbidden(&c, crate::recordings::ROLES) {
+        return r;
+    }
+    render(
+        &c,
+        StatusCode::OK,
+        "Recordings",
+        "/recordings",
+        RECORDINGS,
+        Some("recordings.js"),
+    )
+}
+
 /// Campaigns: list, create / edit, lifecycle buttons, the live dashboard. Supervisors see it
 /// read-only (the page hides the controls; the API refuses their changes anyway).
 async fn campaigns_page(PageCaller(c): PageCaller) -> Response {
@@ -639,6 +667,7 @@ pub fn pages() -> Router<AppState> {
         .route("/admin/users", get(users_page))
         .route("/admin/flows", get(flows_page))
         .route("/contacts", get(contacts_page))
+        .route("/recordings", get(recordings_page))
         .route("/campaigns", get(campaigns_page))
         .route("/desktop", get(desktop_page))
         .route("/supervisor", get(supervisor_page))
