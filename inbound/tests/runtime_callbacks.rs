@@ -283,7 +283,12 @@ async fn a_callback_keeps_the_callers_place_and_is_dialled_first() {
         return;
     }
     let (customer_port, agent_port) = (free_port(), free_port());
-    let sut = start(33_000, |c| c.callback_trunk = Some(trunk(customer_port))).await;
+    let sut = start(33_000, |c| {
+        c.callback_trunk = Some(trunk(customer_port));
+        let sales = c.acd.queues.iter_mut().find(|q| q.name == "sales").unwrap();
+        sales.callback_caller_id = Some("+15550001000".into());
+    })
+    .await;
     // "Call me back when it's my turn", entering the queue 12 s later: long enough for a second
     // caller to queue first.
     callback_flow_on(&sut, 12).await;
@@ -373,6 +378,12 @@ async fn a_callback_keeps_the_callers_place_and_is_dialled_first() {
     let cust_invites = invites(&dir.join("customer_msgs.log"));
     assert_eq!(cust_invites.len(), 1, "{cust_invites:?}");
     assert!(cust_invites[0].contains(CUSTOMER), "{cust_invites:?}");
+    let msgs = std::fs::read_to_string(dir.join("customer_msgs.log")).unwrap();
+    assert!(
+        msgs.lines()
+            .any(|l| l.starts_with("From:") && l.contains("sip:+15550001000@")),
+        "the customer sees the queue's caller id"
+    );
 
     // 4. The agent ends the callback; the second caller is next.
     sut.runtime.end_contact(&cb_contact).await.unwrap();

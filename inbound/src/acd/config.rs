@@ -71,6 +71,10 @@ pub struct QueueConfig {
     /// Callbacks: how long the customer's phone rings per attempt (5..=120).
     #[serde(default = "default_callback_ring_s")]
     pub callback_ring_s: i64,
+    /// Callbacks: the caller id the customer sees (the queue's public number); `None`: the
+    /// runtime's `agent_caller_id`.
+    #[serde(default)]
+    pub callback_caller_id: Option<String>,
 }
 
 pub const DEFAULT_ANNOUNCE_EVERY_S: i64 = 30;
@@ -118,6 +122,7 @@ impl QueueConfig {
             callback_attempts: None,
             callback_retry_s: None,
             callback_ring_s: default_callback_ring_s(),
+            callback_caller_id: None,
         }
     }
 
@@ -151,6 +156,17 @@ impl QueueConfig {
             return Err((
                 "callback_ring_s",
                 format!("is {}, must be 5..=120", self.callback_ring_s),
+            ));
+        }
+        if let Some(id) = &self.callback_caller_id
+            && (id.is_empty()
+                || !id
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "+-_.".contains(c)))
+        {
+            return Err((
+                "callback_caller_id",
+                format!("{id:?} is not a number or SIP user name"),
             ));
         }
         if self.ring_timeout_s < 1 {

@@ -272,6 +272,11 @@ fn queue_settings_are_checked_with_the_key_named() {
     assert!(bad(&|q| q.callback_attempts = Some(0)).contains("callback_attempts"));
     assert!(bad(&|q| q.callback_retry_s = Some(0)).contains("callback_retry_s"));
     assert!(bad(&|q| q.callback_ring_s = 500).contains("callback_ring_s"));
+    assert!(bad(&|q| q.callback_caller_id = Some("+1 555".into())).contains("callback_caller_id"));
+    assert_eq!(
+        bad(&|q| q.callback_caller_id = Some("+15550001000".into())),
+        ""
+    );
     assert_eq!(bad(&|q| q.announce_every_s = 10), "");
     // The JSON form: defaults when left out.
     let q: QueueConfig =

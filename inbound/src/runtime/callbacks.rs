@@ -15,7 +15,8 @@
 //!   the row is `done`. Not answered or busy: the agent is freed, and the callback is due again
 //!   after the retry interval, or closed `failed` with the last outcome once attempts run out.
 //! - Retry policy: the flow's `MaximumConnectionAttempts` / `RetryDelaySeconds`, overridden by
-//!   the queue's `callback_attempts` / `callback_retry_s`; `callback_ring_s` per attempt.
+//!   the queue's `callback_attempts` / `callback_retry_s`; `callback_ring_s` per attempt; the
+//!   customer sees the queue's `callback_caller_id`.
 //! - At start ([`recover`]) this node's rows left `dialing` by a crash close as `interrupted`
 //!   (never dialled twice) and every `pending` row is loaded again.
 
@@ -474,7 +475,9 @@ async fn dial_inner(sh: &Shared, entry: &mut Entry, side: &AgentSide) -> Dialed 
     };
     let o = Originate {
         to_user: entry.number.clone(),
-        from_user: sh.cfg.agent_caller_id.clone(),
+        from_user: queue_cfg(sh, &entry.queue)
+            .and_then(|q| q.callback_caller_id.clone())
+            .unwrap_or_else(|| sh.cfg.agent_caller_id.clone()),
         trunks: vec![trunk],
         ring_timeout: Duration::from_secs(ring_s(sh, &entry.queue).clamp(1, 600) as u64),
         ..Default::default()
