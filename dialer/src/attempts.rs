@@ -5,8 +5,10 @@
 //! open ([`recover`]): open attempts become `interrupted` (counted abandoned unless known
 //! unanswered), claimed leads go back to the hopper.
 //!
-//! Also the figures compliance reads from the attempts: abandonment counts ([`abandon_count`])
-//! and a number's facts ([`number_facts`]).
+//! Also the figures compliance reads from the attempts: abandonment counts ([`abandon_count`],
+//! which include AMD false machines: [`Final::live_person_after_machine`]) and a number's facts
+//! ([`number_facts`]). A final record also keeps what a flow run on the call produced (its
+//! attributes, its `disposition` attribute, the flow's id).
 
 use anyhow::Context;
 use foundation::{Clock, Db};

@@ -11,8 +11,24 @@
 //! message after the beep, or pass it on); a live answer goes to the pacer, which connects it to an
 //! agent through the [`AgentPort`] or abandons it after 2 s, when the safe-harbor message plays (the
 //! opt-out key puts the number on the internal DNC list at once). Agentless campaigns play their
-//! message to every answer. Every attempt ends with [`attempts::finish`]. Preview campaigns are not
+//! message to every answer, or run their `agentless_flow` on it through the [`FlowPort`] (the
+//! call's events go to the flow, except the opt-out key, which this driver takes first: DNC at
+//! once, call ended). Every attempt ends with [`attempts::finish`]. Preview campaigns are not
 //! dialled here (see [`crate::single`]).
+//!
+//! **A machine verdict on a live person counts as abandoned.** With the `leave_message` policy
+//! the AMD listens again after its machine verdict ([`RunnerConfig::reply_amd`]) and the call is
+//! watched until the message ends. Evidence of a person: a key pressed while waiting for the beep
+//! or during the message (machines do not press keys; the opt-out key is honoured too), a short
+//! reply followed by a pause ("Hello? … Hello?") with no beep within
+//! [`RunnerConfig::reply_confirm`] after it (the person then hears the safe-harbor message), or
+//! such a reply during the message after the beep (a machine records silently). The attempt is
+//! then `live_person_after_machine` with its `evidence`, and counts as a live answer and as
+//! abandoned in every abandonment rate. With the `hang_up` policy the call ends at the verdict:
+//! there is no audio to judge, so a false machine cannot be noticed (a known limit; choose
+//! `leave_message` where that matters). A machine whose greeting has pauses may be taken for a
+//! person until its beep clears it; one without a beep is then counted abandoned, which errs on
+//! the safe side of the cap.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::SocketAddr;
