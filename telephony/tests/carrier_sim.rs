@@ -284,8 +284,9 @@ async fn sipp_calls_get_200_486_480_by_the_last_digit_rule() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// The appliance side: SIP plus call control, dialling the simulator.
-async fn appliance(rtp: (u16, u16)) -> Calls {
+/// The appliance side: SIP plus call control, dialling the simulator; calls whose RTP stops for
+/// `inactivity` are hung up.
+async fn appliance(rtp: (u16, u16), inactivity: Duration) -> Calls {
     let config = telephony::Config {
         udp: "127.0.0.1:0".parse().unwrap(),
         tcp: "127.0.0.1:0".parse().unwrap(),
@@ -298,7 +299,7 @@ async fn appliance(rtp: (u16, u16)) -> Calls {
         .expect("SIP starts");
     let cc = ControlConfig {
         media_ip: "127.0.0.1".parse().unwrap(),
-        inactivity_timeout: Some(Duration::from_secs(20)),
+        inactivity_timeout: Some(inactivity),
         inband_dtmf: true,
         jitter_depth: 3,
     };
@@ -356,7 +357,7 @@ async fn amd_hears_the_human_and_the_machine_and_the_human_presses_its_key() {
     };
     let mut sim = start_sim((47200, 47399), plan, Some("agent"), &audio_dir()).await;
     eprintln!("simulator audio: {}", sim.audio);
-    let calls = appliance((47400, 47599)).await;
+    let calls = appliance((47400, 47599), Duration::from_secs(20)).await;
 
     // The human: AMD says Human, then the key press arrives, then they hang up after the talk time.
     let mut human = dial(&calls, &sim, "15550101");
@@ -462,5 +463,58 @@ async fn amd_hears_the_human_and_the_machine_and_the_human_presses_its_key() {
         ],
         "{records:?}"
     );
+    sim.stop();
+}
+
+/// An agent phone sends audio for the whole call: our side hangs up a call whose RTP stops for
+/// 1 s, and the agent leg is still up after 6 s (a nailed-up leg with a phone that sent nothing
+/// was hung up by the appliance's inactivity timer); it ends on our BYE, as the caller's hang-up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_phone_sends_rtp_for_the_whole_call() {
+    let plan = Plan {
+        ring: Duration::from_millis(200),
+        ..Plan::default()
+    };
+    let mut sim = start_sim((47600, 47799), plan, Some("agent"), &audio_dir()).await;
+    let calls = appliance((47800, 47999), Duration::from_secs(1)).await;
+    let mut agent = dial(&calls, &sim, "agent3");
+    let answered = until(&mut agent, Duration::from_secs(10), |e| {
+        matches!(e, Event::Answered { .. })
+    })
+    .await;
+    assert!(
+        matches!(answered.last(), Some(Event::Answered { .. })),
+        "{answered:?}"
+    );
+    let mut seen = vec![];
+    let up_until = tokio::time::Instant::now() + Duration::from_secs(6);
+    while let Ok(ev) = tokio::time::timeout_at(up_until, agent.next_event()).await {
+        let ev = ev.expect("the call is still there");
+        let ended = matches!(ev, Event::Hangup { .. });
+        seen.push(ev);
+        assert!(!ended, "the agent leg ended: {seen:?}");
+    }
+    agent.control().hangup().await.unwrap();
+    let events = until(&mut agent, Duration::from_secs(10), |_| false).await;
+    assert!(
+        matches!(
+            events.last(),
+            Some(Event::Hangup {
+                cause: EndCause::Sip(HangupCause::LocalHangup),
+                ..
+            })
+        ),
+        "{events:?}"
+    );
+    let record = tokio::time::timeout(Duration::from_secs(10), sim.next_record())
+        .await
+        .expect("a record")
+        .unwrap();
+    assert_eq!(
+        (record.class, record.ending, record.answered),
+        (Class::Agent, Ending::CallerHungUp, true),
+        "{record:?}"
+    );
+    assert!(record.duration_ms >= 6_000, "{record:?}");
     sim.stop();
 }

@@ -9,6 +9,40 @@ use std::process::Command;
 use crate::media::prompt::Prompt;
 use crate::media::wav::Wav;
 
+/// An agent phone's open microphone: endless 20 ms frames of quiet white noise (about −60 dBFS:
+/// a quiet room, far below AMD's and any voice detector's speech level), so the far end receives
+/// RTP for the whole call. Deterministic for a seed.
+pub struct LineNoise {
+    state: u64,
+}
+
+/// Peak amplitude of [`LineNoise`] (16-bit linear).
+pub const LINE_NOISE_PEAK: i16 = 32;
+
+impl LineNoise {
+    pub fn new(seed: u64) -> Self {
+        LineNoise {
+            state: seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1,
+        }
+    }
+}
+
+impl crate::media::frame::FrameSource for LineNoise {
+    fn next_frame(&mut self) -> Option<crate::media::frame::Frame> {
+        let span = 2 * LINE_NOISE_PEAK as u64 + 1;
+        let pcm = (0..crate::media::sender::FRAME_SAMPLES)
+            .map(|_| {
+                // xorshift64
+                self.state ^= self.state << 13;
+                self.state ^= self.state >> 7;
+                self.state ^= self.state << 17;
+                (self.state % span) as i16 - LINE_NOISE_PEAK
+            })
+            .collect();
+        Some(crate::media::frame::Frame::from_pcm(pcm))
+    }
+}
+
 /// What a person says on answering.
 pub const HELLO_TEXT: &str = "Hello?";
 /// The voicemail greeting (one long sentence: an answering machine keeps talking).
@@ -252,6 +286,24 @@ mod tests {
         assert_eq!(classify(&c.hello), (Some(AmdVerdict::Human), false));
         assert_eq!(classify(&c.greeting), (Some(AmdVerdict::Machine), true));
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn line_noise_never_ends_stays_quiet_and_is_silence_to_amd() {
+        use crate::media::frame::FrameSource;
+        let mut n = LineNoise::new(7);
+        let mut pcm = Vec::new();
+        for _ in 0..500 {
+            let f = n.next_frame().expect("endless");
+            assert_eq!(f.pcm.len(), 160);
+            pcm.extend(f.pcm);
+        }
+        assert!(pcm.iter().all(|s| s.abs() <= LINE_NOISE_PEAK));
+        assert!(pcm.iter().any(|s| *s != 0), "noise, not digital silence");
+        // 10 s of it is no voice: AMD cannot tell (silence), hears no beep.
+        assert_eq!(classify(&pcm), (Some(AmdVerdict::Unknown), false));
+        // The same seed gives the same noise.
+        assert_eq!(LineNoise::new(7).next_frame().unwrap().pcm[..], pcm[..160]);
     }
 
     #[test]

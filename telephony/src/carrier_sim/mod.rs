@@ -6,7 +6,7 @@
 //! humans say "hello?", stay for the talk time and may press a DTMF key; answering machines
 //! play a greeting ending in a beep; busy numbers answer 486; unanswered ones ring until the
 //! caller gives up (or 480 after `no_answer_after`); agent phones answer and stay until BYE
-//! (nailed-up agent legs). The voices are espeak-ng speech cached on disk, or tones when
+//! (nailed-up agent legs), sending quiet line noise (20 ms PCMU frames) for the whole call. The voices are espeak-ng speech cached on disk, or tones when
 //! espeak-ng/sox are missing ([`audio`]). Every call ends with one [`CallRecord`]; the
 //! [`Counters`] keep totals by class and by ending.
 //!
@@ -447,6 +447,9 @@ async fn run_call(mut call: Call, to: String, mut persona: Persona, voices: &Voi
                 Action::Reject(code) => ctl.reject(code),
                 Action::Play(Clip::Hello) => ctl.play_prompt(&voices.hello).await,
                 Action::Play(Clip::Greeting) => ctl.play_prompt(&voices.greeting).await,
+                Action::Play(Clip::Line) => {
+                    ctl.play(Box::new(audio::LineNoise::new(record.call))).await
+                }
                 Action::SendDtmf(key) => {
                     record.pressed = Some(key);
                     ctl.send_dtmf(&key.to_string()).await

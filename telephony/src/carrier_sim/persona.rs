@@ -9,7 +9,9 @@
 //! - Busy: refuses with 486 after the busy delay.
 //! - No answer: rings until `no_answer_after`, then refuses with 480 (the caller usually gives up
 //!   first and cancels).
-//! - Agent: an agent phone: answers and stays (a nailed-up leg) until the peer hangs up.
+//! - Agent: an agent phone: answers and stays (a nailed-up leg) until the peer hangs up, sending
+//!   quiet line noise the whole time (a real phone's RTP never stops, and the appliance hangs up
+//!   legs whose RTP stopped).
 
 use std::time::{Duration, Instant};
 
@@ -92,6 +94,8 @@ pub enum Clip {
     Hello,
     /// The voicemail greeting, ending with the beep.
     Greeting,
+    /// Quiet line noise that never ends (an agent phone's open microphone).
+    Line,
 }
 
 /// What happened on the call.
@@ -218,7 +222,13 @@ impl Persona {
                     self.state = Speaking;
                     vec![Action::Play(Clip::Greeting)]
                 }
-                // Agent phones stay until the peer hangs up; busy/no-answer never answer.
+                // Agent phones stay until the peer hangs up, sending audio all along.
+                Class::Agent => {
+                    self.state = Listening;
+                    self.deadline = None;
+                    vec![Action::Play(Clip::Line)]
+                }
+                // Busy and no-answer never answer.
                 _ => {
                     self.state = Listening;
                     self.deadline = None;
@@ -395,7 +405,10 @@ mod tests {
             a.on(Input::Timer, t0 + Duration::from_secs(1)),
             vec![Action::Answer]
         );
-        assert_eq!(a.on(Input::Answered, t0 + Duration::from_secs(1)), vec![]);
+        assert_eq!(
+            a.on(Input::Answered, t0 + Duration::from_secs(1)),
+            vec![Action::Play(Clip::Line)]
+        );
         assert_eq!(a.deadline(), None);
         assert!(!a.done());
         a.on(Input::Ended, t0 + Duration::from_secs(3600));
