@@ -1205,6 +1205,11 @@ async fn run_call(ctx: CallCtx, mut call: Call, mut cmd_rx: mpsc::UnboundedRecei
                                     if r.agent.is_some() {
                                         connected = true;
                                     }
+                                    // A flow that could not run played nothing to a live
+                                    // answer: counted abandoned below.
+                                    if r.error.is_some() {
+                                        message = false;
+                                    }
                                     apply_flow_result(&mut fin, &flow_id, &r);
                                 }
                                 _ => fin.detail = Some(format!("flow {flow_id}: no result")),
