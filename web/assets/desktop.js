@@ -1,7 +1,9 @@
 // The agent desktop: log in with a phone (POST /api/v1/agent/login), set the state, take contacts
 // with their screen pop, hang up, and save the disposition during after-contact work. Everything
 // live arrives on the desktop socket (GET /api/v1/agent/events, docs/desktop-events.md); state and
-// contact commands go over the same socket. No polling.
+// contact commands go over the same socket. No polling. Call controls (hold, mute, keypad,
+// transfer, consultation) are REST calls (POST /api/v1/agent/contacts/{id}/…); their outcome
+// comes back as call_control events.
 import { api, el, csrfToken } from '/assets/shell.js';
 
 const $ = (id) => document.getElementById(id);
@@ -13,6 +15,8 @@ let loggedIn = false;
 let contact = null; // { id, queue, phase, attributes }
 let acwTimer = null;
 const pending = []; // commands sent, waiting for their ok / error
+// The contact's call control: { held, muted, consult: null | { target, mode, phase } }.
+let controls = { held: false, muted: false, consult: null };
 
 function showError(text) {
   $('desk-error').textContent = text;
@@ -27,7 +31,7 @@ function describe(state) {
   if (state === null) return 'logged out';
   if (typeof state === 'string') return state === 'Missed' ? 'Missed an offer (set a state)' : state;
   const [k, v] = Object.entries(state)[0];
-  if (k === 'NotRoutable') return `Break: ${v}`;
+  if (k === 'NotRoutable') return v === 'transfer' ? 'Taking a transfer' : `Break: ${v}`;
   if (k === 'AfterContactWork') return 'After-contact work';
   if (k === 'OnContact') return 'On a contact';
   if (k === 'Offered') return 'Offered a contact';
@@ -79,6 +83,74 @@ function showContact() {
     : [el('dt', {}, 'Attributes'), el('dd', {}, contact.phase === 'offered' ? 'shown when the contact connects' : 'none')]));
   $('contact-hangup').hidden = contact.phase !== 'connected';
   $('disposition-form').hidden = contact.phase !== 'ended';
+  showControls();
+}
+
+function showControls() {
+  const live = !!contact && contact.phase === 'connected';
+  $('call-controls').hidden = !live;
+  if (!live) return;
+  const c = controls.consult;
+  const status = $('control-status');
+  status.dataset.held = String(controls.held);
+  status.dataset.muted = String(controls.muted);
+  status.dataset.consult = c ? c.phase : 'none';
+  const parts = [];
+  if (controls.held) parts.push('Customer on hold');
+  if (controls.muted) parts.push('Muted');
+  if (c?.phase === 'ringing') parts.push(`Calling ${c.target}…`);
+  if (c?.phase === 'talking') parts.push(`Consulting ${c.target} (the customer is on hold)`);
+  if (c?.phase === 'conference') parts.push(`Conference with ${c.target}`);
+  status.textContent = parts.join(' · ') || 'Talking with the customer';
+  $('ctl-hold').textContent = controls.held ? 'Resume' : 'Hold';
+  $('ctl-hold').setAttribute('aria-pressed', String(controls.held));
+  $('ctl-mute').textContent = controls.muted ? 'Unmute' : 'Mute';
+  $('ctl-mute').setAttribute('aria-pressed', String(controls.muted));
+  $('ctl-hold').disabled = !!c;
+  $('ctl-mute').disabled = !!c || controls.held;
+  $('transfer-form').hidden = !!c;
+  $('consult-actions').hidden = !c || c.phase === 'ringing';
+  $('consult-conference').hidden = c?.phase === 'conference';
+}
+
+async function control(path, body) {
+  if (!contact) return;
+  try {
+    await api('POST', `/api/v1/agent/contacts/${encodeURIComponent(contact.id)}/${path}`, body);
+    showError('');
+  } catch (e) {
+    showError(e.message);
+  }
+}
+
+function onControl(ev) {
+  if (ev.agent !== me) {
+    // This agent is the target of someone else's transfer or consultation.
+    if (ev.target_agent === me && ev.action === 'consult_ringing') {
+      $('disposition-status').textContent = `${ev.agent} is calling you about contact ${ev.contact}.`;
+      $('disposition-status').hidden = false;
+    }
+    return;
+  }
+  if (contact?.id !== ev.contact) return;
+  switch (ev.action) {
+    case 'hold': controls.held = ev.on; break;
+    case 'mute': controls.muted = ev.on; break;
+    case 'consult_ringing': controls.consult = { target: ev.target, mode: ev.mode, phase: 'ringing' }; controls.held = false; controls.muted = false; break;
+    case 'consult_answered': if (controls.consult) controls.consult.phase = 'talking'; break;
+    case 'conference_started': if (controls.consult) controls.consult.phase = 'conference'; break;
+    case 'consult_failed': controls.consult = null; showError(`${ev.target}: ${ev.reason}`); break;
+    case 'consult_ended': controls.consult = null; break;
+    case 'transfer_completed':
+      controls = { held: false, muted: false, consult: null };
+      contact.phase = 'ended';
+      $('disposition-status').textContent = `Transferred to ${ev.target}.`;
+      $('disposition-status').hidden = false;
+      showContact();
+      return;
+    default: return;
+  }
+  showControls();
 }
 
 function onEvent(ev) {
@@ -86,13 +158,18 @@ function onEvent(ev) {
     case 'agent_state_changed':
       showState(ev.state, ev.at_ms);
       break;
+    case 'call_control':
+      onControl(ev);
+      break;
     case 'contact_offered':
       contact = { id: ev.contact, queue: ev.queue, phase: 'offered', attributes: {} };
+      controls = { held: false, muted: false, consult: null };
       $('disposition-status').hidden = true;
       showError('');
       showContact();
       break;
     case 'contact_connected':
+      if (contact?.id !== ev.contact) controls = { held: false, muted: false, consult: null };
       contact = { ...(contact?.id === ev.contact ? contact : { id: ev.contact }), phase: 'connected', attributes: ev.attributes };
       showContact();
       break;
@@ -266,6 +343,32 @@ $('agent-logout').addEventListener('click', async () => {
 $('contact-hangup').addEventListener('click', () => {
   if (contact) send({ type: 'hangup', contact: contact.id });
 });
+
+$('ctl-hold').addEventListener('click', () => control('hold', { on: !controls.held }));
+$('ctl-mute').addEventListener('click', () => control('mute', { on: !controls.muted }));
+$('keypad').addEventListener('click', (ev) => {
+  const digit = ev.target.closest('button')?.dataset.digit;
+  if (digit) control('dtmf', { digits: digit });
+});
+$('transfer-kind').addEventListener('change', () => {
+  $('transfer-target').placeholder = { agent: 'agent2', queue: 'sales', number: '+15551234567' }[$('transfer-kind').value];
+});
+$('transfer-form').addEventListener('submit', async (ev) => {
+  ev.preventDefault();
+  const kind = $('transfer-kind').value;
+  const target = $('transfer-target').value.trim();
+  if (!target) return showError(`Give the ${kind} to transfer to.`);
+  if (kind === 'number' && !/^\+[1-9][0-9]{1,14}$/.test(target)) return showError('A number is + and its digits (E.164), e.g. +15551234567.');
+  $('transfer-start').disabled = true;
+  try {
+    await control('transfer', { to: { [kind]: target }, mode: $('transfer-mode').value });
+  } finally {
+    $('transfer-start').disabled = false;
+  }
+});
+$('consult-complete').addEventListener('click', () => control('consult/complete'));
+$('consult-cancel').addEventListener('click', () => control('consult/cancel'));
+$('consult-conference').addEventListener('click', () => control('consult/conference'));
 
 $('disposition-form').addEventListener('submit', (ev) => {
   ev.preventDefault();

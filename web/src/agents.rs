@@ -377,6 +377,7 @@ fn concerns(event: &RuntimeEvent, agent: &str) -> bool {
         | RuntimeEvent::ContactConnected { agent: a, .. } => a == agent,
         RuntimeEvent::ContactEnded { agent: a, .. } => a.as_deref() == Some(agent),
         RuntimeEvent::ContactQueued { .. } => false,
+        RuntimeEvent::CallControl { .. } => event.involves(agent),
     }
 }
 

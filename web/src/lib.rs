@@ -19,6 +19,7 @@
 //! describes exactly the routes that exist. Handlers stay thin: they parse, authorise and call
 //! the domain crates, which own the logic.
 
+pub mod agent_controls;
 pub mod agents;
 pub mod apikeys;
 pub mod auth;
@@ -113,6 +114,7 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(campaigns::routes())
         .merge(outbound::routes())
         .merge(agents::routes())
+        .merge(agent_controls::routes())
         .merge(softphone::routes())
         .merge(console::api_routes())
         .merge(apikeys::routes())

@@ -1,0 +1,420 @@
+//! Agents' call-control routes through the real appliance: a sipp customer calls a number whose
+//! flow queues it, agent1's nailed-up phone (a sipp callee) takes it, and agent1 holds, mutes,
+//! sends keypad digits and transfers it to agent2 after a consultation. The refusals are checked
+//! too: another agent (403), an unknown contact (404), bad digits or target (400), a step the
+//! contact's state does not allow (409).
+
+mod common;
+
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use common::{Appliance, QUEUE_FLOW, admin_key, free_port, route_numbers, run};
+use serde_json::{Value, json};
+
+const DID: &str = "+15550003000";
+
+fn agent_key(dir: &std::path::Path, name: &str) -> String {
+    let out = run(
+        dir,
+        &["apikey", "create", "--role", "agent", "--name", name],
+        &[],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+/// A sipp callee standing for an agent's phone: answers and waits for BYE.
+fn phone(dir: &std::path::Path, port: u16) -> Child {
+    Command::new("sipp")
+        .current_dir(dir)
+        .args([
+            "-sn",
+            "uas",
+            "-i",
+            "127.0.0.1",
+            "-mi",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+            "-mp",
+            &free_port().to_string(),
+            "-m",
+            "1",
+            "-nostdin",
+            "-timeout",
+            "90s",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+struct Api {
+    c: reqwest::Client,
+    app_url: String,
+}
+
+impl Api {
+    async fn post(&self, key: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+        let mut req = self
+            .c
+            .post(format!("{}{path}", self.app_url))
+            .bearer_auth(key);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status().as_u16();
+        let text = resp.text().await.unwrap();
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    async fn get(&self, key: &str, path: &str) -> (u16, Value) {
+        let resp = self
+            .c
+            .get(format!("{}{path}", self.app_url))
+            .bearer_auth(key)
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap_or(Value::Null))
+    }
+}
+
+async fn login(api: &Api, key: &str, port: u16) {
+    let (st, body) = api
+        .post(
+            key,
+            "/api/v1/agent/login",
+            Some(
+                json!({"endpoint": {"kind": "uri", "value": format!("sip:agent@127.0.0.1:{port}")},
+                        "mode": "nailed_up"}),
+            ),
+        )
+        .await;
+    assert_eq!(st, 204, "login: {body}");
+}
+
+/// The contact `agent` handles (from the supervisors' agent list), once it has one.
+async fn contact_of(api: &Api, admin: &str, agent: &str) -> String {
+    for _ in 0..200 {
+        let (_, agents) = api.get(admin, "/api/v1/agents").await;
+        if let Some(c) = agents
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|a| a["id"] == agent)
+            .and_then(|a| a["contact"].as_str())
+        {
+            return c.to_owned();
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("{agent} got no contact");
+}
+
+#[tokio::test]
+async fn agent_call_controls_through_the_appliance() {
+    if !foundation::testing::require_tool("sipp", "sip-tester") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let admin = admin_key(dir.path());
+    let k1 = agent_key(dir.path(), "agent1");
+    let k2 = agent_key(dir.path(), "agent2");
+    let app = Appliance::start(dir.path(), &[("DIALBRIDGE_RTP_INACTIVITY_TIMEOUT_S", "0")]);
+    route_numbers(&app, &admin, "queue", QUEUE_FLOW, &[DID]).await;
+    let api = Api {
+        c: reqwest::Client::builder()
+            .timeout(Duration::from_secs(60))
+            .build()
+            .unwrap(),
+        app_url: app.http.clone(),
+    };
+
+    // The routes are in the OpenAPI document.
+    let (_, doc) = api.get(&admin, "/api/openapi.json").await;
+    for p in [
+        "hold",
+        "mute",
+        "dtmf",
+        "transfer",
+        "controls",
+        "consult/complete",
+        "consult/cancel",
+        "consult/conference",
+    ] {
+        let path = format!("/api/v1/agent/contacts/{{contact}}/{p}");
+        assert!(
+            doc["paths"][&path].is_object(),
+            "{path} in the OpenAPI document"
+        );
+    }
+
+    let (p1, p2) = (free_port(), free_port());
+    let mut phone1 = phone(dir.path(), p1);
+    let mut phone2 = phone(dir.path(), p2);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    login(&api, &k1, p1).await;
+
+    // The customer calls and waits (it hangs up after 60 s at the latest).
+    let mut customer = Command::new("sipp")
+        .current_dir(dir.path())
+        .args([
+            &app.sip_udp,
+            "-sn",
+            "uac",
+            "-s",
+            DID,
+            "-i",
+            "127.0.0.1",
+            "-mi",
+            "127.0.0.1",
+            "-p",
+            &free_port().to_string(),
+            "-mp",
+            &free_port().to_string(),
+            "-m",
+            "1",
+            "-d",
+            "60000",
+            "-nostdin",
+            "-timeout",
+            "90s",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let contact = contact_of(&api, &admin, "agent1").await;
+    login(&api, &k2, p2).await;
+    let at = |p: &str| format!("/api/v1/agent/contacts/{contact}/{p}");
+
+    // Refusals.
+    let (st, body) = api
+        .post(
+            &k1,
+            "/api/v1/agent/contacts/nope/hold",
+            Some(json!({"on": true})),
+        )
+        .await;
+    assert_eq!(
+        (st, body["error"].as_str()),
+        (404, Some("unknown_contact")),
+        "{body}"
+    );
+    let (st, body) = api.post(&k2, &at("hold"), Some(json!({"on": true}))).await;
+    assert_eq!(
+        (st, body["error"].as_str()),
+        (403, Some("forbidden")),
+        "{body}"
+    );
+    let long = "1".repeat(33);
+    for digits in ["12x", "", long.as_str()] {
+        let (st, body) = api
+            .post(&k1, &at("dtmf"), Some(json!({"digits": digits})))
+            .await;
+        assert_eq!(st, 400, "{digits:?}: {body}");
+        assert!(
+            body["message"].as_str().unwrap().contains("digits"),
+            "{body}"
+        );
+    }
+    let (st, body) = api.post(&k1, &at("consult/complete"), None).await;
+    assert_eq!(
+        (st, body["error"].as_str()),
+        (409, Some("conflict")),
+        "{body}"
+    );
+    let (st, body) = api
+        .post(
+            &k1,
+            &at("transfer"),
+            Some(json!({"to": {"number": "12345"}, "mode": "consult"})),
+        )
+        .await;
+    assert_eq!(
+        (st, body["error"].as_str()),
+        (400, Some("bad_target")),
+        "{body}"
+    );
+    let (st, body) = api
+        .post(
+            &k1,
+            &at("transfer"),
+            Some(json!({"to": {"agent": "nobody"}, "mode": "blind"})),
+        )
+        .await;
+    assert_eq!(
+        (st, body["error"].as_str()),
+        (400, Some("bad_target")),
+        "{body}"
+    );
+    let (st, body) = api
+        .post(
+            &k1,
+            &at("transfer"),
+            Some(json!({"to": {"agent": "agent2", "queue": "default"}, "mode": "blind"})),
+        )
+        .await;
+    assert_eq!(st, 400, "two targets: {body}");
+
+    // Hold, mute, keypad.
+    let (st, body) = api.post(&k1, &at("hold"), Some(json!({"on": true}))).await;
+    assert_eq!(st, 204, "{body}");
+    let (st, view) = api.get(&k1, &at("controls")).await;
+    assert_eq!((st, &view["held"]), (200, &json!(true)), "{view}");
+    let (st, body) = api.post(&k1, &at("mute"), Some(json!({"on": true}))).await;
+    assert_eq!(
+        (st, body["error"].as_str()),
+        (409, Some("conflict")),
+        "mute on hold: {body}"
+    );
+    assert_eq!(
+        api.post(&k1, &at("hold"), Some(json!({"on": false})))
+            .await
+            .0,
+        204
+    );
+    assert_eq!(
+        api.post(&k1, &at("mute"), Some(json!({"on": true})))
+            .await
+            .0,
+        204
+    );
+    let (_, view) = api.get(&k1, &at("controls")).await;
+    assert_eq!(
+        (&view["held"], &view["muted"]),
+        (&json!(false), &json!(true)),
+        "{view}"
+    );
+    assert_eq!(
+        api.post(&k1, &at("mute"), Some(json!({"on": false})))
+            .await
+            .0,
+        204
+    );
+    let (st, body) = api
+        .post(&k1, &at("dtmf"), Some(json!({"digits": "123#"})))
+        .await;
+    assert_eq!(st, 204, "{body}");
+
+    // Consult agent2, then complete: agent2 handles the contact, agent1 no longer may act on it.
+    let (st, body) = api
+        .post(
+            &k1,
+            &at("transfer"),
+            Some(json!({"to": {"agent": "agent2"}, "mode": "consult"})),
+        )
+        .await;
+    assert_eq!(st, 204, "{body}");
+    let (_, view) = api.get(&k1, &at("controls")).await;
+    assert_eq!(view["consult"]["phase"], "talking", "{view}");
+    assert_eq!(view["consult"]["target_agent"], "agent2", "{view}");
+    let (st, body) = api.post(&k1, &at("hold"), Some(json!({"on": true}))).await;
+    assert_eq!(st, 409, "hold during a consultation: {body}");
+    let (st, body) = api.post(&k1, &at("consult/complete"), None).await;
+    assert_eq!(st, 204, "{body}");
+    let (st, view) = api.get(&admin, &at("controls")).await;
+    assert_eq!(
+        (st, view["agent"].as_str()),
+        (200, Some("agent2")),
+        "{view}"
+    );
+    let (st, _) = api.post(&k1, &at("hold"), Some(json!({"on": true}))).await;
+    assert_eq!(st, 403, "agent1 transferred the contact away");
+    let (st, _) = api.post(&k2, &at("hold"), Some(json!({"on": true}))).await;
+    assert_eq!(st, 204, "agent2 now controls it");
+    let (_, agents) = api.get(&admin, "/api/v1/agents").await;
+    let a1 = agents
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["id"] == "agent1")
+        .unwrap();
+    assert_eq!(a1["leg_up"], true, "agent1's nailed-up leg stays up: {a1}");
+    assert_eq!(a1["contact"], Value::Null, "{a1}");
+
+    // The contact ends; its record shows the steps.
+    let (st, _) = api
+        .post(
+            &k2,
+            &format!("/api/v1/agent/contacts/{contact}/hangup"),
+            None,
+        )
+        .await;
+    assert_eq!(st, 204);
+    let status = tokio::task::spawn_blocking(move || customer.wait().unwrap())
+        .await
+        .unwrap();
+    assert!(status.code().is_some(), "the customer's call ended");
+    let mut row = Value::Null;
+    for _ in 0..100 {
+        let (_, rows) = api
+            .get(&admin, &format!("/api/v1/contacts?number=%2B{}", &DID[1..]))
+            .await;
+        if let Some(r) = rows.as_array().and_then(|r| r.first())
+            && !r["ended_at"].is_null()
+        {
+            row = r.clone();
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        row["agent"], "agent2",
+        "the record names the agent it ended with: {row}"
+    );
+    let stages = contact_stages(dir.path(), &contact).await;
+    for stage in [
+        "hold",
+        "resume",
+        "mute",
+        "unmute",
+        "dtmf_sent",
+        "consult",
+        "consult_answered",
+        "transferred",
+        "ended",
+    ] {
+        assert!(
+            stages.iter().any(|s| s == stage),
+            "{stage} in the contact record: {stages:?}"
+        );
+    }
+    let _ = api.post(&k1, "/api/v1/agent/logout", None).await;
+    let _ = api.post(&k2, "/api/v1/agent/logout", None).await;
+    let _ = phone1.wait();
+    let _ = phone2.wait();
+}
+
+/// The stage names of a contact record (read from the appliance's SQLite database).
+async fn contact_stages(dir: &std::path::Path, contact: &str) -> Vec<String> {
+    let url = format!(
+        "sqlite://{}?mode=ro",
+        dir.join("data/dialbridge.db").display()
+    );
+    let mut conn = <sqlx::SqliteConnection as sqlx::Connection>::connect(&url)
+        .await
+        .unwrap();
+    let record: String =
+        sqlx::query_scalar("SELECT record FROM inbound_contacts WHERE contact_id = $1")
+            .bind(contact)
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+    let record: Value = serde_json::from_str(&record).unwrap();
+    record["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["stage"].as_str().unwrap_or_default().to_owned())
+        .collect()
+}
