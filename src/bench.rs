@@ -5,6 +5,12 @@
 //! cycles over HTTP against one or more appliances (several URLs = several nodes on one
 //! PostgreSQL). Every lease stores a token unique to its client and cycle, so a lookup returning
 //! any other token is a double lease. 503s (pool exhausted) are counted apart, with their latency.
+//!
+//! `bench desktop` ([`desktop`]) measures call offered → agent's desktop notified with many
+//! desktop sockets connected.
+
+pub mod desktop;
+mod ws;
 
 use std::time::{Duration, Instant};
 

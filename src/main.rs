@@ -211,6 +211,26 @@ enum BenchWhat {
         #[arg(long, default_value_t = 60)]
         lease_ttl_s: u64,
     },
+    /// Call offered → agent's desktop socket notified, with many desktops connected (prints
+    /// p50/p90/p99/max); starts its own appliance unless given --url and --key.
+    Desktop {
+        /// A running appliance (plain HTTP); default: start one in a scratch directory.
+        #[arg(long, requires = "key")]
+        url: Option<String>,
+        /// An admin API key of that appliance.
+        #[arg(long, env = "DIALBRIDGE_BENCH_KEY")]
+        key: Option<String>,
+        #[arg(long, default_value_t = 100)]
+        agents: usize,
+        #[arg(long, default_value_t = 200)]
+        calls: usize,
+        /// New calls per second (sipp).
+        #[arg(long, default_value_t = 10.0)]
+        cps: f64,
+        /// How long each caller stays after the answer.
+        #[arg(long, default_value_t = 2000)]
+        talk_ms: u64,
+    },
 }
 
 #[derive(Subcommand)]
@@ -327,6 +347,15 @@ fn main() -> ExitCode {
                 println!("{}", serde_json::to_string_pretty(&report)?);
                 if report.double_leases > 0 || report.hung > 0 || report.errors > 0 {
                     anyhow::bail!("bridge storm failed: {} double leases, {} hung, {} errors", report.double_leases, report.hung, report.errors);
+                }
+                Ok(())
+            }
+            Command::Bench { what: BenchWhat::Desktop { url, key, agents, calls, cps, talk_ms } } => {
+                let opts = bench::desktop::DesktopOptions { target: url.zip(key), agents, calls, cps, talk_ms };
+                let report = bench::desktop::desktop(&opts).await?;
+                println!("{}", serde_json::to_string_pretty(&report)?);
+                if report.offers_measured < report.calls {
+                    anyhow::bail!("{} calls placed, {} offers seen on the desktops", report.calls, report.offers_measured);
                 }
                 Ok(())
             }
