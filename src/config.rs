@@ -813,4 +813,40 @@ mod tests {
             "{shown}"
         );
     }
+
+    #[test]
+    fn webhook_subscriptions_are_checked_by_key_and_their_secrets_masked() {
+        let good = file(
+            "[integrations.webhooks.crm]\nurl = \"http://127.0.0.1:9000/hook\"\n\
+             secret = \"0123456789abcdef-secret\"\nevents = [\"contact.ended\", \"lead.dnc\"]\n\
+             [recordings]\nretention_days = 30\n",
+        );
+        let c = load_from(Some(good.path()), &[]).unwrap().config;
+        assert_eq!(c.integrations.webhooks["crm"].max_attempts, 8);
+        assert_eq!(c.recordings.retention_days, 30);
+        let shown = c.to_masked_toml();
+        assert!(!shown.contains("0123456789abcdef-secret"), "{shown}");
+        for (text, key) in [
+            (
+                "[integrations.webhooks.crm]\nurl = \"https://crm\"\nsecret = \"0123456789abcdef\"\n",
+                "`integrations.webhooks.crm.url`",
+            ),
+            (
+                "[integrations.webhooks.crm]\nurl = \"http://crm\"\nsecret = \"short\"\n",
+                "`integrations.webhooks.crm.secret`",
+            ),
+            (
+                "[integrations.webhooks.crm]\nurl = \"http://crm\"\nsecret = \"0123456789abcdef\"\nevents = [\"call.ended\"]\n",
+                "`integrations.webhooks.crm.events`",
+            ),
+            (
+                "[recordings]\nsweep_interval_s = 0\n",
+                "`recordings.sweep_interval_s`",
+            ),
+        ] {
+            let f = file(text);
+            let e = load_from(Some(f.path()), &[]).unwrap_err().to_string();
+            assert!(e.contains(key), "{key}: {e}");
+        }
+    }
 }

@@ -30,6 +30,9 @@ const SETTLE_MS: i64 = 2_000;
 const DISPOSITION_WINDOW_MS: i64 = 3_600_000;
 /// Claim time beyond a try's own time limit.
 const LEASE_MARGIN_MS: i64 = 30_000;
+/// With nobody subscribed, a cursor is moved on only when it lags this much (few writes; a new
+/// subscription gets at most this much from before it).
+const IDLE_CURSOR_LAG_MS: i64 = 60_000;
 
 /// Runs the outbox until the process ends: one task reading events, one posting them.
 pub async fn run(db: Db, clock: SharedClock, node: String, cfg: Arc<IntegrationsConfig>) {
@@ -348,7 +351,7 @@ async fn read_source(
     loop {
         if subs.is_empty() {
             // Nobody listens: move on without reading, so a later subscription starts from now.
-            if until - 1 > pos {
+            if until - 1 - pos > IDLE_CURSOR_LAG_MS {
                 queue(db, now, &[], Some((source.name, until - 1, i64::MAX))).await?;
             }
             return Ok(());
@@ -403,7 +406,9 @@ async fn read_dispositions(db: &Db, now: i64, cfg: &IntegrationsConfig) -> anyho
     let subs: Vec<&str> = cfg.wanting("contact.disposition").collect();
     let (since, _) = cursor(db, "dispositions.since", now).await?;
     if subs.is_empty() {
-        queue(db, now, &[], Some(("dispositions.since", now, 0))).await?;
+        if now - since > IDLE_CURSOR_LAG_MS {
+            queue(db, now, &[], Some(("dispositions.since", now, 0))).await?;
+        }
         return Ok(());
     }
     let from = since.max(now - DISPOSITION_WINDOW_MS);
@@ -517,6 +522,17 @@ async fn claim(
     node: &str,
     cfg: &IntegrationsConfig,
 ) -> anyhow::Result<Option<Claimed>> {
+    // A plain read first: an idle outbox takes no write lock.
+    let due: Option<i64> = sqlx::query_scalar(
+        "SELECT id FROM webhook_deliveries WHERE status = 'pending' AND next_attempt_at <= $1 \
+         AND (lease_until IS NULL OR lease_until < $1) LIMIT 1",
+    )
+    .bind(now)
+    .fetch_optional(db.pool())
+    .await?;
+    if due.is_none() {
+        return Ok(None);
+    }
     let mut tx = db.begin_write().await?;
     let row: Option<(i64, String, String, String, String, i64)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT id, delivery_id, subscription, event, payload, attempts FROM webhook_deliveries \
