@@ -657,3 +657,99 @@ async fn blind_transfers_to_a_queue_and_to_a_number_with_ring_per_offer_agents()
         .collect();
     assert_eq!(connected, ["alice", "bob"], "{st:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ring_per_offer_consult_a_number_into_a_conference_then_blind_to_an_agent() {
+    if !has_tools() {
+        return;
+    }
+    let dir0 = tempfile::tempdir().unwrap();
+    let callee_party = callee(dir0.path(), "callee", CALLEE_HZ).await;
+    let trunk_port = callee_party.port;
+    let sut = support::start(43000, move |cfg| {
+        cfg.trunks = vec![trunk(trunk_port)];
+    })
+    .await;
+    let dir = sut.dir.path().to_path_buf();
+    inbound::store::import_flow(&sut.db, "straight", QUEUE_FLOW, 1_000, "test")
+        .await
+        .unwrap();
+    inbound::store::assign_number(&sut.db, DID2, "straight", 1_000, "test")
+        .await
+        .unwrap();
+    let rt = sut.runtime.clone();
+    let sip_port = sut.sip.udp_addr.port();
+
+    let alice = callee(&dir, "alice", ALICE_HZ).await;
+    login(&rt, "alice", &alice, AgentMode::RingPerOffer).await;
+    let cust = customer(&dir, "customer", sip_port, DID2).await;
+    let contact = contact_of(&rt, "alice").await;
+
+    // Consult the number, then all three in a conference.
+    assert!(matches!(
+        rt.consult_start(&contact, Target::Number("5557654321".into()))
+            .await,
+        Err(ControlRefused::BadTarget(_))
+    ));
+    rt.consult_start(&contact, Target::Number("+15557654321".into()))
+        .await
+        .unwrap();
+    let consult = phase("consult number").await;
+    rt.consult_conference(&contact).await.unwrap();
+    let conference = phase("conference").await;
+    // Cancel from the conference: the number's leg is hung up, alice and the customer stay.
+    rt.consult_cancel(&contact).await.unwrap();
+    let back = phase("back").await;
+    let callee_out = finish(callee_party).await;
+
+    // Blind to bob (ring per offer): his phone rings, answers, takes the customer; alice's
+    // phone is hung up.
+    let bob = callee(&dir, "bob", BOB_HZ).await;
+    login(&rt, "bob", &bob, AgentMode::RingPerOffer).await;
+    rt.blind_transfer(&contact, Target::Agent("bob".into()))
+        .await
+        .unwrap();
+    let alice_out = finish(alice).await;
+    assert_eq!(rt.control_state(&contact).await.unwrap().agent, "bob");
+    let with_bob = phase("with bob").await;
+
+    rt.end_contact(&contact).await.unwrap();
+    let all = vec![finish(cust).await, callee_out, alice_out, finish(bob).await];
+    rt.logout("alice").await.unwrap();
+    rt.logout("bob").await.unwrap();
+    assert_hears(&all, "customer", consult, &[], &[ALICE_HZ, CALLEE_HZ]);
+    assert_hears(&all, "alice", consult, &[CALLEE_HZ], &[CUSTOMER_HZ]);
+    assert_hears(&all, "callee", consult, &[ALICE_HZ], &[CUSTOMER_HZ]);
+    assert_hears(&all, "customer", conference, &[ALICE_HZ, CALLEE_HZ], &[]);
+    assert_hears(&all, "alice", conference, &[CUSTOMER_HZ, CALLEE_HZ], &[]);
+    assert_hears(&all, "callee", conference, &[CUSTOMER_HZ, ALICE_HZ], &[]);
+    assert_hears(&all, "customer", back, &[ALICE_HZ], &[CALLEE_HZ]);
+    assert_hears(&all, "alice", back, &[CUSTOMER_HZ], &[CALLEE_HZ]);
+    assert_hears(&all, "customer", with_bob, &[BOB_HZ], &[ALICE_HZ]);
+    assert_hears(&all, "bob", with_bob, &[CUSTOMER_HZ], &[]);
+
+    eventually("the contact closed", Duration::from_secs(10), || async {
+        contact_rows(&sut.db).await.iter().all(|r| r.1.is_some())
+    })
+    .await;
+    let rec = &contacts(&sut.db).await[0];
+    let st = stages(rec);
+    for s in [
+        "consult",
+        "consult_answered",
+        "conference",
+        "consult_cancelled",
+        "transfer",
+        "transferred",
+        "ended",
+    ] {
+        assert!(st.iter().any(|x| x == s), "stage {s} missing: {st:?}");
+    }
+    let connected: Vec<_> = rec
+        .stages
+        .iter()
+        .filter(|s| s.stage == "connected")
+        .map(|s| s.detail.clone())
+        .collect();
+    assert_eq!(connected, ["alice", "bob"], "{st:?}");
+}
