@@ -9,10 +9,11 @@
 //!    predictive campaign `demo` over it with a 00:00–24:00 local calling window (allowed for
 //!    informational calls, so the demo dials whenever it runs), started; and an inbound flow
 //!    (menu → queue) on the demo number [`DEMO_NUMBER`];
-//! 3. (with `rtp.inactivity_timeout_s` set to 0 by `main`: the simulator's agent phones send no
-//!    RTP while idle) logs [`SIM_AGENTS`] simulated agents in with nailed-up legs to the simulator's agent
-//!    phones; when one of their contacts ends (the simulated customer hangs up after its talk
-//!    time) it records a disposition after a short wrap-up, which ends after-contact work;
+//! 3. logs [`SIM_AGENTS`] simulated agents in with nailed-up legs to the simulator's agent phones
+//!    (which send quiet line noise all along, so RTP inactivity does not end idle legs), and logs
+//!    one in again, after a short pause, when its leg drops; when one of their contacts ends (the
+//!    simulated customer hangs up after its talk time) it records a disposition after a short
+//!    wrap-up, which ends after-contact work;
 //! 4. logs one line a minute with the campaign's figures and the agents by state.
 //!
 //! Nothing here is a shortcut around the product: the campaign, leads, flow and users are the
@@ -47,6 +48,11 @@ pub const LEADS: usize = 500;
 /// How long a simulated customer talks before hanging up, and a simulated agent's wrap-up.
 const TALK: Duration = Duration::from_secs(20);
 const WRAP_UP: Duration = Duration::from_secs(3);
+/// The pause before a simulated agent whose leg dropped logs in again; doubled (up to
+/// [`RELOGIN_MAX`]) while its legs keep dropping within [`RELOGIN_STABLE`] of a login.
+const RELOGIN_FIRST: Duration = Duration::from_secs(2);
+const RELOGIN_MAX: Duration = Duration::from_secs(60);
+const RELOGIN_STABLE: Duration = Duration::from_secs(30);
 const FIGURES_EVERY: Duration = Duration::from_secs(60);
 
 /// The demo's users and their passwords (a demo: known passwords, printed in the log).
@@ -119,7 +125,8 @@ pub async fn start(
             ..Default::default()
         },
         seed: clock.now_ms() as u64,
-        // Idle nailed-up agent legs carry no audio: an inactivity timer would hang them up.
+        // The appliance may send nothing on an idle nailed-up agent leg: the simulator's agent
+        // phones must not hang up on RTP inactivity.
         rtp_inactivity: None,
         ..Default::default()
     };
@@ -398,7 +405,8 @@ impl SimAgents {
 
 /// The simulated agents' part of a contact: when a demo agent's contact ends, wrap up for a
 /// few seconds, then record a disposition (which returns the agent to Available). A simulated
-/// agent that went offline (its leg dropped) is reported.
+/// agent that went offline (its leg dropped, or someone logged it out) is logged in again after a
+/// pause that grows while its legs keep dropping.
 async fn wrap_up(
     db: Db,
     clock: SharedClock,
@@ -409,6 +417,9 @@ async fn wrap_up(
     let mut handled: u64 = 0;
     // Runtime contact id → the dialer's attempt id (campaign calls only).
     let mut attempts: std::collections::HashMap<String, String> = std::collections::HashMap::new();
+    // Per simulated agent: when it was last logged in again, and the pause used then.
+    let mut relogins: std::collections::HashMap<String, (tokio::time::Instant, Duration)> =
+        std::collections::HashMap::new();
     loop {
         let ev = match events.recv().await {
             Ok(ev) => ev,
@@ -426,9 +437,22 @@ async fn wrap_up(
             && is_sim_agent(agent)
             && !agents.lifecycle.is_draining()
         {
-            // Not logged in again: a second login of one agent id corrupts the ACD's agent index
-            // (see the report of issue #9); the demo keeps running with the agents left.
-            warn!(agent = %agent, "demo: a simulated agent went offline (its nailed-up leg ended)");
+            let now = tokio::time::Instant::now();
+            let pause = match relogins.get(agent) {
+                Some((at, last)) if now.duration_since(*at) < RELOGIN_STABLE => {
+                    (*last * 2).min(RELOGIN_MAX)
+                }
+                _ => RELOGIN_FIRST,
+            };
+            relogins.insert(agent.clone(), (now + pause, pause));
+            warn!(agent = %agent, pause_s = pause.as_secs(), "demo: a simulated agent went offline (its nailed-up leg ended); logging it in again");
+            let (agents, agent) = (agents.clone(), agent.clone());
+            tokio::spawn(async move {
+                tokio::time::sleep(pause).await;
+                if !agents.lifecycle.is_draining() {
+                    agents.login(&agent).await;
+                }
+            });
             continue;
         }
         if let RuntimeEvent::ContactConnected {

@@ -1,6 +1,8 @@
 //! `dialbridge serve --demo` end to end: in a fresh directory the demo campaign dials the
 //! built-in carrier simulator, gets live answers and connects them to the simulated agents
-//! within 60 s, whose agents then record a disposition; a second `--demo` start on the same data seeds nothing twice.
+//! within 60 s, whose agents then record a disposition; the agents' legs outlive the RTP
+//! inactivity timeout, and one whose leg ends is logged in again; a second `--demo` start on the
+//! same data seeds nothing twice.
 
 mod common;
 
@@ -138,6 +140,72 @@ async fn demo_campaign_connects_calls_to_agents_within_a_minute_and_seeds_once()
     );
     let agents = get(&c, app.url("/api/v1/agents"), &key).await;
     assert_eq!(agents.as_array().unwrap().len(), 4, "{agents}");
+
+    // Idle and busy agent legs stay up: the simulator's agent phones send RTP all along, so the
+    // appliance's RTP inactivity timer (30 s by default) ends none. Wait until every leg has lived
+    // well past it.
+    let legs_old = Duration::from_secs(45);
+    if let Some(rest) = legs_old.checked_sub(started.elapsed()) {
+        tokio::time::sleep(rest).await;
+    }
+    let log = app.log_text();
+    assert!(
+        !log.contains("a simulated agent went offline"),
+        "an agent leg dropped; log:\n{log}"
+    );
+
+    // A simulated agent whose leg ends (here: logged out, which hangs its leg up) is logged in
+    // again by the demo.
+    let out = common::run(
+        dir.path(),
+        &["apikey", "create", "--role", "agent", "--name", "agent1"],
+        &[],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let agent1_key = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    let resp = c
+        .post(app.url("/api/v1/agent/logout"))
+        .bearer_auth(&agent1_key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 204, "logout of agent1");
+    let logins = |log: &str| {
+        log.lines()
+            .filter(|l| l.contains("simulated agent logged in") && l.contains("agent1"))
+            .count()
+    };
+    let back = Instant::now();
+    let mut agent1 = Value::Null;
+    while back.elapsed() < Duration::from_secs(30) {
+        let agents = get(&c, app.url("/api/v1/agents"), &key).await;
+        agent1 = agents
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["id"] == "agent1")
+            .cloned()
+            .unwrap_or(Value::Null);
+        if logins(&app.log_text()) >= 2 && agent1["leg_up"] == true && agent1["state"] != "Offline"
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let log = app.log_text();
+    assert!(
+        logins(&log) >= 2 && agent1["leg_up"] == true && agent1["state"] != "Offline",
+        "agent1 was not logged in again after {:?}: {agent1}; log:\n{log}",
+        back.elapsed()
+    );
+    eprintln!(
+        "demo: agent1 logged in again {:.1} s after its logout",
+        back.elapsed().as_secs_f64()
+    );
     let log = app.log_text();
     assert!(
         log.contains("DEMO MODE") && log.contains("demo-manager"),
