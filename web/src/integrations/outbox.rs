@@ -774,6 +774,136 @@ mod tests {
         assert_eq!(counts.get("failed"), Some(&1), "{counts:?}");
     }
 
+    /// Contacts, dial attempts and dispositions become events with their fields (both backends:
+    /// the joins and the flag columns decode the same).
+    async fn exercise_sources(db: &Db) {
+        db.migrate().await.unwrap();
+        let mut c = cfg("http://127.0.0.1:9/h");
+        c.webhooks.get_mut("crm").unwrap().events = vec![
+            "contact.ended".into(),
+            "attempt.ended".into(),
+            "contact.disposition".into(),
+        ];
+        let t0 = 1_795_478_400_000;
+        for s in SOURCES {
+            read_source(db, t0, &c, s).await.unwrap();
+        }
+        read_dispositions(db, t0, &c).await.unwrap();
+        let info = inbound::contact::ContactInfo {
+            contact_id: "c-1".into(),
+            customer_address: "+13125550100".into(),
+            system_address: "+18005550100".into(),
+            channel: "VOICE".into(),
+            attributes: [("account".to_string(), "A-1".to_string())].into(),
+        };
+        let mut r = inbound::contact::ContactRecord::new(info, t0 + 10);
+        for (stage, detail) in [
+            ("recording_on", "/data/recordings/c-1.wav"),
+            ("connected", "agnes"),
+            ("disposition", "sale"),
+        ] {
+            r.stages.push(inbound::contact::Stage {
+                at_ms: t0 + 20,
+                stage: stage.into(),
+                detail: detail.into(),
+            });
+        }
+        r.ended_at_ms = Some(t0 + 30);
+        r.outcome = Some(inbound::contact::FlowOutcome::Queued {
+            queue: "sales".into(),
+        });
+        r.target_queue = Some("sales".into());
+        inbound::store::save_contact(db, &r, None).await.unwrap();
+        sqlx::query(
+            "INSERT INTO dial_attempts (public_id, e164, caller_id, node, state, allowed_reason, outcome, disposition, agent, \
+             live, abandoned, sip_code, attributes, created_at, answered_at, ended_at) \
+             VALUES ('contact_a1', '+13125550199', '+18005550199', 'n1', 'final', 'ok', 'answered_human', 'callback', 'agnes', \
+             1, 0, 200, '{\"crm_id\":\"L-7\"}', $1, $2, $3)",
+        )
+        .bind(t0 + 1)
+        .bind(t0 + 5)
+        .bind(t0 + 40)
+        .execute(db.pool())
+        .await
+        .unwrap();
+        let later = t0 + 10_000;
+        for s in SOURCES {
+            read_source(db, later, &c, s).await.unwrap();
+        }
+        read_dispositions(db, later, &c).await.unwrap();
+        let rows: Vec<(String, String)> =
+            sqlx::query_as("SELECT event_key, payload FROM webhook_deliveries ORDER BY event_key")
+                .fetch_all(db.pool())
+                .await
+                .unwrap();
+        let keys: Vec<&str> = rows.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(
+            keys,
+            [
+                "attempt.ended:contact_a1",
+                "contact.disposition:c-1:sale",
+                "contact.disposition:contact_a1:callback",
+                "contact.ended:c-1",
+            ]
+        );
+        let body = |i: usize| serde_json::from_str::<Value>(&rows[i].1).unwrap()["data"].clone();
+        let a = body(0);
+        assert_eq!(
+            (&a["number"], &a["live"], &a["abandoned"], &a["sip_code"]),
+            (
+                &json!("+13125550199"),
+                &json!(true),
+                &json!(false),
+                &json!(200)
+            )
+        );
+        assert_eq!(a["attributes"]["crm_id"], "L-7");
+        assert_eq!(a["answered_at"], "2026-11-24T00:00:00.005Z");
+        let e = body(3);
+        assert_eq!(
+            (
+                &e["customer_number"],
+                &e["agent"],
+                &e["disposition"],
+                &e["queue"]
+            ),
+            (
+                &json!("+13125550100"),
+                &json!("agnes"),
+                &json!("sale"),
+                &json!("sales")
+            )
+        );
+        assert_eq!(
+            (&e["recorded"], &e["outcome"]),
+            (&json!(true), &json!("queued"))
+        );
+        assert_eq!(e["attributes"]["account"], "A-1");
+        assert_eq!(body(2)["disposition"], "callback");
+        // Read again: nothing new.
+        read_dispositions(db, later + 5_000, &c).await.unwrap();
+        assert_eq!(counts(db).await.unwrap()["pending"], 4);
+    }
+
+    #[tokio::test]
+    async fn sources_on_sqlite() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::connect(&format!("sqlite://{}/s.db", dir.path().display()), 2)
+            .await
+            .unwrap();
+        exercise_sources(&db).await;
+    }
+
+    #[tokio::test]
+    async fn sources_on_postgres() {
+        let Some(pg) = foundation::testing::TempPgDatabase::create().await else {
+            return;
+        };
+        let db = Db::connect(&pg.url, 2).await.unwrap();
+        exercise_sources(&db).await;
+        db.close().await;
+    }
+
     #[tokio::test]
     async fn outbox_on_sqlite() {
         let dir = tempfile::tempdir().unwrap();
