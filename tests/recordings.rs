@@ -310,6 +310,42 @@ async fn a_recorded_call_is_found_played_in_ranges_role_checked_and_expired() {
     assert_eq!(r.status(), 400);
     assert!(r.text().await.unwrap().contains("from="));
 
+    // The contact export as JSON lines, paged with the cursor.
+    let r = c
+        .get(app.url("/api/v1/contacts?limit=1"))
+        .bearer_auth(&key)
+        .header("Accept", "application/x-ndjson")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["content-type"], "application/x-ndjson");
+    let cursor = r.headers()["x-next-cursor"].to_str().unwrap().to_owned();
+    let text = r.text().await.unwrap();
+    let lines: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 1, "{text}");
+    assert_eq!(lines[0]["contact_id"], id.as_str());
+    assert_eq!(lines[0]["attributes"]["campaign"], "spring-renewals");
+    let r = get(
+        &c,
+        &app,
+        &key,
+        &format!("/api/v1/contacts?format=jsonl&cursor={cursor}"),
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    assert!(r.headers().get("x-next-cursor").is_none());
+    assert_eq!(
+        r.text().await.unwrap(),
+        "",
+        "nothing after the only contact"
+    );
+    let r = get(&c, &app, &key, "/api/v1/contacts?format=jsonl&cursor=soon").await;
+    assert_eq!(r.status(), 400);
+
     // The whole file: a WAV of the call's length, as a download.
     let r = get(
         &c,
