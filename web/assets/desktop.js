@@ -109,8 +109,10 @@ function showControls() {
   $('ctl-hold').disabled = !!c;
   $('ctl-mute').disabled = !!c || controls.held;
   $('transfer-form').hidden = !!c;
-  $('consult-actions').hidden = !c || c.phase === 'ringing';
-  $('consult-conference').hidden = c?.phase === 'conference';
+  // While the target rings only Cancel is offered.
+  $('consult-actions').hidden = !c;
+  $('consult-complete').hidden = c?.phase === 'ringing';
+  $('consult-conference').hidden = c?.phase !== 'talking';
 }
 
 async function control(path, body) {
