@@ -10,7 +10,7 @@
 //
 // Steps run in order and stop at the first failure (with a screenshot of the page as it was);
 // the exit code is 0 only when every step passed.
-import { chromium } from 'playwright-core';
+import { launch } from './lib.mjs';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -42,11 +42,7 @@ const CALL_NUMBER = env('CALL_NUMBER');
 
 fs.mkdirSync(ARTIFACTS, { recursive: true });
 
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-  args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-    '--disable-component-update', '--disable-sync'],
-});
+const browser = await launch();
 
 let current = null; // the page to photograph when a step fails
 let passed = 0;

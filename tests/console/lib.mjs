@@ -13,8 +13,9 @@ export const env = (k, d) => {
   return v;
 };
 
-/// Debian's chromium; with `fakeAudio` (a WAV file) the pages get that file as their microphone,
-/// and WebRTC may use loopback.
+/// Debian's chromium; with `fakeAudio` (a WAV file) the WebRTC recipe of
+/// telephony/src/webrtc/mod.rs: loopback ICE candidates, that file as the microphone (looped), no
+/// permission prompt, audio without a user gesture. Every script under tests/console uses it.
 export async function launch({ fakeAudio } = {}) {
   const args = ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
     '--disable-component-update', '--disable-sync'];

@@ -14,7 +14,7 @@
 // then reads stdin: `RELOGIN` logs the agent out and in again (prints `RELOGGED {json}`), `HANGUP`
 // closes the leg and prints `RESULT {json}`.
 // Exits 0 when the page heard EXPECT_HZ and every step succeeded, 1 otherwise.
-import { chromium } from 'playwright-core';
+import { launch } from './lib.mjs';
 import { readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 
@@ -30,17 +30,7 @@ const html = readFileSync(new URL('./softphone.html', import.meta.url), 'utf8');
 const lines = createInterface({ input: process.stdin });
 const nextLine = () => new Promise((resolve) => lines.once('line', resolve));
 
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-  args: [
-    '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking',
-    '--disable-component-update', '--disable-sync',
-    '--allow-loopback-in-peer-connection',
-    '--use-fake-ui-for-media-stream', '--use-fake-device-for-media-stream',
-    `--use-file-for-fake-audio-capture=${env('FAKE_AUDIO')}`,
-    '--autoplay-policy=no-user-gesture-required',
-  ],
-});
+const browser = await launch({ fakeAudio: env('FAKE_AUDIO') });
 let code = 1;
 try {
   const page = await browser.newPage();

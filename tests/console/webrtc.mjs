@@ -8,7 +8,7 @@
 //   TIMEOUT_MS  how long the page listens (default 15000)
 //
 // Prints one line `RESULT {json}` and exits 0 when the page heard EXPECT_HZ, 1 otherwise.
-import { chromium } from 'playwright-core';
+import { launch } from './lib.mjs';
 
 const env = (k, d) => {
   const v = process.env[k] ?? d;
@@ -20,17 +20,7 @@ const FAKE_AUDIO = env('FAKE_AUDIO');
 
 // The recipe (see telephony/src/webrtc/mod.rs): loopback ICE candidates, a fake microphone fed
 // from a file, no permission prompt, audio without a user gesture.
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-  args: [
-    '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking',
-    '--disable-component-update', '--disable-sync',
-    '--allow-loopback-in-peer-connection',
-    '--use-fake-ui-for-media-stream', '--use-fake-device-for-media-stream',
-    `--use-file-for-fake-audio-capture=${FAKE_AUDIO}`,
-    '--autoplay-policy=no-user-gesture-required',
-  ],
-});
+const browser = await launch({ fakeAudio: FAKE_AUDIO });
 let code = 1;
 try {
   const page = await browser.newPage();
