@@ -753,3 +753,75 @@ async fn ring_per_offer_consult_a_number_into_a_conference_then_blind_to_an_agen
         .collect();
     assert_eq!(connected, ["alice", "bob"], "{st:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dialer_contact_transferred_to_a_number_ends_with_its_record_closed() {
+    if !has_tools() {
+        return;
+    }
+    let dir0 = tempfile::tempdir().unwrap();
+    let callee_party = callee(dir0.path(), "callee", CALLEE_HZ).await;
+    let trunk_port = callee_party.port;
+    let sut = support::start(44000, move |cfg| {
+        cfg.trunks = vec![trunk(trunk_port)];
+    })
+    .await;
+    let dir = sut.dir.path().to_path_buf();
+    let rt = sut.runtime.clone();
+    let alice = callee(&dir, "alice", ALICE_HZ).await;
+    login(&rt, "alice", &alice, AgentMode::NailedUp).await;
+
+    // The dialer's answered call: a sipp callee standing for the customer.
+    let cust = callee(&dir, "customer", CUSTOMER_HZ).await;
+    let (_, ctl, mut events) = sut
+        .calls
+        .originate(telephony::sip::call::Originate {
+            to_user: "+13125550199".into(),
+            trunks: vec![trunk(cust.port)],
+            ..Default::default()
+        })
+        .split();
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while let Some(ev) = events.recv().await {
+            if matches!(ev, telephony::control::Event::Answered { .. }) {
+                return;
+            }
+        }
+        panic!("the customer hung up");
+    })
+    .await
+    .expect("the customer answers");
+    let attrs = BTreeMap::from([("campaign".to_string(), "renewals".to_string())]);
+    assert_eq!(
+        rt.connect_outbound("sales", &ctl, attrs).await.unwrap(),
+        "alice"
+    );
+    let contact = contact_of(&rt, "alice").await;
+    rt.blind_transfer(&contact, Target::Number("+15557654321".into()))
+        .await
+        .unwrap();
+    let with_callee = phase("with callee").await;
+
+    // The dialer's side hangs up: the number's leg goes with it and the record is closed.
+    ctl.hangup().await.unwrap();
+    let all = vec![finish(cust).await, finish(callee_party).await];
+    assert_hears(&all, "customer", with_callee, &[CALLEE_HZ], &[ALICE_HZ]);
+    assert_hears(&all, "callee", with_callee, &[CUSTOMER_HZ], &[ALICE_HZ]);
+    eventually(
+        "the contact record closed",
+        Duration::from_secs(10),
+        || async {
+            let rows = contact_rows(&sut.db).await;
+            rows.len() == 1 && rows[0].1.is_some()
+        },
+    )
+    .await;
+    let st = stages(&contacts(&sut.db).await[0]);
+    for s in ["outbound", "connected", "transfer", "transferred", "ended"] {
+        assert!(st.iter().any(|x| x == s), "stage {s} missing: {st:?}");
+    }
+    let view = rt.agent_snapshot(None).await.unwrap();
+    assert!(view[0].leg_up && view[0].contact.is_none(), "{view:?}");
+    rt.logout("alice").await.unwrap();
+    finish(alice).await;
+}

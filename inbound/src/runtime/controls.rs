@@ -566,7 +566,10 @@ impl Task {
                 let r = self.conference_op(&contact).await;
                 let _ = reply.send(r);
             }
-            Op::TargetGone { contact, leg } => self.target_gone(&contact, Some(leg), None).await,
+            Op::TargetGone { contact, leg } => {
+                self.target_gone(&contact, Some(leg), None).await;
+                self.transferred_leg_gone(&contact, leg).await;
+            }
             Op::State { contact, reply } => {
                 let r = self.live(&contact).map(|l| ControlView {
                     contact: contact.clone(),
@@ -582,6 +585,32 @@ impl Task {
                 });
                 let _ = reply.send(r);
             }
+        }
+    }
+
+    /// An outbound contact (the dialer owns its call, so no contact driver reports its end)
+    /// transferred to a number or a ring-per-offer agent ends with that leg (bridged with
+    /// `HangUp`: the customer went with it).
+    async fn transferred_leg_gone(&mut self, contact: &str, leg: CallId) {
+        if self.ctl.consults.contains_key(contact) {
+            return;
+        }
+        let Some(slot) = self.contacts.get(contact) else {
+            return;
+        };
+        if slot.record.is_none() || !slot.connected {
+            return;
+        }
+        let by_leg = match &slot.agent {
+            None => slot.extra_legs.iter().any(|l| l.id() == leg),
+            Some(a) => self
+                .agents
+                .get(a)
+                .and_then(|a| a.leg.as_ref())
+                .is_some_and(|l| l.id() == leg),
+        };
+        if by_leg {
+            self.contact_gone(contact).await;
         }
     }
 
