@@ -197,7 +197,7 @@ pub struct Legacy {
     /// `host:port` of the legacy PBX's SIP trunk. Empty: no legacy platform (transfers take the
     /// flow's error branch).
     pub trunk: String,
-    /// "udp" or "tcp".
+    /// "udp", "tcp" or "tls" (verified against `sip.tls_ca`, else the system roots).
     pub transport: String,
     /// "invite": a new call to the leased number, bridged by us; "refer": the caller is referred.
     pub mode: bridge::calls::LegacyTransferMode,
@@ -240,8 +240,9 @@ impl Legacy {
         let transport = match self.transport.as_str() {
             "udp" => Transport::Udp,
             "tcp" => Transport::Tcp,
+            "tls" => Transport::Tls,
             other => bail!(
-                "invalid configuration at key `bridge.legacy.transport`: {other:?} is not \"udp\" or \"tcp\""
+                "invalid configuration at key `bridge.legacy.transport`: {other:?} is not \"udp\", \"tcp\" or \"tls\""
             ),
         };
         let carry = match self.carry.as_str() {
@@ -314,6 +315,16 @@ pub struct Sip {
     pub trusted_addresses: Vec<std::net::IpAddr>,
     /// Digest realm for endpoints (desk phones, softphones).
     pub realm: String,
+    /// SIP over TLS listener, e.g. "0.0.0.0:5061". Empty: no TLS listener (trunks over TLS can
+    /// still be called).
+    pub tls_listen: String,
+    /// PEM certificate chain and private key of the TLS listener (also presented to TLS trunks
+    /// that ask for a client certificate).
+    pub tls_cert: String,
+    pub tls_key: String,
+    /// PEM CA certificates that TLS peers' certificates must chain to. Empty: the system's
+    /// trusted roots.
+    pub tls_ca: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -398,6 +409,10 @@ impl Default for Sip {
             max_message_bytes: 32 * 1024,
             trusted_addresses: vec!["127.0.0.1".parse().expect("valid")],
             realm: "dialbridge".into(),
+            tls_listen: String::new(),
+            tls_cert: String::new(),
+            tls_key: String::new(),
+            tls_ca: String::new(),
         }
     }
 }
@@ -648,6 +663,15 @@ impl Config {
                 );
             }
         }
+        if let Some(tls) = self.sip_tls()? {
+            tls.build().map_err(|e| {
+                anyhow::anyhow!(
+                    "invalid configuration at key `sip.tls_{}`: {}",
+                    e.key,
+                    e.message
+                )
+            })?;
+        }
         if self.http.tls_cert.is_empty() != self.http.tls_key.is_empty() {
             bail!(
                 "invalid configuration at key `http.tls_cert`: set both http.tls_cert and http.tls_key, or neither"
@@ -687,6 +711,47 @@ impl Config {
         let mut value = toml::Value::try_from(self).expect("config serializes");
         mask(&mut value);
         toml::to_string_pretty(&value).expect("config serializes")
+    }
+
+    /// The SIP layer's TLS settings (`sip.tls_*`), or `None` when none is set.
+    pub fn sip_tls(&self) -> anyhow::Result<Option<telephony::sip::tls::TlsOptions>> {
+        use telephony::sip::tls::{TlsOptions, Verify};
+        let s = &self.sip;
+        if s.tls_listen.is_empty()
+            && s.tls_cert.is_empty()
+            && s.tls_key.is_empty()
+            && s.tls_ca.is_empty()
+        {
+            return Ok(None);
+        }
+        let listen = match s.tls_listen.as_str() {
+            "" => None,
+            l => Some(l.parse::<SocketAddr>().map_err(|_| {
+                anyhow::anyhow!(
+                    "invalid configuration at key `sip.tls_listen`: {l:?} is not an address:port such as \"0.0.0.0:5061\""
+                )
+            })?),
+        };
+        if listen.is_some() && (s.tls_cert.is_empty() || s.tls_key.is_empty()) {
+            bail!(
+                "invalid configuration at key `sip.tls_cert`: sip.tls_listen needs sip.tls_cert and sip.tls_key"
+            );
+        }
+        if s.tls_cert.is_empty() != s.tls_key.is_empty() {
+            bail!(
+                "invalid configuration at key `sip.tls_cert`: set both sip.tls_cert and sip.tls_key, or neither"
+            );
+        }
+        let path = |p: &str| (!p.is_empty()).then(|| PathBuf::from(p));
+        Ok(Some(TlsOptions {
+            listen,
+            cert: path(&s.tls_cert),
+            key: path(&s.tls_key),
+            verify: match path(&s.tls_ca) {
+                Some(ca) => Verify::CaFile(ca),
+                None => Verify::SystemRoots,
+            },
+        }))
     }
 
     pub fn telephony(&self) -> telephony::Config {
@@ -777,6 +842,37 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("database.url"), "{err}");
+    }
+
+    #[test]
+    fn sip_tls_settings_are_checked_and_named() {
+        let err = |text: &str| {
+            load_from(Some(file(text).path()), &[])
+                .unwrap_err()
+                .to_string()
+        };
+        let e = err("[sip]\ntls_listen = \"5061\"\n");
+        assert!(e.contains("sip.tls_listen"), "{e}");
+        let e = err("[sip]\ntls_listen = \"127.0.0.1:5061\"\n");
+        assert!(e.contains("sip.tls_cert"), "{e}");
+        let e = err("[sip]\ntls_cert = \"/nonexistent/c.pem\"\n");
+        assert!(e.contains("sip.tls_cert"), "{e}");
+        let e = err(
+            "[sip]\ntls_listen = \"127.0.0.1:5061\"\ntls_cert = \"/nonexistent/c.pem\"\ntls_key = \"/nonexistent/k.pem\"\n",
+        );
+        assert!(
+            e.contains("sip.tls_cert") && e.contains("/nonexistent/c.pem"),
+            "{e}"
+        );
+        let e = err("[sip]\ntls_ca = \"/nonexistent/ca.pem\"\n");
+        assert!(e.contains("sip.tls_ca"), "{e}");
+        let e = err("[bridge.legacy]\ntrunk = \"127.0.0.1:5061\"\ntransport = \"sctp\"\n");
+        assert!(e.contains("bridge.legacy.transport"), "{e}");
+        let f = file("[bridge.legacy]\ntrunk = \"127.0.0.1:5061\"\ntransport = \"tls\"\n");
+        let c = load_from(Some(f.path()), &[]).unwrap().config;
+        let t = c.bridge.legacy.trunk().unwrap().unwrap();
+        assert_eq!(t.trunk.transport, telephony::sip::call::Transport::Tls);
+        assert!(Config::default().sip_tls().unwrap().is_none());
     }
 
     #[test]

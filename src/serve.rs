@@ -104,6 +104,7 @@ pub async fn run(
     let sip_options = telephony::sip::listener::SipOptions {
         policy: Some(sip_policy(&cfg, &sip_users)),
         auto_answer: None,
+        tls: cfg.sip_tls()?,
         ..Default::default()
     };
     let sip =
@@ -238,6 +239,7 @@ pub async fn run(
         https = listening.https,
         sip_udp = %listening.sip_udp,
         sip_tcp = %listening.sip_tcp,
+        sip_tls = %sip.tls_addr.map(|a| a.to_string()).unwrap_or_default(),
         rtp_ports = %listening.rtp_ports,
         backend = db.backend().name(),
         startup_ms = started.elapsed().as_millis() as u64,
