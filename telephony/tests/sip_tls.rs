@@ -507,7 +507,9 @@ async fn sipp_calls_in_and_out_over_tls_through_kamailio() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     let mut rx = sut.handle.subscribe();
     let trunk = Trunk::from_uri(&format!("sips:127.0.0.1:{kam_tls}")).unwrap();
+    let mut setup_ms = Vec::new();
     for n in 0..3 {
+        let t0 = std::time::Instant::now();
         let call = sut.handle.originate(Originate {
             to_user: format!("1555000{n}"),
             trunks: vec![trunk.clone()],
@@ -527,6 +529,7 @@ async fn sipp_calls_in_and_out_over_tls_through_kamailio() {
             "call {n} answered over TLS: {evs:?}\nkamailio:\n{}",
             kam.log()
         );
+        setup_ms.push(t0.elapsed().as_millis());
         tokio::time::sleep(Duration::from_millis(300)).await;
         sut.handle.hangup(call);
         let evs = collect_events(&mut rx, Duration::from_secs(10), |e| {
@@ -539,6 +542,8 @@ async fn sipp_calls_in_and_out_over_tls_through_kamailio() {
             "{evs:?}"
         );
     }
+    // A figure, not a check: the first call includes the TCP connect and TLS handshake.
+    eprintln!("outbound over TLS via Kamailio, INVITE → answered (ms): {setup_ms:?}");
     let run = wait_sipp(&uas_dir, uas).await;
     assert_eq!(
         (
@@ -594,13 +599,13 @@ async fn a_trunk_whose_certificate_our_ca_did_not_sign_is_refused_and_the_next_t
     let good_tls = good.tls_addr.unwrap();
 
     let mut rx = sut.handle.subscribe();
-    let started = std::time::Instant::now();
     let alone = sut.handle.originate(Originate {
         to_user: "15550001".into(),
         trunks: vec![Trunk::from_uri(&format!("sips:127.0.0.1:{rogue_port}")).unwrap()],
         ring_timeout: Duration::from_secs(20),
         ..Originate::default()
     });
+    // Within 15 s: at the handshake, not after Timer B (32 s).
     let evs = collect_events(&mut rx, Duration::from_secs(15), |e| {
         e.iter()
             .any(|e| e.call() == Some(alone) && matches!(e, CallEvent::Hangup { .. }))
@@ -609,10 +614,6 @@ async fn a_trunk_whose_certificate_our_ca_did_not_sign_is_refused_and_the_next_t
     assert!(
         evs.iter().any(|e| matches!(e, CallEvent::Hangup { call, outcome: Outcome::Unreachable, .. } if *call == alone)),
         "the rogue trunk's call fails as unreachable: {evs:?}"
-    );
-    assert!(
-        started.elapsed() < Duration::from_secs(10),
-        "at the handshake, not after Timer B"
     );
     assert_eq!(stats(&sut).await.tls_handshake_failures, 1);
 
