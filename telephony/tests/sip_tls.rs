@@ -12,7 +12,8 @@
 //! `openssl s_client` / `s_server` are the peers for the refusals: a server certificate our CA
 //! did not sign (the call fails at once as unreachable and moves to the next trunk), a client
 //! certificate our CA did not sign (handshake refused), garbage and plain text on the TLS port,
-//! an oversize message (513), all without harm to the listener.
+//! an oversize message (513), all without harm to the listener; the trunk ACL and digest
+//! challenges apply to INVITE and REGISTER over TLS as over UDP and TCP.
 
 mod sip_common;
 
@@ -399,7 +400,8 @@ fn s_client(pki: &Pki, addr: SocketAddr, client_cert: Option<&str>, input: &[u8]
     // Keep stdin open a moment so the answer can arrive before s_client sees EOF and closes.
     std::thread::sleep(Duration::from_millis(1500));
     drop(stdin);
-    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    // `-quiet` ignores EOF on stdin: it ends when the server closes, else it is stopped here.
+    let deadline = std::time::Instant::now() + Duration::from_millis(300);
     while std::time::Instant::now() < deadline {
         if let Ok(Some(_)) = child.try_wait() {
             break;
@@ -720,4 +722,52 @@ async fn the_listener_refuses_rogue_clients_garbage_and_oversize_and_keeps_servi
     let s = stats(&sut).await;
     assert_eq!(s.tls_handshake_failures, 3, "{s:?}");
     assert_eq!(port, sut.tls_addr.unwrap().port());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_trunk_acl_and_digest_rules_apply_over_tls() {
+    if !tools() {
+        return;
+    }
+    let dir = scratch("sip-tls-acl");
+    let pki = Pki::make(&dir);
+    let users = std::collections::HashMap::from([("agent1".to_string(), "pw".to_string())]);
+    let lc = Lifecycle::new();
+    let sut = listener::start_with(
+        &config(),
+        SipOptions {
+            auto_answer: None,
+            // 127.0.0.1 is not a trusted trunk here: calls from it must authenticate.
+            policy: Some(telephony::sip::registrar::InboundPolicy::with_users(
+                vec!["192.0.2.1".parse().unwrap()],
+                "dialbridge",
+                users,
+            )),
+            tls: Some(pki.options()),
+            ..SipOptions::default()
+        },
+        lc.clone(),
+    )
+    .await
+    .unwrap();
+    let invite = "INVITE sip:ivr@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/TLS 127.0.0.1:5999;branch=z9hG4bKacl1\r\n\
+From: <sip:agent1@127.0.0.1>;tag=a1\r\nTo: <sip:ivr@127.0.0.1>\r\nCall-ID: acl1@probe\r\nCSeq: 1 INVITE\r\n\
+Contact: <sip:agent1@127.0.0.1:5999;transport=tls>\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n";
+    let out = s_client(&pki, sut.tls_addr.unwrap(), None, invite.as_bytes());
+    assert!(
+        out.contains("SIP/2.0 401") && out.contains("WWW-Authenticate: Digest"),
+        "an unauthenticated INVITE over TLS is challenged: {out:?}"
+    );
+    let register = invite
+        .replace("INVITE sip:ivr@127.0.0.1", "REGISTER sip:127.0.0.1")
+        .replace("1 INVITE", "1 REGISTER")
+        .replace("acl1", "acl2")
+        .replace("<sip:ivr@127.0.0.1>", "<sip:agent1@127.0.0.1>");
+    let out = s_client(&pki, sut.tls_addr.unwrap(), None, register.as_bytes());
+    assert!(
+        out.contains("SIP/2.0 401"),
+        "REGISTER is challenged: {out:?}"
+    );
+    let s = stats(&sut).await;
+    assert_eq!((s.inbound_calls_created, s.active_calls), (0, 0), "{s:?}");
 }
