@@ -149,8 +149,11 @@ pub async fn run(
         .map(|q| q.name)
         .collect();
     tokio::spawn(crate::gauges::run(db.clone(), runtime.clone(), queues));
+    // PostgreSQL: agents are published to, and reached on, the other nodes (issue #9).
+    let cluster =
+        crate::agents_port::start_cluster(&cfg, &db, &clock, &runtime, sip.udp_addr).await?;
     let agents: Arc<dyn dialer::agents::AgentPort> =
-        crate::agents_port::RuntimeAgents::start(runtime.clone());
+        crate::agents_port::RuntimeAgents::start(runtime.clone(), cluster);
     let flows: Arc<dyn dialer::flows::FlowPort> =
         crate::flow_port::RuntimeFlows::new(runtime.clone());
     let dialer = dialer::runner::start_with(

@@ -29,6 +29,7 @@ pub mod contact;
 pub mod flow;
 pub mod hours;
 pub mod interpreter;
+pub mod presence;
 pub mod runtime;
 pub mod store;
 pub mod webhook;

@@ -76,6 +76,9 @@ struct Contact {
 
 /// Drives one inbound call from arrival to its final record.
 pub(crate) async fn run(sh: Arc<Shared>, call: Call) {
+    let Some(call) = super::handoff::take(&sh, call).await else {
+        return;
+    };
     LIVE.fetch_add(1, Ordering::Relaxed);
     let _live = LiveGuard;
     let (info, ctl, events) = call.split();

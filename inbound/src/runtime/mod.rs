@@ -34,6 +34,7 @@ pub mod acd_task;
 mod announce;
 pub mod callbacks;
 pub mod contact;
+pub mod handoff;
 pub mod prompts;
 mod outbound_flow;
 
