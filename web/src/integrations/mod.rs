@@ -4,7 +4,8 @@
 //!   source of truth), the signature and the retry schedule, without I/O.
 //! - [`outbox`]: the driver — events from the final records into `webhook_deliveries`, claimed
 //!   and posted until each ends `delivered` or `failed`.
-//! - [`http`]: the HTTP/1.1 POST it needs.
+//! - [`http`]: the HTTP/1.1 POST it needs, over TCP or TLS ([`tls`]: `https://` receivers
+//!   verified against their `ca_file` or the system roots).
 //! - The admin API here: `GET /api/v1/webhooks/deliveries` and
 //!   `POST /api/v1/webhooks/deliveries/{id}/redeliver`.
 //!
@@ -12,6 +13,7 @@
 
 pub mod http;
 pub mod outbox;
+pub mod tls;
 pub mod webhooks;
 
 use std::sync::Arc;

@@ -19,7 +19,9 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use super::http::{Target, post};
+use super::tls::client_config;
 use super::webhooks::{IntegrationsConfig, Next, Subscription, TryOutcome, after_try, signature};
+use tokio_rustls::rustls::ClientConfig;
 
 /// Rows read per source per pass.
 const BATCH: i64 = 500;
@@ -482,7 +484,20 @@ struct Claimed {
     attempts: i64,
 }
 
+/// Each `https://` subscription's TLS client configuration, built once (reading a CA bundle per
+/// try would be wasteful); an error is recorded on every try of that subscription.
+type TlsConfigs = BTreeMap<String, Result<Arc<ClientConfig>, String>>;
+
+fn tls_configs(cfg: &IntegrationsConfig) -> TlsConfigs {
+    cfg.webhooks
+        .iter()
+        .filter(|(_, s)| s.url.starts_with("https://"))
+        .map(|(name, s)| (name.clone(), client_config(s.ca_file.as_deref())))
+        .collect()
+}
+
 async fn deliver_loop(db: Db, clock: SharedClock, node: String, cfg: Arc<IntegrationsConfig>) {
+    let tls = Arc::new(tls_configs(&cfg));
     loop {
         let mut batch = Vec::new();
         while batch.len() < cfg.concurrency as usize {
@@ -500,8 +515,14 @@ async fn deliver_loop(db: Db, clock: SharedClock, node: String, cfg: Arc<Integra
             continue;
         }
         let tries = batch.into_iter().map(|c| {
-            let (db, clock, node, cfg) = (db.clone(), clock.clone(), node.clone(), cfg.clone());
-            tokio::spawn(async move { try_once(&db, &clock, &node, &cfg, c).await })
+            let (db, clock, node, cfg, tls) = (
+                db.clone(),
+                clock.clone(),
+                node.clone(),
+                cfg.clone(),
+                tls.clone(),
+            );
+            tokio::spawn(async move { try_once(&db, &clock, &node, &cfg, &tls, c).await })
         });
         for t in tries.collect::<Vec<_>>() {
             match t.await {
@@ -612,13 +633,19 @@ async fn try_once(
     clock: &SharedClock,
     node: &str,
     cfg: &IntegrationsConfig,
+    tls: &TlsConfigs,
     c: Claimed,
 ) -> anyhow::Result<()> {
     let sub = &cfg.webhooks[&c.subscription];
     let attempt = c.attempts + 1;
     let started = clock.now_ms();
-    let outcome = match Target::parse(&sub.url) {
-        Ok(target) => {
+    let client = match tls.get(&c.subscription) {
+        None => Ok(None),
+        Some(Ok(config)) => Ok(Some(config)),
+        Some(Err(e)) => Err(format!("TLS configuration: {e}")),
+    };
+    let outcome = match Target::parse(&sub.url).and_then(|t| Ok((t, client?))) {
+        Ok((target, client)) => {
             let h = headers(
                 sub,
                 &c.event,
@@ -629,6 +656,7 @@ async fn try_once(
             );
             post(
                 &target,
+                client,
                 &h,
                 c.payload.as_bytes(),
                 Duration::from_millis(sub.timeout_ms),

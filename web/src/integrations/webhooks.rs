@@ -2,7 +2,8 @@
 //! its validation), the signature (`X-Dialbridge-Signature: sha256=<hex HMAC-SHA256 of
 //! "<timestamp>.<body>">`, Stripe/GitHub style) and the retry schedule (exponential backoff with
 //! downward jitter, capped, then `failed`). The driver in [`super::outbox`] feeds it the outcome
-//! of each try and the current time.
+//! of each try and the current time. Validation reads one thing: the CA certificates of an
+//! `https://` receiver (its `ca_file`, else the system roots), so a bad file stops the start.
 
 use std::collections::BTreeMap;
 
@@ -21,8 +22,12 @@ pub const EVENTS: &[&str] = &[
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Subscription {
-    /// `http://host:port/path` of the receiver.
+    /// `http://host:port/path` or `https://host:port/path` of the receiver.
     pub url: String,
+    /// `https://` only: a PEM file of the CA certificates the receiver's certificate must chain
+    /// to, instead of the system's trusted roots.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<std::path::PathBuf>,
     /// The shared secret the body is signed with (at least 16 characters).
     pub secret: String,
     /// Which events to send (see [`EVENTS`]).
@@ -42,6 +47,7 @@ impl Default for Subscription {
     fn default() -> Self {
         Self {
             url: String::new(),
+            ca_file: None,
             secret: String::new(),
             events: vec!["contact.ended".into()],
             max_attempts: 8,
@@ -95,8 +101,20 @@ impl IntegrationsConfig {
                     "integrations.webhooks.{name}: a name is 1-64 letters, digits, - or _"
                 ));
             }
-            if let Err(e) = super::http::Target::parse(&s.url) {
-                return Err(format!("{}: {e}", key("url")));
+            let target =
+                super::http::Target::parse(&s.url).map_err(|e| format!("{}: {e}", key("url")))?;
+            match (&s.ca_file, target.tls) {
+                (Some(_), false) => {
+                    return Err(format!(
+                        "{}: only for https:// receivers (url is http://)",
+                        key("ca_file")
+                    ));
+                }
+                (ca_file, true) => {
+                    super::tls::client_config(ca_file.as_deref())
+                        .map_err(|e| format!("{}: {e}", key("ca_file")))?;
+                }
+                (None, false) => {}
             }
             if s.secret.chars().count() < 16 {
                 return Err(format!("{}: at least 16 characters", key("secret")));
@@ -384,6 +402,20 @@ mod tests {
         );
         assert!(bad(&|s| s.max_attempts = 0).contains("max_attempts"));
         assert!(bad(&|s| s.backoff_cap_ms = 10).contains("backoff_cap_ms"));
+        // ca_file: read at validation; only for https.
+        let e = bad(&|s| {
+            s.url = "https://crm.example.com/hook".into();
+            s.ca_file = Some("/nonexistent/crm-ca.pem".into());
+        });
+        assert!(
+            e.starts_with("integrations.webhooks.crm.ca_file:") && e.contains("crm-ca.pem"),
+            "{e}"
+        );
+        let e = bad(&|s| s.ca_file = Some("/nonexistent/crm-ca.pem".into()));
+        assert!(
+            e.starts_with("integrations.webhooks.crm.ca_file:") && e.contains("https"),
+            "{e}"
+        );
         let mut named = c.clone();
         named.webhooks.insert("bad name".into(), sub());
         assert!(named.validate().unwrap_err().contains("bad name"));
