@@ -67,6 +67,27 @@ impl Transport {
 }
 
 impl Trunk {
+    /// Where a call to an endpoint's SIP URI goes (an agent's phone given as a URI): the URI's
+    /// address and the transport it names (`sips:`, `;transport=`), UDP when it names none.
+    /// `None` when the host is not an IP address.
+    pub fn for_uri(uri: &str) -> Option<Trunk> {
+        Some(Trunk {
+            addr: super::dialog::uri_addr(uri)?,
+            transport: super::dialog::uri_transport(uri).unwrap_or(Transport::Udp),
+            credentials: None,
+        })
+    }
+
+    /// Where a call to a registered contact goes: the Contact's address (else where the REGISTER
+    /// came from) over the transport the Contact names, else the one the REGISTER came over.
+    pub fn for_binding(b: &super::registrar::Binding) -> Trunk {
+        Trunk {
+            addr: super::dialog::uri_addr(&b.contact).unwrap_or(b.source),
+            transport: super::dialog::uri_transport(&b.contact).unwrap_or(b.transport),
+            credentials: None,
+        }
+    }
+
     /// A trunk from a SIP URI: `sip:HOST[:PORT][;transport=udp|tcp|tls]` or `sips:HOST[:PORT]`
     /// (TLS). HOST must be an IP address (a user part is ignored); the port defaults to 5060, or
     /// 5061 over TLS. Errors name what is wrong.
@@ -351,6 +372,29 @@ mod trunk_uri_tests {
             ("10.0.0.1:5061".into(), Transport::Tls)
         );
         assert_eq!(t("sips:[::1]:5071"), ("[::1]:5071".into(), Transport::Tls));
+        let phone = Trunk::for_uri("sip:agent1@10.0.0.7:5070;transport=tls").unwrap();
+        assert_eq!(
+            (phone.addr.to_string(), phone.transport),
+            ("10.0.0.7:5070".into(), Transport::Tls)
+        );
+        assert_eq!(
+            Trunk::for_uri("sip:a@10.0.0.7").unwrap().transport,
+            Transport::Udp
+        );
+        assert!(Trunk::for_uri("sip:a@phone.example").is_none());
+        let binding = |contact: &str, transport| super::super::registrar::Binding {
+            contact: contact.into(),
+            source: "10.0.0.8:40000".parse().unwrap(),
+            tcp: transport != Transport::Udp,
+            transport,
+            expires_at: std::time::Instant::now(),
+        };
+        let t = Trunk::for_binding(&binding("sip:a@10.0.0.8:5061", Transport::Tls));
+        assert_eq!((t.addr.port(), t.transport), (5061, Transport::Tls));
+        let t = Trunk::for_binding(&binding("sip:a@10.0.0.8;transport=tcp", Transport::Udp));
+        assert_eq!((t.addr.port(), t.transport), (5060, Transport::Tcp));
+        let t = Trunk::for_binding(&binding("sip:a@phone.example", Transport::Tls));
+        assert_eq!((t.addr.port(), t.transport), (40000, Transport::Tls));
         for bad in [
             "http://x",
             "sip:carrier.example",

@@ -168,19 +168,11 @@ impl SipHandle {
             .await
             .into_iter()
             .max_by_key(|b| b.expires_at)?;
-        // The Contact's own address when it is an IP literal, else where the REGISTER came from.
-        let addr = super::dialog::uri_addr(&b.contact).unwrap_or(b.source);
-        // What the Contact asks for, else what the REGISTER came over.
-        let transport = super::dialog::uri_transport(&b.contact).unwrap_or(b.transport);
         Some(self.originate(Originate {
             request_uri: Some(b.contact.clone()),
             to_user: user.to_string(),
             from_user: from_user.to_string(),
-            trunks: vec![super::call::Trunk {
-                addr,
-                transport,
-                credentials: None,
-            }],
+            trunks: vec![super::call::Trunk::for_binding(&b)],
             ring_timeout,
             headers: Vec::new(),
         }))
