@@ -41,6 +41,8 @@ pub struct Config {
     pub inbound: Inbound,
     pub dialer: Dialer,
     /// Webhooks to the CRM (`docs/webhooks.md`): `[integrations.webhooks.<name>]` subscriptions.
+    /// An `https://` receiver is verified against its `ca_file` (PEM CA certificates, read when
+    /// the configuration is checked), else the system's trusted roots.
     pub integrations: web::integrations::IntegrationsConfig,
     /// Call recordings: retention.
     pub recordings: web::recordings::RecordingsConfig,
@@ -924,8 +926,12 @@ mod tests {
         assert!(!shown.contains("0123456789abcdef-secret"), "{shown}");
         for (text, key) in [
             (
-                "[integrations.webhooks.crm]\nurl = \"https://crm\"\nsecret = \"0123456789abcdef\"\n",
+                "[integrations.webhooks.crm]\nurl = \"ftp://crm\"\nsecret = \"0123456789abcdef\"\n",
                 "`integrations.webhooks.crm.url`",
+            ),
+            (
+                "[integrations.webhooks.crm]\nurl = \"https://crm\"\nca_file = \"/nonexistent/crm-ca.pem\"\nsecret = \"0123456789abcdef\"\n",
+                "`integrations.webhooks.crm.ca_file`",
             ),
             (
                 "[integrations.webhooks.crm]\nurl = \"http://crm\"\nsecret = \"short\"\n",
