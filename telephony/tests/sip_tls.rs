@@ -7,7 +7,9 @@
 //! - sipp → Kamailio (UDP) → TLS → our listener: calls complete, ACK and BYE follow the
 //!   Record-Route set over TLS;
 //! - we originate to a `sips:` trunk (Kamailio) → UDP → a sipp UAS: calls complete, our BYE goes
-//!   back over the same TLS connection.
+//!   back over the same TLS connection;
+//! - we REGISTER to Kamailio over TLS, and sipp's calls to that user reach us through the
+//!   registration.
 //!
 //! `openssl s_client` / `s_server` are the peers for the refusals: a server certificate our CA
 //! did not sign (the call fails at once as unreachable and moves to the next trunk), a client
@@ -25,7 +27,7 @@ use std::time::Duration;
 
 use foundation::lifecycle::Lifecycle;
 use sip_common::*;
-use telephony::sip::call::{CallEvent, Originate, Trunk};
+use telephony::sip::call::{CallEvent, Originate, Registration, Transport, Trunk};
 use telephony::sip::listener::{self, SipListeners, SipOptions};
 use telephony::sip::outcome::Outcome;
 use telephony::sip::tls::{TlsOptions, Verify};
@@ -122,7 +124,10 @@ loadmodule "maxfwd.so"
 loadmodule "textops.so"
 loadmodule "siputils.so"
 loadmodule "xlog.so"
+loadmodule "usrloc.so"
+loadmodule "registrar.so"
 modparam("tls", "config", "TLSCFG")
+modparam("usrloc", "db_mode", 0)
 modparam("rr", "enable_full_lr", 1)
 modparam("rr", "append_fromtag", 1)
 
@@ -136,7 +141,9 @@ request_route {
         exit;
     }
     if (is_method("CANCEL")) { if (t_check_trans()) { t_relay(); } exit; }
+    if (is_method("REGISTER")) { save("location"); exit; }
     if (is_method("INVITE")) { record_route(); }
+    if (lookup("location")) { t_relay(); exit; }
     if ($pr == "tls") { $du = "sip:127.0.0.1:TOUDP"; } else { $du = "sip:TOTLS;transport=tls"; }
     t_relay();
 }
@@ -299,7 +306,8 @@ fn kamailio_tls() -> bool {
     true
 }
 
-/// Kamailio bridging UDP and TLS: requests that arrive over UDP go to `to_tls` over TLS, requests
+/// Kamailio bridging UDP and TLS: a registrar (no authentication) whose registered users are
+/// reached at their contact; other requests that arrive over UDP go to `to_tls` over TLS, those
 /// that arrive over TLS go to `to_udp` over UDP; Record-Route (double, one per side) keeps it in
 /// the path. Stopped when dropped.
 struct Kamailio {
@@ -770,4 +778,82 @@ Contact: <sip:agent1@127.0.0.1:5999;transport=tls>\r\nMax-Forwards: 70\r\nConten
     );
     let s = stats(&sut).await;
     assert_eq!((s.inbound_calls_created, s.active_calls), (0, 0), "{s:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn registers_to_kamailio_over_tls_and_takes_the_calls_routed_to_the_registration() {
+    if !tools() || !kamailio_tls() {
+        return;
+    }
+    let dir = scratch("sip-tls-kamailio-register");
+    let pki = Pki::make(&dir);
+    let (sut, _lc) = start_tls(pki.options(), Some(Duration::from_millis(100))).await;
+    let (kam_udp, kam_tls) = (free_port(), free_port());
+    // Unregistered targets would go to port 9 (discard): only the registration routes calls here.
+    let kam = Kamailio::start(
+        &dir,
+        &pki,
+        kam_udp,
+        kam_tls,
+        "127.0.0.1:9".parse().unwrap(),
+        9,
+    );
+    kam.wait_listening(kam_tls).await;
+
+    let mut rx = sut.handle.subscribe();
+    let trunk = Trunk::from_uri(&format!("sips:127.0.0.1:{kam_tls}")).unwrap();
+    assert_eq!(trunk.transport, Transport::Tls);
+    let reg = sut.handle.register(Registration {
+        trunk,
+        user: "agent7".into(),
+        expires: 120,
+    });
+    let ev = collect_events(&mut rx, Duration::from_secs(10), |e| {
+        e.iter()
+            .any(|e| matches!(e, CallEvent::Registration { .. }))
+    })
+    .await;
+    assert!(
+        matches!(ev.last(), Some(CallEvent::Registration { registration, registered: true, .. }) if *registration == reg),
+        "{ev:?}\n{}",
+        kam.log()
+    );
+
+    let run = run_sipp(
+        &dir,
+        &[
+            &format!("127.0.0.1:{kam_udp}"),
+            "-sf",
+            &scenario("uac_via_proxy.xml"),
+            "-s",
+            "agent7",
+            "-i",
+            "127.0.0.1",
+            "-mi",
+            "127.0.0.1",
+            "-p",
+            &free_port().to_string(),
+            "-m",
+            "2",
+            "-timeout",
+            "30s",
+            "-timeout_error",
+        ],
+    )
+    .await;
+    assert_eq!(
+        (run.rc, run.stat("SuccessfulCall(C)")),
+        (0, 2),
+        "{run:?}\nkamailio:\n{}",
+        kam.log()
+    );
+    let log = kam.log();
+    assert!(
+        log.lines()
+            .any(|l| l.contains("request REGISTER ") && l.ends_with("over tls")),
+        "{log}"
+    );
+    let s = settle(&sut, Duration::from_secs(5)).await;
+    assert_eq!((s.inbound_calls_created, s.active_calls), (2, 0), "{s:?}");
+    assert_eq!(s.tls_handshake_failures, 0);
 }
