@@ -7,6 +7,7 @@
 mod common;
 
 use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -41,6 +42,46 @@ struct Receiver {
 
 impl Receiver {
     async fn start(fail_first: u32, then: u16) -> Receiver {
+        let (got, plan, app) = Self::app(fail_first, then);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/hook", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        Receiver { got, plan, url }
+    }
+
+    /// The same receiver over HTTPS with this certificate and key (PEM files).
+    async fn start_https(fail_first: u32, then: u16, cert: &Path, key: &Path) -> Receiver {
+        use tokio_rustls::rustls;
+        use tokio_rustls::rustls::pki_types::pem::PemObject;
+        use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
+        let chain = CertificateDer::pem_file_iter(cert)
+            .unwrap()
+            .collect::<Result<Vec<_>, _>>()
+            .unwrap();
+        let key = PrivateKeyDer::from_pem_file(key).unwrap();
+        let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .unwrap();
+        let (got, plan, app) = Self::app(fail_first, then);
+        let listener = TlsListener {
+            tcp: tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
+            acceptor: tokio_rustls::TlsAcceptor::from(Arc::new(config)),
+        };
+        let url = format!("https://{}/hook", listener.tcp.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        Receiver { got, plan, url }
+    }
+
+    #[allow(clippy::type_complexity)]
+    fn app(
+        fail_first: u32,
+        then: u16,
+    ) -> (Arc<Mutex<Vec<Got>>>, Arc<Mutex<(u32, u16)>>, axum::Router) {
         let got: Arc<Mutex<Vec<Got>>> = Arc::default();
         let plan = Arc::new(Mutex::new((fail_first, then)));
         let (g, p) = (got.clone(), plan.clone());
@@ -74,10 +115,7 @@ impl Receiver {
                 }
             }),
         );
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}/hook", listener.local_addr().unwrap());
-        tokio::spawn(async move { axum::serve(listener, app).await });
-        Receiver { got, plan, url }
+        (got, plan, app)
     }
 
     fn got(&self) -> Vec<Got> {
@@ -98,6 +136,80 @@ impl Receiver {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
+}
+
+/// Hands axum TLS connections (the handshake done in `accept`; a failed one is skipped).
+struct TlsListener {
+    tcp: tokio::net::TcpListener,
+    acceptor: tokio_rustls::TlsAcceptor,
+}
+
+impl axum::serve::Listener for TlsListener {
+    type Io = tokio_rustls::server::TlsStream<tokio::net::TcpStream>;
+    type Addr = std::net::SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        loop {
+            let Ok((tcp, peer)) = self.tcp.accept().await else {
+                continue;
+            };
+            if let Ok(tls) = self.acceptor.accept(tcp).await {
+                return (tls, peer);
+            }
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        self.tcp.local_addr()
+    }
+}
+
+/// A CA and a server certificate it signed for `sans` (openssl's subjectAltName syntax), made
+/// with the openssl CLI in `dir`: (CA certificate, server certificate, server key).
+fn make_certs(dir: &Path, name: &str, sans: &str) -> (PathBuf, PathBuf, PathBuf) {
+    let p = |f: &str| dir.join(format!("{name}-{f}")).display().to_string();
+    std::fs::write(
+        p("ext.cnf"),
+        format!("subjectAltName={sans}\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n"),
+    )
+    .unwrap();
+    let ec = "-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes";
+    for args in [
+        format!(
+            "req -x509 {ec} -keyout {} -out {} -days 2 -subj /CN={name}-test-ca \
+             -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign",
+            p("ca.key"),
+            p("ca.pem")
+        ),
+        format!(
+            "req -new {ec} -keyout {} -out {} -subj /CN=receiver",
+            p("server.key"),
+            p("server.csr")
+        ),
+        format!(
+            "x509 -req -days 2 -CAcreateserial -in {} -CA {} -CAkey {} -out {} -extfile {}",
+            p("server.csr"),
+            p("ca.pem"),
+            p("ca.key"),
+            p("server.pem"),
+            p("ext.cnf")
+        ),
+    ] {
+        let out = Command::new("openssl")
+            .args(args.split_whitespace())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "openssl {args}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    (
+        p("ca.pem").into(),
+        p("server.pem").into(),
+        p("server.key").into(),
+    )
 }
 
 /// `dialbridge.toml` in `dir` with one subscription `crm` to `url`.
@@ -163,20 +275,10 @@ async fn deliveries(app: &Appliance, key: &str, status: &str) -> Vec<Value> {
         .unwrap()
 }
 
-#[tokio::test]
-async fn a_call_through_a_flow_posts_a_signed_contact_ended() {
-    if !foundation::testing::require_tool("sipp", "sip-tester") {
-        return;
-    }
-    let rx = Receiver::start(0, 200).await;
-    let dir = tempfile::tempdir().unwrap();
-    write_config(dir.path(), &rx.url, "\"contact.ended\"", 8, 200);
-    let key = admin_key(dir.path());
-    let app = Appliance::start(dir.path(), &[]);
-    route_numbers(&app, &key, "queue", QUEUE_FLOW, &["+18005550100"]).await;
-
+/// One sipp call to +18005550100 (routed to the queue flow), held a second.
+fn call(dir: &Path, app: &Appliance) {
     let status = Command::new("sipp")
-        .current_dir(dir.path())
+        .current_dir(dir)
         .args([
             "-sn",
             "uac",
@@ -195,6 +297,21 @@ async fn a_call_through_a_flow_posts_a_signed_contact_ended() {
         .status()
         .unwrap();
     assert!(status.success(), "sipp call failed");
+}
+
+#[tokio::test]
+async fn a_call_through_a_flow_posts_a_signed_contact_ended() {
+    if !foundation::testing::require_tool("sipp", "sip-tester") {
+        return;
+    }
+    let rx = Receiver::start(0, 200).await;
+    let dir = tempfile::tempdir().unwrap();
+    write_config(dir.path(), &rx.url, "\"contact.ended\"", 8, 200);
+    let key = admin_key(dir.path());
+    let app = Appliance::start(dir.path(), &[]);
+    route_numbers(&app, &key, "queue", QUEUE_FLOW, &["+18005550100"]).await;
+
+    call(dir.path(), &app);
 
     let got = rx
         .wait_for("contact.ended", Duration::from_secs(20), |g| !g.is_empty())
@@ -240,6 +357,80 @@ async fn a_call_through_a_flow_posts_a_signed_contact_ended() {
         .await
         .unwrap();
     assert_eq!(r.status(), 403);
+}
+
+/// An `https://` receiver whose certificate chains to the subscription's `ca_file` gets the
+/// signed `contact.ended`; a second subscription to the same receiver with another CA never
+/// reaches it, and its delivery records why.
+#[tokio::test]
+async fn an_https_receiver_with_ca_file_gets_a_signed_contact_ended() {
+    if !foundation::testing::require_tool("sipp", "sip-tester")
+        || !foundation::testing::require_tool("openssl", "openssl")
+    {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (ca, cert, key) = make_certs(dir.path(), "crm", "DNS:localhost,IP:127.0.0.1");
+    let (other_ca, _, _) = make_certs(dir.path(), "other", "DNS:localhost");
+    let rx = Receiver::start_https(0, 200, &cert, &key).await;
+    write_config(dir.path(), &rx.url, "\"contact.ended\"", 8, 200);
+    let mut config = std::fs::read_to_string(dir.path().join("dialbridge.toml")).unwrap();
+    config.push_str(&format!(
+        "ca_file = {:?}\n\n[integrations.webhooks.untrusted]\nurl = \"{}\"\nca_file = {:?}\n\
+         secret = \"{SECRET}\"\nevents = [\"contact.ended\"]\nmax_attempts = 2\nbackoff_base_ms = 100\n",
+        ca.display().to_string(),
+        rx.url,
+        other_ca.display().to_string()
+    ));
+    std::fs::write(dir.path().join("dialbridge.toml"), config).unwrap();
+    let key = admin_key(dir.path());
+    let app = Appliance::start(dir.path(), &[]);
+    route_numbers(&app, &key, "queue", QUEUE_FLOW, &["+18005550100"]).await;
+    call(dir.path(), &app);
+
+    let got = rx
+        .wait_for("contact.ended over https", Duration::from_secs(20), |g| {
+            !g.is_empty()
+        })
+        .await;
+    let g = &got[0];
+    assert_eq!(
+        (g.event.as_str(), g.attempt.as_str()),
+        ("contact.ended", "1")
+    );
+    assert!(signature_ok(g), "signature {} does not verify", g.signature);
+    let body: Value = serde_json::from_slice(&g.body).unwrap();
+    assert_eq!(body["id"], g.delivery.as_str());
+    assert_eq!(body["data"]["did"], "+18005550100");
+
+    // The untrusted subscription: two tries, both refused in the handshake, then `failed`.
+    let t0 = Instant::now();
+    let failed = loop {
+        let failed = deliveries(&app, &key, "failed").await;
+        if !failed.is_empty() {
+            break failed;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(20),
+            "the untrusted delivery did not end failed"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(failed[0]["subscription"], "untrusted");
+    assert_eq!(failed[0]["attempts"], 2);
+    let error = failed[0]["last_error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("TLS handshake") && error.contains("certificate is not trusted"),
+        "{error}"
+    );
+    let done = deliveries(&app, &key, "delivered").await;
+    assert_eq!(done.len(), 1, "{done:#?}");
+    assert_eq!(done[0]["subscription"], "crm");
+    assert_eq!(
+        rx.got().len(),
+        1,
+        "only the trusted subscription reached the receiver"
+    );
 }
 
 #[tokio::test]
