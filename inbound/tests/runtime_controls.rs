@@ -438,6 +438,13 @@ async fn hold_mute_dtmf_consult_cancel_conference_complete_on_nailed_up_legs() {
     let contact2 = contact_of(&rt, "alice").await;
     assert_ne!(contact2, contact);
     let second = phase("second").await;
+    if let Some(r) = contacts(&sut.db)
+        .await
+        .iter()
+        .find(|r| r.contact.contact_id == contact2)
+    {
+        eprintln!("second contact: {:?}", stages(r));
+    }
 
     rt.end_contact(&contact).await.unwrap();
     rt.end_contact(&contact2).await.unwrap();

@@ -725,14 +725,15 @@ impl Contact {
         }
         match self.sh.prompts.get(&spec, None).await {
             Ok(p) => {
-                if self
-                    .ctl
-                    .play(Box::new(p.player_looped(u32::MAX)))
-                    .await
-                    .is_ok()
-                {
-                    self.stage("hold_audio", "");
-                }
+                // Played by the ACD task, only while the caller still waits: a nailed-up agent
+                // may be connected already (a media switch right after the ACD's answer).
+                let _ = self
+                    .sh
+                    .acd
+                    .send(Cmd::Control(super::acd_task::controls::Op::HoldAudio {
+                        contact: self.id(),
+                        audio: Box::new(p.player_looped(u32::MAX)),
+                    }));
             }
             Err(e) => tracing::warn!(contact = %self.id(), error = %e, "hold audio unavailable"),
         }

@@ -243,6 +243,11 @@ pub(crate) enum Op {
         contact: String,
         reply: Answer<ControlView>,
     },
+    /// A queued caller's hold audio, played only while it still waits (no agent connected).
+    HoldAudio {
+        contact: String,
+        audio: Box<dyn telephony::media::frame::FrameSource>,
+    },
 }
 
 /// How the target is reached.
@@ -569,6 +574,18 @@ impl Task {
             Op::TargetGone { contact, leg } => {
                 self.target_gone(&contact, Some(leg), None).await;
                 self.transferred_leg_gone(&contact, leg).await;
+            }
+            Op::HoldAudio { contact, audio } => {
+                let waiting = self
+                    .contacts
+                    .get(&contact)
+                    .filter(|c| !c.connected && c.room.is_none())
+                    .map(|c| c.call.clone());
+                if let Some(call) = waiting
+                    && call.play(audio).await.is_ok()
+                {
+                    self.note(&contact, "hold_audio", "");
+                }
             }
             Op::State { contact, reply } => {
                 let r = self.live(&contact).map(|l| ControlView {
