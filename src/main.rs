@@ -277,10 +277,6 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Serve { demo } => {
-                if demo {
-                    // The simulator's agent phones send no RTP on idle nailed-up legs.
-                    cfg.rtp.inactivity_timeout_s = 0;
-                }
                 let set_log_level = serve::init_logging(&cfg);
                 serve::run(cfg, loaded.file, set_log_level, demo).await
             }

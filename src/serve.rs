@@ -134,6 +134,14 @@ pub async fn run(
         cdr_stop.clone(),
     ));
     let (runtime, calls) = start_runtime(&cfg, &db, &clock, &sip).await?;
+    // Webhooks to the CRM (the outbox of final records) and the recordings' retention sweeper.
+    web::integrations::start(
+        db.clone(),
+        clock.clone(),
+        node.clone(),
+        cfg.integrations.clone(),
+        cfg.recordings.clone(),
+    );
     // The browser softphone's WebRTC gateway: the runtime calls agents' browsers through it.
     let softphone = web::softphone::Gateway::start(web::softphone::GatewayConfig {
         webrtc: telephony::webrtc::WebRtcConfig::on(webrtc_ip(&cfg, &listening)),
@@ -331,12 +339,25 @@ async fn start_runtime(
         legacy: cfg.bridge.legacy.trunk()?,
         unknown_number_code: cfg.inbound.unknown_number_code,
         node: cfg.node(),
+        // Callbacks are dialled through the outbound trunk of single calls.
+        callback_trunk: dialer_trunk(&cfg.dialer.trunk),
         ..Default::default()
     };
     let runtime =
         inbound::runtime::Runtime::start(db.clone(), clock.clone(), calls.clone(), incoming, rc)
             .await?;
     Ok((runtime, calls))
+}
+
+/// `[dialer].trunk` (a SIP URI; `transport=tcp|tls` or `sips:` choose the transport) as a trunk
+/// for the runtime's own outbound legs; `None` when no trunk is configured.
+fn dialer_trunk(uri: &str) -> Option<telephony::sip::call::Trunk> {
+    use telephony::sip::dialog::{uri_addr, uri_transport};
+    Some(telephony::sip::call::Trunk {
+        addr: uri_addr(uri)?,
+        transport: uri_transport(uri).unwrap_or(telephony::sip::call::Transport::Udp),
+        credentials: None,
+    })
 }
 
 /// The SIP credentials of users' phones (username → digest HA1), refreshed from the database.

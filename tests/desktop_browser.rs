@@ -677,7 +677,9 @@ async fn the_desktop_softphone_takes_a_call_and_dials_a_preview_lead() {
                 .into_iter()
                 .zip(rec.iter().map(str::to_owned))
                 .collect::<Vec<_>>();
-            if row.iter().any(|(k, v)| k == "state" && v == "final") {
+            if row.iter().any(|(k, v)| k == "state" && v == "final")
+                && row.iter().any(|(k, v)| k == "disposition" && !v.is_empty())
+            {
                 break;
             }
         }
@@ -694,6 +696,8 @@ async fn the_desktop_softphone_takes_a_call_and_dials_a_preview_lead() {
     assert_eq!(field("outcome"), "connected", "{row:?}");
     assert_eq!(field("agent"), "agnes", "{row:?}");
     assert_eq!(field("number"), LEAD, "{row:?}");
+    // The desktop's disposition is the attempt's too (it drives the campaign's lead rules).
+    assert_eq!(field("disposition"), "callback", "{row:?}");
 
     page.say("END").await;
     page.next("DONE").await;

@@ -381,6 +381,36 @@ pub struct Callback {
 
 /// The agent's disposition of a connected attempt (custom codes from the campaign's
 /// `dispositions`), and optionally a callback, which reopens the lead.
+/// Whether the attempt's campaign takes disposition `code`: `Ok(Err(reason))` names the known
+/// codes when it does not. A campaign that defines no codes, and an attempt without a campaign
+/// (a single call), take any code. Lets an
+/// agent's disposition be refused before after-contact work ends.
+pub async fn check_disposition(
+    db: &Db,
+    contact_id: &str,
+    code: &str,
+) -> anyhow::Result<Result<(), String>> {
+    let campaign_id: Option<Option<i64>> =
+        sqlx::query_scalar("SELECT campaign_id FROM dial_attempts WHERE public_id = $1")
+            .bind(contact_id)
+            .fetch_optional(db.pool())
+            .await?;
+    let Some(Some(campaign_id)) = campaign_id else {
+        return Ok(Ok(()));
+    };
+    let config = campaign::get(db, campaign_id)
+        .await?
+        .context("campaign vanished")?
+        .config;
+    if config.dispositions.is_empty() || config.dispositions.contains_key(code) {
+        return Ok(Ok(()));
+    }
+    Ok(Err(format!(
+        "unknown disposition code {code:?} for this campaign (known: {})",
+        config.dispositions.keys().cloned().collect::<Vec<_>>().join(", ")
+    )))
+}
+
 pub async fn set_disposition(
     db: &Db,
     clock: &dyn Clock,
@@ -412,6 +442,7 @@ pub async fn set_disposition(
     if let Some(cfg) = &config
         && callback.is_none()
         && rule.is_none()
+        && !cfg.dispositions.is_empty()
     {
         anyhow::bail!(
             "unknown disposition code {code:?} (known: {:?})",

@@ -262,7 +262,8 @@ pub struct CampaignConfig {
     pub safe_harbor: SafeHarbor,
     #[serde(default)]
     pub filters: Vec<LeadFilter>,
-    /// Agent disposition codes beyond the built-in ones.
+    /// Agent disposition codes and what each does to the lead (final, or retry after N s). When
+    /// empty, any code is taken and finishes the lead; when set, other codes are refused.
     #[serde(default)]
     pub dispositions: BTreeMap<String, DispositionRule>,
     /// Preview mode: dial automatically after this many seconds on the card.

@@ -348,7 +348,9 @@ pub async fn save_contact_on(
         "INSERT INTO inbound_contacts (contact_id, did, flow_id, flow_version, started_at, ended_at, outcome, queue, record, node) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
          ON CONFLICT (contact_id) DO UPDATE SET ended_at = excluded.ended_at, outcome = excluded.outcome, \
-         queue = excluded.queue, record = excluded.record",
+         queue = excluded.queue, record = excluded.record, \
+         flow_id = COALESCE(excluded.flow_id, inbound_contacts.flow_id), \
+         flow_version = COALESCE(excluded.flow_version, inbound_contacts.flow_version)",
     )
     .bind(&record.contact.contact_id)
     .bind(&record.contact.system_address)

@@ -188,8 +188,55 @@ async fn disposition(
             "a disposition code is 1–64 characters",
         ));
     }
-    runtime(&st)?.disposition(&contact, b.code.trim()).await?;
+    record_disposition(&st.db, st.clock.as_ref(), runtime(&st)?, &contact, b.code.trim())
+        .await
+        .map_err(|e| match e {
+            DispositionError::Refused(m) => ApiError::bad_request(m),
+            DispositionError::Runtime(e) => e.into(),
+            DispositionError::Internal(e) => ApiError::internal(e),
+        })?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+enum DispositionError {
+    /// The campaign does not define the code.
+    Refused(String),
+    Runtime(inbound::runtime::RuntimeError),
+    Internal(anyhow::Error),
+}
+
+/// An agent's disposition ends the contact's after-contact work; for a campaign call (its record
+/// carries the dialer's attempt id as `contact_id`) it is also the attempt's disposition, which
+/// drives the campaign's retry and final rules. A code the campaign does not define is refused
+/// before anything changes.
+async fn record_disposition(
+    db: &foundation::Db,
+    clock: &dyn foundation::Clock,
+    rt: &Runtime,
+    contact: &str,
+    code: &str,
+) -> Result<(), DispositionError> {
+    let attempt = inbound::store::load_contact(db, contact).await.ok().and_then(|r| {
+        r.attributes
+            .get("contact_id")
+            .or_else(|| r.contact.attributes.get("contact_id"))
+            .cloned()
+    });
+    if let Some(attempt) = &attempt {
+        dialer::attempts::check_disposition(db, attempt, code)
+            .await
+            .map_err(DispositionError::Internal)?
+            .map_err(DispositionError::Refused)?;
+    }
+    rt.disposition(contact, code)
+        .await
+        .map_err(DispositionError::Runtime)?;
+    if let Some(attempt) = &attempt {
+        dialer::attempts::set_disposition(db, clock, attempt, code, None)
+            .await
+            .map_err(DispositionError::Internal)?;
+    }
+    Ok(())
 }
 
 /// Hangs up a contact's customer leg.
@@ -410,12 +457,13 @@ async fn events(
     let everyone = SUPERVISE.contains(&caller.role) || caller.role == Role::CampaignManager;
     let watch_only = !AGENT.contains(&caller.role);
     Ok(ws
-        .on_upgrade(move |socket| desktop(socket, rt, agent, everyone, watch_only))
+        .on_upgrade(move |socket| desktop(socket, st, rt, agent, everyone, watch_only))
         .into_response())
 }
 
 async fn desktop(
     mut socket: WebSocket,
+    st: AppState,
     rt: Runtime,
     agent: String,
     everyone: bool,
@@ -460,7 +508,7 @@ async fn desktop(
                     let reply = match serde_json::from_str::<Incoming>(&text) {
                         Ok(Incoming::Ping) => Ok("ping"),
                         Ok(_) if watch_only => Err("this socket only watches: a campaign manager is not an agent".to_owned()),
-                        Ok(cmd) => command(&rt, &agent, cmd).await,
+                        Ok(cmd) => command(&st, &rt, &agent, cmd).await,
                         Err(e) => Err(format!("unreadable command: {e}")),
                     };
                     let out = match &reply {
@@ -478,7 +526,12 @@ async fn desktop(
     }
 }
 
-async fn command(rt: &Runtime, agent: &str, cmd: Incoming) -> Result<&'static str, String> {
+async fn command(
+    st: &AppState,
+    rt: &Runtime,
+    agent: &str,
+    cmd: Incoming,
+) -> Result<&'static str, String> {
     match cmd {
         Incoming::State { status, reason } => {
             let status = status_of(&StateBody { status, reason }).map_err(|e| e.message)?;
@@ -488,9 +541,13 @@ async fn command(rt: &Runtime, agent: &str, cmd: Incoming) -> Result<&'static st
             Ok("state")
         }
         Incoming::Disposition { contact, code } => {
-            rt.disposition(&contact, &code)
+            record_disposition(&st.db, st.clock.as_ref(), rt, &contact, &code)
                 .await
-                .map_err(|e| e.to_string())?;
+                .map_err(|e| match e {
+                    DispositionError::Refused(m) => m,
+                    DispositionError::Runtime(e) => e.to_string(),
+                    DispositionError::Internal(e) => format!("{e:#}"),
+                })?;
             Ok("disposition")
         }
         Incoming::Hangup { contact } => {
