@@ -18,6 +18,8 @@
 //! Handles are cheap to clone; the API used by the web layer and the dialer is on [`Runtime`].
 //! Supervisors (listen, whisper, barge) and three-way conferences use `telephony::control`
 //! rooms: the agent's leg and the customer stay a direct bridge until a third leg joins.
+//! Agents' call controls (hold, mute, DTMF to the customer, blind and consultative transfer to
+//! an agent, a queue or a number, the three-way conference) are [`acd_task::controls`].
 //!
 //! The integrator runs the SIP layer with `auto_answer: None` (the runtime answers after it
 //! found a flow, and refuses unknown numbers with 404) and must not also run
