@@ -119,6 +119,7 @@ pub async fn run(
         sip_tcp: sip.tcp_addr,
         rtp_ports: format!("{}-{}", cfg.rtp.port_min, cfg.rtp.port_max),
         https: !cfg.http.tls_cert.is_empty(),
+        sip_tls: sip.tls_addr,
     };
     let node = cfg.node();
     let interrupted = telephony::cdr::close_interrupted(&db, clock.now_ms(), &node).await?;
@@ -340,24 +341,13 @@ async fn start_runtime(
         unknown_number_code: cfg.inbound.unknown_number_code,
         node: cfg.node(),
         // Callbacks are dialled through the outbound trunk of single calls.
-        callback_trunk: dialer_trunk(&cfg.dialer.trunk),
+        callback_trunk: telephony::sip::call::Trunk::for_uri(&cfg.dialer.trunk),
         ..Default::default()
     };
     let runtime =
         inbound::runtime::Runtime::start(db.clone(), clock.clone(), calls.clone(), incoming, rc)
             .await?;
     Ok((runtime, calls))
-}
-
-/// `[dialer].trunk` (a SIP URI; `transport=tcp|tls` or `sips:` choose the transport) as a trunk
-/// for the runtime's own outbound legs; `None` when no trunk is configured.
-fn dialer_trunk(uri: &str) -> Option<telephony::sip::call::Trunk> {
-    use telephony::sip::dialog::{uri_addr, uri_transport};
-    Some(telephony::sip::call::Trunk {
-        addr: uri_addr(uri)?,
-        transport: uri_transport(uri).unwrap_or(telephony::sip::call::Transport::Udp),
-        credentials: None,
-    })
 }
 
 /// The SIP credentials of users' phones (username → digest HA1), refreshed from the database.

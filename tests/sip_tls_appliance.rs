@@ -156,6 +156,8 @@ async fn serve_with_sip_tls_reports_the_address_and_answers_over_tls() {
 
     let ready = reqwest::get(app.url("/readyz")).await.unwrap();
     assert_eq!(ready.status(), 200);
+    let ready: serde_json::Value = ready.json().await.unwrap();
+    assert_eq!(ready["listening"]["sip_tls"], tls.to_string(), "{ready}");
 
     let answer = options_over_tls(dir.path(), &tls.to_string());
     assert!(answer.starts_with("SIP/2.0 200"), "{answer:?}");

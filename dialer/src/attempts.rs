@@ -407,7 +407,12 @@ pub async fn check_disposition(
     }
     Ok(Err(format!(
         "unknown disposition code {code:?} for this campaign (known: {})",
-        config.dispositions.keys().cloned().collect::<Vec<_>>().join(", ")
+        config
+            .dispositions
+            .keys()
+            .cloned()
+            .collect::<Vec<_>>()
+            .join(", ")
     )))
 }
 

@@ -31,7 +31,7 @@
 //! the safe side of the cap.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::net::SocketAddr;
+
 use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
@@ -43,7 +43,7 @@ use serde::Serialize;
 use telephony::control::{Call, CallControl, Calls, Event};
 use telephony::media::amd::{AmdConfig, AmdEvent, AmdVerdict};
 use telephony::media::prompt::Prompt;
-use telephony::sip::call::{Originate, Transport, Trunk};
+use telephony::sip::call::{Originate, Trunk};
 use tokio::sync::{mpsc, watch};
 
 use crate::agents::{AgentPort, AgentState};
@@ -877,26 +877,8 @@ pub fn originate(cfg: &CampaignConfig, e164: &str) -> anyhow::Result<Originate> 
 
 /// `sip:HOST:PORT[;transport=tcp]` → a trunk (the host must be an IP address).
 pub fn trunk(uri: &str) -> anyhow::Result<Trunk> {
-    let rest = uri
-        .strip_prefix("sip:")
-        .ok_or_else(|| anyhow::anyhow!("trunk {uri:?} is not a sip: URI"))?;
-    let (hostport, params) = rest.split_once(';').unwrap_or((rest, ""));
-    let hostport = hostport.rsplit('@').next().unwrap_or(hostport);
-    let addr: SocketAddr = if hostport.contains(':') {
-        hostport.parse()?
-    } else {
-        format!("{hostport}:5060").parse()?
-    };
-    let transport = if params.to_ascii_lowercase().contains("transport=tcp") {
-        Transport::Tcp
-    } else {
-        Transport::Udp
-    };
-    Ok(Trunk {
-        addr,
-        transport,
-        credentials: None,
-    })
+    // `sips:` or `;transport=tls|tcp|udp` choose the transport (never silently UDP for TLS).
+    Trunk::from_uri(uri).map_err(anyhow::Error::msg)
 }
 
 struct CallCtx {
@@ -1373,11 +1355,15 @@ mod tests {
 
     #[test]
     fn trunk_uri_parsing() {
+        use telephony::sip::call::Transport;
         let t = trunk("sip:127.0.0.1:5080;transport=tcp").unwrap();
         assert_eq!(
             (t.addr.to_string(), t.transport),
             ("127.0.0.1:5080".into(), Transport::Tcp)
         );
+        let t = trunk("sip:127.0.0.1:5081;transport=tls").unwrap();
+        assert_eq!(t.transport, Transport::Tls, "never silently UDP for TLS");
+        assert_eq!(trunk("sips:10.0.0.1").unwrap().addr.port(), 5061);
         assert_eq!(trunk("sip:10.0.0.1").unwrap().addr.port(), 5060);
         assert!(trunk("http://x").is_err());
     }

@@ -188,13 +188,19 @@ async fn disposition(
             "a disposition code is 1–64 characters",
         ));
     }
-    record_disposition(&st.db, st.clock.as_ref(), runtime(&st)?, &contact, b.code.trim())
-        .await
-        .map_err(|e| match e {
-            DispositionError::Refused(m) => ApiError::bad_request(m),
-            DispositionError::Runtime(e) => e.into(),
-            DispositionError::Internal(e) => ApiError::internal(e),
-        })?;
+    record_disposition(
+        &st.db,
+        st.clock.as_ref(),
+        runtime(&st)?,
+        &contact,
+        b.code.trim(),
+    )
+    .await
+    .map_err(|e| match e {
+        DispositionError::Refused(m) => ApiError::bad_request(m),
+        DispositionError::Runtime(e) => e.into(),
+        DispositionError::Internal(e) => ApiError::internal(e),
+    })?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -216,12 +222,15 @@ async fn record_disposition(
     contact: &str,
     code: &str,
 ) -> Result<(), DispositionError> {
-    let attempt = inbound::store::load_contact(db, contact).await.ok().and_then(|r| {
-        r.attributes
-            .get("contact_id")
-            .or_else(|| r.contact.attributes.get("contact_id"))
-            .cloned()
-    });
+    let attempt = inbound::store::load_contact(db, contact)
+        .await
+        .ok()
+        .and_then(|r| {
+            r.attributes
+                .get("contact_id")
+                .or_else(|| r.contact.attributes.get("contact_id"))
+                .cloned()
+        });
     if let Some(attempt) = &attempt {
         dialer::attempts::check_disposition(db, attempt, code)
             .await

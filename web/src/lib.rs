@@ -24,6 +24,7 @@ pub mod agents;
 pub mod apikeys;
 pub mod auth;
 pub mod bridge;
+pub mod callbacks;
 pub mod calls;
 pub mod campaigns;
 pub mod console;
@@ -64,6 +65,9 @@ pub struct Listening {
     pub rtp_ports: String,
     /// The console and API are served over HTTPS (session cookies are then `Secure`).
     pub https: bool,
+    /// The SIP over TLS listener, when `sip.tls_listen` is set.
+    #[schema(value_type = Option<String>)]
+    pub sip_tls: Option<SocketAddr>,
 }
 
 /// What every handler can reach. Cheap to clone.
@@ -121,6 +125,7 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(users::routes())
         .merge(flows::routes())
         .merge(contacts::routes())
+        .merge(callbacks::routes())
         .merge(integrations::routes())
         .merge(recordings::routes())
         .split_for_parts()
@@ -192,6 +197,7 @@ mod tests {
                 sip_tcp: addr,
                 rtp_ports: "1-2".into(),
                 https: false,
+                sip_tls: None,
             }),
             render_metrics: Arc::new(String::new),
             uploads_dir: dir.path().join("uploads"),

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use telephony::control::{CallControl, Event as CallEvent, OnPeerHangup, Room};
-use telephony::sip::call::{Originate, Transport, Trunk};
+use telephony::sip::call::{Originate, Trunk};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::acd::{
@@ -205,11 +205,13 @@ pub(crate) async fn originate_to(
     ep: &AgentEndpoint,
     ring: Duration,
 ) -> Result<Originate, String> {
-    let (uri, addr, tcp) = match ep {
+    // The transport the phone asked for: its URI's (`transport=`, `sips:`), or for a
+    // registered phone its Contact's, else the one it registered over (UDP, TCP or TLS).
+    let (uri, trunk) = match ep {
         AgentEndpoint::Uri(u) => {
-            let addr = telephony::sip::dialog::uri_addr(u)
-                .ok_or_else(|| format!("{u:?} has no IP address and port"))?;
-            (u.clone(), addr, telephony::sip::dialog::uri_wants_tcp(u))
+            let trunk =
+                Trunk::for_uri(u).ok_or_else(|| format!("{u:?} has no IP address and port"))?;
+            (u.clone(), trunk)
         }
         AgentEndpoint::Registered(user) => {
             let b = sh
@@ -220,20 +222,15 @@ pub(crate) async fn originate_to(
                 .into_iter()
                 .max_by_key(|b| b.expires_at)
                 .ok_or_else(|| format!("{user:?} is not registered"))?;
-            let addr = telephony::sip::dialog::uri_addr(&b.contact).unwrap_or(b.source);
-            let tcp = b.tcp || telephony::sip::dialog::uri_wants_tcp(&b.contact);
-            (b.contact, addr, tcp)
+            let trunk = Trunk::for_binding(&b);
+            (b.contact, trunk)
         }
     };
     Ok(Originate {
         to_user: bridge::calls::uri_user(&uri).unwrap_or_default(),
         request_uri: Some(uri),
         from_user: sh.cfg.agent_caller_id.clone(),
-        trunks: vec![Trunk {
-            addr,
-            transport: if tcp { Transport::Tcp } else { Transport::Udp },
-            credentials: None,
-        }],
+        trunks: vec![trunk],
         ring_timeout: ring,
         headers: Vec::new(),
     })
