@@ -696,8 +696,33 @@ async fn the_desktop_softphone_takes_a_call_and_dials_a_preview_lead() {
     assert_eq!(field("outcome"), "connected", "{row:?}");
     assert_eq!(field("agent"), "agnes", "{row:?}");
     assert_eq!(field("number"), LEAD, "{row:?}");
-    // The desktop's disposition is the attempt's too (it drives the campaign's lead rules).
+    // The desktop's disposition is the attempt's too (it drives the campaign's lead rules), and
+    // its callback reopened the lead for this agent about a day ahead.
     assert_eq!(field("disposition"), "callback", "{row:?}");
+    let url = format!(
+        "sqlite://{}?mode=ro",
+        d.join("data/dialbridge.db").display()
+    );
+    let mut conn = <sqlx::SqliteConnection as sqlx::Connection>::connect(&url)
+        .await
+        .unwrap();
+    let (state, next_at, callback_agent): (String, i64, Option<String>) = sqlx::query_as(
+        "SELECT state, next_at, callback_agent FROM campaign_leads WHERE campaign_id = $1",
+    )
+    .bind(campaign)
+    .fetch_one(&mut conn)
+    .await
+    .unwrap();
+    let ahead_h = (next_at - now_ms()) as f64 / 3_600_000.0;
+    assert_eq!(
+        (state.as_str(), callback_agent.as_deref()),
+        ("ready", Some("agnes")),
+        "the lead is reopened for the agent's callback"
+    );
+    assert!(
+        (23.0..=24.1).contains(&ahead_h),
+        "callback {ahead_h:.2} h ahead"
+    );
 
     page.say("END").await;
     page.next("DONE").await;
@@ -901,4 +926,11 @@ async fn the_supervisor_barges_whispers_and_listens_from_the_page() {
     assert!(resp.status().is_success());
     sipp_done(d, "agent-phone", phone).await;
     assert_shots(&["33-supervisor-barge", "34-supervisor-whisper"]);
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
 }

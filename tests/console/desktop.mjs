@@ -27,11 +27,13 @@ const t = stepper({ browser, artifacts: env('ARTIFACTS'), prefix: 'desktop', bas
 const io = channel();
 const agent = await t.newPage();
 
-async function hangUpAndDispose(contactId, code) {
+async function hangUpAndDispose(contactId, code, callbackAt) {
   await agent.click('#contact-hangup');
   await agent.locator('#contact-phase[data-phase="ended"]').waitFor();
   await agent.locator('#disposition-form').waitFor({ state: 'visible' });
   await agent.fill('#disposition-code', code);
+  // datetime-local takes the page's local time, "YYYY-MM-DDTHH:MM".
+  if (callbackAt) await agent.fill('#callback-at', callbackAt);
   await agent.click('#disposition-save');
   await agent.locator('#disposition-status', { hasText: `Disposition saved on ${contactId}` }).waitFor();
   await agent.locator('#agent-state[data-state="Available"]').waitFor();
@@ -99,7 +101,10 @@ io.say('DIALED', dialed);
 
 await io.hear('HANGUP');
 await t.step('the agent hangs up the preview call and saves a disposition', async () => {
-  await hangUpAndDispose(dialed.contact, 'callback');
+  // A callback tomorrow, for this agent only (the form's local time; the page's zone is UTC here).
+  const tomorrow = new Date(Date.now() + 86_400_000);
+  const local = new Date(tomorrow.getTime() - tomorrow.getTimezoneOffset() * 60_000).toISOString().slice(0, 16);
+  await hangUpAndDispose(dialed.contact, 'callback', local);
 });
 io.say('DISPOSED', { contact: dialed.contact });
 

@@ -350,7 +350,8 @@ $('ctl-hold').addEventListener('click', () => control('hold', { on: !controls.he
 $('ctl-mute').addEventListener('click', () => control('mute', { on: !controls.muted }));
 $('keypad').addEventListener('click', (ev) => {
   const digit = ev.target.closest('button')?.dataset.digit;
-  if (digit) control('dtmf', { digits: digit });
+  // Keypad digits go over the live socket (sent as RFC 4733 on the customer's leg).
+  if (digit && contact) send({ type: 'dtmf', contact: contact.id, digits: digit });
 });
 $('transfer-kind').addEventListener('change', () => {
   $('transfer-target').placeholder = { agent: 'agent2', queue: 'sales', number: '+15551234567' }[$('transfer-kind').value];
@@ -376,7 +377,15 @@ $('disposition-form').addEventListener('submit', (ev) => {
   ev.preventDefault();
   const code = $('disposition-code').value.trim();
   if (!code) return showError('Choose a disposition code.');
-  if (contact) send({ type: 'disposition', contact: contact.id, code });
+  const cmd = { type: 'disposition', contact: contact?.id, code };
+  // A campaign lead's callback: local date and time in the form, RFC 3339 (UTC) on the wire.
+  const when = $('callback-at').value;
+  if (when) {
+    const at = new Date(when);
+    if (Number.isNaN(at.getTime())) return showError('The callback time is not a date and time.');
+    cmd.callback = { at: at.toISOString(), mine: $('callback-mine').checked };
+  }
+  if (contact) send(cmd);
 });
 
 // Outbound preview (GET /api/v1/agent/preview, POST …/preview/dial, …/preview/skip): the agent

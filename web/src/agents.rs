@@ -170,6 +170,46 @@ async fn force_state(
 #[serde(deny_unknown_fields)]
 pub struct DispositionBody {
     pub code: String,
+    /// On a campaign call: call the lead back at this time (the lead is reopened for it).
+    #[serde(default)]
+    pub callback: Option<CallbackBody>,
+}
+
+/// An agent-scheduled callback of a campaign lead.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CallbackBody {
+    /// When, RFC 3339 (e.g. `2026-11-25T15:00:00Z`); in the future, within 90 days.
+    pub at: String,
+    /// Only this agent gets the callback (default); `false`: any agent of the campaign.
+    #[serde(default = "yes")]
+    pub mine: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// The callback of a disposition, checked against the clock.
+fn callback_of(
+    b: Option<&CallbackBody>,
+    agent: &str,
+    now_ms: i64,
+) -> Result<Option<dialer::attempts::Callback>, String> {
+    let Some(b) = b else { return Ok(None) };
+    let at = chrono::DateTime::parse_from_rfc3339(b.at.trim())
+        .map_err(|e| format!("callback.at {:?} is not an RFC 3339 time: {e}", b.at))?
+        .timestamp_millis();
+    if at <= now_ms {
+        return Err(format!("callback.at {:?} is in the past", b.at));
+    }
+    if at > now_ms + 90 * 86_400_000 {
+        return Err(format!("callback.at {:?} is more than 90 days ahead", b.at));
+    }
+    Ok(Some(dialer::attempts::Callback {
+        at,
+        agent: b.mine.then(|| agent.to_owned()),
+    }))
 }
 
 /// Records the agent's disposition on a contact (ends after-contact work).
@@ -188,12 +228,15 @@ async fn disposition(
             "a disposition code is 1–64 characters",
         ));
     }
+    let callback = callback_of(b.callback.as_ref(), &caller.agent_id(), st.clock.now_ms())
+        .map_err(ApiError::bad_request)?;
     record_disposition(
         &st.db,
         st.clock.as_ref(),
         runtime(&st)?,
         &contact,
         b.code.trim(),
+        callback,
     )
     .await
     .map_err(|e| match e {
@@ -213,14 +256,16 @@ enum DispositionError {
 
 /// An agent's disposition ends the contact's after-contact work; for a campaign call (its record
 /// carries the dialer's attempt id as `contact_id`) it is also the attempt's disposition, which
-/// drives the campaign's retry and final rules. A code the campaign does not define is refused
-/// before anything changes.
+/// drives the campaign's retry and final rules, or reopens the lead for the agent's `callback`.
+/// A code the campaign does not define, or a callback on a call that is not a campaign's, is
+/// refused before anything changes.
 async fn record_disposition(
     db: &foundation::Db,
     clock: &dyn foundation::Clock,
     rt: &Runtime,
     contact: &str,
     code: &str,
+    callback: Option<dialer::attempts::Callback>,
 ) -> Result<(), DispositionError> {
     let attempt = inbound::store::load_contact(db, contact)
         .await
@@ -231,17 +276,26 @@ async fn record_disposition(
                 .or_else(|| r.contact.attributes.get("contact_id"))
                 .cloned()
         });
-    if let Some(attempt) = &attempt {
-        dialer::attempts::check_disposition(db, attempt, code)
-            .await
-            .map_err(DispositionError::Internal)?
-            .map_err(DispositionError::Refused)?;
+    match (&attempt, &callback) {
+        (None, Some(_)) => {
+            return Err(DispositionError::Refused(
+                "a callback is scheduled on a campaign call (inbound callers ask for theirs in the flow)"
+                    .to_owned(),
+            ));
+        }
+        (Some(attempt), None) => {
+            dialer::attempts::check_disposition(db, attempt, code)
+                .await
+                .map_err(DispositionError::Internal)?
+                .map_err(DispositionError::Refused)?;
+        }
+        _ => {}
     }
     rt.disposition(contact, code)
         .await
         .map_err(DispositionError::Runtime)?;
     if let Some(attempt) = &attempt {
-        dialer::attempts::set_disposition(db, clock, attempt, code, None)
+        dialer::attempts::set_disposition(db, clock, attempt, code, callback.as_ref())
             .await
             .map_err(DispositionError::Internal)?;
     }
@@ -419,6 +473,13 @@ enum Incoming {
     Disposition {
         contact: String,
         code: String,
+        #[serde(default)]
+        callback: Option<CallbackBody>,
+    },
+    /// Keypad digits for the customer's leg (RFC 4733).
+    Dtmf {
+        contact: String,
+        digits: String,
     },
     Hangup {
         contact: String,
@@ -549,8 +610,26 @@ async fn command(
                 .map_err(|e| e.to_string())?;
             Ok("state")
         }
-        Incoming::Disposition { contact, code } => {
-            record_disposition(&st.db, st.clock.as_ref(), rt, &contact, &code)
+        Incoming::Dtmf { contact, digits } => {
+            let view = rt
+                .control_state(&contact)
+                .await
+                .map_err(|e| e.to_string())?;
+            if view.agent != agent {
+                return Err(format!("contact {contact} is handled by another agent"));
+            }
+            rt.send_dtmf(&contact, &digits)
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok("dtmf")
+        }
+        Incoming::Disposition {
+            contact,
+            code,
+            callback,
+        } => {
+            let callback = callback_of(callback.as_ref(), agent, st.clock.now_ms())?;
+            record_disposition(&st.db, st.clock.as_ref(), rt, &contact, &code, callback)
                 .await
                 .map_err(|e| match e {
                     DispositionError::Refused(m) => m,
