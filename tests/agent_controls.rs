@@ -389,6 +389,30 @@ async fn agent_call_controls_through_the_appliance() {
             "{stage} in the contact record: {stages:?}"
         );
     }
+    // The disposition is agent2's to give: agent1 is refused, a callback on an inbound call is
+    // refused (callers ask for theirs in the flow), agent2's code is taken.
+    let disp = format!("/api/v1/agent/contacts/{contact}/disposition");
+    let (st, body) = api.post(&k1, &disp, Some(json!({"code": "sale"}))).await;
+    assert_eq!(st, 403, "agent1 no longer handles it: {body}");
+    let (st, body) = api
+        .post(
+            &k2,
+            &disp,
+            Some(json!({"code": "callback", "callback": {"at": "2099-01-01T10:00:00Z"}})),
+        )
+        .await;
+    assert_eq!(st, 400, "a callback needs a campaign call: {body}");
+    let (st, body) = api
+        .post(
+            &k2,
+            &disp,
+            Some(json!({"code": "callback", "callback": {"at": "yesterday"}})),
+        )
+        .await;
+    assert_eq!(st, 400, "not a time: {body}");
+    assert!(body.to_string().contains("callback.at"), "{body}");
+    let (st, body) = api.post(&k2, &disp, Some(json!({"code": "sale"}))).await;
+    assert_eq!(st, 204, "{body}");
     let _ = api.post(&k1, "/api/v1/agent/logout", None).await;
     let _ = api.post(&k2, "/api/v1/agent/logout", None).await;
     let _ = phone1.wait();

@@ -230,6 +230,8 @@ async fn disposition(
     }
     let callback = callback_of(b.callback.as_ref(), &caller.agent_id(), st.clock.now_ms())
         .map_err(ApiError::bad_request)?;
+    // An agent dispositions only contacts they handled; supervisors any.
+    let only = (caller.role == Role::Agent).then(|| caller.agent_id());
     record_disposition(
         &st.db,
         st.clock.as_ref(),
@@ -237,9 +239,11 @@ async fn disposition(
         &contact,
         b.code.trim(),
         callback,
+        only.as_deref(),
     )
     .await
     .map_err(|e| match e {
+        DispositionError::Forbidden(m) => ApiError::forbidden(m),
         DispositionError::Refused(m) => ApiError::bad_request(m),
         DispositionError::Runtime(e) => e.into(),
         DispositionError::Internal(e) => ApiError::internal(e),
@@ -248,7 +252,9 @@ async fn disposition(
 }
 
 enum DispositionError {
-    /// The campaign does not define the code.
+    /// Another agent handled the contact.
+    Forbidden(String),
+    /// The campaign does not define the code, or a callback where there can be none.
     Refused(String),
     Runtime(inbound::runtime::RuntimeError),
     Internal(anyhow::Error),
@@ -266,16 +272,24 @@ async fn record_disposition(
     contact: &str,
     code: &str,
     callback: Option<dialer::attempts::Callback>,
+    only_agent: Option<&str>,
 ) -> Result<(), DispositionError> {
-    let attempt = inbound::store::load_contact(db, contact)
-        .await
-        .ok()
-        .and_then(|r| {
-            r.attributes
-                .get("contact_id")
-                .or_else(|| r.contact.attributes.get("contact_id"))
-                .cloned()
-        });
+    let record = inbound::store::load_contact(db, contact).await.ok();
+    if let (Some(me), Some(handler)) = (
+        only_agent,
+        record.as_ref().and_then(crate::contacts::agent_of),
+    ) && handler != me
+    {
+        return Err(DispositionError::Forbidden(format!(
+            "contact {contact} was handled by another agent"
+        )));
+    }
+    let attempt = record.and_then(|r| {
+        r.attributes
+            .get("contact_id")
+            .or_else(|| r.contact.attributes.get("contact_id"))
+            .cloned()
+    });
     match (&attempt, &callback) {
         (None, Some(_)) => {
             return Err(DispositionError::Refused(
@@ -629,13 +643,21 @@ async fn command(
             callback,
         } => {
             let callback = callback_of(callback.as_ref(), agent, st.clock.now_ms())?;
-            record_disposition(&st.db, st.clock.as_ref(), rt, &contact, &code, callback)
-                .await
-                .map_err(|e| match e {
-                    DispositionError::Refused(m) => m,
-                    DispositionError::Runtime(e) => e.to_string(),
-                    DispositionError::Internal(e) => format!("{e:#}"),
-                })?;
+            record_disposition(
+                &st.db,
+                st.clock.as_ref(),
+                rt,
+                &contact,
+                &code,
+                callback,
+                Some(agent),
+            )
+            .await
+            .map_err(|e| match e {
+                DispositionError::Forbidden(m) | DispositionError::Refused(m) => m,
+                DispositionError::Runtime(e) => e.to_string(),
+                DispositionError::Internal(e) => format!("{e:#}"),
+            })?;
             Ok("disposition")
         }
         Incoming::Hangup { contact } => {
