@@ -146,7 +146,7 @@ pub async fn start_cluster(
         clock: clock.clone(),
         node: cfg.node(),
         ttl,
-        proxy: None,
+        proxy: cfg.sip.handoff_proxy.parse().ok(),
     }))
 }
 

@@ -327,6 +327,9 @@ pub struct Sip {
     /// PEM CA certificates that TLS peers' certificates must chain to. Empty: the system's
     /// trusted roots.
     pub tls_ca: String,
+    /// Multi-node: answered calls handed to an agent on another node go through this SIP proxy
+    /// (Kamailio, "host:port" as an IP address and port). Empty: straight to the node.
+    pub handoff_proxy: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -415,6 +418,7 @@ impl Default for Sip {
             tls_cert: String::new(),
             tls_key: String::new(),
             tls_ca: String::new(),
+            handoff_proxy: String::new(),
         }
     }
 }
@@ -613,6 +617,14 @@ impl Config {
         if self.rtp.port_max - self.rtp.port_min < 1 {
             bail!(
                 "invalid configuration at key `rtp.port_max`: the RTP range needs at least one even/odd port pair"
+            );
+        }
+        if !self.sip.handoff_proxy.is_empty()
+            && self.sip.handoff_proxy.parse::<SocketAddr>().is_err()
+        {
+            bail!(
+                "invalid configuration at key `sip.handoff_proxy`: {:?} is not an IP address and port such as \"127.0.0.1:5060\"",
+                self.sip.handoff_proxy
             );
         }
         if !(512..=65_535).contains(&self.sip.max_message_bytes) {
@@ -855,6 +867,8 @@ mod tests {
         };
         let e = err("[sip]\ntls_listen = \"5061\"\n");
         assert!(e.contains("sip.tls_listen"), "{e}");
+        let e = err("[sip]\nhandoff_proxy = \"kamailio\"\n");
+        assert!(e.contains("sip.handoff_proxy"), "{e}");
         let e = err("[sip]\ntls_listen = \"127.0.0.1:5061\"\n");
         assert!(e.contains("sip.tls_cert"), "{e}");
         let e = err("[sip]\ntls_cert = \"/nonexistent/c.pem\"\n");
