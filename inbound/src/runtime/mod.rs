@@ -37,8 +37,8 @@ mod announce;
 pub mod callbacks;
 pub mod contact;
 pub mod handoff;
-pub mod prompts;
 mod outbound_flow;
+pub mod prompts;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
