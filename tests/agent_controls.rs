@@ -372,6 +372,10 @@ async fn agent_call_controls_through_the_appliance() {
         row["agent"], "agent2",
         "the record names the agent it ended with: {row}"
     );
+    assert!(
+        row["flow"].is_string() && row["flow_version"].is_i64(),
+        "the record names the flow the call ran: {row}"
+    );
     let stages = contact_stages(dir.path(), &contact).await;
     for stage in [
         "hold",
