@@ -38,6 +38,7 @@ pub mod ops;
 pub mod outbound;
 pub mod recordings;
 pub mod softphone;
+pub mod system;
 pub mod users;
 
 use std::net::SocketAddr;
@@ -128,6 +129,7 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(callbacks::routes())
         .merge(integrations::routes())
         .merge(recordings::routes())
+        .merge(system::routes())
         .split_for_parts()
 }
 
