@@ -801,3 +801,63 @@ async fn admin_apis_keys_users_flows_contacts_and_roles() {
         }
     }
 }
+
+/// `GET /api/v1/system` (issue #8's "system health"): an admin sees status, version, uptime,
+/// database, draining, the listening addresses, the runtime's figures and live statistics of
+/// the queues asked for (an unknown queue is named in its error, not dropped); an agent gets 403;
+/// the route is in the OpenAPI document.
+#[tokio::test]
+async fn system_health_for_admins_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let admin = api_key(dir.path(), "admin");
+    let agent_key = api_key(dir.path(), "agent");
+    let app = Appliance::start(dir.path(), &[]);
+    let c = http();
+
+    let (s, b) = send(
+        c.get(app.url("/api/v1/system?queues=default,no-such-queue"))
+            .bearer_auth(&admin),
+    )
+    .await;
+    assert_eq!(s, 200, "{b}");
+    assert_eq!(b["status"], "ready", "{b}");
+    assert_eq!(b["version"], env!("CARGO_PKG_VERSION"), "{b}");
+    assert_eq!(b["backend"], "sqlite", "{b}");
+    assert_eq!(b["database"], "ok", "{b}");
+    assert_eq!(b["draining"], false, "{b}");
+    assert!(b["uptime_s"].is_u64(), "{b}");
+    let http_addr = b["listening"]["http"].as_str().unwrap();
+    assert!(
+        app.url("/").contains(http_addr),
+        "{http_addr} is where we reached it"
+    );
+    assert!(b["listening"]["sip_udp"].is_string(), "{b}");
+    assert_eq!(b["runtime"], true, "{b}");
+    assert_eq!(b["live_contacts"], 0, "{b}");
+    assert!(
+        b["trunks"].as_array().unwrap().is_empty(),
+        "no campaigns yet: {b}"
+    );
+    let queues = b["queues"].as_array().unwrap();
+    assert_eq!(queues.len(), 2, "{b}");
+    let default = queues.iter().find(|q| q["name"] == "default").unwrap();
+    assert_eq!(default["stats"]["waiting"], 0, "{b}");
+    assert_eq!(default["stats"]["agents_available"], 0, "{b}");
+    let unknown = queues
+        .iter()
+        .find(|q| q["name"] == "no-such-queue")
+        .unwrap();
+    assert!(unknown["stats"].is_null(), "{b}");
+    assert!(
+        unknown["error"].as_str().unwrap().contains("no-such-queue"),
+        "{b}"
+    );
+
+    let (s, b) = send(c.get(app.url("/api/v1/system")).bearer_auth(&agent_key)).await;
+    assert_eq!((s, b["error"].as_str()), (403, Some("forbidden")), "{b}");
+    let (s, _) = send(c.get(app.url("/api/v1/system"))).await;
+    assert_eq!(s, 401);
+
+    let (_, doc) = send(c.get(app.url("/api/openapi.json"))).await;
+    assert!(doc["paths"]["/api/v1/system"]["get"].is_object());
+}
