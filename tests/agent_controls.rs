@@ -129,6 +129,7 @@ async fn agent_call_controls_through_the_appliance() {
     let admin = admin_key(dir.path());
     let k1 = agent_key(dir.path(), "agent1");
     let k2 = agent_key(dir.path(), "agent2");
+    let k3 = agent_key(dir.path(), "agent3");
     let app = Appliance::start(dir.path(), &[("DIALBRIDGE_RTP_INACTIVITY_TIMEOUT_S", "0")]);
     route_numbers(&app, &admin, "queue", QUEUE_FLOW, &[DID]).await;
     let api = Api {
@@ -393,11 +394,12 @@ async fn agent_call_controls_through_the_appliance() {
             "{stage} in the contact record: {stages:?}"
         );
     }
-    // The disposition is agent2's to give: agent1 is refused, a callback on an inbound call is
-    // refused (callers ask for theirs in the flow), agent2's code is taken.
+    // The disposition is for agents who were connected to it: agent3 never was and is refused;
+    // a callback on an inbound call is refused (callers ask for theirs in the flow); agent2's
+    // code is taken.
     let disp = format!("/api/v1/agent/contacts/{contact}/disposition");
-    let (st, body) = api.post(&k1, &disp, Some(json!({"code": "sale"}))).await;
-    assert_eq!(st, 403, "agent1 no longer handles it: {body}");
+    let (st, body) = api.post(&k3, &disp, Some(json!({"code": "sale"}))).await;
+    assert_eq!(st, 403, "agent3 never handled it: {body}");
     let (st, body) = api
         .post(
             &k2,

@@ -230,7 +230,7 @@ async fn disposition(
     }
     let callback = callback_of(b.callback.as_ref(), &caller.agent_id(), st.clock.now_ms())
         .map_err(ApiError::bad_request)?;
-    // An agent dispositions only contacts they handled; supervisors any.
+    // An agent dispositions only contacts they were connected to; supervisors any.
     let only = (caller.role == Role::Agent).then(|| caller.agent_id());
     record_disposition(
         &st.db,
@@ -252,7 +252,7 @@ async fn disposition(
 }
 
 enum DispositionError {
-    /// Another agent handled the contact.
+    /// The agent was never connected to the contact.
     Forbidden(String),
     /// The campaign does not define the code, or a callback where there can be none.
     Refused(String),
@@ -275,13 +275,17 @@ async fn record_disposition(
     only_agent: Option<&str>,
 ) -> Result<(), DispositionError> {
     let record = inbound::store::load_contact(db, contact).await.ok();
-    if let (Some(me), Some(handler)) = (
-        only_agent,
-        record.as_ref().and_then(crate::contacts::agent_of),
-    ) && handler != me
+    // Every agent who was connected to the contact gives their own disposition (after a
+    // transfer both the first agent and the target are in after-contact work).
+    if let (Some(me), Some(r)) = (only_agent, record.as_ref())
+        && r.stages.iter().any(|s| s.stage == "connected")
+        && !r
+            .stages
+            .iter()
+            .any(|s| s.stage == "connected" && s.detail == me)
     {
         return Err(DispositionError::Forbidden(format!(
-            "contact {contact} was handled by another agent"
+            "contact {contact} was not handled by {me}"
         )));
     }
     let attempt = record.and_then(|r| {
