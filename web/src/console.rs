@@ -54,6 +54,9 @@ const RECORDINGS: &str = include_str!("../assets/pages/recordings.html");
 const CAMPAIGNS: &str = include_str!("../assets/pages/campaigns.html");
 const DESKTOP: &str = include_str!("../assets/pages/desktop.html");
 const SUPERVISOR: &str = include_str!("../assets/pages/supervisor.html");
+const SYSTEM: &str = include_str!("../assets/pages/system.html");
+const TRUNKS: &str = include_str!("../assets/pages/trunks.html");
+const QUEUES: &str = include_str!("../assets/pages/queues.html");
 
 const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
                    connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
@@ -67,7 +70,7 @@ struct Asset {
 }
 
 static ASSETS: LazyLock<HashMap<&'static str, Asset>> = LazyLock::new(|| {
-    let list: [(&str, &str, &[u8], bool); 15] = [
+    let list: [(&str, &str, &[u8], bool); 18] = [
         (
             "console.css",
             "text/css; charset=utf-8",
@@ -144,6 +147,24 @@ static ASSETS: LazyLock<HashMap<&'static str, Asset>> = LazyLock::new(|| {
             "supervisor.js",
             "text/javascript; charset=utf-8",
             include_bytes!("../assets/supervisor.js"),
+            false,
+        ),
+        (
+            "system.js",
+            "text/javascript; charset=utf-8",
+            include_bytes!("../assets/system.js"),
+            false,
+        ),
+        (
+            "trunks.js",
+            "text/javascript; charset=utf-8",
+            include_bytes!("../assets/trunks.js"),
+            false,
+        ),
+        (
+            "queues.js",
+            "text/javascript; charset=utf-8",
+            include_bytes!("../assets/queues.js"),
             false,
         ),
         // Vendored, pinned libraries (web/assets/vendor/README.md: source, version, licence).
@@ -260,6 +281,21 @@ const NAV: &[NavItem] = &[
     NavItem {
         path: "/admin/bridge",
         label: "Bridge",
+        roles: ADMIN,
+    },
+    NavItem {
+        path: "/admin/queues",
+        label: "Queues",
+        roles: ADMIN,
+    },
+    NavItem {
+        path: "/admin/trunks",
+        label: "Trunks",
+        roles: ADMIN,
+    },
+    NavItem {
+        path: "/admin/system",
+        label: "System",
         roles: ADMIN,
     },
 ];
@@ -592,6 +628,51 @@ async fn supervisor_page(PageCaller(c): PageCaller) -> Response {
     )
 }
 
+/// Admin: system health (status, version, uptime, database, draining, addresses).
+async fn system_page(PageCaller(c): PageCaller) -> Response {
+    if let Some(r) = forbidden(&c, ADMIN) {
+        return r;
+    }
+    render(
+        &c,
+        StatusCode::OK,
+        "System",
+        "/admin/system",
+        SYSTEM,
+        Some("system.js"),
+    )
+}
+
+/// Admin: SIP trunks, where they are used and their limits.
+async fn trunks_page(PageCaller(c): PageCaller) -> Response {
+    if let Some(r) = forbidden(&c, ADMIN) {
+        return r;
+    }
+    render(
+        &c,
+        StatusCode::OK,
+        "Trunks",
+        "/admin/trunks",
+        TRUNKS,
+        Some("trunks.js"),
+    )
+}
+
+/// Admin: queues with live figures, and the routing profiles in use.
+async fn queues_page(PageCaller(c): PageCaller) -> Response {
+    if let Some(r) = forbidden(&c, ADMIN) {
+        return r;
+    }
+    render(
+        &c,
+        StatusCode::OK,
+        "Queues",
+        "/admin/queues",
+        QUEUES,
+        Some("queues.js"),
+    )
+}
+
 /// Any other `/admin/…` page: admins get a 404 page, everyone else 403 (what exists under
 /// `/admin` is not disclosed to other roles).
 async fn admin_other(PageCaller(c): PageCaller) -> Response {
@@ -666,6 +747,9 @@ pub fn pages() -> Router<AppState> {
         .route("/admin/apikeys", get(apikeys_page))
         .route("/admin/users", get(users_page))
         .route("/admin/flows", get(flows_page))
+        .route("/admin/system", get(system_page))
+        .route("/admin/trunks", get(trunks_page))
+        .route("/admin/queues", get(queues_page))
         .route("/contacts", get(contacts_page))
         .route("/recordings", get(recordings_page))
         .route("/campaigns", get(campaigns_page))
@@ -842,7 +926,7 @@ mod tests {
     fn every_page_script_is_an_asset() {
         for page in [
             LISTS, BRIDGE, HOME, LOGIN, LAYOUT, APIKEYS, USERS, FLOWS, CONTACTS, CAMPAIGNS,
-            DESKTOP, SUPERVISOR,
+            DESKTOP, SUPERVISOR, SYSTEM, TRUNKS, QUEUES,
         ] {
             for part in page.split("/assets/").skip(1) {
                 let name = part.split('"').next().unwrap();
@@ -863,6 +947,9 @@ mod tests {
             "campaigns.js",
             "desktop.js",
             "supervisor.js",
+            "system.js",
+            "trunks.js",
+            "queues.js",
             "uplot.esm.js",
         ] {
             assert!(!ASSETS[script].public, "{script} needs a session");
