@@ -177,7 +177,7 @@ await step('the admin logs in, lands on the page asked for and sees every consol
   assert.equal(new URL(admin.url()).pathname, '/', 'the login form sends a signed-in user home');
   assert.equal(await admin.textContent('#who-user'), 'admin');
   assert.equal(await admin.textContent('#who-role'), 'admin');
-  assert.deepEqual(await navLabels(admin), ['Home', 'Lists', 'Campaigns', 'Desktop', 'Supervisor', 'Contacts', 'Recordings', 'Flows', 'Users', 'API keys', 'Bridge']);
+  assert.deepEqual(await navLabels(admin), ['Home', 'Lists', 'Campaigns', 'Desktop', 'Supervisor', 'Contacts', 'Recordings', 'Flows', 'Users', 'API keys', 'Bridge', 'Queues', 'Trunks', 'System']);
   await shot(admin, '03-home-admin');
 });
 
@@ -762,6 +762,50 @@ await step('a sipp caller reaches the agent: screen pop, the supervisor listens 
   }
   await agent.click('#agent-logout');
   await agent.locator('#login-panel').waitFor({ state: 'visible' });
+});
+
+await step('the admin reads system health: status, version, database and the addresses it listens on', async () => {
+  current = admin;
+  await admin.goto('/admin/system');
+  assert.equal(new URL(admin.url()).pathname, '/login');
+  await login(admin, ADMIN);
+  await admin.waitForURL((u) => u.pathname === '/admin/system');
+  await admin.locator('#system dd[data-fact="Status"]', { hasText: 'ready' }).waitFor();
+  assert.equal(await admin.textContent('#system dd[data-fact="Draining"]'), 'no');
+  assert.match(await admin.textContent('#system dd[data-fact="Database"]'), /^(sqlite|postgres): ok$/);
+  assert.equal(await admin.textContent('#system dd[data-fact="Live contacts"]'), '0', 'the caller has hung up');
+  const httpRow = admin.locator('#listening tbody tr', { hasText: 'HTTP' });
+  assert.match(await httpRow.textContent(), new RegExp(new URL(admin.url()).host.replace(/\./g, '\\.')));
+  await admin.click('#system-refresh');
+  await admin.locator('#system dd[data-fact="Status"]', { hasText: 'ready' }).waitFor();
+  assert.equal(await admin.isHidden('#system-error'), true);
+  await shot(admin, '20-admin-system');
+});
+
+await step('the admin sees the campaign trunk with its campaign and limits', async () => {
+  await admin.click('header nav >> text=Trunks');
+  await admin.waitForURL((u) => u.pathname === '/admin/trunks');
+  const row = admin.locator('#trunks tbody tr[data-trunk="sip:127.0.0.1:9"]');
+  await row.waitFor();
+  assert.match(await row.textContent(), /pilot-renewals/);
+  assert.equal(await admin.isHidden('#trunks-error'), true);
+  await shot(admin, '21-admin-trunks');
+});
+
+await step('the admin sees the campaign queue with live figures, and an unknown queue named in its error', async () => {
+  await admin.click('header nav >> text=Queues');
+  await admin.waitForURL((u) => u.pathname === '/admin/queues');
+  const row = admin.locator('#queues tbody tr[data-queue="default"]');
+  await row.waitFor();
+  assert.match(await row.textContent(), /pilot-renewals/);
+  // Waiting, then agents staffed (the agent logged out, so none are available).
+  assert.equal(await row.locator('td').nth(1).textContent(), '0');
+  await admin.fill('#queue-names', 'no-such-queue');
+  await admin.click('#queues-refresh');
+  const unknown = admin.locator('#queues tbody tr[data-queue="no-such-queue"]');
+  await unknown.waitFor();
+  assert.match(await unknown.textContent(), /no-such-queue/);
+  await shot(admin, '22-admin-queues');
 });
 
 await browser.close();
