@@ -788,6 +788,12 @@ await step('the admin sees the campaign trunk with its campaign and limits', asy
   const row = admin.locator('#trunks tbody tr[data-trunk="sip:127.0.0.1:9"]');
   await row.waitFor();
   assert.match(await row.textContent(), /pilot-renewals/);
+  // The campaign form's limits (its defaults: 5 calls per second), as the campaign stores them.
+  const stored = await (await admin.request.get('/api/v1/campaigns')).json();
+  const trunk = stored.find((c) => c.name === 'pilot-renewals').config.trunk;
+  assert.equal(trunk.cps, 5);
+  assert.equal(await row.locator('td').nth(2).textContent(), String(trunk.cps));
+  assert.equal(await row.locator('td').nth(3).textContent(), String(trunk.max_concurrent));
   assert.equal(await admin.isHidden('#trunks-error'), true);
   await shot(admin, '21-admin-trunks');
 });

@@ -22,7 +22,7 @@ async function load() {
     $('queues').tBodies[0].replaceChildren(...(rows.length ? rows : [el('tr', {}, el('td', { colspan: 11 }, 'No queue named yet: campaigns name theirs, or name some above.'))]));
     const profiles = s.routing_profiles.map((p) => el('tr', { dataset: { profile: p.name } },
       el('th', { scope: 'row' }, p.name), el('td', {}, p.agents.join(', '))));
-    $('profiles').tBodies[0].replaceChildren(...(profiles.length ? profiles : [el('tr', {}, el('td', { colspan: 2 }, 'No agent is logged in.'))]));
+    $('profiles').tBodies[0].replaceChildren(...(profiles.length ? profiles : [el('tr', {}, el('td', { colspan: 2 }, 'The ACD knows no agent now.'))]));
     const states = Object.entries(s.agents).map(([k, v]) => `${k}: ${v}`).join(', ');
     $('agent-states').textContent = states ? `Agents by state: ${states}` : '';
   } catch (e) {

@@ -20,7 +20,7 @@ async function load() {
       ['Draining', s.draining ? 'yes' : 'no'],
       ['Handles calls', s.runtime ? 'yes' : 'no'],
       ['Live contacts', s.live_contacts ?? '—'],
-      ['Agents logged in', Object.values(s.agents).reduce((a, b) => a + b, 0)],
+      ['Agents by state', Object.entries(s.agents).map(([k, v]) => `${k}: ${v}`).join(', ') || 'none'],
     ];
     $('system').replaceChildren(...facts.flatMap(([k, v]) => [el('dt', {}, k), el('dd', { dataset: { fact: k } }, String(v))]));
     const l = s.listening;

@@ -5,7 +5,7 @@
 //!
 //! The ACD's configured queues and routing profiles are not reachable from [`AppState`] (the
 //! runtime keeps its `AcdConfig` private), so queues are those named by campaigns or the caller,
-//! and routing profiles are those logged-in agents use.
+//! and routing profiles are those of the agents the ACD knows now.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::LazyLock;
@@ -42,7 +42,8 @@ pub struct SystemOut {
     pub runtime: bool,
     /// Contacts in a flow, queued or with an agent, now.
     pub live_contacts: Option<usize>,
-    /// Logged-in agents by state (`Available`, `OnContact`, ...).
+    /// Agents the ACD knows (logged in, or configured and offline) by state (`Available`,
+    /// `OnContact`, `Offline`, ...).
     pub agents: BTreeMap<String, u64>,
     pub trunks: Vec<TrunkOut>,
     pub queues: Vec<QueueOut>,
@@ -79,7 +80,7 @@ pub struct QueueOut {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ProfileOut {
     pub name: String,
-    /// Logged-in agents using it.
+    /// Agents the ACD knows with this profile.
     pub agents: Vec<String>,
 }
 
@@ -89,7 +90,7 @@ pub struct SystemQuery {
     pub queues: Option<String>,
 }
 
-/// System health, trunks, queues and routing profiles in use (admins).
+/// System health, trunks, queues and the routing profiles of known agents (admins).
 #[utoipa::path(get, path = "/api/v1/system", tag = "ops", security(("session" = []), ("api_key" = [])),
     params(SystemQuery),
     responses((status = 200, body = SystemOut), (status = 403, body = ErrorBody)))]
