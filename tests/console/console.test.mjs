@@ -774,6 +774,7 @@ await step('the admin reads system health: status, version, database and the add
   assert.equal(await admin.textContent('#system dd[data-fact="Draining"]'), 'no');
   assert.match(await admin.textContent('#system dd[data-fact="Database"]'), /^(sqlite|postgres): ok$/);
   assert.equal(await admin.textContent('#system dd[data-fact="Live contacts"]'), '0', 'the caller has hung up');
+  assert.equal(await admin.textContent('#system dd[data-fact="SIP calls up"]'), '0', 'every call has ended');
   const httpRow = admin.locator('#listening tbody tr', { hasText: 'HTTP' });
   assert.match(await httpRow.textContent(), new RegExp(new URL(admin.url()).host.replace(/\./g, '\\.')));
   await admin.click('#system-refresh');

@@ -20,6 +20,9 @@ async function load() {
       ['Draining', s.draining ? 'yes' : 'no'],
       ['Handles calls', s.runtime ? 'yes' : 'no'],
       ['Live contacts', s.live_contacts ?? '—'],
+      ['SIP calls up', s.calls_active ?? 0],
+      ['Bridge leases held', s.bridge_leases_active ?? 0],
+      ['Softphone legs up', s.webrtc_legs_active ?? 0],
       ['Agents by state', Object.entries(s.agents).map(([k, v]) => `${k}: ${v}`).join(', ') || 'none'],
     ];
     $('system').replaceChildren(...facts.flatMap(([k, v]) => [el('dt', {}, k), el('dd', { dataset: { fact: k } }, String(v))]));

@@ -1,11 +1,12 @@
 //! `GET /api/v1/system` (admins): the appliance's health at a glance for the console's system,
 //! trunks and queues pages — version, uptime, database, draining, listening addresses, live
-//! contacts and agents, the campaigns' outbound trunks with their limits, and live statistics of
-//! the queues known here (campaign queues, plus any named with `?queues=a,b`).
+//! contacts, calls and agents, the campaigns' outbound trunks with their limits, and live
+//! statistics of the queues known here: the configured queues the metrics sampler reports
+//! (`dialbridge_queue_contacts{queue=…}` in `/metrics`), campaign queues, and any named with
+//! `?queues=a,b`.
 //!
-//! The ACD's configured queues and routing profiles are not reachable from [`AppState`] (the
-//! runtime keeps its `AcdConfig` private), so queues are those named by campaigns or the caller,
-//! and routing profiles are those of the agents the ACD knows now.
+//! The ACD's queue and routing-profile settings are not reachable from [`AppState`] (the runtime
+//! keeps its `AcdConfig` private), so routing profiles are those of the agents the ACD knows now.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::LazyLock;
@@ -42,6 +43,12 @@ pub struct SystemOut {
     pub runtime: bool,
     /// Contacts in a flow, queued or with an agent, now.
     pub live_contacts: Option<usize>,
+    /// SIP calls up now (`dialbridge_calls_active`; `None` before the first call).
+    pub calls_active: Option<f64>,
+    /// Bridge DNIS leases held now (`dialbridge_bridge_leases_active`).
+    pub bridge_leases_active: Option<f64>,
+    /// Browser softphone legs up now (`dialbridge_webrtc_legs_active`).
+    pub webrtc_legs_active: Option<f64>,
     /// Agents the ACD knows (logged in, or configured and offline) by state (`Available`,
     /// `OnContact`, `Offline`, ...).
     pub agents: BTreeMap<String, u64>,
@@ -134,7 +141,13 @@ async fn system(
                 .push(c.name.clone());
         }
     }
+    let metrics = (st.render_metrics)();
     let mut names: BTreeSet<String> = queue_campaigns.keys().cloned().collect();
+    names.extend(metric_labels(
+        &metrics,
+        "dialbridge_queue_contacts",
+        "queue",
+    ));
     names.extend(
         q.queues
             .iter()
@@ -192,6 +205,9 @@ async fn system(
         listening: st.listening.as_ref().clone(),
         runtime: st.runtime.is_some(),
         live_contacts: st.runtime.as_ref().map(|r| r.live_contacts()),
+        calls_active: metric_value(&metrics, "dialbridge_calls_active"),
+        bridge_leases_active: metric_value(&metrics, "dialbridge_bridge_leases_active"),
+        webrtc_legs_active: metric_value(&metrics, "dialbridge_webrtc_legs_active"),
         agents,
         trunks: trunks
             .into_iter()
@@ -205,7 +221,60 @@ async fn system(
     }))
 }
 
+/// The value of an unlabelled sample `name` in the Prometheus text exposition.
+fn metric_value(text: &str, name: &str) -> Option<f64> {
+    text.lines().find_map(|l| {
+        let rest = l.strip_prefix(name)?.strip_prefix(' ')?;
+        rest.split_whitespace().next()?.parse().ok()
+    })
+}
+
+/// The values of label `label` on the samples of `name` (`name{label="v",…} 1`).
+fn metric_labels(text: &str, name: &str, label: &str) -> Vec<String> {
+    let key = format!("{label}=\"");
+    text.lines()
+        .filter_map(|l| l.strip_prefix(name)?.strip_prefix('{'))
+        .filter_map(|labels| {
+            let start = labels.find(&key)? + key.len();
+            let mut out = String::new();
+            let mut chars = labels[start..].chars();
+            while let Some(c) = chars.next() {
+                match c {
+                    '"' => return Some(out),
+                    '\\' => match chars.next()? {
+                        'n' => out.push('\n'),
+                        other => out.push(other),
+                    },
+                    c => out.push(c),
+                }
+            }
+            None
+        })
+        .collect()
+}
+
 pub(crate) fn routes() -> OpenApiRouter<AppState> {
     LazyLock::force(&STARTED);
     OpenApiRouter::new().routes(routes!(system))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_samples_and_labels_from_the_exposition() {
+        let text = "# TYPE dialbridge_calls_active gauge\n\
+                    dialbridge_calls_active 3\n\
+                    dialbridge_calls_active_x 9\n\
+                    dialbridge_queue_contacts{queue=\"default\"} 0\n\
+                    dialbridge_queue_contacts{node=\"a\",queue=\"sa\\\"les\"} 2\n\
+                    dialbridge_queue_contacts_total{queue=\"no\"} 1\n";
+        assert_eq!(metric_value(text, "dialbridge_calls_active"), Some(3.0));
+        assert_eq!(metric_value(text, "dialbridge_webrtc_legs_active"), None);
+        assert_eq!(
+            metric_labels(text, "dialbridge_queue_contacts", "queue"),
+            ["default", "sa\"les"]
+        );
+    }
 }
