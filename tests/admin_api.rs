@@ -834,6 +834,11 @@ async fn system_health_for_admins_only() {
     assert!(b["listening"]["sip_udp"].is_string(), "{b}");
     assert_eq!(b["runtime"], true, "{b}");
     assert_eq!(b["live_contacts"], 0, "{b}");
+    assert!(b["node"].is_string(), "{b}");
+    // The configured ACD (default: one queue `default`) with its limits and profiles.
+    assert_eq!(b["acd"]["queues"][0]["name"], "default", "{b}");
+    assert!(b["acd"]["queues"][0]["strategy"].is_string(), "{b}");
+    assert!(b["acd"]["profiles"].is_array(), "{b}");
     // No call yet: the gauge is absent (never set) or 0.
     assert!(
         b["calls_active"].is_null() || b["calls_active"] == 0.0,

@@ -812,6 +812,8 @@ await step('the admin sees the campaign queue with live figures, and an unknown 
   const unknown = admin.locator('#queues tbody tr[data-queue="no-such-queue"]');
   await unknown.waitFor();
   assert.match(await unknown.textContent(), /no-such-queue/);
+  // The configured settings of the default queue are shown too.
+  await admin.locator('#queue-settings tbody tr[data-queue-settings="default"]').waitFor();
   await shot(admin, '22-admin-queues');
 });
 

@@ -23,6 +23,22 @@ async function load() {
     const profiles = s.routing_profiles.map((p) => el('tr', { dataset: { profile: p.name } },
       el('th', { scope: 'row' }, p.name), el('td', {}, p.agents.join(', '))));
     $('profiles').tBodies[0].replaceChildren(...(profiles.length ? profiles : [el('tr', {}, el('td', { colspan: 2 }, 'The ACD knows no agent now.'))]));
+    const acd = s.acd ?? { queues: [], profiles: [] };
+    const settings = acd.queues.map((q) => el('tr', { dataset: { queueSettings: q.name } },
+      el('th', { scope: 'row' }, q.name),
+      el('td', {}, String(q.strategy ?? '—')),
+      el('td', {}, q.max_contacts == null ? 'no limit' : String(q.max_contacts)),
+      el('td', {}, q.max_wait_s == null ? 'no limit' : `${q.max_wait_s} s`),
+      el('td', {}, q.overflow ?? '—'),
+      el('td', {}, [q.announce_position && 'position', q.announce_wait && 'wait'].filter(Boolean).join(' + ')
+        + (q.announce_position || q.announce_wait ? ` every ${q.announce_every_s ?? 30} s` : 'off')),
+      el('td', {}, q.callback_attempts == null ? 'flow\'s policy' : `${q.callback_attempts} attempts`)));
+    $('queue-settings').tBodies[0].replaceChildren(...(settings.length ? settings : [el('tr', {}, el('td', { colspan: 7 }, 'This node has no ACD.'))]));
+    const profileRows = acd.profiles.map((p) => el('tr', { dataset: { profileSettings: p.name } },
+      el('th', { scope: 'row' }, p.name),
+      el('td', {}, p.queues.map((q) => `${q.queue} (${q.priority}, ${q.delay_s ?? 0} s)`).join(', ')),
+      el('td', {}, `${p.acw_s ?? 0} s`)));
+    $('profile-settings').tBodies[0].replaceChildren(...profileRows);
     const states = Object.entries(s.agents).map(([k, v]) => `${k}: ${v}`).join(', ');
     $('agent-states').textContent = states ? `Agents by state: ${states}` : '';
   } catch (e) {

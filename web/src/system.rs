@@ -41,6 +41,13 @@ pub struct SystemOut {
     pub listening: Listening,
     /// Whether this node handles calls (the contact runtime runs).
     pub runtime: bool,
+    /// This node's name (when it handles calls).
+    pub node: Option<String>,
+    /// The queues and routing profiles as configured (`inbound.acd`): each queue's limits,
+    /// overflow, strategy, announcements and callback policy; each profile's queues with
+    /// priority and delay.
+    #[schema(value_type = Object)]
+    pub acd: Option<serde_json::Value>,
     /// Contacts in a flow, queued or with an agent, now.
     pub live_contacts: Option<usize>,
     /// SIP calls up now (`dialbridge_calls_active`; `None` before the first call).
@@ -204,6 +211,11 @@ async fn system(
         draining,
         listening: st.listening.as_ref().clone(),
         runtime: st.runtime.is_some(),
+        node: st.runtime.as_ref().map(|r| r.node().to_owned()),
+        acd: st.runtime.as_ref().map(|r| {
+            let c = r.acd_config();
+            serde_json::json!({"queues": c.queues, "profiles": c.profiles})
+        }),
         live_contacts: st.runtime.as_ref().map(|r| r.live_contacts()),
         calls_active: metric_value(&metrics, "dialbridge_calls_active"),
         bridge_leases_active: metric_value(&metrics, "dialbridge_bridge_leases_active"),

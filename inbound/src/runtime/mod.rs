@@ -605,6 +605,17 @@ impl Runtime {
     pub fn live_contacts(&self) -> usize {
         contact::LIVE.load(std::sync::atomic::Ordering::Relaxed)
     }
+
+    /// The queues and routing profiles as configured at start (the admin console shows them;
+    /// agents' profiles changed live since are in [`Runtime::agent_snapshot`]).
+    pub fn acd_config(&self) -> &AcdConfig {
+        &self.shared.cfg.acd
+    }
+
+    /// This node's name.
+    pub fn node(&self) -> &str {
+        &self.shared.cfg.node
+    }
 }
 
 /// Takes every inbound call as a contact.
