@@ -11,7 +11,8 @@
 //!   agents with skills, for admins.
 //! - [`flows`]: inbound flows (placed validation problems, Connect import), numbers, hours;
 //!   [`contacts`]: contact search and CSV/JSON export; [`recordings`]: search, playback,
-//!   retention; [`integrations`]: signed, retried webhooks to the CRM.
+//!   retention; [`integrations`]: signed, retried webhooks to the CRM; [`callbacks`]: the
+//!   callbacks callers asked for; [`system`]: health, trunks and queues for the admin pages.
 //! - [`console`]: the web console's pages and embedded assets (outside the OpenAPI router; pages
 //!   redirect to `/login` without a session and answer 403 to roles that may not see them).
 //!
