@@ -39,8 +39,9 @@ step() { echo "build-image: [$(( $(date +%s) - started ))s] $*"; }
 # 1. The root file system.
 rm -rf "$root"
 step "debootstrap bookworm into $root"
+# espeak-ng and sox: spoken prompts and the demo carrier's voices (without them, tones).
 debootstrap --variant=minbase \
-    --include=systemd,systemd-sysv,dbus,udev,linux-image-amd64,initramfs-tools,iproute2,ca-certificates,curl \
+    --include=systemd,systemd-sysv,dbus,udev,linux-image-amd64,initramfs-tools,iproute2,ca-certificates,curl,espeak-ng,sox \
     bookworm "$root" "$mirror"
 
 # 2. The binary (built after debootstrap, which needs no build).
