@@ -9,7 +9,10 @@
 //! - the dialer's path: Dialbridge calls a sipp callee that talks, starts AMD on the answered
 //!   call and gets the verdict on the call's stream, then hangs up;
 //! - a caller that holds the call (re-INVITE sendonly) gets no audio until it resumes;
-//! - a caller that sends no RTP is hung up by Dialbridge with cause `RtpInactivity`.
+//! - a caller that sends no RTP is hung up by Dialbridge with cause `RtpInactivity`;
+//! - the dialer's path for a dead number: a callee answers 183 with early media carrying a
+//!   special-information tone; the call hears it, hangs up on it (`hangup_on_tone`), and ends
+//!   with outcome number-disconnected (from the one outcome table) after the callee's 487.
 //!
 //! The caller's and callee's SDP point at capture sockets of the test (sipp 3.6.1 cannot record),
 //! while sipp streams from its own media socket.
@@ -25,6 +28,7 @@ use telephony::media::g711::Codec;
 use telephony::media::prompt::Prompt;
 use telephony::media::wav::{Wav, WavEncoding, encode_wav};
 use telephony::sip::call::{HangupCause, Originate, Transport, Trunk};
+use telephony::sip::outcome::Outcome;
 use telephony::sip::sdp::Direction;
 
 fn have_sipp() -> bool {
@@ -620,6 +624,7 @@ async fn control_outbound_call_gets_an_amd_verdict_then_hangs_up() {
                 verdict,
                 at,
                 reason,
+                ..
             })) => break (verdict, at, reason),
             Some(Event::Hangup { .. }) | None => panic!("call ended before the AMD verdict"),
             Some(_) => {}
@@ -645,6 +650,139 @@ async fn control_outbound_call_gets_an_amd_verdict_then_hangs_up() {
         ),
         "{rest:?}"
     );
+    let out = wait_sipp(&dir, uas).await;
+    assert_eq!(out.rc, 0, "callee: {}\n{}", out.stdout, out.errors);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn control_special_information_tone_in_early_media_ends_number_disconnected() {
+    if !have_sipp() {
+        return;
+    }
+    let dir = scratch("sit");
+    let sut = start(13400, None).await;
+    // The "network" sends the announcement from the address the 183 names.
+    let phone = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let phone_port = phone.local_addr().unwrap().port();
+    let sdp = format!(
+        "v=0\n      o=user1 1 1 IN IP4 [local_ip]\n      s=-\n      c=IN IP4 127.0.0.1\n      t=0 0\n      m=audio {phone_port} RTP/AVP 0\n      a=rtpmap:0 PCMU/8000\n"
+    );
+    let reply = |code: &str, body: &str, cseq: &str| {
+        format!(
+            "  <send><![CDATA[\n      SIP/2.0 {code}\n      [last_Via:]\n      [last_From:]\n      [last_To:];tag=[pid]SIPpTag01[call_number]\n      [last_Call-ID:]\n      {cseq}\n      Contact: <sip:[local_ip]:[local_port];transport=[transport]>\n{}      Content-Length: [len]\n\n      {body}\n    ]]></send>\n",
+            if body.is_empty() {
+                ""
+            } else {
+                "      Content-Type: application/sdp\n"
+            }
+        )
+    };
+    let xml = format!(
+        "<?xml version=\"1.0\" encoding=\"ISO-8859-1\" ?>\n<scenario name=\"sit callee\">\n  <recv request=\"INVITE\"/>\n{}  <recv request=\"CANCEL\" timeout=\"15000\"/>\n{}{}  <recv request=\"ACK\"/>\n  <timewait milliseconds=\"200\"/>\n</scenario>\n",
+        reply("183 Session Progress", &sdp, "[last_CSeq:]"),
+        reply("200 OK", "", "[last_CSeq:]"),
+        reply("487 Request Terminated", "", "CSeq: 1 INVITE"),
+    );
+    std::fs::write(dir.join("uas.xml"), xml).unwrap();
+    let uas_port = free_port();
+    let args: Vec<String> = [
+        "-sf",
+        "uas.xml",
+        "-i",
+        "127.0.0.1",
+        "-mi",
+        "127.0.0.1",
+        "-m",
+        "1",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .chain(["-p".into(), uas_port.to_string()])
+    .collect();
+    let uas = spawn_sipp(&dir, &args);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut sip_events = sut.sip.handle.subscribe();
+    let mut call = sut.calls.originate(Originate {
+        to_user: "15550000".into(),
+        trunks: vec![Trunk {
+            addr: ([127, 0, 0, 1], uas_port).into(),
+            transport: Transport::Udp,
+            credentials: None,
+        }],
+        ring_timeout: Duration::from_secs(20),
+        ..Originate::default()
+    });
+    loop {
+        match tokio::time::timeout(Duration::from_secs(10), call.next_event())
+            .await
+            .expect("early media within 10 s")
+        {
+            Some(Event::EarlyMedia { code: 183 }) => break,
+            Some(Event::Hangup { .. }) | None => panic!("call ended before its early media"),
+            Some(_) => {}
+        }
+    }
+    let ours = loop {
+        match sip_events.recv().await.unwrap() {
+            telephony::sip::call::CallEvent::EarlyMedia { media, .. } => {
+                break media.local_rtp_port;
+            }
+            _ => continue,
+        }
+    };
+    call.control().detect_progress_tones().await.unwrap();
+    // SIT "intercept" (913.8 Hz, 1370.6 Hz, 1776.7 Hz), then silence, as µ-law RTP every 20 ms.
+    let mut pcm = vec![0i16; 1600];
+    for (hz, ms) in [(913.8f64, 274usize), (1370.6, 274), (1776.7, 380)] {
+        pcm.extend((0..ms * 8).map(|i| {
+            (8000.0 * (2.0 * std::f64::consts::PI * hz * i as f64 / 8000.0).sin()) as i16
+        }));
+    }
+    pcm.extend(std::iter::repeat_n(0, 8000));
+    let sender = tokio::spawn(async move {
+        let mut pace = tokio::time::interval(Duration::from_millis(20));
+        for (n, frame) in pcm.chunks(160).enumerate() {
+            pace.tick().await;
+            let mut pkt = vec![0x80, 0];
+            pkt.extend((n as u16).to_be_bytes());
+            pkt.extend(((n * 160) as u32).to_be_bytes());
+            pkt.extend(0x5151_u32.to_be_bytes());
+            pkt.extend(Codec::Pcmu.encode(frame));
+            let _ = phone.send_to(&pkt, ("127.0.0.1", ours)).await;
+        }
+    });
+    let tone = loop {
+        match tokio::time::timeout(Duration::from_secs(10), call.next_event())
+            .await
+            .expect("the tone is heard within 10 s")
+        {
+            Some(Event::Progress(p)) => break p.tone,
+            Some(Event::Hangup { .. }) | None => panic!("call ended before the tone"),
+            Some(_) => {}
+        }
+    };
+    assert!(
+        matches!(tone, telephony::media::progress::ProgressTone::Sit(_)),
+        "{tone:?}"
+    );
+    assert_eq!(
+        call.control().hangup_on_tone(tone).await.unwrap(),
+        Some(Outcome::NumberDisconnected)
+    );
+    let rest = events_until_hangup(&mut call, Duration::from_secs(10)).await;
+    assert!(
+        matches!(
+            rest.last(),
+            Some(Event::Hangup {
+                cause: EndCause::Sip(HangupCause::SpecialInformationTone),
+                code: Some(487),
+                outcome: Outcome::NumberDisconnected,
+            })
+        ),
+        "{rest:?}"
+    );
+    sender.abort();
     let out = wait_sipp(&dir, uas).await;
     assert_eq!(out.rc, 0, "callee: {}\n{}", out.stdout, out.errors);
     let _ = std::fs::remove_dir_all(&dir);

@@ -279,6 +279,7 @@ fn classify(pcm: &[i16]) -> Outcome {
                     verdict: v,
                     at,
                     reason,
+                    ..
                 } => verdict = Some((v, at.as_millis() as u32, reason)),
                 AmdEvent::Beep { at, freq } => beep = Some((at.as_millis() as u32, freq)),
             }

@@ -1,6 +1,10 @@
 //! Through Kamailio as a Record-Routing proxy and registrar with digest auth, over UDP and TCP:
 //! Dialbridge registers, receives a call routed by the proxy, and calls out through it after a
-//! 407; in-dialog requests follow the route set both ways.
+//! 407; in-dialog requests follow the route set both ways. That is checked from the proxy's side
+//! (Kamailio logs every request it receives, with its source and transport: the caller's ACK and
+//! BYE, which follow the Record-Route our 200 echoes, and our own ACK and BYE) and from the
+//! gateway's (sipp's message trace shows Kamailio's Via on top of ours in the ACK and BYE), since
+//! sipp's `uas` would accept an ACK or BYE sent to it directly.
 
 mod sip_common;
 
@@ -119,6 +123,7 @@ async fn register_receive_and_call_out_through_kamailio_over_udp_and_tcp() {
         );
 
         // 2. A caller reaches us through the proxy (lookup → our Contact, Record-Route).
+        let seen = log().len();
         let cdir = scratch(&format!("kam-caller-{tp}"));
         let cp = free_port().to_string();
         let r = run_sipp(
@@ -164,16 +169,33 @@ async fn register_receive_and_call_out_through_kamailio_over_udp_and_tcp() {
             ),
             "{tp}: {ev:?}"
         );
+        // The caller's ACK and BYE reached the proxy (the route set from our 200's Record-Route).
+        let proto = if t == Transport::Udp { "udp" } else { "tcp" };
+        // (sipp's TCP connection has a port of its own)
+        let caller = if t == Transport::Udp {
+            format!("127.0.0.1:{cp}")
+        } else {
+            "127.0.0.1:".to_owned()
+        };
+        let phase = log()[seen..].to_owned();
+        for method in ["ACK", "BYE"] {
+            assert_eq!(
+                requests_logged(&phase, method, "", &caller, proto),
+                1,
+                "{tp}: Kamailio relays the caller's {method} to us:\n{phase}"
+            );
+        }
 
-        // 3. We call out through the proxy: 407 → digest → relayed to the gateway (sipp uas);
+        // 3. We call out through the proxy: 407 → digest → relayed to the gateway (a sipp UAS that echoes Record-Route);
         //    our ACK and BYE go through the proxy on the route set.
         let gdir = scratch(&format!("kam-gw-{tp}"));
         let gp = gw_port.to_string();
+        let gw_scenario = scenario("uas_record_route.xml");
         let gw = spawn_sipp(
             &gdir,
             &[
-                "-sn",
-                "uas",
+                "-sf",
+                &gw_scenario,
                 "-t",
                 tp,
                 "-i",
@@ -187,9 +209,13 @@ async fn register_receive_and_call_out_through_kamailio_over_udp_and_tcp() {
                 "-timeout",
                 "15s",
                 "-timeout_error",
+                "-trace_msg",
+                "-message_file",
+                "messages.log",
             ],
         );
         tokio::time::sleep(Duration::from_millis(400)).await;
+        let seen = log().len();
         let id = sut.handle.originate(Originate {
             to_user: "15551234".into(),
             from_user: "dialbridge".into(),
@@ -230,6 +256,42 @@ async fn register_receive_and_call_out_through_kamailio_over_udp_and_tcp() {
             ),
             "{tp}: {ev:?}"
         );
+        // Our ACK and BYE to the gateway's Contact went to the proxy (logged with our address
+        // as source over UDP; over TCP from our connection's port; the ACK of the 407 is
+        // Kamailio's own and has the INVITE's Request-URI)…
+        let phase = log()[seen..].to_owned();
+        let ours = match t {
+            Transport::Udp => sut.udp_addr.to_string(),
+            _ => "127.0.0.1:".to_owned(),
+        };
+        for method in ["ACK", "BYE"] {
+            assert_eq!(
+                requests_logged(
+                    &phase,
+                    method,
+                    &format!("127.0.0.1:{gw_port};"),
+                    &ours,
+                    proto
+                ),
+                1,
+                "{tp}: our {method} goes through Kamailio:\n{phase}"
+            );
+        }
+        // …and reached the gateway through it: Kamailio's Via above ours.
+        let trace = std::fs::read_to_string(gdir.join("messages.log")).unwrap_or_default();
+        let kam_via = format!("Via: SIP/2.0/{} 127.0.0.1:{kam_port}", proto.to_uppercase());
+        for method in ["ACK", "BYE"] {
+            let msg = received(&trace, method)
+                .unwrap_or_else(|| panic!("{tp}: the gateway got no {method}:\n{trace}"));
+            let vias: Vec<&str> = msg
+                .lines()
+                .filter(|l| l.to_ascii_lowercase().starts_with("via:"))
+                .collect();
+            assert!(
+                vias.len() == 2 && vias[0].starts_with(&kam_via),
+                "{tp}: the gateway's {method} came through Kamailio ({kam_via} first, then ours):\n{msg}"
+            );
+        }
 
         sut.handle.unregister(reg);
         let _ = collect_events(&mut rx, Duration::from_secs(2), |e| {
@@ -238,4 +300,29 @@ async fn register_receive_and_call_out_through_kamailio_over_udp_and_tcp() {
         })
         .await;
     }
+}
+
+/// How many `method` requests Kamailio logged (its `request $rm $ru from $si:$sp over $pr` line)
+/// whose Request-URI contains `uri_has`, from a source starting with `from`, over `proto`.
+fn requests_logged(log: &str, method: &str, uri_has: &str, from: &str, proto: &str) -> usize {
+    log.lines()
+        .filter_map(|l| l.split_once(&format!("request {method} ")).map(|(_, r)| r))
+        .filter_map(|r| r.split_once(" from "))
+        .filter(|(uri, src)| {
+            uri.contains(uri_has)
+                && src.starts_with(from)
+                && src.ends_with(&format!(" over {proto}"))
+        })
+        .count()
+}
+
+/// The first `method` request in a sipp message trace (`-trace_msg`) that sipp received.
+fn received(trace: &str, method: &str) -> Option<String> {
+    trace
+        .split("----------------------------------------------")
+        .filter(|block| block.contains("message received"))
+        .find_map(|block| {
+            let start = block.find(&format!("{method} sip:"))?;
+            Some(block[start..].to_owned())
+        })
 }

@@ -20,13 +20,15 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::media::amd::AmdConfig;
 use crate::media::frame::FrameSource;
+use crate::media::progress::ProgressTone;
 use crate::media::prompt::Prompt;
 use crate::media::recorder::RecordingLayout;
 use crate::media::session::{self, MediaEvent, RtpSession, SessionStats};
 use crate::media::tone::{ToneGenerator, ToneSpec};
 use crate::media::wav::WavEncoding;
-use crate::sip::call::{CallEvent, CallId};
+use crate::sip::call::{CallEvent, CallId, HangupCause};
 use crate::sip::driver::SipHandle;
+use crate::sip::outcome::Outcome;
 
 use super::event::{ControlError, DtmfVia, EndCause, Event};
 use super::policy::{self, DtmfRoute, MediaAction, MediaPlan, MediaSettings};
@@ -79,6 +81,7 @@ pub(crate) enum Cmd {
     Answer,
     Reject(u16),
     Hangup(Reply<()>),
+    HangupBecause(HangupCause, Reply<()>),
     Hold(bool, Reply<()>),
     Play(Box<dyn FrameSource>, Reply<()>),
     StopPlayback(Reply<()>),
@@ -168,6 +171,22 @@ impl CallControl {
     /// Ends the call in any state; [`Event::Hangup`] follows.
     pub async fn hangup(&self) -> Result<(), ControlError> {
         self.ask(Cmd::Hangup).await
+    }
+
+    /// A call-progress tone was heard ([`Event::Progress`]): when the outcome table says the tone
+    /// decides the call ([`Outcome::from_tone`], a special-information tone), hangs up for that
+    /// reason, so [`Event::Hangup`] and the call record carry that outcome (number disconnected)
+    /// rather than no-answer; returns it. Other tones change nothing (`None`).
+    pub async fn hangup_on_tone(
+        &self,
+        tone: ProgressTone,
+    ) -> Result<Option<Outcome>, ControlError> {
+        let Some(outcome) = Outcome::from_tone(tone) else {
+            return Ok(None);
+        };
+        self.ask(|r| Cmd::HangupBecause(HangupCause::SpecialInformationTone, r))
+            .await?;
+        Ok(Some(outcome))
     }
 
     /// Puts the peer on hold (re-INVITE sendonly) or resumes; [`Event::MediaChanged`] follows.
@@ -556,6 +575,10 @@ impl CallTask {
             Cmd::Reject(code) => self.sip.reject(self.id, code),
             Cmd::Hangup(r) => {
                 self.sip.hangup(self.id);
+                let _ = r.send(Ok(()));
+            }
+            Cmd::HangupBecause(cause, r) => {
+                self.sip.hangup_because(self.id, cause);
                 let _ = r.send(Ok(()));
             }
             Cmd::Hold(on, r) => {

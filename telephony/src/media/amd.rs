@@ -92,6 +92,10 @@ pub enum AmdEvent {
         at: Duration,
         /// The rule that decided.
         reason: &'static str,
+        /// When the last speech before the verdict ended (time since pick-up): for a Human
+        /// verdict, the end of the greeting, `after_greeting_silence_ms` before `at`. `None` if
+        /// nobody spoke. The answerer's 2-s abandonment window runs from this instant.
+        speech_end: Option<Duration>,
     },
     /// A steady tone (the "leave a message" beep) began at `at` after pick-up.
     Beep {
@@ -279,6 +283,7 @@ impl AmdDetector {
                 verdict,
                 at,
                 reason,
+                speech_end: self.last_speech_end,
             });
         }
     }
@@ -368,6 +373,35 @@ mod tests {
         let (v, at) = verdict(&run(&audio));
         assert_eq!(v, AmdVerdict::Human);
         assert!((1100..=1600).contains(&at), "{at}");
+    }
+
+    #[test]
+    fn the_verdict_says_when_the_greeting_ended() {
+        let audio = [silence(400), babble(700), silence(3000)].concat();
+        let (at, end) = run(&audio)
+            .into_iter()
+            .find_map(|e| match e {
+                AmdEvent::Verdict { at, speech_end, .. } => Some((at, speech_end)),
+                _ => None,
+            })
+            .expect("a verdict");
+        let end = end.expect("someone spoke").as_millis();
+        // the babble ends at 1100 ms (its last frames may be quiet); the verdict follows the
+        // after-greeting silence
+        assert!((1000..=1100).contains(&end), "{end}");
+        let quiet = AmdConfig::default().after_greeting_silence_ms as u128;
+        assert_eq!(at.as_millis() - end, quiet);
+        let dead_air = run(&silence(5000));
+        assert!(
+            matches!(
+                dead_air[0],
+                AmdEvent::Verdict {
+                    speech_end: None,
+                    ..
+                }
+            ),
+            "{dead_air:?}"
+        );
     }
 
     #[test]

@@ -197,6 +197,9 @@ pub enum Command {
     Reject(CallId, u16),
     /// End a call in any state (BYE, CANCEL, or a 480 for a ringing inbound call).
     Hangup(CallId),
+    /// As `Hangup`, for this reason (e.g. `SpecialInformationTone`), which the hang-up event
+    /// reports and the outcome table reads.
+    HangupBecause(CallId, HangupCause),
     /// Put a call on hold (re-INVITE sendonly) or take it off hold (sendrecv).
     Hold(CallId, bool),
     /// Re-INVITE with this direction (e.g. inactive for a full hold).
@@ -269,6 +272,10 @@ pub enum HangupCause {
     Shutdown,
     /// The session timer (RFC 4028) ran out without a refresh.
     SessionExpired,
+    /// Outbound: we ended it before answer because a special-information tone in early media
+    /// said the number is not in service (outcome: number disconnected, see
+    /// [`super::outcome::Outcome::of_cancelled`]).
+    SpecialInformationTone,
 }
 
 /// What happened, for the rest of the appliance.

@@ -21,7 +21,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::{broadcast, mpsc, oneshot};
 
-use super::call::{CallEvent, CallId, Command, Originate, Registration, Transport};
+use super::call::{CallEvent, CallId, Command, HangupCause, Originate, Registration, Transport};
 use super::endpoint::{Effect, Endpoint, EndpointConfig, Peer, TimerKey};
 use super::framing::{Frame, Framer};
 use super::message;
@@ -100,6 +100,12 @@ impl SipHandle {
 
     pub fn hangup(&self, id: CallId) {
         self.command(Command::Hangup(id));
+    }
+
+    /// Ends a call for this reason (reported in the hang-up event; see
+    /// [`HangupCause::SpecialInformationTone`]).
+    pub fn hangup_because(&self, id: CallId, cause: HangupCause) {
+        self.command(Command::HangupBecause(id, cause));
     }
 
     /// Blind transfer of the peer to `target` (a SIP URI) by REFER.

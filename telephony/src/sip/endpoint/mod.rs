@@ -312,6 +312,7 @@ impl Endpoint {
             Command::Progress(id) => self.progress(id, now),
             Command::Reject(id, code) => self.reject(id, code, now),
             Command::Hangup(id) => self.hangup(id, HangupCause::LocalHangup, now),
+            Command::HangupBecause(id, cause) => self.hangup(id, cause, now),
             Command::Hold(id, hold) => {
                 let dir = if hold {
                     sdp::Direction::SendOnly

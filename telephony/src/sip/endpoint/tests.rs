@@ -861,3 +861,144 @@ fn inactive_hold_is_offered() {
         matches!(&msgs[..], [SipMessage::Request(r)] if String::from_utf8_lossy(&r.body).contains("a=inactive"))
     );
 }
+
+#[test]
+fn register_answers_a_407_with_proxy_authorization() {
+    let mut e = ep(None);
+    let t0 = Instant::now();
+    let mut t = trunk(5080);
+    t.credentials = Some(crate::sip::digest::Credentials {
+        username: "trunkuser".into(),
+        password: "secret".into(),
+    });
+    e.on_command(
+        Command::Register(
+            7,
+            crate::sip::call::Registration {
+                trunk: t,
+                user: "trunkuser".into(),
+                expires: 300,
+            },
+        ),
+        t0,
+    );
+    let SipMessage::Request(reg) = sent(&e.take_effects()).pop().unwrap() else {
+        panic!("no REGISTER sent")
+    };
+    assert_eq!(reg.method, Method::Register);
+    assert!(message::value(&reg.headers, "Proxy-Authorization").is_none());
+    // A proxy in front of the registrar challenges with 407 Proxy-Authenticate.
+    let mut r = message::response_to(&reg, 407, None);
+    r.headers.push(message::header(
+        "Proxy-Authenticate",
+        "Digest realm=\"proxy.example\", nonce=\"pn1\", qop=\"auth\", algorithm=MD5",
+    ));
+    e.on_message(SipMessage::Response(r), peer(), t0);
+    let SipMessage::Request(reg2) = sent(&e.take_effects()).pop().unwrap() else {
+        panic!("no second REGISTER")
+    };
+    assert_eq!(reg2.method, Method::Register);
+    assert_eq!(
+        message::cseq(&reg2.headers).unwrap().0,
+        message::cseq(&reg.headers).unwrap().0 + 1
+    );
+    assert!(
+        message::value(&reg2.headers, "Authorization").is_none(),
+        "a 407 is answered in Proxy-Authorization, not Authorization"
+    );
+    let auth = message::value(&reg2.headers, "Proxy-Authorization").expect("Proxy-Authorization");
+    let user = crate::sip::digest::verify(
+        &auth,
+        "proxy.example",
+        "REGISTER",
+        b"",
+        |u| (u == "trunkuser").then(|| "secret".to_owned()),
+        |n| n == "pn1",
+    );
+    assert_eq!(user.as_deref(), Some("trunkuser"), "{auth}");
+    // The proxy accepts it: registered for what the registrar grants.
+    let mut ok = message::response_to(&reg2, 200, Some("r"));
+    ok.headers.push(message::header("Expires", "120"));
+    e.on_message(SipMessage::Response(ok), peer(), t0);
+    assert!(matches!(
+        events(&e.take_effects())[..],
+        [CallEvent::Registration {
+            registration: 7,
+            registered: true,
+            code: Some(200),
+            expires: 120,
+        }]
+    ));
+}
+
+#[test]
+fn hanging_up_on_a_special_information_tone_ends_number_disconnected_in_the_call_record() {
+    let mut e = ep(None);
+    let t0 = Instant::now();
+    let inv = originate(&mut e, vec![trunk(5080)], t0);
+    let mut cdr = crate::cdr::CdrBook::default();
+    e.on_message(reply(&inv, 183), peer(), t0);
+    for ev in events(&e.take_effects()) {
+        cdr.on_event(&ev, 0);
+    }
+    // The media layer heard a SIT in the early media: hang up for that reason.
+    e.on_command(
+        Command::HangupBecause(CallId(100), HangupCause::SpecialInformationTone),
+        t0 + Duration::from_secs(2),
+    );
+    let msgs = sent(&e.take_effects());
+    assert!(matches!(&msgs[..], [SipMessage::Request(r)] if r.method == Method::Cancel));
+    // The callee's 487 ends it: the outcome table says number disconnected, not no answer.
+    e.on_message(reply(&inv, 487), peer(), t0 + Duration::from_secs(2));
+    let ev = events(&e.take_effects());
+    assert!(
+        matches!(
+            ev[..],
+            [CallEvent::Hangup {
+                cause: HangupCause::SpecialInformationTone,
+                code: Some(487),
+                outcome: Outcome::NumberDisconnected,
+                ..
+            }]
+        ),
+        "{ev:?}"
+    );
+    let changes = cdr.on_event(&ev[0], 1);
+    assert!(
+        matches!(&changes[..], [crate::cdr::Change::Close { outcome: "number_disconnected", cause, code: Some(487), .. }] if cause == "special_information_tone"),
+        "{changes:?}"
+    );
+    // A plain hang-up of a ringing call stays no answer.
+    let inv = {
+        e.on_command(
+            Command::Originate(
+                CallId(101),
+                Originate {
+                    to_user: "15551235".into(),
+                    from_user: "dialer".into(),
+                    trunks: vec![trunk(5080)],
+                    ring_timeout: Duration::from_secs(30),
+                    ..Default::default()
+                },
+            ),
+            t0,
+        );
+        match sent(&e.take_effects()).pop() {
+            Some(SipMessage::Request(r)) => r,
+            other => panic!("{other:?}"),
+        }
+    };
+    e.on_message(reply(&inv, 180), peer(), t0);
+    e.take_effects();
+    e.on_command(Command::Hangup(CallId(101)), t0);
+    e.take_effects();
+    e.on_message(reply(&inv, 487), peer(), t0);
+    assert!(matches!(
+        events(&e.take_effects())[..],
+        [CallEvent::Hangup {
+            cause: HangupCause::LocalHangup,
+            outcome: Outcome::NoAnswer,
+            ..
+        }]
+    ));
+}

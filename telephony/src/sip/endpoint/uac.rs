@@ -312,7 +312,7 @@ impl Endpoint {
         let mut cause = HangupCause::Rejected;
         if cancelled {
             cause = o.cancel_cause.unwrap_or(HangupCause::LocalHangup);
-            outcome = Outcome::NoAnswer;
+            outcome = Outcome::of_cancelled(cause);
         }
         if !cancelled && outcome.try_next_trunk() && o.trunk + 1 < o.req.trunks.len() {
             let o = self
@@ -354,7 +354,7 @@ impl Endpoint {
             HangupCause::Timeout
         };
         let outcome = if cancelled {
-            Outcome::NoAnswer
+            Outcome::of_cancelled(cause)
         } else {
             Outcome::Unreachable
         };
@@ -412,7 +412,7 @@ impl Endpoint {
             // The 200 crossed our CANCEL: ACK it, then BYE (RFC 3261 §9.1).
             self.send_bye(id, now);
             let cause = cancel_cause.unwrap_or(HangupCause::LocalHangup);
-            self.end_call(id, cause, Some(200), Outcome::NoAnswer);
+            self.end_call(id, cause, Some(200), Outcome::of_cancelled(cause));
             return;
         }
         let media = self.media_info(&self.calls[&id]);
@@ -490,7 +490,7 @@ impl Endpoint {
             .as_ref()
             .and_then(|o| o.cancel_cause)
             .unwrap_or(HangupCause::RingTimeout);
-        self.end_call(id, cause, None, Outcome::NoAnswer);
+        self.end_call(id, cause, None, Outcome::of_cancelled(cause));
     }
 
     pub(super) fn uac_hangup(&mut self, id: CallId, cause: HangupCause, now: Instant) {
