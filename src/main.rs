@@ -119,30 +119,38 @@ enum Command {
         #[arg(long)]
         totals_every_s: Option<u64>,
     },
-    /// Run the pacing simulator (the reference call model) and print its figures.
+    /// Run the pacing simulator (the reference call model) and print its figures per mode.
     Simulate {
-        /// predictive, progressive, oracle, vicidial, or ratio:LEVEL.
-        #[arg(long, default_value = "predictive")]
-        mode: String,
-        #[arg(long, default_value_t = 20)]
-        agents: u32,
-        /// Probability that a dial reaches a live person.
-        #[arg(long, default_value_t = 0.2)]
-        answer_rate: f64,
+        /// predictive, progressive, ratio[:LEVEL], vicidial or oracle; every mode when absent.
+        #[arg(long)]
+        mode: Option<String>,
+        /// Agents logged in (default 20; with --grid, restricts the grid to this team size).
+        #[arg(long)]
+        agents: Option<u32>,
+        /// Probability that a dial reaches a live person (default 0.2; with --grid, restricts the
+        /// grid to this rate).
+        #[arg(long)]
+        answer_rate: Option<f64>,
         /// Slide the answer rate linearly to this by the end of the shift.
         #[arg(long)]
         answer_rate_end: Option<f64>,
+        /// Dial level of `ratio` (default: the offline-tuned level of the reference table, else 1.2).
+        #[arg(long)]
+        ratio_level: Option<f64>,
         #[arg(long, default_value_t = 8.0)]
         hours: f64,
         /// Seeds to average over (consecutive, from --seed).
-        #[arg(long, default_value_t = 1)]
+        #[arg(long, default_value_t = 10)]
         seeds: u32,
         #[arg(long, default_value_t = 1)]
         seed: u64,
-        /// Abandonment cap per rolling hour.
-        #[arg(long, default_value_t = 0.03)]
-        cap: f64,
-        /// Run the whole grid (agents 5..100 × answer rates 0.1..0.3) instead, as a table.
+        /// Abandonment cap (abandoned / live answers) per rolling hour.
+        #[arg(long = "abandon-cap", alias = "cap", default_value_t = 0.03)]
+        abandon_cap: f64,
+        /// One JSON object per line (per mode; with --grid per cell and mode) instead of a table.
+        #[arg(long)]
+        json: bool,
+        /// Run the whole grid (agents 5..100 × answer rates 0.1..0.3) next to the reference table.
         #[arg(long)]
         grid: bool,
     },
@@ -391,25 +399,59 @@ fn main() -> ExitCode {
                 };
                 sim::run_cli(flags.into_config()?, totals_every_s.map(std::time::Duration::from_secs)).await
             }
-            Command::Simulate { mode, agents, answer_rate, answer_rate_end, hours, seeds, seed, cap, grid } => {
+            Command::Simulate {
+                mode, agents, answer_rate, answer_rate_end, ratio_level, hours, seeds, seed, abandon_cap, json, grid,
+            } => {
                 use dialer::sim;
+                anyhow::ensure!(hours > 0.0 && seeds > 0, "--hours and --seeds must be positive");
+                anyhow::ensure!(agents != Some(0), "--agents must be positive");
+                for (flag, p) in [("--answer-rate", answer_rate), ("--answer-rate-end", answer_rate_end)] {
+                    anyhow::ensure!(p.is_none_or(|p| (0.0..=1.0).contains(&p)), "{flag} must be between 0 and 1");
+                }
+                anyhow::ensure!(abandon_cap > 0.0 && abandon_cap <= 1.0, "--abandon-cap must be in (0, 1]");
+                let (n, p) = (agents.unwrap_or(20), answer_rate.unwrap_or(0.2));
+                let level = ratio_level.unwrap_or_else(|| sim::default_ratio_level(n, p));
+                let modes = match &mode {
+                    Some(m) => vec![sim::SimMode::parse(m, level).ok_or_else(|| {
+                        anyhow::anyhow!("unknown --mode {m:?}: predictive, progressive, ratio:LEVEL, vicidial or oracle")
+                    })?],
+                    None if grid => vec![sim::SimMode::Progressive, sim::SimMode::Predictive, sim::SimMode::Vicidial, sim::SimMode::Oracle],
+                    None => sim::SimMode::all(level),
+                };
                 if grid {
-                    let g = sim::grid::GridConfig { hours, seeds, first_seed: seed, abandon_cap: cap, ..Default::default() };
-                    let cells = tokio::task::spawn_blocking(move || {
+                    let mut g = sim::grid::GridConfig {
+                        modes, hours, seeds, first_seed: seed, abandon_cap,
+                        threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+                        ..Default::default()
+                    };
+                    if let Some(n) = agents {
+                        g.agents = vec![n];
+                    }
+                    if let Some(p) = answer_rate {
+                        g.answer_rates = vec![p];
+                    }
+                    let out = tokio::task::spawn_blocking(move || {
                         let cells = sim::grid::run_grid(&g);
-                        (sim::grid::format_table(&g, &cells), cells)
+                        if json { sim::grid::json_lines(&cells) } else { sim::grid::format_table(&g, &cells) }
                     })
                     .await?;
-                    print!("{}", cells.0);
+                    print!("{out}");
                     return Ok(());
                 }
-                let mode = sim::SimMode::parse(&mode, 1.2)
-                    .ok_or_else(|| anyhow::anyhow!("unknown --mode {mode:?}: predictive, progressive, oracle, vicidial or ratio:LEVEL"))?;
-                anyhow::ensure!((0.0..=1.0).contains(&answer_rate), "--answer-rate must be between 0 and 1");
-                anyhow::ensure!(agents > 0 && hours > 0.0 && seeds > 0, "--agents, --hours and --seeds must be positive");
-                let cfg = sim::SimConfig { mode, agents, answer_rate, answer_rate_end, hours, seed, abandon_cap: cap, ..Default::default() };
-                let report = tokio::task::spawn_blocking(move || sim::run_seeds(&cfg, seeds)).await?;
-                println!("{}", serde_json::to_string_pretty(&report)?);
+                let cfg = sim::SimConfig {
+                    agents: n, answer_rate: p, answer_rate_end, hours, seed, abandon_cap, ..Default::default()
+                };
+                let reports = {
+                    let cfg = cfg.clone();
+                    tokio::task::spawn_blocking(move || sim::run_modes(&cfg, &modes, seeds)).await?
+                };
+                if json {
+                    for r in &reports {
+                        println!("{}", serde_json::to_string(r)?);
+                    }
+                } else {
+                    print!("{}", sim::format_reports(&cfg, seeds, &reports));
+                }
                 Ok(())
             }
         }

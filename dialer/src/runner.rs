@@ -106,8 +106,9 @@ pub struct Stats {
     pub dials: u64,
     /// The most INVITEs placed in any one-second span, per campaign.
     pub max_dials_per_second: BTreeMap<i64, u32>,
-    /// AMD's human verdict (the greeting's end plus the AMD's after-greeting silence) → agent
-    /// bridge, in microseconds, per connected call.
+    /// End of the answerer's greeting (as the AMD heard it: its verdict event says when the speech
+    /// ended, `after_greeting_silence_ms` before a human verdict) → agent bridge, in microseconds,
+    /// per connected call. Includes the AMD's after-greeting silence.
     pub bridge_latency_us: Vec<i64>,
     pub outcomes: BTreeMap<String, u64>,
     /// Dial-gate blocks by code.
@@ -1001,6 +1002,13 @@ async fn opt_out(db: &Db, clock: &dyn foundation::Clock, e164: &str, why: &str) 
     }
 }
 
+/// The attempt outcome a call-progress tone decides by itself, read from telephony's outcome
+/// table (the one table for SIP codes and tones): a special-information tone → disconnected.
+/// The call is then hung up with `hangup_on_tone`, and its hang-up carries that outcome.
+fn tone_outcome(tone: telephony::media::progress::ProgressTone) -> Option<Outcome> {
+    telephony::sip::outcome::Outcome::from_tone(tone).map(Outcome::from_sip)
+}
+
 async fn run_call(ctx: CallCtx, mut call: Call, mut cmd_rx: mpsc::UnboundedReceiver<Cmd>) {
     let shared = ctx.shared.clone();
     let (db, clock) = (&shared.db, shared.clock.as_ref());
@@ -1018,7 +1026,6 @@ async fn run_call(ctx: CallCtx, mut call: Call, mut cmd_rx: mpsc::UnboundedRecei
     let mut waiting_beep = false;
     let mut playing = Playing::None;
     let mut greeting_end: Option<(i64, Instant)> = None;
-    let mut sit = false;
     let mut deadline: Option<tokio::time::Instant> = None;
     let mut phase = AmdPhase::Verdict;
     // A live reply heard before the beep, counted once no beep follows (`reply_confirm`).
@@ -1063,11 +1070,10 @@ async fn run_call(ctx: CallCtx, mut call: Call, mut cmd_rx: mpsc::UnboundedRecei
                         ringing = true;
                         let _ = attempts::mark(db, clock, ctx.attempt.id, Progress::Ringing).await;
                     }
-                    Event::Progress(p) => {
-                        if matches!(p.tone, telephony::media::progress::ProgressTone::Sit(_)) {
-                            sit = true;
-                            let _ = control.hangup().await;
-                        }
+                    // A tone that decides the call (a special-information tone) ends it; the
+                    // hang-up then carries telephony's outcome for it (number disconnected).
+                    Event::Progress(p) if tone_outcome(p.tone).is_some() => {
+                        let _ = control.hangup_on_tone(p.tone).await;
                     }
                     Event::Answered { .. } => {
                         answered = true;
@@ -1076,15 +1082,19 @@ async fn run_call(ctx: CallCtx, mut call: Call, mut cmd_rx: mpsc::UnboundedRecei
                             let _ = control.hangup().await;
                         }
                     }
-                    Event::Amd(AmdEvent::Verdict { verdict, reason, .. }) if phase == AmdPhase::Verdict => {
+                    Event::Amd(AmdEvent::Verdict { verdict, reason, at, speech_end }) if phase == AmdPhase::Verdict => {
                         fin.amd = Some(format!("{verdict:?}").to_ascii_lowercase());
                         fin.detail = Some(format!("AMD: {reason}"));
                         let human = verdict != AmdVerdict::Machine || ctx.cfg.amd == AmdPolicy::PassToAgent;
                         machine = verdict == AmdVerdict::Machine;
                         if human {
                             fin.live = verdict != AmdVerdict::Machine;
-                            let now = clock.now_ms();
-                            greeting_end = Some((now, Instant::now()));
+                            // The greeting ended `at - speech_end` before this verdict (the
+                            // AMD's after-greeting silence); nobody spoke: the verdict itself.
+                            let since_end = speech_end.map_or(Duration::ZERO, |e| at.saturating_sub(e));
+                            let now = clock.now_ms() - since_end.as_millis() as i64;
+                            let instant = Instant::now();
+                            greeting_end = Some((now, instant.checked_sub(since_end).unwrap_or(instant)));
                             fin.greeting_end_at = Some(now);
                             if ctx.cfg.mode == DialMode::Agentless {
                                 if let Some(f) = ctx.cfg.agentless_flow.as_deref() {
@@ -1215,8 +1225,6 @@ async fn run_call(ctx: CallCtx, mut call: Call, mut cmd_rx: mpsc::UnboundedRecei
                         } else if answered {
                             fin.detail = Some("hung up during the greeting".into());
                             Outcome::Failed
-                        } else if sit {
-                            Outcome::Disconnected
                         } else {
                             Outcome::from_sip(outcome)
                         });
@@ -1329,6 +1337,31 @@ async fn abandon(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tones_map_through_telephony_s_outcome_table() {
+        use telephony::media::progress::{ProgressTone, SitKind};
+        use telephony::sip::outcome::Outcome as Sip;
+        for kind in [SitKind::Intercept, SitKind::VacantCode, SitKind::NoCircuit] {
+            let tone = ProgressTone::Sit(kind);
+            assert_eq!(Sip::from_tone(tone), Some(Sip::NumberDisconnected));
+            assert_eq!(tone_outcome(tone), Some(Outcome::Disconnected), "{kind:?}");
+        }
+        // The hang-up after a SIT carries telephony's outcome; the dialer maps it the same way.
+        assert_eq!(
+            Outcome::from_sip(Sip::of_cancelled(
+                telephony::sip::call::HangupCause::SpecialInformationTone
+            )),
+            Outcome::Disconnected
+        );
+        for tone in [
+            ProgressTone::Busy,
+            ProgressTone::Reorder,
+            ProgressTone::Ringback,
+        ] {
+            assert_eq!(tone_outcome(tone), None, "{tone:?}");
+        }
+    }
 
     #[test]
     fn span_guard_keeps_every_second_under_cps() {

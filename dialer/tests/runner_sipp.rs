@@ -573,8 +573,8 @@ async fn campaigns_against_sipp_customers_and_agents() {
     // Greeting end → agent bridge.
     assert_eq!(stats.bridge_latency_us.len(), 4);
     let p99 = stats.latency_percentile(99.0).unwrap();
-    eprintln!(
-        "AMD human verdict -> agent bridge: p50 {} us, p99 {p99} us over {} calls (plus the AMD's {} ms after-greeting silence)",
+    println!(
+        "greeting end -> agent bridge: p50 {} us, p99 {p99} us over {} calls (including the AMD's {} ms after-greeting silence)",
         stats.latency_percentile(50.0).unwrap(),
         stats.bridge_latency_us.len(),
         telephony::media::amd::AmdConfig::default().after_greeting_silence_ms

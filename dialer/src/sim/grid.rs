@@ -177,3 +177,18 @@ pub fn format_table(g: &GridConfig, cells: &[GridCell]) -> String {
     }
     s
 }
+
+/// The grid as JSON lines: one object per cell and mode, the mode's [`SimReport`] with the
+/// cell's §4.1 figures under `reference` (null outside the table).
+pub fn json_lines(cells: &[GridCell]) -> String {
+    let mut s = String::new();
+    for c in cells {
+        for r in &c.reports {
+            let mut v = serde_json::to_value(r).expect("report serialises");
+            v["reference"] = serde_json::to_value(c.reference).expect("reference serialises");
+            s.push_str(&v.to_string());
+            s.push('\n');
+        }
+    }
+    s
+}

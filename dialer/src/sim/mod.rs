@@ -1,14 +1,22 @@
 //! Pacing simulator: runs the production [`crate::pacing::Pacer`] in virtual time against the
 //! reference call model ([`model`]), for one configuration ([`run`]), averaged over seeds
-//! ([`run_seeds`]), over the benchmark grid ([`grid`]) and in the drift scenario ([`drift`]).
+//! ([`run_seeds`]), for every controller at once ([`run_modes`]), over the benchmark grid
+//! ([`grid`]) and in the drift scenario ([`drift`]).
 //!
-//! This is the library behind `dialbridge simulate`: build a [`SimConfig`], call [`run_seeds`] and
-//! print the [`SimReport`] (serde-serialisable; the field names are the CLI's JSON keys).
-//! Flag mapping: `--agents` → [`SimConfig::agents`], `--answer-rate` → [`SimConfig::answer_rate`],
-//! `--mode` → [`SimMode::parse`] (`predictive | progressive | oracle | vicidial | ratio[:L]`),
-//! `--hours` → [`SimConfig::hours`], `--seed` → [`SimConfig::seed`] (first seed),
-//! `--seeds` (default 10) → the `seeds` argument of [`run_seeds`], `--abandon-cap` →
-//! [`SimConfig::abandon_cap`]; `--json` prints `serde_json::to_string(&report)` per mode.
+//! This is the library behind `dialbridge simulate`: build a [`SimConfig`], call [`run_modes`]
+//! (or [`run_seeds`] for one mode) and print the [`SimReport`]s (serde-serialisable; the field
+//! names are the CLI's JSON keys) with [`format_reports`] or one JSON object per line.
+//! Flag mapping: `--agents` → [`SimConfig::agents`] (default 20), `--answer-rate` →
+//! [`SimConfig::answer_rate`] (default 0.2), `--answer-rate-end` → [`SimConfig::answer_rate_end`],
+//! `--mode` → [`SimMode::parse`] (`predictive | progressive | ratio[:L] | vicidial | oracle`;
+//! without it every mode of [`SimMode::all`] runs), `--ratio-level` → the level of `ratio`
+//! (default: [`default_ratio_level`]), `--hours` → [`SimConfig::hours`] (default 8), `--seed` →
+//! [`SimConfig::seed`] (first seed, default 1), `--seeds` (default 10) → the `seeds` argument of
+//! [`run_seeds`], `--abandon-cap` (alias `--cap`, default 0.03) → [`SimConfig::abandon_cap`];
+//! `--json` prints `serde_json::to_string(&report)` per mode, one per line, instead of the table.
+//! `--grid` runs [`grid::run_grid`] (restricted to `--agents` / `--answer-rate` when given) and
+//! prints [`grid::format_table`], or with `--json` one line per cell and mode
+//! ([`grid::json_lines`]).
 
 pub mod drift;
 mod engine;
@@ -45,6 +53,17 @@ impl SimMode {
             SimMode::Ratio { level } => format!("ratio@{level:.2}"),
             SimMode::Vicidial => "vicidial".into(),
         }
+    }
+
+    /// Every controller `dialbridge simulate` runs when no mode is named, `ratio` at `ratio_level`.
+    pub fn all(ratio_level: f64) -> Vec<SimMode> {
+        vec![
+            SimMode::Predictive,
+            SimMode::Progressive,
+            SimMode::Ratio { level: ratio_level },
+            SimMode::Vicidial,
+            SimMode::Oracle,
+        ]
     }
 
     /// Parses `progressive | predictive | oracle | vicidial | ratio[:LEVEL]`
@@ -168,4 +187,70 @@ pub fn run_seeds(cfg: &SimConfig, seeds: u32) -> SimReport {
         })
         .collect();
     metrics::mean_report(&reports)
+}
+
+/// The fixed dial level `ratio` uses when none is given: the offline-tuned level of §4.1 for a
+/// cell of the reference grid, otherwise 1.2.
+pub fn default_ratio_level(agents: u32, answer_rate: f64) -> f64 {
+    grid::reference(agents, answer_rate).map_or(1.2, |r| r.ratio_level)
+}
+
+/// Runs each of `modes` over `seeds` seeds (means), one thread per mode, in `modes` order.
+pub fn run_modes(cfg: &SimConfig, modes: &[SimMode], seeds: u32) -> Vec<SimReport> {
+    std::thread::scope(|s| {
+        let handles: Vec<_> = modes
+            .iter()
+            .map(|&mode| {
+                let cfg = SimConfig {
+                    mode,
+                    ..cfg.clone()
+                };
+                s.spawn(move || run_seeds(&cfg, seeds))
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("simulation thread"))
+            .collect()
+    })
+}
+
+/// The per-mode figures as a text table (means over the seeds; the worst window is the mean of
+/// each seed's worst rolling window, the worst of any seed in brackets).
+pub fn format_reports(cfg: &SimConfig, seeds: u32, reports: &[SimReport]) -> String {
+    let mut s = format!(
+        "{} agents, live-answer rate {}{}, {} h, {} seed{} from {}, cap {:.1}% per rolling {} h\n",
+        cfg.agents,
+        cfg.answer_rate,
+        cfg.answer_rate_end
+            .map_or(String::new(), |p| format!(" -> {p}")),
+        cfg.hours,
+        seeds,
+        if seeds == 1 { "" } else { "s" },
+        cfg.seed,
+        100.0 * cfg.abandon_cap,
+        cfg.window_hours
+    );
+    s.push_str(&format!(
+        "{:<12} {:>9} {:>9} {:>9} {:>15} {:>9} {:>9}\n",
+        "mode", "talk-min", "occupancy", "abandon%", "worst window%", "dials", "live"
+    ));
+    s.push_str(&format!(
+        "{:<12} {:>9} {:>9} {:>9} {:>15} {:>9} {:>9}\n",
+        "", "/agent-h", "", "", "mean (any seed)", "/agent-h", "/agent-h"
+    ));
+    for r in reports {
+        s.push_str(&format!(
+            "{:<12} {:>9.1} {:>9.3} {:>9.2} {:>7.2} ({:>5.2}) {:>9.1} {:>9.1}\n",
+            r.mode,
+            r.talk_min_per_agent_hour,
+            r.occupancy,
+            100.0 * r.abandon_rate,
+            100.0 * r.max_window_abandon_rate,
+            100.0 * r.max_window_abandon_rate_any_seed,
+            r.dials_per_agent_hour,
+            r.live_answers_per_agent_hour
+        ));
+    }
+    s
 }
