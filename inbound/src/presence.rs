@@ -3,7 +3,8 @@
 //! `agent_presence`, driven by the runtime's event stream ([`Runtime::subscribe`]) plus a full
 //! comparison on every heartbeat, and beats its row of `cluster_nodes` (where its SIP listener
 //! is reached) every [`PresenceConfig::heartbeat`]. Readers ignore the agents of a node whose
-//! heartbeat is older than [`PresenceConfig::ttl`] (a dead node), and every node deletes them.
+//! heartbeat is older than [`PresenceConfig::ttl`] (a dead node), and every node deletes them and
+//! closes the dead node's open call and contact records as interrupted.
 //!
 //! Live call state stays with the node carrying the calls (ARCHITECTURE.md): these rows are a
 //! read model for pacers on other nodes and for [`crate::runtime::handoff`], which hands an
@@ -253,6 +254,33 @@ async fn beat_and_clean(
             tracing::info!(
                 agents = r.rows_affected(),
                 "removed the agents of nodes whose heartbeat stopped"
+            );
+        }
+        close_dead_nodes_records(db, now, cut, &cfg.node).await?;
+    }
+    Ok(())
+}
+
+/// A node that died never restarts to close its own records (it may be gone for good): every live
+/// node closes the call and contact records of nodes whose heartbeat stopped before `cut` as
+/// interrupted, as the dead node would have at its next start. Idempotent: closed rows are left
+/// alone, so the nodes doing it at once do no harm.
+async fn close_dead_nodes_records(db: &Db, now: i64, cut: i64, me: &str) -> anyhow::Result<()> {
+    let dead: Vec<(String,)> =
+        sqlx::query_as("SELECT node FROM cluster_nodes WHERE node <> $1 AND heartbeat_at < $2")
+            .bind(me)
+            .bind(cut)
+            .fetch_all(db.pool())
+            .await?;
+    for (node,) in dead {
+        let calls = telephony::cdr::close_interrupted(db, now, &node).await?;
+        let contacts = crate::runtime::contact::close_interrupted(db, now, &node).await?;
+        if calls + contacts as u64 > 0 {
+            tracing::warn!(
+                node,
+                calls,
+                contacts,
+                "closed the open call and contact records of a node whose heartbeat stopped"
             );
         }
     }

@@ -1,6 +1,7 @@
 //! Unit tests of the ACD's live figures and changes, on a virtual clock: the estimated wait
 //! follows recent handle times and staffing, an admin's skill or profile change routes at once,
-//! a withdrawn offer frees the agent without counting anything, queue settings are checked.
+//! a withdrawn offer frees the agent without counting anything, queue settings are checked, and a
+//! scripted shift gives exact ASA, AHT, service level and occupancy.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -284,4 +285,172 @@ fn queue_settings_are_checked_with_the_key_named() {
     assert!(q.announce_position && !q.announce_wait && q.announces());
     assert_eq!(q.announce_every_s, DEFAULT_ANNOUNCE_EVERY_S);
     assert_eq!((q.callback_attempts, q.callback_ring_s), (None, 30));
+}
+
+#[test]
+fn a_scripted_shift_gives_exact_asa_aht_service_level_and_occupancy() {
+    const S: i64 = 1_000;
+    let clock = VirtualClock::at_ms(1_000_000);
+    let t0 = clock.now_ms();
+    // Moves the virtual clock to `s` seconds into the shift and returns that time.
+    let at = |s: i64| {
+        clock.advance(Duration::from_millis((t0 + s * S - clock.now_ms()) as u64));
+        clock.now_ms()
+    };
+    let mut acd = Acd::new(&AcdConfig {
+        queues: vec![QueueConfig::new("q1"), QueueConfig::new("q2")],
+        profiles: vec![
+            RoutingProfileConfig {
+                acw_s: 10,
+                ..profile("p1", "q1")
+            },
+            profile("p2", "q2"),
+        ],
+        agents: vec![
+            agent("a", "p1", &[]),
+            agent("b", "p1", &[]),
+            agent("c", "p2", &[]),
+        ],
+    })
+    .unwrap();
+    let status = |acd: &mut Acd, agent: &str, status: AgentStatus, now: i64| {
+        acd.step(
+            Event::SetStatus {
+                agent: agent.into(),
+                status,
+            },
+            now,
+        )
+    };
+    let accept = |acd: &mut Acd, contact: &str, agent: &str, now: i64| {
+        acd.step(
+            Event::Accept {
+                contact: contact.into(),
+                agent: agent.into(),
+            },
+            now,
+        )
+    };
+    let ended = |acd: &mut Acd, agent: &str, now: i64| {
+        acd.step(
+            Event::ContactEnded {
+                agent: agent.into(),
+            },
+            now,
+        )
+    };
+
+    available(&mut acd, "a", at(0));
+    available(&mut acd, "b", at(0));
+    // k1 rings a at 0 s and is answered at 2 s; k2 goes straight to b at 5 s.
+    let ds = acd.step(Event::Enqueue(ContactRequest::new("k1", "q1")), at(0));
+    assert_eq!(offers(&ds), vec![("k1".to_string(), "a".to_string())]);
+    accept(&mut acd, "k1", "a", at(2));
+    let ds = acd.step(Event::Enqueue(ContactRequest::new("k2", "q1")), at(5));
+    assert_eq!(offers(&ds), vec![("k2".to_string(), "b".to_string())]);
+    accept(&mut acd, "k2", "b", at(5));
+    // k3 waits: both agents are busy. c logs in on q2 and never gets a contact.
+    acd.step(Event::Enqueue(ContactRequest::new("k3", "q1")), at(10));
+    available(&mut acd, "c", at(20));
+    // a talks 30 s (ACW to 42 s); b talks 35 s and ends its 10 s ACW after 5 s.
+    ended(&mut acd, "a", at(32));
+    ended(&mut acd, "b", at(40));
+    let ds = acd.step(Event::Tick, at(42));
+    assert_eq!(offers(&ds), vec![("k3".to_string(), "a".to_string())]);
+    accept(&mut acd, "k3", "a", at(44));
+    acd.step(Event::AcwDone { agent: "b".into() }, at(45));
+    status(
+        &mut acd,
+        "b",
+        AgentStatus::NotRoutable("Lunch".into()),
+        at(50),
+    );
+    // a talks 16 s on k3, then 10 s ACW to 70 s.
+    ended(&mut acd, "a", at(60));
+
+    let now = at(80);
+    let s = acd.queue_stats("q1", now).unwrap();
+    assert_eq!(
+        (
+            s.counters.answered,
+            s.counters.answered_within_sl,
+            s.counters.handled
+        ),
+        (3, 2, 3)
+    );
+    assert_eq!(s.asa_ms, (2 + 0 + 34) * S / 3);
+    // (30 + 10) + (35 + 5) + (16 + 10) seconds over three contacts.
+    assert_eq!(s.aht_ms, 106 * S / 3);
+    assert!((s.service_level - 2.0 / 3.0).abs() < 1e-12);
+    // a: logged in 80 s, busy 40 s + 26 s. b: staffed 50 s (then on a break), busy 40 s.
+    let a = acd.agent_occupancy("a", now).unwrap();
+    let b = acd.agent_occupancy("b", now).unwrap();
+    let c = acd.agent_occupancy("c", now).unwrap();
+    assert_eq!(
+        (
+            a.busy_ms,
+            a.staffed_ms,
+            b.busy_ms,
+            b.staffed_ms,
+            c.busy_ms,
+            c.staffed_ms
+        ),
+        (66 * S, 80 * S, 40 * S, 50 * S, 0, 60 * S)
+    );
+    assert!((b.ratio() - 0.8).abs() < 1e-12);
+    assert_eq!(
+        s.occupancy,
+        Occupancy {
+            busy_ms: 106 * S,
+            staffed_ms: 130 * S
+        }
+    );
+    assert_eq!(
+        acd.queue_stats("q2", now).unwrap().occupancy,
+        Occupancy {
+            busy_ms: 0,
+            staffed_ms: 60 * S
+        }
+    );
+    assert_eq!(
+        acd.occupancy(now),
+        Occupancy {
+            busy_ms: 106 * S,
+            staffed_ms: 190 * S
+        }
+    );
+    assert_eq!(Occupancy::default().ratio(), 0.0);
+
+    // a logs out: its last login's figures stay, the queue no longer counts it.
+    status(&mut acd, "a", AgentStatus::Offline, at(80));
+    let later = at(90);
+    assert_eq!(acd.agent_occupancy("a", later), Some(a));
+    assert_eq!(
+        acd.queue_stats("q1", later).unwrap().occupancy,
+        Occupancy {
+            busy_ms: 40 * S,
+            staffed_ms: 50 * S
+        }
+    );
+    // A new login counts from zero.
+    available(&mut acd, "a", at(100));
+    assert_eq!(
+        acd.agent_occupancy("a", at(110)),
+        Some(Occupancy {
+            busy_ms: 0,
+            staffed_ms: 10 * S
+        })
+    );
+    // An agent who goes offline mid-contact is still busy until the contact and ACW end.
+    acd.step(Event::Enqueue(ContactRequest::new("k4", "q1")), at(110));
+    accept(&mut acd, "k4", "a", at(110));
+    status(&mut acd, "a", AgentStatus::Offline, at(111));
+    ended(&mut acd, "a", at(120));
+    assert_eq!(
+        acd.agent_occupancy("a", at(200)),
+        Some(Occupancy {
+            busy_ms: 20 * S,
+            staffed_ms: 30 * S
+        })
+    );
 }

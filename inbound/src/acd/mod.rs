@@ -8,6 +8,14 @@
 //! its idle eligible agents in a `BTreeSet` ordered by the queue strategy's key (idle since, talk
 //! time, calls, position). An arriving contact walks its queue's idle set from the front; an agent
 //! becoming available looks at the front of each queue in its routing profile.
+//!
+//! Real-time figures ([`Acd::queue_stats`], [`Acd::agent_occupancy`]): a queue's answered,
+//! abandoned, service level, ASA (average wait of answered contacts) and AHT (talk plus the
+//! after-contact work actually done) count since the ACD started; occupancy counts since each
+//! agent's current login (leaving Offline): the time on a contact or in after-contact work over
+//! the time logged in and not on a break (Available, offered, missed, on a contact or in
+//! after-contact work). A queue's occupancy adds up the agents of its routing profiles who are
+//! logged in now.
 
 mod config;
 #[cfg(test)]
@@ -113,7 +121,7 @@ enum Activity {
     Idle,
     Offered(u32),
     OnContact { queue: u32, since: i64 },
-    Acw { until: i64 },
+    Acw { until: i64, queue: u32 },
     Missed,
 }
 
@@ -126,6 +134,10 @@ struct Agent {
     idle_since: i64,
     talk_ms: i64,
     calls: u64,
+    /// Occupancy of the current (or last) login: busy and staffed ms up to `mark`.
+    busy_ms: i64,
+    staffed_ms: i64,
+    mark: i64,
     indexed: Vec<(u32, IdleKey)>,
     /// The contact id being handled (after the contact's slot is freed).
     handling: Option<(String, u32)>,
@@ -172,10 +184,37 @@ pub struct QueueStats {
     pub counters: Counters,
     /// Average speed of answer, ms (0 before the first answer).
     pub asa_ms: i64,
-    /// Average handle time (talk + after-contact work), ms (0 before the first contact ends).
+    /// Average handle time (talk + after-contact work, less any the agent ended early), ms (0
+    /// before the first contact ends).
     pub aht_ms: i64,
     /// Share of answered contacts answered within the service-level threshold (1.0 when none).
     pub service_level: f64,
+    /// Occupancy of the agents of the queue's routing profiles who are logged in.
+    pub occupancy: Occupancy,
+}
+
+/// Time on contacts (talk + after-contact work) against time logged in and not on a break,
+/// since the agent's current login, or summed over several agents.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Occupancy {
+    pub busy_ms: i64,
+    pub staffed_ms: i64,
+}
+
+impl Occupancy {
+    /// busy / staffed, 0.0 before any staffed time.
+    pub fn ratio(&self) -> f64 {
+        if self.staffed_ms <= 0 {
+            0.0
+        } else {
+            self.busy_ms as f64 / self.staffed_ms as f64
+        }
+    }
+
+    fn add(&mut self, o: Occupancy) {
+        self.busy_ms += o.busy_ms;
+        self.staffed_ms += o.staffed_ms;
+    }
 }
 
 /// The ACD.
@@ -404,6 +443,9 @@ impl Acd {
             idle_since: 0,
             talk_ms: 0,
             calls: 0,
+            busy_ms: 0,
+            staffed_ms: 0,
+            mark: 0,
             indexed: Vec::new(),
             handling: None,
         });
@@ -534,7 +576,9 @@ impl Acd {
                     self.route_contact(slot, at, out);
                 }
                 Timer::Acw { agent, at } => {
-                    if self.agents[agent as usize].activity == (Activity::Acw { until: at }) {
+                    if matches!(self.agents[agent as usize].activity,
+                        Activity::Acw { until, .. } if until == at)
+                    {
                         self.end_acw(agent, at, out);
                     }
                 }
@@ -859,7 +903,7 @@ impl Acd {
         let until = now + ring;
         for &a in agents {
             self.unindex(a);
-            self.agents[a as usize].activity = Activity::Offered(slot);
+            self.set_activity(a, Activity::Offered(slot), now);
             out.push(Decision::Offer {
                 contact: id.clone(),
                 agent: self.agents[a as usize].id.clone(),
@@ -906,11 +950,15 @@ impl Acd {
         queue.counters.answer_wait_ms_total += waited;
         queue.counters.answered_within_sl += u64::from(waited <= queue.sl_threshold_ms);
         self.remove_contact(slot);
+        self.set_activity(
+            a,
+            Activity::OnContact {
+                queue: q,
+                since: now,
+            },
+            now,
+        );
         let ag = &mut self.agents[a as usize];
-        ag.activity = Activity::OnContact {
-            queue: q,
-            since: now,
-        };
         ag.calls += 1;
         ag.handling = Some((contact.to_string(), q));
         out.push(Decision::Connected {
@@ -922,7 +970,7 @@ impl Acd {
                 contact: contact.to_string(),
                 agent: self.agents[o as usize].id.clone(),
             });
-            self.agents[o as usize].activity = Activity::Idle;
+            self.set_activity(o, Activity::Idle, now);
             self.become_idle(o, None, now, out);
         }
     }
@@ -931,7 +979,7 @@ impl Acd {
     fn miss(&mut self, slot: u32, missed: &[u32], now: i64, out: &mut Vec<Decision>) {
         let id = self.contact(slot).expect("live").id.clone();
         for &a in missed {
-            self.agents[a as usize].activity = Activity::Missed;
+            self.set_activity(a, Activity::Missed, now);
             out.push(Decision::Missed {
                 contact: id.clone(),
                 agent: self.agents[a as usize].id.clone(),
@@ -973,7 +1021,7 @@ impl Acd {
                     contact: id.clone(),
                     agent: self.agents[a as usize].id.clone(),
                 });
-                self.agents[a as usize].activity = Activity::Idle;
+                self.set_activity(a, Activity::Idle, now);
                 self.become_idle(a, None, now, out);
             }
         }
@@ -983,10 +1031,17 @@ impl Acd {
 
     fn set_status(&mut self, a: u32, status: AgentStatus, now: i64, out: &mut Vec<Decision>) {
         let was_routable = self.routable(a);
+        let logged_out = !self.logged_in(a);
+        self.accrue(a, now);
         self.agents[a as usize].status = status.clone();
+        if logged_out && self.logged_in(a) {
+            // A new login: occupancy counts from here.
+            let ag = &mut self.agents[a as usize];
+            (ag.busy_ms, ag.staffed_ms) = (0, 0);
+        }
         match self.agents[a as usize].activity {
             Activity::Missed => {
-                self.agents[a as usize].activity = Activity::Idle;
+                self.set_activity(a, Activity::Idle, now);
                 self.become_idle(a, Some(now), now, out);
             }
             Activity::Offered(slot) if status != AgentStatus::Available => {
@@ -996,7 +1051,7 @@ impl Acd {
                     contact: id,
                     agent: self.agents[a as usize].id.clone(),
                 });
-                self.agents[a as usize].activity = Activity::Idle;
+                self.set_activity(a, Activity::Idle, now);
                 let remaining: Vec<u32> = match &self.contact(slot).expect("live").state {
                     CState::Offered { agents, .. } => {
                         agents.iter().copied().filter(|&x| x != a).collect()
@@ -1013,6 +1068,54 @@ impl Acd {
             Activity::Idle if status != AgentStatus::Available => self.unindex(a),
             _ => {}
         }
+    }
+
+    /// Changes an agent's activity at `now`, counting its occupancy up to then first.
+    fn set_activity(&mut self, a: u32, activity: Activity, now: i64) {
+        self.accrue(a, now);
+        self.agents[a as usize].activity = activity;
+    }
+
+    /// Adds the time since the agent's last change to its busy and staffed totals.
+    fn accrue(&mut self, a: u32, now: i64) {
+        let o = Self::session(&self.agents[a as usize], now);
+        let ag = &mut self.agents[a as usize];
+        (ag.busy_ms, ag.staffed_ms, ag.mark) = (o.busy_ms, o.staffed_ms, now.max(ag.mark));
+    }
+
+    /// The agent's occupancy totals as of `now`: its state is the one since its last change,
+    /// except after-contact work that is due to have ended (its timer has not run yet).
+    fn session(ag: &Agent, now: i64) -> Occupancy {
+        let mut o = Occupancy {
+            busy_ms: ag.busy_ms,
+            staffed_ms: ag.staffed_ms,
+        };
+        let mut from = ag.mark;
+        let busy_until = match ag.activity {
+            Activity::OnContact { .. } => Some(now),
+            Activity::Acw { until, .. } => Some(until.min(now)),
+            _ => None,
+        };
+        if let Some(end) = busy_until {
+            let busy = (end - from).max(0);
+            o.busy_ms += busy;
+            o.staffed_ms += busy;
+            from = from.max(end);
+        }
+        if ag.status == AgentStatus::Available {
+            o.staffed_ms += (now - from).max(0);
+        }
+        o
+    }
+
+    /// Logged in: not Offline, or still on a contact or in after-contact work.
+    fn logged_in(&self, a: u32) -> bool {
+        let ag = &self.agents[a as usize];
+        ag.status != AgentStatus::Offline
+            || matches!(
+                ag.activity,
+                Activity::OnContact { .. } | Activity::Acw { .. }
+            )
     }
 
     fn routable(&self, a: u32) -> bool {
@@ -1084,7 +1187,15 @@ impl Acd {
         ag.talk_ms += talk;
         ag.handling = None;
         if acw > 0 {
-            ag.activity = Activity::Acw { until: now + acw };
+            self.set_activity(
+                a,
+                Activity::Acw {
+                    until: now + acw,
+                    queue: q,
+                },
+                now,
+            );
+            let ag = &self.agents[a as usize];
             out.push(Decision::AcwStarted {
                 agent: ag.id.clone(),
                 until_ms: now + acw,
@@ -1097,13 +1208,19 @@ impl Acd {
                 },
             )));
         } else {
-            ag.activity = Activity::Idle;
+            self.set_activity(a, Activity::Idle, now);
             self.become_idle(a, Some(now), now, out);
         }
     }
 
     fn end_acw(&mut self, a: u32, now: i64, out: &mut Vec<Decision>) {
-        self.agents[a as usize].activity = Activity::Idle;
+        if let Activity::Acw { until, queue } = self.agents[a as usize].activity
+            && until > now
+        {
+            // Ended early: the handle time counts the work actually done.
+            self.queues[queue as usize].counters.handle_ms_total -= until - now;
+        }
+        self.set_activity(a, Activity::Idle, now);
         out.push(Decision::AcwEnded {
             agent: self.agents[a as usize].id.clone(),
         });
@@ -1126,7 +1243,7 @@ impl Acd {
                     .map(|h| h.0.clone())
                     .unwrap_or_default(),
             ),
-            (Activity::Acw { until }, _) => AgentState::AfterContactWork { until_ms: *until },
+            (Activity::Acw { until, .. }, _) => AgentState::AfterContactWork { until_ms: *until },
             (Activity::Missed, _) => AgentState::Missed,
             (Activity::Idle, AgentStatus::Available) => AgentState::Available,
             (Activity::Idle, AgentStatus::Offline) => AgentState::Offline,
@@ -1140,6 +1257,27 @@ impl Acd {
     pub fn agent_totals(&self, agent: &str) -> Option<(i64, u64)> {
         let ag = &self.agents[*self.agent_ix.get(agent)? as usize];
         Some((ag.talk_ms, ag.calls))
+    }
+
+    /// An agent's occupancy since its current login (its last one when it is logged out).
+    pub fn agent_occupancy(&self, agent: &str, now: i64) -> Option<Occupancy> {
+        let ag = &self.agents[*self.agent_ix.get(agent)? as usize];
+        Some(Self::session(ag, now))
+    }
+
+    /// The occupancy of all agents logged in now.
+    pub fn occupancy(&self, now: i64) -> Occupancy {
+        self.occupancy_of(0..self.agents.len() as u32, now)
+    }
+
+    fn occupancy_of(&self, agents: impl IntoIterator<Item = u32>, now: i64) -> Occupancy {
+        let mut sum = Occupancy::default();
+        for a in agents {
+            if self.logged_in(a) {
+                sum.add(Self::session(&self.agents[a as usize], now));
+            }
+        }
+        sum
     }
 
     /// Waiting contacts of a queue in routing order.
@@ -1208,6 +1346,7 @@ impl Acd {
             } else {
                 queue.counters.answered_within_sl as f64 / queue.counters.answered as f64
             },
+            occupancy: self.occupancy_of(self.staffed_by[q as usize].iter().copied(), now),
         })
     }
 }

@@ -52,6 +52,14 @@ pub(crate) enum Cmd {
     },
     Login {
         login: Login,
+        auto_accept: bool,
+        reply: Reply<()>,
+    },
+    /// The agent answers (`take`) or rejects the contact offered to them.
+    Answer {
+        agent: String,
+        contact: String,
+        take: bool,
         reply: Reply<()>,
     },
     Logout {
@@ -150,6 +158,10 @@ pub(crate) struct ContactMedia {
 
 struct AgentSlot {
     login: Login,
+    /// Offers connect by themselves; `false`: the agent answers each (see `awaiting`).
+    auto_accept: bool,
+    /// An offer waiting for the agent's answer, with its ring timeout.
+    awaiting: Option<(String, i64)>,
     leg: Option<CallControl>,
     leg_no: u64,
     leg_up: bool,
@@ -333,10 +345,13 @@ impl Task {
                 ring_timeout_ms,
             } => {
                 self.note(&contact, "offered", &agent);
+                let needs_answer = self.needs_answer(&contact, &agent);
                 self.emit(RuntimeEvent::ContactOffered {
                     contact: contact.clone(),
                     agent: agent.clone(),
                     queue,
+                    needs_answer,
+                    expires_at_ms: now + ring_timeout_ms,
                     at_ms: now,
                 });
                 if let Some(c) = self.contacts.get_mut(&contact) {
@@ -356,6 +371,7 @@ impl Task {
                 self.drop_ring_leg(&agent).await;
                 if let Some(a) = self.agents.get_mut(&agent) {
                     a.contact = None;
+                    a.awaiting = None;
                 }
                 if let Some(c) = self.contacts.get_mut(&contact) {
                     c.agent = None;
@@ -366,6 +382,7 @@ impl Task {
                 self.drop_ring_leg(&agent).await;
                 if let Some(a) = self.agents.get_mut(&agent) {
                     a.contact = None;
+                    a.awaiting = None;
                 }
                 if let Some(c) = self.contacts.get_mut(&contact) {
                     c.agent = None;
@@ -422,7 +439,20 @@ impl Task {
             });
             return;
         };
-        if a.login.mode == AgentMode::NailedUp {
+        let nailed_up = a.login.mode == AgentMode::NailedUp;
+        if self.needs_answer(contact, agent) {
+            if nailed_up && !a.leg_up {
+                pending.push_back(Event::Reject {
+                    contact: contact.into(),
+                    agent: agent.into(),
+                });
+            } else if let Some(a) = self.agents.get_mut(agent) {
+                // Nothing rings and no media moves until the agent answers.
+                a.awaiting = Some((contact.into(), ring_timeout_ms));
+            }
+            return;
+        }
+        if nailed_up {
             let ok = match (&a.leg, a.leg_up) {
                 (Some(leg), true) => {
                     match stop_hold(&call).await.bridge(leg, OnPeerHangup::Stay).await {
@@ -448,8 +478,41 @@ impl Task {
             });
             return;
         }
+        if let Err(e) = self.ring(contact, agent, ring_timeout_ms).await {
+            tracing::warn!(agent, error = %e, "agent endpoint unreachable");
+            pending.push_back(Event::Reject {
+                contact: contact.into(),
+                agent: agent.into(),
+            });
+        }
+    }
+
+    /// Whether an offer of `contact` waits for `agent`'s answer: the agent does not
+    /// auto-accept and the contact is an inbound caller (the dialer's calls and callbacks
+    /// connect at once).
+    fn needs_answer(&self, contact: &str, agent: &str) -> bool {
+        self.agents.get(agent).is_some_and(|a| !a.auto_accept)
+            && !self.callbacks.contains_key(contact)
+            && self
+                .contacts
+                .get(contact)
+                .is_some_and(|c| c.record.is_none())
+    }
+
+    /// Rings a ring-per-offer agent's endpoint for `contact` (it connects when answered).
+    async fn ring(
+        &mut self,
+        contact: &str,
+        agent: &str,
+        ring_timeout_ms: i64,
+    ) -> Result<(), String> {
+        let endpoint = self
+            .agents
+            .get(agent)
+            .map(|a| a.login.endpoint.clone())
+            .ok_or_else(|| format!("{agent} is not logged in"))?;
         let ring = Duration::from_millis(ring_timeout_ms.clamp(1_000, 600_000) as u64);
-        match self.originate_to(&a.login.endpoint.clone(), ring).await {
+        match self.originate_to(&endpoint, ring).await {
             Ok(o) => {
                 let leg = self.sh.calls.originate(o);
                 self.leg_no += 1;
@@ -462,13 +525,89 @@ impl Task {
                     a.leg_for = Some(contact.into());
                 }
                 self.watch_leg(agent, leg_no, events);
+                Ok(())
             }
-            Err(e) => {
-                tracing::warn!(agent, error = %e, "agent endpoint unreachable");
-                pending.push_back(Event::Reject {
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The agent answers (`take`) or rejects the contact offered to them.
+    async fn answer(&mut self, agent: &str, contact: &str, take: bool) -> Result<(), RuntimeError> {
+        let Some(a) = self.agents.get(agent) else {
+            return Err(RuntimeError::UnknownAgent(agent.into()));
+        };
+        if self.acd.agent_state(agent) != Some(AgentState::Offered(contact.into())) {
+            return Err(RuntimeError::UnknownContact(format!(
+                "{contact} is not offered to {agent}"
+            )));
+        }
+        let awaited = a
+            .awaiting
+            .as_ref()
+            .filter(|(c, _)| c == contact)
+            .map(|(_, ring)| *ring);
+        let nailed_up = a.login.mode == AgentMode::NailedUp;
+        let leg = a.leg.clone().filter(|_| a.leg_up);
+        if !take {
+            self.note(contact, "rejected", agent);
+            if let Some(a) = self.agents.get_mut(agent) {
+                a.awaiting = None;
+            }
+            self.drop_ring_leg(agent).await;
+            self.step(Event::Reject {
+                contact: contact.into(),
+                agent: agent.into(),
+            })
+            .await;
+            return Ok(());
+        }
+        let Some(ring_timeout_ms) = awaited else {
+            return Err(RuntimeError::InvalidAgent(format!(
+                "{agent} takes offers by answering the phone (auto-accept)"
+            )));
+        };
+        if let Some(a) = self.agents.get_mut(agent) {
+            a.awaiting = None;
+        }
+        self.note(contact, "answered_on_desktop", agent);
+        let call = self.contacts.get(contact).map(|c| c.call.clone());
+        if !nailed_up {
+            return match self.ring(contact, agent, ring_timeout_ms).await {
+                Ok(()) => Ok(()),
+                Err(e) => {
+                    self.step(Event::Reject {
+                        contact: contact.into(),
+                        agent: agent.into(),
+                    })
+                    .await;
+                    Err(RuntimeError::EndpointUnreachable(e))
+                }
+            };
+        }
+        let switched = match (call, leg) {
+            (Some(call), Some(leg)) => stop_hold(&call)
+                .await
+                .bridge(&leg, OnPeerHangup::Stay)
+                .await
+                .map_err(|e| e.to_string()),
+            _ => Err(format!("{agent}'s nailed-up leg is down")),
+        };
+        match switched {
+            Ok(()) => {
+                self.step(Event::Accept {
                     contact: contact.into(),
                     agent: agent.into(),
-                });
+                })
+                .await;
+                Ok(())
+            }
+            Err(e) => {
+                self.step(Event::Reject {
+                    contact: contact.into(),
+                    agent: agent.into(),
+                })
+                .await;
+                Err(RuntimeError::Media(e))
             }
         }
     }
@@ -585,7 +724,20 @@ impl Task {
                 };
                 let _ = reply.send(r);
             }
-            Cmd::Login { login, reply } => self.login(login, reply).await,
+            Cmd::Login {
+                login,
+                auto_accept,
+                reply,
+            } => self.login(login, auto_accept, reply).await,
+            Cmd::Answer {
+                agent,
+                contact,
+                take,
+                reply,
+            } => {
+                let r = self.answer(&agent, &contact, take).await;
+                let _ = reply.send(r);
+            }
             Cmd::Logout { agent, reply } => {
                 let r = match self.agents.get_mut(&agent) {
                     None => Err(RuntimeError::UnknownAgent(agent.clone())),
@@ -779,7 +931,7 @@ impl Task {
         }
     }
 
-    async fn login(&mut self, login: Login, reply: Reply<()>) {
+    async fn login(&mut self, login: Login, auto_accept: bool, reply: Reply<()>) {
         let id = login.agent_id.clone();
         let cfg = AgentConfig {
             id: id.clone(),
@@ -801,6 +953,8 @@ impl Task {
         let now = self.now();
         let mut slot = AgentSlot {
             login: login.clone(),
+            auto_accept,
+            awaiting: None,
             leg: None,
             leg_no: 0,
             leg_up: false,
@@ -1136,6 +1290,7 @@ impl Task {
                     endpoint: a.login.endpoint.clone(),
                     routing_profile: a.login.routing_profile.clone(),
                     leg_up: a.leg_up,
+                    auto_accept: a.auto_accept,
                     contact: a.contact.clone(),
                     contacts_handled: calls,
                     talk_ms,

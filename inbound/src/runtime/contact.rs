@@ -991,7 +991,7 @@ pub async fn close_interrupted(db: &Db, now_ms: i64, node: &str) -> anyhow::Resu
                 rec.stages.push(Stage {
                     at_ms: now_ms,
                     stage: "interrupted".into(),
-                    detail: "closed at the next start".into(),
+                    detail: "closed after the node carrying it stopped".into(),
                 });
                 store::save_contact(db, &rec, None).await?;
             }

@@ -174,6 +174,9 @@ pub struct AgentView {
     pub routing_profile: String,
     /// Nailed-up: whether the agent's leg is up.
     pub leg_up: bool,
+    /// Offers connect by themselves (a nailed-up leg's media switch, a rung phone answered);
+    /// `false`: the agent answers each offer on the desktop ([`Runtime::answer`]).
+    pub auto_accept: bool,
     /// The contact the agent is offered or handles.
     pub contact: Option<String>,
     pub contacts_handled: u64,
@@ -198,6 +201,10 @@ pub enum RuntimeEvent {
         contact: String,
         agent: String,
         queue: String,
+        /// The agent answers (or rejects) on the desktop: nothing connects until then.
+        needs_answer: bool,
+        /// When the offer counts as missed if not taken (epoch ms).
+        expires_at_ms: i64,
         at_ms: i64,
     },
     ContactConnected {
@@ -354,10 +361,52 @@ impl Runtime {
     }
 
     /// Logs an agent in. Nailed-up: returns once the agent's leg is answered (or the endpoint
-    /// failed). The agent is then Available.
+    /// failed). The agent is then Available. Offers connect by themselves (auto-accept).
     pub async fn login(&self, login: Login) -> Result<(), RuntimeError> {
-        self.ask(|reply| acd_task::Cmd::Login { login, reply })
-            .await?
+        self.login_with(login, true).await
+    }
+
+    /// Logs an agent in as [`Runtime::login`]; with `auto_accept` false the agent answers every
+    /// offer of an inbound contact with [`Runtime::answer`] (or turns it down with
+    /// [`Runtime::reject`]): a nailed-up leg's media is switched only then, a ring-per-offer
+    /// endpoint is rung only then (an auto-answering phone, such as the browser softphone,
+    /// connects at once). An offer neither answered nor rejected within the queue's ring timeout
+    /// is missed: the contact goes back to the head of its queue. Calls the dialer hands over
+    /// and callbacks are still connected at once (the dialer's connect rule allows no wait).
+    pub async fn login_with(&self, login: Login, auto_accept: bool) -> Result<(), RuntimeError> {
+        self.ask(|reply| acd_task::Cmd::Login {
+            login,
+            auto_accept,
+            reply,
+        })
+        .await?
+    }
+
+    /// The agent answers the contact offered to them (not auto-accepting agents only): a
+    /// nailed-up leg is connected before this returns; a ring-per-offer endpoint is rung and the
+    /// contact connects when it answers.
+    pub async fn answer(&self, agent: &str, contact: &str) -> Result<(), RuntimeError> {
+        let (agent, contact) = (agent.to_owned(), contact.to_owned());
+        self.ask(|reply| acd_task::Cmd::Answer {
+            agent,
+            contact,
+            take: true,
+            reply,
+        })
+        .await?
+    }
+
+    /// The agent turns down the contact offered to them (any agent; a ringing endpoint stops
+    /// ringing): the agent goes to Missed and the contact back to the head of its queue.
+    pub async fn reject(&self, agent: &str, contact: &str) -> Result<(), RuntimeError> {
+        let (agent, contact) = (agent.to_owned(), contact.to_owned());
+        self.ask(|reply| acd_task::Cmd::Answer {
+            agent,
+            contact,
+            take: false,
+            reply,
+        })
+        .await?
     }
 
     /// Logs an agent out (Offline; a nailed-up leg is hung up; a contact in hand stays up).
