@@ -1,8 +1,10 @@
 //! The agent desktop and the supervisor page in Debian's chromium against real calls (issue #8):
 //!
 //! - `the_desktop_softphone_takes_a_call_and_dials_a_preview_lead`: the desktop's own "this
-//!   browser" login (desktop.js opens the WebRTC leg and logs in nailed-up); a sipp caller
-//!   through a flow and queue is answered in the page with audio proven both ways by content (the
+//!   browser" login without auto-accept (desktop.js opens the WebRTC leg over the desktop socket
+//!   and logs in nailed-up); a sipp caller through a flow and queue is offered, stays offered
+//!   until the page's Answer is clicked, and is then answered in the page with audio proven both
+//!   ways by content (the
 //!   page's WebAudio analyser hears the caller's 700 Hz; the caller's SDP address, a socket of
 //!   this test, gets the browser's fake-capture 1 kHz); hang up, disposition. Then a
 //!   preview-mode campaign: the card shows the lead, Dial places the call to a sipp UAS (the
@@ -624,6 +626,15 @@ async fn the_desktop_softphone_takes_a_call_and_dials_a_preview_lead() {
     eprintln!("caller's ear: {b} of {n} blocks with the browser's tone, {c} with its own");
     assert_eq!(c, 0, "the caller must not hear its own tone back");
     wait_disposition(d, &inbound, "sale").await;
+    // The agent answered on the desktop (the page clicked Answer; auto-accept was off).
+    let stages = contact_stages(d, &inbound).await;
+    let at = |name: &str| stages.iter().position(|(s, _)| s == name);
+    assert!(
+        at("offered") < at("answered_on_desktop")
+            && at("answered_on_desktop") < at("connected")
+            && at("offered").is_some(),
+        "offered, answered on the desktop, then connected: {stages:?}"
+    );
 
     // The preview lead: Dial in the page, the INVITE at the trunk, the callee hears the agent.
     page.say(&format!(
@@ -728,6 +739,7 @@ async fn the_desktop_softphone_takes_a_call_and_dials_a_preview_lead() {
     page.next("DONE").await;
     page.finish().await;
     assert_shots(&[
+        "29-desktop-offer-answer",
         "30-desktop-softphone-call",
         "31-desktop-preview-card",
         "32-desktop-preview-call",

@@ -6,11 +6,15 @@
 //   FAKE_AUDIO   the WAV chromium captures as the microphone (BROWSER_HZ)
 //   CALLER_HZ    the inbound caller's tone, which the page must hear
 //
-// 1. The agent logs in to the console, opens /desktop, chooses "this browser" and logs in: the
-//    page's own code (desktop.js) opens the WebRTC leg and logs in nailed-up. Available. `READY`.
-// 2. A sipp caller (started by the test) reaches the agent through a flow and queue: the contact
-//    shows connected, and a WebAudio analyser on the page's own softphone <audio> element hears
-//    the caller's tone. `HEARD`. On `HANGUP` the agent hangs up and saves a disposition.
+// 1. The agent logs in to the console, opens /desktop, chooses "this browser", unticks "Connect
+//    contacts automatically" and logs in: the page's own code (desktop.js) opens the WebRTC leg
+//    (its SDP offer/answer over the desktop socket) and logs in nailed-up, answering each offer
+//    itself. Available. `READY`.
+// 2. A sipp caller (started by the test) reaches the agent through a flow and queue: the offer
+//    shows with Answer and Reject and stays offered (nothing connects) until the agent clicks
+//    Answer; then the contact shows connected, and a WebAudio analyser on the page's own
+//    softphone <audio> element hears the caller's tone. `HEARD`. On `HANGUP` the agent hangs up
+//    and saves a disposition.
 // 3. On `PREVIEW {campaign, number}` the agent asks for the next lead card, sees the number,
 //    clicks Dial; the contact shows connected with the attempt's id in its screen pop. `DIALED`.
 //    On `HANGUP`: hang up, disposition. On `END`: log out (the softphone closes). Exit 0.
@@ -45,6 +49,7 @@ await t.step('the agent logs in on the desktop with "this browser" as the phone 
   await agent.locator('body[data-socket="up"]').waitFor();
   await agent.selectOption('#ep-kind', 'browser');
   assert.equal(await agent.isDisabled('#ep-value'), true);
+  await agent.uncheck('#ep-auto-accept');
   await agent.click('#agent-login');
   await agent.locator('#state-panel').waitFor({ state: 'visible', timeout: 30_000 });
   assert.equal(await agent.isHidden('#desk-error'), true, await agent.textContent('#desk-error'));
@@ -56,8 +61,18 @@ await t.step('the agent logs in on the desktop with "this browser" as the phone 
 io.say('READY');
 
 let inbound = null;
-await t.step('a queued sipp caller is answered in the page; the page hears the caller on its own softphone', async () => {
+await t.step('a queued sipp caller is offered, the agent clicks Answer; the page hears the caller on its own softphone', async () => {
+  await agent.locator('#contact-phase[data-phase="offered"]').waitFor({ timeout: 30_000 });
+  await agent.locator('#contact-accept').waitFor({ state: 'visible' });
+  assert.equal(await agent.isVisible('#contact-reject'), true);
+  await agent.locator('#agent-state[data-state="Offered"]').waitFor();
+  // Nothing connects by itself: still offered a second later.
+  await agent.waitForTimeout(1000);
+  assert.equal(await agent.getAttribute('#contact-phase', 'data-phase'), 'offered');
+  await t.shot(agent, '29-desktop-offer-answer');
+  await agent.click('#contact-accept');
   await agent.locator('#contact-phase[data-phase="connected"]').waitFor({ timeout: 30_000 });
+  assert.equal(await agent.isHidden('#offer-actions'), true);
   await agent.locator('#agent-state[data-state="OnContact"]').waitFor();
   const contact = await agent.textContent('#contact-id');
   await agent.evaluate(() => { window.__stream = document.getElementById('softphone-audio').srcObject; });

@@ -1,9 +1,10 @@
 // The agent desktop: log in with a phone (POST /api/v1/agent/login), set the state, take contacts
 // with their screen pop, hang up, and save the disposition during after-contact work. Everything
 // live arrives on the desktop socket (GET /api/v1/agent/events, docs/desktop-events.md); state and
-// contact commands go over the same socket. No polling. Call controls (hold, mute, keypad,
-// transfer, consultation) are REST calls (POST /api/v1/agent/contacts/{id}/…); their outcome
-// comes back as call_control events.
+// contact commands go over the same socket, and so do the keypad, answering or rejecting an offer
+// (agents who do not auto-accept) and the browser softphone's SDP offer/answer. No polling. Call
+// controls (hold, mute, transfer, consultation) are REST calls (POST
+// /api/v1/agent/contacts/{id}/…); their outcome comes back as call_control events.
 import { api, el, csrfToken } from '/assets/shell.js';
 
 const $ = (id) => document.getElementById(id);
@@ -12,9 +13,10 @@ let me = null;
 // Logged in to take contacts: set by this page's login / logout (the runtime keeps a logged-out
 // agent as Offline, so the state alone cannot tell), and from the hello's view on (re)connect.
 let loggedIn = false;
-let contact = null; // { id, queue, phase, attributes }
+let contact = null; // { id, queue, phase, attributes, needsAnswer, expiresIn }
+let offerTimer = null;
 let acwTimer = null;
-const pending = []; // commands sent, waiting for their ok / error
+const pending = []; // commands sent, waiting for their reply: { type, resolve, reject }
 // The contact's call control: { held, muted, consult: null | { target, mode, phase } }.
 let controls = { held: false, muted: false, consult: null };
 
@@ -83,7 +85,27 @@ function showContact() {
     : [el('dt', {}, 'Attributes'), el('dd', {}, contact.phase === 'offered' ? 'shown when the contact connects' : 'none')]));
   $('contact-hangup').hidden = contact.phase !== 'connected';
   $('disposition-form').hidden = contact.phase !== 'ended';
+  showOffer();
   showControls();
+}
+
+// An offer: Answer (agents who do not auto-accept) and Reject, with the time left to answer.
+function showOffer() {
+  const offered = !!contact && contact.phase === 'offered';
+  $('offer-actions').hidden = !offered;
+  $('contact-accept').hidden = !(offered && contact.needsAnswer);
+  clearInterval(offerTimer);
+  offerTimer = null;
+  $('offer-countdown').textContent = '';
+  if (!offered || !contact.expiresIn) return;
+  const end = Date.now() + contact.expiresIn;
+  const tick = () => {
+    const left = Math.max(0, Math.ceil((end - Date.now()) / 1000));
+    $('offer-countdown').textContent = `${contact.needsAnswer ? 'Answer' : 'Ringing'}: ${left} s left`;
+    if (left === 0) { clearInterval(offerTimer); offerTimer = null; }
+  };
+  tick();
+  offerTimer = setInterval(tick, 1000);
 }
 
 function showControls() {
@@ -164,7 +186,8 @@ function onEvent(ev) {
       onControl(ev);
       break;
     case 'contact_offered':
-      contact = { id: ev.contact, queue: ev.queue, phase: 'offered', attributes: {} };
+      contact = { id: ev.contact, queue: ev.queue, phase: 'offered', attributes: {}, needsAnswer: !!ev.needs_answer,
+        expiresIn: ev.expires_at_ms ? ev.expires_at_ms - ev.at_ms : 0 };
       controls = { held: false, muted: false, consult: null };
       $('disposition-status').hidden = true;
       showError('');
@@ -186,14 +209,20 @@ function onEvent(ev) {
   }
 }
 
-function send(cmd) {
+// Sends a command on the socket; resolves with its reply (`ok`, or `softphone_answer` for a
+// softphone offer), rejects with an `error`'s message.
+function request(cmd) {
   if (!ws || ws.readyState !== WebSocket.OPEN) {
-    showError('The live connection is down; reconnecting. Try again in a moment.');
-    return false;
+    return Promise.reject(new Error('The live connection is down; reconnecting. Try again in a moment.'));
   }
-  pending.push(cmd.type);
-  ws.send(JSON.stringify(cmd));
-  return true;
+  return new Promise((resolve, reject) => {
+    pending.push({ type: cmd.type, resolve, reject });
+    ws.send(JSON.stringify(cmd));
+  });
+}
+
+function send(cmd) {
+  request(cmd).catch((e) => showError(e.message));
 }
 
 function connect() {
@@ -209,13 +238,14 @@ function connect() {
       loggedIn = !!msg.view && (msg.view.leg_up || stateName(msg.view.state) !== 'Offline');
       showState(msg.view ? msg.view.state : null, msg.view?.since_ms);
       if (msg.view?.contact && !contact) {
-        contact = { id: msg.view.contact, phase: stateName(msg.view.state) === 'OnContact' ? 'connected' : 'offered', attributes: {} };
+        const offered = stateName(msg.view.state) !== 'OnContact';
+        contact = { id: msg.view.contact, phase: offered ? 'offered' : 'connected', attributes: {}, needsAnswer: offered && !msg.view.auto_accept };
         showContact();
       }
     } else if (msg.type === 'event') {
       onEvent(msg.event);
-    } else if (msg.type === 'ok') {
-      pending.shift();
+    } else if (msg.type === 'ok' || msg.type === 'softphone_answer') {
+      pending.shift()?.resolve(msg);
       showError('');
       if (msg.command === 'disposition') {
         $('disposition-status').textContent = `Disposition saved on ${contact?.id ?? 'the contact'}.`;
@@ -225,21 +255,23 @@ function connect() {
         showContact();
       }
     } else if (msg.type === 'error') {
-      pending.shift();
-      showError(msg.message);
+      pending.shift()?.reject(new Error(msg.message));
     } else if (msg.type === 'lagged') {
       ws.close(); // reconnecting sends a fresh hello with the current state
     }
   });
   ws.addEventListener('close', () => {
+    // Commands in flight get no reply on this socket.
+    for (const p of pending.splice(0)) p.reject(new Error('The live connection dropped; try again.'));
     $('socket-state').textContent = 'disconnected; reconnecting…';
     document.body.dataset.socket = 'down';
     setTimeout(connect, 2000);
   });
 }
 
-// The browser softphone: one WebRTC audio leg to the appliance's gateway (POST
-// /api/v1/agent/softphone with the offer; the answer names the SIP endpoint the agent logs in with).
+// The browser softphone: one WebRTC audio leg to the appliance's gateway. The SDP offer goes over
+// the desktop socket (softphone_offer); its softphone_answer names the SIP endpoint the agent logs
+// in with.
 let pc = null;
 
 function softphoneState(state) {
@@ -265,7 +297,7 @@ async function startSoftphone() {
     pc.addEventListener('icegatheringstatechange', () => { if (pc.iceGatheringState === 'complete') resolve(); });
     setTimeout(resolve, 3000);
   });
-  const answer = await api('POST', '/api/v1/agent/softphone', { sdp: pc.localDescription.sdp });
+  const answer = await request({ type: 'softphone_offer', sdp: pc.localDescription.sdp });
   await pc.setRemoteDescription({ type: 'answer', sdp: answer.sdp });
   return answer.endpoint;
 }
@@ -277,7 +309,7 @@ function stopSoftphone(tellServer) {
     pc = null;
   }
   softphoneState('off');
-  if (tellServer) api('DELETE', '/api/v1/agent/softphone').catch(() => {});
+  if (tellServer) request({ type: 'softphone_close' }).catch(() => api('DELETE', '/api/v1/agent/softphone').catch(() => {}));
 }
 
 // Leaving the page ends the browser leg at once (ICE alone notices only after ~20 s).
@@ -305,7 +337,7 @@ $('agent-login-form').addEventListener('submit', async (ev) => {
     if (browser) value = await startSoftphone();
     await api('POST', '/api/v1/agent/login', {
       endpoint: { kind: browser ? 'uri' : $('ep-kind').value, value }, mode: browser ? 'nailed_up' : $('ep-mode').value,
-      routing_profile: $('ep-profile').value.trim() || null,
+      routing_profile: $('ep-profile').value.trim() || null, auto_accept: $('ep-auto-accept').checked,
     });
     showError('');
     loggedIn = true;
@@ -344,6 +376,12 @@ $('agent-logout').addEventListener('click', async () => {
 
 $('contact-hangup').addEventListener('click', () => {
   if (contact) send({ type: 'hangup', contact: contact.id });
+});
+$('contact-accept').addEventListener('click', () => {
+  if (contact?.phase === 'offered') send({ type: 'accept', contact: contact.id });
+});
+$('contact-reject').addEventListener('click', () => {
+  if (contact?.phase === 'offered') send({ type: 'reject', contact: contact.id });
 });
 
 $('ctl-hold').addEventListener('click', () => control('hold', { on: !controls.held }));

@@ -1,13 +1,13 @@
 // The list upload page: pick or drop a CRM export, preview its first rows with the column mapping
 // the importer detects (POST /api/v1/imports/mapping-preview), let the user change any column's
 // role (sent as the upload's `mapping` field, the CLI's mapping format as JSON), then upload it
-// with a progress bar (XHR upload progress), follow the import (GET …/imports/{job} while `state`
-// is running) and show the report with the rejected-rows download.
+// with a progress bar (XHR upload progress), follow the import as the server pushes it
+// (server-sent events from GET …/imports/{job}/events: `progress` per committed batch, then the
+// final `report`; no polling) and show the report with the rejected-rows download.
 import { api, csrfToken, el } from '/assets/shell.js';
 
 const SAMPLE_BYTES = 64 * 1024;
 const PREVIEW_ROWS = 10;
-const POLL_MS = 400;
 const DELIMITERS = [[',', 'comma'], [';', 'semicolon'], ['\t', 'tab'], ['|', 'pipe']];
 
 const $ = (id) => document.getElementById(id);
@@ -267,17 +267,31 @@ function upload(list) {
   });
 }
 
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
-async function follow(statusUrl) {
+// Resolves with the final report. The browser reconnects a dropped stream by itself; a finished
+// job answers a reconnect with its report at once.
+function follow(statusUrl) {
   const est = chosen.sample.estimatedRows;
-  for (;;) {
-    const r = await api('GET', statusUrl);
-    if (r.state !== 'running') return r;
-    const pct = est ? Math.min(99, Math.round((r.rows_read / est) * 100)) : null;
-    setProgress('importing', pct, `Importing… ${fmt(r.rows_read)} rows read${est ? ` of about ${fmt(est)}` : ''}`);
-    await sleep(POLL_MS);
-  }
+  return new Promise((resolve, reject) => {
+    const events = new EventSource(`${statusUrl}/events`);
+    events.addEventListener('progress', (m) => {
+      const p = JSON.parse(m.data);
+      // The file's bytes give the share when the row estimate is missing.
+      const share = est ? p.rows_read / est : p.bytes_total ? p.bytes_read / p.bytes_total : null;
+      const pct = share === null ? null : Math.min(99, Math.round(share * 100));
+      setProgress('importing', pct, `Importing… ${fmt(p.rows_read)} rows read${est ? ` of about ${fmt(est)}` : ''}`);
+    });
+    events.addEventListener('report', (m) => {
+      events.close();
+      resolve(JSON.parse(m.data));
+    });
+    events.addEventListener('error', (m) => {
+      // A server-sent `error` event (the job vanished) carries data; a dropped connection does not.
+      if (m.data) {
+        events.close();
+        reject(new Error(m.data));
+      }
+    });
+  });
 }
 
 function showReport(r, statusUrl) {

@@ -80,6 +80,13 @@ pub struct LoginBody {
     /// Skill → proficiency 1..=5.
     #[serde(default)]
     pub skills: std::collections::BTreeMap<String, u8>,
+    /// `true` (default): offers connect by themselves (a nailed-up leg's media is switched at
+    /// once; a phone rung per offer connects when it is answered). `false`: every inbound offer
+    /// waits for the agent's answer (`POST /api/v1/agent/contacts/{contact}/accept`, or the
+    /// socket's `accept`) or rejection; a ring-per-offer phone is rung only when the agent
+    /// answers. An offer left unanswered for the queue's ring timeout is missed and the contact
+    /// goes back to the head of its queue.
+    pub auto_accept: Option<bool>,
 }
 
 /// Logs the calling agent in: with a nailed-up leg the phone is called now and must answer.
@@ -100,7 +107,43 @@ async fn login(
         routing_profile: b.routing_profile.unwrap_or_else(|| "default".into()),
         skills: b.skills,
     };
-    runtime(&st)?.login(login).await?;
+    runtime(&st)?
+        .login_with(login, b.auto_accept.unwrap_or(true))
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The calling agent answers the contact offered to them (agents logged in with `auto_accept:
+/// false`): a nailed-up leg is connected before the reply; a ring-per-offer phone is rung and
+/// connects when it answers.
+#[utoipa::path(post, path = "/api/v1/agent/contacts/{contact}/accept", tag = "agents", security(("session" = []), ("api_key" = [])),
+    params(("contact" = String, Path)),
+    responses((status = 204), (status = 400, body = ErrorBody, description = "the agent auto-accepts (answer the phone)"),
+              (status = 404, body = ErrorBody, description = "the contact is not offered to this agent"),
+              (status = 409, body = ErrorBody, description = "the media could not be connected (the contact goes back to its queue)"),
+              (status = 502, body = ErrorBody)))]
+async fn accept(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path(contact): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    caller.require(AGENT)?;
+    runtime(&st)?.answer(&caller.agent_id(), &contact).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The calling agent turns down the contact offered to them: the agent goes to `Missed` (not
+/// routable until they set a state) and the contact back to the head of its queue.
+#[utoipa::path(post, path = "/api/v1/agent/contacts/{contact}/reject", tag = "agents", security(("session" = []), ("api_key" = [])),
+    params(("contact" = String, Path)),
+    responses((status = 204), (status = 404, body = ErrorBody, description = "the contact is not offered to this agent")))]
+async fn reject(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path(contact): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    caller.require(AGENT)?;
+    runtime(&st)?.reject(&caller.agent_id(), &contact).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -478,6 +521,15 @@ enum Outgoing<'a> {
     Error { message: String },
     /// A command from the socket was carried out.
     Ok { command: &'a str },
+    /// The reply to `softphone_offer` (in place of its `ok`): the gateway's SDP answer and the
+    /// SIP URI to log in with.
+    SoftphoneAnswer { sdp: String, endpoint: String },
+}
+
+/// A socket command's successful reply.
+enum Done {
+    Ok(&'static str),
+    Softphone(crate::softphone::OfferReply),
 }
 
 /// What the desktop socket accepts (browser → server).
@@ -502,6 +554,21 @@ enum Incoming {
     Hangup {
         contact: String,
     },
+    /// Answers the contact offered to this agent (agents who do not auto-accept).
+    Accept {
+        contact: String,
+    },
+    /// Turns down the contact offered to this agent.
+    Reject {
+        contact: String,
+    },
+    /// The browser softphone's SDP offer (whole, after ICE gathering): answered with
+    /// `softphone_answer`.
+    SoftphoneOffer {
+        sdp: String,
+    },
+    /// Closes the agent's browser softphone leg.
+    SoftphoneClose,
     Ping,
 }
 
@@ -594,14 +661,15 @@ async fn desktop(
             msg = socket.recv() => match msg {
                 Some(Ok(Message::Text(text))) => {
                     let reply = match serde_json::from_str::<Incoming>(&text) {
-                        Ok(Incoming::Ping) => Ok("ping"),
+                        Ok(Incoming::Ping) => Ok(Done::Ok("ping")),
                         Ok(_) if watch_only => Err("this socket only watches: a campaign manager is not an agent".to_owned()),
                         Ok(cmd) => command(&st, &rt, &agent, cmd).await,
                         Err(e) => Err(format!("unreadable command: {e}")),
                     };
-                    let out = match &reply {
-                        Ok(name) => Outgoing::Ok { command: name },
-                        Err(message) => Outgoing::Error { message: message.clone() },
+                    let out = match reply {
+                        Ok(Done::Ok(name)) => Outgoing::Ok { command: name },
+                        Ok(Done::Softphone(r)) => Outgoing::SoftphoneAnswer { sdp: r.sdp, endpoint: r.endpoint },
+                        Err(message) => Outgoing::Error { message },
                     };
                     if send(&mut socket, &out).await.is_err() {
                         return;
@@ -614,7 +682,40 @@ async fn desktop(
     }
 }
 
-async fn command(
+async fn command(st: &AppState, rt: &Runtime, agent: &str, cmd: Incoming) -> Result<Done, String> {
+    match cmd {
+        Incoming::SoftphoneOffer { sdp } => crate::softphone::offer(st, agent, &sdp)
+            .await
+            .map(Done::Softphone)
+            .map_err(|e| e.message),
+        Incoming::SoftphoneClose => {
+            if crate::softphone::gateway(st)
+                .map_err(|e| e.message)?
+                .close(agent)
+                .await
+            {
+                Ok(Done::Ok("softphone_close"))
+            } else {
+                Err("no softphone leg open for this agent".to_owned())
+            }
+        }
+        Incoming::Accept { contact } => {
+            rt.answer(agent, &contact)
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok(Done::Ok("accept"))
+        }
+        Incoming::Reject { contact } => {
+            rt.reject(agent, &contact)
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok(Done::Ok("reject"))
+        }
+        other => command_ok(st, rt, agent, other).await.map(Done::Ok),
+    }
+}
+
+async fn command_ok(
     st: &AppState,
     rt: &Runtime,
     agent: &str,
@@ -669,6 +770,10 @@ async fn command(
             Ok("hangup")
         }
         Incoming::Ping => Ok("ping"),
+        Incoming::Accept { .. }
+        | Incoming::Reject { .. }
+        | Incoming::SoftphoneOffer { .. }
+        | Incoming::SoftphoneClose => unreachable!("handled in `command`"),
     }
 }
 
@@ -685,6 +790,8 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(force_state))
         .routes(routes!(disposition))
         .routes(routes!(hangup))
+        .routes(routes!(accept))
+        .routes(routes!(reject))
         .routes(routes!(agents))
         .routes(routes!(agent_states))
         .routes(routes!(queue_stats))

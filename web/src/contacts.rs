@@ -56,6 +56,9 @@ pub struct ContactQuery {
     pub agent: Option<String>,
     /// disconnected, queued, transferred_to_number, transferred_to_legacy, caller_hung_up, error.
     pub outcome: Option<String>,
+    /// A campaign's id: its calls handed to agents carry the contact attribute `campaign_id`
+    /// (a contact attribute `campaign` of that value, set by a flow, matches too).
+    pub campaign: Option<String>,
     /// `json` (default), `csv` or `jsonl` (JSON lines).
     pub format: Option<String>,
     /// At most this many (JSON: default 100, at most 1000; CSV: default and at most 100000).
@@ -225,6 +228,28 @@ pub(crate) fn build_filter(q: &ContactQuery) -> Result<Filter, ApiError> {
         let a = next();
         conds.push(format!("c.outcome = {a}"));
         text.push(outcome.to_owned());
+    }
+    if let Some(campaign) = q
+        .campaign
+        .as_deref()
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+    {
+        if campaign.len() > 64 {
+            return Err(ApiError::bad_request("campaign is at most 64 characters"));
+        }
+        let (a, b) = (next(), next());
+        conds.push(format!(
+            "(c.record LIKE {a} ESCAPE '\\' OR c.record LIKE {b} ESCAPE '\\')"
+        ));
+        text.push(like_fragment(&format!(
+            "\"campaign_id\":{}",
+            json_str(campaign)
+        )));
+        text.push(like_fragment(&format!(
+            "\"campaign\":{}",
+            json_str(campaign)
+        )));
     }
     Ok(Filter {
         sql: conds.join(" AND "),
@@ -605,6 +630,39 @@ mod tests {
                 .map(|c| c.contact_id)
                 .collect::<Vec<_>>()
         };
+        // Campaign calls: the dialer's `campaign_id` attribute (campaign 7 and 17), and a flow's
+        // `campaign` attribute.
+        let mut campaign_rows = Vec::new();
+        for (id, key, value, at) in [
+            ("c5", "campaign_id", "7", day + 3_000),
+            ("c6", "campaign_id", "17", day + 4_000),
+            ("c7", "campaign", "7", day + 5_000),
+        ] {
+            let mut r = record(id, "+13125550005", "", at, Some("agnes"), sales());
+            r.contact.attributes.insert(key.into(), value.into());
+            r.attributes.insert(key.into(), value.into());
+            inbound::store::save_contact(db, &r, None).await.unwrap();
+            campaign_rows.push(r);
+        }
+        let by_campaign = |c: &str| ContactQuery {
+            campaign: Some(c.into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            ids(by_campaign("7")).await,
+            ["c7", "c5"],
+            "campaign 7, not 17"
+        );
+        assert_eq!(ids(by_campaign("17")).await, ["c6"]);
+        assert_eq!(ids(by_campaign("8")).await, Vec::<String>::new());
+        assert!(build_filter(&by_campaign(&"9".repeat(65))).is_err());
+        for r in &campaign_rows {
+            sqlx::query("DELETE FROM inbound_contacts WHERE contact_id = $1")
+                .bind(&r.contact.contact_id)
+                .execute(db.pool())
+                .await
+                .unwrap();
+        }
         assert_eq!(
             ids(ContactQuery::default()).await,
             ["c4", "c2", "c1", "c3"],

@@ -7,9 +7,22 @@
 //! mapping format, JSON or TOML) does not parse or does not fit the file's columns. Progress and the final report come from
 //! `GET …/imports/{job}`; the rows that did not become leads, with their reasons, from
 //! `GET …/imports/{job}/rejected.csv`.
+//!
+//! `GET …/imports/{job}/events` pushes the progress as server-sent events (the console's upload
+//! page follows it; no polling): a `progress` event at every committed batch, then one `report`
+//! event with the final report, and the stream ends. Batches are pushed from the import task
+//! itself ([`Jobs`], kept by this router); a job running on another node is followed through
+//! its database row instead (read every 500 ms by the server).
 
+use std::collections::HashMap;
+use std::convert::Infallible;
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+use axum::Extension;
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use tokio::sync::watch;
 
 use axum::Json;
 use axum::extract::{DefaultBodyLimit, Multipart, Path, State};
@@ -31,6 +44,64 @@ const ROLES: &[Role] = &[Role::Admin, Role::CampaignManager];
 const MAX_UPLOAD: u64 = 2 * 1024 * 1024 * 1024;
 /// Largest `mapping` field accepted.
 const MAX_MAPPING: usize = 64 * 1024;
+
+/// The progress of the imports running in this process, by job id: the upload's import task
+/// publishes every committed batch, `…/events` streams subscribe.
+#[derive(Default)]
+pub(crate) struct Jobs {
+    running: Mutex<HashMap<String, watch::Sender<ImportProgress>>>,
+}
+
+impl Jobs {
+    fn start(&self, job: &str) -> watch::Sender<ImportProgress> {
+        let (tx, _) = watch::channel(ImportProgress::default());
+        self.running
+            .lock()
+            .expect("import jobs")
+            .insert(job.to_owned(), tx.clone());
+        tx
+    }
+
+    fn finish(&self, job: &str) {
+        self.running.lock().expect("import jobs").remove(job);
+    }
+
+    fn subscribe(&self, job: &str) -> Option<watch::Receiver<ImportProgress>> {
+        self.running
+            .lock()
+            .expect("import jobs")
+            .get(job)
+            .map(watch::Sender::subscribe)
+    }
+}
+
+/// A running import's figures (the `progress` event).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, ToSchema)]
+pub struct ImportProgress {
+    /// Rows read and committed so far.
+    pub rows_read: u64,
+    pub accepted: u64,
+    pub rejected: u64,
+    pub duplicates: u64,
+    pub dnc: u64,
+    /// Bytes of the file read so far, of `bytes_total` (0 when the file size is unknown).
+    pub bytes_read: u64,
+    pub bytes_total: u64,
+}
+
+impl From<&importers::ImportReport> for ImportProgress {
+    fn from(r: &importers::ImportReport) -> Self {
+        ImportProgress {
+            rows_read: r.rows_read,
+            accepted: r.accepted,
+            rejected: r.rejected,
+            duplicates: r.duplicates,
+            dnc: r.dnc,
+            bytes_read: 0,
+            bytes_total: 0,
+        }
+    }
+}
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ImportStarted {
@@ -79,6 +150,7 @@ fn safe_name(name: &str) -> String {
               (status = 413, body = ErrorBody)))]
 async fn upload(
     State(st): State<AppState>,
+    Extension(jobs): Extension<Arc<Jobs>>,
     caller: Caller,
     Path(list): Path<String>,
     mut form: Multipart,
@@ -170,11 +242,26 @@ async fn upload(
     let path = path.ok_or_else(|| ApiError::bad_request("the form has no `file` field"))?;
 
     let (db, clock) = (st.db.clone(), st.clock.clone());
+    let progress = jobs.start(&job_id);
+    let (jobs, job) = (jobs.clone(), job_id.clone());
     let task = st.lifecycle.tracker().spawn(async move {
-        let r = importers::import_file(&db, clock.as_ref(), &path, &opts, &|_| {}).await;
+        let publish = |p: &importers::Progress| {
+            progress.send_replace(ImportProgress {
+                rows_read: p.rows_committed,
+                accepted: p.accepted,
+                rejected: p.rejected,
+                duplicates: p.duplicates,
+                dnc: p.dnc,
+                bytes_read: p.bytes_read,
+                bytes_total: p.bytes_total,
+            });
+        };
+        let r = importers::import_file(&db, clock.as_ref(), &path, &opts, &publish).await;
         if let Err(e) = &r {
             tracing::warn!(error = %format!("{e:#}"), "import failed");
         }
+        // The job's row is final now: subscribers read the report from it.
+        jobs.finish(&job);
         r
     });
     // Answer once the job exists (so its status URL works at once), or with the error when the
@@ -239,6 +326,114 @@ async fn status(
     Ok(Json(report_of(&st, &list, &job).await?))
 }
 
+/// The import's progress pushed as server-sent events: `progress` (an [`ImportProgress`]) at
+/// every committed batch, then `report` (the final report, as `GET …/imports/{job}`) once the
+/// job is no longer running, and the stream ends. A finished job sends its `report` at once.
+#[utoipa::path(get, path = "/api/v1/lists/{list}/imports/{job}/events", tag = "lists", security(("api_key" = []), ("session" = [])),
+    params(("list" = String, Path), ("job" = String, Path)),
+    responses((status = 200, content_type = "text/event-stream", body = ImportProgress,
+               description = "`event: progress` with an ImportProgress, … then `event: report` with the import report"),
+              (status = 404, body = ErrorBody)))]
+async fn events(
+    State(st): State<AppState>,
+    Extension(jobs): Extension<Arc<Jobs>>,
+    caller: Caller,
+    Path((list, job)): Path<(String, String)>,
+) -> Result<Sse<impl futures_util::Stream<Item = Result<SseEvent, Infallible>>>, ApiError> {
+    caller.require(ROLES)?;
+    let first = report_of(&st, &list, &job).await?;
+    let follow = Follow {
+        st,
+        list,
+        job: job.clone(),
+        live: jobs.subscribe(&job),
+        first: Some(first),
+        last: None,
+        done: false,
+    };
+    let stream = futures_util::stream::unfold(follow, |mut f| async move {
+        let ev = f.next().await?;
+        Some((Ok(ev), f))
+    });
+    Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
+}
+
+/// One import's event stream.
+struct Follow {
+    st: AppState,
+    list: String,
+    job: String,
+    /// The running job's figures when it runs in this process.
+    live: Option<watch::Receiver<ImportProgress>>,
+    first: Option<importers::ImportReport>,
+    last: Option<ImportProgress>,
+    done: bool,
+}
+
+impl Follow {
+    async fn next(&mut self) -> Option<SseEvent> {
+        if self.done {
+            return None;
+        }
+        if let Some(r) = self.first.take() {
+            if r.state != "running" {
+                return Some(self.report(&r));
+            }
+            let p = ImportProgress::from(&r);
+            self.last = Some(p.clone());
+            return Some(progress_event(&p));
+        }
+        loop {
+            let p = match &mut self.live {
+                Some(rx) => match rx.changed().await {
+                    Ok(()) => rx.borrow_and_update().clone(),
+                    Err(_) => {
+                        // The import ended: its row holds the final report.
+                        self.live = None;
+                        continue;
+                    }
+                },
+                None => {
+                    // Not (or no longer) running here: the job's row tells.
+                    let r = match report_of(&self.st, &self.list, &self.job).await {
+                        Ok(r) => r,
+                        Err(e) => {
+                            self.done = true;
+                            return Some(
+                                SseEvent::default()
+                                    .event("error")
+                                    .data(e.message.replace('\n', " ")),
+                            );
+                        }
+                    };
+                    if r.state != "running" {
+                        return Some(self.report(&r));
+                    }
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                    ImportProgress::from(&r)
+                }
+            };
+            if self.last.as_ref() != Some(&p) {
+                self.last = Some(p.clone());
+                return Some(progress_event(&p));
+            }
+        }
+    }
+
+    fn report(&mut self, r: &importers::ImportReport) -> SseEvent {
+        self.done = true;
+        SseEvent::default()
+            .event("report")
+            .data(serde_json::to_string(r).expect("reports serialize"))
+    }
+}
+
+fn progress_event(p: &ImportProgress) -> SseEvent {
+    SseEvent::default()
+        .event("progress")
+        .data(serde_json::to_string(p).expect("progress serializes"))
+}
+
 /// The rows that did not become leads (rejected, duplicate, DNC) with their reasons, as CSV.
 #[utoipa::path(get, path = "/api/v1/lists/{list}/imports/{job}/rejected.csv", tag = "lists", security(("api_key" = []), ("session" = [])),
     params(("list" = String, Path), ("job" = String, Path)),
@@ -269,6 +464,8 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(upload))
         .routes(routes!(status))
+        .routes(routes!(events))
         .routes(routes!(rejected_csv))
+        .layer(Extension(Arc::new(Jobs::default())))
         .layer(DefaultBodyLimit::disable())
 }

@@ -178,19 +178,13 @@ mod tests {
         paths
     }
 
-    /// Every API route the router serves, with every method it answers, is in the OpenAPI
-    /// document: the router is walked (paths from axum, methods by asking each path with each
-    /// method and seeing which are not 404/405), so a route added with plain axum `.route(…)`
-    /// instead of through `utoipa_axum` fails here.
-    #[tokio::test]
-    async fn every_api_route_is_in_the_openapi_document() {
-        let dir = tempfile::tempdir().unwrap();
-        let db = Db::connect(&format!("sqlite://{}/o.db", dir.path().display()), 1)
+    async fn test_state(dir: &std::path::Path) -> AppState {
+        let db = Db::connect(&format!("sqlite://{}/o.db", dir.display()), 1)
             .await
             .unwrap();
         db.migrate().await.unwrap();
         let addr: SocketAddr = "127.0.0.1:1".parse().unwrap();
-        let state = AppState {
+        AppState {
             db,
             clock: Arc::new(foundation::clock::SystemClock),
             lifecycle: Lifecycle::new(),
@@ -203,13 +197,71 @@ mod tests {
                 sip_tls: None,
             }),
             render_metrics: Arc::new(String::new),
-            uploads_dir: dir.path().join("uploads"),
+            uploads_dir: dir.join("uploads"),
             postgres_url: None,
             keys: Arc::new(auth::KeyGate::new(100, 100)),
             runtime: None,
             outbound: None,
             softphone: None,
+        }
+    }
+
+    /// A login attempt from one client address beyond the burst (10) is refused with 429
+    /// before the password is checked; another address is still heard (401: wrong password).
+    #[tokio::test]
+    async fn login_attempts_beyond_the_burst_get_429_per_address() {
+        let dir = tempfile::tempdir().unwrap();
+        let app = app(test_state(dir.path()).await);
+        let attempt = |ip: &str| {
+            let mut req = Request::builder()
+                .method(Method::POST)
+                .uri("/api/v1/auth/login")
+                .header("content-type", "application/json")
+                .body(Body::from(r#"{"username": "nobody", "password": "wrong"}"#))
+                .unwrap();
+            let peer: SocketAddr = format!("{ip}:40000").parse().unwrap();
+            req.extensions_mut()
+                .insert(axum::extract::ConnectInfo(peer));
+            let app = app.clone();
+            async move {
+                let resp = app.oneshot(req).await.unwrap();
+                let status = resp.status();
+                let body = axum::body::to_bytes(resp.into_body(), 4096).await.unwrap();
+                (status, String::from_utf8_lossy(&body).into_owned())
+            }
         };
+        // The burst: ten attempts are heard (and refused for the wrong password).
+        for i in 0..10 {
+            let (status, body) = attempt("192.0.2.7").await;
+            assert_eq!(status, StatusCode::UNAUTHORIZED, "attempt {i}: {body}");
+        }
+        // Then 20 a minute: thirty more attempts cannot all be heard (that would take a minute).
+        let mut limited = None;
+        for _ in 0..30 {
+            let (status, body) = attempt("192.0.2.7").await;
+            if status == StatusCode::TOO_MANY_REQUESTS {
+                limited = Some(body);
+                break;
+            }
+        }
+        let body = limited.expect("no 429 after 40 attempts from one address");
+        assert!(body.contains("rate_limited"), "{body}");
+        let (status, body) = attempt("192.0.2.8").await;
+        assert_eq!(
+            status,
+            StatusCode::UNAUTHORIZED,
+            "another address is not limited: {body}"
+        );
+    }
+
+    /// Every API route the router serves, with every method it answers, is in the OpenAPI
+    /// document: the router is walked (paths from axum, methods by asking each path with each
+    /// method and seeing which are not 404/405), so a route added with plain axum `.route(…)`
+    /// instead of through `utoipa_axum` fails here.
+    #[tokio::test]
+    async fn every_api_route_is_in_the_openapi_document() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = test_state(dir.path()).await;
         let router = router();
         let paths = registered_paths(&router);
         assert!(

@@ -4,7 +4,9 @@
 //! The gateway is a small SIP user agent inside the appliance, on its own SIP listener on
 //! 127.0.0.1 (port 0), whose calls are answered by bridging them to browsers' WebRTC legs
 //! ([`telephony::webrtc`]):
-//! 1. The agent's page posts its SDP offer (`POST /api/v1/agent/softphone {sdp}`); the gateway
+//! 1. The agent's page sends its SDP offer — on the desktop socket (`{"type": "softphone_offer",
+//!    "sdp": …}`, answered by a `softphone_answer` message; the console's desktop does this) or
+//!    with `POST /api/v1/agent/softphone {sdp}` (integrators' pages) —; the gateway
 //!    answers it with a [`WebRtcLeg`] kept for that agent (a newer offer replaces and closes the
 //!    older leg) and returns `{sdp, endpoint}`, `endpoint` being the SIP URI
 //!    `sip:webrtc-<agent>@127.0.0.1:<gateway port>`.
@@ -406,7 +408,7 @@ async fn hang_up(call: &mut Option<Call>) {
     }
 }
 
-fn gateway(st: &AppState) -> Result<&Arc<Gateway>, ApiError> {
+pub(crate) fn gateway(st: &AppState) -> Result<&Arc<Gateway>, ApiError> {
     st.softphone.as_ref().ok_or_else(|| {
         ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -442,9 +444,13 @@ async fn open(
     ApiJson(b): ApiJson<OfferBody>,
 ) -> Result<Json<OfferReply>, ApiError> {
     caller.require(AGENT)?;
-    let gw = gateway(&st)?;
-    match gw.offer(&caller.agent_id(), &b.sdp).await {
-        Ok((sdp, endpoint)) => Ok(Json(OfferReply { sdp, endpoint })),
+    Ok(Json(offer(&st, &caller.agent_id(), &b.sdp).await?))
+}
+
+/// Answers `agent`'s browser offer (the REST route and the desktop socket's `softphone_offer`).
+pub(crate) async fn offer(st: &AppState, agent: &str, sdp: &str) -> Result<OfferReply, ApiError> {
+    match gateway(st)?.offer(agent, sdp).await {
+        Ok((sdp, endpoint)) => Ok(OfferReply { sdp, endpoint }),
         Err(OfferError::WebRtc(WebRtcError::Io(e))) => Err(ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "unavailable",
