@@ -13,7 +13,10 @@ use tracing::{info, warn};
 use crate::config::{Config, LogFormat};
 
 /// How long work that was told to stop gets to write its final records.
-const STOP_GRACE: Duration = Duration::from_secs(3);
+const STOP_GRACE: Duration = Duration::from_secs(2);
+/// After that, how long the call records and the HTTP server get (together) to finish: with the
+/// default 5 s drain the process exits within 5 + 2 + 2 = 9 s of SIGTERM.
+const CLOSE_GRACE: Duration = Duration::from_secs(2);
 const DB_CLOCK_SYNC: Duration = Duration::from_secs(30);
 
 /// Changes the log filter of the running process (configuration reload).
@@ -285,18 +288,20 @@ pub async fn run(
     if outcome == DrainOutcome::Stopped {
         warn!("drain time ran out: remaining work was ended and recorded as interrupted");
     }
-    // Every call has ended by now and its hangup event is sent: write those records, then stop.
+    // Every call has ended by now and its hangup event is sent: write those records and close
+    // the HTTP connections, side by side.
     cdr_stop.cancel();
-    if tokio::time::timeout(Duration::from_secs(2), cdr)
-        .await
-        .is_err()
-    {
+    http_stop.cancel();
+    let (records, http) = tokio::join!(
+        tokio::time::timeout(CLOSE_GRACE, cdr),
+        tokio::time::timeout(CLOSE_GRACE, server)
+    );
+    if records.is_err() {
         warn!(
-            "call records still being written after 2 s; the next start closes them as interrupted"
+            "call records still being written after the close grace; the next start closes them as interrupted"
         );
     }
-    http_stop.cancel();
-    match tokio::time::timeout(Duration::from_secs(2), server).await {
+    match http {
         Ok(Ok(Err(e))) => warn!(error = %e, "HTTP server ended with an error"),
         Err(_) => warn!("HTTP connections still open after shutdown; closing them"),
         _ => {}
@@ -314,10 +319,7 @@ async fn start_runtime(
     clock: &SharedClock,
     sip: &telephony::sip::listener::SipListeners,
 ) -> anyhow::Result<(inbound::runtime::Runtime, telephony::control::Calls)> {
-    let media_ip = match cfg.sip.advertised_address.parse::<std::net::IpAddr>() {
-        Ok(ip) => ip,
-        Err(_) => sip.udp_addr.ip(),
-    };
+    let media_ip = media_bind_ip(&cfg.sip.advertised_address, sip.udp_addr.ip());
     let inactivity = (cfg.rtp.inactivity_timeout_s > 0)
         .then(|| Duration::from_secs(cfg.rtp.inactivity_timeout_s));
     let control = telephony::control::ControlConfig {
@@ -348,6 +350,20 @@ async fn start_runtime(
         inbound::runtime::Runtime::start(db.clone(), clock.clone(), calls.clone(), incoming, rc)
             .await?;
     Ok((runtime, calls))
+}
+
+/// Where RTP sockets bind. The advertised address goes into SDP `c=` either way; sockets bind to
+/// it only when it is an address of this machine. Behind NAT it is the public address, which no
+/// local socket can bind, so media binds where the SIP listener does.
+fn media_bind_ip(advertised: &str, sip_ip: std::net::IpAddr) -> std::net::IpAddr {
+    match advertised.parse::<std::net::IpAddr>() {
+        Ok(ip) if std::net::UdpSocket::bind((ip, 0)).is_ok() => ip,
+        Ok(ip) => {
+            info!(advertised = %ip, bind = %sip_ip, "the advertised address is not local (NAT): RTP binds to the SIP listener's address");
+            sip_ip
+        }
+        Err(_) => sip_ip,
+    }
 }
 
 /// The SIP credentials of users' phones (username → digest HA1), refreshed from the database.
@@ -428,4 +444,23 @@ fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
             _ = int.recv() => info!("SIGINT received"),
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::media_bind_ip;
+
+    #[test]
+    fn media_binds_the_advertised_address_only_when_it_is_local() {
+        let sip: std::net::IpAddr = "127.0.0.1".parse().unwrap();
+        // A local address (any of 127/8 on Linux) is bound as advertised.
+        assert_eq!(
+            media_bind_ip("127.0.0.2", sip),
+            "127.0.0.2".parse::<std::net::IpAddr>().unwrap()
+        );
+        // A public address behind NAT (TEST-NET-3, on no interface here): bind where SIP listens.
+        assert_eq!(media_bind_ip("203.0.113.7", sip), sip);
+        // A host name is not an address to bind.
+        assert_eq!(media_bind_ip("pbx.example.com", sip), sip);
+    }
 }

@@ -206,6 +206,24 @@ async fn demo_campaign_connects_calls_to_agents_within_a_minute_and_seeds_once()
         "demo: agent1 logged in again {:.1} s after its logout",
         back.elapsed().as_secs_f64()
     );
+    // The metrics, on the live exposition of a running campaign.
+    let metrics = c
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for name in [
+        "dialbridge_calls_total{direction=\"outbound\",outcome=\"answered\"}",
+        "dialbridge_calls_active ",
+        "dialbridge_agents{state=\"on_contact\"}",
+        "dialbridge_campaign_abandon_rate{campaign=\"demo\"}",
+        "dialbridge_queue_contacts{queue=",
+    ] {
+        assert!(metrics.contains(name), "/metrics lacks {name}:\n{metrics}");
+    }
     let log = app.log_text();
     assert!(
         log.contains("DEMO MODE") && log.contains("demo-manager"),

@@ -312,6 +312,33 @@ async fn two_nodes_one_pacer_takeover_after_kill() {
     .await;
     assert_eq!(audit, 1);
 
+    // The dead node never comes back: the survivor closes its open call records as interrupted
+    // once its heartbeat has stopped (inbound::presence), so every call has a final record.
+    let count = |sql: &'static str| {
+        let db = &db;
+        async move {
+            sqlx::query_scalar::<_, i64>(sql)
+                .bind(victim)
+                .fetch_one(db.pool())
+                .await
+                .unwrap()
+        }
+    };
+    assert!(
+        count("SELECT COUNT(*) FROM calls WHERE node = $1").await > 0,
+        "{victim} placed calls before it was killed"
+    );
+    let open = "SELECT COUNT(*) FROM calls WHERE node = $1 AND state <> 'ended'";
+    let closing = Instant::now();
+    while count(open).await > 0 && closing.elapsed() < Duration::from_secs(30) {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert_eq!(count(open).await, 0, "{victim}'s call records left open");
+    assert!(
+        count("SELECT COUNT(*) FROM calls WHERE node = $1 AND outcome = 'interrupted'").await > 0,
+        "{victim}'s calls in flight were closed as interrupted"
+    );
+
     // Figures.
     let by_node = sqlx::query("SELECT node, COUNT(*) AS n FROM dial_attempts WHERE campaign_id = $1 GROUP BY node ORDER BY node")
         .bind(id)

@@ -221,3 +221,31 @@ pub fn free_port() -> u16 {
         .unwrap()
         .port()
 }
+
+/// One sipp UAC call (sipp's built-in `uac` scenario) to `number` at `target`, hanging up after
+/// `pause_ms`; messages are traced to `dir/msgs.log`, errors to `dir/errors.log`.
+pub fn sipp_uac(dir: &Path, target: &str, number: &str, pause_ms: u32) -> Child {
+    Command::new("sipp")
+        .current_dir(dir)
+        .args([
+            "-sn",
+            "uac",
+            "-s",
+            number,
+            "-m",
+            "1",
+            "-i",
+            "127.0.0.1",
+            "-p",
+            "0",
+        ])
+        .args(["-nostdin", "-timeout", "30s", "-d"])
+        .arg(pause_ms.to_string())
+        .args(["-trace_err", "-error_file", "errors.log"])
+        .args(["-trace_msg", "-message_file", "msgs.log"])
+        .arg(target)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("sipp")
+}
