@@ -1,5 +1,5 @@
 //! Wiring: Prometheus gauges sampled from the domain crates every few seconds — agents by state,
-//! queue depth and service figures, and each running campaign's abandonment rate against its cap.
+//! queue depth and service figures (service level, ASA, AHT, occupancy of its logged-in agents), and each running campaign's abandonment rate against its cap.
 //! (Counters are incremented where things happen; this module only samples levels.)
 
 use std::collections::BTreeMap;
@@ -55,6 +55,12 @@ pub async fn run(db: Db, runtime: Runtime, queues: Vec<String>) {
                     .set(s.service_level);
                 metrics::gauge!("dialbridge_queue_agents_available", "queue" => q.clone())
                     .set(s.agents_available as f64);
+                metrics::gauge!("dialbridge_queue_asa_seconds", "queue" => q.clone())
+                    .set(s.asa_ms as f64 / 1000.0);
+                metrics::gauge!("dialbridge_queue_aht_seconds", "queue" => q.clone())
+                    .set(s.aht_ms as f64 / 1000.0);
+                metrics::gauge!("dialbridge_queue_occupancy", "queue" => q.clone())
+                    .set(s.occupancy.ratio());
             }
         }
         if let Err(e) = campaigns(&db).await {

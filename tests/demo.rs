@@ -221,9 +221,21 @@ async fn demo_campaign_connects_calls_to_agents_within_a_minute_and_seeds_once()
         "dialbridge_agents{state=\"on_contact\"}",
         "dialbridge_campaign_abandon_rate{campaign=\"demo\"}",
         "dialbridge_queue_contacts{queue=",
+        "dialbridge_queue_asa_seconds{queue=",
+        "dialbridge_queue_aht_seconds{queue=",
     ] {
         assert!(metrics.contains(name), "/metrics lacks {name}:\n{metrics}");
     }
+    // The simulated agents have been talking: their queue's occupancy is above zero.
+    let occupancy: Vec<f64> = metrics
+        .lines()
+        .filter(|l| l.starts_with("dialbridge_queue_occupancy{"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse().ok())
+        .collect();
+    assert!(
+        occupancy.iter().any(|&o| o > 0.0 && o <= 1.0),
+        "queue occupancy {occupancy:?}:\n{metrics}"
+    );
     let log = app.log_text();
     assert!(
         log.contains("DEMO MODE") && log.contains("demo-manager"),
