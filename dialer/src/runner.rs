@@ -53,7 +53,7 @@ use crate::flows::{FlowCall, FlowPort, FlowResult, FlowRun};
 use crate::gate::{self, Registries, Verdict};
 use crate::hopper::{self, ClaimedLead, ListMix};
 use crate::lease;
-use crate::pacing::{Input, Mode, Output, Pacer, PacerConfig};
+use crate::pacing::{Input, Mode, Output, Pacer, PacerConfig, Snapshot};
 
 /// Runner settings.
 #[derive(Debug, Clone)]
@@ -327,6 +327,17 @@ fn pacer_mode(cfg: &CampaignConfig) -> Mode {
     }
 }
 
+/// The pacer settings of a campaign.
+fn pacer_config(cfg: &CampaignConfig, abandon_window: Duration) -> PacerConfig {
+    PacerConfig {
+        mode: pacer_mode(cfg),
+        abandon_cap: cfg.compliance.abandon_cap,
+        abandon_window_ms: abandon_window.as_millis() as i64,
+        max_lines: Some(cfg.trunk.max_concurrent),
+        ..PacerConfig::default()
+    }
+}
+
 fn limiter(cps: u32) -> Arc<DefaultDirectRateLimiter> {
     let cps = NonZeroU32::new(cps.max(1)).expect("non-zero");
     // Burst of one: INVITEs are spaced evenly, so no one-second span holds more than `cps`.
@@ -338,13 +349,7 @@ fn limiter(cps: u32) -> Arc<DefaultDirectRateLimiter> {
 impl Worker {
     fn new(campaign: Campaign, abandon_window: Duration) -> Self {
         let cfg = &campaign.config;
-        let pacer = Pacer::new(PacerConfig {
-            mode: pacer_mode(cfg),
-            abandon_cap: cfg.compliance.abandon_cap,
-            abandon_window_ms: abandon_window.as_millis() as i64,
-            max_lines: Some(cfg.trunk.max_concurrent),
-            ..PacerConfig::default()
-        });
+        let pacer = Pacer::new(pacer_config(cfg, abandon_window));
         Self {
             limiter: limiter(cfg.trunk.cps),
             span: Arc::default(),
@@ -501,7 +506,9 @@ fn drain_outputs(
         match out {
             Output::Dial { count } => {
                 if w.campaign.state == CampaignState::Running {
-                    let covered = covered_by_ready_agents(w, now);
+                    let snap = w.pacer.snapshot(now);
+                    let covered =
+                        covered_by_ready_agents(&snap, w.in_flight.load(Ordering::SeqCst));
                     spawn_dials(shared, w, count, covered, ev_tx, next_call);
                 }
             }
@@ -630,13 +637,32 @@ async fn run_tick(
 /// dial cannot be abandoned, so it is placed even when the campaign is at its abandonment cap —
 /// at the cap the campaign falls back to progressive dialing instead of stopping (an early
 /// abandon among few live answers would otherwise stall it for good).
-fn covered_by_ready_agents(w: &mut Worker, now: i64) -> u32 {
-    let snap = w.pacer.snapshot(now);
-    let unconnected = w
-        .in_flight
-        .load(Ordering::SeqCst)
-        .saturating_sub(snap.agents_talking);
+fn covered_by_ready_agents(snap: &Snapshot, in_flight: u32) -> u32 {
+    let unconnected = in_flight.saturating_sub(snap.agents_talking);
     snap.agents_ready.saturating_sub(unconnected)
+}
+
+/// Which dials of one batch have an agent reserved, so that the abandonment cap does not hold
+/// them back ([`crate::compliance::Counters::agent_reserved`]): every dial of a one-to-one
+/// progressive campaign, otherwise the first `covered` placed (see [`covered_by_ready_agents`]).
+#[derive(Debug, Clone, Copy)]
+struct Reservation {
+    one_to_one: bool,
+    covered: u32,
+}
+
+impl Reservation {
+    fn new(cfg: &CampaignConfig, covered: u32) -> Self {
+        Self {
+            one_to_one: cfg.mode == DialMode::Progressive && cfg.lines_per_agent <= 1.0,
+            covered,
+        }
+    }
+
+    /// Whether the next dial, after `placed` of the batch were placed, has an agent reserved.
+    fn reserved(&self, placed: u32) -> bool {
+        self.one_to_one || placed < self.covered
+    }
 }
 
 /// Claims and dials up to `count` leads in a background task (the cps limiter waits there); the
@@ -766,9 +792,9 @@ async fn dial_batch(
     *claimed = leads.iter().map(|l| l.lead_id).collect();
     let registries = shared.registries.lock().expect("registries").clone();
     let cfg = &campaign.config;
-    let one_to_one = cfg.mode == DialMode::Progressive && cfg.lines_per_agent <= 1.0;
+    let reservation = Reservation::new(cfg, covered);
     for lead in leads {
-        let reserved = one_to_one || *placed < covered;
+        let reserved = reservation.reserved(*placed);
         let now = clock.now_ms();
         let on_trunk = in_flight
             .load(Ordering::SeqCst)
@@ -1384,6 +1410,321 @@ mod tests {
             assert!(in_span <= 3, "{in_span} sends within 1 s");
         }
         assert!(sent[3].duration_since(sent[0]) >= Duration::from_secs(1));
+    }
+
+    /// The runner's dialing decision on a virtual clock, with no sockets and no database: the
+    /// campaign's pacer ([`pacer_config`]), its `Dial` outputs, the dials covered by ready agents
+    /// (taken before the batch counts in flight, as [`drain_outputs`] and [`spawn_dials`] do), and
+    /// the dial gate's compliance check of each dial of the batch ([`dial_batch`]) with the
+    /// campaign's abandonment counters. Traffic: a live person answers every 5th call after 10 s,
+    /// the others ring out at 20 s; talks last 100 s, wrap-ups 10 s.
+    mod cap_fallback {
+        use std::collections::BTreeMap;
+
+        use foundation::clock::{Clock, VirtualClock};
+
+        use super::*;
+        use crate::campaign::{ListWeight, Purpose, SafeHarbor, TrunkConfig};
+        use crate::compliance::{AbandonCount, Counters, DncFacts, LeadFacts, NumberFacts, check};
+
+        /// 2026-06-01 14:00 UTC: 10:00 in New York, inside the calling window for hours.
+        const T0: i64 = 1_780_322_400_000;
+
+        fn predictive() -> CampaignConfig {
+            CampaignConfig {
+                lists: vec![ListWeight {
+                    list_id: 1,
+                    weight: 1,
+                }],
+                mode: DialMode::Predictive,
+                purpose: Purpose::Informational,
+                lines_per_agent: 1.0,
+                caller_id: "15550001000".into(),
+                queue: "sales".into(),
+                trunk: TrunkConfig {
+                    uri: "sip:127.0.0.1:5080".into(),
+                    cps: 50,
+                    max_concurrent: 100,
+                },
+                retry: Default::default(),
+                compliance: Default::default(),
+                amd: AmdPolicy::HangUp,
+                voicemail_prompt: None,
+                agentless_prompt: None,
+                agentless_flow: None,
+                safe_harbor: SafeHarbor {
+                    seller: "Acme".into(),
+                    callback_number: "+15550001000".into(),
+                    opt_out_key: '9',
+                    prompt: "sh.wav".into(),
+                },
+                filters: vec![],
+                dispositions: Default::default(),
+                preview_auto_dial_s: None,
+            }
+        }
+
+        /// 1 early abandon among 4 live answers: 25 %, far over the 3 % cap.
+        const OVER: AbandonCount = AbandonCount {
+            live: 4,
+            abandoned: 1,
+        };
+        const UNDER: AbandonCount = AbandonCount {
+            live: 1000,
+            abandoned: 0,
+        };
+
+        /// One pacing decision and what the gate let through.
+        #[derive(Debug, Clone, Copy)]
+        struct Round {
+            asked: u32,
+            covered: u32,
+            placed: u32,
+            /// After the batch: ready agents, and calls ringing or waiting for an agent.
+            ready_after: u32,
+            lines_after: u32,
+        }
+
+        struct Rig {
+            cfg: CampaignConfig,
+            clock: VirtualClock,
+            pacer: Pacer,
+            /// Calls planned or up on the trunk (the runner's `in_flight`).
+            in_flight: u32,
+            next_call: u64,
+            ringing: BTreeMap<u64, (i64, bool)>,
+            talking: BTreeMap<u32, (i64, u64)>,
+            wrap: BTreeMap<u32, i64>,
+            /// Calls abandoned by the pacer (no agent within the window).
+            abandoned: Vec<u64>,
+        }
+
+        impl Rig {
+            fn new(agents: u32) -> Self {
+                let cfg = predictive();
+                let mut pacer = Pacer::new(pacer_config(&cfg, Duration::from_secs(2)));
+                for a in 1..=agents {
+                    pacer.handle_input(T0, Input::AgentLoggedIn { agent: a });
+                }
+                Self {
+                    cfg,
+                    clock: VirtualClock::at_ms(T0),
+                    pacer,
+                    in_flight: 0,
+                    next_call: 1,
+                    ringing: BTreeMap::new(),
+                    talking: BTreeMap::new(),
+                    wrap: BTreeMap::new(),
+                    abandoned: Vec::new(),
+                }
+            }
+
+            fn input(&mut self, now: i64, i: Input) {
+                self.pacer.handle_input(now, i);
+                self.drain(now);
+            }
+
+            /// Connects and abandons as the runner's calls do.
+            fn drain(&mut self, now: i64) {
+                while let Some(out) = self.pacer.poll_output() {
+                    match out {
+                        Output::Connect { call, agent } => {
+                            self.talking.insert(agent, (now + 100_000, call));
+                        }
+                        Output::Abandon { call } => {
+                            self.abandoned.push(call);
+                            self.in_flight -= 1;
+                            self.pacer.handle_input(now, Input::CallEnded { call });
+                        }
+                        Output::Dial { .. } => unreachable!("dials come from ticks"),
+                    }
+                }
+            }
+
+            /// The runner's `Dial { count }`: the gate decides for each dial of the batch.
+            fn dial(&mut self, now: i64, count: u32, abandons: AbandonCount) -> Round {
+                let snap = self.pacer.snapshot(now);
+                let covered = covered_by_ready_agents(&snap, self.in_flight);
+                let count = count.min(self.cfg.trunk.max_concurrent - self.in_flight);
+                self.in_flight += count;
+                let reservation = Reservation::new(&self.cfg, covered);
+                let lead = LeadFacts {
+                    zones: vec![chrono_tz::America::New_York],
+                    country: Some("US".into()),
+                    ..Default::default()
+                };
+                let mut placed = 0;
+                for _ in 0..count {
+                    let counters = Counters {
+                        campaign_started_at: T0,
+                        to_date: abandons,
+                        period: abandons,
+                        rolling: None,
+                        trunk_in_flight: self.in_flight - (count - placed),
+                        agent_reserved: reservation.reserved(placed),
+                    };
+                    let call = self.next_call;
+                    let number = NumberFacts {
+                        e164: format!("+1212555{call:04}"),
+                        ..Default::default()
+                    };
+                    let d = check(
+                        &lead,
+                        &number,
+                        &self.cfg,
+                        &DncFacts::default(),
+                        &counters,
+                        now,
+                    );
+                    if d.is_allowed() {
+                        self.next_call += 1;
+                        let human = call.is_multiple_of(5);
+                        let at = now + if human { 10_000 } else { 20_000 };
+                        self.ringing.insert(call, (at, human));
+                        self.pacer.handle_input(now, Input::CallPlaced { call });
+                        placed += 1;
+                    }
+                }
+                self.in_flight -= count - placed;
+                let after = self.pacer.snapshot(now);
+                Round {
+                    asked: count,
+                    covered,
+                    placed,
+                    ready_after: after.agents_ready,
+                    lines_after: after.calls_ringing + after.calls_waiting,
+                }
+            }
+
+            /// One second of traffic, then the tick's pacing decision (if it asked to dial).
+            fn second(&mut self, abandons: AbandonCount) -> Option<Round> {
+                let now = self.clock.now_ms();
+                let due: Vec<(u64, bool)> = self
+                    .ringing
+                    .iter()
+                    .filter(|(_, v)| v.0 <= now)
+                    .map(|(&c, v)| (c, v.1))
+                    .collect();
+                for (call, human) in due {
+                    self.ringing.remove(&call);
+                    if human {
+                        self.input(now, Input::CallAnsweredHuman { call });
+                    } else {
+                        self.in_flight -= 1;
+                        self.input(now, Input::CallNoAnswer { call });
+                    }
+                }
+                let ended: Vec<(u32, u64)> = self
+                    .talking
+                    .iter()
+                    .filter(|(_, v)| v.0 <= now)
+                    .map(|(&a, v)| (a, v.1))
+                    .collect();
+                for (agent, call) in ended {
+                    self.talking.remove(&agent);
+                    self.in_flight -= 1;
+                    self.input(now, Input::CallEnded { call });
+                    self.wrap.insert(agent, now + 10_000);
+                }
+                let freed: Vec<u32> = self
+                    .wrap
+                    .iter()
+                    .filter(|(_, t)| **t <= now)
+                    .map(|(&a, _)| a)
+                    .collect();
+                for agent in freed {
+                    self.wrap.remove(&agent);
+                    self.input(now, Input::WrapUpEnded { agent });
+                }
+                self.pacer.handle_timeout(now);
+                self.drain(now);
+                self.pacer.tick(now);
+                let mut round = None;
+                while let Some(out) = self.pacer.poll_output() {
+                    match out {
+                        Output::Dial { count } => round = Some(self.dial(now, count, abandons)),
+                        other => unreachable!("a tick after the drain gave {other:?}"),
+                    }
+                }
+                self.clock.advance(Duration::from_secs(1));
+                round
+            }
+
+            fn run(&mut self, secs: u32, abandons: AbandonCount) -> Vec<Round> {
+                (0..secs).filter_map(|_| self.second(abandons)).collect()
+            }
+        }
+
+        /// Over the cap the dials a ready agent covers still go out, never more than the ready
+        /// agents beyond the calls already ringing or waiting for one (after a batch, the lines
+        /// in flight do not outnumber the ready agents), so no new call can be abandoned.
+        fn assert_progressive(rounds: &[Round]) {
+            for r in rounds {
+                assert!(r.placed <= r.covered, "{r:?}");
+                if r.placed > 0 {
+                    assert!(r.lines_after <= r.ready_after, "{r:?}");
+                }
+                if r.covered == 0 {
+                    assert_eq!(r.placed, 0, "no ready agent: no dial {r:?}");
+                }
+            }
+        }
+
+        #[test]
+        fn over_the_cap_a_new_predictive_campaign_dials_one_call_per_ready_agent() {
+            let mut rig = Rig::new(4);
+            let rounds = rig.run(1800, OVER);
+            assert_progressive(&rounds);
+            let first = rounds.first().expect("the pacer asked to dial");
+            assert_eq!(
+                (first.asked, first.covered, first.placed),
+                (4, 4, 4),
+                "one call per ready agent at once"
+            );
+            let placed: u32 = rounds.iter().map(|r| r.placed).sum();
+            // 30 min of 4 agents at ~5 dials per 110 s handled call: the campaign keeps going.
+            assert!(placed > 100, "dialling stopped at the cap: {placed} calls");
+            assert!(rig.abandoned.is_empty(), "abandoned {:?}", rig.abandoned);
+        }
+
+        #[test]
+        fn predictive_dials_ahead_under_the_cap_and_per_ready_agent_over_it() {
+            let mut rig = Rig::new(10);
+            let under = rig.run(3600, UNDER);
+            assert!(rig.pacer.snapshot(rig.clock.now_ms()).predictive_active);
+            for r in &under {
+                assert_eq!(r.placed, r.asked, "under the cap every dial passes {r:?}");
+            }
+            let ahead = under
+                .iter()
+                .filter(|r| r.lines_after > r.ready_after)
+                .count();
+            assert!(
+                ahead > 0,
+                "predictive pacing dials ahead of the ready agents"
+            );
+
+            let first_over = rig.next_call;
+            let over = rig.run(1800, OVER);
+            assert_progressive(&over);
+            let placed: u32 = over.iter().map(|r| r.placed).sum();
+            assert!(placed > 100, "dialling stopped at the cap: {placed} calls");
+            let blocked = over
+                .iter()
+                .filter(|r| r.covered == 0 && r.asked > 0)
+                .count();
+            assert!(blocked > 0, "the pacer asked to dial with no ready agent");
+            assert!(
+                over.iter()
+                    .any(|r| r.asked > r.covered && r.placed == r.covered && r.placed > 0),
+                "a predictive batch cut to the ready agents"
+            );
+            let late: Vec<_> = rig.abandoned.iter().filter(|c| **c >= first_over).collect();
+            assert!(
+                late.is_empty(),
+                "calls placed over the cap abandoned: {late:?}"
+            );
+        }
     }
 
     #[test]
