@@ -3,8 +3,19 @@
 //! sends keypad digits and transfers it to agent2 after a consultation. The refusals are checked
 //! too: another agent (403), an unknown contact (404), bad digits or target (400), a step the
 //! contact's state does not allow (409).
+//!
+//! The keypad over the desktop socket: a customer whose SDP points at a capture socket of the
+//! test receives the digits sent with `POST …/dtmf` and then with the socket's `dtmf` command as
+//! RFC 4733 events, in order; bad digits on the socket get the REST route's 400 message.
 
 mod common;
+
+#[path = "../telephony/tests/control_support/mod.rs"]
+#[allow(dead_code)]
+mod control_support;
+#[path = "../src/bench/ws.rs"]
+#[allow(dead_code)]
+mod ws;
 
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -447,4 +458,302 @@ async fn contact_stages(dir: &std::path::Path, contact: &str) -> Vec<String> {
         .iter()
         .map(|s| s["stage"].as_str().unwrap_or_default().to_owned())
         .collect()
+}
+
+/// The customer for the keypad test: offers PCMU and telephone-event/101 at `[rtpport]` (the
+/// test's socket), streams a tone and waits for the appliance's BYE.
+fn customer_xml(file: &std::path::Path) -> String {
+    format!(
+        r#"<?xml version="1.0" encoding="ISO-8859-1" ?>
+<scenario name="customer">
+  <send retrans="500"><![CDATA[
+      INVITE sip:[service]@[remote_ip]:[remote_port] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      From: <sip:+13125550100@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
+      To: <sip:[service]@[remote_ip]:[remote_port]>
+      Call-ID: [call_id]
+      CSeq: 1 INVITE
+      Contact: sip:sipp@[local_ip]:[local_port]
+      Max-Forwards: 70
+      Content-Type: application/sdp
+      Content-Length: [len]
+
+      v=0
+      o=user1 53655765 2353687637 IN IP4 [local_ip]
+      s=-
+      c=IN IP4 127.0.0.1
+      t=0 0
+      m=audio [rtpport] RTP/AVP 0 101
+      a=rtpmap:0 PCMU/8000
+      a=rtpmap:101 telephone-event/8000
+      a=fmtp:101 0-15
+
+    ]]></send>
+  <recv response="100" optional="true"/>
+  <recv response="180" optional="true"/>
+  <recv response="183" optional="true"/>
+  <recv response="200" rtd="true"/>
+  <send><![CDATA[
+      ACK sip:[service]@[remote_ip]:[remote_port] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      From: <sip:+13125550100@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
+      To: <sip:[service]@[remote_ip]:[remote_port]>[peer_tag_param]
+      Call-ID: [call_id]
+      CSeq: 1 ACK
+      Contact: sip:sipp@[local_ip]:[local_port]
+      Max-Forwards: 70
+      Content-Length: 0
+
+    ]]></send>
+  <nop><action><exec rtp_stream="{},-1,0"/></action></nop>
+  <recv request="BYE" timeout="90000"/>
+  <nop><action><exec rtp_stream="pause"/></action></nop>
+  <send><![CDATA[
+      SIP/2.0 200 OK
+      [last_Via:]
+      [last_From:]
+      [last_To:]
+      [last_Call-ID:]
+      [last_CSeq:]
+      Content-Length: 0
+
+    ]]></send>
+</scenario>
+"#,
+        file.display()
+    )
+}
+
+/// The keys of the RFC 4733 events (PT 101) among `pkts`, one per event (its end packets, sent
+/// three times, share a timestamp).
+fn rfc4733_keys(pkts: &[control_support::Rtp]) -> String {
+    const KEYS: &[u8] = b"0123456789*#ABCD";
+    let mut out = String::new();
+    let mut last_ts = None;
+    for p in pkts.iter().filter(|p| p.pt == 101 && p.payload.len() >= 4) {
+        let end = p.payload[1] & 0x80 != 0;
+        if end && last_ts != Some(p.ts) {
+            last_ts = Some(p.ts);
+            if let Some(k) = KEYS.get(p.payload[0] as usize) {
+                out.push(*k as char);
+            }
+        }
+    }
+    out
+}
+
+/// The desktop socket of the agent with `key`, past its `hello`.
+async fn desktop_socket(app: &Appliance, key: &str) -> (ws::WsReader, ws::WsWriter) {
+    let host = app.http.strip_prefix("http://").unwrap();
+    let (mut rx, mut tx) = ws::connect(host, "/api/v1/agent/events", key)
+        .await
+        .unwrap();
+    let hello = rx.next_text(&mut tx).await.unwrap().expect("hello");
+    let hello: Value = serde_json::from_str(&hello).unwrap();
+    assert_eq!(hello["type"], "hello", "{hello}");
+    (rx, tx)
+}
+
+/// Sends `cmd` on the socket and returns its reply (`ok` or `error`), skipping runtime events.
+async fn command(sock: &mut (ws::WsReader, ws::WsWriter), cmd: Value) -> Value {
+    let (rx, tx) = sock;
+    tx.send_text(&cmd.to_string()).await.unwrap();
+    loop {
+        let text = tokio::time::timeout(Duration::from_secs(30), rx.next_text(tx))
+            .await
+            .expect("a reply within 30 s")
+            .unwrap()
+            .expect("the socket stays open");
+        let msg: Value = serde_json::from_str(&text).unwrap();
+        if msg["type"] == "ok" || msg["type"] == "error" {
+            return msg;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keypad_over_the_desktop_socket_reaches_the_customer_as_rfc4733() {
+    if !foundation::testing::require_tool("sipp", "sip-tester") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let admin = admin_key(dir.path());
+    let k1 = agent_key(dir.path(), "agent1");
+    let k2 = agent_key(dir.path(), "agent2");
+    let app = Appliance::start(dir.path(), &[("DIALBRIDGE_RTP_INACTIVITY_TIMEOUT_S", "0")]);
+    route_numbers(&app, &admin, "queue", QUEUE_FLOW, &[DID]).await;
+    let api = Api {
+        c: reqwest::Client::builder()
+            .timeout(Duration::from_secs(60))
+            .build()
+            .unwrap(),
+        app_url: app.http.clone(),
+    };
+    let p1 = free_port();
+    let mut phone1 = phone(dir.path(), p1);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    login(&api, &k1, p1).await;
+
+    // The customer's media address: every RTP packet the appliance sends it.
+    let media = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let media_port = media.local_addr().unwrap().port();
+    let (pkt_tx, mut pkt_rx) = tokio::sync::mpsc::unbounded_channel();
+    let receiver = tokio::spawn(async move {
+        let mut buf = vec![0u8; 2048];
+        while let Ok((n, from)) = media.recv_from(&mut buf).await {
+            if let Some(p) = control_support::parse_rtp(&buf[..n], from)
+                && pkt_tx.send(p).is_err()
+            {
+                return;
+            }
+        }
+    });
+    let tone: Vec<i16> = (0..8000)
+        .map(|i| (8000.0 * (2.0 * std::f64::consts::PI * 500.0 * i as f64 / 8000.0).sin()) as i16)
+        .collect();
+    let tone_file = dir.path().join("customer.ulaw");
+    control_support::write_raw(&tone_file, telephony::media::g711::Codec::Pcmu, &tone);
+    let scenario = dir.path().join("customer.xml");
+    std::fs::write(&scenario, customer_xml(&tone_file)).unwrap();
+    let mut customer = Command::new("sipp")
+        .current_dir(dir.path())
+        .args([&app.sip_udp, "-sf", &scenario.display().to_string()])
+        .args(["-s", DID, "-i", "127.0.0.1", "-mi", "127.0.0.1"])
+        .args([
+            "-p",
+            &free_port().to_string(),
+            "-mp",
+            &free_port().to_string(),
+        ])
+        .args(["-key", "rtpport", &media_port.to_string()])
+        .args(["-m", "1", "-nostdin", "-timeout", "90s"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let contact = contact_of(&api, &admin, "agent1").await;
+    let dtmf_path = |c: &str| format!("/api/v1/agent/contacts/{c}/dtmf");
+    let mut sock = desktop_socket(&app, &k1).await;
+
+    // Bad digits: refused on the socket with the REST route's message, before the contact is
+    // looked at (also for an unknown contact), and nothing is sent.
+    let long = "1".repeat(33);
+    for (c, digits) in [
+        (contact.as_str(), "12x"),
+        (contact.as_str(), ""),
+        (contact.as_str(), long.as_str()),
+        ("nope", "12x"),
+    ] {
+        let reply = command(
+            &mut sock,
+            json!({"type": "dtmf", "contact": c, "digits": digits}),
+        )
+        .await;
+        let (st, body) = api
+            .post(&k1, &dtmf_path(c), Some(json!({"digits": digits})))
+            .await;
+        assert_eq!(st, 400, "REST {c} {digits:?}: {body}");
+        assert_eq!(reply["type"], "error", "{c} {digits:?}: {reply}");
+        let message = reply["message"].as_str().unwrap();
+        assert!(message.starts_with("digits: "), "{digits:?}: {reply}");
+        assert_eq!(
+            Some(message),
+            body["message"].as_str(),
+            "{digits:?}: socket and REST give the same message"
+        );
+    }
+    let reply = command(
+        &mut sock,
+        json!({"type": "dtmf", "contact": contact, "digits": "12x"}),
+    )
+    .await;
+    assert!(
+        reply["message"]
+            .as_str()
+            .unwrap()
+            .contains("'x' is not a key"),
+        "the error names the bad key: {reply}"
+    );
+    // Good digits for a contact that is not there, or is another agent's.
+    let reply = command(
+        &mut sock,
+        json!({"type": "dtmf", "contact": "nope", "digits": "1"}),
+    )
+    .await;
+    assert_eq!(reply["type"], "error", "{reply}");
+    assert!(
+        reply["message"].as_str().unwrap().contains("nope"),
+        "{reply}"
+    );
+    let mut other = desktop_socket(&app, &k2).await;
+    let reply = command(
+        &mut other,
+        json!({"type": "dtmf", "contact": contact, "digits": "1"}),
+    )
+    .await;
+    assert_eq!(reply["type"], "error", "{reply}");
+    assert!(
+        reply["message"]
+            .as_str()
+            .unwrap()
+            .contains("handled by another agent"),
+        "{reply}"
+    );
+
+    // REST digits, then socket digits: the customer gets both, in order, as RFC 4733 events.
+    let (st, body) = api
+        .post(&k1, &dtmf_path(&contact), Some(json!({"digits": "12"})))
+        .await;
+    assert_eq!(st, 204, "{body}");
+    let reply = command(
+        &mut sock,
+        json!({"type": "dtmf", "contact": contact, "digits": "9*0#A"}),
+    )
+    .await;
+    assert_eq!(reply, json!({"type": "ok", "command": "dtmf"}));
+    let expected = "129*0#A";
+    let mut pkts = Vec::new();
+    // The digits take 240 ms each on the wire; wait for as many events (bounded, not judged).
+    let _ = tokio::time::timeout(Duration::from_secs(20), async {
+        while let Some(p) = pkt_rx.recv().await {
+            pkts.push(p);
+            if rfc4733_keys(&pkts).len() >= expected.len() {
+                break;
+            }
+        }
+    })
+    .await;
+    // A little longer, so that a stray extra event would be seen.
+    let _ = tokio::time::timeout(Duration::from_millis(600), async {
+        while let Some(p) = pkt_rx.recv().await {
+            pkts.push(p);
+        }
+    })
+    .await;
+    assert_eq!(
+        rfc4733_keys(&pkts),
+        expected,
+        "RFC 4733 events at the customer ({} packets)",
+        pkts.len()
+    );
+
+    let (st, _) = api
+        .post(
+            &k1,
+            &format!("/api/v1/agent/contacts/{contact}/hangup"),
+            None,
+        )
+        .await;
+    assert_eq!(st, 204);
+    let status = tokio::task::spawn_blocking(move || customer.wait().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(
+        status.code(),
+        Some(0),
+        "the customer's call ended with a BYE"
+    );
+    receiver.abort();
+    let _ = api.post(&k1, "/api/v1/agent/logout", None).await;
+    let _ = phone1.wait();
 }

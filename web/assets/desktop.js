@@ -1,10 +1,10 @@
 // The agent desktop: log in with a phone (POST /api/v1/agent/login), set the state, take contacts
 // with their screen pop, hang up, and save the disposition during after-contact work. Everything
 // live arrives on the desktop socket (GET /api/v1/agent/events, docs/desktop-events.md); state and
-// contact commands go over the same socket, and so do the keypad, answering or rejecting an offer
-// (agents who do not auto-accept) and the browser softphone's SDP offer/answer. No polling. Call
-// controls (hold, mute, transfer, consultation) are REST calls (POST
-// /api/v1/agent/contacts/{id}/…); their outcome comes back as call_control events.
+// contact commands go over the same socket, and so do the keypad (REST while the socket is down),
+// answering or rejecting an offer (agents who do not auto-accept) and the browser softphone's SDP
+// offer/answer. No polling. Call controls (hold, mute, transfer, consultation) are REST calls
+// (POST /api/v1/agent/contacts/{id}/…); their outcome comes back as call_control events.
 import { api, el, csrfToken } from '/assets/shell.js';
 
 const $ = (id) => document.getElementById(id);
@@ -388,8 +388,11 @@ $('ctl-hold').addEventListener('click', () => control('hold', { on: !controls.he
 $('ctl-mute').addEventListener('click', () => control('mute', { on: !controls.muted }));
 $('keypad').addEventListener('click', (ev) => {
   const digit = ev.target.closest('button')?.dataset.digit;
-  // Keypad digits go over the live socket (sent as RFC 4733 on the customer's leg).
-  if (digit && contact) send({ type: 'dtmf', contact: contact.id, digits: digit });
+  if (!digit || !contact) return;
+  // Keypad digits go over the live socket (sent as RFC 4733 on the customer's leg); while the
+  // socket is down (reconnecting), over REST, so a key press is never lost.
+  if (ws && ws.readyState === WebSocket.OPEN) send({ type: 'dtmf', contact: contact.id, digits: digit });
+  else control('dtmf', { digits: digit });
 });
 $('transfer-kind').addEventListener('change', () => {
   $('transfer-target').placeholder = { agent: 'agent2', queue: 'sales', number: '+15551234567' }[$('transfer-kind').value];

@@ -6,7 +6,9 @@
 //! Errors: 404 unknown contact, 400 bad digits or target, 409 when the contact's state does not
 //! allow it (no consultation in progress, on hold, target not available…), 502 when the target
 //! was called and did not answer (the customer is then back with the agent). The outcome also
-//! goes out on the desktop WebSocket as `call_control` events (`docs/desktop-events.md`).
+//! goes out on the desktop WebSocket as `call_control` events (`docs/desktop-events.md`). The
+//! keypad also works over that socket (its `dtmf` command, `agents.rs`), checked by the same
+//! [`DtmfBody::check`].
 
 use axum::Json;
 use axum::extract::{Path, State};
@@ -77,6 +79,14 @@ pub struct DtmfBody {
     pub digits: String,
 }
 
+impl DtmfBody {
+    /// The one check of keypad digits, for `POST …/dtmf` and the desktop socket's `dtmf`
+    /// command alike: 400 naming the problem (none, more than 32, a key that is not one).
+    pub(crate) fn check(&self) -> Result<(), ApiError> {
+        inbound::runtime::acd_task::controls::check_digits(&self.digits).map_err(refused)
+    }
+}
+
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TransferBody {
@@ -140,7 +150,7 @@ async fn dtmf(
     Path(contact): Path<String>,
     ApiJson(b): ApiJson<DtmfBody>,
 ) -> Result<StatusCode, ApiError> {
-    inbound::runtime::acd_task::controls::check_digits(&b.digits).map_err(refused)?;
+    b.check()?;
     owned(&st, &caller, &contact).await?;
     runtime(&st)?
         .send_dtmf(&contact, &b.digits)

@@ -546,7 +546,8 @@ enum Incoming {
         #[serde(default)]
         callback: Option<CallbackBody>,
     },
-    /// Keypad digits for the customer's leg (RFC 4733).
+    /// Keypad digits for the customer's leg (RFC 4733), only on the agent's own contact;
+    /// `digits` checked as `POST /api/v1/agent/contacts/{contact}/dtmf`'s body.
     Dtmf {
         contact: String,
         digits: String,
@@ -730,6 +731,9 @@ async fn command_ok(
             Ok("state")
         }
         Incoming::Dtmf { contact, digits } => {
+            // Checked as the REST body is, before the contact is looked at.
+            let body = crate::agent_controls::DtmfBody { digits };
+            body.check().map_err(|e| e.message)?;
             let view = rt
                 .control_state(&contact)
                 .await
@@ -737,7 +741,7 @@ async fn command_ok(
             if view.agent != agent {
                 return Err(format!("contact {contact} is handled by another agent"));
             }
-            rt.send_dtmf(&contact, &digits)
+            rt.send_dtmf(&contact, &body.digits)
                 .await
                 .map_err(|e| e.to_string())?;
             Ok("dtmf")
