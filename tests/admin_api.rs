@@ -871,3 +871,103 @@ async fn system_health_for_admins_only() {
     let (_, doc) = send(c.get(app.url("/api/openapi.json"))).await;
     assert!(doc["paths"]["/api/v1/system"]["get"].is_object());
 }
+
+/// Issue #6 acceptance 5 through the real appliance: the published Connect export, imported
+/// with `allow_unsupported`, is saved (a strict import is not) and a call to its number runs
+/// through it (sipp): the contact is recorded against the saved version, and its path shows the
+/// unsupported `UpdateContactData` standing in and taking its error branch to the next action.
+#[tokio::test]
+async fn a_connect_export_saved_with_unsupported_actions_skipped_runs_a_call() {
+    const UNSUPPORTED: &str = "3e419d85-af42-40b1-ad34-8c6f5a0b1d43";
+    const AFTER_IT: &str = "4f52ae96-b053-41c2-be45-9d7a6b1c2e54";
+    const NUMBER: &str = "+18885550142";
+    let dir = tempfile::tempdir().unwrap();
+    let admin = api_key(dir.path(), "admin");
+    let app = Appliance::start(dir.path(), &[]);
+    let c = http();
+
+    let (s, r) = send(
+        c.post(app.url("/api/v1/flows/import"))
+            .bearer_auth(&admin)
+            .json(&json!({"name": "connect", "text": CONNECT_EXPORT, "save": true})),
+    )
+    .await;
+    assert_eq!((s, r["saved_version"].as_i64()), (200, None), "{r}");
+    let (s, r) = send(c.post(app.url("/api/v1/flows/import")).bearer_auth(&admin).json(
+        &json!({"name": "connect", "text": CONNECT_EXPORT, "save": true, "allow_unsupported": true}),
+    ))
+    .await;
+    assert_eq!(s, 200, "{r}");
+    assert_eq!(
+        (r["clean"].as_bool(), r["saved_version"].as_i64()),
+        (Some(false), Some(1)),
+        "{r}"
+    );
+    assert_eq!(
+        r["unsupported"][0]["action_type"], "UpdateContactData",
+        "{r}"
+    );
+    assert_eq!(r["unsupported"][0]["action"], UNSUPPORTED, "{r}");
+    let (s, flows) = send(c.get(app.url("/api/v1/flows")).bearer_auth(&admin)).await;
+    assert_eq!(s, 200);
+    let listed = flows
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["name"] == "connect")
+        .unwrap_or_else(|| panic!("listed: {flows}"));
+    assert_eq!(listed["skips_unsupported"], true, "{listed}");
+    let (s, b) = send(
+        c.put(app.url(&format!("/api/v1/numbers/{NUMBER}")))
+            .bearer_auth(&admin)
+            .json(&json!({"flow": "connect"})),
+    )
+    .await;
+    assert_eq!(s, 204, "{b}");
+
+    let work = dir.path().join("caller");
+    std::fs::create_dir_all(&work).unwrap();
+    let _ = common::sipp_uac(&work, &app.sip_udp, NUMBER, 3000).wait();
+
+    let db = foundation::Db::connect(
+        &format!("sqlite://{}/data/dialbridge.db", dir.path().display()),
+        1,
+    )
+    .await
+    .unwrap();
+    let mut row: Option<(String, Option<i64>, Option<String>, Option<i64>)> = None;
+    for _ in 0..150 {
+        row = sqlx::query_as(
+            "SELECT record, flow_version, outcome, ended_at FROM inbound_contacts WHERE did = $1",
+        )
+        .bind(NUMBER)
+        .fetch_optional(db.pool())
+        .await
+        .unwrap();
+        if row.as_ref().is_some_and(|r| r.3.is_some()) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (record, version, outcome, ended) = row.expect("the call is a contact");
+    assert!(ended.is_some(), "the contact is closed: {record}");
+    assert_eq!(version, Some(1), "it ran the saved version: {record}");
+    assert_ne!(
+        outcome.as_deref(),
+        Some("rejected"),
+        "the flow compiled: {record}"
+    );
+    let record: Value = serde_json::from_str(&record).unwrap();
+    let path = record["path"].as_array().cloned().unwrap_or_default();
+    let at = path
+        .iter()
+        .position(|p| p["action"] == UNSUPPORTED)
+        .unwrap_or_else(|| panic!("the stand-in is on the path: {record}"));
+    assert_eq!(path[at]["action_type"], "UpdateContactData", "{record}");
+    assert_eq!(path[at]["result"], "Error:NoMatchingError", "{record}");
+    assert_eq!(
+        path.get(at + 1).map(|p| &p["action"]),
+        Some(&json!(AFTER_IT)),
+        "then its error branch: {record}"
+    );
+}

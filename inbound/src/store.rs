@@ -1,5 +1,7 @@
 //! Persistence for inbound (both backends, through `foundation::Db`): flows as versioned JSON
-//! documents validated on save, import (lenient check, strict save) and export, numbers (DIDs)
+//! documents validated on save (strictly, unless a version is saved from an import with its
+//! unsupported actions skipped: that choice is stored with the version and the version then
+//! always compiles leniently), import (lenient check, strict save) and export, numbers (DIDs)
 //! mapped to flows, hours-of-operation schedules, and contact records. Every write names its
 //! actor in the audit log.
 
@@ -39,12 +41,24 @@ pub struct StoredFlow {
     pub name: String,
     pub version: i64,
     pub document: FlowDocument,
+    /// Saved with its unsupported actions skipped ([`save_flow_skipping_unsupported`]): it
+    /// compiles leniently, those actions standing in and taking their error branch.
+    pub skip_unsupported: bool,
 }
 
 impl StoredFlow {
-    /// Compiles for the interpreter (stored documents were validated on save).
+    /// How this version compiles: strictly, unless it was saved with unsupported actions skipped.
+    pub fn mode(&self) -> Mode {
+        if self.skip_unsupported {
+            Mode::Lenient
+        } else {
+            Mode::Strict
+        }
+    }
+
+    /// Compiles for the interpreter (stored documents were validated on save, in the same mode).
     pub fn compile(&self) -> Result<Arc<CompiledFlow>> {
-        compile(&self.document, Mode::Strict)
+        compile(&self.document, self.mode())
             .map(Arc::new)
             .map_err(StoreError::Invalid)
     }
@@ -85,7 +99,34 @@ pub async fn save_flow(
     now_ms: i64,
     actor: &str,
 ) -> Result<i64> {
-    compile(doc, Mode::Strict).map_err(StoreError::Invalid)?;
+    save_version(db, name, doc, Mode::Strict, now_ms, actor).await
+}
+
+/// [`save_flow`] for an imported flow whose only findings are unsupported (or unknown) action
+/// types: validated leniently, so every other problem still refuses it; the version is stored as
+/// skipping them, and at run time each of those actions takes its error branch. The audit entry
+/// names them.
+pub async fn save_flow_skipping_unsupported(
+    db: &Db,
+    name: &str,
+    doc: &FlowDocument,
+    now_ms: i64,
+    actor: &str,
+) -> Result<i64> {
+    save_version(db, name, doc, Mode::Lenient, now_ms, actor).await
+}
+
+async fn save_version(
+    db: &Db,
+    name: &str,
+    doc: &FlowDocument,
+    mode: Mode,
+    now_ms: i64,
+    actor: &str,
+) -> Result<i64> {
+    let compiled = compile(doc, mode).map_err(StoreError::Invalid)?;
+    // Only a version that needs it is marked: a clean document saved this way is a normal one.
+    let skip_unsupported = !compiled.unsupported.is_empty();
     let text = serde_json::to_string(doc).expect("a flow document serializes");
     let mut tx = db.begin_write().await?;
     // Create the flow row if needed, then update it: the update holds the row lock (PostgreSQL)
@@ -111,13 +152,15 @@ pub async fn save_flow(
     .fetch_one(tx.conn())
     .await?;
     sqlx::query(
-        "INSERT INTO inbound_flow_versions (flow_id, version, document, created_at, created_by) VALUES ($1, $2, $3, $4, $5)",
+        "INSERT INTO inbound_flow_versions (flow_id, version, document, created_at, created_by, skip_unsupported) \
+         VALUES ($1, $2, $3, $4, $5, $6)",
     )
     .bind(flow_id)
     .bind(version)
     .bind(&text)
     .bind(now_ms)
     .bind(actor)
+    .bind(i16::from(skip_unsupported))
     .execute(tx.conn())
     .await?;
     sqlx::query("UPDATE inbound_flows SET current_version = $1, updated_at = $2 WHERE id = $3")
@@ -126,15 +169,15 @@ pub async fn save_flow(
         .bind(flow_id)
         .execute(tx.conn())
         .await?;
-    audit_and_commit(
-        tx,
-        now_ms,
-        actor,
-        "inbound.flow.save",
-        name,
-        Some(json!({"version": version, "actions": doc.actions.len()})),
-    )
-    .await?;
+    let mut detail = json!({"version": version, "actions": doc.actions.len()});
+    if skip_unsupported {
+        detail["skipped_unsupported"] = compiled
+            .unsupported
+            .iter()
+            .map(|(id, t)| json!({"action": id, "action_type": t}))
+            .collect();
+    }
+    audit_and_commit(tx, now_ms, actor, "inbound.flow.save", name, Some(detail)).await?;
     Ok(version)
 }
 
@@ -189,8 +232,8 @@ pub async fn set_current_version(
 
 /// A version of a flow (the current one when `version` is `None`).
 pub async fn load_flow(db: &Db, name: &str, version: Option<i64>) -> Result<StoredFlow> {
-    let row: Option<(i64, i64, String)> = sqlx::query_as(
-        "SELECT f.id, v.version, v.document FROM inbound_flows f \
+    let row: Option<(i64, i64, String, i16)> = sqlx::query_as(
+        "SELECT f.id, v.version, v.document, v.skip_unsupported FROM inbound_flows f \
          JOIN inbound_flow_versions v ON v.flow_id = f.id \
          WHERE f.name = $1 AND v.version = COALESCE($2, f.current_version)",
     )
@@ -198,7 +241,7 @@ pub async fn load_flow(db: &Db, name: &str, version: Option<i64>) -> Result<Stor
     .bind(version)
     .fetch_optional(db.pool())
     .await?;
-    let (flow_id, version, text) =
+    let (flow_id, version, text, skip_unsupported) =
         row.ok_or_else(|| StoreError::NotFound(format!("flow {name:?}")))?;
     let document = FlowDocument::from_json(&text).map_err(|e| StoreError::Db(e.into()))?;
     Ok(StoredFlow {
@@ -206,6 +249,7 @@ pub async fn load_flow(db: &Db, name: &str, version: Option<i64>) -> Result<Stor
         name: name.to_string(),
         version,
         document,
+        skip_unsupported: skip_unsupported != 0,
     })
 }
 

@@ -1,5 +1,6 @@
 //! Flow storage on SQLite and PostgreSQL: versioned documents validated on save, strict import
-//! naming unsupported actions, export, DID mapping, rollback, hours and contact records.
+//! naming unsupported actions, a version saved with them skipped (compiled leniently, per version),
+//! export, DID mapping, rollback, hours and contact records.
 
 use foundation::Db;
 use foundation::testing::TempPgDatabase;
@@ -71,6 +72,69 @@ async fn exercise(db: &Db) {
         store::import_flow(db, "x", "{", 3_000, "user:ops").await,
         Err(StoreError::Invalid(_))
     ));
+
+    // Saved with its unsupported actions skipped: that version compiles leniently (the action a
+    // stand-in), a later normal save does not, and a rollback brings the lenient one back.
+    let doc = inbound::flow::FlowDocument::from_json(CONNECT_EXPORT).unwrap();
+    assert_eq!(
+        store::save_flow_skipping_unsupported(db, "imported", &doc, 3_100, "user:ops")
+            .await
+            .unwrap(),
+        1
+    );
+    let skipping = store::load_flow(db, "imported", None).await.unwrap();
+    assert!(skipping.skip_unsupported);
+    let compiled = skipping.compile().expect("compiles leniently");
+    assert_eq!(
+        compiled.unsupported,
+        [(
+            "3e419d85-af42-40b1-ad34-8c6f5a0b1d43".to_string(),
+            "UpdateContactData".to_string()
+        )]
+    );
+    let detail: String = sqlx::query_scalar(
+        "SELECT detail FROM audit_log WHERE action = 'inbound.flow.save' AND subject = 'imported'",
+    )
+    .fetch_one(db.pool())
+    .await
+    .unwrap();
+    assert!(detail.contains("UpdateContactData"), "{detail}");
+    assert_eq!(
+        store::import_flow(db, "imported", MENU, 3_200, "user:ops")
+            .await
+            .unwrap(),
+        2
+    );
+    let strict = store::load_flow(db, "imported", None).await.unwrap();
+    assert!(!strict.skip_unsupported);
+    assert!(strict.compile().unwrap().unsupported.is_empty());
+    store::set_current_version(db, "imported", 1, 3_300, "user:ops")
+        .await
+        .unwrap();
+    assert!(
+        store::load_flow(db, "imported", None)
+            .await
+            .unwrap()
+            .skip_unsupported
+    );
+    // Other problems are still refused when skipping.
+    let broken = CONNECT_EXPORT.replacen(
+        "\"NextAction\": \"4f52ae96-b053-41c2-be45-9d7a6b1c2e54\"",
+        "\"NextAction\": \"nowhere\"",
+        1,
+    );
+    assert_ne!(broken, CONNECT_EXPORT);
+    let broken = inbound::flow::FlowDocument::from_json(&broken).unwrap();
+    assert!(matches!(
+        store::save_flow_skipping_unsupported(db, "imported", &broken, 3_400, "user:ops").await,
+        Err(StoreError::Invalid(errors)) if errors.iter().any(|e| matches!(e, FlowError::DanglingTransition { .. }))
+    ));
+    assert!(
+        !store::load_flow(db, "main", None)
+            .await
+            .unwrap()
+            .skip_unsupported
+    );
 
     // Numbers to flows; the current version is what a call gets; rollback pins version 1.
     store::assign_number(db, "+18005550199", "main", 4_000, "user:ops")
@@ -166,7 +230,7 @@ async fn exercise(db: &Db) {
             .fetch_one(db.pool())
             .await
             .unwrap();
-    assert_eq!(audited, 6);
+    assert_eq!(audited, 9);
 }
 
 #[tokio::test]

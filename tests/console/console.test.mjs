@@ -335,7 +335,7 @@ await step('the admin edits a flow: problems are shown on their lines, a valid f
   await admin.locator('#flows tr[data-flow="main-ivr"]').waitFor();
 });
 
-await step('importing a Connect export names the unsupported action and does not save it', async () => {
+await step('importing a Connect export names the unsupported action; it saves only with the box ticked', async () => {
   const exportText = fs.readFileSync(new URL('../../inbound/tests/fixtures/connect_rolling_dnis_receive.json', import.meta.url), 'utf8');
   await admin.setInputFiles('#import-file', { name: 'rollingDnisReceive.json', mimeType: 'application/json', buffer: Buffer.from(exportText) });
   await admin.waitForFunction(() => document.getElementById('import-text').value.length > 100);
@@ -347,6 +347,17 @@ await step('importing a Connect export names the unsupported action and does not
   assert.ok(await admin.isDisabled('#import-save'), 'an unclean flow cannot be saved');
   await shot(admin, '12-flows-import');
   assert.equal((await admin.request.get('/api/v1/flows/rollingDnisReceive')).status(), 404);
+  // Ticked: saved with the unsupported action skipped, which the report and the list say.
+  await admin.check('#import-allow-unsupported');
+  assert.ok(await admin.isEnabled('#import-save'), 'with the box ticked it can be saved');
+  await admin.click('#import-save');
+  await admin.locator('#import-summary', { hasText: 'Saved rollingDnisReceive version 1' }).waitFor();
+  assert.match(await admin.textContent('#import-summary'), /1 unsupported action skipped/);
+  assert.match(await item.textContent(), /UpdateContactData is skipped \(action [0-9a-f-]+, line \d+\)/);
+  assert.ok(await admin.isDisabled('#import-save'), 'saved once');
+  await admin.locator('#flows tr[data-flow="rollingDnisReceive"] [data-skips="unsupported"]').waitFor();
+  const saved = await (await admin.request.get('/api/v1/flows/rollingDnisReceive')).json();
+  assert.equal(saved.skips_unsupported, true);
 });
 
 await step('the admin maps a number to the flow and saves hours of operation', async () => {

@@ -1,6 +1,8 @@
 // The admin Flows page: flows (GET /api/v1/flows, GET/PUT /api/v1/flows/{name}), the JSON editor
 // with problems placed on their lines (POST /api/v1/flows/validate), Connect import
-// (POST /api/v1/flows/import), numbers → flows (/api/v1/numbers) and hours (/api/v1/hours).
+// (POST /api/v1/flows/import; with the box ticked, a flow whose only findings are unsupported
+// actions is saved with them skipped: allow_unsupported), numbers → flows (/api/v1/numbers) and
+// hours (/api/v1/hours).
 import { api, el } from '/assets/shell.js';
 
 const $ = (id) => document.getElementById(id);
@@ -109,7 +111,8 @@ async function openFlow(name) {
     $('flow-name').value = f.name;
     $('flow-text').value = f.text;
     showProblems([]);
-    status(`Version ${f.version} of ${f.versions.length}.`);
+    status(`Version ${f.version} of ${f.versions.length}.${f.skips_unsupported
+      ? ' Imported with its unsupported actions skipped: saving it here needs them replaced.' : ''}`);
     $('editor').scrollIntoView();
   } catch (e) {
     showError($('flows-error'), e.message);
@@ -132,7 +135,8 @@ async function loadFlows() {
       const open = el('button', { type: 'button', class: 'link', 'data-action': 'edit' }, 'Edit');
       open.addEventListener('click', () => openFlow(f.name));
       return el('tr', { dataset: { flow: f.name } },
-        el('th', { scope: 'row' }, f.name),
+        el('th', { scope: 'row' }, f.name,
+          f.skips_unsupported ? el('span', { class: 'muted', dataset: { skips: 'unsupported' } }, ' (unsupported actions skipped)') : ''),
         el('td', { class: 'num' }, f.current_version),
         el('td', { class: 'num' }, f.versions),
         el('td', {}, f.numbers.join(', ') || '—'),
@@ -150,23 +154,37 @@ async function loadFlows() {
 }
 
 // ---- import ------------------------------------------------------------------------------
+let lastImport = null; // the last report shown, to enable Save as the box is ticked
+
+// Clean flows save as they are; with the box ticked, also those whose only findings are
+// unsupported actions. A saved report is done.
+function updateImportSave() {
+  const r = lastImport;
+  const allow = $('import-allow-unsupported').checked;
+  $('import-save').disabled = !r || !!r.saved_version || !(r.clean || (allow && r.problems.length === 0));
+}
+
 async function checkImport(save) {
   const err = $('import-error');
   const name = $('import-name').value.trim();
   if (!name) return showError(err, 'Give the name to save the flow under.');
   if (!$('import-text').value.trim()) return showError(err, 'Paste an export or choose its file.');
   try {
-    const r = await api('POST', '/api/v1/flows/import', { name, text: $('import-text').value, save });
+    const allowUnsupported = save && $('import-allow-unsupported').checked;
+    const r = await api('POST', '/api/v1/flows/import', { name, text: $('import-text').value, save, allow_unsupported: allowUnsupported });
+    lastImport = r;
     showError(err, '');
     $('import-report').hidden = false;
+    const skipped = r.unsupported.length;
     $('import-summary').textContent = r.saved_version
-      ? `Saved ${name} version ${r.saved_version}.`
+      ? `Saved ${name} version ${r.saved_version}.${skipped ? ` ${skipped} unsupported action${skipped === 1 ? '' : 's'} skipped: ${skipped === 1 ? 'it takes its' : 'they take their'} error branch.` : ''}`
       : r.clean ? `${r.actions} actions; nothing blocks saving.` : `${r.actions} actions; ${r.unsupported.length} unsupported, ${r.problems.length} other problems.`;
-    $('import-summary').className = r.clean ? 'ok' : 'error';
+    $('import-summary').className = r.clean || r.saved_version ? 'ok' : 'error';
     $('import-unsupported').replaceChildren(...r.unsupported.map((u) => el('li', { class: 'problem', dataset: { type: u.action_type } },
-      el('strong', {}, u.action_type), ` is not supported (action ${u.action}${u.line ? `, line ${u.line}` : ''})`)));
+      el('strong', {}, u.action_type),
+      `${r.saved_version ? ' is skipped' : ' is not supported'} (action ${u.action}${u.line ? `, line ${u.line}` : ''})`)));
     $('import-problems').replaceChildren(...r.problems.map((p) => el('li', { class: 'problem' }, `${p.line ? `line ${p.line}: ` : ''}${p.message}`)));
-    $('import-save').disabled = !r.clean || !!r.saved_version;
+    updateImportSave();
     if (r.saved_version) await loadFlows();
   } catch (e) {
     showError(err, e.message);
@@ -177,9 +195,14 @@ $('import-file').addEventListener('change', async () => {
   const f = $('import-file').files[0];
   if (!f) return;
   $('import-text').value = await f.text();
+  lastImport = null;
+  updateImportSave();
   if (!$('import-name').value) $('import-name').value = f.name.replace(/\.json$/i, '').replace(/[^A-Za-z0-9._-]+/g, '-').slice(0, 64);
 });
 $('import-check').addEventListener('click', () => checkImport(false));
+$('import-allow-unsupported').addEventListener('change', updateImportSave);
+// A new text or name needs a new check before it can be saved.
+for (const id of ['import-text', 'import-name']) $(id).addEventListener('input', () => { lastImport = null; updateImportSave(); });
 $('import-save').addEventListener('click', () => checkImport(true));
 
 // ---- numbers -----------------------------------------------------------------------------

@@ -1,9 +1,10 @@
 //! Inbound configuration over the API (admins): flows (Amazon Connect flow language) with
 //! versions, validation that points at the line and action of each problem, import of a Connect
-//! export with a report naming the unsupported actions, numbers (DIDs) → flows, and hours of
-//! operation.
+//! export with a report naming the unsupported actions (and, when asked, saved with them skipped:
+//! they take their error branch at run time), numbers (DIDs) → flows, and hours of operation.
 //!
-//! Writes go through `inbound::store`, which validates strictly and audits. The editor sends the
+//! Writes go through `inbound::store`, which validates (strictly, except an import saved with
+//! `allow_unsupported`, which the stored version remembers) and audits. The editor sends the
 //! document as text so that problems can be placed: a JSON syntax error carries its line and
 //! column, and every validator finding that names an action carries that action's `Identifier`
 //! and the line where it is declared. Lists (flows, numbers, hours) are read-only queries here
@@ -173,6 +174,9 @@ pub struct FlowSummary {
     pub name: String,
     pub current_version: i64,
     pub versions: i64,
+    /// The current version was imported with its unsupported actions skipped (they take their
+    /// error branch at run time).
+    pub skips_unsupported: bool,
     /// Numbers (DIDs) that run this flow.
     pub numbers: Vec<String>,
     pub updated_at: String,
@@ -185,9 +189,12 @@ async fn list_flows(
     State(st): State<AppState>,
     _: Admin,
 ) -> Result<Json<Vec<FlowSummary>>, ApiError> {
-    let rows: Vec<(i64, String, i64, i64, i64)> = sqlx::query_as(
+    let rows: Vec<(i64, String, i64, i64, i64, i16)> = sqlx::query_as(
         "SELECT f.id, f.name, f.current_version, f.updated_at, \
-         (SELECT COUNT(*) FROM inbound_flow_versions v WHERE v.flow_id = f.id) FROM inbound_flows f ORDER BY f.name",
+         (SELECT COUNT(*) FROM inbound_flow_versions v WHERE v.flow_id = f.id), \
+         COALESCE((SELECT v.skip_unsupported FROM inbound_flow_versions v \
+                   WHERE v.flow_id = f.id AND v.version = f.current_version), 0) \
+         FROM inbound_flows f ORDER BY f.name",
     )
     .fetch_all(st.db.pool())
     .await
@@ -200,10 +207,11 @@ async fn list_flows(
     Ok(Json(
         rows.into_iter()
             .map(
-                |(id, name, current_version, updated_at, versions)| FlowSummary {
+                |(id, name, current_version, updated_at, versions, skips)| FlowSummary {
                     name,
                     current_version,
                     versions,
+                    skips_unsupported: skips != 0,
                     numbers: numbers
                         .iter()
                         .filter(|(f, _)| *f == id)
@@ -230,6 +238,9 @@ pub struct FlowOut {
     pub version: i64,
     /// The document as pretty JSON text, ready for the editor or for import elsewhere.
     pub text: String,
+    /// This version was imported with its unsupported actions skipped: they take their error
+    /// branch at run time, and saving it from the editor (strict) is refused until they are gone.
+    pub skips_unsupported: bool,
     pub versions: Vec<VersionOut>,
 }
 
@@ -252,6 +263,7 @@ async fn get_flow(
         name: f.name,
         version: f.version,
         text: f.document.to_json(),
+        skips_unsupported: f.skip_unsupported,
         versions: versions
             .into_iter()
             .map(|(version, at, by)| VersionOut {
@@ -349,6 +361,11 @@ pub struct ImportBody {
     /// Save it when the report is clean (default false: report only).
     #[serde(default)]
     pub save: bool,
+    /// With `save`: save it also when its only findings are unsupported actions, which then take
+    /// their error branch at run time (default false: only a clean flow is saved). Any other
+    /// problem still refuses it.
+    #[serde(default)]
+    pub allow_unsupported: bool,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -361,11 +378,13 @@ pub struct UnsupportedAction {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ImportOut {
-    /// True when the flow can be saved as it is.
+    /// True when the flow can be saved as it is (no unsupported actions, no problems).
     pub clean: bool,
-    /// Set when the flow was saved (`save: true` and clean).
+    /// Set when the flow was saved (`save: true` and clean, or with `allow_unsupported` and no
+    /// problems).
     pub saved_version: Option<i64>,
-    /// Actions this engine does not run, by type: they block a save.
+    /// Actions this engine does not run, by type: they block a save unless `allow_unsupported`,
+    /// and then take their error branch at run time.
     pub unsupported: Vec<UnsupportedAction>,
     /// Every other problem.
     pub problems: Vec<Problem>,
@@ -374,7 +393,8 @@ pub struct ImportOut {
 }
 
 /// Imports an Amazon Connect flow export: reports what would not run (unsupported actions by
-/// type), and saves it when asked and clean.
+/// type), and saves it when asked and clean — or, with `allow_unsupported`, when its only
+/// findings are unsupported actions, which are then skipped (they take their error branch).
 #[utoipa::path(post, path = "/api/v1/flows/import", tag = "inbound", security(("api_key" = []), ("session" = [])),
     request_body = ImportBody,
     responses((status = 200, body = ImportOut), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody)))]
@@ -412,6 +432,22 @@ async fn import(
             store::import_flow(&st.db, &b.name, &b.text, st.clock.now_ms(), &caller.actor())
                 .await
                 .map_err(store_error)?,
+        )
+    } else if b.save && b.allow_unsupported && report.errors.is_empty() {
+        // Only unsupported actions: `report.runnable` compiled leniently, so the document parsed.
+        let doc = parse(&b.text).map_err(|p| {
+            ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_flow", p.message)
+        })?;
+        Some(
+            store::save_flow_skipping_unsupported(
+                &st.db,
+                &b.name,
+                &doc,
+                st.clock.now_ms(),
+                &caller.actor(),
+            )
+            .await
+            .map_err(store_error)?,
         )
     } else {
         None
@@ -623,6 +659,205 @@ mod tests {
         assert!(
             text.lines().nth(line - 1).unwrap().contains(id),
             "line {line} declares {id}"
+        );
+    }
+
+    /// An admin API caller, for calling the handlers directly.
+    fn admin() -> Admin {
+        Admin(crate::auth::Caller {
+            role: foundation::accounts::Role::Admin,
+            scope: None,
+            kind: crate::auth::CallerKind::User {
+                id: 1,
+                username: "admin".into(),
+                csrf_token: String::new(),
+            },
+        })
+    }
+
+    async fn test_state(dir: &std::path::Path) -> AppState {
+        let db = foundation::Db::connect(&format!("sqlite://{}/f.db", dir.display()), 1)
+            .await
+            .unwrap();
+        db.migrate().await.unwrap();
+        let addr: std::net::SocketAddr = "127.0.0.1:1".parse().unwrap();
+        AppState {
+            db,
+            clock: std::sync::Arc::new(foundation::clock::SystemClock),
+            lifecycle: foundation::lifecycle::Lifecycle::new(),
+            listening: std::sync::Arc::new(crate::Listening {
+                http: addr,
+                sip_udp: addr,
+                sip_tcp: addr,
+                rtp_ports: "1-2".into(),
+                https: false,
+                sip_tls: None,
+            }),
+            render_metrics: std::sync::Arc::new(String::new),
+            uploads_dir: dir.join("uploads"),
+            postgres_url: None,
+            keys: std::sync::Arc::new(crate::auth::KeyGate::new(100, 100)),
+            runtime: None,
+            outbound: None,
+            softphone: None,
+        }
+    }
+
+    async fn import_as(
+        st: &AppState,
+        name: &str,
+        text: &str,
+        allow_unsupported: bool,
+    ) -> Result<ImportOut, ApiError> {
+        import(
+            State(st.clone()),
+            admin(),
+            ApiJson(ImportBody {
+                name: name.into(),
+                text: text.into(),
+                save: true,
+                allow_unsupported,
+            }),
+        )
+        .await
+        .map(|Json(out)| out)
+    }
+
+    /// The published Connect export: refused without `allow_unsupported` (UpdateContactData
+    /// named); with it saved, listed as skipping, and the stored version compiles the way the
+    /// runtime compiles it (a number's flow), with UpdateContactData as a stand-in that takes its
+    /// error branch. Saving the same text from the editor stays strict.
+    #[tokio::test]
+    async fn a_connect_export_saves_with_its_unsupported_actions_skipped_only_when_asked() {
+        let dir = tempfile::tempdir().unwrap();
+        let st = test_state(dir.path()).await;
+        let uncd = "3e419d85-af42-40b1-ad34-8c6f5a0b1d43";
+
+        let out = import_as(&st, "connect", EXPORT, false).await.unwrap();
+        assert!(!out.clean);
+        assert_eq!(out.saved_version, None, "not saved without the flag");
+        assert_eq!(
+            out.unsupported
+                .iter()
+                .map(|u| (u.action.as_str(), u.action_type.as_str()))
+                .collect::<Vec<_>>(),
+            [(uncd, "UpdateContactData")]
+        );
+        assert!(out.problems.is_empty(), "{:?}", out.problems);
+        assert!(matches!(
+            store::load_flow(&st.db, "connect", None).await,
+            Err(StoreError::NotFound(_))
+        ));
+
+        let out = import_as(&st, "connect", EXPORT, true).await.unwrap();
+        assert!(!out.clean, "still not clean");
+        assert_eq!(out.saved_version, Some(1));
+        assert_eq!(out.unsupported.len(), 1);
+        assert_eq!(out.unsupported[0].action_type, "UpdateContactData");
+        assert!(out.unsupported[0].line.is_some());
+
+        let Json(list) = list_flows(State(st.clone()), admin()).await.unwrap();
+        let listed = list.iter().find(|f| f.name == "connect").expect("listed");
+        assert_eq!(
+            (listed.current_version, listed.skips_unsupported),
+            (1, true)
+        );
+        let Json(shown) = get_flow(State(st.clone()), admin(), Path("connect".into()))
+            .await
+            .unwrap();
+        assert!(shown.skips_unsupported);
+
+        // As the runtime does: the number's flow, loaded and compiled.
+        store::assign_number(&st.db, "+18885550142", "connect", 0, "test")
+            .await
+            .unwrap();
+        let stored = store::flow_for_number(&st.db, "+18885550142")
+            .await
+            .unwrap()
+            .expect("the number runs the flow");
+        assert!(stored.skip_unsupported);
+        let compiled = stored.compile().expect("compiles as saved");
+        assert_eq!(
+            compiled.unsupported,
+            [(uncd.to_string(), "UpdateContactData".to_string())]
+        );
+        let stand_in = &compiled.actions[compiled.index_of(uncd).unwrap()];
+        assert!(
+            matches!(&stand_in.kind, inbound::flow::Kind::Unsupported { action_type } if action_type == "UpdateContactData"),
+            "{:?}",
+            stand_in.kind
+        );
+        assert!(
+            stand_in.error_target("NoMatchingError").is_some(),
+            "the stand-in has an error branch to take"
+        );
+
+        // The editor's save (PUT) is strict: the same document is refused, naming the action.
+        let Err(refused) = save(
+            State(st.clone()),
+            admin(),
+            Path("connect".into()),
+            ApiJson(FlowText {
+                text: EXPORT.into(),
+            }),
+        )
+        .await
+        else {
+            panic!("a strict save refuses it");
+        };
+        assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(
+            refused.message.contains("UpdateContactData"),
+            "{}",
+            refused.message
+        );
+        assert_eq!(
+            store::load_flow(&st.db, "connect", None)
+                .await
+                .unwrap()
+                .version,
+            1
+        );
+    }
+
+    /// `allow_unsupported` skips unsupported actions only: any other problem still refuses the
+    /// import; a clean flow saved with the flag is a normal (strict) version.
+    #[tokio::test]
+    async fn allow_unsupported_does_not_save_other_problems() {
+        let dir = tempfile::tempdir().unwrap();
+        let st = test_state(dir.path()).await;
+        let broken = r#"{
+  "Version": "2019-10-30",
+  "StartAction": "a",
+  "Actions": [
+    { "Identifier": "a", "Type": "UpdateContactData", "Parameters": {},
+      "Transitions": { "NextAction": "zzz", "Errors": [{ "NextAction": "b", "ErrorType": "NoMatchingError" }] } },
+    { "Identifier": "b", "Type": "DisconnectParticipant", "Parameters": {}, "Transitions": {} }
+  ]
+}"#;
+        let out = import_as(&st, "broken", broken, true).await.unwrap();
+        assert_eq!(out.saved_version, None);
+        assert!(
+            out.problems.iter().any(|p| p.message.contains("zzz")),
+            "{:?}",
+            out.problems
+        );
+        assert!(store::load_flow(&st.db, "broken", None).await.is_err());
+
+        let clean = r#"{
+  "Version": "2019-10-30",
+  "StartAction": "b",
+  "Actions": [
+    { "Identifier": "b", "Type": "DisconnectParticipant", "Parameters": {}, "Transitions": {} }
+  ]
+}"#;
+        let out = import_as(&st, "clean", clean, true).await.unwrap();
+        assert_eq!((out.clean, out.saved_version), (true, Some(1)));
+        assert!(
+            !store::load_flow(&st.db, "clean", None)
+                .await
+                .unwrap()
+                .skip_unsupported
         );
     }
 

@@ -1,6 +1,7 @@
 //! Importing a foreign flow (an Amazon Connect export): what would run, what would not, and why.
 //! Saving stays strict; an import report tells the user which action types (by name) block a
-//! strict save and lets them try the flow with those actions taking their error branch.
+//! strict save and lets them try the flow with those actions taking their error branch — or save
+//! it that way (`store::save_flow_skipping_unsupported`, when nothing else is wrong).
 
 use super::document::FlowDocument;
 use super::validate::{CompiledFlow, FlowError, Mode, compile};
