@@ -2,7 +2,13 @@
 //!
 //! - preview mode: [`preview_next`] hands an agent the next lead card (its own callbacks first)
 //!   whose dial is allowed right now; the agent [`preview_dial`]s it (checked again at dial time,
-//!   then bridged to that agent on answer) or [`preview_skip`]s it;
+//!   then bridged to that agent on answer) or [`preview_skip`]s it. When the campaign sets
+//!   `preview_auto_dial_s`, the server dials the card itself when that countdown ends
+//!   ([`preview_auto_dial`], scheduled by [`preview_next`]) if the agent has neither dialled nor
+//!   skipped it, and gives the lead back instead if the agent has logged out. A card is dialled
+//!   at most once: dial, skip and auto-dial act only while the lead is still held under this
+//!   card's claim, and the attempt moves the lead from `claimed` to `dialing` atomically, so
+//!   the agent's Dial after an auto-dial (or the reverse) is refused with `not_held`;
 //! - programmatic single calls (`POST /api/v1/calls`): [`single_call`] normalises the number,
 //!   finds its time zones, checks window and DNC, writes the attempt, then dials; a block comes
 //!   back as [`CallError::Blocked`] (the web layer answers 409 with the reason).
@@ -57,8 +63,13 @@ pub struct PreviewCard {
     pub lead: ClaimedLead,
     pub phone: LeadPhone,
     pub allowed_reason: String,
-    /// Dial automatically after this many seconds (campaign setting), if set.
+    /// Dial automatically after this many seconds (campaign setting), if set; the server does
+    /// it ([`preview_auto_dial`]).
     pub auto_dial_s: Option<u32>,
+    /// When the lead was claimed for this card: tells this card's claim from a later claim of
+    /// the same lead (after a skip).
+    #[serde(skip)]
+    pub claimed_at: i64,
 }
 
 /// A placed call: its contact id.
@@ -95,12 +106,23 @@ pub async fn preview_next(
         let counters = gate::counters(&d.db, &c, d.clock.now_ms(), 0, true).await?;
         match gate::decide(&d.db, d.clock.as_ref(), &c, &lead, &regs, &counters).await? {
             Verdict::Dial { phone, reason } => {
-                return Ok(Some(PreviewCard {
+                let claimed_at: i64 = sqlx::query_scalar(
+                    "SELECT claimed_at FROM campaign_leads WHERE campaign_id = $1 AND lead_id = $2",
+                )
+                .bind(c.id)
+                .bind(lead.lead_id)
+                .fetch_one(d.db.pool())
+                .await
+                .map_err(anyhow::Error::from)?;
+                let card = PreviewCard {
                     lead,
                     phone,
                     allowed_reason: reason,
                     auto_dial_s: c.config.preview_auto_dial_s,
-                }));
+                    claimed_at,
+                };
+                schedule_auto_dial(d, &card, agent);
+                return Ok(Some(card));
             }
             Verdict::Release {
                 next_at, reason, ..
@@ -144,13 +166,105 @@ pub async fn preview_next(
     Ok(None)
 }
 
-/// Preview: the agent skips the card; the lead comes back in `retry_s` seconds.
+/// Whether the lead is still held under this card's claim (not dialled, skipped or given back).
+async fn held(d: &Dialer, card: &PreviewCard) -> anyhow::Result<bool> {
+    let n: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM campaign_leads WHERE campaign_id = $1 AND lead_id = $2 \
+         AND state = 'claimed' AND claimed_by = $3 AND claimed_at = $4",
+    )
+    .bind(card.lead.campaign_id)
+    .bind(card.lead.lead_id)
+    .bind(&d.node)
+    .bind(card.claimed_at)
+    .fetch_one(d.db.pool())
+    .await?;
+    Ok(n == 1)
+}
+
+fn not_held() -> CallError {
+    CallError::Blocked {
+        code: "not_held".into(),
+        reason:
+            "the card was already dialled (perhaps automatically at the end of its countdown), \
+                 skipped or given back"
+                .into(),
+    }
+}
+
+/// Starts the server's countdown of a card whose campaign sets `preview_auto_dial_s`.
+fn schedule_auto_dial(d: &Dialer, card: &PreviewCard, agent: &str) {
+    let Some(s) = card.auto_dial_s else {
+        return;
+    };
+    let (d, card, agent) = (d.clone(), card.clone(), agent.to_owned());
+    tokio::spawn(async move {
+        tokio::time::sleep(std::time::Duration::from_secs(s as u64)).await;
+        match preview_auto_dial(&d, &card, &agent).await {
+            Ok(Some(p)) => tracing::info!(
+                agent,
+                contact = p.contact_id,
+                "preview card dialled at the end of its countdown"
+            ),
+            Ok(None) => {}
+            Err(e) => {
+                tracing::warn!(agent, lead = card.lead.lead_id, error = %e, "preview auto-dial failed")
+            }
+        }
+    });
+}
+
+/// Preview auto-dial, at the end of the card's countdown: dials the card for `agent` unless it
+/// was already dialled or skipped (`None`); if the agent is no longer in the campaign's queue
+/// (logged out) the lead is given back instead (`None`).
+pub async fn preview_auto_dial(
+    d: &Dialer,
+    card: &PreviewCard,
+    agent: &str,
+) -> Result<Option<Placed>, CallError> {
+    if !held(d, card).await? {
+        return Ok(None);
+    }
+    let c = campaign::get(&d.db, card.lead.campaign_id)
+        .await?
+        .ok_or_else(|| CallError::Invalid("campaign vanished".into()))?;
+    let mut present = d.agents.snapshot(&c.config.queue);
+    if present.is_empty() {
+        // The appliance's port answers a first question about a queue empty and fills its
+        // cache within 250 ms: an empty answer is asked again before anyone counts as gone.
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        present = d.agents.snapshot(&c.config.queue);
+    }
+    if !present.iter().any(|a| a.id == agent) {
+        hopper::release(
+            &d.db,
+            d.clock.as_ref(),
+            c.id,
+            card.lead.lead_id,
+            &d.node,
+            d.clock.now_ms(),
+            &format!("{agent} logged out holding the preview card"),
+        )
+        .await?;
+        return Ok(None);
+    }
+    match preview_dial(d, card, agent).await {
+        Ok(p) => Ok(Some(p)),
+        Err(CallError::Blocked { code, .. }) if code == "not_held" => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// Preview: the agent skips the card; the lead comes back in `retry_s` seconds. Refused with
+/// `not_held` once the card was dialled.
 pub async fn preview_skip(
     d: &Dialer,
     card: &PreviewCard,
     agent: &str,
     retry_s: u32,
 ) -> Result<(), CallError> {
+    if !held(d, card).await? {
+        return Err(not_held());
+    }
     let at = d.clock.now_ms() + retry_s as i64 * 1000;
     hopper::release(
         &d.db,
@@ -166,12 +280,16 @@ pub async fn preview_skip(
 }
 
 /// Preview: the agent dials the card. Compliance is checked again now; on answer the call is
-/// bridged to `agent`.
+/// bridged to `agent`. Refused with `not_held` once the card was dialled (by the agent or at the
+/// end of its countdown) or skipped.
 pub async fn preview_dial(
     d: &Dialer,
     card: &PreviewCard,
     agent: &str,
 ) -> Result<Placed, CallError> {
+    if !held(d, card).await? {
+        return Err(not_held());
+    }
     let c = campaign::get(&d.db, card.lead.campaign_id)
         .await?
         .ok_or_else(|| CallError::Invalid("campaign vanished".into()))?;
@@ -248,6 +366,12 @@ pub async fn preview_dial(
         attrs,
     )
     .await
+    .map_err(|e| match e {
+        // Dialled at the same moment by the other side (agent or countdown): the attempt's
+        // claimed → dialing move let only one through, before any INVITE.
+        CallError::Other(e) if e.to_string().contains("is not claimed by") => not_held(),
+        e => e,
+    })
 }
 
 /// A programmatic single call.

@@ -722,6 +722,116 @@ async fn preview_and_single_calls() {
         ("connected".to_owned(), Some("agent0".to_owned()))
     );
 
+    // Preview auto-dial on the server (a 1 s countdown), with no browser: card A is left alone
+    // and dialled once, to its agent, whose Dial (and Skip) afterwards is refused; card B is
+    // skipped in time and never dialled; card C's agent is not logged in when its countdown
+    // ends, so its lead is given back undialled.
+    let auto_list =
+        support::seed_list(&db, "preview-auto", 3, 700, &[open_zone()], clock.now_ms()).await;
+    let mut auto_cfg = support::config(
+        &[(auto_list, 1)],
+        DialMode::Preview,
+        &format!("sip:127.0.0.1:{}", human.port),
+    );
+    auto_cfg.safe_harbor.prompt = dir.join("prompt.wav").display().to_string();
+    auto_cfg.preview_auto_dial_s = Some(1);
+    let auto = campaign::create(&db, clock.as_ref(), "preview-auto", &auto_cfg)
+        .await
+        .unwrap();
+    campaign::apply(&db, clock.as_ref(), auto.id, Action::Start)
+        .await
+        .unwrap();
+    let mut cards = Vec::new();
+    for agent in ["agent0", "agent0", "agent9"] {
+        let card = single::preview_next(&d, auto.id, agent)
+            .await
+            .unwrap()
+            .expect("a card");
+        assert_eq!(card.auto_dial_s, Some(1));
+        cards.push(card);
+    }
+    let [a, b, c3] = [&cards[0], &cards[1], &cards[2]];
+    single::preview_skip(&d, b, "agent0", 3600).await.unwrap();
+    let attempts_of = |lead: i64| {
+        let db = db.clone();
+        async move {
+            sqlx::query(
+                "SELECT public_id FROM dial_attempts WHERE campaign_id = $1 AND lead_id = $2",
+            )
+            .bind(auto.id)
+            .bind(lead)
+            .fetch_all(db.pool())
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.get::<String, _>("public_id"))
+            .collect::<Vec<_>>()
+        }
+    };
+    let mut auto_contact = None;
+    for _ in 0..50 {
+        let got = attempts_of(a.lead.lead_id).await;
+        if !got.is_empty() {
+            auto_contact = Some(got);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let auto_contact =
+        auto_contact.expect("card A dialled by the server at the end of its countdown");
+    assert_eq!(auto_contact.len(), 1, "{auto_contact:?}");
+    match single::preview_dial(&d, a, "agent0").await {
+        Err(CallError::Blocked { code, .. }) => assert_eq!(code, "not_held"),
+        other => panic!(
+            "the agent's Dial after the auto-dial: {:?}",
+            other.map(|p| p.contact_id)
+        ),
+    }
+    assert!(matches!(
+        single::preview_skip(&d, a, "agent0", 60).await,
+        Err(CallError::Blocked { code, .. }) if code == "not_held"
+    ));
+    assert_eq!(
+        wait_final(auto_contact[0].clone()).await,
+        ("connected".to_owned(), Some("agent0".to_owned()))
+    );
+    assert_eq!(attempts_of(a.lead.lead_id).await.len(), 1, "dialled once");
+    let lead_row = |lead: i64| {
+        let db = db.clone();
+        async move {
+            let r = sqlx::query("SELECT state, last_reason FROM campaign_leads WHERE campaign_id = $1 AND lead_id = $2")
+                .bind(auto.id)
+                .bind(lead)
+                .fetch_one(db.pool())
+                .await
+                .unwrap();
+            (
+                r.get::<String, _>("state"),
+                r.get::<Option<String>, _>("last_reason")
+                    .unwrap_or_default(),
+            )
+        }
+    };
+    assert!(
+        attempts_of(b.lead.lead_id).await.is_empty(),
+        "skipped card dialled"
+    );
+    assert_eq!(
+        lead_row(b.lead.lead_id).await,
+        ("ready".to_owned(), "skipped by agent0".to_owned())
+    );
+    assert!(
+        attempts_of(c3.lead.lead_id).await.is_empty(),
+        "card of a logged-out agent dialled"
+    );
+    let (state, reason) = lead_row(c3.lead.lead_id).await;
+    assert_eq!(state, "ready");
+    assert!(reason.contains("agent9 logged out"), "{reason}");
+    assert!(matches!(
+        single::preview_dial(&d, c3, "agent9").await,
+        Err(CallError::Blocked { code, .. }) if code == "not_held"
+    ));
+
     // Single calls: window and DNC are checked like campaign dials.
     let ny_hour = chrono::Utc::now()
         .with_timezone(&chrono_tz::America::New_York)
