@@ -166,8 +166,10 @@ pub async fn preview_next(
     Ok(None)
 }
 
-/// Whether the lead is still held under this card's claim (not dialled, skipped or given back).
-async fn held(d: &Dialer, card: &PreviewCard) -> anyhow::Result<bool> {
+/// Whether the lead is still held under this card's claim (not dialled — by the agent or by the
+/// auto-dial countdown —, skipped or given back). A caller keeping cards (the web layer) drops one
+/// that is no longer held.
+pub async fn held(d: &Dialer, card: &PreviewCard) -> anyhow::Result<bool> {
     let n: i64 = sqlx::query_scalar(
         "SELECT COUNT(*) FROM campaign_leads WHERE campaign_id = $1 AND lead_id = $2 \
          AND state = 'claimed' AND claimed_by = $3 AND claimed_at = $4",

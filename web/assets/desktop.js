@@ -430,7 +430,9 @@ $('disposition-form').addEventListener('submit', (ev) => {
 });
 
 // Outbound preview (GET /api/v1/agent/preview, POST …/preview/dial, …/preview/skip): the agent
-// asks for the next lead card; the card's auto-dial countdown (a campaign setting) dials it.
+// asks for the next lead card; with the campaign's auto-dial countdown the appliance dials the
+// card itself when it runs out (also with this page closed), so the page only shows the countdown
+// and then waits for the call (contact_connected).
 let previewTimer = null;
 
 function clearPreview() {
@@ -454,7 +456,11 @@ function showCard(card) {
     const tick = () => {
       const left = Math.max(0, Math.ceil((end - Date.now()) / 1000));
       $('preview-countdown').textContent = `${left} s`;
-      if (left === 0) previewDial();
+      if (left === 0) {
+        clearPreview();
+        $('preview-status').textContent = 'Dialling automatically…';
+        $('preview-status').hidden = false;
+      }
     };
     tick();
     previewTimer = setInterval(tick, 250);

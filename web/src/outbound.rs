@@ -130,8 +130,9 @@ pub struct PreviewParams {
     pub campaign: i64,
 }
 
-/// The agent's next lead card in a preview campaign (the same card until it is dialled or
-/// skipped); 204 when no lead may be dialled now.
+/// The agent's next lead card in a preview campaign (the same card until it is dialled — by the
+/// agent or, with the campaign's countdown, by the appliance — or skipped); 204 when no lead may
+/// be dialled now.
 #[utoipa::path(get, path = "/api/v1/agent/preview", tag = "agents", security(("session" = []), ("api_key" = [])),
     params(PreviewParams),
     responses((status = 200, description = "the lead card: lead, phone, allowed_reason, auto_dial_s"), (status = 204), (status = 400, body = ErrorBody)))]
@@ -143,14 +144,21 @@ async fn preview(
     caller.require(&[Role::Agent, Role::Supervisor, Role::Admin])?;
     let o = outbound(&st)?;
     let agent = caller.agent_id();
-    if let Some(card) = o
+    let kept = o
         .cards
         .lock()
         .expect("cards")
         .get(&agent)
         .filter(|c| c.lead.campaign_id == q.campaign)
-    {
-        return Ok(Json(serde_json::to_value(card).map_err(anyhow::Error::from)?).into_response());
+        .cloned();
+    if let Some(card) = kept {
+        // The countdown may have dialled it (or the lead was given back): then it is done with.
+        if single::held(&o.dialer, &card).await? {
+            return Ok(
+                Json(serde_json::to_value(&card).map_err(anyhow::Error::from)?).into_response(),
+            );
+        }
+        o.cards.lock().expect("cards").remove(&agent);
     }
     match single::preview_next(&o.dialer, q.campaign, &agent).await? {
         Some(card) => {
