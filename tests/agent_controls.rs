@@ -72,6 +72,16 @@ struct Api {
 }
 
 impl Api {
+    fn new(app: &Appliance) -> Api {
+        Api {
+            c: reqwest::Client::builder()
+                .timeout(Duration::from_secs(60))
+                .build()
+                .unwrap(),
+            app_url: app.http.clone(),
+        }
+    }
+
     async fn post(&self, key: &str, path: &str, body: Option<Value>) -> (u16, Value) {
         let mut req = self
             .c
@@ -143,13 +153,7 @@ async fn agent_call_controls_through_the_appliance() {
     let k3 = agent_key(dir.path(), "agent3");
     let app = Appliance::start(dir.path(), &[("DIALBRIDGE_RTP_INACTIVITY_TIMEOUT_S", "0")]);
     route_numbers(&app, &admin, "queue", QUEUE_FLOW, &[DID]).await;
-    let api = Api {
-        c: reqwest::Client::builder()
-            .timeout(Duration::from_secs(60))
-            .build()
-            .unwrap(),
-        app_url: app.http.clone(),
-    };
+    let api = Api::new(&app);
 
     // The routes are in the OpenAPI document.
     let (_, doc) = api.get(&admin, "/api/openapi.json").await;
@@ -582,13 +586,7 @@ async fn keypad_over_the_desktop_socket_reaches_the_customer_as_rfc4733() {
     let k2 = agent_key(dir.path(), "agent2");
     let app = Appliance::start(dir.path(), &[("DIALBRIDGE_RTP_INACTIVITY_TIMEOUT_S", "0")]);
     route_numbers(&app, &admin, "queue", QUEUE_FLOW, &[DID]).await;
-    let api = Api {
-        c: reqwest::Client::builder()
-            .timeout(Duration::from_secs(60))
-            .build()
-            .unwrap(),
-        app_url: app.http.clone(),
-    };
+    let api = Api::new(&app);
     let p1 = free_port();
     let mut phone1 = phone(dir.path(), p1);
     tokio::time::sleep(Duration::from_millis(300)).await;

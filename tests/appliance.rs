@@ -100,14 +100,7 @@ async fn serves_health_readiness_metrics_and_openapi_then_drains_on_sigterm() {
         app.http.trim_start_matches("http://")
     );
 
-    let metrics = c
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.metrics().await;
     assert!(metrics.contains("dialbridge_up 1"), "{metrics}");
     // Sampled levels appear once the sampler has run (at start, then every 5 s).
     let mut metrics = metrics;
@@ -116,14 +109,7 @@ async fn serves_health_readiness_metrics_and_openapi_then_drains_on_sigterm() {
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
-        metrics = c
-            .get(app.url("/metrics"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        metrics = app.metrics().await;
     }
     assert!(
         metrics.contains(r#"dialbridge_agents{state="available"} 0"#),
@@ -604,14 +590,7 @@ async fn backup_wipe_restore_gives_the_data_back() {
     // The call and the pool show in the metrics (the pool's gauge comes from the lease reaper).
     let mut metrics = String::new();
     for _ in 0..100 {
-        metrics = c
-            .get(app.url("/metrics"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        metrics = app.metrics().await;
         if metrics.contains("dialbridge_bridge_leases_active{pool=\"p\"} 0") {
             break;
         }

@@ -207,14 +207,7 @@ async fn demo_campaign_connects_calls_to_agents_within_a_minute_and_seeds_once()
         back.elapsed().as_secs_f64()
     );
     // The metrics, on the live exposition of a running campaign.
-    let metrics = c
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.metrics().await;
     for name in [
         "dialbridge_calls_total{direction=\"outbound\",outcome=\"answered\"}",
         "dialbridge_calls_active ",

@@ -97,6 +97,16 @@ impl Appliance {
         format!("{}{path}", self.http)
     }
 
+    /// The Prometheus exposition at `/metrics` (no authentication).
+    pub async fn metrics(&self) -> String {
+        reqwest::get(self.url("/metrics"))
+            .await
+            .expect("GET /metrics")
+            .text()
+            .await
+            .expect("metrics body")
+    }
+
     pub fn log_text(&self) -> String {
         self.log.lock().unwrap().join("\n")
     }
