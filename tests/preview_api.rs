@@ -12,8 +12,9 @@
 //!    second call, and the next `GET` is not that card either (another card, or 204).
 //! 3. A card the agent skips before its countdown ends is never dialled.
 //!
-//! Between the two calls the agent's disposition ends after-contact work, so the second card is
-//! dialled for an Available agent.
+//! The second card is taken while the agent is in after-contact work: its countdown runs out,
+//! but nothing is dialled until the agent's disposition makes them Available (a customer
+//! answering with no free agent would be an abandoned call); then it is dialled once.
 //!
 //! INVITEs are counted by Call-ID in the UAS's `-trace_msg` file, so retransmissions and
 //! re-INVITEs of one call count once.
@@ -313,14 +314,31 @@ async fn a_preview_card_left_alone_is_dialled_once_by_the_appliance_and_a_skippe
     )
     .await;
 
-    // 2b. Another card left alone is dialled by the countdown; the agent's late Dial on that same
-    // card is refused (409 not_held) and places no second call; the next GET is not that card.
+    // 2b. Another card, taken while agent1 is in after-contact work (10 s) and left alone: its
+    // countdown (1 s) runs out, but the appliance does not dial into after-contact work (the
+    // customer would answer with no agent: an abandoned call); it dials once agent1 is Available.
+    // The agent's late Dial on that same card is refused (409 not_held) and places no second
+    // call; the next GET is not that card.
     let c = take_card(&api, &agent, &preview).await;
     assert_ne!(c["lead"]["lead_id"], a["lead"]["lead_id"], "{c}");
     assert_ne!(
         c["lead"]["lead_id"], b["lead"]["lead_id"],
         "the skipped card came back at once: {c}"
     );
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let me = agent1(&api, &admin).await;
+    let c_number = c["phone"]["e164"].as_str().unwrap();
+    assert!(
+        me.as_ref()
+            .is_some_and(|m| m["state"].get("AfterContactWork").is_some()),
+        "agent1 left after-contact work before the check: {me:?}"
+    );
+    assert_eq!(
+        invites_for(d, "customers", c_number),
+        Vec::<String>::new(),
+        "the countdown dialled while agent1 was in after-contact work"
+    );
+    dispose(&api, &admin, &agent, &a_call).await;
     let (c_contact, c_call) =
         wait_auto_dialled(&api, d, &app, &admin, &manager, campaign, &c).await;
     let (st, body) = api
@@ -373,6 +391,7 @@ async fn a_preview_card_left_alone_is_dialled_once_by_the_appliance_and_a_skippe
         &api, &admin, &agent, &manager, campaign, &c, &c_contact, &c_call,
     )
     .await;
+    dispose(&api, &admin, &agent, &c_call).await;
 }
 
 /// `GET /api/v1/agent/preview`: a card of the list, with the 1 s countdown.
@@ -474,7 +493,7 @@ async fn agent1(api: &Api, admin: &str) -> Option<Value> {
 }
 
 /// agent1 hangs up `call`: the attempt ends connected with agent1, the contact record names
-/// agent1, and agent1 is free again.
+/// agent1, and agent1 is off the call (in after-contact work until [`dispose`]).
 #[allow(clippy::too_many_arguments)]
 async fn hang_up(
     api: &Api,
@@ -559,7 +578,10 @@ async fn hang_up(
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    // The disposition ends after-contact work: agent1 is Available for the next card.
+}
+
+/// agent1's disposition of `call` ends its after-contact work: agent1 is Available again.
+async fn dispose(api: &Api, admin: &str, agent: &str, call: &str) {
     let (st, body) = api
         .post(
             agent,

@@ -4,7 +4,8 @@
 //!   whose dial is allowed right now; the agent [`preview_dial`]s it (checked again at dial time,
 //!   then bridged to that agent on answer) or [`preview_skip`]s it. When the campaign sets
 //!   `preview_auto_dial_s`, the server dials the card itself when that countdown ends
-//!   ([`preview_auto_dial`], scheduled by [`preview_next`]) if the agent has neither dialled nor
+//!   ([`preview_auto_dial`], scheduled by [`preview_next`]; once the agent is ready, never into
+//!   after-contact work or a call) if the agent has neither dialled nor
 //!   skipped it, and gives the lead back instead if the agent has logged out. A card is dialled
 //!   at most once: dial, skip and auto-dial act only while the lead is still held under this
 //!   card's claim, and the attempt moves the lead from `claimed` to `dialing` atomically, so
@@ -23,7 +24,7 @@ use serde::{Deserialize, Serialize};
 use telephony::control::{Call, Calls, Event};
 use tokio::sync::mpsc;
 
-use crate::agents::AgentPort;
+use crate::agents::{AgentPort, AgentState};
 use crate::attempts::{self, Final, NewAttempt, Outcome, Progress};
 use crate::campaign::{self, CampaignConfig, CampaignState};
 use crate::compliance::{self, Counters, Decision, LeadFacts};
@@ -215,28 +216,25 @@ fn schedule_auto_dial(d: &Dialer, card: &PreviewCard, agent: &str) {
     });
 }
 
+/// How long an expired card waits for its agent to become ready (out of a call, after-contact
+/// work or a break) before the lead is given back.
+const AUTO_DIAL_MAX_WAIT: std::time::Duration = std::time::Duration::from_secs(600);
+
 /// Preview auto-dial, at the end of the card's countdown: dials the card for `agent` unless it
-/// was already dialled or skipped (`None`); if the agent is no longer in the campaign's queue
-/// (logged out) the lead is given back instead (`None`).
+/// was already dialled or skipped (`None`). The call is placed only while the agent is ready: an
+/// agent still on a call, in after-contact work or on a break is waited for (checked every
+/// second, at most [`AUTO_DIAL_MAX_WAIT`]), since a customer answering with no agent free would
+/// be an abandoned call. If the agent is no longer in the campaign's queue (logged out), or the
+/// wait runs out, the lead is given back instead (`None`).
 pub async fn preview_auto_dial(
     d: &Dialer,
     card: &PreviewCard,
     agent: &str,
 ) -> Result<Option<Placed>, CallError> {
-    if !held(d, card).await? {
-        return Ok(None);
-    }
     let c = campaign::get(&d.db, card.lead.campaign_id)
         .await?
         .ok_or_else(|| CallError::Invalid("campaign vanished".into()))?;
-    let mut present = d.agents.snapshot(&c.config.queue);
-    if present.is_empty() {
-        // The appliance's port answers a first question about a queue empty and fills its
-        // cache within 250 ms: an empty answer is asked again before anyone counts as gone.
-        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-        present = d.agents.snapshot(&c.config.queue);
-    }
-    if !present.iter().any(|a| a.id == agent) {
+    let give_back = |why: String| async move {
         hopper::release(
             &d.db,
             d.clock.as_ref(),
@@ -244,10 +242,40 @@ pub async fn preview_auto_dial(
             card.lead.lead_id,
             &d.node,
             d.clock.now_ms(),
-            &format!("{agent} logged out holding the preview card"),
+            &why,
         )
-        .await?;
-        return Ok(None);
+        .await
+    };
+    let waited_from = tokio::time::Instant::now();
+    let mut first = true;
+    loop {
+        if !held(d, card).await? {
+            return Ok(None);
+        }
+        let mut present = d.agents.snapshot(&c.config.queue);
+        if present.is_empty() && first {
+            // The appliance's port answers a first question about a queue empty and fills its
+            // cache within 250 ms: an empty answer is asked again before anyone counts as gone.
+            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+            present = d.agents.snapshot(&c.config.queue);
+        }
+        first = false;
+        match present.iter().find(|a| a.id == agent).map(|a| &a.state) {
+            None => {
+                give_back(format!("{agent} logged out holding the preview card")).await?;
+                return Ok(None);
+            }
+            Some(AgentState::Ready) => break,
+            Some(_) if waited_from.elapsed() >= AUTO_DIAL_MAX_WAIT => {
+                give_back(format!(
+                    "{agent} was not ready within {} s of the preview countdown",
+                    AUTO_DIAL_MAX_WAIT.as_secs()
+                ))
+                .await?;
+                return Ok(None);
+            }
+            Some(_) => tokio::time::sleep(std::time::Duration::from_secs(1)).await,
+        }
     }
     match preview_dial(d, card, agent).await {
         Ok(p) => Ok(Some(p)),
