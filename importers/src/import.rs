@@ -540,8 +540,8 @@ struct TzKey {
     /// (US ZIP?, the postal table's zone list) when the postal code is known.
     postal: Option<(bool, usize)>,
     region: Option<&'static str>,
-    /// The NANP area code, or `u16::MAX` outside +1.
-    npa: u16,
+    /// The NANP area-code row (published prefix or hand-written NPA), `None` outside +1.
+    area: tz::AreaKey,
 }
 
 /// One key's candidates, as stored and counted.
@@ -764,10 +764,10 @@ impl Processor {
                 postal: postal_zones
                     .map(|(kind, zones)| (kind == tz::PostalKind::UsZip, zones.as_ptr() as usize)),
                 region: p.region,
-                npa: if p.country_code == 1 {
-                    (p.national / 10_000_000) as u16
+                area: if p.country_code == 1 {
+                    tz::nanp_area_key(p.national)
                 } else {
-                    u16::MAX
+                    tz::AreaKey::None
                 },
             };
             let cands = self

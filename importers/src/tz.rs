@@ -3,8 +3,15 @@
 //! Sources, most specific first: an explicit time-zone column, the lead's postal code (US ZIP3,
 //! Canadian postal district), the NANP area code, and the number's country. Explicit, postal and
 //! area-code candidates are all kept when they disagree; the country is used only when none of
-//! those gave a zone. Tables are the hand-written files under `importers/data/` (see its README),
-//! embedded at build time. A number with no candidate is not dialable.
+//! those gave a zone. A number with no candidate is not dialable.
+//!
+//! Tables live under `importers/data/` (see its README) and are embedded at build time. A NANP
+//! number's area-code zones come from libphonenumber's published time-zone map
+//! (`libphonenumber_nanp_timezones.txt`, Apache-2.0), by longest-prefix match on the national
+//! number (NPA, NPA-NXX or NPA-NXX-X; the whole-country `1|…` line is never used), labelled
+//! `area_code_libphonenumber`. Only when that map has no prefix for the number does the
+//! hand-written `nanp_area_codes.tsv` answer, labelled `area_code_hand_written_fallback` (newer
+//! overlays the 2018 map lacks). The postal and country tables are hand-written.
 
 use std::collections::HashMap;
 use std::str::FromStr;
@@ -18,7 +25,11 @@ use serde::Serialize;
 pub enum Source {
     Explicit,
     PostalCode,
-    AreaCode,
+    /// The NANP area code, from libphonenumber's published time-zone map (longest prefix).
+    AreaCodeLibphonenumber,
+    /// The NANP area code, from the hand-written table: only for numbers whose prefix the
+    /// published map lacks.
+    AreaCodeHandWrittenFallback,
     Country,
 }
 
@@ -27,7 +38,8 @@ impl Source {
         match self {
             Self::Explicit => "explicit",
             Self::PostalCode => "postal_code",
-            Self::AreaCode => "area_code",
+            Self::AreaCodeLibphonenumber => "area_code_libphonenumber",
+            Self::AreaCodeHandWrittenFallback => "area_code_hand_written_fallback",
             Self::Country => "country",
         }
     }
@@ -77,7 +89,9 @@ impl Candidates {
 }
 
 struct Tables {
+    /// The hand-written NPA table: region label (kept for `nanp_region`) and fallback zones.
     npa: Vec<Option<(&'static str, Vec<Tz>)>>,
+    published: Published,
     zip3: Vec<Option<Vec<Tz>>>,
     ca_postal: HashMap<char, Vec<Tz>>,
     country: HashMap<&'static str, Vec<Tz>>,
@@ -130,6 +144,7 @@ static TABLES: LazyLock<Tables> = LazyLock::new(|| {
         .collect();
     Tables {
         npa,
+        published: Published::parse(include_str!("../data/libphonenumber_nanp_timezones.txt")),
         zip3,
         ca_postal,
         country,
@@ -141,12 +156,136 @@ pub fn nanp_region(npa: u16) -> Option<&'static str> {
     TABLES.npa.get(npa as usize)?.as_ref().map(|(r, _)| *r)
 }
 
-pub fn area_code_zones(npa: u16) -> Option<&'static [Tz]> {
-    TABLES
-        .npa
-        .get(npa as usize)?
-        .as_ref()
-        .map(|(_, z)| z.as_slice())
+/// One prefix of libphonenumber's NANP time-zone map, as national digits (after the `1`).
+struct Prefix {
+    /// National digits in the prefix, 3 (NPA) to 7 (NPA-NXX-X).
+    len: u8,
+    value: u32,
+    zones: Vec<Tz>,
+}
+
+/// libphonenumber's NANP map, sorted by (NPA, length, value) with each NPA's range, so a lookup
+/// is an index and a few binary searches inside one NPA's (usually single-entry) slice.
+struct Published {
+    prefixes: Vec<Prefix>,
+    by_npa: Vec<(u32, u32)>,
+}
+
+impl Published {
+    fn parse(text: &'static str) -> Self {
+        const FILE: &str = "libphonenumber_nanp_timezones.txt";
+        let mut prefixes = Vec::new();
+        for line in text
+            .lines()
+            .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
+        {
+            let (digits, list) = line
+                .split_once('|')
+                .unwrap_or_else(|| panic!("{FILE}: no '|' in {line:?}"));
+            let national = digits
+                .strip_prefix('1')
+                .unwrap_or_else(|| panic!("{FILE}: {digits} is not NANP"));
+            // `1|…` (every NANP zone) is the whole country, not an area-code answer.
+            if national.len() < 3 {
+                continue;
+            }
+            assert!(
+                national.len() <= 7 && national.bytes().all(|b| b.is_ascii_digit()),
+                "{FILE}: prefix {digits}"
+            );
+            let zones = list
+                .split('&')
+                .map(|z| Tz::from_str(z).unwrap_or_else(|_| panic!("{FILE}: unknown zone {z:?}")))
+                .collect();
+            prefixes.push(Prefix {
+                len: national.len() as u8,
+                value: national.parse().expect("digits"),
+                zones,
+            });
+        }
+        let npa_of = |p: &Prefix| p.value / 10u32.pow(u32::from(p.len) - 3);
+        prefixes.sort_by_key(|p| (npa_of(p), p.len, p.value));
+        for w in prefixes.windows(2) {
+            assert!(
+                (w[0].len, w[0].value) != (w[1].len, w[1].value),
+                "{FILE}: prefix 1{} listed twice",
+                w[0].value
+            );
+        }
+        let mut by_npa = vec![(0u32, 0u32); 1000];
+        let mut i = 0;
+        while i < prefixes.len() {
+            let npa = npa_of(&prefixes[i]);
+            let start = i;
+            while i < prefixes.len() && npa_of(&prefixes[i]) == npa {
+                i += 1;
+            }
+            by_npa[npa as usize] = (start as u32, i as u32);
+        }
+        Self { prefixes, by_npa }
+    }
+
+    /// The longest prefix of a 10-digit national number, as an index into `prefixes`.
+    fn longest(&self, national: u64) -> Option<u32> {
+        let npa = national / 10_000_000;
+        let &(start, end) = self.by_npa.get(usize::try_from(npa).ok()?)?;
+        let slice = &self.prefixes[start as usize..end as usize];
+        for len in (3..=7u8).rev() {
+            let value = (national / 10u64.pow(10 - u32::from(len))) as u32;
+            if let Ok(i) = slice.binary_search_by(|p| (p.len, p.value).cmp(&(len, value))) {
+                return Some(start + i as u32);
+            }
+        }
+        None
+    }
+}
+
+/// Which table row gives a NANP number its area-code zones. Numbers with the same key get the
+/// same area-code candidates, so the importer memoises on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AreaKey {
+    /// A prefix of libphonenumber's map (an index into it).
+    Published(u32),
+    /// No published prefix: the hand-written table's NPA.
+    Fallback(u16),
+    /// No area-code zone (not NANP, non-geographic, or unknown NPA).
+    None,
+}
+
+/// The area-code row of a NANP national (10-digit) number: the longest published prefix, else
+/// the hand-written NPA.
+pub fn nanp_area_key(national: u64) -> AreaKey {
+    let t = &*TABLES;
+    if let Some(i) = t.published.longest(national) {
+        return AreaKey::Published(i);
+    }
+    let npa = national / 10_000_000;
+    match t.npa.get(npa as usize) {
+        Some(Some(_)) => AreaKey::Fallback(npa as u16),
+        _ => AreaKey::None,
+    }
+}
+
+/// The zones of an area-code row, and which source they come from.
+pub fn area_key_zones(key: AreaKey) -> Option<(Source, &'static [Tz])> {
+    let t = &*TABLES;
+    match key {
+        AreaKey::Published(i) => Some((
+            Source::AreaCodeLibphonenumber,
+            t.published.prefixes.get(i as usize)?.zones.as_slice(),
+        )),
+        AreaKey::Fallback(npa) => t
+            .npa
+            .get(npa as usize)?
+            .as_ref()
+            .map(|(_, z)| (Source::AreaCodeHandWrittenFallback, z.as_slice())),
+        AreaKey::None => None,
+    }
+}
+
+/// Area-code zones of a NANP national (10-digit) number, with their source.
+pub fn area_code_zones(national: u64) -> Option<(Source, &'static [Tz])> {
+    area_key_zones(nanp_area_key(national))
 }
 
 /// Zones for a US ZIP (`60601`, `60601-1234`, `606`) or a Canadian postal code (`K1A 0B1`).
@@ -287,11 +426,10 @@ pub fn candidates(phone: &crate::phone::Phone, place: &LeadPlace<'_>) -> Candida
             c.add(zones, Source::PostalCode);
         }
     }
-    if phone.country_code == 1 {
-        let npa = (phone.national / 10_000_000) as u16;
-        if let Some(zones) = area_code_zones(npa) {
-            c.add(zones, Source::AreaCode);
-        }
+    if phone.country_code == 1
+        && let Some((source, zones)) = area_code_zones(phone.national)
+    {
+        c.add(zones, source);
     }
     if c.is_empty()
         && let Some(zones) = country_zones(region)
@@ -309,11 +447,105 @@ mod tests {
     fn tables_load_and_every_zone_exists() {
         // Loading panics on an unknown zone or a repeated NPA.
         assert_eq!(nanp_region(312), Some("US-IL"));
-        assert_eq!(area_code_zones(212).unwrap(), &[Tz::America__New_York]);
-        assert!(area_code_zones(800).is_none(), "toll-free has no area");
+        assert!(
+            area_code_zones(8005550100).is_none(),
+            "toll-free has no area"
+        );
         assert!(TABLES.npa.iter().flatten().count() > 350);
+        assert!(TABLES.published.prefixes.len() > 1900);
         assert!(TABLES.zip3.iter().flatten().count() > 850);
         assert_eq!(country_zones("GB").unwrap(), &[Tz::Europe__London]);
+    }
+
+    /// The zones the published file lists for exactly `prefix` (read from the data file itself,
+    /// not through the lookup table); empty when the file has no such line.
+    fn published_line(prefix: &str) -> Vec<&'static str> {
+        include_str!("../data/libphonenumber_nanp_timezones.txt")
+            .lines()
+            .find_map(|l| l.strip_prefix(prefix)?.strip_prefix('|'))
+            .map(|z| z.split('&').collect())
+            .unwrap_or_default()
+    }
+
+    /// Zone names and source of a national number's area-code answer.
+    fn area(national: u64) -> Option<(Source, Vec<&'static str>)> {
+        area_code_zones(national).map(|(s, z)| (s, z.iter().map(|t| t.name()).collect()))
+    }
+
+    #[test]
+    fn published_map_longest_prefix_wins() {
+        use Source::AreaCodeLibphonenumber as Lpn;
+        // 208-201: the file has 12082 (Boise & Los Angeles) and the longer 1208201 (Denver).
+        assert_eq!(
+            published_line("12082"),
+            ["America/Boise", "America/Los_Angeles"]
+        );
+        assert_eq!(published_line("1208201"), ["America/Denver"]);
+        assert_eq!(area(2082011234), Some((Lpn, published_line("1208201"))));
+        assert_eq!(
+            area(2082011234).unwrap().1,
+            ["America/Denver"],
+            "Denver only"
+        );
+        // 208-245: Los Angeles.
+        assert_eq!(published_line("1208245"), ["America/Los_Angeles"]);
+        assert_eq!(area(2082450000), Some((Lpn, vec!["America/Los_Angeles"])));
+        // 208-300: a prefix with two zones gives both (ambiguous).
+        assert_eq!(
+            published_line("120830"),
+            ["America/Boise", "America/Los_Angeles"]
+        );
+        assert_eq!(area(2083001234), Some((Lpn, published_line("120830"))));
+        // A plain 212 number: only the NPA line.
+        assert_eq!(published_line("1212"), ["America/New_York"]);
+        assert!(published_line("1212555").is_empty() && published_line("121255").is_empty());
+        assert_eq!(area(2125550123), Some((Lpn, vec!["America/New_York"])));
+        // 250-242 is Edmonton, the rest of 250 (e.g. 250-555) Vancouver.
+        assert_eq!(published_line("1250242"), ["America/Edmonton"]);
+        assert_eq!(area(2502421234), Some((Lpn, vec!["America/Edmonton"])));
+        assert!(published_line("1250555").is_empty() && published_line("125055").is_empty());
+        assert_eq!(published_line("1250"), ["America/Vancouver"]);
+        assert_eq!(area(2505551234), Some((Lpn, vec!["America/Vancouver"])));
+    }
+
+    #[test]
+    fn whole_country_line_is_not_an_area_answer() {
+        // The file's `1|…` line lists every NANP zone; toll-free 800 has no longer prefix, so it
+        // must get no area-code zone (not 41 of them).
+        assert!(published_line("1").len() > 30);
+        assert!(published_line("1800").is_empty() && published_line("180").is_empty());
+        assert_eq!(area(8005550100), None);
+        assert_eq!(nanp_area_key(8005550100), AreaKey::None);
+    }
+
+    #[test]
+    fn hand_written_table_is_the_fallback_for_codes_the_map_lacks() {
+        // 659 (Alabama overlay, 2019) is not in the 2018 map at all, but is in the hand-written one.
+        let text = include_str!("../data/libphonenumber_nanp_timezones.txt");
+        assert!(!text.lines().any(|l| l.starts_with("1659")));
+        assert_eq!(nanp_region(659), Some("US-AL"));
+        assert_eq!(
+            area(6595550100),
+            Some((Source::AreaCodeHandWrittenFallback, vec!["America/Chicago"]))
+        );
+        assert_eq!(nanp_area_key(6595550100), AreaKey::Fallback(659));
+        // A code in both: the published map answers.
+        assert!(matches!(nanp_area_key(2125550123), AreaKey::Published(_)));
+    }
+
+    #[test]
+    fn candidates_label_the_published_source() {
+        let mut n = crate::phone::Normalizer::new("US").unwrap();
+        let p = n.normalize("(208) 201-1234").unwrap();
+        let c = candidates(&p, &LeadPlace::default());
+        assert_eq!(
+            c.to_json(),
+            r#"[{"tz":"America/Denver","sources":["area_code_libphonenumber"]}]"#
+        );
+        assert!(!c.ambiguous());
+        let p = n.normalize("(208) 300-1234").unwrap();
+        let c = candidates(&p, &LeadPlace::default());
+        assert!(c.ambiguous(), "{}", c.to_json());
     }
 
     #[test]

@@ -475,21 +475,28 @@ async fn time_zones_by_postal_code_area_code_explicit_and_country() {
     assert_eq!(
         tz_of(&db, "a1").await,
         (
-            s(&[("America/Chicago", &["postal_code", "area_code"])]),
+            s(&[(
+                "America/Chicago",
+                &["postal_code", "area_code_libphonenumber"]
+            )]),
             0,
             1
         )
     );
     assert_eq!(
         tz_of(&db, "a2").await,
-        (s(&[("America/New_York", &["area_code"])]), 0, 1)
+        (
+            s(&[("America/New_York", &["area_code_libphonenumber"])]),
+            0,
+            1
+        )
     );
     assert_eq!(
         tz_of(&db, "a3").await,
         (
             s(&[
                 ("America/Denver", &["explicit"]),
-                ("America/Chicago", &["area_code"])
+                ("America/Chicago", &["area_code_libphonenumber"])
             ]),
             1,
             1
@@ -498,7 +505,11 @@ async fn time_zones_by_postal_code_area_code_explicit_and_country() {
     );
     assert_eq!(
         tz_of(&db, "a4").await,
-        (s(&[("America/Chicago", &["explicit", "area_code"])]), 0, 1)
+        (
+            s(&[("America/Chicago", &["explicit", "area_code_libphonenumber"])]),
+            0,
+            1
+        )
     );
     assert_eq!(
         tz_of(&db, "a5").await,
@@ -519,18 +530,22 @@ async fn time_zones_by_postal_code_area_code_explicit_and_country() {
         tz_of(&db, "a8").await,
         (
             s(&[
-                ("America/Chicago", &["area_code"]),
-                ("America/Denver", &["area_code"])
+                ("America/Denver", &["area_code_libphonenumber"]),
+                ("America/North_Dakota/Center", &["area_code_libphonenumber"])
             ]),
             1,
             1
         ),
-        "an area code spanning zones keeps both"
+        "an area code spanning zones keeps both (libphonenumber's map: \
+         `1605|America/Denver&America/North_Dakota/Center`, no longer prefix for 605-555)"
     );
     assert_eq!(
         tz_of(&db, "a10").await,
         (
-            s(&[("America/Toronto", &["postal_code", "area_code"])]),
+            s(&[(
+                "America/Toronto",
+                &["postal_code", "area_code_libphonenumber"]
+            )]),
             0,
             1
         )
@@ -540,7 +555,7 @@ async fn time_zones_by_postal_code_area_code_explicit_and_country() {
         (
             s(&[
                 ("America/New_York", &["postal_code"]),
-                ("America/Los_Angeles", &["area_code"])
+                ("America/Los_Angeles", &["area_code_libphonenumber"])
             ]),
             1,
             1
