@@ -213,7 +213,7 @@ pub async fn run(
         lifecycle: lifecycle.clone(),
         listening: Arc::new(listening.clone()),
         render_metrics: Arc::new(move || recorder.render()),
-        runtime: Some(runtime),
+        runtime: Some(runtime.clone()),
         outbound: Some(outbound),
         softphone: Some(softphone),
     };
@@ -267,6 +267,7 @@ pub async fn run(
         set_log_level,
         sip: sip.handle.clone(),
         sip_users,
+        runtime: runtime.clone(),
     };
     tokio::pin!(shutdown);
     loop {
@@ -274,7 +275,7 @@ pub async fn run(
             _ = &mut shutdown => break,
             _ = hangup.recv() => {
                 info!("SIGHUP received: reloading the configuration");
-                reloader.reload();
+                reloader.reload().await;
             }
         }
     }

@@ -301,3 +301,135 @@ async fn sighup_reloads_trusted_addresses_without_a_restart() {
     );
     assert!(call("still"), "a refused reload changes nothing");
 }
+
+/// SIGHUP re-reads the ACD file (same path, new content) without a restart: a queue added to it
+/// exists at once in the queue statistics API, the caller waiting in the other queue stays there
+/// and completes the call, and a file that removes the queue the caller waits in is refused with
+/// a warning naming it, the running ACD unchanged.
+#[tokio::test]
+async fn sighup_reloads_the_acd_file_without_dropping_calls() {
+    if !foundation::testing::require_tool("sipp", "sip-tester") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let acd = dir.path().join("acd.json");
+    let acd_file = |queues: &str, profile_queues: &str| {
+        let text = format!(
+            r#"{{"queues": [{queues}], "profiles": [{{"name": "default", "queues": [{profile_queues}], "acw_s": 0}}], "agents": []}}"#
+        );
+        std::fs::write(&acd, text).unwrap();
+    };
+    acd_file(
+        r#"{"name": "default"}"#,
+        r#"{"queue": "default", "priority": 1}"#,
+    );
+    std::fs::write(
+        dir.path().join("dialbridge.toml"),
+        format!(
+            "[sip]\ntrusted_addresses = [\"127.0.0.1\"]\n[inbound]\nacd = {:?}\n",
+            acd.display().to_string()
+        ),
+    )
+    .unwrap();
+    let key = admin_key(dir.path());
+    let app = Appliance::start(dir.path(), &[]);
+    route_numbers(&app, &key, "hold", QUEUE_FLOW, &["+13125550100"]).await;
+    let http = reqwest::Client::new();
+    let stats = |queue: &str| {
+        let req = http
+            .get(app.url(&format!("/api/v1/queues/{queue}/stats")))
+            .bearer_auth(&key);
+        async move {
+            let resp = req.send().await.unwrap();
+            let status = resp.status().as_u16();
+            let body: serde_json::Value = resp.json().await.unwrap_or_default();
+            (status, body)
+        }
+    };
+    assert_eq!(stats("billing").await.0, 404, "no billing queue at start");
+
+    // A caller waits in `default` (no agent) for 8 s, then hangs up.
+    let work = dir.path().join("caller");
+    std::fs::create_dir_all(&work).unwrap();
+    let mut caller = sipp_uac(&work, &app.sip_udp, "+13125550100", 8_000);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while stats("default").await.1["waiting"] != 1 {
+        assert!(Instant::now() < deadline, "the caller never queued");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    let pid = app.child.id().to_string();
+    let hup = |marker: &'static str| {
+        let before = app.log_text().matches(marker).count();
+        assert!(
+            Command::new("kill")
+                .args(["-HUP", &pid])
+                .status()
+                .unwrap()
+                .success()
+        );
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while app.log_text().matches(marker).count() == before {
+            assert!(
+                Instant::now() < deadline,
+                "no {marker} in the log:\n{}",
+                app.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+
+    // Same path, new content: queue `billing` added, `default` served by the profile as before.
+    acd_file(
+        r#"{"name": "default", "service_level_s": 5}, {"name": "billing", "strategy": "round_robin"}"#,
+        r#"{"queue": "default", "priority": 1}, {"queue": "billing", "priority": 2}"#,
+    );
+    hup("acd_reloaded");
+    let log = app.log_text();
+    let line: serde_json::Value = log
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|v| v["event"] == "acd_reloaded")
+        .unwrap();
+    let changes = line["changes"].as_str().unwrap();
+    assert!(
+        changes.contains(r#"queue "billing" added"#)
+            && changes.contains(r#"queue "default" changed"#),
+        "{line}"
+    );
+    let (status, billing) = stats("billing").await;
+    assert_eq!(status, 200, "billing exists after the reload: {billing}");
+    assert_eq!(billing["waiting"], 0);
+    assert_eq!(
+        stats("default").await.1["waiting"],
+        1,
+        "the waiting caller is still queued"
+    );
+
+    // Removing the queue the caller waits in is refused; nothing changes.
+    acd_file(
+        r#"{"name": "billing"}"#,
+        r#"{"queue": "billing", "priority": 1}"#,
+    );
+    hup("ACD configuration not applied");
+    let log = app.log_text();
+    assert!(
+        log.contains("cannot be removed") && log.contains("default"),
+        "{log}"
+    );
+    assert_eq!(stats("default").await.1["waiting"], 1);
+    assert_eq!(stats("billing").await.0, 200);
+
+    // The same process all along, and the caller's call ends normally.
+    let starts = app
+        .log_text()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["event"] == "listening")
+        .count();
+    assert_eq!(starts, 1, "no restart");
+    assert_eq!(app.child.id().to_string(), pid);
+    let done = caller.wait().unwrap();
+    let errors = std::fs::read_to_string(work.join("errors.log")).unwrap_or_default();
+    assert!(done.success(), "the waiting call completed: {errors}");
+}

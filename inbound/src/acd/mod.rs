@@ -9,6 +9,9 @@
 //! time, calls, position). An arriving contact walks its queue's idle set from the front; an agent
 //! becoming available looks at the front of each queue in its routing profile.
 //!
+//! A configuration reload goes through [`Acd::reconfigure`] (in `reconfigure.rs`): new queue
+//! settings and routing profiles for later decisions, with contacts, agents and counters kept.
+//!
 //! Real-time figures ([`Acd::queue_stats`], [`Acd::agent_occupancy`]): a queue's answered,
 //! abandoned, service level, ASA (average wait of answered contacts) and AHT (talk plus the
 //! after-contact work actually done) count since the ACD started; occupancy counts since each
@@ -20,6 +23,9 @@
 mod config;
 #[cfg(test)]
 mod live_tests;
+mod reconfigure;
+#[cfg(test)]
+mod reconfigure_tests;
 pub mod wait;
 
 use std::cmp::Reverse;
@@ -30,6 +36,7 @@ pub use config::{
     DEFAULT_ANNOUNCE_EVERY_S, DEFAULT_SERVICE_LEVEL_S, Decision, Escalation, Event,
     MIN_ANNOUNCE_EVERY_S, ProfileQueue, QueueConfig, RoutingProfileConfig, Strategy,
 };
+pub use reconfigure::{ReconfigureError, changes};
 pub use wait::Estimate;
 
 /// A configuration problem, with the offending name.

@@ -15,7 +15,8 @@ use telephony::sip::call::{Originate, Trunk};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::acd::{
-    Acd, AgentConfig, AgentState, AgentStatus, ContactRequest, Decision, Event, QueueStats,
+    Acd, AcdConfig, AgentConfig, AgentState, AgentStatus, ContactRequest, Decision, Event,
+    QueueStats,
 };
 use crate::contact::{ContactInfo, ContactRecord, Stage};
 use crate::interpreter::QueueResult;
@@ -137,6 +138,11 @@ pub(crate) enum Cmd {
         skills: BTreeMap<String, u8>,
         reply: Reply<()>,
     },
+    /// A configuration reload: the ACD's queues and routing profiles change in place.
+    ReconfigureAcd {
+        config: Box<AcdConfig>,
+        reply: oneshot::Sender<Result<Vec<String>, crate::acd::ReconfigureError>>,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -198,6 +204,8 @@ struct Task {
     agents: HashMap<String, AgentSlot>,
     contacts: HashMap<String, ContactSlot>,
     serving: HashMap<String, Vec<String>>,
+    /// The ACD configuration in force (the start's, or the last reload's).
+    acd_cfg: AcdConfig,
     leg_no: u64,
     tx: mpsc::WeakUnboundedSender<Cmd>,
     ctl: controls::Controls,
@@ -250,6 +258,7 @@ pub(crate) async fn originate_to(
 
 pub(crate) async fn run(sh: Arc<Shared>, acd: Acd, mut rx: mpsc::UnboundedReceiver<Cmd>) {
     let serving = super::profiles_serving(&sh.cfg.acd);
+    let t_cfg = sh.cfg.acd.clone();
     let tx = sh.acd.downgrade();
     let mut t = Task {
         sh,
@@ -257,6 +266,7 @@ pub(crate) async fn run(sh: Arc<Shared>, acd: Acd, mut rx: mpsc::UnboundedReceiv
         agents: HashMap::new(),
         contacts: HashMap::new(),
         serving,
+        acd_cfg: t_cfg,
         leg_no: 0,
         tx,
         ctl: Default::default(),
@@ -879,6 +889,10 @@ impl Task {
                 let r = self.update_agent(&agent, profile, skills).await;
                 let _ = reply.send(r);
             }
+            Cmd::ReconfigureAcd { config, reply } => {
+                let r = self.reconfigure_acd(*config).await;
+                let _ = reply.send(r);
+            }
             Cmd::ContactMedia { contact, reply } => {
                 let r = match self.contacts.get(&contact) {
                     Some(c) if c.connected => {
@@ -1355,9 +1369,7 @@ impl Task {
             return;
         }
         let ring = self
-            .sh
-            .cfg
-            .acd
+            .acd_cfg
             .queues
             .iter()
             .find(|q| q.name == entry.queue || q.aliases.contains(&entry.queue))
@@ -1394,9 +1406,7 @@ impl Task {
             }
             Some(a) if a.login.mode == AgentMode::RingPerOffer => {
                 let ring = self
-                    .sh
-                    .cfg
-                    .acd
+                    .acd_cfg
                     .queues
                     .iter()
                     .find(|q| q.name == entry.queue || q.aliases.contains(&entry.queue))
@@ -1605,9 +1615,7 @@ impl Task {
             .get(agent)
             .map(|a| a.login.routing_profile.clone())
             .or_else(|| {
-                self.sh
-                    .cfg
-                    .acd
+                self.acd_cfg
                     .agents
                     .iter()
                     .find(|a| a.id == agent)
@@ -1632,5 +1640,19 @@ impl Task {
         }
         self.apply_all(decisions).await;
         Ok(())
+    }
+
+    /// A configuration reload: the ACD takes the new queues and routing profiles (all or
+    /// nothing) and the decisions it makes at once are carried out; returns what changed.
+    async fn reconfigure_acd(
+        &mut self,
+        config: AcdConfig,
+    ) -> Result<Vec<String>, crate::acd::ReconfigureError> {
+        let decisions = self.acd.reconfigure(&config, self.now())?;
+        let changed = crate::acd::changes(&self.acd_cfg, &config);
+        self.serving = super::profiles_serving(&config);
+        self.acd_cfg = config;
+        self.apply_all(decisions).await;
+        Ok(changed)
     }
 }

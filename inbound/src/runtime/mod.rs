@@ -476,6 +476,19 @@ impl Runtime {
         .await?
     }
 
+    /// A configuration reload: the ACD's queues and routing profiles become `config`'s, for
+    /// every later decision, without touching contacts or agents ([`crate::acd::Acd::reconfigure`]:
+    /// a queue with contacts, or a routing profile an agent uses, cannot be removed; all or
+    /// nothing). Offers the change makes possible go out at once. Returns what changed (`queue
+    /// "b" added`...). Announcements and callback settings, and [`Runtime::acd_config`], keep
+    /// the configuration of the start.
+    pub async fn reconfigure_acd(&self, config: AcdConfig) -> anyhow::Result<Vec<String>> {
+        let config = Box::new(config);
+        Ok(self
+            .ask(|reply| acd_task::Cmd::ReconfigureAcd { config, reply })
+            .await??)
+    }
+
     /// A queued contact's queue, position and estimated wait (`None`: not queued).
     pub async fn queue_position(
         &self,
