@@ -554,6 +554,29 @@ async fn hang_up(
                 rec["attributes"]["number"], card["phone"]["e164"],
                 "the contact record: {rec}"
             );
+            // The customer is the number called, and the record names its campaign (so the
+            // contacts search by number and by campaign finds it).
+            assert_eq!(
+                rec["customer_number"], card["phone"]["e164"],
+                "the contact record: {rec}"
+            );
+            assert_eq!(
+                rec["attributes"]["campaign_id"],
+                campaign.to_string(),
+                "the contact record: {rec}"
+            );
+            let (st, found) = api
+                .get(admin, &format!("/api/v1/contacts?campaign={campaign}"))
+                .await;
+            assert_eq!(st, 200, "{found}");
+            assert!(
+                found.contains(&format!(
+                    "\"contact_id\":\"{}\"",
+                    rec["contact_id"].as_str().unwrap()
+                )),
+                "the campaign's contacts lack {}: {found}",
+                rec["contact_id"]
+            );
             break;
         }
         assert!(

@@ -1265,6 +1265,7 @@ async fn run_call(ctx: CallCtx, mut call: Call, mut cmd_rx: mpsc::UnboundedRecei
                     attrs.insert("contact_id".to_owned(), ctx.attempt.public_id.clone());
                     attrs.insert("agent_hint".to_owned(), agent_hint);
                     attrs.insert("number".to_owned(), ctx.e164.clone());
+                    attrs.insert("campaign_id".to_owned(), ctx.campaign_id.to_string());
                     if let Some(l) = &ctx.lead {
                         attrs.insert("lead_id".to_owned(), l.lead_id.to_string());
                         for (k, v) in [("first_name", &l.first_name), ("last_name", &l.last_name)] {

@@ -567,6 +567,9 @@ async fn place(
     let mut attrs = attrs;
     attrs.insert("contact_id".into(), attempt.public_id.clone());
     attrs.insert("number".into(), e164.to_owned());
+    if let Some(c) = campaign_id {
+        attrs.insert("campaign_id".into(), c.to_string());
+    }
     if let Target::Flow(f) = &target {
         attrs.insert("flow".into(), f.clone());
     }

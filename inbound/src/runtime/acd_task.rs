@@ -1230,6 +1230,8 @@ impl Task {
         let mut record = ContactRecord::new(
             ContactInfo {
                 contact_id: id.clone(),
+                // The customer is the callee: the dialer passes the number it called.
+                customer_address: attributes.get("number").cloned().unwrap_or_default(),
                 channel: "VOICE".into(),
                 attributes: attributes.clone(),
                 ..Default::default()
