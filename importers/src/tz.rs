@@ -30,6 +30,11 @@ pub enum Source {
     /// The NANP area code, from the hand-written table: only for numbers whose prefix the
     /// published map lacks.
     AreaCodeHandWrittenFallback,
+    /// The NANP area code, from the hand-written table, where it disagrees with the published
+    /// map: a zone of the area code whose clock no published zone of that code keeps (e.g. the
+    /// map's 2018 data puts Toronto's overlay 437 in Winnipeg). Sources that disagree keep all
+    /// their candidates, so such numbers are called only when both clocks allow it.
+    AreaCodeHandWrittenDisagrees,
     Country,
 }
 
@@ -40,6 +45,7 @@ impl Source {
             Self::PostalCode => "postal_code",
             Self::AreaCodeLibphonenumber => "area_code_libphonenumber",
             Self::AreaCodeHandWrittenFallback => "area_code_hand_written_fallback",
+            Self::AreaCodeHandWrittenDisagrees => "area_code_hand_written_disagrees",
             Self::Country => "country",
         }
     }
@@ -92,6 +98,8 @@ struct Tables {
     /// The hand-written NPA table: region label (kept for `nanp_region`) and fallback zones.
     npa: Vec<Option<(&'static str, Vec<Tz>)>>,
     published: Published,
+    /// Per NPA: the hand-written zones whose clock the published map's zones for that NPA lack.
+    disputed: Vec<Option<Vec<Tz>>>,
     zip3: Vec<Option<Vec<Tz>>>,
     ca_postal: HashMap<char, Vec<Tz>>,
     country: HashMap<&'static str, Vec<Tz>>,
@@ -142,9 +150,30 @@ static TABLES: LazyLock<Tables> = LazyLock::new(|| {
     let country = data_lines(include_str!("../data/country_zones.tsv"))
         .map(|f| (f[0], zones(f[1], "country_zones.tsv")))
         .collect();
+    let published = Published::parse(include_str!("../data/libphonenumber_nanp_timezones.txt"));
+    let disputed = (0..1000)
+        .map(|i| {
+            let hand = &npa[i].as_ref()?.1;
+            let (start, end) = published.by_npa[i];
+            if start == end {
+                return None;
+            }
+            let theirs: Vec<Tz> = published.prefixes[start as usize..end as usize]
+                .iter()
+                .flat_map(|p| p.zones.iter().copied())
+                .collect();
+            let extra: Vec<Tz> = hand
+                .iter()
+                .copied()
+                .filter(|h| !theirs.iter().any(|t| same_clock(*h, *t)))
+                .collect();
+            (!extra.is_empty()).then_some(extra)
+        })
+        .collect();
     Tables {
         npa,
-        published: Published::parse(include_str!("../data/libphonenumber_nanp_timezones.txt")),
+        published,
+        disputed,
         zip3,
         ca_postal,
         country,
@@ -281,6 +310,32 @@ pub fn area_key_zones(key: AreaKey) -> Option<(Source, &'static [Tz])> {
             .map(|(_, z)| (Source::AreaCodeHandWrittenFallback, z.as_slice())),
         AreaKey::None => None,
     }
+}
+
+/// Whether two zones keep the same clock: the same UTC offset in mid-January and mid-July of
+/// 2026 (so the same standard time and the same daylight-saving habit).
+fn same_clock(a: Tz, b: Tz) -> bool {
+    use chrono::{NaiveDate, Offset, TimeZone};
+    [(1, 15), (7, 15)].iter().all(|&(m, d)| {
+        let t = NaiveDate::from_ymd_opt(2026, m, d)
+            .and_then(|d| d.and_hms_opt(12, 0, 0))
+            .expect("a date");
+        a.offset_from_utc_datetime(&t).fix() == b.offset_from_utc_datetime(&t).fix()
+    })
+}
+
+/// For a number whose area-code row is a published prefix: the hand-written zones of its NPA
+/// whose clock the published map lacks for that NPA ([`Source::AreaCodeHandWrittenDisagrees`]).
+pub fn area_key_disputed(key: AreaKey) -> Option<(Source, &'static [Tz])> {
+    let t = &*TABLES;
+    let AreaKey::Published(i) = key else {
+        return None;
+    };
+    let p = t.published.prefixes.get(i as usize)?;
+    let npa = p.value / 10u32.pow(u32::from(p.len) - 3);
+    t.disputed[npa as usize]
+        .as_deref()
+        .map(|z| (Source::AreaCodeHandWrittenDisagrees, z))
 }
 
 /// Area-code zones of a NANP national (10-digit) number, with their source.
@@ -426,10 +481,14 @@ pub fn candidates(phone: &crate::phone::Phone, place: &LeadPlace<'_>) -> Candida
             c.add(zones, Source::PostalCode);
         }
     }
-    if phone.country_code == 1
-        && let Some((source, zones)) = area_code_zones(phone.national)
-    {
-        c.add(zones, source);
+    if phone.country_code == 1 {
+        let key = nanp_area_key(phone.national);
+        if let Some((source, zones)) = area_key_zones(key) {
+            c.add(zones, source);
+        }
+        if let Some((source, zones)) = area_key_disputed(key) {
+            c.add(zones, source);
+        }
     }
     if c.is_empty()
         && let Some(zones) = country_zones(region)
@@ -506,6 +565,30 @@ mod tests {
         assert!(published_line("1250555").is_empty() && published_line("125055").is_empty());
         assert_eq!(published_line("1250"), ["America/Vancouver"]);
         assert_eq!(area(2505551234), Some((Lpn, vec!["America/Vancouver"])));
+    }
+
+    #[test]
+    fn a_hand_written_zone_the_published_map_disagrees_with_is_kept() {
+        // The map (2018) gives Toronto's overlay 437 Winnipeg's clock only; the hand-written
+        // table says Toronto. Both stay candidates: the number is called when both allow it.
+        assert_eq!(published_line("1437"), ["America/Winnipeg"]);
+        let mut n = crate::phone::Normalizer::new("US").unwrap();
+        let phone = n.normalize("(437) 555-0100").unwrap();
+        let c = candidates(&phone, &LeadPlace::default());
+        let names: Vec<&str> = c.zones.iter().map(|z| z.tz).collect();
+        assert!(
+            names.contains(&"America/Winnipeg") && names.contains(&"America/Toronto"),
+            "{names:?}"
+        );
+        assert!(c.ambiguous());
+        // Where the map only names the same clock differently (208: Boise and Denver keep
+        // Mountain time), its precise answer stands alone.
+        let phone = n.normalize("(208) 201-5555").unwrap();
+        let c = candidates(&phone, &LeadPlace::default());
+        let names: Vec<&str> = c.zones.iter().map(|z| z.tz).collect();
+        assert_eq!(names, ["America/Denver"]);
+        assert!(same_clock(Tz::America__Boise, Tz::America__Denver));
+        assert!(!same_clock(Tz::America__Phoenix, Tz::America__Denver));
     }
 
     #[test]
