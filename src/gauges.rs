@@ -34,7 +34,7 @@ fn state_label(s: &AgentState) -> &'static str {
 }
 
 /// Samples until the process ends.
-pub async fn run(db: Db, runtime: Runtime, queues: Vec<String>) {
+pub async fn run(db: Db, runtime: Runtime) {
     loop {
         if let Ok(agents) = runtime.agent_snapshot(None).await {
             let mut by_state: BTreeMap<&str, f64> = STATES.iter().map(|s| (*s, 0.0)).collect();
@@ -45,6 +45,13 @@ pub async fn run(db: Db, runtime: Runtime, queues: Vec<String>) {
                 metrics::gauge!("dialbridge_agents", "state" => state).set(n);
             }
         }
+        // The queues in force (a SIGHUP may have added some since the start).
+        let queues: Vec<String> = runtime
+            .acd_config()
+            .queues
+            .iter()
+            .map(|q| q.name.clone())
+            .collect();
         for q in &queues {
             if let Ok(s) = runtime.queue_stats(q).await {
                 metrics::gauge!("dialbridge_queue_contacts", "queue" => q.clone())

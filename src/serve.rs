@@ -153,14 +153,7 @@ pub async fn run(
         appliance_sip: Some(sip.udp_addr),
     })
     .await?;
-    let queues = cfg
-        .inbound
-        .acd_config()?
-        .queues
-        .into_iter()
-        .map(|q| q.name)
-        .collect();
-    tokio::spawn(crate::gauges::run(db.clone(), runtime.clone(), queues));
+    tokio::spawn(crate::gauges::run(db.clone(), runtime.clone()));
     // PostgreSQL: agents are published to, and reached on, the other nodes (issue #9).
     let cluster =
         crate::agents_port::start_cluster(&cfg, &db, &clock, &runtime, sip.udp_addr).await?;

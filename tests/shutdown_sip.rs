@@ -405,6 +405,36 @@ async fn sighup_reloads_the_acd_file_without_dropping_calls() {
         1,
         "the waiting caller is still queued"
     );
+    // The configuration in force is what the admin pages and the metrics read: billing is
+    // there too (the gauges sample every 5 s).
+    let system: serde_json::Value = http
+        .get(app.url("/api/v1/system"))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let names: Vec<&str> = system["acd"]["queues"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|q| q["name"].as_str())
+        .collect();
+    assert!(names.contains(&"billing"), "system page queues: {names:?}");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let metrics = app.metrics().await;
+        if metrics.contains("dialbridge_queue_contacts{queue=\"billing\"} 0") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no gauge for the reloaded queue:\n{metrics}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
 
     // Removing the queue the caller waits in is refused; nothing changes.
     acd_file(

@@ -18,17 +18,18 @@ use crate::interpreter::PromptSpec;
 use super::Shared;
 use super::acd_task::Cmd;
 
-fn queue_cfg<'a>(sh: &'a Shared, queue: &str) -> Option<&'a QueueConfig> {
-    sh.cfg
-        .acd
+/// The settings in force of `queue` (by name or alias).
+fn queue_cfg(sh: &Shared, queue: &str) -> Option<crate::acd::QueueConfig> {
+    sh.acd_cfg()
         .queues
         .iter()
         .find(|q| q.name == queue || q.aliases.iter().any(|a| a == queue))
+        .cloned()
 }
 
 /// Whether any queue announces (no task is started otherwise).
 pub(crate) fn any(sh: &Shared) -> bool {
-    sh.cfg.acd.queues.iter().any(QueueConfig::announces)
+    sh.acd_cfg().queues.iter().any(QueueConfig::announces)
 }
 
 /// The stage detail recorded with each announcement.
@@ -89,7 +90,7 @@ pub(crate) fn spawn(sh: Arc<Shared>, contact: String, queue: String) {
             }
             let cmd = Cmd::Announce {
                 contact: contact.clone(),
-                detail: detail(&e, q),
+                detail: detail(&e, &q),
                 audio: Box::new(Sequence::new(parts)),
             };
             if sh.acd.send(cmd).is_err() {

@@ -80,12 +80,13 @@ pub struct CallbackView {
     pub ended_at_ms: Option<i64>,
 }
 
-fn queue_cfg<'a>(sh: &'a Shared, queue: &str) -> Option<&'a crate::acd::QueueConfig> {
-    sh.cfg
-        .acd
+/// The settings in force of `queue` (by name or alias).
+fn queue_cfg(sh: &Shared, queue: &str) -> Option<crate::acd::QueueConfig> {
+    sh.acd_cfg()
         .queues
         .iter()
         .find(|q| q.name == queue || q.aliases.iter().any(|a| a == queue))
+        .cloned()
 }
 
 /// How long a customer's phone rings per attempt for callbacks of `queue`.
@@ -121,10 +122,12 @@ pub(crate) async fn schedule(sh: &Shared, r: Request<'_>) -> anyhow::Result<i64>
     let now = sh.clock.now_ms();
     let q = queue_cfg(sh, r.queue);
     let attempts = q
+        .as_ref()
         .and_then(|q| q.callback_attempts)
         .unwrap_or(r.attempts)
         .max(1);
     let retry = q
+        .as_ref()
         .and_then(|q| q.callback_retry_s)
         .unwrap_or(r.retry_delay_s)
         .max(1);

@@ -289,6 +289,17 @@ pub(crate) struct Shared {
     pub events: broadcast::Sender<RuntimeEvent>,
     /// New and retried callbacks, to the scheduler ([`callbacks::run_scheduler`]).
     pub callbacks: mpsc::UnboundedSender<callbacks::Entry>,
+    /// The queues and routing profiles in force: `cfg.acd` at start, replaced by each
+    /// [`Runtime::reconfigure_acd`] the ACD accepted (announcements, callbacks and the admin
+    /// pages read it here).
+    pub acd_live: std::sync::RwLock<Arc<AcdConfig>>,
+}
+
+impl Shared {
+    /// The ACD configuration in force.
+    pub(crate) fn acd_cfg(&self) -> Arc<AcdConfig> {
+        self.acd_live.read().expect("acd config lock").clone()
+    }
 }
 
 /// The running inbound side. Cheap to clone.
@@ -336,6 +347,7 @@ impl Runtime {
             acd: tx,
             events,
             callbacks: cb_tx,
+            acd_live: std::sync::RwLock::new(Arc::new(cfg.acd.clone())),
             cfg,
         });
         tokio::spawn(acd_task::run(shared.clone(), acd, rx));
@@ -480,13 +492,15 @@ impl Runtime {
     /// every later decision, without touching contacts or agents ([`crate::acd::Acd::reconfigure`]:
     /// a queue with contacts, or a routing profile an agent uses, cannot be removed; all or
     /// nothing). Offers the change makes possible go out at once. Returns what changed (`queue
-    /// "b" added`...). Announcements and callback settings, and [`Runtime::acd_config`], keep
-    /// the configuration of the start.
+    /// "b" added`...). Announcements, callback settings and [`Runtime::acd_config`] follow.
     pub async fn reconfigure_acd(&self, config: AcdConfig) -> anyhow::Result<Vec<String>> {
+        let live = Arc::new(config.clone());
         let config = Box::new(config);
-        Ok(self
+        let changed = self
             .ask(|reply| acd_task::Cmd::ReconfigureAcd { config, reply })
-            .await??)
+            .await??;
+        *self.shared.acd_live.write().expect("acd config lock") = live;
+        Ok(changed)
     }
 
     /// A queued contact's queue, position and estimated wait (`None`: not queued).
@@ -668,10 +682,11 @@ impl Runtime {
         contact::LIVE.load(std::sync::atomic::Ordering::Relaxed)
     }
 
-    /// The queues and routing profiles as configured at start (the admin console shows them;
-    /// agents' profiles changed live since are in [`Runtime::agent_snapshot`]).
-    pub fn acd_config(&self) -> &AcdConfig {
-        &self.shared.cfg.acd
+    /// The queues and routing profiles in force: as configured at start, or as last reloaded
+    /// ([`Runtime::reconfigure_acd`]); the admin console and the metrics read them. Agents'
+    /// profiles changed live since are in [`Runtime::agent_snapshot`].
+    pub fn acd_config(&self) -> Arc<AcdConfig> {
+        self.shared.acd_cfg()
     }
 
     /// This node's name.
