@@ -687,16 +687,9 @@ impl Acd {
         None
     }
 
-    /// Puts a contact (already in its slot) into queue `q`: timers, then an attempt to route.
-    fn enter_queue(&mut self, slot: u32, q: u32, now: i64, out: &mut Vec<Decision>) {
-        self.seq += 1;
-        let epoch = self.seq;
-        let c = self.contact_mut(slot);
-        c.queue = q;
-        c.entered = now;
-        c.state = CState::Waiting;
-        c.queue_epoch = epoch;
-        let (id, entered, epoch) = (c.id.clone(), c.entered, c.queue_epoch);
+    /// Arms a contact's timers in queue `q`, counted from `entered`: its criteria steps' expiries,
+    /// the queue's profile delays and escalation steps (rechecks), and the queue's max wait.
+    fn arm_queue_timers(&mut self, slot: u32, q: u32, entered: i64, epoch: u64) {
         let mut checks: Vec<i64> = Vec::new();
         let mut acc = 0;
         for (_, expiry) in &self.contact(slot).expect("live").steps {
@@ -716,6 +709,19 @@ impl Acd {
             self.timers
                 .push(Reverse((entered + after, Timer::Recheck { slot, epoch })));
         }
+    }
+
+    /// Puts a contact (already in its slot) into queue `q`: timers, then an attempt to route.
+    fn enter_queue(&mut self, slot: u32, q: u32, now: i64, out: &mut Vec<Decision>) {
+        self.seq += 1;
+        let epoch = self.seq;
+        let c = self.contact_mut(slot);
+        c.queue = q;
+        c.entered = now;
+        c.state = CState::Waiting;
+        c.queue_epoch = epoch;
+        let (id, entered, epoch) = (c.id.clone(), c.entered, c.queue_epoch);
+        self.arm_queue_timers(slot, q, entered, epoch);
         self.rekey(slot, now);
         let name = self.queues[q as usize].name.clone();
         out.push(Decision::Queued {

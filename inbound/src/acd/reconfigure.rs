@@ -12,8 +12,7 @@
 //! times out at once). Idle sets are rebuilt with the new strategies' keys, and then every
 //! waiting contact, in routing order, is tried against the idle agents.
 
-use super::{Acd, AcdConfig, Activity, CState, ConfigError, Decision, Timer};
-use std::cmp::Reverse;
+use super::{Acd, AcdConfig, Activity, CState, ConfigError, Decision};
 
 /// Why a new configuration was refused (nothing changed).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -160,25 +159,7 @@ impl Acd {
             let c = self.contact_mut(slot);
             c.queue_epoch = epoch;
             let (q, entered, waiting) = (c.queue, c.entered, c.state == CState::Waiting);
-            let mut checks: Vec<i64> = Vec::new();
-            let mut acc = 0;
-            for (_, expiry) in &self.contact(slot).expect("live").steps {
-                if let Some(e) = expiry {
-                    acc += e;
-                    checks.push(acc);
-                }
-            }
-            let queue = &self.queues[q as usize];
-            checks.extend(queue.delays.iter().copied());
-            checks.extend(queue.escalation.iter().map(|&(after, _)| after));
-            if let Some(max) = queue.max_wait_ms {
-                self.timers
-                    .push(Reverse((entered + max, Timer::MaxWait { slot, epoch })));
-            }
-            for after in checks {
-                self.timers
-                    .push(Reverse((entered + after, Timer::Recheck { slot, epoch })));
-            }
+            self.arm_queue_timers(slot, q, entered, epoch);
             if waiting {
                 self.rekey(slot, now);
             }
