@@ -55,6 +55,10 @@ pub struct ClaimedLead {
     pub consent_type: Option<String>,
     pub attributes: serde_json::Map<String, serde_json::Value>,
     pub phones: Vec<LeadPhone>,
+    /// When this claim was made: tells it from a later claim of the same lead (a preview card
+    /// acts only while its own claim holds).
+    #[serde(skip)]
+    pub claimed_at: i64,
 }
 
 impl ClaimedLead {
@@ -319,7 +323,7 @@ async fn load(db: &Db, campaign_id: i64, ids: &[i64]) -> anyhow::Result<Vec<Clai
     let mut out = Vec::with_capacity(ids.len());
     for id in ids {
         let r = sqlx::query(
-            "SELECT c.list_id, c.priority, c.attempts, c.callback_agent, l.first_name, l.last_name, l.email, \
+            "SELECT c.list_id, c.priority, c.attempts, c.callback_agent, c.claimed_at, l.first_name, l.last_name, l.email, \
              l.postal_code, l.subdivision, l.country, l.consent_type, l.attributes \
              FROM campaign_leads c JOIN leads l ON l.id = c.lead_id WHERE c.campaign_id = $1 AND c.lead_id = $2",
         )
@@ -360,6 +364,7 @@ async fn load(db: &Db, campaign_id: i64, ids: &[i64]) -> anyhow::Result<Vec<Clai
             consent_type: r.get("consent_type"),
             attributes: serde_json::from_str(&attributes).unwrap_or_default(),
             phones,
+            claimed_at: r.get::<Option<i64>, _>("claimed_at").unwrap_or_default(),
         });
     }
     Ok(out)

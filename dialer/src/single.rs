@@ -67,10 +67,6 @@ pub struct PreviewCard {
     /// Dial automatically after this many seconds (campaign setting), if set; the server does
     /// it ([`preview_auto_dial`]).
     pub auto_dial_s: Option<u32>,
-    /// When the lead was claimed for this card: tells this card's claim from a later claim of
-    /// the same lead (after a skip).
-    #[serde(skip)]
-    pub claimed_at: i64,
 }
 
 /// A placed call: its contact id.
@@ -107,20 +103,11 @@ pub async fn preview_next(
         let counters = gate::counters(&d.db, &c, d.clock.now_ms(), 0, true).await?;
         match gate::decide(&d.db, d.clock.as_ref(), &c, &lead, &regs, &counters).await? {
             Verdict::Dial { phone, reason } => {
-                let claimed_at: i64 = sqlx::query_scalar(
-                    "SELECT claimed_at FROM campaign_leads WHERE campaign_id = $1 AND lead_id = $2",
-                )
-                .bind(c.id)
-                .bind(lead.lead_id)
-                .fetch_one(d.db.pool())
-                .await
-                .map_err(anyhow::Error::from)?;
                 let card = PreviewCard {
                     lead,
                     phone,
                     allowed_reason: reason,
                     auto_dial_s: c.config.preview_auto_dial_s,
-                    claimed_at,
                 };
                 schedule_auto_dial(d, &card, agent);
                 return Ok(Some(card));
@@ -178,7 +165,7 @@ pub async fn held(d: &Dialer, card: &PreviewCard) -> anyhow::Result<bool> {
     .bind(card.lead.campaign_id)
     .bind(card.lead.lead_id)
     .bind(&d.node)
-    .bind(card.claimed_at)
+    .bind(card.lead.claimed_at)
     .fetch_one(d.db.pool())
     .await?;
     Ok(n == 1)

@@ -11,7 +11,7 @@
 //! answered call to the node where the agent's leg is. A node only writes and deletes its own
 //! rows (an agent logging in elsewhere takes the row over).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use foundation::{Db, SharedClock};
@@ -152,6 +152,8 @@ async fn run(db: Db, clock: SharedClock, rt: Runtime, cfg: PresenceConfig) {
     let mut beat = tokio::time::interval(cfg.heartbeat);
     beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut beats: u64 = 0;
+    // Dead nodes (name, last heartbeat) whose records this node has closed already.
+    let mut closed: HashSet<(String, i64)> = HashSet::new();
     loop {
         let heartbeat = tokio::select! {
             _ = beat.tick() => true,
@@ -166,7 +168,7 @@ async fn run(db: Db, clock: SharedClock, rt: Runtime, cfg: PresenceConfig) {
         }
         if heartbeat {
             beats += 1;
-            if let Err(e) = beat_and_clean(&db, &clock, &cfg, beats % 10 == 1).await {
+            if let Err(e) = beat_and_clean(&db, &clock, &cfg, beats % 10 == 1, &mut closed).await {
                 tracing::warn!(error = %e, "node heartbeat not written");
             }
         }
@@ -232,6 +234,7 @@ async fn beat_and_clean(
     clock: &SharedClock,
     cfg: &PresenceConfig,
     clean: bool,
+    closed: &mut HashSet<(String, i64)>,
 ) -> anyhow::Result<()> {
     let now = clock.now_ms();
     sqlx::query("UPDATE cluster_nodes SET heartbeat_at = $1, sip_addr = $2 WHERE node = $3")
@@ -256,7 +259,7 @@ async fn beat_and_clean(
                 "removed the agents of nodes whose heartbeat stopped"
             );
         }
-        close_dead_nodes_records(db, now, cut, &cfg.node).await?;
+        close_dead_nodes_records(db, now, cut, &cfg.node, closed).await?;
     }
     Ok(())
 }
@@ -264,17 +267,29 @@ async fn beat_and_clean(
 /// A node that died never restarts to close its own records (it may be gone for good): every live
 /// node closes the call and contact records of nodes whose heartbeat stopped before `cut` as
 /// interrupted, as the dead node would have at its next start. Idempotent: closed rows are left
-/// alone, so the nodes doing it at once do no harm.
-async fn close_dead_nodes_records(db: &Db, now: i64, cut: i64, me: &str) -> anyhow::Result<()> {
-    let dead: Vec<(String,)> =
-        sqlx::query_as("SELECT node FROM cluster_nodes WHERE node <> $1 AND heartbeat_at < $2")
-            .bind(me)
-            .bind(cut)
-            .fetch_all(db.pool())
-            .await?;
-    for (node,) in dead {
-        let calls = telephony::cdr::close_interrupted(db, now, &node).await?;
-        let contacts = crate::runtime::contact::close_interrupted(db, now, &node).await?;
+/// alone, so the nodes doing it at once do no harm. Each death (a node and its last heartbeat) is
+/// handled once per live node (`closed`); the rows stay in `cluster_nodes` for good.
+async fn close_dead_nodes_records(
+    db: &Db,
+    now: i64,
+    cut: i64,
+    me: &str,
+    closed: &mut HashSet<(String, i64)>,
+) -> anyhow::Result<()> {
+    let dead: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT node, heartbeat_at FROM cluster_nodes WHERE node <> $1 AND heartbeat_at < $2",
+    )
+    .bind(me)
+    .bind(cut)
+    .fetch_all(db.pool())
+    .await?;
+    for death in dead {
+        if closed.contains(&death) {
+            continue;
+        }
+        let node = &death.0;
+        let calls = telephony::cdr::close_interrupted(db, now, node).await?;
+        let contacts = crate::runtime::contact::close_interrupted_of_node(db, now, node).await?;
         if calls + contacts as u64 > 0 {
             tracing::warn!(
                 node,
@@ -283,6 +298,7 @@ async fn close_dead_nodes_records(db: &Db, now: i64, cut: i64, me: &str) -> anyh
                 "closed the open call and contact records of a node whose heartbeat stopped"
             );
         }
+        closed.insert(death);
     }
     Ok(())
 }

@@ -684,51 +684,37 @@ async fn desktop(
 }
 
 async fn command(st: &AppState, rt: &Runtime, agent: &str, cmd: Incoming) -> Result<Done, String> {
-    match cmd {
-        Incoming::SoftphoneOffer { sdp } => crate::softphone::offer(st, agent, &sdp)
-            .await
-            .map(Done::Softphone)
-            .map_err(|e| e.message),
-        Incoming::SoftphoneClose => {
-            if crate::softphone::gateway(st)
-                .map_err(|e| e.message)?
-                .close(agent)
+    let done = match cmd {
+        Incoming::SoftphoneOffer { sdp } => {
+            return crate::softphone::offer(st, agent, &sdp)
                 .await
-            {
-                Ok(Done::Ok("softphone_close"))
-            } else {
-                Err("no softphone leg open for this agent".to_owned())
-            }
+                .map(Done::Softphone)
+                .map_err(|e| e.message);
+        }
+        Incoming::SoftphoneClose => {
+            crate::softphone::close_for(st, agent)
+                .await
+                .map_err(|e| e.message)?;
+            "softphone_close"
         }
         Incoming::Accept { contact } => {
             rt.answer(agent, &contact)
                 .await
                 .map_err(|e| e.to_string())?;
-            Ok(Done::Ok("accept"))
+            "accept"
         }
         Incoming::Reject { contact } => {
             rt.reject(agent, &contact)
                 .await
                 .map_err(|e| e.to_string())?;
-            Ok(Done::Ok("reject"))
+            "reject"
         }
-        other => command_ok(st, rt, agent, other).await.map(Done::Ok),
-    }
-}
-
-async fn command_ok(
-    st: &AppState,
-    rt: &Runtime,
-    agent: &str,
-    cmd: Incoming,
-) -> Result<&'static str, String> {
-    match cmd {
         Incoming::State { status, reason } => {
             let status = status_of(&StateBody { status, reason }).map_err(|e| e.message)?;
             rt.set_state(agent, status)
                 .await
                 .map_err(|e| e.to_string())?;
-            Ok("state")
+            "state"
         }
         Incoming::Dtmf { contact, digits } => {
             // Checked as the REST body is, before the contact is looked at.
@@ -744,7 +730,7 @@ async fn command_ok(
             rt.send_dtmf(&contact, &body.digits)
                 .await
                 .map_err(|e| e.to_string())?;
-            Ok("dtmf")
+            "dtmf"
         }
         Incoming::Disposition {
             contact,
@@ -767,18 +753,15 @@ async fn command_ok(
                 DispositionError::Runtime(e) => e.to_string(),
                 DispositionError::Internal(e) => format!("{e:#}"),
             })?;
-            Ok("disposition")
+            "disposition"
         }
         Incoming::Hangup { contact } => {
             rt.end_contact(&contact).await.map_err(|e| e.to_string())?;
-            Ok("hangup")
+            "hangup"
         }
-        Incoming::Ping => Ok("ping"),
-        Incoming::Accept { .. }
-        | Incoming::Reject { .. }
-        | Incoming::SoftphoneOffer { .. }
-        | Incoming::SoftphoneClose => unreachable!("handled in `command`"),
-    }
+        Incoming::Ping => "ping",
+    };
+    Ok(Done::Ok(done))
 }
 
 async fn send(socket: &mut WebSocket, out: &Outgoing<'_>) -> Result<(), axum::Error> {

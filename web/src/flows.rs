@@ -675,34 +675,6 @@ mod tests {
         })
     }
 
-    async fn test_state(dir: &std::path::Path) -> AppState {
-        let db = foundation::Db::connect(&format!("sqlite://{}/f.db", dir.display()), 1)
-            .await
-            .unwrap();
-        db.migrate().await.unwrap();
-        let addr: std::net::SocketAddr = "127.0.0.1:1".parse().unwrap();
-        AppState {
-            db,
-            clock: std::sync::Arc::new(foundation::clock::SystemClock),
-            lifecycle: foundation::lifecycle::Lifecycle::new(),
-            listening: std::sync::Arc::new(crate::Listening {
-                http: addr,
-                sip_udp: addr,
-                sip_tcp: addr,
-                rtp_ports: "1-2".into(),
-                https: false,
-                sip_tls: None,
-            }),
-            render_metrics: std::sync::Arc::new(String::new),
-            uploads_dir: dir.join("uploads"),
-            postgres_url: None,
-            keys: std::sync::Arc::new(crate::auth::KeyGate::new(100, 100)),
-            runtime: None,
-            outbound: None,
-            softphone: None,
-        }
-    }
-
     async fn import_as(
         st: &AppState,
         name: &str,
@@ -730,7 +702,7 @@ mod tests {
     #[tokio::test]
     async fn a_connect_export_saves_with_its_unsupported_actions_skipped_only_when_asked() {
         let dir = tempfile::tempdir().unwrap();
-        let st = test_state(dir.path()).await;
+        let st = crate::test_state(dir.path()).await;
         let uncd = "3e419d85-af42-40b1-ad34-8c6f5a0b1d43";
 
         let out = import_as(&st, "connect", EXPORT, false).await.unwrap();
@@ -825,7 +797,7 @@ mod tests {
     #[tokio::test]
     async fn allow_unsupported_does_not_save_other_problems() {
         let dir = tempfile::tempdir().unwrap();
-        let st = test_state(dir.path()).await;
+        let st = crate::test_state(dir.path()).await;
         let broken = r#"{
   "Version": "2019-10-30",
   "StartAction": "a",

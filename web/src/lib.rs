@@ -156,6 +156,37 @@ pub fn router() -> Router<AppState> {
         .fallback(|| async { error::ApiError::not_found("no such route") })
 }
 
+/// An [`AppState`] on a fresh SQLite database in `dir`, with no runtime, dialer or softphone:
+/// for calling handlers directly in unit tests.
+#[cfg(test)]
+pub(crate) async fn test_state(dir: &std::path::Path) -> AppState {
+    let db = Db::connect(&format!("sqlite://{}/o.db", dir.display()), 1)
+        .await
+        .unwrap();
+    db.migrate().await.unwrap();
+    let addr: SocketAddr = "127.0.0.1:1".parse().unwrap();
+    AppState {
+        db,
+        clock: Arc::new(foundation::clock::SystemClock),
+        lifecycle: Lifecycle::new(),
+        listening: Arc::new(Listening {
+            http: addr,
+            sip_udp: addr,
+            sip_tcp: addr,
+            rtp_ports: "1-2".into(),
+            https: false,
+            sip_tls: None,
+        }),
+        render_metrics: Arc::new(String::new),
+        uploads_dir: dir.join("uploads"),
+        postgres_url: None,
+        keys: Arc::new(auth::KeyGate::new(100, 100)),
+        runtime: None,
+        outbound: None,
+        softphone: None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -178,40 +209,12 @@ mod tests {
         paths
     }
 
-    async fn test_state(dir: &std::path::Path) -> AppState {
-        let db = Db::connect(&format!("sqlite://{}/o.db", dir.display()), 1)
-            .await
-            .unwrap();
-        db.migrate().await.unwrap();
-        let addr: SocketAddr = "127.0.0.1:1".parse().unwrap();
-        AppState {
-            db,
-            clock: Arc::new(foundation::clock::SystemClock),
-            lifecycle: Lifecycle::new(),
-            listening: Arc::new(Listening {
-                http: addr,
-                sip_udp: addr,
-                sip_tcp: addr,
-                rtp_ports: "1-2".into(),
-                https: false,
-                sip_tls: None,
-            }),
-            render_metrics: Arc::new(String::new),
-            uploads_dir: dir.join("uploads"),
-            postgres_url: None,
-            keys: Arc::new(auth::KeyGate::new(100, 100)),
-            runtime: None,
-            outbound: None,
-            softphone: None,
-        }
-    }
-
     /// A login attempt from one client address beyond the burst (10) is refused with 429
     /// before the password is checked; another address is still heard (401: wrong password).
     #[tokio::test]
     async fn login_attempts_beyond_the_burst_get_429_per_address() {
         let dir = tempfile::tempdir().unwrap();
-        let app = app(test_state(dir.path()).await);
+        let app = app(crate::test_state(dir.path()).await);
         let attempt = |ip: &str| {
             let mut req = Request::builder()
                 .method(Method::POST)
@@ -261,7 +264,7 @@ mod tests {
     #[tokio::test]
     async fn every_api_route_is_in_the_openapi_document() {
         let dir = tempfile::tempdir().unwrap();
-        let state = test_state(dir.path()).await;
+        let state = crate::test_state(dir.path()).await;
         let router = router();
         let paths = registered_paths(&router);
         assert!(

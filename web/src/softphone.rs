@@ -408,7 +408,7 @@ async fn hang_up(call: &mut Option<Call>) {
     }
 }
 
-pub(crate) fn gateway(st: &AppState) -> Result<&Arc<Gateway>, ApiError> {
+fn gateway(st: &AppState) -> Result<&Arc<Gateway>, ApiError> {
     st.softphone.as_ref().ok_or_else(|| {
         ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -465,8 +465,14 @@ pub(crate) async fn offer(st: &AppState, agent: &str, sdp: &str) -> Result<Offer
     responses((status = 204), (status = 404, body = ErrorBody), (status = 503, body = ErrorBody)))]
 async fn close(State(st): State<AppState>, caller: Caller) -> Result<StatusCode, ApiError> {
     caller.require(AGENT)?;
-    if gateway(&st)?.close(&caller.agent_id()).await {
-        Ok(StatusCode::NO_CONTENT)
+    close_for(&st, &caller.agent_id()).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Closes `agent`'s browser leg (the REST route and the desktop socket's `softphone_close`).
+pub(crate) async fn close_for(st: &AppState, agent: &str) -> Result<(), ApiError> {
+    if gateway(st)?.close(agent).await {
+        Ok(())
     } else {
         Err(ApiError::not_found("no softphone leg open for this agent"))
     }

@@ -204,8 +204,6 @@ struct Task {
     agents: HashMap<String, AgentSlot>,
     contacts: HashMap<String, ContactSlot>,
     serving: HashMap<String, Vec<String>>,
-    /// The ACD configuration in force (the start's, or the last reload's).
-    acd_cfg: AcdConfig,
     leg_no: u64,
     tx: mpsc::WeakUnboundedSender<Cmd>,
     ctl: controls::Controls,
@@ -258,7 +256,6 @@ pub(crate) async fn originate_to(
 
 pub(crate) async fn run(sh: Arc<Shared>, acd: Acd, mut rx: mpsc::UnboundedReceiver<Cmd>) {
     let serving = super::profiles_serving(&sh.cfg.acd);
-    let t_cfg = sh.cfg.acd.clone();
     let tx = sh.acd.downgrade();
     let mut t = Task {
         sh,
@@ -266,7 +263,6 @@ pub(crate) async fn run(sh: Arc<Shared>, acd: Acd, mut rx: mpsc::UnboundedReceiv
         agents: HashMap::new(),
         contacts: HashMap::new(),
         serving,
-        acd_cfg: t_cfg,
         leg_no: 0,
         tx,
         ctl: Default::default(),
@@ -435,13 +431,13 @@ impl Task {
         ring_timeout_ms: i64,
         pending: &mut VecDeque<Event>,
     ) {
-        let Some(call) = self.contacts.get(contact).map(|c| c.call.clone()) else {
+        if !self.contacts.contains_key(contact) {
             pending.push_back(Event::Reject {
                 contact: contact.into(),
                 agent: agent.into(),
             });
             return;
-        };
+        }
         let Some(a) = self.agents.get(agent) else {
             pending.push_back(Event::Reject {
                 contact: contact.into(),
@@ -463,17 +459,12 @@ impl Task {
             return;
         }
         if nailed_up {
-            let ok = match (&a.leg, a.leg_up) {
-                (Some(leg), true) => {
-                    match stop_hold(&call).await.bridge(leg, OnPeerHangup::Stay).await {
-                        Ok(()) => true,
-                        Err(e) => {
-                            tracing::warn!(agent, contact, error = %e, "media switch to the agent's leg failed");
-                            false
-                        }
-                    }
+            let ok = match self.switch_media(contact, agent).await {
+                Ok(()) => true,
+                Err(e) => {
+                    tracing::warn!(agent, contact, error = %e, "media switch to the agent's leg failed");
+                    false
                 }
-                _ => false,
             };
             pending.push_back(if ok {
                 Event::Accept {
@@ -495,6 +486,25 @@ impl Task {
                 agent: agent.into(),
             });
         }
+    }
+
+    /// Switches `contact`'s caller from the hold audio to `agent`'s nailed-up leg.
+    async fn switch_media(&self, contact: &str, agent: &str) -> Result<(), String> {
+        let call = self
+            .contacts
+            .get(contact)
+            .map(|c| c.call.clone())
+            .ok_or_else(|| format!("{contact} has no call"))?;
+        let leg = self
+            .agents
+            .get(agent)
+            .and_then(|a| a.leg.clone().filter(|_| a.leg_up))
+            .ok_or_else(|| format!("{agent}'s nailed-up leg is down"))?;
+        stop_hold(&call)
+            .await
+            .bridge(&leg, OnPeerHangup::Stay)
+            .await
+            .map_err(|e| e.to_string())
     }
 
     /// Whether an offer of `contact` waits for `agent`'s answer: the agent does not
@@ -557,7 +567,6 @@ impl Task {
             .filter(|(c, _)| c == contact)
             .map(|(_, ring)| *ring);
         let nailed_up = a.login.mode == AgentMode::NailedUp;
-        let leg = a.leg.clone().filter(|_| a.leg_up);
         if !take {
             self.note(contact, "rejected", agent);
             if let Some(a) = self.agents.get_mut(agent) {
@@ -580,7 +589,6 @@ impl Task {
             a.awaiting = None;
         }
         self.note(contact, "answered_on_desktop", agent);
-        let call = self.contacts.get(contact).map(|c| c.call.clone());
         if !nailed_up {
             return match self.ring(contact, agent, ring_timeout_ms).await {
                 Ok(()) => Ok(()),
@@ -594,15 +602,7 @@ impl Task {
                 }
             };
         }
-        let switched = match (call, leg) {
-            (Some(call), Some(leg)) => stop_hold(&call)
-                .await
-                .bridge(&leg, OnPeerHangup::Stay)
-                .await
-                .map_err(|e| e.to_string()),
-            _ => Err(format!("{agent}'s nailed-up leg is down")),
-        };
-        match switched {
+        match self.switch_media(contact, agent).await {
             Ok(()) => {
                 self.step(Event::Accept {
                     contact: contact.into(),
@@ -1371,10 +1371,8 @@ impl Task {
             return;
         }
         let ring = self
-            .acd_cfg
-            .queues
-            .iter()
-            .find(|q| q.name == entry.queue || q.aliases.contains(&entry.queue))
+            .sh
+            .queue_cfg(&entry.queue)
             .map_or(20, |q| q.ring_timeout_s);
         let mut req = ContactRequest::new(&contact, &entry.queue);
         req.waiting_since_ms = Some(entry.waiting_since);
@@ -1408,10 +1406,8 @@ impl Task {
             }
             Some(a) if a.login.mode == AgentMode::RingPerOffer => {
                 let ring = self
-                    .acd_cfg
-                    .queues
-                    .iter()
-                    .find(|q| q.name == entry.queue || q.aliases.contains(&entry.queue))
+                    .sh
+                    .queue_cfg(&entry.queue)
                     .map_or(20, |q| q.ring_timeout_s);
                 super::callbacks::AgentSide::Ring(
                     a.login.endpoint.clone(),
@@ -1617,7 +1613,8 @@ impl Task {
             .get(agent)
             .map(|a| a.login.routing_profile.clone())
             .or_else(|| {
-                self.acd_cfg
+                self.sh
+                    .acd_cfg()
                     .agents
                     .iter()
                     .find(|a| a.id == agent)
@@ -1651,9 +1648,9 @@ impl Task {
         config: AcdConfig,
     ) -> Result<Vec<String>, crate::acd::ReconfigureError> {
         let decisions = self.acd.reconfigure(&config, self.now())?;
-        let changed = crate::acd::changes(&self.acd_cfg, &config);
+        let changed = crate::acd::changes(&self.sh.acd_cfg(), &config);
         self.serving = super::profiles_serving(&config);
-        self.acd_cfg = config;
+        *self.sh.acd_live.write().expect("acd config lock") = Arc::new(config);
         self.apply_all(decisions).await;
         Ok(changed)
     }

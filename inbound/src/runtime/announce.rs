@@ -18,15 +18,6 @@ use crate::interpreter::PromptSpec;
 use super::Shared;
 use super::acd_task::Cmd;
 
-/// The settings in force of `queue` (by name or alias).
-fn queue_cfg(sh: &Shared, queue: &str) -> Option<crate::acd::QueueConfig> {
-    sh.acd_cfg()
-        .queues
-        .iter()
-        .find(|q| q.name == queue || q.aliases.iter().any(|a| a == queue))
-        .cloned()
-}
-
 /// Whether any queue announces (no task is started otherwise).
 pub(crate) fn any(sh: &Shared) -> bool {
     sh.acd_cfg().queues.iter().any(QueueConfig::announces)
@@ -47,7 +38,8 @@ pub(crate) fn detail(e: &Estimate, q: &QueueConfig) -> String {
 /// Starts announcing to `contact`, queued in `queue`.
 pub(crate) fn spawn(sh: Arc<Shared>, contact: String, queue: String) {
     tokio::spawn(async move {
-        let mut every = queue_cfg(&sh, &queue)
+        let mut every = sh
+            .queue_cfg(&queue)
             .map_or(crate::acd::DEFAULT_ANNOUNCE_EVERY_S, |q| q.announce_every_s);
         loop {
             tokio::time::sleep(Duration::from_secs(every.max(1) as u64)).await;
@@ -63,7 +55,7 @@ pub(crate) fn spawn(sh: Arc<Shared>, contact: String, queue: String) {
                 return;
             }
             let Ok(Some(e)) = rx.await else { return };
-            let Some(q) = queue_cfg(&sh, &e.queue) else {
+            let Some(q) = sh.queue_cfg(&e.queue) else {
                 continue;
             };
             every = q.announce_every_s;

@@ -80,18 +80,9 @@ pub struct CallbackView {
     pub ended_at_ms: Option<i64>,
 }
 
-/// The settings in force of `queue` (by name or alias).
-fn queue_cfg(sh: &Shared, queue: &str) -> Option<crate::acd::QueueConfig> {
-    sh.acd_cfg()
-        .queues
-        .iter()
-        .find(|q| q.name == queue || q.aliases.iter().any(|a| a == queue))
-        .cloned()
-}
-
 /// How long a customer's phone rings per attempt for callbacks of `queue`.
 pub(crate) fn ring_s(sh: &Shared, queue: &str) -> i64 {
-    queue_cfg(sh, queue).map_or(30, |q| q.callback_ring_s)
+    sh.queue_cfg(queue).map_or(30, |q| q.callback_ring_s)
 }
 
 /// The flow's request to call back. `arrived_ms`: when the caller first reached us.
@@ -120,7 +111,7 @@ pub fn place(arrived_ms: i64, now: i64, delay_s: i64) -> (i64, i64) {
 /// Stores a callback and hands it to the scheduler. Returns its id.
 pub(crate) async fn schedule(sh: &Shared, r: Request<'_>) -> anyhow::Result<i64> {
     let now = sh.clock.now_ms();
-    let q = queue_cfg(sh, r.queue);
+    let q = sh.queue_cfg(r.queue);
     let attempts = q
         .as_ref()
         .and_then(|q| q.callback_attempts)
@@ -478,7 +469,8 @@ async fn dial_inner(sh: &Shared, entry: &mut Entry, side: &AgentSide) -> Dialed 
     };
     let o = Originate {
         to_user: entry.number.clone(),
-        from_user: queue_cfg(sh, &entry.queue)
+        from_user: sh
+            .queue_cfg(&entry.queue)
             .and_then(|q| q.callback_caller_id.clone())
             .unwrap_or_else(|| sh.cfg.agent_caller_id.clone()),
         trunks: vec![trunk],

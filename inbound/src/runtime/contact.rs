@@ -973,15 +973,41 @@ impl Contact {
     }
 }
 
-/// Closes the records of contacts a previous run left open (`ended_at` unset) as interrupted.
-/// Single-node: every open contact in the database belongs to this appliance.
+/// Closes the records of contacts a previous run left open (`ended_at` unset) as interrupted:
+/// `node`'s, and those written before contacts named their node.
 pub async fn close_interrupted(db: &Db, now_ms: i64, node: &str) -> anyhow::Result<usize> {
-    let rows: Vec<(String, String)> = sqlx::query_as(
+    close_open(
+        db,
+        now_ms,
+        node,
         "SELECT contact_id, record FROM inbound_contacts WHERE ended_at IS NULL AND (node = $1 OR node IS NULL)",
     )
-    .bind(node)
-    .fetch_all(db.pool())
-    .await?;
+    .await
+}
+
+/// Closes the open contact records of `node`, a node whose heartbeat stopped, as interrupted
+/// (done by the nodes still running: only rows that name that node).
+pub async fn close_interrupted_of_node(db: &Db, now_ms: i64, node: &str) -> anyhow::Result<usize> {
+    close_open(
+        db,
+        now_ms,
+        node,
+        "SELECT contact_id, record FROM inbound_contacts WHERE ended_at IS NULL AND node = $1",
+    )
+    .await
+}
+
+/// Closes the contacts `select` (bound to `node`) finds.
+async fn close_open(
+    db: &Db,
+    now_ms: i64,
+    node: &str,
+    select: &'static str,
+) -> anyhow::Result<usize> {
+    let rows: Vec<(String, String)> = sqlx::query_as(select)
+        .bind(node)
+        .fetch_all(db.pool())
+        .await?;
     let n = rows.len();
     for (id, text) in rows {
         match serde_json::from_str::<ContactRecord>(&text) {

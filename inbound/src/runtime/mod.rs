@@ -289,9 +289,9 @@ pub(crate) struct Shared {
     pub events: broadcast::Sender<RuntimeEvent>,
     /// New and retried callbacks, to the scheduler ([`callbacks::run_scheduler`]).
     pub callbacks: mpsc::UnboundedSender<callbacks::Entry>,
-    /// The queues and routing profiles in force: `cfg.acd` at start, replaced by each
-    /// [`Runtime::reconfigure_acd`] the ACD accepted (announcements, callbacks and the admin
-    /// pages read it here).
+    /// The queues and routing profiles in force: `cfg.acd` at start, replaced by the ACD task
+    /// when it accepts a [`Runtime::reconfigure_acd`] (the task, announcements, callbacks and the
+    /// admin pages read it here).
     pub acd_live: std::sync::RwLock<Arc<AcdConfig>>,
 }
 
@@ -299,6 +299,15 @@ impl Shared {
     /// The ACD configuration in force.
     pub(crate) fn acd_cfg(&self) -> Arc<AcdConfig> {
         self.acd_live.read().expect("acd config lock").clone()
+    }
+
+    /// The settings in force of `queue` (by name or alias).
+    pub(crate) fn queue_cfg(&self, queue: &str) -> Option<crate::acd::QueueConfig> {
+        self.acd_cfg()
+            .queues
+            .iter()
+            .find(|q| q.name == queue || q.aliases.iter().any(|a| a == queue))
+            .cloned()
     }
 }
 
@@ -494,13 +503,10 @@ impl Runtime {
     /// nothing). Offers the change makes possible go out at once. Returns what changed (`queue
     /// "b" added`...). Announcements, callback settings and [`Runtime::acd_config`] follow.
     pub async fn reconfigure_acd(&self, config: AcdConfig) -> anyhow::Result<Vec<String>> {
-        let live = Arc::new(config.clone());
         let config = Box::new(config);
-        let changed = self
+        Ok(self
             .ask(|reply| acd_task::Cmd::ReconfigureAcd { config, reply })
-            .await??;
-        *self.shared.acd_live.write().expect("acd config lock") = live;
-        Ok(changed)
+            .await??)
     }
 
     /// A queued contact's queue, position and estimated wait (`None`: not queued).
